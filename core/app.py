@@ -1,0 +1,251 @@
+"""The application factory: ``create_app()`` builds the API from the core and its plugins."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any, Iterable
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
+
+from myhibachi.core import __version__, errors
+from myhibachi.core.auth import Principal, current_principal, require
+from myhibachi.core.context import AppContext
+from myhibachi.core.db import Database, resolve_url
+from myhibachi.core.errors import Problem, error_responses
+from myhibachi.core.flags import Flags
+from myhibachi.core.plugins import Plugin, PluginManager, load_installed
+from myhibachi.core.settings import Settings
+
+log = logging.getLogger("myhibachi.app")
+
+CORE_PERMISSIONS = ["plugins.read"]
+
+
+class PluginInfo(BaseModel):
+    name: str
+    version: str
+    flag: str | None
+    state: str
+    reason: str = ""
+    requires: list[str]
+    features: dict[str, list[str]]
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, Any] = {}
+
+
+def flag_gate(flag: str):
+    """Dependency mounted on a plugin's router: 404 problem when its flag is off for the caller."""
+
+    async def gate(request: Request, principal: Principal = Depends(current_principal)) -> None:
+        if not request.app.state.ctx.flags.enabled(flag, principal.flag_context()):
+            raise Problem(404, "Feature disabled", f"this feature is not enabled ({flag})",
+                          kind="feature-disabled", flag=flag)
+
+    gate.flag = flag
+    return gate
+
+
+def plugin_states(ctx: AppContext) -> list[PluginInfo]:
+    rows = []
+    for rec in sorted(ctx.plugins.records.values(), key=lambda r: r.name):
+        state = rec.state
+        if state == "enabled" and rec.flag and not ctx.flags.enabled(rec.flag, {"userId": "*"}):
+            state = "disabled by flag"
+        rows.append(PluginInfo(name=rec.name, version=rec.version, flag=rec.flag,
+                               state=state if state != "failed" else f"failed: {rec.reason}",
+                               reason=rec.reason, requires=list(rec.requires), features=rec.features))
+    return rows
+
+
+def _core_router() -> APIRouter:
+    router = APIRouter(tags=["meta"])
+
+    @router.get("/meta/plugins", response_model=list[PluginInfo],
+                responses=error_responses(401, 403))
+    async def list_plugins(request: Request, _: Principal = Depends(require("plugins.read"))):
+        return plugin_states(request.app.state.ctx)
+
+    return router
+
+
+class _Observe:
+    """Pure ASGI middleware: request id header and Prometheus counters, cheap on hot paths."""
+
+    def __init__(self, app, registry) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.app = app
+        self.requests = Counter("myhibachi_http_requests_total", "HTTP requests", ["method", "status"],
+                                registry=registry)
+        self.latency = Histogram("myhibachi_http_request_seconds", "HTTP request latency", registry=registry)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        rid = None
+        for k, v in scope["headers"]:
+            if k == b"x-request-id":
+                rid = v
+                break
+        rid = rid or uuid.uuid4().hex.encode()
+        scope.setdefault("state", {})["request_id"] = rid.decode()
+        status = 500
+
+        async def send_wrapper(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = list(message.get("headers", [])) + [(b"x-request-id", rid)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.requests.labels(scope["method"], str(status)).inc()
+            self.latency.observe(time.perf_counter() - start)
+
+
+def _build_plugins(settings: Settings, plugins: Iterable[Plugin | str] | None) -> PluginManager:
+    if plugins is None:
+        return load_installed(settings)
+    from myhibachi.core.plugins import discover
+
+    manager = PluginManager(trace=settings.trace_hooks)
+    installed = None
+    objects = []
+    for p in plugins:
+        if isinstance(p, str):
+            installed = installed or discover()
+            objects.append(installed[p]())
+        else:
+            objects.append(p)
+    manager.load(objects, strict=settings.strict_plugins)
+    return manager
+
+
+def create_app(
+    plugins: Iterable[Plugin | str] | None = None,
+    *,
+    settings: Settings | None = None,
+    database: Database | None = None,
+) -> FastAPI:
+    """Build the API.
+
+    :param plugins: plugin objects or installed plugin names to load; None loads the
+        installed plugins selected by the settings (``MYHIBACHI_PLUGINS`` ...).
+    :param settings: settings; read from the environment when None.
+    :param database: an existing database handle (tests share one); else built from settings.
+    """
+    from myhibachi.core import api as core_api
+    from myhibachi.core import events, ports, tasks
+
+    settings = settings or Settings()
+    manager = _build_plugins(settings, plugins)
+    flags = Flags(settings)
+    manager.flags = flags
+    if not flags.server_mode:
+        flags_file_defaults(flags, manager)
+    db = database or Database(resolve_url(settings))
+    ctx = AppContext(settings=settings, db=db, flags=flags, plugins=manager)
+    ctx.ports = ports.build(ctx)
+    ctx.huey = tasks.make_huey(settings)
+    ctx.permissions = set(CORE_PERMISSIONS) | set(core_api.PERMISSIONS)
+
+    strict = settings.strict_plugins
+    for plugin, perms in manager.setup_call("register_permissions", strict=strict):
+        ctx.permissions.update(perms or [])
+    tasks.register_core_tasks(ctx)
+    manager.setup_call("register_tasks", strict=strict, huey=ctx.huey, ctx=ctx)
+    events.register_core_handlers(ctx)
+    for plugin, handlers in manager.setup_call("register_event_handlers", strict=strict):
+        events.add_handlers(ctx, plugin, handlers or {})
+    routers: dict[str, APIRouter] = {p.name: APIRouter(tags=[p.name]) for p in manager.plugins}
+    manager.setup_call("register_routes", strict=strict, own=lambda p: {"router": routers[p.name]}, ctx=ctx)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        flags.start()
+        try:
+            yield
+        finally:
+            flags.stop()
+            if database is None:
+                await db.dispose()
+
+    app = FastAPI(
+        title="My Hibachi API",
+        version=__version__,
+        lifespan=lifespan,
+        responses=error_responses(422),
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+
+    @app.get("/healthz", response_model=Health, tags=["meta"])
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, tags=["meta"], responses=error_responses(503))
+    async def readyz():
+        return await readiness(ctx)
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["meta"])
+    async def metrics() -> PlainTextResponse:
+        from prometheus_client import generate_latest
+
+        return PlainTextResponse(generate_latest(ctx.extra["registry"]).decode())
+
+    app.include_router(_core_router(), prefix="/v1")
+    for router in core_api.routers():
+        app.include_router(router, prefix="/v1")
+
+    for plugin in manager.plugins:
+        deps = [Depends(flag_gate(plugin.flag))] if plugin.flag else []
+        app.include_router(routers[plugin.name], prefix="/v1", dependencies=deps)
+
+    registry = CollectorRegistry()
+    app.add_middleware(_Observe, registry=registry)
+    ctx.extra["registry"] = registry
+    return app
+
+
+def flags_file_defaults(flags: Flags, manager: PluginManager) -> None:
+    """On the embedded default, every installed plugin's flag exists in the toggles file (on)."""
+    names = [r.flag for r in manager.records.values() if r.flag]
+    flags.toggles.ensure(names)
+
+
+async def readiness(ctx: AppContext):
+    from fastapi.responses import JSONResponse
+
+    checks: dict[str, Any] = {}
+    ok = True
+    try:
+        await ctx.db.ping()
+        checks["database"] = {"ok": True}
+    except Exception as exc:
+        ok = False
+        checks["database"] = {"ok": False, "detail": type(exc).__name__}
+    try:
+        ctx.huey.storage.queue_size()
+        checks["queue"] = {"ok": True}
+    except Exception as exc:
+        ok = False
+        checks["queue"] = {"ok": False, "detail": type(exc).__name__}
+    checks["flags"] = {"ok": ctx.flags.ready, "mode": "server" if ctx.flags.server_mode else "file"}
+    for result in await ctx.call_all("integration_health"):
+        checks[result.get("name", "plugin")] = result
+        ok = ok and bool(result.get("ok", True))
+    body = Health(status="ok" if ok else "unavailable", checks=checks)
+    if ok:
+        return body
+    return JSONResponse(body.model_dump(), status_code=503)

@@ -1,0 +1,225 @@
+"""Principals, tokens and permission checks.
+
+Every request gets one ``Principal`` (decoded once, cached on the request): a customer or
+admin from a JWT, a machine from an API key (``Bearer mh_...``), or anonymous. Admin routes
+declare their permission with ``Depends(require("bookings.read"))``; default deny.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import jwt
+import sqlalchemy as sa
+from fastapi import Depends, Request
+
+from myhibachi.core.errors import Problem
+
+ALGORITHM = "HS256"
+API_KEY_PREFIX = "mh_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # anonymous | customer | admin | api_key
+    id: str | None = None
+    permissions: frozenset[str] = field(default_factory=frozenset)
+    session: str | None = None
+    remote: str | None = None
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.kind == "anonymous"
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind in ("admin", "api_key")
+
+    def can(self, permission: str) -> bool:
+        return has_permission(self.permissions, permission)
+
+    def flag_context(self) -> dict[str, Any]:
+        """The Unleash context: sticky by user id, else session, else remote address."""
+        user = self.id or self.session or self.remote or "anonymous"
+        ctx: dict[str, Any] = {"userId": user}
+        if self.session:
+            ctx["sessionId"] = self.session
+        if self.remote:
+            ctx["remoteAddress"] = self.remote
+        return ctx
+
+
+ANONYMOUS = Principal("anonymous")
+
+
+def has_permission(granted: frozenset[str] | set[str], permission: str) -> bool:
+    """``*`` grants all; ``area.*`` grants every ``area.x``; otherwise an exact match."""
+    if "*" in granted or permission in granted:
+        return True
+    area = permission.split(".", 1)[0]
+    return f"{area}.*" in granted
+
+
+def permission_matches_known(permission: str, known: set[str]) -> bool:
+    """True when a granted string (maybe a wildcard) names at least one known permission."""
+    if permission == "*":
+        return True
+    if permission.endswith(".*"):
+        area = permission[:-2]
+        return any(k.split(".", 1)[0] == area for k in known)
+    return permission in known
+
+
+# --- tokens ------------------------------------------------------------------------------
+
+
+def issue_access_token(settings, *, subject: str, kind: str, session: str | None = None,
+                       extra: dict[str, Any] | None = None) -> tuple[str, int]:
+    """A short-lived signed access token and its lifetime in seconds."""
+    lifetime = settings.access_token_minutes * 60
+    now = datetime.now(timezone.utc)
+    claims = {
+        "sub": subject,
+        "kind": kind,
+        "sid": session or uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + timedelta(seconds=lifetime),
+        "jti": uuid.uuid4().hex,
+    }
+    if extra:
+        claims.update(extra)
+    return jwt.encode(claims, settings.signing_key, algorithm=ALGORITHM), lifetime
+
+
+def decode_access_token(settings, token: str) -> dict[str, Any]:
+    try:
+        return jwt.decode(token, settings.signing_key, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+    except jwt.ExpiredSignatureError as exc:
+        raise Problem(401, "Unauthorized", "the access token has expired", kind="token-expired",
+                      headers={"WWW-Authenticate": "Bearer"}) from exc
+    except jwt.PyJWTError as exc:
+        raise Problem(401, "Unauthorized", "the access token is not valid", kind="invalid-token",
+                      headers={"WWW-Authenticate": "Bearer"}) from exc
+
+
+def token_hash(settings, token: str) -> bytes:
+    return hmac.new(settings.signing_key.encode(), token.encode(), hashlib.sha256).digest()
+
+
+def new_api_key() -> tuple[str, str]:
+    """A fresh API key and its lookup prefix; only the hash of the key is stored."""
+    prefix = secrets.token_hex(4)
+    return f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}", prefix
+
+
+async def create_api_key(conn, settings, *, name: str, scopes: list[str], created_by: str | None = None,
+                         expires_at: datetime | None = None) -> tuple[str, dict[str, Any]]:
+    from myhibachi.core.models import api_keys
+
+    key, prefix = new_api_key()
+    row = (await conn.execute(
+        sa.insert(api_keys).values(
+            id=uuid.uuid4(), name=name, prefix=prefix, key_hash=token_hash(settings, key), scopes=scopes,
+            created_by=created_by, expires_at=expires_at,
+        ).returning(api_keys)
+    )).mappings().one()
+    return key, dict(row)
+
+
+async def principal_from_api_key(conn, settings, key: str) -> Principal | None:
+    from myhibachi.core.models import api_keys
+
+    try:
+        prefix = key[len(API_KEY_PREFIX):].split("_", 1)[0]
+    except IndexError:
+        return None
+    row = (await conn.execute(sa.select(api_keys).where(api_keys.c.prefix == prefix))).mappings().first()
+    if row is None or not hmac.compare_digest(row["key_hash"], token_hash(settings, key)):
+        return None
+    now = datetime.now(timezone.utc)
+    if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= now):
+        return None
+    return Principal("api_key", str(row["id"]), frozenset(row["scopes"]))
+
+
+# --- request dependencies ------------------------------------------------------------------
+
+
+def _remote(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def current_principal(request: Request) -> Principal:
+    """The caller, decoded once per request and reused by the flag gate and routes."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    ctx = request.app.state.ctx
+    header = request.headers.get("authorization")
+    remote = _remote(request)
+    session = request.headers.get("x-session-id")
+    if not header:
+        principal = Principal("anonymous", session=session, remote=remote)
+    else:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Problem(401, "Unauthorized", "use 'Authorization: Bearer <token>'", kind="invalid-token",
+                          headers={"WWW-Authenticate": "Bearer"})
+        if token.startswith(API_KEY_PREFIX):
+            async with ctx.db.connect() as conn:
+                principal = await principal_from_api_key(conn, ctx.settings, token)
+            if principal is None:
+                raise Problem(401, "Unauthorized", "the API key is not valid", kind="invalid-token",
+                              headers={"WWW-Authenticate": "Bearer"})
+        else:
+            claims = decode_access_token(ctx.settings, token)
+            if claims.get("kind") == "customer":
+                principal = Principal("customer", claims["sub"], frozenset(), claims.get("sid"), remote)
+            else:
+                principal = await ctx.call_first("resolve_principal", claims=claims)
+                if principal is None:
+                    raise Problem(401, "Unauthorized", "the session is no longer valid", kind="invalid-token",
+                                  headers={"WWW-Authenticate": "Bearer"})
+    request.state.principal = principal
+    return principal
+
+
+def require(permission: str):
+    """Dependency: the caller must hold ``permission`` (401 when anonymous, 403 otherwise)."""
+
+    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+        if principal.is_anonymous:
+            raise Problem(401, "Unauthorized", f"this route requires the permission {permission}",
+                          kind="unauthenticated", permission=permission, headers={"WWW-Authenticate": "Bearer"})
+        if not principal.can(permission):
+            raise Problem(403, "Forbidden", f"missing permission {permission}", kind="forbidden",
+                          permission=permission)
+        return principal
+
+    dependency.permission = permission  # read by the route walk and the audit trail
+    return dependency
+
+
+async def authenticated(principal: Principal = Depends(current_principal)) -> Principal:
+    """Dependency: any signed-in caller."""
+    if principal.is_anonymous:
+        raise Problem(401, "Unauthorized", "sign in first", kind="unauthenticated",
+                      headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def route_permission(route) -> str | None:
+    """The permission an APIRoute requires, found on its dependencies."""
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        perm = getattr(dep.call, "permission", None)
+        if perm:
+            return perm
+        stack.extend(dep.dependencies)
+    return None

@@ -1,0 +1,360 @@
+"""The ``myhibachi`` command line."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from myhibachi.core.settings import Settings
+
+app = typer.Typer(help="My Hibachi: run, migrate and manage the platform.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations (one Alembic branch per plugin).", no_args_is_help=True)
+plugins_app = typer.Typer(help="Installed plugins.", no_args_is_help=True)
+flags_app = typer.Typer(help="Feature flags (toggles file, or the Unleash server).", no_args_is_help=True)
+events_app = typer.Typer(help="Domain events.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(plugins_app, name="plugins")
+app.add_typer(flags_app, name="flags")
+app.add_typer(events_app, name="events")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _manager(settings: Settings):
+    from myhibachi.core.plugins import load_installed
+
+    return load_installed(settings)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)] if rows else [len(h) for h in headers]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _url(settings: Settings, keep_running: bool = True) -> str:
+    from myhibachi.core.db import resolve_url
+
+    return resolve_url(settings, keep_running=keep_running)
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+@app.command()
+def up(
+    host: Optional[str] = typer.Option(None, help="Address to listen on."),
+    port: Optional[int] = typer.Option(None, help="Port to listen on."),
+    workers: Optional[int] = typer.Option(None, help="API worker processes."),
+) -> None:
+    """Migrate, then serve the API and run the worker until Ctrl-C (embedded defaults)."""
+    from myhibachi.core import migrate
+    from myhibachi.core.flags import TogglesFile
+
+    settings = _settings()
+    host, port, workers = host or settings.host, port or settings.port, workers or settings.workers
+    url = _url(settings)
+    manager = _manager(settings)
+    started = time.perf_counter()
+    migrate.upgrade(url, manager)
+    if not settings.unleash_url:
+        TogglesFile(settings.toggles_path).ensure([r.flag for r in manager.records.values() if r.flag])
+    env = {**os.environ, "DATABASE_URL": url, "MYHIBACHI_HOME": str(settings.home_dir)}
+    api = subprocess.Popen(
+        [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
+         "--workers", str(workers), "--log-level", "warning", "myhibachi.core.app:create_app"],
+        env=env,
+    )
+    worker_proc = subprocess.Popen([sys.executable, "-m", "myhibachi.core.cli", "worker"], env=env)
+    rows = [[r.name, r.version, r.flag or "-", r.state] for r in manager.records.values()]
+    typer.echo(f"My Hibachi is up at http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    typer.echo(f"data: {settings.home_dir}   database: {'embedded PostgreSQL' if not settings.database_url else url}")
+    typer.echo(f"flags: {settings.unleash_url or settings.toggles_path}   queue: "
+               f"{settings.redis_url or 'SQLite'}   migrated in {time.perf_counter() - started:.2f}s")
+    typer.echo(_table(["plugin", "version", "flag", "state"], rows) if rows else "no plugins installed")
+    typer.echo("Ctrl-C stops everything; `myhibachi down` stops a database left running.")
+
+    def stop(*_):
+        for proc in (api, worker_proc):
+            if proc.poll() is None:
+                proc.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while api.poll() is None and worker_proc.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+        for proc in (api, worker_proc):
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if not settings.database_url:
+            from myhibachi.core.db import stop_embedded
+
+            stop_embedded(settings.home_dir)
+
+
+@app.command()
+def down() -> None:
+    """Stop an embedded PostgreSQL left running by a killed process."""
+    from myhibachi.core.db import stop_embedded
+
+    settings = _settings()
+    typer.echo("stopped" if stop_embedded(settings.home_dir) else "nothing running")
+
+
+@app.command()
+def worker(interval: float = typer.Option(1.0, help="Seconds between polls when no event arrives.")) -> None:
+    """Run background tasks, event delivery and scheduled work until stopped."""
+    import logging
+
+    from huey.consumer import Consumer
+
+    from myhibachi.core.app import create_app
+    from myhibachi.core.tasks import _worker_loop, dispatch_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = _settings()
+    application = create_app(settings=settings)
+    ctx = application.state.ctx
+    ctx.flags.start()
+    loop = _worker_loop()
+    stop = asyncio.Event()
+    future = asyncio.run_coroutine_threadsafe(dispatch_forever(ctx, interval=interval, stop=stop), loop)
+    consumer = Consumer(ctx.huey, workers=2, worker_type="thread", periodic=True)
+    try:
+        consumer.run()
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        try:
+            future.result(5)
+        except Exception:
+            pass
+
+
+# --- database ------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every installed plugin's migrations (all heads)."""
+    from myhibachi.core import migrate
+
+    settings = _settings()
+    migrate.upgrade(_url(settings), _manager(settings))
+    typer.echo("database is up to date")
+
+
+@db_app.command("downgrade")
+def db_downgrade(plugin: str, cascade: bool = typer.Option(False, help="Also remove plugins that depend on it.")) -> None:
+    """Remove one plugin's tables (its whole branch)."""
+    from myhibachi.core import migrate
+
+    settings = _settings()
+    try:
+        migrate.downgrade_plugin(_url(settings), _manager(settings), plugin, cascade=cascade)
+    except migrate.MigrationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"removed the tables of {plugin}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """The applied revision of each branch."""
+    from myhibachi.core import migrate
+
+    settings = _settings()
+    rows = sorted(migrate.current(_url(settings), _manager(settings)).items())
+    typer.echo(_table(["branch", "revision"], [list(r) for r in rows]))
+
+
+@db_app.command("revision")
+def db_revision(owner: str, message: str = typer.Option(..., "-m", help="What the revision does.")) -> None:
+    """Autogenerate a revision of OWNER's tables (a plugin name or 'core') into its branch."""
+    from myhibachi.core import migrate
+
+    settings = _settings()
+    rev = migrate.new_revision(_url(settings), _manager(settings), owner, message)
+    typer.echo(f"wrote {rev.path if rev else 'nothing'}")
+
+
+# --- plugins -------------------------------------------------------------------------------
+
+
+def plugin_rows(settings: Settings) -> list[dict]:
+    from myhibachi.core.flags import Flags
+
+    manager = _manager(settings)
+    flags = Flags(settings)
+    flags.start()
+    rows = []
+    for rec in sorted(manager.records.values(), key=lambda r: r.name):
+        state = rec.state
+        if state == "enabled" and rec.flag and not flags.enabled(rec.flag, {"userId": "*"}):
+            state = "disabled by flag"
+        if state == "failed":
+            state = f"failed: {rec.reason}"
+        rows.append({"name": rec.name, "version": rec.version, "flag": rec.flag, "state": state,
+                     "requires": list(rec.requires), "features": rec.features})
+    flags.stop()
+    return rows
+
+
+@plugins_app.command("list")
+def plugins_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Installed plugins: version, flag, state, requirements and features."""
+    rows = plugin_rows(_settings())
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(_table(
+        ["name", "version", "flag", "state", "requires", "features"],
+        [[r["name"], r["version"], r["flag"] or "-", r["state"], ",".join(r["requires"]) or "-",
+          " ".join(sorted(r["features"])) or "-"] for r in rows],
+    ))
+
+
+@plugins_app.command("new")
+def plugins_new(
+    name: str,
+    directory: Path = typer.Option(Path("plugins"), help="Folder to create the plugin in."),
+    flag: Optional[str] = typer.Option(None, help="Its Unleash flag (default FEATURE_FLAG_<NAME>)."),
+    package: Optional[str] = typer.Option(None, help="Its import package (default myhibachi.plugins.<name>)."),
+) -> None:
+    """Scaffold a plugin folder with the standard shape."""
+    from myhibachi.core.scaffold import scaffold
+
+    created = scaffold(name, directory, flag=flag, package=package)
+    typer.echo(f"created {created}; add its entry point: {name} = \"{package or 'myhibachi.plugins.' + name}:plugin\"")
+
+
+# --- flags ---------------------------------------------------------------------------------
+
+
+@flags_app.command("list")
+def flags_list() -> None:
+    """Every flag: enabled, rollout percentage."""
+    from myhibachi.core.flags import TogglesFile, rollout_of
+
+    settings = _settings()
+    toggles = TogglesFile(settings.toggles_path).toggles()
+    owners = {r.flag: r.name for r in _manager(settings).records.values() if r.flag}
+    names = sorted(set(toggles) | set(owners))
+    rows = []
+    for name in names:
+        t = toggles.get(name)
+        rows.append([name, owners.get(name, "-"), "-" if t is None else ("on" if t["enabled"] else "off"),
+                     "-" if t is None else f"{rollout_of(t)}%"])
+    typer.echo(_table(["flag", "plugin", "enabled", "rollout"], rows))
+
+
+@flags_app.command("enable")
+def flags_enable(flag: str) -> None:
+    """Turn a flag on (for its rollout percentage)."""
+    from myhibachi.core.flags import TogglesFile
+
+    TogglesFile(_settings().toggles_path).set(flag, enabled=True)
+    typer.echo(f"{flag} on")
+
+
+@flags_app.command("disable")
+def flags_disable(flag: str) -> None:
+    """Turn a flag off for everyone."""
+    from myhibachi.core.flags import TogglesFile
+
+    TogglesFile(_settings().toggles_path).set(flag, enabled=False)
+    typer.echo(f"{flag} off")
+
+
+@flags_app.command("rollout")
+def flags_rollout(flag: str, percent: int) -> None:
+    """Roll a flag out to PERCENT of users (sticky by user id)."""
+    from myhibachi.core.flags import TogglesFile
+
+    try:
+        TogglesFile(_settings().toggles_path).set(flag, rollout=percent)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"{flag} rolled out to {percent}%")
+
+
+@flags_app.command("export")
+def flags_export() -> None:
+    """Print the toggles in Unleash's client features format."""
+    from myhibachi.core.flags import TogglesFile
+
+    typer.echo(json.dumps(TogglesFile(_settings().toggles_path).read(), indent=2))
+
+
+@flags_app.command("sync")
+def flags_sync() -> None:
+    """Create every installed plugin's flag on the Unleash server (UNLEASH_ADMIN_TOKEN)."""
+    from myhibachi.core.flags import sync_to_server
+
+    settings = _settings()
+    if not settings.unleash_url:
+        typer.echo("error: UNLEASH_URL is not set", err=True)
+        raise typer.Exit(2)
+    plugins = [(r.flag, f"plugin {r.name}") for r in _manager(settings).records.values() if r.flag]
+    created = sync_to_server(settings, plugins)
+    typer.echo(f"created {len(created)} flag(s): {', '.join(created) or 'none missing'}")
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def _ctx():
+    from myhibachi.core.app import create_app
+
+    return create_app(settings=_settings()).state.ctx
+
+
+@events_app.command("failed")
+def events_failed() -> None:
+    """Deliveries parked after their last retry."""
+    from myhibachi.core import events
+
+    rows = asyncio.run(events.failed(_ctx()))
+    typer.echo(_table(["event", "name", "subscriber", "attempts", "error"],
+                      [[str(r["event_id"]), r["name"], r["subscriber"], str(r["attempts"]),
+                        (r["last_error"] or "")[:60]] for r in rows]))
+
+
+@events_app.command("replay")
+def events_replay(event_id: str, subscriber: Optional[str] = typer.Option(None)) -> None:
+    """Queue the dead deliveries of an event again."""
+    import uuid
+
+    from myhibachi.core import events
+
+    count = asyncio.run(events.replay(_ctx(), uuid.UUID(event_id), subscriber))
+    typer.echo(f"requeued {count} delivery(ies)")
+
+
+def main() -> None:
+    from myhibachi.core.plugins import load_installed
+
+    settings = _settings()
+    manager = load_installed(settings, strict=False)
+    manager.setup_call("register_cli", app=app)
+    app()
+
+
+if __name__ == "__main__":
+    main()

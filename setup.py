@@ -1,0 +1,15 @@
+"""Maps the folders core/ and plugins/ onto the packages myhibachi.core and myhibachi.plugins."""
+from pathlib import Path
+
+from setuptools import setup
+
+
+def packages(folder: str, package: str) -> list[str]:
+    found = []
+    for init in sorted(Path(folder).rglob("__init__.py")):
+        parts = init.parent.relative_to(folder).parts
+        found.append(".".join((package, *parts)))
+    return found
+
+
+setup(packages=packages("core", "myhibachi.core") + packages("plugins", "myhibachi.plugins"))

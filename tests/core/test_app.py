@@ -1,0 +1,61 @@
+"""The app factory: plugin routes gated by flags, problem bodies everywhere."""
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from myhibachi.core import Plugin, hookimpl
+
+
+class Echo(BaseModel):
+    value: int
+
+
+class EchoPlugin(Plugin):
+    name = "echo"
+    version = "1.0.0"
+    flag = "FEATURE_FLAG_ECHO"
+
+    @hookimpl
+    def register_routes(self, router: APIRouter, ctx):
+        @router.post("/echo", response_model=Echo)
+        async def echo(body: Echo) -> Echo:
+            return body
+
+
+async def test_plugin_route_answers_when_flag_on(make_app, client_of):
+    app = make_app([EchoPlugin()], flags={"FEATURE_FLAG_ECHO": True})
+    async with client_of(app) as c:
+        r = await c.post("/v1/echo", json={"value": 3})
+    assert r.status_code == 200 and r.json() == {"value": 3}
+
+
+async def test_flag_off_answers_404_problem_naming_the_flag(make_app, client_of):
+    app = make_app([EchoPlugin()], flags={"FEATURE_FLAG_ECHO": False})
+    async with client_of(app) as c:
+        r = await c.post("/v1/echo", json={"value": 3})
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["type"].endswith("/feature-disabled") and body["flag"] == "FEATURE_FLAG_ECHO"
+
+
+async def test_problem_json_on_404_405_422_with_field_named(make_app, client_of):
+    app = make_app([EchoPlugin()], flags={"FEATURE_FLAG_ECHO": True})
+    async with client_of(app) as c:
+        missing = await c.get("/v1/nothing-here")
+        wrong_method = await c.get("/v1/echo")
+        bad = await c.post("/v1/echo", json={"value": "not a number"})
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
+    assert wrong_method.status_code == 405 and wrong_method.json()["status"] == 405
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "value"
+
+
+async def test_health_ready_and_metrics(make_app, client_of):
+    app = make_app([])
+    async with client_of(app) as c:
+        assert (await c.get("/healthz")).json()["status"] == "ok"
+        ready = await c.get("/readyz")
+        metrics = await c.get("/metrics")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["database"]["ok"] is True
+    assert "myhibachi_http_requests_total" in metrics.text
