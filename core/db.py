@@ -12,12 +12,15 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+
+if TYPE_CHECKING:
+    from fastapi import Request
 
 log = logging.getLogger("myhibachi.db")
 
@@ -173,3 +176,11 @@ class Database:
 
 
 Conn = AsyncConnection
+
+
+async def get_conn(request: "Request"):
+    """Dependency: the request's connection inside one transaction, committed when the route
+    returns and rolled back when it raises (a Problem included)."""
+    async with request.app.state.ctx.db.begin() as conn:
+        request.state.conn = conn
+        yield conn
