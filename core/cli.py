@@ -305,15 +305,24 @@ def flags_export() -> None:
 @flags_app.command("sync")
 def flags_sync() -> None:
     """Create every installed plugin's flag on the Unleash server (UNLEASH_ADMIN_TOKEN)."""
-    from myhibachi.core.flags import sync_to_server
+    from myhibachi.core.flags import SyncError, sync_to_server
 
     settings = _settings()
     if not settings.unleash_url:
         typer.echo("error: UNLEASH_URL is not set", err=True)
         raise typer.Exit(2)
-    plugins = [(r.flag, f"plugin {r.name}") for r in _manager(settings).records.values() if r.flag]
-    created = sync_to_server(settings, plugins)
-    typer.echo(f"created {len(created)} flag(s): {', '.join(created) or 'none missing'}")
+    plugins = sorted((r.flag, f"plugin {r.name}") for r in _manager(settings).records.values() if r.flag)
+    try:
+        result = sync_to_server(settings, plugins)
+    except SyncError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    state = {name: kind for kind, names in result.items() for name in names}
+    typer.echo(_table(["flag", "plugin", "on the server"],
+                      [[flag, desc.removeprefix("plugin "), state[flag]] for flag, desc in plugins]))
+    typer.echo(f"created {len(result['created'])} flag(s)")
+    if result["archived"]:
+        typer.echo(f"archived on the server (revive them there): {', '.join(result['archived'])}", err=True)
 
 
 # --- events --------------------------------------------------------------------------------

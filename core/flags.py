@@ -120,24 +120,27 @@ class TogglesFileCache(BaseCache):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._values: dict[str, Any] = {}
-        self._mtime: float | None = None
         self._body: str | None = None
         self._server: str | None = None
         self.bootstrapped = self.path.exists()
 
     def _features(self) -> str | None:
+        # Read on every refresh and compared by content: the file is small, and an mtime
+        # can stay the same across two quick edits (coarse filesystem timestamps).
         try:
-            mtime = self.path.stat().st_mtime_ns
+            body = self.path.read_text()
         except FileNotFoundError:
             return self._body
-        if mtime != self._mtime:
+        except OSError:
+            log.warning("toggles file %s unreadable; keeping the last state", self.path)
+            return self._body
+        if body != self._body:
             try:
-                body = self.path.read_text()
                 json.loads(body)
-            except (OSError, ValueError):
-                log.warning("toggles file %s unreadable; keeping the last state", self.path)
+            except ValueError:
+                log.warning("toggles file %s is not valid JSON; keeping the last state", self.path)
                 return self._body
-            self._body, self._mtime = body, mtime
+            self._body = body
         return self._body
 
     def set(self, key: str, value: Any) -> None:
@@ -236,24 +239,53 @@ class Flags:
 # --- the Unleash admin API (flags sync) ---------------------------------------------------
 
 
-def sync_to_server(settings, flags: list[tuple[str, str]], *, project: str = "default") -> list[str]:
-    """Create every missing flag on the Unleash server; returns the names created."""
+class SyncError(RuntimeError):
+    """The Unleash admin API refused a request (wrong token, unreachable server ...)."""
+
+
+def sync_to_server(settings, flags: list[tuple[str, str]], *, project: str = "default") -> dict[str, list[str]]:
+    """Create every missing flag on the Unleash server through its admin API (Unleash 8).
+
+    A new flag gets the same ``flexibleRollout`` (100%, sticky by ``userId``) in every
+    environment as the toggles file uses, and is left off there: turning an environment
+    on in the dashboard then rolls it out exactly as the embedded default does. Returns
+    the names ``created``, the ones already ``existing`` and the ones only ``archived``
+    (an archived flag keeps its name; revive it in the dashboard).
+    """
     import httpx
 
     base = settings.unleash_url.rstrip("/")
     if base.endswith("/api"):
         base = base[: -len("/api")]
-    headers = {"Authorization": settings.unleash_admin_token or "", "Content-Type": "application/json"}
-    created = []
-    with httpx.Client(base_url=base, headers=headers, timeout=10) as http:
-        for name, description in flags:
-            got = http.get(f"/api/admin/projects/{project}/features/{name}")
-            if got.status_code == 200:
-                continue
-            resp = http.post(
-                f"/api/admin/projects/{project}/features",
-                json={"name": name, "description": description, "type": "release"},
-            )
-            resp.raise_for_status()
-            created.append(name)
-    return created
+    headers = {"Authorization": settings.unleash_admin_token or ""}
+    result: dict[str, list[str]] = {"created": [], "existing": [], "archived": []}
+    features = f"/api/admin/projects/{project}/features"
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=10) as http:
+            for name, description in flags:
+                resp = http.post(features, json={"name": name, "description": description, "type": "release"})
+                if resp.status_code == 409:
+                    archived = "archived" in resp.json().get("message", "")
+                    result["archived" if archived else "existing"].append(name)
+                    continue
+                _check(resp)
+                got = http.get(f"{features}/{name}")
+                _check(got)
+                for env in got.json().get("environments", []):
+                    if not env.get("strategies"):
+                        _check(http.post(f"{features}/{name}/environments/{env['name']}/strategies",
+                                         json={"name": "flexibleRollout", "constraints": [],
+                                               "parameters": feature(name)["strategies"][0]["parameters"]}))
+                result["created"].append(name)
+    except httpx.HTTPError as exc:
+        raise SyncError(f"Unleash server {base} unreachable: {exc}") from exc
+    return result
+
+
+def _check(resp) -> None:
+    if resp.status_code >= 400:
+        try:
+            message = resp.json().get("message", resp.text)
+        except ValueError:
+            message = resp.text
+        raise SyncError(f"{resp.request.method} {resp.request.url.path}: {resp.status_code} {message}")
