@@ -217,6 +217,7 @@ class Flags:
 
     def reload(self) -> None:
         """Re-read the toggles now instead of at the next refresh (CLI and tests)."""
+        # UnleashClient has no public reload; this is what its own refresh job runs.
         self.client._store.load_from_cache()
 
     def enabled(self, flag: str, context: dict[str, Any] | None = None) -> bool:

@@ -163,7 +163,8 @@ async def test_flag_gate_asks_with_customer_id_else_session_else_remote(make_app
 
     def only_for(*user_ids: str) -> None:
         toggle = feature(FLAG)
-        toggle["strategies"] = [{"name": "userWithId", "constraints": [], "parameters": {"userIds": ",".join(user_ids)}}]
+        toggle["strategies"] = [{"name": "userWithId", "constraints": [],
+                                 "parameters": {"userIds": ",".join(user_ids)}}]
         toggles.write({"version": 2, "features": [toggle]})
 
     customer = str(uuid.uuid4())
@@ -193,9 +194,8 @@ async def test_flag_gate_asks_with_customer_id_else_session_else_remote(make_app
 
 
 def flags_cli(home, *args: str):
-    result = CliRunner().invoke(cli, ["flags", *args], env={"MYHIBACHI_HOME": str(home), "UNLEASH_URL": None,
+    return CliRunner().invoke(cli, ["flags", *args], env={"MYHIBACHI_HOME": str(home), "UNLEASH_URL": None,
                                                           "MYHIBACHI_FLAGS_FILE": None})
-    return result
 
 
 def table(output: str) -> dict[str, list[str]]:
