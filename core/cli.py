@@ -311,7 +311,7 @@ def flags_sync() -> None:
     if not settings.unleash_url:
         typer.echo("error: UNLEASH_URL is not set", err=True)
         raise typer.Exit(2)
-    plugins = sorted((r.flag, f"plugin {r.name}") for r in _manager(settings).records.values() if r.flag)
+    plugins = sorted({r.flag: f"plugin {r.name}" for r in _manager(settings).records.values() if r.flag}.items())
     try:
         result = sync_to_server(settings, plugins)
     except SyncError as exc:
