@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import events
@@ -409,12 +409,24 @@ def _actor(principal: Principal) -> str:
     return principal.flag_context()["userId"]
 
 
+def own_id(principal: Principal) -> uuid.UUID:
+    """The signed-in customer's id (a token naming no valid id is refused)."""
+    try:
+        return uuid.UUID(principal.id)
+    except (TypeError, ValueError):
+        raise Problem(401, "Unauthorized", "the token names no customer", kind="invalid-token",
+                      headers={"WWW-Authenticate": "Bearer"}) from None
+
+
 async def _customer_for(conn, principal: Principal, requested: uuid.UUID | None) -> uuid.UUID:
     if principal.kind == "customer":
-        own = uuid.UUID(principal.id)
+        own = own_id(principal)
         if requested is not None and requested != own:
             raise Problem(403, "Forbidden", "customers book for themselves only", kind="forbidden",
                           permission="bookings.write")
+        found = (await conn.execute(sa.select(customers.c.status).where(customers.c.id == own))).first()
+        if found is None or found[0] != "active":
+            raise Problem(403, "Forbidden", "this customer account cannot book", kind="forbidden")
         return own
     if not principal.can("bookings.write"):
         raise Problem(403, "Forbidden", "missing permission bookings.write", kind="forbidden",
@@ -633,7 +645,7 @@ async def list_bookings(conn, ctx, principal: Principal, *, status: str | None =
         if customer_id is not None and str(customer_id) != principal.id:
             raise Problem(403, "Forbidden", "customers list their own bookings", kind="forbidden",
                           permission="bookings.read")
-        cond.append(bookings.c.customer_id == uuid.UUID(principal.id))
+        cond.append(bookings.c.customer_id == own_id(principal))
     elif not principal.can("bookings.read"):
         raise Problem(403, "Forbidden", "missing permission bookings.read", kind="forbidden",
                       permission="bookings.read")
@@ -682,8 +694,10 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     duration = duration_minutes or rules.default_duration
     if duration > rules.max_duration:
         raise invalid("duration_minutes", f"events last at most {rules.max_duration} minutes")
+    # Days outside the bookable window hold no slot; skipping them also keeps dates in range.
+    day = max(start_day, (now - timedelta(days=1)).date())
+    end_day = min(end_day, (now + rules.max_advance + timedelta(days=1)).date())
     candidates = []
-    day = start_day
     while day <= end_day:
         candidates.extend(s for s in day_grid(rules, day, tz) if time_problem(rules, s, duration, tz, now) is None)
         day += timedelta(days=1)

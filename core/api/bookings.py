@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from myhibachi.core import bookings as svc
-from myhibachi.core.auth import Principal, authenticated, current_principal
+from myhibachi.core.auth import Principal, authenticated, current_principal, require
 from myhibachi.core.db import get_conn
 from myhibachi.core.errors import error_responses
 
@@ -94,14 +94,14 @@ def router() -> APIRouter:
 
     @r.post("/bookings/{booking_id}/confirm", response_model=svc.Booking,
             responses=error_responses(401, 403, 404, 409))
-    async def confirm_booking(booking_id: uuid.UUID, principal: Principal = Depends(authenticated),
+    async def confirm_booking(booking_id: uuid.UUID, principal: Principal = Depends(require("bookings.write")),
                               conn=Depends(get_conn), ctx=Depends(app_context)):
         """Staff (`bookings.write`): confirm a pending booking."""
         return svc.Booking.of(await svc.transition(conn, ctx, principal, booking_id, "confirmed"))
 
     @r.post("/bookings/{booking_id}/complete", response_model=svc.Booking,
             responses=error_responses(401, 403, 404, 409))
-    async def complete_booking(booking_id: uuid.UUID, principal: Principal = Depends(authenticated),
+    async def complete_booking(booking_id: uuid.UUID, principal: Principal = Depends(require("bookings.write")),
                                conn=Depends(get_conn), ctx=Depends(app_context)):
         """Staff (`bookings.write`): mark a confirmed booking as done."""
         return svc.Booking.of(await svc.transition(conn, ctx, principal, booking_id, "completed"))

@@ -381,3 +381,39 @@ async def test_hooks_skipped_when_plugin_flag_off(make_app, client_of, add_custo
     assert capped.status_code == 201
     assert len(listed["items"]) == 3
     assert plugin.seen == []
+
+
+async def test_far_dates_and_unknown_customers_are_refused_not_500(make_app, client_of, add_customer, settings):
+    from myhibachi.core.auth import issue_access_token
+
+    _, auth = await add_customer()
+    ghost, _ = issue_access_token(settings, subject=str(uuid.uuid4()), kind="customer")
+    junk, _ = issue_access_token(settings, subject="not-a-uuid", kind="customer")
+    app = make_app([])
+    async with client_of(app) as c:
+        far = await c.post("/v1/bookings", json=booking_body(starts_at="9999-12-31T23:00:00+00:00",
+                                                                 time_zone="Asia/Tokyo"), headers=auth)
+        early = await c.post("/v1/bookings", json=booking_body(starts_at="0001-01-01T00:30:00",
+                                                                   time_zone="America/New_York"), headers=auth)
+        window = await c.get("/v1/availability", params={"from": "9999-12-20", "to": "9999-12-31",
+                                                         "time_zone": "Pacific/Kiritimati"})
+        gone = await c.post("/v1/bookings", json=booking_body(), headers={"Authorization": f"Bearer {ghost}"})
+        bad = await c.get("/v1/bookings", headers={"Authorization": f"Bearer {junk}"})
+    assert far.status_code == 422 and far.json()["errors"][0]["field"] == "starts_at"
+    assert early.status_code == 422 and early.json()["errors"][0]["field"] == "starts_at"
+    assert window.status_code == 200 and window.json()["slots"] == []
+    assert gone.status_code == 403
+    assert bad.status_code == 401
+
+
+async def test_openapi_documents_the_booking_routes(make_app, client_of):
+    app = make_app([])
+    async with client_of(app) as c:
+        spec = (await c.get("/openapi.json")).json()
+    paths = spec["paths"]
+    assert {"/v1/bookings", "/v1/bookings/{booking_id}", "/v1/bookings/{booking_id}/cancel",
+            "/v1/bookings/{booking_id}/confirm", "/v1/bookings/{booking_id}/complete", "/v1/bookings/quote",
+            "/v1/availability"} <= set(paths)
+    assert "409" in paths["/v1/bookings"]["post"]["responses"]
+    assert paths["/v1/bookings"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "BookingPage")
