@@ -570,12 +570,17 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
         new["starts_at"] = resolve_start(given["starts_at"], tz)
     new["extra"] = given.get("extra") or {}
     retimed = any(new[f] != old[f] for f in ("starts_at", "time_zone", "duration_minutes"))
-    if new["adults"] != old["adults"] or new["children"] != old["children"]:
+    regrouped = new["adults"] != old["adults"] or new["children"] != old["children"]
+    if regrouped:
         _check_party(rules, new)
     if retimed:
         _check_time(rules, new, now)
     view = hook_view(new)
-    lines, total = await price(conn, ctx, principal, view, rules)
+    # Only what a price can depend on re-prices; a changed note keeps the agreed price.
+    if retimed or regrouped or "extra" in given or any(new[f] != old[f] for f in ("address", "zip_code")):
+        lines, total = await price(conn, ctx, principal, view, rules)
+    else:
+        lines, total = old["price_lines"], old["total_cents"]
     if retimed:
         await _lock_and_check_capacity(conn, ctx, principal, rules, view, exclude=booking_id)
     values = {f: new[f] for f in ("starts_at", "time_zone", "duration_minutes", "adults", "children", "address",

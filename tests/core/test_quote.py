@@ -45,8 +45,15 @@ async def test_create_stores_the_quoted_lines_and_later_prices_do_not_rewrite_th
     async with client_of(repriced) as c:
         later = (await c.get(f"/v1/bookings/{created['id']}", headers=auth)).json()
         new_quote = (await c.post("/v1/bookings/quote", json=body, headers=auth)).json()
+        noted = (await c.patch(f"/v1/bookings/{created['id']}", json={"notes": "gate code 1234"},
+                               headers=auth)).json()
+        regrouped = (await c.patch(f"/v1/bookings/{created['id']}", json={"adults": 21, "extra": {}},
+                                   headers=auth)).json()
     assert later["price_lines"] == created["price_lines"] and later["total_cents"] == created["total_cents"]
     assert new_quote["total_cents"] > created["total_cents"]
+    assert noted["total_cents"] == created["total_cents"] and noted["price_lines"] == created["price_lines"]
+    assert regrouped["total_cents"] == 21 * 9900 + 3 * 3000 == sum(
+        line["amount_cents"] for line in regrouped["price_lines"])
 
 
 async def test_quote_never_below_zero(make_app, client_of):
