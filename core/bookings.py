@@ -405,6 +405,10 @@ async def price(conn, ctx, principal: Principal, view: dict[str, Any], rules: Ru
 # --- service -----------------------------------------------------------------------------
 
 
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 def _actor(principal: Principal) -> str:
     return principal.flag_context()["userId"]
 
@@ -586,7 +590,7 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
     values = {f: new[f] for f in ("starts_at", "time_zone", "duration_minutes", "adults", "children", "address",
                                   "zip_code", "menu", "notes")}
     values.update(party_size=view["party_size"], price_lines=lines, total_cents=total, slot_key=view["slot_key"])
-    changes = {f: {"old": old[f], "new": v} for f, v in values.items()
+    changes = {f: {"old": _plain(old[f]), "new": _plain(v)} for f, v in values.items()
                if f not in ("price_lines", "slot_key") and old[f] != v}
     row = (await conn.execute(sa.update(bookings).where(bookings.c.id == booking_id)
                               .values(**values, updated_at=sa.func.now()).returning(bookings))).mappings().one()

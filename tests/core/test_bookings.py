@@ -232,6 +232,7 @@ async def test_update_revalidates_reprices_and_publishes_changes(make_app, clien
     changes = updates[0]["changes"]
     assert set(changes) == {"starts_at", "adults", "party_size", "notes", "total_cents"}
     assert changes["adults"] == {"old": 8, "new": 12}
+    assert changes["starts_at"]["new"] == m["starts_at"].replace("Z", "+00:00")
     assert changes["total_cents"] == {"old": 55000, "new": 78000}
     assert updates[1]["changes"] == {"notes": {"old": "allergic to peanuts", "new": "no peanuts at all"}}
     assert updates[0]["customer_id"] == str(cid)
