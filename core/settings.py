@@ -9,7 +9,7 @@ from datetime import time
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -92,6 +92,16 @@ class Settings(BaseSettings):
     price_child_cents: int = Field(default=3000, ge=0, description="Base price per child, in cents.")
     minimum_order_cents: int = Field(default=55000, ge=0, description="Smallest base order; the difference is a line.")
     currency: str = Field(default="USD", min_length=3, max_length=3, description="Currency of every price (ISO 4217).")
+
+    @model_validator(mode="after")
+    def _booking_rules_agree(self) -> "Settings":
+        if self.business_close <= self.business_open:
+            raise ValueError("business_close must be after business_open")
+        if self.booking_min_party_size > self.booking_max_party_size:
+            raise ValueError("booking_min_party_size must not exceed booking_max_party_size")
+        if self.booking_default_duration_minutes > self.booking_max_duration_minutes:
+            raise ValueError("booking_default_duration_minutes must not exceed booking_max_duration_minutes")
+        return self
 
     @property
     def home_dir(self) -> Path:

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 
 from myhibachi.core.models import bookings, outbox_events
@@ -418,3 +419,16 @@ async def test_openapi_documents_the_booking_routes(make_app, client_of):
     assert "409" in paths["/v1/bookings"]["post"]["responses"]
     assert paths["/v1/bookings"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "BookingPage")
+
+
+def test_booking_settings_must_agree():
+    from pydantic import ValidationError
+
+    from myhibachi.core.settings import Settings
+
+    for bad in ({"business_open": "20:00", "business_close": "10:00"},
+                {"booking_min_party_size": 10, "booking_max_party_size": 5},
+                {"booking_default_duration_minutes": 400}):
+        with pytest.raises(ValidationError, match="must"):
+            Settings(**bad)
+    assert Settings(business_open="09:30", business_close="21:00").business_open.hour == 9
