@@ -168,8 +168,8 @@ def booking_query_filters(params: dict[str, str], ctx: AppContext) -> list[Any] 
 def booking_capacity(booking: dict[str, Any], conn: Any, ctx: AppContext) -> int | None:
     """Supply the number of events that may run at the booking's slot.
 
-    Called on create, on a reschedule and for every slot ``GET /v1/availability`` considers,
-    while the slot rows are locked. ``firstresult``: the first plugin to answer decides
+    Called on create and on a reschedule (with the booking's slot rows locked), and for
+    every slot ``GET /v1/availability`` considers. ``firstresult``: the first plugin to answer decides
     (for example locations, per location); None from every plugin means the core's
     ``booking_capacity`` setting applies.
 
