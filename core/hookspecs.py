@@ -116,15 +116,25 @@ def integration_health(ctx: AppContext) -> dict[str, Any] | None:
 
 
 @hookspec
-def validate_booking(booking: dict[str, Any], conn: Any, ctx: AppContext) -> str | None:
-    """Check a booking about to be created or changed; return a reason to refuse it.
+def validate_booking(booking: dict[str, Any], conn: Any, ctx: AppContext) -> str | dict[str, Any] | None:
+    """Check a booking about to be created or changed, or a slot about to be offered.
 
-    Called inside the booking's transaction after the core's own rules. Every enabled
-    plugin is asked; the first reason refuses the booking with 422.
+    Called inside the booking's transaction after the core's own rules (party size, hours,
+    lead time, capacity). On create and update the booking's row is already written in
+    that transaction, so a plugin may store its own rows referencing ``booking["id"]``;
+    a refusal rolls them back with the booking. Quotes and ``GET /v1/availability`` ask
+    too (``id`` None, ``address`` possibly empty), so a slot offered is a slot accepted.
+    Every enabled plugin is asked; the first refusal wins.
 
-    :param booking: the prospective booking as plain data (``starts_at``, ``party_size``,
-        ``address``, ``extra`` with plugin-specific fields such as ``location_id``).
-    :return: None to accept, or a human-readable reason.
+    :param booking: the booking as plain data: ``id``, ``customer_id``, ``status``,
+        ``starts_at``/``ends_at`` (aware UTC datetimes), ``local_start``, ``time_zone``,
+        ``duration_minutes``, ``adults``, ``children``, ``party_size``, ``address``,
+        ``zip_code``, ``menu``, ``notes``, ``slot_key`` and ``extra`` (plugin-specific
+        input from the request's ``extra`` object, e.g. ``location_id``; on update only
+        what the update sent).
+    :return: None to accept; a human-readable reason to refuse with 422; or
+        ``{"status": 409, "reason": "..."}`` to refuse with 409 (a conflict, such as a
+        resource the plugin owns being taken).
     """
 
 
@@ -132,10 +142,13 @@ def validate_booking(booking: dict[str, Any], conn: Any, ctx: AppContext) -> str
 def price_booking(booking: dict[str, Any], conn: Any, ctx: AppContext) -> list[dict[str, Any]] | None:
     """Add price lines to a booking's quote: discounts (negative) and fees (positive).
 
-    Called for quotes and on create; all results are collected in plugin order.
+    Called for quotes, on create and on update; all results are collected in plugin order.
+    The lines and total are stored on the booking, so later price changes never rewrite
+    history. A total below zero is brought to zero by a final core line.
 
-    :param booking: the prospective booking with the core's base lines in ``lines``.
-    :return: a list of ``{"code", "label", "amount_cents"}`` lines, or None.
+    :param booking: the prospective booking (as for ``validate_booking``) with the core's
+        base lines in ``lines``.
+    :return: a list of ``{"code", "label", "amount_cents"}`` lines (integer cents), or None.
     """
 
 
@@ -143,7 +156,8 @@ def price_booking(booking: dict[str, Any], conn: Any, ctx: AppContext) -> list[d
 def booking_query_filters(params: dict[str, str], ctx: AppContext) -> list[Any] | None:
     """Turn extra query parameters of ``GET /v1/bookings`` into SQL conditions.
 
-    Called per list request with the query parameters the core did not consume.
+    Called per list request that carries query parameters the core did not consume, with
+    the caller's flags applied.
 
     :param params: the remaining query parameters.
     :return: SQLAlchemy boolean expressions on the bookings table (ANDed), or None.
@@ -154,8 +168,10 @@ def booking_query_filters(params: dict[str, str], ctx: AppContext) -> list[Any] 
 def booking_capacity(booking: dict[str, Any], conn: Any, ctx: AppContext) -> int | None:
     """Supply the number of events that may run at the booking's slot.
 
-    ``firstresult``: the first plugin to answer decides (for example locations, per
-    location); None from every plugin means the core's setting applies.
+    Called on create and on a reschedule (with the booking's slot rows locked), and for
+    every slot ``GET /v1/availability`` considers. ``firstresult``: the first plugin to answer decides
+    (for example locations, per location); None from every plugin means the core's
+    ``booking_capacity`` setting applies.
 
     :return: the capacity of the slot, or None.
     """

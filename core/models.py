@@ -49,12 +49,16 @@ bookings = sa.Table(
     sa.Column("total_cents", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False, server_default="USD"),
     sa.Column("slot_key", sa.String(64), nullable=False),
+    sa.Column("cancel_reason", sa.Text),
     created_at(),
     timestamp("updated_at", nullable=False, server_default=sa.func.now()),
     sa.Index("ix_bookings_customer_created", "customer_id", "created_at", "id"),
     sa.Index("ix_bookings_created_id", "created_at", "id"),
     sa.Index("ix_bookings_starts_at", "starts_at"),
     sa.Index("ix_bookings_slot_status", "slot_key", "status"),
+    sa.CheckConstraint("total_cents >= 0", name="total_not_negative"),
+    sa.CheckConstraint("status IN ('pending', 'confirmed', 'cancelled', 'completed')", name="status_known"),
+    sa.CheckConstraint("party_size = adults + children", name="party_size_sum"),
     info=CORE,
 )
 

@@ -5,10 +5,11 @@ The README's settings table is kept in step with this class by a test.
 from __future__ import annotations
 
 import secrets
+from datetime import time
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -65,6 +66,42 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, description="API worker processes `myhibachi up` starts.")
     access_token_minutes: int = Field(default=15, description="Lifetime of an access token.")
     refresh_token_days: int = Field(default=30, description="Lifetime of a refresh token.")
+    default_time_zone: str = Field(
+        default="America/Los_Angeles",
+        description="IANA time zone of an event or availability query that names none.",
+    )
+    booking_min_party_size: int = Field(default=2, ge=1, description="Fewest guests (adults + children) per booking.")
+    booking_max_party_size: int = Field(default=60, ge=1, description="Most guests (adults + children) per booking.")
+    booking_lead_time_hours: int = Field(default=48, ge=0, description="How long before its start an event can still be booked.")
+    booking_max_advance_days: int = Field(default=180, ge=1, description="How far ahead an event can be booked.")
+    business_open: time = Field(
+        default=time(11, 0), description="First event start of the day, in the event's own time zone."
+    )
+    business_close: time = Field(
+        default=time(22, 0), description="Every event ends by this time, in the event's own time zone (after the opening)."
+    )
+    booking_slot_minutes: int = Field(
+        default=60, ge=5, le=720, description="Spacing of the start times offered from the opening time."
+    )
+    booking_capacity: int = Field(
+        default=2, ge=0, description="Chef teams: events that may run at once (a plugin's booking_capacity overrides)."
+    )
+    booking_default_duration_minutes: int = Field(default=120, ge=5, description="Length of an event that names none.")
+    booking_max_duration_minutes: int = Field(default=360, ge=5, description="Longest event that can be booked.")
+    price_adult_cents: int = Field(default=6000, ge=0, description="Base price per adult, in cents.")
+    price_child_cents: int = Field(default=3000, ge=0, description="Base price per child, in cents.")
+    minimum_order_cents: int = Field(default=55000, ge=0, description="Smallest base order; the difference is a line.")
+    currency: str = Field(default="USD", min_length=3, max_length=3, description="Currency of every price (ISO 4217).")
+
+    @model_validator(mode="after")
+    def _booking_rules_agree(self) -> "Settings":
+        if self.business_close <= self.business_open:
+            raise ValueError("business_close must be after business_open")
+        if self.booking_min_party_size > self.booking_max_party_size:
+            raise ValueError("booking_min_party_size must not exceed booking_max_party_size")
+        if self.booking_default_duration_minutes > self.booking_max_duration_minutes:
+            raise ValueError("booking_default_duration_minutes must not exceed booking_max_duration_minutes")
+        return self
 
     @property
     def home_dir(self) -> Path:

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-PERMISSIONS: list[str] = []
+PERMISSIONS: list[str] = ["bookings.read", "bookings.write"]
 
 
 def routers() -> list[APIRouter]:
-    return []
+    from myhibachi.core.api import bookings
+
+    return [bookings.router()]

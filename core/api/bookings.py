@@ -1,0 +1,128 @@
+"""Routes for bookings, availability and quotes; the logic lives in ``myhibachi.core.bookings``."""
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timezone
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from myhibachi.core import bookings as svc
+from myhibachi.core.auth import Principal, authenticated, current_principal, require
+from myhibachi.core.db import get_conn
+from myhibachi.core.errors import error_responses
+
+LIST_PARAMS = {"status", "starts_from", "starts_to", "customer_id", "cursor", "limit"}
+AVAILABILITY_PARAMS = {"from", "to", "party_size", "time_zone", "duration_minutes"}
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # A filter without an offset is read as UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+async def app_context(request: Request):
+    return request.app.state.ctx
+
+
+def _rest(request: Request, known: set[str]) -> dict[str, str]:
+    return {k: v for k, v in request.query_params.items() if k not in known}
+
+
+def router() -> APIRouter:
+    r = APIRouter(tags=["bookings"])
+
+    @r.post("/bookings", response_model=svc.Booking, status_code=201,
+            responses=error_responses(401, 403, 409, 422))
+    async def create_booking(body: svc.BookingCreate, principal: Principal = Depends(authenticated),
+                             conn=Depends(get_conn), ctx=Depends(app_context)):
+        """Book an event: a customer for themselves, staff (`bookings.write`) for any customer."""
+        return svc.Booking.of(await svc.create_booking(conn, ctx, principal, body))
+
+    @r.post("/bookings/quote", response_model=svc.Quote, responses=error_responses(409, 422))
+    async def quote_booking(body: svc.QuoteRequest, principal: Principal = Depends(current_principal),
+                            conn=Depends(get_conn), ctx=Depends(app_context)):
+        """Price a prospective booking as lines (base prices plus every plugin's lines)."""
+        return await svc.quote(conn, ctx, principal, body)
+
+    @r.get("/bookings", response_model=svc.BookingPage, responses=error_responses(401, 403, 422))
+    async def list_bookings(
+        request: Request,
+        status: Literal["pending", "confirmed", "cancelled", "completed"] | None = None,
+        starts_from: datetime | None = Query(None, description="Events starting at or after (UTC if no offset)."),
+        starts_to: datetime | None = Query(None, description="Events starting before (UTC if no offset)."),
+        customer_id: uuid.UUID | None = None,
+        cursor: str | None = Query(None, max_length=200),
+        limit: int = Query(20, ge=1, le=100),
+        principal: Principal = Depends(authenticated),
+        conn=Depends(get_conn),
+        ctx=Depends(app_context),
+    ):
+        """Own bookings for a customer, any with `bookings.read`; newest first. Unknown query
+        parameters go to the plugins' `booking_query_filters`."""
+        rows, next_cursor = await svc.list_bookings(
+            conn, ctx, principal, status=status, starts_from=_aware(starts_from),
+            starts_to=_aware(starts_to), customer_id=customer_id, cursor=cursor, limit=limit,
+            params=_rest(request, LIST_PARAMS))
+        return svc.BookingPage(items=[svc.Booking.of(row) for row in rows], next_cursor=next_cursor)
+
+    @r.get("/bookings/{booking_id}", response_model=svc.Booking, responses=error_responses(401, 403, 404))
+    async def get_booking(booking_id: uuid.UUID, principal: Principal = Depends(authenticated),
+                          conn=Depends(get_conn), ctx=Depends(app_context)):
+        """One booking: its owner, or `bookings.read`."""
+        return svc.Booking.of(await svc.get_booking(conn, principal, booking_id))
+
+    @r.patch("/bookings/{booking_id}", response_model=svc.Booking,
+             responses=error_responses(401, 403, 404, 409, 422))
+    async def update_booking(booking_id: uuid.UUID, body: svc.BookingUpdate,
+                             principal: Principal = Depends(authenticated), conn=Depends(get_conn),
+                             ctx=Depends(app_context)):
+        """Reschedule or change a pending or confirmed booking: its owner, or `bookings.write`."""
+        return svc.Booking.of(await svc.update_booking(conn, ctx, principal, booking_id, body))
+
+    @r.post("/bookings/{booking_id}/cancel", response_model=svc.Booking,
+            responses=error_responses(401, 403, 404, 409, 422))
+    async def cancel_booking(booking_id: uuid.UUID, body: svc.CancelRequest | None = None,
+                             principal: Principal = Depends(authenticated), conn=Depends(get_conn),
+                             ctx=Depends(app_context)):
+        """Cancel a pending or confirmed booking: its owner, or `bookings.write`."""
+        reason = body.reason if body else None
+        return svc.Booking.of(await svc.transition(conn, ctx, principal, booking_id, "cancelled",
+                                                   reason=reason))
+
+    @r.post("/bookings/{booking_id}/confirm", response_model=svc.Booking,
+            responses=error_responses(401, 403, 404, 409))
+    async def confirm_booking(booking_id: uuid.UUID, principal: Principal = Depends(require("bookings.write")),
+                              conn=Depends(get_conn), ctx=Depends(app_context)):
+        """Staff (`bookings.write`): confirm a pending booking."""
+        return svc.Booking.of(await svc.transition(conn, ctx, principal, booking_id, "confirmed"))
+
+    @r.post("/bookings/{booking_id}/complete", response_model=svc.Booking,
+            responses=error_responses(401, 403, 404, 409))
+    async def complete_booking(booking_id: uuid.UUID, principal: Principal = Depends(require("bookings.write")),
+                               conn=Depends(get_conn), ctx=Depends(app_context)):
+        """Staff (`bookings.write`): mark a confirmed booking as done."""
+        return svc.Booking.of(await svc.transition(conn, ctx, principal, booking_id, "completed"))
+
+    @r.get("/availability", response_model=svc.Availability, tags=["availability"],
+           responses=error_responses(422))
+    async def availability(
+        request: Request,
+        start_day: date = Query(alias="from", description="First local day."),
+        end_day: date = Query(alias="to", description="Last local day (at most 31 days)."),
+        party_size: int | None = Query(None, ge=1, le=10_000),
+        time_zone: str | None = Query(None, max_length=64, description="IANA time zone of the event."),
+        duration_minutes: int | None = Query(None, ge=5, le=24 * 60),
+        principal: Principal = Depends(current_principal),
+        conn=Depends(get_conn),
+        ctx=Depends(app_context),
+    ):
+        """Bookable start times with their remaining capacity. Unknown query parameters reach
+        the plugins' hooks as the booking's `extra` (e.g. `location_id`)."""
+        return await svc.availability(
+            conn, ctx, principal, start_day=start_day, end_day=end_day, party_size=party_size,
+            time_zone=time_zone, duration_minutes=duration_minutes, extra=_rest(request, AVAILABILITY_PARAMS))
+
+    return r

@@ -1,0 +1,726 @@
+"""Bookings: the rules, availability, quotes and the booking lifecycle, callable without HTTP.
+
+A booking is an event at the customer's address. Start times lie on a grid: every
+``booking_slot_minutes`` from the opening time, in the event's own time zone, and the event
+ends by the closing time. A chef team is busy for the whole event, so a booking occupies
+every grid slot its time overlaps; ``booking_capacity`` events may share a slot. Two
+overlapping bookings always share at least one slot, so locking the slots (rows of
+``booking_slots``, in key order) serialises every pair that could exceed the capacity.
+
+Availability and create go through the same functions (``time_problem``, ``party_problem``,
+``capacity_of``, ``occupancy``, the ``validate_booking`` hook), so a slot offered is a slot
+create accepts.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from myhibachi.core import events
+from myhibachi.core.auth import Principal
+from myhibachi.core.db import utcnow
+from myhibachi.core.errors import Problem, conflict, invalid, not_found
+from myhibachi.core.models import booking_slots, bookings, customers
+
+UTC = timezone.utc
+STATUSES = ("pending", "confirmed", "cancelled", "completed")
+ACTIVE = ("pending", "confirmed")
+TRANSITIONS: dict[str, set[str]] = {
+    "pending": {"confirmed", "cancelled"},
+    "confirmed": {"completed", "cancelled"},
+    "cancelled": set(),
+    "completed": set(),
+}
+MAX_AVAILABILITY_DAYS = 31
+
+
+# --- schemas -----------------------------------------------------------------------------
+
+
+def _no_nul(value: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL; refuse it as bad input rather than fail on insert.
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _plain_extra(value: dict[str, Any]) -> dict[str, Any]:
+    encoded = json.dumps(value)
+    if "\\u0000" in encoded:
+        raise ValueError("must not contain NUL characters")
+    if len(encoded) > 4000:
+        raise ValueError("is too large (4000 characters of JSON at most)")
+    return value
+
+
+class PriceLine(BaseModel):
+    code: str = Field(max_length=60)
+    label: str = Field(max_length=200)
+    amount_cents: int
+
+
+class BookingFields(BaseModel):
+    """What a customer says about their event; plugins' own input goes in ``extra``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    starts_at: datetime = Field(
+        description="An aware ISO datetime, or a local one read in `time_zone`.")
+    time_zone: Text | None = Field(
+        None, max_length=64, description="IANA time zone of the event; default from settings.")
+    duration_minutes: int | None = Field(None, ge=5, le=24 * 60)
+    adults: int = Field(ge=0, le=10_000)
+    children: int = Field(0, ge=0, le=10_000)
+    address: Text = Field(min_length=1, max_length=500)
+    zip_code: str | None = Field(None, pattern=r"^\d{5}(-\d{4})?$")
+    menu: Text | None = Field(None, max_length=2000)
+    notes: Text | None = Field(None, max_length=2000)
+    extra: Annotated[dict[str, Any], AfterValidator(_plain_extra)] = Field(
+        default_factory=dict, description="Plugin-specific input (e.g. `location_id`), handed to the hooks.")
+
+
+class BookingCreate(BookingFields):
+    customer_id: uuid.UUID | None = Field(None, description="Staff only: the customer the booking is for.")
+
+
+class QuoteRequest(BookingFields):
+    starts_at: datetime | None = None
+    address: Text = Field("", max_length=500)
+    customer_id: uuid.UUID | None = None
+
+
+class BookingUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    starts_at: datetime | None = None
+    time_zone: Text | None = Field(None, max_length=64)
+    duration_minutes: int | None = Field(None, ge=5, le=24 * 60)
+    adults: int | None = Field(None, ge=0, le=10_000)
+    children: int | None = Field(None, ge=0, le=10_000)
+    address: Text | None = Field(None, min_length=1, max_length=500)
+    zip_code: str | None = Field(None, pattern=r"^\d{5}(-\d{4})?$")
+    menu: Text | None = Field(None, max_length=2000)
+    notes: Text | None = Field(None, max_length=2000)
+    extra: Annotated[dict[str, Any], AfterValidator(_plain_extra)] | None = None
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text | None = Field(None, max_length=500)
+
+
+class Booking(BaseModel):
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    starts_at: datetime
+    local_start: str = Field(description="The start as wall-clock time in the event's time zone.")
+    time_zone: str
+    duration_minutes: int
+    adults: int
+    children: int
+    party_size: int
+    address: str
+    zip_code: str | None
+    menu: str | None
+    notes: str | None
+    status: Literal["pending", "confirmed", "cancelled", "completed"]
+    price_lines: list[PriceLine]
+    total_cents: int
+    currency: str
+    cancel_reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row) -> "Booking":
+        data = dict(row)
+        data["local_start"] = data["starts_at"].astimezone(zone(data["time_zone"])).replace(tzinfo=None).isoformat()
+        return cls(**data)
+
+
+class BookingPage(BaseModel):
+    items: list[Booking]
+    next_cursor: str | None = None
+
+
+class Quote(BaseModel):
+    lines: list[PriceLine]
+    total_cents: int
+    currency: str
+
+
+class Slot(BaseModel):
+    starts_at: datetime = Field(description="The start in UTC.")
+    local_start: str = Field(description="The start as wall-clock time in the requested time zone.")
+    remaining: int
+    capacity: int
+
+
+class Availability(BaseModel):
+    time_zone: str
+    party_size: int
+    duration_minutes: int
+    slots: list[Slot]
+
+
+# --- rules -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rules:
+    min_party: int
+    max_party: int
+    lead_time: timedelta
+    max_advance: timedelta
+    open: time
+    close: time
+    slot: timedelta
+    capacity: int
+    default_duration: int
+    max_duration: int
+    default_time_zone: str
+    price_adult: int
+    price_child: int
+    minimum_order: int
+    currency: str
+
+    @classmethod
+    def of(cls, s) -> "Rules":
+        return cls(
+            min_party=s.booking_min_party_size, max_party=s.booking_max_party_size,
+            lead_time=timedelta(hours=s.booking_lead_time_hours),
+            max_advance=timedelta(days=s.booking_max_advance_days),
+            open=s.business_open, close=s.business_close, slot=timedelta(minutes=s.booking_slot_minutes),
+            capacity=s.booking_capacity, default_duration=s.booking_default_duration_minutes,
+            max_duration=s.booking_max_duration_minutes, default_time_zone=s.default_time_zone,
+            price_adult=s.price_adult_cents, price_child=s.price_child_cents,
+            minimum_order=s.minimum_order_cents, currency=s.currency.upper(),
+        )
+
+
+def rules_of(ctx) -> Rules:
+    """The rules of the context's settings, built once per settings object."""
+    cached = ctx.extra.get("booking_rules")
+    if cached is None or cached[0] is not ctx.settings:
+        cached = (ctx.settings, Rules.of(ctx.settings))
+        ctx.extra["booking_rules"] = cached
+    return cached[1]
+
+
+def zone(name: str, field: str = "time_zone") -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise invalid(field, f"unknown IANA time zone {name!r}") from None
+
+
+def to_utc(local: datetime, tz: ZoneInfo) -> datetime | None:
+    """A wall-clock time in ``tz`` as UTC; None when the clock skips it (a DST gap)."""
+    aware = local.replace(tzinfo=tz)
+    utc = aware.astimezone(UTC)
+    if utc.astimezone(tz).replace(tzinfo=None) != local:
+        return None
+    return utc
+
+
+def resolve_start(value: datetime, tz: ZoneInfo, field: str = "starts_at") -> datetime:
+    try:
+        if value.tzinfo is None:
+            start = to_utc(value, tz)
+            if start is None:
+                raise invalid(field, f"{value.isoformat()} does not exist in {tz.key} (the clock skips it)")
+        else:
+            start = value.astimezone(UTC)
+            start.astimezone(tz)
+    except (OverflowError, ValueError):
+        raise invalid(field, "is out of range") from None
+    if start.second or start.microsecond:
+        raise invalid(field, "must be on a whole minute")
+    return start
+
+
+def day_grid(rules: Rules, day: date, tz: ZoneInfo) -> list[datetime]:
+    """The UTC start of every slot of a local day, from opening to closing."""
+    t = datetime.combine(day, rules.open)
+    end = datetime.combine(day, rules.close)
+    out = []
+    while t < end:
+        utc = to_utc(t, tz)
+        if utc is not None:
+            out.append(utc)
+        t += rules.slot
+    return out
+
+
+def slot_key(start: datetime) -> str:
+    return start.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def covered(rules: Rules, start: datetime, duration: int) -> list[datetime]:
+    """The grid slots (UTC starts) a booking starting on the grid keeps busy."""
+    end = start + timedelta(minutes=duration)
+    out = []
+    s = start
+    while s < end:
+        out.append(s)
+        s += rules.slot
+    return out
+
+
+def time_problem(rules: Rules, start: datetime, duration: int, tz: ZoneInfo, now: datetime) -> str | None:
+    """Why an event cannot start at ``start`` (UTC) for ``duration`` minutes, or None."""
+    if start < now + rules.lead_time:
+        return f"must be at least {rules.lead_time.total_seconds() / 3600:g} hours ahead"
+    if start > now + rules.max_advance:
+        return f"must be at most {rules.max_advance.days} days ahead"
+    if duration > rules.max_duration:
+        return f"events last at most {rules.max_duration} minutes"
+    local = start.astimezone(tz).replace(tzinfo=None)
+    opening = datetime.combine(local.date(), rules.open)
+    closing = to_utc(datetime.combine(local.date(), rules.close), tz) or (
+        datetime.combine(local.date(), rules.close).replace(tzinfo=tz).astimezone(UTC))
+    slot_minutes = int(rules.slot.total_seconds() // 60)
+    hours = f"{rules.open:%H:%M}-{rules.close:%H:%M} {tz.key}"
+    if local < opening or (local - opening) % rules.slot:
+        return f"must be on a {slot_minutes}-minute slot from {rules.open:%H:%M} ({hours})"
+    if start + timedelta(minutes=duration) > closing:
+        return f"the event must end by {rules.close:%H:%M} ({hours})"
+    return None
+
+
+def party_problem(rules: Rules, adults: int, children: int) -> tuple[str, str] | None:
+    size = adults + children
+    if size < rules.min_party:
+        return "adults", f"a party has at least {rules.min_party} guests (adults + children)"
+    if size > rules.max_party:
+        return "adults", f"a party has at most {rules.max_party} guests (adults + children)"
+    if adults < 1:
+        return "adults", "at least one adult attends"
+    return None
+
+
+def occupancy(slot: datetime, rules: Rules, busy: list[tuple[datetime, datetime]]) -> int:
+    end = slot + rules.slot
+    return sum(1 for b_start, b_end in busy if b_start < end and b_end > slot)
+
+
+def used(rules: Rules, slots: list[datetime], busy: list[tuple[datetime, datetime]]) -> int:
+    return max((occupancy(s, rules, busy) for s in slots), default=0)
+
+
+async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID | None = None):
+    """(start, end) of the active bookings overlapping [start, end)."""
+    # An event ends within its own day, so one day back bounds the index scan.
+    cond = [bookings.c.status.in_(ACTIVE), bookings.c.starts_at < end,
+            bookings.c.starts_at > start - timedelta(days=1)]
+    if exclude is not None:
+        cond.append(bookings.c.id != exclude)
+    rows = (await conn.execute(sa.select(bookings.c.starts_at, bookings.c.duration_minutes).where(*cond))).all()
+    return [(s, s + timedelta(minutes=d)) for s, d in rows if s + timedelta(minutes=d) > start]
+
+
+# --- hooks -------------------------------------------------------------------------------
+
+
+def hook_view(booking: dict[str, Any]) -> dict[str, Any]:
+    """The booking as the hooks see it: plain data, UTC datetimes."""
+    start = booking["starts_at"]
+    tz = zone(booking["time_zone"])
+    return {
+        "id": str(booking["id"]) if booking.get("id") else None,
+        "customer_id": str(booking["customer_id"]) if booking.get("customer_id") else None,
+        "status": booking.get("status", "pending"),
+        "starts_at": start,
+        "ends_at": start + timedelta(minutes=booking["duration_minutes"]) if start else None,
+        "local_start": start.astimezone(tz).replace(tzinfo=None).isoformat() if start else None,
+        "time_zone": booking["time_zone"],
+        "duration_minutes": booking["duration_minutes"],
+        "adults": booking["adults"],
+        "children": booking["children"],
+        "party_size": booking["adults"] + booking["children"],
+        "address": booking.get("address") or "",
+        "zip_code": booking.get("zip_code"),
+        "menu": booking.get("menu"),
+        "notes": booking.get("notes"),
+        "slot_key": slot_key(start) if start else None,
+        "extra": dict(booking.get("extra") or {}),
+    }
+
+
+async def refusal(conn, ctx, principal: Principal, view: dict[str, Any]) -> Problem | None:
+    """The first enabled plugin's refusal of a booking as a problem (422, or 409 on request)."""
+    for result in await ctx.call_all("validate_booking", principal.flag_context(), booking=view, conn=conn):
+        if isinstance(result, dict):
+            status = 409 if result.get("status") == 409 else 422
+            reason = str(result.get("reason") or "refused")
+        else:
+            status, reason = 422, str(result)
+        title = "Conflict" if status == 409 else "Booking refused"
+        return Problem(status, title, reason, kind="booking-refused", reason=reason)
+    return None
+
+
+async def capacity_of(conn, ctx, principal: Principal, view: dict[str, Any], rules: Rules) -> int:
+    answer = await ctx.call_first("booking_capacity", principal.flag_context(), booking=view, conn=conn)
+    return rules.capacity if answer is None else int(answer)
+
+
+async def price(conn, ctx, principal: Principal, view: dict[str, Any], rules: Rules) -> tuple[list[dict], int]:
+    """Price lines (the base from settings, then every enabled plugin's) and the total in cents.
+
+    A total below zero gets a last line bringing it to zero, so lines always sum to the total.
+    """
+    adults, children = view["adults"], view["children"]
+    lines = [{"code": "base.adults", "label": f"{adults} adults", "amount_cents": adults * rules.price_adult}]
+    if children:
+        lines.append({"code": "base.children", "label": f"{children} children",
+                      "amount_cents": children * rules.price_child})
+    subtotal = sum(line["amount_cents"] for line in lines)
+    if subtotal < rules.minimum_order:
+        lines.append({"code": "base.minimum", "label": "minimum order",
+                      "amount_cents": rules.minimum_order - subtotal})
+    asked = {**view, "lines": [dict(line) for line in lines]}
+    for result in await ctx.call_all("price_booking", principal.flag_context(), booking=asked, conn=conn):
+        lines.extend(PriceLine.model_validate(line).model_dump() for line in result)
+    total = sum(line["amount_cents"] for line in lines)
+    if total < 0:
+        lines.append({"code": "adjustment.floor", "label": "a total is never below zero", "amount_cents": -total})
+        total = 0
+    return lines, total
+
+
+# --- service -----------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _actor(principal: Principal) -> str:
+    return principal.flag_context()["userId"]
+
+
+def own_id(principal: Principal) -> uuid.UUID:
+    """The signed-in customer's id (a token naming no valid id is refused)."""
+    try:
+        return uuid.UUID(principal.id)
+    except (TypeError, ValueError):
+        raise Problem(401, "Unauthorized", "the token names no customer", kind="invalid-token",
+                      headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+async def _customer_for(conn, principal: Principal, requested: uuid.UUID | None) -> uuid.UUID:
+    if principal.kind == "customer":
+        own = own_id(principal)
+        if requested is not None and requested != own:
+            raise Problem(403, "Forbidden", "customers book for themselves only", kind="forbidden",
+                          permission="bookings.write")
+        found = (await conn.execute(sa.select(customers.c.status).where(customers.c.id == own))).first()
+        if found is None or found[0] != "active":
+            raise Problem(403, "Forbidden", "this customer account cannot book", kind="forbidden")
+        return own
+    if not principal.can("bookings.write"):
+        raise Problem(403, "Forbidden", "missing permission bookings.write", kind="forbidden",
+                      permission="bookings.write")
+    if requested is None:
+        raise invalid("customer_id", "staff name the customer the booking is for")
+    found = (await conn.execute(sa.select(customers.c.id).where(customers.c.id == requested))).first()
+    if found is None:
+        raise invalid("customer_id", "no such customer")
+    return requested
+
+
+def _prospective(data: BookingFields, rules: Rules) -> dict[str, Any]:
+    tz_name = data.time_zone or rules.default_time_zone
+    tz = zone(tz_name)
+    start = resolve_start(data.starts_at, tz) if data.starts_at is not None else None
+    return {
+        "starts_at": start, "time_zone": tz_name,
+        "duration_minutes": data.duration_minutes or rules.default_duration,
+        "adults": data.adults, "children": data.children, "address": data.address,
+        "zip_code": data.zip_code, "menu": data.menu, "notes": data.notes, "extra": data.extra,
+    }
+
+
+def _check_party(rules: Rules, b: dict[str, Any]) -> None:
+    problem = party_problem(rules, b["adults"], b["children"])
+    if problem:
+        raise invalid(*problem)
+
+
+def _check_time(rules: Rules, b: dict[str, Any], now: datetime) -> None:
+    reason = time_problem(rules, b["starts_at"], b["duration_minutes"], zone(b["time_zone"]), now)
+    if reason:
+        field = "duration_minutes" if reason.startswith("events last") else "starts_at"
+        raise invalid(field, reason)
+
+
+async def _lock_and_check_capacity(conn, ctx, principal, rules: Rules, view: dict[str, Any],
+                                   exclude: uuid.UUID | None = None) -> None:
+    slots = covered(rules, view["starts_at"], view["duration_minutes"])
+    keys = sorted(slot_key(s) for s in slots)
+    await conn.execute(pg_insert(booking_slots).values([{"slot_key": k} for k in keys]).on_conflict_do_nothing())
+    await conn.execute(sa.select(booking_slots.c.slot_key).where(booking_slots.c.slot_key.in_(keys))
+                       .order_by(booking_slots.c.slot_key).with_for_update())
+    capacity = await capacity_of(conn, ctx, principal, view, rules)
+    busy = await busy_between(conn, slots[0], slots[-1] + rules.slot, exclude)
+    if used(rules, slots, busy) >= capacity:
+        raise conflict(f"no chef team is free at {view['local_start']} {view['time_zone']}",
+                       slot=view["slot_key"])
+
+
+async def create_booking(conn, ctx, principal: Principal, data: BookingCreate, *,
+                         now: datetime | None = None) -> dict[str, Any]:
+    """Validate, price and insert a booking under its slots' locks; publishes booking.created."""
+    rules = rules_of(ctx)
+    now = now or utcnow()
+    customer_id = await _customer_for(conn, principal, data.customer_id)
+    b = _prospective(data, rules)
+    _check_party(rules, b)
+    _check_time(rules, b, now)
+    b["id"], b["customer_id"] = uuid.uuid4(), customer_id
+    view = hook_view(b)
+    lines, total = await price(conn, ctx, principal, view, rules)
+    await _lock_and_check_capacity(conn, ctx, principal, rules, view)
+    row = (await conn.execute(sa.insert(bookings).values(
+        id=b["id"], customer_id=customer_id, starts_at=b["starts_at"], time_zone=b["time_zone"],
+        duration_minutes=b["duration_minutes"], party_size=view["party_size"], adults=b["adults"],
+        children=b["children"], address=b["address"], zip_code=b["zip_code"], menu=b["menu"], notes=b["notes"],
+        status="pending", price_lines=lines, total_cents=total, currency=rules.currency,
+        slot_key=view["slot_key"],
+    ).returning(bookings))).mappings().one()
+    # Validated with the row in place, so a plugin may store rows that reference it.
+    problem = await refusal(conn, ctx, principal, view)
+    if problem:
+        raise problem
+    await events.publish(conn, ctx, "booking.created", {
+        "booking_id": str(row["id"]), "customer_id": str(customer_id), "starts_at": row["starts_at"].isoformat(),
+        "time_zone": row["time_zone"], "party_size": row["party_size"], "total_cents": total,
+        "extra": b["extra"],
+    }, actor=_actor(principal))
+    return dict(row)
+
+
+async def quote(conn, ctx, principal: Principal, data: QuoteRequest, *, now: datetime | None = None) -> Quote:
+    """Price a prospective booking with the same rules and hooks as create, storing nothing."""
+    rules = rules_of(ctx)
+    b = _prospective(data, rules)
+    _check_party(rules, b)
+    if b["starts_at"] is not None:
+        _check_time(rules, b, now or utcnow())
+    b["customer_id"] = principal.id if principal.kind == "customer" else data.customer_id
+    view = hook_view(b)
+    problem = await refusal(conn, ctx, principal, view)
+    if problem:
+        raise problem
+    lines, total = await price(conn, ctx, principal, view, rules)
+    return Quote(lines=[PriceLine(**line) for line in lines], total_cents=total, currency=rules.currency)
+
+
+def _may_see(principal: Principal, row, permission: str) -> None:
+    if principal.kind == "customer":
+        if str(row["customer_id"]) != principal.id:
+            raise not_found("Booking")
+        return
+    if not principal.can(permission):
+        raise Problem(403, "Forbidden", f"missing permission {permission}", kind="forbidden", permission=permission)
+
+
+async def get_booking(conn, principal: Principal, booking_id: uuid.UUID, *, for_update: bool = False,
+                      permission: str = "bookings.read") -> dict[str, Any]:
+    query = sa.select(bookings).where(bookings.c.id == booking_id)
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        raise not_found("Booking")
+    _may_see(principal, row, permission)
+    return dict(row)
+
+
+def _refuse_transition(current: str, target: str) -> None:
+    if target not in TRANSITIONS[current]:
+        raise conflict(f"a {current} booking cannot become {target}", current_status=current)
+
+
+async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID, patch: BookingUpdate, *,
+                         now: datetime | None = None) -> dict[str, Any]:
+    """Reschedule or change a booking: re-validated and re-priced; publishes booking.updated."""
+    rules = rules_of(ctx)
+    now = now or utcnow()
+    old = await get_booking(conn, principal, booking_id, for_update=True, permission="bookings.write")
+    if old["status"] not in ACTIVE:
+        raise conflict(f"a {old['status']} booking cannot be changed", current_status=old["status"])
+    given = patch.model_dump(exclude_unset=True)
+    for field in ("starts_at", "adults", "children", "address", "time_zone", "duration_minutes"):
+        if field in given and given[field] is None:
+            raise invalid(field, "may not be null")
+    new = {**old, **given}
+    tz = zone(new["time_zone"])
+    if "starts_at" in given:
+        new["starts_at"] = resolve_start(given["starts_at"], tz)
+    new["extra"] = given.get("extra") or {}
+    retimed = any(new[f] != old[f] for f in ("starts_at", "time_zone", "duration_minutes"))
+    regrouped = new["adults"] != old["adults"] or new["children"] != old["children"]
+    if regrouped:
+        _check_party(rules, new)
+    if retimed:
+        _check_time(rules, new, now)
+    view = hook_view(new)
+    # Only what a price can depend on re-prices; a changed note keeps the agreed price.
+    if retimed or regrouped or "extra" in given or any(new[f] != old[f] for f in ("address", "zip_code")):
+        lines, total = await price(conn, ctx, principal, view, rules)
+    else:
+        lines, total = old["price_lines"], old["total_cents"]
+    if retimed:
+        await _lock_and_check_capacity(conn, ctx, principal, rules, view, exclude=booking_id)
+    values = {f: new[f] for f in ("starts_at", "time_zone", "duration_minutes", "adults", "children", "address",
+                                  "zip_code", "menu", "notes")}
+    values.update(party_size=view["party_size"], price_lines=lines, total_cents=total, slot_key=view["slot_key"])
+    changes = {f: {"old": _plain(old[f]), "new": _plain(v)} for f, v in values.items()
+               if f not in ("price_lines", "slot_key") and old[f] != v}
+    row = (await conn.execute(sa.update(bookings).where(bookings.c.id == booking_id)
+                              .values(**values, updated_at=sa.func.now()).returning(bookings))).mappings().one()
+    problem = await refusal(conn, ctx, principal, view)
+    if problem:
+        raise problem
+    if changes:
+        await events.publish(conn, ctx, "booking.updated", {
+            "booking_id": str(booking_id), "customer_id": str(row["customer_id"]), "changes": changes,
+        }, actor=_actor(principal))
+    return dict(row)
+
+
+async def transition(conn, ctx, principal: Principal, booking_id: uuid.UUID, target: str, *,
+                     reason: str | None = None) -> dict[str, Any]:
+    """Move a booking to ``target`` (allowed transitions only, else 409) and publish the event."""
+    if target in ("confirmed", "completed") and not principal.can("bookings.write"):
+        raise Problem(403, "Forbidden", "missing permission bookings.write", kind="forbidden",
+                      permission="bookings.write")
+    old = await get_booking(conn, principal, booking_id, for_update=True, permission="bookings.write")
+    _refuse_transition(old["status"], target)
+    values: dict[str, Any] = {"status": target, "updated_at": sa.func.now()}
+    if target == "cancelled":
+        values["cancel_reason"] = reason
+    row = (await conn.execute(sa.update(bookings).where(bookings.c.id == booking_id).values(**values)
+                              .returning(bookings))).mappings().one()
+    payload = {"booking_id": str(booking_id), "customer_id": str(row["customer_id"])}
+    if target == "cancelled":
+        payload["reason"] = reason
+    await events.publish(conn, ctx, f"booking.{target}", payload, actor=_actor(principal))
+    return dict(row)
+
+
+# --- listing -----------------------------------------------------------------------------
+
+
+def encode_cursor(created_at: datetime, booking_id: uuid.UUID) -> str:
+    raw = json.dumps([created_at.isoformat(), str(booking_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, ident = json.loads(raw)
+        at = datetime.fromisoformat(created)
+        if at.tzinfo is None:
+            raise ValueError
+        return at, uuid.UUID(ident)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise invalid("cursor", "is not a cursor this API returned") from None
+
+
+async def list_bookings(conn, ctx, principal: Principal, *, status: str | None = None,
+                        starts_from: datetime | None = None, starts_to: datetime | None = None,
+                        customer_id: uuid.UUID | None = None, cursor: str | None = None, limit: int = 20,
+                        params: dict[str, str] | None = None) -> tuple[list[dict], str | None]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    cond = []
+    if principal.kind == "customer":
+        if customer_id is not None and str(customer_id) != principal.id:
+            raise Problem(403, "Forbidden", "customers list their own bookings", kind="forbidden",
+                          permission="bookings.read")
+        cond.append(bookings.c.customer_id == own_id(principal))
+    elif not principal.can("bookings.read"):
+        raise Problem(403, "Forbidden", "missing permission bookings.read", kind="forbidden",
+                      permission="bookings.read")
+    elif customer_id is not None:
+        cond.append(bookings.c.customer_id == customer_id)
+    if status:
+        cond.append(bookings.c.status == status)
+    if starts_from:
+        cond.append(bookings.c.starts_at >= starts_from)
+    if starts_to:
+        cond.append(bookings.c.starts_at < starts_to)
+    if cursor:
+        at, ident = decode_cursor(cursor)
+        cond.append(sa.tuple_(bookings.c.created_at, bookings.c.id) < sa.tuple_(sa.literal(at), sa.literal(ident)))
+    if params:
+        for extra in await ctx.call_all("booking_query_filters", principal.flag_context(), params=params):
+            cond.extend(extra)
+    rows = (await conn.execute(
+        sa.select(bookings).where(*cond).order_by(bookings.c.created_at.desc(), bookings.c.id.desc())
+        .limit(limit + 1)
+    )).mappings().all()
+    next_cursor = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+# --- availability --------------------------------------------------------------------------
+
+
+async def availability(conn, ctx, principal: Principal, *, start_day: date, end_day: date,
+                       party_size: int | None = None, time_zone: str | None = None,
+                       duration_minutes: int | None = None, extra: dict[str, Any] | None = None,
+                       now: datetime | None = None) -> Availability:
+    """Bookable slots of the local days ``start_day``..``end_day`` with their remaining capacity."""
+    rules = rules_of(ctx)
+    now = now or utcnow()
+    tz_name = time_zone or rules.default_time_zone
+    tz = zone(tz_name)
+    if end_day < start_day:
+        raise invalid("to", "must not be before from")
+    if (end_day - start_day).days >= MAX_AVAILABILITY_DAYS:
+        raise invalid("to", f"a query spans at most {MAX_AVAILABILITY_DAYS} days")
+    size = rules.min_party if party_size is None else party_size
+    problem = party_problem(rules, size, 0)
+    if problem:
+        raise invalid("party_size", problem[1])
+    duration = duration_minutes or rules.default_duration
+    if duration > rules.max_duration:
+        raise invalid("duration_minutes", f"events last at most {rules.max_duration} minutes")
+    # Days outside the bookable window hold no slot; skipping them also keeps dates in range.
+    day = max(start_day, (now - timedelta(days=1)).date())
+    end_day = min(end_day, (now + rules.max_advance + timedelta(days=1)).date())
+    candidates = []
+    while day <= end_day:
+        candidates.extend(s for s in day_grid(rules, day, tz) if time_problem(rules, s, duration, tz, now) is None)
+        day += timedelta(days=1)
+    slots: list[Slot] = []
+    if not candidates:
+        return Availability(time_zone=tz_name, party_size=size, duration_minutes=duration, slots=slots)
+    busy = await busy_between(conn, candidates[0], candidates[-1] + timedelta(minutes=duration))
+    customer = principal.id if principal.kind == "customer" else None
+    for start in candidates:
+        view = hook_view({"starts_at": start, "time_zone": tz_name, "duration_minutes": duration, "adults": size,
+                          "children": 0, "customer_id": customer, "extra": extra or {}})
+        capacity = await capacity_of(conn, ctx, principal, view, rules)
+        remaining = capacity - used(rules, covered(rules, start, duration), busy)
+        if remaining <= 0 or await refusal(conn, ctx, principal, view) is not None:
+            continue
+        slots.append(Slot(starts_at=start, local_start=view["local_start"], remaining=remaining, capacity=capacity))
+    return Availability(time_zone=tz_name, party_size=size, duration_minutes=duration, slots=slots)

@@ -1,0 +1,56 @@
+"""Fixtures for the core's booking tests: customers as plain rows, tokens, staff API keys."""
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import date, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from myhibachi.core.auth import create_api_key, issue_access_token
+from myhibachi.core.models import customers
+
+
+@pytest.fixture
+def add_customer(clean_db, settings):
+    """``await add_customer()`` -> (customer id, auth headers of that customer)."""
+
+    async def add() -> tuple[uuid.UUID, dict[str, str]]:
+        cid = uuid.uuid4()
+        async with clean_db.begin() as conn:
+            # Placeholder hashes and ciphertext: these tests never read the PII back.
+            await conn.execute(sa.insert(customers).values(
+                id=cid, email_hash=os.urandom(32), email_enc="x", name_enc="x", key_id="test"))
+        token, _ = issue_access_token(settings, subject=str(cid), kind="customer")
+        return cid, {"Authorization": f"Bearer {token}"}
+
+    return add
+
+
+@pytest.fixture
+def staff(clean_db, settings):
+    """``await staff(["bookings.read", ...])`` -> auth headers of an API key with those scopes."""
+
+    async def make(scopes: list[str]) -> dict[str, str]:
+        async with clean_db.begin() as conn:
+            key, _ = await create_api_key(conn, settings, name="test staff", scopes=scopes)
+        return {"Authorization": f"Bearer {key}"}
+
+    return make
+
+
+def local_day(days_ahead: int) -> date:
+    return date.today() + timedelta(days=days_ahead)
+
+
+def local_start(days_ahead: int = 7, hour: int = 17, minute: int = 0) -> str:
+    """A naive local start time ``days_ahead`` days from today, well past the default lead time."""
+    return datetime.combine(local_day(days_ahead), datetime.min.time()).replace(hour=hour, minute=minute).isoformat()
+
+
+def booking_body(**over) -> dict:
+    body = {"starts_at": local_start(), "time_zone": "America/New_York", "adults": 8, "children": 2,
+            "address": "12 Grill Street, Springfield", "zip_code": "12345", "menu": "chicken, shrimp"}
+    body.update(over)
+    return body
