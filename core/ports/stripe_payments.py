@@ -6,19 +6,17 @@ import stripe
 from myhibachi.core.ports.base import InvalidSignature, PaymentIntent, PortError, Refund, WebhookEvent
 
 
-def _intent(pi) -> PaymentIntent:
-    error = pi.get("last_payment_error")
+def _intent(obj) -> PaymentIntent:
+    pi = obj.to_dict()
+    error = pi.get("last_payment_error") or {}
+    charge = pi.get("latest_charge")
     return PaymentIntent(
         id=pi["id"], amount_cents=pi["amount"], currency=pi["currency"], status=pi["status"],
         payment_method=pi.get("payment_method"), client_secret=pi.get("client_secret"),
-        amount_refunded_cents=_refunded(pi), last_error=(error or {}).get("code") if error else None,
-        metadata=dict(pi.get("metadata") or {}),
+        # Only an expanded latest_charge (retrieve) carries the refunded amount.
+        amount_refunded_cents=charge.get("amount_refunded", 0) if isinstance(charge, dict) else 0,
+        last_error=error.get("code"), metadata=dict(pi.get("metadata") or {}),
     )
-
-
-def _refunded(pi) -> int:
-    charge = pi.get("latest_charge")
-    return charge.get("amount_refunded", 0) if isinstance(charge, dict) or hasattr(charge, "get") else 0
 
 
 class StripePayments:
@@ -62,8 +60,8 @@ class StripePayments:
             params["amount"] = amount_cents
         refund = await self._call(self.client.v1.refunds.create_async, params=params,
                                   options={"idempotency_key": idempotency_key})
-        return Refund(id=refund["id"], payment_intent_id=intent_id, amount_cents=refund["amount"],
-                      currency=refund["currency"], status=refund["status"])
+        return Refund(id=refund.id, payment_intent_id=intent_id, amount_cents=refund.amount,
+                      currency=refund.currency, status=refund.status)
 
     def verify_webhook(self, payload, signature):
         if not self.webhook_secret:
@@ -74,4 +72,4 @@ class StripePayments:
             raise InvalidSignature(str(exc)) from exc
         except ValueError as exc:
             raise InvalidSignature("the payload is not an event") from exc
-        return WebhookEvent(id=event["id"], type=event["type"], data=event["data"].to_dict())
+        return WebhookEvent(id=event.id, type=event.type, data=event.data.to_dict())
