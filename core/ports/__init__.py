@@ -34,7 +34,8 @@ BUILTIN: dict[str, dict[str, str]] = {
     "llm": {"offline": f"{_}.offline:OfflineLlm", "openai": f"{_}.openai_adapters:OpenAILlm"},
     "embeddings": {"offline": f"{_}.offline:HashingEmbeddings", "openai": f"{_}.openai_adapters:OpenAIEmbeddings",
                    "minilm": f"{_}.local_ai:MiniLMEmbeddings"},
-    "speech": {"offline": f"{_}.offline:OfflineSpeechToText", "openai": f"{_}.openai_adapters:OpenAISpeechToText"},
+    "speech": {"offline": f"{_}.offline:OfflineSpeechToText", "openai": f"{_}.openai_adapters:OpenAISpeechToText",
+               "whisper": f"{_}.local_ai:WhisperSpeechToText"},
     "telephony": {"offline": f"{_}.offline:OfflineTelephony", "twilio": f"{_}.twilio_adapters:TwilioTelephony"},
 }
 del _

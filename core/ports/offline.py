@@ -383,13 +383,13 @@ class HashingEmbeddings:
 
 
 class OfflineSpeechToText(_Recorder):
-    """Records the audio's size and digest and refuses: no speech engine ships offline
-    (the small ones need PyTorch or a native model package)."""
+    """Records the audio's size and digest and refuses: a speech engine is an optional
+    install (the ``whisper`` adapter, about 500 MB), not part of the core."""
 
     port = "speech"
 
     async def transcribe(self, audio, *, filename="audio.wav", language=None):
         await self._record("audio.transcriptions.create", {"filename": filename, "bytes": len(audio),
                                                            "sha256": hashlib.sha256(audio).hexdigest()})
-        raise PortError("no speech-to-text engine is configured (MYHIBACHI_SPEECH_ADAPTER)",
+        raise PortError("no speech-to-text engine is configured (MYHIBACHI_SPEECH_ADAPTER=whisper or openai)",
                         code="not_configured", status=503)

@@ -16,7 +16,7 @@ from myhibachi.core.plugins import PluginError
 from myhibachi.core.ports import PORTS, InvalidSignature, PortError, UnknownAdapter, outbox
 from myhibachi.core.ports.base import SentMessage
 
-SDKS = ["stripe", "twilio", "sendgrid", "plaid", "openai", "sentence_transformers", "torch"]
+SDKS = ["stripe", "twilio", "sendgrid", "plaid", "openai", "sentence_transformers", "torch", "faster_whisper"]
 
 
 async def test_offline_adapters_implement_their_ports(make_app):
