@@ -24,21 +24,24 @@ from myhibachi.core.ports.base import (  # noqa: F401  (the port types are part 
     TelephonyPort,
 )
 
-_ = __name__
+
+def _at(path: str) -> str:
+    return f"{__name__}.{path}"
+
+
 BUILTIN: dict[str, dict[str, str]] = {
-    "payments": {"offline": f"{_}.offline:OfflinePayments", "stripe": f"{_}.stripe_payments:StripePayments"},
-    "sms": {"offline": f"{_}.offline:OfflineSms", "twilio": f"{_}.twilio_adapters:TwilioSms"},
-    "email": {"offline": f"{_}.offline:OfflineEmail", "sendgrid": f"{_}.email_adapters:SendGridEmail",
-              "smtp": f"{_}.email_adapters:SmtpEmail"},
-    "bank": {"offline": f"{_}.offline:OfflineBankLink", "plaid": f"{_}.plaid_bank:PlaidBankLink"},
-    "llm": {"offline": f"{_}.offline:OfflineLlm", "openai": f"{_}.openai_adapters:OpenAILlm"},
-    "embeddings": {"offline": f"{_}.offline:HashingEmbeddings", "openai": f"{_}.openai_adapters:OpenAIEmbeddings",
-                   "minilm": f"{_}.local_ai:MiniLMEmbeddings"},
-    "speech": {"offline": f"{_}.offline:OfflineSpeechToText", "openai": f"{_}.openai_adapters:OpenAISpeechToText",
-               "whisper": f"{_}.local_ai:WhisperSpeechToText"},
-    "telephony": {"offline": f"{_}.offline:OfflineTelephony", "twilio": f"{_}.twilio_adapters:TwilioTelephony"},
+    "payments": {"offline": _at("offline:OfflinePayments"), "stripe": _at("stripe_payments:StripePayments")},
+    "sms": {"offline": _at("offline:OfflineSms"), "twilio": _at("twilio_adapters:TwilioSms")},
+    "email": {"offline": _at("offline:OfflineEmail"), "sendgrid": _at("email_adapters:SendGridEmail"),
+              "smtp": _at("email_adapters:SmtpEmail")},
+    "bank": {"offline": _at("offline:OfflineBankLink"), "plaid": _at("plaid_bank:PlaidBankLink")},
+    "llm": {"offline": _at("offline:OfflineLlm"), "openai": _at("openai_adapters:OpenAILlm")},
+    "embeddings": {"offline": _at("offline:HashingEmbeddings"), "openai": _at("openai_adapters:OpenAIEmbeddings"),
+                   "minilm": _at("local_ai:MiniLMEmbeddings")},
+    "speech": {"offline": _at("offline:OfflineSpeechToText"), "openai": _at("openai_adapters:OpenAISpeechToText"),
+               "whisper": _at("local_ai:WhisperSpeechToText")},
+    "telephony": {"offline": _at("offline:OfflineTelephony"), "twilio": _at("twilio_adapters:TwilioTelephony")},
 }
-del _
 
 Factory = Callable[[Any], Any]
 

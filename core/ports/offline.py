@@ -1,8 +1,9 @@
 """The offline adapters: the embedded default, with no account anywhere.
 
 Each records what it would have sent in ``offline_outbox`` and answers like its provider.
-Webhook checks use the providers' own signing schemes with a secret of this installation,
-and each offline adapter can sign (``sign_webhook``), so the whole flow runs locally.
+Payment and Twilio webhooks are checked with the providers' own signing schemes and a
+secret of this installation, and each offline adapter can sign (``sign_webhook``), so the
+whole flow, webhooks included, runs locally.
 Nothing here imports a provider SDK.
 """
 from __future__ import annotations
@@ -144,7 +145,7 @@ class OfflinePayments(_Recorder):
         def confirm(row):
             if row.status != "requires_confirmation":
                 raise _unexpected(row, "confirm")
-            if "Declined" in row.payment_method or "declined" in row.payment_method:
+            if "declined" in row.payment_method.lower():
                 return {"status": "requires_payment_method", "payment_method": None,
                         "last_error": "card_declined"}
             if row.payment_method == "pm_card_processing":

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
 from myhibachi.core.models import offline_outbox
 
 
@@ -21,11 +19,3 @@ async def read(db, port: str | None = None, limit: int = 50) -> list[dict[str, A
     async with db.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
     return [dict(r) for r in reversed(rows)]
-
-
-async def clear(db, port: str | None = None) -> int:
-    query = sa.delete(offline_outbox)
-    if port:
-        query = query.where(offline_outbox.c.port == port)
-    async with db.begin() as conn:
-        return (await conn.execute(query)).rowcount
