@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     stripe_api_key: str | None = Field(default=None, description="Stripe secret key.")
     stripe_api_base: str | None = Field(default=None, description="Stripe API address. Unset: Stripe's.")
     stripe_webhook_secret: str | None = Field(
-        default=None, description="Stripe webhook signing secret (whsec_...). Unset offline: derived from the secret key."
+        default=None,
+        description="Stripe webhook signing secret (whsec_...). Unset offline: derived from the secret key.",
     )
     twilio_account_sid: str | None = Field(default=None, description="Twilio account SID.")
     twilio_auth_token: str | None = Field(default=None, description="Twilio auth token (also checks its webhooks).")
