@@ -356,6 +356,36 @@ def events_replay(event_id: str, subscriber: Optional[str] = typer.Option(None))
     typer.echo(f"requeued {count} delivery(ies)")
 
 
+# --- offline outbox ------------------------------------------------------------------------
+
+
+@app.command()
+def outbox(
+    port: Optional[str] = typer.Option(None, help="Only this port (sms, email, payments, ...)."),
+    limit: int = typer.Option(20, help="How many of the newest records."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """What the offline adapters would have sent (newest last)."""
+    from myhibachi.core.db import Database
+    from myhibachi.core.ports import outbox as records
+
+    async def read():
+        db = Database(_url(_settings()))
+        try:
+            return await records.read(db, port, limit)
+        finally:
+            await db.dispose()
+
+    rows = asyncio.run(read())
+    if as_json:
+        typer.echo(json.dumps([{**r, "id": str(r["id"]), "created_at": r["created_at"].isoformat()} for r in rows],
+                              indent=2))
+        return
+    typer.echo(_table(["time", "port", "operation", "payload"],
+                      [[r["created_at"].strftime("%Y-%m-%d %H:%M:%S"), r["port"], r["operation"],
+                        json.dumps(r["payload"], ensure_ascii=False)[:100]] for r in rows]))
+
+
 def main() -> None:
     from myhibachi.core.plugins import load_installed
 

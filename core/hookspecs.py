@@ -106,6 +106,22 @@ def register_cli(app: Any) -> None:
 
 
 @hookspec
+def register_adapters() -> dict[str, dict[str, Any]]:
+    """Offer adapters for the core's ports (payments, sms, email, bank, llm, embeddings,
+    speech, telephony; see :mod:`myhibachi.core.ports.base` for their interfaces).
+
+    Called once at start-up. A port uses the adapter its setting names
+    (``MYHIBACHI_SMS_ADAPTER=myprovider``); the factory is called with the application
+    context the first time the port is used, so import the provider's SDK inside it, not
+    at the top of the plugin. A name that clashes with a built-in adapter, or an unknown
+    port, leaves the plugin out.
+
+    :return: ``{"sms": {"myprovider": factory}, ...}`` where ``factory(ctx)`` returns an
+        object implementing that port.
+    """
+
+
+@hookspec
 def integration_health(ctx: AppContext) -> dict[str, Any] | None:
     """Report the health of the outside services this plugin depends on.
 

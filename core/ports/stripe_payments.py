@@ -1,0 +1,75 @@
+"""Payments on Stripe (the official ``stripe`` SDK, async calls)."""
+from __future__ import annotations
+
+import stripe
+
+from myhibachi.core.ports.base import InvalidSignature, PaymentIntent, PortError, Refund, WebhookEvent
+
+
+def _intent(obj) -> PaymentIntent:
+    pi = obj.to_dict()
+    error = pi.get("last_payment_error") or {}
+    charge = pi.get("latest_charge")
+    return PaymentIntent(
+        id=pi["id"], amount_cents=pi["amount"], currency=pi["currency"], status=pi["status"],
+        payment_method=pi.get("payment_method"), client_secret=pi.get("client_secret"),
+        # Only an expanded latest_charge (retrieve) carries the refunded amount.
+        amount_refunded_cents=charge.get("amount_refunded", 0) if isinstance(charge, dict) else 0,
+        last_error=error.get("code"), metadata=dict(pi.get("metadata") or {}),
+    )
+
+
+class StripePayments:
+    def __init__(self, ctx) -> None:
+        settings = ctx.settings
+        if not settings.stripe_api_key:
+            raise PortError("MYHIBACHI_STRIPE_API_KEY is not set", code="not_configured")
+        base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+        self.client = stripe.StripeClient(settings.stripe_api_key, base_addresses=base, max_network_retries=2,
+                                          http_client=stripe.HTTPXClient())
+        self.webhook_secret = settings.stripe_webhook_secret
+
+    async def _call(self, method, *args, params=None, options=None):
+        try:
+            return await method(*args, params=params or {}, options=options or {})
+        except stripe.StripeError as exc:
+            raise PortError(exc.user_message or str(exc), code=exc.code, status=exc.http_status) from exc
+
+    async def create_intent(self, amount_cents, currency, *, idempotency_key, payment_method=None, metadata=None):
+        params = {"amount": amount_cents, "currency": currency.lower(), "metadata": metadata or {}}
+        if payment_method:
+            params["payment_method"] = payment_method
+        pi = await self._call(self.client.v1.payment_intents.create_async, params=params,
+                              options={"idempotency_key": idempotency_key})
+        return _intent(pi)
+
+    async def confirm_intent(self, intent_id):
+        return _intent(await self._call(self.client.v1.payment_intents.confirm_async, intent_id))
+
+    async def cancel_intent(self, intent_id):
+        return _intent(await self._call(self.client.v1.payment_intents.cancel_async, intent_id))
+
+    async def retrieve_intent(self, intent_id):
+        pi = await self._call(self.client.v1.payment_intents.retrieve_async, intent_id,
+                              params={"expand": ["latest_charge"]})
+        return _intent(pi)
+
+    async def refund(self, intent_id, amount_cents=None, *, idempotency_key):
+        params = {"payment_intent": intent_id}
+        if amount_cents is not None:
+            params["amount"] = amount_cents
+        refund = await self._call(self.client.v1.refunds.create_async, params=params,
+                                  options={"idempotency_key": idempotency_key})
+        return Refund(id=refund.id, payment_intent_id=intent_id, amount_cents=refund.amount,
+                      currency=refund.currency, status=refund.status)
+
+    def verify_webhook(self, payload, signature):
+        if not self.webhook_secret:
+            raise InvalidSignature("MYHIBACHI_STRIPE_WEBHOOK_SECRET is not set")
+        try:
+            event = stripe.Webhook.construct_event(payload, signature, self.webhook_secret)
+        except stripe.SignatureVerificationError as exc:
+            raise InvalidSignature(str(exc)) from exc
+        except ValueError as exc:
+            raise InvalidSignature("the payload is not an event") from exc
+        return WebhookEvent(id=event.id, type=event.type, data=event.data.to_dict())
