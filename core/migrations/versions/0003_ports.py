@@ -1,7 +1,7 @@
 """offline payments (ports)
 
 Revision ID: core_ports
-Revises: core_0001
+Revises: core_bookings
 """
 from typing import Sequence, Union
 
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = 'core_ports'
-down_revision: Union[str, Sequence[str], None] = 'core_0001'
+down_revision: Union[str, Sequence[str], None] = "core_bookings"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
