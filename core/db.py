@@ -12,15 +12,13 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
-
-if TYPE_CHECKING:
-    from fastapi import Request
+from starlette.requests import Request  # resolved at runtime: FastAPI injects by this annotation
 
 log = logging.getLogger("myhibachi.db")
 
@@ -178,9 +176,20 @@ class Database:
 Conn = AsyncConnection
 
 
-async def get_conn(request: "Request"):
+async def get_conn(request: Request):
     """Dependency: the request's connection inside one transaction, committed when the route
-    returns and rolled back when it raises (a Problem included)."""
+    returns and rolled back when it raises (a Problem included).
+
+    Just before the commit, a state-changing staff request is handed to the
+    ``record_admin_action`` hook on this connection (see :mod:`myhibachi.core.audit`), so
+    the change and its audit record commit together or not at all."""
+    from myhibachi.core import audit
+
     async with request.app.state.ctx.db.begin() as conn:
         request.state.conn = conn
-        yield conn
+        token = audit.bind_request(request)
+        try:
+            yield conn
+            await audit.before_commit(request, conn)
+        finally:
+            audit.unbind_request(token)
