@@ -182,7 +182,11 @@ async def get_conn(request: Request):
 
     Just before the commit, a state-changing staff request is handed to the
     ``record_admin_action`` hook on this connection (see :mod:`myhibachi.core.audit`), so
-    the change and its audit record commit together or not at all."""
+    the change and its audit record commit together or not at all.
+
+    Declare it ``Depends(get_conn, scope="function")``: with FastAPI's default request
+    scope the commit runs after the response is sent, so a failed commit (or audit
+    record) would reach the client as a success."""
     from myhibachi.core import audit
 
     async with request.app.state.ctx.db.begin() as conn:
