@@ -240,7 +240,9 @@ async def test_hook_record_admin_action(make_app, client_of, probe_table):
 
         @hookimpl
         async def record_admin_action(self, conn, action):
-            in_tx = (await conn.execute(sa.text("SELECT count(*) FROM audit_probe"))).scalar()
+            # rows written by this very transaction (xmin is the inserting transaction)
+            in_tx = (await conn.execute(sa.text(
+                "SELECT count(*) FROM audit_probe WHERE xmin::text = pg_current_xact_id()::text"))).scalar()
             seen.append((action, in_tx))
 
     app = make_app(["admin_rbac", Recorder(), ProbePlugin()], flags=FLAGS)
@@ -250,7 +252,7 @@ async def test_hook_record_admin_action(make_app, client_of, probe_table):
         await c.post(f"/v1/probes/{pid}", headers=h, json={"label": "hello"})
     probe = [a for a, _ in seen if a["resource_id"] == str(pid)]
     assert len(probe) == 1 and probe[0]["action"] == "probe.create"
-    # called on the request's own connection: it sees the uncommitted insert
+    # called in the request's own transaction, before its commit
     assert [n for a, n in seen if a["resource_id"] == str(pid)] == [1]
 
 
