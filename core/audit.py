@@ -229,8 +229,9 @@ def audited(resource_type: str, *, action: str | None = None, id_arg: str = "id"
             if request is not None and getattr(request.state, "conn", None) is bound.get("conn", request.state.conn):
                 note_change(request, resource_type, resource_id, action=name)
             else:
+                actor = bound.get("actor") or (getattr(request.state, "principal", None) if request else None)
                 await record(bound["conn"], bound["ctx"], action=name, resource_type=resource_type,
-                             resource_id=resource_id, actor=bound.get("actor"))
+                             resource_id=resource_id, actor=actor)
             return result
 
         return wrapper

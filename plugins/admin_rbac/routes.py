@@ -24,6 +24,14 @@ def build(router: APIRouter, ctx) -> None:
                                    ip=request.client.host if request.client else None,
                                    user_agent=request.headers.get("user-agent"))
 
+    @router.post("/admin/auth/refresh", response_model=schemas.Token, tags=["admin auth"],
+                 responses=error_responses(400, 401))
+    async def refresh(request: Request, principal: Principal = Depends(authenticated)):
+        """A new access token for the caller's session, while the session lasts (12 hours)."""
+        if principal.kind != "admin":
+            raise Problem(400, "Not an admin session", "only admin sessions can be refreshed", kind="bad-request")
+        return service.refresh(request.app.state.ctx, principal)
+
     @router.post("/admin/auth/logout", status_code=204, tags=["admin auth"], responses=error_responses(401))
     async def logout(request: Request, principal: Principal = Depends(authenticated)):
         """End the caller's session: its tokens stop working at once."""

@@ -78,8 +78,11 @@ class LoginRequest(BaseModel):
     password: str = Field(max_length=1024)
 
 
-class LoginResponse(BaseModel):
+class Token(BaseModel):
     access_token: str
     token_type: str = "bearer"
     expires_in: int
+
+
+class LoginResponse(Token):
     user: AdminUser

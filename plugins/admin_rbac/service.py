@@ -446,6 +446,9 @@ async def login(ctx, *, email: str, password: str, ip: str | None, user_agent: s
             await conn.execute(sa.update(admin_users).where(admin_users.c.id == row["id"]).values(
                 failed_logins=count, failed_since=now if fresh else row["failed_since"],
                 locked_until=now + LOCKOUT if count >= MAX_FAILURES else None))
+            if count >= MAX_FAILURES:
+                await audit.record(conn, ctx, action="admin_auth.lockout", resource_type="admin_user",
+                                   resource_id=row["id"], changes={"failed_logins": {"old": count - 1, "new": count}})
             failure = _login_failed()
         else:
             values: dict[str, Any] = {"last_login": now, "failed_logins": 0, "failed_since": None, "locked_until": None}
@@ -463,6 +466,12 @@ async def login(ctx, *, email: str, password: str, ip: str | None, user_agent: s
         raise failure
     token, lifetime = issue_access_token(ctx.settings, subject=str(user["id"]), kind="admin", session=str(session_id))
     return {"access_token": token, "token_type": "bearer", "expires_in": lifetime, "user": user}
+
+
+def refresh(ctx, principal: Principal) -> dict[str, Any]:
+    """A fresh access token for a live admin session (the resolver already checked it)."""
+    token, lifetime = issue_access_token(ctx.settings, subject=principal.id, kind="admin", session=principal.session)
+    return {"access_token": token, "token_type": "bearer", "expires_in": lifetime}
 
 
 async def logout(ctx, principal: Principal) -> None:

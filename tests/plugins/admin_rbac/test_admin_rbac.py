@@ -71,11 +71,16 @@ async def test_admin_user_management(make_app, client_of):
         r = await c.get(f"/v1/admin/users/{kim['id']}", headers=h)
         assert r.json()["last_login"] is not None
         assert (await c.get("/v1/admin/auth/me", headers=kim_h)).json()["email"] == "chef.kim@myhibachi.dev"
+        r = await c.post("/v1/admin/auth/refresh", headers=kim_h)
+        assert r.status_code == 200 and r.json()["expires_in"] > 0
+        refreshed = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        assert (await c.get("/v1/admin/auth/me", headers=refreshed)).status_code == 200
 
         # a password change ends the user's sessions
         r = await c.put(f"/v1/admin/users/{kim['id']}", headers=h, json={"password": "New-grill-pass-99"})
         assert r.status_code == 200
         assert (await c.get("/v1/admin/auth/me", headers=kim_h)).status_code == 401
+        assert (await c.post("/v1/admin/auth/refresh", headers=refreshed)).status_code == 401
         kim_h = await login(c, "chef.kim@myhibachi.dev", "New-grill-pass-99")
 
         # lockout: five failures in the window lock the account, even for the right password

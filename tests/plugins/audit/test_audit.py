@@ -188,6 +188,13 @@ async def test_admin_audit_logs(make_app, client_of, probe_table):
         assert len(all_rows) == len(await rows(app))
         assert (await c.get("/v1/admin/audit-logs", headers=h, params={"cursor": "x"})).status_code == 422
 
+        # logins and lockouts are in the trail too
+        assert len(await rows(app, action="admin_auth.login", actor_id=str(root["id"]))) == 1
+        for _ in range(5):
+            await c.post("/v1/admin/auth/login", json={"email": "root@myhibachi.dev", "password": "wrong-pass-123"})
+        [locked] = await rows(app, action="admin_auth.lockout")
+        assert locked["resource_id"] == str(root["id"]) and locked["actor_kind"] == "system"
+
         # only audit.read may look
         _, staff = await admin_headers(app, c, "staff@myhibachi.dev", ["staff"])
         _, viewer = await admin_headers(app, c, "viewer@myhibachi.dev", ["read_only"])
