@@ -267,11 +267,13 @@ async def test_audit_rows_are_append_only_and_tampering_is_detected(make_app, cl
     app = make_app(["admin_rbac", "audit"], flags=FLAGS)
     async with client_of(app) as c:
         _, h = await admin_headers(app, c, "root@myhibachi.dev", ["super_admin"])
-        for i in range(4):
-            r = await c.post("/v1/admin/roles", headers=h, json={"name": f"role_{i}", "permissions": ["roles.read"]})
-            assert r.status_code == 201
+        # concurrent appends still form one chain (the advisory lock orders them)
+        results = await asyncio.gather(*(
+            c.post("/v1/admin/roles", headers=h, json={"name": f"role_{i}", "permissions": ["roles.read"]})
+            for i in range(12)))
+        assert [r.status_code for r in results] == [201] * 12
     logged = await rows(app)
-    assert len(logged) >= 5  # the login and four role creations
+    assert len(logged) == 13  # the login and twelve role creations
     assert logged[0]["prev_hash"] == audit_service.GENESIS
     assert all(b["prev_hash"] == a["hash"] for a, b in zip(logged, logged[1:]))
 
