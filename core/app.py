@@ -12,7 +12,8 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
-from myhibachi.core import __version__, errors
+from myhibachi.core import __version__, audit, errors
+from myhibachi.core.audit import STATE_CHANGING
 from myhibachi.core.auth import Principal, current_principal, require
 from myhibachi.core.context import AppContext
 from myhibachi.core.db import Database, resolve_url
@@ -77,7 +78,8 @@ def _core_router() -> APIRouter:
 
 
 class _Observe:
-    """Pure ASGI middleware: request id header and Prometheus counters, cheap on hot paths."""
+    """Pure ASGI middleware: request id header, Prometheus counters, and the audit record of
+    staff actions on routes that did not record theirs in their own transaction."""
 
     def __init__(self, app, registry) -> None:
         from prometheus_client import Counter, Histogram
@@ -112,6 +114,8 @@ class _Observe:
         finally:
             self.requests.labels(scope["method"], str(status)).inc()
             self.latency.observe(time.perf_counter() - start)
+        if scope["method"] in STATE_CHANGING:
+            await audit.after_response(scope, status)
 
 
 def _build_plugins(settings: Settings, plugins: Iterable[Plugin | str] | None) -> PluginManager:

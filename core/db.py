@@ -178,7 +178,22 @@ Conn = AsyncConnection
 
 async def get_conn(request: Request):
     """Dependency: the request's connection inside one transaction, committed when the route
-    returns and rolled back when it raises (a Problem included)."""
+    returns and rolled back when it raises (a Problem included).
+
+    Just before the commit, a state-changing staff request is handed to the
+    ``record_admin_action`` hook on this connection (see :mod:`myhibachi.core.audit`), so
+    the change and its audit record commit together or not at all.
+
+    Declare it ``Depends(get_conn, scope="function")``: with FastAPI's default request
+    scope the commit runs after the response is sent, so a failed commit (or audit
+    record) would reach the client as a success."""
+    from myhibachi.core import audit
+
     async with request.app.state.ctx.db.begin() as conn:
         request.state.conn = conn
-        yield conn
+        token = audit.bind_request(request)
+        try:
+            yield conn
+            await audit.before_commit(request, conn)
+        finally:
+            audit.unbind_request(token)

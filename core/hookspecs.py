@@ -224,3 +224,24 @@ def resolve_principal(claims: dict[str, Any], ctx: AppContext) -> Any:
     :param claims: the verified JWT claims (``sub``, ``kind``, ``sid``, ...).
     :return: a :class:`myhibachi.core.auth.Principal`, or None.
     """
+
+
+@hookspec
+def record_admin_action(conn: Any, action: dict[str, Any], ctx: AppContext) -> None:
+    """Record one action a staff member (admin or API key) took.
+
+    Called by the core (:mod:`myhibachi.core.audit`) for every state-changing request
+    (POST, PUT, PATCH, DELETE) by a staff principal on a route that declares a permission,
+    once per change the route noted with ``note_change`` (or once for the request when it
+    noted nothing), and for service calls marked ``@audited``. For routes using
+    ``get_conn`` it runs on the request's connection just before the commit: what it
+    writes commits or rolls back with the change. Other routes are recorded after their
+    response, in a transaction of their own. All enabled implementations are called; one
+    that raises fails the request's transaction.
+
+    :param conn: the connection of the transaction that made the change.
+    :param action: plain data: ``actor_kind`` (admin, api_key, system), ``actor_id``,
+        ``action``, ``permission``, ``resource_type``, ``resource_id`` (text or None),
+        ``changes`` (``{"field": {"old", "new"}}``, PII already masked, or None),
+        ``method``, ``path``, ``ip``, ``user_agent``, ``request_id`` and ``at`` (UTC).
+    """

@@ -1,0 +1,46 @@
+"""Audit logs (roadmap 4.3): every staff action, recorded automatically and tamper-evident.
+
+The core hands each state-changing staff request to ``record_admin_action`` (see
+``myhibachi.core.audit``); this plugin appends it to ``audit_logs`` in the same
+transaction, each row hashed together with the previous row's hash. A trigger refuses
+UPDATE and DELETE; ``myhibachi audit verify`` finds the first row whose chain breaks.
+"""
+from __future__ import annotations
+
+from myhibachi.core import Plugin, hookimpl
+
+
+class AuditPlugin(Plugin):
+    name = "audit"
+    version = "1.0.0"
+    flag = "FEATURE_FLAG_AUDIT_LOGS"
+    description = "Audit logs of admin actions"
+    features = {"4.3": ["test_admin_audit_logs"]}
+    permissions = ("audit.read",)
+
+    @hookimpl
+    def register_routes(self, router, ctx):
+        from myhibachi.plugins.audit.routes import build
+
+        build(router, ctx)
+
+    @hookimpl
+    def register_tasks(self, huey, ctx):
+        from myhibachi.plugins.audit.tasks import register
+
+        register(huey, ctx)
+
+    @hookimpl
+    async def record_admin_action(self, conn, action):
+        from myhibachi.plugins.audit.service import append
+
+        await append(conn, action)
+
+    @hookimpl
+    def register_cli(self, app):
+        from myhibachi.plugins.audit.cli import cli
+
+        app.add_typer(cli, name="audit")
+
+
+plugin = AuditPlugin()

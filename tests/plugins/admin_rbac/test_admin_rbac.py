@@ -1,0 +1,296 @@
+"""Admin users and roles (roadmap 4.1)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+
+import sqlalchemy as sa
+from fastapi.routing import APIRoute
+
+from myhibachi.core.app import create_app
+from myhibachi.core.auth import has_permission, route_permission
+from myhibachi.plugins.admin_rbac.models import admin_sessions
+from tests.plugins.admin_rbac.helpers import PASSWORD, admin_headers, login, make_admin
+
+FLAGS = {"FEATURE_FLAG_ADMIN_USERS": True}
+BUILTIN = ["super_admin", "admin", "manager", "staff", "read_only"]
+
+
+async def test_admin_user_management(make_app, client_of):
+    app = make_app(["admin_rbac"], flags=FLAGS)
+    async with client_of(app) as c:
+        root, h = await admin_headers(app, c, "root@myhibachi.dev", ["super_admin"])
+
+        # create, with the password policy and unique emails enforced
+        r = await c.post("/v1/admin/users", headers=h, json={
+            "email": "Chef.Kim@MyHibachi.dev", "name": "Chef Kim", "password": PASSWORD, "roles": ["staff"]})
+        assert r.status_code == 201, r.text
+        kim = r.json()
+        assert kim["email"] == "chef.kim@myhibachi.dev" and kim["roles"] == ["staff"] and kim["status"] == "active"
+        assert kim["last_login"] is None
+        for password, why in (("short1!", "12 characters"), ("abcdefghijklmnop", "letters and digits"),
+                              ("aaaaaaaaaaaa1", "repetitive")):
+            r = await c.post("/v1/admin/users", headers=h, json={
+                "email": "weak@myhibachi.dev", "name": "Weak", "password": password})
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "password", r.text
+            assert why in r.json()["errors"][0]["message"]
+        r = await c.post("/v1/admin/users", headers=h, json={"email": "not-an-email", "name": "X", "password": PASSWORD})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "email"
+        r = await c.post("/v1/admin/users", headers=h, json={
+            "email": "chef.kim@myhibachi.dev", "name": "Again", "password": PASSWORD})
+        assert r.status_code == 409
+        r = await c.post("/v1/admin/users", headers=h, json={
+            "email": "x@myhibachi.dev", "name": "X", "password": PASSWORD, "roles": ["wizard"]})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "roles"
+
+        # list with a cursor: every user exactly once
+        for i in range(3):
+            r = await c.post("/v1/admin/users", headers=h, json={
+                "email": f"cook{i}@myhibachi.dev", "name": f"Cook {i}", "password": PASSWORD, "roles": ["read_only"]})
+            assert r.status_code == 201
+        seen, cursor = [], None
+        while True:
+            r = await c.get("/v1/admin/users", headers=h, params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+            assert r.status_code == 200, r.text
+            seen += [u["id"] for u in r.json()["items"]]
+            cursor = r.json()["next_cursor"]
+            if not cursor:
+                break
+        assert len(seen) == len(set(seen)) == 5
+        r = await c.get("/v1/admin/users", headers=h, params={"role": "read_only"})
+        assert len(r.json()["items"]) == 3
+        assert (await c.get("/v1/admin/users", headers=h, params={"cursor": "garbage"})).status_code == 400
+
+        # get, update, last_login
+        assert (await c.get(f"/v1/admin/users/{uuid.uuid4()}", headers=h)).status_code == 404
+        r = await c.put(f"/v1/admin/users/{kim['id']}", headers=h, json={"name": "Chef Kim Lee"})
+        assert r.status_code == 200 and r.json()["name"] == "Chef Kim Lee"
+        kim_h = await login(c, "chef.kim@myhibachi.dev")
+        r = await c.get(f"/v1/admin/users/{kim['id']}", headers=h)
+        assert r.json()["last_login"] is not None
+        assert (await c.get("/v1/admin/auth/me", headers=kim_h)).json()["email"] == "chef.kim@myhibachi.dev"
+        r = await c.post("/v1/admin/auth/refresh", headers=kim_h)
+        assert r.status_code == 200 and r.json()["expires_in"] > 0
+        refreshed = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        assert (await c.get("/v1/admin/auth/me", headers=refreshed)).status_code == 200
+
+        # a password change ends the user's sessions
+        r = await c.put(f"/v1/admin/users/{kim['id']}", headers=h, json={"password": "New-grill-pass-99"})
+        assert r.status_code == 200
+        assert (await c.get("/v1/admin/auth/me", headers=kim_h)).status_code == 401
+        assert (await c.post("/v1/admin/auth/refresh", headers=refreshed)).status_code == 401
+        kim_h = await login(c, "chef.kim@myhibachi.dev", "New-grill-pass-99")
+
+        # lockout: five failures in the window lock the account, even for the right password
+        for _ in range(5):
+            r = await c.post("/v1/admin/auth/login", json={"email": "cook0@myhibachi.dev", "password": "wrong-pass-123"})
+            assert r.status_code == 401
+        r = await c.post("/v1/admin/auth/login", json={"email": "cook0@myhibachi.dev", "password": PASSWORD})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+        r = await c.post("/v1/admin/auth/login", json={"email": "nobody@myhibachi.dev", "password": PASSWORD})
+        assert r.status_code == 401
+        # reactivation by an admin clears the lock
+        cook0 = next(u for u in (await c.get("/v1/admin/users", headers=h)).json()["items"]
+                     if u["email"] == "cook0@myhibachi.dev")
+
+        # deactivation revokes the sessions at once and blocks new logins
+        r = await c.delete(f"/v1/admin/users/{kim['id']}", headers=h)
+        assert r.status_code == 200 and r.json()["status"] == "inactive"
+        assert (await c.get("/v1/admin/auth/me", headers=kim_h)).status_code == 401
+        r = await c.post("/v1/admin/auth/login", json={"email": "chef.kim@myhibachi.dev", "password": "New-grill-pass-99"})
+        assert r.status_code == 401
+        async with app.state.ctx.db.connect() as conn:
+            live = (await conn.execute(sa.select(sa.func.count()).select_from(admin_sessions).where(
+                admin_sessions.c.user_id == uuid.UUID(kim["id"]), admin_sessions.c.revoked_at.is_(None)))).scalar()
+        assert live == 0
+        r = await c.put(f"/v1/admin/users/{kim['id']}", headers=h, json={"status": "active"})
+        assert r.status_code == 200 and r.json()["status"] == "active"
+        await login(c, "chef.kim@myhibachi.dev", "New-grill-pass-99")
+        r = await c.put(f"/v1/admin/users/{cook0['id']}", headers=h, json={"status": "inactive"})
+        assert r.status_code == 200
+        await c.put(f"/v1/admin/users/{cook0['id']}", headers=h, json={"status": "active"})
+        await login(c, "cook0@myhibachi.dev")
+
+        # the last active super admin stays
+        r = await c.delete(f"/v1/admin/users/{root['id']}", headers=h)
+        assert r.status_code == 409
+        r = await c.put(f"/v1/admin/users/{root['id']}/roles", headers=h, json={"roles": ["admin"]})
+        assert r.status_code == 409
+        r = await c.put(f"/v1/admin/users/{kim['id']}/roles", headers=h, json={"roles": ["super_admin"]})
+        assert r.status_code == 200 and r.json()["roles"] == ["super_admin"]
+        r = await c.delete(f"/v1/admin/users/{root['id']}", headers=h)
+        assert r.status_code == 200
+        assert (await c.get("/v1/admin/users", headers=h)).status_code == 401
+
+        # logout ends the session
+        kim_h = await login(c, "chef.kim@myhibachi.dev", "New-grill-pass-99")
+        assert (await c.post("/v1/admin/auth/logout", headers=kim_h)).status_code == 204
+        assert (await c.get("/v1/admin/auth/me", headers=kim_h)).status_code == 401
+
+    off = make_app(["admin_rbac"], flags={"FEATURE_FLAG_ADMIN_USERS": False})
+    async with client_of(off) as c:
+        r = await c.post("/v1/admin/auth/login", json={"email": "root@myhibachi.dev", "password": PASSWORD})
+    assert r.status_code == 404 and r.json()["flag"] == "FEATURE_FLAG_ADMIN_USERS"
+
+
+async def test_role_rules_and_escalation(make_app, client_of):
+    app = make_app(["admin_rbac"], flags=FLAGS)
+    known = app.state.ctx.permissions
+    async with client_of(app) as c:
+        _, root = await admin_headers(app, c, "root@myhibachi.dev", ["super_admin"])
+        r = await c.get("/v1/admin/roles", headers=root)
+        roles = {x["name"]: x for x in r.json()["items"]}
+        assert set(BUILTIN) <= set(roles) and all(roles[n]["builtin"] for n in BUILTIN)
+        assert roles["super_admin"]["permissions"] == ["*"]
+        assert set(roles["read_only"]["permissions"]) == {p for p in known if p.endswith(".read")}
+        assert "roles.write" not in roles["admin"]["permissions"]
+
+        r = await c.post("/v1/admin/roles", headers=root, json={"name": "auditor", "permissions": ["admin_users.read", "nope.read"]})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "permissions.1"
+        r = await c.post("/v1/admin/roles", headers=root, json={"name": "auditor", "permissions": ["bogus.*"]})
+        assert r.status_code == 422
+        r = await c.post("/v1/admin/roles", headers=root, json={"name": "Bad Name", "permissions": []})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "name"
+        r = await c.post("/v1/admin/roles", headers=root, json={
+            "name": "role_keeper", "permissions": ["roles.*", "admin_users.read"]})
+        assert r.status_code == 201, r.text
+        keeper_role = r.json()
+        assert (await c.post("/v1/admin/roles", headers=root, json={"name": "role_keeper", "permissions": []})).status_code == 409
+
+        # built-in roles are fixed
+        sid = roles["staff"]["id"]
+        assert (await c.put(f"/v1/admin/roles/{sid}", headers=root, json={"permissions": ["*"]})).status_code == 409
+        assert (await c.delete(f"/v1/admin/roles/{sid}", headers=root)).status_code == 409
+
+        # no privilege escalation
+        await make_admin(app, "keeper@myhibachi.dev", ["role_keeper"])
+        keeper = await login(c, "keeper@myhibachi.dev")
+        r = await c.post("/v1/admin/roles", headers=keeper, json={"name": "sneaky", "permissions": ["admin_users.write"]})
+        assert r.status_code == 403 and r.json()["permission"] == "admin_users.write"
+        r = await c.post("/v1/admin/roles", headers=keeper, json={"name": "sneaky", "permissions": ["*"]})
+        assert r.status_code == 403
+        r = await c.post("/v1/admin/roles", headers=keeper, json={"name": "viewer", "permissions": ["admin_users.read"]})
+        assert r.status_code == 201
+        r = await c.put(f"/v1/admin/roles/{keeper_role['id']}", headers=keeper, json={"permissions": ["*"]})
+        assert r.status_code == 403
+
+        admin_user, adm = await admin_headers(app, c, "admin@myhibachi.dev", ["admin"])
+        staff_user = await make_admin(app, "staff@myhibachi.dev", ["staff"])
+        r = await c.put(f"/v1/admin/users/{staff_user['id']}/roles", headers=adm, json={"roles": ["super_admin"]})
+        assert r.status_code == 403 and r.json()["type"].endswith("/privilege-escalation")
+        r = await c.post("/v1/admin/users", headers=adm, json={
+            "email": "boss@myhibachi.dev", "name": "Boss", "password": PASSWORD, "roles": ["super_admin"]})
+        assert r.status_code == 403
+        r = await c.post("/v1/admin/roles", headers=adm, json={"name": "x_role", "permissions": ["bookings.*"]})
+        assert r.status_code == 403 and r.json()["permission"] == "roles.write"
+        r = await c.put(f"/v1/admin/users/{staff_user['id']}/roles", headers=adm, json={"roles": ["manager"]})
+        assert r.status_code == 200 and r.json()["roles"] == ["manager"]
+        root_id = (await c.get("/v1/admin/auth/me", headers=root)).json()["id"]
+        r = await c.delete(f"/v1/admin/users/{root_id}", headers=adm)  # root outranks an admin
+        assert r.status_code == 403
+
+        # role changes apply on the very next request, with the same token
+        staff = await login(c, "staff@myhibachi.dev")
+        r = await c.put(f"/v1/admin/users/{staff_user['id']}/roles", headers=root, json={"roles": ["staff"]})
+        assert (await c.get("/v1/admin/users", headers=staff)).status_code == 403
+        await c.put(f"/v1/admin/users/{staff_user['id']}/roles", headers=root, json={"roles": ["read_only"]})
+        assert (await c.get("/v1/admin/users", headers=staff)).status_code == 200
+        assert (await c.delete(f"/v1/admin/roles/{keeper_role['id']}", headers=root)).status_code == 204
+        assert (await c.get("/v1/admin/roles", headers=keeper)).status_code == 403
+        assert admin_user["roles"] == ["admin"]
+
+
+def api_routes(app) -> list[tuple[str, set[str], APIRoute]]:
+    """Every API route with its full path (FastAPI 0.16x includes routers lazily)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        return [(r.path, r.methods, r) for r in app.routes if isinstance(r, APIRoute)]
+    return [(rc.path, rc.methods, rc.original_route) for rc in iter_route_contexts(app.routes)
+            if isinstance(rc.original_route, APIRoute)]
+
+
+def _sample_path(path: str) -> str:
+    out, depth, name = "", 0, ""
+    for ch in path:
+        if ch == "{":
+            depth, name = 1, ""
+        elif ch == "}":
+            depth = 0
+            out += str(uuid.uuid4())
+        elif depth:
+            name += ch
+        else:
+            out += ch
+    return out
+
+
+async def test_admin_role_permissions(settings, clean_db, client_of):
+    """Every installed route that names a permission admits exactly the built-in roles holding it."""
+    from myhibachi.core.flags import TogglesFile
+    from myhibachi.core.plugins import discover
+
+    app = create_app(None, settings=settings, database=clean_db)
+    ctx = app.state.ctx
+    toggles = TogglesFile(settings.toggles_path)
+    for rec in ctx.plugins.records.values():
+        if rec.flag:
+            toggles.set(rec.flag, enabled=True, rollout=100)
+    ctx.flags.start()
+    try:
+        assert set(ctx.plugins.records) == set(discover()), "every installed plugin is loaded"
+        routes = [(m, path, route_permission(route)) for path, methods, route in api_routes(app)
+                  for m in sorted(methods) if route_permission(route)]
+        assert ("POST", "/v1/admin/roles", "roles.write") in routes
+        async with client_of(app) as c:
+            tokens, grants = {}, {}
+            for role in BUILTIN:
+                await make_admin(app, f"{role}@myhibachi.dev", [role])
+                tokens[role] = await login(c, f"{role}@myhibachi.dev")
+            _, root = BUILTIN[0], tokens["super_admin"]
+            listed = {x["name"]: set(x["permissions"]) for x in (await c.get("/v1/admin/roles", headers=root)).json()["items"]}
+            for role in BUILTIN:
+                grants[role] = listed[role]
+            assert grants["read_only"] == {p for p in ctx.permissions if p.endswith(".read")}
+            checked = 0
+            for method, path, perm in routes:
+                url = _sample_path(path)
+                for role in BUILTIN:
+                    body = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
+                    r = await c.request(method, url, headers=tokens[role], **body)
+                    if has_permission(grants[role], perm):
+                        assert r.status_code not in (401, 403), f"{role} refused {method} {path} ({perm}): {r.text}"
+                        assert r.status_code < 500, f"{method} {path} answered {r.status_code}: {r.text}"
+                    else:
+                        assert r.status_code == 403, f"{role} let through {method} {path} ({perm}): {r.status_code}"
+                        assert r.json()["permission"] == perm
+                    checked += 1
+                anonymous = await c.request(method, url, **({"json": {}} if method in ("POST", "PUT", "PATCH") else {}))
+                assert anonymous.status_code == 401, f"anonymous let through {method} {path}"
+            assert checked >= 5 * 12
+            assert not any(has_permission(grants["read_only"], p) for _, _, p in routes if not p.endswith(".read"))
+    finally:
+        ctx.flags.stop()
+
+
+async def test_cli_creates_first_super_admin(make_app, client_of, settings, db_url):
+    env = {**os.environ, "DATABASE_URL": db_url, "MYHIBACHI_HOME": str(settings.home_dir),
+           "MYHIBACHI_SECRET_KEY": settings.secret_key, "MYHIBACHI_ADMIN_PASSWORD": PASSWORD}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "myhibachi.core.cli", "admin-users", "create", "owner@myhibachi.dev",
+        "--role", "super_admin", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert "owner@myhibachi.dev" in out.decode() and "super_admin" in out.decode()
+    app = make_app(["admin_rbac"], flags=FLAGS)
+    async with client_of(app) as c:
+        h = await login(c, "owner@myhibachi.dev")
+        assert (await c.get("/v1/admin/users", headers=h)).status_code == 200
+    weak = {**env, "MYHIBACHI_ADMIN_PASSWORD": "short"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "myhibachi.core.cli", "admin-users", "create", "two@myhibachi.dev",
+        env=weak, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1 and "password" in err.decode()

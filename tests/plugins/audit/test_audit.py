@@ -1,0 +1,314 @@
+"""Audit logs (roadmap 4.3): recorded automatically, in the change's transaction, tamper-evident."""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
+from myhibachi.core import Plugin, hookimpl
+from myhibachi.core.audit import audited, note_change
+from myhibachi.core.auth import Principal, create_api_key, require
+from myhibachi.core.db import get_conn
+from myhibachi.core.errors import Problem
+from myhibachi.plugins.audit import service as audit_service
+from myhibachi.plugins.audit.models import audit_logs
+from tests.plugins.admin_rbac.helpers import PASSWORD, admin_headers
+
+FLAGS = {"FEATURE_FLAG_ADMIN_USERS": True, "FEATURE_FLAG_AUDIT_LOGS": True}
+
+
+TX = Depends(get_conn, scope="function")
+
+
+class Thing(BaseModel):
+    label: str
+    fail: bool = False
+
+
+@audited("probe", action="probe.touch", id_arg="probe_id")
+async def touch(conn, ctx, probe_id, actor=None):
+    await conn.execute(sa.text("INSERT INTO audit_probe (id, label) VALUES (:id, 'touched')"), {"id": probe_id})
+    return {"id": probe_id}
+
+
+class ProbePlugin(Plugin):
+    """Routes that change a scratch table: noted, not noted, without get_conn, failing."""
+
+    name = "probe"
+    version = "1.0.0"
+    permissions = ("probes.write",)
+
+    @hookimpl
+    def register_routes(self, router: APIRouter, ctx):
+        @router.post("/probes/{probe_id}", status_code=201)
+        async def create(probe_id: uuid.UUID, body: Thing, request: Request, conn=TX,
+                         _: Principal = Depends(require("probes.write"))):
+            await conn.execute(sa.text("INSERT INTO audit_probe (id, label) VALUES (:id, :label)"),
+                               {"id": probe_id, "label": body.label})
+            note_change(request, "probe", probe_id, {"label": {"old": None, "new": body.label},
+                                                     "email": {"old": None, "new": "guest@example.com"}})
+            if body.fail:
+                raise Problem(409, "Conflict", "refused after writing", kind="conflict")
+            return {"id": str(probe_id)}
+
+        @router.put("/probes/{probe_id}")
+        async def touch_route(probe_id: uuid.UUID, request: Request, conn=TX,
+                              _: Principal = Depends(require("probes.write"))):
+            await touch(conn, request.app.state.ctx, probe_id)
+            return {}
+
+        @router.delete("/probes/{probe_id}")
+        async def plain(probe_id: uuid.UUID, conn=TX, _: Principal = Depends(require("probes.write"))):
+            await conn.execute(sa.text("DELETE FROM audit_probe WHERE id = :id"), {"id": probe_id})
+            return {}
+
+        @router.post("/probes/{probe_id}/ping")
+        async def no_conn(probe_id: uuid.UUID, request: Request, _: Principal = Depends(require("probes.write"))):
+            async with request.app.state.ctx.db.begin() as conn:
+                await conn.execute(sa.text("INSERT INTO audit_probe (id, label) VALUES (:id, 'ping')"), {"id": probe_id})
+            return {}
+
+
+@pytest.fixture
+async def probe_table(database):
+    async with database.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE IF NOT EXISTS audit_probe (id uuid PRIMARY KEY, label text)"))
+    yield
+    async with database.begin() as conn:
+        await conn.execute(sa.text("DROP TABLE IF EXISTS audit_probe"))
+
+
+async def rows(app, **where) -> list[dict]:
+    async with app.state.ctx.db.connect() as conn:
+        query = sa.select(audit_logs).order_by(audit_logs.c.seq)
+        for k, v in where.items():
+            query = query.where(audit_logs.c[k] == v)
+        return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def probe_count(app, probe_id) -> int:
+    async with app.state.ctx.db.connect() as conn:
+        return (await conn.execute(sa.text("SELECT count(*) FROM audit_probe WHERE id = :id"), {"id": probe_id})).scalar()
+
+
+async def test_admin_audit_logs(make_app, client_of, probe_table):
+    app = make_app(["admin_rbac", "audit", ProbePlugin()], flags=FLAGS)
+    async with client_of(app) as c:
+        root, h = await admin_headers(app, c, "root@myhibachi.dev", ["super_admin"])
+        h = {**h, "User-Agent": "pytest-admin/1.0", "X-Request-ID": "req-create-1"}
+
+        # an admin route records who, what, old/new (PII masked), ip, agent and request id
+        r = await c.post("/v1/admin/users", headers=h, json={
+            "email": "kim@myhibachi.dev", "name": "Chef Kim", "password": PASSWORD, "roles": ["staff"]})
+        assert r.status_code == 201, r.text
+        kim = r.json()
+        [created] = await rows(app, action="admin_user.create")
+        assert created["actor_kind"] == "admin" and created["actor_id"] == str(root["id"])
+        assert created["resource_type"] == "admin_user" and created["resource_id"] == kim["id"]
+        assert created["changes"]["email"] == {"old": None, "new": "***"}
+        assert created["changes"]["name"] == {"old": None, "new": "***"}
+        assert created["changes"]["roles"] == {"old": None, "new": ["staff"]}
+        assert "kim@myhibachi.dev" not in str(created) and PASSWORD not in str(created)
+        assert created["ip"] == "127.0.0.1" and created["user_agent"] == "pytest-admin/1.0"
+        assert created["request_id"] == "req-create-1" and created["permission"] == "admin_users.write"
+
+        r = await c.put(f"/v1/admin/users/{kim['id']}/roles", headers=h, json={"roles": ["manager"]})
+        assert r.status_code == 200
+        r = await c.delete(f"/v1/admin/users/{kim['id']}", headers=h)
+        assert r.status_code == 200
+        [deactivated] = await rows(app, action="admin_user.deactivate")
+        assert deactivated["changes"] == {"status": {"old": "active", "new": "inactive"}}
+        [roles_set] = await rows(app, action="admin_user.set_roles")
+        assert roles_set["changes"] == {"roles": {"old": ["staff"], "new": ["manager"]}}
+
+        # reads, refused and failed requests record nothing
+        before = len(await rows(app))
+        await c.get("/v1/admin/users", headers=h)
+        assert (await c.delete(f"/v1/admin/users/{root['id']}", headers=h)).status_code == 409
+        assert (await c.post("/v1/admin/users", headers=h, json={"email": "bad"})).status_code == 422
+        assert len(await rows(app)) == before
+
+        # a route that notes nothing: method, path template, permission, path params
+        pid = uuid.uuid4()
+        await c.post(f"/v1/probes/{pid}", headers=h, json={"label": "x"})
+        assert (await c.delete(f"/v1/probes/{pid}", headers=h)).status_code == 200
+        [plain] = await rows(app, action="DELETE /v1/probes/{probe_id}")
+        assert plain["resource_type"] == "probes" and plain["resource_id"] == str(pid)
+        assert plain["permission"] == "probes.write" and plain["changes"] is None
+
+        # a route without get_conn is still recorded (in its own transaction)
+        pid2 = uuid.uuid4()
+        assert (await c.post(f"/v1/probes/{pid2}/ping", headers=h)).status_code == 200
+        assert len(await rows(app, action="POST /v1/probes/{probe_id}/ping", resource_id=str(pid2))) == 1
+
+        # a service call marked @audited, inside a request
+        pid3 = uuid.uuid4()
+        assert (await c.put(f"/v1/probes/{pid3}", headers=h)).status_code == 200
+        [touched] = await rows(app, action="probe.touch")
+        assert touched["resource_id"] == str(pid3) and touched["actor_id"] == str(root["id"])
+
+        # an API key is a staff actor too
+        async with app.state.ctx.db.begin() as conn:
+            key, key_row = await create_api_key(conn, app.state.ctx.settings, name="ops", scopes=["probes.write"])
+        pid4 = uuid.uuid4()
+        r = await c.delete(f"/v1/probes/{pid4}", headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 200
+        [by_key] = await rows(app, resource_id=str(pid4))
+        assert by_key["actor_kind"] == "api_key" and by_key["actor_id"] == str(key_row["id"])
+
+        # queries: by user, by resource, by action, by time, with a cursor
+        r = await c.get(f"/v1/admin/audit-logs/user/{root['id']}", headers=h)
+        assert r.status_code == 200
+        mine = r.json()["items"]
+        assert mine and all(x["actor_id"] == str(root["id"]) for x in mine)
+        r = await c.get(f"/v1/admin/audit-logs/resource/admin_user/{kim['id']}", headers=h)
+        assert [x["action"] for x in r.json()["items"]] == [
+            "admin_user.deactivate", "admin_user.set_roles", "admin_user.create"]
+        r = await c.get("/v1/admin/audit-logs", headers=h, params={"action": "admin_user.create", "user": str(root["id"])})
+        assert [x["resource_id"] for x in r.json()["items"]] == [kim["id"]]
+        r = await c.get("/v1/admin/audit-logs", headers=h, params={"resource_type": "probes"})
+        assert {x["resource_id"] for x in r.json()["items"]} == {str(pid), str(pid2), str(pid4)}
+        r = await c.get("/v1/admin/audit-logs", headers=h, params={"since": "2999-01-01T00:00:00Z"})
+        assert r.json()["items"] == []
+        all_rows, cursor = [], None
+        while True:
+            r = await c.get("/v1/admin/audit-logs", headers=h, params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+            all_rows += r.json()["items"]
+            cursor = r.json()["next_cursor"]
+            if not cursor:
+                break
+        assert [x["seq"] for x in all_rows] == sorted((x["seq"] for x in all_rows), reverse=True)
+        assert len(all_rows) == len(await rows(app))
+        assert (await c.get("/v1/admin/audit-logs", headers=h, params={"cursor": "x"})).status_code == 422
+
+        # logins and lockouts are in the trail too
+        assert len(await rows(app, action="admin_auth.login", actor_id=str(root["id"]))) == 1
+        for _ in range(5):
+            await c.post("/v1/admin/auth/login", json={"email": "root@myhibachi.dev", "password": "wrong-pass-123"})
+        [locked] = await rows(app, action="admin_auth.lockout")
+        assert locked["resource_id"] == str(root["id"]) and locked["actor_kind"] == "system"
+
+        # only audit.read may look
+        _, staff = await admin_headers(app, c, "staff@myhibachi.dev", ["staff"])
+        _, viewer = await admin_headers(app, c, "viewer@myhibachi.dev", ["read_only"])
+        assert (await c.get("/v1/admin/audit-logs", headers=staff)).status_code == 403
+        assert (await c.get("/v1/admin/audit-logs", headers=viewer)).status_code == 200
+
+
+async def test_rolled_back_change_leaves_no_audit_row(make_app, client_of, probe_table):
+    app = make_app(["admin_rbac", "audit", ProbePlugin()], flags=FLAGS)
+    async with client_of(app) as c:
+        _, h = await admin_headers(app, c, "root@myhibachi.dev", ["super_admin"])
+        failed, kept = uuid.uuid4(), uuid.uuid4()
+        r = await c.post(f"/v1/probes/{failed}", headers=h, json={"label": "doomed", "fail": True})
+        assert r.status_code == 409
+        assert await probe_count(app, failed) == 0 and await rows(app, resource_id=str(failed)) == []
+        r = await c.post(f"/v1/probes/{kept}", headers=h, json={"label": "kept"})
+        assert r.status_code == 201
+        assert await probe_count(app, kept) == 1
+        [row] = await rows(app, resource_id=str(kept))
+        assert row["action"] == "probe.create" and row["changes"] == {
+            "label": {"old": None, "new": "kept"}, "email": {"old": None, "new": "***"}}
+
+    # the audit write fails: the change it describes is rolled back with it
+    class Broken(Plugin):
+        name = "broken_recorder"
+        version = "1.0.0"
+
+        @hookimpl
+        async def record_admin_action(self, conn, action):
+            await conn.execute(sa.text("SELECT 1/0"))
+
+    app = make_app(["admin_rbac", "audit", ProbePlugin(), Broken()], flags=FLAGS)
+    async with app.state.ctx.db.begin() as conn:
+        key, _ = await create_api_key(conn, app.state.ctx.settings, name="ops", scopes=["probes.write"])
+    h = {"Authorization": f"Bearer {key}"}
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        lost = uuid.uuid4()
+        r = await c.post(f"/v1/probes/{lost}", headers=h, json={"label": "lost"})
+        assert r.status_code >= 500
+    assert await probe_count(app, lost) == 0 and await rows(app, resource_id=str(lost)) == []
+
+
+async def test_hook_record_admin_action(make_app, client_of, probe_table):
+    seen = []
+
+    class Recorder(Plugin):
+        name = "recorder"
+        version = "1.0.0"
+
+        @hookimpl
+        async def record_admin_action(self, conn, action):
+            # rows written by this very transaction (xmin is the inserting transaction)
+            in_tx = (await conn.execute(sa.text(
+                "SELECT count(*) FROM audit_probe WHERE xmin::text = pg_current_xact_id()::text"))).scalar()
+            seen.append((action, in_tx))
+
+    app = make_app(["admin_rbac", Recorder(), ProbePlugin()], flags=FLAGS)
+    async with client_of(app) as c:
+        _, h = await admin_headers(app, c, "root@myhibachi.dev", ["super_admin"])
+        pid = uuid.uuid4()
+        await c.post(f"/v1/probes/{pid}", headers=h, json={"label": "hello"})
+    probe = [a for a, _ in seen if a["resource_id"] == str(pid)]
+    assert len(probe) == 1 and probe[0]["action"] == "probe.create"
+    # called in the request's own transaction, before its commit
+    assert [n for a, n in seen if a["resource_id"] == str(pid)] == [1]
+
+
+async def test_audit_rows_are_append_only_and_tampering_is_detected(make_app, client_of, settings, db_url):
+    app = make_app(["admin_rbac", "audit"], flags=FLAGS)
+    async with client_of(app) as c:
+        _, h = await admin_headers(app, c, "root@myhibachi.dev", ["super_admin"])
+        # concurrent appends still form one chain (the advisory lock orders them)
+        results = await asyncio.gather(*(
+            c.post("/v1/admin/roles", headers=h, json={"name": f"role_{i}", "permissions": ["roles.read"]})
+            for i in range(12)))
+        assert [r.status_code for r in results] == [201] * 12
+    logged = await rows(app)
+    assert len(logged) == 13  # the login and twelve role creations
+    assert logged[0]["prev_hash"] == audit_service.GENESIS
+    assert all(b["prev_hash"] == a["hash"] for a, b in zip(logged, logged[1:]))
+
+    for statement in ("UPDATE audit_logs SET action = 'nothing'", "DELETE FROM audit_logs"):
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            async with app.state.ctx.db.begin() as conn:
+                await conn.execute(sa.text(statement))
+
+    async def verify_cli() -> tuple[int, str]:
+        env = {**os.environ, "DATABASE_URL": db_url, "MYHIBACHI_HOME": str(settings.home_dir),
+               "MYHIBACHI_SECRET_KEY": settings.secret_key}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "myhibachi.core.cli", "audit", "verify", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode, out.decode() + err.decode()
+
+    code, out = await verify_cli()
+    assert code == 0 and f"ok: {len(logged)} rows verified" in out, out
+
+    victim = logged[2]
+    async with app.state.ctx.db.begin() as conn:  # the test database's owner is a superuser
+        await conn.execute(sa.text("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only"))
+        await conn.execute(sa.text("UPDATE audit_logs SET actor_id = 'someone-else' WHERE seq = :s"), {"s": victim["seq"]})
+        await conn.execute(sa.text("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only"))
+    code, out = await verify_cli()
+    assert code == 1 and f"seq={victim['seq']}" in out and "content does not match" in out, out
+
+    # a removed row breaks the chain at the row after it
+    async with app.state.ctx.db.begin() as conn:
+        await conn.execute(sa.text("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only"))
+        await conn.execute(sa.text("UPDATE audit_logs SET actor_id = :a WHERE seq = :s"),
+                           {"a": victim["actor_id"], "s": victim["seq"]})
+        await conn.execute(sa.text("DELETE FROM audit_logs WHERE seq = :s"), {"s": logged[1]["seq"]})
+        await conn.execute(sa.text("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only"))
+    async with app.state.ctx.db.connect() as conn:
+        result = await audit_service.verify(conn)
+    assert result["ok"] is False and result["seq"] == logged[2]["seq"] and "removed" in result["reason"]
