@@ -219,6 +219,10 @@ class Undeliverable(Exception):
     """No channel can carry this reminder (no address, or consent refused): never retried."""
 
 
+class SendFailed(Exception):
+    """Every channel that could carry the reminder failed: retried later."""
+
+
 def reveal(ctx, value: str | None) -> str | None:
     """A customer's PII column in clear, through the core's cipher (``myhibachi.core.crypto``)."""
     if value is None:
@@ -256,7 +260,7 @@ async def send_reminder(ctx, conn, reminder: dict[str, Any], booking: dict[str, 
 
     A channel goes through ``ctx.ports.<channel>`` when configured, else it is recorded in
     the offline outbox (appended to ``outbox`` for one batched insert, or inserted now).
-    Raises ``Undeliverable`` when no channel can carry it, and a plain error (retried) when
+    Raises ``Undeliverable`` when no channel can carry it, and ``SendFailed`` (retried) when
     every channel that could carry it failed.
     """
     wanted = ("email", "sms") if reminder["notification_channel"] == "both" else (reminder["notification_channel"],)
@@ -291,7 +295,7 @@ async def send_reminder(ctx, conn, reminder: dict[str, Any], booking: dict[str, 
             rows.append({"port": "sms", "operation": "send", "payload": {"to": to, "body": body, **refs}})
         sent.append(channel)
     if failures and not sent:
-        raise RuntimeError("; ".join(failures))
+        raise SendFailed("; ".join(failures))
     if not sent:
         raise Undeliverable("; ".join(refused) or "no channel")
     if failures:  # retrying would repeat the channels that did go out
@@ -420,6 +424,6 @@ async def _attempt(ctx, conn, reminder, booking, outcomes: _Outcomes, attempts: 
         outcomes.end(reminder["id"], "failed", str(exc))
     except Exception as exc:
         log.warning("reminder %s not sent (attempt %d): %s", reminder["id"], attempts, exc)
-        outcomes.retry(reminder, attempts, f"{type(exc).__name__}: {exc}")
+        outcomes.retry(reminder, attempts, str(exc) if isinstance(exc, SendFailed) else f"{type(exc).__name__}: {exc}")
     else:
         outcomes.sent.append(reminder["id"])
