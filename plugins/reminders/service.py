@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import inspect
+import json
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -223,15 +225,21 @@ class SendFailed(Exception):
     """Every channel that could carry the reminder failed: retried later."""
 
 
-def reveal(ctx, value: str | None) -> str | None:
-    """A customer's PII column in clear, through the core's cipher (``myhibachi.core.crypto``)."""
-    if value is None:
-        return None
+@functools.cache
+def _cipher():
     try:
         from myhibachi.core import crypto
     except ImportError:  # a core without the PII cipher stores these columns as given
+        return None
+    return crypto
+
+
+def reveal(ctx, value: str | None) -> str | None:
+    """A customer's PII column in clear, through the core's cipher (``myhibachi.core.crypto``)."""
+    cipher = _cipher()
+    if value is None or cipher is None:
         return value
-    return crypto.decrypt(ctx.settings, value)
+    return cipher.decrypt(ctx.settings, value)
 
 
 def local_time(starts_at: datetime, time_zone: str) -> str:
@@ -306,6 +314,15 @@ async def send_reminder(ctx, conn, reminder: dict[str, Any], booking: dict[str, 
         else:
             outbox.extend(rows)
     return sent
+
+
+async def record_offline(conn, rows: list[dict[str, Any]]) -> None:
+    """Insert many offline outbox rows as one JSON parameter: one statement, one round trip."""
+    await conn.execute(sa.text(
+        "INSERT INTO offline_outbox (id, port, operation, payload) "
+        "SELECT gen_random_uuid(), r.port, r.operation, r.payload "
+        "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(port text, operation text, payload jsonb)"
+    ), {"rows": json.dumps(rows)})
 
 
 async def _bookings(conn, ctx, ids) -> dict[uuid.UUID, dict[str, Any]]:
@@ -387,13 +404,14 @@ async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = 
         found = await _bookings(conn, ctx, {r["booking_id"] for r in claimed})
         outcomes = _Outcomes(settings, now)
         ready = []
+        flag_on: dict[uuid.UUID, bool] = {}
         for reminder in claimed:
             booking = found.get(reminder["booking_id"])
             if booking is None or booking["status"] in ENDED:
                 outcomes.end(reminder["id"], "cancelled", "the booking is cancelled")
             elif booking["starts_at"] <= now:
                 outcomes.end(reminder["id"], "failed", "the event had already started")
-            elif not ctx.flags.enabled(FLAG, {"userId": str(booking["customer_id"])}):
+            elif not _flag_on(ctx, flag_on, booking["customer_id"]):
                 outcomes.deferred.append(reminder["id"])
             else:
                 ready.append((reminder, booking))
@@ -402,7 +420,7 @@ async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = 
             for reminder, booking in ready:
                 await _attempt(ctx, conn, reminder, booking, outcomes, reminder["attempts"] + 1, outbox)
             if outbox:
-                await conn.execute(sa.insert(offline_outbox), outbox)
+                await record_offline(conn, outbox)
             await outcomes.write(conn, count_attempt=True)
             return len(claimed)
         await outcomes.write(conn, count_attempt=True)
@@ -415,6 +433,13 @@ async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = 
             await _attempt(ctx, conn, reminder, booking, single, reminder["attempts"] + 1, None)
             await single.write(conn, count_attempt=False)
     return len(claimed)
+
+
+def _flag_on(ctx, seen: dict[uuid.UUID, bool], customer_id: uuid.UUID) -> bool:
+    """The flag for this customer, asked once per batch (customers often have many reminders)."""
+    if customer_id not in seen:
+        seen[customer_id] = ctx.flags.enabled(FLAG, {"userId": str(customer_id)})
+    return seen[customer_id]
 
 
 async def _attempt(ctx, conn, reminder, booking, outcomes: _Outcomes, attempts: int, outbox) -> None:
