@@ -36,8 +36,9 @@ def _row_values(fields: dict[str, Any], current_meta: dict[str, Any] | None = No
     values = {k: fields[k] for k in COLUMNS if k in fields}
     if any(k in fields for k in (*IN_METADATA, "metadata")):
         meta = dict(current_meta or {})
-        if "metadata" in fields:
-            meta = {k: v for k, v in meta.items() if k in IN_METADATA} | dict(fields["metadata"] or {})
+        if "metadata" in fields:  # free-form keys never overwrite the validated parts
+            free = {k: v for k, v in (fields["metadata"] or {}).items() if k not in IN_METADATA}
+            meta = {k: v for k, v in meta.items() if k in IN_METADATA} | free
         for key in IN_METADATA:
             if key in fields:
                 if fields[key] is None:

@@ -141,7 +141,10 @@ async def test_location_input_errors_name_the_field(make_app, client_of, seed):
         assert (await c.put(f"/v1/locations/{uuid.uuid4()}", json={"capacity": 3})).status_code == 404
         assert (await c.get(f"/v1/locations/{made['id']}")).json()["capacity"] == 30
         # clearing an optional part
-        cleared = await c.put(f"/v1/locations/{made['id']}", json={"service_area": None, "metadata": {"parking": 2}})
+        sneaky = await c.put(f"/v1/locations/{made['id']}", json={"metadata": {"parking": 2, "hours": "always"}})
+        assert sneaky.json()["hours"] is None and sneaky.json()["metadata"] == {"parking": 2}
+        assert sneaky.json()["service_area"]["zip_codes"] == ["10001"]
+        cleared = await c.put(f"/v1/locations/{made['id']}", json={"service_area": None})
         assert cleared.json()["service_area"] is None and cleared.json()["metadata"] == {"parking": 2}
 
 
