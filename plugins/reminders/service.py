@@ -129,7 +129,7 @@ async def cancel_reminder(conn, booking_id: uuid.UUID, reminder_id: uuid.UUID) -
     if row["status"] == "cancelled":
         return _public(row)
     if row["status"] != "pending":
-        raise conflict(f"the reminder is already {row['status']}", status=row["status"])
+        raise conflict(f"the reminder is already {row['status']}")
     row = (await conn.execute(
         sa.update(reminders).where(reminders.c.id == reminder_id)
         .values(status="cancelled", updated_at=sa.func.now()).returning(reminders)

@@ -79,6 +79,9 @@ async def test_booking_reminder_scheduling(make_app, client_of, seed, clean_db):
     assert final["custom"]["status"] == "sent" and final["custom"]["sent_at"] is not None
     assert final["24h_before"]["status"] == "sent" and final["24h_before"]["attempts"] == 1
     assert final["1h_before"]["status"] == "cancelled" and final["1h_before"]["sent_at"] is None
+    async with client_of(app, headers=auth) as c:
+        late = await c.delete(f"/v1/bookings/{booking}/reminders/{final['custom']['id']}")
+    assert late.status_code == 409 and late.json()["detail"] == "the reminder is already sent"
 
 
 async def test_reminder_input_is_checked_and_named(make_app, client_of, seed):
@@ -111,9 +114,15 @@ async def test_reminder_input_is_checked_and_named(make_app, client_of, seed):
                 assert r.json()["errors"][0]["field"] == field, (body, r.json())
         ok = await c.post(f"/v1/bookings/{soon}/reminders", json={"reminder_type": "1h_before", "channel": "email"})
         assert ok.status_code == 201
+        twice = await c.post(f"/v1/bookings/{soon}/reminders", json={"reminder_type": "1h_before"})
+        assert twice.status_code == 409
+        # a cancelled reminder does not block scheduling the same one again
+        assert (await c.delete(f"/v1/bookings/{soon}/reminders/{ok.json()['id']}")).json()["status"] == "cancelled"
+        again = await c.post(f"/v1/bookings/{soon}/reminders", json={"reminder_type": "1h_before", "channel": "email"})
+        assert again.status_code == 201 and again.json()["id"] != ok.json()["id"]
         bad_cursor = await c.get(base, params={"cursor": "nonsense"})
         assert bad_cursor.status_code == 422 and bad_cursor.json()["errors"][0]["field"] == "cursor"
-    assert [r["reminder_type"] for r in await reminder_rows(seed.db, soon)] == ["1h_before"]
+    assert sorted(r["status"] for r in await reminder_rows(seed.db, soon)) == ["cancelled", "pending"]
     assert await reminder_rows(seed.db, later) == []
 
 
