@@ -44,5 +44,11 @@ class LocationsPlugin(Plugin):
 
         return await service.slot_capacity(conn, booking)
 
+    @hookimpl
+    async def booking_slot_scope(self, booking: dict[str, Any], conn, ctx) -> str | None:
+        from myhibachi.plugins.locations import service
+
+        return await service.slot_scope(conn, booking)
+
 
 plugin = LocationsPlugin()

@@ -210,8 +210,15 @@ async def validate_booking(conn, booking: dict[str, Any]) -> str | None:
 
 
 async def slot_capacity(conn, booking: dict[str, Any]) -> int | None:
+    """Events the booking's location runs at once; with ``slot_scope`` the core counts them
+    per location."""
     row, _ = await location_of(conn, booking)
     return row["events_per_slot"] if row is not None else None
+
+
+async def slot_scope(conn, booking: dict[str, Any]) -> str | None:
+    row, _ = await location_of(conn, booking)
+    return row["id"].hex if row is not None else None
 
 
 def query_filters(params: dict[str, str]) -> list[Any] | None:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from myhibachi.core.db import utcnow
 from myhibachi.core.models import bookings
-from myhibachi.plugins.locations import LocationsPlugin
+from myhibachi.plugins.locations import LocationsPlugin, service
 from myhibachi.plugins.locations.models import booking_locations
 
 FLAG = "FEATURE_FLAG_MULTI_LOCATION"
@@ -65,6 +65,11 @@ async def test_booking_multi_location(make_app, client_of, seed):
             "party_size: Brooklyn serves at most 14 guests per event"]
         assert await ctx.call_first("booking_capacity", WHO, booking=by_zip, conn=conn) == 2
         assert await ctx.call_first("booking_capacity", WHO, booking=named, conn=conn) == 1
+        # the core counts a slot per location: each location's capacity is its own
+        assert await ctx.call_first("booking_slot_scope", WHO, booking=by_zip, conn=conn) == uuid.UUID(
+            manhattan["id"]).hex
+        assert await ctx.call_first("booking_slot_scope", WHO, booking=named, conn=conn) == uuid.UUID(
+            brooklyn["id"]).hex
         nowhere = booking_input(starts_at, zip_code="94105")
         assert await ctx.call_all("validate_booking", WHO, booking=nowhere, conn=conn) == [
             "zip_code: no active location serves zip code 94105; choose a location_id"]
@@ -222,13 +227,18 @@ async def test_flag_off_hides_routes_and_skips_hooks(make_app, client_of, seed):
     async with client_of(app) as c:
         r = await c.get("/v1/locations")
     assert r.status_code == 404 and r.json()["flag"] == FLAG
+    async with seed.db.begin() as conn:  # a location that would answer every hook if the flag were on
+        await service.create_location(conn, place("Embarcadero", ["94105"], zip_code="94105", capacity=4,
+                                                  time_zone="America/Los_Angeles"))
     async with seed.db.begin() as conn:
-        nowhere = booking_input(utcnow() + timedelta(days=3), zip_code="94105")
-        assert await ctx.call_all("validate_booking", WHO, booking=nowhere, conn=conn) == []
-        assert await ctx.call_first("booking_capacity", WHO, booking=nowhere, conn=conn) is None
+        too_big = booking_input(utcnow() + timedelta(days=3), zip_code="94105", party_size=9)
+        assert await ctx.call_all("validate_booking", WHO, booking=too_big, conn=conn) == []
+        assert too_big["extra"] == {}
+        assert await ctx.call_first("booking_capacity", WHO, booking=too_big, conn=conn) is None
+        assert await ctx.call_first("booking_slot_scope", WHO, booking=too_big, conn=conn) is None
     assert await ctx.call_all("booking_query_filters", WHO, params={"location_id": str(uuid.uuid4())}) == []
     customer = await seed.customer()
-    booking = await seed.booking(customer, utcnow() + timedelta(days=3))
+    booking = await seed.booking(customer, utcnow() + timedelta(days=3), zip_code="94105")
     await seed.publish(ctx, "booking.created", {"booking_id": str(booking), "customer_id": str(customer)})
     async with seed.db.connect() as conn:
         assert (await conn.execute(sa.select(sa.func.count()).select_from(booking_locations))).scalar() == 0
