@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from myhibachi.core import Plugin, hookimpl
-from myhibachi.core.db import utcnow
+from myhibachi.core.app import create_app
+from myhibachi.core.db import Database, utcnow
 from myhibachi.core.models import offline_outbox
 from myhibachi.core.tasks import dispatch_once
 from myhibachi.plugins.reminders import RemindersPlugin
@@ -225,9 +226,11 @@ async def test_the_offline_outbox_is_sent_exactly_once_across_a_killed_worker(ma
     assert await dispatch_due(ctx) == 0
 
 
-async def test_two_workers_over_1000_due_reminders_send_each_once(make_app, seed):
+async def test_two_workers_over_1000_due_reminders_send_each_once(make_app, seed, settings, db_url):
     app = make_app([RemindersPlugin(batch_size=50)], flags={FLAG: True})
-    other = make_app([RemindersPlugin(batch_size=50)], flags={FLAG: True})
+    # the second worker has its own engine and pool, as another process would
+    other = create_app([RemindersPlugin(batch_size=50)], settings=settings, database=Database(db_url))
+    other.state.ctx.flags.start()
     customers = [await seed.customer() for _ in range(10)]
     bookings = [await seed.booking(customers[i % 10], utcnow() + timedelta(days=1, minutes=i)) for i in range(100)]
     due = utcnow() - timedelta(minutes=5)
@@ -243,7 +246,11 @@ async def test_two_workers_over_1000_due_reminders_send_each_once(make_app, seed
             await asyncio.sleep(0)
         return done
 
-    first, second = await asyncio.gather(work(app.state.ctx), work(other.state.ctx))
+    try:
+        first, second = await asyncio.gather(work(app.state.ctx), work(other.state.ctx))
+    finally:
+        other.state.ctx.flags.stop()
+        await other.state.ctx.db.dispose()
     assert first + second == 1000 and first > 0 and second > 0
     sent = await outbox(seed.db)
     assert len(sent) == 1000
@@ -283,3 +290,26 @@ async def test_flag_off_hides_routes_skips_handlers_and_holds_reminders(make_app
     row = await reminder(seed.db, rid)
     assert row["status"] == "pending" and row["attempts"] == 0 and row["next_attempt_at"] > utcnow()
     assert await outbox(seed.db) == []
+
+
+class NoTexts(Plugin):
+    """A consent plugin: this customer takes no SMS."""
+
+    name = "no_texts"
+
+    @hookimpl
+    def may_send(self, customer_id, channel, kind, conn, ctx):
+        return "opted out of SMS" if channel == "sms" else None
+
+
+async def test_consent_refusals_skip_a_channel(make_app, seed):
+    app = make_app([RemindersPlugin(), NoTexts()], flags={FLAG: True})
+    customer = await seed.customer(email="quiet@example.com")
+    booking = await seed.booking(customer, utcnow() + timedelta(days=1))
+    both = await add_reminder(seed.db, booking, utcnow() - timedelta(seconds=1), channel="both")
+    sms = await add_reminder(seed.db, booking, utcnow() - timedelta(seconds=1), channel="sms")
+    assert await dispatch_due(app.state.ctx) == 2
+    assert [(r["port"], r["payload"]["reminder_id"]) for r in await outbox(seed.db)] == [("email", str(both))]
+    assert (await reminder(seed.db, both))["status"] == "sent"
+    refused = await reminder(seed.db, sms)
+    assert (refused["status"], refused["last_error"]) == ("failed", "sms: opted out of SMS")
