@@ -171,6 +171,9 @@ async def reschedule(conn, booking_id: uuid.UUID, *, now: datetime | None = None
     booking = await _booking_row(conn, booking_id)
     if booking is None:
         return
+    if booking["status"] in ENDED:  # events may arrive out of order
+        await cancel_pending(conn, booking_id, f"the booking is {booking['status']}")
+        return
     starts_at = booking["starts_at"]
     pending = (reminders.c.booking_id == booking_id) & (reminders.c.status == "pending")
     other = reminders.alias("other")
