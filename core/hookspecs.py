@@ -193,6 +193,21 @@ def booking_capacity(booking: dict[str, Any], conn: Any, ctx: AppContext) -> int
     """
 
 
+@hookspec(firstresult=True)
+def booking_slot_scope(booking: dict[str, Any], conn: Any, ctx: AppContext) -> str | None:
+    """Name the part of the business whose capacity a booking draws on.
+
+    Called when the core computes a booking's slot (create, reschedule, availability),
+    after ``validate_booking``. The core makes the scope part of the slot key, so the
+    slot's lock and its count of bookings (compared with ``booking_capacity``) cover that
+    scope alone: two locations' bookings at the same time do not compete for one pool.
+    ``firstresult``: one plugin partitions capacity; None from all means one shared pool.
+
+    :param booking: the prospective booking as plain data (``extra`` included).
+    :return: a stable string of at most 32 characters (a location's id in hex), or None.
+    """
+
+
 @hookspec
 def may_send(customer_id: Any, channel: str, kind: str, conn: Any, ctx: AppContext) -> str | None:
     """Consent check before any message is sent.

@@ -1,0 +1,49 @@
+"""The locations plugin's tables: locations, and which location each booking belongs to."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from myhibachi.core.db import created_at, metadata, timestamp, uuid_pk
+
+OWNER = {"plugin": "locations"}
+STATUSES = ("active", "inactive", "maintenance")
+
+locations = sa.Table(
+    "locations",
+    metadata,
+    uuid_pk(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("address", sa.Text, nullable=False),
+    sa.Column("city", sa.String(100), nullable=False),
+    sa.Column("state", sa.String(50), nullable=False),
+    sa.Column("zip_code", sa.String(10), nullable=False),
+    sa.Column("phone", sa.String(20)),
+    sa.Column("email", sa.String(255)),
+    sa.Column("time_zone", sa.String(64), nullable=False),
+    # the most guests one event of this location serves
+    sa.Column("capacity", sa.Integer, nullable=False),
+    # how many events this location runs at the same time (its chef teams)
+    sa.Column("events_per_slot", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("status", sa.String(20), nullable=False, server_default="active"),
+    # {"service_area": {"zip_codes": [...]} | {"lat", "lon", "radius_km"}, "hours": {"mon": ["11:00", "22:00"]}, ...}
+    sa.Column("metadata", JSONB, nullable=False, server_default="{}"),
+    created_at(),
+    timestamp("updated_at", nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("capacity >= 1", name="capacity"),
+    sa.CheckConstraint("events_per_slot >= 1", name="events_per_slot"),
+    sa.CheckConstraint(f"status IN {STATUSES}", name="status"),
+    sa.Index("ix_locations_created_id", "created_at", "id"),
+    info=OWNER,
+)
+
+# The core's bookings table stays as it is: the location of a booking lives here.
+booking_locations = sa.Table(
+    "booking_locations",
+    metadata,
+    sa.Column("booking_id", UUID(as_uuid=True), sa.ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("location_id", UUID(as_uuid=True), sa.ForeignKey("locations.id"), nullable=False),
+    created_at(),
+    sa.Index("ix_booking_locations_location", "location_id", "booking_id"),
+    info=OWNER,
+)

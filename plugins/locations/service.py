@@ -1,0 +1,275 @@
+"""Locations: CRUD, choosing a booking's location, and the booking hooks' logic."""
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import uuid
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from myhibachi.core.errors import invalid, not_found
+from myhibachi.core.models import bookings
+from myhibachi.plugins.locations.models import booking_locations, locations
+
+META = locations.c["metadata"]
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+COLUMNS = ("name", "address", "city", "state", "zip_code", "phone", "email", "time_zone", "capacity",
+           "events_per_slot", "status")
+IN_METADATA = ("service_area", "hours")
+
+
+def public(row) -> dict[str, Any]:
+    data = dict(row)
+    meta = dict(data.pop("metadata") or {})
+    for key in IN_METADATA:
+        data[key] = meta.pop(key, None)
+    data["metadata"] = meta
+    return data
+
+
+def _row_values(fields: dict[str, Any], current_meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    values = {k: fields[k] for k in COLUMNS if k in fields}
+    if any(k in fields for k in (*IN_METADATA, "metadata")):
+        meta = dict(current_meta or {})
+        if "metadata" in fields:  # free-form keys never overwrite the validated parts
+            free = {k: v for k, v in (fields["metadata"] or {}).items() if k not in IN_METADATA}
+            meta = {k: v for k, v in meta.items() if k in IN_METADATA} | free
+        for key in IN_METADATA:
+            if key in fields:
+                if fields[key] is None:
+                    meta.pop(key, None)
+                else:
+                    meta[key] = fields[key]
+        values["metadata"] = meta
+    return values
+
+
+async def create_location(conn, fields: dict[str, Any]) -> dict[str, Any]:
+    values = _row_values(fields)
+    values.setdefault("metadata", {})
+    row = (await conn.execute(sa.insert(locations).values(id=uuid.uuid4(), **values).returning(locations))
+           ).mappings().one()
+    return public(row)
+
+
+async def get_location(conn, location_id: uuid.UUID, *, include_inactive: bool) -> dict[str, Any]:
+    row = (await conn.execute(sa.select(locations).where(locations.c.id == location_id))).mappings().first()
+    if row is None or (not include_inactive and row["status"] != "active"):
+        raise not_found("Location")
+    return public(row)
+
+
+async def update_location(conn, location_id: uuid.UUID, fields: dict[str, Any]) -> dict[str, Any]:
+    current = (await conn.execute(sa.select(locations).where(locations.c.id == location_id).with_for_update())
+               ).mappings().first()
+    if current is None:
+        raise not_found("Location")
+    values = _row_values(fields, current["metadata"])
+    row = (await conn.execute(sa.update(locations).where(locations.c.id == location_id)
+                              .values(**values, updated_at=sa.func.now()).returning(locations))).mappings().one()
+    return public(row)
+
+
+async def deactivate_location(conn, location_id: uuid.UUID) -> dict[str, Any]:
+    return await update_location(conn, location_id, {"status": "inactive"})
+
+
+def encode_cursor(at: datetime, lid: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{lid}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        at, lid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(at), uuid.UUID(lid)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise invalid("cursor", "is not a cursor this API returned") from exc
+
+
+async def list_locations(conn, *, statuses: list[str] | None, limit: int, cursor: str | None) -> dict[str, Any]:
+    query = sa.select(locations)
+    if statuses is not None:
+        query = query.where(locations.c.status.in_(statuses))
+    if cursor:
+        at, lid = decode_cursor(cursor)
+        query = query.where(sa.tuple_(locations.c.created_at, locations.c.id) > sa.tuple_(at, lid))
+    rows = (await conn.execute(query.order_by(locations.c.created_at, locations.c.id).limit(limit + 1))
+            ).mappings().all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [public(r) for r in rows],
+            "next_cursor": encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None}
+
+
+# --- a booking's location --------------------------------------------------------------------
+
+
+def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 6371.0 * 2 * math.asin(math.sqrt(a))
+
+
+async def serving(conn, zip_code: str | None, lat: Any = None, lon: Any = None):
+    """The active location serving a zip code (the oldest, if several), else the nearest
+    whose radius covers the given point."""
+    active = sa.select(locations).where(locations.c.status == "active").order_by(locations.c.created_at,
+                                                                                   locations.c.id)
+    if zip_code:
+        row = (await conn.execute(active.where(META["service_area"]["zip_codes"].has_key(zip_code)).limit(1))
+               ).mappings().first()
+        if row is not None:
+            return row
+    try:
+        lat, lon = float(lat), float(lon)
+    except (TypeError, ValueError):
+        return None
+    best = None
+    for row in (await conn.execute(active.where(META["service_area"].has_key("radius_km")))).mappings():
+        area = row["metadata"]["service_area"]
+        distance = _km(lat, lon, area["lat"], area["lon"])
+        if distance <= area["radius_km"] and (best is None or distance < best[0]):
+            best = (distance, row)
+    return best[1] if best else None
+
+
+def _starts_at(booking: dict[str, Any]) -> datetime | None:
+    value = booking.get("starts_at")
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, datetime) and value.tzinfo else None
+
+
+async def location_of(conn, booking: dict[str, Any]) -> tuple[Any, str | None]:
+    """The booking's location row and None, or None and the reason there is none."""
+    extra = booking.get("extra") or {}
+    given = extra.get("location_id")
+    if given:
+        try:
+            location_id = uuid.UUID(str(given))
+        except ValueError:
+            return None, f"location_id: {given!r} is not a location id"
+        row = (await conn.execute(sa.select(locations).where(locations.c.id == location_id))).mappings().first()
+        if row is None:
+            return None, f"location_id: location {location_id} does not exist"
+        if row["status"] == "maintenance":
+            return None, f"location_id: {row['name']} is closed for maintenance"
+        if row["status"] != "active":
+            return None, f"location_id: {row['name']} is not active"
+        return row, None
+    zip_code = booking.get("zip_code")
+    row = await serving(conn, zip_code, extra.get("lat"), extra.get("lon"))
+    if row is not None:
+        return row, None
+    if zip_code:
+        return None, f"zip_code: no active location serves zip code {zip_code}; choose a location_id"
+    return None, "location_id: give a location_id or a zip code"
+
+
+def _closed(row, starts_at: datetime) -> str | None:
+    hours = (row["metadata"] or {}).get("hours")
+    if not hours:
+        return None
+    local = starts_at.astimezone(ZoneInfo(row["time_zone"]))
+    day = DAYS[local.weekday()]
+    if day not in hours:
+        return f"starts_at: {row['name']} is closed on {local:%A}s"
+    opens, closes = hours[day]
+    if not opens <= f"{local:%H:%M}" < closes:
+        return f"starts_at: {row['name']} takes events on {local:%A}s from {opens} to {closes} ({row['time_zone']})"
+    return None
+
+
+async def validate_booking(conn, booking: dict[str, Any]) -> str | None:
+    """Refuse a booking no location can take; otherwise put the chosen location_id in its extra."""
+    row, reason = await location_of(conn, booking)
+    if row is None:
+        return reason
+    party = booking.get("party_size")
+    if isinstance(party, int) and party > row["capacity"]:
+        return f"party_size: {row['name']} serves at most {row['capacity']} guests per event"
+    starts_at = _starts_at(booking)
+    if starts_at is not None:
+        reason = _closed(row, starts_at)
+        if reason:
+            return reason
+    if isinstance(booking.get("extra"), dict):
+        booking["extra"]["location_id"] = str(row["id"])
+    else:
+        booking["extra"] = {"location_id": str(row["id"])}
+    return None
+
+
+async def slot_capacity(conn, booking: dict[str, Any]) -> int | None:
+    """Events the booking's location runs at once; with ``slot_scope`` the core counts them
+    per location."""
+    row, _ = await location_of(conn, booking)
+    return row["events_per_slot"] if row is not None else None
+
+
+async def slot_scope(conn, booking: dict[str, Any]) -> str | None:
+    row, _ = await location_of(conn, booking)
+    return row["id"].hex if row is not None else None
+
+
+def query_filters(params: dict[str, str]) -> list[Any] | None:
+    raw = params.get("location_id")
+    if raw is None:
+        return None
+    try:
+        location_id = uuid.UUID(raw)
+    except ValueError as exc:
+        raise invalid("location_id", "is not a location id") from exc
+    return [bookings.c.id.in_(sa.select(booking_locations.c.booking_id)
+                              .where(booking_locations.c.location_id == location_id))]
+
+
+async def assign(conn, booking_id: uuid.UUID, location_id: uuid.UUID) -> None:
+    stmt = pg_insert(booking_locations).values(booking_id=booking_id, location_id=location_id)
+    await conn.execute(stmt.on_conflict_do_update(index_elements=[booking_locations.c.booking_id],
+                                                  set_={"location_id": location_id}))
+
+
+async def _record(conn, booking_id: uuid.UUID, extra: dict[str, Any] | None) -> None:
+    """Record the location validate_booking chose (kept even if it closed since), or the one
+    serving the booking's zip code when the event does not name it."""
+    row = (await conn.execute(sa.select(bookings.c.zip_code).where(bookings.c.id == booking_id))).mappings().first()
+    if row is None:
+        return
+    try:
+        given = uuid.UUID(str((extra or {}).get("location_id")))
+    except ValueError:
+        given = None
+    if given is not None and (await conn.execute(sa.select(locations.c.id).where(locations.c.id == given))).first():
+        await assign(conn, booking_id, given)
+        return
+    location = await serving(conn, row["zip_code"])
+    if location is not None:
+        await assign(conn, booking_id, location["id"])
+
+
+async def on_booking_created(conn, event, ctx) -> None:
+    payload = event["payload"]
+    await _record(conn, uuid.UUID(str(payload["booking_id"])), payload.get("extra"))
+
+
+async def on_booking_updated(conn, event, ctx) -> None:
+    payload = event["payload"]
+    changes = payload.get("changes") or {}
+    if "location_id" in changes:
+        new = (changes["location_id"] or {}).get("new")
+        await _record(conn, uuid.UUID(str(payload["booking_id"])), {"location_id": new} if new else None)
+    elif "zip_code" in changes:
+        exists = (await conn.execute(sa.select(booking_locations.c.location_id).where(
+            booking_locations.c.booking_id == uuid.UUID(str(payload["booking_id"]))))).first()
+        if exists is None:
+            await _record(conn, uuid.UUID(str(payload["booking_id"])), None)

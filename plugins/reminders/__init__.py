@@ -1,0 +1,69 @@
+"""Booking reminders (roadmap 1.1): 24 h, 1 h and custom reminders by email and SMS."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from myhibachi.core import Plugin, hookimpl
+
+
+class RemindersSettings(BaseSettings):
+    """The plugin's own settings, read from ``MYHIBACHI_REMINDERS_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="MYHIBACHI_REMINDERS_", extra="ignore")
+
+    defaults: str = Field(
+        default="24h_before,1h_before",
+        description="Reminder types created for every new booking (comma-separated; empty: none).",
+    )
+    default_channel: str = Field(default="both", description="Channel of the default reminders: email, sms or both.")
+    max_attempts: int = Field(default=5, ge=1, description="Sends tried before a reminder is marked failed.")
+    retry_seconds: int = Field(default=60, ge=1, description="First retry delay; doubles on every attempt.")
+    batch_size: int = Field(default=500, ge=1, description="Due reminders claimed per worker transaction.")
+    sending_timeout_minutes: int = Field(
+        default=15, ge=1,
+        description="A reminder left 'sending' this long (worker died mid-send) is failed, never re-sent.",
+    )
+
+    @property
+    def default_types(self) -> list[str]:
+        return [t.strip() for t in self.defaults.split(",") if t.strip()]
+
+
+class RemindersPlugin(Plugin):
+    name = "reminders"
+    version = "1.0.0"
+    flag = "FEATURE_FLAG_BOOKING_REMINDERS"
+    description = "Reminders before a booking, sent by email and SMS by the worker."
+    features = {"1.1": ["test_booking_reminder_scheduling"]}
+    permissions = ("reminders.read", "reminders.write")
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = RemindersSettings(**settings)
+
+    @hookimpl
+    def register_routes(self, router, ctx) -> None:
+        from myhibachi.plugins.reminders.routes import add_routes
+
+        add_routes(router)
+
+    @hookimpl
+    def register_tasks(self, huey, ctx) -> None:
+        from myhibachi.plugins.reminders.tasks import register
+
+        register(huey, ctx)
+
+    @hookimpl
+    def register_event_handlers(self) -> dict[str, list]:
+        from myhibachi.plugins.reminders import service
+
+        return {
+            "booking.created": [service.on_booking_created],
+            "booking.updated": [service.on_booking_updated],
+            "booking.cancelled": [service.on_booking_cancelled],
+        }
+
+
+plugin = RemindersPlugin()

@@ -1,0 +1,244 @@
+"""Locations: the admin API, and bookings carrying a location through the booking hooks."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from myhibachi.core.db import utcnow
+from myhibachi.core.models import bookings
+from myhibachi.plugins.locations import LocationsPlugin, service
+from myhibachi.plugins.locations.models import booking_locations
+
+FLAG = "FEATURE_FLAG_MULTI_LOCATION"
+WHO = {"userId": "staff-1"}  # the flag context the core passes: the acting customer or admin
+
+
+def place(name: str, zips: list[str] | None = None, **fields) -> dict:
+    body = {"name": name, "address": "200 Grill Ave", "city": "New York", "state": "NY", "zip_code": "10001",
+            "time_zone": "America/New_York", "capacity": 30, "phone": "(212) 555-0100",
+            "email": f"{name.lower().replace(' ', '')}@myhibachi.dev"}
+    if zips is not None:
+        body["service_area"] = {"zip_codes": zips}
+    return body | fields
+
+
+def booking_input(starts_at: datetime, *, zip_code: str | None = "10001", location_id=None, party_size=10) -> dict:
+    extra = {"location_id": str(location_id)} if location_id else {}
+    return {"starts_at": starts_at, "time_zone": "America/New_York", "party_size": party_size,
+            "address": "1 Main St", "zip_code": zip_code, "customer_id": str(uuid.uuid4()), "extra": extra}
+
+
+async def test_booking_multi_location(make_app, client_of, seed):
+    app = make_app([LocationsPlugin()], flags={FLAG: True})
+    ctx = app.state.ctx
+    admin = await seed.staff("locations.*")
+    async with client_of(app, headers=admin) as c:
+        made = await c.post("/v1/locations", json=place("Manhattan", ["10001", "10002"], events_per_slot=2))
+        assert made.status_code == 201, made.text
+        manhattan = made.json()
+        brooklyn = (await c.post("/v1/locations", json=place("Brooklyn", ["11201"], zip_code="11201",
+                                                               capacity=12))).json()
+        assert manhattan["service_area"]["zip_codes"] == ["10001", "10002"] and manhattan["phone"] == "+12125550100"
+        changed = await c.put(f"/v1/locations/{brooklyn['id']}", json={"capacity": 14})
+        assert changed.status_code == 200 and changed.json()["capacity"] == 14
+        assert changed.json()["service_area"] == {"zip_codes": ["11201"], "lat": None, "lon": None,
+                                                  "radius_km": None}
+    async with client_of(app) as public:
+        listed = (await public.get("/v1/locations")).json()["items"]
+    assert [loc["name"] for loc in listed] == ["Manhattan", "Brooklyn"]
+
+    starts_at = utcnow() + timedelta(days=5)
+    # a booking naming its location
+    named = booking_input(starts_at, zip_code="11201", location_id=brooklyn["id"])
+    async with seed.db.begin() as conn:
+        assert await ctx.call_all("validate_booking", WHO, booking=named, conn=conn) == []
+        # a booking without one gets the location serving its zip code
+        by_zip = booking_input(starts_at, zip_code="10002")
+        assert await ctx.call_all("validate_booking", WHO, booking=by_zip, conn=conn) == []
+        assert by_zip["extra"]["location_id"] == manhattan["id"]
+        # capacity: per-event guests and events per slot
+        too_big = booking_input(starts_at, location_id=brooklyn["id"], party_size=15)
+        assert await ctx.call_all("validate_booking", WHO, booking=too_big, conn=conn) == [
+            "party_size: Brooklyn serves at most 14 guests per event"]
+        assert await ctx.call_first("booking_capacity", WHO, booking=by_zip, conn=conn) == 2
+        assert await ctx.call_first("booking_capacity", WHO, booking=named, conn=conn) == 1
+        # the core counts a slot per location: each location's capacity is its own
+        assert await ctx.call_first("booking_slot_scope", WHO, booking=by_zip, conn=conn) == uuid.UUID(
+            manhattan["id"]).hex
+        assert await ctx.call_first("booking_slot_scope", WHO, booking=named, conn=conn) == uuid.UUID(
+            brooklyn["id"]).hex
+        nowhere = booking_input(starts_at, zip_code="94105")
+        assert await ctx.call_all("validate_booking", WHO, booking=nowhere, conn=conn) == [
+            "zip_code: no active location serves zip code 94105; choose a location_id"]
+
+    # bookings created by the core carry their location, recorded from booking.created
+    customer = await seed.customer()
+    ids = {}
+    for key, body in (("brooklyn", named), ("manhattan", by_zip)):
+        ids[key] = await seed.booking(customer, starts_at, zip_code=body["zip_code"])
+        await seed.publish(ctx, "booking.created", {"booking_id": str(ids[key]), "customer_id": str(customer),
+                                                     "extra": body["extra"]})
+    legacy = await seed.booking(customer, starts_at, zip_code="10001")  # its event named no location
+    await seed.publish(ctx, "booking.created", {"booking_id": str(legacy), "customer_id": str(customer)})
+    async with seed.db.connect() as conn:
+        assigned = dict((await conn.execute(sa.select(booking_locations.c.booking_id,
+                                                      booking_locations.c.location_id))).all())
+    assert assigned == {ids["brooklyn"]: uuid.UUID(brooklyn["id"]), ids["manhattan"]: uuid.UUID(manhattan["id"]),
+                        legacy: uuid.UUID(manhattan["id"])}
+
+    # GET /v1/bookings?location_id= : the filter the core ANDs into its list query
+    for loc, expected in ((manhattan, {ids["manhattan"], legacy}), (brooklyn, {ids["brooklyn"]})):
+        conditions = [c for cs in await ctx.call_all("booking_query_filters", WHO, params={"location_id": loc["id"]})
+                      for c in cs]
+        async with seed.db.connect() as conn:
+            found = set((await conn.execute(sa.select(bookings.c.id).where(*conditions))).scalars())
+        assert found == expected
+
+    # a deactivated location takes no new booking but keeps its bookings
+    async with client_of(app, headers=admin) as c:
+        gone = await c.delete(f"/v1/locations/{brooklyn['id']}")
+        assert gone.json()["status"] == "inactive"
+        await c.put(f"/v1/locations/{manhattan['id']}", json={"status": "maintenance"})
+    async with seed.db.begin() as conn:
+        assert await ctx.call_all("validate_booking", WHO, booking=named, conn=conn) == [
+            "location_id: Brooklyn is not active"]
+        assert await ctx.call_all("validate_booking", WHO, booking=booking_input(starts_at, location_id=manhattan["id"]),
+                                  conn=conn) == ["location_id: Manhattan is closed for maintenance"]
+        unknown = uuid.uuid4()
+        assert await ctx.call_all("validate_booking", WHO, booking=booking_input(starts_at, location_id=unknown),
+                                  conn=conn) == [f"location_id: location {unknown} does not exist"]
+    async with seed.db.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(booking_locations))).scalar() == 3
+
+
+async def test_location_input_errors_name_the_field(make_app, client_of, seed):
+    app = make_app([LocationsPlugin()], flags={FLAG: True})
+    admin = await seed.staff("locations.write")
+    cases = [
+        (place("A", zip_code="1234"), "zip_code"),
+        (place("A", time_zone="Mars/Olympus_Mons"), "time_zone"),
+        (place("A", capacity=0), "capacity"),
+        (place("A", events_per_slot=0), "events_per_slot"),
+        (place("A", ["10001", "ABCDE"]), "service_area.zip_codes.1"),
+        (place("A", service_area={"lat": 40.7, "lon": -74.0}), "service_area"),
+        (place("A", service_area={"lat": 91, "lon": -74.0, "radius_km": 10}), "service_area.lat"),
+        (place("A", hours={"sat": ["22:00", "11:00"]}), "hours.sat"),
+        (place("A", hours={"someday": ["11:00", "22:00"]}), "hours.someday.[key]"),
+        (place("A", phone="12"), "phone"),
+        (place("A", email="not-an-email"), "email"),
+        (place("A", status="open"), "status"),
+        ({k: v for k, v in place("A").items() if k != "city"}, "city"),
+    ]
+    async with client_of(app, headers=admin) as c:
+        for body, field in cases:
+            r = await c.post("/v1/locations", json=body)
+            assert r.status_code == 422, (body, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert field in [e["field"] for e in r.json()["errors"]], (field, r.json())
+        made = (await c.post("/v1/locations", json=place("A", ["10001"]))).json()
+        for body, field in (({"capacity": None}, "capacity"), ({"capacity": -1}, "capacity"),
+                            ({"time_zone": "EST+5"}, "time_zone"), ({"zip_code": "ten"}, "zip_code")):
+            r = await c.put(f"/v1/locations/{made['id']}", json=body)
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text
+        assert (await c.put(f"/v1/locations/{uuid.uuid4()}", json={"capacity": 3})).status_code == 404
+        assert (await c.get(f"/v1/locations/{made['id']}")).json()["capacity"] == 30
+        # clearing an optional part
+        sneaky = await c.put(f"/v1/locations/{made['id']}", json={"metadata": {"parking": 2, "hours": "always"}})
+        assert sneaky.json()["hours"] is None and sneaky.json()["metadata"] == {"parking": 2}
+        assert sneaky.json()["service_area"]["zip_codes"] == ["10001"]
+        cleared = await c.put(f"/v1/locations/{made['id']}", json={"service_area": None})
+        assert cleared.json()["service_area"] is None and cleared.json()["metadata"] == {"parking": 2}
+
+
+async def test_locations_visibility_and_permissions(make_app, client_of, seed):
+    app = make_app([LocationsPlugin()], flags={FLAG: True})
+    writer = await seed.staff("locations.write")
+    reader = await seed.staff("locations.read")
+    customer = seed.token(await seed.customer())
+    async with client_of(app) as c:
+        assert (await c.post("/v1/locations", json=place("A"))).status_code == 401
+        denied = await c.post("/v1/locations", json=place("A"), headers=reader)
+        assert denied.status_code == 403 and denied.json()["permission"] == "locations.write"
+        assert (await c.post("/v1/locations", json=place("A"), headers=customer)).status_code == 403
+        ids = [(await c.post("/v1/locations", json=place(n), headers=writer)).json()["id"] for n in "ABCD"]
+        await c.delete(f"/v1/locations/{ids[1]}", headers=writer)
+        await c.put(f"/v1/locations/{ids[2]}", json={"status": "maintenance"}, headers=writer)
+        assert (await c.delete(f"/v1/locations/{ids[0]}", headers=customer)).status_code == 403
+
+        public = (await c.get("/v1/locations")).json()["items"]
+        assert [x["name"] for x in public] == ["A", "D"]
+        assert (await c.get(f"/v1/locations/{ids[1]}")).status_code == 404
+        assert (await c.get(f"/v1/locations/{ids[1]}", headers=reader)).json()["status"] == "inactive"
+        staff = (await c.get("/v1/locations", headers=reader)).json()["items"]
+        assert [x["status"] for x in staff] == ["active", "inactive", "maintenance", "active"]
+        only = (await c.get("/v1/locations", params={"status": "maintenance"}, headers=reader)).json()["items"]
+        assert [x["name"] for x in only] == ["C"]
+        page = (await c.get("/v1/locations", params={"limit": 3}, headers=reader)).json()
+        rest = (await c.get("/v1/locations", params={"limit": 3, "cursor": page["next_cursor"]},
+                            headers=reader)).json()
+        assert [x["name"] for x in page["items"] + rest["items"]] == ["A", "B", "C", "D"]
+        assert rest["next_cursor"] is None
+
+
+async def test_hours_radius_and_bad_filter(make_app, client_of, seed):
+    app = make_app([LocationsPlugin()], flags={FLAG: True})
+    ctx = app.state.ctx
+    admin = await seed.staff("locations.*")
+    async with client_of(app, headers=admin) as c:
+        west = (await c.post("/v1/locations", json=place(
+            "Santa Monica", zip_code="90401", time_zone="America/Los_Angeles",
+            service_area={"lat": 34.0195, "lon": -118.4912, "radius_km": 25},
+            hours={"sat": ["11:00", "22:00"], "sun": ["11:00", "20:00"]}))).json()
+    la = ZoneInfo("America/Los_Angeles")
+    today = datetime.now(la).date()
+    saturday = today + timedelta(days=(5 - today.weekday()) % 7 or 7)
+    async with seed.db.begin() as conn:
+        def near(at):  # Venice Beach, 4 km away, no zip code the location lists
+            return booking_input(at.astimezone(timezone.utc), zip_code="90291") | {
+                "extra": {"lat": 33.985, "lon": -118.4695}}
+
+        ok = near(datetime.combine(saturday, time(18, 0), la))
+        assert await ctx.call_all("validate_booking", WHO, booking=ok, conn=conn) == []
+        assert ok["extra"]["location_id"] == west["id"]
+        late = near(datetime.combine(saturday, time(22, 30), la))
+        assert await ctx.call_all("validate_booking", WHO, booking=late, conn=conn) == [
+            "starts_at: Santa Monica takes events on Saturdays from 11:00 to 22:00 (America/Los_Angeles)"]
+        monday = near(datetime.combine(saturday + timedelta(days=2), time(18, 0), la))
+        assert await ctx.call_all("validate_booking", WHO, booking=monday, conn=conn) == [
+            "starts_at: Santa Monica is closed on Mondays"]
+        far = booking_input(utcnow() + timedelta(days=3), zip_code="92101") | {
+            "extra": {"lat": 32.7157, "lon": -117.1611}}  # San Diego
+        assert await ctx.call_all("validate_booking", WHO, booking=far, conn=conn) == [
+            "zip_code: no active location serves zip code 92101; choose a location_id"]
+    try:
+        await ctx.call_all("booking_query_filters", WHO, params={"location_id": "nope"})
+        raise AssertionError("a bad location_id must be refused")
+    except Exception as exc:
+        assert getattr(exc, "status", None) == 422 and exc.extra["errors"][0]["field"] == "location_id"
+    assert await ctx.call_all("booking_query_filters", WHO, params={"other": "x"}) == []
+
+
+async def test_flag_off_hides_routes_and_skips_hooks(make_app, client_of, seed):
+    app = make_app([LocationsPlugin()], flags={FLAG: False})
+    ctx = app.state.ctx
+    async with client_of(app) as c:
+        r = await c.get("/v1/locations")
+    assert r.status_code == 404 and r.json()["flag"] == FLAG
+    async with seed.db.begin() as conn:  # a location that would answer every hook if the flag were on
+        await service.create_location(conn, place("Embarcadero", ["94105"], zip_code="94105", capacity=4,
+                                                  time_zone="America/Los_Angeles"))
+    async with seed.db.begin() as conn:
+        too_big = booking_input(utcnow() + timedelta(days=3), zip_code="94105", party_size=9)
+        assert await ctx.call_all("validate_booking", WHO, booking=too_big, conn=conn) == []
+        assert too_big["extra"] == {}
+        assert await ctx.call_first("booking_capacity", WHO, booking=too_big, conn=conn) is None
+        assert await ctx.call_first("booking_slot_scope", WHO, booking=too_big, conn=conn) is None
+    assert await ctx.call_all("booking_query_filters", WHO, params={"location_id": str(uuid.uuid4())}) == []
+    customer = await seed.customer()
+    booking = await seed.booking(customer, utcnow() + timedelta(days=3), zip_code="94105")
+    await seed.publish(ctx, "booking.created", {"booking_id": str(booking), "customer_id": str(customer)})
+    async with seed.db.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(booking_locations))).scalar() == 0
