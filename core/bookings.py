@@ -265,8 +265,9 @@ def day_grid(rules: Rules, day: date, tz: ZoneInfo) -> list[datetime]:
     return out
 
 
-def slot_key(start: datetime) -> str:
-    return start.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+def slot_key(start: datetime, scope: str | None = None) -> str:
+    key = start.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+    return f"{scope}:{key}" if scope else key
 
 
 def covered(rules: Rules, start: datetime, duration: int) -> list[datetime]:
@@ -321,11 +322,14 @@ def used(rules: Rules, slots: list[datetime], busy: list[tuple[datetime, datetim
     return max((occupancy(s, rules, busy) for s in slots), default=0)
 
 
-async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID | None = None):
-    """(start, end) of the active bookings overlapping [start, end)."""
+async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID | None = None,
+                       scope: str | None = None):
+    """(start, end) of the active bookings overlapping [start, end), within ``scope`` if given."""
     # An event ends within its own day, so one day back bounds the index scan.
     cond = [bookings.c.status.in_(ACTIVE), bookings.c.starts_at < end,
             bookings.c.starts_at > start - timedelta(days=1)]
+    if scope:
+        cond.append(bookings.c.slot_key.startswith(f"{scope}:"))
     if exclude is not None:
         cond.append(bookings.c.id != exclude)
     rows = (await conn.execute(sa.select(bookings.c.starts_at, bookings.c.duration_minutes).where(*cond))).all()
@@ -371,6 +375,14 @@ async def refusal(conn, ctx, principal: Principal, view: dict[str, Any]) -> Prob
         title = "Conflict" if status == 409 else "Booking refused"
         return Problem(status, title, reason, kind="booking-refused", reason=reason)
     return None
+
+
+async def scope_of(conn, ctx, principal: Principal, view: dict[str, Any]) -> str | None:
+    """The capacity pool a booking draws on (``booking_slot_scope``); sets the view's slot key."""
+    scope = await ctx.call_first("booking_slot_scope", principal.flag_context(), booking=view, conn=conn)
+    scope = str(scope)[:32] if scope else None
+    view["slot_key"] = slot_key(view["starts_at"], scope) if view.get("starts_at") else None
+    return scope
 
 
 async def capacity_of(conn, ctx, principal: Principal, view: dict[str, Any], rules: Rules) -> int:
@@ -470,13 +482,14 @@ def _check_time(rules: Rules, b: dict[str, Any], now: datetime) -> None:
 
 async def _lock_and_check_capacity(conn, ctx, principal, rules: Rules, view: dict[str, Any],
                                    exclude: uuid.UUID | None = None) -> None:
+    scope = await scope_of(conn, ctx, principal, view)
     slots = covered(rules, view["starts_at"], view["duration_minutes"])
-    keys = sorted(slot_key(s) for s in slots)
+    keys = sorted(slot_key(s, scope) for s in slots)
     await conn.execute(pg_insert(booking_slots).values([{"slot_key": k} for k in keys]).on_conflict_do_nothing())
     await conn.execute(sa.select(booking_slots.c.slot_key).where(booking_slots.c.slot_key.in_(keys))
                        .order_by(booking_slots.c.slot_key).with_for_update())
     capacity = await capacity_of(conn, ctx, principal, view, rules)
-    busy = await busy_between(conn, slots[0], slots[-1] + rules.slot, exclude)
+    busy = await busy_between(conn, slots[0], slots[-1] + rules.slot, exclude, scope)
     if used(rules, slots, busy) >= capacity:
         raise conflict(f"no chef team is free at {view['local_start']} {view['time_zone']}",
                        slot=view["slot_key"])
@@ -585,8 +598,10 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
         lines, total = await price(conn, ctx, principal, view, rules)
     else:
         lines, total = old["price_lines"], old["total_cents"]
-    if retimed:
+    if retimed or "extra" in given:
         await _lock_and_check_capacity(conn, ctx, principal, rules, view, exclude=booking_id)
+    else:
+        view["slot_key"] = old["slot_key"]
     values = {f: new[f] for f in ("starts_at", "time_zone", "duration_minutes", "adults", "children", "address",
                                   "zip_code", "menu", "notes")}
     values.update(party_size=view["party_size"], price_lines=lines, total_cents=total, slot_key=view["slot_key"])
@@ -713,11 +728,18 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     slots: list[Slot] = []
     if not candidates:
         return Availability(time_zone=tz_name, party_size=size, duration_minutes=duration, slots=slots)
-    busy = await busy_between(conn, candidates[0], candidates[-1] + timedelta(minutes=duration))
     customer = principal.id if principal.kind == "customer" else None
+
+    def view_at(start: datetime) -> dict[str, Any]:
+        return hook_view({"starts_at": start, "time_zone": tz_name, "duration_minutes": duration, "adults": size,
+                          "children": 0, "customer_id": customer, "extra": dict(extra or {})})
+
+    # The pool depends on the query's extra (a location), not on the time: ask once.
+    scope = await scope_of(conn, ctx, principal, view_at(candidates[0]))
+    busy = await busy_between(conn, candidates[0], candidates[-1] + timedelta(minutes=duration), scope=scope)
     for start in candidates:
-        view = hook_view({"starts_at": start, "time_zone": tz_name, "duration_minutes": duration, "adults": size,
-                          "children": 0, "customer_id": customer, "extra": extra or {}})
+        view = view_at(start)
+        view["slot_key"] = slot_key(start, scope)
         capacity = await capacity_of(conn, ctx, principal, view, rules)
         remaining = capacity - used(rules, covered(rules, start, duration), busy)
         if remaining <= 0 or await refusal(conn, ctx, principal, view) is not None:

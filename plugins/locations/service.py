@@ -206,6 +206,9 @@ async def validate_booking(conn, booking: dict[str, Any]) -> str | None:
         booking["extra"]["location_id"] = str(row["id"])
     else:
         booking["extra"] = {"location_id": str(row["id"])}
+    if booking.get("id"):
+        # The core validates with the booking row in place: link it now, in its transaction.
+        await assign(conn, uuid.UUID(str(booking["id"])), row["id"])
     return None
 
 

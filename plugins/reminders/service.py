@@ -261,8 +261,15 @@ def render(reminder: dict[str, Any], booking: dict[str, Any]) -> tuple[str, str]
 
 
 def _port(ctx, channel: str):
-    """The configured outside adapter for ``channel``; None means the offline outbox."""
-    return getattr(ctx.ports, channel, None) if ctx.ports is not None else None
+    """The configured outside adapter for ``channel``; None when it is the offline one.
+
+    The offline adapter only records; the plugin records the same rows itself, in the
+    claim's transaction and in one batch, so a reminder is recorded exactly once and
+    10,000 due reminders fit in seconds.
+    """
+    if ctx.ports is None or ctx.ports.adapter_name(channel) == "offline":
+        return None
+    return ctx.ports.get(channel)
 
 
 async def send_reminder(ctx, conn, reminder: dict[str, Any], booking: dict[str, Any],
@@ -300,10 +307,10 @@ async def send_reminder(ctx, conn, reminder: dict[str, Any], booking: dict[str, 
                 failures.append(f"{channel}: {type(exc).__name__}: {exc}")
                 continue
         elif channel == "email":
-            rows.append({"port": "email", "operation": "send",
+            rows.append({"port": "email", "operation": "mail.send",
                          "payload": {"to": to, "subject": subject, "text": body, **refs}})
         else:
-            rows.append({"port": "sms", "operation": "send", "payload": {"to": to, "body": body, **refs}})
+            rows.append({"port": "sms", "operation": "message.send", "payload": {"to": to, "body": body, **refs}})
         sent.append(channel)
     if failures and not sent:
         raise SendFailed("; ".join(failures))

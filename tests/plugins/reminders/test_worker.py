@@ -87,6 +87,20 @@ async def test_reminder_text_shows_local_time_across_the_dst_switch(make_app, se
     assert "at 6:00 PM EST" in texts[0]
 
 
+class AdapterPlugin(Plugin):
+    """Offers one outside adapter, named "test", for the SMS and email ports."""
+
+    name = "test_adapter"
+    version = "1.0.0"
+
+    def __init__(self, port) -> None:
+        self.port = port
+
+    @hookimpl
+    def register_adapters(self):
+        return {"sms": {"test": lambda ctx: self.port}, "email": {"test": lambda ctx: self.port}}
+
+
 class FlakyPort:
     """An outside adapter for the SMS port that fails a given number of times first."""
 
@@ -102,9 +116,10 @@ class FlakyPort:
 
 
 async def test_failed_sends_are_retried_with_backoff_then_failed(make_app, seed):
-    app = make_app([RemindersPlugin(retry_seconds=10, max_attempts=3)], flags={FLAG: True})
+    port = FlakyPort(failures=2)
+    app = make_app([RemindersPlugin(retry_seconds=10, max_attempts=3), AdapterPlugin(port)], flags={FLAG: True},
+                   sms_adapter="test")
     ctx = app.state.ctx
-    ctx.ports.sms = FlakyPort(failures=2)
     customer = await seed.customer(phone="+15551239999")
     booking = await seed.booking(customer, utcnow() + timedelta(days=2))
     at = utcnow() + timedelta(hours=1)
@@ -125,7 +140,7 @@ async def test_failed_sends_are_retried_with_backoff_then_failed(make_app, seed)
     assert (row["status"], row["attempts"], row["last_error"]) == ("sent", 3, None)
     assert ctx.ports.sms.sent == [{"to": "+15551239999", "body": ctx.ports.sms.sent[0]["body"]}]
 
-    ctx.ports.sms = FlakyPort(failures=99)
+    port.failures = 99
     doomed = await add_reminder(seed.db, booking, at, channel="sms")
     for step in (0, 10, 30):
         assert await dispatch_due(ctx, now=at + timedelta(seconds=step)) == 1
@@ -159,10 +174,9 @@ class BlockingPort:
 
 
 async def test_a_worker_killed_mid_send_never_causes_a_second_send(make_app, seed):
-    app = make_app([RemindersPlugin()], flags={FLAG: True})
-    ctx = app.state.ctx
     port = BlockingPort(hang_on=3)
-    ctx.ports.email = port
+    app = make_app([RemindersPlugin(), AdapterPlugin(port)], flags={FLAG: True}, email_adapter="test")
+    ctx = app.state.ctx
     customer = await seed.customer(email="once@example.com")
     booking = await seed.booking(customer, utcnow() + timedelta(days=2))
     at = utcnow() - timedelta(minutes=1)
