@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-PERMISSIONS: list[str] = []
+from myhibachi.core.api import events
+
+PERMISSIONS: list[str] = [*events.PERMISSIONS]
 
 
 def routers() -> list[APIRouter]:
-    return []
+    return [events.router]

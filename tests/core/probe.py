@@ -1,0 +1,107 @@
+"""Probe plugins for the event bus, worker and idempotency tests.
+
+Effects go to ``probe_effects``, a table without any unique constraint, so a handler or a
+route that ran twice leaves two rows. Its DDL lives here, not on the shared metadata, so
+no migration carries it.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+from myhibachi.core import Plugin, hookimpl
+from myhibachi.core.events import publish
+
+EFFECTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS probe_effects ("
+    " id bigserial PRIMARY KEY, kind text NOT NULL, ref text NOT NULL, pid int NOT NULL,"
+    " at timestamptz NOT NULL DEFAULT clock_timestamp())"
+)
+
+# Per-process switches the tests flip: how many first attempts fail, whether handlers always fail.
+FAIL_FIRST: dict[str, int] = {}
+ALWAYS_FAIL = {"on": False}
+
+
+async def record(conn, kind: str, ref: str) -> None:
+    await conn.execute(sa.text("INSERT INTO probe_effects (kind, ref, pid) VALUES (:k, :r, :p)"),
+                       {"k": kind, "r": ref, "p": os.getpid()})
+
+
+async def effects(conn, kind: str) -> dict[str, int]:
+    rows = await conn.execute(sa.text("SELECT ref, count(*) FROM probe_effects WHERE kind = :k GROUP BY ref"),
+                              {"k": kind})
+    return {ref: n for ref, n in rows}
+
+
+async def on_booking_created(conn, event, ctx) -> None:
+    await record(conn, "handled", event["id"])
+    key = event["payload"].get("tag", "")
+    if ALWAYS_FAIL["on"]:
+        raise RuntimeError("probe handler always fails")
+    if FAIL_FIRST.get(key, 0) >= event["attempt"]:
+        raise RuntimeError(f"probe handler fails attempt {event['attempt']}")
+    delay = float(os.environ.get("PROBE_HANDLER_SLEEP", "0"))
+    if delay:
+        await asyncio.sleep(delay)
+
+
+class Thing(BaseModel):
+    tag: str
+
+
+async def on_booking_created_failing(conn, event, ctx) -> None:
+    raise RuntimeError("this subscriber always fails")
+
+
+class ProbePlugin(Plugin):
+    """Subscribes one handler to booking.created and publishes from a route."""
+
+    name = "probe"
+    version = "1.0.0"
+    flag = "FEATURE_FLAG_PROBE"
+
+    @hookimpl
+    def register_event_handlers(self):
+        return {"booking.created": [on_booking_created]}
+
+    @hookimpl
+    def register_routes(self, router, ctx):
+        from fastapi import Depends
+
+        from myhibachi.core.db import get_conn
+
+        @router.post("/probe/things", response_model=Thing, status_code=201)
+        async def create_thing(body: Thing, conn=Depends(get_conn)) -> Thing:
+            await record(conn, "thing", body.tag)
+            await publish(conn, ctx, "booking.created", {"tag": body.tag}, actor="customer-1")
+            return body
+
+
+class FailingPlugin(Plugin):
+    """A second subscriber to the same event that always raises."""
+
+    name = "failing"
+    version = "1.0.0"
+
+    @hookimpl
+    def register_event_handlers(self):
+        return {"booking.created": [on_booking_created_failing]}
+
+
+async def create_effects_table(database) -> None:
+    async with database.begin() as conn:
+        await conn.execute(sa.text(EFFECTS_DDL))
+        await conn.execute(sa.text("TRUNCATE probe_effects"))
+
+
+async def publish_many(ctx, n: int, *, tag: str = "", actor: str | None = "customer-1") -> list[str]:
+    ids = []
+    async with ctx.db.begin() as conn:
+        for _ in range(n):
+            ids.append(str(await publish(conn, ctx, "booking.created", {"tag": tag or uuid.uuid4().hex}, actor=actor)))
+    return ids
