@@ -181,11 +181,13 @@ async def deliver_one(ctx, known: dict[str, tuple[Any, Handler]] | None = None, 
 
 
 async def deliver_due(ctx, *, limit: int = 200, max_attempts: int = MAX_ATTEMPTS,
-                      timeout: float = HANDLER_TIMEOUT) -> int:
-    """Run up to ``limit`` due deliveries, each in its own transaction; returns how many."""
+                      timeout: float = HANDLER_TIMEOUT, stop: asyncio.Event | None = None) -> int:
+    """Run up to ``limit`` due deliveries, each in its own transaction, until ``stop`` is set;
+    returns how many ran."""
     known = _known(ctx)
     done = 0
-    while done < limit and await deliver_one(ctx, known, max_attempts=max_attempts, timeout=timeout):
+    while done < limit and not (stop and stop.is_set()) and await deliver_one(
+            ctx, known, max_attempts=max_attempts, timeout=timeout):
         done += 1
     return done
 

@@ -58,12 +58,14 @@ def register_core_tasks(ctx) -> None:
     """Nothing periodic in huey: events and due rows run in the worker's dispatch loop."""
 
 
-async def dispatch_once(ctx) -> int:
+async def dispatch_once(ctx, stop: asyncio.Event | None = None) -> int:
     """Deliver due events and run every poller once; returns rows handled."""
     from myhibachi.core import events, scheduled
 
-    done = await events.deliver_due(ctx)
+    done = await events.deliver_due(ctx, stop=stop)
     for name, poller in scheduled.pollers(ctx).items():
+        if stop is not None and stop.is_set():
+            break
         try:
             done += await poller(ctx)
         except Exception:
@@ -87,7 +89,7 @@ async def dispatch_forever(ctx, *, interval: float = 1.0, stop: asyncio.Event | 
                 async with await psycopg.AsyncConnection.connect(url, autocommit=True) as listen:
                     await listen.execute(f"LISTEN {CHANNEL}")
                     while not stop.is_set():
-                        while not stop.is_set() and await dispatch_once(ctx):
+                        while not stop.is_set() and await dispatch_once(ctx, stop):
                             pass
                         woken = asyncio.ensure_future(_next_notify(listen))
                         await asyncio.wait({woken, stopping}, timeout=interval,

@@ -70,6 +70,18 @@ class ProbePlugin(Plugin):
         return {"booking.created": [on_booking_created]}
 
     @hookimpl
+    def register_tasks(self, huey, ctx):
+        from myhibachi.core.tasks import async_task
+
+        @async_task(huey, lambda: ctx, name="probe.record")
+        async def probe_task(ctx, ref: str) -> None:
+            async with ctx.db.begin() as conn:
+                await record(conn, "task", ref)
+
+        self.task = probe_task
+        ctx.add_poller("probe.due", send_due)
+
+    @hookimpl
     def register_routes(self, router, ctx):
         from fastapi import Depends
 
@@ -80,6 +92,32 @@ class ProbePlugin(Plugin):
             await record(conn, "thing", body.tag)
             await publish(conn, ctx, "booking.created", {"tag": body.tag}, actor="customer-1")
             return body
+
+
+due_rows = sa.Table(
+    "probe_due", sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("scheduled_at", sa.DateTime(timezone=True), nullable=False),
+)
+DUE_DDL = ("CREATE TABLE IF NOT EXISTS probe_due (id serial PRIMARY KEY, status text NOT NULL,"
+           " scheduled_at timestamptz NOT NULL)")
+
+
+async def send_due(ctx, limit: int = 100) -> int:
+    """A poller: claim due rows, 'send' each (an effect), mark it sent, all in one transaction."""
+    from myhibachi.core.scheduled import claim_due
+
+    async with ctx.db.begin() as conn:
+        if not await conn.scalar(sa.text("SELECT to_regclass('probe_due') IS NOT NULL")):
+            return 0
+        rows = await claim_due(conn, due_rows, limit=limit)
+        for row in rows:
+            await record(conn, "sent", str(row["id"]))
+        if rows:
+            await conn.execute(sa.update(due_rows).where(due_rows.c.id.in_([r["id"] for r in rows]))
+                               .values(status="sent"))
+    return len(rows)
 
 
 class FailingPlugin(Plugin):
