@@ -14,7 +14,9 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from myhibachi.core import Plugin, hookimpl
+from myhibachi.core.errors import Problem
 from myhibachi.core.events import publish
+from myhibachi.core.idempotency import idempotent
 
 EFFECTS_DDL = (
     "CREATE TABLE IF NOT EXISTS probe_effects ("
@@ -54,6 +56,11 @@ class Thing(BaseModel):
     tag: str
 
 
+class Charge(BaseModel):
+    id: uuid.UUID
+    tag: str
+
+
 async def on_booking_created_failing(conn, event, ctx) -> None:
     raise RuntimeError("this subscriber always fails")
 
@@ -86,6 +93,21 @@ class ProbePlugin(Plugin):
         from fastapi import Depends
 
         from myhibachi.core.db import get_conn
+
+        @router.post("/probe/charges", response_model=Charge, status_code=201)
+        @idempotent
+        async def charge(body: Thing, conn=Depends(get_conn)) -> Charge:
+            await record(conn, "charge", body.tag)
+            await asyncio.sleep(float(os.environ.get("PROBE_ROUTE_SLEEP", "0.2")))
+            if body.tag == "refused":
+                raise Problem(409, "Conflict", "refused by the probe", kind="conflict")
+            return Charge(id=uuid.uuid4(), tag=body.tag)
+
+        @router.post("/probe/notes", response_model=Charge, status_code=201)
+        @idempotent(required=False)
+        async def note(body: Thing, conn=Depends(get_conn)) -> Charge:
+            await record(conn, "note", body.tag)
+            return Charge(id=uuid.uuid4(), tag=body.tag)
 
         @router.post("/probe/things", response_model=Thing, status_code=201)
         async def create_thing(body: Thing, conn=Depends(get_conn)) -> Thing:
