@@ -17,6 +17,7 @@ from myhibachi.core import Plugin, hookimpl
 from myhibachi.core.errors import Problem
 from myhibachi.core.events import publish
 from myhibachi.core.idempotency import idempotent
+from myhibachi.core.ratelimit import limit
 
 EFFECTS_DDL = (
     "CREATE TABLE IF NOT EXISTS probe_effects ("
@@ -108,6 +109,18 @@ class ProbePlugin(Plugin):
         async def note(body: Thing, conn=Depends(get_conn)) -> Charge:
             await record(conn, "note", body.tag)
             return Charge(id=uuid.uuid4(), tag=body.tag)
+
+        @router.get("/probe/ping", response_model=Thing)
+        async def ping() -> Thing:
+            return Thing(tag="pong")
+
+        @router.get("/probe/strict", response_model=Thing, dependencies=[Depends(limit(2, 60, per="ip"))])
+        async def strict() -> Thing:
+            return Thing(tag="strict")
+
+        @router.get("/probe/strict-user", response_model=Thing, dependencies=[Depends(limit(2, 60))])
+        async def strict_user() -> Thing:
+            return Thing(tag="strict-user")
 
         @router.post("/probe/things", response_model=Thing, status_code=201)
         async def create_thing(body: Thing, conn=Depends(get_conn)) -> Thing:
