@@ -2,10 +2,12 @@
 
 ``publish(conn, ctx, name, payload)`` writes the event and one delivery row per subscriber in
 the caller's transaction, and notifies the worker on commit. The worker's dispatcher claims
-due deliveries (``FOR UPDATE SKIP LOCKED``) and runs each handler inside the same
-transaction that marks its delivery done, so a handler's database effects happen once even
-across retries and crashed workers. A failing handler is retried with backoff and parked
-as ``dead`` after ``MAX_ATTEMPTS``; the publishing request never sees the failure.
+a batch of due deliveries (``FOR UPDATE SKIP LOCKED``) and runs each handler in a savepoint
+of the transaction that marks its delivery done, so a handler's database effects happen
+once even across retries, crashed workers and parallel dispatchers. A failing (or stuck,
+``HANDLER_TIMEOUT``) handler is retried with backoff and parked as ``dead`` after
+``MAX_ATTEMPTS``; the publishing request never sees the failure. Effects outside the
+database (a message sent) are at least once: make them idempotent on the event id.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ log = logging.getLogger("myhibachi.events")
 CHANNEL = "myhibachi_events"
 MAX_ATTEMPTS = 8
 HANDLER_TIMEOUT = 60.0  # seconds; a stuck handler counts as a failed attempt
+BATCH = 20  # deliveries claimed and committed together
 
 # The event catalogue: name -> what the payload carries. Payloads are plain JSON data.
 EVENTS: dict[str, str] = {
@@ -114,29 +117,33 @@ async def _record_failure(conn, row, exc: BaseException, max_attempts: int) -> N
         done_at=sa.func.now() if dead else None))
 
 
-async def _settle_event(conn, event_id) -> None:
+async def _settle_events(conn, event_ids: list) -> None:
+    """Stamp the events whose every delivery has settled (done, skipped or dead)."""
     await conn.execute(
         sa.update(outbox_events)
-        .where(outbox_events.c.id == event_id, outbox_events.c.dispatched_at.is_(None),
-               ~sa.exists().where(event_deliveries.c.event_id == event_id, event_deliveries.c.status == "pending"))
+        .where(outbox_events.c.id.in_(event_ids), outbox_events.c.dispatched_at.is_(None),
+               ~sa.exists().where(event_deliveries.c.event_id == outbox_events.c.id,
+                                  event_deliveries.c.status == "pending"))
         .values(dispatched_at=sa.func.now()))
 
 
-async def deliver_one(ctx, known: dict[str, tuple[Any, Handler]] | None = None, *,
-                      max_attempts: int = MAX_ATTEMPTS, timeout: float = HANDLER_TIMEOUT) -> bool:
-    """Claim one due delivery and run its handler; False when nothing is due.
+async def deliver_batch(ctx, known: dict[str, tuple[Any, Handler]] | None = None, *, batch: int = BATCH,
+                        max_attempts: int = MAX_ATTEMPTS, timeout: float = HANDLER_TIMEOUT,
+                        stop: asyncio.Event | None = None) -> int:
+    """Claim up to ``batch`` due deliveries and run their handlers; returns how many ran.
 
-    The claim (a row lock, ``SKIP LOCKED``), the handler's statements and the delivery's
-    new status commit in one transaction: a crash anywhere rolls all three back, and a
-    second dispatcher never holds the same delivery.
+    The claim (row locks, ``SKIP LOCKED``), each handler's statements (in a savepoint) and
+    each delivery's new status commit in one transaction: a crash anywhere rolls them all
+    back, and a second dispatcher never holds the same delivery.
     """
     known = _known(ctx) if known is None else known
     if not known:
-        return False
-    row = None
+        return 0
+    current = cause = None
+    ran = 0
     try:
         async with ctx.db.begin() as conn:
-            row = (await conn.execute(
+            rows = (await conn.execute(
                 sa.select(event_deliveries.c.event_id, event_deliveries.c.subscriber, event_deliveries.c.attempts,
                           outbox_events.c.name, outbox_events.c.payload, outbox_events.c.actor,
                           outbox_events.c.created_at)
@@ -144,51 +151,59 @@ async def deliver_one(ctx, known: dict[str, tuple[Any, Handler]] | None = None, 
                 .where(event_deliveries.c.status == "pending", event_deliveries.c.next_attempt_at <= sa.func.now(),
                        event_deliveries.c.subscriber.in_(list(known)))
                 .order_by(event_deliveries.c.next_attempt_at)
-                .limit(1)
+                .limit(batch)
                 .with_for_update(of=event_deliveries, skip_locked=True)
-            )).mappings().first()
-            if row is None:
-                return False
-            key = _key(row["event_id"], row["subscriber"])
-            plugin, func = known[row["subscriber"]]
-            if plugin.flag and not ctx.flags.enabled(plugin.flag, {"userId": row["actor"] or "system"}):
-                await conn.execute(sa.update(event_deliveries).where(key).values(
-                    status="skipped", last_error=f"{plugin.flag} is off for {row['actor'] or 'system'}",
-                    done_at=sa.func.now()))
-                await _settle_event(conn, row["event_id"])
-                return True
-            event = {"id": str(row["event_id"]), "name": row["name"], "payload": row["payload"],
-                     "actor": row["actor"], "created_at": row["created_at"].isoformat(),
-                     "attempt": row["attempts"] + 1}
-            try:
-                async with conn.begin_nested():
-                    await asyncio.wait_for(func(conn, event, ctx), timeout)
-            except Exception as exc:
-                await _record_failure(conn, row, exc, max_attempts)
-            else:
-                await conn.execute(sa.update(event_deliveries).where(key).values(
-                    status="done", attempts=row["attempts"] + 1, done_at=sa.func.now(), last_error=None))
-            await _settle_event(conn, row["event_id"])
-        return True
+            )).mappings().all()
+            for row in rows:
+                if stop is not None and stop.is_set():
+                    break  # the rest stay pending; their locks go with the commit
+                current, cause, ran = row, None, ran + 1
+                key = _key(row["event_id"], row["subscriber"])
+                plugin, func = known[row["subscriber"]]
+                if plugin.flag and not ctx.flags.enabled(plugin.flag, {"userId": row["actor"] or "system"}):
+                    await conn.execute(sa.update(event_deliveries).where(key).values(
+                        status="skipped", last_error=f"{plugin.flag} is off for {row['actor'] or 'system'}",
+                        done_at=sa.func.now()))
+                    continue
+                event = {"id": str(row["event_id"]), "name": row["name"], "payload": row["payload"],
+                         "actor": row["actor"], "created_at": row["created_at"].isoformat(),
+                         "attempt": row["attempts"] + 1}
+                try:
+                    async with conn.begin_nested():
+                        await asyncio.wait_for(func(conn, event, ctx), timeout)
+                except Exception as exc:
+                    cause = exc
+                    await _record_failure(conn, row, exc, max_attempts)
+                else:
+                    await conn.execute(sa.update(event_deliveries).where(key).values(
+                        status="done", attempts=row["attempts"] + 1, done_at=sa.func.now(), last_error=None))
+            current = None
+            if ran:
+                await _settle_events(conn, list({r["event_id"] for r in rows[:ran]}))
+        return ran
     except Exception as exc:
-        if row is None:
+        if current is None:
             raise
-        # The transaction itself broke (connection lost, handler cancelled mid-statement):
-        # count the attempt in a fresh one so a poisoned delivery still reaches the dead letter.
+        # The transaction itself broke (connection lost, handler cancelled mid-statement), so
+        # the whole batch rolled back: count the attempt of the delivery that broke it, in a
+        # fresh transaction, so a poisoned delivery still reaches the dead letter.
         async with ctx.db.begin() as conn:
-            await _record_failure(conn, row, exc, max_attempts)
-        return True
+            await _record_failure(conn, current, cause or exc, max_attempts)
+        return ran
 
 
-async def deliver_due(ctx, *, limit: int = 200, max_attempts: int = MAX_ATTEMPTS,
+async def deliver_due(ctx, *, limit: int = 200, batch: int = BATCH, max_attempts: int = MAX_ATTEMPTS,
                       timeout: float = HANDLER_TIMEOUT, stop: asyncio.Event | None = None) -> int:
-    """Run up to ``limit`` due deliveries, each in its own transaction, until ``stop`` is set;
-    returns how many ran."""
+    """Run due deliveries, batch after batch, until none is due, about ``limit`` ran, or ``stop``
+    is set; returns how many ran."""
     known = _known(ctx)
     done = 0
-    while done < limit and not (stop and stop.is_set()) and await deliver_one(
-            ctx, known, max_attempts=max_attempts, timeout=timeout):
-        done += 1
+    while done < limit and not (stop and stop.is_set()):
+        ran = await deliver_batch(ctx, known, batch=min(batch, limit - done), max_attempts=max_attempts,
+                                  timeout=timeout, stop=stop)
+        if not ran:
+            break
+        done += ran
     return done
 
 

@@ -13,7 +13,7 @@ import uuid
 import sqlalchemy as sa
 from pydantic import BaseModel
 
-from myhibachi.core import Plugin, hookimpl
+from myhibachi.core import Plugin, hookimpl  # noqa: F401  (re-exported for tests)
 from myhibachi.core.errors import Problem
 from myhibachi.core.events import publish
 from myhibachi.core.idempotency import idempotent

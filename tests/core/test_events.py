@@ -303,3 +303,32 @@ async def test_exactly_once_across_a_killed_worker(make_app, database, db_url, t
 
 async def _at_least(check, n: int) -> bool:
     return await check() >= n
+
+
+async def stuck_handler(conn, event, ctx) -> None:
+    await conn.execute(sa.text("SELECT pg_sleep(30)"))
+
+
+class StuckPlugin(probe.Plugin):
+    name = "stuck"
+    version = "1.0.0"
+
+    @probe.hookimpl
+    def register_event_handlers(self):
+        return {"booking.created": [stuck_handler]}
+
+
+async def test_a_stuck_handler_times_out_as_a_failed_attempt(make_app):
+    ctx = make_app([StuckPlugin(), ProbePlugin()], flags={"FEATURE_FLAG_PROBE": True}).state.ctx
+    [event_id] = await publish_many(ctx, 1)
+    started = time.monotonic()
+    assert await deliver_due(ctx, timeout=0.5, max_attempts=1) >= 2  # a broken batch is run again
+    assert time.monotonic() - started < 5
+    st = await statuses(ctx.db)
+    assert st == {(event_id, "stuck:tests.core.test_events.stuck_handler"): ("dead", 1),
+                  (event_id, SUBSCRIBER): ("done", 1)}
+    async with ctx.db.connect() as conn:
+        error = (await conn.execute(sa.select(event_deliveries.c.last_error)
+                                    .where(event_deliveries.c.status == "dead"))).scalar()
+        assert error.startswith("TimeoutError")
+        assert await effects(conn, "handled") == {event_id: 1}
