@@ -62,7 +62,11 @@ def register_tasks(huey: Huey, ctx: AppContext) -> None:
     """Declare background and periodic tasks on ``huey``.
 
     Called once at start-up in the API process and in the worker, so task names are
-    known to both. Use ``huey.task()`` / ``huey.periodic_task()``.
+    known to both. Use ``huey.task()`` / ``huey.periodic_task()`` (or
+    :func:`myhibachi.core.tasks.async_task` for an ``async`` body). Work that is due at a
+    time kept in a database row belongs in a poller instead: ``ctx.add_poller(name,
+    poller)``, run by the worker's dispatch loop, claiming rows with
+    :func:`myhibachi.core.scheduled.claim_due`.
 
     :param huey: the application's huey instance (Redis in production, SQLite embedded).
     :param ctx: the application context.

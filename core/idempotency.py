@@ -90,6 +90,8 @@ def idempotent(func: Callable | None = None, *, required: bool = True):
     """Decorator for a POST route: honour ``Idempotency-Key`` (required unless ``required=False``)."""
 
     def decorate(func: Callable) -> Callable:
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError(f"@idempotent needs an async route, not {func.__qualname__}")
         signature = inspect.signature(func)
         own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()]
         header = Header(
