@@ -77,9 +77,10 @@ def register_tasks(huey: Huey, ctx: AppContext) -> None:
 def register_event_handlers() -> dict[str, list]:
     """Subscribe to domain events.
 
-    Called once at start-up. Each handler is ``async def handler(conn, event, ctx)`` and
-    runs in its own transaction, at least once per event; a handler that already
-    succeeded for an event is never run again for it. A raising handler is retried with
+    Called once at start-up. Each handler is ``async def handler(conn, event, ctx)``
+    (``event``: id, name, payload, actor, created_at, attempt) and runs on ``conn`` in a
+    savepoint of the transaction that records its delivery, at least once per event; a
+    handler whose statements committed for an event is never run again for it. A raising handler is retried with
     backoff and never rolls back the request that published the event. Handlers of a
     plugin whose flag is off for the event's actor are skipped.
 
