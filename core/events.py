@@ -26,7 +26,7 @@ from myhibachi.core.models import event_deliveries, outbox_events
 log = logging.getLogger("myhibachi.events")
 
 CHANNEL = "myhibachi_events"
-MAX_ATTEMPTS = 12  # with the backoff below: about two hours and a quarter before the dead letter
+MAX_ATTEMPTS = 12  # with the backoff below: about 68 minutes of retries before the dead letter
 HANDLER_TIMEOUT = 60.0  # seconds; a stuck handler counts as a failed attempt
 BATCH = 20  # deliveries claimed and committed together
 
