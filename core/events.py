@@ -76,17 +76,15 @@ async def publish(conn, ctx, name: str, payload: dict[str, Any], *, actor: str |
         raise ValueError(f"unknown event {name!r}")
     event_id = uuid.uuid4()
     subscribers = [s for s, plugin, _ in ctx.event_handlers.get(name, ()) if ctx.plugins.get(plugin.name)]
-    await conn.execute(sa.insert(outbox_events).values(id=event_id, name=name, payload=_json(payload), actor=actor))
+    await conn.execute(sa.insert(outbox_events).values(
+        id=event_id, name=name, payload=_json(payload), actor=actor,
+        dispatched_at=None if subscribers else sa.func.now()))
     if subscribers:
         await conn.execute(
             sa.insert(event_deliveries),
             [{"event_id": event_id, "subscriber": s, "status": "pending"} for s in subscribers],
         )
         await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, name)))
-    else:
-        await conn.execute(
-            sa.update(outbox_events).where(outbox_events.c.id == event_id).values(dispatched_at=sa.func.now())
-        )
     return event_id
 
 

@@ -332,3 +332,13 @@ async def test_a_stuck_handler_times_out_as_a_failed_attempt(make_app):
                                     .where(event_deliveries.c.status == "dead"))).scalar()
         assert error.startswith("TimeoutError")
         assert await effects(conn, "handled") == {event_id: 1}
+
+
+async def test_an_event_nobody_subscribes_to_is_settled_at_once(make_app):
+    ctx = make_app([]).state.ctx
+    async with ctx.db.begin() as conn:
+        event_id = await publish(conn, ctx, "payment.failed", {"payment_id": "p1", "reason": "card"})
+    async with ctx.db.connect() as conn:
+        row = (await conn.execute(sa.select(outbox_events).where(outbox_events.c.id == event_id))).mappings().one()
+    assert row["dispatched_at"] is not None and row["payload"] == {"payment_id": "p1", "reason": "card"}
+    assert await statuses(ctx.db) == {}
