@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from myhibachi.core.auth import create_api_key
 from myhibachi.core.idempotency import HEADER, expiry_poller
 from myhibachi.core.models import idempotency_keys
+from myhibachi.core.scheduled import pollers
 from tests.core.probe import ProbePlugin, create_effects_table, effects
 
 FLAGS = {"FEATURE_FLAG_PROBE": True}
@@ -129,6 +130,7 @@ async def test_keys_expire_after_a_day_and_the_poller_purges_them(make_app, clie
         assert ttl.total_seconds() == 24 * 3600
         async with database.begin() as conn:
             await conn.execute(sa.update(idempotency_keys).values(expires_at=sa.func.now() - sa.text("interval '1 s'")))
+        assert "core.idempotency_expiry" in pollers(app.state.ctx)  # the worker runs it
         poll = expiry_poller(every=3600)
         assert await poll(app.state.ctx) == 1
         assert await poll(app.state.ctx) == 0  # throttled
