@@ -15,6 +15,7 @@ import asyncio
 import base64
 import json
 import logging
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
@@ -29,6 +30,7 @@ CHANNEL = "myhibachi_events"
 MAX_ATTEMPTS = 12  # with the backoff below: about 68 minutes of retries before the dead letter
 HANDLER_TIMEOUT = 60.0  # seconds; a stuck handler counts as a failed attempt
 BATCH = 20  # deliveries claimed and committed together
+RETENTION = timedelta(days=30)  # settled events are kept this long, dead-lettered ones until replayed
 
 # The event catalogue: name -> what the payload carries. Payloads are plain JSON data.
 EVENTS: dict[str, str] = {
@@ -250,3 +252,26 @@ async def replay(ctx, event_id: uuid.UUID, subscriber: str | None = None) -> int
                                .values(dispatched_at=None))
             await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "replay")))
         return result.rowcount
+
+
+async def purge_settled(ctx, *, older_than: timedelta = RETENTION) -> int:
+    """Delete events settled longer ago than ``older_than`` with no dead delivery; returns how many."""
+    async with ctx.db.begin() as conn:
+        result = await conn.execute(sa.delete(outbox_events).where(
+            outbox_events.c.dispatched_at < sa.func.now() - older_than,
+            ~sa.exists().where(event_deliveries.c.event_id == outbox_events.c.id,
+                               event_deliveries.c.status == "dead")))
+    return result.rowcount
+
+
+def retention_poller(every: float = 3600.0):
+    """A worker poller that purges old settled events at most once per ``every`` seconds."""
+    last = {"at": float("-inf")}
+
+    async def poll(ctx) -> int:
+        if time.monotonic() - last["at"] < every:
+            return 0
+        last["at"] = time.monotonic()
+        return await purge_settled(ctx)
+
+    return poll

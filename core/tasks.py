@@ -56,9 +56,11 @@ def async_task(huey, ctx_getter: Callable[[], Any], **task_kw):
 
 def register_core_tasks(ctx) -> None:
     """The core's periodic work runs as pollers in the worker's dispatch loop, not in huey."""
+    from myhibachi.core.events import retention_poller
     from myhibachi.core.idempotency import expiry_poller
 
     ctx.add_poller("core.idempotency_expiry", expiry_poller())
+    ctx.add_poller("core.outbox_retention", retention_poller())
 
 
 async def dispatch_once(ctx, stop: asyncio.Event | None = None) -> int:

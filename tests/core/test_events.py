@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from myhibachi.core.auth import create_api_key
-from myhibachi.core.events import deliver_due, publish
+from myhibachi.core.events import deliver_due, publish, purge_settled
+from myhibachi.core.scheduled import pollers
 from myhibachi.core.models import event_deliveries, outbox_events
 from tests.core import probe
 from tests.core.probe import FailingPlugin, ProbePlugin, create_effects_table, effects, publish_many
@@ -342,3 +343,26 @@ async def test_an_event_nobody_subscribes_to_is_settled_at_once(make_app):
         row = (await conn.execute(sa.select(outbox_events).where(outbox_events.c.id == event_id))).mappings().one()
     assert row["dispatched_at"] is not None and row["payload"] == {"payment_id": "p1", "reason": "card"}
     assert await statuses(ctx.db) == {}
+
+
+async def test_old_settled_events_are_purged_but_dead_letters_stay(make_app):
+    ctx = make_app([ProbePlugin()], flags={"FEATURE_FLAG_PROBE": True}).state.ctx
+    assert "core.outbox_retention" in pollers(ctx)
+    done_id, dead_id, fresh_id = await publish_many(ctx, 3)
+    probe.ALWAYS_FAIL["on"] = True
+    async with ctx.db.begin() as conn:  # only the dead one is due now
+        await conn.execute(sa.update(event_deliveries).where(event_deliveries.c.event_id != dead_id)
+                           .values(next_attempt_at=sa.func.now() + sa.text("interval '1 hour'")))
+    assert await deliver_due(ctx, max_attempts=1) == 1
+    probe.ALWAYS_FAIL["on"] = False
+    async with ctx.db.begin() as conn:
+        await conn.execute(sa.update(event_deliveries).values(next_attempt_at=sa.func.now()))
+    assert await deliver_due(ctx) == 2
+    async with ctx.db.begin() as conn:
+        await conn.execute(sa.update(outbox_events).where(outbox_events.c.id != fresh_id)
+                           .values(dispatched_at=sa.func.now() - sa.text("interval '31 days'")))
+    assert await purge_settled(ctx) == 1
+    async with ctx.db.connect() as conn:
+        left = {str(i) for i in (await conn.execute(sa.select(outbox_events.c.id))).scalars()}
+        deliveries = {str(i) for i in (await conn.execute(sa.select(event_deliveries.c.event_id))).scalars()}
+    assert left == deliveries == {dead_id, fresh_id}
