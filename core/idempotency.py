@@ -3,8 +3,10 @@
 A route opts in with one line, ``@idempotent`` under its ``@router.post(...)``; the header
 is then required (and documented as such in OpenAPI), or optional with
 ``@idempotent(required=False)``. Keys are scoped per principal. The first response is stored
-with a fingerprint of the request (method, path, principal, body hash) in the request's own
-transaction (``get_conn``), so an effect never commits without its record:
+with a fingerprint of the request (method, path, principal, body hash) in the route's own
+transaction (its ``get_conn`` connection, whatever its dependency scope), so an effect never
+commits without its record; a route without ``get_conn`` gets a transaction of its own
+around it, which still serialises retries but cannot make outside effects atomic:
 
 - a retry with the same key answers the stored status and body (``Idempotent-Replayed: true``)
   without running the route again;
@@ -30,7 +32,6 @@ from pydantic import TypeAdapter
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core.auth import Principal, current_principal
-from myhibachi.core.db import get_conn
 from myhibachi.core.errors import Problem
 from myhibachi.core.models import idempotency_keys
 
@@ -103,51 +104,53 @@ def idempotent(func: Callable | None = None, *, required: bool = True):
             inspect.Parameter("idempotency_key_", inspect.Parameter.KEYWORD_ONLY,
                               annotation=str if required else str | None, default=header),
             inspect.Parameter("idempotency_request_", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
-            inspect.Parameter("idempotency_conn_", inspect.Parameter.KEYWORD_ONLY, default=Depends(get_conn)),
             inspect.Parameter("idempotency_principal_", inspect.Parameter.KEYWORD_ONLY, annotation=Principal,
                               default=Depends(current_principal)),
         ]
 
         @functools.wraps(func)
-        async def wrapper(*, idempotency_key_, idempotency_request_, idempotency_conn_, idempotency_principal_,
-                          **kwargs):
+        async def wrapper(*, idempotency_key_, idempotency_request_, idempotency_principal_, **kwargs):
             if idempotency_key_ is None:
                 return await func(**kwargs)
-            request, conn, key = idempotency_request_, idempotency_conn_, idempotency_key_
-            scope = scope_of(idempotency_principal_)
-            print_ = fingerprint(request.method, request.url.path, scope, await request.body())
-            # Held until the request's transaction ends, i.e. until its record is committed.
-            locked = await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(_lock_id(scope, key))))
-            if not locked:
-                raise Problem(409, "Request in progress",
-                              f"a request with this {HEADER} is still being processed; retry shortly",
-                              kind="idempotency-in-progress", headers={"Retry-After": "1"})
-            row = (await conn.execute(
-                sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.status_code,
-                          idempotency_keys.c.response)
-                .where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key,
-                       idempotency_keys.c.expires_at > sa.func.now())
-            )).first()
-            if row is not None:
-                if row.fingerprint != print_:
-                    raise Problem(422, "Idempotency key reused",
-                                  f"{HEADER} was already used for a different request",
-                                  kind="idempotency-mismatch",
-                                  errors=[{"field": HEADER, "message": "already used for a different request"}])
-                return _response(row.status_code, row.response, replayed=True)
-            status, body = _serialize(request, await func(**kwargs))
-            values = {"fingerprint": print_, "status_code": status, "response": body,
-                      "created_at": sa.func.now(), "expires_at": sa.func.now() + TTL}
-            await conn.execute(
-                pg_insert(idempotency_keys).values(scope=scope, key=key, **values)
-                .on_conflict_do_update(index_elements=["scope", "key"], set_=values))
-            return _response(status, body, replayed=False)
+            request = idempotency_request_
+            conn = getattr(request.state, "conn", None)  # the route's own transaction (get_conn)
+            if conn is not None:
+                return await _once(func, kwargs, request, conn, idempotency_principal_, idempotency_key_)
+            async with request.app.state.ctx.db.begin() as conn:
+                return await _once(func, kwargs, request, conn, idempotency_principal_, idempotency_key_)
 
         wrapper.__signature__ = signature.replace(parameters=own + extra)
         wrapper.idempotent = required
         return wrapper
 
     return decorate(func) if func is not None else decorate
+
+
+async def _once(func, kwargs, request: Request, conn, principal: Principal, key: str) -> Response:
+    scope = scope_of(principal)
+    print_ = fingerprint(request.method, request.url.path, scope, await request.body())
+    # Held until the transaction ends, that is until the stored response is committed.
+    if not await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(_lock_id(scope, key)))):
+        raise Problem(409, "Request in progress",
+                      f"a request with this {HEADER} is still being processed; retry shortly",
+                      kind="idempotency-in-progress", headers={"Retry-After": "1"})
+    row = (await conn.execute(
+        sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.status_code, idempotency_keys.c.response)
+        .where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key,
+               idempotency_keys.c.expires_at > sa.func.now())
+    )).first()
+    if row is not None:
+        if row.fingerprint != print_:
+            raise Problem(422, "Idempotency key reused", f"{HEADER} was already used for a different request",
+                          kind="idempotency-mismatch",
+                          errors=[{"field": HEADER, "message": "already used for a different request"}])
+        return _response(row.status_code, row.response, replayed=True)
+    status, body = _serialize(request, await func(**kwargs))
+    values = {"fingerprint": print_, "status_code": status, "response": body,
+              "created_at": sa.func.now(), "expires_at": sa.func.now() + TTL}
+    await conn.execute(pg_insert(idempotency_keys).values(scope=scope, key=key, **values)
+                       .on_conflict_do_update(index_elements=["scope", "key"], set_=values))
+    return _response(status, body, replayed=False)
 
 
 async def purge_expired(ctx) -> int:

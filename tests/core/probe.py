@@ -104,6 +104,22 @@ class ProbePlugin(Plugin):
                 raise Problem(409, "Conflict", "refused by the probe", kind="conflict")
             return Charge(id=uuid.uuid4(), tag=body.tag)
 
+        @router.post("/probe/charges-fn", response_model=Charge, status_code=201)
+        @idempotent
+        async def charge_function_scope(body: Thing, conn=Depends(get_conn, scope="function")) -> Charge:
+            await record(conn, "charge", body.tag)
+            await record(conn, "charge-tx", await conn.scalar(sa.text("SELECT pg_current_xact_id()::text")))
+            await asyncio.sleep(float(os.environ.get("PROBE_ROUTE_SLEEP", "0.2")))
+            return Charge(id=uuid.uuid4(), tag=body.tag)
+
+        @router.post("/probe/charges-own", response_model=Charge, status_code=201)
+        @idempotent
+        async def charge_own_transaction(body: Thing) -> Charge:
+            async with ctx.db.begin() as conn:
+                await record(conn, "charge", body.tag)
+            await asyncio.sleep(float(os.environ.get("PROBE_ROUTE_SLEEP", "0.2")))
+            return Charge(id=uuid.uuid4(), tag=body.tag)
+
         @router.post("/probe/notes", response_model=Charge, status_code=201)
         @idempotent(required=False)
         async def note(body: Thing, conn=Depends(get_conn)) -> Charge:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 import sqlalchemy as sa
 
 from myhibachi.core.auth import create_api_key
@@ -31,13 +32,13 @@ async def charges(database) -> dict[str, int]:
         return await effects(conn, "charge")
 
 
-async def test_twenty_parallel_requests_with_one_key_make_one_effect(make_app, client_of, database, settings):
+@pytest.mark.parametrize("path", ["/v1/probe/charges", "/v1/probe/charges-fn", "/v1/probe/charges-own"])
+async def test_twenty_parallel_requests_with_one_key_make_one_effect(make_app, client_of, database, settings, path):
     app, [auth] = await setup(make_app, database, settings)
     headers = {**auth, HEADER: str(uuid.uuid4())}
     async with client_of(app) as c:
-        answers = await asyncio.gather(*[c.post("/v1/probe/charges", json={"tag": "t"}, headers=headers)
-                                         for _ in range(20)])
-        after = await c.post("/v1/probe/charges", json={"tag": "t"}, headers=headers)
+        answers = await asyncio.gather(*[c.post(path, json={"tag": "t"}, headers=headers) for _ in range(20)])
+        after = await c.post(path, json={"tag": "t"}, headers=headers)
     assert await charges(database) == {"t": 1}
     statuses = sorted(a.status_code for a in answers)
     firsts = [a for a in answers if a.status_code == 201 and "idempotent-replayed" not in a.headers]
@@ -50,6 +51,17 @@ async def test_twenty_parallel_requests_with_one_key_make_one_effect(make_app, c
             assert a.json() == firsts[0].json()
     assert after.status_code == 201 and after.headers["idempotent-replayed"] == "true"
     assert after.json() == firsts[0].json()
+
+
+async def test_the_stored_response_commits_in_the_routes_own_transaction(make_app, client_of, database, settings):
+    app, [auth] = await setup(make_app, database, settings)
+    async with client_of(app) as c:
+        r = await c.post("/v1/probe/charges-fn", json={"tag": "tx"}, headers={**auth, HEADER: "tx-1"})
+    assert r.status_code == 201
+    async with database.connect() as conn:
+        [route_tx] = await effects(conn, "charge-tx")
+        key_tx = (await conn.execute(sa.text("SELECT xmin::text FROM idempotency_keys"))).scalar()
+    assert key_tx == route_tx
 
 
 async def test_retry_returns_the_stored_response_and_another_body_is_422(make_app, client_of, database, settings):
