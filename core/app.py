@@ -150,7 +150,7 @@ def create_app(
     :param database: an existing database handle (tests share one); else built from settings.
     """
     from myhibachi.core import api as core_api
-    from myhibachi.core import events, ports, tasks
+    from myhibachi.core import events, ports, ratelimit, tasks
 
     settings = settings or Settings()
     manager = _build_plugins(settings, plugins)
@@ -162,6 +162,7 @@ def create_app(
     ctx = AppContext(settings=settings, db=db, flags=flags, plugins=manager)
     ctx.ports = ports.build(ctx)
     ctx.huey = tasks.make_huey(settings)
+    ctx.extra["ratelimiter"] = ratelimit.build(settings)
     ctx.permissions = set(CORE_PERMISSIONS) | set(core_api.PERMISSIONS)
 
     strict = settings.strict_plugins
@@ -182,6 +183,7 @@ def create_app(
             yield
         finally:
             flags.stop()
+            await ctx.extra["ratelimiter"].close()
             if database is None:
                 await db.dispose()
 
@@ -208,13 +210,14 @@ def create_app(
 
         return PlainTextResponse(generate_latest(ctx.extra["registry"]).decode())
 
-    app.include_router(_core_router(), prefix="/v1")
+    limited = [Depends(ratelimit.rate_limit)]
+    app.include_router(_core_router(), prefix="/v1", dependencies=limited, responses=error_responses(429))
     for router in core_api.routers():
-        app.include_router(router, prefix="/v1")
+        app.include_router(router, prefix="/v1", dependencies=limited, responses=error_responses(429))
 
     for plugin in manager.plugins:
-        deps = [Depends(flag_gate(plugin.flag))] if plugin.flag else []
-        app.include_router(routers[plugin.name], prefix="/v1", dependencies=deps)
+        deps = limited + ([Depends(flag_gate(plugin.flag))] if plugin.flag else [])
+        app.include_router(routers[plugin.name], prefix="/v1", dependencies=deps, responses=error_responses(429))
 
     registry = CollectorRegistry()
     app.add_middleware(_Observe, registry=registry)

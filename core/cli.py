@@ -137,13 +137,16 @@ def worker(interval: float = typer.Option(1.0, help="Seconds between polls when 
     future = asyncio.run_coroutine_threadsafe(dispatch_forever(ctx, interval=interval, stop=stop), loop)
     consumer = Consumer(ctx.huey, workers=2, worker_type="thread", periodic=True)
     try:
-        consumer.run()
+        consumer.run()  # returns on SIGTERM (at once) or SIGINT (after running tasks finish)
     finally:
         loop.call_soon_threadsafe(stop.set)
         try:
-            future.result(5)
+            future.result(30)
         except Exception:
-            pass
+            logging.getLogger("myhibachi.worker").exception("dispatch loop did not stop cleanly")
+        ctx.flags.stop()
+        asyncio.run_coroutine_threadsafe(ctx.db.dispose(), loop).result(10)
+        typer.echo("worker stopped")
 
 
 # --- database ------------------------------------------------------------------------------
@@ -335,13 +338,14 @@ def _ctx():
 
 
 @events_app.command("failed")
-def events_failed() -> None:
+def events_failed(limit: int = typer.Option(100, help="Most recent N.")) -> None:
     """Deliveries parked after their last retry."""
     from myhibachi.core import events
 
-    rows = asyncio.run(events.failed(_ctx()))
-    typer.echo(_table(["event", "name", "subscriber", "attempts", "error"],
+    rows, _ = asyncio.run(events.failed(_ctx(), limit=limit))
+    typer.echo(_table(["event", "name", "subscriber", "attempts", "failed at", "error"],
                       [[str(r["event_id"]), r["name"], r["subscriber"], str(r["attempts"]),
+                        r["done_at"].isoformat(timespec="seconds") if r["done_at"] else "-",
                         (r["last_error"] or "")[:60]] for r in rows]))
 
 

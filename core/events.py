@@ -1,29 +1,36 @@
 """Domain events through a transactional outbox, delivered at least once per subscriber.
 
-``publish(conn, name, payload)`` writes the event and one delivery row per subscriber in
+``publish(conn, ctx, name, payload)`` writes the event and one delivery row per subscriber in
 the caller's transaction, and notifies the worker on commit. The worker's dispatcher claims
-due deliveries (``FOR UPDATE SKIP LOCKED``) and runs each handler inside the same
-transaction that marks its delivery done, so a handler's database effects happen once even
-across retries and crashed workers. A failing handler is retried with backoff and parked
-as ``dead`` after ``MAX_ATTEMPTS``; the publishing request never sees the failure.
+a batch of due deliveries (``FOR UPDATE SKIP LOCKED``) and runs each handler in a savepoint
+of the transaction that marks its delivery done, so a handler's database effects happen
+once even across retries, crashed workers and parallel dispatchers. A failing (or stuck,
+``HANDLER_TIMEOUT``) handler is retried with backoff and parked as ``dead`` after
+``MAX_ATTEMPTS``; the publishing request never sees the failure. Effects outside the
+database (a message sent) are at least once: make them idempotent on the event id.
 """
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import logging
+import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
 import sqlalchemy as sa
 
-from myhibachi.core.db import utcnow
 from myhibachi.core.models import event_deliveries, outbox_events
 
 log = logging.getLogger("myhibachi.events")
 
 CHANNEL = "myhibachi_events"
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 12  # with the backoff below: about 68 minutes of retries before the dead letter
+HANDLER_TIMEOUT = 60.0  # seconds; a stuck handler counts as a failed attempt
+BATCH = 20  # deliveries claimed and committed together
+RETENTION = timedelta(days=30)  # settled events are kept this long, dead-lettered ones until replayed
 
 # The event catalogue: name -> what the payload carries. Payloads are plain JSON data.
 EVENTS: dict[str, str] = {
@@ -71,93 +78,200 @@ async def publish(conn, ctx, name: str, payload: dict[str, Any], *, actor: str |
         raise ValueError(f"unknown event {name!r}")
     event_id = uuid.uuid4()
     subscribers = [s for s, plugin, _ in ctx.event_handlers.get(name, ()) if ctx.plugins.get(plugin.name)]
-    await conn.execute(sa.insert(outbox_events).values(id=event_id, name=name, payload=_json(payload), actor=actor))
+    await conn.execute(sa.insert(outbox_events).values(
+        id=event_id, name=name, payload=_json(payload), actor=actor,
+        dispatched_at=None if subscribers else sa.func.now()))
     if subscribers:
         await conn.execute(
             sa.insert(event_deliveries),
             [{"event_id": event_id, "subscriber": s, "status": "pending"} for s in subscribers],
         )
         await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, name)))
-    else:
-        await conn.execute(
-            sa.update(outbox_events).where(outbox_events.c.id == event_id).values(dispatched_at=sa.func.now())
-        )
     return event_id
 
 
 def backoff(attempts: int) -> timedelta:
+    """Delay before the next try after ``attempts`` failures: 2, 4, 8 ... seconds, at most an hour."""
     return timedelta(seconds=min(2 ** attempts, 3600))
 
 
-async def deliver_due(ctx, *, limit: int = 200) -> int:
-    """Run due deliveries once; returns how many were attempted."""
-    handlers = {s: (plugin, func) for subs in ctx.event_handlers.values() for s, plugin, func in subs}
-    now = utcnow()
-    async with ctx.db.begin() as conn:
-        rows = (await conn.execute(
-            sa.select(event_deliveries.c.event_id, event_deliveries.c.subscriber, event_deliveries.c.attempts,
-                      outbox_events.c.name, outbox_events.c.payload, outbox_events.c.actor)
-            .join(outbox_events, outbox_events.c.id == event_deliveries.c.event_id)
-            .where(event_deliveries.c.status == "pending", event_deliveries.c.next_attempt_at <= now)
-            .order_by(event_deliveries.c.next_attempt_at)
-            .limit(limit)
-            .with_for_update(of=event_deliveries, skip_locked=True)
-        )).mappings().all()
-        for row in rows:
-            key = (event_deliveries.c.event_id == row["event_id"]) & (
-                event_deliveries.c.subscriber == row["subscriber"])
-            found = handlers.get(row["subscriber"])
-            plugin, func = found if found else (None, None)
-            if func is None or ctx.plugins.get(plugin.name) is None:
-                await conn.execute(sa.update(event_deliveries).where(key).values(
-                    status="skipped", last_error="no such subscriber now", done_at=now))
-                continue
-            if plugin.flag and not ctx.flags.enabled(plugin.flag, {"userId": row["actor"] or "system"}):
-                await conn.execute(sa.update(event_deliveries).where(key).values(
-                    status="skipped", last_error=f"{plugin.flag} off", done_at=now))
-                continue
-            event = {"id": str(row["event_id"]), "name": row["name"], "payload": row["payload"],
-                     "actor": row["actor"]}
-            try:
-                async with conn.begin_nested():
-                    await func(conn, event, ctx)
+def _known(ctx) -> dict[str, tuple[Any, Handler]]:
+    return {s: (plugin, func) for subs in ctx.event_handlers.values() for s, plugin, func in subs
+            if ctx.plugins.get(plugin.name) is not None}
+
+
+def _key(event_id, subscriber):
+    return (event_deliveries.c.event_id == event_id) & (event_deliveries.c.subscriber == subscriber)
+
+
+async def _record_failure(conn, row, exc: BaseException, max_attempts: int) -> None:
+    attempts = row["attempts"] + 1
+    dead = attempts >= max_attempts
+    log.warning("handler %s failed on %s %s (attempt %d%s): %r", row["subscriber"], row["name"], row["event_id"],
+                attempts, ", parked" if dead else "", exc)
+    await conn.execute(sa.update(event_deliveries).where(
+        _key(row["event_id"], row["subscriber"]), event_deliveries.c.status == "pending").values(
+        status="dead" if dead else "pending", attempts=attempts,
+        last_error=f"{type(exc).__name__}: {exc}"[:2000],
+        next_attempt_at=sa.func.now() + backoff(attempts),
+        done_at=sa.func.now() if dead else None))
+
+
+async def _settle_events(conn, event_ids: list) -> None:
+    """Stamp the events whose every delivery has settled (done, skipped or dead)."""
+    await conn.execute(
+        sa.update(outbox_events)
+        .where(outbox_events.c.id.in_(event_ids), outbox_events.c.dispatched_at.is_(None),
+               ~sa.exists().where(event_deliveries.c.event_id == outbox_events.c.id,
+                                  event_deliveries.c.status == "pending"))
+        .values(dispatched_at=sa.func.now()))
+
+
+async def deliver_batch(ctx, known: dict[str, tuple[Any, Handler]] | None = None, *, batch: int = BATCH,
+                        max_attempts: int = MAX_ATTEMPTS, timeout: float = HANDLER_TIMEOUT,
+                        stop: asyncio.Event | None = None) -> int:
+    """Claim up to ``batch`` due deliveries and run their handlers; returns how many ran.
+
+    The claim (row locks, ``SKIP LOCKED``), each handler's statements (in a savepoint) and
+    each delivery's new status commit in one transaction: a crash anywhere rolls them all
+    back, and a second dispatcher never holds the same delivery.
+    """
+    known = _known(ctx) if known is None else known
+    if not known:
+        return 0
+    current = cause = None
+    ran = 0
+    try:
+        async with ctx.db.begin() as conn:
+            rows = (await conn.execute(
+                sa.select(event_deliveries.c.event_id, event_deliveries.c.subscriber, event_deliveries.c.attempts,
+                          outbox_events.c.name, outbox_events.c.payload, outbox_events.c.actor,
+                          outbox_events.c.created_at)
+                .join(outbox_events, outbox_events.c.id == event_deliveries.c.event_id)
+                .where(event_deliveries.c.status == "pending", event_deliveries.c.next_attempt_at <= sa.func.now(),
+                       event_deliveries.c.subscriber.in_(list(known)))
+                .order_by(event_deliveries.c.next_attempt_at)
+                .limit(batch)
+                .with_for_update(of=event_deliveries, skip_locked=True)
+            )).mappings().all()
+            for row in rows:
+                if stop is not None and stop.is_set():
+                    break  # the rest stay pending; their locks go with the commit
+                current, cause, ran = row, None, ran + 1
+                key = _key(row["event_id"], row["subscriber"])
+                plugin, func = known[row["subscriber"]]
+                if plugin.flag and not ctx.flags.enabled(plugin.flag, {"userId": row["actor"] or "system"}):
+                    await conn.execute(sa.update(event_deliveries).where(key).values(
+                        status="skipped", last_error=f"{plugin.flag} is off for {row['actor'] or 'system'}",
+                        done_at=sa.func.now()))
+                    continue
+                event = {"id": str(row["event_id"]), "name": row["name"], "payload": row["payload"],
+                         "actor": row["actor"], "created_at": row["created_at"].isoformat(),
+                         "attempt": row["attempts"] + 1}
+                try:
+                    async with conn.begin_nested():
+                        await asyncio.wait_for(func(conn, event, ctx), timeout)
+                except Exception as exc:
+                    cause = exc
+                    await _record_failure(conn, row, exc, max_attempts)
+                else:
                     await conn.execute(sa.update(event_deliveries).where(key).values(
                         status="done", attempts=row["attempts"] + 1, done_at=sa.func.now(), last_error=None))
-            except Exception as exc:
-                attempts = row["attempts"] + 1
-                dead = attempts >= MAX_ATTEMPTS
-                log.warning("handler %s failed on %s (attempt %d): %s", row["subscriber"], row["name"], attempts, exc)
-                await conn.execute(sa.update(event_deliveries).where(key).values(
-                    status="dead" if dead else "pending", attempts=attempts,
-                    last_error=f"{type(exc).__name__}: {exc}"[:2000],
-                    next_attempt_at=now + backoff(attempts)))
-        if rows:
-            await conn.execute(sa.text(
-                "UPDATE outbox_events e SET dispatched_at = now() WHERE dispatched_at IS NULL AND NOT EXISTS "
-                "(SELECT 1 FROM event_deliveries d WHERE d.event_id = e.id AND d.status = 'pending')"
-                " AND e.id = ANY(:ids)"), {"ids": list({r["event_id"] for r in rows})})
-    return len(rows)
+            current = None
+            if ran:
+                await _settle_events(conn, list({r["event_id"] for r in rows[:ran]}))
+        return ran
+    except Exception as exc:
+        if current is None:
+            raise
+        # The transaction itself broke (connection lost, handler cancelled mid-statement), so
+        # the whole batch rolled back: count the attempt of the delivery that broke it, in a
+        # fresh transaction, so a poisoned delivery still reaches the dead letter.
+        async with ctx.db.begin() as conn:
+            await _record_failure(conn, current, cause or exc, max_attempts)
+        return ran
 
 
-async def failed(ctx, *, limit: int = 100) -> list[dict[str, Any]]:
-    """Dead-lettered deliveries, newest first."""
+async def deliver_due(ctx, *, limit: int = 200, batch: int = BATCH, max_attempts: int = MAX_ATTEMPTS,
+                      timeout: float = HANDLER_TIMEOUT, stop: asyncio.Event | None = None) -> int:
+    """Run due deliveries, batch after batch, until none is due, about ``limit`` ran, or ``stop``
+    is set; returns how many ran."""
+    known = _known(ctx)
+    done = 0
+    while done < limit and not (stop and stop.is_set()):
+        ran = await deliver_batch(ctx, known, batch=min(batch, limit - done), max_attempts=max_attempts,
+                                  timeout=timeout, stop=stop)
+        if not ran:
+            break
+        done += ran
+    return done
+
+
+def _cursor(row) -> str:
+    raw = f"{row['done_at'].isoformat()}|{row['event_id']}|{row['subscriber']}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID, str]:
+    """Raises ValueError on anything that is not a cursor this module produced."""
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    at, event_id, subscriber = raw.split("|", 2)
+    return datetime.fromisoformat(at), uuid.UUID(event_id), subscriber
+
+
+async def failed(ctx, *, limit: int = 100, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Dead-lettered deliveries, newest first, and the cursor of the next page (None at the end)."""
+    order = (event_deliveries.c.done_at.desc(), event_deliveries.c.event_id, event_deliveries.c.subscriber)
+    query = (sa.select(event_deliveries, outbox_events.c.name, outbox_events.c.payload, outbox_events.c.actor)
+             .join(outbox_events, outbox_events.c.id == event_deliveries.c.event_id)
+             .where(event_deliveries.c.status == "dead")
+             .order_by(*order).limit(limit + 1))
+    if cursor:
+        at, event_id, subscriber = parse_cursor(cursor)
+        query = query.where(sa.or_(
+            event_deliveries.c.done_at < at,
+            sa.and_(event_deliveries.c.done_at == at,
+                    sa.tuple_(event_deliveries.c.event_id, event_deliveries.c.subscriber) > (event_id, subscriber))))
     async with ctx.db.connect() as conn:
-        rows = (await conn.execute(
-            sa.select(event_deliveries, outbox_events.c.name, outbox_events.c.payload)
-            .join(outbox_events, outbox_events.c.id == event_deliveries.c.event_id)
-            .where(event_deliveries.c.status == "dead")
-            .order_by(event_deliveries.c.next_attempt_at.desc()).limit(limit)
-        )).mappings().all()
-    return [dict(r) for r in rows]
+        rows = [dict(r) for r in (await conn.execute(query)).mappings().all()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, _cursor(rows[-1]) if more else None
 
 
 async def replay(ctx, event_id: uuid.UUID, subscriber: str | None = None) -> int:
-    """Put dead deliveries of an event back in the queue; returns how many."""
+    """Put the dead deliveries of an event back in the queue with fresh attempts; returns how many."""
     async with ctx.db.begin() as conn:
         cond = (event_deliveries.c.event_id == event_id) & (event_deliveries.c.status == "dead")
         if subscriber:
             cond &= event_deliveries.c.subscriber == subscriber
         result = await conn.execute(sa.update(event_deliveries).where(cond).values(
-            status="pending", attempts=0, next_attempt_at=sa.func.now()))
-        await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "replay")))
+            status="pending", attempts=0, next_attempt_at=sa.func.now(), done_at=None))
+        if result.rowcount:
+            await conn.execute(sa.update(outbox_events).where(outbox_events.c.id == event_id)
+                               .values(dispatched_at=None))
+            await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "replay")))
         return result.rowcount
+
+
+async def purge_settled(ctx, *, older_than: timedelta = RETENTION) -> int:
+    """Delete events settled longer ago than ``older_than`` with no dead delivery; returns how many."""
+    async with ctx.db.begin() as conn:
+        result = await conn.execute(sa.delete(outbox_events).where(
+            outbox_events.c.dispatched_at < sa.func.now() - older_than,
+            ~sa.exists().where(event_deliveries.c.event_id == outbox_events.c.id,
+                               event_deliveries.c.status == "dead")))
+    return result.rowcount
+
+
+def retention_poller(every: float = 3600.0):
+    """A worker poller that purges old settled events at most once per ``every`` seconds."""
+    last = {"at": float("-inf")}
+
+    async def poll(ctx) -> int:
+        if time.monotonic() - last["at"] < every:
+            return 0
+        last["at"] = time.monotonic()
+        return await purge_settled(ctx)
+
+    return poll

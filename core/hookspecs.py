@@ -62,7 +62,11 @@ def register_tasks(huey: Huey, ctx: AppContext) -> None:
     """Declare background and periodic tasks on ``huey``.
 
     Called once at start-up in the API process and in the worker, so task names are
-    known to both. Use ``huey.task()`` / ``huey.periodic_task()``.
+    known to both. Use ``huey.task()`` / ``huey.periodic_task()`` (or
+    :func:`myhibachi.core.tasks.async_task` for an ``async`` body). Work that is due at a
+    time kept in a database row belongs in a poller instead: ``ctx.add_poller(name,
+    poller)``, run by the worker's dispatch loop, claiming rows with
+    :func:`myhibachi.core.scheduled.claim_due`.
 
     :param huey: the application's huey instance (Redis in production, SQLite embedded).
     :param ctx: the application context.
@@ -73,9 +77,10 @@ def register_tasks(huey: Huey, ctx: AppContext) -> None:
 def register_event_handlers() -> dict[str, list]:
     """Subscribe to domain events.
 
-    Called once at start-up. Each handler is ``async def handler(conn, event, ctx)`` and
-    runs in its own transaction, at least once per event; a handler that already
-    succeeded for an event is never run again for it. A raising handler is retried with
+    Called once at start-up. Each handler is ``async def handler(conn, event, ctx)``
+    (``event``: id, name, payload, actor, created_at, attempt) and runs on ``conn`` in a
+    savepoint of the transaction that records its delivery, at least once per event; a
+    handler whose statements committed for an event is never run again for it. A raising handler is retried with
     backoff and never rolls back the request that published the event. Handlers of a
     plugin whose flag is off for the event's actor are skipped.
 

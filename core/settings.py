@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `myhibachi up` listens on.")
     port: int = Field(default=8000, description="Port `myhibachi up` listens on.")
     workers: int = Field(default=1, description="API worker processes `myhibachi up` starts.")
+    rate_limit_ip: int = Field(default=1200, description="Requests per window from one IP address (0: no limit).")
+    rate_limit_principal: int = Field(
+        default=600, description="Requests per window from one signed-in caller (0: no limit)."
+    )
+    rate_limit_window: int = Field(default=60, description="Length of a rate limit window, in seconds.")
     access_token_minutes: int = Field(default=15, description="Lifetime of an access token.")
     refresh_token_days: int = Field(default=30, description="Lifetime of a refresh token.")
     default_time_zone: str = Field(

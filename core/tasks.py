@@ -55,15 +55,22 @@ def async_task(huey, ctx_getter: Callable[[], Any], **task_kw):
 
 
 def register_core_tasks(ctx) -> None:
-    """Nothing periodic in huey: events and due rows run in the worker's dispatch loop."""
+    """The core's periodic work runs as pollers in the worker's dispatch loop, not in huey."""
+    from myhibachi.core.events import retention_poller
+    from myhibachi.core.idempotency import expiry_poller
+
+    ctx.add_poller("core.idempotency_expiry", expiry_poller())
+    ctx.add_poller("core.outbox_retention", retention_poller())
 
 
-async def dispatch_once(ctx) -> int:
+async def dispatch_once(ctx, stop: asyncio.Event | None = None) -> int:
     """Deliver due events and run every poller once; returns rows handled."""
     from myhibachi.core import events, scheduled
 
-    done = await events.deliver_due(ctx)
+    done = await events.deliver_due(ctx, stop=stop)
     for name, poller in scheduled.pollers(ctx).items():
+        if stop is not None and stop.is_set():
+            break
         try:
             done += await poller(ctx)
         except Exception:
@@ -72,28 +79,40 @@ async def dispatch_once(ctx) -> int:
 
 
 async def dispatch_forever(ctx, *, interval: float = 1.0, stop: asyncio.Event | None = None) -> None:
-    """Run ``dispatch_once`` whenever events are published (LISTEN/NOTIFY) or every ``interval``."""
+    """Run ``dispatch_once`` whenever an event is published (LISTEN/NOTIFY) and every ``interval``
+    seconds, until ``stop`` is set; the current delivery finishes first."""
     import psycopg
 
-    stop = stop or asyncio.Event()
-    url = ctx.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    while not stop.is_set():
-        try:
-            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as listen:
-                from myhibachi.core.events import CHANNEL
+    from myhibachi.core.events import CHANNEL
 
-                await listen.execute(f"LISTEN {CHANNEL}")
-                while not stop.is_set():
-                    while await dispatch_once(ctx):
-                        pass
-                    try:
-                        gen = listen.notifies(timeout=interval, stop_after=1)
-                        async for _ in gen:
+    stop = stop or asyncio.Event()
+    stopping = asyncio.ensure_future(stop.wait())
+    url = ctx.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        while not stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as listen:
+                    await listen.execute(f"LISTEN {CHANNEL}")
+                    while not stop.is_set():
+                        while not stop.is_set() and await dispatch_once(ctx, stop):
                             pass
-                    except TypeError:  # older psycopg: no timeout on notifies()
-                        await asyncio.sleep(interval)
-        except Exception as exc:
-            if stop.is_set():
-                break
-            log.warning("dispatch loop lost its connection (%s); retrying", exc)
-            await asyncio.sleep(min(interval * 2, 5))
+                        woken = asyncio.ensure_future(_next_notify(listen))
+                        await asyncio.wait({woken, stopping}, timeout=interval,
+                                           return_when=asyncio.FIRST_COMPLETED)
+                        if not woken.done():
+                            woken.cancel()
+                            await asyncio.gather(woken, return_exceptions=True)
+                        elif woken.exception() is not None:
+                            raise woken.exception()
+            except Exception as exc:
+                if stop.is_set():
+                    break
+                log.warning("dispatch loop failed (%r); retrying", exc)
+                await asyncio.wait({stopping}, timeout=min(interval * 2, 5))
+    finally:
+        stopping.cancel()
+
+
+async def _next_notify(listen) -> None:
+    async for _ in listen.notifies(stop_after=1):
+        return

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-PERMISSIONS: list[str] = ["bookings.read", "bookings.write"]
+from myhibachi.core.api import events
+
+PERMISSIONS: list[str] = ["bookings.read", "bookings.write", *events.PERMISSIONS]
 
 
 def routers() -> list[APIRouter]:
     from myhibachi.core.api import bookings
 
-    return [bookings.router()]
+    return [bookings.router(), events.router]

@@ -1,0 +1,173 @@
+"""``Idempotency-Key`` for POST routes that move money or send a message.
+
+A route opts in with one line, ``@idempotent`` under its ``@router.post(...)``; the header
+is then required (and documented as such in OpenAPI), or optional with
+``@idempotent(required=False)``. Keys are scoped per principal. The first response is stored
+with a fingerprint of the request (method, path, principal, body hash) in the route's own
+transaction (its ``get_conn`` connection, whatever its dependency scope), so an effect never
+commits without its record; a route without ``get_conn`` gets a transaction of its own
+around it, which still serialises retries but cannot make outside effects atomic:
+
+- a retry with the same key answers the stored status and body (``Idempotent-Replayed: true``)
+  without running the route again;
+- the same key with a different request is a 422 problem;
+- the same key while the first request is still running is a 409 problem (``Retry-After``);
+- a route that fails stores nothing (its effects rolled back too), so a retry runs again;
+- keys expire after 24 hours (``purge_expired``, a worker poller).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import time
+from datetime import timedelta
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import TypeAdapter
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from myhibachi.core.auth import Principal, current_principal
+from myhibachi.core.errors import Problem
+from myhibachi.core.models import idempotency_keys
+
+HEADER = "Idempotency-Key"
+TTL = timedelta(hours=24)
+PURGE_EVERY = 600.0  # seconds between two purges by one worker
+
+_adapters: dict[Any, TypeAdapter] = {}
+
+
+def scope_of(principal: Principal) -> str:
+    """Keys of different callers never meet: a customer, an admin, a machine, an anonymous address."""
+    if principal.id:
+        return f"{principal.kind}:{principal.id}"
+    return f"anonymous:{principal.session or principal.remote or '-'}"
+
+
+def fingerprint(method: str, path: str, scope: str, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), scope.encode(), hashlib.sha256(body).digest()):
+        digest.update(len(part).to_bytes(4, "big") + part)
+    return digest.hexdigest()
+
+
+def _lock_id(scope: str, key: str) -> int:
+    digest = hashlib.sha256(f"{len(scope)}:{scope}{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _serialize(request: Request, result: Any) -> tuple[int, Any]:
+    """The status and JSON body FastAPI would have sent for ``result``."""
+    if isinstance(result, Response):
+        body = bytes(result.body or b"")
+        return result.status_code, json.loads(body) if body else None
+    route = request.scope.get("route")
+    status = getattr(route, "status_code", None) or 200
+    model = getattr(route, "response_model", None)
+    if model is None:
+        from fastapi.encoders import jsonable_encoder
+
+        return status, jsonable_encoder(result)
+    adapter = _adapters.get(model)
+    if adapter is None:
+        adapter = _adapters[model] = TypeAdapter(model)
+    value = adapter.validate_python(result, from_attributes=True)
+    return status, adapter.dump_python(value, mode="json")
+
+
+def _response(status: int, body: Any, replayed: bool) -> Response:
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    if body is None and status == 204:
+        return Response(status_code=204, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def idempotent(func: Callable | None = None, *, required: bool = True):
+    """Decorator for a POST route: honour ``Idempotency-Key`` (required unless ``required=False``)."""
+
+    def decorate(func: Callable) -> Callable:
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError(f"@idempotent needs an async route, not {func.__qualname__}")
+        signature = inspect.signature(func)
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()]
+        header = Header(
+            ... if required else None, alias=HEADER, min_length=1, max_length=200,
+            description="A unique value per operation (a UUID); a retry with the same key returns "
+                        "the first response instead of acting twice. Kept for 24 hours.",
+        )
+        extra = [
+            inspect.Parameter("idempotency_key_", inspect.Parameter.KEYWORD_ONLY,
+                              annotation=str if required else str | None, default=header),
+            inspect.Parameter("idempotency_request_", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
+            inspect.Parameter("idempotency_principal_", inspect.Parameter.KEYWORD_ONLY, annotation=Principal,
+                              default=Depends(current_principal)),
+        ]
+
+        @functools.wraps(func)
+        async def wrapper(*, idempotency_key_, idempotency_request_, idempotency_principal_, **kwargs):
+            if idempotency_key_ is None:
+                return await func(**kwargs)
+            request = idempotency_request_
+            conn = getattr(request.state, "conn", None)  # the route's own transaction (get_conn)
+            if conn is not None:
+                return await _once(func, kwargs, request, conn, idempotency_principal_, idempotency_key_)
+            async with request.app.state.ctx.db.begin() as conn:
+                return await _once(func, kwargs, request, conn, idempotency_principal_, idempotency_key_)
+
+        wrapper.__signature__ = signature.replace(parameters=own + extra)
+        wrapper.idempotent = required
+        return wrapper
+
+    return decorate(func) if func is not None else decorate
+
+
+async def _once(func, kwargs, request: Request, conn, principal: Principal, key: str) -> Response:
+    scope = scope_of(principal)
+    print_ = fingerprint(request.method, request.url.path, scope, await request.body())
+    # Held until the transaction ends, that is until the stored response is committed.
+    if not await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(_lock_id(scope, key)))):
+        raise Problem(409, "Request in progress",
+                      f"a request with this {HEADER} is still being processed; retry shortly",
+                      kind="idempotency-in-progress", headers={"Retry-After": "1"})
+    row = (await conn.execute(
+        sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.status_code, idempotency_keys.c.response)
+        .where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key,
+               idempotency_keys.c.expires_at > sa.func.now())
+    )).first()
+    if row is not None:
+        if row.fingerprint != print_:
+            raise Problem(422, "Idempotency key reused", f"{HEADER} was already used for a different request",
+                          kind="idempotency-mismatch",
+                          errors=[{"field": HEADER, "message": "already used for a different request"}])
+        return _response(row.status_code, row.response, replayed=True)
+    status, body = _serialize(request, await func(**kwargs))
+    values = {"fingerprint": print_, "status_code": status, "response": body,
+              "created_at": sa.func.now(), "expires_at": sa.func.now() + TTL}
+    await conn.execute(pg_insert(idempotency_keys).values(scope=scope, key=key, **values)
+                       .on_conflict_do_update(index_elements=["scope", "key"], set_=values))
+    return _response(status, body, replayed=False)
+
+
+async def purge_expired(ctx) -> int:
+    """Delete expired keys; returns how many."""
+    async with ctx.db.begin() as conn:
+        result = await conn.execute(sa.delete(idempotency_keys).where(idempotency_keys.c.expires_at <= sa.func.now()))
+    return result.rowcount
+
+
+def expiry_poller(every: float = PURGE_EVERY):
+    """A worker poller that purges expired keys at most once per ``every`` seconds."""
+    last = {"at": float("-inf")}
+
+    async def poll(ctx) -> int:
+        if time.monotonic() - last["at"] < every:
+            return 0
+        last["at"] = time.monotonic()
+        return await purge_expired(ctx)
+
+    return poll

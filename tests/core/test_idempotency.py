@@ -1,0 +1,152 @@
+"""Idempotency-Key: one effect per key and principal, stored responses replayed, crash safe."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from myhibachi.core.auth import create_api_key
+from myhibachi.core.idempotency import HEADER, expiry_poller
+from myhibachi.core.models import idempotency_keys
+from myhibachi.core.scheduled import pollers
+from tests.core.probe import ProbePlugin, create_effects_table, effects
+
+FLAGS = {"FEATURE_FLAG_PROBE": True}
+
+
+async def setup(make_app, database, settings, n_keys: int = 1):
+    await create_effects_table(database)
+    app = make_app([ProbePlugin()], flags=FLAGS)
+    keys = []
+    async with database.begin() as conn:
+        for i in range(n_keys):
+            key, _ = await create_api_key(conn, settings, name=f"m{i}", scopes=["payments.write"])
+            keys.append({"Authorization": f"Bearer {key}"})
+    return app, keys
+
+
+async def charges(database) -> dict[str, int]:
+    async with database.connect() as conn:
+        return await effects(conn, "charge")
+
+
+@pytest.mark.parametrize("path", ["/v1/probe/charges", "/v1/probe/charges-fn", "/v1/probe/charges-own"])
+async def test_twenty_parallel_requests_with_one_key_make_one_effect(make_app, client_of, database, settings, path):
+    app, [auth] = await setup(make_app, database, settings)
+    headers = {**auth, HEADER: str(uuid.uuid4())}
+    async with client_of(app) as c:
+        answers = await asyncio.gather(*[c.post(path, json={"tag": "t"}, headers=headers) for _ in range(20)])
+        after = await c.post(path, json={"tag": "t"}, headers=headers)
+    assert await charges(database) == {"t": 1}
+    statuses = sorted(a.status_code for a in answers)
+    firsts = [a for a in answers if a.status_code == 201 and "idempotent-replayed" not in a.headers]
+    assert len(firsts) == 1, statuses
+    assert set(statuses) <= {201, 409}
+    for a in answers:
+        if a.status_code == 409:
+            assert a.headers["retry-after"] == "1" and a.json()["type"].endswith("/idempotency-in-progress")
+        else:
+            assert a.json() == firsts[0].json()
+    assert after.status_code == 201 and after.headers["idempotent-replayed"] == "true"
+    assert after.json() == firsts[0].json()
+
+
+async def test_the_stored_response_commits_in_the_routes_own_transaction(make_app, client_of, database, settings):
+    app, [auth] = await setup(make_app, database, settings)
+    async with client_of(app) as c:
+        r = await c.post("/v1/probe/charges-fn", json={"tag": "tx"}, headers={**auth, HEADER: "tx-1"})
+    assert r.status_code == 201
+    async with database.connect() as conn:
+        [route_tx] = await effects(conn, "charge-tx")
+        key_tx = (await conn.execute(sa.text("SELECT xmin::text FROM idempotency_keys"))).scalar()
+    assert key_tx == route_tx
+
+
+async def test_retry_returns_the_stored_response_and_another_body_is_422(make_app, client_of, database, settings):
+    app, [auth] = await setup(make_app, database, settings)
+    headers = {**auth, HEADER: "order-1"}
+    async with client_of(app) as c:
+        first = await c.post("/v1/probe/charges", json={"tag": "a"}, headers=headers)
+        retry = await c.post("/v1/probe/charges", json={"tag": "a"}, headers=headers)
+        other_body = await c.post("/v1/probe/charges", json={"tag": "b"}, headers=headers)
+        other_key = await c.post("/v1/probe/charges", json={"tag": "a"}, headers={**auth, HEADER: "order-2"})
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers
+    assert (retry.status_code, retry.json()) == (201, first.json())
+    assert other_body.status_code == 422
+    assert other_body.headers["content-type"].startswith("application/problem+json")
+    assert other_body.json()["errors"][0]["field"] == HEADER
+    assert other_key.status_code == 201 and other_key.json()["id"] != first.json()["id"]
+    assert await charges(database) == {"a": 2}
+
+
+async def test_keys_are_scoped_per_principal(make_app, client_of, database, settings):
+    app, [alice, bob] = await setup(make_app, database, settings, n_keys=2)
+    async with client_of(app) as c:
+        a = await c.post("/v1/probe/charges", json={"tag": "x"}, headers={**alice, HEADER: "same"})
+        b = await c.post("/v1/probe/charges", json={"tag": "x"}, headers={**bob, HEADER: "same"})
+    assert a.status_code == b.status_code == 201
+    assert a.json()["id"] != b.json()["id"] and "idempotent-replayed" not in b.headers
+    assert await charges(database) == {"x": 2}
+    async with database.connect() as conn:
+        scopes = set((await conn.execute(sa.select(idempotency_keys.c.scope))).scalars())
+    assert len(scopes) == 2 and all(s.startswith("api_key:") for s in scopes)
+
+
+async def test_a_failed_request_stores_nothing_so_a_retry_runs_again(make_app, client_of, database, settings):
+    app, [auth] = await setup(make_app, database, settings)
+    headers = {**auth, HEADER: "k"}
+    async with client_of(app) as c:
+        first = await c.post("/v1/probe/charges", json={"tag": "refused"}, headers=headers)
+        second = await c.post("/v1/probe/charges", json={"tag": "refused"}, headers=headers)
+    assert first.status_code == second.status_code == 409
+    assert "idempotent-replayed" not in second.headers
+    assert await charges(database) == {}  # both attempts' effects rolled back with the failure
+    async with database.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(idempotency_keys))).scalar() == 0
+
+
+async def test_header_required_and_documented(make_app, client_of, database, settings):
+    app, [auth] = await setup(make_app, database, settings)
+    async with client_of(app) as c:
+        missing = await c.post("/v1/probe/charges", json={"tag": "a"}, headers=auth)
+        optional = await c.post("/v1/probe/notes", json={"tag": "n"}, headers=auth)
+        optional_keyed = [await c.post("/v1/probe/notes", json={"tag": "m"}, headers={**auth, HEADER: "n1"})
+                          for _ in range(2)]
+        spec = (await c.get("/openapi.json")).json()
+    assert missing.status_code == 422 and HEADER in missing.json()["errors"][0]["field"]
+    assert optional.status_code == 201
+    assert optional_keyed[1].headers["idempotent-replayed"] == "true"
+    async with database.connect() as conn:
+        assert await effects(conn, "note") == {"n": 1, "m": 1}
+        assert await charges(database) == {}
+
+    def header_param(path):
+        params = spec["paths"][path]["post"]["parameters"]
+        return next(p for p in params if p["name"] == HEADER and p["in"] == "header")
+
+    assert header_param("/v1/probe/charges")["required"] is True
+    assert header_param("/v1/probe/notes").get("required", False) is False
+    assert spec["paths"]["/v1/probe/charges"]["post"]["requestBody"]["required"] is True
+    assert "201" in spec["paths"]["/v1/probe/charges"]["post"]["responses"]
+
+
+async def test_keys_expire_after_a_day_and_the_poller_purges_them(make_app, client_of, database, settings):
+    app, [auth] = await setup(make_app, database, settings)
+    headers = {**auth, HEADER: "old"}
+    async with client_of(app) as c:
+        first = await c.post("/v1/probe/charges", json={"tag": "e"}, headers=headers)
+        async with database.connect() as conn:
+            ttl = (await conn.execute(sa.select(idempotency_keys.c.expires_at - idempotency_keys.c.created_at))).scalar()
+        assert ttl.total_seconds() == 24 * 3600
+        async with database.begin() as conn:
+            await conn.execute(sa.update(idempotency_keys).values(expires_at=sa.func.now() - sa.text("interval '1 s'")))
+        assert "core.idempotency_expiry" in pollers(app.state.ctx)  # the worker runs it
+        poll = expiry_poller(every=3600)
+        assert await poll(app.state.ctx) == 1
+        assert await poll(app.state.ctx) == 0  # throttled
+        again = await c.post("/v1/probe/charges", json={"tag": "e"}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] != first.json()["id"]
+    assert await charges(database) == {"e": 2}
