@@ -4,7 +4,7 @@ Every state-changing request (POST, PUT, PATCH, DELETE) by a staff principal (an
 an API key) on a route that declares a permission is recorded without the route writing
 anything: the core calls the ``record_admin_action`` hook once per recorded action.
 
-* Routes that take ``conn = Depends(get_conn)`` get the hook called on that connection
+* Routes that take ``conn = Transaction`` get the hook called on that connection
   just before the request's transaction commits, so the change and its audit record
   commit or roll back together. A route that raises records nothing.
 * Routes that do not use ``get_conn`` are recorded after a successful response, in a

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+from fastapi import Depends
 from starlette.requests import Request
 
 log = logging.getLogger("myhibachi.db")
@@ -184,9 +185,9 @@ async def get_conn(request: Request):
     ``record_admin_action`` hook on this connection (see :mod:`myhibachi.core.audit`), so
     the change and its audit record commit together or not at all.
 
-    Declare it ``Depends(get_conn, scope="function")``: with FastAPI's default request
-    scope the commit runs after the response is sent, so a failed commit (or audit
-    record) would reach the client as a success."""
+    Routes take it as ``conn = Transaction``: with FastAPI's default request scope the
+    commit would run after the response is sent, so a failed commit (or audit record)
+    would reach the client as a success."""
     from myhibachi.core import audit
 
     async with request.app.state.ctx.db.begin() as conn:
@@ -197,3 +198,7 @@ async def get_conn(request: Request):
             await audit.before_commit(request, conn)
         finally:
             audit.unbind_request(token)
+
+
+# The request's transaction, closed (committed) before the response is sent.
+Transaction = Depends(get_conn, scope="function")

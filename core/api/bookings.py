@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from myhibachi.core import bookings as svc
 from myhibachi.core.auth import Principal, authenticated, current_principal, require
-from myhibachi.core.db import get_conn
+from myhibachi.core.db import Transaction
 from myhibachi.core.errors import error_responses
 
 LIST_PARAMS = {"status", "starts_from", "starts_to", "customer_id", "cursor", "limit"}
@@ -37,13 +37,13 @@ def router() -> APIRouter:
     @r.post("/bookings", response_model=svc.Booking, status_code=201,
             responses=error_responses(401, 403, 409, 422))
     async def create_booking(body: svc.BookingCreate, principal: Principal = Depends(authenticated),
-                             conn=Depends(get_conn), ctx=Depends(app_context)):
+                             conn=Transaction, ctx=Depends(app_context)):
         """Book an event: a customer for themselves, staff (`bookings.write`) for any customer."""
         return svc.Booking.of(await svc.create_booking(conn, ctx, principal, body))
 
     @r.post("/bookings/quote", response_model=svc.Quote, responses=error_responses(409, 422))
     async def quote_booking(body: svc.QuoteRequest, principal: Principal = Depends(current_principal),
-                            conn=Depends(get_conn), ctx=Depends(app_context)):
+                            conn=Transaction, ctx=Depends(app_context)):
         """Price a prospective booking as lines (base prices plus every plugin's lines)."""
         return await svc.quote(conn, ctx, principal, body)
 
@@ -57,7 +57,7 @@ def router() -> APIRouter:
         cursor: str | None = Query(None, max_length=200),
         limit: int = Query(20, ge=1, le=100),
         principal: Principal = Depends(authenticated),
-        conn=Depends(get_conn),
+        conn=Transaction,
         ctx=Depends(app_context),
     ):
         """Own bookings for a customer, any with `bookings.read`; newest first. Unknown query
@@ -70,14 +70,14 @@ def router() -> APIRouter:
 
     @r.get("/bookings/{booking_id}", response_model=svc.Booking, responses=error_responses(401, 403, 404))
     async def get_booking(booking_id: uuid.UUID, principal: Principal = Depends(authenticated),
-                          conn=Depends(get_conn), ctx=Depends(app_context)):
+                          conn=Transaction, ctx=Depends(app_context)):
         """One booking: its owner, or `bookings.read`."""
         return svc.Booking.of(await svc.get_booking(conn, principal, booking_id))
 
     @r.patch("/bookings/{booking_id}", response_model=svc.Booking,
              responses=error_responses(401, 403, 404, 409, 422))
     async def update_booking(booking_id: uuid.UUID, body: svc.BookingUpdate,
-                             principal: Principal = Depends(authenticated), conn=Depends(get_conn),
+                             principal: Principal = Depends(authenticated), conn=Transaction,
                              ctx=Depends(app_context)):
         """Reschedule or change a pending or confirmed booking: its owner, or `bookings.write`."""
         return svc.Booking.of(await svc.update_booking(conn, ctx, principal, booking_id, body))
@@ -85,7 +85,7 @@ def router() -> APIRouter:
     @r.post("/bookings/{booking_id}/cancel", response_model=svc.Booking,
             responses=error_responses(401, 403, 404, 409, 422))
     async def cancel_booking(booking_id: uuid.UUID, body: svc.CancelRequest | None = None,
-                             principal: Principal = Depends(authenticated), conn=Depends(get_conn),
+                             principal: Principal = Depends(authenticated), conn=Transaction,
                              ctx=Depends(app_context)):
         """Cancel a pending or confirmed booking: its owner, or `bookings.write`."""
         reason = body.reason if body else None
@@ -95,14 +95,14 @@ def router() -> APIRouter:
     @r.post("/bookings/{booking_id}/confirm", response_model=svc.Booking,
             responses=error_responses(401, 403, 404, 409))
     async def confirm_booking(booking_id: uuid.UUID, principal: Principal = Depends(require("bookings.write")),
-                              conn=Depends(get_conn), ctx=Depends(app_context)):
+                              conn=Transaction, ctx=Depends(app_context)):
         """Staff (`bookings.write`): confirm a pending booking."""
         return svc.Booking.of(await svc.transition(conn, ctx, principal, booking_id, "confirmed"))
 
     @r.post("/bookings/{booking_id}/complete", response_model=svc.Booking,
             responses=error_responses(401, 403, 404, 409))
     async def complete_booking(booking_id: uuid.UUID, principal: Principal = Depends(require("bookings.write")),
-                               conn=Depends(get_conn), ctx=Depends(app_context)):
+                               conn=Transaction, ctx=Depends(app_context)):
         """Staff (`bookings.write`): mark a confirmed booking as done."""
         return svc.Booking.of(await svc.transition(conn, ctx, principal, booking_id, "completed"))
 
@@ -116,7 +116,7 @@ def router() -> APIRouter:
         time_zone: str | None = Query(None, max_length=64, description="IANA time zone of the event."),
         duration_minutes: int | None = Query(None, ge=5, le=24 * 60),
         principal: Principal = Depends(current_principal),
-        conn=Depends(get_conn),
+        conn=Transaction,
         ctx=Depends(app_context),
     ):
         """Bookable start times with their remaining capacity. Unknown query parameters reach

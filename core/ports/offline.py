@@ -35,7 +35,6 @@ from myhibachi.core.ports.base import (
     PortError,
     Refund,
     SentMessage,
-    Transcript,
     WebhookEvent,
 )
 

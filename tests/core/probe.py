@@ -93,11 +93,11 @@ class ProbePlugin(Plugin):
     def register_routes(self, router, ctx):
         from fastapi import Depends
 
-        from myhibachi.core.db import get_conn
+        from myhibachi.core.db import Transaction
 
         @router.post("/probe/charges", response_model=Charge, status_code=201)
         @idempotent
-        async def charge(body: Thing, conn=Depends(get_conn)) -> Charge:
+        async def charge(body: Thing, conn=Transaction) -> Charge:
             await record(conn, "charge", body.tag)
             await asyncio.sleep(float(os.environ.get("PROBE_ROUTE_SLEEP", "0.2")))
             if body.tag == "refused":
@@ -106,7 +106,7 @@ class ProbePlugin(Plugin):
 
         @router.post("/probe/charges-fn", response_model=Charge, status_code=201)
         @idempotent
-        async def charge_function_scope(body: Thing, conn=Depends(get_conn, scope="function")) -> Charge:
+        async def charge_function_scope(body: Thing, conn=Transaction) -> Charge:
             await record(conn, "charge", body.tag)
             await record(conn, "charge-tx", await conn.scalar(sa.text("SELECT pg_current_xact_id()::text")))
             await asyncio.sleep(float(os.environ.get("PROBE_ROUTE_SLEEP", "0.2")))
@@ -122,7 +122,7 @@ class ProbePlugin(Plugin):
 
         @router.post("/probe/notes", response_model=Charge, status_code=201)
         @idempotent(required=False)
-        async def note(body: Thing, conn=Depends(get_conn)) -> Charge:
+        async def note(body: Thing, conn=Transaction) -> Charge:
             await record(conn, "note", body.tag)
             return Charge(id=uuid.uuid4(), tag=body.tag)
 
@@ -139,7 +139,7 @@ class ProbePlugin(Plugin):
             return Thing(tag="strict-user")
 
         @router.post("/probe/things", response_model=Thing, status_code=201)
-        async def create_thing(body: Thing, conn=Depends(get_conn)) -> Thing:
+        async def create_thing(body: Thing, conn=Transaction) -> Thing:
             await record(conn, "thing", body.tag)
             await publish(conn, ctx, "booking.created", {"tag": body.tag}, actor="customer-1")
             return body

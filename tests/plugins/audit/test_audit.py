@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from myhibachi.core import Plugin, hookimpl
 from myhibachi.core.audit import audited, note_change
 from myhibachi.core.auth import Principal, create_api_key, require
-from myhibachi.core.db import get_conn
+from myhibachi.core.db import Transaction
 from myhibachi.core.errors import Problem
 from myhibachi.plugins.audit import service as audit_service
 from myhibachi.plugins.audit.models import audit_logs
@@ -24,7 +24,7 @@ from tests.plugins.admin_rbac.helpers import PASSWORD, admin_headers
 FLAGS = {"FEATURE_FLAG_ADMIN_USERS": True, "FEATURE_FLAG_AUDIT_LOGS": True}
 
 
-TX = Depends(get_conn, scope="function")
+TX = Transaction
 
 
 class Thing(BaseModel):
