@@ -63,6 +63,16 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `myhibachi up` listens on.")
     port: int = Field(default=8000, description="Port `myhibachi up` listens on.")
     workers: int = Field(default=1, description="API worker processes `myhibachi up` starts.")
+    pii_keys: str | None = Field(
+        default=None,
+        description="Customer PII encryption keys as comma-separated id:base64url(32 bytes), the first one current. "
+        "Unset: one key derived from the secret key. Keep retired keys listed until `myhibachi admin rotate-pii`.",
+    )
+    pii_lookup_key: str | None = Field(
+        default=None,
+        description="Key of the keyed hashes used to look customers up by email/phone. Unset: derived from the "
+        "secret key (set it before rotating the secret key).",
+    )
     access_token_minutes: int = Field(default=15, description="Lifetime of an access token.")
     refresh_token_days: int = Field(default=30, description="Lifetime of a refresh token.")
 

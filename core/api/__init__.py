@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-PERMISSIONS: list[str] = []
+PERMISSIONS: list[str] = ["customers.read", "customers.write"]
 
 
 def routers() -> list[APIRouter]:
-    return []
+    from myhibachi.core.api import auth, customers
+
+    return [auth.router(), customers.router(), customers.admin_router()]
