@@ -8,7 +8,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     )
     access_token_minutes: int = Field(default=15, description="Lifetime of an access token.")
     refresh_token_days: int = Field(default=30, description="Lifetime of a refresh token.")
+
+    @field_validator("pii_keys")
+    @classmethod
+    def _valid_pii_keys(cls, value: str | None) -> str | None:
+        if value is not None:
+            from myhibachi.core.crypto import parse_keys
+
+            parse_keys(value)  # a bad key stops start-up rather than a request
+        return value
 
     @property
     def home_dir(self) -> Path:

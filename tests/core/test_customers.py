@@ -1,13 +1,18 @@
 """Customers: sign-up, own profile, admin list/search/get/update, PII sealed at rest."""
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from myhibachi.core import customers as service
 from myhibachi.core.auth import create_api_key
 from myhibachi.core.crypto import UnknownKey, new_key_spec
 from myhibachi.core.models import customers, outbox_events
+from myhibachi.core.settings import Settings
 
 ANN = {"email": "Ann.Lee@Example.COM", "password": "correct horse 1", "name": "Ann Lee",
        "phone": "(415) 555-2671", "address": "12 Oak Street, San Jose CA 95112"}
@@ -223,3 +228,27 @@ async def test_admin_list_pages_get_and_update_with_permissions(make_app, client
     assert login.status_code == 401 and other.status_code == 200
     assert as_customer.status_code == 403 and as_customer.json()["permission"] == "customers.read"
     assert (await events_named(app, "customer.updated"))[-1]["fields"] == ["status"]
+
+
+async def test_cli_rotates_customers_to_a_new_pii_key(make_app, settings, db_url, tmp_path):
+    app = make_app([])
+    ctx = app.state.ctx
+    async with ctx.db.begin() as conn:
+        ann = await service.create_customer(conn, ctx, email="ann@example.com", name="Ann")
+    env = {**os.environ, "DATABASE_URL": db_url, "MYHIBACHI_HOME": str(tmp_path / "cli"),
+           "MYHIBACHI_SECRET_KEY": settings.secret_key}
+
+    def cli(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "myhibachi.core.cli", "admin", *args],
+                              env={**env, **extra_env}, capture_output=True, text=True, timeout=120)
+
+    spec = cli("new-pii-key", "k9").stdout.strip()
+    rotated = cli("rotate-pii", MYHIBACHI_PII_KEYS=spec)
+    assert rotated.returncode == 0, rotated.stderr
+    assert "re-sealed 1 customer(s)" in rotated.stdout
+    new = make_app([], pii_keys=spec).state.ctx
+    async with new.db.connect() as conn:
+        assert (await conn.execute(sa.select(customers.c.key_id))).scalar() == "k9"
+        assert (await service.get_customer(conn, new, ann["id"]))["name"] == "Ann"
+    with pytest.raises(ValidationError):
+        Settings(pii_keys="k1:too-short")
