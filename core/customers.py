@@ -231,8 +231,9 @@ async def update_customer(conn, ctx, customer_id: uuid.UUID, *, actor: str | Non
         values["status"] = wanted["status"] = changes["status"]
     if changes.get("password") is not None:
         values["password_hash"] = await hash_password(_check_password(changes["password"]))
-    changed = [f for f in (*PII, "status") if wanted[f] != current[f]] + (["password"] if "password_hash" in values
-                                                                        else [])
+    changed = [f for f in (*PII, "status") if wanted[f] != current[f]]
+    if "password_hash" in values:
+        changed.append("password")
     if not changed and row["key_id"] == vault(ctx).current_id:
         return current
     values.update(_sealed(ctx, customer_id, wanted), updated_at=sa.func.now())

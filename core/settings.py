@@ -65,8 +65,9 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, description="API worker processes `myhibachi up` starts.")
     pii_keys: str | None = Field(
         default=None,
-        description="Customer PII encryption keys as comma-separated id:base64url(32 bytes), the first one current. "
-        "Unset: one key derived from the secret key. Keep retired keys listed until `myhibachi admin rotate-pii`.",
+        description="Customer PII encryption keys as comma-separated id:base64url(32 bytes), the first one current "
+        "(`myhibachi admin new-pii-key ID` makes one). The key derived from the secret key stays readable. Keep a "
+        "retired key listed, and the secret key unchanged, until `myhibachi admin rotate-pii` has run.",
     )
     pii_lookup_key: str | None = Field(
         default=None,
