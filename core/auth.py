@@ -6,6 +6,7 @@ declare their permission with ``Depends(require("bookings.read"))``; default den
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -133,6 +134,13 @@ async def create_api_key(conn, settings, *, name: str, scopes: list[str], create
     return key, dict(row)
 
 
+@functools.cache
+def _key_by_prefix():
+    from myhibachi.core.models import api_keys
+
+    return sa.select(api_keys).where(api_keys.c.prefix == sa.bindparam("prefix"))
+
+
 async def principal_from_api_key(conn, settings, key: str) -> Principal | None:
     from myhibachi.core.models import api_keys
 
@@ -140,7 +148,7 @@ async def principal_from_api_key(conn, settings, key: str) -> Principal | None:
         prefix = key[len(API_KEY_PREFIX):].split("_", 1)[0]
     except IndexError:
         return None
-    row = (await conn.execute(sa.select(api_keys).where(api_keys.c.prefix == prefix))).mappings().first()
+    row = (await conn.execute(_key_by_prefix(), {"prefix": prefix})).mappings().first()
     if row is None or not hmac.compare_digest(row["key_hash"], token_hash(settings, key)):
         return None
     now = datetime.now(timezone.utc)

@@ -40,6 +40,8 @@ _DUMMY_HASH = _hasher.hash("not a password of anyone")
 _PROFILE = (customers.c.id, customers.c.email_enc, customers.c.name_enc, customers.c.phone_enc,
             customers.c.address_enc, customers.c.key_id, customers.c.status, customers.c.created_at,
             customers.c.updated_at)
+# Built once: the hot path (own profile, admin get) only binds the id.
+_BY_ID = sa.select(*_PROFILE).where(customers.c.id == sa.bindparam("customer_id"))
 
 
 # --- normalisation ---------------------------------------------------------------------
@@ -127,7 +129,7 @@ def _open(ctx, row) -> dict[str, Any]:
 
 
 async def get_customer(conn, ctx, customer_id: uuid.UUID) -> dict[str, Any] | None:
-    row = (await conn.execute(sa.select(*_PROFILE).where(customers.c.id == customer_id))).mappings().first()
+    row = (await conn.execute(_BY_ID, {"customer_id": customer_id})).mappings().first()
     return _open(ctx, row) if row else None
 
 
