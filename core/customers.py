@@ -86,9 +86,20 @@ def _check_password(value: str) -> str:
     return value
 
 
+# Argon2 is deliberately slow and takes 64 MiB a hash: run it off the event loop, a few at a time.
+HASH_CONCURRENCY = 4
+_limiter: anyio.CapacityLimiter | None = None
+
+
+async def _in_thread(func, *args):
+    global _limiter
+    if _limiter is None:
+        _limiter = anyio.CapacityLimiter(HASH_CONCURRENCY)
+    return await anyio.to_thread.run_sync(func, *args, limiter=_limiter)
+
+
 async def hash_password(password: str) -> str:
-    # Argon2 is deliberately slow: keep it off the event loop.
-    return await anyio.to_thread.run_sync(_hasher.hash, password)
+    return await _in_thread(_hasher.hash, password)
 
 
 async def _verify(stored: str, password: str) -> bool:
@@ -98,7 +109,7 @@ async def _verify(stored: str, password: str) -> bool:
         except (VerificationError, InvalidHashError):
             return False
 
-    return await anyio.to_thread.run_sync(check)
+    return await _in_thread(check)
 
 
 # --- sealing -------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """Auth: customer sign-in, rotating refresh tokens, sign-out, access tokens, API keys, bootstrap."""
+import asyncio
 import os
 import subprocess
 import sys
@@ -159,3 +160,11 @@ async def test_admin_bootstrap_prints_a_super_admin_key_once(make_app, client_of
     async with app.state.ctx.db.connect() as conn:
         scopes = (await conn.execute(sa.select(api_keys.c.scopes))).scalars().all()
     assert scopes == [["*"], ["*"]]
+
+
+async def test_concurrent_use_of_one_refresh_token_succeeds_once(make_app, client_of):
+    app = make_app([])
+    async with client_of(app) as c:
+        token = (await signed_up(c))["refresh_token"]
+        answers = await asyncio.gather(*(c.post("/v1/auth/refresh", json={"refresh_token": token}) for _ in range(5)))
+    assert sorted(r.status_code for r in answers) == [200, 401, 401, 401, 401]

@@ -1,4 +1,5 @@
 """Customers: sign-up, own profile, admin list/search/get/update, PII sealed at rest."""
+import asyncio
 import os
 import subprocess
 import sys
@@ -252,3 +253,14 @@ async def test_cli_rotates_customers_to_a_new_pii_key(make_app, settings, db_url
         assert (await service.get_customer(conn, new, ann["id"]))["name"] == "Ann"
     with pytest.raises(ValidationError):
         Settings(pii_keys="k1:too-short")
+
+
+async def test_concurrent_signups_with_one_email_make_one_customer(make_app, client_of):
+    app = make_app([])
+    async with client_of(app) as c:
+        answers = await asyncio.gather(*(c.post("/v1/customers", json={**ANN, "email": f"{' ' * i}ann@example.com"})
+                                         for i in range(6)))
+    assert sorted(r.status_code for r in answers) == [201, 409, 409, 409, 409, 409]
+    async with app.state.ctx.db.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(customers))).scalar() == 1
+    assert len(await events_named(app, "customer.created")) == 1
