@@ -9,6 +9,7 @@ publish commit or roll back together. Every function returns plain dicts:
 from __future__ import annotations
 
 import base64
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -34,8 +35,12 @@ MAX_ADDRESS = 500
 MIN_PASSWORD, MAX_PASSWORD = 8, 256
 
 _hasher = PasswordHasher()
-# Verified when the email is unknown, so a login takes as long either way.
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the email is unknown, so a login takes as long either way."""
+    return _hasher.hash("not a password of anyone")
 
 _PROFILE = (customers.c.id, customers.c.email_enc, customers.c.name_enc, customers.c.phone_enc,
             customers.c.address_enc, customers.c.key_id, customers.c.status, customers.c.created_at,
@@ -274,7 +279,7 @@ async def authenticate(conn, ctx, email: str, password: str) -> dict[str, Any] |
         row = (await conn.execute(
             sa.select(customers.c.id, customers.c.password_hash, customers.c.status)
             .where(customers.c.email_hash == digest))).mappings().first()
-    stored = row["password_hash"] if row and row["password_hash"] else _DUMMY_HASH
+    stored = row["password_hash"] if row and row["password_hash"] else _dummy_hash()
     ok = await _verify(stored, password)
     if not ok or row is None or row["password_hash"] is None or row["status"] != "active":
         return None
