@@ -11,6 +11,10 @@ from myhibachi.core.auth import issue_session, revoke_family, revoke_refresh_tok
 from myhibachi.core.errors import Problem, error_responses
 
 
+# Responses carrying tokens must not be cached (RFC 6749, 5.1).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 class TokenPair(BaseModel):
     access_token: str
     token_type: str = "bearer"
@@ -31,7 +35,7 @@ def router() -> APIRouter:
     r = APIRouter(prefix="/auth", tags=["auth"])
 
     @r.post("/refresh", response_model=TokenPair, responses=error_responses(401))
-    async def refresh(body: RefreshIn, request: Request) -> TokenPair:
+    async def refresh(body: RefreshIn, request: Request, response: Response) -> TokenPair:
         """Trade a refresh token for a new pair. A refresh token already used revokes its whole family."""
         ctx = request.app.state.ctx
         # Its own transaction: a reuse must revoke the family even though the request is refused.
@@ -44,6 +48,7 @@ def router() -> APIRouter:
                                        family=spent["family"]) if spent else None
         if pair is None:
             raise invalid_refresh()
+        response.headers.update(NO_STORE)
         return TokenPair(**pair)
 
     @r.post("/logout", status_code=204, response_class=Response)

@@ -5,11 +5,11 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from myhibachi.core import customers as service
-from myhibachi.core.api.auth import TokenPair
+from myhibachi.core.api.auth import NO_STORE, TokenPair
 from myhibachi.core.auth import Principal, current_customer, issue_session, require
 from myhibachi.core.db import get_conn
 from myhibachi.core.errors import Problem, error_responses, not_found
@@ -69,20 +69,22 @@ def router() -> APIRouter:
     r = APIRouter(prefix="/customers", tags=["customers"])
 
     @r.post("", response_model=SignupOut, status_code=201, responses=error_responses(409))
-    async def signup(body: SignupIn, request: Request, conn=Depends(get_conn)) -> SignupOut:
+    async def signup(body: SignupIn, request: Request, response: Response, conn=Depends(get_conn)) -> SignupOut:
         """Create a customer account and sign it in."""
         ctx = request.app.state.ctx
         customer = await service.create_customer(conn, ctx, **body.model_dump())
         tokens = await issue_session(conn, ctx.settings, subject=str(customer["id"]), kind="customer")
+        response.headers.update(NO_STORE)
         return SignupOut(customer=Customer(**customer), **tokens)
 
     @r.post("/login", response_model=TokenPair, responses=error_responses(401))
-    async def login(body: LoginIn, request: Request, conn=Depends(get_conn)) -> TokenPair:
+    async def login(body: LoginIn, request: Request, response: Response, conn=Depends(get_conn)) -> TokenPair:
         """Sign in with email and password: a short-lived access token and a refresh token."""
         ctx = request.app.state.ctx
         found = await service.authenticate(conn, ctx, body.email, body.password)
         if found is None:
             raise Problem(401, "Unauthorized", "the email or password is wrong", kind="invalid-credentials")
+        response.headers.update(NO_STORE)
         return TokenPair(**await issue_session(conn, ctx.settings, subject=str(found["id"]), kind="customer"))
 
     @r.get("/me", response_model=Customer, responses=error_responses(401, 403, 404))

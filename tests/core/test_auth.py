@@ -34,6 +34,7 @@ async def test_login_returns_short_lived_token_and_refresh_token(make_app, clien
         garbage = await c.post("/v1/customers/login", json={"email": "not an email", "password": "whatever1"})
         me = await c.get("/v1/customers/me", headers=bearer(ok.json()["access_token"]))
     assert ok.status_code == 200, ok.text
+    assert ok.headers["cache-control"] == "no-store"
     pair = ok.json()
     assert pair["token_type"] == "bearer" and pair["expires_in"] == settings.access_token_minutes * 60
     claims = jwt.decode(pair["access_token"], settings.signing_key, algorithms=["HS256"])
@@ -57,6 +58,7 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(make_app, client_of)
         other = (await c.post("/v1/customers/login", json=ANN)).json()["refresh_token"]
         unaffected = await c.post("/v1/auth/refresh", json={"refresh_token": other})
     assert r1.status_code == 200 and second != first and me.status_code == 200
+    assert r1.headers["cache-control"] == "no-store"
     assert reuse.status_code == 401 and reuse.json()["type"].endswith("/invalid-token")
     assert after.status_code == 401, "a reused token must revoke the tokens refreshed from it"
     assert unknown.status_code == 401
