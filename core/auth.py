@@ -6,6 +6,7 @@ declare their permission with ``Depends(require("bookings.read"))``; default den
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -22,6 +23,8 @@ from myhibachi.core.errors import Problem
 
 ALGORITHM = "HS256"
 API_KEY_PREFIX = "mh_"
+REFRESH_PREFIX = "rt_"
+LAST_USED_GRANULARITY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,13 @@ async def create_api_key(conn, settings, *, name: str, scopes: list[str], create
     return key, dict(row)
 
 
+@functools.cache
+def _key_by_prefix():
+    from myhibachi.core.models import api_keys
+
+    return sa.select(api_keys).where(api_keys.c.prefix == sa.bindparam("prefix"))
+
+
 async def principal_from_api_key(conn, settings, key: str) -> Principal | None:
     from myhibachi.core.models import api_keys
 
@@ -138,13 +148,87 @@ async def principal_from_api_key(conn, settings, key: str) -> Principal | None:
         prefix = key[len(API_KEY_PREFIX):].split("_", 1)[0]
     except IndexError:
         return None
-    row = (await conn.execute(sa.select(api_keys).where(api_keys.c.prefix == prefix))).mappings().first()
+    row = (await conn.execute(_key_by_prefix(), {"prefix": prefix})).mappings().first()
     if row is None or not hmac.compare_digest(row["key_hash"], token_hash(settings, key)):
         return None
     now = datetime.now(timezone.utc)
     if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= now):
         return None
+    # At most one write a minute per key, so a busy machine client does not write on every request.
+    if row["last_used_at"] is None or now - row["last_used_at"] >= LAST_USED_GRANULARITY:
+        await conn.execute(sa.update(api_keys).where(api_keys.c.id == row["id"]).values(last_used_at=now))
     return Principal("api_key", str(row["id"]), frozenset(row["scopes"]))
+
+
+# --- refresh tokens ----------------------------------------------------------------------
+# Opaque, stored hashed, usable once: each use returns a new token of the same family. A
+# used token presented again means it leaked (or a client replayed it), so its whole family
+# is revoked and every holder must sign in again.
+
+
+async def issue_refresh_token(conn, settings, *, subject: str, kind: str, family: uuid.UUID | None = None) -> str:
+    from myhibachi.core.models import refresh_tokens
+
+    token = REFRESH_PREFIX + secrets.token_urlsafe(32)
+    await conn.execute(sa.insert(refresh_tokens).values(
+        id=uuid.uuid4(), subject=subject, kind=kind, token_hash=token_hash(settings, token),
+        family=family or uuid.uuid4(),
+        expires_at=datetime.now(timezone.utc) + timedelta(days=settings.refresh_token_days),
+    ))
+    return token
+
+
+async def issue_session(conn, settings, *, subject: str, kind: str, family: uuid.UUID | None = None) -> dict[str, Any]:
+    """A new access token and refresh token: the body of a sign-in or refresh response."""
+    family = family or uuid.uuid4()
+    refresh = await issue_refresh_token(conn, settings, subject=subject, kind=kind, family=family)
+    access, lifetime = issue_access_token(settings, subject=subject, kind=kind, session=family.hex)
+    return {"access_token": access, "token_type": "bearer", "expires_in": lifetime, "refresh_token": refresh}
+
+
+async def use_refresh_token(conn, settings, token: str) -> dict[str, Any] | None:
+    """Spend a refresh token: ``{subject, kind, family}``, or None when it is not valid now.
+
+    Presenting a spent token revokes its family; the caller must commit even though it
+    refuses the request.
+    """
+    from myhibachi.core.models import refresh_tokens
+
+    digest = token_hash(settings, token)
+    t = refresh_tokens.c
+    row = (await conn.execute(
+        sa.update(refresh_tokens)
+        .where(t.token_hash == digest, t.used_at.is_(None), t.revoked_at.is_(None), t.expires_at > sa.func.now())
+        .values(used_at=sa.func.now())
+        .returning(t.subject, t.kind, t.family)
+    )).mappings().first()
+    if row is not None:
+        return dict(row)
+    spent = (await conn.execute(
+        sa.select(t.family).where(t.token_hash == digest, t.used_at.is_not(None)))).scalar()
+    if spent is not None:
+        await revoke_family(conn, spent)
+    return None
+
+
+async def revoke_family(conn, family: uuid.UUID) -> None:
+    from myhibachi.core.models import refresh_tokens
+
+    t = refresh_tokens.c
+    await conn.execute(sa.update(refresh_tokens).where(t.family == family, t.revoked_at.is_(None))
+                       .values(revoked_at=sa.func.now()))
+
+
+async def revoke_refresh_token(conn, settings, token: str) -> bool:
+    """Sign out: revoke the token's whole family. False when the token is unknown."""
+    from myhibachi.core.models import refresh_tokens
+
+    family = (await conn.execute(sa.select(refresh_tokens.c.family)
+                                 .where(refresh_tokens.c.token_hash == token_hash(settings, token)))).scalar()
+    if family is None:
+        return False
+    await revoke_family(conn, family)
+    return True
 
 
 # --- request dependencies ------------------------------------------------------------------
@@ -171,7 +255,7 @@ async def current_principal(request: Request) -> Principal:
             raise Problem(401, "Unauthorized", "use 'Authorization: Bearer <token>'", kind="invalid-token",
                           headers={"WWW-Authenticate": "Bearer"})
         if token.startswith(API_KEY_PREFIX):
-            async with ctx.db.connect() as conn:
+            async with ctx.db.begin() as conn:
                 principal = await principal_from_api_key(conn, ctx.settings, token)
             if principal is None:
                 raise Problem(401, "Unauthorized", "the API key is not valid", kind="invalid-token",
@@ -214,6 +298,16 @@ async def authenticated(principal: Principal = Depends(current_principal)) -> Pr
     return principal
 
 
+async def current_customer(principal: Principal = Depends(current_principal)) -> Principal:
+    """Dependency: a signed-in customer (401 when anonymous, 403 for staff and machines)."""
+    if principal.is_anonymous:
+        raise Problem(401, "Unauthorized", "sign in first", kind="unauthenticated",
+                      headers={"WWW-Authenticate": "Bearer"})
+    if principal.kind != "customer":
+        raise Problem(403, "Forbidden", "only a signed-in customer has a profile", kind="forbidden")
+    return principal
+
+
 def route_permission(route) -> str | None:
     """The permission an APIRoute requires, found on its dependencies."""
     stack = list(route.dependant.dependencies)
@@ -224,3 +318,14 @@ def route_permission(route) -> str | None:
             return perm
         stack.extend(dep.dependencies)
     return None
+
+
+def api_routes(app) -> list:
+    """Every API route as mounted: full path, methods, and dependencies of the includes applied."""
+    from fastapi.routing import APIRoute
+
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before lazily included routers: app.routes is already flat
+        return [r for r in app.routes if isinstance(r, APIRoute)]
+    return [rc for rc in iter_route_contexts(app.routes) if isinstance(rc.original_route, APIRoute)]

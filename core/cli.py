@@ -20,10 +20,12 @@ db_app = typer.Typer(help="Database migrations (one Alembic branch per plugin)."
 plugins_app = typer.Typer(help="Installed plugins.", no_args_is_help=True)
 flags_app = typer.Typer(help="Feature flags (toggles file, or the Unleash server).", no_args_is_help=True)
 events_app = typer.Typer(help="Domain events.", no_args_is_help=True)
+admin_app = typer.Typer(help="Administration: the first credential, PII key rotation.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(plugins_app, name="plugins")
 app.add_typer(flags_app, name="flags")
 app.add_typer(events_app, name="events")
+app.add_typer(admin_app, name="admin")
 
 
 def _settings() -> Settings:
@@ -388,6 +390,80 @@ def outbox(
     typer.echo(_table(["time", "port", "operation", "payload"],
                       [[r["created_at"].strftime("%Y-%m-%d %H:%M:%S"), r["port"], r["operation"],
                         json.dumps(r["payload"], ensure_ascii=False)[:100]] for r in rows]))
+
+
+# --- admin ---------------------------------------------------------------------------------
+
+BOOTSTRAP_LOCK = 0x6D796862  # "myhb": two bootstraps at once create one key
+
+
+async def _bootstrap(url: str, settings: Settings, name: str, force: bool) -> str | None:
+    import sqlalchemy as sa
+
+    from myhibachi.core.auth import create_api_key
+    from myhibachi.core.db import Database
+    from myhibachi.core.models import api_keys
+
+    db = Database(url, pool_size=1, max_overflow=0)
+    try:
+        async with db.begin() as conn:
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(BOOTSTRAP_LOCK)))
+            existing = (await conn.execute(sa.select(api_keys.c.name).where(
+                api_keys.c.scopes.contains(["*"]), api_keys.c.revoked_at.is_(None)))).scalar()
+            if existing is not None and not force:
+                return None
+            key, _ = await create_api_key(conn, settings, name=name, scopes=["*"], created_by="cli:bootstrap")
+            return key
+    finally:
+        await db.dispose()
+
+
+@admin_app.command("bootstrap")
+def admin_bootstrap(
+    name: str = typer.Option("super-admin (bootstrap)", help="Name of the key."),
+    force: bool = typer.Option(False, help="Create another even when an unrevoked super-admin key exists."),
+) -> None:
+    """Create the first super-admin credential: an API key with scope * printed once (use as Bearer)."""
+    from myhibachi.core import migrate
+
+    settings = _settings()
+    url = _url(settings)
+    migrate.upgrade(url, _manager(settings))
+    key = asyncio.run(_bootstrap(url, settings, name, force))
+    if key is None:
+        typer.echo("error: a super-admin key exists already; revoke it or pass --force", err=True)
+        raise typer.Exit(1)
+    typer.echo("Store this key now, it is not shown again:", err=True)
+    typer.echo(key)
+
+
+@admin_app.command("new-pii-key")
+def admin_new_pii_key(key_id: str) -> None:
+    """Print a fresh key entry to put first in MYHIBACHI_PII_KEYS."""
+    from myhibachi.core.crypto import new_key_spec
+
+    typer.echo(new_key_spec(key_id))
+
+
+@admin_app.command("rotate-pii")
+def admin_rotate_pii(batch: int = typer.Option(500, help="Rows per statement batch.")) -> None:
+    """Seal every customer row again under the current PII key, so retired keys can be dropped."""
+    from types import SimpleNamespace
+
+    from myhibachi.core.customers import rotate_keys
+    from myhibachi.core.db import Database
+
+    settings = _settings()
+
+    async def run() -> int:
+        db = Database(_url(settings), pool_size=1, max_overflow=0)
+        try:
+            async with db.begin() as conn:
+                return await rotate_keys(conn, SimpleNamespace(settings=settings, extra={}), batch=batch)
+        finally:
+            await db.dispose()
+
+    typer.echo(f"re-sealed {asyncio.run(run())} customer(s)")
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ customers = sa.Table(
     timestamp("updated_at", nullable=False, server_default=sa.func.now()),
     sa.UniqueConstraint("email_hash", name="uq_customers_email_hash"),
     sa.Index("ix_customers_phone_hash", "phone_hash"),
+    sa.Index("ix_customers_created_id", "created_at", "id"),
     info=CORE,
 )
 
@@ -99,6 +100,7 @@ refresh_tokens = sa.Table(
     timestamp("revoked_at"),
     created_at(),
     sa.Index("ix_refresh_tokens_subject", "subject"),
+    sa.Index("ix_refresh_tokens_family", "family"),
     info=CORE,
 )
 

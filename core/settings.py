@@ -9,7 +9,7 @@ from datetime import time
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,6 +69,17 @@ class Settings(BaseSettings):
         default=600, description="Requests per window from one signed-in caller (0: no limit)."
     )
     rate_limit_window: int = Field(default=60, description="Length of a rate limit window, in seconds.")
+    pii_keys: str | None = Field(
+        default=None,
+        description="Customer PII encryption keys as comma-separated id:base64url(32 bytes), the first one current "
+        "(`myhibachi admin new-pii-key ID` makes one). The key derived from the secret key stays readable. Keep a "
+        "retired key listed, and the secret key unchanged, until `myhibachi admin rotate-pii` has run.",
+    )
+    pii_lookup_key: str | None = Field(
+        default=None,
+        description="Key of the keyed hashes used to look customers up by email/phone. Unset: derived from the "
+        "secret key (set it before rotating the secret key).",
+    )
     access_token_minutes: int = Field(default=15, description="Lifetime of an access token.")
     refresh_token_days: int = Field(default=30, description="Lifetime of a refresh token.")
     default_time_zone: str = Field(
@@ -156,6 +167,15 @@ class Settings(BaseSettings):
         default="text-embedding-3-small", description="Embedding model (asked for 384 dimensions)."
     )
     openai_transcription_model: str = Field(default="whisper-1", description="Speech-to-text model.")
+
+    @field_validator("pii_keys")
+    @classmethod
+    def _valid_pii_keys(cls, value: str | None) -> str | None:
+        if value is not None:
+            from myhibachi.core.crypto import parse_keys
+
+            parse_keys(value)  # a bad key stops start-up rather than a request
+        return value
 
     @property
     def home_dir(self) -> Path:

@@ -5,10 +5,11 @@ from fastapi import APIRouter
 
 from myhibachi.core.api import events
 
-PERMISSIONS: list[str] = ["bookings.read", "bookings.write", *events.PERMISSIONS]
+PERMISSIONS: list[str] = ["bookings.read", "bookings.write", "customers.read", "customers.write",
+                          *events.PERMISSIONS]
 
 
 def routers() -> list[APIRouter]:
-    from myhibachi.core.api import bookings
+    from myhibachi.core.api import auth, bookings, customers
 
-    return [bookings.router(), events.router]
+    return [auth.router(), customers.router(), customers.admin_router(), bookings.router(), events.router]

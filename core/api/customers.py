@@ -1,0 +1,146 @@
+"""``/v1/customers`` (sign-up, sign-in, own profile) and ``/v1/admin/customers``."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from myhibachi.core import customers as service
+from myhibachi.core.api.auth import NO_STORE, TokenPair
+from myhibachi.core.auth import Principal, current_customer, issue_session, require
+from myhibachi.core.db import get_conn
+from myhibachi.core.errors import Problem, error_responses, not_found
+
+
+class Customer(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    phone: str | None = Field(None, description="E.164")
+    address: str | None = None
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class SignupIn(BaseModel):
+    email: str = Field(max_length=320)
+    password: str = Field(min_length=service.MIN_PASSWORD, max_length=service.MAX_PASSWORD)
+    name: str = Field(max_length=service.MAX_NAME)
+    phone: str | None = Field(None, max_length=40, description="Any common format; US numbers need no +1.")
+    address: str | None = Field(None, max_length=service.MAX_ADDRESS)
+
+
+class SignupOut(TokenPair):
+    customer: Customer
+
+
+class LoginIn(BaseModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=service.MAX_PASSWORD)
+
+
+class ProfileUpdate(BaseModel):
+    """Only the fields sent change; null clears phone or address."""
+
+    email: str | None = Field(None, max_length=320)
+    name: str | None = Field(None, max_length=service.MAX_NAME)
+    phone: str | None = Field(None, max_length=40)
+    address: str | None = Field(None, max_length=service.MAX_ADDRESS)
+
+
+class AdminCustomerUpdate(ProfileUpdate):
+    status: Literal["active", "disabled"] | None = None
+
+
+class CustomerPage(BaseModel):
+    items: list[Customer]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last.")
+
+
+def _actor(principal: Principal) -> str:
+    return f"{principal.kind}:{principal.id}"
+
+
+def router() -> APIRouter:
+    r = APIRouter(prefix="/customers", tags=["customers"])
+
+    @r.post("", response_model=SignupOut, status_code=201, responses=error_responses(409))
+    async def signup(body: SignupIn, request: Request, response: Response, conn=Depends(get_conn)) -> SignupOut:
+        """Create a customer account and sign it in."""
+        ctx = request.app.state.ctx
+        customer = await service.create_customer(conn, ctx, **body.model_dump())
+        tokens = await issue_session(conn, ctx.settings, subject=str(customer["id"]), kind="customer")
+        response.headers.update(NO_STORE)
+        return SignupOut(customer=Customer(**customer), **tokens)
+
+    @r.post("/login", response_model=TokenPair, responses=error_responses(401))
+    async def login(body: LoginIn, request: Request, response: Response, conn=Depends(get_conn)) -> TokenPair:
+        """Sign in with email and password: a short-lived access token and a refresh token."""
+        ctx = request.app.state.ctx
+        found = await service.authenticate(conn, ctx, body.email, body.password)
+        if found is None:
+            raise Problem(401, "Unauthorized", "the email or password is wrong", kind="invalid-credentials")
+        response.headers.update(NO_STORE)
+        return TokenPair(**await issue_session(conn, ctx.settings, subject=str(found["id"]), kind="customer"))
+
+    @r.get("/me", response_model=Customer, responses=error_responses(401, 403, 404))
+    async def me(request: Request, principal: Principal = Depends(current_customer),
+                 conn=Depends(get_conn)) -> Customer:
+        found = await service.get_customer(conn, request.app.state.ctx, uuid.UUID(principal.id))
+        if found is None:
+            raise not_found("Customer")
+        return Customer(**found)
+
+    @r.patch("/me", response_model=Customer, responses=error_responses(401, 403, 404, 409))
+    async def update_me(body: ProfileUpdate, request: Request, principal: Principal = Depends(current_customer),
+                        conn=Depends(get_conn)) -> Customer:
+        found = await service.update_customer(conn, request.app.state.ctx, uuid.UUID(principal.id),
+                                              actor=_actor(principal), **body.model_dump(exclude_unset=True))
+        if found is None:
+            raise not_found("Customer")
+        return Customer(**found)
+
+    return r
+
+
+def admin_router() -> APIRouter:
+    r = APIRouter(prefix="/admin/customers", tags=["customers"])
+
+    @r.get("", response_model=CustomerPage, responses=error_responses(401, 403))
+    async def list_customers(
+        request: Request,
+        limit: int = Query(50, ge=1, le=200),
+        cursor: str | None = Query(None, max_length=200),
+        email: str | None = Query(None, max_length=320, description="Exact match, any case."),
+        phone: str | None = Query(None, max_length=40, description="Exact match after normalising to E.164."),
+        _: Principal = Depends(require("customers.read")),
+        conn=Depends(get_conn),
+    ) -> CustomerPage:
+        """Newest first, or the customers with exactly this email or phone."""
+        items, next_cursor = await service.list_customers(conn, request.app.state.ctx, limit=limit, cursor=cursor,
+                                                          email=email, phone=phone)
+        return CustomerPage(items=[Customer(**c) for c in items], next_cursor=next_cursor)
+
+    @r.get("/{customer_id}", response_model=Customer, responses=error_responses(401, 403, 404))
+    async def get_customer(customer_id: uuid.UUID, request: Request,
+                           _: Principal = Depends(require("customers.read")), conn=Depends(get_conn)) -> Customer:
+        found = await service.get_customer(conn, request.app.state.ctx, customer_id)
+        if found is None:
+            raise not_found("Customer")
+        return Customer(**found)
+
+    @r.patch("/{customer_id}", response_model=Customer, responses=error_responses(401, 403, 404, 409))
+    async def update_customer(customer_id: uuid.UUID, body: AdminCustomerUpdate, request: Request,
+                              principal: Principal = Depends(require("customers.write")),
+                              conn=Depends(get_conn)) -> Customer:
+        found = await service.update_customer(conn, request.app.state.ctx, customer_id, actor=_actor(principal),
+                                              **body.model_dump(exclude_unset=True))
+        if found is None:
+            raise not_found("Customer")
+        return Customer(**found)
+
+    return r

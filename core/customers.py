@@ -1,0 +1,310 @@
+"""Customers: the service behind ``/v1/customers``, callable without HTTP.
+
+Name, email, phone and address are stored sealed (see :mod:`myhibachi.core.crypto`);
+email and phone are normalised (lower-case address, E.164 number) and found through their
+keyed hashes. Functions take the caller's connection, so their writes and the events they
+publish commit or roll back together. Every function returns plain dicts:
+``{id, email, name, phone, address, status, created_at, updated_at}``.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import uuid
+from datetime import datetime
+from typing import Any
+
+import anyio
+import phonenumbers
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from myhibachi.core import events
+from myhibachi.core.crypto import vault
+from myhibachi.core.errors import Problem, conflict, invalid
+from myhibachi.core.models import customers
+
+PII = ("email", "name", "phone", "address")
+STATUSES = ("active", "disabled")
+DEFAULT_REGION = "US"
+MAX_NAME = 200
+MAX_ADDRESS = 500
+MIN_PASSWORD, MAX_PASSWORD = 8, 256
+
+_hasher = PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the email is unknown, so a login takes as long either way."""
+    return _hasher.hash("not a password of anyone")
+
+_PROFILE = (customers.c.id, customers.c.email_enc, customers.c.name_enc, customers.c.phone_enc,
+            customers.c.address_enc, customers.c.key_id, customers.c.status, customers.c.created_at,
+            customers.c.updated_at)
+# Built once: the hot path (own profile, admin get) only binds the id.
+_BY_ID = sa.select(*_PROFILE).where(customers.c.id == sa.bindparam("customer_id"))
+
+
+# --- normalisation ---------------------------------------------------------------------
+
+
+def normalise_email(value: str, field: str = "email") -> str:
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+    except (EmailNotValidError, AttributeError) as exc:
+        raise invalid(field, str(exc) or "not a valid email address") from exc
+
+
+def normalise_phone(value: str, field: str = "phone", region: str = DEFAULT_REGION) -> str:
+    try:
+        number = phonenumbers.parse(value, region)
+    except (phonenumbers.NumberParseException, TypeError) as exc:
+        raise invalid(field, "not a valid phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise invalid(field, "not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _clean_name(value: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise invalid("name", "must not be empty")
+    if len(value) > MAX_NAME:
+        raise invalid("name", f"at most {MAX_NAME} characters")
+    return value
+
+
+def _clean_address(value: str | None) -> str | None:
+    value = (value or "").strip()
+    if len(value) > MAX_ADDRESS:
+        raise invalid("address", f"at most {MAX_ADDRESS} characters")
+    return value or None
+
+
+def _check_password(value: str) -> str:
+    if not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
+        raise invalid("password", f"between {MIN_PASSWORD} and {MAX_PASSWORD} characters")
+    return value
+
+
+# Argon2 is deliberately slow and takes 64 MiB a hash: run it off the event loop, a few at a time.
+HASH_CONCURRENCY = 4
+_limiter: anyio.CapacityLimiter | None = None
+
+
+async def _in_thread(func, *args):
+    global _limiter
+    if _limiter is None:
+        _limiter = anyio.CapacityLimiter(HASH_CONCURRENCY)
+    return await anyio.to_thread.run_sync(func, *args, limiter=_limiter)
+
+
+async def hash_password(password: str) -> str:
+    return await _in_thread(_hasher.hash, password)
+
+
+async def _verify(stored: str, password: str) -> bool:
+    def check() -> bool:
+        try:
+            return _hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await _in_thread(check)
+
+
+# --- sealing -------------------------------------------------------------------------------
+
+
+def _aad(customer_id: uuid.UUID, field: str) -> str:
+    return f"customers.{field}:{customer_id}"
+
+
+def _sealed(ctx, customer_id: uuid.UUID, values: dict[str, str | None]) -> dict[str, Any]:
+    """The stored columns for plaintext PII, all under the current key."""
+    v = vault(ctx)
+    columns: dict[str, Any] = {f"{f}_enc": v.encrypt(values[f], _aad(customer_id, f)) for f in PII}
+    columns["key_id"] = v.current_id
+    columns["email_hash"] = v.lookup_hash("email", values["email"])
+    columns["phone_hash"] = v.lookup_hash("phone", values["phone"]) if values["phone"] else None
+    return columns
+
+
+def _open(ctx, row) -> dict[str, Any]:
+    v = vault(ctx)
+    out = {f: v.decrypt(row[f"{f}_enc"], row["key_id"], _aad(row["id"], f)) for f in PII}
+    out.update(id=row["id"], status=row["status"], created_at=row["created_at"], updated_at=row["updated_at"])
+    return out
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+async def get_customer(conn, ctx, customer_id: uuid.UUID) -> dict[str, Any] | None:
+    row = (await conn.execute(_BY_ID, {"customer_id": customer_id})).mappings().first()
+    return _open(ctx, row) if row else None
+
+
+async def find_by_email(conn, ctx, email: str) -> dict[str, Any] | None:
+    digest = vault(ctx).lookup_hash("email", normalise_email(email))
+    row = (await conn.execute(sa.select(*_PROFILE).where(customers.c.email_hash == digest))).mappings().first()
+    return _open(ctx, row) if row else None
+
+
+async def find_by_phone(conn, ctx, phone: str) -> list[dict[str, Any]]:
+    digest = vault(ctx).lookup_hash("phone", normalise_phone(phone))
+    rows = (await conn.execute(sa.select(*_PROFILE).where(customers.c.phone_hash == digest)
+                               .order_by(customers.c.created_at, customers.c.id))).mappings().all()
+    return [_open(ctx, r) for r in rows]
+
+
+def encode_cursor(created_at: datetime, customer_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{customer_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        at, _, cid = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(at), uuid.UUID(cid)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise invalid("cursor", "not a cursor returned by this list") from exc
+
+
+async def list_customers(conn, ctx, *, limit: int = 50, cursor: str | None = None, email: str | None = None,
+                         phone: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first; ``email``/``phone`` filter exactly through the keyed hashes."""
+    v = vault(ctx)
+    query = sa.select(*_PROFILE)
+    if email is not None:
+        query = query.where(customers.c.email_hash == v.lookup_hash("email", normalise_email(email)))
+    if phone is not None:
+        query = query.where(customers.c.phone_hash == v.lookup_hash("phone", normalise_phone(phone)))
+    if cursor:
+        at, cid = decode_cursor(cursor)
+        query = query.where(sa.tuple_(customers.c.created_at, customers.c.id) < sa.tuple_(at, cid))
+    query = query.order_by(customers.c.created_at.desc(), customers.c.id.desc()).limit(limit + 1)
+    rows = (await conn.execute(query)).mappings().all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+    return [_open(ctx, r) for r in rows], next_cursor
+
+
+# --- writes --------------------------------------------------------------------------------
+
+
+async def create_customer(conn, ctx, *, email: str, name: str, phone: str | None = None,
+                          address: str | None = None, password: str | None = None,
+                          actor: str | None = None) -> dict[str, Any]:
+    """Create a customer; 422 problem on bad input (field named), 409 when the email is taken."""
+    values = {"email": normalise_email(email), "name": _clean_name(name),
+              "phone": normalise_phone(phone) if phone else None, "address": _clean_address(address)}
+    password_hash = await hash_password(_check_password(password)) if password is not None else None
+    customer_id = uuid.uuid4()
+    row = (await conn.execute(
+        pg_insert(customers)
+        .values(id=customer_id, password_hash=password_hash, **_sealed(ctx, customer_id, values))
+        .on_conflict_do_nothing(constraint="uq_customers_email_hash")
+        .returning(customers.c.status, customers.c.created_at, customers.c.updated_at)
+    )).mappings().first()
+    if row is None:
+        raise conflict("a customer with this email already exists", field="email")
+    await events.publish(conn, ctx, "customer.created", {"customer_id": str(customer_id)},
+                         actor=actor or str(customer_id))
+    return {"id": customer_id, **values, **row}
+
+
+async def update_customer(conn, ctx, customer_id: uuid.UUID, *, actor: str | None = None,
+                          **changes: Any) -> dict[str, Any] | None:
+    """Change any of email, name, phone, address, status, password; None when there is no such customer.
+
+    The row is sealed again under the current key whatever changed, since one key id covers
+    all of a row's fields.
+    """
+    unknown = set(changes) - set(PII) - {"status", "password"}
+    if unknown:
+        raise TypeError(f"update_customer got unknown fields {sorted(unknown)}")
+    row = (await conn.execute(
+        sa.select(*_PROFILE).where(customers.c.id == customer_id).with_for_update())).mappings().first()
+    if row is None:
+        return None
+    current = _open(ctx, row)
+    wanted = dict(current)
+    if "email" in changes:
+        wanted["email"] = normalise_email(changes["email"])
+    if "name" in changes:
+        wanted["name"] = _clean_name(changes["name"])
+    if "phone" in changes:
+        wanted["phone"] = normalise_phone(changes["phone"]) if changes["phone"] else None
+    if "address" in changes:
+        wanted["address"] = _clean_address(changes["address"])
+    values: dict[str, Any] = {}
+    if "status" in changes and changes["status"] != current["status"]:
+        if changes["status"] not in STATUSES:
+            raise invalid("status", f"one of {', '.join(STATUSES)}")
+        values["status"] = wanted["status"] = changes["status"]
+    if changes.get("password") is not None:
+        values["password_hash"] = await hash_password(_check_password(changes["password"]))
+    changed = [f for f in (*PII, "status") if wanted[f] != current[f]]
+    if "password_hash" in values:
+        changed.append("password")
+    if not changed and row["key_id"] == vault(ctx).current_id:
+        return current
+    values.update(_sealed(ctx, customer_id, wanted), updated_at=sa.func.now())
+    try:
+        async with conn.begin_nested():
+            stamp = (await conn.execute(
+                sa.update(customers).where(customers.c.id == customer_id).values(**values)
+                .returning(customers.c.updated_at))).scalar_one()
+    except sa.exc.IntegrityError as exc:
+        raise conflict("a customer with this email already exists", field="email") from exc
+    if changed:
+        await events.publish(conn, ctx, "customer.updated", {"customer_id": str(customer_id), "fields": changed},
+                             actor=actor)
+    return {**wanted, "updated_at": stamp}
+
+
+async def authenticate(conn, ctx, email: str, password: str) -> dict[str, Any] | None:
+    """The active customer with this email and password (as ``{id, status}``), else None."""
+    try:
+        digest = vault(ctx).lookup_hash("email", normalise_email(email))
+    except Problem:
+        digest = None
+    row = None
+    if digest is not None:
+        row = (await conn.execute(
+            sa.select(customers.c.id, customers.c.password_hash, customers.c.status)
+            .where(customers.c.email_hash == digest))).mappings().first()
+    stored = row["password_hash"] if row and row["password_hash"] else _dummy_hash()
+    ok = await _verify(stored, password)
+    if not ok or row is None or row["password_hash"] is None or row["status"] != "active":
+        return None
+    if _hasher.check_needs_rehash(stored):
+        await conn.execute(sa.update(customers).where(customers.c.id == row["id"])
+                           .values(password_hash=await hash_password(password)))
+    return {"id": row["id"], "status": row["status"]}
+
+
+async def is_active(conn, customer_id: uuid.UUID) -> bool:
+    status = (await conn.execute(sa.select(customers.c.status).where(customers.c.id == customer_id))).scalar()
+    return status == "active"
+
+
+async def rotate_keys(conn, ctx, *, batch: int = 500) -> int:
+    """Seal every row under the current key again; returns how many rows changed."""
+    current = vault(ctx).current_id
+    done = 0
+    while True:
+        rows = (await conn.execute(
+            sa.select(*_PROFILE).where(customers.c.key_id != current).limit(batch)
+            .with_for_update(skip_locked=True))).mappings().all()
+        if not rows:
+            return done
+        for row in rows:
+            await conn.execute(sa.update(customers).where(customers.c.id == row["id"])
+                               .values(**_sealed(ctx, row["id"], _open(ctx, row))))
+        done += len(rows)

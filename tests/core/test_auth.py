@@ -1,0 +1,172 @@
+"""Auth: customer sign-in, rotating refresh tokens, sign-out, access tokens, API keys, bootstrap."""
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import jwt
+import sqlalchemy as sa
+
+from myhibachi.core.auth import create_api_key
+from myhibachi.core.models import api_keys, refresh_tokens
+
+ANN = {"email": "ann@example.com", "password": "correct horse 1", "name": "Ann"}
+
+
+async def signed_up(c) -> dict:
+    r = await c.post("/v1/customers", json=ANN)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_login_returns_short_lived_token_and_refresh_token(make_app, client_of, settings):
+    app = make_app([])
+    async with client_of(app) as c:
+        ann = await signed_up(c)
+        ok = await c.post("/v1/customers/login", json={"email": " ANN@example.com", "password": ANN["password"]})
+        wrong = await c.post("/v1/customers/login", json={"email": ANN["email"], "password": "not it at all"})
+        nobody = await c.post("/v1/customers/login", json={"email": "x@example.com", "password": ANN["password"]})
+        garbage = await c.post("/v1/customers/login", json={"email": "not an email", "password": "whatever1"})
+        me = await c.get("/v1/customers/me", headers=bearer(ok.json()["access_token"]))
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["cache-control"] == "no-store"
+    pair = ok.json()
+    assert pair["token_type"] == "bearer" and pair["expires_in"] == settings.access_token_minutes * 60
+    claims = jwt.decode(pair["access_token"], settings.signing_key, algorithms=["HS256"])
+    assert claims["sub"] == ann["customer"]["id"] and claims["kind"] == "customer"
+    assert claims["exp"] - claims["iat"] == settings.access_token_minutes * 60
+    assert me.json()["id"] == ann["customer"]["id"]
+    for r in (wrong, nobody, garbage):
+        assert r.status_code == 401 and r.json()["type"].endswith("/invalid-credentials")
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(make_app, client_of):
+    app = make_app([])
+    async with client_of(app) as c:
+        first = (await signed_up(c))["refresh_token"]
+        r1 = await c.post("/v1/auth/refresh", json={"refresh_token": first})
+        second = r1.json()["refresh_token"]
+        me = await c.get("/v1/customers/me", headers=bearer(r1.json()["access_token"]))
+        reuse = await c.post("/v1/auth/refresh", json={"refresh_token": first})
+        after = await c.post("/v1/auth/refresh", json={"refresh_token": second})
+        unknown = await c.post("/v1/auth/refresh", json={"refresh_token": "rt_made_up"})
+        other = (await c.post("/v1/customers/login", json=ANN)).json()["refresh_token"]
+        unaffected = await c.post("/v1/auth/refresh", json={"refresh_token": other})
+    assert r1.status_code == 200 and second != first and me.status_code == 200
+    assert r1.headers["cache-control"] == "no-store"
+    assert reuse.status_code == 401 and reuse.json()["type"].endswith("/invalid-token")
+    assert after.status_code == 401, "a reused token must revoke the tokens refreshed from it"
+    assert unknown.status_code == 401
+    assert unaffected.status_code == 200, "another sign-in is another family"
+    async with app.state.ctx.db.connect() as conn:
+        rows = (await conn.execute(sa.select(refresh_tokens.c.family, refresh_tokens.c.revoked_at))).all()
+    revoked_by_family: dict = {}
+    for family, revoked_at in rows:
+        revoked_by_family.setdefault(family, []).append(revoked_at is not None)
+    assert sorted(all(v) for v in revoked_by_family.values()) == [False, True]
+
+
+async def test_logout_revokes_the_refresh_token(make_app, client_of):
+    app = make_app([])
+    async with client_of(app) as c:
+        token = (await signed_up(c))["refresh_token"]
+        refreshed = (await c.post("/v1/auth/refresh", json={"refresh_token": token})).json()["refresh_token"]
+        out = await c.post("/v1/auth/logout", json={"refresh_token": refreshed})
+        again = await c.post("/v1/auth/refresh", json={"refresh_token": refreshed})
+        unknown = await c.post("/v1/auth/logout", json={"refresh_token": "rt_unknown"})
+    assert out.status_code == 204 and unknown.status_code == 204
+    assert again.status_code == 401
+
+
+async def test_refresh_of_a_disabled_customer_is_refused(make_app, client_of):
+    app = make_app([])
+    async with client_of(app) as c:
+        ann = await signed_up(c)
+        async with app.state.ctx.db.begin() as conn:
+            await conn.execute(sa.text("UPDATE customers SET status = 'disabled'"))
+        r = await c.post("/v1/auth/refresh", json={"refresh_token": ann["refresh_token"]})
+    assert r.status_code == 401
+
+
+async def test_expired_or_forged_access_tokens_are_401(make_app, client_of, settings):
+    app = make_app([])
+    now = datetime.now(timezone.utc)
+    async with client_of(app) as c:
+        ann = await signed_up(c)
+        sub = ann["customer"]["id"]
+        expired = jwt.encode({"sub": sub, "kind": "customer", "exp": now - timedelta(seconds=5)},
+                             settings.signing_key, algorithm="HS256")
+        forged = jwt.encode({"sub": sub, "kind": "customer", "exp": now + timedelta(minutes=5)},
+                            "another key entirely, 32+ bytes!", algorithm="HS256")
+        r_expired = await c.get("/v1/customers/me", headers=bearer(expired))
+        r_forged = await c.get("/v1/customers/me", headers=bearer(forged))
+        r_scheme = await c.get("/v1/customers/me", headers={"Authorization": f"Basic {ann['access_token']}"})
+        r_anon = await c.get("/v1/customers/me")
+    assert r_expired.status_code == 401 and r_expired.json()["type"].endswith("/token-expired")
+    assert r_forged.status_code == 401 and r_forged.json()["type"].endswith("/invalid-token")
+    assert r_scheme.status_code == 401 and r_anon.status_code == 401
+    assert r_anon.headers["www-authenticate"] == "Bearer"
+
+
+async def test_api_keys_scoped_hashed_and_tracked(make_app, client_of):
+    app = make_app([])
+    ctx = app.state.ctx
+    async with ctx.db.begin() as conn:
+        key, row = await create_api_key(conn, ctx.settings, name="reporting", scopes=["customers.read"])
+        revoked, revoked_row = await create_api_key(conn, ctx.settings, name="old", scopes=["*"])
+        await conn.execute(sa.update(api_keys).where(api_keys.c.id == revoked_row["id"])
+                           .values(revoked_at=sa.func.now()))
+        expired, _ = await create_api_key(conn, ctx.settings, name="temp", scopes=["*"],
+                                          expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+    assert key.startswith("mh_") and row["last_used_at"] is None
+    forged = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
+    async with client_of(app) as c:
+        ok = await c.get("/v1/admin/customers", headers=bearer(key))
+        write = await c.patch(f"/v1/admin/customers/{row['id']}", json={}, headers=bearer(key))
+        me = await c.get("/v1/customers/me", headers=bearer(key))
+        results = [await c.get("/v1/admin/customers", headers=bearer(k)) for k in (forged, revoked, expired, "mh_x")]
+    assert ok.status_code == 200, ok.text
+    assert write.status_code == 403 and write.json()["permission"] == "customers.write"
+    assert me.status_code == 403
+    assert [r.status_code for r in results] == [401, 401, 401, 401]
+    async with ctx.db.connect() as conn:
+        stored = (await conn.execute(sa.select(api_keys).where(api_keys.c.id == row["id"]))).mappings().one()
+    assert stored["last_used_at"] is not None
+    assert key not in str(dict(stored)) and bytes(stored["key_hash"]) != key.encode()
+
+
+async def test_admin_bootstrap_prints_a_super_admin_key_once(make_app, client_of, db_url, settings, tmp_path):
+    env = {**os.environ, "DATABASE_URL": db_url, "MYHIBACHI_HOME": str(tmp_path / "cli"),
+           "MYHIBACHI_SECRET_KEY": settings.secret_key}
+    app = make_app([])  # its teardown empties the tables the command writes
+
+    def bootstrap(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "myhibachi.core.cli", "admin", "bootstrap", *extra],
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    first, second, forced = bootstrap(), bootstrap(), bootstrap("--force")
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 1 and "exists already" in second.stderr and "mh_" not in second.stdout
+    assert forced.returncode == 0 and forced.stdout.strip() != first.stdout.strip()
+    key = first.stdout.strip()
+    assert key.startswith("mh_") and "not shown again" in first.stderr
+    async with client_of(app) as c:
+        plugins = await c.get("/v1/meta/plugins", headers=bearer(key))
+        customers = await c.get("/v1/admin/customers", headers=bearer(key))
+    assert plugins.status_code == 200 and customers.status_code == 200
+    async with app.state.ctx.db.connect() as conn:
+        scopes = (await conn.execute(sa.select(api_keys.c.scopes))).scalars().all()
+    assert scopes == [["*"], ["*"]]
+
+
+async def test_concurrent_use_of_one_refresh_token_succeeds_once(make_app, client_of):
+    app = make_app([])
+    async with client_of(app) as c:
+        token = (await signed_up(c))["refresh_token"]
+        answers = await asyncio.gather(*(c.post("/v1/auth/refresh", json={"refresh_token": token}) for _ in range(5)))
+    assert sorted(r.status_code for r in answers) == [200, 401, 401, 401, 401]

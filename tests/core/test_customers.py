@@ -1,0 +1,266 @@
+"""Customers: sign-up, own profile, admin list/search/get/update, PII sealed at rest."""
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from pydantic import ValidationError
+
+from myhibachi.core import customers as service
+from myhibachi.core.auth import create_api_key
+from myhibachi.core.crypto import UnknownKey, new_key_spec
+from myhibachi.core.models import customers, outbox_events
+from myhibachi.core.settings import Settings
+
+ANN = {"email": "Ann.Lee@Example.COM", "password": "correct horse 1", "name": "Ann Lee",
+       "phone": "(415) 555-2671", "address": "12 Oak Street, San Jose CA 95112"}
+
+
+async def admin_key(app, *scopes: str) -> dict:
+    ctx = app.state.ctx
+    async with ctx.db.begin() as conn:
+        key, _ = await create_api_key(conn, ctx.settings, name="test", scopes=list(scopes))
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def signup(c, **over) -> dict:
+    r = await c.post("/v1/customers", json={**ANN, **over})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def events_named(app, name: str) -> list[dict]:
+    async with app.state.ctx.db.connect() as conn:
+        rows = (await conn.execute(sa.select(outbox_events.c.payload).where(outbox_events.c.name == name)
+                                   .order_by(outbox_events.c.created_at))).scalars().all()
+    return list(rows)
+
+
+async def test_signup_then_me_and_no_plaintext_at_rest(make_app, client_of):
+    app = make_app([])
+    async with client_of(app) as c:
+        body = await signup(c)
+        me = await c.get("/v1/customers/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.status_code == 200, me.text
+    profile = me.json()
+    assert profile == body["customer"]
+    assert profile["email"] == "ann.lee@example.com" and profile["phone"] == "+14155552671"
+    assert profile["name"] == "Ann Lee" and profile["address"] == ANN["address"]
+
+    async with app.state.ctx.db.connect() as conn:
+        raw = (await conn.execute(sa.text("SELECT * FROM customers"))).mappings().one()
+        outbox = (await conn.execute(sa.text("SELECT payload::text FROM outbox_events"))).scalars().all()
+    stored = " ".join(bytes(v).decode("latin-1") if isinstance(v, (bytes, memoryview)) else str(v)
+                      for v in [*raw.values(), *outbox]).lower()
+    for plain in ("ann.lee", "example.com", "ann lee", "4155552671", "555-2671", "oak street", "san jose"):
+        assert plain not in stored, plain
+    assert raw["key_id"] and raw["email_hash"] and raw["phone_hash"]
+    assert raw["password_hash"].startswith("$argon2id$") and "correct horse" not in raw["password_hash"]
+    assert await events_named(app, "customer.created") == [{"customer_id": profile["id"]}]
+
+
+async def test_lookup_by_email_and_phone_through_keyed_hash(make_app, client_of):
+    app = make_app([])
+    ctx = app.state.ctx
+    async with ctx.db.begin() as conn:
+        ann = await service.create_customer(conn, ctx, email="ann@example.com", name="Ann", phone="415 555 2671")
+        bob = await service.create_customer(conn, ctx, email="bob@example.com", name="Bob")
+    async with ctx.db.connect() as conn:
+        found = await service.find_by_email(conn, ctx, "  ANN@Example.com ")
+        by_phone = await service.find_by_phone(conn, ctx, "+1 (415) 555-2671")
+        missing = await service.find_by_email(conn, ctx, "nobody@example.com")
+        got = await service.get_customer(conn, ctx, bob["id"])
+    assert found["id"] == ann["id"] and found["email"] == "ann@example.com"
+    assert [c["id"] for c in by_phone] == [ann["id"]]
+    assert missing is None and got["name"] == "Bob" and got["phone"] is None
+
+    headers = await admin_key(app, "customers.read")
+    async with client_of(app) as c:
+        r_email = await c.get("/v1/admin/customers", params={"email": "BOB@example.com"}, headers=headers)
+        r_phone = await c.get("/v1/admin/customers", params={"phone": "4155552671"}, headers=headers)
+        r_bad = await c.get("/v1/admin/customers", params={"phone": "12"}, headers=headers)
+    assert [c["id"] for c in r_email.json()["items"]] == [str(bob["id"])]
+    assert [c["id"] for c in r_phone.json()["items"]] == [str(ann["id"])]
+    assert r_bad.status_code == 422 and r_bad.json()["errors"][0]["field"] == "phone"
+
+
+async def test_duplicate_email_is_409_and_writes_nothing(make_app, client_of):
+    app = make_app([])
+    async with client_of(app) as c:
+        await signup(c)
+        dup = await c.post("/v1/customers", json={**ANN, "email": " ann.lee@EXAMPLE.com", "name": "Other"})
+    assert dup.status_code == 409 and dup.headers["content-type"].startswith("application/problem+json")
+    async with app.state.ctx.db.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(customers))).scalar() == 1
+    assert len(await events_named(app, "customer.created")) == 1
+
+
+@pytest.mark.parametrize("field,value", [
+    ("email", "not-an-email"), ("email", "ann@"), ("phone", "12"), ("phone", "+1 555 0000000"),
+    ("name", "   "), ("password", "short"),
+])
+async def test_invalid_input_is_422_naming_the_field(make_app, client_of, field, value):
+    app = make_app([])
+    async with client_of(app) as c:
+        r = await c.post("/v1/customers", json={**ANN, field: value})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["errors"][0]["field"] == field
+    async with app.state.ctx.db.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(customers))).scalar() == 0
+
+
+async def test_customer_and_event_share_the_transaction(make_app):
+    app = make_app([])
+    ctx = app.state.ctx
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort):
+        async with ctx.db.begin() as conn:
+            await service.create_customer(conn, ctx, email="gone@example.com", name="Gone")
+            raise Abort
+    async with ctx.db.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(customers))).scalar() == 0
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(outbox_events))).scalar() == 0
+
+
+async def test_key_rotation_keeps_old_rows_readable(make_app, settings):
+    old_app = make_app([])
+    old = old_app.state.ctx
+    async with old.db.begin() as conn:
+        ann = await service.create_customer(conn, old, email="ann@example.com", name="Ann", address="1 Elm St")
+        await service.create_customer(conn, old, email="cy@example.com", name="Cy", phone="4155550100")
+    new = make_app([], pii_keys=new_key_spec("k2")).state.ctx
+    async with new.db.begin() as conn:
+        still = await service.get_customer(conn, new, ann["id"])
+        bob = await service.create_customer(conn, new, email="bob@example.com", name="Bob")
+        keys = dict((await conn.execute(sa.select(customers.c.id, customers.c.key_id))).all())
+    assert still["name"] == "Ann" and still["address"] == "1 Elm St"
+    assert keys[bob["id"]] == "k2" and keys[ann["id"]] != "k2"
+
+    # Without k2 the old key ring cannot open the new row: the key really changed.
+    async with old.db.connect() as conn:
+        with pytest.raises(UnknownKey):
+            await service.get_customer(conn, old, bob["id"])
+
+    async with new.db.begin() as conn:
+        updated = await service.update_customer(conn, new, ann["id"], name="Ann Lee")
+        assert await service.rotate_keys(conn, new) == 1  # Cy; Ann was sealed again by the update
+        assert await service.rotate_keys(conn, new) == 0
+        everyone = {c["email"]: c for c in (await service.list_customers(conn, new))[0]}
+        found = await service.find_by_phone(conn, new, "415-555-0100")
+        key_ids = set((await conn.execute(sa.select(customers.c.key_id))).scalars())
+    assert updated["name"] == "Ann Lee" and updated["address"] == "1 Elm St"
+    assert key_ids == {"k2"}
+    assert everyone["ann@example.com"]["name"] == "Ann Lee" and everyone["cy@example.com"]["name"] == "Cy"
+    assert [c["name"] for c in found] == ["Cy"]
+
+
+async def test_update_own_profile_publishes_customer_updated(make_app, client_of):
+    app = make_app([])
+    async with client_of(app) as c:
+        body = await signup(c)
+        auth = {"Authorization": f"Bearer {body['access_token']}"}
+        r = await c.patch("/v1/customers/me", json={"name": "Ann Lee-Park", "phone": "212-555-0123", "address": None},
+                          headers=auth)
+        same = await c.patch("/v1/customers/me", json={"name": "Ann Lee-Park"}, headers=auth)
+        bad = await c.patch("/v1/customers/me", json={"email": "nope"}, headers=auth)
+        me = await c.get("/v1/customers/me", headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "Ann Lee-Park" and r.json()["phone"] == "+12125550123" and r.json()["address"] is None
+    assert same.status_code == 200
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "email"
+    assert me.json() == same.json()
+    updates = await events_named(app, "customer.updated")
+    assert updates == [{"customer_id": body["customer"]["id"], "fields": ["name", "phone", "address"]}]
+
+
+async def test_email_change_to_a_taken_email_is_409(make_app, client_of):
+    app = make_app([])
+    async with client_of(app) as c:
+        await signup(c, email="bob@example.com")
+        ann = await signup(c)
+        auth = {"Authorization": f"Bearer {ann['access_token']}"}
+        r = await c.patch("/v1/customers/me", json={"email": "BOB@example.com"}, headers=auth)
+        me = await c.get("/v1/customers/me", headers=auth)
+    assert r.status_code == 409
+    assert me.json()["email"] == "ann.lee@example.com"
+
+
+async def test_admin_list_pages_get_and_update_with_permissions(make_app, client_of):
+    app = make_app([])
+    ctx = app.state.ctx
+    made = []
+    for i in range(5):
+        async with ctx.db.begin() as conn:
+            made.append(await service.create_customer(conn, ctx, email=f"c{i}@example.com", name=f"C{i}",
+                                                      password="password-123"))
+    reader = await admin_key(app, "customers.read")
+    writer = await admin_key(app, "customers.*")
+    async with client_of(app) as c:
+        seen, cursor, pages = [], None, 0
+        while True:
+            r = await c.get("/v1/admin/customers", params={"limit": 2, **({"cursor": cursor} if cursor else {})},
+                            headers=reader)
+            assert r.status_code == 200, r.text
+            seen += [x["email"] for x in r.json()["items"]]
+            pages += 1
+            cursor = r.json()["next_cursor"]
+            if cursor is None:
+                break
+        one = await c.get(f"/v1/admin/customers/{made[2]['id']}", headers=reader)
+        unknown = await c.get(f"/v1/admin/customers/{uuid.uuid4()}", headers=reader)
+        bad_cursor = await c.get("/v1/admin/customers", params={"cursor": "zzz"}, headers=reader)
+        denied = await c.patch(f"/v1/admin/customers/{made[0]['id']}", json={"status": "disabled"}, headers=reader)
+        disabled = await c.patch(f"/v1/admin/customers/{made[0]['id']}", json={"status": "disabled"}, headers=writer)
+        login = await c.post("/v1/customers/login", json={"email": "c0@example.com", "password": "password-123"})
+        other = await c.post("/v1/customers/login", json={"email": "c1@example.com", "password": "password-123"})
+        as_customer = await c.get("/v1/admin/customers", headers={"Authorization": f"Bearer {other.json()['access_token']}"})
+    assert pages == 3 and seen == [f"c{i}@example.com" for i in reversed(range(5))]
+    assert one.json()["name"] == "C2"
+    assert unknown.status_code == 404 and bad_cursor.status_code == 422
+    assert denied.status_code == 403 and denied.json()["permission"] == "customers.write"
+    assert disabled.status_code == 200 and disabled.json()["status"] == "disabled"
+    assert login.status_code == 401 and other.status_code == 200
+    assert as_customer.status_code == 403 and as_customer.json()["permission"] == "customers.read"
+    assert (await events_named(app, "customer.updated"))[-1]["fields"] == ["status"]
+
+
+async def test_cli_rotates_customers_to_a_new_pii_key(make_app, settings, db_url, tmp_path):
+    app = make_app([])
+    ctx = app.state.ctx
+    async with ctx.db.begin() as conn:
+        ann = await service.create_customer(conn, ctx, email="ann@example.com", name="Ann")
+    env = {**os.environ, "DATABASE_URL": db_url, "MYHIBACHI_HOME": str(tmp_path / "cli"),
+           "MYHIBACHI_SECRET_KEY": settings.secret_key}
+
+    def cli(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "myhibachi.core.cli", "admin", *args],
+                              env={**env, **extra_env}, capture_output=True, text=True, timeout=120)
+
+    spec = cli("new-pii-key", "k9").stdout.strip()
+    rotated = cli("rotate-pii", MYHIBACHI_PII_KEYS=spec)
+    assert rotated.returncode == 0, rotated.stderr
+    assert "re-sealed 1 customer(s)" in rotated.stdout
+    new = make_app([], pii_keys=spec).state.ctx
+    async with new.db.connect() as conn:
+        assert (await conn.execute(sa.select(customers.c.key_id))).scalar() == "k9"
+        assert (await service.get_customer(conn, new, ann["id"]))["name"] == "Ann"
+    with pytest.raises(ValidationError):
+        Settings(pii_keys="k1:too-short")
+
+
+async def test_concurrent_signups_with_one_email_make_one_customer(make_app, client_of):
+    app = make_app([])
+    async with client_of(app) as c:
+        answers = await asyncio.gather(*(c.post("/v1/customers", json={**ANN, "email": f"{' ' * i}ann@example.com"})
+                                         for i in range(6)))
+    assert sorted(r.status_code for r in answers) == [201, 409, 409, 409, 409, 409]
+    async with app.state.ctx.db.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(customers))).scalar() == 1
+    assert len(await events_named(app, "customer.created")) == 1
