@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
-import hashlib
 import os
 import shutil
 import tempfile
@@ -23,15 +22,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 
-def seal(settings, value):
-    try:
-        from myhibachi.core import crypto
-    except ImportError:  # a core without the PII cipher stores these columns as given
-        return value
-    return crypto.encrypt(settings, value)
-
-
-async def seed(db, settings, count: int, channel: str) -> None:
+async def seed(db, ctx, count: int, channel: str) -> None:
+    from myhibachi.core.customers import sealed
     from myhibachi.core.models import bookings, customers
     from myhibachi.plugins.reminders.models import booking_reminders
 
@@ -40,8 +32,8 @@ async def seed(db, settings, count: int, channel: str) -> None:
     events = [uuid.uuid4() for _ in range(max(1, count // 2))]
     async with db.begin() as conn:
         await conn.execute(sa.insert(customers), [
-            {"id": c, "email_hash": hashlib.sha256(c.bytes).digest(), "email_enc": seal(settings, f"{c.hex}@example.com"),
-             "phone_enc": seal(settings, "+15551230000"), "name_enc": seal(settings, "Guest"), "key_id": "bench"}
+            {"id": c, **sealed(ctx, c, {"email": f"{c.hex}@example.com", "phone": "+12025550000", "name": "Guest",
+                                        "address": None})}
             for c in people])
         await conn.execute(sa.insert(bookings), [
             {"id": b, "customer_id": people[i % len(people)], "starts_at": now + timedelta(hours=20, minutes=i % 600),
@@ -77,10 +69,10 @@ async def main(count: int, batch: int, channel: str) -> None:
     db = Database(url)
     async with db.begin() as conn:
         await conn.execute(sa.text("TRUNCATE booking_reminders, offline_outbox, bookings, customers CASCADE"))
-    await seed(db, settings, count, channel)
     TogglesFile(settings.toggles_path).set("FEATURE_FLAG_BOOKING_REMINDERS", enabled=True, rollout=100)
     app = create_app([RemindersPlugin(batch_size=batch)], settings=settings, database=db)
     ctx = app.state.ctx
+    await seed(db, ctx, count, channel)
     ctx.flags.start()
 
     started = time.perf_counter()

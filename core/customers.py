@@ -124,7 +124,7 @@ def _aad(customer_id: uuid.UUID, field: str) -> str:
     return f"customers.{field}:{customer_id}"
 
 
-def _sealed(ctx, customer_id: uuid.UUID, values: dict[str, str | None]) -> dict[str, Any]:
+def sealed(ctx, customer_id: uuid.UUID, values: dict[str, str | None]) -> dict[str, Any]:
     """The stored columns for plaintext PII, all under the current key."""
     v = vault(ctx)
     columns: dict[str, Any] = {f"{f}_enc": v.encrypt(values[f], _aad(customer_id, f)) for f in PII}
@@ -142,6 +142,20 @@ def _open(ctx, row) -> dict[str, Any]:
 
 
 # --- reads ---------------------------------------------------------------------------------
+
+
+async def contacts(conn, ctx, customer_ids) -> dict[uuid.UUID, dict[str, Any]]:
+    """Email, phone and name of many customers at once, decrypted: what a sender needs."""
+    ids = list(set(customer_ids))
+    if not ids:
+        return {}
+    rows = (await conn.execute(sa.select(
+        customers.c.id, customers.c.key_id, customers.c.status, customers.c.email_enc, customers.c.phone_enc,
+        customers.c.name_enc).where(customers.c.id.in_(ids)))).mappings().all()
+    v = vault(ctx)
+    return {r["id"]: {f: v.decrypt(r[f"{f}_enc"], r["key_id"], _aad(r["id"], f)) for f in ("email", "phone", "name")}
+            | {"status": r["status"]} for r in rows}
+
 
 
 async def get_customer(conn, ctx, customer_id: uuid.UUID) -> dict[str, Any] | None:
@@ -207,7 +221,7 @@ async def create_customer(conn, ctx, *, email: str, name: str, phone: str | None
     customer_id = uuid.uuid4()
     row = (await conn.execute(
         pg_insert(customers)
-        .values(id=customer_id, password_hash=password_hash, **_sealed(ctx, customer_id, values))
+        .values(id=customer_id, password_hash=password_hash, **sealed(ctx, customer_id, values))
         .on_conflict_do_nothing(constraint="uq_customers_email_hash")
         .returning(customers.c.status, customers.c.created_at, customers.c.updated_at)
     )).mappings().first()
@@ -254,7 +268,7 @@ async def update_customer(conn, ctx, customer_id: uuid.UUID, *, actor: str | Non
         changed.append("password")
     if not changed and row["key_id"] == vault(ctx).current_id:
         return current
-    values.update(_sealed(ctx, customer_id, wanted), updated_at=sa.func.now())
+    values.update(sealed(ctx, customer_id, wanted), updated_at=sa.func.now())
     try:
         async with conn.begin_nested():
             stamp = (await conn.execute(
@@ -306,5 +320,5 @@ async def rotate_keys(conn, ctx, *, batch: int = 500) -> int:
             return done
         for row in rows:
             await conn.execute(sa.update(customers).where(customers.c.id == row["id"])
-                               .values(**_sealed(ctx, row["id"], _open(ctx, row))))
+                               .values(**sealed(ctx, row["id"], _open(ctx, row))))
         done += len(rows)

@@ -1,6 +1,6 @@
 """Admin users and roles (roadmap 4.1): staff accounts, password login, role-based permissions.
 
-Staff sign in with ``POST /v1/admin/auth/login`` and get the core's access token (kind
+Staff sign in with ``POST /v1/auth/staff/login`` and get the core's access token (kind
 ``admin``) bound to a session row. Every request re-checks that session and the user
 through ``resolve_principal`` and loads the user's current permissions from their roles,
 so deactivating a user or changing roles takes effect on the next request.

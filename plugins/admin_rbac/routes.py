@@ -16,7 +16,7 @@ from myhibachi.plugins.admin_rbac import schemas, service
 
 
 def build(router: APIRouter, ctx) -> None:
-    @router.post("/admin/auth/login", response_model=schemas.LoginResponse, tags=["admin auth"],
+    @router.post("/auth/staff/login", response_model=schemas.LoginResponse, tags=["admin auth"],
                  responses=error_responses(401, 429))
     async def login(body: schemas.LoginRequest, request: Request):
         """Staff password login: an access token bound to a new session."""
@@ -24,7 +24,7 @@ def build(router: APIRouter, ctx) -> None:
                                    ip=request.client.host if request.client else None,
                                    user_agent=request.headers.get("user-agent"))
 
-    @router.post("/admin/auth/refresh", response_model=schemas.Token, tags=["admin auth"],
+    @router.post("/auth/staff/refresh", response_model=schemas.Token, tags=["admin auth"],
                  responses=error_responses(400, 401))
     async def refresh(request: Request, principal: Principal = Depends(authenticated)):
         """A new access token for the caller's session, while the session lasts (12 hours)."""
@@ -32,7 +32,7 @@ def build(router: APIRouter, ctx) -> None:
             raise Problem(400, "Not an admin session", "only admin sessions can be refreshed", kind="bad-request")
         return service.refresh(request.app.state.ctx, principal)
 
-    @router.post("/admin/auth/logout", status_code=204, tags=["admin auth"], responses=error_responses(401))
+    @router.post("/auth/staff/logout", status_code=204, tags=["admin auth"], responses=error_responses(401))
     async def logout(request: Request, principal: Principal = Depends(authenticated)):
         """End the caller's session: its tokens stop working at once."""
         if principal.kind != "admin":
@@ -40,7 +40,7 @@ def build(router: APIRouter, ctx) -> None:
         await service.logout(request.app.state.ctx, principal)
         return Response(status_code=204)
 
-    @router.get("/admin/auth/me", response_model=schemas.AdminUser, tags=["admin auth"],
+    @router.get("/auth/staff/me", response_model=schemas.AdminUser, tags=["admin auth"],
                 responses=error_responses(401, 404))
     async def me(principal: Principal = Depends(authenticated), conn=Transaction):
         """The signed-in admin."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import inspect
 import json
 import logging
@@ -21,7 +20,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
-from myhibachi.core.models import bookings, customers, offline_outbox
+from myhibachi.core.customers import contacts
+from myhibachi.core.models import bookings, offline_outbox
 from myhibachi.core.scheduled import claim_due
 from myhibachi.plugins.reminders import RemindersSettings
 from myhibachi.plugins.reminders.models import booking_reminders as reminders
@@ -228,23 +228,6 @@ class SendFailed(Exception):
     """Every channel that could carry the reminder failed: retried later."""
 
 
-@functools.cache
-def _cipher():
-    try:
-        from myhibachi.core import crypto
-    except ImportError:  # a core without the PII cipher stores these columns as given
-        return None
-    return crypto
-
-
-def reveal(ctx, value: str | None) -> str | None:
-    """A customer's PII column in clear, through the core's cipher (``myhibachi.core.crypto``)."""
-    cipher = _cipher()
-    if value is None or cipher is None:
-        return value
-    return cipher.decrypt(ctx.settings, value)
-
-
 def local_time(starts_at: datetime, time_zone: str) -> str:
     """``Monday, March 15, 2027 at 6:00 PM EDT``: the event's wall-clock time where it happens."""
     local = starts_at.astimezone(ZoneInfo(time_zone))
@@ -338,17 +321,14 @@ async def record_offline(conn, rows: list[dict[str, Any]]) -> None:
 async def _bookings(conn, ctx, ids) -> dict[uuid.UUID, dict[str, Any]]:
     rows = (await conn.execute(
         sa.select(bookings.c.id, bookings.c.customer_id, bookings.c.starts_at, bookings.c.time_zone,
-                  bookings.c.party_size, bookings.c.address, bookings.c.status,
-                  customers.c.email_enc, customers.c.phone_enc)
-        .join(customers, customers.c.id == bookings.c.customer_id)
+                  bookings.c.party_size, bookings.c.address, bookings.c.status)
         .where(bookings.c.id.in_(list(ids)))
     )).mappings().all()
+    people = await contacts(conn, ctx, [r["customer_id"] for r in rows])
     found = {}
     for row in rows:
-        data = dict(row)
-        data["email"] = reveal(ctx, data.pop("email_enc"))
-        data["phone"] = reveal(ctx, data.pop("phone_enc"))
-        found[row["id"]] = data
+        person = people.get(row["customer_id"], {})
+        found[row["id"]] = {**row, "email": person.get("email"), "phone": person.get("phone")}
     return found
 
 

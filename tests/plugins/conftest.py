@@ -5,44 +5,33 @@ tested on their own; ``Seed.booking`` returns the booking id.
 """
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
 
+from myhibachi.core.app import create_app
 from myhibachi.core.auth import create_api_key, issue_access_token
 from myhibachi.core.events import deliver_due, publish
-from myhibachi.core.models import bookings, customers
-
-
-def seal(settings, value: str | None) -> str | None:
-    """Encrypt a PII column the way the core stores it."""
-    if value is None:
-        return None
-    try:
-        from myhibachi.core import crypto
-    except ImportError:  # a core without the PII cipher stores these columns as given
-        return value
-    return crypto.encrypt(settings, value)
+from myhibachi.core.customers import create_customer
+from myhibachi.core.models import bookings
 
 
 class Seed:
     def __init__(self, database, settings) -> None:
         self.db, self.settings = database, settings
+        self._ctx = None
 
-    async def customer(self, *, email: str | None = None, phone: str | None = "+15551230000",
+    async def customer(self, *, email: str | None = None, phone: str | None = "+12025550000",
                        name: str = "Ana Cook") -> uuid.UUID:
-        cid = uuid.uuid4()
-        email = email or f"{cid.hex[:8]}@example.com"
+        """A customer made through the core's service, so its PII is sealed as in production."""
+        if self._ctx is None:
+            self._ctx = create_app([], settings=self.settings, database=self.db).state.ctx
+        email = email or f"{uuid.uuid4().hex[:8]}@example.com"
         async with self.db.begin() as conn:
-            await conn.execute(sa.insert(customers).values(
-                id=cid, email_hash=hashlib.sha256(email.encode()).digest(),
-                phone_hash=hashlib.sha256(phone.encode()).digest() if phone else None,
-                email_enc=seal(self.settings, email), phone_enc=seal(self.settings, phone),
-                name_enc=seal(self.settings, name), key_id="test"))
-        return cid
+            row = await create_customer(conn, self._ctx, email=email, name=name, phone=phone)
+        return row["id"]
 
     async def booking(self, customer_id: uuid.UUID, starts_at: datetime, *, time_zone: str = "America/New_York",
                       party_size: int = 10, zip_code: str | None = "10001", address: str = "1 Main St, Springfield",

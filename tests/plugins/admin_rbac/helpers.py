@@ -14,7 +14,7 @@ async def make_admin(app, email: str, roles: list[str], password: str = PASSWORD
 
 
 async def login(client, email: str, password: str = PASSWORD) -> dict[str, str]:
-    r = await client.post("/v1/admin/auth/login", json={"email": email, "password": password})
+    r = await client.post("/v1/auth/staff/login", json={"email": email, "password": password})
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 

@@ -70,26 +70,26 @@ async def test_admin_user_management(make_app, client_of):
         kim_h = await login(c, "chef.kim@myhibachi.dev")
         r = await c.get(f"/v1/admin/users/{kim['id']}", headers=h)
         assert r.json()["last_login"] is not None
-        assert (await c.get("/v1/admin/auth/me", headers=kim_h)).json()["email"] == "chef.kim@myhibachi.dev"
-        r = await c.post("/v1/admin/auth/refresh", headers=kim_h)
+        assert (await c.get("/v1/auth/staff/me", headers=kim_h)).json()["email"] == "chef.kim@myhibachi.dev"
+        r = await c.post("/v1/auth/staff/refresh", headers=kim_h)
         assert r.status_code == 200 and r.json()["expires_in"] > 0
         refreshed = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        assert (await c.get("/v1/admin/auth/me", headers=refreshed)).status_code == 200
+        assert (await c.get("/v1/auth/staff/me", headers=refreshed)).status_code == 200
 
         # a password change ends the user's sessions
         r = await c.put(f"/v1/admin/users/{kim['id']}", headers=h, json={"password": "New-grill-pass-99"})
         assert r.status_code == 200
-        assert (await c.get("/v1/admin/auth/me", headers=kim_h)).status_code == 401
-        assert (await c.post("/v1/admin/auth/refresh", headers=refreshed)).status_code == 401
+        assert (await c.get("/v1/auth/staff/me", headers=kim_h)).status_code == 401
+        assert (await c.post("/v1/auth/staff/refresh", headers=refreshed)).status_code == 401
         kim_h = await login(c, "chef.kim@myhibachi.dev", "New-grill-pass-99")
 
         # lockout: five failures in the window lock the account, even for the right password
         for _ in range(5):
-            r = await c.post("/v1/admin/auth/login", json={"email": "cook0@myhibachi.dev", "password": "wrong-pass-123"})
+            r = await c.post("/v1/auth/staff/login", json={"email": "cook0@myhibachi.dev", "password": "wrong-pass-123"})
             assert r.status_code == 401
-        r = await c.post("/v1/admin/auth/login", json={"email": "cook0@myhibachi.dev", "password": PASSWORD})
+        r = await c.post("/v1/auth/staff/login", json={"email": "cook0@myhibachi.dev", "password": PASSWORD})
         assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
-        r = await c.post("/v1/admin/auth/login", json={"email": "nobody@myhibachi.dev", "password": PASSWORD})
+        r = await c.post("/v1/auth/staff/login", json={"email": "nobody@myhibachi.dev", "password": PASSWORD})
         assert r.status_code == 401
         # reactivation by an admin clears the lock
         cook0 = next(u for u in (await c.get("/v1/admin/users", headers=h)).json()["items"]
@@ -98,8 +98,8 @@ async def test_admin_user_management(make_app, client_of):
         # deactivation revokes the sessions at once and blocks new logins
         r = await c.delete(f"/v1/admin/users/{kim['id']}", headers=h)
         assert r.status_code == 200 and r.json()["status"] == "inactive"
-        assert (await c.get("/v1/admin/auth/me", headers=kim_h)).status_code == 401
-        r = await c.post("/v1/admin/auth/login", json={"email": "chef.kim@myhibachi.dev", "password": "New-grill-pass-99"})
+        assert (await c.get("/v1/auth/staff/me", headers=kim_h)).status_code == 401
+        r = await c.post("/v1/auth/staff/login", json={"email": "chef.kim@myhibachi.dev", "password": "New-grill-pass-99"})
         assert r.status_code == 401
         async with app.state.ctx.db.connect() as conn:
             live = (await conn.execute(sa.select(sa.func.count()).select_from(admin_sessions).where(
@@ -126,12 +126,12 @@ async def test_admin_user_management(make_app, client_of):
 
         # logout ends the session
         kim_h = await login(c, "chef.kim@myhibachi.dev", "New-grill-pass-99")
-        assert (await c.post("/v1/admin/auth/logout", headers=kim_h)).status_code == 204
-        assert (await c.get("/v1/admin/auth/me", headers=kim_h)).status_code == 401
+        assert (await c.post("/v1/auth/staff/logout", headers=kim_h)).status_code == 204
+        assert (await c.get("/v1/auth/staff/me", headers=kim_h)).status_code == 401
 
     off = make_app(["admin_rbac"], flags={"FEATURE_FLAG_ADMIN_USERS": False})
     async with client_of(off) as c:
-        r = await c.post("/v1/admin/auth/login", json={"email": "root@myhibachi.dev", "password": PASSWORD})
+        r = await c.post("/v1/auth/staff/login", json={"email": "root@myhibachi.dev", "password": PASSWORD})
     assert r.status_code == 404 and r.json()["flag"] == "FEATURE_FLAG_ADMIN_USERS"
 
 
@@ -187,7 +187,7 @@ async def test_role_rules_and_escalation(make_app, client_of):
         assert r.status_code == 403 and r.json()["permission"] == "roles.write"
         r = await c.put(f"/v1/admin/users/{staff_user['id']}/roles", headers=adm, json={"roles": ["manager"]})
         assert r.status_code == 200 and r.json()["roles"] == ["manager"]
-        root_id = (await c.get("/v1/admin/auth/me", headers=root)).json()["id"]
+        root_id = (await c.get("/v1/auth/staff/me", headers=root)).json()["id"]
         r = await c.delete(f"/v1/admin/users/{root_id}", headers=adm)  # root outranks an admin
         assert r.status_code == 403
 

@@ -191,7 +191,7 @@ async def test_admin_audit_logs(make_app, client_of, probe_table):
         # logins and lockouts are in the trail too
         assert len(await rows(app, action="admin_auth.login", actor_id=str(root["id"]))) == 1
         for _ in range(5):
-            await c.post("/v1/admin/auth/login", json={"email": "root@myhibachi.dev", "password": "wrong-pass-123"})
+            await c.post("/v1/auth/staff/login", json={"email": "root@myhibachi.dev", "password": "wrong-pass-123"})
         [locked] = await rows(app, action="admin_auth.lockout")
         assert locked["resource_id"] == str(root["id"]) and locked["actor_kind"] == "system"
 

@@ -31,7 +31,7 @@ async def outbox(db):
 async def test_booking_reminder_scheduling(make_app, client_of, seed, clean_db):
     app = make_app([RemindersPlugin()], flags={FLAG: True})
     ctx = app.state.ctx
-    customer = await seed.customer(email="ana@example.com", phone="+15551230001")
+    customer = await seed.customer(email="ana@example.com", phone="+12025550001")
     starts_at = (utcnow() + timedelta(days=3)).replace(microsecond=0)
     booking = await seed.booking(customer, starts_at)
     await seed.publish(ctx, "booking.created", {"booking_id": str(booking), "customer_id": str(customer),
@@ -64,12 +64,12 @@ async def test_booking_reminder_scheduling(make_app, client_of, seed, clean_db):
     assert await dispatch_due(ctx, now=custom_at + timedelta(seconds=1)) == 1
     sent = await outbox(clean_db)
     assert [(r["port"], r["payload"]["to"], r["payload"]["reminder_id"]) for r in sent] == [
-        ("sms", "+15551230001", custom.json()["id"])]
+        ("sms", "+12025550001", custom.json()["id"])]
     # a day before the event: the 24h reminder goes by email and SMS; the cancelled 1h one never does
     assert await dispatch_due(ctx, now=starts_at - timedelta(minutes=30)) == 1
     sent = await outbox(clean_db)
     assert sorted((r["port"], r["payload"]["to"]) for r in sent[1:]) == [("email", "ana@example.com"),
-                                                                        ("sms", "+15551230001")]
+                                                                        ("sms", "+12025550001")]
     email = next(r["payload"] for r in sent if r["port"] == "email")
     assert "10 guests" in email["text"] and "1 Main St, Springfield" in email["text"]
     assert await dispatch_due(ctx, now=starts_at - timedelta(minutes=1)) == 0

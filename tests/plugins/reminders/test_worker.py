@@ -120,7 +120,7 @@ async def test_failed_sends_are_retried_with_backoff_then_failed(make_app, seed)
     app = make_app([RemindersPlugin(retry_seconds=10, max_attempts=3), AdapterPlugin(port)], flags={FLAG: True},
                    sms_adapter="test")
     ctx = app.state.ctx
-    customer = await seed.customer(phone="+15551239999")
+    customer = await seed.customer(phone="+12025559999")
     booking = await seed.booking(customer, utcnow() + timedelta(days=2))
     at = utcnow() + timedelta(hours=1)
     rid = await add_reminder(seed.db, booking, at, channel="sms")
@@ -138,7 +138,7 @@ async def test_failed_sends_are_retried_with_backoff_then_failed(make_app, seed)
     assert await dispatch_due(ctx, now=at + timedelta(seconds=30)) == 1
     row = await reminder(seed.db, rid)
     assert (row["status"], row["attempts"], row["last_error"]) == ("sent", 3, None)
-    assert ctx.ports.sms.sent == [{"to": "+15551239999", "body": ctx.ports.sms.sent[0]["body"]}]
+    assert ctx.ports.sms.sent == [{"to": "+12025559999", "body": ctx.ports.sms.sent[0]["body"]}]
 
     port.failures = 99
     doomed = await add_reminder(seed.db, booking, at, channel="sms")
