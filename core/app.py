@@ -54,15 +54,7 @@ def flag_gate(flag: str):
 
 
 def plugin_states(ctx: AppContext) -> list[PluginInfo]:
-    rows = []
-    for rec in sorted(ctx.plugins.records.values(), key=lambda r: r.name):
-        state = rec.state
-        if state == "enabled" and rec.flag and not ctx.flags.enabled(rec.flag, {"userId": "*"}):
-            state = "disabled by flag"
-        rows.append(PluginInfo(name=rec.name, version=rec.version, flag=rec.flag,
-                               state=state if state != "failed" else f"failed: {rec.reason}",
-                               reason=rec.reason, requires=list(rec.requires), features=rec.features))
-    return rows
+    return [PluginInfo(**row) for row in ctx.plugins.states(ctx.flags)]
 
 
 def _core_router() -> APIRouter:

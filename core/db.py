@@ -12,15 +12,13 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
-
-if TYPE_CHECKING:
-    from fastapi import Request
+from starlette.requests import Request
 
 log = logging.getLogger("myhibachi.db")
 
@@ -178,7 +176,7 @@ class Database:
 Conn = AsyncConnection
 
 
-async def get_conn(request: "Request"):
+async def get_conn(request: Request):
     """Dependency: the request's connection inside one transaction, committed when the route
     returns and rolled back when it raises (a Problem included)."""
     async with request.app.state.ctx.db.begin() as conn:

@@ -111,6 +111,7 @@ def integration_health(ctx: AppContext) -> dict[str, Any] | None:
 
     Called by ``/readyz`` and the admin integration status. Must not block for long.
 
+    :param ctx: the application context.
     :return: ``{"name": ..., "ok": bool, "detail": ...}`` or None when it has none.
     """
 
@@ -124,6 +125,8 @@ def validate_booking(booking: dict[str, Any], conn: Any, ctx: AppContext) -> str
 
     :param booking: the prospective booking as plain data (``starts_at``, ``party_size``,
         ``address``, ``extra`` with plugin-specific fields such as ``location_id``).
+    :param conn: the connection of the booking's transaction.
+    :param ctx: the application context.
     :return: None to accept, or a human-readable reason.
     """
 
@@ -135,6 +138,8 @@ def price_booking(booking: dict[str, Any], conn: Any, ctx: AppContext) -> list[d
     Called for quotes and on create; all results are collected in plugin order.
 
     :param booking: the prospective booking with the core's base lines in ``lines``.
+    :param conn: the connection of the caller's transaction.
+    :param ctx: the application context.
     :return: a list of ``{"code", "label", "amount_cents"}`` lines, or None.
     """
 
@@ -146,6 +151,7 @@ def booking_query_filters(params: dict[str, str], ctx: AppContext) -> list[Any] 
     Called per list request with the query parameters the core did not consume.
 
     :param params: the remaining query parameters.
+    :param ctx: the application context.
     :return: SQLAlchemy boolean expressions on the bookings table (ANDed), or None.
     """
 
@@ -154,9 +160,13 @@ def booking_query_filters(params: dict[str, str], ctx: AppContext) -> list[Any] 
 def booking_capacity(booking: dict[str, Any], conn: Any, ctx: AppContext) -> int | None:
     """Supply the number of events that may run at the booking's slot.
 
+    Called by availability and on create, inside the caller's transaction.
     ``firstresult``: the first plugin to answer decides (for example locations, per
     location); None from every plugin means the core's setting applies.
 
+    :param booking: the prospective booking as plain data (``starts_at``, ``extra``...).
+    :param conn: the connection of the caller's transaction.
+    :param ctx: the application context.
     :return: the capacity of the slot, or None.
     """
 
@@ -168,6 +178,11 @@ def may_send(customer_id: Any, channel: str, kind: str, conn: Any, ctx: AppConte
     Called by every sender. ``kind`` is ``transactional`` or ``marketing``; ``channel``
     is ``sms`` or ``email``. Any plugin's reason refuses the send.
 
+    :param customer_id: the customer the message is for (None for a bare address).
+    :param channel: ``sms`` or ``email``.
+    :param kind: ``transactional`` or ``marketing``.
+    :param conn: the connection of the sender's transaction.
+    :param ctx: the application context.
     :return: None to allow, or the reason to refuse.
     """
 
@@ -176,6 +191,11 @@ def may_send(customer_id: Any, channel: str, kind: str, conn: Any, ctx: AppConte
 def customer_export_sections(customer_id: Any, conn: Any, ctx: AppContext) -> dict[str, Any] | None:
     """Add this plugin's data about a customer to the customer's data export.
 
+    Called by the customer data export (and before an erasure), once per customer.
+
+    :param customer_id: the customer being exported.
+    :param conn: the connection of the export's transaction.
+    :param ctx: the application context.
     :return: ``{section_name: plain data}`` or None.
     """
 
@@ -190,5 +210,6 @@ def resolve_principal(claims: dict[str, Any], ctx: AppContext) -> Any:
     owning the kind answers; None from all means the token is refused.
 
     :param claims: the verified JWT claims (``sub``, ``kind``, ``sid``, ...).
+    :param ctx: the application context.
     :return: a :class:`myhibachi.core.auth.Principal`, or None.
     """
