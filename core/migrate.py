@@ -63,12 +63,24 @@ def downgrade_plugin(url: str, manager: PluginManager, name: str, *, cascade: bo
         script.get_revisions(f"{name}@base")
     except Exception as exc:
         raise MigrationError(f"plugin {name} has no migration branch") from exc
-    applied = set(current(url, manager))
-    dependents = [p.name for p in manager.plugins if name in p.requires and p.name in applied]
+    applied = current(url, manager)
+    if name not in applied:
+        raise MigrationError(f"plugin {name} has no tables applied")
+    # Alembic's "downgrade A@base" silently takes every branch whose revisions depend on A
+    # down first; a plugin that requires A may also rely on A's tables without saying so.
+    dependents = sorted(
+        branch for branch, head in applied.items()
+        if branch not in (name, "core") and (
+            any(_branch(script, rev.revision) == name for rev in script.iterate_revisions(head, "base"))
+            or any(name in p.requires for p in manager.plugins if p.name == branch))
+    )
     if dependents and not cascade:
         raise MigrationError(
             f"plugins {', '.join(sorted(dependents))} depend on {name}; downgrade them first or pass --cascade"
         )
+    for dependent in dependents:
+        if dependent in current(url, manager):
+            command.downgrade(cfg, f"{dependent}@base")
     command.downgrade(cfg, f"{name}@base")
 
 
@@ -84,12 +96,29 @@ def current(url: str, manager: PluginManager) -> dict[str, str]:
             heads = MigrationContext.configure(conn).get_current_heads()
     finally:
         engine.dispose()
-    out: dict[str, str] = {}
+    applied: set[str] = set()
     for head in heads:
-        for rev in script.iterate_revisions(head, "base"):
-            for label in rev.branch_labels or ():
-                out.setdefault(label, head)
-    return out
+        applied.update(rev.revision for rev in script.iterate_revisions(head, "base"))
+    out: dict[str, str] = {}
+    for revision in applied:
+        if not any(revision in _downs(script.get_revision(other)) for other in applied):
+            out[_branch(script, revision)] = revision
+    return dict(sorted(out.items()))
+
+
+def _downs(rev) -> tuple[str, ...]:
+    down = rev.down_revision
+    return () if down is None else (down,) if isinstance(down, str) else tuple(down)
+
+
+def _branch(script: ScriptDirectory, revision: str) -> str:
+    """The label declared at the root of a revision's own chain (dependencies not followed)."""
+    rev = script.get_revision(revision)
+    while _downs(rev):
+        rev = script.get_revision(_downs(rev)[0])
+    labels = getattr(rev.module, "branch_labels", None) or ()
+    labels = (labels,) if isinstance(labels, str) else tuple(labels)
+    return labels[0] if labels else rev.revision
 
 
 def new_revision(url: str, manager: PluginManager, owner: str, message: str) -> Any:

@@ -1,20 +1,23 @@
 """HTTP routes of tip_jar: thin, the logic is in service."""
-from fastapi import APIRouter, Depends, Query
+import uuid
 
-from myhibachi.core.auth import require
+from fastapi import APIRouter, Depends
+
+from myhibachi.core.auth import Principal, authenticated
 from myhibachi.core.db import get_conn
-from myhibachi.core.errors import error_responses
+from myhibachi.core.errors import error_responses, not_found
 from tip_jar import service
-from tip_jar.schemas import ItemIn, ItemOut
+from tip_jar.schemas import TipIn, TipOut
 
 
 def setup(router: APIRouter) -> None:
-    @router.post("/tip-jar/items", response_model=ItemOut, status_code=201,
-                 responses=error_responses(401, 403, 404))
-    async def create_item(body: ItemIn, conn=Depends(get_conn), _=Depends(require("tip_jar.write"))) -> ItemOut:
-        return ItemOut(**await service.create_item(conn, body.label))
-
-    @router.get("/tip-jar/items", response_model=list[ItemOut], responses=error_responses(401, 403, 404))
-    async def list_items(limit: int = Query(50, ge=1, le=200), conn=Depends(get_conn),
-                         _=Depends(require("tip_jar.read"))) -> list[ItemOut]:
-        return [ItemOut(**row) for row in await service.list_items(conn, limit)]
+    @router.post("/tips/{booking_id}", response_model=TipOut, responses=error_responses(401, 404))
+    async def give_tip(booking_id: uuid.UUID, body: TipIn, conn=Depends(get_conn),
+                       principal: Principal = Depends(authenticated)) -> TipOut:
+        row = None
+        if principal.kind == "customer":
+            row = await service.give(conn, booking_id, uuid.UUID(principal.id), body.amount_cents, body.currency,
+                                     body.message)
+        if row is None:
+            raise not_found("tip jar", f"no tip jar of yours for booking {booking_id}")
+        return TipOut(**row)

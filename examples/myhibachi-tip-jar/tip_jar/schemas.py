@@ -5,11 +5,16 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 
-class ItemIn(BaseModel):
-    label: str = Field(min_length=1, max_length=200)
+class TipIn(BaseModel):
+    amount_cents: int = Field(gt=0, le=100_000, description="The tip in cents (at most 1,000.00).")
+    currency: str = Field("USD", pattern="^[A-Z]{3}$")
+    message: str | None = Field(None, max_length=500, description="A note for the chef.")
 
 
-class ItemOut(BaseModel):
-    id: uuid.UUID
-    label: str
-    created_at: datetime
+class TipOut(BaseModel):
+    booking_id: uuid.UUID
+    status: str
+    amount_cents: int
+    currency: str
+    message: str | None
+    given_at: datetime | None
