@@ -59,10 +59,8 @@ def downgrade_plugin(url: str, manager: PluginManager, name: str, *, cascade: bo
         raise MigrationError("the core branch is not downgraded on its own")
     cfg = config(url, manager)
     script = ScriptDirectory.from_config(cfg)
-    try:
-        script.get_revisions(f"{name}@base")
-    except Exception as exc:
-        raise MigrationError(f"plugin {name} has no migration branch") from exc
+    if not any(name in (rev.branch_labels or ()) for rev in script.walk_revisions()):
+        raise MigrationError(f"plugin {name} has no migration branch")
     applied = current(url, manager)
     if name not in applied:
         raise MigrationError(f"plugin {name} has no tables applied")
