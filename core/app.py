@@ -159,7 +159,10 @@ def create_app(
     manager.setup_call("register_tasks", strict=strict, huey=ctx.huey, ctx=ctx)
     events.register_core_handlers(ctx)
     for plugin, handlers in manager.setup_call("register_event_handlers", strict=strict):
-        events.add_handlers(ctx, plugin, handlers or {})
+        try:
+            events.add_handlers(ctx, plugin, handlers or {})
+        except ValueError as exc:
+            manager.fail(plugin, f"register_event_handlers: {exc}", strict)
     routers: dict[str, APIRouter] = {p.name: APIRouter(tags=[p.name]) for p in manager.plugins}
     manager.setup_call("register_routes", strict=strict, own=lambda p: {"router": routers[p.name]}, ctx=ctx)
 

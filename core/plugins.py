@@ -19,6 +19,7 @@ log = logging.getLogger("myhibachi.plugins")
 
 ENTRY_POINT_GROUP = "myhibachi.plugins"
 _FLAG = re.compile(r"[A-Z][A-Z0-9_]*")
+SYSTEM = {"userId": "system"}
 hookimpl = pluggy.HookimplMarker("myhibachi")
 
 
@@ -288,7 +289,9 @@ class PluginManager:
         flag = impl.plugin.flag
         if not flag or self.flags is None:
             return True
-        return self.flags.enabled(flag, context)
+        # A call with no actor (readiness, token resolution) asks as "system": with
+        # stickiness on userId, Unleash answers False to a context without one.
+        return self.flags.enabled(flag, context or SYSTEM)
 
     def _call(self, hook_name: str, impl, kwargs: dict[str, Any]) -> Any:
         if self.trace:
@@ -301,7 +304,11 @@ class PluginManager:
         return result
 
     async def call_all(self, hook_name: str, context: dict | None = None, **kwargs: Any) -> list[Any]:
-        """Every enabled implementation's non-None result, awaited, in call order."""
+        """Every enabled implementation's non-None result, awaited, in call order.
+
+        ``context`` is the Unleash context of the actor (``Principal.flag_context()``);
+        None means the system itself.
+        """
         results = []
         for impl in self._hookimpls(hook_name):
             if not self._active(impl, context):

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
-from pathlib import Path
 
 import pytest
 from fastapi import APIRouter
@@ -17,6 +15,7 @@ from myhibachi.core.auth import create_api_key
 from myhibachi.core.flags import Flags, TogglesFile
 from myhibachi.core.plugins import PluginError, PluginManager, discover, load_installed
 from myhibachi.core.settings import Settings
+from tests.core.plugin_helpers import fake_distribution, site  # noqa: F401
 
 
 class Value(BaseModel):
@@ -36,17 +35,6 @@ def routed(name: str, flag: str | None = None, **manifest):
     return type(f"{name.title()}Plugin", (Plugin,), attrs)
 
 
-def fake_distribution(root: Path, entry: str, source: str) -> str:
-    """Install a distribution the way pip does (a dist-info with entry_points.txt) under root."""
-    module = f"mh_fake_{entry}_{uuid.uuid4().hex[:8]}"
-    info = root / f"{module}-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[myhibachi.plugins]\n{entry} = {module}:plugin\n")
-    (root / f"{module}.py").write_text(source)
-    return module
-
-
 GOOD_SOURCE = '''
 from myhibachi.core import Plugin
 
@@ -60,18 +48,6 @@ class Hello(Plugin):
 
 plugin = Hello()
 '''
-
-
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    """A folder on sys.path that fake distributions are installed into."""
-    root = tmp_path / "site"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))
-    for var in ("MYHIBACHI_PLUGINS", "MYHIBACHI_DISABLED_PLUGINS", "MYHIBACHI_STRICT_PLUGINS",
-                "MYHIBACHI_TRACE_HOOKS"):
-        monkeypatch.delenv(var, raising=False)
-    return root
 
 
 # --- discovery ---------------------------------------------------------------------------
