@@ -312,6 +312,7 @@ def shape_problems(plugin) -> list[str]:
     """What is missing or out of place in a plugin's folder, by the rule above."""
     import inspect
 
+    import myhibachi.core.models  # noqa: F401  (plugins' foreign keys point at core tables)
     from myhibachi.core.db import tables_of
     from myhibachi.core.plugins import import_submodule
 
