@@ -144,6 +144,12 @@ class PluginManager:
         self.trace = trace
         self._hooktrace = self.pm.trace.root.get("hook")
         if trace:
+            log.setLevel(logging.INFO)
+            if not logging.getLogger().handlers and not log.handlers:
+                # nothing configured logging (granian, the CLI): tracing must still be seen
+                handler = logging.StreamHandler()
+                handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+                log.addHandler(handler)
             self.pm.trace.root.setwriter(lambda msg: log.info("hook %s", msg.rstrip()))
             self.pm.enable_tracing()
 

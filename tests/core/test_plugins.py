@@ -216,6 +216,20 @@ async def test_trace_hooks_logs_every_hook_call(monkeypatch, settings, clean_db,
     assert not [r for r in caplog.records if r.name == "myhibachi.plugins" and "validate_booking" in r.getMessage()]
 
 
+def test_trace_hooks_is_seen_on_stderr_of_a_plain_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MYHIBACHI_TRACE_HOOKS": "1", "MYHIBACHI_HOME": str(tmp_path),
+           "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    code = "from myhibachi.core.app import create_app; create_app(['tip_jar'])"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "myhibachi.plugins hook register_routes [tip_jar]" in done.stderr
+    assert "finish register_permissions [tip_jar] --> []" in done.stderr
+
+
 async def test_manager_skips_hookimpls_of_plugins_whose_flag_is_off(make_app):
     plugins = [validator("always", None, 1), validator("gated", "FEATURE_FLAG_GATED", 7)]
     on = make_app(plugins, flags={"FEATURE_FLAG_GATED": True}).state.ctx
