@@ -144,6 +144,7 @@ def worker(interval: float = typer.Option(1.0, help="Seconds between polls when 
             future.result(5)
         except Exception:
             pass
+        ctx.flags.stop()  # its scheduler thread would keep the process alive after Ctrl-C
 
 
 # --- database ------------------------------------------------------------------------------
