@@ -69,6 +69,28 @@ async def test_hook_register_routes(make_app, client_of):
     assert off.status_code == 404 and off.json()["flag"] == "FEATURE_FLAG_HOOKED"
 
 
+class RoutedTwice(Hooked):
+    @hookimpl
+    def register_routes(self, router, ctx):
+        from fastapi import APIRouter
+
+        own = APIRouter()
+
+        @own.get("/hooked/elsewhere", response_model=Answer)
+        async def elsewhere() -> Answer:
+            return Answer(answer="from an included router")
+
+        router.include_router(own)
+
+
+async def test_hook_register_routes_gates_routes_of_an_included_router_too(make_app, client_of):
+    async with client_of(make_app([RoutedTwice()], flags=ON)) as c:
+        assert (await c.get("/v1/hooked/elsewhere")).json() == {"answer": "from an included router"}
+    async with client_of(make_app([RoutedTwice()], flags=OFF)) as c:
+        off = await c.get("/v1/hooked/elsewhere")
+    assert off.status_code == 404 and off.json()["flag"] == "FEATURE_FLAG_HOOKED"
+
+
 class Tasked(Hooked):
     @hookimpl
     def register_tasks(self, huey, ctx):
