@@ -143,12 +143,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--requests", type=int, default=3000)
     args = parser.parse_args()
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         start = startup(args.runs, Path(tmp) / "startup")
         gate = asyncio.run(gating(args.requests, Path(tmp) / "gating"))
     report = {
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average_before": [round(x, 2) for x in load],
         **start, **gate,
     }
     print(json.dumps(report, indent=2))
