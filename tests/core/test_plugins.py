@@ -325,3 +325,26 @@ def test_partial_rollout_reads_as_enabled_with_its_share(home):
         assert manager.states(flags)[0]["state"] == "enabled (50%)"
     finally:
         flags.stop()
+
+
+def test_flag_answers_are_remembered_until_the_definitions_change(home):
+    toggles = TogglesFile(home / "flags.json")
+    toggles.set("FEATURE_FLAG_MEMO", enabled=True, rollout=100)
+    flags = Flags(Settings(home=home))
+    flags.start()
+    who = {"userId": "customer-9"}
+    try:
+        assert flags.enabled("FEATURE_FLAG_MEMO", who) is True
+        assert flags.enabled("FEATURE_FLAG_MEMO", who) is True  # from memory
+        toggles.set("FEATURE_FLAG_MEMO", enabled=False)
+        flags.reload()  # what the refresh job does every few seconds
+        assert flags.enabled("FEATURE_FLAG_MEMO", who) is False
+        toggles.set("FEATURE_FLAG_MEMO", enabled=True, rollout=0)
+        flags.reload()
+        assert flags.enabled("FEATURE_FLAG_MEMO", who) is False
+        toggles.set("FEATURE_FLAG_MEMO", rollout=100)
+        flags.reload()
+        assert flags.enabled("FEATURE_FLAG_MEMO", who) is True
+        assert flags.enabled("FEATURE_FLAG_MEMO", {"userId": "x", "properties": {"tier": "gold"}}) is True
+    finally:
+        flags.stop()
