@@ -127,8 +127,8 @@ def branch_problems(plugin, known_revisions: dict[str, str]) -> list[str]:
                 problems.append(f"revision {rev.revision} depends on unknown {dep}")
             elif owner not in ("core", plugin.name, *plugin.requires):
                 problems.append(f"revision {rev.revision} depends on {owner}, which it does not require")
-    if roots and not any(known_revisions.get(d) == "core" for d in as_tuple(roots[0].depends_on)):
-        problems.append("its first revision does not depend on the core")
+    if roots and not any(known_revisions.get(d) in ("core", *plugin.requires) for d in as_tuple(roots[0].depends_on)):
+        problems.append("its first revision depends neither on the core nor on a plugin it requires")
     return problems
 
 
@@ -208,3 +208,28 @@ def test_plugin_managers_see_the_same_hooks_as_the_spec():
     """Every hookspec is registered with pluggy (nothing defined in the module but left out)."""
     manager = PluginManager()
     assert set(hookspec_functions()) <= {name for name in dir(manager.pm.hook) if not name.startswith("_")}
+
+
+def test_the_branch_rule_catches_a_wrong_label_and_a_stray_dependency(tmp_path):
+    from myhibachi.core import Plugin
+
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "a.py").write_text('revision = "sauce_1"\ndown_revision = None\nbranch_labels = ("sauces",)\n'
+                                 'depends_on = "other_1"\n')
+    (folder / "b.py").write_text('revision = "sauce_2"\ndown_revision = "sauce_1"\nbranch_labels = ("x",)\n'
+                                 'depends_on = None\n')
+
+    class Sauce(Plugin):
+        name = "sauce"
+
+        def migration_location(self):
+            return str(folder)
+
+    known = {"core_0001": "core", "other_1": "other", "sauce_1": "sauce", "sauce_2": "sauce"}
+    assert branch_problems(Sauce(), known) == [
+        "root revision sauce_1 has branch label ('sauces',), not ('sauce',)",
+        "revision sauce_1 depends on other, which it does not require",
+        "revision sauce_2 opens another branch ('x',)",
+        "its first revision depends neither on the core nor on a plugin it requires",
+    ]
