@@ -198,6 +198,7 @@ class Flags:
         self._started = False
         # Answers are remembered per (flag, context) until the engine takes new definitions:
         # a check then costs a dict lookup instead of ~27 us in the engine, on every request.
+        # (In server mode the client's usage metrics then count first evaluations only.)
         self._memo: dict[tuple, tuple[int, bool]] = {}
         self._generation = 0
         self._state: Any = None
