@@ -122,7 +122,8 @@ def test_downgrading_a_required_plugin_is_refused_unless_cascade(fresh_url, tmp_
     before = tables(fresh_url)
     migrate.downgrade_plugin(fresh_url, manager, "sauce", cascade=True)
     assert before - tables(fresh_url) == {"sauce_rows", "pairing_rows"}
-    assert set(migrate.current(fresh_url, manager)) == {"core", "tip_jar"}
+    applied = migrate.current(fresh_url, manager)
+    assert {"core", "tip_jar"} <= set(applied) and not {"sauce", "pairing", "garnish"} & set(applied)
 
 
 RACER = '''
@@ -168,9 +169,9 @@ def test_db_current_shows_each_branch(fresh_url, tmp_path):
     first = runner.invoke(app, ["db", "current"], env=env)
     assert first.exit_code == 0, first.output
     rows = [line.split() for line in first.output.splitlines()[2:]]
-    assert ["core", "core_0001"] in rows and not any(r[0] == "tip_jar" for r in rows)
+    assert ["core", core_head()] in rows and not any(r[0] == "tip_jar" for r in rows)
 
     upgraded = runner.invoke(app, ["db", "upgrade"], env=env)
     assert upgraded.exit_code == 0, upgraded.output
     rows = [line.split() for line in runner.invoke(app, ["db", "current"], env=env).output.splitlines()[2:]]
-    assert ["tip_jar", "tip_jar_0001"] in rows and ["core", "core_0001"] in rows
+    assert ["tip_jar", "tip_jar_0001"] in rows and ["core", core_head()] in rows
