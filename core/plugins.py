@@ -236,6 +236,7 @@ class PluginManager:
         self._impls.clear()
 
     def _fail(self, name: str, reason: str, strict: bool, plugin: Plugin | None = None) -> None:
+        reason = "; ".join(line.strip() for line in reason.splitlines() if line.strip())  # one table row
         log.error("plugin %s left out: %s", name, reason)
         self.records[name] = PluginRecord(name, plugin, "failed", reason,
                                           source=type(plugin).__module__ if plugin else "")

@@ -171,11 +171,23 @@ def test_strict_mode_makes_any_plugin_failure_fatal(site, home, settings, clean_
         create_app([routed("future", core=">=9")()], settings=strict, database=clean_db)
 
 
+class ExtraArgument(Plugin):
+    name = "extra"
+    version = "1.0.0"
+
+    @hookimpl
+    def register_routes(self, router, ctx, oven):
+        pass
+
+
 def test_check_pending_refuses_a_misspelled_hookimpl():
     manager = PluginManager()
-    manager.load([Misspelled(), routed("fine")()])
+    manager.load([Misspelled(), ExtraArgument(), routed("fine")()])
     assert manager.records["typo"].state == "failed"
     assert "unknown hook 'register_route'" in manager.records["typo"].reason
+    extra = manager.records["extra"]
+    assert extra.state == "failed" and "{'oven'} are declared in the hookimpl" in extra.reason
+    assert "\n" not in extra.reason
     assert not manager.pm.is_registered(Misspelled) and manager.get("fine") is not None
     manager.pm.check_pending()  # what stays registered is clean
 
