@@ -66,7 +66,11 @@ def up(
     url = _url(settings)
     manager = _manager(settings)
     started = time.perf_counter()
-    migrate.upgrade(url, manager)
+    try:
+        migrate.upgrade(url, manager)
+    except migrate.MigrationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
     if not settings.unleash_url:
         TogglesFile(settings.toggles_path).ensure([r.flag for r in manager.records.values() if r.flag])
     env = {**os.environ, "DATABASE_URL": url, "MYHIBACHI_HOME": str(settings.home_dir)}
@@ -156,7 +160,11 @@ def db_upgrade() -> None:
     from myhibachi.core import migrate
 
     settings = _settings()
-    migrate.upgrade(_url(settings), _manager(settings))
+    try:
+        migrate.upgrade(_url(settings), _manager(settings))
+    except migrate.MigrationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
     typer.echo("database is up to date")
 
 
@@ -180,7 +188,11 @@ def db_current() -> None:
     from myhibachi.core import migrate
 
     settings = _settings()
-    rows = sorted(migrate.current(_url(settings), _manager(settings)).items())
+    try:
+        rows = sorted(migrate.current(_url(settings), _manager(settings)).items())
+    except migrate.MigrationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
     typer.echo(_table(["branch", "revision"], [list(r) for r in rows]))
 
 

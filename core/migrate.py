@@ -50,7 +50,39 @@ def config(url: str, manager: PluginManager, *, owner: str | None = None) -> Con
 
 
 def upgrade(url: str, manager: PluginManager) -> None:
-    command.upgrade(config(url, manager), "heads")
+    cfg = config(url, manager)
+    applied_heads(url, ScriptDirectory.from_config(cfg))
+    command.upgrade(cfg, "heads")
+
+
+def applied_heads(url: str, script: ScriptDirectory) -> tuple[str, ...]:
+    """The revisions recorded in the database; refuses those no installed branch knows.
+
+    Alembic's own error for that case ("Can't locate revision") names no plugin and
+    comes from every command, so say what happened and what to do.
+    """
+    import sqlalchemy as sa
+    from alembic.script.revision import ResolutionError
+    from alembic.util import CommandError
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            heads = MigrationContext.configure(conn).get_current_heads()
+    finally:
+        engine.dispose()
+    unknown = []
+    for head in heads:
+        try:
+            script.get_revision(head)
+        except (ResolutionError, CommandError):
+            unknown.append(head)
+    if unknown:
+        raise MigrationError(
+            f"the database has revision {', '.join(unknown)} of a plugin that is not installed (or not "
+            "selected); install it again, then `myhibachi db downgrade <plugin>` before uninstalling it"
+        )
+    return heads
 
 
 def downgrade_plugin(url: str, manager: PluginManager, name: str, *, cascade: bool = False) -> None:
@@ -84,16 +116,9 @@ def downgrade_plugin(url: str, manager: PluginManager, name: str, *, cascade: bo
 
 def current(url: str, manager: PluginManager) -> dict[str, str]:
     """Applied revision per branch label."""
-    import sqlalchemy as sa
-
     cfg = config(url, manager)
     script = ScriptDirectory.from_config(cfg)
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            heads = MigrationContext.configure(conn).get_current_heads()
-    finally:
-        engine.dispose()
+    heads = applied_heads(url, script)
     applied: set[str] = set()
     for head in heads:
         applied.update(rev.revision for rev in script.iterate_revisions(head, "base"))

@@ -56,6 +56,19 @@ def test_plugin_installed_later_gets_its_tables_on_the_next_upgrade(fresh_url):
     migrate.upgrade(fresh_url, installed())  # up to date: nothing happens, nothing fails
 
 
+def test_a_plugin_removed_without_downgrade_is_named_not_a_traceback(fresh_url, tmp_path):
+    from myhibachi.core.cli import app
+
+    migrate.upgrade(fresh_url, installed())
+    with pytest.raises(migrate.MigrationError, match="revision tip_jar_0001 of a plugin that is not installed"):
+        migrate.upgrade(fresh_url, installed(without=("tip_jar",)))
+    env = {"DATABASE_URL": fresh_url, "MYHIBACHI_HOME": str(tmp_path), "MYHIBACHI_DISABLED_PLUGINS": "tip_jar",
+           "MYHIBACHI_PLUGINS": None}
+    refused = CliRunner().invoke(app, ["db", "upgrade"], env=env)
+    assert refused.exit_code == 1 and "myhibachi db downgrade <plugin>" in refused.output
+    migrate.upgrade(fresh_url, installed())  # back with it: fine again
+
+
 def test_downgrade_of_a_branch_removes_only_its_tables(fresh_url):
     manager = installed()
     migrate.upgrade(fresh_url, manager)
