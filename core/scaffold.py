@@ -235,10 +235,7 @@ dependencies = ["myhibachi>=0.1"]
 $name = "$package:plugin"
 
 [tool.setuptools]
-packages = ["$package"]
-
-[tool.setuptools.package-data]
-"$package" = ["migrations/*.py"]
+packages = ["$package", "$package.migrations"]  # the migrations folder ships as a package of its own
 ''')
 
 
