@@ -322,9 +322,9 @@ async def test_meta_plugins_endpoint_gives_the_same_rows_behind_plugins_read(sit
     cli_rows = json.loads(CliRunner().invoke(cli, ["plugins", "list", "--json"], env=env).output)
     assert ok.json() == cli_rows
     states = {row["name"]: row["state"] for row in ok.json()}
-    assert states == {"broken": "failed: ImportError: no wok", "greeter": "failed: requires plugin hello, "
-                      "which is not selected", "hello": "not selected", "tip_jar": "disabled by flag",
-                      **{n: states[n] for n in states if n not in ("broken", "greeter", "hello", "tip_jar")}}
+    assert states.items() >= {"broken": "failed: ImportError: no wok",
+                              "greeter": "failed: requires plugin hello, which is not selected",
+                              "hello": "not selected", "tip_jar": "disabled by flag"}.items()
 
 
 def test_partial_rollout_reads_as_enabled_with_its_share(home):
