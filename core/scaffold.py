@@ -264,16 +264,15 @@ def scaffold(name: str, directory: Path, *, flag: str | None = None, package: st
     if not NAME.fullmatch(name) or keyword.iskeyword(name):
         raise ValueError(f"plugin name {name!r} must be lower_case letters, digits and _")
     flag = flag or f"FEATURE_FLAG_{name.upper()}"
+    tests = Path(tests or Path("tests") / "plugins" / name)
     if distribution:
         package = package or name
         root = Path(directory) / distribution
         folder = root / package.replace(".", "/")
-        tests = tests or Path("tests") / "plugins" / name
     else:
         package = package or f"myhibachi.plugins.{name}"
         root = None
         folder = Path(directory) / name
-        tests = tests or Path("tests") / "plugins" / name
     if folder.name != name:
         raise ValueError(f"the package folder ({folder.name}) must be named like the plugin ({name})")
     if folder.exists():
@@ -289,7 +288,7 @@ def scaffold(name: str, directory: Path, *, flag: str | None = None, package: st
         folder / "__init__.py": INIT, folder / "models.py": MODELS, folder / "schemas.py": SCHEMAS,
         folder / "service.py": SERVICE, folder / "routes.py": ROUTES, folder / "tasks.py": TASKS,
         folder / "migrations" / f"{name}_0001_items.py": MIGRATION,
-        Path(tests) / f"test_{name}.py": TEST,
+        tests / f"test_{name}.py": TEST,
     }
     if root is not None:
         files[root / "pyproject.toml"] = PYPROJECT
@@ -299,8 +298,8 @@ def scaffold(name: str, directory: Path, *, flag: str | None = None, package: st
     for path, template in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(template.substitute(values))
-    init = Path(tests) / "__init__.py"
-    if not init.exists() and (Path(tests).parent / "__init__.py").exists():
+    init = tests / "__init__.py"
+    if not init.exists() and (tests.parent / "__init__.py").exists():
         init.write_text("")
     return folder
 
@@ -323,7 +322,7 @@ def shape_problems(plugin) -> list[str]:
 
     needed = list(ALWAYS)
     for hook, modules in WHEN.items():
-        if hook in type(plugin).__dict__:
+        if hasattr(plugin, hook):
             needed.extend(modules)
     if has("models"):
         import_submodule(plugin, "models")
