@@ -68,7 +68,11 @@ def up(
     url = _url(settings)
     manager = _manager(settings)
     started = time.perf_counter()
-    migrate.upgrade(url, manager)
+    try:
+        migrate.upgrade(url, manager)
+    except migrate.MigrationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
     if not settings.unleash_url:
         TogglesFile(settings.toggles_path).ensure([r.flag for r in manager.records.values() if r.flag])
     env = {**os.environ, "DATABASE_URL": url, "MYHIBACHI_HOME": str(settings.home_dir)}
@@ -146,7 +150,7 @@ def worker(interval: float = typer.Option(1.0, help="Seconds between polls when 
             future.result(30)
         except Exception:
             logging.getLogger("myhibachi.worker").exception("dispatch loop did not stop cleanly")
-        ctx.flags.stop()
+        ctx.flags.stop()  # its scheduler thread would keep the process alive after Ctrl-C
         asyncio.run_coroutine_threadsafe(ctx.db.dispose(), loop).result(10)
         typer.echo("worker stopped")
 
@@ -160,7 +164,11 @@ def db_upgrade() -> None:
     from myhibachi.core import migrate
 
     settings = _settings()
-    migrate.upgrade(_url(settings), _manager(settings))
+    try:
+        migrate.upgrade(_url(settings), _manager(settings))
+    except migrate.MigrationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
     typer.echo("database is up to date")
 
 
@@ -184,7 +192,11 @@ def db_current() -> None:
     from myhibachi.core import migrate
 
     settings = _settings()
-    rows = sorted(migrate.current(_url(settings), _manager(settings)).items())
+    try:
+        rows = sorted(migrate.current(_url(settings), _manager(settings)).items())
+    except migrate.MigrationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
     typer.echo(_table(["branch", "revision"], [list(r) for r in rows]))
 
 
@@ -202,22 +214,18 @@ def db_revision(owner: str, message: str = typer.Option(..., "-m", help="What th
 
 
 def plugin_rows(settings: Settings) -> list[dict]:
+    from myhibachi.core.app import flags_file_defaults
     from myhibachi.core.flags import Flags
 
     manager = _manager(settings)
     flags = Flags(settings)
+    if not flags.server_mode:
+        flags_file_defaults(flags, manager)
     flags.start()
-    rows = []
-    for rec in sorted(manager.records.values(), key=lambda r: r.name):
-        state = rec.state
-        if state == "enabled" and rec.flag and not flags.enabled(rec.flag, {"userId": "*"}):
-            state = "disabled by flag"
-        if state == "failed":
-            state = f"failed: {rec.reason}"
-        rows.append({"name": rec.name, "version": rec.version, "flag": rec.flag, "state": state,
-                     "requires": list(rec.requires), "features": rec.features})
-    flags.stop()
-    return rows
+    try:
+        return manager.states(flags)
+    finally:
+        flags.stop()
 
 
 @plugins_app.command("list")
@@ -237,15 +245,29 @@ def plugins_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.
 @plugins_app.command("new")
 def plugins_new(
     name: str,
-    directory: Path = typer.Option(Path("plugins"), help="Folder to create the plugin in."),
+    directory: Path = typer.Option(Path("plugins"), help="Folder to create the plugin (or its distribution) in."),
     flag: Optional[str] = typer.Option(None, help="Its Unleash flag (default FEATURE_FLAG_<NAME>)."),
-    package: Optional[str] = typer.Option(None, help="Its import package (default myhibachi.plugins.<name>)."),
+    package: Optional[str] = typer.Option(None, help="Its import package (default myhibachi.plugins.<name>, "
+                                                     "or <name> for a third-party distribution)."),
+    distribution: Optional[str] = typer.Option(None, help="Make a third-party distribution of this name "
+                                                          "(its own pyproject.toml) instead of a built-in."),
+    tests: Optional[Path] = typer.Option(None, help="Folder of its first test (default tests/plugins/<name>)."),
 ) -> None:
-    """Scaffold a plugin folder with the standard shape."""
+    """Scaffold a plugin of the standard shape: manifest, models, schemas, service, routes,
+    tasks, a first migration and a first test."""
     from myhibachi.core.scaffold import scaffold
 
-    created = scaffold(name, directory, flag=flag, package=package)
-    typer.echo(f"created {created}; add its entry point: {name} = \"{package or 'myhibachi.plugins.' + name}:plugin\"")
+    try:
+        folder = scaffold(name, directory, flag=flag, package=package, distribution=distribution, tests=tests)
+    except (ValueError, FileExistsError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"created {folder}")
+    if distribution:
+        typer.echo(f"install it: pip install -e {folder.parent}")
+    else:
+        typer.echo(f'add its entry point to pyproject.toml: {name} = "myhibachi.plugins.{name}:plugin", '
+                   "then pip install -e .")
 
 
 # --- flags ---------------------------------------------------------------------------------

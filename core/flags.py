@@ -199,6 +199,24 @@ class Flags:
                 **options,
             )
         self._started = False
+        # Answers are remembered per (flag, context) until the engine takes new definitions:
+        # a check then costs a dict lookup instead of ~27 us in the engine, on every request.
+        # (In server mode the client's usage metrics then count first evaluations only.)
+        self._memo: dict[tuple, tuple[int, bool]] = {}
+        self._generation = 0
+        self._state: Any = None
+        engine = self.client._engine
+        take_state = engine.take_state
+
+        def take_state_and_forget(state):
+            try:
+                return take_state(state)
+            finally:
+                if state != self._state:
+                    self._state = state
+                    self._generation += 1
+
+        engine.take_state = take_state_and_forget
 
     def start(self) -> None:
         if self._started:
@@ -221,7 +239,21 @@ class Flags:
         self.client._store.load_from_cache()
 
     def enabled(self, flag: str, context: dict[str, Any] | None = None) -> bool:
-        return self.client.is_enabled(flag, context)
+        generation = self._generation
+        try:
+            key = (flag, *context.items()) if context else (flag,)
+            known = self._memo.get(key)
+        except TypeError:  # an unhashable context value (properties): ask the engine
+            return self.client.is_enabled(flag, context)
+        if known is not None and known[0] == generation:
+            return known[1]
+        answer = self.client.is_enabled(flag, context)
+        if len(self._memo) >= 100_000:
+            self._memo.clear()
+        # stored with the generation it was computed under, so a reload racing this call
+        # leaves an entry that is never used.
+        self._memo[key] = (generation, answer)
+        return answer
 
     @property
     def ready(self) -> bool:

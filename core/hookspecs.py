@@ -132,6 +132,7 @@ def integration_health(ctx: AppContext) -> dict[str, Any] | None:
 
     Called by ``/readyz`` and the admin integration status. Must not block for long.
 
+    :param ctx: the application context.
     :return: ``{"name": ..., "ok": bool, "detail": ...}`` or None when it has none.
     """
 
@@ -153,6 +154,8 @@ def validate_booking(booking: dict[str, Any], conn: Any, ctx: AppContext) -> str
         ``zip_code``, ``menu``, ``notes``, ``slot_key`` and ``extra`` (plugin-specific
         input from the request's ``extra`` object, e.g. ``location_id``; on update only
         what the update sent).
+    :param conn: the connection of the booking's transaction.
+    :param ctx: the application context.
     :return: None to accept; a human-readable reason to refuse with 422; or
         ``{"status": 409, "reason": "..."}`` to refuse with 409 (a conflict, such as a
         resource the plugin owns being taken).
@@ -169,6 +172,8 @@ def price_booking(booking: dict[str, Any], conn: Any, ctx: AppContext) -> list[d
 
     :param booking: the prospective booking (as for ``validate_booking``) with the core's
         base lines in ``lines``.
+    :param conn: the connection of the caller's transaction.
+    :param ctx: the application context.
     :return: a list of ``{"code", "label", "amount_cents"}`` lines (integer cents), or None.
     """
 
@@ -181,6 +186,7 @@ def booking_query_filters(params: dict[str, str], ctx: AppContext) -> list[Any] 
     the caller's flags applied.
 
     :param params: the remaining query parameters.
+    :param ctx: the application context.
     :return: SQLAlchemy boolean expressions on the bookings table (ANDed), or None.
     """
 
@@ -194,6 +200,9 @@ def booking_capacity(booking: dict[str, Any], conn: Any, ctx: AppContext) -> int
     (for example locations, per location); None from every plugin means the core's
     ``booking_capacity`` setting applies.
 
+    :param booking: the prospective booking as plain data (``starts_at``, ``extra``...).
+    :param conn: the connection of the caller's transaction.
+    :param ctx: the application context.
     :return: the capacity of the slot, or None.
     """
 
@@ -220,6 +229,11 @@ def may_send(customer_id: Any, channel: str, kind: str, conn: Any, ctx: AppConte
     Called by every sender. ``kind`` is ``transactional`` or ``marketing``; ``channel``
     is ``sms`` or ``email``. Any plugin's reason refuses the send.
 
+    :param customer_id: the customer the message is for (None for a bare address).
+    :param channel: ``sms`` or ``email``.
+    :param kind: ``transactional`` or ``marketing``.
+    :param conn: the connection of the sender's transaction.
+    :param ctx: the application context.
     :return: None to allow, or the reason to refuse.
     """
 
@@ -228,6 +242,11 @@ def may_send(customer_id: Any, channel: str, kind: str, conn: Any, ctx: AppConte
 def customer_export_sections(customer_id: Any, conn: Any, ctx: AppContext) -> dict[str, Any] | None:
     """Add this plugin's data about a customer to the customer's data export.
 
+    Called by the customer data export (and before an erasure), once per customer.
+
+    :param customer_id: the customer being exported.
+    :param conn: the connection of the export's transaction.
+    :param ctx: the application context.
     :return: ``{section_name: plain data}`` or None.
     """
 
@@ -242,6 +261,7 @@ def resolve_principal(claims: dict[str, Any], ctx: AppContext) -> Any:
     owning the kind answers; None from all means the token is refused.
 
     :param claims: the verified JWT claims (``sub``, ``kind``, ``sid``, ...).
+    :param ctx: the application context.
     :return: a :class:`myhibachi.core.auth.Principal`, or None.
     """
 

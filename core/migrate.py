@@ -50,7 +50,39 @@ def config(url: str, manager: PluginManager, *, owner: str | None = None) -> Con
 
 
 def upgrade(url: str, manager: PluginManager) -> None:
-    command.upgrade(config(url, manager), "heads")
+    cfg = config(url, manager)
+    applied_heads(url, ScriptDirectory.from_config(cfg))
+    command.upgrade(cfg, "heads")
+
+
+def applied_heads(url: str, script: ScriptDirectory) -> tuple[str, ...]:
+    """The revisions recorded in the database; refuses those no installed branch knows.
+
+    Alembic's own error for that case ("Can't locate revision") names no plugin and
+    comes from every command, so say what happened and what to do.
+    """
+    import sqlalchemy as sa
+    from alembic.script.revision import ResolutionError
+    from alembic.util import CommandError
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            heads = MigrationContext.configure(conn).get_current_heads()
+    finally:
+        engine.dispose()
+    unknown = []
+    for head in heads:
+        try:
+            script.get_revision(head)
+        except (ResolutionError, CommandError):
+            unknown.append(head)
+    if unknown:
+        raise MigrationError(
+            f"the database has revision {', '.join(unknown)} of a plugin that is not installed (or not "
+            "selected); install it again, then `myhibachi db downgrade <plugin>` before uninstalling it"
+        )
+    return heads
 
 
 def downgrade_plugin(url: str, manager: PluginManager, name: str, *, cascade: bool = False) -> None:
@@ -59,37 +91,57 @@ def downgrade_plugin(url: str, manager: PluginManager, name: str, *, cascade: bo
         raise MigrationError("the core branch is not downgraded on its own")
     cfg = config(url, manager)
     script = ScriptDirectory.from_config(cfg)
-    try:
-        script.get_revisions(f"{name}@base")
-    except Exception as exc:
-        raise MigrationError(f"plugin {name} has no migration branch") from exc
-    applied = set(current(url, manager))
-    dependents = [p.name for p in manager.plugins if name in p.requires and p.name in applied]
+    if not any(name in (rev.branch_labels or ()) for rev in script.walk_revisions()):
+        raise MigrationError(f"plugin {name} has no migration branch")
+    applied = current(url, manager)
+    if name not in applied:
+        raise MigrationError(f"plugin {name} has no tables applied")
+    # Alembic's "downgrade A@base" silently takes every branch whose revisions depend on A
+    # down first; a plugin that requires A may also rely on A's tables without saying so.
+    dependents = sorted(
+        branch for branch, head in applied.items()
+        if branch not in (name, "core") and (
+            any(_branch(script, rev.revision) == name for rev in script.iterate_revisions(head, "base"))
+            or any(name in p.requires for p in manager.plugins if p.name == branch))
+    )
     if dependents and not cascade:
         raise MigrationError(
             f"plugins {', '.join(sorted(dependents))} depend on {name}; downgrade them first or pass --cascade"
         )
+    for dependent in dependents:
+        if dependent in current(url, manager):
+            command.downgrade(cfg, f"{dependent}@base")
     command.downgrade(cfg, f"{name}@base")
 
 
 def current(url: str, manager: PluginManager) -> dict[str, str]:
     """Applied revision per branch label."""
-    import sqlalchemy as sa
-
     cfg = config(url, manager)
     script = ScriptDirectory.from_config(cfg)
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            heads = MigrationContext.configure(conn).get_current_heads()
-    finally:
-        engine.dispose()
-    out: dict[str, str] = {}
+    heads = applied_heads(url, script)
+    applied: set[str] = set()
     for head in heads:
-        for rev in script.iterate_revisions(head, "base"):
-            for label in rev.branch_labels or ():
-                out.setdefault(label, head)
-    return out
+        applied.update(rev.revision for rev in script.iterate_revisions(head, "base"))
+    out: dict[str, str] = {}
+    for revision in applied:
+        if not any(revision in _downs(script.get_revision(other)) for other in applied):
+            out[_branch(script, revision)] = revision
+    return dict(sorted(out.items()))
+
+
+def _downs(rev) -> tuple[str, ...]:
+    down = rev.down_revision
+    return () if down is None else (down,) if isinstance(down, str) else tuple(down)
+
+
+def _branch(script: ScriptDirectory, revision: str) -> str:
+    """The label declared at the root of a revision's own chain (dependencies not followed)."""
+    rev = script.get_revision(revision)
+    while _downs(rev):
+        rev = script.get_revision(_downs(rev)[0])
+    labels = getattr(rev.module, "branch_labels", None) or ()
+    labels = (labels,) if isinstance(labels, str) else tuple(labels)
+    return labels[0] if labels else rev.revision
 
 
 def new_revision(url: str, manager: PluginManager, owner: str, message: str) -> Any:

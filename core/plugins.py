@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import re
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from importlib.metadata import entry_points
@@ -17,6 +18,8 @@ from packaging.version import Version
 log = logging.getLogger("myhibachi.plugins")
 
 ENTRY_POINT_GROUP = "myhibachi.plugins"
+_FLAG = re.compile(r"[A-Z][A-Z0-9_]*")
+SYSTEM = {"userId": "system"}
 hookimpl = pluggy.HookimplMarker("myhibachi")
 
 
@@ -88,6 +91,17 @@ def validate_manifest(plugin: Any, core_version: str) -> None:
         raise PluginError(f"{plugin!r} is not a myhibachi.core.Plugin instance")
     if not plugin.name or not plugin.name.isidentifier():
         raise PluginError(f"plugin name {plugin.name!r} must be a Python identifier")
+    if plugin.flag is not None and not (isinstance(plugin.flag, str) and _FLAG.fullmatch(plugin.flag)):
+        raise PluginError(f"plugin {plugin.name}: flag {plugin.flag!r} must be an UPPER_CASE name or None")
+    if isinstance(plugin.requires, str) or not all(isinstance(r, str) for r in plugin.requires):
+        raise PluginError(f"plugin {plugin.name}: requires must be a list of plugin names")
+    if plugin.name in plugin.requires:
+        raise PluginError(f"plugin {plugin.name} requires itself")
+    if not isinstance(plugin.features, dict) or not all(
+            isinstance(v, (list, tuple)) and all(isinstance(t, str) for t in v) for v in plugin.features.values()):
+        raise PluginError(f"plugin {plugin.name}: features must map roadmap ids to lists of test names")
+    if isinstance(plugin.permissions, str) or not all(isinstance(p, str) and "." in p for p in plugin.permissions):
+        raise PluginError(f"plugin {plugin.name}: permissions must be '<area>.<verb>' strings")
     try:
         Version(plugin.version)
     except Exception as exc:
@@ -114,8 +128,9 @@ class PluginManager:
     """Loads plugins, registers them with pluggy, and calls hooks with the flags applied.
 
     ``call_all``/``call_first`` run the request-time hooks of the plugins whose flag is on
-    for the given flag context; both await async implementations. ``register_*`` hooks
-    are called through ``hook`` (pluggy's relay) for every loaded plugin.
+    for the given flag context; both await async implementations. ``setup_call`` runs a
+    start-up hook plugin by plugin. With ``trace`` every hook call and result is logged
+    (logger ``myhibachi.plugins``, level INFO).
     """
 
     def __init__(self, *, trace: bool = False) -> None:
@@ -126,7 +141,15 @@ class PluginManager:
         self.records: dict[str, PluginRecord] = {}
         self.flags = None  # set by the app: an object with enabled(flag, context) -> bool
         self._impls: dict[str, list] = {}
+        self.trace = trace
+        self._hooktrace = self.pm.trace.root.get("hook")
         if trace:
+            log.setLevel(logging.INFO)
+            if not logging.getLogger().handlers and not log.handlers:
+                # nothing configured logging (granian, the CLI): tracing must still be seen
+                handler = logging.StreamHandler()
+                handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+                log.addHandler(handler)
             self.pm.trace.root.setwriter(lambda msg: log.info("hook %s", msg.rstrip()))
             self.pm.enable_tracing()
 
@@ -154,8 +177,9 @@ class PluginManager:
         """Load plugins from objects or from ``{name: loader}``; refuse the bad ones.
 
         A plugin that fails to import, has a bad manifest, lacks a requirement, is part of
-        a requirement cycle, or raises while registering is recorded as failed and left
-        out (``strict`` raises instead).
+        a requirement cycle, or implements a hook that does not exist is recorded as
+        failed and left out (``strict`` raises instead). Plugins outside ``allow`` or in
+        ``deny`` are recorded as "not selected"; their import errors are not failures.
         """
         from myhibachi.core import __version__
 
@@ -164,6 +188,8 @@ class PluginManager:
         loaded: dict[str, Plugin] = {}
         items = candidates.items() if isinstance(candidates, dict) else ((None, c) for c in candidates)
         for name, cand in items:
+            label = name or getattr(cand, "name", None) or repr(cand)
+            selected = name is None or ((allow is None or name in allow) and name not in deny)
             try:
                 plugin = cand() if name is not None else cand
                 if isinstance(plugin, type):
@@ -172,38 +198,66 @@ class PluginManager:
                 if name is not None and plugin.name != name:
                     raise PluginError(f"entry point {name!r} names plugin {plugin.name!r}")
             except Exception as exc:
-                self._fail(name or getattr(cand, "name", repr(cand)), f"{type(exc).__name__}: {exc}", strict)
+                if selected:
+                    self._fail(label, f"{type(exc).__name__}: {exc}", strict)
+                else:
+                    self.records[label] = PluginRecord(label, None, "not selected", f"{type(exc).__name__}: {exc}")
                 continue
-            if (allow is not None and plugin.name not in allow) or plugin.name in deny:
-                self.records[plugin.name] = PluginRecord(plugin.name, plugin, "not selected")
+            if not selected or (allow is not None and plugin.name not in allow) or plugin.name in deny:
+                self.records[plugin.name] = PluginRecord(plugin.name, plugin, "not selected",
+                                                         source=type(plugin).__module__)
+                continue
+            if plugin.name in loaded or self.get(plugin.name):
+                self._fail(plugin.name, f"two plugins are named {plugin.name}", strict)
                 continue
             loaded[plugin.name] = plugin
 
         for name in self._unresolvable(loaded, strict):
             loaded.pop(name)
 
-        order = TopologicalSorter({n: [r for r in p.requires] for n, p in loaded.items()}).static_order()
+        order = TopologicalSorter({n: list(p.requires) for n, p in loaded.items()}).static_order()
         for name in order:
-            plugin = loaded[name]
+            plugin = loaded.get(name)
+            if plugin is None:  # an already loaded requirement
+                continue
+            if any(self.get(r) is None for r in plugin.requires):
+                missing = [r for r in plugin.requires if self.get(r) is None]
+                self._fail(name, f"requires plugin {', '.join(missing)}, which failed to register", strict, plugin)
+                continue
             try:
                 self.pm.register(plugin, name=name)
+                # the plugins registered before passed this check, so what is pending is this one's
+                self.pm.check_pending()
                 self.records[name] = PluginRecord(name, plugin, "enabled", source=type(plugin).__module__)
             except Exception as exc:
                 if self.pm.is_registered(plugin):
                     self.pm.unregister(plugin)
                 self._fail(name, f"{type(exc).__name__}: {exc}", strict, plugin)
-        self.pm.check_pending()
         self._impls.clear()
 
     def _fail(self, name: str, reason: str, strict: bool, plugin: Plugin | None = None) -> None:
+        reason = "; ".join(line.strip() for line in reason.splitlines() if line.strip())  # one table row
         log.error("plugin %s left out: %s", name, reason)
-        self.records[name] = PluginRecord(name, plugin, "failed", reason)
+        self.records[name] = PluginRecord(name, plugin, "failed", reason,
+                                          source=type(plugin).__module__ if plugin else "")
         if strict:
             raise PluginError(f"plugin {name} failed: {reason}")
 
     def _unresolvable(self, loaded: dict[str, Plugin], strict: bool) -> list[str]:
-        """Names to drop: plugins with a missing requirement (transitively) or in a cycle."""
+        """Names to drop: plugins in a requirement cycle, or missing a requirement (transitively)."""
         dropped: dict[str, str] = {}
+        graph = {n: [r for r in p.requires if r in loaded] for n, p in loaded.items()}
+        while True:
+            try:
+                TopologicalSorter(graph).prepare()
+                break
+            except CycleError as exc:
+                cycle = exc.args[1]
+                names = " -> ".join(reversed(cycle))
+                for n in set(cycle):
+                    dropped[n] = f"requirement cycle: {names}"
+                    graph.pop(n, None)
+                graph = {n: [r for r in reqs if r in graph] for n, reqs in graph.items()}
         changed = True
         while changed:
             changed = False
@@ -211,29 +265,24 @@ class PluginManager:
                 if name in dropped:
                     continue
                 for req in plugin.requires:
-                    if req not in loaded or req in dropped:
-                        why = "is not installed" if req not in loaded and req not in self.records else (
-                            f"is {self.records[req].state}" if req in self.records else "was refused")
-                        dropped[name] = f"requires plugin {req}, which {why}"
-                        changed = True
-                        break
-        graph = {n: [r for r in p.requires if r not in dropped] for n, p in loaded.items() if n not in dropped}
-        while True:
-            try:
-                TopologicalSorter(graph).prepare()
-                break
-            except CycleError as exc:
-                cycle = exc.args[1]
-                names = " -> ".join(cycle)
-                for n in set(cycle):
-                    dropped[n] = f"requirement cycle: {names}"
-                    graph.pop(n, None)
-                graph = {n: [r for r in reqs if r in graph] for n, reqs in graph.items()}
+                    if self.get(req) is not None:
+                        continue
+                    if req in dropped:
+                        why = "was refused"
+                    elif req in loaded:
+                        continue
+                    elif req in self.records:
+                        why = f"is {self.records[req].state}"
+                    else:
+                        why = "is not installed"
+                    dropped[name] = f"requires plugin {req}, which {why}"
+                    changed = True
+                    break
         for name, reason in dropped.items():
             self._fail(name, reason, strict, loaded[name])
         return list(dropped)
 
-    # --- request-time hooks, flags applied ------------------------------------------------
+    # --- calling hooks ------------------------------------------------------------------------
 
     def _hookimpls(self, hook_name: str) -> list:
         impls = self._impls.get(hook_name)
@@ -244,22 +293,37 @@ class PluginManager:
         return impls
 
     def _active(self, impl, context: dict | None) -> bool:
-        plugin = impl.plugin
-        flag = getattr(plugin, "flag", None)
+        flag = impl.plugin.flag
         if not flag or self.flags is None:
             return True
-        return self.flags.enabled(flag, context)
+        # A call with no actor (readiness, token resolution) asks as "system": with
+        # stickiness on userId, Unleash answers False to a context without one.
+        return self.flags.enabled(flag, context or SYSTEM)
+
+    def _call(self, hook_name: str, impl, kwargs: dict[str, Any]) -> Any:
+        if self.trace:
+            self._hooktrace(f"{hook_name} [{impl.plugin_name}]", {a: kwargs[a] for a in impl.argnames})
+        return impl.function(*[kwargs[a] for a in impl.argnames])
+
+    def _traced(self, hook_name: str, impl, result: Any) -> Any:
+        if self.trace:
+            self._hooktrace("finish", f"{hook_name} [{impl.plugin_name}]", "-->", result)
+        return result
 
     async def call_all(self, hook_name: str, context: dict | None = None, **kwargs: Any) -> list[Any]:
-        """Every enabled implementation's non-None result, awaited, in call order."""
+        """Every enabled implementation's non-None result, awaited, in call order.
+
+        ``context`` is the Unleash context of the actor (``Principal.flag_context()``);
+        None means the system itself.
+        """
         results = []
         for impl in self._hookimpls(hook_name):
             if not self._active(impl, context):
                 continue
-            result = impl.function(*[kwargs[a] for a in impl.argnames])
+            result = self._call(hook_name, impl, kwargs)
             if inspect.isawaitable(result):
                 result = await result
-            if result is not None:
+            if self._traced(hook_name, impl, result) is not None:
                 results.append(result)
         return results
 
@@ -268,16 +332,17 @@ class PluginManager:
         for impl in self._hookimpls(hook_name):
             if not self._active(impl, context):
                 continue
-            result = impl.function(*[kwargs[a] for a in impl.argnames])
+            result = self._call(hook_name, impl, kwargs)
             if inspect.isawaitable(result):
                 result = await result
-            if result is not None:
+            if self._traced(hook_name, impl, result) is not None:
                 return result
         return None
 
     def setup_call(self, hook_name: str, *, strict: bool = False, own: Callable[[Plugin], dict] | None = None,
                    **kwargs: Any) -> list[tuple[Plugin, Any]]:
-        """Call a start-up hook plugin by plugin; a plugin that raises is reported and left out.
+        """Call a start-up hook plugin by plugin, whatever the flags; a plugin that raises
+        is reported and left out.
 
         ``own(plugin)`` gives arguments of that plugin's own (its router, for example).
         """
@@ -285,17 +350,57 @@ class PluginManager:
         for impl in list(self._hookimpls(hook_name)):
             args = {**kwargs, **own(impl.plugin)} if own else kwargs
             try:
-                out.append((impl.plugin, impl.function(*[args[a] for a in impl.argnames])))
+                out.append((impl.plugin, self._traced(hook_name, impl, self._call(hook_name, impl, args))))
             except Exception as exc:
                 self.fail(impl.plugin, f"{hook_name} raised {type(exc).__name__}: {exc}", strict)
         return out
 
     def fail(self, plugin: Plugin, reason: str, strict: bool = False) -> None:
-        """Leave a registered plugin out after it failed during start-up."""
+        """Leave a registered plugin out after it failed during start-up, with its dependents."""
         if self.pm.is_registered(plugin):
             self.pm.unregister(plugin)
         self._impls.clear()
         self._fail(plugin.name, reason, strict, plugin)
+        for other in self.plugins:
+            if plugin.name in other.requires:
+                self.fail(other, f"requires plugin {plugin.name}, which failed", strict)
+
+    def states(self, flags=None) -> list[dict[str, Any]]:
+        """One row per known plugin: name, version, flag, state, reason, requires, features.
+
+        ``state`` is ``enabled``, ``disabled by flag`` (its flag is off for everyone),
+        ``failed: <reason>`` or ``not selected``; a partial rollout reads ``enabled (N%)``.
+        """
+        rows = []
+        for rec in sorted(self.records.values(), key=lambda r: r.name):
+            state = rec.state
+            if state == "enabled" and rec.flag and flags is not None:
+                rollout = flag_rollout(flags, rec.flag)
+                if rollout == 0:
+                    state = "disabled by flag"
+                elif rollout < 100:
+                    state = f"enabled ({rollout}%)"
+            elif state == "failed":
+                state = f"failed: {rec.reason}"
+            rows.append({"name": rec.name, "version": rec.version, "flag": rec.flag, "state": state,
+                         "reason": rec.reason, "requires": list(rec.requires), "features": rec.features})
+        return rows
+
+
+def flag_rollout(flags, flag: str) -> int:
+    """Share of users (0-100) a flag is on for, from the definitions the client holds."""
+    import json
+
+    from UnleashClient.constants import FEATURES_URL
+
+    from myhibachi.core.flags import rollout_of
+
+    body = flags.cache.get(FEATURES_URL)
+    doc = json.loads(body) if isinstance(body, str) else (body or {})
+    for toggle in doc.get("features", []):
+        if toggle.get("name") == flag:
+            return rollout_of(toggle) if toggle.get("enabled") else 0
+    return 0
 
 
 def load_installed(settings, *, strict: bool | None = None, trace: bool | None = None) -> PluginManager:

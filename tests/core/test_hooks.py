@@ -1,0 +1,335 @@
+"""One test per hook of core/hookspecs.py (the meta-test asks for ``test_hook_<name>``).
+
+The start-up hooks are tested through ``create_app``; the extension points of the booking
+flow through ``ctx.call_all``/``ctx.call_first`` with the plugin's flag on and off (the
+booking flow's own tests use them in place).
+"""
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import typer
+from fastapi import Depends
+from pydantic import BaseModel
+from typer.testing import CliRunner
+
+from myhibachi.core import Plugin, events, hookimpl, migrate
+from myhibachi.core.auth import Principal, issue_access_token, require
+from myhibachi.core.models import bookings
+from myhibachi.core.plugins import PluginManager, discover
+from tests.core.plugin_helpers import fake_distribution, site  # noqa: F401
+
+ON, OFF = {"FEATURE_FLAG_HOOKED": True}, {"FEATURE_FLAG_HOOKED": False}
+WHO = {"userId": "customer-1"}
+
+
+class Hooked(Plugin):
+    name = "hooked"
+    version = "1.0.0"
+    flag = "FEATURE_FLAG_HOOKED"
+    permissions = ("hooked.read",)
+
+
+class Answer(BaseModel):
+    answer: str
+
+
+async def test_hook_migration_location(tmp_path):
+    tip_jar = discover()["tip_jar"]()
+    location = Path(tip_jar.migration_location())
+    assert location.name == "migrations" and any(location.glob("*.py"))
+    assert Hooked().migration_location() is None  # this test module has no migrations folder
+    manager = PluginManager()
+    manager.load([tip_jar, Hooked()])
+    found = migrate.locations(manager)
+    assert found["tip_jar"] == str(location.resolve()) and "hooked" not in found and "core" in found
+
+
+class Routed(Hooked):
+    @hookimpl
+    def register_routes(self, router, ctx):
+        @router.get("/hooked/answer", response_model=Answer)
+        async def answer() -> Answer:
+            return Answer(answer=f"router of {self.name} under /v1")
+
+
+async def test_hook_register_routes(make_app, client_of):
+    app = make_app([Routed()], flags=ON)
+    async with client_of(app) as c:
+        on = await c.get("/v1/hooked/answer")
+        spec = (await c.get("/openapi.json")).json()
+    assert on.json() == {"answer": "router of hooked under /v1"}
+    assert spec["paths"]["/v1/hooked/answer"]["get"]["tags"] == ["hooked"]
+    async with client_of(make_app([Routed()], flags=OFF)) as c:
+        off = await c.get("/v1/hooked/answer")
+    assert off.status_code == 404 and off.json()["flag"] == "FEATURE_FLAG_HOOKED"
+
+
+class RoutedTwice(Hooked):
+    @hookimpl
+    def register_routes(self, router, ctx):
+        from fastapi import APIRouter
+
+        own = APIRouter()
+
+        @own.get("/hooked/elsewhere", response_model=Answer)
+        async def elsewhere() -> Answer:
+            return Answer(answer="from an included router")
+
+        router.include_router(own)
+
+
+async def test_hook_register_routes_gates_routes_of_an_included_router_too(make_app, client_of):
+    async with client_of(make_app([RoutedTwice()], flags=ON)) as c:
+        assert (await c.get("/v1/hooked/elsewhere")).json() == {"answer": "from an included router"}
+    async with client_of(make_app([RoutedTwice()], flags=OFF)) as c:
+        off = await c.get("/v1/hooked/elsewhere")
+    assert off.status_code == 404 and off.json()["flag"] == "FEATURE_FLAG_HOOKED"
+
+
+class Tasked(Hooked):
+    @hookimpl
+    def register_tasks(self, huey, ctx):
+        @huey.task(name="hooked.double")
+        def double(n):
+            return n * 2 + (ctx is not None)
+
+        self.task = double
+
+
+async def test_hook_register_tasks(make_app):
+    plugin = Tasked()
+    app = make_app([plugin], flags=OFF)  # start-up hooks run whatever the flag
+    huey = app.state.ctx.huey
+    assert any(name.endswith("hooked.double") for name in huey._registry._registry)
+    huey.immediate = True
+    try:
+        assert plugin.task(20).get() == 41
+    finally:
+        huey.immediate = False
+
+
+class Subscribed(Hooked):
+    seen: list = []
+
+    @hookimpl
+    def register_event_handlers(self):
+        async def on_cancelled(conn, event, ctx):
+            self.seen.append((event["name"], event["payload"]["booking_id"]))
+
+        return {"booking.cancelled": [on_cancelled]}
+
+
+class BadSubscriber(Hooked):
+    name = "bad_subscriber"
+
+    @hookimpl
+    def register_event_handlers(self):
+        async def handler(conn, event, ctx):
+            pass
+
+        return {"booking.exploded": [handler]}
+
+
+async def test_hook_register_event_handlers(make_app):
+    plugin = Subscribed()
+    plugin.seen = []
+    app = make_app([plugin, BadSubscriber()], flags=ON, strict_plugins=False)
+    ctx = app.state.ctx
+    assert "unknown event 'booking.exploded'" in ctx.plugins.records["bad_subscriber"].reason
+    async with ctx.db.begin() as conn:
+        await events.publish(conn, ctx, "booking.cancelled", {"booking_id": "b1", "reason": "rain"}, actor="c1")
+    assert await events.deliver_due(ctx) == 1
+    assert plugin.seen == [("booking.cancelled", "b1")]
+    assert await events.deliver_due(ctx) == 0  # delivered once
+
+
+class Permitted(Hooked):
+    @hookimpl
+    def register_permissions(self):
+        return ["hooked.write"]
+
+
+async def test_hook_register_permissions(make_app):
+    ctx = make_app([Permitted()]).state.ctx
+    assert {"hooked.write", "plugins.read"} <= ctx.permissions
+    plain = make_app([Hooked()]).state.ctx  # the default implementation returns the manifest's
+    assert "hooked.read" in plain.permissions
+
+
+CLI_PLUGIN = '''
+import typer
+from myhibachi.core import Plugin, hookimpl
+
+
+class Griddle(Plugin):
+    name = "griddle"
+    version = "1.0.0"
+
+    @hookimpl
+    def register_cli(self, app):
+        griddle = typer.Typer(help="The griddle.")
+
+        @griddle.command()
+        def heat(degrees: int):
+            print(f"griddle at {degrees}")
+
+        app.add_typer(griddle, name="griddle")
+
+
+plugin = Griddle()
+'''
+
+
+def test_hook_register_cli(site, monkeypatch, tmp_path, capsys):
+    from myhibachi.core import cli
+
+    fake_distribution(site, "griddle", CLI_PLUGIN)
+    fresh = typer.Typer()
+    monkeypatch.setattr(cli, "app", fresh)
+    monkeypatch.setenv("MYHIBACHI_HOME", str(tmp_path))
+    monkeypatch.setenv("MYHIBACHI_PLUGINS", "griddle")
+    monkeypatch.setattr(sys, "argv", ["myhibachi", "griddle", "heat", "260"])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 0
+    assert "griddle at 260" in capsys.readouterr().out
+    assert CliRunner().invoke(fresh, ["griddle", "heat", "x"]).exit_code == 2
+
+
+class Healthy(Hooked):
+    ok = True
+
+    @hookimpl
+    def integration_health(self, ctx):
+        return {"name": "wok-supplier", "ok": self.ok, "detail": "reachable" if self.ok else "timed out"}
+
+
+async def test_hook_integration_health(make_app, client_of):
+    good, bad = Healthy(), Healthy()
+    bad.ok = False
+    async with client_of(make_app([good], flags=ON)) as c:
+        ready = await c.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["wok-supplier"]["detail"] == "reachable"
+    async with client_of(make_app([bad], flags=ON)) as c:
+        down = await c.get("/readyz")
+    assert down.status_code == 503 and down.json()["checks"]["wok-supplier"]["ok"] is False
+    ctx = make_app([bad], flags=OFF).state.ctx
+    assert await ctx.call_all("integration_health") == []
+
+
+class Booking(Hooked):
+    @hookimpl
+    async def validate_booking(self, booking, conn, ctx):
+        if booking["party_size"] > 40:
+            return "parties over 40 need two chefs"
+
+    @hookimpl
+    def price_booking(self, booking, conn, ctx):
+        return [{"code": "travel", "label": "Travel fee", "amount_cents": 2500}]
+
+    @hookimpl
+    def booking_query_filters(self, params, ctx):
+        if "min_party" in params:
+            return [bookings.c.party_size >= int(params["min_party"])]
+
+    @hookimpl
+    def booking_capacity(self, booking, conn, ctx):
+        return 3
+
+    @hookimpl
+    async def may_send(self, customer_id, channel, kind, conn, ctx):
+        if kind == "marketing":
+            return "no marketing consent"
+
+    @hookimpl
+    def customer_export_sections(self, customer_id, conn, ctx):
+        return {"hooked": {"customer": str(customer_id)}}
+
+
+async def flag_on_and_off(make_app, hook, first=False, **kwargs):
+    results = []
+    for flags in (ON, OFF):
+        ctx = make_app([Booking()], flags=flags).state.ctx
+        call = ctx.call_first if first else ctx.call_all
+        results.append(await call(hook, WHO, **kwargs))
+    return results
+
+
+async def test_hook_validate_booking(make_app):
+    on, off = await flag_on_and_off(make_app, "validate_booking", booking={"party_size": 50}, conn=None)
+    assert (on, off) == (["parties over 40 need two chefs"], [])
+    small, _ = await flag_on_and_off(make_app, "validate_booking", booking={"party_size": 8}, conn=None)
+    assert small == []
+
+
+async def test_hook_price_booking(make_app):
+    on, off = await flag_on_and_off(make_app, "price_booking", booking={"lines": []}, conn=None)
+    assert on == [[{"code": "travel", "label": "Travel fee", "amount_cents": 2500}]] and off == []
+
+
+async def test_hook_booking_query_filters(make_app):
+    on, off = await flag_on_and_off(make_app, "booking_query_filters", params={"min_party": "12"})
+    assert off == [] and len(on) == 1
+    query = sa.select(bookings.c.id).where(*on[0])
+    assert "bookings.party_size >= " in str(query)
+
+
+async def test_hook_booking_capacity(make_app):
+    on, off = await flag_on_and_off(make_app, "booking_capacity", first=True, booking={}, conn=None)
+    assert (on, off) == (3, None)
+
+
+async def test_hook_may_send(make_app):
+    customer = uuid.uuid4()
+    on, off = await flag_on_and_off(make_app, "may_send", customer_id=customer, channel="sms", kind="marketing",
+                                    conn=None)
+    assert (on, off) == (["no marketing consent"], [])
+    ok, _ = await flag_on_and_off(make_app, "may_send", customer_id=customer, channel="sms", kind="transactional",
+                                  conn=None)
+    assert ok == []
+
+
+async def test_hook_customer_export_sections(make_app):
+    customer = uuid.uuid4()
+    on, off = await flag_on_and_off(make_app, "customer_export_sections", customer_id=customer, conn=None)
+    assert (on, off) == ([{"hooked": {"customer": str(customer)}}], [])
+
+
+class AdminSessions(Hooked):
+    revoked: set = set()
+
+    @hookimpl
+    def resolve_principal(self, claims, ctx):
+        if claims["kind"] == "admin" and claims["sid"] not in self.revoked:
+            return Principal("admin", claims["sub"], frozenset({"hooked.read"}), claims["sid"])
+
+    @hookimpl
+    def register_routes(self, router, ctx):
+        @router.get("/hooked/admin", response_model=Answer)
+        async def who(principal: Principal = Depends(require("hooked.read"))) -> Answer:
+            return Answer(answer=principal.id)
+
+
+async def test_hook_resolve_principal(make_app, client_of):
+    plugin = AdminSessions()
+    plugin.revoked = {"old-session"}
+    app = make_app([plugin], flags=ON)
+    settings = app.state.ctx.settings
+
+    def bearer(session):
+        token, _ = issue_access_token(settings, subject="admin-7", kind="admin", session=session)
+        return {"Authorization": f"Bearer {token}"}
+
+    async with client_of(app) as c:
+        ok = await c.get("/v1/hooked/admin", headers=bearer("live-session"))
+        revoked = await c.get("/v1/hooked/admin", headers=bearer("old-session"))
+    assert ok.status_code == 200 and ok.json() == {"answer": "admin-7"}
+    assert revoked.status_code == 401
+    ctx = make_app([plugin], flags=OFF).state.ctx
+    claims = {"sub": "admin-7", "kind": "admin", "sid": "live-session"}
+    assert await ctx.call_first("resolve_principal", claims=claims) is None

@@ -1,0 +1,235 @@
+"""Meta-tests: the plugin contract stays honest as hooks and plugins are added.
+
+Generic on purpose: a new hook in core/hookspecs.py or a new installed plugin is checked
+here without editing this file.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+import typing
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import pytest
+
+from myhibachi.core import hookspecs
+from myhibachi.core.plugins import PluginManager, discover, validate_manifest
+from myhibachi.core.scaffold import scaffold, shape_problems
+
+ROOT = Path(__file__).resolve().parents[2]
+TESTS = ROOT / "tests"
+
+
+def hookspec_functions() -> dict[str, typing.Callable]:
+    return {name: fn for name, fn in vars(hookspecs).items()
+            if callable(fn) and hasattr(fn, "myhibachi_spec")}
+
+
+def docstring_problems(fn) -> list[str]:
+    """What a hook's docstring lacks: what it does, when it is called, each parameter, the return."""
+    doc = inspect.getdoc(fn) or ""
+    problems = []
+    if not doc or not doc.splitlines()[0].strip().endswith("."):
+        problems.append("no one-line summary ending with a period")
+    if "Called" not in doc:
+        problems.append("does not say when it is called ('Called ...')")
+    for param in inspect.signature(fn).parameters:
+        if f":param {param}:" not in doc:
+            problems.append(f"no ':param {param}:'")
+    returns = inspect.signature(fn).return_annotation
+    if returns not in ("None", None, inspect.Signature.empty) and ":return:" not in doc:
+        problems.append("no ':return:'")
+    return problems
+
+
+def test_every_hookspec_documents_what_when_params_and_return():
+    specs = hookspec_functions()
+    assert len(specs) >= 10
+    missing = {name: p for name, fn in specs.items() if (p := docstring_problems(fn))}
+    assert missing == {}
+
+
+def test_the_docstring_rule_catches_an_undocumented_hook():
+    def hook(booking, conn) -> int:
+        """Does something.
+
+        :param booking: the booking.
+        """
+
+    assert docstring_problems(hook) == ["does not say when it is called ('Called ...')", "no ':param conn:'",
+                                        "no ':return:'"]
+
+
+def test_functions_under(folder: Path = TESTS) -> set[str]:
+    pattern = re.compile(r"^\s*(?:async\s+)?def\s+(test_\w+)\s*\(", re.M)
+    return {m for path in folder.rglob("*.py") for m in pattern.findall(path.read_text())}
+
+
+test_functions_under.__test__ = False  # a helper, not a test
+
+
+def test_every_hookspec_has_a_test_hook_function():
+    tests = test_functions_under()
+    missing = sorted(f"test_hook_{name}" for name in hookspec_functions() if f"test_hook_{name}" not in tests)
+    assert missing == []
+
+
+# --- installed plugins ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def installed() -> dict[str, object]:
+    """Every installed plugin, by entry point name (at least the example third-party one)."""
+    plugins = {name: load() for name, load in discover().items()}
+    assert "tip_jar" in plugins
+    return plugins
+
+
+def revisions_in(folder: Path) -> list:
+    modules = []
+    for path in sorted(folder.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        spec = importlib.util.spec_from_file_location(f"_rev_{folder.parent.name}_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        modules.append(module)
+    return modules
+
+
+def as_tuple(value) -> tuple:
+    return () if value is None else (value,) if isinstance(value, str) else tuple(value)
+
+
+def branch_problems(plugin, known_revisions: dict[str, str]) -> list[str]:
+    """The plugin's Alembic folder is one branch labelled with its name, rooted on the core."""
+    location = plugin.migration_location()
+    if location is None:
+        return []
+    revs = revisions_in(Path(location))
+    if not revs:
+        return [f"{location} holds no revision"]
+    problems = []
+    roots = [r for r in revs if r.down_revision is None]
+    if len(roots) != 1:
+        problems.append(f"{len(roots)} root revisions (one branch has exactly one)")
+    for rev in revs:
+        labels = as_tuple(getattr(rev, "branch_labels", None))
+        if rev in roots and labels != (plugin.name,):
+            problems.append(f"root revision {rev.revision} has branch label {labels}, not ({plugin.name!r},)")
+        if rev not in roots and labels:
+            problems.append(f"revision {rev.revision} opens another branch {labels}")
+        for dep in as_tuple(getattr(rev, "depends_on", None)):
+            owner = known_revisions.get(dep)
+            if owner is None:
+                problems.append(f"revision {rev.revision} depends on unknown {dep}")
+            elif owner not in ("core", plugin.name, *plugin.requires):
+                problems.append(f"revision {rev.revision} depends on {owner}, which it does not require")
+    if roots and not any(known_revisions.get(d) in ("core", *plugin.requires) for d in as_tuple(roots[0].depends_on)):
+        problems.append("its first revision depends neither on the core nor on a plugin it requires")
+    return problems
+
+
+def test_every_installed_manifest_validates(installed):
+    from myhibachi.core import __version__
+    from myhibachi.core.migrate import CORE_DIR
+
+    known = {r.revision: "core" for r in revisions_in(CORE_DIR / "versions")}
+    for plugin in installed.values():
+        location = plugin.migration_location()
+        if location:
+            known.update({r.revision: plugin.name for r in revisions_in(Path(location))})
+    flags: dict[str, str] = {}
+    problems = {}
+    for entry, plugin in installed.items():
+        found = []
+        try:
+            validate_manifest(plugin, __version__)
+        except Exception as exc:
+            found.append(str(exc))
+        if entry != plugin.name:
+            found.append(f"entry point {entry} names plugin {plugin.name}")
+        folder = Path(inspect.getfile(type(plugin))).parent.name
+        if folder != plugin.name:
+            found.append(f"folder {folder} is not named {plugin.name}")
+        if plugin.flag and flags.setdefault(plugin.flag, plugin.name) != plugin.name:
+            found.append(f"flag {plugin.flag} is also the flag of {flags[plugin.flag]}")
+        found.extend(f"requires {r}, which is not installed" for r in plugin.requires if r not in installed)
+        found.extend(branch_problems(plugin, known))
+        if found:
+            problems[entry] = found
+    assert problems == {}
+    try:
+        TopologicalSorter({n: list(p.requires) for n, p in installed.items()}).prepare()
+    except CycleError as exc:
+        pytest.fail(f"requirement cycle: {' -> '.join(exc.args[1])}")
+
+
+def test_every_feature_test_named_in_a_manifest_exists(installed):
+    tests = test_functions_under()
+    for plugin in installed.values():
+        package = Path(inspect.getfile(type(plugin))).parent
+        tests |= test_functions_under(package.parent)
+    missing = {p.name: sorted(t for names in p.features.values() for t in names if t not in tests)
+               for p in installed.values()}
+    assert {k: v for k, v in missing.items() if v} == {}
+
+
+def builtin_folders() -> list[Path]:
+    return sorted(p for p in (ROOT / "plugins").iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
+def test_every_plugin_folder_has_the_shape_of_design_md(installed):
+    names = {p.name for p in builtin_folders()}
+    not_installed = sorted(names - set(installed))
+    assert not_installed == [], "plugins/ folders without an installed entry point (pip install -e .)"
+    problems = {name: shape_problems(plugin) for name, plugin in installed.items()}
+    assert {k: v for k, v in problems.items() if v} == {}
+
+
+def test_the_shape_rule_catches_a_misshapen_plugin(tmp_path, monkeypatch):
+    folder = scaffold("shape_probe", tmp_path, distribution="shape-probe", tests=tmp_path / "tests")
+    monkeypatch.syspath_prepend(str(folder.parent))
+    import shape_probe
+
+    assert shape_problems(shape_probe.plugin) == []
+    (folder / "service.py").unlink()
+    (folder / "schemas.py").rename(folder / "api_models.py")
+    import shutil
+
+    shutil.rmtree(folder / "migrations")
+    assert sorted(shape_problems(shape_probe.plugin)) == [
+        "owns tables but has no migrations/ folder", "schemas.py is missing", "service.py is missing"]
+
+
+def test_plugin_managers_see_the_same_hooks_as_the_spec():
+    """Every hookspec is registered with pluggy (nothing defined in the module but left out)."""
+    manager = PluginManager()
+    assert set(hookspec_functions()) <= {name for name in dir(manager.pm.hook) if not name.startswith("_")}
+
+
+def test_the_branch_rule_catches_a_wrong_label_and_a_stray_dependency(tmp_path):
+    from myhibachi.core import Plugin
+
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "a.py").write_text('revision = "sauce_1"\ndown_revision = None\nbranch_labels = ("sauces",)\n'
+                                 'depends_on = "other_1"\n')
+    (folder / "b.py").write_text('revision = "sauce_2"\ndown_revision = "sauce_1"\nbranch_labels = ("x",)\n'
+                                 'depends_on = None\n')
+
+    class Sauce(Plugin):
+        name = "sauce"
+
+        def migration_location(self):
+            return str(folder)
+
+    known = {"core_0001": "core", "other_1": "other", "sauce_1": "sauce", "sauce_2": "sauce"}
+    assert branch_problems(Sauce(), known) == [
+        "root revision sauce_1 has branch label ('sauces',), not ('sauce',)",
+        "revision sauce_1 depends on other, which it does not require",
+        "revision sauce_2 opens another branch ('x',)",
+        "its first revision depends neither on the core nor on a plugin it requires",
+    ]

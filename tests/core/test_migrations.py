@@ -1,0 +1,190 @@
+"""Alembic branches per plugin, each test on a database of its own on the session's server."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from myhibachi.core import Plugin, migrate
+from myhibachi.core.plugins import PluginManager, discover
+from myhibachi.core.scaffold import core_head
+
+
+@pytest.fixture
+def fresh_url(pg_server_url):
+    """An empty database next to the session's (which stays as it is)."""
+    name = f"mh_mig_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(pg_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.engine.make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def tables(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def installed(*, without: tuple[str, ...] = ()) -> PluginManager:
+    manager = PluginManager()
+    manager.load(discover(), deny=without, strict=True)
+    return manager
+
+
+def test_plugin_installed_later_gets_its_tables_on_the_next_upgrade(fresh_url):
+    migrate.upgrade(fresh_url, installed(without=("tip_jar",)))
+    before = tables(fresh_url)
+    assert {"customers", "bookings", "outbox_events"} <= before and "tip_jar_tips" not in before
+    assert "tip_jar" not in migrate.current(fresh_url, installed())
+
+    migrate.upgrade(fresh_url, installed())
+    assert tables(fresh_url) - before == {"tip_jar_tips"}
+    assert migrate.current(fresh_url, installed())["tip_jar"] == "tip_jar_0001"
+    migrate.upgrade(fresh_url, installed())  # up to date: nothing happens, nothing fails
+
+
+def test_a_plugin_removed_without_downgrade_is_named_not_a_traceback(fresh_url, tmp_path):
+    from myhibachi.core.cli import app
+
+    migrate.upgrade(fresh_url, installed())
+    with pytest.raises(migrate.MigrationError, match="revision tip_jar_0001 of a plugin that is not installed"):
+        migrate.upgrade(fresh_url, installed(without=("tip_jar",)))
+    env = {"DATABASE_URL": fresh_url, "MYHIBACHI_HOME": str(tmp_path), "MYHIBACHI_DISABLED_PLUGINS": "tip_jar",
+           "MYHIBACHI_PLUGINS": None}
+    refused = CliRunner().invoke(app, ["db", "upgrade"], env=env)
+    assert refused.exit_code == 1 and "myhibachi db downgrade <plugin>" in refused.output
+    migrate.upgrade(fresh_url, installed())  # back with it: fine again
+
+
+def test_downgrade_of_a_branch_removes_only_its_tables(fresh_url):
+    manager = installed()
+    migrate.upgrade(fresh_url, manager)
+    before = tables(fresh_url)
+    migrate.downgrade_plugin(fresh_url, manager, "tip_jar")
+    assert before - tables(fresh_url) == {"tip_jar_tips"}
+    assert "tip_jar" not in migrate.current(fresh_url, manager)
+    with pytest.raises(migrate.MigrationError, match="core branch"):
+        migrate.downgrade_plugin(fresh_url, manager, "core")
+    with pytest.raises(migrate.MigrationError, match="no migration branch"):
+        migrate.downgrade_plugin(fresh_url, manager, "nonexistent")
+
+
+REVISION = '''
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{name}_0001"
+down_revision = None
+branch_labels = ("{name}",)
+depends_on = {depends!r}
+
+
+def upgrade():
+    op.create_table("{name}_rows", sa.Column("id", sa.Integer, primary_key=True){fk})
+
+
+def downgrade():
+    op.drop_table("{name}_rows")
+'''
+
+
+def branch_plugin(root: Path, name: str, *, depends: str, requires: tuple[str, ...] = (), fk: str = "") -> Plugin:
+    folder = root / name / "migrations"
+    folder.mkdir(parents=True)
+    (folder / f"{name}_0001.py").write_text(textwrap.dedent(REVISION).format(name=name, depends=depends, fk=fk))
+
+    def migration_location(self):
+        return str(folder)
+
+    from myhibachi.core import hookimpl
+
+    cls = type(name.title(), (Plugin,), {"name": name, "version": "1.0.0", "requires": requires,
+                                        "migration_location": hookimpl(migration_location)})
+    return cls()
+
+
+def test_downgrading_a_required_plugin_is_refused_unless_cascade(fresh_url, tmp_path):
+    sauce = branch_plugin(tmp_path, "sauce", depends=core_head())
+    pairing = branch_plugin(tmp_path, "pairing", depends="sauce_0001", requires=("sauce",),
+                            fk=', sa.Column("sauce_id", sa.Integer, sa.ForeignKey("sauce_rows.id"))')
+    garnish = branch_plugin(tmp_path, "garnish", depends=core_head(), requires=("sauce",))
+    manager = PluginManager()
+    manager.load([sauce, pairing, garnish, *installed().plugins], strict=True)
+    migrate.upgrade(fresh_url, manager)
+    assert {"sauce_rows", "pairing_rows", "garnish_rows", "tip_jar_tips"} <= tables(fresh_url)
+
+    with pytest.raises(migrate.MigrationError, match="plugins garnish, pairing depend on sauce"):
+        migrate.downgrade_plugin(fresh_url, manager, "sauce")
+    assert {"sauce_rows", "pairing_rows", "garnish_rows"} <= tables(fresh_url)
+
+    migrate.downgrade_plugin(fresh_url, manager, "garnish")
+    assert "garnish_rows" not in tables(fresh_url) and "sauce_rows" in tables(fresh_url)
+    before = tables(fresh_url)
+    migrate.downgrade_plugin(fresh_url, manager, "sauce", cascade=True)
+    assert before - tables(fresh_url) == {"sauce_rows", "pairing_rows"}
+    applied = migrate.current(fresh_url, manager)
+    assert {"core", "tip_jar"} <= set(applied) and not {"sauce", "pairing", "garnish"} & set(applied)
+
+
+RACER = '''
+import sys, time
+from myhibachi.core import migrate
+from myhibachi.core.plugins import PluginManager, discover
+
+manager = PluginManager()
+manager.load(discover(), strict=True)
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+migrate.upgrade(sys.argv[1], manager)
+'''
+
+
+def test_processes_upgrading_at_once_do_not_collide(pg_server_url):
+    """Four processes start the same fresh upgrade at the same instant, three rounds."""
+    for _ in range(3):
+        name = f"mh_race_{uuid.uuid4().hex[:10]}"
+        admin = sa.create_engine(pg_server_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = sa.engine.make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
+        try:
+            start = str(time.time() + 4)
+            procs = [subprocess.Popen([sys.executable, "-c", RACER, url, start], stderr=subprocess.PIPE, text=True)
+                     for _ in range(4)]
+            errors = [p.communicate(timeout=120)[1] for p in procs]
+            assert [p.returncode for p in procs] == [0, 0, 0, 0], "\n".join(errors)
+            assert "tip_jar_tips" in tables(url)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def test_db_current_shows_each_branch(fresh_url, tmp_path):
+    from myhibachi.core.cli import app
+
+    migrate.upgrade(fresh_url, installed(without=("tip_jar",)))
+    env = {"DATABASE_URL": fresh_url, "MYHIBACHI_HOME": str(tmp_path), "MYHIBACHI_PLUGINS": None,
+           "MYHIBACHI_DISABLED_PLUGINS": None}
+    runner = CliRunner()
+    first = runner.invoke(app, ["db", "current"], env=env)
+    assert first.exit_code == 0, first.output
+    rows = [line.split() for line in first.output.splitlines()[2:]]
+    assert ["core", core_head()] in rows and not any(r[0] == "tip_jar" for r in rows)
+
+    upgraded = runner.invoke(app, ["db", "upgrade"], env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    rows = [line.split() for line in runner.invoke(app, ["db", "current"], env=env).output.splitlines()[2:]]
+    assert ["tip_jar", "tip_jar_0001"] in rows and ["core", core_head()] in rows
