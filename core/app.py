@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
-from myhibachi.core import __version__, audit, errors
+from myhibachi.core import __version__, audit, errors, ratelimit
 from myhibachi.core.audit import STATE_CHANGING
 from myhibachi.core.auth import Principal, current_principal, require
 from myhibachi.core.context import AppContext
@@ -74,6 +74,7 @@ class GatedRoute(APIRoute):
         flag = self.flag
 
         async def gated(request: Request):
+            await ratelimit.rate_limit(request)  # a bad token spends its address's budget first
             principal = await current_principal(request)
             if not request.app.state.ctx.flags.enabled(flag, principal.flag_context()):
                 raise feature_disabled(flag)
@@ -183,7 +184,7 @@ def create_app(
     :param database: an existing database handle (tests share one); else built from settings.
     """
     from myhibachi.core import api as core_api
-    from myhibachi.core import events, ports, ratelimit, tasks
+    from myhibachi.core import events, ports, tasks
 
     settings = settings or Settings()
     manager = _build_plugins(settings, plugins)

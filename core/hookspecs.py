@@ -112,8 +112,10 @@ def register_cli(app: Any) -> None:
 
 @hookspec
 def register_adapters() -> dict[str, dict[str, Any]]:
-    """Offer adapters for the core's ports (payments, sms, email, bank, llm, embeddings,
-    speech, telephony; see :mod:`myhibachi.core.ports.base` for their interfaces).
+    """Offer adapters for the core's ports.
+
+    The ports are payments, sms, email, bank, llm, embeddings, speech and telephony; see
+    :mod:`myhibachi.core.ports.base` for their interfaces.
 
     Called once at start-up. A port uses the adapter its setting names
     (``MYHIBACHI_SMS_ADAPTER=myprovider``); the factory is called with the application
@@ -218,6 +220,8 @@ def booking_slot_scope(booking: dict[str, Any], conn: Any, ctx: AppContext) -> s
     ``firstresult``: one plugin partitions capacity; None from all means one shared pool.
 
     :param booking: the prospective booking as plain data (``extra`` included).
+    :param conn: the connection of the booking's transaction.
+    :param ctx: the application context.
     :return: a stable string of at most 32 characters (a location's id in hex), or None.
     """
 
@@ -284,4 +288,6 @@ def record_admin_action(conn: Any, action: dict[str, Any], ctx: AppContext) -> N
         ``action``, ``permission``, ``resource_type``, ``resource_id`` (text or None),
         ``changes`` (``{"field": {"old", "new"}}``, PII already masked, or None),
         ``method``, ``path``, ``ip``, ``user_agent``, ``request_id`` and ``at`` (UTC).
+    :param ctx: the application context.
+    :return: nothing; raise to fail the request.
     """

@@ -119,6 +119,9 @@ async def rate_limit(request: Request) -> None:
     """Dependency on every /v1 router: the caller's IP and principal budgets (settings)."""
     from myhibachi.core.auth import current_principal
 
+    if getattr(request.state, "rate_checked", False):  # a gated plugin route checks first
+        return
+    request.state.rate_checked = True
     ctx = request.app.state.ctx
     settings = ctx.settings
     window = settings.rate_limit_window

@@ -136,7 +136,7 @@ ROUTES = _template('''
 from fastapi import APIRouter, Depends, Query
 
 from myhibachi.core.auth import require
-from myhibachi.core.db import get_conn
+from myhibachi.core.db import Transaction
 from myhibachi.core.errors import error_responses
 from $package import service
 from $package.schemas import ItemIn, ItemOut
@@ -145,11 +145,11 @@ from $package.schemas import ItemIn, ItemOut
 def setup(router: APIRouter) -> None:
     @router.post("/$slug/items", response_model=ItemOut, status_code=201,
                  responses=error_responses(401, 403, 404))
-    async def create_item(body: ItemIn, conn=Depends(get_conn), _=Depends(require("$name.write"))) -> ItemOut:
+    async def create_item(body: ItemIn, conn=Transaction, _=Depends(require("$name.write"))) -> ItemOut:
         return ItemOut(**await service.create_item(conn, body.label))
 
     @router.get("/$slug/items", response_model=list[ItemOut], responses=error_responses(401, 403, 404))
-    async def list_items(limit: int = Query(50, ge=1, le=200), conn=Depends(get_conn),
+    async def list_items(limit: int = Query(50, ge=1, le=200), conn=Transaction,
                          _=Depends(require("$name.read"))) -> list[ItemOut]:
         return [ItemOut(**row) for row in await service.list_items(conn, limit)]
 ''')

@@ -46,3 +46,15 @@ class BookingHooks(Plugin):
     def booking_capacity(self, booking):
         value = booking["extra"].get("capacity")
         return None if value is None else int(value)
+
+
+class PoolPlugin(Plugin):
+    """Splits capacity into pools named by ``extra.pool`` (as locations splits it by place)."""
+
+    name = "pools"
+    version = "1.0.0"
+    flag = "FEATURE_FLAG_POOLS"
+
+    @hookimpl
+    def booking_slot_scope(self, booking):
+        return booking["extra"].get("pool")

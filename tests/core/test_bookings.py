@@ -432,3 +432,24 @@ def test_booking_settings_must_agree():
         with pytest.raises(ValidationError, match="must"):
             Settings(**bad)
     assert Settings(business_open="09:30", business_close="21:00").business_open.hour == 9
+
+
+async def test_hook_booking_slot_scope(make_app, client_of, add_customer):
+    """Each pool has the whole capacity to itself; without the hook both pools share one."""
+    from .booking_plugin import PoolPlugin
+
+    _, auth = await add_customer()
+    on = {"FEATURE_FLAG_POOLS": True}
+    app = make_app([PoolPlugin()], flags=on, booking_capacity=1)
+    async with client_of(app) as c:
+        east = await c.post("/v1/bookings", json=booking_body(extra={"pool": "east"}), headers=auth)
+        west = await c.post("/v1/bookings", json=booking_body(extra={"pool": "west"}), headers=auth)
+        east_again = await c.post("/v1/bookings", json=booking_body(extra={"pool": "east"}), headers=auth)
+    assert east.status_code == 201 and west.status_code == 201, (east.text, west.text)
+    assert east_again.status_code == 409
+    assert east.json()["id"] != west.json()["id"]
+
+    off = make_app([PoolPlugin()], flags={"FEATURE_FLAG_POOLS": False}, booking_capacity=1)
+    async with client_of(off) as c:
+        shared = await c.post("/v1/bookings", json=booking_body(extra={"pool": "north"}), headers=auth)
+    assert shared.status_code == 409, shared.text

@@ -67,7 +67,7 @@ async def test_tip_jar_is_gated_by_its_flag_like_a_builtin(make_app, client_of):
     async with ctx.db.connect() as conn:
         status, error = (await conn.execute(sa.select(event_deliveries.c.status, event_deliveries.c.last_error)
                                             .where(event_deliveries.c.subscriber.like("tip_jar:%")))).one()
-    assert (status, error) == ("skipped", f"{FLAG} off")
+    assert status == "skipped" and error.startswith(f"{FLAG} is off for")
     async with client_of(app) as c:
         gated = await c.post(f"/v1/tips/{booking_id}", json={"amount_cents": 100}, headers=bearer(ctx, customer_id))
     assert gated.status_code == 404 and gated.json()["flag"] == FLAG
