@@ -87,7 +87,8 @@ async def gating(requests: int, home: Path) -> dict:
 
     flag = "FEATURE_FLAG_BENCH"
     TogglesFile(home / "flags.json").set(flag, enabled=True, rollout=100)
-    settings = Settings(home=home, database_url="postgresql://bench@127.0.0.1:1/none", secret_key="bench" * 8)
+    settings = Settings(home=home, database_url="postgresql://bench@127.0.0.1:1/none", secret_key="bench" * 8,
+                        rate_limit_ip=0, rate_limit_principal=0)
     app = create_app([bench_plugin("gated", flag), bench_plugin("open", None)], settings=settings)
     flags = app.state.ctx.flags
     flags.start()

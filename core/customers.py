@@ -9,16 +9,12 @@ publish commit or roll back together. Every function returns plain dicts:
 from __future__ import annotations
 
 import base64
-import functools
 import uuid
 from datetime import datetime
 from typing import Any
 
-import anyio
 import phonenumbers
 import sqlalchemy as sa
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -26,6 +22,7 @@ from myhibachi.core import events
 from myhibachi.core.crypto import vault
 from myhibachi.core.errors import Problem, conflict, invalid
 from myhibachi.core.models import customers
+from myhibachi.core.passwords import hash_password, needs_rehash, verify_password
 
 PII = ("email", "name", "phone", "address")
 STATUSES = ("active", "disabled")
@@ -33,14 +30,6 @@ DEFAULT_REGION = "US"
 MAX_NAME = 200
 MAX_ADDRESS = 500
 MIN_PASSWORD, MAX_PASSWORD = 8, 256
-
-_hasher = PasswordHasher()
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """Verified when the email is unknown, so a login takes as long either way."""
-    return _hasher.hash("not a password of anyone")
 
 _PROFILE = (customers.c.id, customers.c.email_enc, customers.c.name_enc, customers.c.phone_enc,
             customers.c.address_enc, customers.c.key_id, customers.c.status, customers.c.created_at,
@@ -92,31 +81,6 @@ def _check_password(value: str) -> str:
 
 
 # Argon2 is deliberately slow and takes 64 MiB a hash: run it off the event loop, a few at a time.
-HASH_CONCURRENCY = 4
-_limiter: anyio.CapacityLimiter | None = None
-
-
-async def _in_thread(func, *args):
-    global _limiter
-    if _limiter is None:
-        _limiter = anyio.CapacityLimiter(HASH_CONCURRENCY)
-    return await anyio.to_thread.run_sync(func, *args, limiter=_limiter)
-
-
-async def hash_password(password: str) -> str:
-    return await _in_thread(_hasher.hash, password)
-
-
-async def _verify(stored: str, password: str) -> bool:
-    def check() -> bool:
-        try:
-            return _hasher.verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            return False
-
-    return await _in_thread(check)
-
-
 # --- sealing -------------------------------------------------------------------------------
 
 
@@ -293,11 +257,11 @@ async def authenticate(conn, ctx, email: str, password: str) -> dict[str, Any] |
         row = (await conn.execute(
             sa.select(customers.c.id, customers.c.password_hash, customers.c.status)
             .where(customers.c.email_hash == digest))).mappings().first()
-    stored = row["password_hash"] if row and row["password_hash"] else _dummy_hash()
-    ok = await _verify(stored, password)
+    stored = row["password_hash"] if row and row["password_hash"] else None
+    ok = await verify_password(stored, password)
     if not ok or row is None or row["password_hash"] is None or row["status"] != "active":
         return None
-    if _hasher.check_needs_rehash(stored):
+    if needs_rehash(stored):
         await conn.execute(sa.update(customers).where(customers.c.id == row["id"])
                            .values(password_hash=await hash_password(password)))
     return {"id": row["id"], "status": row["status"]}

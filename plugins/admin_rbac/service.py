@@ -19,8 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +27,7 @@ from myhibachi.core import audit
 from myhibachi.core.auth import Principal, has_permission, issue_access_token, permission_matches_known
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
+from myhibachi.core.passwords import hash_password, needs_rehash, verify_password
 from myhibachi.plugins.admin_rbac.models import admin_roles, admin_sessions, admin_user_roles, admin_users
 
 SUPER_ADMIN = "super_admin"
@@ -50,8 +49,6 @@ LOCKOUT = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=12)
 SUPER_ADMIN_LOCK = 0x61646D6E  # serialises changes that could remove the last super admin
 
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a real password, used to keep timing even")
 PERMISSION_FORMAT = re.compile(r"^(\*|[a-z][a-z0-9_]*\.(\*|[a-z][a-z0-9_]*))$")
 
 
@@ -123,16 +120,6 @@ def check_password(password: str, email: str | None = None) -> None:
     if email and email.split("@", 1)[0].lower() in password.lower() and len(email.split("@", 1)[0]) >= 4:
         raise invalid("password", "must not contain the email address")
 
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 # --- roles ---------------------------------------------------------------------------------
@@ -335,7 +322,7 @@ async def create_user(conn, ctx, actor: Principal | None, *, email: str, name: s
     try:
         async with conn.begin_nested():
             await conn.execute(sa.insert(admin_users).values(
-                id=user_id, email=email, name=name.strip(), password_hash=hash_password(password)))
+                id=user_id, email=email, name=name.strip(), password_hash=await hash_password(password)))
     except IntegrityError:
         raise conflict("an admin user with this email already exists", field="email") from None
     if role_rows:
@@ -354,7 +341,7 @@ async def update_user(conn, ctx, actor: Principal, user_id: uuid.UUID, changes: 
         values["name"] = changes["name"].strip()
     if changes.get("password") is not None:
         check_password(changes["password"], values.get("email", old["email"]))
-        values["password_hash"] = hash_password(changes["password"])
+        values["password_hash"] = await hash_password(changes["password"])
     if changes.get("status") is not None and changes["status"] != old["status"]:
         if changes["status"] == "inactive":
             return await deactivate_user(conn, ctx, actor, user_id, values)
@@ -434,13 +421,13 @@ async def login(ctx, *, email: str, password: str, ip: str | None, user_agent: s
         row = (await conn.execute(sa.select(admin_users).where(admin_users.c.email == email)
                                   .with_for_update())).mappings().first()
         if row is None:
-            verify_password(_DUMMY_HASH, password)
+            await verify_password(None, password)
             raise _login_failed()
         if row["locked_until"] is not None and row["locked_until"] > now:
             wait = int((row["locked_until"] - now).total_seconds()) + 1
             raise Problem(429, "Too many failed logins", f"this account is locked; retry in {wait} s",
                           kind="locked-out", headers={"Retry-After": str(wait)})
-        if not verify_password(row["password_hash"], password) or row["status"] != "active":
+        if not await verify_password(row["password_hash"], password) or row["status"] != "active":
             fresh = row["failed_since"] is None or row["failed_since"] <= now - FAILURE_WINDOW
             count = 1 if fresh else row["failed_logins"] + 1
             await conn.execute(sa.update(admin_users).where(admin_users.c.id == row["id"]).values(
@@ -452,8 +439,8 @@ async def login(ctx, *, email: str, password: str, ip: str | None, user_agent: s
             failure = _login_failed()
         else:
             values: dict[str, Any] = {"last_login": now, "failed_logins": 0, "failed_since": None, "locked_until": None}
-            if _hasher.check_needs_rehash(row["password_hash"]):
-                values["password_hash"] = hash_password(password)
+            if needs_rehash(row["password_hash"]):
+                values["password_hash"] = await hash_password(password)
             await conn.execute(sa.update(admin_users).where(admin_users.c.id == row["id"]).values(**values))
             session_id = uuid.uuid4()
             await conn.execute(sa.insert(admin_sessions).values(
