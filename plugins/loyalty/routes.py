@@ -28,6 +28,9 @@ def own_or(permission: str):
     service), staff need ``permission``. Naming it lets the audit trail record staff writes."""
 
     async def dependency(principal: Principal = Depends(authenticated)) -> Principal:
+        if principal.kind != "customer" and not principal.can(permission):
+            raise Problem(403, "Forbidden", f"missing permission {permission}", kind="forbidden",
+                          permission=permission)
         return principal
 
     dependency.permission = permission

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
@@ -304,13 +306,27 @@ async def test_tiers_raise_the_earning_multiplier(make_app, seed, clean_db):
     await verified(clean_db)
 
 
-async def test_verify_finds_a_balance_that_disagrees(make_app, seed, clean_db):
+async def verify_cli(db_url, settings) -> tuple[int, str]:
+    env = {**os.environ, "DATABASE_URL": db_url, "MYHIBACHI_HOME": str(settings.home_dir),
+           "MYHIBACHI_SECRET_KEY": settings.secret_key}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "myhibachi.core.cli", "loyalty", "verify", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode, out.decode() + err.decode()
+
+
+async def test_verify_finds_a_balance_that_disagrees(make_app, seed, clean_db, db_url, settings):
     app = make_app([LoyaltyPlugin()], flags={FLAG: True})
     ana = await seed.customer()
     await paid(seed, app.state.ctx, ana, 10000)
     await verified(clean_db)
+    code, out = await verify_cli(db_url, settings)
+    assert code == 0 and "ok: 1 accounts agree" in out, out
     async with clean_db.begin() as conn:
         await conn.execute(sa.update(loyalty_accounts).values(points_balance=101))
     async with clean_db.connect() as conn:
         result = await service.verify(conn)
     assert [(m["points_balance"], m["ledger"], m["open_lots"]) for m in result["mismatches"]] == [(101, 100, 100)]
+    code, out = await verify_cli(db_url, settings)
+    assert code == 1 and "mismatch" in out and str(ana) in out, out
