@@ -1,7 +1,7 @@
 """The points ledger: every change is one row of ``loyalty_transactions`` written under a lock
 on the customer's account row, so the account's balance is always the sum of its ledger.
 
-Rules, decided here and documented in docs/plugins/loyalty.md:
+Rules, decided here (docs/loyalty.md describes them for operators):
 
 * Earning: ``cents_per_point`` paid earns one point, times the tier's multiplier (the tier
   before this payment). A payment earns once (``source_key`` ``payment:<id>`` is unique).
