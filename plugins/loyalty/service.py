@@ -406,16 +406,26 @@ async def verify(conn) -> dict[str, Any]:
 # --- event handlers ------------------------------------------------------------------------------
 
 
+async def _known(conn, p: dict[str, Any]) -> bool:
+    # A payment without a customer of ours earns nothing (retrying would never help).
+    try:
+        customer_id = uuid.UUID(str(p.get("customer_id")))
+    except ValueError:
+        return False
+    found = (await conn.execute(sa.select(customers.c.id).where(customers.c.id == customer_id))).first()
+    return found is not None and bool(p.get("payment_id"))
+
+
 async def on_payment_succeeded(conn, event, ctx) -> None:
     p = event["payload"]
-    if p.get("customer_id") and p.get("payment_id"):
+    if await _known(conn, p):
         await earn_for_payment(conn, ctx, uuid.UUID(str(p["customer_id"])), str(p["payment_id"]),
                                int(p.get("amount_cents") or 0))
 
 
 async def on_payment_refunded(conn, event, ctx) -> None:
     p = event["payload"]
-    if p.get("customer_id") and p.get("payment_id"):
+    if await _known(conn, p):
         await reverse_for_refund(conn, ctx, uuid.UUID(str(p["customer_id"])), str(p["payment_id"]),
                                  int(p.get("amount_cents") or 0), str(p.get("refund_id") or event["id"]))
 

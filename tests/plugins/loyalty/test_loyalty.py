@@ -330,3 +330,38 @@ async def test_verify_finds_a_balance_that_disagrees(make_app, seed, clean_db, d
     assert [(m["points_balance"], m["ledger"], m["open_lots"]) for m in result["mismatches"]] == [(101, 100, 100)]
     code, out = await verify_cli(db_url, settings)
     assert code == 1 and "mismatch" in out and str(ana) in out, out
+
+
+async def test_bad_input_is_named_and_changes_nothing(make_app, client_of, seed, clean_db):
+    app = make_app([LoyaltyPlugin()], flags={FLAG: True})
+    ctx = app.state.ctx
+    ana = await seed.customer()
+    bob = await seed.customer()
+    await paid(seed, ctx, ana, 50000)
+    # events naming no customer of ours earn nothing and do not fail delivery
+    await paid(seed, ctx, uuid.uuid4(), 50000)
+    await seed.publish(ctx, "payment.succeeded", {"payment_id": "pi_x", "customer_id": "not-a-uuid",
+                                                  "amount_cents": 100})
+    bobs = await seed.booking(bob, datetime.now(timezone.utc) + timedelta(days=9), status="pending")
+    url = f"/v1/customers/{ana}/loyalty"
+    writer = await seed.staff("loyalty.read", "loyalty.write")
+    async with client_of(app, headers=seed.token(ana)) as c:
+        key = lambda: {"Idempotency-Key": str(uuid.uuid4())}  # noqa: E731
+        odd = await c.post(url + "/redeem", json={"booking_id": str(bobs), "points": 150}, headers=key())
+        assert odd.status_code == 422 and odd.json()["errors"][0]["field"] == "points"
+        theirs = await c.post(url + "/redeem", json={"booking_id": str(bobs), "points": 100}, headers=key())
+        assert theirs.status_code == 404
+        small = await c.post("/v1/bookings", json=booking_body(extra={"loyalty_points": "lots"}))
+        assert small.status_code == 422
+        assert (await c.get(url + "/history", params={"limit": 0})).status_code == 422
+        assert (await c.post(url + "/earn", json={"points": 10, "reason": "me"})).status_code == 403
+    async with client_of(app, headers=writer) as c:
+        assert (await c.get(f"/v1/customers/{uuid.uuid4()}/loyalty")).status_code == 404
+        zero = await c.post(url + "/earn", json={"points": 0, "reason": "nothing"})
+        assert zero.status_code == 422 and zero.json()["errors"][0]["field"] == "points"
+        blank = await c.post(url + "/earn", json={"points": 5, "reason": "   "})
+        assert blank.status_code == 422 and blank.json()["errors"][0]["field"] == "reason"
+    assert [(r["transaction_type"], r["points"]) for r in await ledger_of(clean_db, ana)] == [("earn", 500)]
+    async with clean_db.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(loyalty_accounts))).scalar() == 1
+    await verified(clean_db)
