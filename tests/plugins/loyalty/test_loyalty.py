@@ -21,7 +21,8 @@ T0 = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
 
 
 def local_start(days_ahead: int = 7, hour: int = 17) -> str:
-    return datetime.combine(date.today() + timedelta(days=days_ahead), datetime.min.time()).replace(hour=hour).isoformat()
+    day = date.today() + timedelta(days=days_ahead)
+    return datetime.combine(day, datetime.min.time()).replace(hour=hour).isoformat()
 
 
 def booking_body(**over) -> dict:
@@ -34,14 +35,15 @@ def booking_body(**over) -> dict:
 
 async def paid(seed, ctx, customer, cents, payment_id=None) -> str:
     payment_id = payment_id or f"pi_{uuid.uuid4().hex[:12]}"
-    await seed.publish(ctx, "payment.succeeded", {"payment_id": payment_id, "booking_id": None,
-                                                  "customer_id": str(customer), "amount_cents": cents, "currency": "usd"})
+    await seed.publish(ctx, "payment.succeeded", {"payment_id": payment_id, "booking_id": None, "currency": "usd",
+                                                  "customer_id": str(customer), "amount_cents": cents})
     return payment_id
 
 
 async def refunded(seed, ctx, customer, payment_id, cents, refund_id=None) -> None:
     await seed.publish(ctx, "payment.refunded", {"payment_id": payment_id, "booking_id": None, "refund_id": refund_id,
-                                                 "customer_id": str(customer), "amount_cents": cents, "currency": "usd"})
+                                                 "customer_id": str(customer), "amount_cents": cents,
+                                                 "currency": "usd"})
 
 
 async def account(db, customer) -> dict:
