@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from myhibachi.core.events import deliver_due
+from myhibachi.core.tasks import dispatch_once
 from myhibachi.plugins.audit import AuditPlugin
 from myhibachi.plugins.audit.models import audit_logs
 from myhibachi.plugins.loyalty import LoyaltyPlugin
@@ -263,6 +264,14 @@ async def test_points_expire_fifo_after_twelve_months(make_app, seed, clean_db):
         book = await service.Book.open(conn, ctx, ana, late)
         assert book.balance == 0
         await book.save()
+
+    # the worker's dispatch loop runs the expiry poller
+    bob = await seed.customer()
+    async with clean_db.begin() as conn:
+        await service.earn_for_payment(conn, ctx, bob, "pi_old", 10000,
+                                       now=datetime.now(timezone.utc) - timedelta(days=370))
+    assert await dispatch_once(ctx) >= 1
+    assert (await account(clean_db, bob))["points_balance"] == 0
     await verified(clean_db)
 
 
