@@ -68,7 +68,8 @@ class Book:
         row = (await conn.execute(sa.select(accounts).where(accounts.c.customer_id == customer_id)
                                   .with_for_update())).mappings().one()
         book = cls(conn, settings_of(ctx), dict(row), now)
-        await book.expire_due()
+        if await book.expire_due():
+            await book.save()  # so a caller that stops early still leaves the account equal to its ledger
         return book
 
     @property
@@ -186,7 +187,6 @@ async def reverse_for_refund(conn, ctx, customer_id: uuid.UUID, payment_id: str,
                                                          ledger.c.account_id == book.account["id"])
                                  )).mappings().first()
     if earned is None:
-        await book.save()
         return None
     before = (await conn.execute(
         sa.select(sa.func.coalesce(sa.func.sum(ledger.c.amount_cents), 0),
@@ -238,7 +238,6 @@ async def redeem_for_booking(conn, ctx, customer_id: uuid.UUID, booking_id: uuid
     if await _seen(conn, f"redeem:booking:{booking_id}"):
         raise conflict("points were already redeemed for this booking")
     if points > book.balance:
-        await book.save()
         raise conflict(f"only {book.balance} points are available", points_balance=book.balance)
     lots = await book.take(points)
     row = await book.append("redeem", -points, source_key=f"redeem:booking:{booking_id}", booking_id=booking_id,
@@ -282,7 +281,6 @@ async def adjust(conn, ctx, customer_id: uuid.UUID, points: int, reason: str, *,
         await book.settle_debt()
     else:
         if -points > book.balance:
-            await book.save()
             raise conflict(f"only {book.balance} points are available", points_balance=book.balance)
         lots = await book.take(-points)
         row = await book.append("adjustment", points, description=reason, actor=actor, lots=lots)

@@ -290,6 +290,14 @@ async def test_points_given_back_keep_their_expiry(make_app, seed, clean_db):
     kinds = [(r["transaction_type"], r["points"]) for r in await ledger_of(clean_db, ana)]
     assert kinds == [("earn", 300), ("redeem", -300), ("unredeem", 300), ("expire", -300)]
     await verified(clean_db)
+    # an operation that ends early (a refund of an unknown payment) still keeps what it expired
+    async with clean_db.begin() as conn:
+        await service.earn_for_payment(conn, ctx, ana, "pi_2", 10000, now=T0 + timedelta(days=401))
+    async with clean_db.begin() as conn:
+        assert await service.reverse_for_refund(conn, ctx, ana, "pi_unknown", 100, "re_x",
+                                                now=T0 + timedelta(days=800)) is None
+    assert (await account(clean_db, ana))["points_balance"] == 0
+    await verified(clean_db)
 
 
 async def test_tiers_raise_the_earning_multiplier(make_app, seed, clean_db):
