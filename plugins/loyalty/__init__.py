@@ -1,0 +1,93 @@
+"""Loyalty points (roadmap 2.4): a ledger of points earned on payments, redeemed on bookings, expiring FIFO."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from myhibachi.core import Plugin, hookimpl
+
+
+class LoyaltySettings(BaseSettings):
+    """The plugin's own settings, read from ``MYHIBACHI_LOYALTY_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="MYHIBACHI_LOYALTY_", extra="ignore")
+
+    cents_per_point: int = Field(default=100, ge=1, description="Amount paid that earns one point ($1 = 1 point).")
+    points_per_reward: int = Field(default=100, ge=1, description="Points redeemed in multiples of this.")
+    reward_cents: int = Field(default=1000, ge=1, description="Discount for each `points_per_reward` points.")
+    expiry_months: int = Field(default=12, ge=1, description="Points expire this long after they were earned.")
+    silver_points: int = Field(default=1000, ge=1, description="Lifetime points for the silver tier.")
+    gold_points: int = Field(default=5000, ge=1, description="Lifetime points for the gold tier.")
+    platinum_points: int = Field(default=15000, ge=1, description="Lifetime points for the platinum tier.")
+    bronze_percent: int = Field(default=100, ge=0, description="Earning multiplier of the bronze tier, in percent.")
+    silver_percent: int = Field(default=125, ge=0, description="Earning multiplier of the silver tier, in percent.")
+    gold_percent: int = Field(default=150, ge=0, description="Earning multiplier of the gold tier, in percent.")
+    platinum_percent: int = Field(default=200, ge=0, description="Earning multiplier of the platinum tier, in percent.")
+    batch_size: int = Field(default=500, ge=1, description="Expiring lots claimed per worker transaction.")
+
+    def tier_of(self, lifetime: int) -> str:
+        for tier, threshold in (("platinum", self.platinum_points), ("gold", self.gold_points),
+                                ("silver", self.silver_points)):
+            if lifetime >= threshold:
+                return tier
+        return "bronze"
+
+    def percent_of(self, tier: str) -> int:
+        return getattr(self, f"{tier}_percent")
+
+
+class LoyaltyPlugin(Plugin):
+    name = "loyalty"
+    version = "1.0.0"
+    flag = "FEATURE_FLAG_LOYALTY_POINTS"
+    description = "Points earned on payments, redeemed as booking discounts, expiring after a year."
+    features = {"2.4": ["test_customer_loyalty_points"]}
+    permissions = ("loyalty.read", "loyalty.write")
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = LoyaltySettings(**settings)
+
+    @hookimpl
+    def register_routes(self, router, ctx) -> None:
+        from myhibachi.plugins.loyalty.routes import add_routes
+
+        add_routes(router)
+
+    @hookimpl
+    def register_tasks(self, huey, ctx) -> None:
+        from myhibachi.plugins.loyalty.tasks import register
+
+        register(huey, ctx)
+
+    @hookimpl
+    def register_event_handlers(self) -> dict[str, list]:
+        from myhibachi.plugins.loyalty import service
+
+        return {
+            "payment.succeeded": [service.on_payment_succeeded],
+            "payment.refunded": [service.on_payment_refunded],
+            "booking.cancelled": [service.on_booking_cancelled],
+        }
+
+    @hookimpl
+    async def price_booking(self, booking, conn, ctx):
+        from myhibachi.plugins.loyalty.bookings import price_line
+
+        return await price_line(booking, conn, ctx)
+
+    @hookimpl
+    async def validate_booking(self, booking, conn, ctx):
+        from myhibachi.plugins.loyalty.bookings import validate
+
+        return await validate(booking, conn, ctx)
+
+    @hookimpl
+    def register_cli(self, app) -> None:
+        from myhibachi.plugins.loyalty.cli import cli
+
+        app.add_typer(cli, name="loyalty")
+
+
+plugin = LoyaltyPlugin()

@@ -1,0 +1,432 @@
+"""The points ledger: every change is one row of ``loyalty_transactions`` written under a lock
+on the customer's account row, so the account's balance is always the sum of its ledger.
+
+Rules, decided here (docs/loyalty.md describes them for operators):
+
+* Earning: ``cents_per_point`` paid earns one point, times the tier's multiplier (the tier
+  before this payment). A payment earns once (``source_key`` ``payment:<id>`` is unique).
+* Points that add to the balance are lots with ``remaining`` and ``expires_at`` (earned + 12
+  months); spending takes from the lots that expire first (FIFO), expiry removes what is left.
+* A refund takes back the points its share of the payment earned (cumulative, rounded down),
+  first from that payment's lot, then FIFO. Points already spent cannot be taken from the
+  balance, which never goes below zero: the shortfall becomes ``points_debt`` and is paid from
+  the next points earned. Lifetime points (and so the tier) drop by the full amount.
+* A redemption remembers its lots; cancelling the booking gives the points back to the same
+  lots with their original expiry (already past: they expire at once).
+
+Every function takes ``now`` so tests can move the clock.
+"""
+from __future__ import annotations
+
+import calendar
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from myhibachi.core.db import utcnow
+from myhibachi.core.errors import Problem, conflict, invalid, not_found
+from myhibachi.core.models import customers
+from myhibachi.core.scheduled import claim_due
+from myhibachi.plugins.loyalty import LoyaltySettings
+from myhibachi.plugins.loyalty.models import loyalty_accounts as accounts
+from myhibachi.plugins.loyalty.models import loyalty_transactions as ledger
+
+
+def settings_of(ctx) -> LoyaltySettings:
+    plugin = ctx.plugins.get("loyalty") if ctx is not None else None
+    return getattr(plugin, "settings", None) or LoyaltySettings()
+
+
+def add_months(at: datetime, months: int) -> datetime:
+    month = at.month - 1 + months
+    year, month = at.year + month // 12, month % 12 + 1
+    return at.replace(year=year, month=month, day=min(at.day, calendar.monthrange(year, month)[1]))
+
+
+# --- the account and its ledger -------------------------------------------------------------
+
+
+async def find_account(conn, customer_id: uuid.UUID) -> dict[str, Any] | None:
+    row = (await conn.execute(sa.select(accounts).where(accounts.c.customer_id == customer_id))).mappings().first()
+    return dict(row) if row else None
+
+
+class Book:
+    """One customer's account, locked for the caller's transaction, and the rows it appends."""
+
+    def __init__(self, conn, settings: LoyaltySettings, account: dict[str, Any], now: datetime) -> None:
+        self.conn, self.s, self.account, self.now = conn, settings, account, now
+
+    @classmethod
+    async def open(cls, conn, ctx, customer_id: uuid.UUID, now: datetime) -> "Book":
+        """Lock (creating it if need be) the customer's account, then expire its due lots."""
+        await conn.execute(pg_insert(accounts).values(id=uuid.uuid4(), customer_id=customer_id)
+                           .on_conflict_do_nothing(index_elements=["customer_id"]))
+        row = (await conn.execute(sa.select(accounts).where(accounts.c.customer_id == customer_id)
+                                  .with_for_update())).mappings().one()
+        book = cls(conn, settings_of(ctx), dict(row), now)
+        if await book.expire_due():
+            await book.save()  # so a caller that stops early still leaves the account equal to its ledger
+        return book
+
+    @property
+    def balance(self) -> int:
+        return self.account["points_balance"]
+
+    async def append(self, kind: str, points: int, *, lot: bool = False, **values: Any) -> dict[str, Any]:
+        balance = self.balance + points
+        if balance < 0:
+            raise conflict(f"only {self.balance} points are available", points_balance=self.balance)
+        row = {"id": uuid.uuid4(), "account_id": self.account["id"], "transaction_type": kind, "points": points,
+               "balance_after": balance, "created_at": self.now, **values}
+        if lot:
+            row.update(remaining=points, lot_status="open",
+                       expires_at=add_months(self.now, self.s.expiry_months))
+        stored = (await self.conn.execute(sa.insert(ledger).values(**row).returning(ledger))).mappings().one()
+        self.account["points_balance"] = balance
+        return dict(stored)
+
+    async def take(self, points: int, first_lot: uuid.UUID | None = None) -> list[list]:
+        """Take ``points`` from open lots, soonest expiry first (``first_lot`` before all)."""
+        order = [ledger.c.expires_at, ledger.c.seq]
+        if first_lot is not None:
+            order.insert(0, sa.case((ledger.c.id == first_lot, 0), else_=1))
+        lots = (await self.conn.execute(
+            sa.select(ledger.c.id, ledger.c.remaining)
+            .where(ledger.c.account_id == self.account["id"], ledger.c.lot_status == "open")
+            .order_by(*order).with_for_update()
+        )).all()
+        taken, left = [], points
+        for lot_id, remaining in lots:
+            if left == 0:
+                break
+            n = min(left, remaining)
+            await self.conn.execute(sa.update(ledger).where(ledger.c.id == lot_id).values(
+                remaining=remaining - n, lot_status="open" if remaining > n else "spent"))
+            taken.append([str(lot_id), n])
+            left -= n
+        if left:
+            raise RuntimeError(f"account {self.account['id']}: lots hold {points - left} of {points} points")
+        return taken
+
+    async def expire_due(self, *, skip_locked: bool = False) -> int:
+        lots = (await self.conn.execute(
+            sa.select(ledger.c.id, ledger.c.remaining)
+            .where(ledger.c.account_id == self.account["id"], ledger.c.lot_status == "open",
+                   ledger.c.expires_at <= self.now)
+            .order_by(ledger.c.expires_at, ledger.c.seq).with_for_update(skip_locked=skip_locked)
+        )).all()
+        for lot_id, remaining in lots:
+            await self.conn.execute(sa.update(ledger).where(ledger.c.id == lot_id)
+                                    .values(remaining=0, lot_status="expired"))
+            await self.append("expire", -remaining, description="points expired", lots=[[str(lot_id), remaining]])
+        return len(lots)
+
+    async def add_lifetime(self, points: int) -> None:
+        self.account["lifetime_points"] = max(0, self.account["lifetime_points"] + points)
+        self.account["tier"] = self.s.tier_of(self.account["lifetime_points"])
+
+    async def settle_debt(self) -> None:
+        paid = min(self.account["points_debt"], self.balance)
+        if paid:
+            lots = await self.take(paid)
+            await self.append("refund", -paid, debt_points=-paid, lots=lots,
+                              description=f"{paid} points settle what an earlier refund could not take back")
+            self.account["points_debt"] -= paid
+
+    async def save(self) -> dict[str, Any]:
+        a = self.account
+        await self.conn.execute(sa.update(accounts).where(accounts.c.id == a["id"]).values(
+            points_balance=a["points_balance"], lifetime_points=a["lifetime_points"], points_debt=a["points_debt"],
+            tier=a["tier"], updated_at=self.now))
+        return a
+
+
+async def _seen(conn, source_key: str) -> bool:
+    return (await conn.execute(sa.select(ledger.c.id).where(ledger.c.source_key == source_key))).first() is not None
+
+
+# --- earning and refunds ------------------------------------------------------------------------
+
+
+async def earn_for_payment(conn, ctx, customer_id: uuid.UUID, payment_id: str, amount_cents: int, *,
+                           now: datetime | None = None) -> dict[str, Any] | None:
+    """Credit the points a payment earns; a payment seen before earns nothing more."""
+    key = f"payment:{payment_id}"
+    if amount_cents <= 0 or await _seen(conn, key):
+        return None
+    book = await Book.open(conn, ctx, customer_id, now or utcnow())
+    if await _seen(conn, key):  # a concurrent delivery committed first
+        return None
+    s = book.s
+    points = amount_cents // s.cents_per_point * s.percent_of(book.account["tier"]) // 100
+    row = None
+    if points > 0:
+        row = await book.append("earn", points, lot=True, source_key=key, payment_id=payment_id,
+                                amount_cents=amount_cents,
+                                description=f"earned on a payment of {amount_cents / 100:.2f}")
+        await book.add_lifetime(points)
+        await book.settle_debt()
+    await book.save()
+    return row
+
+
+async def reverse_for_refund(conn, ctx, customer_id: uuid.UUID, payment_id: str, amount_cents: int,
+                             refund_key: str, *, now: datetime | None = None) -> dict[str, Any] | None:
+    """Take back the points earned on the refunded part of a payment (once per refund)."""
+    key = f"refund:{refund_key}"
+    if amount_cents <= 0 or await _seen(conn, key):
+        return None
+    book = await Book.open(conn, ctx, customer_id, now or utcnow())
+    if await _seen(conn, key):
+        return None
+    earned = (await conn.execute(sa.select(ledger).where(ledger.c.source_key == f"payment:{payment_id}",
+                                                         ledger.c.account_id == book.account["id"])
+                                 )).mappings().first()
+    if earned is None:
+        return None
+    before = (await conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(ledger.c.amount_cents), 0),
+                  sa.func.coalesce(sa.func.sum(ledger.c.debt_points - ledger.c.points), 0))
+        .where(ledger.c.payment_id == payment_id, ledger.c.transaction_type == "refund",
+               ledger.c.account_id == book.account["id"])
+    )).one()
+    refunded = min(int(before[0]) + amount_cents, earned["amount_cents"])
+    owed = earned["points"] * refunded // earned["amount_cents"] - int(before[1])
+    taken = min(owed, book.balance)
+    lots = await book.take(taken, first_lot=earned["id"]) if taken else []
+    row = await book.append("refund", -taken, source_key=key, payment_id=payment_id, amount_cents=amount_cents,
+                            debt_points=owed - taken, lots=lots,
+                            description=f"refund of {amount_cents / 100:.2f} takes back {owed} points"
+                                        + (f" ({owed - taken} owed)" if owed > taken else ""))
+    book.account["points_debt"] += owed - taken
+    await book.add_lifetime(-owed)
+    await book.save()
+    return row
+
+
+# --- redemptions ---------------------------------------------------------------------------------
+
+
+def check_points(settings: LoyaltySettings, points: Any, field: str = "loyalty_points") -> int:
+    if isinstance(points, bool) or not isinstance(points, int) or points <= 0 or points % settings.points_per_reward:
+        raise invalid(field, f"must be a positive multiple of {settings.points_per_reward}")
+    return points
+
+
+def discount_cents(settings: LoyaltySettings, points: int) -> int:
+    return points // settings.points_per_reward * settings.reward_cents
+
+
+async def redemption_of(conn, booking_id: uuid.UUID | str) -> dict[str, Any] | None:
+    """The live redemption for a booking (None once the booking's cancellation gave it back)."""
+    rows = (await conn.execute(sa.select(ledger).where(ledger.c.source_key.in_(
+        [f"redeem:booking:{booking_id}", f"unredeem:booking:{booking_id}"])))).mappings().all()
+    if len(rows) != 1 or rows[0]["transaction_type"] != "redeem":
+        return None
+    return dict(rows[0])
+
+
+async def redeem_for_booking(conn, ctx, customer_id: uuid.UUID, booking_id: uuid.UUID, points: int, *,
+                             now: datetime | None = None) -> dict[str, Any]:
+    """Debit ``points`` for a booking's discount; 409 when the balance does not cover them."""
+    book = await Book.open(conn, ctx, customer_id, now or utcnow())
+    check_points(book.s, points)
+    if await _seen(conn, f"redeem:booking:{booking_id}"):
+        raise conflict("points were already redeemed for this booking")
+    if points > book.balance:
+        raise conflict(f"only {book.balance} points are available", points_balance=book.balance)
+    lots = await book.take(points)
+    row = await book.append("redeem", -points, source_key=f"redeem:booking:{booking_id}", booking_id=booking_id,
+                            lots=lots, description=f"{discount_cents(book.s, points) / 100:.2f} off a booking")
+    await book.save()
+    return row
+
+
+async def give_back_for_booking(conn, ctx, booking_id: uuid.UUID, *,
+                                now: datetime | None = None) -> dict[str, Any] | None:
+    """A cancelled booking's points go back to the lots they came from (once)."""
+    found = await redemption_of(conn, booking_id)
+    if found is None:
+        return None
+    account = (await conn.execute(sa.select(accounts.c.customer_id).where(accounts.c.id == found["account_id"]))
+               ).scalar_one()
+    book = await Book.open(conn, ctx, account, now or utcnow())
+    if await _seen(conn, f"unredeem:booking:{booking_id}"):
+        return None
+    for lot_id, n in found["lots"] or []:
+        await conn.execute(sa.update(ledger).where(ledger.c.id == uuid.UUID(lot_id)).values(
+            remaining=ledger.c.remaining + n, lot_status="open"))
+    row = await book.append("unredeem", -found["points"], source_key=f"unredeem:booking:{booking_id}",
+                            booking_id=booking_id, lots=found["lots"],
+                            description="the booking was cancelled: points given back")
+    await book.expire_due()
+    await book.save()
+    return row
+
+
+# --- staff adjustments ---------------------------------------------------------------------------
+
+
+async def adjust(conn, ctx, customer_id: uuid.UUID, points: int, reason: str, *, actor: str | None,
+                 now: datetime | None = None) -> dict[str, Any]:
+    """A staff correction: positive points are a new lot (and count as lifetime), negative ones spend."""
+    book = await Book.open(conn, ctx, customer_id, now or utcnow())
+    if points > 0:
+        row = await book.append("adjustment", points, lot=True, description=reason, actor=actor)
+        await book.add_lifetime(points)
+        await book.settle_debt()
+    else:
+        if -points > book.balance:
+            raise conflict(f"only {book.balance} points are available", points_balance=book.balance)
+        lots = await book.take(-points)
+        row = await book.append("adjustment", points, description=reason, actor=actor, lots=lots)
+    await book.save()
+    return row
+
+
+# --- expiry (the worker's poller) ------------------------------------------------------------------
+
+
+async def expire_due(ctx, *, now: datetime | None = None, limit: int | None = None) -> int:
+    """Expire one batch of due lots; returns how many lots were expired.
+
+    Lots are claimed with SKIP LOCKED and their accounts locked with SKIP LOCKED too: an
+    account busy in a request is left for the next round (the request expires its own due
+    lots first), so the poller never waits on anyone and never deadlocks.
+    """
+    now = now or utcnow()
+    async with ctx.db.begin() as conn:
+        claimed = await claim_due(conn, ledger, due_column="expires_at", status_column="lot_status",
+                                  pending="open", limit=limit or settings_of(ctx).batch_size, now=now)
+        ids = sorted({lot["account_id"] for lot in claimed})
+        if not ids:
+            return 0
+        rows = (await conn.execute(sa.select(accounts).where(accounts.c.id.in_(ids)).order_by(accounts.c.id)
+                                   .with_for_update(skip_locked=True))).mappings().all()
+        expired = 0
+        for row in rows:
+            book = Book(conn, settings_of(ctx), dict(row), now)
+            expired += await book.expire_due(skip_locked=True)
+            await book.save()
+        return expired
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+async def customer_for(conn, ctx, customer_id: uuid.UUID, principal, permission: str) -> None:
+    """Refuse callers who may not see this customer's points: other customers get 404, staff
+    without ``permission`` 403; an unknown customer is 404."""
+    if principal.kind == "customer":
+        if principal.id != str(customer_id):
+            raise not_found("Customer")
+    elif not principal.can(permission):
+        raise Problem(403, "Forbidden", f"missing permission {permission}", kind="forbidden", permission=permission)
+    if (await conn.execute(sa.select(customers.c.id).where(customers.c.id == customer_id))).first() is None:
+        raise not_found("Customer")
+
+
+async def summary(conn, ctx, customer_id: uuid.UUID, *, now: datetime | None = None) -> dict[str, Any]:
+    now = now or utcnow()
+    s = settings_of(ctx)
+    account = await find_account(conn, customer_id) or {
+        "customer_id": customer_id, "points_balance": 0, "lifetime_points": 0, "points_debt": 0, "tier": "bronze"}
+    nxt = None
+    if account.get("id"):
+        nxt = (await conn.execute(
+            sa.select(ledger.c.expires_at, sa.func.sum(ledger.c.remaining))
+            .where(ledger.c.account_id == account["id"], ledger.c.lot_status == "open")
+            .group_by(ledger.c.expires_at).order_by(ledger.c.expires_at).limit(1))).first()
+    thresholds = {"silver": s.silver_points, "gold": s.gold_points, "platinum": s.platinum_points}
+    following = next((t for t in ("silver", "gold", "platinum") if account["lifetime_points"] < thresholds[t]), None)
+    return {
+        "customer_id": customer_id,
+        "points_balance": account["points_balance"],
+        "lifetime_points": account["lifetime_points"],
+        "points_debt": account["points_debt"],
+        "tier": account["tier"],
+        "earn_multiplier_percent": s.percent_of(account["tier"]),
+        "next_tier": following,
+        "points_to_next_tier": thresholds[following] - account["lifetime_points"] if following else None,
+        "redeemable_points": account["points_balance"] - account["points_balance"] % s.points_per_reward,
+        "redeemable_value_cents": discount_cents(s, account["points_balance"]),
+        "next_expiry_at": nxt[0] if nxt else None,
+        "next_expiry_points": int(nxt[1]) if nxt else 0,
+    }
+
+
+async def history(conn, customer_id: uuid.UUID, *, limit: int = 50,
+                  cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first; the cursor is the ``seq`` of the last row of the previous page."""
+    query = (sa.select(ledger).join(accounts, accounts.c.id == ledger.c.account_id)
+             .where(accounts.c.customer_id == customer_id))
+    if cursor is not None:
+        if not cursor.isdigit() or len(cursor) > 18:
+            raise invalid("cursor", "is not a cursor this API returned")
+        query = query.where(ledger.c.seq < int(cursor))
+    rows = (await conn.execute(query.order_by(ledger.c.seq.desc()).limit(limit + 1))).mappings().all()
+    nxt = str(rows[limit - 1]["seq"]) if len(rows) > limit else None
+    return [dict(r) for r in rows[:limit]], nxt
+
+
+async def verify(conn) -> dict[str, Any]:
+    """Every account's balance against its ledger, its open lots and its last ``balance_after``."""
+    sums = (sa.select(ledger.c.account_id,
+                      sa.func.sum(ledger.c.points).label("ledger"),
+                      sa.func.sum(sa.case((ledger.c.lot_status == "open", ledger.c.remaining), else_=0)).label("lots"),
+                      sa.func.sum(ledger.c.debt_points).label("debt"),
+                      sa.func.max(ledger.c.seq).label("last"))
+            .group_by(ledger.c.account_id).subquery())
+    last = ledger.alias("last")
+    rows = (await conn.execute(
+        sa.select(accounts.c.id, accounts.c.customer_id, accounts.c.points_balance, accounts.c.points_debt,
+                  sums.c.ledger, sums.c.lots, sums.c.debt, last.c.balance_after)
+        .select_from(accounts.outerjoin(sums, sums.c.account_id == accounts.c.id)
+                     .outerjoin(last, last.c.seq == sums.c.last))
+    )).mappings().all()
+    bad = []
+    for r in rows:
+        expected = {"ledger": int(r["ledger"] or 0), "open_lots": int(r["lots"] or 0),
+                    "last_balance_after": r["balance_after"] if r["balance_after"] is not None else 0}
+        wrong = {k: v for k, v in expected.items() if v != r["points_balance"]}
+        if int(r["debt"] or 0) != r["points_debt"]:
+            wrong["debt"] = int(r["debt"] or 0)
+        if wrong:
+            bad.append({"account_id": str(r["id"]), "customer_id": str(r["customer_id"]),
+                        "points_balance": r["points_balance"], "points_debt": r["points_debt"], **wrong})
+    return {"accounts": len(rows), "mismatches": bad}
+
+
+# --- event handlers ------------------------------------------------------------------------------
+
+
+async def _known(conn, p: dict[str, Any]) -> bool:
+    # A payment without a customer of ours earns nothing (retrying would never help).
+    try:
+        customer_id = uuid.UUID(str(p.get("customer_id")))
+    except ValueError:
+        return False
+    found = (await conn.execute(sa.select(customers.c.id).where(customers.c.id == customer_id))).first()
+    return found is not None and bool(p.get("payment_id"))
+
+
+async def on_payment_succeeded(conn, event, ctx) -> None:
+    p = event["payload"]
+    if await _known(conn, p):
+        await earn_for_payment(conn, ctx, uuid.UUID(str(p["customer_id"])), str(p["payment_id"]),
+                               int(p.get("amount_cents") or 0))
+
+
+async def on_payment_refunded(conn, event, ctx) -> None:
+    p = event["payload"]
+    if await _known(conn, p):
+        await reverse_for_refund(conn, ctx, uuid.UUID(str(p["customer_id"])), str(p["payment_id"]),
+                                 int(p.get("amount_cents") or 0), str(p.get("refund_id") or event["id"]))
+
+
+async def on_booking_cancelled(conn, event, ctx) -> None:
+    await give_back_for_booking(conn, ctx, uuid.UUID(str(event["payload"]["booking_id"])))

@@ -1,0 +1,8 @@
+"""The worker's part: expiring lots are rows claimed by a poller of the dispatch loop."""
+from __future__ import annotations
+
+
+def register(huey, ctx) -> None:
+    from myhibachi.plugins.loyalty.service import expire_due
+
+    ctx.add_poller("loyalty", expire_due)
