@@ -160,9 +160,11 @@ async def deliver_batch(ctx, known: dict[str, tuple[Any, Handler]] | None = None
                 current, cause, ran = row, None, ran + 1
                 key = _key(row["event_id"], row["subscriber"])
                 plugin, func = known[row["subscriber"]]
-                if plugin.flag and not ctx.flags.enabled(plugin.flag, {"userId": row["actor"] or "system"}):
+                # Rollouts follow the customer an event concerns, whoever acted (staff, a webhook).
+                subject = str(row["payload"].get("customer_id") or row["actor"] or "system")
+                if plugin.flag and not ctx.flags.enabled(plugin.flag, {"userId": subject}):
                     await conn.execute(sa.update(event_deliveries).where(key).values(
-                        status="skipped", last_error=f"{plugin.flag} is off for {row['actor'] or 'system'}",
+                        status="skipped", last_error=f"{plugin.flag} is off for {subject}",
                         done_at=sa.func.now()))
                     continue
                 event = {"id": str(row["event_id"]), "name": row["name"], "payload": row["payload"],

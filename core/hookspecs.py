@@ -82,7 +82,8 @@ def register_event_handlers() -> dict[str, list]:
     savepoint of the transaction that records its delivery, at least once per event; a
     handler whose statements committed for an event is never run again for it. A raising handler is retried with
     backoff and never rolls back the request that published the event. Handlers of a
-    plugin whose flag is off for the event's actor are skipped.
+    plugin whose flag is off for the customer the event concerns (its payload's
+    ``customer_id``; else its actor) are skipped.
 
     :return: ``{"booking.created": [handler, ...], ...}``; names from
         :mod:`myhibachi.core.events`.
