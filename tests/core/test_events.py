@@ -134,6 +134,25 @@ async def test_handlers_of_a_plugin_flagged_off_for_the_actor_are_skipped(make_a
     assert st[(out_id, SUBSCRIBER)] == ("skipped", 0)
 
 
+async def test_handlers_follow_the_rollout_of_the_customer_not_of_who_acted(make_app):
+    """A staff action or a webhook about a customer reaches the plugins that customer sees.
+    Seen failing when the check used the actor (the staff key) instead of the customer."""
+    app = make_app([ProbePlugin()], flags={"FEATURE_FLAG_PROBE": 50})
+    ctx = app.state.ctx
+    people = [f"customer-{i}" for i in range(64)]
+    on = next(p for p in people if ctx.flags.enabled("FEATURE_FLAG_PROBE", {"userId": p}))
+    off = next(p for p in people if not ctx.flags.enabled("FEATURE_FLAG_PROBE", {"userId": p}))
+    staff = next(a for a in (f"api_key:{i}" for i in range(64))
+                 if not ctx.flags.enabled("FEATURE_FLAG_PROBE", {"userId": a}))
+    async with ctx.db.begin() as conn:
+        about_on = str(await publish(conn, ctx, "booking.created", {"tag": "a", "customer_id": on}, actor=staff))
+        about_off = str(await publish(conn, ctx, "booking.created", {"tag": "b", "customer_id": off}, actor=staff))
+    assert await deliver_due(ctx) == 2
+    st = await statuses(ctx.db)
+    assert st[(about_on, SUBSCRIBER)] == ("done", 1)
+    assert st[(about_off, SUBSCRIBER)] == ("skipped", 0)
+
+
 async def test_dead_letter_after_n_attempts_then_replay(make_app, client_of, settings, db_url, tmp_path):
     app = make_app([ProbePlugin()], flags={"FEATURE_FLAG_PROBE": True})
     ctx = app.state.ctx
