@@ -159,7 +159,8 @@ async def create_deposit(conn, ctx, cfg, principal: Principal, booking_id: uuid.
     booking = (await conn.execute(sa.select(bookings).where(bookings.c.id == booking_id).with_for_update())
                ).mappings().first()
     if booking is None or (principal.kind == "customer" and str(booking["customer_id"]) != principal.id):
-        raise invalid("booking_id", "no such booking")
+        raise Problem(404, "Booking not found", "booking_id: no such booking", kind="not-found",
+                      errors=[{"field": "booking_id", "message": "no such booking"}])
     if principal.kind != "customer" and not principal.can("payments.write"):
         raise Problem(403, "Forbidden", "missing permission payments.write", kind="forbidden",
                       permission="payments.write")
