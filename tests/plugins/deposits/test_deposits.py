@@ -7,9 +7,11 @@ import sqlalchemy as sa
 
 from myhibachi.core.db import utcnow
 from myhibachi.core.events import deliver_due
+from myhibachi.plugins.deposits import DepositsPlugin
 from myhibachi.plugins.deposits.models import deposit_refunds
 from tests.plugins.deposits.helpers import (
     BASE,
+    FLAG,
     booking_status,
     charges_of,
     intents_for,
@@ -109,6 +111,11 @@ async def test_list_deposits(make_app, client_of, seed, clean_db, localstripe_ur
         assert (await c.get(BASE)).status_code == 403
     async with client_of(app) as c:
         assert (await c.get(BASE)).status_code == 401
+
+    off = make_app([DepositsPlugin()], flags={FLAG: False})
+    async with client_of(off, headers=staff) as c:
+        hidden = await c.get(BASE)
+        assert hidden.status_code == 404 and hidden.json()["flag"] == FLAG
 
 
 async def test_confirm_deposit(make_app, client_of, seed, clean_db, localstripe_url):
