@@ -10,7 +10,9 @@ import sqlalchemy as sa
 from myhibachi.core.db import utcnow
 from myhibachi.core.events import deliver_due
 from myhibachi.core.models import offline_payments
+from myhibachi.core.tasks import dispatch_once
 from myhibachi.plugins.deposits import DepositsPlugin
+from myhibachi.plugins.deposits.models import deposits
 from myhibachi.plugins.deposits.service import reconcile
 from tests.plugins.deposits.helpers import (
     BASE,
@@ -57,7 +59,10 @@ async def test_crash_after_confirm_is_completed_by_retry_or_reconcile(make_app, 
 
     cfg = DepositsPlugin().settings
     assert await reconcile(ctx, cfg) == 0  # not stale yet
-    assert await reconcile(ctx, cfg, now=utcnow() + timedelta(minutes=cfg.stale_minutes + 1)) == 1
+    async with clean_db.begin() as conn:
+        await conn.execute(sa.update(deposits).values(updated_at=utcnow() - timedelta(minutes=cfg.stale_minutes + 1)))
+    # the worker's dispatch loop runs the plugin's poller, which reconciles
+    assert await dispatch_once(ctx) >= 1
     async with crashing_client(app, seed.token(ana)) as c:
         fixed = (await c.get(f"{BASE}/{second['id']}")).json()
     assert (fixed["status"], fixed["captured_cents"]) == ("succeeded", 12000)
