@@ -171,12 +171,16 @@ async def create_deposit(conn, ctx, cfg, principal: Principal, booking_id: uuid.
     if open_one is not None:
         raise conflict("the booking already has a deposit in progress or paid", deposit_id=str(open_one))
     total = booking["total_cents"]
+    rule = deposit_rule(total, cfg.percent, cfg.minimum_cents)
     if amount_cents is None:
-        amount_cents = deposit_rule(total, cfg.percent, cfg.minimum_cents)
+        amount_cents = rule
         if amount_cents < 1:
             raise invalid("amount_cents", "the booking has no total to take a deposit from; name an amount")
     elif total and amount_cents > total:
         raise invalid("amount_cents", f"must not exceed the booking's total of {total} cents")
+    elif principal.kind == "customer" and amount_cents < rule:
+        # a customer may pay more ahead, not less; staff may agree any amount
+        raise invalid("amount_cents", f"must be at least the deposit of {rule} cents")
     currency = booking["currency"]
     try:
         intent = await ctx.ports.payments.create_intent(

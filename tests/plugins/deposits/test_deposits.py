@@ -51,6 +51,9 @@ async def test_create_deposit_success(make_app, client_of, seed, clean_db, local
         foreign = await c.post(BASE, json={"booking_id": str(other)}, headers=key())
         assert foreign.status_code == 404 and foreign.json()["errors"][0]["field"] == "booking_id"
         assert foreign.headers["content-type"].startswith("application/problem+json")
+        small = await c.post(BASE, json={"booking_id": str(await pending_booking(seed, ana)), "amount_cents": 100},
+                             headers=key())
+        assert small.status_code == 422 and "12000" in small.json()["errors"][0]["message"]
         got = await c.get(f"{BASE}/{dep['id']}")
         assert got.status_code == 200 and got.json() == dep
 
@@ -140,7 +143,7 @@ async def test_confirm_deposit(make_app, client_of, seed, clean_db, localstripe_
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "payment_method"
 
         # declined: kept as failed with its reason (paying again with another card: the offline test)
-        second = (await c.post(BASE, json={"booking_id": str(other), "amount_cents": 7000}, headers=key())).json()
+        second = (await c.post(BASE, json={"booking_id": str(other), "amount_cents": 15000}, headers=key())).json()
         declined = await c.put(f"{BASE}/{second['id']}/confirm",
                                json={"payment_method": "pm_card_chargeCustomerFail"})
         assert declined.status_code == 200, declined.text
