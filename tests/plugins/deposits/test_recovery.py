@@ -2,10 +2,13 @@
 adapter (the embedded default) end to end."""
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import timedelta
 
 import httpx
 import sqlalchemy as sa
+from werkzeug import Response
 
 from myhibachi.core.db import utcnow
 from myhibachi.core.events import deliver_due
@@ -132,3 +135,28 @@ async def test_offline_deposit_end_to_end(make_app, client_of, seed, clean_db):
         left = (await conn.execute(sa.select(offline_payments.c.status, offline_payments.c.amount_refunded_cents)
                                    .order_by(offline_payments.c.created_at))).all()
     assert [tuple(r) for r in left] == [("succeeded", 6000), ("processing", 0)]
+
+
+async def test_a_retried_create_sends_stripe_the_same_idempotency_key(make_app, seed, clean_db, httpserver):
+    def intent(request):
+        return Response(json.dumps({
+            "id": f"pi_{uuid.uuid4().hex[:24]}", "object": "payment_intent", "amount": 12000, "currency": "usd",
+            "status": "requires_payment_method", "client_secret": "pi_stub_secret", "metadata": {},
+            "payment_method": None, "last_payment_error": None, "latest_charge": None,
+        }), content_type="application/json")
+
+    httpserver.expect_request("/v1/payment_intents", method="POST").respond_with_handler(intent)
+    app = stripe_app(make_app, httpserver.url_for("").rstrip("/"), CrashPlugin(), adapter="crashing_stripe")
+    app.state.ctx.ports.payments.crash_on.add("create_intent")
+    ana = await seed.customer()
+    booking = await pending_booking(seed, ana)
+    idem = key()
+    async with crashing_client(app, seed.token(ana)) as c:
+        assert (await c.post(BASE, json={"booking_id": str(booking)}, headers=idem)).status_code == 500
+        created = await c.post(BASE, json={"booking_id": str(booking)}, headers=idem)
+        assert created.status_code == 201, created.text
+        other = await c.post(BASE, json={"booking_id": str(await pending_booking(seed, ana))}, headers=key())
+    sent = [request.headers["Idempotency-Key"] for request, _ in httpserver.log]
+    dep = created.json()
+    assert sent == [f"deposit-{dep['id']}-create"] * 2 + [f"deposit-{other.json()['id']}-create"]
+    assert httpserver.log[0][0].form["metadata[deposit_id]"] == dep["id"]
