@@ -367,7 +367,8 @@ async def handle_webhook(conn, ctx, payload: bytes, signature: str | None) -> di
     if recorded is None:
         return {"received": True, "duplicate": True, "deposit_id": None, "status": dep["status"] if dep else None}
     obj = event.data.get("object") or {}
-    actor = "stripe"
+    # the customer, so the flag's sticky rollout treats the provider's events as theirs
+    actor = str(dep["customer_id"]) if dep else "system"
     if event.type == "charge.dispute.created":
         await conn.execute(pg_insert(payment_disputes).values(
             id=uuid.uuid4(), provider_dispute_id=str(obj.get("id")), deposit_id=dep["id"] if dep else None,
@@ -424,7 +425,8 @@ async def reconcile(ctx, cfg, *, now: datetime | None = None) -> int:
                 if row is None:
                     continue
                 dep = dict(row)
-                after = await sync(conn, ctx, dep, await ctx.ports.payments.retrieve_intent(dep["intent_id"]))
+                after = await sync(conn, ctx, dep, await ctx.ports.payments.retrieve_intent(dep["intent_id"]),
+                                   str(dep["customer_id"]))
                 if after is not dep:
                     changed += 1
                 else:
