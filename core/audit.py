@@ -1,8 +1,8 @@
 """The audit trail of staff actions, as the core offers it to routes and plugins.
 
 Every state-changing request (POST, PUT, PATCH, DELETE) by a staff principal (an admin or
-an API key) on a route that declares a permission is recorded without the route writing
-anything: the core calls the ``record_admin_action`` hook once per recorded action.
+an API key) is recorded without the route writing anything, whether the route declares its
+permission or checks it in its service: the core calls the ``record_admin_action`` hook once per recorded action.
 
 * Routes that take ``conn = Transaction`` get the hook called on that connection
   just before the request's transaction commits, so the change and its audit record
@@ -105,7 +105,14 @@ def _template(path: str, params: dict[str, Any]) -> str:
     return "/".join("{%s}" % names[seg] if seg in names else seg for seg in path.split("/"))
 
 
-def _entries(scope: dict[str, Any], principal: Principal, permission: str) -> list[dict[str, Any]]:
+def _resource_type(path: str, permission: str | None) -> str:
+    if permission:
+        return permission.split(".", 1)[0]
+    parts = [p for p in path.split("/") if p and p != "v1" and not p.startswith("{")]
+    return parts[0] if parts else "unknown"
+
+
+def _entries(scope: dict[str, Any], principal: Principal, permission: str | None) -> list[dict[str, Any]]:
     state = scope.get("state", {})
     method = scope["method"]
     headers = dict(scope.get("headers") or [])
@@ -130,21 +137,21 @@ def _entries(scope: dict[str, Any], principal: Principal, permission: str) -> li
         elif params:
             resource_id = ",".join(f"{k}={v}" for k, v in params.items())
         notes = [{"action": f"{method} {_template(scope.get('path', ''), params)}",
-                  "resource_type": permission.split(".", 1)[0], "resource_id": resource_id, "changes": None}]
+                  "resource_type": _resource_type(scope.get("path", ""), permission), "resource_id": resource_id,
+                  "changes": None}]
     return [{**base, **note} for note in notes]
 
 
-def _staff_action(scope: dict[str, Any]) -> tuple[Principal, str] | None:
+def _staff_action(scope: dict[str, Any]) -> tuple[Principal, str | None] | None:
+    """A state-changing request by staff: recorded whether its route declares a permission
+    or checks one in its service (as routes open to customers and staff do)."""
     if scope.get("method") not in STATE_CHANGING:
         return None
     state = scope.get("state") or {}
     principal = state.get("principal")
     if principal is None or not principal.is_staff or state.get("audit_recorded"):
         return None
-    permission = _permission(scope.get("route"))
-    if permission is None:
-        return None
-    return principal, permission
+    return principal, _permission(scope.get("route"))
 
 
 async def _call(ctx, conn, principal: Principal, entries: list[dict[str, Any]]) -> None:

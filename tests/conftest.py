@@ -23,6 +23,7 @@ from myhibachi.core.db import Database, metadata
 from myhibachi.core.flags import TogglesFile
 from myhibachi.core.plugins import PluginManager, discover
 from myhibachi.core.settings import Settings
+from tests.stripe_server import localstripe_url  # noqa: F401  (session fixture: localstripe)
 from tests.unleash_server import unleash_server  # noqa: F401  (session fixture: a real Unleash server)
 
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())

@@ -140,14 +140,21 @@ class OfflinePayments(_Recorder):
             await outbox.record(conn, self.port, operation, {"id": intent_id, **values})
         return _intent(row)
 
-    async def confirm_intent(self, intent_id):
+    async def confirm_intent(self, intent_id, *, payment_method=None, idempotency_key=None):
         def confirm(row):
-            if row.status != "requires_confirmation":
+            method = payment_method or row.payment_method
+            if row.status != "requires_confirmation" and not (
+                    payment_method and row.status == "requires_payment_method"):
                 raise _unexpected(row, "confirm")
-            if "declined" in row.payment_method.lower():
+            if payment_method:
+                return {"payment_method": payment_method, **outcome(method)}
+            return outcome(method)
+
+        def outcome(method):
+            if "declined" in method.lower():
                 return {"status": "requires_payment_method", "payment_method": None,
                         "last_error": "card_declined"}
-            if row.payment_method == "pm_card_processing":
+            if method == "pm_card_processing":
                 return {"status": "processing", "last_error": None}
             return {"status": "succeeded", "last_error": None}
 

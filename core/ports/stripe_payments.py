@@ -43,8 +43,13 @@ class StripePayments:
                               options={"idempotency_key": idempotency_key})
         return _intent(pi)
 
-    async def confirm_intent(self, intent_id):
-        return _intent(await self._call(self.client.v1.payment_intents.confirm_async, intent_id))
+    async def confirm_intent(self, intent_id, *, payment_method=None, idempotency_key=None):
+        if payment_method:
+            # attached by an update, then confirmed: both Stripe and localstripe take this form
+            await self._call(self.client.v1.payment_intents.update_async, intent_id,
+                             params={"payment_method": payment_method})
+        options = {"idempotency_key": idempotency_key} if idempotency_key else None
+        return _intent(await self._call(self.client.v1.payment_intents.confirm_async, intent_id, options=options))
 
     async def cancel_intent(self, intent_id):
         return _intent(await self._call(self.client.v1.payment_intents.cancel_async, intent_id))

@@ -4,28 +4,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import subprocess
-import sys
 import time
 
 import pytest
 import stripe
 
 from myhibachi.core.ports import InvalidSignature, PortError
-from tests.conftest import free_port, wait_for_port
-
-
-@pytest.fixture(scope="session")
-def localstripe_url():
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "localstripe", "--port", str(port), "--from-scratch"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def stripe_settings(base: str) -> dict:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from myhibachi.core import Plugin, hookimpl
 from myhibachi.core.audit import audited, note_change
-from myhibachi.core.auth import Principal, create_api_key, require
+from myhibachi.core.auth import authenticated, Principal, create_api_key, require
 from myhibachi.core.db import Transaction
 from myhibachi.core.errors import Problem
 from myhibachi.plugins.audit import service as audit_service
@@ -67,6 +67,15 @@ class ProbePlugin(Plugin):
         @router.delete("/probes/{probe_id}")
         async def plain(probe_id: uuid.UUID, conn=TX, _: Principal = Depends(require("probes.write"))):
             await conn.execute(sa.text("DELETE FROM audit_probe WHERE id = :id"), {"id": probe_id})
+            return {}
+
+        @router.patch("/probes/{probe_id}")
+        async def checked_in_service(probe_id: uuid.UUID, request: Request, conn=TX,
+                                     principal: Principal = Depends(authenticated)):
+            # open to customers and staff; the permission is checked here, not declared
+            if principal.is_staff and not principal.can("probes.write"):
+                raise Problem(403, "Forbidden", "missing permission probes.write", kind="forbidden")
+            await conn.execute(sa.text("UPDATE audit_probe SET label = 'patched' WHERE id = :id"), {"id": probe_id})
             return {}
 
         @router.post("/probes/{probe_id}/ping")
@@ -236,6 +245,23 @@ async def test_rolled_back_change_leaves_no_audit_row(make_app, client_of, probe
         r = await c.post(f"/v1/probes/{lost}", headers=h, json={"label": "lost"})
         assert r.status_code >= 500
     assert await probe_count(app, lost) == 0 and await rows(app, resource_id=str(lost)) == []
+
+
+async def test_staff_writes_on_routes_open_to_customers_are_recorded(make_app, client_of, probe_table):
+    """Seen failing when only routes declaring a permission were recorded: a staff refund on
+    a route customers share (deposits) then left no trace."""
+    from myhibachi.core.auth import issue_access_token
+
+    app = make_app(["admin_rbac", "audit", ProbePlugin()], flags=FLAGS)
+    async with client_of(app) as c:
+        _, h = await admin_headers(app, c, "root@myhibachi.dev", ["super_admin"])
+        pid = uuid.uuid4()
+        await c.post(f"/v1/probes/{pid}", headers=h, json={"label": "hello"})
+        assert (await c.patch(f"/v1/probes/{pid}", headers=h)).status_code == 200
+        token, _ = issue_access_token(app.state.ctx.settings, subject=str(uuid.uuid4()), kind="customer")
+        assert (await c.patch(f"/v1/probes/{pid}", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    patched = [r for r in await rows(app) if r["method"] == "PATCH"]
+    assert len(patched) == 1 and patched[0]["resource_type"] == "probes" and patched[0]["permission"] is None
 
 
 async def test_hook_record_admin_action(make_app, client_of, probe_table):

@@ -1,0 +1,68 @@
+"""Booking deposits (roadmap 5.1): money paid ahead to hold a booking, through the payments port.
+
+A deposit is the part of a booking's price a customer pays when booking, so the chef team's
+time is held: by default a percentage of the booking's stored total with a minimum, or an
+amount staff name. It is a PaymentIntent at the payments provider (Stripe, or the offline
+adapter of the embedded default), tracked here as a small state machine:
+``requires_payment -> processing -> succeeded -> partially_refunded | refunded``, or
+``cancelled`` / ``failed``; it never moves backwards. When it succeeds the booking is
+confirmed (an event handler on ``payment.succeeded``). Before capture a deposit can be
+cancelled; after capture, cancelling refunds what is left, and refunds never exceed what
+was captured. Stripe's signed webhooks drive the same states, and a poller reconciles
+deposits left processing or unconfirmed with the provider.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from myhibachi.core import Plugin, hookimpl
+
+
+class DepositsSettings(BaseSettings):
+    """The plugin's own settings, read from ``MYHIBACHI_DEPOSITS_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="MYHIBACHI_DEPOSITS_", extra="ignore")
+
+    percent: int = Field(default=20, ge=1, le=100, description="Deposit as a percentage of the booking's total.")
+    minimum_cents: int = Field(default=10000, ge=1, description="Smallest deposit, in cents (never above the total).")
+    stale_minutes: int = Field(
+        default=30, ge=1, description="A deposit processing or unconfirmed this long is reconciled with the provider.")
+    reconcile_every_minutes: int = Field(default=1440, ge=1, description="How often the worker reconciles (nightly).")
+    reconcile_batch: int = Field(default=200, ge=1, description="Deposits reconciled per run.")
+
+
+class DepositsPlugin(Plugin):
+    name = "deposits"
+    version = "1.0.0"
+    flag = "FEATURE_FLAG_DEPOSIT_API"
+    description = "Booking deposits through Stripe PaymentIntents (create, confirm, cancel, refund, webhooks)."
+    features = {"5.1": ["test_create_deposit_success", "test_list_deposits", "test_confirm_deposit",
+                        "test_cancel_deposit", "test_refund_deposit"]}
+    permissions = ("payments.read", "payments.write")
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = DepositsSettings(**settings)
+
+    @hookimpl
+    def register_routes(self, router, ctx) -> None:
+        from myhibachi.plugins.deposits.routes import add_routes
+
+        add_routes(router, self.settings)
+
+    @hookimpl
+    def register_tasks(self, huey, ctx) -> None:
+        from myhibachi.plugins.deposits.tasks import register
+
+        register(ctx, self.settings)
+
+    @hookimpl
+    def register_event_handlers(self) -> dict[str, list]:
+        from myhibachi.plugins.deposits import service
+
+        return {"payment.succeeded": [service.on_payment_succeeded]}
+
+
+plugin = DepositsPlugin()

@@ -1,0 +1,114 @@
+"""The deposits API and the Stripe webhook, thin over the service."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from myhibachi.core.auth import Principal, authenticated
+from myhibachi.core.db import Transaction
+from myhibachi.core.errors import error_responses
+from myhibachi.core.idempotency import HEADER, idempotent, scope_of
+from myhibachi.plugins.deposits import service
+from myhibachi.plugins.deposits.schemas import (
+    Deposit,
+    DepositConfirm,
+    DepositCreate,
+    DepositPage,
+    DepositWithRefund,
+    Refund,
+    RefundCreate,
+    Status,
+    WebhookResult,
+)
+
+
+async def app_context(request: Request):
+    return request.app.state.ctx
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+async def idempotency_key(request: Request) -> str:
+    # read through a dependency: @idempotent already takes the route's Request parameter
+    return request.headers.get(HEADER, "")
+
+
+def add_routes(router: APIRouter, cfg) -> None:
+    base = "/payments/deposits"
+
+    @router.post(base, response_model=Deposit, status_code=201, responses=error_responses(401, 403, 409, 422, 503),
+                 summary="Create a booking's deposit (a PaymentIntent at the provider)")
+    @idempotent
+    async def create(body: DepositCreate, idem: str = Depends(idempotency_key), conn=Transaction,
+                     ctx=Depends(app_context),
+                     principal: Principal = Depends(authenticated)) -> Deposit:
+        """A customer for their own booking, staff with `payments.write`. Without `amount_cents` the
+        amount is the settings' percentage of the booking's stored total, at least their minimum."""
+        row = await service.create_deposit(conn, ctx, cfg, principal, body.booking_id, body.amount_cents,
+                                           service.derived_id(scope_of(principal), idem, "deposit"))
+        return Deposit(**row)
+
+    @router.get(base, response_model=DepositPage, responses=error_responses(401, 403, 422),
+                summary="List deposits, newest first")
+    async def list_(booking_id: uuid.UUID | None = None, customer_id: uuid.UUID | None = None,
+                    status: Status | None = None,
+                    created_from: datetime | None = Query(None, description="Created at or after (UTC if no offset)."),
+                    created_to: datetime | None = Query(None, description="Created before (UTC if no offset)."),
+                    cursor: str | None = Query(None, max_length=200), limit: int = Query(20, ge=1, le=100),
+                    conn=Transaction, principal: Principal = Depends(authenticated)) -> DepositPage:
+        """Own deposits for a customer, any with `payments.read`."""
+        rows, next_cursor = await service.list_deposits(
+            conn, principal, booking_id=booking_id, customer_id=customer_id, status=status,
+            created_from=_aware(created_from), created_to=_aware(created_to), cursor=cursor, limit=limit)
+        return DepositPage(items=[Deposit(**r) for r in rows], next_cursor=next_cursor)
+
+    @router.get(base + "/{deposit_id}", response_model=Deposit, responses=error_responses(401, 403, 404),
+                summary="One deposit")
+    async def get(deposit_id: uuid.UUID, conn=Transaction, principal: Principal = Depends(authenticated)) -> Deposit:
+        return Deposit(**await service.get_deposit(conn, principal, deposit_id))
+
+    @router.put(base + "/{deposit_id}/confirm", response_model=Deposit,
+                responses=error_responses(401, 403, 404, 409, 422, 503), summary="Pay a deposit")
+    async def confirm(deposit_id: uuid.UUID, body: DepositConfirm, conn=Transaction, ctx=Depends(app_context),
+                      principal: Principal = Depends(authenticated)) -> Deposit:
+        """Confirm the PaymentIntent with a payment method. A decline answers 200 with status
+        `failed` and its reason; confirming again with another method is allowed."""
+        return Deposit(**await service.confirm_deposit(conn, ctx, principal, deposit_id, body.payment_method))
+
+    @router.put(base + "/{deposit_id}/cancel", response_model=Deposit,
+                responses=error_responses(401, 403, 404, 409, 503), summary="Cancel a deposit (refunds once paid)")
+    async def cancel(deposit_id: uuid.UUID, conn=Transaction, ctx=Depends(app_context),
+                     principal: Principal = Depends(authenticated)) -> Deposit:
+        """Before capture the PaymentIntent is cancelled; after capture what remains is refunded
+        (staff with `payments.write` only)."""
+        return Deposit(**await service.cancel_deposit(conn, ctx, principal, deposit_id))
+
+    @router.get(base + "/{deposit_id}/refunds", response_model=list[Refund], responses=error_responses(401, 403, 404),
+                summary="A deposit's refunds")
+    async def refunds(deposit_id: uuid.UUID, conn=Transaction, principal: Principal = Depends(authenticated)):
+        await service.get_deposit(conn, principal, deposit_id)
+        return [Refund(**r) for r in await service.refunds_of(conn, deposit_id)]
+
+    @router.post(base + "/{deposit_id}/refunds", response_model=DepositWithRefund, status_code=201,
+                 responses=error_responses(401, 403, 404, 409, 422, 503), summary="Refund a deposit, fully or partly")
+    @idempotent
+    async def refund(deposit_id: uuid.UUID, body: RefundCreate, idem: str = Depends(idempotency_key), conn=Transaction,
+                     ctx=Depends(app_context), principal: Principal = Depends(authenticated)) -> DepositWithRefund:
+        """Staff with `payments.write`. Refunds together never exceed what was captured (409)."""
+        dep, row = await service.refund_deposit(conn, ctx, principal, deposit_id, body.amount_cents, body.reason,
+                                                service.derived_id(scope_of(principal), idem, f"refund:{deposit_id}"))
+        return DepositWithRefund(deposit=Deposit(**dep), refund=Refund(**row))
+
+    @router.post("/webhooks/stripe", response_model=WebhookResult, responses=error_responses(400),
+                 summary="Stripe's signed webhook")
+    async def stripe_webhook(request: Request, conn=Transaction, ctx=Depends(app_context)) -> WebhookResult:
+        """Verified with `Stripe-Signature`; each event id is applied once (a replay answers 200)."""
+        result = await service.handle_webhook(conn, ctx, await request.body(),
+                                              request.headers.get("stripe-signature"))
+        return WebhookResult(**result)

@@ -1,0 +1,438 @@
+"""Deposits: the state machine, the provider calls (only through ``ctx.ports.payments``),
+webhooks and reconciliation, callable without HTTP.
+
+Every provider call carries an idempotency key derived from the deposit (its id comes from
+the caller's ``Idempotency-Key``), and confirm and cancel first read the provider's state:
+a call that reached the provider before a crash rolled our transaction back is completed
+by the retry or the reconcile poller, never repeated.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import math
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from myhibachi.core import bookings as core_bookings
+from myhibachi.core import events
+from myhibachi.core.auth import Principal
+from myhibachi.core.db import utcnow
+from myhibachi.core.errors import Problem, conflict, invalid, not_found
+from myhibachi.core.models import bookings
+from myhibachi.core.ports import InvalidSignature, PortError
+from myhibachi.plugins.deposits.models import deposit_refunds, deposits, payment_disputes, payment_webhook_events
+
+log = logging.getLogger("myhibachi.deposits")
+
+NAMESPACE = uuid.UUID("6d1f0c52-3f7e-4b8e-9a51-0d2f3c1e7a10")
+PRE_CAPTURE = ("requires_payment", "failed")
+CAPTURED = ("succeeded", "partially_refunded")
+ACTIVE = ("requires_payment", "processing", "succeeded", "partially_refunded")
+# Every move a deposit may make; anything else is backwards (ignored from the provider, 409 from a caller).
+MOVES: dict[str, set[str]] = {
+    "requires_payment": {"processing", "failed", "succeeded", "partially_refunded", "refunded", "cancelled"},
+    "processing": {"failed", "succeeded", "partially_refunded", "refunded", "cancelled"},
+    "failed": {"processing", "succeeded", "partially_refunded", "refunded", "cancelled"},
+    "succeeded": {"partially_refunded", "refunded"},
+    "partially_refunded": {"partially_refunded", "refunded"},
+    "refunded": set(),
+    "cancelled": set(),
+}
+# The system acting on bookings when a payment succeeds.
+SYSTEM = Principal("system", "deposits", frozenset({"bookings.write"}))
+
+
+def derived_id(scope: str, key: str, operation: str) -> uuid.UUID:
+    """The same id for the same caller, key and operation: a retried request reuses the
+    provider's idempotency key derived from it."""
+    return uuid.uuid5(NAMESPACE, f"{operation}|{scope}|{key}")
+
+
+def illegal(dep, action: str) -> Problem:
+    return Problem(409, "Conflict", f"a {dep['status']} deposit cannot be {action}", kind="deposit-state",
+                   current_status=dep["status"])
+
+
+def provider_problem(exc: PortError) -> Problem:
+    if exc.status is None or exc.status >= 500 or exc.status == 429:
+        return Problem(503, "Payment provider unavailable", str(exc), kind="provider-unavailable",
+                       headers={"Retry-After": "5"}, code=exc.code)
+    return Problem(409, "Payment provider refused", str(exc), kind="provider-refused", code=exc.code)
+
+
+def deposit_rule(total_cents: int, percent: int, minimum_cents: int) -> int:
+    """``percent`` of the total, rounded up to a cent, at least ``minimum_cents``, at most the total."""
+    return min(total_cents, max(minimum_cents, math.ceil(total_cents * percent / 100)))
+
+
+# --- access --------------------------------------------------------------------------------
+
+
+def _may(principal: Principal, row, permission: str) -> None:
+    if principal.kind == "customer":
+        if str(row["customer_id"]) != principal.id:
+            raise not_found("Deposit")
+        return
+    if not principal.can(permission):
+        raise Problem(403, "Forbidden", f"missing permission {permission}", kind="forbidden", permission=permission)
+
+
+async def get_deposit(conn, principal: Principal, deposit_id: uuid.UUID, *, permission: str = "payments.read",
+                      for_update: bool = False) -> dict[str, Any]:
+    query = sa.select(deposits).where(deposits.c.id == deposit_id)
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        raise not_found("Deposit")
+    _may(principal, row, permission)
+    return dict(row)
+
+
+# --- moving the state ----------------------------------------------------------------------
+
+
+def _actor(principal: Principal | None) -> str:
+    return principal.flag_context()["userId"] if principal else "system"
+
+
+async def advance(conn, ctx, dep: dict[str, Any], status: str, *, captured: int | None = None,
+                  refunded: int | None = None, reason: str | None = None, actor: str = "system") -> dict[str, Any]:
+    """Move ``dep`` forward to ``status`` and publish what happened; a backwards move is ignored."""
+    captured = dep["captured_cents"] if captured is None else min(max(captured, dep["captured_cents"]),
+                                                                   dep["amount_cents"])
+    refunded = dep["refunded_cents"] if refunded is None else min(max(refunded, dep["refunded_cents"]), captured)
+    if status in CAPTURED or status == "refunded":
+        status = "refunded" if refunded and refunded >= captured else "partially_refunded" if refunded else "succeeded"
+    same = status == dep["status"] and captured == dep["captured_cents"] and refunded == dep["refunded_cents"]
+    if same or (status != dep["status"] and status not in MOVES[dep["status"]]):
+        return dep
+    values: dict[str, Any] = {"status": status, "captured_cents": captured, "refunded_cents": refunded,
+                              "updated_at": sa.func.now()}
+    if status == "failed":
+        values["failure_reason"] = reason or "payment_failed"
+    if captured and not dep["captured_cents"]:
+        values["succeeded_at"] = sa.func.now()
+    row = dict((await conn.execute(sa.update(deposits).where(deposits.c.id == dep["id"]).values(**values)
+                                   .returning(deposits))).mappings().one())
+    base = {"payment_id": str(row["id"]), "booking_id": str(row["booking_id"]),
+            "customer_id": str(row["customer_id"])}
+    if captured and not dep["captured_cents"]:
+        await events.publish(conn, ctx, "payment.succeeded",
+                             {**base, "amount_cents": captured, "currency": row["currency"]}, actor=actor)
+    if refunded > dep["refunded_cents"]:
+        await events.publish(conn, ctx, "payment.refunded",
+                             {**base, "amount_cents": refunded - dep["refunded_cents"], "currency": row["currency"]},
+                             actor=actor)
+    if status == "failed" and dep["status"] != "failed":
+        await events.publish(conn, ctx, "payment.failed", {**base, "reason": values["failure_reason"]}, actor=actor)
+    return row
+
+
+async def sync(conn, ctx, dep: dict[str, Any], intent, actor: str = "system") -> dict[str, Any]:
+    """Bring ``dep`` up to the provider's PaymentIntent (forward only)."""
+    if intent.status == "succeeded":
+        return await advance(conn, ctx, dep, "succeeded", captured=intent.amount_cents,
+                             refunded=intent.amount_refunded_cents, actor=actor)
+    if intent.status in ("processing", "requires_action"):
+        return await advance(conn, ctx, dep, "processing", actor=actor)
+    if intent.status == "canceled":
+        return await advance(conn, ctx, dep, "cancelled", actor=actor)
+    if intent.status == "requires_payment_method" and intent.last_error:
+        return await advance(conn, ctx, dep, "failed", reason=intent.last_error, actor=actor)
+    return dep
+
+
+# --- the operations ------------------------------------------------------------------------
+
+
+async def create_deposit(conn, ctx, cfg, principal: Principal, booking_id: uuid.UUID, amount_cents: int | None,
+                         deposit_id: uuid.UUID) -> dict[str, Any]:
+    """A deposit for a booking: ``amount_cents``, or the settings' rule on the booking's stored total."""
+    booking = (await conn.execute(sa.select(bookings).where(bookings.c.id == booking_id).with_for_update())
+               ).mappings().first()
+    if booking is None or (principal.kind == "customer" and str(booking["customer_id"]) != principal.id):
+        raise Problem(404, "Booking not found", "booking_id: no such booking", kind="not-found",
+                      errors=[{"field": "booking_id", "message": "no such booking"}])
+    if principal.kind != "customer" and not principal.can("payments.write"):
+        raise Problem(403, "Forbidden", "missing permission payments.write", kind="forbidden",
+                      permission="payments.write")
+    if booking["status"] not in ("pending", "confirmed"):
+        raise conflict(f"a {booking['status']} booking takes no deposit", booking_status=booking["status"])
+    open_one = (await conn.execute(sa.select(deposits.c.id).where(
+        deposits.c.booking_id == booking_id, deposits.c.status.in_(ACTIVE)))).scalar()
+    if open_one is not None:
+        raise conflict("the booking already has a deposit in progress or paid", deposit_id=str(open_one))
+    total = booking["total_cents"]
+    rule = deposit_rule(total, cfg.percent, cfg.minimum_cents)
+    if amount_cents is None:
+        amount_cents = rule
+        if amount_cents < 1:
+            raise invalid("amount_cents", "the booking has no total to take a deposit from; name an amount")
+    elif total and amount_cents > total:
+        raise invalid("amount_cents", f"must not exceed the booking's total of {total} cents")
+    elif principal.kind == "customer" and amount_cents < rule:
+        # a customer may pay more ahead, not less; staff may agree any amount
+        raise invalid("amount_cents", f"must be at least the deposit of {rule} cents")
+    currency = booking["currency"]
+    try:
+        intent = await ctx.ports.payments.create_intent(
+            amount_cents, currency, idempotency_key=f"deposit-{deposit_id}-create",
+            metadata={"deposit_id": str(deposit_id), "booking_id": str(booking_id)})
+    except PortError as exc:
+        raise provider_problem(exc) from exc
+    row = (await conn.execute(sa.insert(deposits).values(
+        id=deposit_id, booking_id=booking_id, customer_id=booking["customer_id"], amount_cents=amount_cents,
+        currency=currency.upper(), status="requires_payment", intent_id=intent.id,
+        client_secret=intent.client_secret,
+    ).returning(deposits))).mappings().one()
+    return dict(row)
+
+
+def _confirm_key(dep: dict[str, Any], payment_method: str) -> str:
+    # A crashed attempt rolled updated_at back, so its retry reuses the key; a new attempt
+    # after a decline (updated_at moved) gets a fresh one.
+    digest = hashlib.sha256(f"{payment_method}|{dep['updated_at'].isoformat()}".encode()).hexdigest()[:16]
+    return f"deposit-{dep['id']}-confirm-{digest}"
+
+
+async def confirm_deposit(conn, ctx, principal: Principal, deposit_id: uuid.UUID,
+                          payment_method: str) -> dict[str, Any]:
+    dep = await get_deposit(conn, principal, deposit_id, permission="payments.write", for_update=True)
+    if dep["status"] not in PRE_CAPTURE:
+        raise illegal(dep, "confirmed")
+    actor = _actor(principal)
+    pay = ctx.ports.payments
+    try:
+        dep = await sync(conn, ctx, dep, await pay.retrieve_intent(dep["intent_id"]), actor)
+        if dep["status"] not in PRE_CAPTURE:
+            return dep
+        intent = await pay.confirm_intent(dep["intent_id"], payment_method=payment_method,
+                                          idempotency_key=_confirm_key(dep, payment_method))
+    except PortError as exc:
+        if exc.status != 402:
+            raise provider_problem(exc) from exc
+        # a decline is an outcome, kept with its reason, not an error that rolls it back
+        return await advance(conn, ctx, dep, "failed", reason=exc.code or "card_declined", actor=actor)
+    await conn.execute(sa.update(deposits).where(deposits.c.id == dep["id"]).values(payment_method=payment_method))
+    dep["payment_method"] = payment_method
+    return await sync(conn, ctx, dep, intent, actor)
+
+
+async def cancel_deposit(conn, ctx, principal: Principal, deposit_id: uuid.UUID) -> dict[str, Any]:
+    """Cancel before capture; after capture, refund what is left (staff only)."""
+    dep = await get_deposit(conn, principal, deposit_id, permission="payments.write", for_update=True)
+    actor = _actor(principal)
+    pay = ctx.ports.payments
+    if dep["status"] in PRE_CAPTURE:
+        try:
+            dep = await sync(conn, ctx, dep, await pay.retrieve_intent(dep["intent_id"]), actor)
+            if dep["status"] in PRE_CAPTURE:
+                return await sync(conn, ctx, dep, await pay.cancel_intent(dep["intent_id"]), actor)
+        except PortError as exc:
+            raise provider_problem(exc) from exc
+    if dep["status"] in CAPTURED:
+        if principal.kind == "customer":
+            raise Problem(403, "Forbidden", "a paid deposit is refunded by staff (payments.write)",
+                          kind="forbidden", permission="payments.write")
+        return (await refund_deposit(conn, ctx, principal, deposit_id, None, "deposit cancelled",
+                                     derived_id(str(deposit_id), "cancel", "refund"), dep=dep))[0]
+    if dep["status"] == "cancelled":
+        return dep
+    raise illegal(dep, "cancelled")
+
+
+async def refund_deposit(conn, ctx, principal: Principal, deposit_id: uuid.UUID, amount_cents: int | None,
+                         reason: str | None, refund_id: uuid.UUID, *, dep: dict[str, Any] | None = None
+                         ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Refund all that is left, or ``amount_cents`` of it; returns (deposit, refund)."""
+    if dep is None:
+        dep = await get_deposit(conn, principal, deposit_id, permission="payments.write", for_update=True)
+        if principal.kind == "customer":
+            raise Problem(403, "Forbidden", "refunds are made by staff (payments.write)", kind="forbidden",
+                          permission="payments.write")
+    if dep["status"] not in CAPTURED:
+        raise illegal(dep, "refunded")
+    left = dep["captured_cents"] - dep["refunded_cents"]
+    amount = left if amount_cents is None else amount_cents
+    if amount > left:
+        raise Problem(409, "Refund exceeds the captured amount",
+                      f"{amount} cents asked, {left} of the {dep['captured_cents']} captured remain refundable",
+                      kind="refund-exceeds-captured", captured_cents=dep["captured_cents"],
+                      refunded_cents=dep["refunded_cents"], refundable_cents=left,
+                      errors=[{"field": "amount_cents", "message": f"at most {left} cents remain refundable"}])
+    try:
+        refund = await ctx.ports.payments.refund(dep["intent_id"], amount,
+                                                 idempotency_key=f"deposit-{dep['id']}-refund-{refund_id}")
+    except PortError as exc:
+        raise provider_problem(exc) from exc
+    row = (await conn.execute(pg_insert(deposit_refunds).values(
+        id=refund_id, deposit_id=dep["id"], amount_cents=amount, currency=dep["currency"],
+        provider_refund_id=refund.id, status=refund.status, reason=reason,
+    ).returning(deposit_refunds))).mappings().one()
+    dep = await advance(conn, ctx, dep, "refunded", refunded=dep["refunded_cents"] + amount,
+                        actor=_actor(principal))
+    return dep, dict(row)
+
+
+async def refunds_of(conn, deposit_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = (await conn.execute(sa.select(deposit_refunds).where(deposit_refunds.c.deposit_id == deposit_id)
+                               .order_by(deposit_refunds.c.created_at, deposit_refunds.c.id))).mappings().all()
+    return [dict(r) for r in rows]
+
+
+# --- listing -------------------------------------------------------------------------------
+
+
+def encode_cursor(at: datetime, ident: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(json.dumps([at.isoformat(), str(ident)]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        at, ident = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        at = datetime.fromisoformat(at)
+        if at.tzinfo is None:
+            raise ValueError
+        return at, uuid.UUID(ident)
+    except (ValueError, TypeError):
+        raise invalid("cursor", "is not a cursor this API returned") from None
+
+
+async def list_deposits(conn, principal: Principal, *, booking_id=None, customer_id=None, status=None,
+                        created_from=None, created_to=None, cursor=None, limit=20) -> tuple[list[dict], str | None]:
+    """Newest first, keyset-paginated on (created_at, id); customers see their own."""
+    cond = []
+    if principal.kind == "customer":
+        if customer_id is not None and str(customer_id) != principal.id:
+            raise Problem(403, "Forbidden", "customers list their own deposits", kind="forbidden",
+                          permission="payments.read")
+        cond.append(deposits.c.customer_id == core_bookings.own_id(principal))
+    elif not principal.can("payments.read"):
+        raise Problem(403, "Forbidden", "missing permission payments.read", kind="forbidden",
+                      permission="payments.read")
+    elif customer_id is not None:
+        cond.append(deposits.c.customer_id == customer_id)
+    if booking_id is not None:
+        cond.append(deposits.c.booking_id == booking_id)
+    if status:
+        cond.append(deposits.c.status == status)
+    if created_from:
+        cond.append(deposits.c.created_at >= created_from)
+    if created_to:
+        cond.append(deposits.c.created_at < created_to)
+    if cursor:
+        at, ident = decode_cursor(cursor)
+        cond.append(sa.tuple_(deposits.c.created_at, deposits.c.id) < sa.tuple_(sa.literal(at), sa.literal(ident)))
+    rows = (await conn.execute(sa.select(deposits).where(*cond)
+                               .order_by(deposits.c.created_at.desc(), deposits.c.id.desc()).limit(limit + 1))
+            ).mappings().all()
+    more = len(rows) > limit
+    rows = [dict(r) for r in rows[:limit]]
+    return rows, encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+
+
+# --- webhooks ------------------------------------------------------------------------------
+
+
+def _intent_of(event) -> str | None:
+    obj = event.data.get("object") or {}
+    if event.type.startswith("payment_intent."):
+        return obj.get("id")
+    return obj.get("payment_intent")
+
+
+async def handle_webhook(conn, ctx, payload: bytes, signature: str | None) -> dict[str, Any]:
+    """Verify, record once, and apply a provider event; returns what was done."""
+    try:
+        event = ctx.ports.payments.verify_webhook(payload, signature or "")
+    except InvalidSignature as exc:
+        raise Problem(400, "Invalid signature", str(exc), kind="invalid-signature") from exc
+    intent_id = _intent_of(event)
+    dep = None
+    if intent_id:
+        found = (await conn.execute(sa.select(deposits).where(deposits.c.intent_id == intent_id).with_for_update())
+                 ).mappings().first()
+        dep = dict(found) if found else None
+    recorded = (await conn.execute(pg_insert(payment_webhook_events).values(
+        id=event.id, type=event.type, deposit_id=dep["id"] if dep else None,
+    ).on_conflict_do_nothing().returning(payment_webhook_events.c.id))).first()
+    if recorded is None:
+        return {"received": True, "duplicate": True, "deposit_id": None, "status": dep["status"] if dep else None}
+    obj = event.data.get("object") or {}
+    # the customer, so the flag's sticky rollout treats the provider's events as theirs
+    actor = str(dep["customer_id"]) if dep else "system"
+    if event.type == "charge.dispute.created":
+        await conn.execute(pg_insert(payment_disputes).values(
+            id=uuid.uuid4(), provider_dispute_id=str(obj.get("id")), deposit_id=dep["id"] if dep else None,
+            intent_id=intent_id, charge_id=obj.get("charge"), amount_cents=int(obj.get("amount") or 0),
+            currency=str(obj.get("currency") or (dep or {}).get("currency") or "usd").upper()[:3],
+            reason=obj.get("reason"), status=obj.get("status"), raw=obj,
+        ).on_conflict_do_nothing())
+    elif dep is not None:
+        if event.type == "payment_intent.succeeded":
+            dep = await advance(conn, ctx, dep, "succeeded",
+                                captured=int(obj.get("amount_received") or obj.get("amount") or dep["amount_cents"]),
+                                actor=actor)
+        elif event.type == "payment_intent.processing":
+            dep = await advance(conn, ctx, dep, "processing", actor=actor)
+        elif event.type == "payment_intent.payment_failed":
+            error = obj.get("last_payment_error") or {}
+            dep = await advance(conn, ctx, dep, "failed", reason=error.get("code") or "payment_failed", actor=actor)
+        elif event.type == "payment_intent.canceled":
+            dep = await advance(conn, ctx, dep, "cancelled", actor=actor)
+        elif event.type == "charge.refunded":
+            captured = int(obj.get("amount_captured") or obj.get("amount") or dep["amount_cents"])
+            dep = await advance(conn, ctx, dep, "refunded", captured=captured,
+                                refunded=int(obj.get("amount_refunded") or 0), actor=actor)
+    return {"received": True, "duplicate": False, "deposit_id": dep["id"] if dep else None,
+            "status": dep["status"] if dep else None}
+
+
+# --- the booking, and reconciliation ---------------------------------------------------------
+
+
+async def on_payment_succeeded(conn, event, ctx) -> None:
+    """A paid deposit confirms its pending booking (through the core's booking transition)."""
+    booking_id = uuid.UUID(str(event["payload"]["booking_id"]))
+    status = (await conn.execute(sa.select(bookings.c.status).where(bookings.c.id == booking_id))).scalar()
+    if status == "pending":
+        await core_bookings.transition(conn, ctx, SYSTEM, booking_id, "confirmed")
+
+
+async def reconcile(ctx, cfg, *, now: datetime | None = None) -> int:
+    """Bring deposits left processing or unconfirmed longer than ``stale_minutes`` up to the
+    provider's state; returns how many changed."""
+    cutoff = (now or utcnow()) - timedelta(minutes=cfg.stale_minutes)
+    async with ctx.db.connect() as conn:
+        ids = (await conn.execute(sa.select(deposits.c.id).where(
+            deposits.c.status.in_(("requires_payment", "processing")), deposits.c.updated_at < cutoff)
+            .order_by(deposits.c.updated_at).limit(cfg.reconcile_batch))).scalars().all()
+    changed = 0
+    for deposit_id in ids:
+        try:
+            async with ctx.db.begin() as conn:
+                row = (await conn.execute(sa.select(deposits).where(
+                    deposits.c.id == deposit_id, deposits.c.status.in_(("requires_payment", "processing")))
+                    .with_for_update(skip_locked=True))).mappings().first()
+                if row is None:
+                    continue
+                dep = dict(row)
+                after = await sync(conn, ctx, dep, await ctx.ports.payments.retrieve_intent(dep["intent_id"]),
+                                   str(dep["customer_id"]))
+                if after is not dep:
+                    changed += 1
+                else:
+                    # looked at: wait another stale period before asking the provider again
+                    await conn.execute(sa.update(deposits).where(deposits.c.id == deposit_id)
+                                       .values(updated_at=sa.func.now()))
+        except PortError as exc:
+            log.warning("reconciling deposit %s failed: %s", deposit_id, exc)
+    return changed

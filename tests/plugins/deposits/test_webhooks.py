@@ -1,0 +1,95 @@
+"""Stripe webhooks: signature, replay, out-of-order events, disputes."""
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+
+from myhibachi.plugins.deposits.models import payment_disputes, payment_webhook_events
+from tests.plugins.deposits.helpers import (
+    BASE,
+    event,
+    key,
+    pending_booking,
+    published,
+    signed,
+    stripe_app,
+)
+
+HOOK = "/v1/webhooks/stripe"
+
+
+async def test_stripe_webhook_signature_replay_and_order(make_app, client_of, seed, clean_db, localstripe_url):
+    app = stripe_app(make_app, localstripe_url)
+    ana = await seed.customer()
+    staff = await seed.staff("payments.*")
+    deps = []
+    async with client_of(app, headers=staff) as c:
+        for _ in range(3):
+            booking = await pending_booking(seed, ana)
+            deps.append((await c.post(BASE, json={"booking_id": str(booking)}, headers=key())).json())
+    paid, refunded_first, failing = deps
+
+    succeeded = event("payment_intent.succeeded", {"id": paid["intent_id"], "object": "payment_intent",
+                                                   "amount": 12000, "amount_received": 12000, "currency": "usd",
+                                                   "status": "succeeded"})
+    body, headers = signed(succeeded)
+    async with client_of(app) as c:
+        missing = await c.post(HOOK, content=body, headers={"Content-Type": "application/json"})
+        assert missing.status_code == 400 and missing.json()["type"].endswith("/invalid-signature")
+        forged = await c.post(HOOK, content=body, headers=signed(succeeded, secret="whsec_wrong")[1])
+        assert forged.status_code == 400
+        tampered = await c.post(HOOK, content=body.replace(b"12000", b"99999"), headers=headers)
+        assert tampered.status_code == 400
+        stale = await c.post(HOOK, content=body, headers=signed(succeeded, at=int(time.time()) - 3600)[1])
+        assert stale.status_code == 400 and "tolerance" in stale.json()["detail"].lower()
+        assert (await c.get(f"{BASE}/{paid['id']}", headers=staff)).json()["status"] == "requires_payment"
+
+        ok = await c.post(HOOK, content=body, headers=headers)
+        assert ok.status_code == 200, ok.text
+        assert ok.json() == {"received": True, "duplicate": False, "deposit_id": paid["id"], "status": "succeeded"}
+        replay = await c.post(HOOK, content=body, headers=signed(succeeded)[1])
+        assert replay.status_code == 200 and replay.json()["duplicate"] is True
+        assert [p["payment_id"] for p in await published(clean_db, "payment.succeeded")] == [paid["id"]]
+
+        # the refund's event arrives before the payment's: the deposit never moves back
+        charge = {"id": "ch_out_of_order", "object": "charge", "payment_intent": refunded_first["intent_id"],
+                  "amount": 12000, "amount_captured": 12000, "amount_refunded": 12000, "currency": "usd"}
+        r = await c.post(HOOK, content=(b := signed(event("charge.refunded", charge)))[0], headers=b[1])
+        assert r.json()["status"] == "refunded"
+        late = event("payment_intent.succeeded", {"id": refunded_first["intent_id"], "object": "payment_intent",
+                                                  "amount": 12000, "amount_received": 12000})
+        r = await c.post(HOOK, content=(b := signed(late))[0], headers=b[1])
+        assert r.status_code == 200 and r.json()["status"] == "refunded"
+        got = (await c.get(f"{BASE}/{refunded_first['id']}", headers=staff)).json()
+        assert (got["status"], got["captured_cents"], got["refunded_cents"]) == ("refunded", 12000, 12000)
+
+        failed = event("payment_intent.payment_failed", {
+            "id": failing["intent_id"], "object": "payment_intent",
+            "last_payment_error": {"code": "card_declined", "message": "Your card was declined."}})
+        r = await c.post(HOOK, content=(b := signed(failed))[0], headers=b[1])
+        assert r.json()["status"] == "failed"
+        # a failure event for a paid deposit is out of date: ignored
+        stale_failure = event("payment_intent.payment_failed", {"id": paid["intent_id"], "object": "payment_intent"})
+        r = await c.post(HOOK, content=(b := signed(stale_failure))[0], headers=b[1])
+        assert r.json()["status"] == "succeeded"
+
+        dispute = event("charge.dispute.created", {
+            "id": "dp_1", "object": "dispute", "charge": "ch_paid", "payment_intent": paid["intent_id"],
+            "amount": 12000, "currency": "usd", "reason": "fraudulent", "status": "needs_response"})
+        r = await c.post(HOOK, content=(b := signed(dispute))[0], headers=b[1])
+        assert r.status_code == 200
+        unknown = event("payment_intent.succeeded", {"id": "pi_not_ours", "object": "payment_intent"})
+        r = await c.post(HOOK, content=(b := signed(unknown))[0], headers=b[1])
+        assert r.json() == {"received": True, "duplicate": False, "deposit_id": None, "status": None}
+
+    assert [(p["payment_id"], p["reason"]) for p in await published(clean_db, "payment.failed")] == [
+        (failing["id"], "card_declined")]
+    assert [(p["payment_id"], p["amount_cents"]) for p in await published(clean_db, "payment.refunded")] == [
+        (refunded_first["id"], 12000)]
+    async with clean_db.connect() as conn:
+        disputes = (await conn.execute(sa.select(payment_disputes))).mappings().all()
+        recorded = (await conn.execute(sa.select(sa.func.count()).select_from(payment_webhook_events))).scalar()
+    assert [(d["provider_dispute_id"], str(d["deposit_id"]), d["amount_cents"], d["currency"], d["reason"])
+            for d in disputes] == [("dp_1", paid["id"], 12000, "USD", "fraudulent")]
+    assert recorded == 7
