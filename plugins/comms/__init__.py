@@ -53,7 +53,7 @@ class CommsPlugin(Plugin):
     def register_routes(self, router, ctx) -> None:
         from myhibachi.plugins.comms.routes import add_routes
 
-        add_routes(router)
+        add_routes(router, ctx)
 
     @hookimpl
     def register_tasks(self, huey, ctx) -> None:

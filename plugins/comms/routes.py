@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from urllib.parse import parse_qsl
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from myhibachi.core.auth import Principal, require
+from myhibachi.core.auth import Principal, current_principal, require
 from myhibachi.core.db import Transaction
 from myhibachi.core.errors import Problem, error_responses, invalid
 from myhibachi.core.idempotency import HEADER, idempotent, scope_of
@@ -35,37 +36,44 @@ def _signed_url(request: Request) -> str:
 
 
 async def _twilio_form(request: Request) -> dict[str, str]:
-    form = await request.form()
-    params = {k: str(v) for k, v in form.items()}
+    # Twilio posts application/x-www-form-urlencoded, one value per field.
+    try:
+        params = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True, strict_parsing=False))
+    except UnicodeDecodeError as exc:
+        raise invalid("body", "not a form") from exc
     ctx = request.app.state.ctx
     if not ctx.ports.sms.verify_webhook(_signed_url(request), params, request.headers.get("X-Twilio-Signature", "")):
         raise _forbidden_signature()
     return params
 
 
-def add_routes(router: APIRouter) -> None:
+async def message_key(request: Request) -> str:
+    """The service's idempotency key of a send request: the caller's scope and its header."""
+    principal = await current_principal(request)
+    return f"http:{scope_of(principal)}:{request.headers.get(HEADER, '')}"
+
+
+def add_routes(router: APIRouter, ctx) -> None:
     sends = error_responses(401, 403, 404, 409, 422)
 
     @router.post("/communications/sms/send", response_model=Message, status_code=202, responses=sends,
                  summary="Queue an SMS to a number or a customer")
     @idempotent
-    async def send_sms(body: SmsSend, request: Request, conn=Transaction,
+    async def send_sms(body: SmsSend, conn=Transaction, message_key: str = Depends(message_key),
                        principal: Principal = Depends(require("comms.send"))) -> Message:
-        ctx = request.app.state.ctx
         return Message(**await service.send(
             conn, ctx, channel="sms", to=body.to, customer_id=body.customer_id, body=body.body, kind=body.kind,
-            idempotency_key=f"http:{scope_of(principal)}:{request.headers[HEADER]}", actor=principal.id))
+            idempotency_key=message_key, actor=principal.id))
 
     @router.post("/communications/email/send", response_model=Message, status_code=202, responses=sends,
                  summary="Queue an email to an address or a customer")
     @idempotent
-    async def send_email(body: EmailSend, request: Request, conn=Transaction,
+    async def send_email(body: EmailSend, conn=Transaction, message_key: str = Depends(message_key),
                          principal: Principal = Depends(require("comms.send"))) -> Message:
-        ctx = request.app.state.ctx
         return Message(**await service.send(
             conn, ctx, channel="email", to=body.to, customer_id=body.customer_id, subject=body.subject,
             text=body.text, html=body.html, kind=body.kind,
-            idempotency_key=f"http:{scope_of(principal)}:{request.headers[HEADER]}", actor=principal.id))
+            idempotency_key=message_key, actor=principal.id))
 
     def history_route(channel: str):
         async def history(request: Request, customer_id: uuid.UUID | None = None, status: Status | None = None,
