@@ -26,6 +26,7 @@ class CommsSettings(BaseSettings):
     max_attempts: int = Field(default=5, ge=1, description="Provider tries before a message is marked failed.")
     retry_seconds: int = Field(default=30, ge=1, description="First retry delay; doubles on every attempt.")
     batch_size: int = Field(default=100, ge=1, description="Queued messages claimed per worker round.")
+    concurrency: int = Field(default=8, ge=1, description="Provider calls one worker makes at once.")
     sending_timeout_minutes: int = Field(
         default=15, ge=1,
         description="A message left 'sending' this long (worker died mid-send) is failed, never re-sent.")

@@ -13,6 +13,7 @@ and marketing to anyone without recorded consent (transactional messages need no
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -361,38 +362,48 @@ async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = 
                                   limit=limit or settings.batch_size, now=now)
         if not claimed:
             return 0
-        await conn.execute(sa.update(messages).where(messages.c.id.in_([m["id"] for m in claimed])).values(
-            status="sending", attempts=messages.c.attempts + 1, updated_at=sa.func.now()))
-    for row in claimed:
-        message = _open(ctx, row)
-        attempts = row["attempts"] + 1
-        async with ctx.db.begin() as conn:
-            # a STOP that arrived after the message was queued still stops it
-            if await is_opted_out(conn, ctx, message["channel"], message["to"]):
-                await _finish(conn, message["id"], status="failed", last_error="the recipient opted out")
-                continue
-        try:
-            sent = await _deliver(ctx, message)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:2000]
-            log.warning("message %s not sent (attempt %d): %s", message["id"], attempts, error)
-            async with ctx.db.begin() as conn:
-                if transient(exc) and attempts < settings.max_attempts:
-                    delay = timedelta(seconds=min(settings.retry_seconds * 2 ** (attempts - 1), 3600))
-                    await _finish(conn, message["id"], status="queued", last_error=error,
-                                  next_attempt_at=utcnow() + delay)
-                else:
-                    await _finish(conn, message["id"], status="failed", last_error=error)
-            continue
-        async with ctx.db.begin() as conn:
-            # a fast status callback may already have moved it on: only 'sending' becomes 'sent'
-            await conn.execute(sa.update(messages).where(messages.c.id == message["id"]).values(
-                provider_id=sent.id, last_error=None, sent_at=sa.func.now(), updated_at=sa.func.now(),
-                status=sa.case((messages.c.status == "sending", "sent"), else_=messages.c.status)))
-            await publish(conn, ctx, "message.sent", {"message_id": str(message["id"]), "channel": message["channel"],
-                                                      "customer_id": str(message["customer_id"])
-                                                      if message["customer_id"] else None})
+        # a STOP that arrived after a message was queued still stops it
+        blocked = set((await conn.execute(sa.select(opt_outs.c.address_hash, opt_outs.c.channel).where(
+            opt_outs.c.opted_out, opt_outs.c.address_hash.in_({m["to_hash"] for m in claimed})))).all())
+        stopped = [m["id"] for m in claimed if (m["to_hash"], m["channel"]) in blocked]
+        ready = [m for m in claimed if (m["to_hash"], m["channel"]) not in blocked]
+        if stopped:
+            await conn.execute(sa.update(messages).where(messages.c.id.in_(stopped)).values(
+                status="failed", last_error="the recipient opted out", updated_at=sa.func.now()))
+        if ready:
+            await conn.execute(sa.update(messages).where(messages.c.id.in_([m["id"] for m in ready])).values(
+                status="sending", attempts=messages.c.attempts + 1, updated_at=sa.func.now()))
+    gate = asyncio.Semaphore(settings.concurrency)
+
+    async def one(row) -> None:
+        async with gate:
+            await _send_one(ctx, settings, _open(ctx, row), row["attempts"] + 1)
+
+    await asyncio.gather(*(one(row) for row in ready))
     return len(claimed)
+
+
+async def _send_one(ctx, settings: CommsSettings, message: dict[str, Any], attempts: int) -> None:
+    try:
+        sent = await _deliver(ctx, message)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        log.warning("message %s not sent (attempt %d): %s", message["id"], attempts, error)
+        async with ctx.db.begin() as conn:
+            if transient(exc) and attempts < settings.max_attempts:
+                delay = timedelta(seconds=min(settings.retry_seconds * 2 ** (attempts - 1), 3600))
+                await _finish(conn, message["id"], status="queued", last_error=error, next_attempt_at=utcnow() + delay)
+            else:
+                await _finish(conn, message["id"], status="failed", last_error=error)
+        return
+    async with ctx.db.begin() as conn:
+        # a fast status callback may already have moved it on: only 'sending' becomes 'sent'
+        await conn.execute(sa.update(messages).where(messages.c.id == message["id"]).values(
+            provider_id=sent.id, last_error=None, sent_at=sa.func.now(), updated_at=sa.func.now(),
+            status=sa.case((messages.c.status == "sending", "sent"), else_=messages.c.status)))
+        customer = message["customer_id"]
+        await publish(conn, ctx, "message.sent", {"message_id": str(message["id"]), "channel": message["channel"],
+                                                  "customer_id": str(customer) if customer else None})
 
 
 async def _finish(conn, message_id: uuid.UUID, **values) -> None:
