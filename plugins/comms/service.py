@@ -27,7 +27,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core.crypto import vault
-from myhibachi.core.customers import contacts
+from myhibachi.core.customers import contacts, find_by_phone
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, invalid, not_found
 from myhibachi.core.events import publish
@@ -482,7 +482,9 @@ async def twilio_inbound(conn, ctx, params: dict[str, str]) -> str | None:
     except Problem:
         return None
     stop = word in STOP_WORDS
-    await set_opt_out(conn, ctx, "sms", address, stop, keyword=word)
+    owners = await find_by_phone(conn, ctx, address)
+    await set_opt_out(conn, ctx, "sms", address, stop, keyword=word,
+                      customer_id=owners[0]["id"] if len(owners) == 1 else None)
     return "opted_out" if stop else "opted_in"
 
 

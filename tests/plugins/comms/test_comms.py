@@ -163,12 +163,17 @@ async def test_validation_names_the_field(make_app, client_of, seed):
         assert ok.status_code == 202 and ok.json()["segments"] == 2
         no_key = await c.post(SMS, json={"to": "+12025550101", "body": "hi"})
         assert no_key.status_code == 422 and no_key.json()["errors"][0]["field"].endswith("Idempotency-Key")
-        bad_cursor = await c.get("/v1/communications/sms/history", params={"cursor": "nope"})
-        assert bad_cursor.status_code in (403, 422)
+        unknown = await c.post(SMS, json={"customer_id": "00000000-0000-4000-8000-000000000000", "body": "hi"},
+                               headers=key("unknown"))
+        assert unknown.status_code == 404
     assert len(await messages(app.state.ctx.db)) == 1  # nothing half-written
     async with client_of(app, headers=await seed.staff("comms.read")) as c:
         forbidden = await c.post(SMS, json={"to": "+12025550101", "body": "hi"}, headers=key("x"))
         assert forbidden.status_code == 403 and forbidden.json()["permission"] == "comms.send"
+        for params, field in (({"cursor": "nope"}, "cursor"), ({"since": "2026-01-01T00:00:00"}, "since"),
+                              ({"status": "lost"}, "status"), ({"customer_id": "x"}, "customer_id")):
+            bad = await c.get("/v1/communications/sms/history", params=params)
+            assert bad.status_code == 422 and field in bad.json()["errors"][0]["field"], bad.text
 
 
 def test_segment_counting():
@@ -230,7 +235,7 @@ async def test_stop_blocks_the_next_sms_and_start_allows_again(make_app, client_
         replayed = await c.post("/v1/webhooks/twilio/inbound", **inbound(" stop ", "SMin1"))
         assert replayed.status_code == 200
         [opted] = await events(ctx.db, "message.opted_out")  # once, though the callback came twice
-        assert opted["payload"]["address"] == "+12025550101"
+        assert opted["payload"] == {"channel": "sms", "address": "+12025550101", "customer_id": str(customer)}
         forged = inbound("START", "SMin2")
         forged["headers"]["X-Twilio-Signature"] = "bm90IGEgc2lnbmF0dXJl"
         assert (await c.post("/v1/webhooks/twilio/inbound", **forged)).status_code == 403
