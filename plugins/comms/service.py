@@ -50,7 +50,8 @@ START_WORDS = {"START", "YES", "UNSTOP"}
 FINAL = ("delivered", "failed", "bounced")
 MOVES = {"sent": ("queued", "sending"), "delivered": ("queued", "sending", "sent"),
          "failed": ("queued", "sending", "sent"), "bounced": ("queued", "sending", "sent", "delivered")}
-TWILIO_STATUS = {"sent": "sent", "delivered": "delivered", "undelivered": "failed", "failed": "failed"}
+TWILIO_STATUS = {"sent": "sent", "delivered": "delivered", "undelivered": "failed", "failed": "failed",
+                 "canceled": "failed"}
 SENDGRID_STATUS = {"delivered": "delivered", "bounce": "bounced", "dropped": "failed"}
 SENDGRID_OPT_OUT = {"unsubscribe", "group_unsubscribe", "spamreport"}
 
