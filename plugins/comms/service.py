@@ -178,14 +178,16 @@ async def set_opt_out(conn, ctx, channel: str, address: str, opted_out: bool, *,
     ``message.opted_out`` is published when an address becomes opted out, once: a replayed
     STOP finds it already so and changes nothing.
     """
-    digest = address_hash(ctx, channel, address)
-    before = await conn.scalar(sa.select(opt_outs.c.opted_out).where(
-        opt_outs.c.address_hash == digest, opt_outs.c.channel == channel).with_for_update())
-    if before is not None and before == opted_out:
-        return False
     values = {"opted_out": opted_out, "keyword": keyword, "updated_at": sa.func.now()}
-    await conn.execute(pg_insert(opt_outs).values(address_hash=digest, channel=channel, **values)
-                       .on_conflict_do_update(index_elements=["address_hash", "channel"], set_=values))
+    statement = pg_insert(opt_outs).values(address_hash=address_hash(ctx, channel, address), channel=channel,
+                                           **values)
+    # One statement: a concurrent or replayed callback waits on the row, then finds nothing to change.
+    changed = (await conn.execute(statement.on_conflict_do_update(
+        index_elements=["address_hash", "channel"], set_=values,
+        where=opt_outs.c.opted_out.is_distinct_from(statement.excluded.opted_out),
+    ).returning(opt_outs.c.channel))).first()
+    if changed is None:
+        return False
     if opted_out:
         await publish(conn, ctx, "message.opted_out", {
             "channel": channel, "address": address, "customer_id": str(customer_id) if customer_id else None})

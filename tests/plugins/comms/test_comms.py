@@ -300,3 +300,17 @@ async def test_a_worker_that_died_mid_send_never_sends_again(make_app, seed):
     [row] = await messages(ctx.db)
     assert row["status"] == "failed" and "outcome unknown" in row["last_error"]
     assert await outbox(ctx.db, "sms") == []
+
+
+async def test_concurrent_stops_opt_out_once(make_app):
+    app = comms_app(make_app)
+    ctx = app.state.ctx
+
+    async def stop():
+        async with ctx.db.begin() as conn:
+            changed = await service.set_opt_out(conn, ctx, "sms", "+12025550199", True, keyword="STOP")
+            await asyncio.sleep(0.01)
+            return changed
+
+    assert sorted(await asyncio.gather(*(stop() for _ in range(10)))) == [False] * 9 + [True]
+    assert len(await events(ctx.db, "message.opted_out")) == 1
