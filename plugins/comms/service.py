@@ -18,6 +18,7 @@ import base64
 import binascii
 import logging
 import uuid
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,6 +55,11 @@ TWILIO_STATUS = {"sent": "sent", "delivered": "delivered", "undelivered": "faile
                  "canceled": "failed"}
 SENDGRID_STATUS = {"delivered": "delivered", "bounce": "bounced", "dropped": "failed"}
 SENDGRID_OPT_OUT = {"unsubscribe", "group_unsubscribe", "spamreport"}
+
+
+# Set by ``send`` while it asks ``may_send``: the recipient's address was checked already
+# (the actual address, which may not be the customer's own), so our hook need not look again.
+_checked: ContextVar[tuple[uuid.UUID, str] | None] = ContextVar("comms_checked", default=None)
 
 
 def settings_of(ctx) -> CommsSettings:
@@ -150,7 +156,7 @@ async def is_opted_out(conn, ctx, channel: str, address: str) -> bool:
 async def consent_reason(conn, ctx, customer_id, channel: str, kind: str) -> str | None:
     """This plugin's ``may_send``: the customer's number or address opted out, or marketing
     without recorded consent. Transactional messages need no consent."""
-    if customer_id is not None:
+    if customer_id is not None and _checked.get() != (_uuid(customer_id), channel):
         person = (await contacts(conn, ctx, [customer_id])).get(_uuid(customer_id))
         address = person and person.get("phone" if channel == "sms" else "email")
         if address and await is_opted_out(conn, ctx, channel, address):
@@ -260,8 +266,12 @@ async def send(conn, ctx, *, channel: str, to: str | None = None, customer_id: u
     if await is_opted_out(conn, ctx, channel, address):
         raise SendRefused(f"the recipient opted out of {channel}")
     context = {"userId": str(customer_id)} if customer_id else None
-    reasons = [r for r in await ctx.call_all("may_send", context, customer_id=customer_id, channel=channel,
-                                             kind=kind, conn=conn) if r]
+    token = _checked.set((customer_id, channel) if customer_id else None)
+    try:
+        reasons = [r for r in await ctx.call_all("may_send", context, customer_id=customer_id, channel=channel,
+                                                 kind=kind, conn=conn) if r]
+    finally:
+        _checked.reset(token)
     if reasons:
         raise SendRefused("; ".join(dict.fromkeys(reasons)))
     mid = uuid.uuid4()
