@@ -235,36 +235,123 @@ async def send(conn, ctx, *, channel: str, to: str | None = None, customer_id: u
     :raises Problem: 422 naming the field for bad input, 404 for an unknown customer, and
         :class:`SendRefused` (409) when an opt-out or consent rule refuses it.
     """
-    settings = settings_of(ctx)
+    [result] = await send_many(conn, ctx, [{
+        "channel": channel, "to": to, "customer_id": customer_id, "body": body, "subject": subject, "text": text,
+        "html": html, "kind": kind, "idempotency_key": idempotency_key, "actor": actor}])
+    if isinstance(result, Problem):
+        raise result
+    return result
+
+
+def _row(ctx, settings: CommsSettings, people: dict, *, channel: str, to: str | None = None, customer_id=None,
+         body: str | None = None, subject: str | None = None, text: str | None = None, html: str | None = None,
+         kind: str = "transactional", idempotency_key: str | None = None, actor: str | None = None
+         ) -> tuple[dict[str, Any], str]:
+    """The sealed row of one message and its address; raises a Problem for bad input."""
     if channel not in ("sms", "email"):
         raise invalid("channel", "must be sms or email")
     if kind not in ("transactional", "marketing"):
         raise invalid("kind", "must be transactional or marketing")
-    if idempotency_key is not None:
-        found = (await conn.execute(sa.select(messages).where(messages.c.idempotency_key == idempotency_key)
-                                    )).mappings().first()
-        if found is not None:
-            return _open(ctx, found)
-    text = text if text is not None else body
     if channel == "email":
-        body = text
+        body = text if text is not None else body
     segments, encoding = _check_content(settings, channel, body, subject, html)
+    person = None
     if customer_id is not None:
-        customer_id = _uuid(customer_id)
-        person = (await contacts(conn, ctx, [customer_id])).get(customer_id)
+        person = people.get(_uuid(customer_id))
         if person is None:
             raise not_found("Customer")
     if to is not None:
         address = normalise(channel, to)
-    elif customer_id is None:
+    elif person is None:
         raise invalid("to", "give an address or a customer_id")
     else:
         stored = person.get("phone" if channel == "sms" else "email")
         if not stored:
             raise invalid("customer_id", f"the customer has no {'phone number' if channel == 'sms' else 'email'}")
         address = normalise(channel, stored, "customer_id")
-    if await is_opted_out(conn, ctx, channel, address):
-        raise SendRefused(f"the recipient opted out of {channel}")
+    mid = uuid.uuid4()
+    v = vault(ctx)
+    plain = {"to": address, "subject": subject if channel == "email" else None, "body": body,
+             "html": html if channel == "email" else None}
+    row = {"id": mid, "channel": channel, "kind": kind, "customer_id": _uuid(customer_id) if customer_id else None,
+           "key_id": v.current_id, "to_hash": address_hash(ctx, channel, address), "segments": segments,
+           "encoding": encoding, "idempotency_key": idempotency_key, "created_by": actor,
+           **{f"{f}_enc": v.encrypt(value, _aad(mid, f)) for f, value in plain.items()}}
+    return row, address
+
+
+async def send_many(conn, ctx, items: list[dict[str, Any]]) -> list[dict[str, Any] | Problem]:
+    """Queue many messages at once (each item the keyword arguments of :func:`send`).
+
+    Returns, in order, each item's message or the Problem that refused it (bad input,
+    unknown customer, :class:`SendRefused`); the others are queued all the same. Lookups
+    and the insert are a few statements for the whole batch, so a worker can queue
+    thousands a round. ``may_send`` is asked once per customer, channel and kind.
+    """
+    settings = settings_of(ctx)
+    keys = [i["idempotency_key"] for i in items if i.get("idempotency_key") is not None]
+    existing: dict[str, Any] = {}
+    if keys:
+        found = (await conn.execute(sa.select(messages).where(messages.c.idempotency_key.in_(keys)))).mappings()
+        existing = {r["idempotency_key"]: r for r in found}
+    ids = set()
+    for item in items:
+        if item.get("customer_id") is not None:
+            try:
+                ids.add(_uuid(item["customer_id"]))
+            except ValueError:
+                pass  # refused below, with the item
+    people = await contacts(conn, ctx, ids)
+    results: list[Any] = [None] * len(items)
+    built: list[tuple[int, dict[str, Any]]] = []
+    for n, item in enumerate(items):
+        key = item.get("idempotency_key")
+        if key is not None and key in existing:
+            results[n] = _open(ctx, existing[key])
+            continue
+        try:
+            row, _ = _row(ctx, settings, people, **item)
+        except (Problem, ValueError) as exc:
+            results[n] = exc if isinstance(exc, Problem) else invalid("customer_id", "not a UUID")
+            continue
+        built.append((n, row))
+    if built:
+        hashes = {row["to_hash"] for _, row in built}
+        blocked = set((await conn.execute(sa.select(opt_outs.c.address_hash, opt_outs.c.channel).where(
+            opt_outs.c.opted_out, opt_outs.c.address_hash.in_(hashes)))).all())
+        answers: dict[tuple, str | None] = {}
+        ready = []
+        for n, row in built:
+            if (row["to_hash"], row["channel"]) in blocked:
+                results[n] = SendRefused(f"the recipient opted out of {row['channel']}")
+                continue
+            asked = (row["customer_id"], row["channel"], row["kind"])
+            if asked not in answers:
+                answers[asked] = await _may_send(conn, ctx, *asked)
+            if answers[asked]:
+                results[n] = SendRefused(answers[asked])
+            else:
+                ready.append((n, row))
+        if ready:
+            # A concurrent call with the same key waits here for the first one's transaction,
+            # then inserts nothing and the first message is returned.
+            created = (await conn.execute(
+                pg_insert(messages).values([row for _, row in ready])
+                .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(messages))).mappings().all()
+            by_id = {r["id"]: r for r in created}
+            missing = [row["idempotency_key"] for _, row in ready if row["id"] not in by_id]
+            if missing:
+                found = (await conn.execute(sa.select(messages).where(messages.c.idempotency_key.in_(missing))
+                                            )).mappings().all()
+                by_key = {r["idempotency_key"]: r for r in found}
+            for n, row in ready:
+                stored = by_id.get(row["id"]) or by_key[row["idempotency_key"]]
+                results[n] = _open(ctx, stored)
+    return results
+
+
+async def _may_send(conn, ctx, customer_id, channel: str, kind: str) -> str | None:
+    """Every plugin's answer, joined; None to allow."""
     context = {"userId": str(customer_id)} if customer_id else None
     token = _checked.set((customer_id, channel) if customer_id else None)
     try:
@@ -272,26 +359,7 @@ async def send(conn, ctx, *, channel: str, to: str | None = None, customer_id: u
                                                  kind=kind, conn=conn) if r]
     finally:
         _checked.reset(token)
-    if reasons:
-        raise SendRefused("; ".join(dict.fromkeys(reasons)))
-    mid = uuid.uuid4()
-    v = vault(ctx)
-    plain = {"to": address, "subject": subject if channel == "email" else None, "body": body,
-             "html": html if channel == "email" else None}
-    row = {"id": mid, "channel": channel, "kind": kind, "customer_id": customer_id, "key_id": v.current_id,
-           "to_hash": address_hash(ctx, channel, address), "segments": segments, "encoding": encoding,
-           "idempotency_key": idempotency_key, "created_by": actor,
-           **{f"{f}_enc": v.encrypt(value, _aad(mid, f)) for f, value in plain.items()}}
-    insert = pg_insert(messages).values(**row)
-    if idempotency_key is not None:
-        # A concurrent call with the same key waits here for the first one's transaction,
-        # then inserts nothing and returns the first message.
-        insert = insert.on_conflict_do_nothing(index_elements=["idempotency_key"])
-    created = (await conn.execute(insert.returning(messages))).mappings().first()
-    if created is None:
-        created = (await conn.execute(sa.select(messages).where(messages.c.idempotency_key == idempotency_key)
-                                      )).mappings().one()
-    return _open(ctx, created)
+    return "; ".join(dict.fromkeys(reasons)) or None
 
 
 # --- history -------------------------------------------------------------------------------

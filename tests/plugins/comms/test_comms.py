@@ -314,3 +314,35 @@ async def test_concurrent_stops_opt_out_once(make_app):
 
     assert sorted(await asyncio.gather(*(stop() for _ in range(10)))) == [False] * 9 + [True]
     assert len(await events(ctx.db, "message.opted_out")) == 1
+
+
+async def test_send_many_queues_a_batch_and_refuses_item_by_item(make_app, seed):
+    app = comms_app(make_app)
+    ctx = app.state.ctx
+    ana = await seed.customer(phone="+12025550101")
+    ben = await seed.customer(phone="+12025550102")
+    async with ctx.db.begin() as conn:
+        await service.set_opt_out(conn, ctx, "sms", "+12025550102", True, keyword="STOP")
+    items = [
+        {"channel": "sms", "customer_id": ana, "body": "Chef at 6pm", "idempotency_key": "reminders:1:sms"},
+        {"channel": "sms", "customer_id": ben, "body": "Chef at 7pm", "idempotency_key": "reminders:2:sms"},
+        {"channel": "sms", "to": "12", "body": "bad number"},
+        {"channel": "email", "to": "cy@example.com", "subject": "Hi", "text": "Promo", "kind": "marketing"},
+        {"channel": "sms", "customer_id": ana, "body": "Chef at 6pm", "idempotency_key": "reminders:1:sms"},
+        {"channel": "sms", "customer_id": "not-a-uuid", "body": "x"},
+    ]
+    async with ctx.db.begin() as conn:
+        results = await service.send_many(conn, ctx, items)
+    ok, opted, bad, marketing, same, bad_id = results
+    assert (ok["status"], ok["to"]) == ("queued", "+12025550101")
+    assert isinstance(opted, service.SendRefused) and "opted out" in opted.reason
+    assert bad.status == 422 and bad.body()["errors"][0]["field"] == "to"
+    assert isinstance(marketing, service.SendRefused) and "consent" in marketing.reason
+    assert same["id"] == ok["id"]
+    assert bad_id.status == 422
+    async with ctx.db.begin() as conn:  # a retry of the batch queues nothing new
+        again = await service.send_many(conn, ctx, items[:1])
+    assert again[0]["id"] == ok["id"]
+    assert [m["id"] for m in await messages(ctx.db)] == [ok["id"]]
+    await run_worker(ctx)
+    assert [r["payload"]["body"] for r in await outbox(ctx.db, "sms")] == ["Chef at 6pm"]
