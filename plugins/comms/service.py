@@ -31,7 +31,7 @@ from myhibachi.core.crypto import vault
 from myhibachi.core.customers import contacts, find_by_phone
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, invalid, not_found
-from myhibachi.core.events import publish
+from myhibachi.core.events import publish, publish_many
 from myhibachi.core.models import offline_outbox
 from myhibachi.core.ports import PortError
 from myhibachi.core.scheduled import claim_due
@@ -494,9 +494,9 @@ async def _record_offline(conn, ctx, batch: list[dict[str, Any]]) -> None:
     await conn.execute(sa.update(messages).where(messages.c.id == sa.bindparam("mid")).values(
         status="sent", provider_id=sa.bindparam("pid"), attempts=messages.c.attempts + 1, last_error=None,
         sent_at=sa.func.now(), updated_at=sa.func.now()), sent)
-    for m in batch:
-        await publish(conn, ctx, "message.sent", {"message_id": str(m["id"]), "channel": m["channel"],
-                                                  "customer_id": str(m["customer_id"]) if m["customer_id"] else None})
+    await publish_many(conn, ctx, "message.sent", [
+        {"message_id": str(m["id"]), "channel": m["channel"],
+         "customer_id": str(m["customer_id"]) if m["customer_id"] else None} for m in batch])
 
 
 async def _send_one(ctx, settings: CommsSettings, message: dict[str, Any], attempts: int) -> None:

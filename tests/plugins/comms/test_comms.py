@@ -346,3 +346,32 @@ async def test_send_many_queues_a_batch_and_refuses_item_by_item(make_app, seed)
     assert [m["id"] for m in await messages(ctx.db)] == [ok["id"]]
     await run_worker(ctx)
     assert [r["payload"]["body"] for r in await outbox(ctx.db, "sms")] == ["Chef at 6pm"]
+
+
+class SentCounter(Plugin):
+    name = "sent_counter"
+
+    def __init__(self) -> None:
+        self.seen = []
+
+    @hookimpl
+    def register_event_handlers(self):
+        async def on_sent(conn, event, ctx):
+            self.seen.append(event["payload"]["message_id"])
+
+        return {"message.sent": [on_sent]}
+
+
+async def test_message_sent_reaches_subscribers_once_per_message(make_app):
+    from myhibachi.core.events import deliver_due
+
+    counter = SentCounter()
+    app = comms_app(make_app, extra_plugins=[counter])
+    ctx = app.state.ctx
+    async with ctx.db.begin() as conn:
+        queued = await service.send_many(conn, ctx, [
+            {"channel": "sms", "to": f"+1202555{i:04d}", "body": "hi"} for i in range(3)])
+    assert await run_worker(ctx) == 3
+    while await deliver_due(ctx):
+        pass
+    assert sorted(counter.seen) == sorted(str(m["id"]) for m in queued)
