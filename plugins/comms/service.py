@@ -8,9 +8,9 @@ Everything runs on the caller's connection (SQLAlchemy Core). Other plugins send
 
 which validates, checks consent and queues the message in the caller's transaction, so the
 message exists exactly when the caller's change commits (``send_many`` queues a batch).
-Consent: every plugin's
-``may_send`` is asked; this plugin's own answer refuses opted-out numbers and addresses,
-and marketing to anyone without recorded consent (transactional messages need none).
+Consent: every plugin's ``may_send`` is asked; this plugin's own answer refuses opted-out
+numbers and addresses, and marketing to anyone without recorded consent (transactional
+messages need none).
 """
 from __future__ import annotations
 
