@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 hookspec = pluggy.HookspecMarker("myhibachi")
 
+# Request-time hooks called for every loaded plugin whatever its flag: a customer's opt-out
+# recorded by a plugin binds every sender, also where that plugin's feature is not rolled out.
+UNGATED = frozenset({"may_send"})
+
 
 @hookspec
 def migration_location() -> str | None:
@@ -231,8 +235,9 @@ def booking_slot_scope(booking: dict[str, Any], conn: Any, ctx: AppContext) -> s
 def may_send(customer_id: Any, channel: str, kind: str, conn: Any, ctx: AppContext) -> str | None:
     """Consent check before any message is sent.
 
-    Called by every sender. ``kind`` is ``transactional`` or ``marketing``; ``channel``
-    is ``sms`` or ``email``. Any plugin's reason refuses the send.
+    Called by every sender, for every loaded plugin whatever its flag (consent is not a
+    feature to roll out). ``kind`` is ``transactional`` or ``marketing``; ``channel`` is
+    ``sms`` or ``email``. Any plugin's reason refuses the send.
 
     :param customer_id: the customer the message is for (None for a bare address).
     :param channel: ``sms`` or ``email``.

@@ -15,6 +15,8 @@ import pluggy
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
+from myhibachi.core.hookspecs import UNGATED
+
 log = logging.getLogger("myhibachi.plugins")
 
 ENTRY_POINT_GROUP = "myhibachi.plugins"
@@ -317,8 +319,9 @@ class PluginManager:
         None means the system itself.
         """
         results = []
+        gated = hook_name not in UNGATED
         for impl in self._hookimpls(hook_name):
-            if not self._active(impl, context):
+            if gated and not self._active(impl, context):
                 continue
             result = self._call(hook_name, impl, kwargs)
             if inspect.isawaitable(result):
@@ -329,8 +332,9 @@ class PluginManager:
 
     async def call_first(self, hook_name: str, context: dict | None = None, **kwargs: Any) -> Any:
         """The first enabled implementation's non-None result, awaited."""
+        gated = hook_name not in UNGATED
         for impl in self._hookimpls(hook_name):
-            if not self._active(impl, context):
+            if gated and not self._active(impl, context):
                 continue
             result = self._call(hook_name, impl, kwargs)
             if inspect.isawaitable(result):

@@ -1,0 +1,72 @@
+"""Direct SMS and email (roadmap 6.1): the sending service every other plugin uses.
+
+``service.send`` queues a message row in the caller's transaction; the worker's poller
+sends it through ``ctx.ports.sms`` / ``ctx.ports.email``; provider callbacks move it to
+delivered, failed or bounced; inbound STOP/START keep a per-number opt-out list.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from myhibachi.core import Plugin, hookimpl
+
+
+class CommsSettings(BaseSettings):
+    """The plugin's own settings, read from ``MYHIBACHI_COMMS_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="MYHIBACHI_COMMS_", extra="ignore")
+
+    max_sms_segments: int = Field(default=10, ge=1, le=30,
+                                  description="Longest SMS accepted, in segments (160/153 GSM-7, 70/67 UCS-2).")
+    max_subject_chars: int = Field(default=255, ge=1, description="Longest email subject accepted.")
+    max_email_chars: int = Field(default=100_000, ge=1, description="Longest email text (and html) accepted.")
+    max_attempts: int = Field(default=5, ge=1, description="Provider tries before a message is marked failed.")
+    retry_seconds: int = Field(default=30, ge=1, description="First retry delay; doubles on every attempt.")
+    batch_size: int = Field(default=100, ge=1, description="Queued messages claimed per worker round.")
+    concurrency: int = Field(default=8, ge=1, description="Provider calls one worker makes at once.")
+    sending_timeout_minutes: int = Field(
+        default=15, ge=1,
+        description="A message left 'sending' this long (worker died mid-send) is failed, never re-sent.")
+    public_url: str | None = Field(
+        default=None,
+        description="The API's public address (https://api.example.com): Twilio status callbacks are sent "
+                    "there, and webhook signatures are checked against it. Unset: no status callback, and "
+                    "signatures are checked against the URL the request arrived on.")
+    webhook_tolerance_seconds: int = Field(
+        default=600, ge=1, description="SendGrid event webhooks signed longer ago than this are refused.")
+
+
+class CommsPlugin(Plugin):
+    name = "comms"
+    version = "1.0.0"
+    flag = "FEATURE_FLAG_DIRECT_COMMUNICATIONS"
+    description = "Send SMS and email to customers or addresses, with history, delivery status and opt-outs."
+    features = {"6.1": ["test_send_sms_direct", "test_send_email_direct"]}
+    permissions = ("comms.send", "comms.read")
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = CommsSettings(**settings)
+
+    @hookimpl
+    def register_routes(self, router, ctx) -> None:
+        from myhibachi.plugins.comms.routes import add_routes
+
+        add_routes(router, ctx)
+
+    @hookimpl
+    def register_tasks(self, huey, ctx) -> None:
+        from myhibachi.plugins.comms.tasks import register
+
+        register(huey, ctx)
+
+    @hookimpl
+    async def may_send(self, customer_id, channel, kind, conn, ctx) -> str | None:
+        from myhibachi.plugins.comms.service import consent_reason
+
+        return await consent_reason(conn, ctx, customer_id, channel, kind)
+
+
+plugin = CommsPlugin()

@@ -1,0 +1,591 @@
+"""Sending SMS and email: the service other plugins call, the worker, callbacks and opt-outs.
+
+Everything runs on the caller's connection (SQLAlchemy Core). Other plugins send with::
+
+    from myhibachi.plugins.comms import service as comms
+    message = await comms.send(conn, ctx, channel="sms", customer_id=cid, body="...",
+                               kind="transactional", idempotency_key=f"reminders:{rid}:sms")
+
+which validates, checks consent and queues the message in the caller's transaction, so the
+message exists exactly when the caller's change commits (``send_many`` queues a batch).
+Consent: every plugin's ``may_send`` is asked; this plugin's own answer refuses opted-out
+numbers and addresses, and marketing to anyone without recorded consent (transactional
+messages need none).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import uuid
+from contextvars import ContextVar
+from datetime import datetime, timedelta
+from typing import Any
+
+import phonenumbers
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from myhibachi.core.crypto import vault
+from myhibachi.core.customers import contacts, find_by_phone
+from myhibachi.core.db import utcnow
+from myhibachi.core.errors import Problem, invalid, not_found
+from myhibachi.core.events import publish, publish_many
+from myhibachi.core.models import offline_outbox
+from myhibachi.core.ports import PortError
+from myhibachi.core.scheduled import claim_due
+from myhibachi.plugins.comms import CommsSettings
+from myhibachi.plugins.comms.models import comms_consents as consents
+from myhibachi.plugins.comms.models import comms_messages as messages
+from myhibachi.plugins.comms.models import comms_opt_outs as opt_outs
+
+log = logging.getLogger("myhibachi.comms")
+
+FLAG = "FEATURE_FLAG_DIRECT_COMMUNICATIONS"
+# Twilio's default opt-out and opt-in keywords (matched on the whole trimmed message).
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+START_WORDS = {"START", "YES", "UNSTOP"}
+# Provider status -> ours, and which of ours may move to it: a replayed or late callback
+# never moves a message backwards.
+FINAL = ("delivered", "failed", "bounced")
+MOVES = {"sent": ("queued", "sending"), "delivered": ("queued", "sending", "sent"),
+         "failed": ("queued", "sending", "sent"), "bounced": ("queued", "sending", "sent", "delivered")}
+TWILIO_STATUS = {"sent": "sent", "delivered": "delivered", "undelivered": "failed", "failed": "failed",
+                 "canceled": "failed"}
+SENDGRID_STATUS = {"delivered": "delivered", "bounce": "bounced", "dropped": "failed"}
+SENDGRID_OPT_OUT = {"unsubscribe", "group_unsubscribe", "spamreport"}
+
+
+# Set by ``send`` while it asks ``may_send``: the recipient's address was checked already
+# (the actual address, which may not be the customer's own), so our hook need not look again.
+_checked: ContextVar[tuple[uuid.UUID, str] | None] = ContextVar("comms_checked", default=None)
+
+
+def settings_of(ctx) -> CommsSettings:
+    plugin = ctx.plugins.get("comms")
+    return getattr(plugin, "settings", None) or CommsSettings()
+
+
+class SendRefused(Problem):
+    """Consent refused the message (an opt-out, no marketing consent, another plugin's rule)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(409, "Message refused", reason, kind="send-refused", reason=reason)
+        self.reason = reason
+
+
+# --- validation ----------------------------------------------------------------------------
+
+GSM7_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+GSM7_EXTENDED = set("^{}\\[~]|€\f")  # each takes two septets (escape + char)
+
+
+def sms_segments(body: str) -> tuple[int, str]:
+    """How many segments ``body`` takes and its encoding, ``GSM-7`` or ``UCS-2``.
+
+    One GSM-7 segment carries 160 septets, a part of a longer message 153 (the rest is the
+    concatenation header); UCS-2 counts UTF-16 code units, 70 and 67.
+    """
+    if all(c in GSM7_BASIC or c in GSM7_EXTENDED for c in body):
+        units, single, multi, encoding = sum(2 if c in GSM7_EXTENDED else 1 for c in body), 160, 153, "GSM-7"
+    else:
+        units, single, multi, encoding = len(body.encode("utf-16-le")) // 2, 70, 67, "UCS-2"
+    if units <= single:
+        return 1, encoding
+    return -(-units // multi), encoding
+
+
+def normalise_phone(value: str, field: str = "to") -> str:
+    """E.164, or a 422 naming ``field``; a number must carry its country code (+1...)."""
+    try:
+        number = phonenumbers.parse(value, None)
+    except (phonenumbers.NumberParseException, TypeError) as exc:
+        raise invalid(field, "not an E.164 phone number (+ and country code)") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise invalid(field, "not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(value: str, field: str = "to") -> str:
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+    except (EmailNotValidError, AttributeError) as exc:
+        raise invalid(field, str(exc) or "not a valid email address") from exc
+
+
+def normalise(channel: str, value: str, field: str = "to") -> str:
+    return normalise_phone(value, field) if channel == "sms" else normalise_email(value, field)
+
+
+def address_hash(ctx, channel: str, address: str) -> bytes:
+    return vault(ctx).lookup_hash("phone" if channel == "sms" else "email", address)
+
+
+def _check_content(settings: CommsSettings, channel: str, body: str | None, subject: str | None,
+                   html: str | None) -> tuple[int | None, str | None]:
+    field = "body" if channel == "sms" else "text"
+    if not body or not body.strip():
+        raise invalid(field, "must not be empty")
+    if channel == "sms":
+        segments, encoding = sms_segments(body)
+        if segments > settings.max_sms_segments:
+            raise invalid("body", f"takes {segments} {encoding} segments; at most {settings.max_sms_segments}")
+        return segments, encoding
+    if not subject or not subject.strip():
+        raise invalid("subject", "must not be empty")
+    if len(subject) > settings.max_subject_chars or "\n" in subject or "\r" in subject:
+        raise invalid("subject", f"one line of at most {settings.max_subject_chars} characters")
+    if len(body) > settings.max_email_chars:
+        raise invalid("text", f"at most {settings.max_email_chars} characters")
+    if html is not None and len(html) > settings.max_email_chars:
+        raise invalid("html", f"at most {settings.max_email_chars} characters")
+    return None, None
+
+
+# --- consent -------------------------------------------------------------------------------
+
+
+async def is_opted_out(conn, ctx, channel: str, address: str) -> bool:
+    return bool(await conn.scalar(sa.select(opt_outs.c.opted_out).where(
+        opt_outs.c.address_hash == address_hash(ctx, channel, address), opt_outs.c.channel == channel)))
+
+
+async def consent_reason(conn, ctx, customer_id, channel: str, kind: str) -> str | None:
+    """This plugin's ``may_send``: the customer's number or address opted out, or marketing
+    without recorded consent. Transactional messages need no consent."""
+    if customer_id is not None and _checked.get() != (_uuid(customer_id), channel):
+        person = (await contacts(conn, ctx, [customer_id])).get(_uuid(customer_id))
+        address = person and person.get("phone" if channel == "sms" else "email")
+        if address and await is_opted_out(conn, ctx, channel, address):
+            return f"the recipient opted out of {channel}"
+    if kind == "marketing":
+        granted = customer_id is not None and await conn.scalar(sa.select(consents.c.marketing).where(
+            consents.c.customer_id == _uuid(customer_id), consents.c.channel == channel))
+        if not granted:
+            return f"no recorded consent to marketing by {channel}"
+    return None
+
+
+async def record_consent(conn, customer_id: uuid.UUID, channel: str, marketing: bool, *,
+                         source: str | None = None) -> None:
+    """Record (or withdraw) a customer's consent to marketing on ``channel``."""
+    values = {"marketing": marketing, "source": source, "updated_at": sa.func.now()}
+    await conn.execute(pg_insert(consents).values(customer_id=customer_id, channel=channel, **values)
+                       .on_conflict_do_update(index_elements=["customer_id", "channel"], set_=values))
+
+
+async def set_opt_out(conn, ctx, channel: str, address: str, opted_out: bool, *, keyword: str | None = None,
+                      customer_id: uuid.UUID | None = None) -> bool:
+    """Record an opt-out (or opt-in) of one number or address; True when it changed.
+
+    ``message.opted_out`` is published when an address becomes opted out, once: a replayed
+    STOP finds it already so and changes nothing.
+    """
+    values = {"opted_out": opted_out, "keyword": keyword, "updated_at": sa.func.now()}
+    statement = pg_insert(opt_outs).values(address_hash=address_hash(ctx, channel, address), channel=channel,
+                                           **values)
+    # One statement: a concurrent or replayed callback waits on the row, then finds nothing to change.
+    changed = (await conn.execute(statement.on_conflict_do_update(
+        index_elements=["address_hash", "channel"], set_=values,
+        where=opt_outs.c.opted_out.is_distinct_from(statement.excluded.opted_out),
+    ).returning(opt_outs.c.channel))).first()
+    if changed is None:
+        return False
+    if opted_out:
+        await publish(conn, ctx, "message.opted_out", {
+            "channel": channel, "address": address, "customer_id": str(customer_id) if customer_id else None})
+    return True
+
+
+# --- queueing ------------------------------------------------------------------------------
+
+
+def _uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _aad(message_id: uuid.UUID, field: str) -> str:
+    return f"comms_messages.{field}:{message_id}"
+
+
+def _open(ctx, row) -> dict[str, Any]:
+    v = vault(ctx)
+    data = {k: row[k] for k in row.keys() if not k.endswith(("_enc", "_hash")) and k != "key_id"}
+    for field in ("to", "subject", "body", "html"):
+        data[field] = v.decrypt(row[f"{field}_enc"], row["key_id"], _aad(row["id"], field))
+    return data
+
+
+async def send(conn, ctx, *, channel: str, to: str | None = None, customer_id: uuid.UUID | None = None,
+               body: str | None = None, subject: str | None = None, text: str | None = None,
+               html: str | None = None, kind: str = "transactional", idempotency_key: str | None = None,
+               actor: str | None = None) -> dict[str, Any]:
+    """Queue one message in the caller's transaction and return it (decrypted).
+
+    :param channel: ``sms`` or ``email``.
+    :param to: an E.164 number or an email address; None sends to the customer's own.
+    :param customer_id: the customer it is for (recorded, and used for consent).
+    :param body: the SMS text (for email, ``text`` or else ``body`` is the plain text).
+    :param kind: ``transactional`` (needs no consent) or ``marketing`` (needs recorded consent).
+    :param idempotency_key: a key unique to this message across callers (prefix it with
+        your plugin's name); a second call with it returns the first message, queued once.
+    :raises Problem: 422 naming the field for bad input, 404 for an unknown customer, and
+        :class:`SendRefused` (409) when an opt-out or consent rule refuses it.
+    """
+    [result] = await send_many(conn, ctx, [{
+        "channel": channel, "to": to, "customer_id": customer_id, "body": body, "subject": subject, "text": text,
+        "html": html, "kind": kind, "idempotency_key": idempotency_key, "actor": actor}])
+    if isinstance(result, Problem):
+        raise result
+    return result
+
+
+def _row(ctx, settings: CommsSettings, people: dict, *, channel: str, to: str | None = None, customer_id=None,
+         body: str | None = None, subject: str | None = None, text: str | None = None, html: str | None = None,
+         kind: str = "transactional", idempotency_key: str | None = None, actor: str | None = None
+         ) -> tuple[dict[str, Any], str]:
+    """The sealed row of one message and its address; raises a Problem for bad input."""
+    if channel not in ("sms", "email"):
+        raise invalid("channel", "must be sms or email")
+    if kind not in ("transactional", "marketing"):
+        raise invalid("kind", "must be transactional or marketing")
+    if channel == "email":
+        body = text if text is not None else body
+    segments, encoding = _check_content(settings, channel, body, subject, html)
+    person = None
+    if customer_id is not None:
+        person = people.get(_uuid(customer_id))
+        if person is None:
+            raise not_found("Customer")
+    if to is not None:
+        address = normalise(channel, to)
+    elif person is None:
+        raise invalid("to", "give an address or a customer_id")
+    else:
+        stored = person.get("phone" if channel == "sms" else "email")
+        if not stored:
+            raise invalid("customer_id", f"the customer has no {'phone number' if channel == 'sms' else 'email'}")
+        address = normalise(channel, stored, "customer_id")
+    mid = uuid.uuid4()
+    v = vault(ctx)
+    plain = {"to": address, "subject": subject if channel == "email" else None, "body": body,
+             "html": html if channel == "email" else None}
+    row = {"id": mid, "channel": channel, "kind": kind, "customer_id": _uuid(customer_id) if customer_id else None,
+           "key_id": v.current_id, "to_hash": address_hash(ctx, channel, address), "segments": segments,
+           "encoding": encoding, "idempotency_key": idempotency_key, "created_by": actor,
+           **{f"{f}_enc": v.encrypt(value, _aad(mid, f)) for f, value in plain.items()}}
+    return row, address
+
+
+async def send_many(conn, ctx, items: list[dict[str, Any]]) -> list[dict[str, Any] | Problem]:
+    """Queue many messages at once (each item the keyword arguments of :func:`send`).
+
+    Returns, in order, each item's message or the Problem that refused it (bad input,
+    unknown customer, :class:`SendRefused`); the others are queued all the same. Lookups
+    and the insert are a few statements for the whole batch, so a worker can queue
+    thousands a round. ``may_send`` is asked once per customer, channel and kind.
+    """
+    settings = settings_of(ctx)
+    keys = [i["idempotency_key"] for i in items if i.get("idempotency_key") is not None]
+    existing: dict[str, Any] = {}
+    if keys:
+        found = (await conn.execute(sa.select(messages).where(messages.c.idempotency_key.in_(keys)))).mappings()
+        existing = {r["idempotency_key"]: r for r in found}
+    ids = set()
+    for item in items:
+        if item.get("customer_id") is not None:
+            try:
+                ids.add(_uuid(item["customer_id"]))
+            except ValueError:
+                pass  # refused below, with the item
+    people = await contacts(conn, ctx, ids)
+    results: list[Any] = [None] * len(items)
+    built: list[tuple[int, dict[str, Any]]] = []
+    for n, item in enumerate(items):
+        key = item.get("idempotency_key")
+        if key is not None and key in existing:
+            results[n] = _open(ctx, existing[key])
+            continue
+        try:
+            row, _ = _row(ctx, settings, people, **item)
+        except (Problem, ValueError) as exc:
+            results[n] = exc if isinstance(exc, Problem) else invalid("customer_id", "not a UUID")
+            continue
+        built.append((n, row))
+    if built:
+        hashes = {row["to_hash"] for _, row in built}
+        blocked = set((await conn.execute(sa.select(opt_outs.c.address_hash, opt_outs.c.channel).where(
+            opt_outs.c.opted_out, opt_outs.c.address_hash.in_(hashes)))).all())
+        answers: dict[tuple, str | None] = {}
+        ready = []
+        for n, row in built:
+            if (row["to_hash"], row["channel"]) in blocked:
+                results[n] = SendRefused(f"the recipient opted out of {row['channel']}")
+                continue
+            asked = (row["customer_id"], row["channel"], row["kind"])
+            if asked not in answers:
+                answers[asked] = await _may_send(conn, ctx, *asked)
+            if answers[asked]:
+                results[n] = SendRefused(answers[asked])
+            else:
+                ready.append((n, row))
+        if ready:
+            # A concurrent call with the same key waits here for the first one's transaction,
+            # then inserts nothing and the first message is returned.
+            created = (await conn.execute(
+                pg_insert(messages).values([row for _, row in ready])
+                .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(messages))).mappings().all()
+            by_id = {r["id"]: r for r in created}
+            missing = [row["idempotency_key"] for _, row in ready if row["id"] not in by_id]
+            if missing:
+                found = (await conn.execute(sa.select(messages).where(messages.c.idempotency_key.in_(missing))
+                                            )).mappings().all()
+                by_key = {r["idempotency_key"]: r for r in found}
+            for n, row in ready:
+                stored = by_id.get(row["id"]) or by_key[row["idempotency_key"]]
+                results[n] = _open(ctx, stored)
+    return results
+
+
+async def _may_send(conn, ctx, customer_id, channel: str, kind: str) -> str | None:
+    """Every plugin's answer, joined; None to allow."""
+    context = {"userId": str(customer_id)} if customer_id else None
+    token = _checked.set((customer_id, channel) if customer_id else None)
+    try:
+        reasons = [r for r in await ctx.call_all("may_send", context, customer_id=customer_id, channel=channel,
+                                                 kind=kind, conn=conn) if r]
+    finally:
+        _checked.reset(token)
+    return "; ".join(dict.fromkeys(reasons)) or None
+
+
+# --- history -------------------------------------------------------------------------------
+
+
+def encode_cursor(created_at: datetime, message_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{message_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        at, _, mid = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(at), uuid.UUID(mid)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise invalid("cursor", "not a cursor this API returned") from exc
+
+
+async def history(conn, ctx, channel: str, *, customer_id: uuid.UUID | None = None, status: str | None = None,
+                  since: datetime | None = None, until: datetime | None = None, limit: int = 50,
+                  cursor: str | None = None) -> dict[str, Any]:
+    """One page of a channel's messages, newest first."""
+    query = sa.select(messages).where(messages.c.channel == channel)
+    if customer_id is not None:
+        query = query.where(messages.c.customer_id == customer_id)
+    if status is not None:
+        query = query.where(messages.c.status == status)
+    if since is not None:
+        query = query.where(messages.c.created_at >= since)
+    if until is not None:
+        query = query.where(messages.c.created_at < until)
+    if cursor:
+        at, mid = decode_cursor(cursor)
+        query = query.where(sa.tuple_(messages.c.created_at, messages.c.id) < sa.tuple_(at, mid))
+    rows = (await conn.execute(query.order_by(messages.c.created_at.desc(), messages.c.id.desc())
+                               .limit(limit + 1))).mappings().all()
+    items = [_open(ctx, r) for r in rows[:limit]]
+    nxt = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
+    return {"items": items, "next_cursor": nxt}
+
+
+# --- sending (the worker) ------------------------------------------------------------------
+
+
+def status_callback(ctx) -> str | None:
+    base = settings_of(ctx).public_url
+    return f"{base.rstrip('/')}/v1/webhooks/twilio/status" if base else None
+
+
+def transient(exc: BaseException) -> bool:
+    """Worth retrying: no answer, a rate limit or a provider-side error. A 4xx is final."""
+    if isinstance(exc, PortError):
+        return exc.status is None or exc.status == 429 or exc.status >= 500
+    return True
+
+
+async def _deliver(ctx, message: dict[str, Any]):
+    if message["channel"] == "sms":
+        return await ctx.ports.sms.send(message["to"], message["body"], status_callback=status_callback(ctx))
+    return await ctx.ports.email.send(message["to"], message["subject"], message["body"], html=message["html"])
+
+
+async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = None) -> int:
+    """Send one batch of queued messages; returns how many were claimed.
+
+    The batch is committed as 'sending' before any provider is called, and each outcome is
+    written after its call. The trade-off: a worker that dies between the two leaves its
+    messages 'sending'; they are failed after ``sending_timeout_minutes`` rather than sent
+    again. Neither Twilio's Messages API nor SMTP takes an idempotency key, so re-sending
+    after a crash could deliver a message twice; we choose at most once, and the failure
+    is visible in the history. Provider errors that are transient (no answer, 429, 5xx)
+    put the message back in the queue with a doubling delay, up to ``max_attempts``.
+    """
+    settings = settings_of(ctx)
+    now = now or utcnow()
+    async with ctx.db.begin() as conn:
+        await conn.execute(sa.update(messages).where(
+            messages.c.status == "sending",
+            messages.c.updated_at < now - timedelta(minutes=settings.sending_timeout_minutes),
+        ).values(status="failed", last_error="outcome unknown: the worker stopped while sending",
+                 updated_at=sa.func.now()))
+        claimed = await claim_due(conn, messages, due_column="next_attempt_at", pending="queued",
+                                  limit=limit or settings.batch_size, now=now)
+        if not claimed:
+            return 0
+        # a STOP that arrived after a message was queued still stops it
+        blocked = set((await conn.execute(sa.select(opt_outs.c.address_hash, opt_outs.c.channel).where(
+            opt_outs.c.opted_out, opt_outs.c.address_hash.in_({m["to_hash"] for m in claimed})))).all())
+        stopped = [m["id"] for m in claimed if (m["to_hash"], m["channel"]) in blocked]
+        ready = [m for m in claimed if (m["to_hash"], m["channel"]) not in blocked]
+        if stopped:
+            await conn.execute(sa.update(messages).where(messages.c.id.in_(stopped)).values(
+                status="failed", last_error="the recipient opted out", updated_at=sa.func.now()))
+        offline = [m for m in ready if _offline(ctx, m["channel"])]
+        if offline:
+            await _record_offline(conn, ctx, [_open(ctx, m) for m in offline])
+        ready = [m for m in ready if not _offline(ctx, m["channel"])]
+        if ready:
+            await conn.execute(sa.update(messages).where(messages.c.id.in_([m["id"] for m in ready])).values(
+                status="sending", attempts=messages.c.attempts + 1, updated_at=sa.func.now()))
+    gate = asyncio.Semaphore(settings.concurrency)
+
+    async def one(row) -> None:
+        async with gate:
+            await _send_one(ctx, settings, _open(ctx, row), row["attempts"] + 1)
+
+    await asyncio.gather(*(one(row) for row in ready))
+    return len(claimed)
+
+
+def _offline(ctx, channel: str) -> bool:
+    return ctx.ports.adapter_name(channel) == "offline"
+
+
+async def _record_offline(conn, ctx, batch: list[dict[str, Any]]) -> None:
+    """What the offline adapters would record, written by the plugin in the claim's
+    transaction and in one batch: each message is recorded exactly once, and a worker
+    round of thousands takes a few statements instead of a transaction per message."""
+    settings, rows, sent = ctx.settings, [], []
+    for m in batch:
+        if m["channel"] == "sms":
+            pid = f"SM{uuid.uuid4().hex}"
+            rows.append({"port": "sms", "operation": "message.send", "payload": {
+                "sid": pid, "to": m["to"], "from": settings.twilio_from_number, "body": m["body"],
+                "status_callback": status_callback(ctx), "message_id": str(m["id"])}})
+        else:
+            pid = f"offline-{uuid.uuid4().hex}"
+            rows.append({"port": "email", "operation": "mail.send", "payload": {
+                "id": pid, "to": m["to"], "from": settings.email_from, "subject": m["subject"], "text": m["body"],
+                "html": m["html"], "message_id": str(m["id"])}})
+        sent.append({"mid": m["id"], "pid": pid})
+    await conn.execute(sa.insert(offline_outbox), rows)
+    await conn.execute(sa.update(messages).where(messages.c.id == sa.bindparam("mid")).values(
+        status="sent", provider_id=sa.bindparam("pid"), attempts=messages.c.attempts + 1, last_error=None,
+        sent_at=sa.func.now(), updated_at=sa.func.now()), sent)
+    await publish_many(conn, ctx, "message.sent", [
+        {"message_id": str(m["id"]), "channel": m["channel"],
+         "customer_id": str(m["customer_id"]) if m["customer_id"] else None} for m in batch])
+
+
+async def _send_one(ctx, settings: CommsSettings, message: dict[str, Any], attempts: int) -> None:
+    try:
+        sent = await _deliver(ctx, message)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        log.warning("message %s not sent (attempt %d): %s", message["id"], attempts, error)
+        async with ctx.db.begin() as conn:
+            if transient(exc) and attempts < settings.max_attempts:
+                delay = timedelta(seconds=min(settings.retry_seconds * 2 ** (attempts - 1), 3600))
+                await _finish(conn, message["id"], status="queued", last_error=error, next_attempt_at=utcnow() + delay)
+            else:
+                await _finish(conn, message["id"], status="failed", last_error=error)
+        return
+    async with ctx.db.begin() as conn:
+        # a fast status callback may already have moved it on: only 'sending' becomes 'sent'
+        await conn.execute(sa.update(messages).where(messages.c.id == message["id"]).values(
+            provider_id=sent.id, last_error=None, sent_at=sa.func.now(), updated_at=sa.func.now(),
+            status=sa.case((messages.c.status == "sending", "sent"), else_=messages.c.status)))
+        customer = message["customer_id"]
+        await publish(conn, ctx, "message.sent", {"message_id": str(message["id"]), "channel": message["channel"],
+                                                  "customer_id": str(customer) if customer else None})
+
+
+async def _finish(conn, message_id: uuid.UUID, **values) -> None:
+    await conn.execute(sa.update(messages).where(messages.c.id == message_id, messages.c.status == "sending")
+                       .values(updated_at=sa.func.now(), **values))
+
+
+# --- provider callbacks --------------------------------------------------------------------
+
+
+async def apply_status(conn, channel: str, provider_id: str, status: str, error: str | None = None) -> bool:
+    """Move the message the provider calls ``provider_id`` to ``status`` if that is forward."""
+    values: dict[str, Any] = {"status": status, "updated_at": sa.func.now()}
+    if status == "delivered":
+        values["delivered_at"] = sa.func.now()
+    if error:
+        values["last_error"] = error[:2000]
+    result = await conn.execute(sa.update(messages).where(
+        messages.c.channel == channel, messages.c.provider_id == provider_id,
+        messages.c.status.in_(MOVES[status])).values(**values))
+    return result.rowcount > 0
+
+
+async def twilio_status(conn, params: dict[str, str]) -> bool:
+    status = TWILIO_STATUS.get(params.get("MessageStatus", ""))
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    if status is None or not sid:
+        return False
+    error = f"Twilio error {params['ErrorCode']}" if params.get("ErrorCode") else None
+    return await apply_status(conn, "sms", sid, status, error)
+
+
+async def twilio_inbound(conn, ctx, params: dict[str, str]) -> str | None:
+    """An inbound SMS: STOP words opt the sender out, START words back in. Returns the change."""
+    word = (params.get("Body") or "").strip().upper()
+    sender = params.get("From") or ""
+    if word not in STOP_WORDS | START_WORDS or not sender:
+        return None
+    try:
+        address = normalise_phone(sender, "From")
+    except Problem:
+        return None
+    stop = word in STOP_WORDS
+    owners = await find_by_phone(conn, ctx, address)
+    await set_opt_out(conn, ctx, "sms", address, stop, keyword=word,
+                      customer_id=owners[0]["id"] if len(owners) == 1 else None)
+    return "opted_out" if stop else "opted_in"
+
+
+async def sendgrid_events(conn, ctx, events: list[dict[str, Any]]) -> int:
+    """Apply SendGrid event webhook entries; returns how many changed something."""
+    changed = 0
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        name = event.get("event")
+        provider_id = str(event.get("sg_message_id") or "").split(".", 1)[0]
+        if name in SENDGRID_STATUS and provider_id:
+            reason = event.get("reason") or event.get("response")
+            changed += await apply_status(conn, "email", provider_id, SENDGRID_STATUS[name],
+                                          f"SendGrid {name}: {reason}" if reason else None)
+        elif name in SENDGRID_OPT_OUT and event.get("email"):
+            try:
+                address = normalise_email(str(event["email"]), "email")
+            except Problem:
+                continue
+            changed += await set_opt_out(conn, ctx, "email", address, True, keyword=name)
+    return changed

@@ -1,0 +1,8 @@
+"""The worker's part: queued messages are rows claimed by a poller of the dispatch loop."""
+from __future__ import annotations
+
+
+def register(huey, ctx) -> None:
+    from myhibachi.plugins.comms.service import dispatch_due
+
+    ctx.add_poller("comms", dispatch_due)

@@ -1,0 +1,42 @@
+"""Shared pieces of the comms tests."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from myhibachi.core.models import offline_outbox, outbox_events
+from myhibachi.core.scheduled import pollers
+from myhibachi.plugins.comms import CommsPlugin
+from myhibachi.plugins.comms.models import comms_messages
+
+FLAG = "FEATURE_FLAG_DIRECT_COMMUNICATIONS"
+
+
+def comms_app(make_app, *, extra_plugins=(), plugin_settings=None, **overrides):
+    return make_app([CommsPlugin(**(plugin_settings or {})), *extra_plugins], flags={FLAG: True}, **overrides)
+
+
+async def run_worker(ctx) -> int:
+    """One round of the worker's comms poller, as the dispatch loop runs it."""
+    return await pollers(ctx)["comms"](ctx)
+
+
+async def rows(db, table, *where):
+    async with db.connect() as conn:
+        found = (await conn.execute(sa.select(table).where(*where).order_by(table.c.created_at))).mappings().all()
+    return [dict(r) for r in found]
+
+
+async def outbox(db, port):
+    return await rows(db, offline_outbox, offline_outbox.c.port == port)
+
+
+async def events(db, name):
+    return await rows(db, outbox_events, outbox_events.c.name == name)
+
+
+async def messages(db):
+    return await rows(db, comms_messages)
+
+
+def key(n="1") -> dict[str, str]:
+    return {"Idempotency-Key": f"key-{n}"}
