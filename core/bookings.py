@@ -13,7 +13,6 @@ create accepts.
 """
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from myhibachi.core.auth import Principal
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.models import booking_slots, bookings, customers
+from myhibachi.core.pagination import decode_cursor, encode_cursor
 
 UTC = timezone.utc
 STATUSES = ("pending", "confirmed", "cancelled", "completed")
@@ -642,21 +642,8 @@ async def transition(conn, ctx, principal: Principal, booking_id: uuid.UUID, tar
 # --- listing -----------------------------------------------------------------------------
 
 
-def encode_cursor(created_at: datetime, booking_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(booking_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, ident = json.loads(raw)
-        at = datetime.fromisoformat(created)
-        if at.tzinfo is None:
-            raise ValueError
-        return at, uuid.UUID(ident)
-    except (ValueError, TypeError, json.JSONDecodeError):
-        raise invalid("cursor", "is not a cursor this API returned") from None
 
 
 async def list_bookings(conn, ctx, principal: Principal, *, status: str | None = None,

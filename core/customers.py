@@ -8,9 +8,7 @@ publish commit or roll back together. Every function returns plain dicts:
 """
 from __future__ import annotations
 
-import base64
 import uuid
-from datetime import datetime
 from typing import Any
 
 import phonenumbers
@@ -23,6 +21,7 @@ from myhibachi.core.crypto import vault
 from myhibachi.core.errors import Problem, conflict, invalid
 from myhibachi.core.models import customers
 from myhibachi.core.passwords import hash_password, needs_rehash, verify_password
+from myhibachi.core.pagination import decode_cursor, encode_cursor
 
 PII = ("email", "name", "phone", "address")
 STATUSES = ("active", "disabled")
@@ -140,16 +139,8 @@ async def find_by_phone(conn, ctx, phone: str) -> list[dict[str, Any]]:
     return [_open(ctx, r) for r in rows]
 
 
-def encode_cursor(created_at: datetime, customer_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{customer_id}".encode()).decode()
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        at, _, cid = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(at), uuid.UUID(cid)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid("cursor", "not a cursor returned by this list") from exc
 
 
 async def list_customers(conn, ctx, *, limit: int = 50, cursor: str | None = None, email: str | None = None,

@@ -12,10 +12,9 @@ Rules kept here:
 """
 from __future__ import annotations
 
-import base64
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +27,7 @@ from myhibachi.core.auth import Principal, has_permission, issue_access_token, p
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.passwords import hash_password, needs_rehash, verify_password
+from myhibachi.core.pagination import decode_cursor, encode_cursor
 from myhibachi.plugins.admin_rbac.models import admin_roles, admin_sessions, admin_user_roles, admin_users
 
 SUPER_ADMIN = "super_admin"
@@ -234,16 +234,8 @@ async def get_user(conn, user_id: uuid.UUID, *, lock: bool = False) -> dict[str,
     return user_out(row)
 
 
-def encode_cursor(created_at: datetime, id_: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{id_}".encode()).decode()
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        at, id_ = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), uuid.UUID(id_)
-    except Exception:
-        raise invalid("cursor", "is not a cursor this API returned", status=400) from None
 
 
 async def list_users(conn, *, cursor: str | None, limit: int, status: str | None,

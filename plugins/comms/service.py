@@ -15,8 +15,6 @@ messages need none).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import uuid
 from contextvars import ContextVar
@@ -36,6 +34,7 @@ from myhibachi.core.events import publish, publish_many
 from myhibachi.core.models import offline_outbox
 from myhibachi.core.ports import PortError
 from myhibachi.core.scheduled import claim_due
+from myhibachi.core.pagination import decode_cursor, encode_cursor
 from myhibachi.plugins.comms import CommsSettings
 from myhibachi.plugins.comms.models import comms_consents as consents
 from myhibachi.plugins.comms.models import comms_messages as messages
@@ -366,16 +365,8 @@ async def _may_send(conn, ctx, customer_id, channel: str, kind: str) -> str | No
 # --- history -------------------------------------------------------------------------------
 
 
-def encode_cursor(created_at: datetime, message_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{message_id}".encode()).decode()
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        at, _, mid = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(at), uuid.UUID(mid)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise invalid("cursor", "not a cursor this API returned") from exc
 
 
 async def history(conn, ctx, channel: str, *, customer_id: uuid.UUID | None = None, status: str | None = None,

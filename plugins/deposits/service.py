@@ -8,9 +8,7 @@ by the retry or the reconcile poller, never repeated.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import logging
 import math
 import uuid
@@ -27,6 +25,7 @@ from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.models import bookings
 from myhibachi.core.ports import InvalidSignature, PortError
+from myhibachi.core.pagination import decode_cursor, encode_cursor
 from myhibachi.plugins.deposits.models import deposit_refunds, deposits, payment_disputes, payment_webhook_events
 
 log = logging.getLogger("myhibachi.deposits")
@@ -291,19 +290,8 @@ async def refunds_of(conn, deposit_id: uuid.UUID) -> list[dict[str, Any]]:
 # --- listing -------------------------------------------------------------------------------
 
 
-def encode_cursor(at: datetime, ident: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(json.dumps([at.isoformat(), str(ident)]).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        at, ident = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        at = datetime.fromisoformat(at)
-        if at.tzinfo is None:
-            raise ValueError
-        return at, uuid.UUID(ident)
-    except (ValueError, TypeError):
-        raise invalid("cursor", "is not a cursor this API returned") from None
 
 
 async def list_deposits(conn, principal: Principal, *, booking_id=None, customer_id=None, status=None,

@@ -1,8 +1,6 @@
 """Locations: CRUD, choosing a booking's location, and the booking hooks' logic."""
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import uuid
 from datetime import datetime
@@ -14,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core.errors import invalid, not_found
 from myhibachi.core.models import bookings
+from myhibachi.core.pagination import decode_cursor, encode_cursor
 from myhibachi.plugins.locations.models import booking_locations, locations
 
 META = locations.c["metadata"]
@@ -79,16 +78,8 @@ async def deactivate_location(conn, location_id: uuid.UUID) -> dict[str, Any]:
     return await update_location(conn, location_id, {"status": "inactive"})
 
 
-def encode_cursor(at: datetime, lid: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{lid}".encode()).decode()
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        at, lid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), uuid.UUID(lid)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise invalid("cursor", "is not a cursor this API returned") from exc
 
 
 async def list_locations(conn, *, statuses: list[str] | None, limit: int, cursor: str | None) -> dict[str, Any]:

@@ -61,7 +61,7 @@ async def test_admin_user_management(make_app, client_of):
         assert len(seen) == len(set(seen)) == 5
         r = await c.get("/v1/admin/users", headers=h, params={"role": "read_only"})
         assert len(r.json()["items"]) == 3
-        assert (await c.get("/v1/admin/users", headers=h, params={"cursor": "garbage"})).status_code == 400
+        assert (await c.get("/v1/admin/users", headers=h, params={"cursor": "garbage"})).status_code == 422
 
         # get, update, last_login
         assert (await c.get(f"/v1/admin/users/{uuid.uuid4()}", headers=h)).status_code == 404
