@@ -377,6 +377,34 @@ end
     return out
 
 
+def query_times(url: str, customer_ids: list[uuid.UUID], booking_ids: list[str]) -> dict[str, tuple[float, str]]:
+    """The list and get statements alone, one client, three passes over the measured rows:
+    median milliseconds per statement and the list's plan (less disturbed by other jobs
+    on the machine than a request's latency)."""
+    import statistics
+
+    import psycopg
+
+    statements = {
+        "list bookings": ("SELECT * FROM bookings WHERE customer_id = %s ORDER BY created_at DESC, id DESC LIMIT 21",
+                          customer_ids),
+        "get booking": ("SELECT * FROM bookings WHERE id = %s", [uuid.UUID(b) for b in booking_ids]),
+    }
+    out = {}
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        for name, (sql, args) in statements.items():
+            times = []
+            for _ in range(3):
+                for arg in args:
+                    started = time.perf_counter()
+                    conn.execute(sql, (arg,), prepare=True).fetchall()
+                    times.append(1000 * (time.perf_counter() - started))
+            plan = conn.execute("EXPLAIN " + sql, (args[0],)).fetchall()
+            node = next(line for (line,) in plan if "Scan" in line).strip().lstrip("-> ").split("  ")[0]
+            out[name] = (statistics.median(times), node)
+    return out
+
+
 async def focus_bookings(db, customer_ids: list[uuid.UUID]) -> list[str]:
     """One booking id of each measured customer (for GET /v1/bookings/{id})."""
     async with db.connect() as conn:
@@ -443,13 +471,17 @@ def main() -> None:
     tokens = tokens_for(settings, ids[:PAGE_CUSTOMERS])
     booking_ids = asyncio.run(focus_bookings(db, ids[:PAGE_CUSTOMERS]))
     rate = 200.0
+    sql_before = query_times(url, ids[:PAGE_CUSTOMERS], booking_ids)
     before = growth_run(home, url, tokens, booking_ids, seconds, rate)
     t0 = time.monotonic()
     asyncio.run(seed_bookings(db, small, large - small, n_customers))
     asyncio.run(db.dispose())
     grown = time.monotonic() - t0
     print(f"added {large - small:,} bookings in {grown:.0f} s", flush=True)
+    sql_after = query_times(url, ids[:PAGE_CUSTOMERS], booking_ids)
     after = growth_run(home, url, tokens, booking_ids, seconds, rate)
+    sql_rows = [[name, f"{sql_before[name][0]:.3f}", f"{sql_after[name][0]:.3f}",
+                 f"{sql_after[name][0] / sql_before[name][0]:.2f}", sql_after[name][1]] for name in sql_before]
     rows = []
     for name in before:
         b, a = before[name], after[name]
@@ -462,11 +494,15 @@ def main() -> None:
             f"- The `all` app (plugins: {', '.join(plugin_names)}); {n_customers:,} customers; "
             f"{small:,} bookings, then {large:,} (the {large - small:,} more inserted in {grown:.0f} s). "
             f"The same {PAGE_CUSTOMERS} customers (full pages in both) are measured; wrk 32 connections "
-            f"{seconds} s, hey at {rate:.0f} req/s.\n\n"
+            f"{seconds} s, hey at {rate:.0f} req/s. `get customer` reads no booking: it shows how much the "
+            f"machine's other jobs moved the figures between the two phases.\n\n"
             + harness.table(["endpoint", f"req/s {small // 1000}k", f"req/s {large // 1000}k",
                              f"wrk p50 {small // 1000}k", f"wrk p50 {large // 1000}k",
                              f"p50 {small // 1000}k", f"p50 {large // 1000}k", f"p95 {small // 1000}k",
-                             f"p95 {large // 1000}k", "p50 ratio (<= 1.2)", "load avg"], rows) + "\n")
+                             f"p95 {large // 1000}k", "p50 ratio (<= 1.2)", "load avg"], rows) + "\n\n"
+            + "The statements alone (one client, median of 3 passes over the 100 customers / bookings):\n\n"
+            + harness.table(["statement", f"ms {small // 1000}k", f"ms {large // 1000}k", "ratio (<= 1.2)",
+                             f"plan at {large // 1000}k"], sql_rows) + "\n")
     print(text)
     if not args.no_record:
         harness.record(f"Growth: list/get latency with bookings (bench/load.py --growth{' --quick' if args.quick else ''})",
