@@ -13,6 +13,7 @@ create accepts.
 """
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import events
@@ -322,17 +324,24 @@ def used(rules: Rules, slots: list[datetime], busy: list[tuple[datetime, datetim
     return max((occupancy(s, rules, busy) for s in slots), default=0)
 
 
+@functools.cache
+def _busy_query(scoped: bool, excluding: bool):
+    # Built once per shape: building a statement costs more than running a cached one.
+    cond = [bookings.c.status.in_(ACTIVE), bookings.c.starts_at < sa.bindparam("end"),
+            bookings.c.starts_at > sa.bindparam("since")]
+    if scoped:
+        cond.append(bookings.c.slot_key.startswith(sa.bindparam("scope")))
+    if excluding:
+        cond.append(bookings.c.id != sa.bindparam("exclude"))
+    return sa.select(bookings.c.starts_at, bookings.c.duration_minutes).where(*cond)
+
+
 async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID | None = None,
                        scope: str | None = None):
     """(start, end) of the active bookings overlapping [start, end), within ``scope`` if given."""
     # An event ends within its own day, so one day back bounds the index scan.
-    cond = [bookings.c.status.in_(ACTIVE), bookings.c.starts_at < end,
-            bookings.c.starts_at > start - timedelta(days=1)]
-    if scope:
-        cond.append(bookings.c.slot_key.startswith(f"{scope}:"))
-    if exclude is not None:
-        cond.append(bookings.c.id != exclude)
-    rows = (await conn.execute(sa.select(bookings.c.starts_at, bookings.c.duration_minutes).where(*cond))).all()
+    params = {"end": end, "since": start - timedelta(days=1), "scope": f"{scope}:", "exclude": exclude}
+    rows = (await conn.execute(_busy_query(bool(scope), exclude is not None), params)).all()
     return [(s, s + timedelta(minutes=d)) for s, d in rows if s + timedelta(minutes=d) > start]
 
 
@@ -480,14 +489,21 @@ def _check_time(rules: Rules, b: dict[str, Any], now: datetime) -> None:
         raise invalid(field, reason)
 
 
+# One statement each whatever the number of slots, so both are compiled (and prepared) once.
+_KEYS = sa.bindparam("keys", type_=ARRAY(sa.String))
+_ADD_SLOTS = pg_insert(booking_slots).from_select(
+    ["slot_key"], sa.select(sa.func.unnest(_KEYS))).on_conflict_do_nothing()
+_LOCK_SLOTS = (sa.select(booking_slots.c.slot_key).where(booking_slots.c.slot_key == sa.func.any(_KEYS))
+               .order_by(booking_slots.c.slot_key).with_for_update())
+
+
 async def _lock_and_check_capacity(conn, ctx, principal, rules: Rules, view: dict[str, Any],
                                    exclude: uuid.UUID | None = None) -> None:
     scope = await scope_of(conn, ctx, principal, view)
     slots = covered(rules, view["starts_at"], view["duration_minutes"])
     keys = sorted(slot_key(s, scope) for s in slots)
-    await conn.execute(pg_insert(booking_slots).values([{"slot_key": k} for k in keys]).on_conflict_do_nothing())
-    await conn.execute(sa.select(booking_slots.c.slot_key).where(booking_slots.c.slot_key.in_(keys))
-                       .order_by(booking_slots.c.slot_key).with_for_update())
+    await conn.execute(_ADD_SLOTS, {"keys": keys})
+    await conn.execute(_LOCK_SLOTS, {"keys": keys})
     capacity = await capacity_of(conn, ctx, principal, view, rules)
     busy = await busy_between(conn, slots[0], slots[-1] + rules.slot, exclude, scope)
     if used(rules, slots, busy) >= capacity:

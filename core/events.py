@@ -79,15 +79,11 @@ async def publish(conn, ctx, name: str, payload: dict[str, Any], *, actor: str |
         raise ValueError(f"unknown event {name!r}")
     event_id = uuid.uuid4()
     subscribers = [s for s, plugin, _ in ctx.event_handlers.get(name, ()) if ctx.plugins.get(plugin.name)]
-    await conn.execute(sa.insert(outbox_events).values(
-        id=event_id, name=name, payload=_json(payload), actor=actor,
-        dispatched_at=None if subscribers else sa.func.now()))
+    params = {"id": event_id, "name": name, "payload": _json(payload), "actor": actor}
     if subscribers:
-        await conn.execute(
-            sa.insert(event_deliveries),
-            [{"event_id": event_id, "subscriber": s, "status": "pending"} for s in subscribers],
-        )
-        await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, name)))
+        await conn.execute(_PUBLISH, params | {"subscribers": subscribers, "channel": CHANNEL})
+    else:
+        await conn.execute(_SETTLED, params)
     return event_id
 
 
@@ -108,6 +104,24 @@ async def publish_many(conn, ctx, name: str, payloads: list[dict[str, Any]], *,
             {"event_id": i, "subscriber": s, "status": "pending"} for i in ids for s in subscribers])
         await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, name)))
     return ids
+
+
+# Built once. With subscribers, the event, its deliveries and the notification are one
+# statement (one round trip on the request's path); the deliveries' foreign key is checked
+# at the end of the statement, when the event's row is there.
+_SETTLED = sa.insert(outbox_events).values(
+    id=sa.bindparam("id"), name=sa.bindparam("name"), payload=sa.bindparam("payload", type_=outbox_events.c.payload.type),
+    actor=sa.bindparam("actor"), dispatched_at=sa.func.now())
+_PUBLISH = sa.text("""
+    WITH event AS (
+        INSERT INTO outbox_events (id, name, payload, actor) VALUES (:id, :name, :payload, :actor) RETURNING id
+    ), deliveries AS (
+        INSERT INTO event_deliveries (event_id, subscriber, status)
+        SELECT event.id, subscriber, 'pending' FROM event, unnest(:subscribers) AS subscriber
+    )
+    SELECT pg_notify(:channel, :name)
+""").bindparams(sa.bindparam("payload", type_=outbox_events.c.payload.type),
+                sa.bindparam("subscribers", type_=sa.ARRAY(sa.String)))
 
 
 def backoff(attempts: int) -> timedelta:

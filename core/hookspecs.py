@@ -152,8 +152,10 @@ def validate_booking(booking: dict[str, Any], conn: Any, ctx: AppContext) -> str
     lead time, capacity). On create and update the booking's row is already written in
     that transaction, so a plugin may store its own rows referencing ``booking["id"]``;
     a refusal rolls them back with the booking. Quotes and ``GET /v1/availability`` ask
-    too (``id`` None, ``address`` possibly empty), so a slot offered is a slot accepted.
-    Every enabled plugin is asked; the first refusal wins.
+    too (``id`` None, ``address`` possibly empty), so a slot offered is a slot accepted;
+    availability runs on a connection without a transaction (each statement commits on
+    its own), so write nothing when ``id`` is None. Every enabled plugin is asked; the
+    first refusal wins.
 
     :param booking: the booking as plain data: ``id``, ``customer_id``, ``status``,
         ``starts_at``/``ends_at`` (aware UTC datetimes), ``local_start``, ``time_zone``,

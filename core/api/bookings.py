@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from myhibachi.core import bookings as svc
 from myhibachi.core.auth import Principal, authenticated, current_principal, require
-from myhibachi.core.db import Transaction
+from myhibachi.core.db import ReadOnly, Transaction
 from myhibachi.core.errors import error_responses
 
 LIST_PARAMS = {"status", "starts_from", "starts_to", "customer_id", "cursor", "limit"}
@@ -57,7 +57,7 @@ def router() -> APIRouter:
         cursor: str | None = Query(None, max_length=200),
         limit: int = Query(20, ge=1, le=100),
         principal: Principal = Depends(authenticated),
-        conn=Transaction,
+        conn=ReadOnly,
         ctx=Depends(app_context),
     ):
         """Own bookings for a customer, any with `bookings.read`; newest first. Unknown query
@@ -70,7 +70,7 @@ def router() -> APIRouter:
 
     @r.get("/bookings/{booking_id}", response_model=svc.Booking, responses=error_responses(401, 403, 404))
     async def get_booking(booking_id: uuid.UUID, principal: Principal = Depends(authenticated),
-                          conn=Transaction, ctx=Depends(app_context)):
+                          conn=ReadOnly, ctx=Depends(app_context)):
         """One booking: its owner, or `bookings.read`."""
         return svc.Booking.of(await svc.get_booking(conn, principal, booking_id))
 
@@ -116,7 +116,7 @@ def router() -> APIRouter:
         time_zone: str | None = Query(None, max_length=64, description="IANA time zone of the event."),
         duration_minutes: int | None = Query(None, ge=5, le=24 * 60),
         principal: Principal = Depends(current_principal),
-        conn=Transaction,
+        conn=ReadOnly,
         ctx=Depends(app_context),
     ):
         """Bookable start times with their remaining capacity. Unknown query parameters reach

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import uuid
+import weakref
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -140,9 +141,23 @@ def _starts_at(booking: dict[str, Any]) -> datetime | None:
     return value if isinstance(value, datetime) and value.tzinfo else None
 
 
+# A booking's location, per transaction: the core asks three hooks about the same booking
+# (and availability asks two for every slot of a day), each needing the same row.
+_seen: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 async def location_of(conn, booking: dict[str, Any]) -> tuple[Any, str | None]:
     """The booking's location row and None, or None and the reason there is none."""
     extra = booking.get("extra") or {}
+    key = repr((extra.get("location_id"), booking.get("zip_code"), extra.get("lat"), extra.get("lon")))
+    transaction = getattr(getattr(conn, "sync_connection", None), "get_transaction", lambda: None)()
+    memo = _seen.setdefault(transaction, {}) if transaction is not None else {}
+    if key not in memo:
+        memo[key] = await _location_of(conn, extra, booking.get("zip_code"))
+    return memo[key]
+
+
+async def _location_of(conn, extra: dict[str, Any], zip_code: str | None) -> tuple[Any, str | None]:
     given = extra.get("location_id")
     if given:
         try:
@@ -157,7 +172,6 @@ async def location_of(conn, booking: dict[str, Any]) -> tuple[Any, str | None]:
         if row["status"] != "active":
             return None, f"location_id: {row['name']} is not active"
         return row, None
-    zip_code = booking.get("zip_code")
     row = await serving(conn, zip_code, extra.get("lat"), extra.get("lon"))
     if row is not None:
         return row, None
