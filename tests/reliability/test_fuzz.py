@@ -62,10 +62,16 @@ def problems_in(app, callers: dict[str, dict[str, str]]) -> dict[str, list[str]]
                                suppress_health_check=list(HealthCheck))
                     @given(case=op.as_strategy(generation_mode=mode))
                     def run(case):
-                        response = case.call(session=client, headers=dict(headers))
-                        status = response.status_code
-                        ctype = response.headers.get("content-type", [""])
-                        ctype = ctype[0] if isinstance(ctype, list) else ctype
+                        try:
+                            response = case.call(session=client, headers=dict(headers))
+                        except Exception as exc:  # the test client re-raises what became a 500
+                            response, status, ctype = None, 500, ""
+                            detail = f"{type(exc).__name__}: {str(exc)[:300]}"
+                        else:
+                            status = response.status_code
+                            ctype = response.headers.get("content-type", [""])
+                            ctype = ctype[0] if isinstance(ctype, list) else ctype
+                            detail = response.text[:300]
                         if status >= 500:
                             kind = f"{status}"
                         elif status >= 400 and not ctype.startswith(MEDIA_TYPE):
@@ -76,7 +82,7 @@ def problems_in(app, callers: dict[str, dict[str, str]]) -> dict[str, list[str]]
                             return
                         seen_kinds.add((op.label, kind))
                         found[op.label].append(f"{kind} as {who}: {case.as_curl_command()}\n  "
-                                               f"-> {response.text[:300]}")
+                                               f"-> {detail}")
 
                     try:
                         run()
