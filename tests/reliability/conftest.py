@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -44,10 +45,21 @@ async def super_admin_and_customer(db, ctx) -> tuple[dict[str, str], dict[str, s
     """Auth headers of a ``*`` API key and of a real customer (PII sealed), and the customer id."""
     async with db.begin() as conn:
         key, _ = await create_api_key(conn, ctx.settings, name="reliability super-admin", scopes=["*"])
-        customer = await create_customer(conn, ctx, email="fuzz@example.com", name="Fuzz Customer",
+        customer = await create_customer(conn, ctx, email=f"{uuid.uuid4().hex[:12]}@example.com", name="Ana Cook",
                                          phone="+12025550123")
     token, _ = issue_access_token(ctx.settings, subject=str(customer["id"]), kind="customer")
     return {"Authorization": f"Bearer {key}"}, {"Authorization": f"Bearer {token}"}, customer["id"]
+
+
+async def add_location(client: httpx.AsyncClient, staff: dict[str, str], events_per_slot: int = 1000) -> int:
+    """A location serving zip 12345 (what ``booking_body`` books) when the locations plugin is
+    installed; returns the status (201, or 404 without the plugin)."""
+    r = await client.post("/v1/locations", headers=staff, json={
+        "name": "Springfield", "address": "1 Grill Ave", "city": "Springfield", "state": "NY",
+        "zip_code": "12345", "time_zone": "America/New_York", "capacity": 100,
+        "events_per_slot": events_per_slot, "service_area": {"zip_codes": ["12345"]}})
+    assert r.status_code in (201, 404), r.text
+    return r.status_code
 
 
 def process_env(home: Path, db_url: str, **extra: str) -> dict[str, str]:

@@ -26,7 +26,7 @@ from myhibachi.core.errors import MEDIA_TYPE
 from myhibachi.core.settings import Settings
 from tests.conftest import all_installed, free_port
 from tests.core.conftest import booking_body
-from tests.reliability.conftest import SECRET, start_api, stop, super_admin_and_customer, wait_healthy
+from tests.reliability.conftest import add_location, SECRET, start_api, stop, super_admin_and_customer, wait_healthy
 
 
 def pg_ctl(pgdata, *args: str) -> None:
@@ -92,11 +92,7 @@ async def test_requests_during_a_database_restart_get_503_and_the_api_recovers(o
     try:
         wait_healthy(port, api)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            r = await client.post("/v1/locations", headers=staff, json={
-                "name": "Springfield", "address": "1 Grill Ave", "city": "Springfield", "state": "NY",
-                "zip_code": "12345", "time_zone": "America/New_York", "capacity": 100, "events_per_slot": 1000,
-                "service_area": {"zip_codes": ["12345"]}})
-            assert r.status_code in (201, 404), r.text  # 404: the locations plugin is not installed
+            await add_location(client, staff)
             stopping = asyncio.Event()
 
             async def load(n: int) -> None:

@@ -22,7 +22,7 @@ from myhibachi.core.db import metadata
 from myhibachi.core.idempotency import HEADER
 from myhibachi.core.models import idempotency_keys
 from tests.core.conftest import booking_body
-from tests.reliability.conftest import all_flags_on, installed_plugins, super_admin_and_customer
+from tests.reliability.conftest import add_location, all_flags_on, installed_plugins, super_admin_and_customer
 
 PARALLEL = 20
 _days = itertools.count(30)
@@ -37,11 +37,7 @@ class Caller:
     async def setup(self, spec: dict) -> None:
         """With the locations plugin installed a booking needs a location serving its zip code."""
         if "/v1/locations" in spec["paths"]:
-            r = await self.client.post("/v1/locations", headers=self.staff, json={
-                "name": "Springfield", "address": "1 Grill Ave", "city": "Springfield", "state": "NY",
-                "zip_code": "12345", "time_zone": "America/New_York", "capacity": 100, "events_per_slot": 1000,
-                "service_area": {"zip_codes": ["12345"]}})
-            assert r.status_code == 201, r.text
+            assert await add_location(self.client, self.staff) == 201
 
     async def booking(self) -> str:
         r = await self.client.post("/v1/bookings", json=booking_body(starts_at=_start()), headers=self.customer)
