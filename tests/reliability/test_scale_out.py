@@ -128,7 +128,8 @@ async def test_the_capacity_rule_holds_across_two_apis(cluster, callers, databas
 
 
 async def test_one_idempotency_key_sent_to_both_apis_makes_one_booking(cluster, callers, database):
-    """Seen failing when the idempotency lock was dropped (several bookings for one key)."""
+    """Seen failing when the idempotency lock was dropped (the replies differed: requests on
+    both APIs booked)."""
     staff, customer, _ = callers
     clients, turn = await both(cluster)
     headers = {**customer, "Idempotency-Key": str(uuid.uuid4())}
