@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import os
 import subprocess
-import time
 import uuid
 from datetime import datetime, timedelta
 

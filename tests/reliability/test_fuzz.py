@@ -9,7 +9,6 @@ runs many more, unseeded. Every answer must be below 500, and every 4xx a proble
 from __future__ import annotations
 
 import os
-import sys
 from collections import defaultdict
 
 import pytest

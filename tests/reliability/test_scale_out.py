@@ -21,11 +21,11 @@ import sqlalchemy as sa
 
 from myhibachi.core.app import create_app
 from myhibachi.core.models import event_deliveries
+from myhibachi.core.settings import Settings
 from tests.conftest import free_port
 from tests.core.conftest import booking_body
 from tests.core.probe import create_effects_table, effects
 from tests.reliability.conftest import add_location, ROOT, SECRET, process_env, stop, super_admin_and_customer, wait_healthy
-from myhibachi.core.settings import Settings
 
 
 def empty_tables(db_url: str) -> None:
