@@ -30,12 +30,16 @@ DERANDOMIZE = os.environ.get("MYHIBACHI_FUZZ_RANDOM", "") != "1"
 # everything is held to the rule.
 EXCLUDED: dict[tuple[str, str], str] = {}
 
+LOCATION = {"name": "Springfield", "address": "1 Grill Ave", "city": "Springfield", "state": "NY",
+            "zip_code": "12345", "time_zone": "America/New_York", "capacity": 100, "events_per_slot": 1000,
+            "service_area": {"zip_codes": ["12345"]}}
+
 
 @pytest.fixture
 async def target(clean_db, settings, db_url):
-    TogglesFile(settings.toggles_path).ensure(list(all_flags_on()))
+    toggles = TogglesFile(settings.toggles_path)
     for flag in all_flags_on():
-        TogglesFile(settings.toggles_path).set(flag, enabled=True, rollout=100)
+        toggles.set(flag, enabled=True, rollout=100)
     app_settings = settings.model_copy(update={"rate_limit_ip": 0, "rate_limit_principal": 0})
     app = create_app(installed_plugins(), settings=app_settings, database=loopless_database(db_url))
     staff, customer, _ = await super_admin_and_customer(clean_db, app.state.ctx)
@@ -53,6 +57,9 @@ def problems_in(app, callers: dict[str, dict[str, str]]) -> dict[str, list[str]]
     assert len(operations) >= 30, [op.label for op in operations]
 
     with asgi.get_client(app) as client:
+        if any(op.path == "/v1/locations" for op in operations):  # so that valid bookings get deep
+            r = client.post("/v1/locations", headers=callers["staff"], json=LOCATION)
+            assert r.status_code == 201, r.text
         for op in operations:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 for who, headers in callers.items():

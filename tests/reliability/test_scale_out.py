@@ -25,7 +25,8 @@ from myhibachi.core.settings import Settings
 from tests.conftest import free_port
 from tests.core.conftest import booking_body
 from tests.core.probe import create_effects_table, effects
-from tests.reliability.conftest import add_location, ROOT, SECRET, process_env, stop, super_admin_and_customer, wait_healthy
+from tests.reliability.conftest import (ROOT, SECRET, add_location, process_env, stop, super_admin_and_customer,
+                                        wait_healthy)
 
 
 def empty_tables(db_url: str) -> None:
