@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -121,10 +123,6 @@ def install(app: FastAPI) -> None:
         if answer is None:
             raise exc
         return answer
-
-    import psycopg
-    import sqlalchemy as sa
-
     app.add_exception_handler(sa.exc.SQLAlchemyError, _database)
     app.add_exception_handler(psycopg.Error, _database)
 
@@ -152,12 +150,12 @@ def _database_problem(request: Request, exc: BaseException) -> JSONResponse | No
 def _nul_refused(exc: BaseException) -> bool:
     """PostgreSQL text cannot hold NUL; psycopg refuses such a value before sending it. Only
     input carries one, so it is the caller's mistake wherever a route forgot to check."""
-    import psycopg
-
     seen: BaseException | None = exc
-    while seen is not None:
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
         if isinstance(seen, psycopg.DataError) and "NUL" in str(seen):
             return True
+        visited.add(id(seen))
         seen = seen.__cause__ or seen.__context__
     return False
 
