@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -114,14 +116,52 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
         return problem_response(Problem(exc.status_code, title, detail, headers=getattr(exc, "headers", None)))
 
+    # Database errors that are not bugs are answered here, before Starlette's last-resort
+    # handler (which would log them as a crash and re-raise them to the server).
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        answer = _database_problem(request, exc)
+        if answer is None:
+            raise exc
+        return answer
+    app.add_exception_handler(sa.exc.SQLAlchemyError, _database)
+    app.add_exception_handler(psycopg.Error, _database)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        from myhibachi.core.db import is_unavailable
-
-        if is_unavailable(exc):
-            return problem_response(
-                Problem(503, "Service unavailable", "the database is not reachable; retry shortly",
-                        kind="unavailable", headers={"Retry-After": "2"})
-            )
+        answer = _database_problem(request, exc)
+        if answer is not None:
+            return answer
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(Problem(500, "Internal error", "an unexpected error occurred", kind="internal"))
+
+
+def _database_problem(request: Request, exc: BaseException) -> JSONResponse | None:
+    """503 when the database cannot be reached, 422 for text it cannot hold; None otherwise."""
+    from myhibachi.core.db import is_unavailable
+
+    if is_unavailable(exc):
+        return problem_response(Problem(503, "Service unavailable", "the database is not reachable; retry shortly",
+                                        kind="unavailable", headers={"Retry-After": "2"}))
+    if _nul_refused(exc):
+        return problem_response(invalid(_nul_field(request), "must not contain the NUL character (\\u0000)"))
+    return None
+
+
+def _nul_refused(exc: BaseException) -> bool:
+    """PostgreSQL text cannot hold NUL; psycopg refuses such a value before sending it. Only
+    input carries one, so it is the caller's mistake wherever a route forgot to check."""
+    seen: BaseException | None = exc
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        if isinstance(seen, psycopg.DataError) and "NUL" in str(seen):
+            return True
+        visited.add(id(seen))
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _nul_field(request: Request) -> str:
+    for name, value in [*request.query_params.multi_items(), *request.path_params.items()]:
+        if "\x00" in str(value):
+            return name
+    return "body"

@@ -11,6 +11,7 @@ from myhibachi.core import bookings as svc
 from myhibachi.core.auth import Principal, authenticated, current_principal, require
 from myhibachi.core.db import ReadOnly, Transaction
 from myhibachi.core.errors import error_responses
+from myhibachi.core.idempotency import idempotent
 
 LIST_PARAMS = {"status", "starts_from", "starts_to", "customer_id", "cursor", "limit"}
 AVAILABILITY_PARAMS = {"from", "to", "party_size", "time_zone", "duration_minutes"}
@@ -36,9 +37,11 @@ def router() -> APIRouter:
 
     @r.post("/bookings", response_model=svc.Booking, status_code=201,
             responses=error_responses(401, 403, 409, 422))
+    @idempotent(required=False)
     async def create_booking(body: svc.BookingCreate, principal: Principal = Depends(authenticated),
                              conn=Transaction, ctx=Depends(app_context)):
-        """Book an event: a customer for themselves, staff (`bookings.write`) for any customer."""
+        """Book an event: a customer for themselves, staff (`bookings.write`) for any customer.
+        A client that may retry sends an `Idempotency-Key`: a retry then gets the first answer."""
         return svc.Booking.of(await svc.create_booking(conn, ctx, principal, body))
 
     @r.post("/bookings/quote", response_model=svc.Quote, responses=error_responses(409, 422))

@@ -9,7 +9,7 @@ from myhibachi.core.db import Transaction
 from myhibachi.core.errors import error_responses
 from myhibachi.plugins.audit import schemas, service
 
-CURSOR = Query(None, pattern=r"^\d{1,19}$", description="next_cursor of the previous page")
+CURSOR = Query(None, pattern=r"^\d{1,18}$", description="next_cursor of the previous page")
 LIMIT = Query(50, ge=1, le=500)
 
 
