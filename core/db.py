@@ -131,8 +131,9 @@ def resolve_url(settings, *, keep_running: bool = False) -> str:
 
 
 def make_engine(url: str, **kw: Any) -> AsyncEngine:
-    kw.setdefault("pool_size", 10)
-    kw.setdefault("max_overflow", 10)
+    if "poolclass" not in kw:
+        kw.setdefault("pool_size", 10)
+        kw.setdefault("max_overflow", 10)
     kw.setdefault("pool_pre_ping", False)
     return create_async_engine(url, **kw)
 

@@ -144,6 +144,7 @@ async def _once(func, kwargs, request: Request, conn, principal: Principal, key:
             raise Problem(422, "Idempotency key reused", f"{HEADER} was already used for a different request",
                           kind="idempotency-mismatch",
                           errors=[{"field": HEADER, "message": "already used for a different request"}])
+        request.state.audit_recorded = True  # a replay changes nothing: the first request was recorded
         return _response(row.status_code, row.response, replayed=True)
     status, body = _serialize(request, await func(**kwargs))
     values = {"fingerprint": print_, "status_code": status, "response": body,

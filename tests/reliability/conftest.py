@@ -10,7 +10,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from myhibachi.core.auth import create_api_key, issue_access_token
@@ -35,9 +34,7 @@ def all_flags_on() -> dict[str, bool]:
 def loopless_database(url: str) -> Database:
     """A handle whose connections are never pooled: usable from any event loop (schemathesis'
     ASGI client runs the app on a loop of its own per request)."""
-    db = Database.__new__(Database)
-    db.url, db.engine = url, create_async_engine(url, poolclass=NullPool)
-    return db
+    return Database(url, poolclass=NullPool)
 
 
 async def super_admin_and_customer(db, ctx) -> tuple[dict[str, str], dict[str, str], object]:

@@ -58,9 +58,33 @@ async def build_booking(caller: Caller, spec: dict, op: dict) -> Request:
     return {}, booking_body(starts_at=_start()), caller.customer
 
 
+async def build_redemption(caller: Caller, spec: dict, op: dict) -> Request:
+    """Points to spend first (a staff adjustment), then the customer redeems 100 on a booking."""
+    path = f"/v1/customers/{caller.customer_id}/loyalty"
+    r = await caller.client.post(path + "/earn", json={"points": 300, "reason": "reliability"}, headers=caller.staff)
+    assert r.status_code == 201, r.text
+    return {"customer_id": str(caller.customer_id)}, {"booking_id": await caller.booking(), "points": 100}, \
+        caller.customer
+
+
+async def build_refund(caller: Caller, spec: dict, op: dict) -> Request:
+    """A captured deposit to refund part of (offline payments adapter)."""
+    booking = await caller.booking()
+    r = await caller.client.post("/v1/payments/deposits", json={"booking_id": booking},
+                                 headers={**caller.customer, HEADER: str(uuid.uuid4())})
+    assert r.status_code == 201, r.text
+    deposit = r.json()["id"]
+    r = await caller.client.put(f"/v1/payments/deposits/{deposit}/confirm", json={"payment_method": "pm_card_visa"},
+                                headers=caller.customer)
+    assert r.status_code == 200 and r.json()["status"] == "succeeded", r.text
+    return {"deposit_id": deposit}, {"amount_cents": 100, "reason": "reliability"}, caller.staff
+
+
 # (method, path template) -> builder. A route absent from here is built from its schema.
 BUILDERS: dict[tuple[str, str], Callable[[Caller, dict, dict], Awaitable[Request]]] = {
     ("POST", "/v1/bookings"): build_booking,
+    ("POST", "/v1/customers/{customer_id}/loyalty/redeem"): build_redemption,
+    ("POST", "/v1/payments/deposits/{deposit_id}/refunds"): build_refund,
 }
 
 
@@ -93,7 +117,9 @@ async def value_for(caller: Caller, spec: dict, name: str, schema: dict) -> Any:
     kind = schema.get("type")
     if kind == "object" or "properties" in schema:
         props = schema.get("properties", {})
-        return {k: await value_for(caller, spec, k, props[k]) for k in schema.get("required", [])}
+        # required fields, and the references to a fresh booking or customer the test can fill
+        wanted = [k for k in props if k in schema.get("required", []) or k in ("booking_id", "customer_id")]
+        return {k: await value_for(caller, spec, k, props[k]) for k in wanted}
     if kind == "array":
         return [await value_for(caller, spec, name, schema.get("items", {}))] * schema.get("minItems", 0)
     if kind == "integer":
