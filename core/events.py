@@ -65,10 +65,6 @@ def add_handlers(ctx, plugin, handlers: dict[str, list[Handler]]) -> None:
             ctx.event_handlers.setdefault(event, []).append((subscriber_name(plugin.name, func), plugin, func))
 
 
-def register_core_handlers(ctx) -> None:
-    """The core subscribes nothing itself today; kept for symmetry with plugins."""
-
-
 def _json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 

@@ -5,8 +5,6 @@ routes, the event handlers and the worker alike.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import inspect
 import json
 import logging
@@ -21,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.customers import contacts
+from myhibachi.core.pagination import decode_cursor, encode_cursor
 from myhibachi.core.models import bookings, offline_outbox
 from myhibachi.core.scheduled import claim_due
 from myhibachi.plugins.reminders import RemindersSettings
@@ -92,18 +91,6 @@ async def create_reminder(conn, booking: dict[str, Any], reminder_type: str, cha
     if row is None:
         raise conflict(f"this booking already has a {reminder_type} reminder at {at.isoformat()}")
     return _public(row)
-
-
-def encode_cursor(at: datetime, rid: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{rid}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        at, rid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), uuid.UUID(rid)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise invalid("cursor", "is not a cursor this API returned") from exc
 
 
 async def list_reminders(conn, booking_id: uuid.UUID, *, limit: int, cursor: str | None) -> dict[str, Any]:
