@@ -17,7 +17,7 @@ from myhibachi.core import __version__, audit, errors, ratelimit
 from myhibachi.core.audit import STATE_CHANGING
 from myhibachi.core.auth import Principal, current_principal, require
 from myhibachi.core.context import AppContext
-from myhibachi.core.db import Database, resolve_url
+from myhibachi.core.db import Database, open_read_pool, resolve_url
 from myhibachi.core.errors import Problem, error_responses
 from myhibachi.core.flags import Flags
 from myhibachi.core.plugins import Plugin, PluginManager, load_installed
@@ -215,9 +215,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         flags.start()
+        ctx.read_pool = await open_read_pool(db.url, settings.db_read_pool_size)
         try:
             yield
         finally:
+            pool, ctx.read_pool = ctx.read_pool, None
+            await pool.close()
             flags.stop()
             await ctx.extra["ratelimiter"].close()
             if database is None:

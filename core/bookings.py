@@ -8,11 +8,12 @@ overlapping bookings always share at least one slot, so locking the slots (rows 
 ``booking_slots``, in key order) serialises every pair that could exceed the capacity.
 
 Availability and create go through the same functions (``time_problem``, ``party_problem``,
-``capacity_of``, ``occupancy``, the ``validate_booking`` hook), so a slot offered is a slot
+``capacity_of``, ``Busy``, the ``validate_booking`` hook), so a slot offered is a slot
 create accepts.
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import uuid
@@ -28,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import events
 from myhibachi.core.auth import Principal
-from myhibachi.core.db import utcnow
+from myhibachi.core.db import fetch_all, fetch_one, run, utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.models import booking_slots, bookings, customers
 from myhibachi.core.pagination import decode_cursor, encode_cursor
@@ -315,19 +316,27 @@ def party_problem(rules: Rules, adults: int, children: int) -> tuple[str, str] |
     return None
 
 
-def occupancy(slot: datetime, rules: Rules, busy: list[tuple[datetime, datetime]]) -> int:
-    end = slot + rules.slot
-    return sum(1 for b_start, b_end in busy if b_start < end and b_end > slot)
+class Busy:
+    """Active bookings as intervals, counted per slot by binary search (availability asks
+    for every slot of up to 31 days, create for the few its event covers)."""
 
+    def __init__(self, intervals: list[tuple[datetime, datetime]]) -> None:
+        self.starts = sorted(b for b, _ in intervals)
+        self.ends = sorted(e for _, e in intervals)
 
-def used(rules: Rules, slots: list[datetime], busy: list[tuple[datetime, datetime]]) -> int:
-    return max((occupancy(s, rules, busy) for s in slots), default=0)
+    def occupancy(self, slot: datetime, length: timedelta) -> int:
+        """Bookings overlapping [slot, slot + length): started before its end, not ended by its start."""
+        return bisect.bisect_left(self.starts, slot + length) - bisect.bisect_right(self.ends, slot)
+
+    def used(self, rules: Rules, slots: list[datetime]) -> int:
+        return max((self.occupancy(s, rules.slot) for s in slots), default=0)
 
 
 @functools.cache
 def _busy_query(scoped: bool, excluding: bool):
     # Built once per shape: building a statement costs more than running a cached one.
-    cond = [bookings.c.status.in_(ACTIVE), bookings.c.starts_at < sa.bindparam("end"),
+    cond = [bookings.c.status == sa.func.any(sa.literal(list(ACTIVE), ARRAY(sa.String))),
+            bookings.c.starts_at < sa.bindparam("end"),
             bookings.c.starts_at > sa.bindparam("since")]
     if scoped:
         cond.append(bookings.c.slot_key.startswith(sa.bindparam("scope")))
@@ -341,8 +350,13 @@ async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID 
     """(start, end) of the active bookings overlapping [start, end), within ``scope`` if given."""
     # An event ends within its own day, so one day back bounds the index scan.
     params = {"end": end, "since": start - timedelta(days=1), "scope": f"{scope}:", "exclude": exclude}
-    rows = (await conn.execute(_busy_query(bool(scope), exclude is not None), params)).all()
-    return [(s, s + timedelta(minutes=d)) for s, d in rows if s + timedelta(minutes=d) > start]
+    rows = await fetch_all(conn, _busy_query(bool(scope), exclude is not None), params)
+    busy = []
+    for row in rows:
+        end_at = row["starts_at"] + timedelta(minutes=row["duration_minutes"])
+        if end_at > start:
+            busy.append((row["starts_at"], end_at))
+    return busy
 
 
 # --- hooks -------------------------------------------------------------------------------
@@ -443,14 +457,17 @@ def own_id(principal: Principal) -> uuid.UUID:
                       headers={"WWW-Authenticate": "Bearer"}) from None
 
 
+_CUSTOMER_STATUS = sa.select(customers.c.status).where(customers.c.id == sa.bindparam("customer_id"))
+
+
 async def _customer_for(conn, principal: Principal, requested: uuid.UUID | None) -> uuid.UUID:
     if principal.kind == "customer":
         own = own_id(principal)
         if requested is not None and requested != own:
             raise Problem(403, "Forbidden", "customers book for themselves only", kind="forbidden",
                           permission="bookings.write")
-        found = (await conn.execute(sa.select(customers.c.status).where(customers.c.id == own))).first()
-        if found is None or found[0] != "active":
+        found = await fetch_one(conn, _CUSTOMER_STATUS, {"customer_id": own})
+        if found is None or found["status"] != "active":
             raise Problem(403, "Forbidden", "this customer account cannot book", kind="forbidden")
         return own
     if not principal.can("bookings.write"):
@@ -502,13 +519,19 @@ async def _lock_and_check_capacity(conn, ctx, principal, rules: Rules, view: dic
     scope = await scope_of(conn, ctx, principal, view)
     slots = covered(rules, view["starts_at"], view["duration_minutes"])
     keys = sorted(slot_key(s, scope) for s in slots)
-    await conn.execute(_ADD_SLOTS, {"keys": keys})
-    await conn.execute(_LOCK_SLOTS, {"keys": keys})
+    await run(conn, _ADD_SLOTS, {"keys": keys})
+    await run(conn, _LOCK_SLOTS, {"keys": keys})
     capacity = await capacity_of(conn, ctx, principal, view, rules)
-    busy = await busy_between(conn, slots[0], slots[-1] + rules.slot, exclude, scope)
-    if used(rules, slots, busy) >= capacity:
+    busy = Busy(await busy_between(conn, slots[0], slots[-1] + rules.slot, exclude, scope))
+    if busy.used(rules, slots) >= capacity:
         raise conflict(f"no chef team is free at {view['local_start']} {view['time_zone']}",
                        slot=view["slot_key"])
+
+
+_INSERT = sa.insert(bookings).values({name: sa.bindparam(name, type_=bookings.c[name].type) for name in (
+    "id", "customer_id", "starts_at", "time_zone", "duration_minutes", "party_size", "adults", "children",
+    "address", "zip_code", "menu", "notes", "status", "price_lines", "total_cents", "currency", "slot_key",
+)}).returning(bookings)
 
 
 async def create_booking(conn, ctx, principal: Principal, data: BookingCreate, *,
@@ -524,13 +547,12 @@ async def create_booking(conn, ctx, principal: Principal, data: BookingCreate, *
     view = hook_view(b)
     lines, total = await price(conn, ctx, principal, view, rules)
     await _lock_and_check_capacity(conn, ctx, principal, rules, view)
-    row = (await conn.execute(sa.insert(bookings).values(
-        id=b["id"], customer_id=customer_id, starts_at=b["starts_at"], time_zone=b["time_zone"],
-        duration_minutes=b["duration_minutes"], party_size=view["party_size"], adults=b["adults"],
-        children=b["children"], address=b["address"], zip_code=b["zip_code"], menu=b["menu"], notes=b["notes"],
-        status="pending", price_lines=lines, total_cents=total, currency=rules.currency,
-        slot_key=view["slot_key"],
-    ).returning(bookings))).mappings().one()
+    row = await fetch_one(conn, _INSERT, {
+        "id": b["id"], "customer_id": customer_id, "starts_at": b["starts_at"], "time_zone": b["time_zone"],
+        "duration_minutes": b["duration_minutes"], "party_size": view["party_size"], "adults": b["adults"],
+        "children": b["children"], "address": b["address"], "zip_code": b["zip_code"], "menu": b["menu"],
+        "notes": b["notes"], "status": "pending", "price_lines": lines, "total_cents": total,
+        "currency": rules.currency, "slot_key": view["slot_key"]})
     # Validated with the row in place, so a plugin may store rows that reference it.
     problem = await refusal(conn, ctx, principal, view)
     if problem:
@@ -568,16 +590,17 @@ def _may_see(principal: Principal, row, permission: str) -> None:
         raise Problem(403, "Forbidden", f"missing permission {permission}", kind="forbidden", permission=permission)
 
 
+_BY_ID = sa.select(bookings).where(bookings.c.id == sa.bindparam("booking_id"))
+_BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
+
+
 async def get_booking(conn, principal: Principal, booking_id: uuid.UUID, *, for_update: bool = False,
                       permission: str = "bookings.read") -> dict[str, Any]:
-    query = sa.select(bookings).where(bookings.c.id == booking_id)
-    if for_update:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).mappings().first()
+    row = await fetch_one(conn, _BY_ID_FOR_UPDATE if for_update else _BY_ID, {"booking_id": booking_id})
     if row is None:
         raise not_found("Booking")
     _may_see(principal, row, permission)
-    return dict(row)
+    return row
 
 
 def _refuse_transition(current: str, target: str) -> None:
@@ -662,38 +685,53 @@ async def transition(conn, ctx, principal: Principal, booking_id: uuid.UUID, tar
 
 
 
+@functools.cache
+def _list_query(customer: bool, status: bool, starts_from: bool, starts_to: bool, after: bool):
+    """The list statement of one shape of filters, built once (see ``busy_between``)."""
+    c = bookings.c
+    cond = []
+    if customer:
+        cond.append(c.customer_id == sa.bindparam("customer_id"))
+    if status:
+        cond.append(c.status == sa.bindparam("status"))
+    if starts_from:
+        cond.append(c.starts_at >= sa.bindparam("starts_from"))
+    if starts_to:
+        cond.append(c.starts_at < sa.bindparam("starts_to"))
+    if after:
+        cond.append(sa.tuple_(c.created_at, c.id) < sa.tuple_(
+            sa.bindparam("after_at", type_=sa.DateTime(timezone=True)), sa.bindparam("after_id", type_=c.id.type)))
+    return (sa.select(bookings).where(*cond).order_by(c.created_at.desc(), c.id.desc())
+            .limit(sa.bindparam("limit", type_=sa.Integer)))
+
+
 async def list_bookings(conn, ctx, principal: Principal, *, status: str | None = None,
                         starts_from: datetime | None = None, starts_to: datetime | None = None,
                         customer_id: uuid.UUID | None = None, cursor: str | None = None, limit: int = 20,
                         params: dict[str, str] | None = None) -> tuple[list[dict], str | None]:
     """Newest first, keyset-paginated on (created_at, id)."""
-    cond = []
     if principal.kind == "customer":
         if customer_id is not None and str(customer_id) != principal.id:
             raise Problem(403, "Forbidden", "customers list their own bookings", kind="forbidden",
                           permission="bookings.read")
-        cond.append(bookings.c.customer_id == own_id(principal))
+        customer_id = own_id(principal)
     elif not principal.can("bookings.read"):
         raise Problem(403, "Forbidden", "missing permission bookings.read", kind="forbidden",
                       permission="bookings.read")
-    elif customer_id is not None:
-        cond.append(bookings.c.customer_id == customer_id)
-    if status:
-        cond.append(bookings.c.status == status)
-    if starts_from:
-        cond.append(bookings.c.starts_at >= starts_from)
-    if starts_to:
-        cond.append(bookings.c.starts_at < starts_to)
+    binds: dict[str, Any] = {"customer_id": customer_id, "status": status, "starts_from": starts_from,
+                             "starts_to": starts_to, "limit": limit + 1}
     if cursor:
-        at, ident = decode_cursor(cursor)
-        cond.append(sa.tuple_(bookings.c.created_at, bookings.c.id) < sa.tuple_(sa.literal(at), sa.literal(ident)))
+        binds["after_at"], binds["after_id"] = decode_cursor(cursor)
+    query = _list_query(customer_id is not None, bool(status), bool(starts_from), bool(starts_to), bool(cursor))
     if params:
-        for extra in await ctx.call_all("booking_query_filters", principal.flag_context(), params=params):
-            cond.extend(extra)
-    rows = (await conn.execute(
-        sa.select(bookings).where(*cond).order_by(bookings.c.created_at.desc(), bookings.c.id.desc())
-        .limit(limit + 1)
-    )).mappings().all()
+        extra = [c for got in await ctx.call_all("booking_query_filters", principal.flag_context(), params=params)
+                 for c in got]
+        if extra:
+            return _page(await fetch_all(conn, query.where(*extra), binds, cache=False), limit)
+    return _page(await fetch_all(conn, query, binds), limit)
+
+
+def _page(rows, limit: int) -> tuple[list[dict], str | None]:
     next_cursor = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
@@ -739,12 +777,12 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
 
     # The pool depends on the query's extra (a location), not on the time: ask once.
     scope = await scope_of(conn, ctx, principal, view_at(candidates[0]))
-    busy = await busy_between(conn, candidates[0], candidates[-1] + timedelta(minutes=duration), scope=scope)
+    busy = Busy(await busy_between(conn, candidates[0], candidates[-1] + timedelta(minutes=duration), scope=scope))
     for start in candidates:
         view = view_at(start)
         view["slot_key"] = slot_key(start, scope)
         capacity = await capacity_of(conn, ctx, principal, view, rules)
-        remaining = capacity - used(rules, covered(rules, start, duration), busy)
+        remaining = capacity - busy.used(rules, covered(rules, start, duration))
         if remaining <= 0 or await refusal(conn, ctx, principal, view) is not None:
             continue
         slots.append(Slot(starts_at=start, local_start=view["local_start"], remaining=remaining, capacity=capacity))

@@ -21,6 +21,7 @@ class AppContext:
     permissions: set[str] = field(default_factory=set)
     event_handlers: dict[str, list[tuple[str, Any, Any]]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    read_pool: Any = None  # psycopg pool of the hot reads, opened by the app's lifespan
 
     def add_poller(self, name: str, poller) -> None:
         from myhibachi.core.scheduled import add_poller

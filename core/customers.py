@@ -17,6 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import events
+from myhibachi.core.db import fetch_one
 from myhibachi.core.crypto import vault
 from myhibachi.core.errors import Problem, conflict, invalid
 from myhibachi.core.models import customers
@@ -122,7 +123,7 @@ async def contacts(conn, ctx, customer_ids) -> dict[uuid.UUID, dict[str, Any]]:
 
 
 async def get_customer(conn, ctx, customer_id: uuid.UUID) -> dict[str, Any] | None:
-    row = (await conn.execute(_BY_ID, {"customer_id": customer_id})).mappings().first()
+    row = await fetch_one(conn, _BY_ID, {"customer_id": customer_id})
     return _open(ctx, row) if row else None
 
 

@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable
 
 import sqlalchemy as sa
 
-from myhibachi.core.db import utcnow
+from myhibachi.core.db import fetch_one, run, utcnow
 from myhibachi.core.models import event_deliveries, outbox_events
 
 log = logging.getLogger("myhibachi.events")
@@ -77,9 +77,9 @@ async def publish(conn, ctx, name: str, payload: dict[str, Any], *, actor: str |
     subscribers = [s for s, plugin, _ in ctx.event_handlers.get(name, ()) if ctx.plugins.get(plugin.name)]
     params = {"id": event_id, "name": name, "payload": _json(payload), "actor": actor}
     if subscribers:
-        await conn.execute(_PUBLISH, params | {"subscribers": subscribers, "channel": CHANNEL})
+        await fetch_one(conn, _PUBLISH, params | {"subscribers": subscribers, "channel": CHANNEL})
     else:
-        await conn.execute(_SETTLED, params)
+        await run(conn, _SETTLED, params)
     return event_id
 
 

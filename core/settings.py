@@ -29,6 +29,10 @@ class Settings(BaseSettings):
         validation_alias=_env("DATABASE_URL"),
         description="PostgreSQL URL (with the vector extension). Unset: the embedded PostgreSQL under the home folder.",
     )
+    db_read_pool_size: int = Field(
+        default=10, ge=1, le=100,
+        description="Connections of each API process's pool for the hottest reads (beside the main pool of 10+10).",
+    )
     redis_url: str | None = Field(
         default=None,
         validation_alias=_env("REDIS_URL"),

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from myhibachi.core import bookings as svc
 from myhibachi.core.auth import Principal, authenticated, current_principal, require
-from myhibachi.core.db import ReadOnly, Transaction
+from myhibachi.core.db import ReadOnly, Transaction, reading
 from myhibachi.core.errors import error_responses
 from myhibachi.core.idempotency import idempotent
 
@@ -60,22 +60,21 @@ def router() -> APIRouter:
         cursor: str | None = Query(None, max_length=200),
         limit: int = Query(20, ge=1, le=100),
         principal: Principal = Depends(authenticated),
-        conn=ReadOnly,
-        ctx=Depends(app_context),
     ):
         """Own bookings for a customer, any with `bookings.read`; newest first. Unknown query
         parameters go to the plugins' `booking_query_filters`."""
-        rows, next_cursor = await svc.list_bookings(
-            conn, ctx, principal, status=status, starts_from=_aware(starts_from),
-            starts_to=_aware(starts_to), customer_id=customer_id, cursor=cursor, limit=limit,
-            params=_rest(request, LIST_PARAMS))
+        async with reading(request) as conn:
+            rows, next_cursor = await svc.list_bookings(
+                conn, request.app.state.ctx, principal, status=status, starts_from=_aware(starts_from),
+                starts_to=_aware(starts_to), customer_id=customer_id, cursor=cursor, limit=limit,
+                params=_rest(request, LIST_PARAMS))
         return svc.BookingPage(items=[svc.Booking.of(row) for row in rows], next_cursor=next_cursor)
 
     @r.get("/bookings/{booking_id}", response_model=svc.Booking, responses=error_responses(401, 403, 404))
-    async def get_booking(booking_id: uuid.UUID, principal: Principal = Depends(authenticated),
-                          conn=ReadOnly, ctx=Depends(app_context)):
+    async def get_booking(booking_id: uuid.UUID, request: Request, principal: Principal = Depends(authenticated)):
         """One booking: its owner, or `bookings.read`."""
-        return svc.Booking.of(await svc.get_booking(conn, principal, booking_id))
+        async with reading(request) as conn:
+            return svc.Booking.of(await svc.get_booking(conn, principal, booking_id))
 
     @r.patch("/bookings/{booking_id}", response_model=svc.Booking,
              responses=error_responses(401, 403, 404, 409, 422))

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from myhibachi.core import customers as service
 from myhibachi.core.api.auth import NO_STORE, TokenPair
 from myhibachi.core.auth import Principal, current_customer, issue_session, require
-from myhibachi.core.db import ReadOnly, Transaction
+from myhibachi.core.db import Transaction, reading
 from myhibachi.core.errors import Problem, error_responses, not_found
 
 
@@ -88,9 +88,9 @@ def router() -> APIRouter:
         return TokenPair(**await issue_session(conn, ctx.settings, subject=str(found["id"]), kind="customer"))
 
     @r.get("/me", response_model=Customer, responses=error_responses(401, 403, 404))
-    async def me(request: Request, principal: Principal = Depends(current_customer),
-                 conn=ReadOnly) -> Customer:
-        found = await service.get_customer(conn, request.app.state.ctx, uuid.UUID(principal.id))
+    async def me(request: Request, principal: Principal = Depends(current_customer)) -> Customer:
+        async with reading(request) as conn:
+            found = await service.get_customer(conn, request.app.state.ctx, uuid.UUID(principal.id))
         if found is None:
             raise not_found("Customer")
         return Customer(**found)

@@ -25,8 +25,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from myhibachi.core.db import utcnow
+from myhibachi.core.db import fetch_all, utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.models import customers
 from myhibachi.core.scheduled import claim_due
@@ -221,10 +222,13 @@ def discount_cents(settings: LoyaltySettings, points: int) -> int:
     return points // settings.points_per_reward * settings.reward_cents
 
 
+_REDEMPTION = sa.select(ledger).where(ledger.c.source_key == sa.func.any(sa.bindparam("keys", type_=ARRAY(sa.Text))))
+
+
 async def redemption_of(conn, booking_id: uuid.UUID | str) -> dict[str, Any] | None:
     """The live redemption for a booking (None once the booking's cancellation gave it back)."""
-    rows = (await conn.execute(sa.select(ledger).where(ledger.c.source_key.in_(
-        [f"redeem:booking:{booking_id}", f"unredeem:booking:{booking_id}"])))).mappings().all()
+    rows = await fetch_all(conn, _REDEMPTION, {"keys": [f"redeem:booking:{booking_id}",
+                                                        f"unredeem:booking:{booking_id}"]})
     if len(rows) != 1 or rows[0]["transaction_type"] != "redeem":
         return None
     return dict(rows[0])

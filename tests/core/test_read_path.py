@@ -1,14 +1,15 @@
-"""The read-only connection of the hottest GET routes: no transaction, and only on GETs."""
+"""The read-only connections of the hottest GET routes: no transaction, and only on GETs."""
 from __future__ import annotations
 
 import sqlalchemy as sa
+from fastapi import Request
 from fastapi.routing import APIRoute
 
 from myhibachi.core.db import get_read_conn
 from myhibachi.core.plugins import discover
 
 # as the routers declare them, before their prefixes
-HOT_READS = {"/customers/me", "/bookings", "/bookings/{booking_id}", "/availability"}
+HOT_READS = {"/availability"}
 
 
 def _uses_read_conn(route) -> bool:
@@ -50,3 +51,43 @@ async def test_read_only_connection_runs_each_statement_alone(database):
     async with database.begin() as conn:
         first, second = (await conn.execute(query)).scalar(), (await conn.execute(query)).scalar()
     assert first == second
+
+
+async def test_reading_refuses_other_methods(make_app):
+    """Broken on purpose by dropping the method check of ``reading()``: the POST below would
+    run its statement on an autocommit connection and answer 200."""
+    from fastapi.testclient import TestClient
+
+    from myhibachi.core.db import fetch_one, reading
+
+    app = make_app()
+
+    @app.post("/probe")
+    async def probe(request: Request):
+        async with reading(request) as conn:
+            return await fetch_one(conn, sa.select(sa.literal(1).label("one")))
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.post("/probe").status_code == 500
+
+
+async def test_hot_reads_use_the_read_pool_outside_transactions(make_app, client_of):
+    """The profile, the bookings list and one booking come from the app's psycopg read pool
+    in autocommit mode (broken on purpose: ``open_read_pool`` without autocommit makes the
+    second assertion fail, as the statements then share a transaction)."""
+    from fastapi.testclient import TestClient
+
+    app = make_app()
+    with TestClient(app) as client:
+        signup = client.post("/v1/customers", json={"email": "pool@example.com", "password": "correct horse 1",
+                                                    "name": "Pool"}).json()
+        auth = {"Authorization": f"Bearer {signup['access_token']}"}
+        pool = app.state.ctx.read_pool
+        before = pool.get_stats().get("requests_num", 0)
+        assert client.get("/v1/customers/me", headers=auth).json()["email"] == "pool@example.com"
+        assert client.get("/v1/bookings", headers=auth).json() == {"items": [], "next_cursor": None}
+        assert pool.get_stats().get("requests_num", 0) - before == 2
+        async with pool.connection() as conn:
+            first = (await (await conn.execute("SELECT txid_current()")).fetchone())[0]
+            second = (await (await conn.execute("SELECT txid_current()")).fetchone())[0]
+        assert first != second

@@ -244,37 +244,37 @@ async def test_flag_off_hides_routes_and_skips_hooks(make_app, client_of, seed):
         assert (await conn.execute(sa.select(sa.func.count()).select_from(booking_locations))).scalar() == 0
 
 
-async def test_location_looked_up_once_per_transaction(make_app, client_of, seed):
+async def test_location_looked_up_once_per_transaction(make_app, client_of, seed, monkeypatch):
     """The three booking hooks of one booking read its location once in a transaction; the
-    next transaction reads it again (and sees a change)."""
+    next transaction reads it again (and sees a change). Seen failing (3 reads) with the
+    memo of ``location_of`` removed."""
+    from myhibachi.plugins.locations import service
+
     app = make_app([LocationsPlugin()], flags={FLAG: True})
     ctx = app.state.ctx
     admin = await seed.staff("locations.*")
     async with client_of(app, headers=admin) as c:
         made = (await c.post("/v1/locations", json=place("Queens", ["11101"], zip_code="11101"))).json()
     reads = []
+    lookup = service._location_of
 
-    def count(conn, cursor, statement, *args):
-        if "FROM locations" in statement:
-            reads.append(statement)
+    async def count(conn, *args):
+        reads.append(args)
+        return await lookup(conn, *args)
 
-    engine = seed.db.engine.sync_engine
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
-        booking = booking_input(utcnow() + timedelta(days=5), zip_code="11101")
-        async with seed.db.begin() as conn:
-            assert await ctx.call_first("booking_slot_scope", WHO, booking=booking, conn=conn) == uuid.UUID(
-                made["id"]).hex
-            assert await ctx.call_first("booking_capacity", WHO, booking=booking, conn=conn) == 1
-            assert await ctx.call_all("validate_booking", WHO, booking=booking, conn=conn) == []
-        assert len(reads) == 1
-        async with client_of(app, headers=admin) as c:
-            await c.put(f"/v1/locations/{made['id']}", json={"status": "maintenance"})
-        reads.clear()
-        async with seed.db.begin() as conn:
-            assert await ctx.call_all("validate_booking", WHO, booking=booking_input(
-                utcnow() + timedelta(days=5), zip_code="11101", location_id=made["id"]), conn=conn) == [
-                "location_id: Queens is closed for maintenance"]
-        assert len(reads) == 1
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
+    monkeypatch.setattr(service, "_location_of", count)
+    booking = booking_input(utcnow() + timedelta(days=5), zip_code="11101")
+    async with seed.db.begin() as conn:
+        assert await ctx.call_first("booking_slot_scope", WHO, booking=booking, conn=conn) == uuid.UUID(
+            made["id"]).hex
+        assert await ctx.call_first("booking_capacity", WHO, booking=booking, conn=conn) == 1
+        assert await ctx.call_all("validate_booking", WHO, booking=booking, conn=conn) == []
+    assert len(reads) == 1
+    async with client_of(app, headers=admin) as c:
+        await c.put(f"/v1/locations/{made['id']}", json={"status": "maintenance"})
+    reads.clear()
+    async with seed.db.begin() as conn:
+        assert await ctx.call_all("validate_booking", WHO, booking=booking_input(
+            utcnow() + timedelta(days=5), zip_code="11101", location_id=made["id"]), conn=conn) == [
+            "location_id: Queens is closed for maintenance"]
+    assert len(reads) == 1

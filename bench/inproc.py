@@ -1,0 +1,182 @@
+"""Per-request CPU of the hot endpoints in one process, without a server or a network.
+
+Each app (the bare baseline, the core alone, every installed plugin) is called as an ASGI
+application, one request at a time, on the same seeded embedded PostgreSQL. What it
+measures is the Python work of a request (framework, dependencies, driver, mapping), the
+part that separates the project from the bare app; ``bench/load.py`` measures the whole.
+
+    python bench/inproc.py [--requests 2000] [--profile core:get customer]
+
+``--profile app:endpoint`` writes a pyinstrument report of that pair to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import load  # noqa: E402
+
+
+def create_body(i: int) -> bytes:
+    """A booking on the hour, spread over 160 days as the load benchmark's are."""
+    start = datetime.combine(date.today() + timedelta(days=3 + i % 160), datetime.min.time()) + timedelta(
+        hours=(i * 7) % 23)
+    return json.dumps({"starts_at": f"{start.isoformat()}Z", "time_zone": "UTC", "adults": 10,
+                       "children": 2, "address": "1 Market St", "zip_code": load.ZIP,
+                       "duration_minutes": 60}).encode()
+
+
+def requests_of(tokens: list[str], location: str) -> dict[str, tuple[str, str, object]]:
+    day = (date.today() + timedelta(days=10)).isoformat()
+    return {
+        "create booking": ("POST", "/v1/bookings", create_body),
+        "list bookings": ("GET", "/v1/bookings?limit=20", b""),
+        "get customer": ("GET", "/v1/customers/me", b""),
+        "availability": ("GET", f"/v1/availability?from={day}&to={day}&location_id={location}", b""),
+    }
+
+
+async def call(app, method: str, target: str, body: bytes, token: str) -> int:
+    path, _, query = target.partition("?")
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
+             "root_path": "", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000),
+             "headers": [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode()),
+                         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+             "state": {}, "app": app}
+    sent = False
+    status = 0
+
+    async def receive():
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+async def measure(app, req, tokens: list[str], n: int) -> tuple[float, float, int]:
+    method, target, body = req
+    bad = 0
+    bodies = [body(i) if callable(body) else body for i in range(n + 200)]
+    for i in range(min(200, n)):  # warm-up: statement caches, pools
+        await call(app, method, target, bodies[n + i], tokens[i % len(tokens)])
+    cpu, wall = time.process_time(), time.perf_counter()
+    for i in range(n):
+        status = await call(app, method, target, bodies[i], tokens[i % len(tokens)])
+        bad += status >= 300
+    return 1000 * (time.process_time() - cpu) / n, 1000 * (time.perf_counter() - wall) / n, bad
+
+
+def build(name: str, env: dict[str, str]):
+    os.environ.update(env)
+    if name == "bare":
+        from baseline import app as bare
+        return bare.create_app()
+    from myhibachi.core.app import create_app
+    from myhibachi.core.settings import Settings
+    return create_app(None if name == "all" else [], settings=Settings())
+
+
+async def run_apps(names: list[str], env: dict, reqs: dict, tokens: list[str], n: int, rounds: int,
+                   profile: str | None = None) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """Every app up at once; rounds interleave them and the lowest CPU of each pair is kept
+    (the machine's other jobs only ever add to a round)."""
+    from contextlib import AsyncExitStack
+
+    apps = {name: build(name, env) for name in names}
+    best: dict[str, dict[str, tuple[float, float, int]]] = {name: {} for name in names}
+    async with AsyncExitStack() as stack:
+        for app in apps.values():
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        if profile:
+            from pyinstrument import Profiler
+
+            (name, app), = apps.items()
+            await measure(app, reqs[profile], tokens, 200)
+            with Profiler(async_mode="disabled", interval=0.0002) as p:
+                await measure(app, reqs[profile], tokens, n)
+            print(p.output_text(unicode=False, color=False, show_all=False))
+            return best
+        for endpoint, req in reqs.items():
+            for r in range(rounds):
+                for name in names[r % len(names):] + names[:r % len(names)]:
+                    got = await measure(apps[name], req, tokens, n)
+                    if endpoint not in best[name] or got[0] < best[name][endpoint][0]:
+                        best[name][endpoint] = got
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--profile", help="app:endpoint, e.g. core:get customer")
+    parser.add_argument("--apps", default="bare,core,all")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--endpoints", help="comma-separated subset, e.g. 'get customer,list bookings'")
+    parser.add_argument("--home", help="keep the seeded database here and reuse it on the next run")
+    args = parser.parse_args()
+    home = Path(args.home or tempfile.mkdtemp(prefix="mh-inproc-"))
+    seeded = home / "seeded.json"
+    try:
+        settings, url, plugin_names = load.prepare(home)
+        load.all_flags_on(settings, plugin_names)
+        from myhibachi.core.db import Database
+        db = Database(url)
+
+        async def seed():
+            ids = await load.seed_customers(db, settings, 500)
+            await load.seed_bookings(db, 0, 10_000, 500)
+            location = await load.seed_location(db)
+            await db.dispose()
+            return ids, location
+
+        if seeded.exists():
+            ids, location = json.loads(seeded.read_text())
+            ids = [uuid.UUID(i) for i in ids]
+        else:
+            ids, location = asyncio.run(seed())
+            if args.home:
+                seeded.write_text(json.dumps([[str(i) for i in ids], str(location)]))
+        tokens = load.tokens_for(settings, ids[:100])
+        reqs = requests_of(tokens, location)
+        if args.endpoints:
+            reqs = {k: v for k, v in reqs.items() if k in args.endpoints.split(",")}
+        env = {**load.server_env(home, url)}
+        apps = args.apps.split(",")
+        if args.profile:
+            app, endpoint = args.profile.split(":", 1)
+            asyncio.run(run_apps([app], env, reqs, tokens, args.requests, 1, endpoint))
+            return
+        results = asyncio.run(run_apps(apps, env, reqs, tokens, args.requests, args.rounds))
+        print(f"{'endpoint':16}" + "".join(f"{a + ' cpu':>11}{a + ' wall':>11}" for a in apps) + "  non-2xx")
+        for endpoint in reqs:
+            row = "".join(f"{results[a][endpoint][0]:11.3f}{results[a][endpoint][1]:11.3f}" for a in apps)
+            print(f"{endpoint:16}{row}  {[results[a][endpoint][2] for a in apps]}")
+    finally:
+        if not args.home:
+            from myhibachi.core.db import stop_embedded
+            stop_embedded(home)
+            shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
