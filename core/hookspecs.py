@@ -160,9 +160,10 @@ def validate_booking(booking: dict[str, Any], conn: Any, ctx: AppContext) -> str
     :param booking: the booking as plain data: ``id``, ``customer_id``, ``status``,
         ``starts_at``/``ends_at`` (aware UTC datetimes), ``local_start``, ``time_zone``,
         ``duration_minutes``, ``adults``, ``children``, ``party_size``, ``address``,
-        ``zip_code``, ``menu``, ``notes``, ``slot_key`` and ``extra`` (plugin-specific
-        input from the request's ``extra`` object, e.g. ``location_id``; on update only
-        what the update sent).
+        ``zip_code``, ``menu``, ``notes``, ``slot_key``, ``stored`` (True once the
+        booking's row exists: False while a create prices it, for quotes and
+        availability) and ``extra`` (plugin-specific input from the request's ``extra``
+        object, e.g. ``location_id``; on update only what the update sent).
     :param conn: the connection of the booking's transaction.
     :param ctx: the application context.
     :return: None to accept; a human-readable reason to refuse with 422; or

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core.db import fetch_one
+from myhibachi.core.db import fetch_one, run
 from myhibachi.core.errors import invalid, not_found
 from myhibachi.core.models import bookings
 from myhibachi.core.pagination import decode_cursor, encode_cursor
@@ -250,10 +250,14 @@ def query_filters(params: dict[str, str]) -> list[Any] | None:
                               .where(booking_locations.c.location_id == location_id))]
 
 
+_ASSIGN = pg_insert(booking_locations).values(
+    booking_id=sa.bindparam("booking_id"), location_id=sa.bindparam("location_id"),
+).on_conflict_do_update(index_elements=[booking_locations.c.booking_id],
+                        set_={"location_id": sa.bindparam("location_id")})
+
+
 async def assign(conn, booking_id: uuid.UUID, location_id: uuid.UUID) -> None:
-    stmt = pg_insert(booking_locations).values(booking_id=booking_id, location_id=location_id)
-    await conn.execute(stmt.on_conflict_do_update(index_elements=[booking_locations.c.booking_id],
-                                                  set_={"location_id": location_id}))
+    await run(conn, _ASSIGN, {"booking_id": booking_id, "location_id": location_id})
 
 
 async def _record(conn, booking_id: uuid.UUID, extra: dict[str, Any] | None) -> None:

