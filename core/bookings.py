@@ -335,28 +335,27 @@ class Busy:
 @functools.cache
 def _busy_query(scoped: bool, excluding: bool):
     # Built once per shape: building a statement costs more than running a cached one.
+    ends_at = bookings.c.starts_at + bookings.c.duration_minutes * sa.literal_column("interval '1 minute'",
+                                                                                      sa.Interval)
     cond = [bookings.c.status == sa.func.any(sa.literal(list(ACTIVE), ARRAY(sa.String))),
             bookings.c.starts_at < sa.bindparam("end"),
-            bookings.c.starts_at > sa.bindparam("since")]
+            bookings.c.starts_at > sa.bindparam("since"),
+            ends_at > sa.bindparam("start", type_=sa.DateTime(timezone=True))]
     if scoped:
         cond.append(bookings.c.slot_key.startswith(sa.bindparam("scope")))
     if excluding:
         cond.append(bookings.c.id != sa.bindparam("exclude"))
-    return sa.select(bookings.c.starts_at, bookings.c.duration_minutes).where(*cond)
+    return sa.select(bookings.c.starts_at, ends_at.label("ends_at")).where(*cond)
 
 
 async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID | None = None,
                        scope: str | None = None):
     """(start, end) of the active bookings overlapping [start, end), within ``scope`` if given."""
     # An event ends within its own day, so one day back bounds the index scan.
-    params = {"end": end, "since": start - timedelta(days=1), "scope": f"{scope}:", "exclude": exclude}
+    params = {"start": start, "end": end, "since": start - timedelta(days=1), "scope": f"{scope}:",
+              "exclude": exclude}
     rows = await fetch_all(conn, _busy_query(bool(scope), exclude is not None), params)
-    busy = []
-    for row in rows:
-        end_at = row["starts_at"] + timedelta(minutes=row["duration_minutes"])
-        if end_at > start:
-            busy.append((row["starts_at"], end_at))
-    return busy
+    return [(row["starts_at"], row["ends_at"]) for row in rows]
 
 
 # --- hooks -------------------------------------------------------------------------------

@@ -162,8 +162,9 @@ def booking(row: dict) -> Booking:
 BOOKING_COLUMNS = ("id, customer_id, starts_at, time_zone, duration_minutes, party_size, adults, children, "
                    "address, zip_code, menu, notes, status, price_lines, total_cents, currency, slot_key, "
                    "cancel_reason, created_at, updated_at")
-BUSY = ("SELECT starts_at, duration_minutes FROM bookings WHERE status IN ('pending', 'confirmed') "
-        "AND starts_at < %s AND starts_at > %s")
+BUSY = ("SELECT starts_at, starts_at + duration_minutes * interval '1 minute' AS ends_at FROM bookings "
+        "WHERE status = any('{pending,confirmed}') AND starts_at < %s AND starts_at > %s "
+        "AND starts_at + duration_minutes * interval '1 minute' > %s")
 
 
 def create_app() -> FastAPI:
@@ -247,9 +248,9 @@ def create_app() -> FastAPI:
                                "ON CONFLICT DO NOTHING", (keys,))
             await conn.execute("SELECT slot_key FROM booking_slots WHERE slot_key = ANY(%s) ORDER BY slot_key "
                                "FOR UPDATE", (keys,))
-            busy = await (await conn.execute(BUSY, (slots[-1] + SLOT, slots[0] - timedelta(days=1)))).fetchall()
-            used = max(sum(1 for b, d in busy if b < slot + SLOT and b + timedelta(minutes=d) > slot)
-                       for slot in slots)
+            busy = await (await conn.execute(BUSY, (slots[-1] + SLOT, slots[0] - timedelta(days=1),
+                                                    slots[0]))).fetchall()
+            used = max(sum(1 for b, e in busy if b < slot + SLOT and e > slot) for slot in slots)
             if used >= CAPACITY:
                 raise HTTPException(409, "no chef team is free")
             cur = conn.cursor(row_factory=dict_row)
@@ -293,8 +294,8 @@ def create_app() -> FastAPI:
         if candidates:
             end = candidates[-1] + timedelta(minutes=duration)
             async with pool.connection() as conn:
-                rows = await (await conn.execute(BUSY, (end, candidates[0] - timedelta(days=1)))).fetchall()
-            busy = [(b, b + timedelta(minutes=d)) for b, d in rows if b + timedelta(minutes=d) > candidates[0]]
+                busy = await (await conn.execute(BUSY, (end, candidates[0] - timedelta(days=1),
+                                                        candidates[0]))).fetchall()
             for start in candidates:
                 cover = []
                 s = start
