@@ -114,7 +114,7 @@ async def run_apps(names: list[str], env: dict, reqs: dict, tokens: list[str], n
             await measure(app, reqs[profile], tokens, 200)
             with Profiler(async_mode="disabled", interval=0.0002) as p:
                 await measure(app, reqs[profile], tokens, n)
-            print(p.output_text(unicode=False, color=False, show_all=False))
+            print(p.output_text(unicode=False, color=False, show_all=bool(os.environ.get("PROFILE_ALL"))))
             return best
         for endpoint, req in reqs.items():
             for r in range(rounds):

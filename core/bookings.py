@@ -296,13 +296,16 @@ def time_problem(rules: Rules, start: datetime, duration: int, tz: ZoneInfo, now
     opening = datetime.combine(local.date(), rules.open)
     closing = to_utc(datetime.combine(local.date(), rules.close), tz) or (
         datetime.combine(local.date(), rules.close).replace(tzinfo=tz).astimezone(UTC))
-    slot_minutes = int(rules.slot.total_seconds() // 60)
-    hours = f"{rules.open:%H:%M}-{rules.close:%H:%M} {tz.key}"
     if local < opening or (local - opening) % rules.slot:
-        return f"must be on a {slot_minutes}-minute slot from {rules.open:%H:%M} ({hours})"
+        return (f"must be on a {int(rules.slot.total_seconds() // 60)}-minute slot from {rules.open:%H:%M} "
+                f"({_hours(rules, tz)})")
     if start + timedelta(minutes=duration) > closing:
-        return f"the event must end by {rules.close:%H:%M} ({hours})"
+        return f"the event must end by {rules.close:%H:%M} ({_hours(rules, tz)})"
     return None
+
+
+def _hours(rules: Rules, tz: ZoneInfo) -> str:
+    return f"{rules.open:%H:%M}-{rules.close:%H:%M} {tz.key}"
 
 
 def party_problem(rules: Rules, adults: int, children: int) -> tuple[str, str] | None:
@@ -785,11 +788,17 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     # The pool depends on the query's extra (a location), not on the time: ask once.
     scope = await scope_of(conn, ctx, principal, dict(first, extra=dict(first["extra"])))
     busy = Busy(await busy_between(conn, candidates[0], candidates[-1] + length, scope=scope))
+    # Without a plugin asking about each slot, the settings' capacity holds for all of them.
+    asks = ctx.plugins.implemented("booking_capacity") or ctx.plugins.implemented("validate_booking")
     for start in candidates:
-        view = view_at(start)
-        capacity = await capacity_of(conn, ctx, principal, view, rules)
+        if asks:
+            view = view_at(start)
+            capacity = await capacity_of(conn, ctx, principal, view, rules)
+        else:
+            capacity = rules.capacity
         remaining = capacity - busy.used(rules, covered(rules, start, duration))
-        if remaining <= 0 or await refusal(conn, ctx, principal, view) is not None:
+        if remaining <= 0 or (asks and await refusal(conn, ctx, principal, view) is not None):
             continue
-        slots.append(Slot(starts_at=start, local_start=view["local_start"], remaining=remaining, capacity=capacity))
+        local_start = start.astimezone(tz).replace(tzinfo=None).isoformat()
+        slots.append(Slot(starts_at=start, local_start=local_start, remaining=remaining, capacity=capacity))
     return Availability(time_zone=tz_name, party_size=size, duration_minutes=duration, slots=slots)

@@ -294,6 +294,10 @@ class PluginManager:
             self._impls[hook_name] = impls
         return impls
 
+    def implemented(self, hook_name: str) -> bool:
+        """Whether any loaded plugin implements the hook (whatever its flag)."""
+        return bool(self._hookimpls(hook_name))
+
     def _active(self, impl, context: dict | None) -> bool:
         flag = impl.plugin.flag
         if not flag or self.flags is None:

@@ -1,7 +1,8 @@
 """The bare reference for bench/load.py: FastAPI + psycopg 3 pool, no framework of ours.
 
-It runs the same SQL as the core's hot endpoints (create booking, list own bookings, own
-customer profile, one day's availability), checks the same HS256 token with PyJWT, opens
+It runs the same SQL as the hot endpoints (create booking, list own bookings, own
+customer profile, one day's availability counted by binary search as the core counts it,
+the loyalty plugin's balance), checks the same HS256 token with PyJWT, opens
 the same sealed PII (AES-GCM), and answers with the same response shapes through pydantic
 response models. Reads run on an autocommit connection (no BEGIN/COMMIT); the create runs
 in one transaction. Settings: DATABASE_URL, MYHIBACHI_SECRET_KEY and the booking rules the
@@ -12,6 +13,7 @@ benchmark gives the core (MYHIBACHI_BOOKING_CAPACITY ...), read from the environ
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import os
 import uuid
@@ -90,6 +92,21 @@ class Customer(BaseModel):
     updated_at: datetime
 
 
+class LoyaltySummary(BaseModel):
+    customer_id: uuid.UUID
+    points_balance: int
+    lifetime_points: int
+    points_debt: int
+    tier: Literal["bronze", "silver", "gold", "platinum"]
+    earn_multiplier_percent: int
+    next_tier: Literal["bronze", "silver", "gold", "platinum"] | None
+    points_to_next_tier: int | None
+    redeemable_points: int
+    redeemable_value_cents: int
+    next_expiry_at: datetime | None
+    next_expiry_points: int
+
+
 class Slot(BaseModel):
     starts_at: datetime
     local_start: str
@@ -123,6 +140,10 @@ ADVANCE = timedelta(days=_env_int("MYHIBACHI_BOOKING_MAX_ADVANCE_DAYS", 180))
 TZ_NAME = os.environ.get("MYHIBACHI_DEFAULT_TIME_ZONE", "America/Los_Angeles")
 MIN_PARTY = _env_int("MYHIBACHI_BOOKING_MIN_PARTY_SIZE", 2)
 ADULT, CHILD, MINIMUM = 6000, 3000, 55000
+# the loyalty plugin's defaults
+THRESHOLDS = {"silver": 1000, "gold": 5000, "platinum": 15000}
+PERCENT = {"bronze": 100, "silver": 125, "gold": 150, "platinum": 200}
+POINTS_PER_REWARD, REWARD_CENTS = 100, 1000
 
 
 def _cipher() -> AESGCM:
@@ -270,6 +291,36 @@ def create_app() -> FastAPI:
                                (uuid.uuid4(), Jsonb(payload), str(cid)))
         return booking(row)
 
+    @app.get("/v1/customers/{customer_id}/loyalty", response_model=LoyaltySummary)
+    async def loyalty(customer_id: uuid.UUID, authorization: str | None = Header(None)):
+        if customer_of(authorization) != customer_id:
+            raise HTTPException(404, "no such customer")
+        nxt = None
+        async with pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute("SELECT id FROM customers WHERE id = %s", (customer_id,))
+            if await cur.fetchone() is None:
+                raise HTTPException(404, "no such customer")
+            await cur.execute("SELECT * FROM loyalty_accounts WHERE customer_id = %s", (customer_id,))
+            account = await cur.fetchone() or {"points_balance": 0, "lifetime_points": 0, "points_debt": 0,
+                                               "tier": "bronze"}
+            if account.get("id"):
+                await cur.execute("SELECT expires_at, sum(remaining) AS points FROM loyalty_transactions "
+                                  "WHERE account_id = %s AND lot_status = 'open' GROUP BY expires_at "
+                                  "ORDER BY expires_at LIMIT 1", (account["id"],))
+                nxt = await cur.fetchone()
+        following = next((t for t in ("silver", "gold", "platinum") if account["lifetime_points"] < THRESHOLDS[t]),
+                         None)
+        balance = account["points_balance"]
+        return LoyaltySummary(
+            customer_id=customer_id, points_balance=balance, lifetime_points=account["lifetime_points"],
+            points_debt=account["points_debt"], tier=account["tier"], earn_multiplier_percent=PERCENT[account["tier"]],
+            next_tier=following,
+            points_to_next_tier=THRESHOLDS[following] - account["lifetime_points"] if following else None,
+            redeemable_points=balance - balance % POINTS_PER_REWARD,
+            redeemable_value_cents=balance // POINTS_PER_REWARD * REWARD_CENTS,
+            next_expiry_at=nxt["expires_at"] if nxt else None, next_expiry_points=int(nxt["points"]) if nxt else 0)
+
     @app.get("/v1/availability", response_model=Availability)
     async def availability(start_day: date = Query(alias="from"), end_day: date = Query(alias="to"),
                            party_size: int | None = None, authorization: str | None = Header(None)):
@@ -296,13 +347,14 @@ def create_app() -> FastAPI:
             async with pool.connection() as conn:
                 busy = await (await conn.execute(BUSY, (end, candidates[0] - timedelta(days=1),
                                                         candidates[0]))).fetchall()
+            starts, ends = sorted(b for b, _ in busy), sorted(e for _, e in busy)
             for start in candidates:
                 cover = []
                 s = start
                 while s < start + timedelta(minutes=duration):
                     cover.append(s)
                     s += SLOT
-                used = max(sum(1 for b, e in busy if b < c + SLOT and e > c) for c in cover)
+                used = max(bisect.bisect_left(starts, c + SLOT) - bisect.bisect_right(ends, c) for c in cover)
                 if CAPACITY - used > 0:
                     slots.append(Slot(starts_at=start, remaining=CAPACITY - used, capacity=CAPACITY,
                                       local_start=start.astimezone(tz).replace(tzinfo=None).isoformat()))

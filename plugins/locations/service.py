@@ -160,7 +160,9 @@ async def location_of(conn, booking: dict[str, Any]) -> tuple[Any, str | None]:
     # Per transaction; availability's autocommit connection has none, and is one request's.
     sync = getattr(conn, "sync_connection", None)
     owner = (sync.get_transaction() or sync) if sync is not None else None
-    memo = _seen.setdefault(owner, {}) if owner is not None else {}
+    memo = _seen.get(owner) if owner is not None else {}
+    if memo is None:
+        memo = _seen[owner] = {}
     if key not in memo:
         memo[key] = await _location_of(conn, extra, booking.get("zip_code"))
     return memo[key]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from myhibachi.core import bookings as core_bookings
 from myhibachi.core.audit import note_change
 from myhibachi.core.auth import Principal, authenticated, require
-from myhibachi.core.db import Transaction
+from myhibachi.core.db import Transaction, reading
 from myhibachi.core.errors import Problem, error_responses
 from myhibachi.core.idempotency import idempotent
 from myhibachi.plugins.loyalty import service
@@ -42,11 +42,12 @@ def add_routes(router: APIRouter) -> None:
 
     @router.get(base, response_model=LoyaltySummary, responses=error_responses(401, 403, 404, 422),
                 summary="A customer's points balance, tier and next expiry")
-    async def get_summary(customer_id: uuid.UUID, request: Request, conn=Transaction,
+    async def get_summary(customer_id: uuid.UUID, request: Request,
                           principal: Principal = Depends(own_or("loyalty.read"))) -> LoyaltySummary:
         ctx = request.app.state.ctx
-        await service.customer_for(conn, ctx, customer_id, principal, "loyalty.read")
-        return LoyaltySummary(**await service.summary(conn, ctx, customer_id))
+        async with reading(request) as conn:
+            await service.customer_for(conn, ctx, customer_id, principal, "loyalty.read")
+            return LoyaltySummary(**await service.summary(conn, ctx, customer_id))
 
     @router.get(base + "/history", response_model=LoyaltyHistory, responses=error_responses(401, 403, 404, 422),
                 summary="A customer's points transactions, newest first")

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from myhibachi.core.db import fetch_all, utcnow
+from myhibachi.core.db import fetch_all, fetch_one, utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.models import customers
 from myhibachi.core.scheduled import claim_due
@@ -50,9 +50,15 @@ def add_months(at: datetime, months: int) -> datetime:
 # --- the account and its ledger -------------------------------------------------------------
 
 
+_ACCOUNT = sa.select(accounts).where(accounts.c.customer_id == sa.bindparam("customer_id"))
+_CUSTOMER = sa.select(customers.c.id).where(customers.c.id == sa.bindparam("customer_id"))
+_NEXT_EXPIRY = (sa.select(ledger.c.expires_at, sa.func.sum(ledger.c.remaining).label("points"))
+                .where(ledger.c.account_id == sa.bindparam("account_id"), ledger.c.lot_status == "open")
+                .group_by(ledger.c.expires_at).order_by(ledger.c.expires_at).limit(1))
+
+
 async def find_account(conn, customer_id: uuid.UUID) -> dict[str, Any] | None:
-    row = (await conn.execute(sa.select(accounts).where(accounts.c.customer_id == customer_id))).mappings().first()
-    return dict(row) if row else None
+    return await fetch_one(conn, _ACCOUNT, {"customer_id": customer_id})
 
 
 class Book:
@@ -330,7 +336,7 @@ async def customer_for(conn, ctx, customer_id: uuid.UUID, principal, permission:
             raise not_found("Customer")
     elif not principal.can(permission):
         raise Problem(403, "Forbidden", f"missing permission {permission}", kind="forbidden", permission=permission)
-    if (await conn.execute(sa.select(customers.c.id).where(customers.c.id == customer_id))).first() is None:
+    if await fetch_one(conn, _CUSTOMER, {"customer_id": customer_id}) is None:
         raise not_found("Customer")
 
 
@@ -341,10 +347,7 @@ async def summary(conn, ctx, customer_id: uuid.UUID, *, now: datetime | None = N
         "customer_id": customer_id, "points_balance": 0, "lifetime_points": 0, "points_debt": 0, "tier": "bronze"}
     nxt = None
     if account.get("id"):
-        nxt = (await conn.execute(
-            sa.select(ledger.c.expires_at, sa.func.sum(ledger.c.remaining))
-            .where(ledger.c.account_id == account["id"], ledger.c.lot_status == "open")
-            .group_by(ledger.c.expires_at).order_by(ledger.c.expires_at).limit(1))).first()
+        nxt = await fetch_one(conn, _NEXT_EXPIRY, {"account_id": account["id"]})
     thresholds = {"silver": s.silver_points, "gold": s.gold_points, "platinum": s.platinum_points}
     following = next((t for t in ("silver", "gold", "platinum") if account["lifetime_points"] < thresholds[t]), None)
     return {
@@ -358,8 +361,8 @@ async def summary(conn, ctx, customer_id: uuid.UUID, *, now: datetime | None = N
         "points_to_next_tier": thresholds[following] - account["lifetime_points"] if following else None,
         "redeemable_points": account["points_balance"] - account["points_balance"] % s.points_per_reward,
         "redeemable_value_cents": discount_cents(s, account["points_balance"]),
-        "next_expiry_at": nxt[0] if nxt else None,
-        "next_expiry_points": int(nxt[1]) if nxt else 0,
+        "next_expiry_at": nxt["expires_at"] if nxt else None,
+        "next_expiry_points": int(nxt["points"]) if nxt else 0,
     }
 
 
