@@ -308,6 +308,16 @@ def _hours(rules: Rules, tz: ZoneInfo) -> str:
     return f"{rules.open:%H:%M}-{rules.close:%H:%M} {tz.key}"
 
 
+def bookable_starts(rules: Rules, day: date, tz: ZoneInfo, duration: int, now: datetime) -> list[datetime]:
+    """The grid starts of a local day that ``time_problem`` accepts, with its per-day parts
+    worked out once (grid starts are on a slot by construction)."""
+    earliest, latest = now + rules.lead_time, now + rules.max_advance
+    closing_local = datetime.combine(day, rules.close)
+    closing = to_utc(closing_local, tz) or closing_local.replace(tzinfo=tz).astimezone(UTC)
+    last = closing - timedelta(minutes=duration)
+    return [s for s in day_grid(rules, day, tz) if earliest <= s <= latest and s <= last]
+
+
 def party_problem(rules: Rules, adults: int, children: int) -> tuple[str, str] | None:
     size = adults + children
     if size < rules.min_party:
@@ -768,7 +778,7 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     end_day = min(end_day, (now + rules.max_advance + timedelta(days=1)).date())
     candidates = []
     while day <= end_day:
-        candidates.extend(s for s in day_grid(rules, day, tz) if time_problem(rules, s, duration, tz, now) is None)
+        candidates.extend(bookable_starts(rules, day, tz, duration, now))
         day += timedelta(days=1)
     slots: list[Slot] = []
     if not candidates:
