@@ -170,3 +170,22 @@ async def test_concurrent_use_of_one_refresh_token_succeeds_once(make_app, clien
         token = (await signed_up(c))["refresh_token"]
         answers = await asyncio.gather(*(c.post("/v1/auth/refresh", json={"refresh_token": token}) for _ in range(5)))
     assert sorted(r.status_code for r in answers) == [200, 401, 401, 401, 401]
+
+
+async def test_a_remembered_token_still_expires(make_app, client_of, settings):
+    """A token that checked out is remembered, but not past its expiry: the request after
+    ``exp`` is 401 though the token was accepted a moment before (broken on purpose by
+    returning a remembered token without looking at ``exp``: the second answer is 200)."""
+    from myhibachi.core import auth
+
+    app = make_app([])
+    async with client_of(app) as c:
+        sub = (await signed_up(c))["customer"]["id"]
+        exp = datetime.now(timezone.utc) + timedelta(seconds=1.5)
+        token = jwt.encode({"sub": sub, "kind": "customer", "exp": exp}, settings.signing_key, algorithm="HS256")
+        assert (await c.get("/v1/customers/me", headers=bearer(token))).status_code == 200
+        assert (settings.signing_key, token) in auth._VERIFIED
+        await asyncio.sleep(2.1)
+        late = await c.get("/v1/customers/me", headers=bearer(token))
+    assert late.status_code == 401
+    assert (settings.signing_key, token) not in auth._VERIFIED
