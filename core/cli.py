@@ -102,6 +102,7 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         stop()
         for proc in (api, worker_proc):
             try:
@@ -134,6 +135,7 @@ def worker(interval: float = typer.Option(1.0, help="Seconds between polls when 
     from myhibachi.core.tasks import _worker_loop, dispatch_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # the flags client's poll, every few seconds
     settings = _settings()
     application = create_app(settings=settings)
     ctx = application.state.ctx
