@@ -5,9 +5,11 @@ application, one request at a time, on the same seeded embedded PostgreSQL. What
 measures is the Python work of a request (framework, dependencies, driver, mapping), the
 part that separates the project from the bare app; ``bench/load.py`` measures the whole.
 
-    python bench/inproc.py [--requests 2000] [--profile core:get customer]
+    python bench/inproc.py [--requests 2000] [--rounds 3] [--apps bare,core,all] [--endpoints ...]
+    python bench/inproc.py --profile "core:create booking" [--all-frames]
 
 ``--profile app:endpoint`` writes a pyinstrument report of that pair to stdout.
+``--home DIR`` keeps the seeded database for the next run (each create round adds bookings).
 """
 from __future__ import annotations
 
@@ -97,7 +99,8 @@ def build(name: str, env: dict[str, str]):
 
 
 async def run_apps(names: list[str], env: dict, reqs: dict, tokens: list[str], n: int, rounds: int,
-                   profile: str | None = None) -> dict[str, dict[str, tuple[float, float, int]]]:
+                   profile: str | None = None,
+                   show_all: bool = False) -> dict[str, dict[str, tuple[float, float, int]]]:
     """Every app up at once; rounds interleave them and the lowest CPU of each pair is kept
     (the machine's other jobs only ever add to a round)."""
     from contextlib import AsyncExitStack
@@ -114,7 +117,7 @@ async def run_apps(names: list[str], env: dict, reqs: dict, tokens: list[str], n
             await measure(app, reqs[profile], tokens, 200)
             with Profiler(async_mode="disabled", interval=0.0002) as p:
                 await measure(app, reqs[profile], tokens, n)
-            print(p.output_text(unicode=False, color=False, show_all=bool(os.environ.get("PROFILE_ALL"))))
+            print(p.output_text(unicode=False, color=False, show_all=show_all))
             return best
         for endpoint, req in reqs.items():
             for r in range(rounds):
@@ -129,6 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--profile", help="app:endpoint, e.g. core:get customer")
+    parser.add_argument("--all-frames", action="store_true", help="with --profile: show library frames too")
     parser.add_argument("--apps", default="bare,core,all")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--endpoints", help="comma-separated subset, e.g. 'get customer,list bookings'")
@@ -164,7 +168,7 @@ def main() -> None:
         apps = args.apps.split(",")
         if args.profile:
             app, endpoint = args.profile.split(":", 1)
-            asyncio.run(run_apps([app], env, reqs, tokens, args.requests, 1, endpoint))
+            asyncio.run(run_apps([app], env, reqs, tokens, args.requests, 1, endpoint, args.all_frames))
             return
         results = asyncio.run(run_apps(apps, env, reqs, tokens, args.requests, args.rounds))
         print(f"{'endpoint':16}" + "".join(f"{a + ' cpu':>11}{a + ' wall':>11}" for a in apps) + "  non-2xx")

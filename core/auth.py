@@ -20,7 +20,7 @@ import jwt
 import sqlalchemy as sa
 from fastapi import Depends, Request
 
-from myhibachi.core.errors import Problem
+from myhibachi.core.errors import Problem, not_found
 
 ALGORITHM = "HS256"
 API_KEY_PREFIX = "mh_"
@@ -67,6 +67,17 @@ def has_permission(granted: frozenset[str] | set[str], permission: str) -> bool:
         return True
     area = permission.split(".", 1)[0]
     return f"{area}.*" in granted
+
+
+def check_owner_or(principal: Principal, owner_id: Any, permission: str, resource: str) -> None:
+    """A customer reaches only their own ``resource`` (another's answers 404, as if it did not
+    exist); anyone else needs ``permission`` (403 naming it)."""
+    if principal.kind == "customer":
+        if str(owner_id) != principal.id:
+            raise not_found(resource)
+        return
+    if not principal.can(permission):
+        raise Problem(403, "Forbidden", f"missing permission {permission}", kind="forbidden", permission=permission)
 
 
 def permission_matches_known(permission: str, known: set[str]) -> bool:

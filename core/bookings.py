@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import events
-from myhibachi.core.auth import Principal
+from myhibachi.core.auth import Principal, check_owner_or
 from myhibachi.core.db import fetch_all, fetch_one, run, utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.models import booking_slots, bookings, customers
@@ -150,7 +150,7 @@ class Booking(BaseModel):
     @classmethod
     def of(cls, row) -> "Booking":
         data = dict(row)
-        data["local_start"] = data["starts_at"].astimezone(zone(data["time_zone"])).replace(tzinfo=None).isoformat()
+        data["local_start"] = wall_clock(data["starts_at"], zone(data["time_zone"]))
         return cls(**data)
 
 
@@ -255,6 +255,18 @@ def resolve_start(value: datetime, tz: ZoneInfo, field: str = "starts_at") -> da
     return start
 
 
+def wall_clock(start: datetime, tz: ZoneInfo) -> str:
+    """A UTC start as the local time of ``tz``, without offset (``local_start``)."""
+    return start.astimezone(tz).replace(tzinfo=None).isoformat()
+
+
+def closing_time(rules: Rules, day: date, tz: ZoneInfo) -> datetime:
+    """When a local day's business hours end, in UTC (a closing time the clock skips counts
+    as the instant after the gap)."""
+    local = datetime.combine(day, rules.close)
+    return to_utc(local, tz) or local.replace(tzinfo=tz).astimezone(UTC)
+
+
 def day_grid(rules: Rules, day: date, tz: ZoneInfo) -> list[datetime]:
     """The UTC start of every slot of a local day, from opening to closing."""
     t = datetime.combine(day, rules.open)
@@ -294,8 +306,7 @@ def time_problem(rules: Rules, start: datetime, duration: int, tz: ZoneInfo, now
         return f"events last at most {rules.max_duration} minutes"
     local = start.astimezone(tz).replace(tzinfo=None)
     opening = datetime.combine(local.date(), rules.open)
-    closing = to_utc(datetime.combine(local.date(), rules.close), tz) or (
-        datetime.combine(local.date(), rules.close).replace(tzinfo=tz).astimezone(UTC))
+    closing = closing_time(rules, local.date(), tz)
     if local < opening or (local - opening) % rules.slot:
         return (f"must be on a {int(rules.slot.total_seconds() // 60)}-minute slot from {rules.open:%H:%M} "
                 f"({_hours(rules, tz)})")
@@ -312,9 +323,7 @@ def bookable_starts(rules: Rules, day: date, tz: ZoneInfo, duration: int, now: d
     """The grid starts of a local day that ``time_problem`` accepts, with its per-day parts
     worked out once (grid starts are on a slot by construction)."""
     earliest, latest = now + rules.lead_time, now + rules.max_advance
-    closing_local = datetime.combine(day, rules.close)
-    closing = to_utc(closing_local, tz) or closing_local.replace(tzinfo=tz).astimezone(UTC)
-    last = closing - timedelta(minutes=duration)
+    last = closing_time(rules, day, tz) - timedelta(minutes=duration)
     return [s for s in day_grid(rules, day, tz) if earliest <= s <= latest and s <= last]
 
 
@@ -384,7 +393,7 @@ def hook_view(booking: dict[str, Any]) -> dict[str, Any]:
         "status": booking.get("status", "pending"),
         "starts_at": start,
         "ends_at": start + timedelta(minutes=booking["duration_minutes"]) if start else None,
-        "local_start": start.astimezone(tz).replace(tzinfo=None).isoformat() if start else None,
+        "local_start": wall_clock(start, tz) if start else None,
         "time_zone": booking["time_zone"],
         "duration_minutes": booking["duration_minutes"],
         "adults": booking["adults"],
@@ -595,15 +604,6 @@ async def quote(conn, ctx, principal: Principal, data: QuoteRequest, *, now: dat
     return Quote(lines=[PriceLine(**line) for line in lines], total_cents=total, currency=rules.currency)
 
 
-def _may_see(principal: Principal, row, permission: str) -> None:
-    if principal.kind == "customer":
-        if str(row["customer_id"]) != principal.id:
-            raise not_found("Booking")
-        return
-    if not principal.can(permission):
-        raise Problem(403, "Forbidden", f"missing permission {permission}", kind="forbidden", permission=permission)
-
-
 _BY_ID = sa.select(bookings).where(bookings.c.id == sa.bindparam("booking_id"))
 _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
 
@@ -613,7 +613,7 @@ async def get_booking(conn, principal: Principal, booking_id: uuid.UUID, *, for_
     row = await fetch_one(conn, _BY_ID_FOR_UPDATE if for_update else _BY_ID, {"booking_id": booking_id})
     if row is None:
         raise not_found("Booking")
-    _may_see(principal, row, permission)
+    check_owner_or(principal, row["customer_id"], permission, "Booking")
     return row
 
 
@@ -792,7 +792,7 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     def view_at(start: datetime) -> dict[str, Any]:
         # Only the time differs from slot to slot; each view gets its own extra to change.
         return {**first, "starts_at": start, "ends_at": start + length,
-                "local_start": start.astimezone(tz).replace(tzinfo=None).isoformat(),
+                "local_start": wall_clock(start, tz),
                 "slot_key": slot_key(start, scope), "extra": dict(first["extra"])}
 
     # The pool depends on the query's extra (a location), not on the time: ask once.
@@ -809,6 +809,6 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
         remaining = capacity - busy.used(rules, covered(rules, start, duration))
         if remaining <= 0 or (asks and await refusal(conn, ctx, principal, view) is not None):
             continue
-        local_start = start.astimezone(tz).replace(tzinfo=None).isoformat()
-        slots.append(Slot(starts_at=start, local_start=local_start, remaining=remaining, capacity=capacity))
+        slots.append(Slot(starts_at=start, local_start=wall_clock(start, tz), remaining=remaining,
+                          capacity=capacity))
     return Availability(time_zone=tz_name, party_size=size, duration_minutes=duration, slots=slots)

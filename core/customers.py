@@ -17,8 +17,8 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import events
-from myhibachi.core.db import fetch_one
 from myhibachi.core.crypto import vault
+from myhibachi.core.db import fetch_one
 from myhibachi.core.errors import Problem, conflict, invalid
 from myhibachi.core.models import customers
 from myhibachi.core.passwords import hash_password, needs_rehash, verify_password

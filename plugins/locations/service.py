@@ -115,12 +115,12 @@ _ACTIVE = sa.select(locations).where(locations.c.status == "active").order_by(lo
 _SERVING_ZIP = _ACTIVE.where(META["service_area"]["zip_codes"].has_key(sa.bindparam("zip", type_=sa.String))
                              ).limit(1)
 _BY_ID = sa.select(locations).where(locations.c.id == sa.bindparam("location_id"))
+_ASSIGNED = sa.select(booking_locations.c.location_id).where(booking_locations.c.booking_id == sa.bindparam("booking_id"))
 
 
 async def serving(conn, zip_code: str | None, lat: Any = None, lon: Any = None):
     """The active location serving a zip code (the oldest, if several), else the nearest
     whose radius covers the given point."""
-    active = _ACTIVE
     if zip_code:
         row = await fetch_one(conn, _SERVING_ZIP, {"zip": zip_code})
         if row is not None:
@@ -130,7 +130,7 @@ async def serving(conn, zip_code: str | None, lat: Any = None, lon: Any = None):
     except (TypeError, ValueError):
         return None
     best = None
-    for row in (await conn.execute(active.where(META["service_area"].has_key("radius_km")))).mappings():
+    for row in (await conn.execute(_ACTIVE.where(META["service_area"].has_key("radius_km")))).mappings():
         area = row["metadata"]["service_area"]
         distance = _km(lat, lon, area["lat"], area["lon"])
         if distance <= area["radius_km"] and (best is None or distance < best[0]):
@@ -282,7 +282,11 @@ async def _record(conn, booking_id: uuid.UUID, extra: dict[str, Any] | None) -> 
 
 async def on_booking_created(conn, event, ctx) -> None:
     payload = event["payload"]
-    await _record(conn, uuid.UUID(str(payload["booking_id"])), payload.get("extra"))
+    booking_id = uuid.UUID(str(payload["booking_id"]))
+    # validate_booking linked it in the booking's own transaction; only bookings that did
+    # not pass through it (made before the plugin was on, say) need the lookup here.
+    if await fetch_one(conn, _ASSIGNED, {"booking_id": booking_id}) is None:
+        await _record(conn, booking_id, payload.get("extra"))
 
 
 async def on_booking_updated(conn, event, ctx) -> None:
@@ -292,7 +296,6 @@ async def on_booking_updated(conn, event, ctx) -> None:
         new = (changes["location_id"] or {}).get("new")
         await _record(conn, uuid.UUID(str(payload["booking_id"])), {"location_id": new} if new else None)
     elif "zip_code" in changes:
-        exists = (await conn.execute(sa.select(booking_locations.c.location_id).where(
-            booking_locations.c.booking_id == uuid.UUID(str(payload["booking_id"]))))).first()
-        if exists is None:
-            await _record(conn, uuid.UUID(str(payload["booking_id"])), None)
+        booking_id = uuid.UUID(str(payload["booking_id"]))
+        if await fetch_one(conn, _ASSIGNED, {"booking_id": booking_id}) is None:
+            await _record(conn, booking_id, None)

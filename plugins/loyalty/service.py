@@ -24,11 +24,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from myhibachi.core.auth import check_owner_or
 from myhibachi.core.db import fetch_all, fetch_one, utcnow
-from myhibachi.core.errors import Problem, conflict, invalid, not_found
+from myhibachi.core.errors import conflict, invalid, not_found
 from myhibachi.core.models import customers
 from myhibachi.core.scheduled import claim_due
 from myhibachi.plugins.loyalty import LoyaltySettings
@@ -237,7 +238,7 @@ async def redemption_of(conn, booking_id: uuid.UUID | str) -> dict[str, Any] | N
                                                         f"unredeem:booking:{booking_id}"]})
     if len(rows) != 1 or rows[0]["transaction_type"] != "redeem":
         return None
-    return dict(rows[0])
+    return rows[0]
 
 
 async def redeem_for_booking(conn, ctx, customer_id: uuid.UUID, booking_id: uuid.UUID, points: int, *,
@@ -331,11 +332,7 @@ async def expire_due(ctx, *, now: datetime | None = None, limit: int | None = No
 async def customer_for(conn, ctx, customer_id: uuid.UUID, principal, permission: str) -> None:
     """Refuse callers who may not see this customer's points: other customers get 404, staff
     without ``permission`` 403; an unknown customer is 404."""
-    if principal.kind == "customer":
-        if principal.id != str(customer_id):
-            raise not_found("Customer")
-    elif not principal.can(permission):
-        raise Problem(403, "Forbidden", f"missing permission {permission}", kind="forbidden", permission=permission)
+    check_owner_or(principal, customer_id, permission, "Customer")
     if await fetch_one(conn, _CUSTOMER, {"customer_id": customer_id}) is None:
         raise not_found("Customer")
 
