@@ -178,10 +178,13 @@ async def seed_loyalty(db) -> None:
 
 
 async def seed_location(db) -> str:
+    from types import SimpleNamespace
+
+    from myhibachi.core.cache import SharedCache
     from myhibachi.plugins.locations.service import create_location
 
     async with db.begin() as conn:
-        return (await create_location(conn, {
+        return (await create_location(conn, SimpleNamespace(cache=SharedCache()), {
             "name": "Bench kitchen", "address": "1 Market St", "city": "San Francisco", "state": "CA",
             "zip_code": ZIP, "time_zone": "UTC", "capacity": 1000, "events_per_slot": 1_000_000,
             "service_area": {"zip_codes": [ZIP]}}))["id"]

@@ -17,7 +17,7 @@ from myhibachi.core import __version__, audit, errors, ratelimit
 from myhibachi.core.audit import STATE_CHANGING
 from myhibachi.core.auth import Principal, current_principal, require
 from myhibachi.core.context import AppContext
-from myhibachi.core.db import Database, open_read_pool, resolve_url
+from myhibachi.core.db import Database, open_read_pool, pool_conninfo, resolve_url
 from myhibachi.core.errors import Problem, error_responses
 from myhibachi.core.flags import Flags
 from myhibachi.core.plugins import Plugin, PluginManager, load_installed
@@ -216,9 +216,11 @@ def create_app(
     async def lifespan(app: FastAPI):
         flags.start()
         ctx.read_pool = await open_read_pool(db.url, settings.db_read_pool_size)
+        ctx.cache.start(pool_conninfo(db.url), ctx.read_pool)
         try:
             yield
         finally:
+            await ctx.cache.stop()
             pool, ctx.read_pool = ctx.read_pool, None
             await pool.close()
             flags.stop()

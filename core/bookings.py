@@ -409,9 +409,10 @@ def hook_view(booking: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def refusal(conn, ctx, principal: Principal, view: dict[str, Any]) -> Problem | None:
+async def refusal(conn, ctx, principal: Principal, view: dict[str, Any], impls: list | None = None) -> Problem | None:
     """The first enabled plugin's refusal of a booking as a problem (422, or 409 on request)."""
-    for result in await ctx.call_all("validate_booking", principal.flag_context(), booking=view, conn=conn):
+    for result in await ctx.call_all("validate_booking", principal.flag_context(), impls=impls, booking=view,
+                                     conn=conn):
         if isinstance(result, dict):
             status = 409 if result.get("status") == 409 else 422
             reason = str(result.get("reason") or "refused")
@@ -430,8 +431,10 @@ async def scope_of(conn, ctx, principal: Principal, view: dict[str, Any]) -> str
     return scope
 
 
-async def capacity_of(conn, ctx, principal: Principal, view: dict[str, Any], rules: Rules) -> int:
-    answer = await ctx.call_first("booking_capacity", principal.flag_context(), booking=view, conn=conn)
+async def capacity_of(conn, ctx, principal: Principal, view: dict[str, Any], rules: Rules,
+                      impls: list | None = None) -> int:
+    answer = await ctx.call_first("booking_capacity", principal.flag_context(), impls=impls, booking=view,
+                                  conn=conn)
     return rules.capacity if answer is None else int(answer)
 
 
@@ -583,7 +586,7 @@ async def create_booking(conn, ctx, principal: Principal, data: BookingCreate, *
     await events.publish(conn, ctx, "booking.created", {
         "booking_id": str(row["id"]), "customer_id": str(customer_id), "starts_at": row["starts_at"].isoformat(),
         "time_zone": row["time_zone"], "party_size": row["party_size"], "total_cents": total,
-        "extra": b["extra"],
+        "extra": view["extra"],  # as the plugins' validate_booking left it (a location chosen, say)
     }, actor=_actor(principal))
     return dict(row)
 
@@ -665,9 +668,10 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
     problem = await refusal(conn, ctx, principal, view)
     if problem:
         raise problem
-    if changes:
+    if changes or "extra" in given:
         await events.publish(conn, ctx, "booking.updated", {
             "booking_id": str(booking_id), "customer_id": str(row["customer_id"]), "changes": changes,
+            "extra": view["extra"],
         }, actor=_actor(principal))
     return dict(row)
 
@@ -798,16 +802,19 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     # The pool depends on the query's extra (a location), not on the time: ask once.
     scope = await scope_of(conn, ctx, principal, dict(first, extra=dict(first["extra"])))
     busy = Busy(await busy_between(conn, candidates[0], candidates[-1] + length, scope=scope))
-    # Without a plugin asking about each slot, the settings' capacity holds for all of them.
-    asks = ctx.plugins.implemented("booking_capacity") or ctx.plugins.implemented("validate_booking")
+    # Asked for every slot of the range: the flags are resolved once, not per slot; with no
+    # plugin asking, the settings' capacity holds for all of them.
+    sizers = ctx.plugins.active("booking_capacity", principal.flag_context())
+    validators = ctx.plugins.active("validate_booking", principal.flag_context())
+    asks = bool(sizers or validators)
     for start in candidates:
         if asks:
             view = view_at(start)
-            capacity = await capacity_of(conn, ctx, principal, view, rules)
+            capacity = await capacity_of(conn, ctx, principal, view, rules, sizers)
         else:
             capacity = rules.capacity
         remaining = capacity - busy.used(rules, covered(rules, start, duration))
-        if remaining <= 0 or (asks and await refusal(conn, ctx, principal, view) is not None):
+        if remaining <= 0 or (asks and await refusal(conn, ctx, principal, view, validators) is not None):
             continue
         slots.append(Slot(starts_at=start, local_start=wall_clock(start, tz), remaining=remaining,
                           capacity=capacity))

@@ -4,6 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import Request
+
+from myhibachi.core.cache import SharedCache
 from myhibachi.core.db import Database
 from myhibachi.core.flags import Flags
 from myhibachi.core.plugins import PluginManager
@@ -22,14 +25,22 @@ class AppContext:
     event_handlers: dict[str, list[tuple[str, Any, Any]]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     read_pool: Any = None  # psycopg pool of the hot reads, opened by the app's lifespan
+    cache: SharedCache = field(default_factory=SharedCache)  # live while the app's lifespan runs
 
     def add_poller(self, name: str, poller) -> None:
         from myhibachi.core.scheduled import add_poller
 
         add_poller(self, name, poller)
 
-    async def call_all(self, hook: str, context: dict | None = None, **kwargs: Any) -> list[Any]:
-        return await self.plugins.call_all(hook, context, ctx=self, **kwargs)
+    async def call_all(self, hook: str, context: dict | None = None, *, impls: list | None = None,
+                       **kwargs: Any) -> list[Any]:
+        return await self.plugins.call_all(hook, context, impls=impls, ctx=self, **kwargs)
 
-    async def call_first(self, hook: str, context: dict | None = None, **kwargs: Any) -> Any:
-        return await self.plugins.call_first(hook, context, ctx=self, **kwargs)
+    async def call_first(self, hook: str, context: dict | None = None, *, impls: list | None = None,
+                         **kwargs: Any) -> Any:
+        return await self.plugins.call_first(hook, context, impls=impls, ctx=self, **kwargs)
+
+
+async def app_context(request: Request) -> AppContext:
+    """Dependency: the app's context (``ctx=Depends(app_context)``)."""
+    return request.app.state.ctx

@@ -224,7 +224,10 @@ def _compiled(stmt) -> tuple[str, dict[str, Any], dict[str, Any]]:
 
 
 def driver_connection(conn):
-    """The psycopg connection under a SQLAlchemy one (or ``conn`` itself when it is psycopg's)."""
+    """The psycopg connection under a SQLAlchemy one or a ``ReadConn`` (or ``conn`` itself
+    when it is psycopg's)."""
+    if isinstance(conn, ReadConn):
+        return conn.driver
     sync = getattr(conn, "sync_connection", None)
     if sync is None:
         return conn
@@ -298,13 +301,8 @@ Transaction = Depends(get_conn, scope="function")
 
 
 async def get_read_conn(request: Request):
-    """Dependency of read-only GET routes: a pooled connection without a transaction.
-
-    Each statement commits on its own (autocommit), which saves the BEGIN and COMMIT round
-    trips of ``Transaction`` on the hottest reads. Only for routes that write nothing and
-    need no single snapshot across their statements; a test keeps it off other methods.
-    Routes take it as ``conn = ReadOnly``."""
-    async with request.app.state.ctx.db.read() as conn:
+    """Dependency of read-only GET routes: ``reading(request)`` as ``conn = ReadOnly``."""
+    async with reading(request) as conn:
         yield conn
 
 
@@ -326,21 +324,61 @@ async def open_read_pool(url: str, size: int):
     return pool
 
 
+class ReadConn:
+    """A read-only request's connection: no transaction, each statement commits on its own.
+
+    The fast lane (``fetch_one`` / ``fetch_all``) runs on an autocommit psycopg connection
+    of the read pool. SQLAlchemy's ``execute`` / ``scalar`` / ``scalars`` (a plugin's hook,
+    say) run on an autocommit SQLAlchemy connection checked out the first time one is
+    asked for. With no transaction on either, two connections answer as one would."""
+
+    __slots__ = ("driver", "_db", "_sa", "__weakref__")
+
+    def __init__(self, driver, db: Database) -> None:
+        self.driver = driver
+        self._db = db
+        self._sa = None
+
+    async def _sqlalchemy(self):
+        if self._sa is None:
+            conn = self._db.read()
+            await conn.start()
+            self._sa = conn
+        return self._sa
+
+    async def execute(self, statement, parameters=None, **kw):
+        return await (await self._sqlalchemy()).execute(statement, parameters, **kw)
+
+    async def scalar(self, statement, parameters=None, **kw):
+        return await (await self._sqlalchemy()).scalar(statement, parameters, **kw)
+
+    async def scalars(self, statement, parameters=None, **kw):
+        return await (await self._sqlalchemy()).scalars(statement, parameters, **kw)
+
+    async def close(self) -> None:
+        if self._sa is not None:
+            conn, self._sa = self._sa, None
+            await conn.close()
+
+
 @asynccontextmanager
 async def reading(request: Request):
-    """A psycopg connection in autocommit mode for a read-only GET route that calls no hook
-    with a connection: ``async with reading(request) as conn``. Run statements on it with
-    ``fetch_one`` / ``fetch_all``.
+    """The connection of a read-only GET route: ``async with reading(request) as conn``
+    (or ``conn = ReadOnly``), a :class:`ReadConn`.
 
-    It comes from the app's own psycopg pool, which a checkout costs ~9 us of instead of the
-    ~75 us of a SQLAlchemy connection; an app whose lifespan did not run (a test client
-    outside ``with``) borrows one from the engine instead."""
+    Its psycopg connection comes from the app's own pool, which a checkout costs ~9 us of
+    instead of the ~75 us of a SQLAlchemy connection; an app whose lifespan did not run (a
+    test client outside ``with``) borrows a SQLAlchemy one from the engine instead."""
     if request.method not in ("GET", "HEAD"):
         raise RuntimeError(f"reading() is for read-only GET routes, not {request.method}")
-    pool = request.app.state.ctx.read_pool
-    if pool is None:
-        async with request.app.state.ctx.db.read() as conn:
-            yield driver_connection(conn)
+    ctx = request.app.state.ctx
+    if ctx.read_pool is None:
+        async with ctx.db.read() as conn:
+            yield conn
         return
-    async with pool.connection() as conn:
-        yield conn
+    async with ctx.read_pool.connection() as driver:
+        conn = ReadConn(driver, ctx.db)
+        try:
+            yield conn
+        finally:
+            await conn.close()

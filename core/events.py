@@ -39,7 +39,7 @@ EVENTS: dict[str, str] = {
     "customer.updated": "customer_id, fields",
     "customer.merged": "source_id, target_id",
     "booking.created": "booking_id, customer_id, starts_at, time_zone, party_size, total_cents, extra",
-    "booking.updated": "booking_id, customer_id, changes {field: {old, new}}",
+    "booking.updated": "booking_id, customer_id, changes {field: {old, new}}, extra",
     "booking.cancelled": "booking_id, customer_id, reason",
     "booking.confirmed": "booking_id, customer_id",
     "booking.completed": "booking_id, customer_id",

@@ -155,7 +155,8 @@ def validate_booking(booking: dict[str, Any], conn: Any, ctx: AppContext) -> str
     too (``id`` None, ``address`` possibly empty), so a slot offered is a slot accepted;
     availability runs on a connection without a transaction (each statement commits on
     its own), so write nothing when ``id`` is None. Every enabled plugin is asked; the
-    first refusal wins.
+    first refusal wins. What a plugin puts in ``booking["extra"]`` reaches the
+    ``booking.created`` and ``booking.updated`` events' ``extra``.
 
     :param booking: the booking as plain data: ``id``, ``customer_id``, ``status``,
         ``starts_at``/``ends_at`` (aware UTC datetimes), ``local_start``, ``time_zone``,

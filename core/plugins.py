@@ -316,17 +316,26 @@ class PluginManager:
             self._hooktrace("finish", f"{hook_name} [{impl.plugin_name}]", "-->", result)
         return result
 
-    async def call_all(self, hook_name: str, context: dict | None = None, **kwargs: Any) -> list[Any]:
+    def active(self, hook_name: str, context: dict | None = None) -> list:
+        """The implementations of a hook enabled for this actor, in call order.
+
+        ``call_all`` and ``call_first`` take the result as ``impls=``: a caller asking the
+        same hook many times in one request (availability, once per slot) resolves the
+        flags once."""
+        impls = self._hookimpls(hook_name)
+        if hook_name in UNGATED:
+            return impls
+        return [impl for impl in impls if self._active(impl, context)]
+
+    async def call_all(self, hook_name: str, context: dict | None = None, *, impls: list | None = None,
+                       **kwargs: Any) -> list[Any]:
         """Every enabled implementation's non-None result, awaited, in call order.
 
         ``context`` is the Unleash context of the actor (``Principal.flag_context()``);
         None means the system itself.
         """
         results = []
-        gated = hook_name not in UNGATED
-        for impl in self._hookimpls(hook_name):
-            if gated and not self._active(impl, context):
-                continue
+        for impl in self.active(hook_name, context) if impls is None else impls:
             result = self._call(hook_name, impl, kwargs)
             if inspect.isawaitable(result):
                 result = await result
@@ -334,12 +343,10 @@ class PluginManager:
                 results.append(result)
         return results
 
-    async def call_first(self, hook_name: str, context: dict | None = None, **kwargs: Any) -> Any:
+    async def call_first(self, hook_name: str, context: dict | None = None, *, impls: list | None = None,
+                         **kwargs: Any) -> Any:
         """The first enabled implementation's non-None result, awaited."""
-        gated = hook_name not in UNGATED
-        for impl in self._hookimpls(hook_name):
-            if gated and not self._active(impl, context):
-                continue
+        for impl in self.active(hook_name, context) if impls is None else impls:
             result = self._call(hook_name, impl, kwargs)
             if inspect.isawaitable(result):
                 result = await result

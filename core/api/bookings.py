@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from myhibachi.core import bookings as svc
 from myhibachi.core.auth import Principal, authenticated, current_principal, require
+from myhibachi.core.context import app_context
 from myhibachi.core.db import ReadOnly, Transaction, reading
 from myhibachi.core.errors import error_responses
 from myhibachi.core.idempotency import idempotent
@@ -22,10 +23,6 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value
-
-
-async def app_context(request: Request):
-    return request.app.state.ctx
 
 
 def _rest(request: Request, known: set[str]) -> dict[str, str]:

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Depends, Query, Request
 
 from myhibachi.core.auth import Principal, authenticated
+from myhibachi.core.context import app_context
 from myhibachi.core.db import Transaction
 from myhibachi.core.errors import error_responses
 from myhibachi.core.idempotency import HEADER, idempotent, scope_of
@@ -22,10 +23,6 @@ from myhibachi.plugins.deposits.schemas import (
     Status,
     WebhookResult,
 )
-
-
-async def app_context(request: Request):
-    return request.app.state.ctx
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -30,7 +30,7 @@ class LocationsPlugin(Plugin):
     async def validate_booking(self, booking: dict[str, Any], conn, ctx) -> str | None:
         from myhibachi.plugins.locations import service
 
-        return await service.validate_booking(conn, booking)
+        return await service.validate_booking(conn, ctx, booking)
 
     @hookimpl
     def booking_query_filters(self, params: dict[str, str], ctx) -> list[Any] | None:
@@ -42,13 +42,13 @@ class LocationsPlugin(Plugin):
     async def booking_capacity(self, booking: dict[str, Any], conn, ctx) -> int | None:
         from myhibachi.plugins.locations import service
 
-        return await service.slot_capacity(conn, booking)
+        return await service.slot_capacity(conn, ctx, booking)
 
     @hookimpl
     async def booking_slot_scope(self, booking: dict[str, Any], conn, ctx) -> str | None:
         from myhibachi.plugins.locations import service
 
-        return await service.slot_scope(conn, booking)
+        return await service.slot_scope(conn, ctx, booking)
 
 
 plugin = LocationsPlugin()

@@ -6,6 +6,7 @@ import uuid
 from fastapi import APIRouter, Depends, Query
 
 from myhibachi.core.auth import Principal, current_principal, require
+from myhibachi.core.context import app_context
 from myhibachi.core.db import Transaction
 from myhibachi.core.errors import error_responses
 from myhibachi.plugins.locations import service
@@ -30,19 +31,19 @@ def add_routes(router: APIRouter) -> None:
 
     @router.post("/locations", response_model=Location, status_code=201, responses=error_responses(401, 403, 422),
                  summary="Create a location")
-    async def create(body: LocationCreate, conn=Transaction,
+    async def create(body: LocationCreate, conn=Transaction, ctx=Depends(app_context),
                      _: Principal = Depends(require("locations.write"))) -> Location:
-        return Location(**await service.create_location(conn, body.model_dump(mode="json")))
+        return Location(**await service.create_location(conn, ctx, body.model_dump(mode="json")))
 
     @router.put("/locations/{location_id}", response_model=Location, responses=error_responses(401, 403, 404, 422),
                 summary="Change a location (only the fields given)")
-    async def update(location_id: uuid.UUID, body: LocationUpdate, conn=Transaction,
+    async def update(location_id: uuid.UUID, body: LocationUpdate, conn=Transaction, ctx=Depends(app_context),
                      _: Principal = Depends(require("locations.write"))) -> Location:
-        return Location(**await service.update_location(conn, location_id,
+        return Location(**await service.update_location(conn, ctx, location_id,
                                                         body.model_dump(mode="json", exclude_unset=True)))
 
     @router.delete("/locations/{location_id}", response_model=Location, responses=error_responses(401, 403, 404),
                    summary="Deactivate a location (its bookings keep it)")
-    async def deactivate(location_id: uuid.UUID, conn=Transaction,
+    async def deactivate(location_id: uuid.UUID, conn=Transaction, ctx=Depends(app_context),
                          _: Principal = Depends(require("locations.write"))) -> Location:
-        return Location(**await service.deactivate_location(conn, location_id))
+        return Location(**await service.deactivate_location(conn, ctx, location_id))

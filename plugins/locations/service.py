@@ -22,6 +22,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 COLUMNS = ("name", "address", "city", "state", "zip_code", "phone", "email", "time_zone", "capacity",
            "events_per_slot", "status")
 IN_METADATA = ("service_area", "hours")
+CACHE = "locations"  # every booking asks which location takes it: answered from ctx.cache
 
 
 def public(row) -> dict[str, Any]:
@@ -50,11 +51,12 @@ def _row_values(fields: dict[str, Any], current_meta: dict[str, Any] | None = No
     return values
 
 
-async def create_location(conn, fields: dict[str, Any]) -> dict[str, Any]:
+async def create_location(conn, ctx, fields: dict[str, Any]) -> dict[str, Any]:
     values = _row_values(fields)
     values.setdefault("metadata", {})
     row = (await conn.execute(sa.insert(locations).values(id=uuid.uuid4(), **values).returning(locations))
            ).mappings().one()
+    await ctx.cache.changed(conn, CACHE)
     return public(row)
 
 
@@ -65,7 +67,7 @@ async def get_location(conn, location_id: uuid.UUID, *, include_inactive: bool) 
     return public(row)
 
 
-async def update_location(conn, location_id: uuid.UUID, fields: dict[str, Any]) -> dict[str, Any]:
+async def update_location(conn, ctx, location_id: uuid.UUID, fields: dict[str, Any]) -> dict[str, Any]:
     current = (await conn.execute(sa.select(locations).where(locations.c.id == location_id).with_for_update())
                ).mappings().first()
     if current is None:
@@ -73,15 +75,12 @@ async def update_location(conn, location_id: uuid.UUID, fields: dict[str, Any]) 
     values = _row_values(fields, current["metadata"])
     row = (await conn.execute(sa.update(locations).where(locations.c.id == location_id)
                               .values(**values, updated_at=sa.func.now()).returning(locations))).mappings().one()
+    await ctx.cache.changed(conn, CACHE)
     return public(row)
 
 
-async def deactivate_location(conn, location_id: uuid.UUID) -> dict[str, Any]:
-    return await update_location(conn, location_id, {"status": "inactive"})
-
-
-
-
+async def deactivate_location(conn, ctx, location_id: uuid.UUID) -> dict[str, Any]:
+    return await update_location(conn, ctx, location_id, {"status": "inactive"})
 
 
 async def list_locations(conn, *, statuses: list[str] | None, limit: int, cursor: str | None) -> dict[str, Any]:
@@ -118,11 +117,11 @@ _BY_ID = sa.select(locations).where(locations.c.id == sa.bindparam("location_id"
 _ASSIGNED = sa.select(booking_locations.c.location_id).where(booking_locations.c.booking_id == sa.bindparam("booking_id"))
 
 
-async def serving(conn, zip_code: str | None, lat: Any = None, lon: Any = None):
+async def serving(conn, ctx, zip_code: str | None, lat: Any = None, lon: Any = None):
     """The active location serving a zip code (the oldest, if several), else the nearest
     whose radius covers the given point."""
     if zip_code:
-        row = await fetch_one(conn, _SERVING_ZIP, {"zip": zip_code})
+        row = await ctx.cache.fetch_one(CACHE, _SERVING_ZIP, {"zip": zip_code}, conn)
         if row is not None:
             return row
     try:
@@ -153,29 +152,42 @@ def _starts_at(booking: dict[str, Any]) -> datetime | None:
 _seen: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-async def location_of(conn, booking: dict[str, Any]) -> tuple[Any, str | None]:
+async def location_of(conn, ctx, booking: dict[str, Any]) -> tuple[Any, str | None]:
     """The booking's location row and None, or None and the reason there is none."""
     extra = booking.get("extra") or {}
     key = repr((extra.get("location_id"), booking.get("zip_code"), extra.get("lat"), extra.get("lon")))
     # Per transaction; availability's autocommit connection has none, and is one request's.
     sync = getattr(conn, "sync_connection", None)
     owner = (sync.get_transaction() or sync) if sync is not None else None
-    memo = _seen.get(owner) if owner is not None else {}
-    if memo is None:
-        memo = _seen[owner] = {}
+    memo = _memo_of(owner)
     if key not in memo:
-        memo[key] = await _location_of(conn, extra, booking.get("zip_code"))
+        memo[key] = await _location_of(conn, ctx, extra, booking.get("zip_code"))
     return memo[key]
 
 
-async def _location_of(conn, extra: dict[str, Any], zip_code: str | None) -> tuple[Any, str | None]:
+_last: list = [None, None]  # the latest owner's memo: availability asks for each slot in a row
+
+
+def _memo_of(owner) -> dict:
+    if owner is None:
+        return {}
+    if _last[0] is not None and _last[0]() is owner:
+        return _last[1]
+    memo = _seen.get(owner)
+    if memo is None:
+        memo = _seen[owner] = {}
+    _last[0], _last[1] = weakref.ref(owner), memo
+    return memo
+
+
+async def _location_of(conn, ctx, extra: dict[str, Any], zip_code: str | None) -> tuple[Any, str | None]:
     given = extra.get("location_id")
     if given:
         try:
             location_id = uuid.UUID(str(given))
         except ValueError:
             return None, f"location_id: {given!r} is not a location id"
-        row = await fetch_one(conn, _BY_ID, {"location_id": location_id})
+        row = await ctx.cache.fetch_one(CACHE, _BY_ID, {"location_id": location_id}, conn)
         if row is None:
             return None, f"location_id: location {location_id} does not exist"
         if row["status"] == "maintenance":
@@ -183,7 +195,7 @@ async def _location_of(conn, extra: dict[str, Any], zip_code: str | None) -> tup
         if row["status"] != "active":
             return None, f"location_id: {row['name']} is not active"
         return row, None
-    row = await serving(conn, zip_code, extra.get("lat"), extra.get("lon"))
+    row = await serving(conn, ctx, zip_code, extra.get("lat"), extra.get("lon"))
     if row is not None:
         return row, None
     if zip_code:
@@ -205,9 +217,9 @@ def _closed(row, starts_at: datetime) -> str | None:
     return None
 
 
-async def validate_booking(conn, booking: dict[str, Any]) -> str | None:
+async def validate_booking(conn, ctx, booking: dict[str, Any]) -> str | None:
     """Refuse a booking no location can take; otherwise put the chosen location_id in its extra."""
-    row, reason = await location_of(conn, booking)
+    row, reason = await location_of(conn, ctx, booking)
     if row is None:
         return reason
     party = booking.get("party_size")
@@ -218,29 +230,29 @@ async def validate_booking(conn, booking: dict[str, Any]) -> str | None:
         reason = _closed(row, starts_at)
         if reason:
             return reason
+    # Carried by booking.created, whose handler links the booking to this very location.
     if isinstance(booking.get("extra"), dict):
         booking["extra"]["location_id"] = str(row["id"])
     else:
         booking["extra"] = {"location_id": str(row["id"])}
-    if booking.get("id"):
-        # The core validates with the booking row in place: link it now, in its transaction.
-        await assign(conn, uuid.UUID(str(booking["id"])), row["id"])
     return None
 
 
-async def slot_capacity(conn, booking: dict[str, Any]) -> int | None:
+async def slot_capacity(conn, ctx, booking: dict[str, Any]) -> int | None:
     """Events the booking's location runs at once; with ``slot_scope`` the core counts them
     per location."""
-    row, _ = await location_of(conn, booking)
+    row, _ = await location_of(conn, ctx, booking)
     return row["events_per_slot"] if row is not None else None
 
 
-async def slot_scope(conn, booking: dict[str, Any]) -> str | None:
-    row, _ = await location_of(conn, booking)
+async def slot_scope(conn, ctx, booking: dict[str, Any]) -> str | None:
+    row, _ = await location_of(conn, ctx, booking)
     return row["id"].hex if row is not None else None
 
 
 def query_filters(params: dict[str, str]) -> list[Any] | None:
+    """``?location_id=``: bookings linked to the location, which the booking.created handler
+    does as the event is delivered (a second or so after the create commits)."""
     raw = params.get("location_id")
     if raw is None:
         return None
@@ -262,7 +274,7 @@ async def assign(conn, booking_id: uuid.UUID, location_id: uuid.UUID) -> None:
     await run(conn, _ASSIGN, {"booking_id": booking_id, "location_id": location_id})
 
 
-async def _record(conn, booking_id: uuid.UUID, extra: dict[str, Any] | None) -> None:
+async def _record(conn, ctx, booking_id: uuid.UUID, extra: dict[str, Any] | None) -> None:
     """Record the location validate_booking chose (kept even if it closed since), or the one
     serving the booking's zip code when the event does not name it."""
     row = (await conn.execute(sa.select(bookings.c.zip_code).where(bookings.c.id == booking_id))).mappings().first()
@@ -275,27 +287,23 @@ async def _record(conn, booking_id: uuid.UUID, extra: dict[str, Any] | None) -> 
     if given is not None and (await conn.execute(sa.select(locations.c.id).where(locations.c.id == given))).first():
         await assign(conn, booking_id, given)
         return
-    location = await serving(conn, row["zip_code"])
+    location = await serving(conn, ctx, row["zip_code"])
     if location is not None:
         await assign(conn, booking_id, location["id"])
 
 
 async def on_booking_created(conn, event, ctx) -> None:
     payload = event["payload"]
-    booking_id = uuid.UUID(str(payload["booking_id"]))
-    # validate_booking linked it in the booking's own transaction; only bookings that did
-    # not pass through it (made before the plugin was on, say) need the lookup here.
-    if await fetch_one(conn, _ASSIGNED, {"booking_id": booking_id}) is None:
-        await _record(conn, booking_id, payload.get("extra"))
+    # The location validate_booking chose travels in the payload's extra.
+    await _record(conn, ctx, uuid.UUID(str(payload["booking_id"])), payload.get("extra"))
 
 
 async def on_booking_updated(conn, event, ctx) -> None:
     payload = event["payload"]
-    changes = payload.get("changes") or {}
-    if "location_id" in changes:
-        new = (changes["location_id"] or {}).get("new")
-        await _record(conn, uuid.UUID(str(payload["booking_id"])), {"location_id": new} if new else None)
-    elif "zip_code" in changes:
-        booking_id = uuid.UUID(str(payload["booking_id"]))
+    booking_id = uuid.UUID(str(payload["booking_id"]))
+    extra = payload.get("extra") or {}
+    if extra.get("location_id"):  # chosen again by validate_booking on the change
+        await _record(conn, ctx, booking_id, extra)
+    elif "zip_code" in (payload.get("changes") or {}):
         if await fetch_one(conn, _ASSIGNED, {"booking_id": booking_id}) is None:
-            await _record(conn, booking_id, None)
+            await _record(conn, ctx, booking_id, None)

@@ -91,3 +91,30 @@ async def test_hot_reads_use_the_read_pool_outside_transactions(make_app, client
             first = (await (await conn.execute("SELECT txid_current()")).fetchone())[0]
             second = (await (await conn.execute("SELECT txid_current()")).fetchone())[0]
         assert first != second
+
+
+async def test_read_only_routes_answer_sqlalchemy_and_the_fast_lane(make_app):
+    """``conn = ReadOnly`` under the lifespan: the fast lane on the read pool, SQLAlchemy's
+    ``execute`` (what a plugin's hook may use) on an autocommit connection of its own,
+    neither in a transaction (broken on purpose: without ``ReadConn.execute`` the probe
+    answers 500)."""
+    from fastapi.testclient import TestClient
+
+    from myhibachi.core.db import ReadOnly, fetch_one
+
+    app = make_app()
+    now = sa.select(sa.func.txid_current().label("tx"), sa.func.pg_backend_pid().label("pid"))
+
+    @app.get("/probe")
+    async def probe(conn=ReadOnly):
+        fast = [await fetch_one(conn, now) for _ in range(2)]
+        slow = [(await conn.execute(now)).mappings().one() for _ in range(2)]
+        return {"fast": fast, "slow": [dict(row) for row in slow], "scalar": await conn.scalar(now)}
+
+    with TestClient(app) as client:
+        pool = app.state.ctx.read_pool
+        before = pool.get_stats().get("requests_num", 0)
+        got = client.get("/probe").json()
+        assert pool.get_stats().get("requests_num", 0) - before == 1
+    assert len({row["tx"] for row in got["fast"] + got["slow"]} | {got["scalar"]}) == 5
+    assert got["fast"][0]["pid"] != got["slow"][0]["pid"]

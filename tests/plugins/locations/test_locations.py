@@ -228,7 +228,7 @@ async def test_flag_off_hides_routes_and_skips_hooks(make_app, client_of, seed):
         r = await c.get("/v1/locations")
     assert r.status_code == 404 and r.json()["flag"] == FLAG
     async with seed.db.begin() as conn:  # a location that would answer every hook if the flag were on
-        await service.create_location(conn, place("Embarcadero", ["94105"], zip_code="94105", capacity=4,
+        await service.create_location(conn, ctx, place("Embarcadero", ["94105"], zip_code="94105", capacity=4,
                                                   time_zone="America/Los_Angeles"))
     async with seed.db.begin() as conn:
         too_big = booking_input(utcnow() + timedelta(days=3), zip_code="94105", party_size=9)
@@ -278,3 +278,62 @@ async def test_location_looked_up_once_per_transaction(make_app, client_of, seed
             utcnow() + timedelta(days=5), zip_code="11101", location_id=made["id"]), conn=conn) == [
             "location_id: Queens is closed for maintenance"]
     assert len(reads) == 1
+
+
+async def test_every_process_sees_a_location_change(make_app, client_of, seed):
+    """Two API processes keep the locations they looked up (ctx.cache); a change through
+    one reaches the other's next booking check once its commit's notification arrives."""
+    from tests.core.test_cache import until
+
+    writer, reader = (make_app([LocationsPlugin()], flags={FLAG: True}) for _ in range(2))
+    admin = await seed.staff("locations.*")
+    async with writer.router.lifespan_context(writer), reader.router.lifespan_context(reader):
+        await until(lambda: writer.state.ctx.cache.live and reader.state.ctx.cache.live)
+        heard = reader.state.ctx.cache._generation
+        async with client_of(writer, headers=admin) as c:
+            made = (await c.post("/v1/locations", json=place("Queens", ["11101"], capacity=12))).json()
+        await until(lambda: reader.state.ctx.cache._generation > heard)  # the creation's notification
+        party_of_10 = booking_input(utcnow() + timedelta(days=5), zip_code="11101")
+        async with seed.db.begin() as conn:
+            assert await reader.state.ctx.call_all("validate_booking", WHO, booking=party_of_10, conn=conn) == []
+        assert "locations" in reader.state.ctx.cache._values  # kept for the next booking
+        async with client_of(writer, headers=admin) as c:
+            assert (await c.put(f"/v1/locations/{made['id']}", json={"capacity": 8})).status_code == 200
+        await until(lambda: "locations" not in reader.state.ctx.cache._values)
+        async with seed.db.begin() as conn:
+            assert await reader.state.ctx.call_all("validate_booking", WHO, booking=dict(party_of_10, extra={}),
+                                                   conn=conn) == ["party_size: Queens serves at most 8 guests per event"]
+
+
+async def test_a_booking_is_linked_to_the_location_that_took_it(make_app, client_of, seed):
+    """Through the core's API: the location validate_booking chose reaches booking.created
+    and booking.updated, whose handlers link the booking to it (broken on purpose: a
+    payload without the validated extra links the move to nothing, and the last
+    assertions fail)."""
+    from myhibachi.core.events import deliver_due
+    from tests.core.conftest import booking_body
+
+    app = make_app([LocationsPlugin()], flags={FLAG: True})
+    admin = await seed.staff("locations.*")
+    async with client_of(app, headers=admin) as c:
+        manhattan = (await c.post("/v1/locations", json=place("Manhattan", ["10001"]))).json()
+        brooklyn = (await c.post("/v1/locations", json=place("Brooklyn", ["11201"]))).json()
+    auth = seed.token(await seed.customer())
+
+    async def linked(booking_id: str, location: dict) -> list[str]:
+        while await deliver_due(app.state.ctx):
+            pass
+        async with client_of(app, headers=auth) as c:
+            listed = (await c.get("/v1/bookings", params={"location_id": location["id"]})).json()["items"]
+        return [b["id"] for b in listed]
+
+    async with client_of(app, headers=auth) as c:
+        made = await c.post("/v1/bookings", json=booking_body(zip_code="10001"))
+        assert made.status_code == 201, made.text
+    booking_id = made.json()["id"]
+    assert await linked(booking_id, manhattan) == [booking_id]
+    async with client_of(app, headers=auth) as c:
+        moved = await c.patch(f"/v1/bookings/{booking_id}", json={"extra": {"location_id": brooklyn["id"]}})
+        assert moved.status_code == 200, moved.text
+    assert await linked(booking_id, brooklyn) == [booking_id]
+    assert await linked(booking_id, manhattan) == []
