@@ -17,7 +17,7 @@ from myhibachi.core import __version__, audit, errors, ratelimit
 from myhibachi.core.audit import STATE_CHANGING
 from myhibachi.core.auth import Principal, current_principal, require
 from myhibachi.core.context import AppContext
-from myhibachi.core.db import Database, open_read_pool, pool_conninfo, resolve_url
+from myhibachi.core.db import Database, RequestPools, pool_conninfo, resolve_url
 from myhibachi.core.errors import Problem, error_responses
 from myhibachi.core.flags import Flags
 from myhibachi.core.plugins import Plugin, PluginManager, load_installed
@@ -193,7 +193,8 @@ def create_app(
     if not flags.server_mode:
         flags_file_defaults(flags, manager)
     db = database or Database(resolve_url(settings))
-    ctx = AppContext(settings=settings, db=db, flags=flags, plugins=manager)
+    ctx = AppContext(settings=settings, db=db, flags=flags, plugins=manager,
+                     pools=RequestPools(db.url, settings.db_write_pool_size, settings.db_read_pool_size))
     ctx.ports = ports.build(ctx)
     ctx.huey = tasks.make_huey(settings)
     ctx.extra["ratelimiter"] = ratelimit.build(settings)
@@ -215,14 +216,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         flags.start()
-        ctx.read_pool = await open_read_pool(db.url, settings.db_read_pool_size)
-        ctx.cache.start(pool_conninfo(db.url), ctx.read_pool)
+        ctx.cache.start(pool_conninfo(db.url), await ctx.pools.reads())
+        await ctx.pools.writes()
         try:
             yield
         finally:
             await ctx.cache.stop()
-            pool, ctx.read_pool = ctx.read_pool, None
-            await pool.close()
+            await ctx.pools.close()
             flags.stop()
             await ctx.extra["ratelimiter"].close()
             if database is None:

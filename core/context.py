@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Request
 
 from myhibachi.core.cache import SharedCache
-from myhibachi.core.db import Database
+from myhibachi.core.db import Database, RequestPools
 from myhibachi.core.flags import Flags
 from myhibachi.core.plugins import PluginManager
 from myhibachi.core.settings import Settings
@@ -24,7 +24,7 @@ class AppContext:
     permissions: set[str] = field(default_factory=set)
     event_handlers: dict[str, list[tuple[str, Any, Any]]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
-    read_pool: Any = None  # psycopg pool of the hot reads, opened by the app's lifespan
+    pools: RequestPools | None = None  # the requests' psycopg pools (myhibachi.core.db)
     cache: SharedCache = field(default_factory=SharedCache)  # live while the app's lifespan runs
 
     def add_poller(self, name: str, poller) -> None:

@@ -15,6 +15,7 @@ import os
 import subprocess
 import uuid
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import NullPool
 from fastapi import Depends
 from starlette.requests import Request
 
@@ -184,8 +186,30 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
+    @functools.cached_property
+    def _lender(self) -> AsyncEngine:
+        # SQLAlchemy over connections the request pools own: no pool or reset of its own.
+        return create_async_engine(self.url, poolclass=NullPool, pool_reset_on_return=None, async_creator=_lend,
+                                   use_native_hstore=False)
+
+    async def lend(self, driver) -> AsyncConnection:
+        """A SQLAlchemy connection over ``driver``, a request pool's psycopg connection;
+        made once and kept with it for the requests it serves after."""
+        conn = getattr(driver, "myhibachi_sqlalchemy", None)
+        if conn is None or conn.closed or conn.invalidated:
+            token = _LENDING.set(driver)
+            try:
+                conn = await self._lender.connect()
+            finally:
+                _LENDING.reset(token)
+            conn.sync_connection.detach()  # it is the psycopg pool's to close, not NullPool's
+            driver.myhibachi_sqlalchemy = conn
+        return conn
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if "_lender" in self.__dict__:
+            await self._lender.dispose()
 
 
 Conn = AsyncConnection
@@ -224,9 +248,9 @@ def _compiled(stmt) -> tuple[str, dict[str, Any], dict[str, Any]]:
 
 
 def driver_connection(conn):
-    """The psycopg connection under a SQLAlchemy one or a ``ReadConn`` (or ``conn`` itself
+    """The psycopg connection under a SQLAlchemy one or a ``RequestConn`` (or ``conn`` itself
     when it is psycopg's)."""
-    if isinstance(conn, ReadConn):
+    if isinstance(conn, RequestConn):
         return conn.driver
     sync = getattr(conn, "sync_connection", None)
     if sync is None:
@@ -286,7 +310,9 @@ async def get_conn(request: Request):
     would reach the client as a success."""
     from myhibachi.core import audit
 
-    async with request.app.state.ctx.db.begin() as conn:
+    ctx = request.app.state.ctx
+    async with (await ctx.pools.writes()).connection() as driver, driver.transaction():
+        conn = RequestConn(driver, ctx.db)
         request.state.conn = conn
         token = audit.bind_request(request)
         try:
@@ -294,6 +320,7 @@ async def get_conn(request: Request):
             await audit.before_commit(request, conn)
         finally:
             audit.unbind_request(token)
+            await conn.release()
 
 
 # The request's transaction, closed (committed) before the response is sent.
@@ -309,28 +336,117 @@ async def get_read_conn(request: Request):
 ReadOnly = Depends(get_read_conn, scope="function")
 
 
+@asynccontextmanager
+async def reading(request: Request):
+    """The connection of a read-only GET route: ``async with reading(request) as conn``
+    (or ``conn = ReadOnly``). No transaction: each statement commits on its own, which
+    saves the BEGIN and COMMIT round trips; only for routes that write nothing and need
+    no single snapshot across their statements (a test keeps it off other methods)."""
+    if request.method not in ("GET", "HEAD"):
+        raise RuntimeError(f"reading() is for read-only GET routes, not {request.method}")
+    ctx = request.app.state.ctx
+    async with (await ctx.pools.reads()).connection() as driver:
+        conn = RequestConn(driver, ctx.db)
+        try:
+            yield conn
+        finally:
+            await conn.release()
+
+
 def pool_conninfo(url: str) -> str:
     """The libpq connection string of a SQLAlchemy URL."""
     return sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def open_read_pool(url: str, size: int):
-    """A psycopg pool of autocommit connections for the hottest reads (see ``reading``)."""
-    from psycopg_pool import AsyncConnectionPool
-
-    pool = AsyncConnectionPool(pool_conninfo(url), min_size=min(2, size), max_size=size, open=False,
-                               kwargs={"autocommit": True}, name="myhibachi-reads")
+    """A psycopg pool of autocommit connections (the read-only requests')."""
+    pool = _pool(url, size, autocommit=True, name="myhibachi-reads")
     await pool.open()
     return pool
 
 
-class ReadConn:
-    """A read-only request's connection: no transaction, each statement commits on its own.
+def _pool(url: str, size: int, *, autocommit: bool, name: str):
+    from psycopg_pool import AsyncConnectionPool
 
-    The fast lane (``fetch_one`` / ``fetch_all``) runs on an autocommit psycopg connection
-    of the read pool. SQLAlchemy's ``execute`` / ``scalar`` / ``scalars`` (a plugin's hook,
-    say) run on an autocommit SQLAlchemy connection checked out the first time one is
-    asked for. With no transaction on either, two connections answer as one would."""
+    return AsyncConnectionPool(pool_conninfo(url), min_size=min(2, size), max_size=size, open=False,
+                               kwargs={"autocommit": autocommit}, name=name)
+
+
+class RequestPools:
+    """The psycopg pools of an app's requests: transactions (``Transaction``) and
+    autocommit reads (``ReadOnly``). Each opens on first use, in the loop serving the
+    requests, and ``close`` (the lifespan's end, a test's) lets the next use start anew."""
+
+    def __init__(self, url: str, write_size: int, read_size: int) -> None:
+        self.url, self.write_size, self.read_size = url, write_size, read_size
+        self._writes = self._reads = None
+
+    async def writes(self):
+        pool = self._writes
+        if pool is None:
+            pool = self._writes = _pool(self.url, self.write_size, autocommit=False, name="myhibachi-writes")
+        if pool.closed:
+            await pool.open()
+        return pool
+
+    async def reads(self):
+        pool = self._reads
+        if pool is None:
+            pool = self._reads = _pool(self.url, self.read_size, autocommit=True, name="myhibachi-reads")
+        if pool.closed:
+            await pool.open()
+        return pool
+
+    async def close(self) -> None:
+        pools, self._writes, self._reads = (self._writes, self._reads), None, None
+        for pool in pools:
+            if pool is not None:
+                await pool.close()
+
+
+class _Lent:
+    """A request pool's psycopg connection as SQLAlchemy sees it. Its transaction (or
+    autocommit) belongs to the request, so SQLAlchemy's commit, rollback and close leave
+    it alone; everything else is the connection's own."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn) -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    async def commit(self) -> None:
+        return None
+
+    async def rollback(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def add_notice_handler(self, handler) -> None:
+        return None  # SQLAlchemy adds one per connect; the pooled connection would pile them up
+
+
+_LENDING: ContextVar = ContextVar("myhibachi_lending")
+
+
+async def _lend() -> _Lent:
+    return _Lent(_LENDING.get())
+
+
+class RequestConn:
+    """A request's connection: a psycopg connection of the app's request pools, inside the
+    request's transaction (``Transaction``) or in autocommit (``ReadOnly``).
+
+    The fast lane (``fetch_one`` / ``fetch_all`` / ``run``) runs on it directly.
+    SQLAlchemy's ``execute`` / ``scalar`` / ``scalars`` / ``begin_nested`` (the services
+    and hooks written with SQLAlchemy) run on a SQLAlchemy connection over the very same
+    psycopg connection, so in the same transaction: made the first time a pooled
+    connection is asked for one and kept with it, it costs nothing to a request that
+    does not use it."""
 
     __slots__ = ("driver", "_db", "_sa", "__weakref__")
 
@@ -339,46 +455,26 @@ class ReadConn:
         self._db = db
         self._sa = None
 
-    async def _sqlalchemy(self):
+    async def sqlalchemy(self) -> AsyncConnection:
         if self._sa is None:
-            conn = self._db.read()
-            await conn.start()
-            self._sa = conn
+            self._sa = await self._db.lend(self.driver)
         return self._sa
 
     async def execute(self, statement, parameters=None, **kw):
-        return await (await self._sqlalchemy()).execute(statement, parameters, **kw)
+        return await (await self.sqlalchemy()).execute(statement, parameters, **kw)
 
     async def scalar(self, statement, parameters=None, **kw):
-        return await (await self._sqlalchemy()).scalar(statement, parameters, **kw)
+        return await (await self.sqlalchemy()).scalar(statement, parameters, **kw)
 
     async def scalars(self, statement, parameters=None, **kw):
-        return await (await self._sqlalchemy()).scalars(statement, parameters, **kw)
+        return await (await self.sqlalchemy()).scalars(statement, parameters, **kw)
 
-    async def close(self) -> None:
-        if self._sa is not None:
-            conn, self._sa = self._sa, None
-            await conn.close()
+    @asynccontextmanager
+    async def begin_nested(self):
+        async with (await self.sqlalchemy()).begin_nested() as savepoint:
+            yield savepoint
 
-
-@asynccontextmanager
-async def reading(request: Request):
-    """The connection of a read-only GET route: ``async with reading(request) as conn``
-    (or ``conn = ReadOnly``), a :class:`ReadConn`.
-
-    Its psycopg connection comes from the app's own pool, which a checkout costs ~9 us of
-    instead of the ~75 us of a SQLAlchemy connection; an app whose lifespan did not run (a
-    test client outside ``with``) borrows a SQLAlchemy one from the engine instead."""
-    if request.method not in ("GET", "HEAD"):
-        raise RuntimeError(f"reading() is for read-only GET routes, not {request.method}")
-    ctx = request.app.state.ctx
-    if ctx.read_pool is None:
-        async with ctx.db.read() as conn:
-            yield conn
-        return
-    async with ctx.read_pool.connection() as driver:
-        conn = ReadConn(driver, ctx.db)
-        try:
-            yield conn
-        finally:
-            await conn.close()
+    async def release(self) -> None:
+        """End SQLAlchemy's view of the transaction (the request's own ends apart)."""
+        if self._sa is not None and self._sa.in_transaction():
+            await self._sa.rollback()

@@ -29,9 +29,13 @@ class Settings(BaseSettings):
         validation_alias=_env("DATABASE_URL"),
         description="PostgreSQL URL (with the vector extension). Unset: the embedded PostgreSQL under the home folder.",
     )
+    db_write_pool_size: int = Field(
+        default=20, ge=1, le=200,
+        description="Connections of each API process's pool for requests that write (one transaction each).",
+    )
     db_read_pool_size: int = Field(
         default=10, ge=1, le=100,
-        description="Connections of each API process's pool for the hottest reads (beside the main pool of 10+10).",
+        description="Connections of each API process's pool for read-only requests (autocommit).",
     )
     redis_url: str | None = Field(
         default=None,

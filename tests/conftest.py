@@ -142,6 +142,24 @@ def make_app(settings, clean_db):
         app.state.ctx.flags.stop()
 
 
+@pytest.fixture(autouse=True)
+async def close_request_pools(monkeypatch):
+    """Apps open their request pools on first use; close those this test's apps opened."""
+    from myhibachi.core import db
+
+    made = []
+    init = db.RequestPools.__init__
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(db.RequestPools, "__init__", recording)
+    yield
+    for pools in made:
+        await pools.close()
+
+
 def client_for(app, **kw) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", **kw)
 

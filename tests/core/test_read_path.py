@@ -82,7 +82,7 @@ async def test_hot_reads_use_the_read_pool_outside_transactions(make_app, client
         signup = client.post("/v1/customers", json={"email": "pool@example.com", "password": "correct horse 1",
                                                     "name": "Pool"}).json()
         auth = {"Authorization": f"Bearer {signup['access_token']}"}
-        pool = app.state.ctx.read_pool
+        pool = app.state.ctx.pools._reads
         before = pool.get_stats().get("requests_num", 0)
         assert client.get("/v1/customers/me", headers=auth).json()["email"] == "pool@example.com"
         assert client.get("/v1/bookings", headers=auth).json() == {"items": [], "next_cursor": None}
@@ -94,10 +94,9 @@ async def test_hot_reads_use_the_read_pool_outside_transactions(make_app, client
 
 
 async def test_read_only_routes_answer_sqlalchemy_and_the_fast_lane(make_app):
-    """``conn = ReadOnly`` under the lifespan: the fast lane on the read pool, SQLAlchemy's
-    ``execute`` (what a plugin's hook may use) on an autocommit connection of its own,
-    neither in a transaction (broken on purpose: without ``ReadConn.execute`` the probe
-    answers 500)."""
+    """``conn = ReadOnly``: the fast lane and SQLAlchemy's ``execute`` (what a plugin's hook
+    may use) on the same pooled connection, each statement in a transaction of its own
+    (broken on purpose: without ``RequestConn.execute`` the probe answers 500)."""
     from fastapi.testclient import TestClient
 
     from myhibachi.core.db import ReadOnly, fetch_one
@@ -112,9 +111,46 @@ async def test_read_only_routes_answer_sqlalchemy_and_the_fast_lane(make_app):
         return {"fast": fast, "slow": [dict(row) for row in slow], "scalar": await conn.scalar(now)}
 
     with TestClient(app) as client:
-        pool = app.state.ctx.read_pool
+        pool = app.state.ctx.pools._reads
         before = pool.get_stats().get("requests_num", 0)
         got = client.get("/probe").json()
         assert pool.get_stats().get("requests_num", 0) - before == 1
     assert len({row["tx"] for row in got["fast"] + got["slow"]} | {got["scalar"]}) == 5
-    assert got["fast"][0]["pid"] != got["slow"][0]["pid"]
+    assert len({row["pid"] for row in got["fast"] + got["slow"]}) == 1
+
+
+async def test_a_write_request_is_one_transaction_for_sqlalchemy_and_the_fast_lane(make_app, client_of, clean_db):
+    """``conn = Transaction``: statements through SQLAlchemy (savepoints included) and the
+    fast lane share one transaction, committed together or rolled back together (broken
+    on purpose: lending SQLAlchemy a connection of its own pool makes ``tx`` differ and
+    the refused request keep its first row)."""
+    from myhibachi.core.db import Transaction, fetch_one, run
+    from myhibachi.core.errors import Problem
+
+    app = make_app()
+    async with clean_db.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE IF NOT EXISTS write_probe (n int)"))
+        await conn.execute(sa.text("TRUNCATE write_probe"))
+    probe = sa.table("write_probe", sa.column("n"))
+    tx = sa.select(sa.func.txid_current().label("tx"))
+
+    @app.post("/probe/{n}")
+    async def write(n: int, conn=Transaction):
+        await run(conn, sa.insert(probe).values(n=sa.bindparam("n")), {"n": n})
+        async with conn.begin_nested():
+            await conn.execute(sa.insert(probe).values(n=n + 1))
+        txs = [(await fetch_one(conn, tx))["tx"], await conn.scalar(tx)]
+        if n < 0:
+            raise Problem(409, "Conflict", "refused after writing")
+        return {"txs": txs}
+
+    async with client_of(app) as c:
+        ok = (await c.post("/probe/1")).json()
+        assert (await c.post("/probe/-10")).status_code == 409
+        again = (await c.post("/probe/5")).json()
+    assert len(set(ok["txs"])) == 1 and len(set(again["txs"])) == 1 and ok["txs"] != again["txs"]
+    async with clean_db.connect() as conn:
+        rows = sorted((await conn.execute(sa.select(probe.c.n))).scalars())
+        await conn.execute(sa.text("DROP TABLE write_probe"))
+        await conn.commit()
+    assert rows == [1, 2, 5, 6]
