@@ -2,9 +2,11 @@
 
 Every table (core and plugins) lives on ``metadata`` and carries ``info={"plugin": NAME}``
 (``"core"`` for the core's), so Alembic writes each owner's tables into its own branch.
-Statements are SQLAlchemy Core. Hot paths build theirs once and run them on the driver's
-own connection (``fetch_one`` / ``fetch_all`` / ``run``); the hottest GETs take an
-autocommit connection from a psycopg pool (``reading``).
+Statements are SQLAlchemy Core. A request's connection (``Transaction``, ``ReadOnly``) is
+a psycopg connection of the app's own pools (``RequestConn``): hot paths build their
+statements once and run them on it directly (``fetch_one`` / ``fetch_all`` / ``run``),
+and SQLAlchemy's ``execute`` runs on the same connection, lent to it on first use. Tasks,
+the CLI and tests use the engine (``Database.begin``) as before.
 """
 from __future__ import annotations
 
