@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         description="Connections of each API process's pool for requests that write (one transaction each).",
     )
     db_read_pool_size: int = Field(
-        default=10, ge=1, le=100,
+        default=20, ge=1, le=200,
         description="Connections of each API process's pool for read-only requests (autocommit).",
     )
     redis_url: str | None = Field(
