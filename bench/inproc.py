@@ -39,7 +39,7 @@ def create_body(i: int) -> bytes:
 
 
 def requests_of(tokens: list[str], location: str) -> dict[str, tuple[str, str, object]]:
-    day = (date.today() + timedelta(days=10)).isoformat()
+    day = (date.today() + timedelta(days=load.AVAILABILITY_DAYS_AHEAD)).isoformat()
     return {
         "create booking": ("POST", "/v1/bookings", create_body),
         "list bookings": ("GET", "/v1/bookings?limit=20", b""),
@@ -148,8 +148,8 @@ def main() -> None:
 
         async def seed():
             ids = await load.seed_customers(db, settings, 500)
-            await load.seed_bookings(db, 0, 10_000, 500)
             location = await load.seed_location(db)
+            await load.seed_bookings(db, 0, 10_000, 500, location=location)
             await db.dispose()
             return ids, location
 

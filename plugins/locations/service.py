@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core.db import fetch_one, run
+from myhibachi.core.db import RequestConn, fetch_one, run
 from myhibachi.core.errors import invalid, not_found
 from myhibachi.core.models import bookings
 from myhibachi.core.pagination import decode_cursor, encode_cursor
@@ -156,13 +156,19 @@ async def location_of(conn, ctx, booking: dict[str, Any]) -> tuple[Any, str | No
     """The booking's location row and None, or None and the reason there is none."""
     extra = booking.get("extra") or {}
     key = repr((extra.get("location_id"), booking.get("zip_code"), extra.get("lat"), extra.get("lon")))
-    # Per transaction; availability's autocommit connection has none, and is one request's.
-    sync = getattr(conn, "sync_connection", None)
-    owner = (sync.get_transaction() or sync) if sync is not None else None
-    memo = _memo_of(owner)
+    memo = _memo_of(_owner(conn))
     if key not in memo:
         memo[key] = await _location_of(conn, ctx, extra, booking.get("zip_code"))
     return memo[key]
+
+
+def _owner(conn):
+    """What a memo may live as long as: a SQLAlchemy connection's transaction (or the
+    connection, without one), or a request's connection (one request, one transaction)."""
+    sync = getattr(conn, "sync_connection", None)
+    if sync is not None:
+        return sync.get_transaction() or sync
+    return conn if isinstance(conn, RequestConn) else None
 
 
 _last: list = [None, None]  # the latest owner's memo: availability asks for each slot in a row
