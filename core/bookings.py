@@ -438,6 +438,21 @@ async def capacity_of(conn, ctx, principal: Principal, view: dict[str, Any], rul
     return rules.capacity if answer is None else int(answer)
 
 
+async def slot_answers(conn, ctx, principal: Principal, view: dict[str, Any],
+                       starts: list[datetime]) -> dict[str, list[Any]]:
+    """Each plugin's answers for all of availability's slots (``booking_slots``), by plugin."""
+    answers = {}
+    for impl in ctx.plugins.active("booking_slots", principal.flag_context()):
+        got = await ctx.call_all("booking_slots", principal.flag_context(), impls=[impl],
+                                 booking=dict(view, extra=dict(view["extra"])), starts=starts, conn=conn)
+        if got:
+            if len(got[0]) != len(starts):
+                raise RuntimeError(f"plugin {impl.plugin_name!r} answered booking_slots for {len(got[0])} "
+                                   f"of {len(starts)} slots")
+            answers[impl.plugin_name] = got[0]
+    return answers
+
+
 async def price(conn, ctx, principal: Principal, view: dict[str, Any], rules: Rules) -> tuple[list[dict], int]:
     """Price lines (the base from settings, then every enabled plugin's) and the total in cents.
 
@@ -802,19 +817,30 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     # The pool depends on the query's extra (a location), not on the time: ask once.
     scope = await scope_of(conn, ctx, principal, dict(first, extra=dict(first["extra"])))
     busy = Busy(await busy_between(conn, candidates[0], candidates[-1] + length, scope=scope))
-    # Asked for every slot of the range: the flags are resolved once, not per slot; with no
-    # plugin asking, the settings' capacity holds for all of them.
-    sizers = ctx.plugins.active("booking_capacity", principal.flag_context())
-    validators = ctx.plugins.active("validate_booking", principal.flag_context())
-    asks = bool(sizers or validators)
-    for start in candidates:
-        if asks:
+    answers = await slot_answers(conn, ctx, principal, first, candidates)
+    # The plugins that did not answer for all slots at once are asked slot by slot, their
+    # flags resolved once; with none asking, the settings' capacity holds everywhere.
+    sizers = [i for i in ctx.plugins.active("booking_capacity", principal.flag_context())
+              if i.plugin_name not in answers]
+    validators = [i for i in ctx.plugins.active("validate_booking", principal.flag_context())
+                  if i.plugin_name not in answers]
+    for k, start in enumerate(candidates):
+        capacity, refused = None, False
+        for answer in answers.values():
+            said = answer[k]
+            if isinstance(said, int) and not isinstance(said, bool):
+                capacity = said if capacity is None else capacity
+            elif said is not None:
+                refused = True
+                break
+        if refused:
+            continue
+        if sizers or validators:
             view = view_at(start)
-            capacity = await capacity_of(conn, ctx, principal, view, rules, sizers)
-        else:
-            capacity = rules.capacity
+        if capacity is None:
+            capacity = await capacity_of(conn, ctx, principal, view, rules, sizers) if sizers else rules.capacity
         remaining = capacity - busy.used(rules, covered(rules, start, duration))
-        if remaining <= 0 or (asks and await refusal(conn, ctx, principal, view, validators) is not None):
+        if remaining <= 0 or (validators and await refusal(conn, ctx, principal, view, validators) is not None):
             continue
         slots.append(Slot(starts_at=start, local_start=wall_clock(start, tz), remaining=remaining,
                           capacity=capacity))

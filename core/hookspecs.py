@@ -9,7 +9,7 @@ Two kinds of hooks:
 * ``register_*`` and ``migration_location`` are called once at start-up, for every loaded
   plugin whatever its flag, to build the app (routes, tasks, handlers, permissions).
 * The extension points inside core flows (``validate_booking``, ``price_booking``,
-  ``booking_query_filters``, ``booking_capacity``, ``may_send``, ...) are called per
+  ``booking_query_filters``, ``booking_capacity``, ``booking_slots``, ``may_send``, ...) are called per
   request or per event. The plugin manager calls only the plugins whose flag is on for the
   current context (the acting customer or admin), so plugins never check their own flag.
   Their implementations may be ``async def``; they receive ``conn``, the connection of the
@@ -232,6 +232,28 @@ def booking_slot_scope(booking: dict[str, Any], conn: Any, ctx: AppContext) -> s
     :param conn: the connection of the booking's transaction.
     :param ctx: the application context.
     :return: a stable string of at most 32 characters (a location's id in hex), or None.
+    """
+
+
+@hookspec
+def booking_slots(booking: dict[str, Any], starts: list[Any], conn: Any, ctx: AppContext) -> list[Any] | None:
+    """Answer ``GET /v1/availability`` for every candidate slot at once.
+
+    Called once per availability query, before its slots are counted. Availability otherwise asks ``validate_booking`` and ``booking_capacity`` once per slot
+    (a day of hourly slots is 24 calls of each); a plugin that answers here is not asked
+    those two per slot for that query. Its answers must be the ones those hooks give for
+    each slot, which create asks, so a slot offered is a slot accepted. For each slot, the
+    first plugin answering a capacity decides it (these answers before ``booking_capacity``
+    ones), and any refusal removes the slot.
+
+    :param booking: the prospective booking as for ``validate_booking`` (``id`` None),
+        with ``starts_at`` the first candidate.
+    :param starts: the candidate starts, aware UTC datetimes in order.
+    :param conn: the query's connection (no transaction).
+    :param ctx: the application context.
+    :return: one answer per start: None (no opinion), an ``int`` (the slot's capacity, as
+        ``booking_capacity`` gives), or a refusal (a reason, or ``{"status": 409,
+        "reason": ...}``, as ``validate_booking`` gives); or None to be asked slot by slot.
     """
 
 

@@ -45,6 +45,12 @@ class LocationsPlugin(Plugin):
         return await service.slot_capacity(conn, ctx, booking)
 
     @hookimpl
+    async def booking_slots(self, booking: dict[str, Any], starts: list, conn, ctx) -> list:
+        from myhibachi.plugins.locations import service
+
+        return await service.slot_answers(conn, ctx, booking, starts)
+
+    @hookimpl
     async def booking_slot_scope(self, booking: dict[str, Any], conn, ctx) -> str | None:
         from myhibachi.plugins.locations import service
 

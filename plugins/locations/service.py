@@ -223,14 +223,21 @@ def _closed(row, starts_at: datetime) -> str | None:
     return None
 
 
+def _too_many(row, booking: dict[str, Any]) -> str | None:
+    party = booking.get("party_size")
+    if isinstance(party, int) and party > row["capacity"]:
+        return f"party_size: {row['name']} serves at most {row['capacity']} guests per event"
+    return None
+
+
 async def validate_booking(conn, ctx, booking: dict[str, Any]) -> str | None:
     """Refuse a booking no location can take; otherwise put the chosen location_id in its extra."""
     row, reason = await location_of(conn, ctx, booking)
     if row is None:
         return reason
-    party = booking.get("party_size")
-    if isinstance(party, int) and party > row["capacity"]:
-        return f"party_size: {row['name']} serves at most {row['capacity']} guests per event"
+    reason = _too_many(row, booking)
+    if reason:
+        return reason
     starts_at = _starts_at(booking)
     if starts_at is not None:
         reason = _closed(row, starts_at)
@@ -249,6 +256,15 @@ async def slot_capacity(conn, ctx, booking: dict[str, Any]) -> int | None:
     per location."""
     row, _ = await location_of(conn, ctx, booking)
     return row["events_per_slot"] if row is not None else None
+
+
+async def slot_answers(conn, ctx, booking: dict[str, Any], starts: list[datetime]) -> list[int | str]:
+    """Availability's slots at once: what validate_booking and slot_capacity say of each."""
+    row, reason = await location_of(conn, ctx, booking)
+    reason = reason if row is None else _too_many(row, booking)
+    if reason:
+        return [reason] * len(starts)
+    return [_closed(row, start) or row["events_per_slot"] for start in starts]
 
 
 async def slot_scope(conn, ctx, booking: dict[str, Any]) -> str | None:

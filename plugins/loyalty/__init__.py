@@ -84,6 +84,13 @@ class LoyaltyPlugin(Plugin):
         return await validate(booking, conn, ctx)
 
     @hookimpl
+    async def booking_slots(self, booking, starts, conn, ctx):
+        from myhibachi.plugins.loyalty.bookings import validate
+
+        # Points asked of a prospective booking do not depend on its time: one answer for all.
+        return [await validate(booking, conn, ctx)] * len(starts)
+
+    @hookimpl
     def register_cli(self, app) -> None:
         from myhibachi.plugins.loyalty.cli import cli
 

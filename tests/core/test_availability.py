@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from myhibachi.core import bookings as svc
+from myhibachi.core import bookings as svc, hookimpl
 from myhibachi.core.auth import Principal
 from myhibachi.core.db import Database
 from myhibachi.core.errors import Problem
@@ -94,6 +94,50 @@ async def test_availability_asks_the_plugins(make_app, client_of):
     assert len(plain["slots"]) == 10
     assert closed["slots"] == [] and refused["slots"] == []
     assert {s["remaining"] for s in wider["slots"]} == {4}
+
+
+class AtOnce(BookingHooks):
+    """Answers availability for all slots at once (``booking_slots``), from ``extra``: a
+    capacity per slot, or a refusal of every slot starting on an odd UTC hour."""
+
+    name = "at_once"
+
+    def __init__(self, answering: bool = True) -> None:
+        super().__init__()
+        self.answering, self.per_slot = answering, 0
+
+    @hookimpl
+    def booking_capacity(self, booking):
+        self.per_slot += 1
+        return 2
+
+    @hookimpl
+    async def validate_booking(self, booking, conn):
+        self.per_slot += 1
+        return None
+
+    @hookimpl
+    def booking_slots(self, booking, starts):
+        if not self.answering:
+            return None
+        return [5 if start.hour % 2 == 0 else "odd hours are full" for start in starts]
+
+
+async def test_availability_takes_answers_for_all_slots_at_once(make_app, client_of):
+    """A plugin answering ``booking_slots`` decides capacity and refusals and is not asked
+    slot by slot; one that declines is asked slot by slot as before (broken on purpose:
+    ignoring the answers offers the odd hours with capacity 2)."""
+    day = local_day(7).isoformat()
+    params = {"from": day, "to": day, "time_zone": NY}
+    at_once, declining = AtOnce(), AtOnce(answering=False)
+    async with client_of(make_app([at_once], flags={FLAG: True})) as c:
+        answered = (await c.get("/v1/availability", params=params)).json()["slots"]
+    async with client_of(make_app([declining], flags={FLAG: True})) as c:
+        asked = (await c.get("/v1/availability", params=params)).json()["slots"]
+    assert answered and {s["capacity"] for s in answered} == {5}
+    assert all(datetime.fromisoformat(s["starts_at"]).hour % 2 == 0 for s in answered)
+    assert at_once.per_slot == 0
+    assert len(asked) == 10 and {s["capacity"] for s in asked} == {2} and declining.per_slot == 20
 
 
 # --- every offered slot is accepted by create ------------------------------------------------

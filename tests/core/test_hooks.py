@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -242,6 +243,10 @@ class Booking(Hooked):
         return 3
 
     @hookimpl
+    def booking_slots(self, booking, starts, conn, ctx):
+        return [3 if start.hour % 2 == 0 else "odd hours are closed" for start in starts]
+
+    @hookimpl
     async def may_send(self, customer_id, channel, kind, conn, ctx):
         if kind == "marketing":
             return "no marketing consent"
@@ -282,6 +287,12 @@ async def test_hook_booking_query_filters(make_app):
 async def test_hook_booking_capacity(make_app):
     on, off = await flag_on_and_off(make_app, "booking_capacity", first=True, booking={}, conn=None)
     assert (on, off) == (3, None)
+
+
+async def test_hook_booking_slots(make_app):
+    starts = [datetime(2027, 5, 1, hour, tzinfo=timezone.utc) for hour in (16, 17)]
+    on, off = await flag_on_and_off(make_app, "booking_slots", booking={}, starts=starts, conn=None)
+    assert (on, off) == ([[3, "odd hours are closed"]], [])
 
 
 async def test_hook_may_send(make_app):

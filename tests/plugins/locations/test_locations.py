@@ -337,3 +337,35 @@ async def test_a_booking_is_linked_to_the_location_that_took_it(make_app, client
         assert moved.status_code == 200, moved.text
     assert await linked(booking_id, brooklyn) == [booking_id]
     assert await linked(booking_id, manhattan) == []
+
+
+class PerSlot(LocationsPlugin):
+    """The plugin without its all-slots answer: availability asks it slot by slot."""
+
+    async def booking_slots(self, booking, starts, conn, ctx):  # not a hookimpl
+        raise AssertionError("not registered")
+
+
+async def test_availability_answered_at_once_matches_slot_by_slot(make_app, client_of, seed):
+    """``booking_slots`` gives what validate_booking and booking_capacity give slot by slot
+    (broken on purpose: leaving the hours out of slot_answers offers the closed days)."""
+    admin = await seed.staff("locations.*")
+    auth = seed.token(await seed.customer())
+    once, per_slot = make_app([LocationsPlugin()], flags={FLAG: True}), make_app([PerSlot()], flags={FLAG: True})
+    async with client_of(once, headers=admin) as c:
+        made = (await c.post("/v1/locations", json=place(
+            "Harlem", ["10027"], capacity=12, events_per_slot=3,
+            hours={"mon": ["12:00", "18:00"], "sat": ["16:00", "23:00"], "sun": ["10:00", "14:00"]}))).json()
+    first = (utcnow() + timedelta(days=3)).date()
+    offers = {}
+    for name, app in (("once", once), ("per slot", per_slot)):
+        async with client_of(app, headers=auth) as c:
+            offers[name] = [(await c.get("/v1/availability", params={
+                "from": first.isoformat(), "to": (first + timedelta(days=6)).isoformat(),
+                "time_zone": "America/New_York", "party_size": party, "location_id": made["id"]})).json()
+                for party in (10, 13)]
+    assert offers["once"] == offers["per slot"]
+    ten, thirteen = offers["once"]
+    assert ten["slots"] and {s["capacity"] for s in ten["slots"]} == {3} and thirteen["slots"] == []
+    days = {datetime.fromisoformat(s["local_start"]).strftime("%a").lower() for s in ten["slots"]}
+    assert days <= {"mon", "sat", "sun"}
