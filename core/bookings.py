@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import events
@@ -342,9 +342,8 @@ class Busy:
     """Active bookings as intervals, counted per slot by binary search (availability asks
     for every slot of up to 31 days, create for the few its event covers)."""
 
-    def __init__(self, intervals: list[tuple[datetime, datetime]]) -> None:
-        self.starts = sorted(b for b, _ in intervals)
-        self.ends = sorted(e for _, e in intervals)
+    def __init__(self, starts: list[datetime], ends: list[datetime]) -> None:
+        self.starts, self.ends = starts, ends  # each sorted
 
     def occupancy(self, slot: datetime, length: timedelta) -> int:
         """Bookings overlapping [slot, slot + length): started before its end, not ended by its start."""
@@ -367,17 +366,19 @@ def _busy_query(scoped: bool, excluding: bool):
         cond.append(bookings.c.slot_key.startswith(sa.bindparam("scope")))
     if excluding:
         cond.append(bookings.c.id != sa.bindparam("exclude"))
-    return sa.select(bookings.c.starts_at, ends_at.label("ends_at")).where(*cond)
+    # One row of two sorted arrays: what Busy counts with, without a row per booking.
+    return sa.select(sa.func.array_agg(aggregate_order_by(bookings.c.starts_at, bookings.c.starts_at)).label("starts"),
+                     sa.func.array_agg(aggregate_order_by(ends_at, ends_at)).label("ends")).where(*cond)
 
 
 async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID | None = None,
-                       scope: str | None = None):
-    """(start, end) of the active bookings overlapping [start, end), within ``scope`` if given."""
+                       scope: str | None = None) -> Busy:
+    """The active bookings overlapping [start, end), within ``scope`` if given."""
     # An event ends within its own day, so one day back bounds the index scan.
     params = {"start": start, "end": end, "since": start - timedelta(days=1), "scope": f"{scope}:",
               "exclude": exclude}
-    rows = await fetch_all(conn, _busy_query(bool(scope), exclude is not None), params)
-    return [(row["starts_at"], row["ends_at"]) for row in rows]
+    row = await fetch_one(conn, _busy_query(bool(scope), exclude is not None), params)
+    return Busy(row["starts"] or [], row["ends"] or [])
 
 
 # --- hooks -------------------------------------------------------------------------------
@@ -562,7 +563,7 @@ async def _lock_and_check_capacity(conn, ctx, principal, rules: Rules, view: dic
     await run(conn, _ADD_SLOTS, {"keys": keys})
     await run(conn, _LOCK_SLOTS, {"keys": keys})
     capacity = await capacity_of(conn, ctx, principal, view, rules)
-    busy = Busy(await busy_between(conn, slots[0], slots[-1] + rules.slot, exclude, scope))
+    busy = await busy_between(conn, slots[0], slots[-1] + rules.slot, exclude, scope)
     if busy.used(rules, slots) >= capacity:
         raise conflict(f"no chef team is free at {view['local_start']} {view['time_zone']}",
                        slot=view["slot_key"])
@@ -816,7 +817,7 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
 
     # The pool depends on the query's extra (a location), not on the time: ask once.
     scope = await scope_of(conn, ctx, principal, dict(first, extra=dict(first["extra"])))
-    busy = Busy(await busy_between(conn, candidates[0], candidates[-1] + length, scope=scope))
+    busy = await busy_between(conn, candidates[0], candidates[-1] + length, scope=scope)
     answers = await slot_answers(conn, ctx, principal, first, candidates)
     # The plugins that did not answer for all slots at once are asked slot by slot, their
     # flags resolved once; with none asking, the settings' capacity holds everywhere.

@@ -183,7 +183,9 @@ def booking(row: dict) -> Booking:
 BOOKING_COLUMNS = ("id, customer_id, starts_at, time_zone, duration_minutes, party_size, adults, children, "
                    "address, zip_code, menu, notes, status, price_lines, total_cents, currency, slot_key, "
                    "cancel_reason, created_at, updated_at")
-BUSY = ("SELECT starts_at, starts_at + duration_minutes * interval '1 minute' AS ends_at FROM bookings "
+BUSY = ("SELECT array_agg(starts_at ORDER BY starts_at), "
+        "array_agg(starts_at + duration_minutes * interval '1 minute' ORDER BY "
+        "starts_at + duration_minutes * interval '1 minute') FROM bookings "
         "WHERE status = any('{pending,confirmed}') AND starts_at < %s AND starts_at > %s "
         "AND starts_at + duration_minutes * interval '1 minute' > %s")
 
@@ -269,9 +271,10 @@ def create_app() -> FastAPI:
                                "ON CONFLICT DO NOTHING", (keys,))
             await conn.execute("SELECT slot_key FROM booking_slots WHERE slot_key = ANY(%s) ORDER BY slot_key "
                                "FOR UPDATE", (keys,))
-            busy = await (await conn.execute(BUSY, (slots[-1] + SLOT, slots[0] - timedelta(days=1),
-                                                    slots[0]))).fetchall()
-            used = max(sum(1 for b, e in busy if b < slot + SLOT and e > slot) for slot in slots)
+            starts, ends = await (await conn.execute(BUSY, (slots[-1] + SLOT, slots[0] - timedelta(days=1),
+                                                            slots[0]))).fetchone()
+            starts, ends = starts or [], ends or []
+            used = max(bisect.bisect_left(starts, slot + SLOT) - bisect.bisect_right(ends, slot) for slot in slots)
             if used >= CAPACITY:
                 raise HTTPException(409, "no chef team is free")
             cur = conn.cursor(row_factory=dict_row)
@@ -345,9 +348,9 @@ def create_app() -> FastAPI:
         if candidates:
             end = candidates[-1] + timedelta(minutes=duration)
             async with pool.connection() as conn:
-                busy = await (await conn.execute(BUSY, (end, candidates[0] - timedelta(days=1),
-                                                        candidates[0]))).fetchall()
-            starts, ends = sorted(b for b, _ in busy), sorted(e for _, e in busy)
+                starts, ends = await (await conn.execute(BUSY, (end, candidates[0] - timedelta(days=1),
+                                                                candidates[0]))).fetchone()
+            starts, ends = starts or [], ends or []
             for start in candidates:
                 cover = []
                 s = start
