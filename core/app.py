@@ -9,6 +9,7 @@ from typing import Any, Iterable
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import APIRoute
+from starlette.routing import Match
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
@@ -90,6 +91,42 @@ def _leaf_routes(router):
             yield from _leaf_routes(inner)
         else:
             yield route
+
+
+def _lead(path: str) -> str:
+    """A path's first two segments: ``v1/customers`` of ``/v1/customers/me``."""
+    return "/".join(path.split("/", 3)[1:3])
+
+
+def _skip_by_lead(app: FastAPI) -> None:
+    """Let each included router refuse at once a path whose first two segments none of
+    its routes starts with. Routing tries every route in order, so the last plugin's
+    routes paid ~0.1 ms a request to be found among 75 (a tenth of the loyalty balance's
+    time)."""
+    from fastapi import routing
+
+    contexts = getattr(routing, "iter_route_contexts", None)
+    if contexts is None:  # another FastAPI: match as it does
+        return
+    for route in app.router.routes:
+        if getattr(route, "original_router", None) is None:
+            continue
+        leads = {_lead(c.path) for c in contexts([route])}
+        if leads and not any("{" in lead for lead in leads):
+            route.matches = _lead_in(frozenset(leads), route.matches)
+
+
+def _lead_in(leads: frozenset[str], matches):
+    def matches_with_a_known_lead(scope):
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        if _lead(path) not in leads:
+            return Match.NONE, {}
+        return matches(scope)
+
+    return matches_with_a_known_lead
 
 
 def gated_route(flag: str | None) -> type[APIRoute]:
@@ -264,6 +301,7 @@ def create_app(
         deps = limited + ([Depends(flag_gate(plugin.flag))] if ungated else [])
         app.include_router(routers[plugin.name], prefix="/v1", dependencies=deps, responses=error_responses(429))
 
+    _skip_by_lead(app)
     registry = CollectorRegistry()
     app.add_middleware(_Observe, registry=registry)
     ctx.extra["registry"] = registry

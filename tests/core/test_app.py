@@ -59,3 +59,36 @@ async def test_health_ready_and_metrics(make_app, client_of):
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"]["database"]["ok"] is True
     assert "myhibachi_http_requests_total" in metrics.text
+
+
+class LateRoutes(Plugin):
+    name = "late_routes"
+    version = "1.0.0"
+
+    @hookimpl
+    def register_routes(self, router, ctx):
+        @router.get("/late/things/{thing}")
+        async def late(thing: str):
+            return {"thing": thing}
+
+        nested = APIRouter(prefix="/nested")
+
+        @nested.get("/deep")
+        async def deep():
+            return {"deep": True}
+
+        router.include_router(nested)
+
+
+async def test_every_router_still_finds_its_routes_when_others_skip_by_lead(make_app, client_of):
+    """Routers skip paths whose first two segments none of their routes has; a plugin's
+    routes, included last and nested, are still found, and a known path with the wrong
+    method is still 405 (broken on purpose: leads taken without the routers' prefixes
+    make the first two requests 404)."""
+    app = make_app([LateRoutes()])
+    async with client_of(app) as c:
+        assert (await c.get("/v1/late/things/grill")).json() == {"thing": "grill"}
+        assert (await c.get("/v1/nested/deep")).json() == {"deep": True}
+        assert (await c.post("/v1/late/things/grill")).status_code == 405
+        assert (await c.get("/v1/nowhere")).status_code == 404
+        assert (await c.get("/healthz")).status_code == 200
