@@ -168,7 +168,7 @@ def record(section: str, text: str) -> None:
     doc = path.read_text() if path.exists() else "# Benchmark results\n"
     header = f"## {section}"
     start = doc.find(header)
-    block = f"{header}\n\n{text.strip()}\n"
+    block = f"{header}\n\n{text.strip()}\n\n"
     if start == -1:
         doc = doc.rstrip() + "\n\n" + block
     else:
