@@ -380,30 +380,29 @@ class RequestPools:
     requests, and ``close`` (the lifespan's end, a test's) lets the next use start anew."""
 
     def __init__(self, url: str, write_size: int, read_size: int) -> None:
-        self.url, self.write_size, self.read_size = url, write_size, read_size
-        self._writes = self._reads = None
+        self.url = url
+        self.sizes = {"writes": write_size, "reads": read_size}
+        self.pools: dict[str, Any] = {}
 
     async def writes(self):
-        pool = self._writes
-        if pool is None:
-            pool = self._writes = _pool(self.url, self.write_size, autocommit=False, name="myhibachi-writes")
-        if pool.closed:
-            await pool.open()
-        return pool
+        return await self._open("writes")
 
     async def reads(self):
-        pool = self._reads
+        return await self._open("reads")
+
+    async def _open(self, kind: str):
+        pool = self.pools.get(kind)
         if pool is None:
-            pool = self._reads = _pool(self.url, self.read_size, autocommit=True, name="myhibachi-reads")
+            pool = self.pools[kind] = _pool(self.url, self.sizes[kind], autocommit=kind == "reads",
+                                            name=f"myhibachi-{kind}")
         if pool.closed:
             await pool.open()
         return pool
 
     async def close(self) -> None:
-        pools, self._writes, self._reads = (self._writes, self._reads), None, None
-        for pool in pools:
-            if pool is not None:
-                await pool.close()
+        pools, self.pools = self.pools, {}
+        for pool in pools.values():
+            await pool.close()
 
 
 class _Lent:

@@ -82,7 +82,7 @@ async def test_hot_reads_use_the_read_pool_outside_transactions(make_app, client
         signup = client.post("/v1/customers", json={"email": "pool@example.com", "password": "correct horse 1",
                                                     "name": "Pool"}).json()
         auth = {"Authorization": f"Bearer {signup['access_token']}"}
-        pool = app.state.ctx.pools._reads
+        pool = app.state.ctx.pools.pools["reads"]
         before = pool.get_stats().get("requests_num", 0)
         assert client.get("/v1/customers/me", headers=auth).json()["email"] == "pool@example.com"
         assert client.get("/v1/bookings", headers=auth).json() == {"items": [], "next_cursor": None}
@@ -111,7 +111,7 @@ async def test_read_only_routes_answer_sqlalchemy_and_the_fast_lane(make_app):
         return {"fast": fast, "slow": [dict(row) for row in slow], "scalar": await conn.scalar(now)}
 
     with TestClient(app) as client:
-        pool = app.state.ctx.pools._reads
+        pool = app.state.ctx.pools.pools["reads"]
         before = pool.get_stats().get("requests_num", 0)
         got = client.get("/probe").json()
         assert pool.get_stats().get("requests_num", 0) - before == 1
