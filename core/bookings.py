@@ -271,7 +271,15 @@ def day_grid(rules: Rules, day: date, tz: ZoneInfo) -> list[datetime]:
     """The UTC start of every slot of a local day, from opening to closing."""
     t = datetime.combine(day, rules.open)
     end = datetime.combine(day, rules.close)
+    offset = t.replace(tzinfo=tz).utcoffset()
     out = []
+    if offset == end.replace(tzinfo=tz).utcoffset():
+        # No clock change between opening and closing (zones change at most once a day):
+        # one offset for every slot, without converting each one both ways.
+        while t < end:
+            out.append((t - offset).replace(tzinfo=UTC))
+            t += rules.slot
+        return out
     while t < end:
         utc = to_utc(t, tz)
         if utc is not None:

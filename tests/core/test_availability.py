@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,6 +16,7 @@ from myhibachi.core.auth import Principal
 from myhibachi.core.db import Database
 from myhibachi.core.errors import Problem
 from myhibachi.core.models import bookings, customers
+from myhibachi.core.settings import Settings
 
 from .booking_plugin import FLAG, BookingHooks
 from .conftest import booking_body, local_day, local_start
@@ -138,6 +139,30 @@ async def test_availability_takes_answers_for_all_slots_at_once(make_app, client
     assert all(datetime.fromisoformat(s["starts_at"]).hour % 2 == 0 for s in answered)
     assert at_once.per_slot == 0
     assert len(asked) == 10 and {s["capacity"] for s in asked} == {2} and declining.per_slot == 20
+
+
+def test_day_grid_through_clock_changes():
+    """A day's grid is the slots whose local time exists, each at its own offset, on days
+    the clock changes during business hours too (broken on purpose: one offset for the
+    whole day puts the slots after a change an hour off)."""
+    from dataclasses import replace
+
+    rules = svc.Rules.of(Settings(secret_key="x" * 32))
+    days = [("America/New_York", date(2027, 3, 14)), ("America/New_York", date(2027, 11, 7)),
+            ("Australia/Lord_Howe", date(2027, 4, 4)), ("Australia/Lord_Howe", date(2027, 10, 3)),
+            ("Europe/Berlin", date(2027, 3, 28)), ("Asia/Kolkata", date(2027, 3, 28))]
+    for opening, closing in ((time(0, 0), time(23, 30)), (time(11, 0), time(22, 0))):
+        hours = replace(rules, open=opening, close=closing, slot=timedelta(minutes=30))
+        for name, day in days:
+            tz = ZoneInfo(name)
+            local = [datetime.combine(day, opening) + k * hours.slot
+                     for k in range((datetime.combine(day, closing) - datetime.combine(day, opening)) // hours.slot)]
+            expected = [u for u in (svc.to_utc(t, tz) for t in local) if u is not None]
+            assert svc.day_grid(hours, day, tz) == expected, (name, day, opening)
+    new_york = svc.day_grid(replace(rules, open=time(0, 0), close=time(6, 0), slot=timedelta(hours=1)),
+                            date(2027, 3, 14), ZoneInfo("America/New_York"))
+    assert [svc.wall_clock(s, ZoneInfo("America/New_York"))[11:16] for s in new_york] == [
+        "00:00", "01:00", "03:00", "04:00", "05:00"]
 
 
 # --- every offered slot is accepted by create ------------------------------------------------
