@@ -18,7 +18,7 @@ from myhibachi.core import __version__, audit, errors, ratelimit
 from myhibachi.core.audit import STATE_CHANGING
 from myhibachi.core.auth import Principal, current_principal, require
 from myhibachi.core.context import AppContext
-from myhibachi.core.db import Database, RequestPools, pool_conninfo, resolve_url
+from myhibachi.core.db import Database, RequestPools, resolve_url
 from myhibachi.core.errors import Problem, error_responses
 from myhibachi.core.flags import Flags
 from myhibachi.core.plugins import Plugin, PluginManager, load_installed
@@ -253,7 +253,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         flags.start()
-        ctx.cache.start(pool_conninfo(db.url), await ctx.pools.reads())
+        ctx.cache.start(await ctx.pools.reads())
         await ctx.pools.writes()
         try:
             yield

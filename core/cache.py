@@ -106,11 +106,12 @@ class SharedCache:
         self._generation += 1
         self._values.clear()
 
-    def start(self, conninfo: str, pool) -> None:
-        """Listen (a task of the running loop); loads then run on ``pool``'s connections."""
+    def start(self, pool) -> None:
+        """Listen on a connection to ``pool``'s database (a task of the running loop); loads
+        then run on the pool's autocommit connections."""
         if self._task is None:
             self._pool = pool
-            self._task = asyncio.get_running_loop().create_task(self._listen(conninfo), name="myhibachi-cache")
+            self._task = asyncio.get_running_loop().create_task(self._listen(pool.conninfo), name="myhibachi-cache")
 
     async def stop(self) -> None:
         task, self._task = self._task, None

@@ -171,15 +171,9 @@ class Database:
     def __init__(self, url: str, **engine_kw: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kw)
-        # Same pool; a connection checked out through it runs each statement on its own.
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def begin(self):
         return self.engine.begin()
-
-    def read(self):
-        """A pooled connection in autocommit mode: a read is one round trip, no BEGIN/COMMIT."""
-        return self._autocommit.connect()
 
     def connect(self):
         return self.engine.connect()
@@ -358,13 +352,6 @@ async def reading(request: Request):
 def pool_conninfo(url: str) -> str:
     """The libpq connection string of a SQLAlchemy URL."""
     return sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def open_read_pool(url: str, size: int):
-    """A psycopg pool of autocommit connections (the read-only requests')."""
-    pool = _pool(url, size, autocommit=True, name="myhibachi-reads")
-    await pool.open()
-    return pool
 
 
 def _pool(url: str, size: int, *, autocommit: bool, name: str):

@@ -9,6 +9,7 @@ no download at run time.
 """
 from __future__ import annotations
 
+import abc
 import asyncio
 import io
 import os
@@ -17,7 +18,7 @@ import threading
 from myhibachi.core.ports.base import PortError, Transcript
 
 
-class _LocalModel:
+class _LocalModel(abc.ABC):
     """Loads its model on first use, once, whatever the number of threads asking."""
 
     def __init__(self, ctx=None) -> None:
@@ -32,8 +33,9 @@ class _LocalModel:
                 self._model = self._build()
         return self._model
 
+    @abc.abstractmethod
     def _build(self):
-        raise NotImplementedError
+        """Load the model (imports included: only the configured adapter pays for them)."""
 
 
 class MiniLMEmbeddings(_LocalModel):

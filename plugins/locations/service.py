@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import uuid
-import weakref
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,7 +10,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core.db import RequestConn, fetch_one, run
+from myhibachi.core.db import fetch_one, run
 from myhibachi.core.errors import invalid, not_found
 from myhibachi.core.models import bookings
 from myhibachi.core.pagination import decode_cursor, encode_cursor
@@ -147,46 +146,10 @@ def _starts_at(booking: dict[str, Any]) -> datetime | None:
     return value if isinstance(value, datetime) and value.tzinfo else None
 
 
-# A booking's location, per transaction: the core asks three hooks about the same booking
-# (and availability asks two for every slot of a day), each needing the same row.
-_seen: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 async def location_of(conn, ctx, booking: dict[str, Any]) -> tuple[Any, str | None]:
-    """The booking's location row and None, or None and the reason there is none."""
-    extra = booking.get("extra") or {}
-    key = repr((extra.get("location_id"), booking.get("zip_code"), extra.get("lat"), extra.get("lon")))
-    memo = _memo_of(_owner(conn))
-    if key not in memo:
-        memo[key] = await _location_of(conn, ctx, extra, booking.get("zip_code"))
-    return memo[key]
-
-
-def _owner(conn):
-    """What a memo may live as long as: a SQLAlchemy connection's transaction (or the
-    connection, without one), or a request's connection (one request, one transaction)."""
-    sync = getattr(conn, "sync_connection", None)
-    if sync is not None:
-        return sync.get_transaction() or sync
-    return conn if isinstance(conn, RequestConn) else None
-
-
-_last: list = [None, None]  # the latest owner's memo: availability asks for each slot in a row
-
-
-def _memo_of(owner) -> dict:
-    if owner is None:
-        return {}
-    if _last[0] is not None and _last[0]() is owner:
-        return _last[1]
-    memo = _seen.get(owner)
-    if memo is None:
-        memo = _seen[owner] = {}
-    _last[0], _last[1] = weakref.ref(owner), memo
-    return memo
-
-
-async def _location_of(conn, ctx, extra: dict[str, Any], zip_code: str | None) -> tuple[Any, str | None]:
+    """The booking's location row and None, or None and the reason there is none. The core
+    asks three hooks about the same booking; each lookup is answered by ``ctx.cache``."""
+    extra, zip_code = booking.get("extra") or {}, booking.get("zip_code")
     given = extra.get("location_id")
     if given:
         try:

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from myhibachi.core.cache import SharedCache
-from myhibachi.core.db import open_read_pool
+from myhibachi.core.db import RequestPools
 
 probe = sa.Table("cache_probe", sa.MetaData(), sa.Column("k", sa.Integer, primary_key=True),
                  sa.Column("v", sa.Text))
@@ -29,10 +29,10 @@ async def two_processes(clean_db):
         await conn.execute(sa.text("DROP TABLE IF EXISTS cache_probe"))
         await conn.run_sync(probe.metadata.create_all)
         await conn.execute(probe.insert(), [{"k": 1, "v": "old"}])
-    pools = [await open_read_pool(clean_db.url, 2) for _ in range(2)]
+    pools = [RequestPools(clean_db.url, 2, 2) for _ in range(2)]
     caches = [SharedCache(settle=0.3), SharedCache(settle=0.3)]
     for cache, pool in zip(caches, pools):
-        cache.start(pool.conninfo, pool)
+        cache.start(await pool.reads())
     await until(lambda: all(c.live for c in caches))
     yield clean_db, caches
     for cache, pool in zip(caches, pools):
@@ -43,7 +43,7 @@ async def two_processes(clean_db):
 
 
 async def value(cache: SharedCache, db) -> str:
-    async with db.read() as conn:
+    async with db.connect() as conn:
         return (await cache.fetch_one("probe", BY_KEY, {"k": 1}, conn))["v"]
 
 

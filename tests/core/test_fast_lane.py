@@ -29,7 +29,7 @@ async def test_fast_lane_runs_in_the_callers_transaction(clean_db):
         await trans.rollback()
     async with clean_db.begin() as conn:
         await run(conn, _INSERT, {"id": kept, "name": "booking.created", "payload": {"when": "2026-12-01"}})
-    async with clean_db.read() as conn:
+    async with clean_db.connect() as conn:
         rows = await fetch_all(conn, _BY_IDS, {"ids": [gone, kept]})
     assert rows == [{"id": kept, "payload": {"when": "2026-12-01"}}]
 
@@ -37,7 +37,7 @@ async def test_fast_lane_runs_in_the_callers_transaction(clean_db):
 async def test_fast_lane_refuses_in_lists_filled_at_run_time(clean_db):
     """A cached statement with an expanding IN would need one compiled form per length."""
     query = sa.select(outbox_events.c.id).where(outbox_events.c.id.in_(sa.bindparam("ids", expanding=True)))
-    async with clean_db.read() as conn:
+    async with clean_db.connect() as conn:
         with pytest.raises(ValueError, match="any"):
             await fetch_all(conn, query, {"ids": [uuid.uuid4()]})
         # built per call, its IN list is rendered with the values it holds

@@ -38,21 +38,6 @@ async def test_read_only_connection_only_on_get_routes(make_app):
     assert {method for method, _ in users} == {"GET"}
 
 
-async def test_read_only_connection_runs_each_statement_alone(database):
-    """Two statements on ``Database.read()`` run in two transactions; on ``begin()`` in one."""
-    query = sa.text("SELECT txid_current()")
-    async with database.read() as conn:
-        first, second = (await conn.execute(query)).scalar(), (await conn.execute(query)).scalar()
-    assert first != second
-    async with database.begin() as conn:
-        first, second = (await conn.execute(query)).scalar(), (await conn.execute(query)).scalar()
-    assert first == second
-    # the pooled connection goes back to transactions for the next user
-    async with database.begin() as conn:
-        first, second = (await conn.execute(query)).scalar(), (await conn.execute(query)).scalar()
-    assert first == second
-
-
 async def test_reading_refuses_other_methods(make_app):
     """Broken on purpose by dropping the method check of ``reading()``: the POST below would
     run its statement on an autocommit connection and answer 200."""
@@ -73,7 +58,7 @@ async def test_reading_refuses_other_methods(make_app):
 
 async def test_hot_reads_use_the_read_pool_outside_transactions(make_app, client_of):
     """The profile, the bookings list and one booking come from the app's psycopg read pool
-    in autocommit mode (broken on purpose: ``open_read_pool`` without autocommit makes the
+    in autocommit mode (broken on purpose: a read pool without autocommit makes the
     second assertion fail, as the statements then share a transaction)."""
     from fastapi.testclient import TestClient
 
