@@ -293,19 +293,21 @@ async def run(conn, stmt, params: dict[str, Any] | None = None) -> int:
     return cur.rowcount
 
 
-async def get_conn(request: Request):
-    """Dependency: the request's connection inside one transaction, committed when the route
-    returns and rolled back when it raises (a Problem included).
+@asynccontextmanager
+async def transacting(request: Request):
+    """The request's connection inside one transaction: ``async with transacting(request) as conn``
+    (or ``conn = Transaction``). Committed when the block ends and rolled back when it raises
+    (a Problem included); a block inside another one of the same request joins it.
 
     Just before the commit, a state-changing staff request is handed to the
     ``record_admin_action`` hook on this connection (see :mod:`myhibachi.core.audit`), so
-    the change and its audit record commit together or not at all.
-
-    Routes take it as ``conn = Transaction``: with FastAPI's default request scope the
-    commit would run after the response is sent, so a failed commit (or audit record)
-    would reach the client as a success."""
+    the change and its audit record commit together or not at all."""
     from myhibachi.core import audit
 
+    joined = getattr(request.state, "conn", None)
+    if joined is not None:
+        yield joined
+        return
     ctx = request.app.state.ctx
     async with (await ctx.pools.writes()).connection() as driver, driver.transaction():
         conn = RequestConn(driver, ctx.db)
@@ -316,7 +318,18 @@ async def get_conn(request: Request):
             await audit.before_commit(request, conn)
         finally:
             audit.unbind_request(token)
+            request.state.conn = None
             await conn.release()
+
+
+async def get_conn(request: Request):
+    """Dependency: ``transacting(request)`` as ``conn = Transaction``.
+
+    With FastAPI's default request scope the commit would run after the response is sent,
+    so a failed commit (or audit record) would reach the client as a success; hence the
+    function scope."""
+    async with transacting(request) as conn:
+        yield conn
 
 
 # The request's transaction, closed (committed) before the response is sent.

@@ -4,9 +4,9 @@ A route opts in with one line, ``@idempotent`` under its ``@router.post(...)``; 
 is then required (and documented as such in OpenAPI), or optional with
 ``@idempotent(required=False)``. Keys are scoped per principal. The first response is stored
 with a fingerprint of the request (method, path, principal, body hash) in the route's own
-transaction (its ``get_conn`` connection, whatever its dependency scope), so an effect never
-commits without its record; a route without ``get_conn`` gets a transaction of its own
-around it, which still serialises retries but cannot make outside effects atomic:
+transaction (its ``conn = Transaction``, or the ``transacting(request)`` it opens inside),
+so an effect never commits without its record; work a route does on other connections
+is serialised by the key but not made atomic with it:
 
 - a retry with the same key answers the stored status and body (``Idempotent-Replayed: true``)
   without running the route again;
@@ -32,6 +32,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core.auth import Principal, current_principal
+from myhibachi.core.db import transacting
 from myhibachi.core.errors import Problem
 from myhibachi.core.models import idempotency_keys
 
@@ -94,7 +95,10 @@ def idempotent(func: Callable | None = None, *, required: bool = True):
         if not inspect.iscoroutinefunction(func):
             raise TypeError(f"@idempotent needs an async route, not {func.__qualname__}")
         signature = inspect.signature(func)
-        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()]
+        # FastAPI hands the request to one parameter only, so the route's own one is passed on.
+        wants_request = "request" in signature.parameters
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()
+               if p.name != "request"]
         header = Header(
             ... if required else None, alias=HEADER, min_length=1, max_length=200,
             description="A unique value per operation (a UUID); a retry with the same key returns "
@@ -110,14 +114,15 @@ def idempotent(func: Callable | None = None, *, required: bool = True):
 
         @functools.wraps(func)
         async def wrapper(*, idempotency_key_, idempotency_request_, idempotency_principal_, **kwargs):
+            if wants_request:
+                kwargs["request"] = idempotency_request_
             if idempotency_key_ is None:
                 return await func(**kwargs)
-            request = idempotency_request_
-            conn = getattr(request.state, "conn", None)  # the route's own transaction (get_conn)
-            if conn is not None:
-                return await _once(func, kwargs, request, conn, idempotency_principal_, idempotency_key_)
-            async with request.app.state.ctx.db.begin() as conn:
-                return await _once(func, kwargs, request, conn, idempotency_principal_, idempotency_key_)
+            # The route's own transaction when its `conn = Transaction` is open already; else one
+            # that the route's `transacting(request)` joins.
+            async with transacting(idempotency_request_) as conn:
+                return await _once(func, kwargs, idempotency_request_, conn, idempotency_principal_,
+                                   idempotency_key_)
 
         wrapper.__signature__ = signature.replace(parameters=own + extra)
         wrapper.idempotent = required

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from myhibachi.core import bookings as svc
 from myhibachi.core.auth import Principal, authenticated, current_principal, require
 from myhibachi.core.context import app_context
-from myhibachi.core.db import ReadOnly, Transaction, reading
+from myhibachi.core.db import Transaction, reading, transacting
 from myhibachi.core.errors import error_responses
 from myhibachi.core.idempotency import idempotent
 
@@ -35,11 +35,13 @@ def router() -> APIRouter:
     @r.post("/bookings", response_model=svc.Booking, status_code=201,
             responses=error_responses(401, 403, 409, 422))
     @idempotent(required=False)
-    async def create_booking(body: svc.BookingCreate, principal: Principal = Depends(authenticated),
-                             conn=Transaction, ctx=Depends(app_context)):
+    async def create_booking(body: svc.BookingCreate, request: Request,
+                             principal: Principal = Depends(authenticated)):
         """Book an event: a customer for themselves, staff (`bookings.write`) for any customer.
         A client that may retry sends an `Idempotency-Key`: a retry then gets the first answer."""
-        return svc.Booking.of(await svc.create_booking(conn, ctx, principal, body))
+        # Inline rather than `conn = Transaction`: the hottest write skips a generator dependency.
+        async with transacting(request) as conn:
+            return svc.Booking.of(await svc.create_booking(conn, request.app.state.ctx, principal, body))
 
     @r.post("/bookings/quote", response_model=svc.Quote, responses=error_responses(409, 422))
     async def quote_booking(body: svc.QuoteRequest, principal: Principal = Depends(current_principal),
@@ -115,13 +117,13 @@ def router() -> APIRouter:
         time_zone: str | None = Query(None, max_length=64, description="IANA time zone of the event."),
         duration_minutes: int | None = Query(None, ge=5, le=24 * 60),
         principal: Principal = Depends(current_principal),
-        conn=ReadOnly,
-        ctx=Depends(app_context),
     ):
         """Bookable start times with their remaining capacity. Unknown query parameters reach
         the plugins' hooks as the booking's `extra` (e.g. `location_id`)."""
-        return await svc.availability(
-            conn, ctx, principal, start_day=start_day, end_day=end_day, party_size=party_size,
-            time_zone=time_zone, duration_minutes=duration_minutes, extra=_rest(request, AVAILABILITY_PARAMS))
+        async with reading(request) as conn:
+            return await svc.availability(
+                conn, request.app.state.ctx, principal, start_day=start_day, end_day=end_day,
+                party_size=party_size, time_zone=time_zone, duration_minutes=duration_minutes,
+                extra=_rest(request, AVAILABILITY_PARAMS))
 
     return r

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from myhibachi.core import bookings as core_bookings
 from myhibachi.core.audit import note_change
 from myhibachi.core.auth import Principal, authenticated, require
+from myhibachi.core.context import app_context
 from myhibachi.core.db import Transaction, reading
 from myhibachi.core.errors import Problem, error_responses
 from myhibachi.core.idempotency import idempotent
@@ -16,11 +17,6 @@ from myhibachi.plugins.loyalty.bookings import CODE, KEY
 from myhibachi.plugins.loyalty.schemas import (
     Adjustment, AdjustmentResult, LoyaltyHistory, LoyaltySummary, LoyaltyTransaction, Redemption, RedemptionResult,
 )
-
-
-async def app_context(request: Request):
-    # @idempotent takes the route's Request itself; FastAPI hands a Request to one parameter only.
-    return request.app.state.ctx
 
 
 def own_or(permission: str):

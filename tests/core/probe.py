@@ -91,9 +91,9 @@ class ProbePlugin(Plugin):
 
     @hookimpl
     def register_routes(self, router, ctx):
-        from fastapi import Depends
+        from fastapi import Depends, Request
 
-        from myhibachi.core.db import Transaction
+        from myhibachi.core.db import Transaction, transacting
 
         @router.post("/probe/charges", response_model=Charge, status_code=201)
         @idempotent
@@ -111,6 +111,15 @@ class ProbePlugin(Plugin):
             await record(conn, "charge-tx", await conn.scalar(sa.text("SELECT pg_current_xact_id()::text")))
             await asyncio.sleep(float(os.environ.get("PROBE_ROUTE_SLEEP", "0.2")))
             return Charge(id=uuid.uuid4(), tag=body.tag)
+
+        @router.post("/probe/charges-inline", response_model=Charge, status_code=201)
+        @idempotent
+        async def charge_inline(body: Thing, request: Request) -> Charge:
+            async with transacting(request) as conn:
+                await record(conn, "charge", body.tag)
+                await record(conn, "charge-tx", await conn.scalar(sa.text("SELECT pg_current_xact_id()::text")))
+                await asyncio.sleep(float(os.environ.get("PROBE_ROUTE_SLEEP", "0.2")))
+                return Charge(id=uuid.uuid4(), tag=body.tag)
 
         @router.post("/probe/charges-own", response_model=Charge, status_code=201)
         @idempotent

@@ -32,7 +32,8 @@ async def charges(database) -> dict[str, int]:
         return await effects(conn, "charge")
 
 
-@pytest.mark.parametrize("path", ["/v1/probe/charges", "/v1/probe/charges-fn", "/v1/probe/charges-own"])
+@pytest.mark.parametrize("path", ["/v1/probe/charges", "/v1/probe/charges-fn", "/v1/probe/charges-inline",
+                                  "/v1/probe/charges-own"])
 async def test_twenty_parallel_requests_with_one_key_make_one_effect(make_app, client_of, database, settings, path):
     app, [auth] = await setup(make_app, database, settings)
     headers = {**auth, HEADER: str(uuid.uuid4())}
@@ -53,10 +54,12 @@ async def test_twenty_parallel_requests_with_one_key_make_one_effect(make_app, c
     assert after.json() == firsts[0].json()
 
 
-async def test_the_stored_response_commits_in_the_routes_own_transaction(make_app, client_of, database, settings):
+@pytest.mark.parametrize("path", ["/v1/probe/charges-fn", "/v1/probe/charges-inline"])
+async def test_the_stored_response_commits_in_the_routes_own_transaction(make_app, client_of, database, settings,
+                                                                         path):
     app, [auth] = await setup(make_app, database, settings)
     async with client_of(app) as c:
-        r = await c.post("/v1/probe/charges-fn", json={"tag": "tx"}, headers={**auth, HEADER: "tx-1"})
+        r = await c.post(path, json={"tag": "tx"}, headers={**auth, HEADER: "tx-1"})
     assert r.status_code == 201
     async with database.connect() as conn:
         [route_tx] = await effects(conn, "charge-tx")
