@@ -1,6 +1,6 @@
 """Load benchmark of the hot endpoints: the bare baseline, the core alone, every plugin on.
 
-    python bench/load.py [--quick] [--seconds 8] [--rounds 2] [--no-record]
+    python bench/load.py [--quick] [--seconds 8] [--rounds 2] [--no-record] [--endpoints 'create booking,...']
     python bench/load.py --growth [--quick]
 
 Starts a throwaway embedded PostgreSQL (or uses DATABASE_URL), migrates it with every
@@ -355,14 +355,15 @@ def server_env(home: Path, url: str) -> dict[str, str]:
 
 
 def compare(home: Path, url: str, tokens: list[str], location: str, seconds: int, rate_seconds: int, warm: int,
-            rounds: int, ids: list[str]) -> dict:
+            rounds: int, ids: list[str], only: list[str] | None = None) -> dict:
     env = server_env(home, url)
     results: dict[str, dict[str, dict]] = {}
     loads: dict[str, str] = {}
     with ExitStack() as stack:
         bases = {name: stack.enter_context(harness.serve(target, {**env, **extra}))
                  for name, (target, extra) in VARIANTS.items()}
-        for i, (endpoint, spec) in enumerate(endpoints(tokens, location, ids).items()):
+        chosen = {k: v for k, v in endpoints(tokens, location, ids).items() if not only or k in only}
+        for i, (endpoint, spec) in enumerate(chosen.items()):
             loads[endpoint] = load_avg()
             names = [n for n in VARIANTS if n in spec.get("apps", VARIANTS)]
             for name in names:
@@ -495,6 +496,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, help="wrk seconds per measurement (default 10, quick 3)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per endpoint, best kept (default 2, quick 1)")
     parser.add_argument("--no-record", action="store_true", help="print only, do not write bench/RESULTS.md")
+    parser.add_argument("--endpoints", help="comma-separated subset, e.g. 'create booking,availability'")
     args = parser.parse_args()
     from myhibachi.core.db import Database
 
@@ -507,7 +509,8 @@ def main() -> None:
     all_flags_on(settings, plugin_names)
     db = Database(url)
     n_customers = 2_000 if args.quick else 10_000
-    command = "python bench/load.py" + (" --growth" if args.growth else "") + (" --quick" if args.quick else "")
+    command = "python bench/load.py" + (" --growth" if args.growth else "") + (" --quick" if args.quick else "") + (
+        f" --endpoints '{args.endpoints}'" if args.endpoints else "")
 
     async def seed(n_bookings: int, focus: int):
         async with db.begin() as conn:
@@ -526,7 +529,8 @@ def main() -> None:
               flush=True)
         tokens = tokens_for(settings, ids[:TOKENS])
         run = compare(home, url, tokens, location, seconds, max(3, seconds * 2 // 3), 1 if args.quick else 2,
-                      args.rounds or (1 if args.quick else 2), [str(i) for i in ids[:TOKENS]])
+                      args.rounds or (1 if args.quick else 2), [str(i) for i in ids[:TOKENS]],
+                      args.endpoints.split(",") if args.endpoints else None)
         text = (f"- Machine: {harness.machine()}; embedded PostgreSQL 18 on the same 2 cores.\n"
                 f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Command: `{command}`.\n"
                 f"- Data: {n_customers:,} customers (sealed PII), {n_bookings:,} bookings over a year, one location.\n"

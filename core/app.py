@@ -254,10 +254,12 @@ def create_app(
     async def lifespan(app: FastAPI):
         flags.start()
         ctx.cache.start(await ctx.pools.reads())
+        ctx.waker.start(await ctx.pools.reads())
         await ctx.pools.writes()
         try:
             yield
         finally:
+            await ctx.waker.stop()
             await ctx.cache.stop()
             await ctx.pools.close()
             flags.stop()

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from myhibachi.core.cache import SharedCache
 from myhibachi.core.db import Database, RequestPools
+from myhibachi.core.events import Waker
 from myhibachi.core.flags import Flags
 from myhibachi.core.plugins import PluginManager
 from myhibachi.core.settings import Settings
@@ -26,6 +27,7 @@ class AppContext:
     extra: dict[str, Any] = field(default_factory=dict)
     pools: RequestPools | None = None  # the requests' psycopg pools (myhibachi.core.db)
     cache: SharedCache = field(default_factory=SharedCache)  # live while the app's lifespan runs
+    waker: Waker = field(default_factory=Waker)  # wakes the event dispatchers; likewise
 
     def add_poller(self, name: str, poller) -> None:
         from myhibachi.core.scheduled import add_poller

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
@@ -310,7 +310,7 @@ async def transacting(request: Request):
         return
     ctx = request.app.state.ctx
     async with (await ctx.pools.writes()).connection() as driver, driver.transaction():
-        conn = RequestConn(driver, ctx.db)
+        conn = RequestConn(driver, ctx.db, transaction=True)
         request.state.conn = conn
         token = audit.bind_request(request)
         try:
@@ -320,6 +320,8 @@ async def transacting(request: Request):
             audit.unbind_request(token)
             request.state.conn = None
             await conn.release()
+    for callback in conn.after_commit:
+        callback()
 
 
 async def get_conn(request: Request):
@@ -449,12 +451,14 @@ class RequestConn:
     connection is asked for one and kept with it, it costs nothing to a request that
     does not use it."""
 
-    __slots__ = ("driver", "_db", "_sa", "__weakref__")
+    __slots__ = ("driver", "_db", "_sa", "after_commit", "__weakref__")
 
-    def __init__(self, driver, db: Database) -> None:
+    def __init__(self, driver, db: Database, *, transaction: bool = False) -> None:
         self.driver = driver
         self._db = db
         self._sa = None
+        # Called once the request's transaction has committed (None outside a transaction).
+        self.after_commit: list[Callable[[], None]] | None = [] if transaction else None
 
     async def sqlalchemy(self) -> AsyncConnection:
         if self._sa is None:

@@ -1,7 +1,8 @@
 """Domain events through a transactional outbox, delivered at least once per subscriber.
 
 ``publish(conn, ctx, name, payload)`` writes the event and one delivery row per subscriber in
-the caller's transaction, and notifies the worker on commit. The worker's dispatcher claims
+the caller's transaction, and wakes the worker once it commits (a request's transaction
+through the app's :class:`Waker`, any other with a NOTIFY of its own). The worker's dispatcher claims
 a batch of due deliveries (``FOR UPDATE SKIP LOCKED``) and runs each handler in a savepoint
 of the transaction that marks its delivery done, so a handler's database effects happen
 once even across retries, crashed workers and parallel dispatchers. A failing (or stuck,
@@ -77,7 +78,10 @@ async def publish(conn, ctx, name: str, payload: dict[str, Any], *, actor: str |
     subscribers = [s for s, plugin, _ in ctx.event_handlers.get(name, ()) if ctx.plugins.get(plugin.name)]
     params = {"id": event_id, "name": name, "payload": _json(payload), "actor": actor}
     if subscribers:
-        await fetch_one(conn, _PUBLISH, params | {"subscribers": subscribers, "channel": CHANNEL})
+        if ctx.waker.after(conn):
+            await run(conn, _RECORD, params | {"subscribers": subscribers})
+        else:
+            await fetch_one(conn, _PUBLISH, params | {"subscribers": subscribers, "channel": CHANNEL})
     else:
         await run(conn, _SETTLED, params)
     return event_id
@@ -102,22 +106,71 @@ async def publish_many(conn, ctx, name: str, payloads: list[dict[str, Any]], *,
     return ids
 
 
-# Built once. With subscribers, the event, its deliveries and the notification are one
-# statement (one round trip on the request's path); the deliveries' foreign key is checked
-# at the end of the statement, when the event's row is there.
+# Built once. With subscribers, the event and its deliveries (and the notification, when
+# the transaction sends its own) are one statement, one round trip on the request's path;
+# the deliveries' foreign key is checked at the end of the statement, when the event's row is there.
 _SETTLED = sa.insert(outbox_events).values(
     id=sa.bindparam("id"), name=sa.bindparam("name"), payload=sa.bindparam("payload", type_=outbox_events.c.payload.type),
     actor=sa.bindparam("actor"), dispatched_at=sa.func.now())
-_PUBLISH = sa.text("""
-    WITH event AS (
-        INSERT INTO outbox_events (id, name, payload, actor) VALUES (:id, :name, :payload, :actor) RETURNING id
-    ), deliveries AS (
-        INSERT INTO event_deliveries (event_id, subscriber, status)
-        SELECT event.id, subscriber, 'pending' FROM event, unnest(:subscribers) AS subscriber
-    )
-    SELECT pg_notify(:channel, :name)
-""").bindparams(sa.bindparam("payload", type_=outbox_events.c.payload.type),
-                sa.bindparam("subscribers", type_=sa.ARRAY(sa.String)))
+_EVENT = "WITH event AS (INSERT INTO outbox_events (id, name, payload, actor) VALUES (:id, :name, :payload, :actor) " \
+         "RETURNING id)"
+_DELIVERIES = "INSERT INTO event_deliveries (event_id, subscriber, status) " \
+              "SELECT event.id, subscriber, 'pending' FROM event, unnest(:subscribers) AS subscriber"
+_TYPES = (sa.bindparam("payload", type_=outbox_events.c.payload.type),
+          sa.bindparam("subscribers", type_=sa.ARRAY(sa.String)))
+_RECORD = sa.text(f"{_EVENT} {_DELIVERIES}").bindparams(*_TYPES)
+_PUBLISH = sa.text(f"{_EVENT}, deliveries AS ({_DELIVERIES}) SELECT pg_notify(:channel, :name)").bindparams(*_TYPES)
+
+
+class Waker:
+    """Wakes the dispatchers after a request's publishing transaction commits: one NOTIFY
+    from this process per ``window`` at most, sent on an autocommit connection of its own.
+
+    A NOTIFY inside the publishing transaction would take PostgreSQL's cluster-wide
+    notification lock and hold it through that commit's WAL flush, so every booking's commit
+    would wait for every other. Coalesced, a burst of bookings costs one NOTIFY per window;
+    a wake lost to a crash or a network error only delays delivery until the dispatcher's
+    next poll (every second), as nothing but the wake lives outside the database."""
+
+    window = 0.02  # seconds
+
+    def __init__(self) -> None:
+        self._pool = None
+        self._due: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self.sent = 0
+
+    def start(self, pool) -> None:
+        self._pool, self._due = pool, asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def after(self, conn) -> bool:
+        """Arrange a wake for when ``conn``'s transaction commits: True when the caller may
+        leave the NOTIFY out (a request's transaction, with this waker running)."""
+        hooks = getattr(conn, "after_commit", None)
+        if self._task is None or hooks is None:
+            return False
+        if self._due.set not in hooks:
+            hooks.append(self._due.set)
+        return True
+
+    async def _run(self) -> None:
+        while True:
+            await self._due.wait()
+            self._due.clear()
+            try:
+                async with self._pool.connection() as conn:
+                    await conn.execute("SELECT pg_notify(%s, 'wake')", (CHANNEL,))
+                self.sent += 1
+            except Exception as exc:  # noqa: BLE001 - the dispatcher's poll delivers anyway
+                log.warning("could not wake the event dispatchers (%s); they poll every second", exc)
+            await asyncio.sleep(self.window)
 
 
 def backoff(attempts: int) -> timedelta:

@@ -385,3 +385,31 @@ async def test_old_settled_events_are_purged_but_dead_letters_stay(make_app):
         left = {str(i) for i in (await conn.execute(sa.select(outbox_events.c.id))).scalars()}
         deliveries = {str(i) for i in (await conn.execute(sa.select(event_deliveries.c.event_id))).scalars()}
     assert left == deliveries == {dead_id, fresh_id}
+
+
+async def test_publishing_requests_wake_the_dispatchers_after_commit_a_burst_once_per_window(make_app, client_of,
+                                                                                              db_url):
+    """A request's events wake the dispatchers from outside its transaction, coalesced: ten
+    publishing requests at once send fewer than ten notifications, and the last one comes
+    when every event is visible (broken on purpose: with the NOTIFY back in each publishing
+    transaction, ten requests send ten)."""
+    import psycopg
+
+    from myhibachi.core.db import pool_conninfo
+    from myhibachi.core.events import CHANNEL
+
+    app = make_app([ProbePlugin()], flags={"FEATURE_FLAG_PROBE": True})
+    ctx = app.state.ctx
+    visible: list[int] = []
+    async with await psycopg.AsyncConnection.connect(pool_conninfo(db_url), autocommit=True) as listen:
+        await listen.execute(f"LISTEN {CHANNEL}")
+        async with app.router.lifespan_context(app), client_of(app) as c:
+            ctx.waker.window = 0.3
+            answers = await asyncio.gather(*[c.post("/v1/probe/things", json={"tag": f"w{i}"}) for i in range(10)])
+            async for _ in listen.notifies(timeout=1.5):
+                async with ctx.db.connect() as conn:
+                    visible.append((await conn.execute(sa.select(sa.func.count()).select_from(outbox_events)))
+                                   .scalar_one())
+    assert [a.status_code for a in answers] == [201] * 10
+    assert 1 <= len(visible) < 10, visible
+    assert visible[-1] == 10
