@@ -1,8 +1,9 @@
 """Domain events through a transactional outbox, delivered at least once per subscriber.
 
-``publish(conn, ctx, name, payload)`` writes the event and one delivery row per subscriber in
-the caller's transaction, and wakes the worker once it commits (a request's transaction
-through the app's :class:`Waker`, any other with a NOTIFY of its own). The worker's dispatcher claims
+``publish(conn, ctx, name, payload)`` writes the event, naming its subscribers, in the
+caller's transaction, and wakes the worker once it commits (a request's transaction
+through the app's :class:`Waker`, any other with a NOTIFY of its own). The worker's dispatcher
+makes one delivery row per subscriber (``fan_out``), then claims
 a batch of due deliveries (``FOR UPDATE SKIP LOCKED``) and runs each handler in a savepoint
 of the transaction that marks its delivery done, so a handler's database effects happen
 once even across retries, crashed workers and parallel dispatchers. A failing (or stuck,
@@ -78,10 +79,11 @@ async def publish(conn, ctx, name: str, payload: dict[str, Any], *, actor: str |
     subscribers = [s for s, plugin, _ in ctx.event_handlers.get(name, ()) if ctx.plugins.get(plugin.name)]
     params = {"id": event_id, "name": name, "payload": _json(payload), "actor": actor}
     if subscribers:
+        params["subscribers"] = subscribers
         if ctx.waker.after(conn):
-            await run(conn, _RECORD, params | {"subscribers": subscribers})
+            await run(conn, _RECORD, params)
         else:
-            await fetch_one(conn, _PUBLISH, params | {"subscribers": subscribers, "channel": CHANNEL})
+            await fetch_one(conn, _PUBLISH, params | {"channel": CHANNEL})
     else:
         await run(conn, _SETTLED, params)
     return event_id
@@ -97,29 +99,41 @@ async def publish_many(conn, ctx, name: str, payloads: list[dict[str, Any]], *,
     ids = [uuid.uuid4() for _ in payloads]
     subscribers = [s for s, plugin, _ in ctx.event_handlers.get(name, ()) if ctx.plugins.get(plugin.name)]
     await conn.execute(sa.insert(outbox_events), [
-        {"id": i, "name": name, "payload": _json(p), "actor": actor, "dispatched_at": None if subscribers else utcnow()}
+        {"id": i, "name": name, "payload": _json(p), "actor": actor, "subscribers": subscribers or None,
+         "dispatched_at": None if subscribers else utcnow()}
         for i, p in zip(ids, payloads)])
     if subscribers:
-        await conn.execute(sa.insert(event_deliveries), [
-            {"event_id": i, "subscriber": s, "status": "pending"} for i in ids for s in subscribers])
         await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, name)))
     return ids
 
 
-# Built once. With subscribers, the event and its deliveries (and the notification, when
-# the transaction sends its own) are one statement, one round trip on the request's path;
-# the deliveries' foreign key is checked at the end of the statement, when the event's row is there.
+# Built once. An event with subscribers is one row that names them; the dispatcher makes
+# their delivery rows (``fan_out``), so the publishing transaction writes no more than that.
 _SETTLED = sa.insert(outbox_events).values(
     id=sa.bindparam("id"), name=sa.bindparam("name"), payload=sa.bindparam("payload", type_=outbox_events.c.payload.type),
     actor=sa.bindparam("actor"), dispatched_at=sa.func.now())
-_EVENT = "WITH event AS (INSERT INTO outbox_events (id, name, payload, actor) VALUES (:id, :name, :payload, :actor) " \
-         "RETURNING id)"
-_DELIVERIES = "INSERT INTO event_deliveries (event_id, subscriber, status) " \
-              "SELECT event.id, subscriber, 'pending' FROM event, unnest(:subscribers) AS subscriber"
-_TYPES = (sa.bindparam("payload", type_=outbox_events.c.payload.type),
-          sa.bindparam("subscribers", type_=sa.ARRAY(sa.String)))
-_RECORD = sa.text(f"{_EVENT} {_DELIVERIES}").bindparams(*_TYPES)
-_PUBLISH = sa.text(f"{_EVENT}, deliveries AS ({_DELIVERIES}) SELECT pg_notify(:channel, :name)").bindparams(*_TYPES)
+_RECORD = sa.insert(outbox_events).values(
+    id=sa.bindparam("id"), name=sa.bindparam("name"), payload=sa.bindparam("payload", type_=outbox_events.c.payload.type),
+    actor=sa.bindparam("actor"), subscribers=sa.bindparam("subscribers", type_=outbox_events.c.subscribers.type))
+_PUBLISH = sa.select(sa.func.pg_notify(sa.bindparam("channel"), sa.bindparam("name"))).add_cte(_RECORD.cte("event"))
+# Up to a batch of undelivered events get their delivery rows. A concurrent fan-out of the
+# same event waits for this one's short transaction, then finds the rows there.
+_FAN_OUT = sa.text("""
+    INSERT INTO event_deliveries (event_id, subscriber, status)
+    SELECT e.id, s.subscriber, 'pending'
+    FROM (SELECT id, subscribers FROM outbox_events e
+          WHERE dispatched_at IS NULL AND subscribers IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM event_deliveries d WHERE d.event_id = e.id)
+          ORDER BY created_at LIMIT :batch) AS e,
+         unnest(e.subscribers) AS s (subscriber)
+    ON CONFLICT DO NOTHING
+""")
+
+
+async def fan_out(ctx, *, batch: int = 500) -> int:
+    """Make the delivery rows of up to ``batch`` published events; returns how many rows."""
+    async with ctx.db.begin() as conn:
+        return (await conn.execute(_FAN_OUT, {"batch": batch})).rowcount
 
 
 class Waker:
@@ -222,6 +236,7 @@ async def deliver_batch(ctx, known: dict[str, tuple[Any, Handler]] | None = None
     known = _known(ctx) if known is None else known
     if not known:
         return 0
+    await fan_out(ctx)
     current = cause = None
     ran = 0
     try:

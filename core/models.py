@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from myhibachi.core.db import created_at, metadata, timestamp, uuid_pk
 
@@ -111,6 +111,8 @@ outbox_events = sa.Table(
     sa.Column("name", sa.String(100), nullable=False),
     sa.Column("payload", JSONB, nullable=False),
     sa.Column("actor", sa.String(100)),
+    # Who is to get the event, until the dispatcher has made their delivery rows.
+    sa.Column("subscribers", ARRAY(sa.String(200))),
     created_at(),
     timestamp("dispatched_at"),
     sa.Index("ix_outbox_events_pending", "created_at", postgresql_where=sa.text("dispatched_at IS NULL")),

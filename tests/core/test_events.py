@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from myhibachi.core.auth import create_api_key
-from myhibachi.core.events import deliver_due, publish, purge_settled
+from myhibachi.core.events import deliver_due, fan_out, publish, purge_settled
 from myhibachi.core.scheduled import pollers
 from myhibachi.core.models import event_deliveries, outbox_events
 from tests.core import probe
@@ -57,8 +57,12 @@ async def test_publish_is_part_of_the_callers_transaction(make_app):
     async with ctx.db.begin() as conn:
         event_id = await publish(conn, ctx, "booking.created", {"tag": "kept"}, actor="customer-9")
     async with ctx.db.connect() as conn:
-        names = (await conn.execute(sa.select(outbox_events.c.id, outbox_events.c.payload))).all()
-    assert [(i, p) for i, p in names] == [(event_id, {"tag": "kept"})]
+        names = (await conn.execute(sa.select(outbox_events.c.id, outbox_events.c.payload,
+                                              outbox_events.c.subscribers))).all()
+    assert [tuple(row) for row in names] == [(event_id, {"tag": "kept"}, [SUBSCRIBER])]
+    # The publisher writes the event alone; the dispatcher makes its delivery rows, once.
+    assert await statuses(ctx.db) == {}
+    assert await fan_out(ctx) == 1 and await fan_out(ctx) == 0
     assert await statuses(ctx.db) == {(str(event_id), SUBSCRIBER): ("pending", 0)}
 
 
@@ -368,6 +372,7 @@ async def test_old_settled_events_are_purged_but_dead_letters_stay(make_app):
     ctx = make_app([ProbePlugin()], flags={"FEATURE_FLAG_PROBE": True}).state.ctx
     assert "core.outbox_retention" in pollers(ctx)
     done_id, dead_id, fresh_id = await publish_many(ctx, 3)
+    await fan_out(ctx)
     probe.ALWAYS_FAIL["on"] = True
     async with ctx.db.begin() as conn:  # only the dead one is due now
         await conn.execute(sa.update(event_deliveries).where(event_deliveries.c.event_id != dead_id)
