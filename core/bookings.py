@@ -783,8 +783,8 @@ def _page(rows, limit: int) -> tuple[list[dict], str | None]:
 
 async def availability(conn, ctx, principal: Principal, *, start_day: date, end_day: date,
                        party_size: int | None = None, time_zone: str | None = None,
-                       duration_minutes: int | None = None, extra: dict[str, Any] | None = None,
-                       now: datetime | None = None) -> Availability:
+                       duration_minutes: int | None = None, zip_code: str | None = None,
+                       extra: dict[str, Any] | None = None, now: datetime | None = None) -> Availability:
     """Bookable slots of the local days ``start_day``..``end_day`` with their remaining capacity."""
     rules = rules_of(ctx)
     now = now or utcnow()
@@ -814,7 +814,8 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     customer = principal.id if principal.kind == "customer" else None
 
     first = hook_view({"starts_at": candidates[0], "time_zone": tz_name, "duration_minutes": duration,
-                       "adults": size, "children": 0, "customer_id": customer, "extra": dict(extra or {})})
+                       "adults": size, "children": 0, "customer_id": customer, "zip_code": zip_code,
+                       "extra": dict(extra or {})})
     length = timedelta(minutes=duration)
 
     def view_at(start: datetime) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from myhibachi.core.errors import error_responses
 from myhibachi.core.idempotency import idempotent
 
 LIST_PARAMS = {"status", "starts_from", "starts_to", "customer_id", "cursor", "limit"}
-AVAILABILITY_PARAMS = {"from", "to", "party_size", "time_zone", "duration_minutes"}
+AVAILABILITY_PARAMS = {"from", "to", "party_size", "time_zone", "duration_minutes", "zip_code"}
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -116,6 +116,8 @@ def router() -> APIRouter:
         party_size: int | None = Query(None, ge=1, le=10_000),
         time_zone: str | None = Query(None, max_length=64, description="IANA time zone of the event."),
         duration_minutes: int | None = Query(None, ge=5, le=24 * 60),
+        zip_code: str | None = Query(None, pattern=r"^\d{5}(-\d{4})?$",
+                                     description="Where the event takes place, as create takes it."),
         principal: Principal = Depends(current_principal),
     ):
         """Bookable start times with their remaining capacity. Unknown query parameters reach
@@ -124,6 +126,6 @@ def router() -> APIRouter:
             return await svc.availability(
                 conn, request.app.state.ctx, principal, start_day=start_day, end_day=end_day,
                 party_size=party_size, time_zone=time_zone, duration_minutes=duration_minutes,
-                extra=_rest(request, AVAILABILITY_PARAMS))
+                zip_code=zip_code, extra=_rest(request, AVAILABILITY_PARAMS))
 
     return r

@@ -372,3 +372,29 @@ async def test_availability_answered_at_once_matches_slot_by_slot(make_app, clie
     assert ten["slots"] and {s["capacity"] for s in ten["slots"]} == {3} and thirteen["slots"] == []
     days = {datetime.fromisoformat(s["local_start"]).strftime("%a").lower() for s in ten["slots"]}
     assert days <= {"mon", "sat", "sun"}
+
+
+async def test_availability_by_zip_code_offers_what_create_accepts(make_app, client_of, seed):
+    """A customer who knows only where the party is asks with ``zip_code``, as create takes it:
+    the serving location's slots, none for a zip code no location serves, and a booking in an
+    offered slot is accepted (broken on purpose: without ``zip_code`` reaching the view, the
+    first answer is empty)."""
+    admin = await seed.staff("locations.*")
+    auth = seed.token(await seed.customer())
+    app = make_app([LocationsPlugin()], flags={FLAG: True})
+    async with client_of(app, headers=admin) as c:
+        assert (await c.post("/v1/locations", json=place("Harlem", ["10027"], events_per_slot=3))).status_code == 201
+    day = (utcnow() + timedelta(days=4)).date().isoformat()
+    query = {"from": day, "to": day, "time_zone": "America/New_York", "party_size": 10}
+    async with client_of(app, headers=auth) as c:
+        served = (await c.get("/v1/availability", params={**query, "zip_code": "10027"})).json()
+        elsewhere = (await c.get("/v1/availability", params={**query, "zip_code": "94105"})).json()
+        bad = await c.get("/v1/availability", params={**query, "zip_code": "1002"})
+        slot = served["slots"][0]
+        booked = await c.post("/v1/bookings", json={
+            "starts_at": slot["local_start"], "time_zone": "America/New_York", "adults": 10,
+            "address": "1 Lenox Ave", "zip_code": "10027"})
+    assert served["slots"] and {s["capacity"] for s in served["slots"]} == {3}
+    assert elsewhere["slots"] == []
+    assert bad.status_code == 422 and "zip_code" in bad.text
+    assert booked.status_code == 201, booked.text
