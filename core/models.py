@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, UUID
 
 from myhibachi.core.db import created_at, metadata, timestamp, uuid_pk
 
@@ -141,7 +141,7 @@ idempotency_keys = sa.Table(
     sa.Column("key", sa.String(200), primary_key=True),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("status_code", sa.Integer),
-    sa.Column("response", JSONB),
+    sa.Column("response", JSON),  # json keeps the first answer's key order for its replays
     created_at(),
     timestamp("expires_at", nullable=False),
     info=CORE,

@@ -54,6 +54,22 @@ async def test_customer_creates_booking_priced_and_published(make_app, client_of
         "extra": {}, "_actor": str(cid)}]
 
 
+async def test_a_retried_create_gets_the_first_answer_byte_for_byte_and_books_once(make_app, client_of,
+                                                                                    add_customer, clean_db):
+    """Create with an ``Idempotency-Key`` (optional on this route): the retry is not booked
+    again and gets the first response's very bytes (broken on purpose: stored as jsonb, the
+    replay's keys come back in jsonb's order)."""
+    _, auth = await add_customer()
+    app = make_app([])
+    headers = {**auth, "Idempotency-Key": str(uuid.uuid4())}
+    async with client_of(app) as c:
+        first = await c.post("/v1/bookings", json=booking_body(), headers=headers)
+        retry = await c.post("/v1/bookings", json=booking_body(), headers=headers)
+    assert first.status_code == retry.status_code == 201, first.text
+    assert retry.headers["idempotent-replayed"] == "true" and retry.content == first.content
+    assert await count_bookings(clean_db) == 1
+
+
 async def test_aware_start_equals_local_start_in_time_zone(make_app, client_of, add_customer):
     _, auth = await add_customer()
     app = make_app([])

@@ -76,7 +76,7 @@ async def test_retry_returns_the_stored_response_and_another_body_is_422(make_ap
         other_body = await c.post("/v1/probe/charges", json={"tag": "b"}, headers=headers)
         other_key = await c.post("/v1/probe/charges", json={"tag": "a"}, headers={**auth, HEADER: "order-2"})
     assert first.status_code == 201 and "idempotent-replayed" not in first.headers
-    assert (retry.status_code, retry.json()) == (201, first.json())
+    assert (retry.status_code, retry.content) == (201, first.content)  # the very bytes, keys in order
     assert other_body.status_code == 422
     assert other_body.headers["content-type"].startswith("application/problem+json")
     assert other_body.json()["errors"][0]["field"] == HEADER
