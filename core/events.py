@@ -102,7 +102,7 @@ async def publish_many(conn, ctx, name: str, payloads: list[dict[str, Any]], *,
         {"id": i, "name": name, "payload": _json(p), "actor": actor, "subscribers": subscribers or None,
          "dispatched_at": None if subscribers else utcnow()}
         for i, p in zip(ids, payloads)])
-    if subscribers:
+    if subscribers and not ctx.waker.after(conn):
         await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, name)))
     return ids
 
@@ -152,7 +152,6 @@ class Waker:
         self._pool = None
         self._due: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
-        self.sent = 0
 
     def start(self, pool) -> None:
         self._pool, self._due = pool, asyncio.Event()
@@ -181,7 +180,6 @@ class Waker:
             try:
                 async with self._pool.connection() as conn:
                     await conn.execute("SELECT pg_notify(%s, 'wake')", (CHANNEL,))
-                self.sent += 1
             except Exception as exc:  # noqa: BLE001 - the dispatcher's poll delivers anyway
                 log.warning("could not wake the event dispatchers (%s); they poll every second", exc)
             await asyncio.sleep(self.window)

@@ -31,24 +31,18 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
-async def idempotency_key(request: Request) -> str:
-    # read through a dependency: @idempotent already takes the route's Request parameter
-    return request.headers.get(HEADER, "")
-
-
 def add_routes(router: APIRouter, cfg) -> None:
     base = "/payments/deposits"
 
     @router.post(base, response_model=Deposit, status_code=201, responses=error_responses(401, 403, 409, 422, 503),
                  summary="Create a booking's deposit (a PaymentIntent at the provider)")
     @idempotent
-    async def create(body: DepositCreate, idem: str = Depends(idempotency_key), conn=Transaction,
-                     ctx=Depends(app_context),
+    async def create(body: DepositCreate, request: Request, conn=Transaction, ctx=Depends(app_context),
                      principal: Principal = Depends(authenticated)) -> Deposit:
         """A customer for their own booking, staff with `payments.write`. Without `amount_cents` the
         amount is the settings' percentage of the booking's stored total, at least their minimum."""
         row = await service.create_deposit(conn, ctx, cfg, principal, body.booking_id, body.amount_cents,
-                                           service.derived_id(scope_of(principal), idem, "deposit"))
+                                           service.derived_id(scope_of(principal), request.headers[HEADER], "deposit"))
         return Deposit(**row)
 
     @router.get(base, response_model=DepositPage, responses=error_responses(401, 403, 422),
@@ -95,11 +89,12 @@ def add_routes(router: APIRouter, cfg) -> None:
     @router.post(base + "/{deposit_id}/refunds", response_model=DepositWithRefund, status_code=201,
                  responses=error_responses(401, 403, 404, 409, 422, 503), summary="Refund a deposit, fully or partly")
     @idempotent
-    async def refund(deposit_id: uuid.UUID, body: RefundCreate, idem: str = Depends(idempotency_key), conn=Transaction,
+    async def refund(deposit_id: uuid.UUID, body: RefundCreate, request: Request, conn=Transaction,
                      ctx=Depends(app_context), principal: Principal = Depends(authenticated)) -> DepositWithRefund:
         """Staff with `payments.write`. Refunds together never exceed what was captured (409)."""
         dep, row = await service.refund_deposit(conn, ctx, principal, deposit_id, body.amount_cents, body.reason,
-                                                service.derived_id(scope_of(principal), idem, f"refund:{deposit_id}"))
+                                                service.derived_id(scope_of(principal), request.headers[HEADER],
+                                                                   f"refund:{deposit_id}"))
         return DepositWithRefund(deposit=Deposit(**dep), refund=Refund(**row))
 
     @router.post("/webhooks/stripe", response_model=WebhookResult, responses=error_responses(400),
