@@ -150,7 +150,7 @@ def main() -> None:
             ids = await load.seed_customers(db, settings, 500)
             location = await load.seed_location(db)
             await load.seed_bookings(db, 0, 10_000, 500, location=location)
-            await db.dispose()
+            await db.close()
             return ids, location
 
         if seeded.exists():

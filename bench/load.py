@@ -120,9 +120,9 @@ async def seed_customers(db, settings, n: int) -> list[uuid.UUID]:
              **sealed(ctx, c, {"email": f"guest{i}@example.com", "name": f"Guest {i}",
                                "phone": f"+1202555{i % 10000:04d}", "address": f"{i} Market St"})}
             for i, c in enumerate(ids)]
-    async with db.begin() as conn:
+    async with db.transaction() as conn:
         for i in range(0, n, 5000):
-            await conn.execute(sa.insert(customers), rows[i:i + 5000])
+            await conn.run(sa.insert(customers), rows[i:i + 5000])
     return ids
 
 
@@ -151,13 +151,13 @@ async def seed_bookings(db, first: int, count: int, customers: int, *, focus: in
     step = 200_000
     for lo in range(first, first + count, step):
         hi = min(lo + step, first + count) - 1
-        async with db.begin() as conn:
-            await conn.execute(sa.text(BOOKINGS_SQL), {
+        async with db.transaction() as conn:
+            await conn.run(sa.text(BOOKINGS_SQL), {
                 "first": lo, "last": hi, "zip": ZIP, "focus": focus,
                 "focus_customers": focus_customers, "customers": customers,
                 "scope": f"{uuid.UUID(str(location)).hex}:" if location else ""})
-    async with db.begin() as conn:
-        await conn.execute(sa.text("ANALYZE bookings"))
+    async with db.transaction() as conn:
+        await conn.run(sa.text("ANALYZE bookings"))
 
 
 LOYALTY_SQL = ["""
@@ -175,9 +175,9 @@ FROM loyalty_accounts a CROSS JOIN generate_series(1, 4) AS k
 
 async def seed_loyalty(db) -> None:
     """Every customer has an account with four lots, three still open."""
-    async with db.begin() as conn:
+    async with db.transaction() as conn:
         for statement in LOYALTY_SQL:
-            await conn.execute(sa.text(statement))
+            await conn.run(sa.text(statement))
 
 
 async def seed_location(db) -> str:
@@ -186,7 +186,7 @@ async def seed_location(db) -> str:
     from myhibachi.core.cache import SharedCache
     from myhibachi.plugins.locations.service import create_location
 
-    async with db.begin() as conn:
+    async with db.transaction() as conn:
         return (await create_location(conn, SimpleNamespace(cache=SharedCache()), {
             "name": "Bench kitchen", "address": "1 Market St", "city": "San Francisco", "state": "CA",
             "zip_code": ZIP, "time_zone": "UTC", "capacity": 1000, "events_per_slot": 1_000_000,
@@ -481,7 +481,7 @@ def query_times(url: str, customer_ids: list[uuid.UUID], booking_ids: list[str])
 
 async def focus_bookings(db, customer_ids: list[uuid.UUID]) -> list[str]:
     """One booking id of each measured customer (for GET /v1/bookings/{id})."""
-    async with db.connect() as conn:
+    async with db.read() as conn:
         rows = (await conn.execute(sa.text(
             "SELECT DISTINCT ON (customer_id) customer_id, id FROM bookings WHERE customer_id = ANY(:ids) "
             "ORDER BY customer_id, created_at"), {"ids": customer_ids})).all()
@@ -513,8 +513,8 @@ def main() -> None:
         f" --endpoints '{args.endpoints}'" if args.endpoints else "")
 
     async def seed(n_bookings: int, focus: int):
-        async with db.begin() as conn:
-            await conn.execute(sa.text("TRUNCATE bookings, booking_slots, outbox_events, customers CASCADE"))
+        async with db.transaction() as conn:
+            await conn.run(sa.text("TRUNCATE bookings, booking_slots, outbox_events, customers CASCADE"))
         ids = await seed_customers(db, settings, n_customers)
         location = await seed_location(db)
         await seed_bookings(db, 0, n_bookings, n_customers, focus=focus, location=location)
@@ -524,7 +524,7 @@ def main() -> None:
     if not args.growth:
         n_bookings = 10_000 if args.quick else 100_000
         ids, location = asyncio.run(seed(n_bookings, 0))
-        asyncio.run(db.dispose())
+        asyncio.run(db.close())
         print(f"seeded {n_customers} customers, {n_bookings} bookings in {time.monotonic() - started:.0f} s",
               flush=True)
         tokens = tokens_for(settings, ids[:TOKENS])
@@ -554,7 +554,7 @@ def main() -> None:
     before = growth_run(home, url, tokens, booking_ids, seconds, rate)
     t0 = time.monotonic()
     asyncio.run(seed_bookings(db, small, large - small, n_customers, location=location))
-    asyncio.run(db.dispose())
+    asyncio.run(db.close())
     grown = time.monotonic() - t0
     print(f"added {large - small:,} bookings in {grown:.0f} s", flush=True)
     sql_after = query_times(url, ids[:PAGE_CUSTOMERS], booking_ids)

@@ -30,18 +30,18 @@ async def seed(db, ctx, count: int, channel: str) -> None:
     now = datetime.now(timezone.utc)
     people = [uuid.uuid4() for _ in range(max(1, count // 10))]
     events = [uuid.uuid4() for _ in range(max(1, count // 2))]
-    async with db.begin() as conn:
-        await conn.execute(sa.insert(customers), [
+    async with db.transaction() as conn:
+        await conn.run(sa.insert(customers), [
             {"id": c, **sealed(ctx, c, {"email": f"{c.hex}@example.com", "phone": "+12025550000", "name": "Guest",
                                         "address": None})}
             for c in people])
-        await conn.execute(sa.insert(bookings), [
+        await conn.run(sa.insert(bookings), [
             {"id": b, "customer_id": people[i % len(people)], "starts_at": now + timedelta(hours=20, minutes=i % 600),
              "time_zone": ("America/New_York", "America/Chicago", "America/Los_Angeles")[i % 3],
              "duration_minutes": 120, "party_size": 10, "adults": 10, "address": f"{i} Main St", "zip_code": "10001",
              "status": "confirmed", "total_cents": 60000, "slot_key": f"s{i}"} for i, b in enumerate(events)])
         due = now - timedelta(minutes=1)
-        await conn.execute(sa.insert(booking_reminders), [
+        await conn.run(sa.insert(booking_reminders), [
             {"id": uuid.uuid4(), "booking_id": events[i % len(events)], "reminder_type": "custom", "scheduled_at": due,
              "next_attempt_at": due, "notification_channel": channel} for i in range(count)])
 
@@ -67,8 +67,8 @@ async def main(count: int, batch: int, channel: str) -> None:
     manager.load(discover(), strict=True)
     migrate.upgrade(url, manager)
     db = Database(url)
-    async with db.begin() as conn:
-        await conn.execute(sa.text("TRUNCATE booking_reminders, offline_outbox, bookings, customers CASCADE"))
+    async with db.transaction() as conn:
+        await conn.run(sa.text("TRUNCATE booking_reminders, offline_outbox, bookings, customers CASCADE"))
     TogglesFile(settings.toggles_path).set("FEATURE_FLAG_BOOKING_REMINDERS", enabled=True, rollout=100)
     app = create_app([RemindersPlugin(batch_size=batch)], settings=settings, database=db)
     ctx = app.state.ctx
@@ -81,12 +81,12 @@ async def main(count: int, batch: int, channel: str) -> None:
         handled += done
     elapsed = time.perf_counter() - started
 
-    async with db.connect() as conn:
-        sent = (await conn.execute(sa.select(sa.func.count()).select_from(booking_reminders)
-                                   .where(booking_reminders.c.status == "sent"))).scalar()
-        messages = (await conn.execute(sa.select(sa.func.count()).select_from(offline_outbox))).scalar()
+    async with db.read() as conn:
+        sent = await conn.scalar(sa.select(sa.func.count()).select_from(booking_reminders)
+                                   .where(booking_reminders.c.status == "sent"))
+        messages = await conn.scalar(sa.select(sa.func.count()).select_from(offline_outbox))
     ctx.flags.stop()
-    await db.dispose()
+    await db.close()
     print(f"reminders={count} channel={channel} batch={batch} claimed={handled} sent={sent} "
           f"outbox_rows={messages} seconds={elapsed:.2f} per_second={count / elapsed:.0f}")
     assert sent == count, "every reminder must be sent exactly once"

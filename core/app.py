@@ -18,10 +18,11 @@ from myhibachi.core import __version__, audit, errors, ratelimit
 from myhibachi.core.audit import STATE_CHANGING
 from myhibachi.core.auth import Principal, current_principal, require
 from myhibachi.core.context import AppContext
-from myhibachi.core.db import Database, RequestPools, resolve_url
+from myhibachi.core.db import Database, resolve_url
 from myhibachi.core.errors import Problem, error_responses
 from myhibachi.core.flags import Flags
 from myhibachi.core.plugins import Plugin, PluginManager, load_installed
+from myhibachi.core.routing import GatedRoute, Route, flag_gate, gated_route
 from myhibachi.core.settings import Settings
 
 log = logging.getLogger("myhibachi.app")
@@ -42,46 +43,6 @@ class PluginInfo(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, Any] = {}
-
-
-def feature_disabled(flag: str) -> Problem:
-    return Problem(404, "Feature disabled", f"this feature is not enabled ({flag})", kind="feature-disabled",
-                   flag=flag)
-
-
-def flag_gate(flag: str):
-    """Dependency: 404 problem when ``flag`` is off for the caller (for routes outside plugin routers)."""
-
-    async def gate(request: Request, principal: Principal = Depends(current_principal)) -> None:
-        if not request.app.state.ctx.flags.enabled(flag, principal.flag_context()):
-            raise feature_disabled(flag)
-
-    gate.flag = flag
-    return gate
-
-
-class GatedRoute(APIRoute):
-    """A plugin route behind its plugin's flag (``flag`` is set per plugin by ``gated_route``).
-
-    The check runs in the route's handler rather than as a dependency: FastAPI solving one
-    more dependency costs ~25 us a request, this costs the flag check (a dict lookup) and
-    the principal, which the route's own dependencies then find cached on the request.
-    """
-
-    flag: str = ""
-
-    def get_route_handler(self):
-        handler = super().get_route_handler()
-        flag = self.flag
-
-        async def gated(request: Request):
-            await ratelimit.rate_limit(request)  # a bad token spends its address's budget first
-            principal = await current_principal(request)
-            if not request.app.state.ctx.flags.enabled(flag, principal.flag_context()):
-                raise feature_disabled(flag)
-            return await handler(request)
-
-        return gated
 
 
 def _leaf_routes(router):
@@ -129,16 +90,12 @@ def _lead_in(leads: frozenset[str], matches):
     return matches_with_a_known_lead
 
 
-def gated_route(flag: str | None) -> type[APIRoute]:
-    return type("GatedRoute", (GatedRoute,), {"flag": flag}) if flag else APIRoute
-
-
 def plugin_states(ctx: AppContext) -> list[PluginInfo]:
     return [PluginInfo(**row) for row in ctx.plugins.states(ctx.flags)]
 
 
 def _core_router() -> APIRouter:
-    router = APIRouter(tags=["meta"])
+    router = APIRouter(tags=["meta"], route_class=Route)
 
     @router.get("/meta/plugins", response_model=list[PluginInfo],
                 responses=error_responses(401, 403))
@@ -229,9 +186,9 @@ def create_app(
     manager.flags = flags
     if not flags.server_mode:
         flags_file_defaults(flags, manager)
-    db = database or Database(resolve_url(settings))
-    ctx = AppContext(settings=settings, db=db, flags=flags, plugins=manager,
-                     pools=RequestPools(db.url, settings.db_write_pool_size, settings.db_read_pool_size))
+    db = database or Database(resolve_url(settings), pool_size=settings.db_write_pool_size,
+                                 read_pool_size=settings.db_read_pool_size)
+    ctx = AppContext(settings=settings, db=db, flags=flags, plugins=manager)
     ctx.ports = ports.build(ctx)
     ctx.huey = tasks.make_huey(settings)
     ctx.extra["ratelimiter"] = ratelimit.build(settings)
@@ -253,19 +210,18 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         flags.start()
-        ctx.cache.start(await ctx.pools.reads())
-        ctx.waker.start(await ctx.pools.reads())
-        await ctx.pools.writes()
+        ctx.cache.start(await db.pool("reads"))
+        ctx.waker.start(await db.pool("reads"))
+        await db.pool("writes")
         try:
             yield
         finally:
             await ctx.waker.stop()
             await ctx.cache.stop()
-            await ctx.pools.close()
             flags.stop()
             await ctx.extra["ratelimiter"].close()
             if database is None:
-                await db.dispose()
+                await db.close()
 
     app = FastAPI(
         title="My Hibachi API",

@@ -4,10 +4,11 @@ Every state-changing request (POST, PUT, PATCH, DELETE) by a staff principal (an
 an API key) is recorded without the route writing anything, whether the route declares its
 permission or checks it in its service: the core calls the ``record_admin_action`` hook once per recorded action.
 
-* Routes that take ``conn = Transaction`` get the hook called on that connection
-  just before the request's transaction commits, so the change and its audit record
-  commit or roll back together. A route that raises records nothing.
-* Routes that do not use ``get_conn`` are recorded after a successful response, in a
+* Routes that take ``conn: Conn = Connection`` get the hook called on that connection
+  just before the request's transaction commits (a ``before_commit`` callback the core's
+  route class adds), so the change and its audit record commit or roll back together.
+  A route that raises records nothing.
+* Routes without a connection are recorded after a successful response, in a
   transaction of their own: the record is kept, but not atomically with the change.
 
 A route may describe what it changed with :func:`note_change` (resource, id, the changed
@@ -160,7 +161,7 @@ async def _call(ctx, conn, principal: Principal, entries: list[dict[str, Any]]) 
 
 
 async def before_commit(request, conn) -> None:
-    """Called by ``get_conn`` when the route returned: record in the request's transaction."""
+    """Called just before a route's transaction commits: record in that transaction."""
     scope = request.scope
     found = _staff_action(scope)
     if found is None:
@@ -171,7 +172,7 @@ async def before_commit(request, conn) -> None:
 
 
 async def after_response(scope: dict[str, Any], status: int) -> None:
-    """Called by the core middleware: record actions of routes that did not use ``get_conn``."""
+    """Called by the core middleware: record actions of routes without a connection."""
     if status >= 400:
         return
     found = _staff_action(scope)
@@ -180,14 +181,14 @@ async def after_response(scope: dict[str, Any], status: int) -> None:
     principal, permission = found
     ctx = scope["app"].state.ctx
     try:
-        async with ctx.db.begin() as conn:
+        async with ctx.db.transaction() as conn:
             await _call(ctx, conn, principal, _entries(scope, principal, permission))
     except Exception:
         log.exception("could not record the audit trail of %s %s", scope["method"], scope.get("path"))
 
 
 def bind_request(request):
-    """Make ``request`` the one :func:`audited` calls note their changes on (set by ``get_conn``)."""
+    """Make ``request`` the one :func:`audited` calls note their changes on (set by the route class)."""
     return _request.set(request)
 
 
@@ -214,7 +215,7 @@ async def record(conn, ctx, *, action: str, resource_type: str, resource_id: Any
 def audited(resource_type: str, *, action: str | None = None, id_arg: str = "id") -> Callable:
     """Mark an async service function as an audited action.
 
-    Inside a request using ``get_conn`` the call is noted on the request (recorded with it,
+    Inside a request's transaction the call is noted on the request (recorded with it,
     in its transaction). Elsewhere it is recorded at once on the function's ``conn``
     argument, with the ``actor`` argument (a Principal) or the system as the actor; the
     function must then take ``conn`` and ``ctx``. The resource id is the argument named

@@ -154,12 +154,12 @@ async def create_api_key(conn, settings, *, name: str, scopes: list[str], create
     from myhibachi.core.models import api_keys
 
     key, prefix = new_api_key()
-    row = (await conn.execute(
+    row = await conn.fetch_one(
         sa.insert(api_keys).values(
             id=uuid.uuid4(), name=name, prefix=prefix, key_hash=token_hash(settings, key), scopes=scopes,
             created_by=created_by, expires_at=expires_at,
         ).returning(api_keys)
-    )).mappings().one()
+    )
     return key, dict(row)
 
 
@@ -177,7 +177,7 @@ async def principal_from_api_key(conn, settings, key: str) -> Principal | None:
         prefix = key[len(API_KEY_PREFIX):].split("_", 1)[0]
     except IndexError:
         return None
-    row = (await conn.execute(_key_by_prefix(), {"prefix": prefix})).mappings().first()
+    row = await conn.fetch_one(_key_by_prefix(), {"prefix": prefix})
     if row is None or not hmac.compare_digest(row["key_hash"], token_hash(settings, key)):
         return None
     now = datetime.now(timezone.utc)
@@ -185,7 +185,7 @@ async def principal_from_api_key(conn, settings, key: str) -> Principal | None:
         return None
     # At most one write a minute per key, so a busy machine client does not write on every request.
     if row["last_used_at"] is None or now - row["last_used_at"] >= LAST_USED_GRANULARITY:
-        await conn.execute(sa.update(api_keys).where(api_keys.c.id == row["id"]).values(last_used_at=now))
+        await conn.run(sa.update(api_keys).where(api_keys.c.id == row["id"]).values(last_used_at=now))
     return Principal("api_key", str(row["id"]), frozenset(row["scopes"]))
 
 
@@ -199,7 +199,7 @@ async def issue_refresh_token(conn, settings, *, subject: str, kind: str, family
     from myhibachi.core.models import refresh_tokens
 
     token = REFRESH_PREFIX + secrets.token_urlsafe(32)
-    await conn.execute(sa.insert(refresh_tokens).values(
+    await conn.run(sa.insert(refresh_tokens).values(
         id=uuid.uuid4(), subject=subject, kind=kind, token_hash=token_hash(settings, token),
         family=family or uuid.uuid4(),
         expires_at=datetime.now(timezone.utc) + timedelta(days=settings.refresh_token_days),
@@ -225,16 +225,16 @@ async def use_refresh_token(conn, settings, token: str) -> dict[str, Any] | None
 
     digest = token_hash(settings, token)
     t = refresh_tokens.c
-    row = (await conn.execute(
+    row = await conn.fetch_one(
         sa.update(refresh_tokens)
         .where(t.token_hash == digest, t.used_at.is_(None), t.revoked_at.is_(None), t.expires_at > sa.func.now())
         .values(used_at=sa.func.now())
         .returning(t.subject, t.kind, t.family)
-    )).mappings().first()
+    )
     if row is not None:
         return dict(row)
-    spent = (await conn.execute(
-        sa.select(t.family).where(t.token_hash == digest, t.used_at.is_not(None)))).scalar()
+    spent = await conn.scalar(
+        sa.select(t.family).where(t.token_hash == digest, t.used_at.is_not(None)))
     if spent is not None:
         await revoke_family(conn, spent)
     return None
@@ -244,7 +244,7 @@ async def revoke_family(conn, family: uuid.UUID) -> None:
     from myhibachi.core.models import refresh_tokens
 
     t = refresh_tokens.c
-    await conn.execute(sa.update(refresh_tokens).where(t.family == family, t.revoked_at.is_(None))
+    await conn.run(sa.update(refresh_tokens).where(t.family == family, t.revoked_at.is_(None))
                        .values(revoked_at=sa.func.now()))
 
 
@@ -252,8 +252,8 @@ async def revoke_refresh_token(conn, settings, token: str) -> bool:
     """Sign out: revoke the token's whole family. False when the token is unknown."""
     from myhibachi.core.models import refresh_tokens
 
-    family = (await conn.execute(sa.select(refresh_tokens.c.family)
-                                 .where(refresh_tokens.c.token_hash == token_hash(settings, token)))).scalar()
+    family = await conn.scalar(sa.select(refresh_tokens.c.family)
+                                 .where(refresh_tokens.c.token_hash == token_hash(settings, token)))
     if family is None:
         return False
     await revoke_family(conn, family)
@@ -284,7 +284,7 @@ async def current_principal(request: Request) -> Principal:
             raise Problem(401, "Unauthorized", "use 'Authorization: Bearer <token>'", kind="invalid-token",
                           headers={"WWW-Authenticate": "Bearer"})
         if token.startswith(API_KEY_PREFIX):
-            async with ctx.db.begin() as conn:
+            async with ctx.db.transaction() as conn:
                 principal = await principal_from_api_key(conn, ctx.settings, token)
             if principal is None:
                 raise Problem(401, "Unauthorized", "the API key is not valid", kind="invalid-token",

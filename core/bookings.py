@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import events
 from myhibachi.core.auth import Principal, check_owner_or
-from myhibachi.core.db import fetch_all, fetch_one, run, utcnow
+from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.models import booking_slots, bookings, customers
 from myhibachi.core.pagination import decode_cursor, encode_cursor
@@ -385,7 +385,7 @@ async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID 
     # An event ends within its own day, so one day back bounds the index scan.
     params = {"start": start, "end": end, "since": start - timedelta(days=1), "scope": f"{scope}:",
               "exclude": exclude}
-    row = await fetch_one(conn, _busy_query(bool(scope), exclude is not None), params)
+    row = await conn.fetch_one(_busy_query(bool(scope), exclude is not None), params)
     return Busy(row["starts"] or [], row["ends"] or [])
 
 
@@ -515,7 +515,7 @@ async def _customer_for(conn, principal: Principal, requested: uuid.UUID | None)
         if requested is not None and requested != own:
             raise Problem(403, "Forbidden", "customers book for themselves only", kind="forbidden",
                           permission="bookings.write")
-        found = await fetch_one(conn, _CUSTOMER_STATUS, {"customer_id": own})
+        found = await conn.fetch_one(_CUSTOMER_STATUS, {"customer_id": own})
         if found is None or found["status"] != "active":
             raise Problem(403, "Forbidden", "this customer account cannot book", kind="forbidden")
         return own
@@ -524,7 +524,7 @@ async def _customer_for(conn, principal: Principal, requested: uuid.UUID | None)
                       permission="bookings.write")
     if requested is None:
         raise invalid("customer_id", "staff name the customer the booking is for")
-    found = (await conn.execute(sa.select(customers.c.id).where(customers.c.id == requested))).first()
+    found = await conn.fetch_one(sa.select(customers.c.id).where(customers.c.id == requested))
     if found is None:
         raise invalid("customer_id", "no such customer")
     return requested
@@ -568,8 +568,8 @@ async def _lock_and_check_capacity(conn, ctx, principal, rules: Rules, view: dic
     scope = await scope_of(conn, ctx, principal, view)
     slots = covered(rules, view["starts_at"], view["duration_minutes"])
     keys = sorted(slot_key(s, scope) for s in slots)
-    await run(conn, _ADD_SLOTS, {"keys": keys})
-    await run(conn, _LOCK_SLOTS, {"keys": keys})
+    await conn.run(_ADD_SLOTS, {"keys": keys})
+    await conn.run(_LOCK_SLOTS, {"keys": keys})
     capacity = await capacity_of(conn, ctx, principal, view, rules)
     busy = await busy_between(conn, slots[0], slots[-1] + rules.slot, exclude, scope)
     if busy.used(rules, slots) >= capacity:
@@ -596,7 +596,7 @@ async def create_booking(conn, ctx, principal: Principal, data: BookingCreate, *
     view = hook_view(b)
     lines, total = await price(conn, ctx, principal, view, rules)
     await _lock_and_check_capacity(conn, ctx, principal, rules, view)
-    row = await fetch_one(conn, _INSERT, {
+    row = await conn.fetch_one(_INSERT, {
         "id": b["id"], "customer_id": customer_id, "starts_at": b["starts_at"], "time_zone": b["time_zone"],
         "duration_minutes": b["duration_minutes"], "party_size": view["party_size"], "adults": b["adults"],
         "children": b["children"], "address": b["address"], "zip_code": b["zip_code"], "menu": b["menu"],
@@ -637,7 +637,7 @@ _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
 
 async def get_booking(conn, principal: Principal, booking_id: uuid.UUID, *, for_update: bool = False,
                       permission: str = "bookings.read") -> dict[str, Any]:
-    row = await fetch_one(conn, _BY_ID_FOR_UPDATE if for_update else _BY_ID, {"booking_id": booking_id})
+    row = await conn.fetch_one(_BY_ID_FOR_UPDATE if for_update else _BY_ID, {"booking_id": booking_id})
     if row is None:
         raise not_found("Booking")
     check_owner_or(principal, row["customer_id"], permission, "Booking")
@@ -687,8 +687,8 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
     values.update(party_size=view["party_size"], price_lines=lines, total_cents=total, slot_key=view["slot_key"])
     changes = {f: {"old": _plain(old[f]), "new": _plain(v)} for f, v in values.items()
                if f not in ("price_lines", "slot_key") and old[f] != v}
-    row = (await conn.execute(sa.update(bookings).where(bookings.c.id == booking_id)
-                              .values(**values, updated_at=sa.func.now()).returning(bookings))).mappings().one()
+    row = await conn.fetch_one(sa.update(bookings).where(bookings.c.id == booking_id)
+                               .values(**values, updated_at=sa.func.now()).returning(bookings))
     problem = await refusal(conn, ctx, principal, view)
     if problem:
         raise problem
@@ -711,8 +711,8 @@ async def transition(conn, ctx, principal: Principal, booking_id: uuid.UUID, tar
     values: dict[str, Any] = {"status": target, "updated_at": sa.func.now()}
     if target == "cancelled":
         values["cancel_reason"] = reason
-    row = (await conn.execute(sa.update(bookings).where(bookings.c.id == booking_id).values(**values)
-                              .returning(bookings))).mappings().one()
+    row = await conn.fetch_one(sa.update(bookings).where(bookings.c.id == booking_id).values(**values)
+                               .returning(bookings))
     payload = {"booking_id": str(booking_id), "customer_id": str(row["customer_id"])}
     if target == "cancelled":
         payload["reason"] = reason
@@ -769,8 +769,8 @@ async def list_bookings(conn, ctx, principal: Principal, *, status: str | None =
         extra = [c for got in await ctx.call_all("booking_query_filters", principal.flag_context(), params=params)
                  for c in got]
         if extra:
-            return _page(await fetch_all(conn, query.where(*extra), binds, cache=False), limit)
-    return _page(await fetch_all(conn, query, binds), limit)
+            return _page(await conn.fetch_all(query.where(*extra), binds), limit)
+    return _page(await conn.fetch_all(query, binds), limit)
 
 
 def _page(rows, limit: int) -> tuple[list[dict], str | None]:

@@ -27,10 +27,17 @@ import uuid
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
+import sqlalchemy as sa
+
+from myhibachi.core.db import Conn
+
 log = logging.getLogger("myhibachi.cache")
 
 CHANNEL = "myhibachi_cache"
 _MISSING = object()
+
+
+_NOTIFY = sa.select(sa.func.pg_notify(sa.bindparam("channel"), sa.bindparam("payload")))
 
 
 class SharedCache:
@@ -47,13 +54,13 @@ class SharedCache:
     async def fetch_one(self, name: str, stmt, params: dict[str, Any], conn) -> dict[str, Any] | None:
         """``db.fetch_one`` of a pre-built statement, answered from the cache when it can be;
         ``conn`` runs it when the cache is not live."""
-        from myhibachi.core.db import fetch_one
+
 
         async def load():
             if self._pool is None or not self.live:
-                return await fetch_one(conn, stmt, params)
+                return await conn.fetch_one(stmt, params)
             async with self._pool.connection() as fresh:
-                return await fetch_one(fresh, stmt, params)
+                return await Conn(fresh, transaction=False).fetch_one(stmt, params)
 
         return await self.get(name, (id(stmt), *sorted(params.items())), load)
 
@@ -77,10 +84,8 @@ class SharedCache:
 
     async def changed(self, conn, name: str) -> None:
         """Tell every process that ``name`` changed, when ``conn``'s transaction commits."""
-        from myhibachi.core.db import driver_connection
-
         token = uuid.uuid4().hex
-        await driver_connection(conn).execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{name} {token}"))
+        await conn.run(_NOTIFY, {"channel": CHANNEL, "payload": f"{name} {token}"})
         self._drop(name)
         self._unsettled.setdefault(name, {})[token] = time.monotonic() + self.settle
 

@@ -153,7 +153,7 @@ def worker(interval: float = typer.Option(1.0, help="Seconds between polls when 
         except Exception:
             logging.getLogger("myhibachi.worker").exception("dispatch loop did not stop cleanly")
         ctx.flags.stop()  # its scheduler thread would keep the process alive after Ctrl-C
-        asyncio.run_coroutine_threadsafe(ctx.db.dispose(), loop).result(10)
+        asyncio.run_coroutine_threadsafe(ctx.db.close(), loop).result(10)
         typer.echo("worker stopped")
 
 
@@ -404,7 +404,7 @@ def outbox(
         try:
             return await records.read(db, port, limit)
         finally:
-            await db.dispose()
+            await db.close()
 
     rows = asyncio.run(read())
     if as_json:
@@ -430,16 +430,16 @@ async def _bootstrap(url: str, settings: Settings, name: str, force: bool) -> st
 
     db = Database(url, pool_size=1, max_overflow=0)
     try:
-        async with db.begin() as conn:
-            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(BOOTSTRAP_LOCK)))
-            existing = (await conn.execute(sa.select(api_keys.c.name).where(
-                api_keys.c.scopes.contains(["*"]), api_keys.c.revoked_at.is_(None)))).scalar()
+        async with db.transaction() as conn:
+            await conn.run(sa.select(sa.func.pg_advisory_xact_lock(BOOTSTRAP_LOCK)))
+            existing = await conn.scalar(sa.select(api_keys.c.name).where(
+                api_keys.c.scopes.contains(["*"]), api_keys.c.revoked_at.is_(None)))
             if existing is not None and not force:
                 return None
             key, _ = await create_api_key(conn, settings, name=name, scopes=["*"], created_by="cli:bootstrap")
             return key
     finally:
-        await db.dispose()
+        await db.close()
 
 
 @admin_app.command("bootstrap")
@@ -482,10 +482,10 @@ def admin_rotate_pii(batch: int = typer.Option(500, help="Rows per statement bat
     async def run() -> int:
         db = Database(_url(settings), pool_size=1, max_overflow=0)
         try:
-            async with db.begin() as conn:
+            async with db.transaction() as conn:
                 return await rotate_keys(conn, SimpleNamespace(settings=settings, extra={}), batch=batch)
         finally:
-            await db.dispose()
+            await db.close()
 
     typer.echo(f"re-sealed {asyncio.run(run())} customer(s)")
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Request
 
 from myhibachi.core.cache import SharedCache
-from myhibachi.core.db import Database, RequestPools
+from myhibachi.core.db import Database
 from myhibachi.core.events import Waker
 from myhibachi.core.flags import Flags
 from myhibachi.core.plugins import PluginManager
@@ -25,7 +25,6 @@ class AppContext:
     permissions: set[str] = field(default_factory=set)
     event_handlers: dict[str, list[tuple[str, Any, Any]]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
-    pools: RequestPools | None = None  # the requests' psycopg pools (myhibachi.core.db)
     cache: SharedCache = field(default_factory=SharedCache)  # live while the app's lifespan runs
     waker: Waker = field(default_factory=Waker)  # wakes the event dispatchers; likewise
 

@@ -12,13 +12,14 @@ import uuid
 from typing import Any
 
 import phonenumbers
+import psycopg
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import events
 from myhibachi.core.crypto import vault
-from myhibachi.core.db import fetch_one
+
 from myhibachi.core.errors import Problem, conflict, invalid
 from myhibachi.core.models import customers
 from myhibachi.core.passwords import hash_password, needs_rehash, verify_password
@@ -113,9 +114,9 @@ async def contacts(conn, ctx, customer_ids) -> dict[uuid.UUID, dict[str, Any]]:
     ids = list(set(customer_ids))
     if not ids:
         return {}
-    rows = (await conn.execute(sa.select(
+    rows = await conn.fetch_all(sa.select(
         customers.c.id, customers.c.key_id, customers.c.status, customers.c.email_enc, customers.c.phone_enc,
-        customers.c.name_enc).where(customers.c.id.in_(ids)))).mappings().all()
+        customers.c.name_enc).where(customers.c.id.in_(ids)))
     v = vault(ctx)
     return {r["id"]: {f: v.decrypt(r[f"{f}_enc"], r["key_id"], _aad(r["id"], f)) for f in ("email", "phone", "name")}
             | {"status": r["status"]} for r in rows}
@@ -123,20 +124,20 @@ async def contacts(conn, ctx, customer_ids) -> dict[uuid.UUID, dict[str, Any]]:
 
 
 async def get_customer(conn, ctx, customer_id: uuid.UUID) -> dict[str, Any] | None:
-    row = await fetch_one(conn, _BY_ID, {"customer_id": customer_id})
+    row = await conn.fetch_one(_BY_ID, {"customer_id": customer_id})
     return _open(ctx, row) if row else None
 
 
 async def find_by_email(conn, ctx, email: str) -> dict[str, Any] | None:
     digest = vault(ctx).lookup_hash("email", normalise_email(email))
-    row = (await conn.execute(sa.select(*_PROFILE).where(customers.c.email_hash == digest))).mappings().first()
+    row = await conn.fetch_one(sa.select(*_PROFILE).where(customers.c.email_hash == digest))
     return _open(ctx, row) if row else None
 
 
 async def find_by_phone(conn, ctx, phone: str) -> list[dict[str, Any]]:
     digest = vault(ctx).lookup_hash("phone", normalise_phone(phone))
-    rows = (await conn.execute(sa.select(*_PROFILE).where(customers.c.phone_hash == digest)
-                               .order_by(customers.c.created_at, customers.c.id))).mappings().all()
+    rows = await conn.fetch_all(sa.select(*_PROFILE).where(customers.c.phone_hash == digest)
+                               .order_by(customers.c.created_at, customers.c.id))
     return [_open(ctx, r) for r in rows]
 
 
@@ -157,7 +158,7 @@ async def list_customers(conn, ctx, *, limit: int = 50, cursor: str | None = Non
         at, cid = decode_cursor(cursor)
         query = query.where(sa.tuple_(customers.c.created_at, customers.c.id) < sa.tuple_(at, cid))
     query = query.order_by(customers.c.created_at.desc(), customers.c.id.desc()).limit(limit + 1)
-    rows = (await conn.execute(query)).mappings().all()
+    rows = await conn.fetch_all(query)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
@@ -175,12 +176,12 @@ async def create_customer(conn, ctx, *, email: str, name: str, phone: str | None
               "phone": normalise_phone(phone) if phone else None, "address": _clean_address(address)}
     password_hash = await hash_password(_check_password(password)) if password is not None else None
     customer_id = uuid.uuid4()
-    row = (await conn.execute(
+    row = await conn.fetch_one(
         pg_insert(customers)
         .values(id=customer_id, password_hash=password_hash, **sealed(ctx, customer_id, values))
         .on_conflict_do_nothing(constraint="uq_customers_email_hash")
         .returning(customers.c.status, customers.c.created_at, customers.c.updated_at)
-    )).mappings().first()
+    )
     if row is None:
         raise conflict("a customer with this email already exists", field="email")
     await events.publish(conn, ctx, "customer.created", {"customer_id": str(customer_id)},
@@ -198,8 +199,8 @@ async def update_customer(conn, ctx, customer_id: uuid.UUID, *, actor: str | Non
     unknown = set(changes) - set(PII) - {"status", "password"}
     if unknown:
         raise TypeError(f"update_customer got unknown fields {sorted(unknown)}")
-    row = (await conn.execute(
-        sa.select(*_PROFILE).where(customers.c.id == customer_id).with_for_update())).mappings().first()
+    row = await conn.fetch_one(
+        sa.select(*_PROFILE).where(customers.c.id == customer_id).with_for_update())
     if row is None:
         return None
     current = _open(ctx, row)
@@ -226,11 +227,11 @@ async def update_customer(conn, ctx, customer_id: uuid.UUID, *, actor: str | Non
         return current
     values.update(sealed(ctx, customer_id, wanted), updated_at=sa.func.now())
     try:
-        async with conn.begin_nested():
-            stamp = (await conn.execute(
+        async with conn.savepoint():
+            stamp = await conn.scalar(
                 sa.update(customers).where(customers.c.id == customer_id).values(**values)
-                .returning(customers.c.updated_at))).scalar_one()
-    except sa.exc.IntegrityError as exc:
+                .returning(customers.c.updated_at))
+    except psycopg.IntegrityError as exc:
         raise conflict("a customer with this email already exists", field="email") from exc
     if changed:
         await events.publish(conn, ctx, "customer.updated", {"customer_id": str(customer_id), "fields": changed},
@@ -246,21 +247,21 @@ async def authenticate(conn, ctx, email: str, password: str) -> dict[str, Any] |
         digest = None
     row = None
     if digest is not None:
-        row = (await conn.execute(
+        row = await conn.fetch_one(
             sa.select(customers.c.id, customers.c.password_hash, customers.c.status)
-            .where(customers.c.email_hash == digest))).mappings().first()
+            .where(customers.c.email_hash == digest))
     stored = row["password_hash"] if row and row["password_hash"] else None
     ok = await verify_password(stored, password)
     if not ok or row is None or row["password_hash"] is None or row["status"] != "active":
         return None
     if needs_rehash(stored):
-        await conn.execute(sa.update(customers).where(customers.c.id == row["id"])
+        await conn.run(sa.update(customers).where(customers.c.id == row["id"])
                            .values(password_hash=await hash_password(password)))
     return {"id": row["id"], "status": row["status"]}
 
 
 async def is_active(conn, customer_id: uuid.UUID) -> bool:
-    status = (await conn.execute(sa.select(customers.c.status).where(customers.c.id == customer_id))).scalar()
+    status = await conn.scalar(sa.select(customers.c.status).where(customers.c.id == customer_id))
     return status == "active"
 
 
@@ -269,12 +270,12 @@ async def rotate_keys(conn, ctx, *, batch: int = 500) -> int:
     current = vault(ctx).current_id
     done = 0
     while True:
-        rows = (await conn.execute(
+        rows = await conn.fetch_all(
             sa.select(*_PROFILE).where(customers.c.key_id != current).limit(batch)
-            .with_for_update(skip_locked=True))).mappings().all()
+            .with_for_update(skip_locked=True))
         if not rows:
             return done
         for row in rows:
-            await conn.execute(sa.update(customers).where(customers.c.id == row["id"])
+            await conn.run(sa.update(customers).where(customers.c.id == row["id"])
                                .values(**sealed(ctx, row["id"], _open(ctx, row))))
         done += len(rows)

@@ -1,34 +1,39 @@
-"""Database: one shared MetaData, the embedded PostgreSQL, the async engine.
+"""Database: one shared MetaData, the embedded PostgreSQL, and the one connection type.
 
 Every table (core and plugins) lives on ``metadata`` and carries ``info={"plugin": NAME}``
 (``"core"`` for the core's), so Alembic writes each owner's tables into its own branch.
-Statements are SQLAlchemy Core. A request's connection (``Transaction``, ``ReadOnly``) is
-a psycopg connection of the app's own pools (``RequestConn``): hot paths build their
-statements once and run them on it directly (``fetch_one`` / ``fetch_all`` / ``run``),
-and SQLAlchemy's ``execute`` runs on the same connection, lent to it on first use. Tasks,
-the CLI and tests use the engine (``Database.begin``) as before.
+
+Statements are built with SQLAlchemy Core (or ``sa.text``) and run by :class:`Conn` on a
+psycopg connection of the :class:`Database`'s pools. Routes, event handlers, pollers,
+tasks, CLI commands and tests all get a ``Conn`` and use the same six methods:
+``run``, ``fetch_one``, ``fetch_all``, ``scalar``, ``scalars`` and ``savepoint``.
+SQLAlchemy's async execute path costs about 0.15 ms of CPU a statement over psycopg's own
+(a greenlet switch, the compiled-cache lookup, result and row mapping), so SQLAlchemy only
+builds and compiles statements: each is compiled once (kept by identity, so build the
+statements of a hot path once, at import) and executed on psycopg directly.
+
+A route gets its connection by declaring ``conn: Connection`` (see
+:mod:`myhibachi.core.routing`): a transaction for POST/PUT/PATCH/DELETE, an autocommit read
+connection for GET. Code outside a request opens one with ``db.transaction()`` or
+``db.read()``. This module imports nothing else of the core.
 """
 from __future__ import annotations
 
-import functools
+import asyncio
 import json
 import logging
 import os
 import subprocess
 import uuid
+import weakref
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import NullPool
-from fastapi import Depends
-from starlette.requests import Request
 
 log = logging.getLogger("myhibachi.db")
 
@@ -131,7 +136,8 @@ def stop_embedded(home: Path) -> bool:
 
 
 def resolve_url(settings, *, keep_running: bool = False) -> str:
-    """The async SQLAlchemy URL for these settings, starting the embedded server when needed."""
+    """The SQLAlchemy URL (``postgresql+psycopg``) for these settings, starting the embedded
+    server when needed."""
     if settings.database_url:
         url = settings.database_url
         for prefix in ("postgresql://", "postgres://"):
@@ -141,12 +147,9 @@ def resolve_url(settings, *, keep_running: bool = False) -> str:
     return embedded_url(embedded_server(settings.home_dir, keep_running=keep_running))
 
 
-def make_engine(url: str, **kw: Any) -> AsyncEngine:
-    if "poolclass" not in kw:
-        kw.setdefault("pool_size", 10)
-        kw.setdefault("max_overflow", 10)
-    kw.setdefault("pool_pre_ping", False)
-    return create_async_engine(url, **kw)
+def pool_conninfo(url: str) -> str:
+    """The libpq connection string of a SQLAlchemy URL."""
+    return sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -155,331 +158,340 @@ def is_unavailable(exc: BaseException) -> bool:
 
     seen = exc
     while seen is not None:
-        if isinstance(seen, (psycopg.OperationalError, ConnectionError, OSError)):
-            return True
-        if isinstance(seen, sa.exc.DBAPIError) and seen.connection_invalidated:
-            return True
-        if isinstance(seen, sa.exc.TimeoutError):
+        if isinstance(seen, (psycopg.OperationalError, ConnectionError, OSError, TimeoutError)):
             return True
         seen = seen.__cause__ or seen.__context__ if seen.__cause__ is not seen else None
     return False
 
 
-class Database:
-    """Holds the engine; ``begin()`` gives a connection inside a transaction."""
+# --- statements ----------------------------------------------------------------------------
 
-    def __init__(self, url: str, **engine_kw: Any) -> None:
-        self.url = url
-        self.engine = make_engine(url, **engine_kw)
-
-    def begin(self):
-        return self.engine.begin()
-
-    def connect(self):
-        return self.engine.connect()
-
-    async def ping(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-
-    @functools.cached_property
-    def _lender(self) -> AsyncEngine:
-        # SQLAlchemy over connections the request pools own: no pool or reset of its own.
-        return create_async_engine(self.url, poolclass=NullPool, pool_reset_on_return=None, async_creator=_lend,
-                                   use_native_hstore=False)
-
-    async def lend(self, driver) -> AsyncConnection:
-        """A SQLAlchemy connection over ``driver``, a request pool's psycopg connection;
-        made once and kept with it for the requests it serves after."""
-        conn = getattr(driver, "myhibachi_sqlalchemy", None)
-        if conn is None or conn.closed or conn.invalidated:
-            token = _LENDING.set(driver)
-            try:
-                conn = await self._lender.connect()
-            finally:
-                _LENDING.reset(token)
-            conn.sync_connection.detach()  # it is the psycopg pool's to close, not NullPool's
-            driver.myhibachi_sqlalchemy = conn
-        return conn
-
-    async def dispose(self) -> None:
-        await self.engine.dispose()
-        if "_lender" in self.__dict__:
-            await self._lender.dispose()
+_COMPILED: dict[tuple, tuple[Any, str, dict[str, Any], dict[str, Callable], list]] = {}
+_TEXT: dict[str, sa.TextClause] = {}
 
 
-Conn = AsyncConnection
-
-
-# --- the fast lane: pre-built statements on the driver connection ---------------------------
-#
-# SQLAlchemy's async execute costs about 0.15 ms of CPU a statement over the driver's own
-# (a greenlet switch, the compiled-cache lookup, result and row mapping): on the hot
-# endpoints that was a third of a request. Statements built once at import run here on the
-# request's own psycopg connection, inside its transaction when it has one, and return
-# plain dicts. Binds must be named (``sa.bindparam``); ``IN`` lists are ``= any(:array)``.
-
-_COMPILED: dict[int, tuple[Any, str, dict[str, Any], dict[str, Any]]] = {}
-
-
-@functools.cache
 def _dialect():
-    from sqlalchemy.dialects.postgresql.psycopg import dialect
+    global _DIALECT
+    if _DIALECT is None:
+        from sqlalchemy.dialects.postgresql.psycopg import dialect
 
-    return dialect()
+        _DIALECT = dialect()
+    return _DIALECT
 
 
-def _compiled(stmt) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    entry = _COMPILED.get(id(stmt))
+_DIALECT = None
+
+
+def _processors(compiled) -> dict[str, Callable]:
+    """The bind processors of a compiled statement (JSON to psycopg's Json, ...), by name."""
+    dialect = _dialect()
+    out = {}
+    for bind, name in compiled.bind_names.items():
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            out[name] = process
+    return out
+
+
+def _compile(stmt, params: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """SQL and bound parameters of ``stmt`` with ``params``; compiled once per statement
+    object (an ``IN`` list of values, an ``expanding`` bind, is rendered per call)."""
+    if isinstance(stmt, str):
+        text = _TEXT.get(stmt)
+        if text is None:
+            text = _TEXT[stmt] = sa.text(stmt)
+        stmt = text
+    # An INSERT or UPDATE sets the columns its parameters name, as SQLAlchemy's execute does.
+    keys = tuple(sorted(params)) if params and isinstance(stmt, (sa.Insert, sa.Update)) else None
+    entry = _COMPILED.get((id(stmt), keys))
     if entry is None or entry[0] is not stmt:
-        c = stmt.compile(dialect=_dialect())
-        if c.positional or any(b.expanding for b in c.binds.values()):
-            raise ValueError("the fast lane takes named binds; write IN lists as = any(:array)")
-        processors = {k: f for k, f in c._bind_processors.items() if f is not None}
-        entry = (stmt, c.string, c.construct_params(_check=False), processors)
-        if len(_COMPILED) > 2000:  # statements built per call belong with cache=False; stay bounded
+        c = stmt.compile(dialect=_dialect(), column_keys=None if keys is None else list(keys))
+        if any(b.expanding for b in c.binds.values()):
+            state = c.construct_expanded_state(c.construct_params(params, _check=False))
+            processors = {k: f for k, f in (state.processors or {}).items() if f is not None}
+            return state.statement, _bind(dict(state.parameters), None, processors, _prefetch(c))
+        entry = (stmt, c.string, c.construct_params(_check=False), _processors(c), _prefetch(c))
+        if len(_COMPILED) > 4000:  # statements built per call; stay bounded
             _COMPILED.clear()
-        _COMPILED[id(stmt)] = entry
-    return entry[1], entry[2], entry[3]
+        _COMPILED[(id(stmt), keys)] = entry
+    return entry[1], _bind(entry[2], params, entry[3], entry[4])
 
 
-def driver_connection(conn):
-    """The psycopg connection under a SQLAlchemy one or a ``RequestConn`` (or ``conn`` itself
-    when it is psycopg's)."""
-    if isinstance(conn, RequestConn):
-        return conn.driver
-    sync = getattr(conn, "sync_connection", None)
-    if sync is None:
-        return conn
-    return sync.connection.driver_connection
+def _prefetch(compiled) -> list[tuple[str, Any]]:
+    """Columns whose Python-side default (``default=uuid.uuid4``) fills an INSERT (or
+    ``onupdate`` an UPDATE) that does not name them, as SQLAlchemy's execute would."""
+    return [(col.key, col.default if col in compiled.insert_prefetch else col.onupdate)
+            for col in (*getattr(compiled, "insert_prefetch", ()), *getattr(compiled, "update_prefetch", ()))]
 
 
-async def _cursor(conn, stmt, params: dict[str, Any] | None, cache: bool = True):
-    from psycopg.rows import dict_row
-
-    if not cache:
-        # Built per call (a plugin's filters, say): IN lists are rendered with their values.
-        stmt = stmt.params(params or {})
-        c = stmt.compile(dialect=_dialect(), compile_kwargs={"render_postcompile": True})
-        sql, defaults = c.string, c.construct_params(_check=False)
-        processors, params = {k: f for k, f in c._bind_processors.items() if f is not None}, None
-    else:
-        sql, defaults, processors = _compiled(stmt)
+def _bind(defaults: dict[str, Any], params: dict[str, Any] | None, processors: dict[str, Callable],
+          prefetch: list[tuple[str, Any]] = ()):
     bound = {**defaults, **params} if params else dict(defaults)
-    for name, process in processors.items():
-        if name in bound:
-            bound[name] = process(bound[name])
-    cur = driver_connection(conn).cursor(row_factory=dict_row)
-    await cur.execute(sql, bound)
-    return cur
+    for key, default in prefetch:
+        if bound.get(key) is None and not (params and key in params):
+            bound[key] = default.arg(None) if default.is_callable else default.arg
+    for name, value in bound.items():
+        process = processors.get(name)
+        if process is not None:
+            bound[name] = process(value)
+        elif isinstance(value, dict):  # an untyped bind (sa.text) of a JSON document
+            bound[name] = _jsonb(value)
+    return bound
 
 
-async def fetch_all(conn, stmt, params: dict[str, Any] | None = None, *,
-                    cache: bool = True) -> list[dict[str, Any]]:
-    """Every row of a pre-built statement, as dicts (``cache=False`` for one built per call)."""
-    cur = await _cursor(conn, stmt, params, cache)
-    return await cur.fetchall()
+def _jsonb(value):
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(value)
 
 
-async def fetch_one(conn, stmt, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """The first row of a pre-built statement as a dict, or None."""
-    cur = await _cursor(conn, stmt, params)
-    return await cur.fetchone()
+# --- the connection ------------------------------------------------------------------------
 
 
-async def run(conn, stmt, params: dict[str, Any] | None = None) -> int:
-    """Run a pre-built statement that returns no rows; the number of rows it touched."""
-    cur = await _cursor(conn, stmt, params)
-    return cur.rowcount
+class Conn:
+    """The one connection type: a psycopg connection of the database's pools, inside a
+    transaction (``db.transaction()``, a POST route's) or in autocommit (``db.read()``, a
+    GET route's), running SQLAlchemy Core statements or SQL text with named binds.
+
+    ``params`` fill the statement's ``bindparam``s (or ``:name`` of text); a list of dicts
+    runs the statement once per dict (``run`` only). Rows are dicts.
+    """
+
+    __slots__ = ("pg", "before_commit", "after_commit", "__weakref__")
+
+    def __init__(self, pg, *, transaction: bool) -> None:
+        self.pg = pg
+        # Awaited just before the transaction commits (its writes commit with the change),
+        # and called once it has; None outside a transaction.
+        self.before_commit: list[Callable[[], Awaitable[None]]] | None = [] if transaction else None
+        self.after_commit: list[Callable[[], None]] | None = [] if transaction else None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.after_commit is not None
+
+    async def _cursor(self, stmt, params):
+        from psycopg.rows import dict_row
+
+        sql, bound = _compile(stmt, params)
+        cur = self.pg.cursor(row_factory=dict_row)
+        await cur.execute(sql, bound)
+        return cur
+
+    async def run(self, stmt, params: dict[str, Any] | Iterable[dict[str, Any]] | None = None) -> int:
+        """Run a statement for its effect; the number of rows it touched."""
+        if params is None or isinstance(params, dict):
+            return (await self._cursor(stmt, params)).rowcount
+        batch = [_compile(stmt, p) for p in params]
+        if not batch:
+            return 0
+        cur = self.pg.cursor()
+        await cur.executemany(batch[0][0], [bound for _, bound in batch])
+        return cur.rowcount
+
+    async def fetch_one(self, stmt, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The first row, or None."""
+        return await (await self._cursor(stmt, params)).fetchone()
+
+    async def fetch_all(self, stmt, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every row."""
+        return await (await self._cursor(stmt, params)).fetchall()
+
+    async def scalar(self, stmt, params: dict[str, Any] | None = None) -> Any:
+        """The first column of the first row, or None."""
+        row = await (await self._cursor(stmt, params)).fetchone()
+        return None if row is None else next(iter(row.values()))
+
+    async def scalars(self, stmt, params: dict[str, Any] | None = None) -> list[Any]:
+        """The first column of every row."""
+        return [next(iter(row.values())) for row in await (await self._cursor(stmt, params)).fetchall()]
+
+    def savepoint(self):
+        """``async with conn.savepoint():`` its statements roll back alone when the block raises
+        (a transaction of its own on a read connection)."""
+        return self.pg.transaction()
+
+    # --- the SQLAlchemy-shaped result, while callers move to the methods above ---------------
+
+    async def execute(self, stmt, params=None):
+        if params is not None and not isinstance(params, dict):
+            return _Result([], await self.run(stmt, params))
+        cur = await self._cursor(stmt, params)
+        rows = await cur.fetchall() if cur.description else []
+        return _Result(rows, cur.rowcount)
+
+    def begin_nested(self):
+        return self.savepoint()
 
 
-@asynccontextmanager
-async def transacting(request: Request):
-    """The request's connection inside one transaction: ``async with transacting(request) as conn``
-    (or ``conn = Transaction``). Committed when the block ends and rolled back when it raises
-    (a Problem included); a block inside another one of the same request joins it.
+class _Row(tuple):
+    def __new__(cls, mapping: dict[str, Any]):
+        row = super().__new__(cls, mapping.values())
+        row._mapping = mapping
+        return row
 
-    Just before the commit, a state-changing staff request is handed to the
-    ``record_admin_action`` hook on this connection (see :mod:`myhibachi.core.audit`), so
-    the change and its audit record commit together or not at all."""
-    from myhibachi.core import audit
-
-    joined = getattr(request.state, "conn", None)
-    if joined is not None:
-        yield joined
-        return
-    ctx = request.app.state.ctx
-    async with (await ctx.pools.writes()).connection() as driver, driver.transaction():
-        conn = RequestConn(driver, ctx.db, transaction=True)
-        request.state.conn = conn
-        token = audit.bind_request(request)
+    def __getattr__(self, name: str) -> Any:
         try:
-            yield conn
-            await audit.before_commit(request, conn)
-        finally:
-            audit.unbind_request(token)
-            request.state.conn = None
-            await conn.release()
-    for callback in conn.after_commit:
-        callback()
+            return self._mapping[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
-async def get_conn(request: Request):
-    """Dependency: ``transacting(request)`` as ``conn = Transaction``.
+class _Mappings:
+    def __init__(self, rows):
+        self._rows = rows
 
-    With FastAPI's default request scope the commit would run after the response is sent,
-    so a failed commit (or audit record) would reach the client as a success; hence the
-    function scope."""
-    async with transacting(request) as conn:
-        yield conn
+    def all(self):
+        return list(self._rows)
 
+    def first(self):
+        return self._rows[0] if self._rows else None
 
-# The request's transaction, closed (committed) before the response is sent.
-Transaction = Depends(get_conn, scope="function")
+    def one(self):
+        if len(self._rows) != 1:
+            raise sa.exc.NoResultFound("expected one row") if not self._rows else sa.exc.MultipleResultsFound()
+        return self._rows[0]
 
+    def one_or_none(self):
+        return self.one() if self._rows else None
 
-async def get_read_conn(request: Request):
-    """Dependency of read-only GET routes: ``reading(request)`` as ``conn = ReadOnly``."""
-    async with reading(request) as conn:
-        yield conn
-
-
-ReadOnly = Depends(get_read_conn, scope="function")
-
-
-@asynccontextmanager
-async def reading(request: Request):
-    """The connection of a read-only GET route: ``async with reading(request) as conn``
-    (or ``conn = ReadOnly``). No transaction: each statement commits on its own, which
-    saves the BEGIN and COMMIT round trips; only for routes that write nothing and need
-    no single snapshot across their statements (a test keeps it off other methods)."""
-    if request.method not in ("GET", "HEAD"):
-        raise RuntimeError(f"reading() is for read-only GET routes, not {request.method}")
-    ctx = request.app.state.ctx
-    async with (await ctx.pools.reads()).connection() as driver:
-        conn = RequestConn(driver, ctx.db)
-        try:
-            yield conn
-        finally:
-            await conn.release()
+    def __iter__(self):
+        return iter(self._rows)
 
 
-def pool_conninfo(url: str) -> str:
-    """The libpq connection string of a SQLAlchemy URL."""
-    return sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+class _Result:
+    def __init__(self, rows: list[dict[str, Any]], rowcount: int) -> None:
+        self._rows, self.rowcount = rows, rowcount
+
+    def mappings(self):
+        return _Mappings(self._rows)
+
+    def scalars(self):
+        return _Mappings([next(iter(r.values())) for r in self._rows])
+
+    def scalar(self):
+        return next(iter(self._rows[0].values())) if self._rows else None
+
+    def scalar_one(self):
+        return next(iter(_Mappings(self._rows).one().values()))
+
+    def scalar_one_or_none(self):
+        return self.scalar_one() if self._rows else None
+
+    def first(self):
+        return _Row(self._rows[0]) if self._rows else None
+
+    def one(self):
+        return _Row(_Mappings(self._rows).one())
+
+    def one_or_none(self):
+        return self.one() if self._rows else None
+
+    def all(self):
+        return [_Row(r) for r in self._rows]
+
+    def fetchone(self):
+        return self.first()
+
+    def __iter__(self):
+        return iter(self.all())
 
 
-def _pool(url: str, size: int, *, autocommit: bool, name: str):
-    from psycopg_pool import AsyncConnectionPool
-
-    return AsyncConnectionPool(pool_conninfo(url), min_size=min(2, size), max_size=size, open=False,
-                               kwargs={"autocommit": autocommit}, name=name)
+# --- the database --------------------------------------------------------------------------
 
 
-class RequestPools:
-    """The psycopg pools of an app's requests: transactions (``Transaction``) and
-    autocommit reads (``ReadOnly``). Each opens on first use, in the loop serving the
-    requests, and ``close`` (the lifespan's end, a test's) lets the next use start anew."""
+class Database:
+    """A PostgreSQL database and this process's psycopg pools on it: one for transactions,
+    one of autocommit connections for reads. Pools belong to an event loop, so each loop
+    using the database (the API's, the worker's, a CLI command's) opens its own on first
+    use; ``close()`` closes the current loop's."""
 
-    def __init__(self, url: str, write_size: int, read_size: int) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20, read_pool_size: int | None = None,
+                 max_overflow: int = 0, **_: Any) -> None:
         self.url = url
-        self.sizes = {"writes": write_size, "reads": read_size}
-        self.pools: dict[str, Any] = {}
+        self.conninfo = pool_conninfo(url)
+        self.sizes = {"writes": pool_size + max_overflow, "reads": read_pool_size or pool_size + max_overflow}
+        self._pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.unavailable = False  # a connection failed; the next use checks the server first
 
-    async def writes(self):
-        return await self._open("writes")
+    async def pool(self, kind: str = "writes"):
+        """The current loop's pool, ``writes`` (transactions) or ``reads`` (autocommit)."""
+        pools = self._pools.get(asyncio.get_running_loop())
+        if pools is None:
+            pools = self._pools[asyncio.get_running_loop()] = {}
+        pool = pools.get(kind)
+        if pool is None or pool.closed:
+            from psycopg_pool import AsyncConnectionPool
 
-    async def reads(self):
-        return await self._open("reads")
-
-    async def _open(self, kind: str):
-        pool = self.pools.get(kind)
-        if pool is None:
-            pool = self.pools[kind] = _pool(self.url, self.sizes[kind], autocommit=kind == "reads",
-                                            name=f"myhibachi-{kind}")
-        if pool.closed:
+            size = self.sizes[kind]
+            pool = pools[kind] = AsyncConnectionPool(self.conninfo, min_size=min(2, size), max_size=size,
+                                                     open=False, kwargs={"autocommit": kind == "reads"},
+                                                     name=f"myhibachi-{kind}")
             await pool.open()
         return pool
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """A connection inside one transaction, committed when the block ends and rolled
+        back when it raises. ``conn.before_commit`` callbacks are awaited just before the
+        commit, ``conn.after_commit`` ones called after it."""
+        async with self._connection("writes") as pg:
+            conn = Conn(pg, transaction=True)
+            async with pg.transaction():
+                yield conn
+                for callback in conn.before_commit:
+                    await callback()
+        for callback in conn.after_commit:
+            callback()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Conn]:
+        """A connection in autocommit: each statement commits on its own (no BEGIN and COMMIT
+        round trips); for work that writes nothing and needs no snapshot across statements."""
+        async with self._connection("reads") as pg:
+            yield Conn(pg, transaction=False)
+
+    @asynccontextmanager
+    async def _connection(self, kind: str):
+        import psycopg
+
+        pool = await self.pool(kind)
+        if self.unavailable:
+            await self._recover()
+        try:
+            async with pool.connection() as pg:
+                yield pg
+        except psycopg.OperationalError:
+            self.unavailable = True
+            raise
+
+    async def _recover(self) -> None:
+        """After a connection failed: one fresh connection tells whether the server is back
+        (refused at once while it is down, so requests answer 503 at once instead of
+        waiting out the pool's timeout); when it is, the pools drop their broken connections."""
+        import psycopg
+
+        probe = await psycopg.AsyncConnection.connect(self.conninfo, connect_timeout=2)
+        await probe.close()
+        self.unavailable = False
+        for pool in self._pools.get(asyncio.get_running_loop(), {}).values():
+            await pool.check()
+
+    # the SQLAlchemy engine's names, while callers move to the two above
+    def begin(self):
+        return self.transaction()
+
+    def connect(self):
+        return self.read()
+
+    async def ping(self) -> None:
+        async with self.read() as conn:
+            await conn.scalar("SELECT 1")
+
     async def close(self) -> None:
-        pools, self.pools = self.pools, {}
+        """Close the current loop's pools (the next use opens new ones)."""
+        pools = self._pools.pop(asyncio.get_running_loop(), {})
         for pool in pools.values():
             await pool.close()
 
-
-class _Lent:
-    """A request pool's psycopg connection as SQLAlchemy sees it. Its transaction (or
-    autocommit) belongs to the request, so SQLAlchemy's commit, rollback and close leave
-    it alone; everything else is the connection's own."""
-
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn) -> None:
-        self._conn = conn
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-    async def commit(self) -> None:
-        return None
-
-    async def rollback(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    def add_notice_handler(self, handler) -> None:
-        return None  # SQLAlchemy adds one per connect; the pooled connection would pile them up
-
-
-_LENDING: ContextVar = ContextVar("myhibachi_lending")
-
-
-async def _lend() -> _Lent:
-    return _Lent(_LENDING.get())
-
-
-class RequestConn:
-    """A request's connection: a psycopg connection of the app's request pools, inside the
-    request's transaction (``Transaction``) or in autocommit (``ReadOnly``).
-
-    The fast lane (``fetch_one`` / ``fetch_all`` / ``run``) runs on it directly.
-    SQLAlchemy's ``execute`` / ``scalar`` / ``scalars`` / ``begin_nested`` (the services
-    and hooks written with SQLAlchemy) run on a SQLAlchemy connection over the very same
-    psycopg connection, so in the same transaction: made the first time a pooled
-    connection is asked for one and kept with it, it costs nothing to a request that
-    does not use it."""
-
-    __slots__ = ("driver", "_db", "_sa", "after_commit", "__weakref__")
-
-    def __init__(self, driver, db: Database, *, transaction: bool = False) -> None:
-        self.driver = driver
-        self._db = db
-        self._sa = None
-        # Called once the request's transaction has committed (None outside a transaction).
-        self.after_commit: list[Callable[[], None]] | None = [] if transaction else None
-
-    async def sqlalchemy(self) -> AsyncConnection:
-        if self._sa is None:
-            self._sa = await self._db.lend(self.driver)
-        return self._sa
-
-    async def execute(self, statement, parameters=None, **kw):
-        return await (await self.sqlalchemy()).execute(statement, parameters, **kw)
-
-    async def scalar(self, statement, parameters=None, **kw):
-        return await (await self.sqlalchemy()).scalar(statement, parameters, **kw)
-
-    async def scalars(self, statement, parameters=None, **kw):
-        return await (await self.sqlalchemy()).scalars(statement, parameters, **kw)
-
-    @asynccontextmanager
-    async def begin_nested(self):
-        async with (await self.sqlalchemy()).begin_nested() as savepoint:
-            yield savepoint
-
-    async def release(self) -> None:
-        """End SQLAlchemy's view of the transaction (the request's own ends apart)."""
-        if self._sa is not None and self._sa.in_transaction():
-            await self._sa.rollback()
+    dispose = close

@@ -23,8 +23,9 @@ from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from myhibachi.core.db import fetch_one, run, utcnow
+from myhibachi.core.db import utcnow
 from myhibachi.core.models import event_deliveries, outbox_events
 
 log = logging.getLogger("myhibachi.events")
@@ -81,11 +82,11 @@ async def publish(conn, ctx, name: str, payload: dict[str, Any], *, actor: str |
     if subscribers:
         params["subscribers"] = subscribers
         if ctx.waker.after(conn):
-            await run(conn, _RECORD, params)
+            await conn.run(_RECORD, params)
         else:
-            await fetch_one(conn, _PUBLISH, params | {"channel": CHANNEL})
+            await conn.fetch_one(_PUBLISH, params | {"channel": CHANNEL})
     else:
-        await run(conn, _SETTLED, params)
+        await conn.run(_SETTLED, params)
     return event_id
 
 
@@ -98,12 +99,12 @@ async def publish_many(conn, ctx, name: str, payloads: list[dict[str, Any]], *,
         return []
     ids = [uuid.uuid4() for _ in payloads]
     subscribers = [s for s, plugin, _ in ctx.event_handlers.get(name, ()) if ctx.plugins.get(plugin.name)]
-    await conn.execute(sa.insert(outbox_events), [
+    await conn.run(_RECORD_MANY, [
         {"id": i, "name": name, "payload": _json(p), "actor": actor, "subscribers": subscribers or None,
          "dispatched_at": None if subscribers else utcnow()}
         for i, p in zip(ids, payloads)])
     if subscribers and not ctx.waker.after(conn):
-        await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, name)))
+        await conn.run(_NOTIFY, {"channel": CHANNEL, "name": name})
     return ids
 
 
@@ -115,6 +116,10 @@ _SETTLED = sa.insert(outbox_events).values(
 _RECORD = sa.insert(outbox_events).values(
     id=sa.bindparam("id"), name=sa.bindparam("name"), payload=sa.bindparam("payload", type_=outbox_events.c.payload.type),
     actor=sa.bindparam("actor"), subscribers=sa.bindparam("subscribers", type_=outbox_events.c.subscribers.type))
+_RECORD_MANY = sa.insert(outbox_events).values(
+    {c: sa.bindparam(c, type_=outbox_events.c[c].type) for c in ("id", "name", "payload", "actor", "subscribers",
+                                                                  "dispatched_at")})
+_NOTIFY = sa.select(sa.func.pg_notify(sa.bindparam("channel"), sa.bindparam("name")))
 _PUBLISH = sa.select(sa.func.pg_notify(sa.bindparam("channel"), sa.bindparam("name"))).add_cte(_RECORD.cte("event"))
 # Up to a batch of undelivered events get their delivery rows. A concurrent fan-out of the
 # same event waits for this one's short transaction, then finds the rows there.
@@ -132,8 +137,8 @@ _FAN_OUT = sa.text("""
 
 async def fan_out(ctx, *, batch: int = 500) -> int:
     """Make the delivery rows of up to ``batch`` published events; returns how many rows."""
-    async with ctx.db.begin() as conn:
-        return (await conn.execute(_FAN_OUT, {"batch": batch})).rowcount
+    async with ctx.db.transaction() as conn:
+        return await conn.run(_FAN_OUT, {"batch": batch})
 
 
 class Waker:
@@ -204,7 +209,7 @@ async def _record_failure(conn, row, exc: BaseException, max_attempts: int) -> N
     dead = attempts >= max_attempts
     log.warning("handler %s failed on %s %s (attempt %d%s): %r", row["subscriber"], row["name"], row["event_id"],
                 attempts, ", parked" if dead else "", exc)
-    await conn.execute(sa.update(event_deliveries).where(
+    await conn.run(sa.update(event_deliveries).where(
         _key(row["event_id"], row["subscriber"]), event_deliveries.c.status == "pending").values(
         status="dead" if dead else "pending", attempts=attempts,
         last_error=f"{type(exc).__name__}: {exc}"[:2000],
@@ -212,14 +217,27 @@ async def _record_failure(conn, row, exc: BaseException, max_attempts: int) -> N
         done_at=sa.func.now() if dead else None))
 
 
+_SETTLE = (sa.update(outbox_events)
+           .where(outbox_events.c.id == sa.func.any(sa.bindparam("ids", type_=ARRAY(outbox_events.c.id.type))),
+                  outbox_events.c.dispatched_at.is_(None),
+                  ~sa.exists().where(event_deliveries.c.event_id == outbox_events.c.id,
+                                     event_deliveries.c.status == "pending"))
+           .values(dispatched_at=sa.func.now()))
+
+
 async def _settle_events(conn, event_ids: list) -> None:
     """Stamp the events whose every delivery has settled (done, skipped or dead)."""
-    await conn.execute(
-        sa.update(outbox_events)
-        .where(outbox_events.c.id.in_(event_ids), outbox_events.c.dispatched_at.is_(None),
-               ~sa.exists().where(event_deliveries.c.event_id == outbox_events.c.id,
-                                  event_deliveries.c.status == "pending"))
-        .values(dispatched_at=sa.func.now()))
+    await conn.run(_SETTLE, {"ids": event_ids})
+
+
+_CLAIM = (sa.select(event_deliveries.c.event_id, event_deliveries.c.subscriber, event_deliveries.c.attempts,
+                    outbox_events.c.name, outbox_events.c.payload, outbox_events.c.actor, outbox_events.c.created_at)
+          .join(outbox_events, outbox_events.c.id == event_deliveries.c.event_id)
+          .where(event_deliveries.c.status == "pending", event_deliveries.c.next_attempt_at <= sa.func.now(),
+                 event_deliveries.c.subscriber == sa.func.any(sa.bindparam("subscribers", type_=ARRAY(sa.String))))
+          .order_by(event_deliveries.c.next_attempt_at)
+          .limit(sa.bindparam("batch", type_=sa.Integer))
+          .with_for_update(of=event_deliveries, skip_locked=True))
 
 
 async def deliver_batch(ctx, known: dict[str, tuple[Any, Handler]] | None = None, *, batch: int = BATCH,
@@ -238,18 +256,8 @@ async def deliver_batch(ctx, known: dict[str, tuple[Any, Handler]] | None = None
     current = cause = None
     ran = 0
     try:
-        async with ctx.db.begin() as conn:
-            rows = (await conn.execute(
-                sa.select(event_deliveries.c.event_id, event_deliveries.c.subscriber, event_deliveries.c.attempts,
-                          outbox_events.c.name, outbox_events.c.payload, outbox_events.c.actor,
-                          outbox_events.c.created_at)
-                .join(outbox_events, outbox_events.c.id == event_deliveries.c.event_id)
-                .where(event_deliveries.c.status == "pending", event_deliveries.c.next_attempt_at <= sa.func.now(),
-                       event_deliveries.c.subscriber.in_(list(known)))
-                .order_by(event_deliveries.c.next_attempt_at)
-                .limit(batch)
-                .with_for_update(of=event_deliveries, skip_locked=True)
-            )).mappings().all()
+        async with ctx.db.transaction() as conn:
+            rows = await conn.fetch_all(_CLAIM, {"subscribers": list(known), "batch": batch})
             for row in rows:
                 if stop is not None and stop.is_set():
                     break  # the rest stay pending; their locks go with the commit
@@ -259,7 +267,7 @@ async def deliver_batch(ctx, known: dict[str, tuple[Any, Handler]] | None = None
                 # Rollouts follow the customer an event concerns, whoever acted (staff, a webhook).
                 subject = str(row["payload"].get("customer_id") or row["actor"] or "system")
                 if plugin.flag and not ctx.flags.enabled(plugin.flag, {"userId": subject}):
-                    await conn.execute(sa.update(event_deliveries).where(key).values(
+                    await conn.run(sa.update(event_deliveries).where(key).values(
                         status="skipped", last_error=f"{plugin.flag} is off for {subject}",
                         done_at=sa.func.now()))
                     continue
@@ -267,13 +275,13 @@ async def deliver_batch(ctx, known: dict[str, tuple[Any, Handler]] | None = None
                          "actor": row["actor"], "created_at": row["created_at"].isoformat(),
                          "attempt": row["attempts"] + 1}
                 try:
-                    async with conn.begin_nested():
+                    async with conn.savepoint():
                         await asyncio.wait_for(func(conn, event, ctx), timeout)
                 except Exception as exc:
                     cause = exc
                     await _record_failure(conn, row, exc, max_attempts)
                 else:
-                    await conn.execute(sa.update(event_deliveries).where(key).values(
+                    await conn.run(sa.update(event_deliveries).where(key).values(
                         status="done", attempts=row["attempts"] + 1, done_at=sa.func.now(), last_error=None))
             current = None
             if ran:
@@ -285,7 +293,7 @@ async def deliver_batch(ctx, known: dict[str, tuple[Any, Handler]] | None = None
         # The transaction itself broke (connection lost, handler cancelled mid-statement), so
         # the whole batch rolled back: count the attempt of the delivery that broke it, in a
         # fresh transaction, so a poisoned delivery still reaches the dead letter.
-        async with ctx.db.begin() as conn:
+        async with ctx.db.transaction() as conn:
             await _record_failure(conn, current, cause or exc, max_attempts)
         return ran
 
@@ -330,8 +338,8 @@ async def failed(ctx, *, limit: int = 100, cursor: str | None = None) -> tuple[l
             event_deliveries.c.done_at < at,
             sa.and_(event_deliveries.c.done_at == at,
                     sa.tuple_(event_deliveries.c.event_id, event_deliveries.c.subscriber) > (event_id, subscriber))))
-    async with ctx.db.connect() as conn:
-        rows = [dict(r) for r in (await conn.execute(query)).mappings().all()]
+    async with ctx.db.read() as conn:
+        rows = await conn.fetch_all(query)
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, _cursor(rows[-1]) if more else None
@@ -339,27 +347,26 @@ async def failed(ctx, *, limit: int = 100, cursor: str | None = None) -> tuple[l
 
 async def replay(ctx, event_id: uuid.UUID, subscriber: str | None = None) -> int:
     """Put the dead deliveries of an event back in the queue with fresh attempts; returns how many."""
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         cond = (event_deliveries.c.event_id == event_id) & (event_deliveries.c.status == "dead")
         if subscriber:
             cond &= event_deliveries.c.subscriber == subscriber
-        result = await conn.execute(sa.update(event_deliveries).where(cond).values(
+        requeued = await conn.run(sa.update(event_deliveries).where(cond).values(
             status="pending", attempts=0, next_attempt_at=sa.func.now(), done_at=None))
-        if result.rowcount:
-            await conn.execute(sa.update(outbox_events).where(outbox_events.c.id == event_id)
-                               .values(dispatched_at=None))
-            await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "replay")))
-        return result.rowcount
+        if requeued:
+            await conn.run(sa.update(outbox_events).where(outbox_events.c.id == event_id)
+                           .values(dispatched_at=None))
+            await conn.run(_NOTIFY, {"channel": CHANNEL, "name": "replay"})
+        return requeued
 
 
 async def purge_settled(ctx, *, older_than: timedelta = RETENTION) -> int:
     """Delete events settled longer ago than ``older_than`` with no dead delivery; returns how many."""
-    async with ctx.db.begin() as conn:
-        result = await conn.execute(sa.delete(outbox_events).where(
+    async with ctx.db.transaction() as conn:
+        return await conn.run(sa.delete(outbox_events).where(
             outbox_events.c.dispatched_at < sa.func.now() - older_than,
             ~sa.exists().where(event_deliveries.c.event_id == outbox_events.c.id,
                                event_deliveries.c.status == "dead")))
-    return result.rowcount
 
 
 def retention_poller(every: float = 3600.0):

@@ -4,9 +4,9 @@ A route opts in with one line, ``@idempotent`` under its ``@router.post(...)``; 
 is then required (and documented as such in OpenAPI), or optional with
 ``@idempotent(required=False)``. Keys are scoped per principal. The first response is stored
 with a fingerprint of the request (method, path, principal, body hash) in the route's own
-transaction (its ``conn = Transaction``, or the ``transacting(request)`` it opens inside),
-so an effect never commits without its record; work a route does on other connections
-is serialised by the key but not made atomic with it:
+transaction (its ``conn: Conn = Connection``; the decorator asks for one when the route does
+not), so an effect never commits without its record; work a route does on other
+connections is serialised by the key but not made atomic with it:
 
 - a retry with the same key answers the stored status and body (``Idempotent-Replayed: true``)
   without running the route again;
@@ -32,7 +32,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core.auth import Principal, current_principal
-from myhibachi.core.db import transacting
+from myhibachi.core.db import Conn
 from myhibachi.core.errors import Problem
 from myhibachi.core.models import idempotency_keys
 
@@ -94,11 +94,14 @@ def idempotent(func: Callable | None = None, *, required: bool = True):
     def decorate(func: Callable) -> Callable:
         if not inspect.iscoroutinefunction(func):
             raise TypeError(f"@idempotent needs an async route, not {func.__qualname__}")
+        from myhibachi.core.routing import Connection
+
         signature = inspect.signature(func)
         # FastAPI hands the request to one parameter only, so the route's own one is passed on.
         wants_request = "request" in signature.parameters
         own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()
                if p.name != "request"]
+        conn_name = next((p.name for p in own if p.default is Connection), None)
         header = Header(
             ... if required else None, alias=HEADER, min_length=1, max_length=200,
             description="A unique value per operation (a UUID); a retry with the same key returns "
@@ -111,18 +114,18 @@ def idempotent(func: Callable | None = None, *, required: bool = True):
             inspect.Parameter("idempotency_principal_", inspect.Parameter.KEYWORD_ONLY, annotation=Principal,
                               default=Depends(current_principal)),
         ]
+        if conn_name is None:
+            extra.append(inspect.Parameter("idempotency_conn_", inspect.Parameter.KEYWORD_ONLY, annotation=Conn,
+                                           default=Connection))
 
         @functools.wraps(func)
         async def wrapper(*, idempotency_key_, idempotency_request_, idempotency_principal_, **kwargs):
             if wants_request:
                 kwargs["request"] = idempotency_request_
+            conn = kwargs[conn_name] if conn_name else kwargs.pop("idempotency_conn_")
             if idempotency_key_ is None:
                 return await func(**kwargs)
-            # The route's own transaction when its `conn = Transaction` is open already; else one
-            # that the route's `transacting(request)` joins.
-            async with transacting(idempotency_request_) as conn:
-                return await _once(func, kwargs, idempotency_request_, conn, idempotency_principal_,
-                                   idempotency_key_)
+            return await _once(func, kwargs, idempotency_request_, conn, idempotency_principal_, idempotency_key_)
 
         wrapper.__signature__ = signature.replace(parameters=own + extra)
         wrapper.idempotent = required
@@ -135,35 +138,39 @@ async def _once(func, kwargs, request: Request, conn, principal: Principal, key:
     scope = scope_of(principal)
     print_ = fingerprint(request.method, request.url.path, scope, await request.body())
     # Held until the transaction ends, that is until the stored response is committed.
-    if not await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(_lock_id(scope, key)))):
+    if not await conn.scalar(_TRY_LOCK, {"lock": _lock_id(scope, key)}):
         raise Problem(409, "Request in progress",
                       f"a request with this {HEADER} is still being processed; retry shortly",
                       kind="idempotency-in-progress", headers={"Retry-After": "1"})
-    row = (await conn.execute(
-        sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.status_code, idempotency_keys.c.response)
-        .where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key,
-               idempotency_keys.c.expires_at > sa.func.now())
-    )).first()
+    row = await conn.fetch_one(_STORED, {"scope": scope, "key": key})
     if row is not None:
-        if row.fingerprint != print_:
+        if row["fingerprint"] != print_:
             raise Problem(422, "Idempotency key reused", f"{HEADER} was already used for a different request",
                           kind="idempotency-mismatch",
                           errors=[{"field": HEADER, "message": "already used for a different request"}])
         request.state.audit_recorded = True  # a replay changes nothing: the first request was recorded
-        return _response(row.status_code, row.response, replayed=True)
+        return _response(row["status_code"], row["response"], replayed=True)
     status, body = _serialize(request, await func(**kwargs))
-    values = {"fingerprint": print_, "status_code": status, "response": body,
-              "created_at": sa.func.now(), "expires_at": sa.func.now() + TTL}
-    await conn.execute(pg_insert(idempotency_keys).values(scope=scope, key=key, **values)
-                       .on_conflict_do_update(index_elements=["scope", "key"], set_=values))
+    await conn.run(_STORE, {"scope": scope, "key": key, "fingerprint": print_, "status_code": status,
+                            "response": body})
     return _response(status, body, replayed=False)
+
+
+_TRY_LOCK = sa.select(sa.func.pg_try_advisory_xact_lock(sa.bindparam("lock", type_=sa.BigInteger)))
+_STORED = (sa.select(idempotency_keys.c.fingerprint, idempotency_keys.c.status_code, idempotency_keys.c.response)
+           .where(idempotency_keys.c.scope == sa.bindparam("scope"), idempotency_keys.c.key == sa.bindparam("key"),
+                  idempotency_keys.c.expires_at > sa.func.now()))
+_STORED_VALUES = {"fingerprint": sa.bindparam("fingerprint"), "status_code": sa.bindparam("status_code"),
+                  "response": sa.bindparam("response", type_=idempotency_keys.c.response.type),
+                  "created_at": sa.func.now(), "expires_at": sa.func.now() + TTL}
+_STORE = (pg_insert(idempotency_keys).values(scope=sa.bindparam("scope"), key=sa.bindparam("key"), **_STORED_VALUES)
+          .on_conflict_do_update(index_elements=["scope", "key"], set_=_STORED_VALUES))
 
 
 async def purge_expired(ctx) -> int:
     """Delete expired keys; returns how many."""
-    async with ctx.db.begin() as conn:
-        result = await conn.execute(sa.delete(idempotency_keys).where(idempotency_keys.c.expires_at <= sa.func.now()))
-    return result.rowcount
+    async with ctx.db.transaction() as conn:
+        return await conn.run(sa.delete(idempotency_keys).where(idempotency_keys.c.expires_at <= sa.func.now()))
 
 
 def expiry_poller(every: float = PURGE_EVERY):

@@ -116,15 +116,11 @@ from $package.models import items
 
 
 async def create_item(conn, label: str) -> dict:
-    row = (await conn.execute(
-        sa.insert(items).values(id=uuid.uuid4(), label=label).returning(items)
-    )).mappings().one()
-    return dict(row)
+    return await conn.fetch_one(sa.insert(items).values(id=uuid.uuid4(), label=label).returning(items))
 
 
 async def list_items(conn, limit: int = 50) -> list[dict]:
-    rows = await conn.execute(sa.select(items).order_by(items.c.created_at.desc(), items.c.id).limit(limit))
-    return [dict(r) for r in rows.mappings()]
+    return await conn.fetch_all(sa.select(items).order_by(items.c.created_at.desc(), items.c.id).limit(limit))
 
 
 # Domain events this plugin handles: {"booking.created": [async def handler(conn, event, ctx)]}.
@@ -136,7 +132,8 @@ ROUTES = _template('''
 from fastapi import APIRouter, Depends, Query
 
 from myhibachi.core.auth import require
-from myhibachi.core.db import Transaction
+from myhibachi.core.db import Conn
+from myhibachi.core.routing import Connection
 from myhibachi.core.errors import error_responses
 from $package import service
 from $package.schemas import ItemIn, ItemOut
@@ -145,11 +142,11 @@ from $package.schemas import ItemIn, ItemOut
 def setup(router: APIRouter) -> None:
     @router.post("/$slug/items", response_model=ItemOut, status_code=201,
                  responses=error_responses(401, 403, 404))
-    async def create_item(body: ItemIn, conn=Transaction, _=Depends(require("$name.write"))) -> ItemOut:
+    async def create_item(body: ItemIn, conn: Conn = Connection, _=Depends(require("$name.write"))) -> ItemOut:
         return ItemOut(**await service.create_item(conn, body.label))
 
     @router.get("/$slug/items", response_model=list[ItemOut], responses=error_responses(401, 403, 404))
-    async def list_items(limit: int = Query(50, ge=1, le=200), conn=Transaction,
+    async def list_items(limit: int = Query(50, ge=1, le=200), conn: Conn = Connection,
                          _=Depends(require("$name.read"))) -> list[ItemOut]:
         return [ItemOut(**row) for row in await service.list_items(conn, limit)]
 ''')
@@ -202,7 +199,7 @@ from $package import plugin
 
 async def test_${name}_items_created_and_listed_behind_flag(make_app, client_of, settings):
     app = make_app([plugin], flags={"$flag": True})
-    async with app.state.ctx.db.begin() as conn:
+    async with app.state.ctx.db.transaction() as conn:
         key, _ = await create_api_key(conn, settings, name="test", scopes=["$name.read", "$name.write"])
     headers = {"Authorization": f"Bearer {key}"}
     async with client_of(app, headers=headers) as c:

@@ -21,13 +21,13 @@ async def claim_due(conn, table: sa.Table, *, due_column: str = "scheduled_at", 
                     pending: str = "pending", limit: int = 500, now=None) -> list[dict[str, Any]]:
     """Lock and return up to ``limit`` due rows of ``table`` in the caller's transaction."""
     now = now or utcnow()
-    rows = (await conn.execute(
+    rows = await conn.fetch_all(
         sa.select(table)
         .where(table.c[status_column] == pending, table.c[due_column] <= now)
         .order_by(table.c[due_column])
         .limit(limit)
         .with_for_update(skip_locked=True)
-    )).mappings().all()
+    )
     return [dict(r) for r in rows]
 
 

@@ -87,7 +87,7 @@ async def dispatch_forever(ctx, *, interval: float = 1.0, stop: asyncio.Event | 
 
     stop = stop or asyncio.Event()
     stopping = asyncio.ensure_future(stop.wait())
-    url = ctx.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    url = ctx.db.conninfo
     try:
         while not stop.is_set():
             try:

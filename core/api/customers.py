@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 from myhibachi.core import customers as service
 from myhibachi.core.api.auth import NO_STORE, TokenPair
 from myhibachi.core.auth import Principal, current_customer, issue_session, require
-from myhibachi.core.db import Transaction, reading
+from myhibachi.core.db import Conn
+from myhibachi.core.routing import Connection, Route
 from myhibachi.core.errors import Problem, error_responses, not_found
 
 
@@ -66,10 +67,10 @@ def _actor(principal: Principal) -> str:
 
 
 def router() -> APIRouter:
-    r = APIRouter(prefix="/customers", tags=["customers"])
+    r = APIRouter(prefix="/customers", tags=["customers"], route_class=Route)
 
     @r.post("", response_model=SignupOut, status_code=201, responses=error_responses(409))
-    async def signup(body: SignupIn, request: Request, response: Response, conn=Transaction) -> SignupOut:
+    async def signup(body: SignupIn, request: Request, response: Response, conn: Conn = Connection) -> SignupOut:
         """Create a customer account and sign it in."""
         ctx = request.app.state.ctx
         customer = await service.create_customer(conn, ctx, **body.model_dump())
@@ -78,7 +79,7 @@ def router() -> APIRouter:
         return SignupOut(customer=Customer(**customer), **tokens)
 
     @r.post("/login", response_model=TokenPair, responses=error_responses(401))
-    async def login(body: LoginIn, request: Request, response: Response, conn=Transaction) -> TokenPair:
+    async def login(body: LoginIn, request: Request, response: Response, conn: Conn = Connection) -> TokenPair:
         """Sign in with email and password: a short-lived access token and a refresh token."""
         ctx = request.app.state.ctx
         found = await service.authenticate(conn, ctx, body.email, body.password)
@@ -88,16 +89,16 @@ def router() -> APIRouter:
         return TokenPair(**await issue_session(conn, ctx.settings, subject=str(found["id"]), kind="customer"))
 
     @r.get("/me", response_model=Customer, responses=error_responses(401, 403, 404))
-    async def me(request: Request, principal: Principal = Depends(current_customer)) -> Customer:
-        async with reading(request) as conn:
-            found = await service.get_customer(conn, request.app.state.ctx, uuid.UUID(principal.id))
+    async def me(request: Request, principal: Principal = Depends(current_customer),
+                 conn: Conn = Connection) -> Customer:
+        found = await service.get_customer(conn, request.app.state.ctx, uuid.UUID(principal.id))
         if found is None:
             raise not_found("Customer")
         return Customer(**found)
 
     @r.patch("/me", response_model=Customer, responses=error_responses(401, 403, 404, 409))
     async def update_me(body: ProfileUpdate, request: Request, principal: Principal = Depends(current_customer),
-                        conn=Transaction) -> Customer:
+                        conn: Conn = Connection) -> Customer:
         found = await service.update_customer(conn, request.app.state.ctx, uuid.UUID(principal.id),
                                               actor=_actor(principal), **body.model_dump(exclude_unset=True))
         if found is None:
@@ -108,7 +109,7 @@ def router() -> APIRouter:
 
 
 def admin_router() -> APIRouter:
-    r = APIRouter(prefix="/admin/customers", tags=["customers"])
+    r = APIRouter(prefix="/admin/customers", tags=["customers"], route_class=Route)
 
     @r.get("", response_model=CustomerPage, responses=error_responses(401, 403))
     async def list_customers(
@@ -118,7 +119,7 @@ def admin_router() -> APIRouter:
         email: str | None = Query(None, max_length=320, description="Exact match, any case."),
         phone: str | None = Query(None, max_length=40, description="Exact match after normalising to E.164."),
         _: Principal = Depends(require("customers.read")),
-        conn=Transaction,
+        conn: Conn = Connection,
     ) -> CustomerPage:
         """Newest first, or the customers with exactly this email or phone."""
         items, next_cursor = await service.list_customers(conn, request.app.state.ctx, limit=limit, cursor=cursor,
@@ -127,7 +128,7 @@ def admin_router() -> APIRouter:
 
     @r.get("/{customer_id}", response_model=Customer, responses=error_responses(401, 403, 404))
     async def get_customer(customer_id: uuid.UUID, request: Request,
-                           _: Principal = Depends(require("customers.read")), conn=Transaction) -> Customer:
+                           _: Principal = Depends(require("customers.read")), conn: Conn = Connection) -> Customer:
         found = await service.get_customer(conn, request.app.state.ctx, customer_id)
         if found is None:
             raise not_found("Customer")
@@ -136,7 +137,7 @@ def admin_router() -> APIRouter:
     @r.patch("/{customer_id}", response_model=Customer, responses=error_responses(401, 403, 404, 409))
     async def update_customer(customer_id: uuid.UUID, body: AdminCustomerUpdate, request: Request,
                               principal: Principal = Depends(require("customers.write")),
-                              conn=Transaction) -> Customer:
+                              conn: Conn = Connection) -> Customer:
         found = await service.update_customer(conn, request.app.state.ctx, customer_id, actor=_actor(principal),
                                               **body.model_dump(exclude_unset=True))
         if found is None:

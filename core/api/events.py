@@ -11,10 +11,11 @@ from pydantic import BaseModel
 from myhibachi.core import events
 from myhibachi.core.auth import Principal, require
 from myhibachi.core.errors import error_responses, invalid, not_found
+from myhibachi.core.routing import Route
 
 PERMISSIONS = ["events.manage"]
 
-router = APIRouter(prefix="/admin/events", tags=["events"])
+router = APIRouter(prefix="/admin/events", tags=["events"], route_class=Route)
 
 
 class FailedDelivery(BaseModel):

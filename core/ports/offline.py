@@ -54,7 +54,7 @@ class _Recorder:
         self.ctx = ctx
 
     async def _record(self, operation: str, payload: dict[str, Any]) -> None:
-        async with self.ctx.db.begin() as conn:
+        async with self.ctx.db.transaction() as conn:
             await outbox.record(conn, self.port, operation, payload)
 
 
@@ -72,9 +72,9 @@ def stripe_signature(secret: str, payload: bytes, timestamp: int | None = None) 
 
 def _intent(row) -> PaymentIntent:
     return PaymentIntent(
-        id=f"pi_{row.id.hex}", amount_cents=row.amount_cents, currency=row.currency, status=row.status,
-        payment_method=row.payment_method, client_secret=f"pi_{row.id.hex}_secret_offline",
-        amount_refunded_cents=row.amount_refunded_cents, last_error=row.last_error, metadata=dict(row.metadata),
+        id=f"pi_{row['id'].hex}", amount_cents=row["amount_cents"], currency=row["currency"], status=row["status"],
+        payment_method=row["payment_method"], client_secret=f"pi_{row['id'].hex}_secret_offline",
+        amount_refunded_cents=row["amount_refunded_cents"], last_error=row["last_error"], metadata=dict(row["metadata"]),
     )
 
 
@@ -110,41 +110,41 @@ class OfflinePayments(_Recorder):
         values = dict(amount_cents=amount_cents, currency=currency, payment_method=payment_method,
                       metadata=metadata or {},
                       status="requires_confirmation" if payment_method else "requires_payment_method")
-        async with self.ctx.db.begin() as conn:
+        async with self.ctx.db.transaction() as conn:
             stmt = (pg_insert(offline_payments).values(id=uuid.uuid4(), idempotency_key=idempotency_key, **values)
                     .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(*offline_payments.c))
-            row = (await conn.execute(stmt)).first()
+            row = await conn.fetch_one(stmt)
             if row is None:
-                row = (await conn.execute(offline_payments.select().where(
-                    offline_payments.c.idempotency_key == idempotency_key))).first()
-                if (row.amount_cents, row.currency, row.payment_method) != (amount_cents, currency, payment_method):
+                row = await conn.fetch_one(offline_payments.select().where(
+                    offline_payments.c.idempotency_key == idempotency_key))
+                if (row["amount_cents"], row["currency"], row["payment_method"]) != (amount_cents, currency, payment_method):
                     raise PortError("idempotency key reused with different parameters", code="idempotency_error",
                                     status=400)
                 return _intent(row)
             await outbox.record(conn, self.port, "payment_intent.create",
-                                {"id": f"pi_{row.id.hex}", "idempotency_key": idempotency_key, **values})
+                                {"id": f"pi_{row['id'].hex}", "idempotency_key": idempotency_key, **values})
         return _intent(row)
 
     async def _transition(self, intent_id: str, operation: str, change) -> PaymentIntent:
-        async with self.ctx.db.begin() as conn:
+        async with self.ctx.db.transaction() as conn:
             table = offline_payments
-            row = (await conn.execute(table.select().where(table.c.id == _intent_uuid(intent_id))
-                                      .with_for_update())).first()
+            row = await conn.fetch_one(table.select().where(table.c.id == _intent_uuid(intent_id))
+                                      .with_for_update())
             if row is None:
                 raise PortError(f"No such payment_intent: {intent_id!r}", code="resource_missing", status=404)
             values = change(row)
             if not values:
                 return _intent(row)
-            row = (await conn.execute(table.update().where(table.c.id == row.id)
-                                      .values(**values, updated_at=sa.func.now()).returning(*table.c))).first()
+            row = await conn.fetch_one(table.update().where(table.c.id == row["id"])
+                                      .values(**values, updated_at=sa.func.now()).returning(*table.c))
             await outbox.record(conn, self.port, operation, {"id": intent_id, **values})
         return _intent(row)
 
     async def confirm_intent(self, intent_id, *, payment_method=None, idempotency_key=None):
         def confirm(row):
-            method = payment_method or row.payment_method
-            if row.status != "requires_confirmation" and not (
-                    payment_method and row.status == "requires_payment_method"):
+            method = payment_method or row["payment_method"]
+            if row["status"] != "requires_confirmation" and not (
+                    payment_method and row["status"] == "requires_payment_method"):
                 raise _unexpected(row, "confirm")
             if payment_method:
                 return {"payment_method": payment_method, **outcome(method)}
@@ -162,16 +162,16 @@ class OfflinePayments(_Recorder):
 
     async def cancel_intent(self, intent_id):
         def cancel(row):
-            if row.status not in CANCELABLE:
+            if row["status"] not in CANCELABLE:
                 raise _unexpected(row, "cancel")
             return {"status": "canceled"}
 
         return await self._transition(intent_id, "payment_intent.cancel", cancel)
 
     async def retrieve_intent(self, intent_id):
-        async with self.ctx.db.connect() as conn:
-            row = (await conn.execute(offline_payments.select().where(
-                offline_payments.c.id == _intent_uuid(intent_id)))).first()
+        async with self.ctx.db.read() as conn:
+            row = await conn.fetch_one(offline_payments.select().where(
+                offline_payments.c.id == _intent_uuid(intent_id)))
         if row is None:
             raise PortError(f"No such payment_intent: {intent_id!r}", code="resource_missing", status=404)
         return _intent(row)
@@ -180,22 +180,22 @@ class OfflinePayments(_Recorder):
         refund: dict[str, Any] = {}
 
         def apply(row):
-            for seen in row.refunds:
+            for seen in row["refunds"]:
                 if seen["idempotency_key"] == idempotency_key:
                     refund.update(seen)
                     return {}
-            if row.status != "succeeded":
-                raise PortError(f"cannot refund a payment that is {row.status}", code="charge_not_refundable",
+            if row["status"] != "succeeded":
+                raise PortError(f"cannot refund a payment that is {row['status']}", code="charge_not_refundable",
                                 status=400)
-            left = row.amount_cents - row.amount_refunded_cents
+            left = row["amount_cents"] - row["amount_refunded_cents"]
             amount = left if amount_cents is None else amount_cents
             if left == 0:
                 raise PortError("the payment is already fully refunded", code="charge_already_refunded", status=400)
             if not isinstance(amount, int) or amount < 1 or amount > left:
                 raise PortError(f"refund amount must be 1..{left} cents", code="amount_too_large", status=400)
             refund.update(id=f"re_{uuid.uuid4().hex}", amount_cents=amount, idempotency_key=idempotency_key)
-            return {"amount_refunded_cents": row.amount_refunded_cents + amount,
-                    "refunds": [*row.refunds, dict(refund)]}
+            return {"amount_refunded_cents": row["amount_refunded_cents"] + amount,
+                    "refunds": [*row["refunds"], dict(refund)]}
 
         intent = await self._transition(intent_id, "refund.create", apply)
         return Refund(id=refund["id"], payment_intent_id=intent.id, amount_cents=refund["amount_cents"],
@@ -226,7 +226,7 @@ class OfflinePayments(_Recorder):
 
 
 def _unexpected(row, action: str) -> PortError:
-    return PortError(f"cannot {action} a PaymentIntent whose status is {row.status}",
+    return PortError(f"cannot {action} a PaymentIntent whose status is {row['status']}",
                      code="payment_intent_unexpected_state", status=400)
 
 

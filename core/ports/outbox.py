@@ -8,7 +8,7 @@ from myhibachi.core.models import offline_outbox
 
 
 async def record(conn, port: str, operation: str, payload: dict[str, Any]) -> None:
-    await conn.execute(offline_outbox.insert().values(port=port, operation=operation, payload=payload))
+    await conn.run(offline_outbox.insert().values(port=port, operation=operation, payload=payload))
 
 
 async def read(db, port: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
@@ -16,6 +16,6 @@ async def read(db, port: str | None = None, limit: int = 50) -> list[dict[str, A
     query = offline_outbox.select().order_by(offline_outbox.c.created_at.desc(), offline_outbox.c.id).limit(limit)
     if port:
         query = query.where(offline_outbox.c.port == port)
-    async with db.connect() as conn:
-        rows = (await conn.execute(query)).mappings().all()
+    async with db.read() as conn:
+        rows = await conn.fetch_all(query)
     return [dict(r) for r in reversed(rows)]

@@ -38,11 +38,11 @@ async def _create(email: str, name: str, password: str, roles: list[str]) -> dic
     ctx = create_app().state.ctx
     ctx.flags.start()
     try:
-        async with ctx.db.begin() as conn:
+        async with ctx.db.transaction() as conn:
             user = await create_user(conn, ctx, None, email=email, name=name, password=password, roles=roles)
             await record(conn, ctx, action="admin_user.create", resource_type="admin_user", resource_id=user["id"],
                          changes={"roles": {"old": None, "new": user["roles"]}})
         return user
     finally:
         ctx.flags.stop()
-        await ctx.db.dispose()
+        await ctx.db.close()

@@ -7,7 +7,8 @@ from fastapi.responses import Response
 
 from myhibachi.core.audit import note_change
 from myhibachi.core.auth import Principal, authenticated, require
-from myhibachi.core.db import Transaction
+from myhibachi.core.db import Conn
+from myhibachi.core.routing import Connection
 from myhibachi.core.errors import Problem, error_responses
 from myhibachi.plugins.admin_rbac import schemas, service
 
@@ -42,7 +43,7 @@ def build(router: APIRouter, ctx) -> None:
 
     @router.get("/auth/staff/me", response_model=schemas.AdminUser, tags=["admin auth"],
                 responses=error_responses(401, 404))
-    async def me(principal: Principal = Depends(authenticated), conn=Transaction):
+    async def me(principal: Principal = Depends(authenticated), conn: Conn = Connection):
         """The signed-in admin."""
         if principal.kind != "admin":
             raise Problem(404, "Admin user not found", "the caller is not an admin user", kind="not-found")
@@ -57,7 +58,7 @@ def build(router: APIRouter, ctx) -> None:
         limit: int = Query(50, ge=1, le=200),
         status: str | None = Query(None, pattern="^(active|inactive)$"),
         role: str | None = None,
-        conn=Transaction,
+        conn: Conn = Connection,
         _: Principal = Depends(require("admin_users.read")),
     ):
         items, nxt = await service.list_users(conn, cursor=cursor, limit=limit, status=status, role=role)
@@ -65,7 +66,7 @@ def build(router: APIRouter, ctx) -> None:
 
     @router.post("/admin/users", response_model=schemas.AdminUser, status_code=201, tags=["admin users"],
                  responses=error_responses(401, 403, 409))
-    async def create_user(body: schemas.AdminUserCreate, request: Request, conn=Transaction,
+    async def create_user(body: schemas.AdminUserCreate, request: Request, conn: Conn = Connection,
                           actor: Principal = Depends(require("admin_users.write"))):
         user = await service.create_user(conn, request.app.state.ctx, actor, email=str(body.email), name=body.name,
                                          password=body.password, roles=body.roles)
@@ -77,12 +78,12 @@ def build(router: APIRouter, ctx) -> None:
 
     @router.get("/admin/users/{user_id}", response_model=schemas.AdminUser, tags=["admin users"],
                 responses=error_responses(401, 403, 404))
-    async def get_user(user_id: uuid.UUID, conn=Transaction, _: Principal = Depends(require("admin_users.read"))):
+    async def get_user(user_id: uuid.UUID, conn: Conn = Connection, _: Principal = Depends(require("admin_users.read"))):
         return await service.get_user(conn, user_id)
 
     @router.put("/admin/users/{user_id}", response_model=schemas.AdminUser, tags=["admin users"],
                 responses=error_responses(401, 403, 404, 409))
-    async def update_user(user_id: uuid.UUID, body: schemas.AdminUserUpdate, request: Request, conn=Transaction,
+    async def update_user(user_id: uuid.UUID, body: schemas.AdminUserUpdate, request: Request, conn: Conn = Connection,
                           actor: Principal = Depends(require("admin_users.write"))):
         user, changes = await service.update_user(conn, request.app.state.ctx, actor, user_id,
                                                   body.model_dump(exclude_unset=True))
@@ -91,7 +92,7 @@ def build(router: APIRouter, ctx) -> None:
 
     @router.delete("/admin/users/{user_id}", response_model=schemas.AdminUser, tags=["admin users"],
                    responses=error_responses(401, 403, 404, 409))
-    async def deactivate_user(user_id: uuid.UUID, request: Request, conn=Transaction,
+    async def deactivate_user(user_id: uuid.UUID, request: Request, conn: Conn = Connection,
                               actor: Principal = Depends(require("admin_users.write"))):
         """Deactivate (never delete) a staff account; its sessions end at once."""
         user, changes = await service.deactivate_user(conn, request.app.state.ctx, actor, user_id)
@@ -100,7 +101,7 @@ def build(router: APIRouter, ctx) -> None:
 
     @router.put("/admin/users/{user_id}/roles", response_model=schemas.AdminUser, tags=["admin users"],
                 responses=error_responses(401, 403, 404, 409))
-    async def set_roles(user_id: uuid.UUID, body: schemas.RoleAssignment, request: Request, conn=Transaction,
+    async def set_roles(user_id: uuid.UUID, body: schemas.RoleAssignment, request: Request, conn: Conn = Connection,
                         actor: Principal = Depends(require("admin_users.write"))):
         """Replace the user's roles; only roles within the caller's own permissions can be given."""
         user, changes = await service.set_roles(conn, request.app.state.ctx, actor, user_id, body.roles)
@@ -117,12 +118,12 @@ def build(router: APIRouter, ctx) -> None:
 
     @router.get("/admin/roles", response_model=schemas.RoleList, tags=["admin roles"],
                 responses=error_responses(401, 403))
-    async def list_roles(request: Request, conn=Transaction, _: Principal = Depends(require("roles.read"))):
+    async def list_roles(request: Request, conn: Conn = Connection, _: Principal = Depends(require("roles.read"))):
         return {"items": await service.list_roles(conn, request.app.state.ctx)}
 
     @router.post("/admin/roles", response_model=schemas.Role, status_code=201, tags=["admin roles"],
                  responses=error_responses(401, 403, 409))
-    async def create_role(body: schemas.RoleCreate, request: Request, conn=Transaction,
+    async def create_role(body: schemas.RoleCreate, request: Request, conn: Conn = Connection,
                           actor: Principal = Depends(require("roles.write"))):
         role = await service.create_role(conn, request.app.state.ctx, actor, name=body.name,
                                          description=body.description, permissions=body.permissions)
@@ -132,14 +133,14 @@ def build(router: APIRouter, ctx) -> None:
 
     @router.get("/admin/roles/{role_id}", response_model=schemas.Role, tags=["admin roles"],
                 responses=error_responses(401, 403, 404))
-    async def get_role(role_id: uuid.UUID, request: Request, conn=Transaction,
+    async def get_role(role_id: uuid.UUID, request: Request, conn: Conn = Connection,
                        _: Principal = Depends(require("roles.read"))):
         ctx = request.app.state.ctx
         return service.role_out(ctx, await service.get_role(conn, ctx, role_id))
 
     @router.put("/admin/roles/{role_id}", response_model=schemas.Role, tags=["admin roles"],
                 responses=error_responses(401, 403, 404, 409))
-    async def update_role(role_id: uuid.UUID, body: schemas.RoleUpdate, request: Request, conn=Transaction,
+    async def update_role(role_id: uuid.UUID, body: schemas.RoleUpdate, request: Request, conn: Conn = Connection,
                           actor: Principal = Depends(require("roles.write"))):
         role, changes = await service.update_role(conn, request.app.state.ctx, actor, role_id,
                                                   description=body.description, permissions=body.permissions)
@@ -148,7 +149,7 @@ def build(router: APIRouter, ctx) -> None:
 
     @router.delete("/admin/roles/{role_id}", status_code=204, tags=["admin roles"],
                    responses=error_responses(401, 403, 404, 409))
-    async def delete_role(role_id: uuid.UUID, request: Request, conn=Transaction,
+    async def delete_role(role_id: uuid.UUID, request: Request, conn: Conn = Connection,
                           actor: Principal = Depends(require("roles.write"))):
         """Delete a custom role; users holding it lose it."""
         role = await service.delete_role(conn, request.app.state.ctx, actor, role_id)

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
+from psycopg import IntegrityError
 
 from myhibachi.core import audit
 from myhibachi.core.auth import Principal, has_permission, issue_access_token, permission_matches_known
@@ -130,8 +130,8 @@ async def ensure_builtin_roles(conn, ctx) -> None:
     that a caller's rollback cannot take them away."""
     if ctx.extra.get("admin_rbac.seeded"):
         return
-    async with ctx.db.begin() as own:
-        await own.execute(
+    async with ctx.db.transaction() as own:
+        await own.run(
             pg_insert(admin_roles)
             .values([{"id": uuid.uuid5(uuid.NAMESPACE_URL, f"myhibachi:role:{name}"), "name": name,
                       "description": desc, "permissions": [], "builtin": True}
@@ -154,7 +154,7 @@ async def list_roles(conn, ctx) -> list[dict[str, Any]]:
 async def get_role(conn, ctx, role_id: uuid.UUID, *, lock: bool = False) -> Any:
     await ensure_builtin_roles(conn, ctx)
     query = sa.select(admin_roles).where(admin_roles.c.id == role_id)
-    row = (await conn.execute(query.with_for_update() if lock else query)).mappings().first()
+    row = await conn.fetch_one(query.with_for_update() if lock else query)
     if row is None:
         raise not_found("Role")
     return row
@@ -166,10 +166,10 @@ async def create_role(conn, ctx, actor: Principal, *, name: str, description: st
     permissions = check_permissions(ctx, permissions)
     require_grantable(actor, set(permissions), f"role {name}")
     try:
-        async with conn.begin_nested():
-            row = (await conn.execute(sa.insert(admin_roles).values(
+        async with conn.savepoint():
+            row = await conn.fetch_one(sa.insert(admin_roles).values(
                 id=uuid.uuid4(), name=name, description=description, permissions=permissions, builtin=False,
-            ).returning(admin_roles))).mappings().one()
+            ).returning(admin_roles))
     except IntegrityError:
         raise conflict(f"a role named {name} already exists", field="name") from None
     return role_out(ctx, row)
@@ -190,8 +190,8 @@ async def update_role(conn, ctx, actor: Principal, role_id: uuid.UUID, *, descri
         values["permissions"] = permissions
     if not values:
         return role_out(ctx, row), {}
-    new = (await conn.execute(sa.update(admin_roles).where(admin_roles.c.id == role_id)
-                              .values(**values, updated_at=sa.func.now()).returning(admin_roles))).mappings().one()
+    new = await conn.fetch_one(sa.update(admin_roles).where(admin_roles.c.id == role_id)
+                              .values(**values, updated_at=sa.func.now()).returning(admin_roles))
     return role_out(ctx, new), audit.diff(dict(row), dict(new), list(values))
 
 
@@ -200,7 +200,7 @@ async def delete_role(conn, ctx, actor: Principal, role_id: uuid.UUID) -> dict[s
     if row["builtin"]:
         raise conflict(f"the built-in role {row['name']} cannot be deleted")
     require_grantable(actor, set(row["permissions"]), f"role {row['name']}")
-    await conn.execute(sa.delete(admin_roles).where(admin_roles.c.id == role_id))
+    await conn.run(sa.delete(admin_roles).where(admin_roles.c.id == role_id))
     return role_out(ctx, row)
 
 
@@ -228,7 +228,7 @@ async def get_user(conn, user_id: uuid.UUID, *, lock: bool = False) -> dict[str,
                                     .with_for_update())).first()
         if found is None:
             raise not_found("Admin user")
-    row = (await conn.execute(_user_query().where(admin_users.c.id == user_id))).mappings().first()
+    row = await conn.fetch_one(_user_query().where(admin_users.c.id == user_id))
     if row is None:
         raise not_found("Admin user")
     return user_out(row)
@@ -251,7 +251,7 @@ async def list_users(conn, *, cursor: str | None, limit: int, status: str | None
         at, id_ = decode_cursor(cursor)
         query = query.where(sa.tuple_(admin_users.c.created_at, admin_users.c.id) > sa.tuple_(
             sa.literal(at, sa.DateTime(timezone=True)), sa.literal(id_, sa.Uuid)))
-    rows = (await conn.execute(query.order_by(admin_users.c.created_at, admin_users.c.id).limit(limit + 1))).mappings().all()
+    rows = await conn.fetch_all(query.order_by(admin_users.c.created_at, admin_users.c.id).limit(limit + 1))
     items = [user_out(r) for r in rows[:limit]]
     nxt = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
     return items, nxt
@@ -260,7 +260,7 @@ async def list_users(conn, *, cursor: str | None, limit: int, status: str | None
 async def _roles_by_name(conn, ctx, names: list[str], field: str = "roles") -> list[Any]:
     await ensure_builtin_roles(conn, ctx)
     names = sorted(set(names))
-    rows = (await conn.execute(sa.select(admin_roles).where(admin_roles.c.name.in_(names)))).mappings().all()
+    rows = await conn.fetch_all(sa.select(admin_roles).where(admin_roles.c.name.in_(names)))
     found = {r["name"] for r in rows}
     for i, name in enumerate(names):
         if name not in found:
@@ -285,20 +285,20 @@ async def _require_outranks(conn, ctx, actor: Principal, user_id: uuid.UUID) -> 
 
 
 async def _other_active_super_admins(conn, user_id: uuid.UUID) -> int:
-    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SUPER_ADMIN_LOCK)))
-    return (await conn.execute(
+    await conn.run(sa.select(sa.func.pg_advisory_xact_lock(SUPER_ADMIN_LOCK)))
+    return await conn.scalar(
         sa.select(sa.func.count()).select_from(admin_user_roles.join(admin_roles).join(admin_users))
         .where(admin_roles.c.name == SUPER_ADMIN, admin_roles.c.builtin.is_(True),
                admin_users.c.status == "active", admin_users.c.id != user_id)
-    )).scalar_one()
+    )
 
 
 async def _is_super_admin(conn, user_id: uuid.UUID) -> bool:
-    return (await conn.execute(
+    return await conn.scalar(
         sa.select(sa.func.count()).select_from(admin_user_roles.join(admin_roles))
         .where(admin_user_roles.c.user_id == user_id, admin_roles.c.name == SUPER_ADMIN,
                admin_roles.c.builtin.is_(True))
-    )).scalar_one() > 0
+    ) > 0
 
 
 async def create_user(conn, ctx, actor: Principal | None, *, email: str, name: str, password: str,
@@ -312,13 +312,13 @@ async def create_user(conn, ctx, actor: Principal | None, *, email: str, name: s
             require_grantable(actor, role_permissions(ctx, row), f"role {row['name']}")
     user_id = uuid.uuid4()
     try:
-        async with conn.begin_nested():
-            await conn.execute(sa.insert(admin_users).values(
+        async with conn.savepoint():
+            await conn.run(sa.insert(admin_users).values(
                 id=user_id, email=email, name=name.strip(), password_hash=await hash_password(password)))
     except IntegrityError:
         raise conflict("an admin user with this email already exists", field="email") from None
     if role_rows:
-        await conn.execute(sa.insert(admin_user_roles), [{"user_id": user_id, "role_id": r["id"]} for r in role_rows])
+        await conn.run(sa.insert(admin_user_roles), [{"user_id": user_id, "role_id": r["id"]} for r in role_rows])
     return await get_user(conn, user_id)
 
 
@@ -342,8 +342,8 @@ async def update_user(conn, ctx, actor: Principal, user_id: uuid.UUID, changes: 
     if not values:
         return old, {}
     try:
-        async with conn.begin_nested():
-            await conn.execute(sa.update(admin_users).where(admin_users.c.id == user_id)
+        async with conn.savepoint():
+            await conn.run(sa.update(admin_users).where(admin_users.c.id == user_id)
                                .values(**values, updated_at=sa.func.now()))
     except IntegrityError:
         raise conflict("an admin user with this email already exists", field="email") from None
@@ -364,7 +364,7 @@ async def deactivate_user(conn, ctx, actor: Principal, user_id: uuid.UUID, also:
     if old["status"] != "inactive" and await _is_super_admin(conn, user_id) \
             and await _other_active_super_admins(conn, user_id) == 0:
         raise conflict("the last active super admin cannot be deactivated")
-    await conn.execute(sa.update(admin_users).where(admin_users.c.id == user_id)
+    await conn.run(sa.update(admin_users).where(admin_users.c.id == user_id)
                        .values(**(also or {}), status="inactive", updated_at=sa.func.now()))
     await revoke_sessions(conn, user_id)
     new = await get_user(conn, user_id)
@@ -384,9 +384,9 @@ async def set_roles(conn, ctx, actor: Principal, user_id: uuid.UUID, roles: list
     if SUPER_ADMIN in current and SUPER_ADMIN not in wanted and old["status"] == "active" \
             and await _other_active_super_admins(conn, user_id) == 0:
         raise conflict("the last active super admin cannot lose the super_admin role")
-    await conn.execute(sa.delete(admin_user_roles).where(admin_user_roles.c.user_id == user_id))
+    await conn.run(sa.delete(admin_user_roles).where(admin_user_roles.c.user_id == user_id))
     if rows:
-        await conn.execute(sa.insert(admin_user_roles), [{"user_id": user_id, "role_id": r["id"]} for r in rows])
+        await conn.run(sa.insert(admin_user_roles), [{"user_id": user_id, "role_id": r["id"]} for r in rows])
     new = await get_user(conn, user_id)
     return new, audit.diff(old, new, ["roles"])
 
@@ -395,7 +395,7 @@ async def set_roles(conn, ctx, actor: Principal, user_id: uuid.UUID, roles: list
 
 
 async def revoke_sessions(conn, user_id: uuid.UUID) -> None:
-    await conn.execute(sa.update(admin_sessions)
+    await conn.run(sa.update(admin_sessions)
                        .where(admin_sessions.c.user_id == user_id, admin_sessions.c.revoked_at.is_(None))
                        .values(revoked_at=sa.func.now()))
 
@@ -409,9 +409,9 @@ async def login(ctx, *, email: str, password: str, ip: str | None, user_agent: s
     email = email.strip().lower()
     now = utcnow()
     failure: Problem | None = None
-    async with ctx.db.begin() as conn:
-        row = (await conn.execute(sa.select(admin_users).where(admin_users.c.email == email)
-                                  .with_for_update())).mappings().first()
+    async with ctx.db.transaction() as conn:
+        row = await conn.fetch_one(sa.select(admin_users).where(admin_users.c.email == email)
+                                  .with_for_update())
         if row is None:
             await verify_password(None, password)
             raise _login_failed()
@@ -422,7 +422,7 @@ async def login(ctx, *, email: str, password: str, ip: str | None, user_agent: s
         if not await verify_password(row["password_hash"], password) or row["status"] != "active":
             fresh = row["failed_since"] is None or row["failed_since"] <= now - FAILURE_WINDOW
             count = 1 if fresh else row["failed_logins"] + 1
-            await conn.execute(sa.update(admin_users).where(admin_users.c.id == row["id"]).values(
+            await conn.run(sa.update(admin_users).where(admin_users.c.id == row["id"]).values(
                 failed_logins=count, failed_since=now if fresh else row["failed_since"],
                 locked_until=now + LOCKOUT if count >= MAX_FAILURES else None))
             if count >= MAX_FAILURES:
@@ -433,9 +433,9 @@ async def login(ctx, *, email: str, password: str, ip: str | None, user_agent: s
             values: dict[str, Any] = {"last_login": now, "failed_logins": 0, "failed_since": None, "locked_until": None}
             if needs_rehash(row["password_hash"]):
                 values["password_hash"] = await hash_password(password)
-            await conn.execute(sa.update(admin_users).where(admin_users.c.id == row["id"]).values(**values))
+            await conn.run(sa.update(admin_users).where(admin_users.c.id == row["id"]).values(**values))
             session_id = uuid.uuid4()
-            await conn.execute(sa.insert(admin_sessions).values(
+            await conn.run(sa.insert(admin_sessions).values(
                 id=session_id, user_id=row["id"], expires_at=now + SESSION_LIFETIME, ip=ip,
                 user_agent=(user_agent or "")[:1000] or None))
             await audit.record(conn, ctx, action="admin_auth.login", resource_type="admin_session",
@@ -454,8 +454,8 @@ def refresh(ctx, principal: Principal) -> dict[str, Any]:
 
 
 async def logout(ctx, principal: Principal) -> None:
-    async with ctx.db.begin() as conn:
-        await conn.execute(sa.update(admin_sessions)
+    async with ctx.db.transaction() as conn:
+        await conn.run(sa.update(admin_sessions)
                            .where(admin_sessions.c.id == uuid.UUID(principal.session), admin_sessions.c.revoked_at.is_(None))
                            .values(revoked_at=sa.func.now()))
 
@@ -474,8 +474,8 @@ async def principal_for(ctx, claims: dict[str, Any]) -> Principal | None:
                      .outerjoin(admin_roles, admin_roles.c.id == admin_user_roles.c.role_id))
         .where(admin_sessions.c.id == session_id, admin_sessions.c.user_id == user_id)
     )
-    async with ctx.db.connect() as conn:
-        rows = (await conn.execute(query)).mappings().all()
+    async with ctx.db.read() as conn:
+        rows = await conn.fetch_all(query)
     if not rows:
         return None
     first = rows[0]

@@ -12,7 +12,7 @@ def register(huey, ctx) -> None:
         from myhibachi.plugins.admin_rbac.service import purge_sessions as purge
 
         async def body() -> int:
-            async with ctx.db.begin() as conn:
+            async with ctx.db.transaction() as conn:
                 return await purge(conn)
 
         return run(body())

@@ -5,7 +5,8 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Path, Query
 
 from myhibachi.core.auth import Principal, require
-from myhibachi.core.db import Transaction
+from myhibachi.core.db import Conn
+from myhibachi.core.routing import Connection
 from myhibachi.core.errors import error_responses
 from myhibachi.plugins.audit import schemas, service
 
@@ -31,7 +32,7 @@ def build(router: APIRouter, ctx) -> None:
         until: datetime | None = None,
         cursor: str | None = CURSOR,
         limit: int = LIMIT,
-        conn=Transaction,
+        conn: Conn = Connection,
         _: Principal = read,
     ):
         """Every recorded staff action, newest first."""
@@ -41,7 +42,7 @@ def build(router: APIRouter, ctx) -> None:
     @router.get("/admin/audit-logs/user/{user_id}", response_model=schemas.AuditLogPage, tags=["audit"],
                 responses=errors)
     async def user_activity(user_id: str = Path(max_length=64), cursor: str | None = CURSOR, limit: int = LIMIT,
-                            conn=Transaction, _: Principal = read):
+                            conn: Conn = Connection, _: Principal = read):
         """What one admin user (or API key) did."""
         return await page(conn, cursor, limit, actor_id=user_id)
 
@@ -49,6 +50,6 @@ def build(router: APIRouter, ctx) -> None:
                 tags=["audit"], responses=errors)
     async def resource_history(resource_type: str = Path(max_length=100), resource_id: str = Path(max_length=200),
                                cursor: str | None = CURSOR, limit: int = LIMIT,
-                               conn=Transaction, _: Principal = read):
+                               conn: Conn = Connection, _: Principal = read):
         """Everything done to one resource."""
         return await page(conn, cursor, limit, resource_type=resource_type, resource_id=resource_id)

@@ -64,11 +64,11 @@ async def append(conn, action: dict[str, Any]) -> dict[str, Any]:
         "request_id": _text(action.get("request_id"), 100),
         "created_at": action.get("at") or datetime.now(timezone.utc),
     }
-    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CHAIN_LOCK)))
-    prev = (await conn.execute(sa.select(audit_logs.c.hash).order_by(audit_logs.c.seq.desc()).limit(1))).scalar()
+    await conn.run(sa.select(sa.func.pg_advisory_xact_lock(CHAIN_LOCK)))
+    prev = await conn.scalar(sa.select(audit_logs.c.hash).order_by(audit_logs.c.seq.desc()).limit(1))
     row["prev_hash"] = prev or GENESIS
     row["hash"] = chain_hash(row["prev_hash"], row)
-    await conn.execute(sa.insert(audit_logs).values(**row))
+    await conn.run(sa.insert(audit_logs).values(**row))
     return row
 
 
@@ -88,7 +88,7 @@ async def list_logs(conn, *, actor_id: str | None = None, action: str | None = N
         query = query.where(audit_logs.c.created_at < until)
     if cursor is not None:
         query = query.where(audit_logs.c.seq < cursor)
-    rows = (await conn.execute(query.order_by(audit_logs.c.seq.desc()).limit(limit + 1))).mappings().all()
+    rows = await conn.fetch_all(query.order_by(audit_logs.c.seq.desc()).limit(limit + 1))
     items = [dict(r) for r in rows[:limit]]
     return items, str(items[-1]["seq"]) if len(rows) > limit else None
 
@@ -99,8 +99,8 @@ async def verify(conn, *, batch: int = 1000) -> dict[str, Any]:
     last_seq = 0
     count = 0
     while True:
-        rows = (await conn.execute(sa.select(audit_logs).where(audit_logs.c.seq > last_seq)
-                                   .order_by(audit_logs.c.seq).limit(batch))).mappings().all()
+        rows = await conn.fetch_all(sa.select(audit_logs).where(audit_logs.c.seq > last_seq)
+                                   .order_by(audit_logs.c.seq).limit(batch))
         if not rows:
             return {"ok": True, "rows": count}
         for row in rows:

@@ -16,7 +16,7 @@ def register(huey, ctx) -> None:
         from myhibachi.plugins.audit.service import verify
 
         async def body() -> dict:
-            async with ctx.db.connect() as conn:
+            async with ctx.db.read() as conn:
                 return await verify(conn)
 
         result = run(body(), timeout=None)

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from myhibachi.core.auth import Principal, current_principal, require
-from myhibachi.core.db import Transaction
+from myhibachi.core.db import Conn
+from myhibachi.core.routing import Connection
 from myhibachi.core.errors import Problem, error_responses, invalid
 from myhibachi.core.idempotency import HEADER, idempotent, scope_of
 from myhibachi.plugins.comms import service
@@ -59,7 +60,7 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.post("/communications/sms/send", response_model=Message, status_code=202, responses=sends,
                  summary="Queue an SMS to a number or a customer")
     @idempotent
-    async def send_sms(body: SmsSend, conn=Transaction, message_key: str = Depends(message_key),
+    async def send_sms(body: SmsSend, conn: Conn = Connection, message_key: str = Depends(message_key),
                        principal: Principal = Depends(require("comms.send"))) -> Message:
         return Message(**await service.send(
             conn, ctx, channel="sms", to=body.to, customer_id=body.customer_id, body=body.body, kind=body.kind,
@@ -68,7 +69,7 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.post("/communications/email/send", response_model=Message, status_code=202, responses=sends,
                  summary="Queue an email to an address or a customer")
     @idempotent
-    async def send_email(body: EmailSend, conn=Transaction, message_key: str = Depends(message_key),
+    async def send_email(body: EmailSend, conn: Conn = Connection, message_key: str = Depends(message_key),
                          principal: Principal = Depends(require("comms.send"))) -> Message:
         return Message(**await service.send(
             conn, ctx, channel="email", to=body.to, customer_id=body.customer_id, subject=body.subject,
@@ -79,7 +80,7 @@ def add_routes(router: APIRouter, ctx) -> None:
         async def history(request: Request, customer_id: uuid.UUID | None = None, status: Status | None = None,
                           since: datetime | None = Query(None, description="Created at or after (ISO 8601)."),
                           until: datetime | None = Query(None, description="Created before (ISO 8601)."),
-                          limit: int = Query(50, ge=1, le=200), cursor: str | None = None, conn=Transaction,
+                          limit: int = Query(50, ge=1, le=200), cursor: str | None = None, conn: Conn = Connection,
                           _: Principal = Depends(require("comms.read"))) -> MessagePage:
             for name, value in (("since", since), ("until", until)):
                 if value is not None and value.tzinfo is None:
@@ -99,20 +100,20 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.post("/webhooks/twilio/status", response_model=WebhookAck, responses=hooks,
                  summary="Twilio message status callback (signed)")
-    async def twilio_status(request: Request, conn=Transaction) -> WebhookAck:
+    async def twilio_status(request: Request, conn: Conn = Connection) -> WebhookAck:
         params = await _twilio_form(request)
         return WebhookAck(changed=int(await service.twilio_status(conn, params)))
 
     @router.post("/webhooks/twilio/inbound", response_class=Response, responses=hooks,
                  summary="Inbound SMS from Twilio (signed): STOP and START keywords")
-    async def twilio_inbound(request: Request, conn=Transaction) -> Response:
+    async def twilio_inbound(request: Request, conn: Conn = Connection) -> Response:
         params = await _twilio_form(request)
         await service.twilio_inbound(conn, request.app.state.ctx, params)
         return Response(EMPTY_TWIML, media_type="application/xml")
 
     @router.post("/webhooks/sendgrid/events", response_model=WebhookAck, responses=hooks,
                  summary="SendGrid event webhook (signed)")
-    async def sendgrid_events(request: Request, conn=Transaction) -> WebhookAck:
+    async def sendgrid_events(request: Request, conn: Conn = Connection) -> WebhookAck:
         ctx = request.app.state.ctx
         payload = await request.body()
         signature = request.headers.get(SENDGRID_SIGNATURE, "")

@@ -154,7 +154,7 @@ async def record_consent(conn, customer_id: uuid.UUID, channel: str, marketing: 
                          source: str | None = None) -> None:
     """Record (or withdraw) a customer's consent to marketing on ``channel``."""
     values = {"marketing": marketing, "source": source, "updated_at": sa.func.now()}
-    await conn.execute(pg_insert(consents).values(customer_id=customer_id, channel=channel, **values)
+    await conn.run(pg_insert(consents).values(customer_id=customer_id, channel=channel, **values)
                        .on_conflict_do_update(index_elements=["customer_id", "channel"], set_=values))
 
 
@@ -316,14 +316,14 @@ async def send_many(conn, ctx, items: list[dict[str, Any]]) -> list[dict[str, An
         if ready:
             # A concurrent call with the same key waits here for the first one's transaction,
             # then inserts nothing and the first message is returned.
-            created = (await conn.execute(
+            created = await conn.fetch_all(
                 pg_insert(messages).values([row for _, row in ready])
-                .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(messages))).mappings().all()
+                .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(messages))
             by_id = {r["id"]: r for r in created}
             missing = [row["idempotency_key"] for _, row in ready if row["id"] not in by_id]
             if missing:
-                found = (await conn.execute(sa.select(messages).where(messages.c.idempotency_key.in_(missing))
-                                            )).mappings().all()
+                found = await conn.fetch_all(sa.select(messages).where(messages.c.idempotency_key.in_(missing))
+                                            )
                 by_key = {r["idempotency_key"]: r for r in found}
             for n, row in ready:
                 stored = by_id.get(row["id"]) or by_key[row["idempotency_key"]]
@@ -366,8 +366,8 @@ async def history(conn, ctx, channel: str, *, customer_id: uuid.UUID | None = No
     if cursor:
         at, mid = decode_cursor(cursor)
         query = query.where(sa.tuple_(messages.c.created_at, messages.c.id) < sa.tuple_(at, mid))
-    rows = (await conn.execute(query.order_by(messages.c.created_at.desc(), messages.c.id.desc())
-                               .limit(limit + 1))).mappings().all()
+    rows = await conn.fetch_all(query.order_by(messages.c.created_at.desc(), messages.c.id.desc())
+                               .limit(limit + 1))
     items = [_open(ctx, r) for r in rows[:limit]]
     nxt = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
     return {"items": items, "next_cursor": nxt}
@@ -407,8 +407,8 @@ async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = 
     """
     settings = settings_of(ctx)
     now = now or utcnow()
-    async with ctx.db.begin() as conn:
-        await conn.execute(sa.update(messages).where(
+    async with ctx.db.transaction() as conn:
+        await conn.run(sa.update(messages).where(
             messages.c.status == "sending",
             messages.c.updated_at < now - timedelta(minutes=settings.sending_timeout_minutes),
         ).values(status="failed", last_error="outcome unknown: the worker stopped while sending",
@@ -423,14 +423,14 @@ async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = 
         stopped = [m["id"] for m in claimed if (m["to_hash"], m["channel"]) in blocked]
         ready = [m for m in claimed if (m["to_hash"], m["channel"]) not in blocked]
         if stopped:
-            await conn.execute(sa.update(messages).where(messages.c.id.in_(stopped)).values(
+            await conn.run(sa.update(messages).where(messages.c.id.in_(stopped)).values(
                 status="failed", last_error="the recipient opted out", updated_at=sa.func.now()))
         offline = [m for m in ready if _offline(ctx, m["channel"])]
         if offline:
             await _record_offline(conn, ctx, [_open(ctx, m) for m in offline])
         ready = [m for m in ready if not _offline(ctx, m["channel"])]
         if ready:
-            await conn.execute(sa.update(messages).where(messages.c.id.in_([m["id"] for m in ready])).values(
+            await conn.run(sa.update(messages).where(messages.c.id.in_([m["id"] for m in ready])).values(
                 status="sending", attempts=messages.c.attempts + 1, updated_at=sa.func.now()))
     gate = asyncio.Semaphore(settings.concurrency)
 
@@ -463,8 +463,8 @@ async def _record_offline(conn, ctx, batch: list[dict[str, Any]]) -> None:
                 "id": pid, "to": m["to"], "from": settings.email_from, "subject": m["subject"], "text": m["body"],
                 "html": m["html"], "message_id": str(m["id"])}})
         sent.append({"mid": m["id"], "pid": pid})
-    await conn.execute(sa.insert(offline_outbox), rows)
-    await conn.execute(sa.update(messages).where(messages.c.id == sa.bindparam("mid")).values(
+    await conn.run(sa.insert(offline_outbox), rows)
+    await conn.run(sa.update(messages).where(messages.c.id == sa.bindparam("mid")).values(
         status="sent", provider_id=sa.bindparam("pid"), attempts=messages.c.attempts + 1, last_error=None,
         sent_at=sa.func.now(), updated_at=sa.func.now()), sent)
     await publish_many(conn, ctx, "message.sent", [
@@ -478,16 +478,16 @@ async def _send_one(ctx, settings: CommsSettings, message: dict[str, Any], attem
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:2000]
         log.warning("message %s not sent (attempt %d): %s", message["id"], attempts, error)
-        async with ctx.db.begin() as conn:
+        async with ctx.db.transaction() as conn:
             if transient(exc) and attempts < settings.max_attempts:
                 delay = timedelta(seconds=min(settings.retry_seconds * 2 ** (attempts - 1), 3600))
                 await _finish(conn, message["id"], status="queued", last_error=error, next_attempt_at=utcnow() + delay)
             else:
                 await _finish(conn, message["id"], status="failed", last_error=error)
         return
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         # a fast status callback may already have moved it on: only 'sending' becomes 'sent'
-        await conn.execute(sa.update(messages).where(messages.c.id == message["id"]).values(
+        await conn.run(sa.update(messages).where(messages.c.id == message["id"]).values(
             provider_id=sent.id, last_error=None, sent_at=sa.func.now(), updated_at=sa.func.now(),
             status=sa.case((messages.c.status == "sending", "sent"), else_=messages.c.status)))
         customer = message["customer_id"]
@@ -496,7 +496,7 @@ async def _send_one(ctx, settings: CommsSettings, message: dict[str, Any], attem
 
 
 async def _finish(conn, message_id: uuid.UUID, **values) -> None:
-    await conn.execute(sa.update(messages).where(messages.c.id == message_id, messages.c.status == "sending")
+    await conn.run(sa.update(messages).where(messages.c.id == message_id, messages.c.status == "sending")
                        .values(updated_at=sa.func.now(), **values))
 
 

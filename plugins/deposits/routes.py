@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from myhibachi.core.auth import Principal, authenticated
 from myhibachi.core.context import app_context
-from myhibachi.core.db import Transaction
+from myhibachi.core.db import Conn
+from myhibachi.core.routing import Connection
 from myhibachi.core.errors import error_responses
 from myhibachi.core.idempotency import HEADER, idempotent, scope_of
 from myhibachi.plugins.deposits import service
@@ -37,7 +38,7 @@ def add_routes(router: APIRouter, cfg) -> None:
     @router.post(base, response_model=Deposit, status_code=201, responses=error_responses(401, 403, 409, 422, 503),
                  summary="Create a booking's deposit (a PaymentIntent at the provider)")
     @idempotent
-    async def create(body: DepositCreate, request: Request, conn=Transaction, ctx=Depends(app_context),
+    async def create(body: DepositCreate, request: Request, conn: Conn = Connection, ctx=Depends(app_context),
                      principal: Principal = Depends(authenticated)) -> Deposit:
         """A customer for their own booking, staff with `payments.write`. Without `amount_cents` the
         amount is the settings' percentage of the booking's stored total, at least their minimum."""
@@ -52,7 +53,7 @@ def add_routes(router: APIRouter, cfg) -> None:
                     created_from: datetime | None = Query(None, description="Created at or after (UTC if no offset)."),
                     created_to: datetime | None = Query(None, description="Created before (UTC if no offset)."),
                     cursor: str | None = Query(None, max_length=200), limit: int = Query(20, ge=1, le=100),
-                    conn=Transaction, principal: Principal = Depends(authenticated)) -> DepositPage:
+                    conn: Conn = Connection, principal: Principal = Depends(authenticated)) -> DepositPage:
         """Own deposits for a customer, any with `payments.read`."""
         rows, next_cursor = await service.list_deposits(
             conn, principal, booking_id=booking_id, customer_id=customer_id, status=status,
@@ -61,12 +62,12 @@ def add_routes(router: APIRouter, cfg) -> None:
 
     @router.get(base + "/{deposit_id}", response_model=Deposit, responses=error_responses(401, 403, 404),
                 summary="One deposit")
-    async def get(deposit_id: uuid.UUID, conn=Transaction, principal: Principal = Depends(authenticated)) -> Deposit:
+    async def get(deposit_id: uuid.UUID, conn: Conn = Connection, principal: Principal = Depends(authenticated)) -> Deposit:
         return Deposit(**await service.get_deposit(conn, principal, deposit_id))
 
     @router.put(base + "/{deposit_id}/confirm", response_model=Deposit,
                 responses=error_responses(401, 403, 404, 409, 422, 503), summary="Pay a deposit")
-    async def confirm(deposit_id: uuid.UUID, body: DepositConfirm, conn=Transaction, ctx=Depends(app_context),
+    async def confirm(deposit_id: uuid.UUID, body: DepositConfirm, conn: Conn = Connection, ctx=Depends(app_context),
                       principal: Principal = Depends(authenticated)) -> Deposit:
         """Confirm the PaymentIntent with a payment method. A decline answers 200 with status
         `failed` and its reason; confirming again with another method is allowed."""
@@ -74,7 +75,7 @@ def add_routes(router: APIRouter, cfg) -> None:
 
     @router.put(base + "/{deposit_id}/cancel", response_model=Deposit,
                 responses=error_responses(401, 403, 404, 409, 503), summary="Cancel a deposit (refunds once paid)")
-    async def cancel(deposit_id: uuid.UUID, conn=Transaction, ctx=Depends(app_context),
+    async def cancel(deposit_id: uuid.UUID, conn: Conn = Connection, ctx=Depends(app_context),
                      principal: Principal = Depends(authenticated)) -> Deposit:
         """Before capture the PaymentIntent is cancelled; after capture what remains is refunded
         (staff with `payments.write` only)."""
@@ -82,14 +83,14 @@ def add_routes(router: APIRouter, cfg) -> None:
 
     @router.get(base + "/{deposit_id}/refunds", response_model=list[Refund], responses=error_responses(401, 403, 404),
                 summary="A deposit's refunds")
-    async def refunds(deposit_id: uuid.UUID, conn=Transaction, principal: Principal = Depends(authenticated)):
+    async def refunds(deposit_id: uuid.UUID, conn: Conn = Connection, principal: Principal = Depends(authenticated)):
         await service.get_deposit(conn, principal, deposit_id)
         return [Refund(**r) for r in await service.refunds_of(conn, deposit_id)]
 
     @router.post(base + "/{deposit_id}/refunds", response_model=DepositWithRefund, status_code=201,
                  responses=error_responses(401, 403, 404, 409, 422, 503), summary="Refund a deposit, fully or partly")
     @idempotent
-    async def refund(deposit_id: uuid.UUID, body: RefundCreate, request: Request, conn=Transaction,
+    async def refund(deposit_id: uuid.UUID, body: RefundCreate, request: Request, conn: Conn = Connection,
                      ctx=Depends(app_context), principal: Principal = Depends(authenticated)) -> DepositWithRefund:
         """Staff with `payments.write`. Refunds together never exceed what was captured (409)."""
         dep, row = await service.refund_deposit(conn, ctx, principal, deposit_id, body.amount_cents, body.reason,
@@ -99,7 +100,7 @@ def add_routes(router: APIRouter, cfg) -> None:
 
     @router.post("/webhooks/stripe", response_model=WebhookResult, responses=error_responses(400),
                  summary="Stripe's signed webhook")
-    async def stripe_webhook(request: Request, conn=Transaction, ctx=Depends(app_context)) -> WebhookResult:
+    async def stripe_webhook(request: Request, conn: Conn = Connection, ctx=Depends(app_context)) -> WebhookResult:
         """Verified with `Stripe-Signature`; each event id is applied once (a replay answers 200)."""
         result = await service.handle_webhook(conn, ctx, await request.body(),
                                               request.headers.get("stripe-signature"))

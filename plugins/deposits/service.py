@@ -79,7 +79,7 @@ async def get_deposit(conn, principal: Principal, deposit_id: uuid.UUID, *, perm
     query = sa.select(deposits).where(deposits.c.id == deposit_id)
     if for_update:
         query = query.with_for_update()
-    row = (await conn.execute(query)).mappings().first()
+    row = await conn.fetch_one(query)
     if row is None:
         raise not_found("Deposit")
     check_owner_or(principal, row["customer_id"], permission, "Deposit")
@@ -110,8 +110,8 @@ async def advance(conn, ctx, dep: dict[str, Any], status: str, *, captured: int 
         values["failure_reason"] = reason or "payment_failed"
     if captured and not dep["captured_cents"]:
         values["succeeded_at"] = sa.func.now()
-    row = dict((await conn.execute(sa.update(deposits).where(deposits.c.id == dep["id"]).values(**values)
-                                   .returning(deposits))).mappings().one())
+    row = dict(await conn.fetch_one(sa.update(deposits).where(deposits.c.id == dep["id"]).values(**values)
+                                   .returning(deposits)))
     base = {"payment_id": str(row["id"]), "booking_id": str(row["booking_id"]),
             "customer_id": str(row["customer_id"])}
     if captured and not dep["captured_cents"]:
@@ -156,8 +156,8 @@ async def create_deposit(conn, ctx, cfg, principal: Principal, booking_id: uuid.
                       permission="payments.write")
     if booking["status"] not in ("pending", "confirmed"):
         raise conflict(f"a {booking['status']} booking takes no deposit", booking_status=booking["status"])
-    open_one = (await conn.execute(sa.select(deposits.c.id).where(
-        deposits.c.booking_id == booking_id, deposits.c.status.in_(ACTIVE)))).scalar()
+    open_one = await conn.scalar(sa.select(deposits.c.id).where(
+        deposits.c.booking_id == booking_id, deposits.c.status.in_(ACTIVE)))
     if open_one is not None:
         raise conflict("the booking already has a deposit in progress or paid", deposit_id=str(open_one))
     total = booking["total_cents"]
@@ -178,11 +178,11 @@ async def create_deposit(conn, ctx, cfg, principal: Principal, booking_id: uuid.
             metadata={"deposit_id": str(deposit_id), "booking_id": str(booking_id)})
     except PortError as exc:
         raise provider_problem(exc) from exc
-    row = (await conn.execute(sa.insert(deposits).values(
+    row = await conn.fetch_one(sa.insert(deposits).values(
         id=deposit_id, booking_id=booking_id, customer_id=booking["customer_id"], amount_cents=amount_cents,
         currency=currency.upper(), status="requires_payment", intent_id=intent.id,
         client_secret=intent.client_secret,
-    ).returning(deposits))).mappings().one()
+    ).returning(deposits))
     return dict(row)
 
 
@@ -211,7 +211,7 @@ async def confirm_deposit(conn, ctx, principal: Principal, deposit_id: uuid.UUID
             raise provider_problem(exc) from exc
         # a decline is an outcome, kept with its reason, not an error that rolls it back
         return await advance(conn, ctx, dep, "failed", reason=exc.code or "card_declined", actor=actor)
-    await conn.execute(sa.update(deposits).where(deposits.c.id == dep["id"]).values(payment_method=payment_method))
+    await conn.run(sa.update(deposits).where(deposits.c.id == dep["id"]).values(payment_method=payment_method))
     dep["payment_method"] = payment_method
     return await sync(conn, ctx, dep, intent, actor)
 
@@ -263,18 +263,18 @@ async def refund_deposit(conn, ctx, principal: Principal, deposit_id: uuid.UUID,
                                                  idempotency_key=f"deposit-{dep['id']}-refund-{refund_id}")
     except PortError as exc:
         raise provider_problem(exc) from exc
-    row = (await conn.execute(pg_insert(deposit_refunds).values(
+    row = await conn.fetch_one(pg_insert(deposit_refunds).values(
         id=refund_id, deposit_id=dep["id"], amount_cents=amount, currency=dep["currency"],
         provider_refund_id=refund.id, status=refund.status, reason=reason,
-    ).returning(deposit_refunds))).mappings().one()
+    ).returning(deposit_refunds))
     dep = await advance(conn, ctx, dep, "refunded", refunded=dep["refunded_cents"] + amount,
                         actor=_actor(principal))
     return dep, dict(row)
 
 
 async def refunds_of(conn, deposit_id: uuid.UUID) -> list[dict[str, Any]]:
-    rows = (await conn.execute(sa.select(deposit_refunds).where(deposit_refunds.c.deposit_id == deposit_id)
-                               .order_by(deposit_refunds.c.created_at, deposit_refunds.c.id))).mappings().all()
+    rows = await conn.fetch_all(sa.select(deposit_refunds).where(deposit_refunds.c.deposit_id == deposit_id)
+                               .order_by(deposit_refunds.c.created_at, deposit_refunds.c.id))
     return [dict(r) for r in rows]
 
 
@@ -349,7 +349,7 @@ async def handle_webhook(conn, ctx, payload: bytes, signature: str | None) -> di
     # the customer, so the flag's sticky rollout treats the provider's events as theirs
     actor = str(dep["customer_id"]) if dep else "system"
     if event.type == "charge.dispute.created":
-        await conn.execute(pg_insert(payment_disputes).values(
+        await conn.run(pg_insert(payment_disputes).values(
             id=uuid.uuid4(), provider_dispute_id=str(obj.get("id")), deposit_id=dep["id"] if dep else None,
             intent_id=intent_id, charge_id=obj.get("charge"), amount_cents=int(obj.get("amount") or 0),
             currency=str(obj.get("currency") or (dep or {}).get("currency") or "usd").upper()[:3],
@@ -381,7 +381,7 @@ async def handle_webhook(conn, ctx, payload: bytes, signature: str | None) -> di
 async def on_payment_succeeded(conn, event, ctx) -> None:
     """A paid deposit confirms its pending booking (through the core's booking transition)."""
     booking_id = uuid.UUID(str(event["payload"]["booking_id"]))
-    status = (await conn.execute(sa.select(bookings.c.status).where(bookings.c.id == booking_id))).scalar()
+    status = await conn.scalar(sa.select(bookings.c.status).where(bookings.c.id == booking_id))
     if status == "pending":
         await core_bookings.transition(conn, ctx, SYSTEM, booking_id, "confirmed")
 
@@ -390,17 +390,17 @@ async def reconcile(ctx, cfg, *, now: datetime | None = None) -> int:
     """Bring deposits left processing or unconfirmed longer than ``stale_minutes`` up to the
     provider's state; returns how many changed."""
     cutoff = (now or utcnow()) - timedelta(minutes=cfg.stale_minutes)
-    async with ctx.db.connect() as conn:
-        ids = (await conn.execute(sa.select(deposits.c.id).where(
+    async with ctx.db.read() as conn:
+        ids = await conn.scalars(sa.select(deposits.c.id).where(
             deposits.c.status.in_(("requires_payment", "processing")), deposits.c.updated_at < cutoff)
-            .order_by(deposits.c.updated_at).limit(cfg.reconcile_batch))).scalars().all()
+            .order_by(deposits.c.updated_at).limit(cfg.reconcile_batch))
     changed = 0
     for deposit_id in ids:
         try:
-            async with ctx.db.begin() as conn:
-                row = (await conn.execute(sa.select(deposits).where(
+            async with ctx.db.transaction() as conn:
+                row = await conn.fetch_one(sa.select(deposits).where(
                     deposits.c.id == deposit_id, deposits.c.status.in_(("requires_payment", "processing")))
-                    .with_for_update(skip_locked=True))).mappings().first()
+                    .with_for_update(skip_locked=True))
                 if row is None:
                     continue
                 dep = dict(row)
@@ -410,7 +410,7 @@ async def reconcile(ctx, cfg, *, now: datetime | None = None) -> int:
                     changed += 1
                 else:
                     # looked at: wait another stale period before asking the provider again
-                    await conn.execute(sa.update(deposits).where(deposits.c.id == deposit_id)
+                    await conn.run(sa.update(deposits).where(deposits.c.id == deposit_id)
                                        .values(updated_at=sa.func.now()))
         except PortError as exc:
             log.warning("reconciling deposit %s failed: %s", deposit_id, exc)

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core.db import fetch_one, run
+
 from myhibachi.core.errors import invalid, not_found
 from myhibachi.core.models import bookings
 from myhibachi.core.pagination import decode_cursor, encode_cursor
@@ -60,7 +60,7 @@ async def create_location(conn, ctx, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 async def get_location(conn, location_id: uuid.UUID, *, include_inactive: bool) -> dict[str, Any]:
-    row = (await conn.execute(sa.select(locations).where(locations.c.id == location_id))).mappings().first()
+    row = await conn.fetch_one(sa.select(locations).where(locations.c.id == location_id))
     if row is None or (not include_inactive and row["status"] != "active"):
         raise not_found("Location")
     return public(row)
@@ -72,8 +72,8 @@ async def update_location(conn, ctx, location_id: uuid.UUID, fields: dict[str, A
     if current is None:
         raise not_found("Location")
     values = _row_values(fields, current["metadata"])
-    row = (await conn.execute(sa.update(locations).where(locations.c.id == location_id)
-                              .values(**values, updated_at=sa.func.now()).returning(locations))).mappings().one()
+    row = await conn.fetch_one(sa.update(locations).where(locations.c.id == location_id)
+                              .values(**values, updated_at=sa.func.now()).returning(locations))
     await ctx.cache.changed(conn, CACHE)
     return public(row)
 
@@ -256,13 +256,13 @@ _ASSIGN = pg_insert(booking_locations).values(
 
 
 async def assign(conn, booking_id: uuid.UUID, location_id: uuid.UUID) -> None:
-    await run(conn, _ASSIGN, {"booking_id": booking_id, "location_id": location_id})
+    await conn.run(_ASSIGN, {"booking_id": booking_id, "location_id": location_id})
 
 
 async def _record(conn, ctx, booking_id: uuid.UUID, extra: dict[str, Any] | None) -> None:
     """Record the location validate_booking chose (kept even if it closed since), or the one
     serving the booking's zip code when the event does not name it."""
-    row = (await conn.execute(sa.select(bookings.c.zip_code).where(bookings.c.id == booking_id))).mappings().first()
+    row = await conn.fetch_one(sa.select(bookings.c.zip_code).where(bookings.c.id == booking_id))
     if row is None:
         return
     try:
@@ -290,5 +290,5 @@ async def on_booking_updated(conn, event, ctx) -> None:
     if extra.get("location_id"):  # chosen again by validate_booking on the change
         await _record(conn, ctx, booking_id, extra)
     elif "zip_code" in (payload.get("changes") or {}):
-        if await fetch_one(conn, _ASSIGNED, {"booking_id": booking_id}) is None:
+        if await conn.fetch_one(_ASSIGNED, {"booking_id": booking_id}) is None:
             await _record(conn, ctx, booking_id, None)

@@ -64,8 +64,8 @@ async def validate(booking: dict[str, Any], conn, ctx) -> str | dict[str, Any] |
         if -found["points"] == asked:
             return None
         return {"status": 409, "reason": "points are already redeemed for this booking; cancelling it gives them back"}
-    lines = (await conn.execute(sa.select(bookings.c.price_lines).where(bookings.c.id == uuid.UUID(str(booking["id"])))
-                                )).scalar_one()
+    lines = await conn.scalar(sa.select(bookings.c.price_lines).where(bookings.c.id == uuid.UUID(str(booking["id"])))
+                                )
     line = next((ln for ln in lines or [] if ln["code"] == CODE), None)
     if line is None:
         return f"the booking's price is too small to redeem {s.points_per_reward} points"

@@ -26,7 +26,7 @@ async def _verify() -> dict:
 
     db = Database(resolve_url(Settings()), pool_size=1, max_overflow=0)
     try:
-        async with db.connect() as conn:
+        async with db.read() as conn:
             return await check(conn)
     finally:
-        await db.dispose()
+        await db.close()

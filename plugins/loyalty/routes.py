@@ -9,7 +9,8 @@ from myhibachi.core import bookings as core_bookings
 from myhibachi.core.audit import note_change
 from myhibachi.core.auth import Principal, authenticated, require
 from myhibachi.core.context import app_context
-from myhibachi.core.db import Transaction, reading
+from myhibachi.core.db import Conn
+from myhibachi.core.routing import Connection
 from myhibachi.core.errors import Problem, error_responses
 from myhibachi.core.idempotency import idempotent
 from myhibachi.plugins.loyalty import service
@@ -39,16 +40,16 @@ def add_routes(router: APIRouter) -> None:
     @router.get(base, response_model=LoyaltySummary, responses=error_responses(401, 403, 404, 422),
                 summary="A customer's points balance, tier and next expiry")
     async def get_summary(customer_id: uuid.UUID, request: Request,
-                          principal: Principal = Depends(own_or("loyalty.read"))) -> LoyaltySummary:
+                          principal: Principal = Depends(own_or("loyalty.read")),
+                          conn: Conn = Connection) -> LoyaltySummary:
         ctx = request.app.state.ctx
-        async with reading(request) as conn:
-            await service.customer_for(conn, ctx, customer_id, principal, "loyalty.read")
-            return LoyaltySummary(**await service.summary(conn, ctx, customer_id))
+        await service.customer_for(conn, ctx, customer_id, principal, "loyalty.read")
+        return LoyaltySummary(**await service.summary(conn, ctx, customer_id))
 
     @router.get(base + "/history", response_model=LoyaltyHistory, responses=error_responses(401, 403, 404, 422),
                 summary="A customer's points transactions, newest first")
     async def get_history(customer_id: uuid.UUID, request: Request, limit: int = Query(50, ge=1, le=200),
-                          cursor: str | None = Query(None, max_length=40), conn=Transaction,
+                          cursor: str | None = Query(None, max_length=40), conn: Conn = Connection,
                           principal: Principal = Depends(own_or("loyalty.read"))) -> LoyaltyHistory:
         await service.customer_for(conn, request.app.state.ctx, customer_id, principal, "loyalty.read")
         items, nxt = await service.history(conn, customer_id, limit=limit, cursor=cursor)
@@ -57,7 +58,7 @@ def add_routes(router: APIRouter) -> None:
     @router.post(base + "/earn", response_model=AdjustmentResult, status_code=201,
                  responses=error_responses(401, 403, 404, 409, 422),
                  summary="Staff: add (or remove) points by hand, with a reason")
-    async def earn(customer_id: uuid.UUID, body: Adjustment, request: Request, conn=Transaction,
+    async def earn(customer_id: uuid.UUID, body: Adjustment, request: Request, conn: Conn = Connection,
                    principal: Principal = Depends(require("loyalty.write"))) -> AdjustmentResult:
         ctx = request.app.state.ctx
         await service.customer_for(conn, ctx, customer_id, principal, "loyalty.write")
@@ -72,7 +73,7 @@ def add_routes(router: APIRouter) -> None:
                  responses=error_responses(401, 403, 404, 409, 422),
                  summary="Redeem points as a discount on one of the customer's bookings")
     @idempotent
-    async def redeem(customer_id: uuid.UUID, body: Redemption, conn=Transaction, ctx=Depends(app_context),
+    async def redeem(customer_id: uuid.UUID, body: Redemption, conn: Conn = Connection, ctx=Depends(app_context),
                      principal: Principal = Depends(own_or("loyalty.write"))) -> RedemptionResult:
         await service.customer_for(conn, ctx, customer_id, principal, "loyalty.write")
         service.check_points(service.settings_of(ctx), body.points, "points")

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core.auth import check_owner_or
-from myhibachi.core.db import fetch_all, fetch_one, utcnow
+from myhibachi.core.db import utcnow
 from myhibachi.core.errors import conflict, invalid, not_found
 from myhibachi.core.models import customers
 from myhibachi.core.scheduled import claim_due
@@ -59,7 +59,7 @@ _NEXT_EXPIRY = (sa.select(ledger.c.expires_at, sa.func.sum(ledger.c.remaining).l
 
 
 async def find_account(conn, customer_id: uuid.UUID) -> dict[str, Any] | None:
-    return await fetch_one(conn, _ACCOUNT, {"customer_id": customer_id})
+    return await conn.fetch_one(_ACCOUNT, {"customer_id": customer_id})
 
 
 class Book:
@@ -71,10 +71,10 @@ class Book:
     @classmethod
     async def open(cls, conn, ctx, customer_id: uuid.UUID, now: datetime) -> "Book":
         """Lock (creating it if need be) the customer's account, then expire its due lots."""
-        await conn.execute(pg_insert(accounts).values(id=uuid.uuid4(), customer_id=customer_id)
+        await conn.run(pg_insert(accounts).values(id=uuid.uuid4(), customer_id=customer_id)
                            .on_conflict_do_nothing(index_elements=["customer_id"]))
-        row = (await conn.execute(sa.select(accounts).where(accounts.c.customer_id == customer_id)
-                                  .with_for_update())).mappings().one()
+        row = await conn.fetch_one(sa.select(accounts).where(accounts.c.customer_id == customer_id)
+                                  .with_for_update())
         book = cls(conn, settings_of(ctx), dict(row), now)
         if await book.expire_due():
             await book.save()  # so a caller that stops early still leaves the account equal to its ledger
@@ -93,7 +93,7 @@ class Book:
         if lot:
             row.update(remaining=points, lot_status="open",
                        expires_at=add_months(self.now, self.s.expiry_months))
-        stored = (await self.conn.execute(sa.insert(ledger).values(**row).returning(ledger))).mappings().one()
+        stored = await self.conn.fetch_one(sa.insert(ledger).values(**row).returning(ledger))
         self.account["points_balance"] = balance
         return dict(stored)
 
@@ -112,7 +112,7 @@ class Book:
             if left == 0:
                 break
             n = min(left, remaining)
-            await self.conn.execute(sa.update(ledger).where(ledger.c.id == lot_id).values(
+            await self.conn.run(sa.update(ledger).where(ledger.c.id == lot_id).values(
                 remaining=remaining - n, lot_status="open" if remaining > n else "spent"))
             taken.append([str(lot_id), n])
             left -= n
@@ -128,7 +128,7 @@ class Book:
             .order_by(ledger.c.expires_at, ledger.c.seq).with_for_update(skip_locked=skip_locked)
         )).all()
         for lot_id, remaining in lots:
-            await self.conn.execute(sa.update(ledger).where(ledger.c.id == lot_id)
+            await self.conn.run(sa.update(ledger).where(ledger.c.id == lot_id)
                                     .values(remaining=0, lot_status="expired"))
             await self.append("expire", -remaining, description="points expired", lots=[[str(lot_id), remaining]])
         return len(lots)
@@ -147,7 +147,7 @@ class Book:
 
     async def save(self) -> dict[str, Any]:
         a = self.account
-        await self.conn.execute(sa.update(accounts).where(accounts.c.id == a["id"]).values(
+        await self.conn.run(sa.update(accounts).where(accounts.c.id == a["id"]).values(
             points_balance=a["points_balance"], lifetime_points=a["lifetime_points"], points_debt=a["points_debt"],
             tier=a["tier"], updated_at=self.now))
         return a
@@ -191,9 +191,9 @@ async def reverse_for_refund(conn, ctx, customer_id: uuid.UUID, payment_id: str,
     book = await Book.open(conn, ctx, customer_id, now or utcnow())
     if await _seen(conn, key):
         return None
-    earned = (await conn.execute(sa.select(ledger).where(ledger.c.source_key == f"payment:{payment_id}",
+    earned = await conn.fetch_one(sa.select(ledger).where(ledger.c.source_key == f"payment:{payment_id}",
                                                          ledger.c.account_id == book.account["id"])
-                                 )).mappings().first()
+                                 )
     if earned is None:
         return None
     before = (await conn.execute(
@@ -234,7 +234,7 @@ _REDEMPTION = sa.select(ledger).where(ledger.c.source_key == sa.func.any(sa.bind
 
 async def redemption_of(conn, booking_id: uuid.UUID | str) -> dict[str, Any] | None:
     """The live redemption for a booking (None once the booking's cancellation gave it back)."""
-    rows = await fetch_all(conn, _REDEMPTION, {"keys": [f"redeem:booking:{booking_id}",
+    rows = await conn.fetch_all(_REDEMPTION, {"keys": [f"redeem:booking:{booking_id}",
                                                         f"unredeem:booking:{booking_id}"]})
     if len(rows) != 1 or rows[0]["transaction_type"] != "redeem":
         return None
@@ -269,7 +269,7 @@ async def give_back_for_booking(conn, ctx, booking_id: uuid.UUID, *,
     if await _seen(conn, f"unredeem:booking:{booking_id}"):
         return None
     for lot_id, n in found["lots"] or []:
-        await conn.execute(sa.update(ledger).where(ledger.c.id == uuid.UUID(lot_id)).values(
+        await conn.run(sa.update(ledger).where(ledger.c.id == uuid.UUID(lot_id)).values(
             remaining=ledger.c.remaining + n, lot_status="open"))
     row = await book.append("unredeem", -found["points"], source_key=f"unredeem:booking:{booking_id}",
                             booking_id=booking_id, lots=found["lots"],
@@ -310,14 +310,14 @@ async def expire_due(ctx, *, now: datetime | None = None, limit: int | None = No
     lots first), so the poller never waits on anyone and never deadlocks.
     """
     now = now or utcnow()
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         claimed = await claim_due(conn, ledger, due_column="expires_at", status_column="lot_status",
                                   pending="open", limit=limit or settings_of(ctx).batch_size, now=now)
         ids = sorted({lot["account_id"] for lot in claimed})
         if not ids:
             return 0
-        rows = (await conn.execute(sa.select(accounts).where(accounts.c.id.in_(ids)).order_by(accounts.c.id)
-                                   .with_for_update(skip_locked=True))).mappings().all()
+        rows = await conn.fetch_all(sa.select(accounts).where(accounts.c.id.in_(ids)).order_by(accounts.c.id)
+                                   .with_for_update(skip_locked=True))
         expired = 0
         for row in rows:
             book = Book(conn, settings_of(ctx), dict(row), now)
@@ -333,7 +333,7 @@ async def customer_for(conn, ctx, customer_id: uuid.UUID, principal, permission:
     """Refuse callers who may not see this customer's points: other customers get 404, staff
     without ``permission`` 403; an unknown customer is 404."""
     check_owner_or(principal, customer_id, permission, "Customer")
-    if await fetch_one(conn, _CUSTOMER, {"customer_id": customer_id}) is None:
+    if await conn.fetch_one(_CUSTOMER, {"customer_id": customer_id}) is None:
         raise not_found("Customer")
 
 
@@ -344,7 +344,7 @@ async def summary(conn, ctx, customer_id: uuid.UUID, *, now: datetime | None = N
         "customer_id": customer_id, "points_balance": 0, "lifetime_points": 0, "points_debt": 0, "tier": "bronze"}
     nxt = None
     if account.get("id"):
-        nxt = await fetch_one(conn, _NEXT_EXPIRY, {"account_id": account["id"]})
+        nxt = await conn.fetch_one(_NEXT_EXPIRY, {"account_id": account["id"]})
     thresholds = {"silver": s.silver_points, "gold": s.gold_points, "platinum": s.platinum_points}
     following = next((t for t in ("silver", "gold", "platinum") if account["lifetime_points"] < thresholds[t]), None)
     return {
@@ -372,7 +372,7 @@ async def history(conn, customer_id: uuid.UUID, *, limit: int = 50,
         if not cursor.isdigit() or len(cursor) > 18:
             raise invalid("cursor", "is not a cursor this API returned")
         query = query.where(ledger.c.seq < int(cursor))
-    rows = (await conn.execute(query.order_by(ledger.c.seq.desc()).limit(limit + 1))).mappings().all()
+    rows = await conn.fetch_all(query.order_by(ledger.c.seq.desc()).limit(limit + 1))
     nxt = str(rows[limit - 1]["seq"]) if len(rows) > limit else None
     return [dict(r) for r in rows[:limit]], nxt
 
@@ -386,12 +386,12 @@ async def verify(conn) -> dict[str, Any]:
                       sa.func.max(ledger.c.seq).label("last"))
             .group_by(ledger.c.account_id).subquery())
     last = ledger.alias("last")
-    rows = (await conn.execute(
+    rows = await conn.fetch_all(
         sa.select(accounts.c.id, accounts.c.customer_id, accounts.c.points_balance, accounts.c.points_debt,
                   sums.c.ledger, sums.c.lots, sums.c.debt, last.c.balance_after)
         .select_from(accounts.outerjoin(sums, sums.c.account_id == accounts.c.id)
                      .outerjoin(last, last.c.seq == sums.c.last))
-    )).mappings().all()
+    )
     bad = []
     for r in rows:
         expected = {"ledger": int(r["ledger"] or 0), "open_lots": int(r["lots"] or 0),

@@ -6,7 +6,8 @@ import uuid
 from fastapi import APIRouter, Depends, Query
 
 from myhibachi.core.auth import Principal, authenticated
-from myhibachi.core.db import Transaction
+from myhibachi.core.db import Conn
+from myhibachi.core.routing import Connection
 from myhibachi.core.errors import error_responses
 from myhibachi.plugins.reminders import service
 from myhibachi.plugins.reminders.schemas import Reminder, ReminderCreate, ReminderPage
@@ -17,7 +18,7 @@ def add_routes(router: APIRouter) -> None:
 
     @router.post(base, response_model=Reminder, status_code=201, responses=error_responses(401, 403, 404, 409, 422),
                  summary="Schedule a reminder for a booking")
-    async def create(booking_id: uuid.UUID, body: ReminderCreate, conn=Transaction,
+    async def create(booking_id: uuid.UUID, body: ReminderCreate, conn: Conn = Connection,
                      principal: Principal = Depends(authenticated)) -> Reminder:
         booking = await service.booking_for(conn, booking_id, principal, "reminders.write")
         return Reminder(**await service.create_reminder(conn, booking, body.reminder_type, body.channel,
@@ -26,13 +27,13 @@ def add_routes(router: APIRouter) -> None:
     @router.get(base, response_model=ReminderPage, responses=error_responses(401, 403, 404, 422),
                 summary="List a booking's reminders, soonest first")
     async def list_(booking_id: uuid.UUID, limit: int = Query(50, ge=1, le=200), cursor: str | None = None,
-                    conn=Transaction, principal: Principal = Depends(authenticated)) -> ReminderPage:
+                    conn: Conn = Connection, principal: Principal = Depends(authenticated)) -> ReminderPage:
         await service.booking_for(conn, booking_id, principal, "reminders.read")
         return ReminderPage(**await service.list_reminders(conn, booking_id, limit=limit, cursor=cursor))
 
     @router.delete(base + "/{reminder_id}", response_model=Reminder, responses=error_responses(401, 403, 404, 409),
                    summary="Cancel a pending reminder")
-    async def cancel(booking_id: uuid.UUID, reminder_id: uuid.UUID, conn=Transaction,
+    async def cancel(booking_id: uuid.UUID, reminder_id: uuid.UUID, conn: Conn = Connection,
                      principal: Principal = Depends(authenticated)) -> Reminder:
         await service.booking_for(conn, booking_id, principal, "reminders.write")
         return Reminder(**await service.cancel_reminder(conn, booking_id, reminder_id))

@@ -44,10 +44,10 @@ def settings_of(ctx) -> RemindersSettings:
 async def booking_for(conn, booking_id: uuid.UUID, principal, permission: str) -> dict[str, Any]:
     """The booking, if the caller may manage its reminders: its customer, or staff holding
     ``permission``. Another customer's booking answers 404, as if it did not exist."""
-    row = (await conn.execute(
+    row = await conn.fetch_one(
         sa.select(bookings.c.id, bookings.c.customer_id, bookings.c.starts_at, bookings.c.status)
         .where(bookings.c.id == booking_id)
-    )).mappings().first()
+    )
     if principal.kind == "customer":
         if row is None or str(row["customer_id"]) != principal.id:
             raise not_found("Booking")
@@ -83,11 +83,11 @@ async def create_reminder(conn, booking: dict[str, Any], reminder_type: str, cha
         at = booking["starts_at"] - OFFSETS[reminder_type]
         if at <= now:
             raise invalid("reminder_type", f"the time of a {reminder_type} reminder ({at.isoformat()}) has passed")
-    row = (await conn.execute(
+    row = await conn.fetch_one(
         pg_insert(reminders).values(id=uuid.uuid4(), booking_id=booking["id"], reminder_type=reminder_type,
                                     scheduled_at=at, next_attempt_at=at, notification_channel=channel)
         .on_conflict_do_nothing().returning(reminders)
-    )).mappings().first()
+    )
     if row is None:
         raise conflict(f"this booking already has a {reminder_type} reminder at {at.isoformat()}")
     return _public(row)
@@ -98,8 +98,8 @@ async def list_reminders(conn, booking_id: uuid.UUID, *, limit: int, cursor: str
     if cursor:
         at, rid = decode_cursor(cursor)
         query = query.where(sa.tuple_(reminders.c.scheduled_at, reminders.c.id) > sa.tuple_(at, rid))
-    rows = (await conn.execute(
-        query.order_by(reminders.c.scheduled_at, reminders.c.id).limit(limit + 1))).mappings().all()
+    rows = await conn.fetch_all(
+        query.order_by(reminders.c.scheduled_at, reminders.c.id).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": [_public(r) for r in rows],
@@ -107,20 +107,20 @@ async def list_reminders(conn, booking_id: uuid.UUID, *, limit: int, cursor: str
 
 
 async def cancel_reminder(conn, booking_id: uuid.UUID, reminder_id: uuid.UUID) -> dict[str, Any]:
-    row = (await conn.execute(
+    row = await conn.fetch_one(
         sa.select(reminders).where(reminders.c.id == reminder_id, reminders.c.booking_id == booking_id)
         .with_for_update()
-    )).mappings().first()
+    )
     if row is None:
         raise not_found("Reminder")
     if row["status"] == "cancelled":
         return _public(row)
     if row["status"] != "pending":
         raise conflict(f"the reminder is already {row['status']}")
-    row = (await conn.execute(
+    row = await conn.fetch_one(
         sa.update(reminders).where(reminders.c.id == reminder_id)
         .values(status="cancelled", updated_at=sa.func.now()).returning(reminders)
-    )).mappings().one()
+    )
     return _public(row)
 
 
@@ -128,9 +128,9 @@ async def cancel_reminder(conn, booking_id: uuid.UUID, reminder_id: uuid.UUID) -
 
 
 async def _booking_row(conn, booking_id: uuid.UUID):
-    return (await conn.execute(
+    return await conn.fetch_one(
         sa.select(bookings.c.id, bookings.c.starts_at, bookings.c.status).where(bookings.c.id == booking_id)
-    )).mappings().first()
+    )
 
 
 async def schedule_defaults(conn, ctx, booking_id: uuid.UUID, *, now: datetime | None = None) -> int:
@@ -170,14 +170,14 @@ async def reschedule(conn, booking_id: uuid.UUID, *, now: datetime | None = None
             taken = sa.exists().where(other.c.booking_id == booking_id, other.c.reminder_type == kind,
                                       other.c.scheduled_at == at, other.c.status != "cancelled",
                                       other.c.id != reminders.c.id)
-            await conn.execute(sa.update(reminders).where(pending, reminders.c.reminder_type == kind, ~taken)
+            await conn.run(sa.update(reminders).where(pending, reminders.c.reminder_type == kind, ~taken)
                                .values(scheduled_at=at, next_attempt_at=at, attempts=0, last_error=None,
                                        updated_at=sa.func.now()))
-        await conn.execute(sa.update(reminders).where(pending, reminders.c.reminder_type == kind,
+        await conn.run(sa.update(reminders).where(pending, reminders.c.reminder_type == kind,
                                                       reminders.c.scheduled_at != at)
                            .values(status="cancelled", last_error="rescheduled: its time has passed",
                                    updated_at=sa.func.now()))
-    await conn.execute(sa.update(reminders).where(pending, reminders.c.reminder_type == "custom",
+    await conn.run(sa.update(reminders).where(pending, reminders.c.reminder_type == "custom",
                                                   reminders.c.scheduled_at >= starts_at)
                        .values(status="cancelled", last_error="rescheduled: the event now starts earlier",
                                updated_at=sa.func.now()))
@@ -290,7 +290,7 @@ async def send_reminder(ctx, conn, reminder: dict[str, Any], booking: dict[str, 
         log.warning("reminder %s sent by %s only: %s", reminder["id"], ",".join(sent), "; ".join(failures))
     if rows:
         if outbox is None:
-            await conn.execute(sa.insert(offline_outbox), rows)
+            await conn.run(sa.insert(offline_outbox), rows)
         else:
             outbox.extend(rows)
     return sent
@@ -298,7 +298,7 @@ async def send_reminder(ctx, conn, reminder: dict[str, Any], booking: dict[str, 
 
 async def record_offline(conn, rows: list[dict[str, Any]]) -> None:
     """Insert many offline outbox rows as one JSON parameter: one statement, one round trip."""
-    await conn.execute(sa.text(
+    await conn.run(sa.text(
         "INSERT INTO offline_outbox (id, port, operation, payload) "
         "SELECT gen_random_uuid(), r.port, r.operation, r.payload "
         "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(port text, operation text, payload jsonb)"
@@ -306,11 +306,11 @@ async def record_offline(conn, rows: list[dict[str, Any]]) -> None:
 
 
 async def _bookings(conn, ctx, ids) -> dict[uuid.UUID, dict[str, Any]]:
-    rows = (await conn.execute(
+    rows = await conn.fetch_all(
         sa.select(bookings.c.id, bookings.c.customer_id, bookings.c.starts_at, bookings.c.time_zone,
                   bookings.c.party_size, bookings.c.address, bookings.c.status)
         .where(bookings.c.id.in_(list(ids)))
-    )).mappings().all()
+    )
     people = await contacts(conn, ctx, [r["customer_id"] for r in rows])
     found = {}
     for row in rows:
@@ -341,18 +341,18 @@ class _Outcomes:
     async def write(self, conn, *, count_attempt: bool) -> None:
         bump = reminders.c.attempts + (1 if count_attempt else 0)
         if self.sent:
-            await conn.execute(sa.update(reminders).where(reminders.c.id.in_(self.sent)).values(
+            await conn.run(sa.update(reminders).where(reminders.c.id.in_(self.sent)).values(
                 status="sent", sent_at=sa.func.now(), attempts=bump, last_error=None, updated_at=sa.func.now()))
         if self.deferred:
-            await conn.execute(sa.update(reminders).where(reminders.c.id.in_(self.deferred)).values(
+            await conn.run(sa.update(reminders).where(reminders.c.id.in_(self.deferred)).values(
                 next_attempt_at=self.now + FLAG_OFF_DELAY, updated_at=sa.func.now()))
         for (status, reason), ids in self.ended.items():
-            await conn.execute(sa.update(reminders).where(reminders.c.id.in_(ids)).values(
+            await conn.run(sa.update(reminders).where(reminders.c.id.in_(ids)).values(
                 status=status, last_error=reason[:2000], attempts=bump if status == "failed" else reminders.c.attempts,
                 updated_at=sa.func.now()))
         for rid, attempts, error in self.retries:
             delay = timedelta(seconds=min(self.settings.retry_seconds * 2 ** (attempts - 1), 3600))
-            await conn.execute(sa.update(reminders).where(reminders.c.id == rid).values(
+            await conn.run(sa.update(reminders).where(reminders.c.id == rid).values(
                 status="pending", attempts=attempts, last_error=error[:2000], next_attempt_at=self.now + delay,
                 updated_at=sa.func.now()))
 
@@ -368,8 +368,8 @@ async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = 
     settings = settings_of(ctx)
     now = now or utcnow()
     outside = any(_port(ctx, c) is not None for c in ("email", "sms"))
-    async with ctx.db.begin() as conn:
-        await conn.execute(sa.update(reminders).where(
+    async with ctx.db.transaction() as conn:
+        await conn.run(sa.update(reminders).where(
             reminders.c.status == "sending",
             reminders.c.updated_at < now - timedelta(minutes=settings.sending_timeout_minutes),
         ).values(status="failed", last_error="outcome unknown: the worker stopped while sending",
@@ -402,10 +402,10 @@ async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = 
             return len(claimed)
         await outcomes.write(conn, count_attempt=True)
         if ready:
-            await conn.execute(sa.update(reminders).where(reminders.c.id.in_([r["id"] for r, _ in ready])).values(
+            await conn.run(sa.update(reminders).where(reminders.c.id.in_([r["id"] for r, _ in ready])).values(
                 status="sending", attempts=reminders.c.attempts + 1, updated_at=sa.func.now()))
     for reminder, booking in ready:
-        async with ctx.db.begin() as conn:
+        async with ctx.db.transaction() as conn:
             single = _Outcomes(settings, now)
             await _attempt(ctx, conn, reminder, booking, single, reminder["attempts"] + 1, None)
             await single.write(conn, count_attempt=False)

@@ -18,9 +18,9 @@ def add_customer(clean_db, settings):
 
     async def add() -> tuple[uuid.UUID, dict[str, str]]:
         cid = uuid.uuid4()
-        async with clean_db.begin() as conn:
+        async with clean_db.transaction() as conn:
             # Placeholder hashes and ciphertext: these tests never read the PII back.
-            await conn.execute(sa.insert(customers).values(
+            await conn.run(sa.insert(customers).values(
                 id=cid, email_hash=os.urandom(32), email_enc="x", name_enc="x", key_id="test"))
         token, _ = issue_access_token(settings, subject=str(cid), kind="customer")
         return cid, {"Authorization": f"Bearer {token}"}
@@ -33,7 +33,7 @@ def staff(clean_db, settings):
     """``await staff(["bookings.read", ...])`` -> auth headers of an API key with those scopes."""
 
     async def make(scopes: list[str]) -> dict[str, str]:
-        async with clean_db.begin() as conn:
+        async with clean_db.transaction() as conn:
             key, _ = await create_api_key(conn, settings, name="test staff", scopes=scopes)
         return {"Authorization": f"Bearer {key}"}
 

@@ -31,7 +31,7 @@ ALWAYS_FAIL = {"on": False}
 
 
 async def record(conn, kind: str, ref: str) -> None:
-    await conn.execute(sa.text("INSERT INTO probe_effects (kind, ref, pid) VALUES (:k, :r, :p)"),
+    await conn.run(sa.text("INSERT INTO probe_effects (kind, ref, pid) VALUES (:k, :r, :p)"),
                        {"k": kind, "r": ref, "p": os.getpid()})
 
 
@@ -83,7 +83,7 @@ class ProbePlugin(Plugin):
 
         @async_task(huey, lambda: ctx, name="probe.record")
         async def probe_task(ctx, ref: str) -> None:
-            async with ctx.db.begin() as conn:
+            async with ctx.db.transaction() as conn:
                 await record(conn, "task", ref)
 
         self.task = probe_task
@@ -93,11 +93,12 @@ class ProbePlugin(Plugin):
     def register_routes(self, router, ctx):
         from fastapi import Depends, Request
 
-        from myhibachi.core.db import Transaction, transacting
+        from myhibachi.core.db import Conn
+        from myhibachi.core.routing import Connection
 
         @router.post("/probe/charges", response_model=Charge, status_code=201)
         @idempotent
-        async def charge(body: Thing, conn=Transaction) -> Charge:
+        async def charge(body: Thing, conn: Conn = Connection) -> Charge:
             await record(conn, "charge", body.tag)
             await asyncio.sleep(float(os.environ.get("PROBE_ROUTE_SLEEP", "0.2")))
             if body.tag == "refused":
@@ -106,32 +107,23 @@ class ProbePlugin(Plugin):
 
         @router.post("/probe/charges-fn", response_model=Charge, status_code=201)
         @idempotent
-        async def charge_function_scope(body: Thing, conn=Transaction) -> Charge:
+        async def charge_function_scope(body: Thing, conn: Conn = Connection) -> Charge:
             await record(conn, "charge", body.tag)
             await record(conn, "charge-tx", await conn.scalar(sa.text("SELECT pg_current_xact_id()::text")))
             await asyncio.sleep(float(os.environ.get("PROBE_ROUTE_SLEEP", "0.2")))
             return Charge(id=uuid.uuid4(), tag=body.tag)
 
-        @router.post("/probe/charges-inline", response_model=Charge, status_code=201)
-        @idempotent
-        async def charge_inline(body: Thing, request: Request) -> Charge:
-            async with transacting(request) as conn:
-                await record(conn, "charge", body.tag)
-                await record(conn, "charge-tx", await conn.scalar(sa.text("SELECT pg_current_xact_id()::text")))
-                await asyncio.sleep(float(os.environ.get("PROBE_ROUTE_SLEEP", "0.2")))
-                return Charge(id=uuid.uuid4(), tag=body.tag)
-
         @router.post("/probe/charges-own", response_model=Charge, status_code=201)
         @idempotent
         async def charge_own_transaction(body: Thing) -> Charge:
-            async with ctx.db.begin() as conn:
+            async with ctx.db.transaction() as conn:
                 await record(conn, "charge", body.tag)
             await asyncio.sleep(float(os.environ.get("PROBE_ROUTE_SLEEP", "0.2")))
             return Charge(id=uuid.uuid4(), tag=body.tag)
 
         @router.post("/probe/notes", response_model=Charge, status_code=201)
         @idempotent(required=False)
-        async def note(body: Thing, conn=Transaction) -> Charge:
+        async def note(body: Thing, conn: Conn = Connection) -> Charge:
             await record(conn, "note", body.tag)
             return Charge(id=uuid.uuid4(), tag=body.tag)
 
@@ -148,7 +140,7 @@ class ProbePlugin(Plugin):
             return Thing(tag="strict-user")
 
         @router.post("/probe/things", response_model=Thing, status_code=201)
-        async def create_thing(body: Thing, conn=Transaction) -> Thing:
+        async def create_thing(body: Thing, conn: Conn = Connection) -> Thing:
             await record(conn, "thing", body.tag)
             await publish(conn, ctx, "booking.created", {"tag": body.tag}, actor="customer-1")
             return body
@@ -168,14 +160,14 @@ async def send_due(ctx, limit: int = 100) -> int:
     """A poller: claim due rows, 'send' each (an effect), mark it sent, all in one transaction."""
     from myhibachi.core.scheduled import claim_due
 
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         if not await conn.scalar(sa.text("SELECT to_regclass('probe_due') IS NOT NULL")):
             return 0
         rows = await claim_due(conn, due_rows, limit=limit)
         for row in rows:
             await record(conn, "sent", str(row["id"]))
         if rows:
-            await conn.execute(sa.update(due_rows).where(due_rows.c.id.in_([r["id"] for r in rows]))
+            await conn.run(sa.update(due_rows).where(due_rows.c.id.in_([r["id"] for r in rows]))
                                .values(status="sent"))
     return len(rows)
 
@@ -192,14 +184,14 @@ class FailingPlugin(Plugin):
 
 
 async def create_effects_table(database) -> None:
-    async with database.begin() as conn:
-        await conn.execute(sa.text(EFFECTS_DDL))
-        await conn.execute(sa.text("TRUNCATE probe_effects"))
+    async with database.transaction() as conn:
+        await conn.run(sa.text(EFFECTS_DDL))
+        await conn.run(sa.text("TRUNCATE probe_effects"))
 
 
 async def publish_many(ctx, n: int, *, tag: str = "", actor: str | None = "customer-1") -> list[str]:
     ids = []
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         for _ in range(n):
             ids.append(str(await publish(conn, ctx, "booking.created", {"tag": tag or uuid.uuid4().hex}, actor=actor)))
     return ids

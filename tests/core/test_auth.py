@@ -63,7 +63,7 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(make_app, client_of)
     assert after.status_code == 401, "a reused token must revoke the tokens refreshed from it"
     assert unknown.status_code == 401
     assert unaffected.status_code == 200, "another sign-in is another family"
-    async with app.state.ctx.db.connect() as conn:
+    async with app.state.ctx.db.read() as conn:
         rows = (await conn.execute(sa.select(refresh_tokens.c.family, refresh_tokens.c.revoked_at))).all()
     revoked_by_family: dict = {}
     for family, revoked_at in rows:
@@ -87,8 +87,8 @@ async def test_refresh_of_a_disabled_customer_is_refused(make_app, client_of):
     app = make_app([])
     async with client_of(app) as c:
         ann = await signed_up(c)
-        async with app.state.ctx.db.begin() as conn:
-            await conn.execute(sa.text("UPDATE customers SET status = 'disabled'"))
+        async with app.state.ctx.db.transaction() as conn:
+            await conn.run(sa.text("UPDATE customers SET status = 'disabled'"))
         r = await c.post("/v1/auth/refresh", json={"refresh_token": ann["refresh_token"]})
     assert r.status_code == 401
 
@@ -116,10 +116,10 @@ async def test_expired_or_forged_access_tokens_are_401(make_app, client_of, sett
 async def test_api_keys_scoped_hashed_and_tracked(make_app, client_of):
     app = make_app([])
     ctx = app.state.ctx
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         key, row = await create_api_key(conn, ctx.settings, name="reporting", scopes=["customers.read"])
         revoked, revoked_row = await create_api_key(conn, ctx.settings, name="old", scopes=["*"])
-        await conn.execute(sa.update(api_keys).where(api_keys.c.id == revoked_row["id"])
+        await conn.run(sa.update(api_keys).where(api_keys.c.id == revoked_row["id"])
                            .values(revoked_at=sa.func.now()))
         expired, _ = await create_api_key(conn, ctx.settings, name="temp", scopes=["*"],
                                           expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
@@ -134,8 +134,8 @@ async def test_api_keys_scoped_hashed_and_tracked(make_app, client_of):
     assert write.status_code == 403 and write.json()["permission"] == "customers.write"
     assert me.status_code == 403
     assert [r.status_code for r in results] == [401, 401, 401, 401]
-    async with ctx.db.connect() as conn:
-        stored = (await conn.execute(sa.select(api_keys).where(api_keys.c.id == row["id"]))).mappings().one()
+    async with ctx.db.read() as conn:
+        stored = await conn.fetch_one(sa.select(api_keys).where(api_keys.c.id == row["id"]))
     assert stored["last_used_at"] is not None
     assert key not in str(dict(stored)) and bytes(stored["key_hash"]) != key.encode()
 
@@ -159,8 +159,8 @@ async def test_admin_bootstrap_prints_a_super_admin_key_once(make_app, client_of
         plugins = await c.get("/v1/meta/plugins", headers=bearer(key))
         customers = await c.get("/v1/admin/customers", headers=bearer(key))
     assert plugins.status_code == 200 and customers.status_code == 200
-    async with app.state.ctx.db.connect() as conn:
-        scopes = (await conn.execute(sa.select(api_keys.c.scopes))).scalars().all()
+    async with app.state.ctx.db.read() as conn:
+        scopes = await conn.scalars(sa.select(api_keys.c.scopes))
     assert scopes == [["*"], ["*"]]
 
 

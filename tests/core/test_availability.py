@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from contextlib import asynccontextmanager
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -193,20 +194,34 @@ def scenarios(draw):
             "party": draw(st.integers(2, 60))}
 
 
+class _Undo(Exception):
+    pass
+
+
+@asynccontextmanager
+async def undone(conn):
+    """A savepoint rolled back when the block ends."""
+    try:
+        async with conn.savepoint():
+            yield
+            raise _Undo
+    except _Undo:
+        pass
+
+
 async def check(ctx, scenario) -> int:
     rules = svc.rules_of(ctx)
     tz = ZoneInfo(scenario["tz"])
     now = scenario["now"]
     first_day = now.astimezone(tz).date()
-    async with ctx.db.connect() as conn:
-        outer = await conn.begin()
+    async with ctx.db.transaction() as conn, undone(conn):
         cid = uuid.uuid4()
-        await conn.execute(sa.insert(customers).values(id=cid, email_hash=uuid.uuid4().bytes * 2, email_enc="x",
-                                                       name_enc="x", key_id="test"))
+        await conn.run(sa.insert(customers).values(id=cid, email_hash=uuid.uuid4().bytes * 2, email_enc="x",
+                                                   name_enc="x", key_id="test"))
         for day, index, duration, status in scenario["existing"]:
             grid = svc.day_grid(rules, first_day + timedelta(days=day), tz)
             start = grid[index % len(grid)]
-            await conn.execute(sa.insert(bookings).values(
+            await conn.run(sa.insert(bookings).values(
                 customer_id=cid, starts_at=start, time_zone=scenario["tz"], duration_minutes=duration,
                 party_size=10, adults=10, children=0, address="x", status=status, total_cents=0,
                 slot_key=svc.slot_key(start)))
@@ -220,17 +235,14 @@ async def check(ctx, scenario) -> int:
             body = svc.BookingCreate(starts_at=slot.starts_at, time_zone=scenario["tz"], adults=scenario["party"],
                                      address="1 Main St")
             # Each slot is checked against the offer's state: its creates are undone after.
-            per_slot = await conn.begin_nested()
-            for _ in range(slot.remaining):
-                await svc.create_booking(conn, ctx, principal, body, now=now)
-            # The remaining capacity was exact: one more is refused.
-            savepoint = await conn.begin_nested()
-            with pytest.raises(Problem) as refused:
-                await svc.create_booking(conn, ctx, principal, body, now=now)
-            assert refused.value.status == 409, refused.value.detail
-            await savepoint.rollback()
-            await per_slot.rollback()
-        await outer.rollback()
+            async with undone(conn):
+                for _ in range(slot.remaining):
+                    await svc.create_booking(conn, ctx, principal, body, now=now)
+                # The remaining capacity was exact: one more is refused.
+                async with undone(conn):
+                    with pytest.raises(Problem) as refused:
+                        await svc.create_booking(conn, ctx, principal, body, now=now)
+                assert refused.value.status == 409, refused.value.detail
     return len(checked)
 
 
@@ -250,5 +262,5 @@ def test_every_offered_slot_is_accepted_by_create(settings, db_url):
     try:
         prop()
     finally:
-        loop.run_until_complete(db.dispose())
+        loop.run_until_complete(db.close())
         loop.close()

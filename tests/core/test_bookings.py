@@ -16,7 +16,7 @@ from .conftest import booking_body, local_start
 
 
 async def events_named(db, name: str) -> list[dict]:
-    async with db.connect() as conn:
+    async with db.read() as conn:
         rows = (await conn.execute(sa.select(outbox_events.c.payload, outbox_events.c.actor)
                                    .where(outbox_events.c.name == name)
                                    .order_by(outbox_events.c.created_at))).all()
@@ -24,8 +24,8 @@ async def events_named(db, name: str) -> list[dict]:
 
 
 async def count_bookings(db) -> int:
-    async with db.connect() as conn:
-        return (await conn.execute(sa.select(sa.func.count()).select_from(bookings))).scalar_one()
+    async with db.read() as conn:
+        return await conn.scalar(sa.select(sa.func.count()).select_from(bookings))
 
 
 # --- create and rules ----------------------------------------------------------------------

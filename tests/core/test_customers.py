@@ -21,7 +21,7 @@ ANN = {"email": "Ann.Lee@Example.COM", "password": "correct horse 1", "name": "A
 
 async def admin_key(app, *scopes: str) -> dict:
     ctx = app.state.ctx
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         key, _ = await create_api_key(conn, ctx.settings, name="test", scopes=list(scopes))
     return {"Authorization": f"Bearer {key}"}
 
@@ -33,9 +33,9 @@ async def signup(c, **over) -> dict:
 
 
 async def events_named(app, name: str) -> list[dict]:
-    async with app.state.ctx.db.connect() as conn:
-        rows = (await conn.execute(sa.select(outbox_events.c.payload).where(outbox_events.c.name == name)
-                                   .order_by(outbox_events.c.created_at))).scalars().all()
+    async with app.state.ctx.db.read() as conn:
+        rows = await conn.scalars(sa.select(outbox_events.c.payload).where(outbox_events.c.name == name)
+                                   .order_by(outbox_events.c.created_at))
     return list(rows)
 
 
@@ -50,9 +50,9 @@ async def test_signup_then_me_and_no_plaintext_at_rest(make_app, client_of):
     assert profile["email"] == "ann.lee@example.com" and profile["phone"] == "+14155552671"
     assert profile["name"] == "Ann Lee" and profile["address"] == ANN["address"]
 
-    async with app.state.ctx.db.connect() as conn:
-        raw = (await conn.execute(sa.text("SELECT * FROM customers"))).mappings().one()
-        outbox = (await conn.execute(sa.text("SELECT payload::text FROM outbox_events"))).scalars().all()
+    async with app.state.ctx.db.read() as conn:
+        raw = await conn.fetch_one(sa.text("SELECT * FROM customers"))
+        outbox = await conn.scalars(sa.text("SELECT payload::text FROM outbox_events"))
     stored = " ".join(bytes(v).decode("latin-1") if isinstance(v, (bytes, memoryview)) else str(v)
                       for v in [*raw.values(), *outbox]).lower()
     for plain in ("ann.lee", "example.com", "ann lee", "4155552671", "555-2671", "oak street", "san jose"):
@@ -65,10 +65,10 @@ async def test_signup_then_me_and_no_plaintext_at_rest(make_app, client_of):
 async def test_lookup_by_email_and_phone_through_keyed_hash(make_app, client_of):
     app = make_app([])
     ctx = app.state.ctx
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         ann = await service.create_customer(conn, ctx, email="ann@example.com", name="Ann", phone="415 555 2671")
         bob = await service.create_customer(conn, ctx, email="bob@example.com", name="Bob")
-    async with ctx.db.connect() as conn:
+    async with ctx.db.read() as conn:
         found = await service.find_by_email(conn, ctx, "  ANN@Example.com ")
         by_phone = await service.find_by_phone(conn, ctx, "+1 (415) 555-2671")
         missing = await service.find_by_email(conn, ctx, "nobody@example.com")
@@ -93,8 +93,8 @@ async def test_duplicate_email_is_409_and_writes_nothing(make_app, client_of):
         await signup(c)
         dup = await c.post("/v1/customers", json={**ANN, "email": " ann.lee@EXAMPLE.com", "name": "Other"})
     assert dup.status_code == 409 and dup.headers["content-type"].startswith("application/problem+json")
-    async with app.state.ctx.db.connect() as conn:
-        assert (await conn.execute(sa.select(sa.func.count()).select_from(customers))).scalar() == 1
+    async with app.state.ctx.db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(customers)) == 1
     assert len(await events_named(app, "customer.created")) == 1
 
 
@@ -109,8 +109,8 @@ async def test_invalid_input_is_422_naming_the_field(make_app, client_of, field,
     assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["errors"][0]["field"] == field
-    async with app.state.ctx.db.connect() as conn:
-        assert (await conn.execute(sa.select(sa.func.count()).select_from(customers))).scalar() == 0
+    async with app.state.ctx.db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(customers)) == 0
 
 
 async def test_customer_and_event_share_the_transaction(make_app):
@@ -121,22 +121,22 @@ async def test_customer_and_event_share_the_transaction(make_app):
         pass
 
     with pytest.raises(Abort):
-        async with ctx.db.begin() as conn:
+        async with ctx.db.transaction() as conn:
             await service.create_customer(conn, ctx, email="gone@example.com", name="Gone")
             raise Abort
-    async with ctx.db.connect() as conn:
-        assert (await conn.execute(sa.select(sa.func.count()).select_from(customers))).scalar() == 0
-        assert (await conn.execute(sa.select(sa.func.count()).select_from(outbox_events))).scalar() == 0
+    async with ctx.db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(customers)) == 0
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(outbox_events)) == 0
 
 
 async def test_key_rotation_keeps_old_rows_readable(make_app, settings):
     old_app = make_app([])
     old = old_app.state.ctx
-    async with old.db.begin() as conn:
+    async with old.db.transaction() as conn:
         ann = await service.create_customer(conn, old, email="ann@example.com", name="Ann", address="1 Elm St")
         await service.create_customer(conn, old, email="cy@example.com", name="Cy", phone="4155550100")
     new = make_app([], pii_keys=new_key_spec("k2")).state.ctx
-    async with new.db.begin() as conn:
+    async with new.db.transaction() as conn:
         still = await service.get_customer(conn, new, ann["id"])
         bob = await service.create_customer(conn, new, email="bob@example.com", name="Bob")
         keys = dict((await conn.execute(sa.select(customers.c.id, customers.c.key_id))).all())
@@ -144,17 +144,17 @@ async def test_key_rotation_keeps_old_rows_readable(make_app, settings):
     assert keys[bob["id"]] == "k2" and keys[ann["id"]] != "k2"
 
     # Without k2 the old key ring cannot open the new row: the key really changed.
-    async with old.db.connect() as conn:
+    async with old.db.read() as conn:
         with pytest.raises(UnknownKey):
             await service.get_customer(conn, old, bob["id"])
 
-    async with new.db.begin() as conn:
+    async with new.db.transaction() as conn:
         updated = await service.update_customer(conn, new, ann["id"], name="Ann Lee")
         assert await service.rotate_keys(conn, new) == 1  # Cy; Ann was sealed again by the update
         assert await service.rotate_keys(conn, new) == 0
         everyone = {c["email"]: c for c in (await service.list_customers(conn, new))[0]}
         found = await service.find_by_phone(conn, new, "415-555-0100")
-        key_ids = set((await conn.execute(sa.select(customers.c.key_id))).scalars())
+        key_ids = set(await conn.scalars(sa.select(customers.c.key_id)))
     assert updated["name"] == "Ann Lee" and updated["address"] == "1 Elm St"
     assert key_ids == {"k2"}
     assert everyone["ann@example.com"]["name"] == "Ann Lee" and everyone["cy@example.com"]["name"] == "Cy"
@@ -197,7 +197,7 @@ async def test_admin_list_pages_get_and_update_with_permissions(make_app, client
     ctx = app.state.ctx
     made = []
     for i in range(5):
-        async with ctx.db.begin() as conn:
+        async with ctx.db.transaction() as conn:
             made.append(await service.create_customer(conn, ctx, email=f"c{i}@example.com", name=f"C{i}",
                                                       password="password-123"))
     reader = await admin_key(app, "customers.read")
@@ -234,7 +234,7 @@ async def test_admin_list_pages_get_and_update_with_permissions(make_app, client
 async def test_cli_rotates_customers_to_a_new_pii_key(make_app, settings, db_url, tmp_path):
     app = make_app([])
     ctx = app.state.ctx
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         ann = await service.create_customer(conn, ctx, email="ann@example.com", name="Ann")
     env = {**os.environ, "DATABASE_URL": db_url, "MYHIBACHI_HOME": str(tmp_path / "cli"),
            "MYHIBACHI_SECRET_KEY": settings.secret_key}
@@ -248,8 +248,8 @@ async def test_cli_rotates_customers_to_a_new_pii_key(make_app, settings, db_url
     assert rotated.returncode == 0, rotated.stderr
     assert "re-sealed 1 customer(s)" in rotated.stdout
     new = make_app([], pii_keys=spec).state.ctx
-    async with new.db.connect() as conn:
-        assert (await conn.execute(sa.select(customers.c.key_id))).scalar() == "k9"
+    async with new.db.read() as conn:
+        assert await conn.scalar(sa.select(customers.c.key_id)) == "k9"
         assert (await service.get_customer(conn, new, ann["id"]))["name"] == "Ann"
     with pytest.raises(ValidationError):
         Settings(pii_keys="k1:too-short")
@@ -261,6 +261,6 @@ async def test_concurrent_signups_with_one_email_make_one_customer(make_app, cli
         answers = await asyncio.gather(*(c.post("/v1/customers", json={**ANN, "email": f"{' ' * i}ann@example.com"})
                                          for i in range(6)))
     assert sorted(r.status_code for r in answers) == [201, 409, 409, 409, 409, 409]
-    async with app.state.ctx.db.connect() as conn:
-        assert (await conn.execute(sa.select(sa.func.count()).select_from(customers))).scalar() == 1
+    async with app.state.ctx.db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(customers)) == 1
     assert len(await events_named(app, "customer.created")) == 1

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.db import rolled_back
+
 from myhibachi.core.auth import create_api_key
 from myhibachi.core.events import deliver_due, fan_out, publish, purge_settled
 from myhibachi.core.scheduled import pollers
@@ -35,31 +37,29 @@ async def effects_table(database):
 
 
 async def statuses(db) -> dict[tuple[str, str], tuple[str, int]]:
-    async with db.connect() as conn:
-        rows = await conn.execute(sa.select(event_deliveries.c.event_id, event_deliveries.c.subscriber,
-                                            event_deliveries.c.status, event_deliveries.c.attempts))
-        return {(str(e), s): (st, a) for e, s, st, a in rows}
+    async with db.read() as conn:
+        rows = await conn.fetch_all(sa.select(event_deliveries.c.event_id, event_deliveries.c.subscriber,
+                                              event_deliveries.c.status, event_deliveries.c.attempts))
+        return {(str(r["event_id"]), r["subscriber"]): (r["status"], r["attempts"]) for r in rows}
 
 
 async def make_due(db) -> None:
     """Skip the backoff wait: the retry logic is what is under test, not the clock."""
-    async with db.begin() as conn:
-        await conn.execute(sa.update(event_deliveries).where(event_deliveries.c.status == "pending")
+    async with db.transaction() as conn:
+        await conn.run(sa.update(event_deliveries).where(event_deliveries.c.status == "pending")
                            .values(next_attempt_at=sa.func.now() - sa.text("interval '1 second'")))
 
 
 async def test_publish_is_part_of_the_callers_transaction(make_app):
     ctx = make_app([ProbePlugin()], flags={"FEATURE_FLAG_PROBE": True}).state.ctx
-    async with ctx.db.connect() as conn:
-        async with conn.begin() as tx:
-            await publish(conn, ctx, "booking.created", {"tag": "rolled-back"})
-            await tx.rollback()
-    async with ctx.db.begin() as conn:
+    async with rolled_back(ctx.db) as conn:
+        await publish(conn, ctx, "booking.created", {"tag": "rolled-back"})
+    async with ctx.db.transaction() as conn:
         event_id = await publish(conn, ctx, "booking.created", {"tag": "kept"}, actor="customer-9")
-    async with ctx.db.connect() as conn:
-        names = (await conn.execute(sa.select(outbox_events.c.id, outbox_events.c.payload,
-                                              outbox_events.c.subscribers))).all()
-    assert [tuple(row) for row in names] == [(event_id, {"tag": "kept"}, [SUBSCRIBER])]
+    async with ctx.db.read() as conn:
+        names = await conn.fetch_all(sa.select(outbox_events.c.id, outbox_events.c.payload,
+                                               outbox_events.c.subscribers))
+    assert [tuple(row.values()) for row in names] == [(event_id, {"tag": "kept"}, [SUBSCRIBER])]
     # The publisher writes the event alone; the dispatcher makes its delivery rows, once.
     assert await statuses(ctx.db) == {}
     assert await fan_out(ctx) == 1 and await fan_out(ctx) == 0
@@ -68,7 +68,7 @@ async def test_publish_is_part_of_the_callers_transaction(make_app):
 
 async def test_publish_refuses_an_event_outside_the_catalogue(make_app):
     ctx = make_app([ProbePlugin()]).state.ctx
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         with pytest.raises(ValueError, match="unknown event"):
             await publish(conn, ctx, "booking.exploded", {})
 
@@ -78,7 +78,7 @@ async def test_each_subscriber_gets_each_event_once(make_app):
     ids = await publish_many(ctx, 5)
     assert await deliver_due(ctx) == 10
     assert await deliver_due(ctx) == 0  # the failing subscriber waits for its backoff
-    async with ctx.db.connect() as conn:
+    async with ctx.db.read() as conn:
         assert await effects(conn, "handled") == {i: 1 for i in ids}
     st = await statuses(ctx.db)
     assert {st[(i, SUBSCRIBER)] for i in ids} == {("done", 1)}
@@ -91,9 +91,9 @@ async def test_exactly_once_across_a_retry(make_app):
     probe.FAIL_FIRST["flaky"] = 1
     [event_id] = await publish_many(ctx, 1, tag="flaky")
     assert await deliver_due(ctx) == 1
-    async with ctx.db.connect() as conn:
+    async with ctx.db.read() as conn:
         assert await effects(conn, "handled") == {}
-        delivery = (await conn.execute(sa.select(event_deliveries))).mappings().one()
+        delivery = await conn.fetch_one(sa.select(event_deliveries))
     assert delivery["status"] == "pending" and delivery["attempts"] == 1
     assert "fails attempt 1" in delivery["last_error"]
     assert await deliver_due(ctx) == 0  # backoff: not due yet
@@ -101,9 +101,9 @@ async def test_exactly_once_across_a_retry(make_app):
     assert await deliver_due(ctx) == 1
     await make_due(ctx.db)
     assert await deliver_due(ctx) == 0
-    async with ctx.db.connect() as conn:
+    async with ctx.db.read() as conn:
         assert await effects(conn, "handled") == {event_id: 1}
-        dispatched = (await conn.execute(sa.select(outbox_events.c.dispatched_at))).scalar_one()
+        dispatched = await conn.scalar(sa.select(outbox_events.c.dispatched_at))
     assert await statuses(ctx.db) == {(event_id, SUBSCRIBER): ("done", 2)}
     assert dispatched is not None
 
@@ -115,7 +115,7 @@ async def test_handler_failure_never_rolls_back_the_publisher(make_app, client_o
         r = await c.post("/v1/probe/things", json={"tag": "kept-thing"})
     assert r.status_code == 201, r.text
     assert await deliver_due(app.state.ctx) == 2
-    async with app.state.ctx.db.connect() as conn:
+    async with app.state.ctx.db.read() as conn:
         assert await effects(conn, "thing") == {"kept-thing": 1}
         assert await effects(conn, "handled") == {}
     st = await statuses(app.state.ctx.db)
@@ -131,7 +131,7 @@ async def test_handlers_of_a_plugin_flagged_off_for_the_actor_are_skipped(make_a
     [in_id] = await publish_many(ctx, 1, actor=on)
     [out_id] = await publish_many(ctx, 1, actor=off)
     assert await deliver_due(ctx) == 2
-    async with ctx.db.connect() as conn:
+    async with ctx.db.read() as conn:
         assert await effects(conn, "handled") == {in_id: 1}
     st = await statuses(ctx.db)
     assert st[(in_id, SUBSCRIBER)] == ("done", 1)
@@ -148,7 +148,7 @@ async def test_handlers_follow_the_rollout_of_the_customer_not_of_who_acted(make
     off = next(p for p in people if not ctx.flags.enabled("FEATURE_FLAG_PROBE", {"userId": p}))
     staff = next(a for a in (f"api_key:{i}" for i in range(64))
                  if not ctx.flags.enabled("FEATURE_FLAG_PROBE", {"userId": a}))
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         about_on = str(await publish(conn, ctx, "booking.created", {"tag": "a", "customer_id": on}, actor=staff))
         about_off = str(await publish(conn, ctx, "booking.created", {"tag": "b", "customer_id": off}, actor=staff))
     assert await deliver_due(ctx) == 2
@@ -169,7 +169,7 @@ async def test_dead_letter_after_n_attempts_then_replay(make_app, client_of, set
     assert await deliver_due(ctx, max_attempts=3) == 0
     assert await statuses(ctx.db) == {(event_id, SUBSCRIBER): ("dead", 3)}
 
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         admin_key, _ = await create_api_key(conn, settings, name="ops", scopes=["events.manage"])
         other_key, _ = await create_api_key(conn, settings, name="other", scopes=["bookings.read"])
     admin = {"Authorization": f"Bearer {admin_key}"}
@@ -202,7 +202,7 @@ async def test_dead_letter_after_n_attempts_then_replay(make_app, client_of, set
     assert replayed.status_code == 200 and replayed.json() == {"event_id": event_id, "requeued": 1}
     assert again.status_code == 404
     assert await deliver_due(ctx, max_attempts=3) == 1
-    async with ctx.db.connect() as conn:
+    async with ctx.db.read() as conn:
         assert await effects(conn, "handled") == {event_id: 1}
     assert await statuses(ctx.db) == {(event_id, SUBSCRIBER): ("done", 1)}
 
@@ -212,7 +212,7 @@ async def test_failed_list_pages_with_a_cursor(make_app, client_of, settings):
     probe.ALWAYS_FAIL["on"] = True
     ids = set(await publish_many(app.state.ctx, 5))
     assert await deliver_due(app.state.ctx, max_attempts=1) == 5
-    async with app.state.ctx.db.begin() as conn:
+    async with app.state.ctx.db.transaction() as conn:
         key, _ = await create_api_key(conn, settings, name="ops", scopes=["events.*"])
     seen, cursor = [], None
     async with client_of(app, headers={"Authorization": f"Bearer {key}"}) as c:
@@ -239,7 +239,7 @@ async def test_two_dispatchers_never_run_the_same_delivery(make_app, database):
 
     counts = await asyncio.gather(dispatcher(), dispatcher(), dispatcher())
     assert sum(counts) == 400 and all(counts), counts
-    async with database.connect() as conn:
+    async with database.read() as conn:
         got = await effects(conn, "handled")
     assert got == {i: 1 for i in ids}
 
@@ -286,15 +286,15 @@ async def test_exactly_once_across_a_killed_worker(make_app, database, db_url, t
     ids = await publish_many(ctx, 30)
 
     async def done_count():
-        async with database.connect() as conn:
-            return (await conn.execute(sa.select(sa.func.count()).where(event_deliveries.c.status == "done"))).scalar()
+        async with database.read() as conn:
+            return await conn.scalar(sa.select(sa.func.count()).where(event_deliveries.c.status == "done"))
 
     async def in_flight():
-        async with database.connect() as conn:
-            return (await conn.execute(sa.text(
+        async with database.read() as conn:
+            return await conn.scalar(sa.text(
                 "SELECT count(*) FROM probe_effects e WHERE kind = 'handled' AND NOT EXISTS "
                 "(SELECT 1 FROM event_deliveries d WHERE d.event_id::text = e.ref AND d.status = 'done')"
-            ))).scalar()
+            ))
 
     worker = start_dispatcher(tmp_path / "w1", db_url, sleep=0.3)
     try:
@@ -318,9 +318,9 @@ async def test_exactly_once_across_a_killed_worker(make_app, database, db_url, t
     finally:
         second.terminate()
         second.wait(10)
-    async with database.connect() as conn:
+    async with database.read() as conn:
         got = await effects(conn, "handled")
-        pids = (await conn.execute(sa.text("SELECT count(DISTINCT pid) FROM probe_effects"))).scalar()
+        pids = await conn.scalar(sa.text("SELECT count(DISTINCT pid) FROM probe_effects"))
     assert got == {i: 1 for i in ids}
     assert pids == 2
 
@@ -330,7 +330,7 @@ async def _at_least(check, n: int) -> bool:
 
 
 async def stuck_handler(conn, event, ctx) -> None:
-    await conn.execute(sa.text("SELECT pg_sleep(30)"))
+    await conn.run(sa.text("SELECT pg_sleep(30)"))
 
 
 class StuckPlugin(probe.Plugin):
@@ -351,19 +351,19 @@ async def test_a_stuck_handler_times_out_as_a_failed_attempt(make_app):
     st = await statuses(ctx.db)
     assert st == {(event_id, "stuck:tests.core.test_events.stuck_handler"): ("dead", 1),
                   (event_id, SUBSCRIBER): ("done", 1)}
-    async with ctx.db.connect() as conn:
-        error = (await conn.execute(sa.select(event_deliveries.c.last_error)
-                                    .where(event_deliveries.c.status == "dead"))).scalar()
+    async with ctx.db.read() as conn:
+        error = await conn.scalar(sa.select(event_deliveries.c.last_error)
+                                    .where(event_deliveries.c.status == "dead"))
         assert error.startswith("TimeoutError")
         assert await effects(conn, "handled") == {event_id: 1}
 
 
 async def test_an_event_nobody_subscribes_to_is_settled_at_once(make_app):
     ctx = make_app([]).state.ctx
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         event_id = await publish(conn, ctx, "payment.failed", {"payment_id": "p1", "reason": "card"})
-    async with ctx.db.connect() as conn:
-        row = (await conn.execute(sa.select(outbox_events).where(outbox_events.c.id == event_id))).mappings().one()
+    async with ctx.db.read() as conn:
+        row = await conn.fetch_one(sa.select(outbox_events).where(outbox_events.c.id == event_id))
     assert row["dispatched_at"] is not None and row["payload"] == {"payment_id": "p1", "reason": "card"}
     assert await statuses(ctx.db) == {}
 
@@ -374,21 +374,21 @@ async def test_old_settled_events_are_purged_but_dead_letters_stay(make_app):
     done_id, dead_id, fresh_id = await publish_many(ctx, 3)
     await fan_out(ctx)
     probe.ALWAYS_FAIL["on"] = True
-    async with ctx.db.begin() as conn:  # only the dead one is due now
-        await conn.execute(sa.update(event_deliveries).where(event_deliveries.c.event_id != dead_id)
+    async with ctx.db.transaction() as conn:  # only the dead one is due now
+        await conn.run(sa.update(event_deliveries).where(event_deliveries.c.event_id != dead_id)
                            .values(next_attempt_at=sa.func.now() + sa.text("interval '1 hour'")))
     assert await deliver_due(ctx, max_attempts=1) == 1
     probe.ALWAYS_FAIL["on"] = False
-    async with ctx.db.begin() as conn:
-        await conn.execute(sa.update(event_deliveries).values(next_attempt_at=sa.func.now()))
+    async with ctx.db.transaction() as conn:
+        await conn.run(sa.update(event_deliveries).values(next_attempt_at=sa.func.now()))
     assert await deliver_due(ctx) == 2
-    async with ctx.db.begin() as conn:
-        await conn.execute(sa.update(outbox_events).where(outbox_events.c.id != fresh_id)
+    async with ctx.db.transaction() as conn:
+        await conn.run(sa.update(outbox_events).where(outbox_events.c.id != fresh_id)
                            .values(dispatched_at=sa.func.now() - sa.text("interval '31 days'")))
     assert await purge_settled(ctx) == 1
-    async with ctx.db.connect() as conn:
-        left = {str(i) for i in (await conn.execute(sa.select(outbox_events.c.id))).scalars()}
-        deliveries = {str(i) for i in (await conn.execute(sa.select(event_deliveries.c.event_id))).scalars()}
+    async with ctx.db.read() as conn:
+        left = {str(i) for i in await conn.scalars(sa.select(outbox_events.c.id))}
+        deliveries = {str(i) for i in await conn.scalars(sa.select(event_deliveries.c.event_id))}
     assert left == deliveries == {dead_id, fresh_id}
 
 
@@ -412,7 +412,7 @@ async def test_publishing_requests_wake_the_dispatchers_after_commit_a_burst_onc
             ctx.waker.window = 0.3
             answers = await asyncio.gather(*[c.post("/v1/probe/things", json={"tag": f"w{i}"}) for i in range(10)])
             async for _ in listen.notifies(timeout=1.5):
-                async with ctx.db.connect() as conn:
+                async with ctx.db.read() as conn:
                     visible.append((await conn.execute(sa.select(sa.func.count()).select_from(outbox_events)))
                                    .scalar_one())
     assert [a.status_code for a in answers] == [201] * 10

@@ -306,7 +306,7 @@ async def test_meta_plugins_endpoint_gives_the_same_rows_behind_plugins_read(sit
     app = create_app(settings=Settings(home=home, database_url=settings.database_url,
                                        secret_key=settings.secret_key), database=clean_db)
     app.state.ctx.flags.start()
-    async with clean_db.begin() as conn:
+    async with clean_db.transaction() as conn:
         good, _ = await create_api_key(conn, app.state.ctx.settings, name="ops", scopes=["plugins.read"])
         other, _ = await create_api_key(conn, app.state.ctx.settings, name="ops", scopes=["bookings.read"])
     try:

@@ -274,7 +274,7 @@ async def test_offline_app_imports_no_provider_sdk(clean_db, db_url, tmp_path):
             await ports.sms.send("+15550001111", "hi")
             await ports.payments.create_intent(100, "usd", idempotency_key="lazy-1")
             await ports.embeddings.embed(["x"])
-            await app.state.ctx.db.dispose()
+            await app.state.ctx.db.close()
 
         asyncio.run(use())
         print(json.dumps({m: m in sys.modules for m in %r}))

@@ -25,8 +25,8 @@ async def test_quote_lines_from_settings_and_plugins(make_app, client_of, clean_
     q = big.json()
     assert codes(q["lines"]) == [("base.adults", 100000), ("base.children", 10000), ("promo.tenoff", -11000)]
     assert q["total_cents"] == 99000 == sum(line["amount_cents"] for line in q["lines"])
-    async with clean_db.connect() as conn:
-        assert (await conn.execute(sa.select(sa.func.count()).select_from(bookings))).scalar_one() == 0
+    async with clean_db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(bookings)) == 0
 
 
 async def test_create_stores_the_quoted_lines_and_later_prices_do_not_rewrite_them(

@@ -42,7 +42,7 @@ def client(app, ip: str = "10.0.0.1", headers: dict | None = None) -> httpx.Asyn
 
 async def api_keys(app, settings, n: int) -> list[dict]:
     out = []
-    async with app.state.ctx.db.begin() as conn:
+    async with app.state.ctx.db.transaction() as conn:
         for i in range(n):
             key, _ = await create_api_key(conn, settings, name=f"k{i}", scopes=[])
             out.append({"Authorization": f"Bearer {key}"})

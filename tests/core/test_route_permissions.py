@@ -48,7 +48,7 @@ async def walk(app) -> tuple[list[str], list[str]]:
             if permission not in ctx.permissions:
                 failures.append(f"{route.path} requires {permission}, which nothing registers")
             others = sorted(p for p in ctx.permissions if not has_permission({p}, permission))
-            async with ctx.db.begin() as conn:
+            async with ctx.db.transaction() as conn:
                 key, _ = await create_api_key(conn, ctx.settings, name="route walk", scopes=others)
             path = fill(route)
             for method in sorted(route.methods - {"HEAD"}):

@@ -80,7 +80,7 @@ async def test_a_scaffolded_third_party_plugin_migrates_serves_and_passes_its_fi
     finally:
         for app in apps:
             app.state.ctx.flags.stop()
-        await database.dispose()
+        await database.close()
         for module in [m for m in sys.modules if m == "chef_notes" or m.startswith("chef_notes.")]:
             del sys.modules[module]
     engine = sa.create_engine(fresh_url)

@@ -62,9 +62,9 @@ async def eventually(check, timeout: float = 15.0):
 
 async def test_worker_delivers_events_runs_pollers_and_huey_tasks(make_app, database, redis_url, worker):
     await create_effects_table(database)
-    async with database.begin() as conn:
-        await conn.execute(sa.text(DUE_DDL))
-        await conn.execute(sa.text("TRUNCATE probe_due RESTART IDENTITY"))
+    async with database.transaction() as conn:
+        await conn.run(sa.text(DUE_DDL))
+        await conn.run(sa.text("TRUNCATE probe_due RESTART IDENTITY"))
     plugin = ProbePlugin()
     ctx = make_app([plugin], flags={"FEATURE_FLAG_PROBE": True}, redis_url=redis_url).state.ctx
     [early] = await publish_many(ctx, 1)
@@ -72,19 +72,19 @@ async def test_worker_delivers_events_runs_pollers_and_huey_tasks(make_app, data
     proc = worker(interval=60)
 
     async def handled():
-        async with database.connect() as conn:
+        async with database.read() as conn:
             return await effects(conn, "handled")
 
     assert await eventually(handled, timeout=20) == {early: 1}
-    async with database.begin() as conn:
-        await conn.execute(sa.text("INSERT INTO probe_due (status, scheduled_at) VALUES ('pending', now())"))
+    async with database.transaction() as conn:
+        await conn.run(sa.text("INSERT INTO probe_due (status, scheduled_at) VALUES ('pending', now())"))
     started = time.monotonic()
     later = await publish_many(ctx, 3)
     assert await eventually(lambda: _has(handled, 4), timeout=10) == {early: 1, **{i: 1 for i in later}}
     assert time.monotonic() - started < 8  # far below the 60 s poll: woken by NOTIFY
 
     async def sent():
-        async with database.connect() as conn:
+        async with database.read() as conn:
             return await effects(conn, "sent")
 
     assert await eventually(sent, timeout=5) == {"1": 1}  # pollers run on the same wake-up
@@ -93,13 +93,13 @@ async def test_worker_delivers_events_runs_pollers_and_huey_tasks(make_app, data
     plugin.task(ref)  # enqueued on Redis by this process, run by the worker
 
     async def ran():
-        async with database.connect() as conn:
+        async with database.read() as conn:
             return await effects(conn, "task")
 
     assert await eventually(ran) == {ref: 1}
-    async with database.connect() as conn:
-        pids = set((await conn.execute(sa.text("SELECT DISTINCT pid FROM probe_effects"))).scalars())
-        statuses = set((await conn.execute(sa.select(event_deliveries.c.status))).scalars())
+    async with database.read() as conn:
+        pids = set(await conn.scalars(sa.text("SELECT DISTINCT pid FROM probe_effects")))
+        statuses = set(await conn.scalars(sa.select(event_deliveries.c.status)))
     assert pids == {proc.pid}
     assert statuses == {"done"}
 
@@ -123,9 +123,9 @@ async def test_worker_stops_cleanly_on_signal_while_a_handler_runs(make_app, dat
     ids = await publish_many(ctx, 3)
 
     async def handled():
-        async with database.connect() as conn:
-            return (await conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE state = "
-                                               "'idle in transaction' AND datname = current_database()"))).scalar()
+        async with database.read() as conn:
+            return await conn.scalar(sa.text("SELECT count(*) FROM pg_stat_activity WHERE state = "
+                                               "'idle in transaction' AND datname = current_database()"))
 
     await eventually(handled)  # a handler is sleeping inside its transaction
     stopped_at = time.monotonic()
@@ -134,7 +134,7 @@ async def test_worker_stops_cleanly_on_signal_while_a_handler_runs(make_app, dat
     assert proc.returncode == 0, out
     assert "worker stopped" in out and "Traceback" not in out
     assert time.monotonic() - stopped_at < 10
-    async with database.connect() as conn:
+    async with database.read() as conn:
         got = await effects(conn, "handled")
         st = dict((await conn.execute(sa.select(event_deliveries.c.event_id, event_deliveries.c.status))).all())
     assert set(got.values()) <= {1}

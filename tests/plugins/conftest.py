@@ -29,7 +29,7 @@ class Seed:
         if self._ctx is None:
             self._ctx = create_app([], settings=self.settings, database=self.db).state.ctx
         email = email or f"{uuid.uuid4().hex[:8]}@example.com"
-        async with self.db.begin() as conn:
+        async with self.db.transaction() as conn:
             row = await create_customer(conn, self._ctx, email=email, name=name, phone=phone)
         return row["id"]
 
@@ -37,8 +37,8 @@ class Seed:
                       party_size: int = 10, zip_code: str | None = "10001", address: str = "1 Main St, Springfield",
                       status: str = "confirmed") -> uuid.UUID:
         bid = uuid.uuid4()
-        async with self.db.begin() as conn:
-            await conn.execute(sa.insert(bookings).values(
+        async with self.db.transaction() as conn:
+            await conn.run(sa.insert(bookings).values(
                 id=bid, customer_id=customer_id, starts_at=starts_at, time_zone=time_zone, duration_minutes=120,
                 party_size=party_size, adults=party_size, address=address, zip_code=zip_code, status=status,
                 total_cents=60000, slot_key=f"{starts_at:%Y-%m-%dT%H:%M}"))
@@ -46,7 +46,7 @@ class Seed:
 
     async def publish(self, ctx, name: str, payload: dict, *, actor: str | None = None) -> None:
         """Publish an event as the core's bookings API would, then deliver it."""
-        async with self.db.begin() as conn:
+        async with self.db.transaction() as conn:
             await publish(conn, ctx, name, payload, actor=actor)
         while await deliver_due(ctx):
             pass
@@ -56,7 +56,7 @@ class Seed:
         return {"Authorization": f"Bearer {token}"}
 
     async def staff(self, *scopes: str) -> dict[str, str]:
-        async with self.db.begin() as conn:
+        async with self.db.transaction() as conn:
             key, _ = await create_api_key(conn, self.settings, name="staff", scopes=list(scopes))
         return {"Authorization": f"Bearer {key}"}
 

@@ -15,8 +15,8 @@ WHO = {"userId": "staff-1"}
 
 
 async def count(db, table) -> int:
-    async with db.connect() as conn:
-        return (await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar()
+    async with db.read() as conn:
+        return await conn.scalar(sa.select(sa.func.count()).select_from(table))
 
 
 async def test_installed_entry_points_and_deselection_by_setting(make_app, settings, clean_db):
@@ -56,7 +56,7 @@ async def test_reminders_without_locations(make_app, client_of, seed):
         listed = (await c.get(f"/v1/bookings/{booking}/reminders")).json()["items"]
     assert [r["reminder_type"] for r in listed] == ["24h_before", "1h_before"]
     assert await count(seed.db, booking_locations) == 0
-    async with seed.db.begin() as conn:
+    async with seed.db.transaction() as conn:
         booking_input = {"zip_code": "94105", "party_size": 8, "extra": {}}
         assert await ctx.call_all("validate_booking", WHO, booking=booking_input, conn=conn) == []
         assert await ctx.call_first("booking_capacity", WHO, booking=booking_input, conn=conn) is None

@@ -39,7 +39,7 @@ def loopless_database(url: str) -> Database:
 
 async def super_admin_and_customer(db, ctx) -> tuple[dict[str, str], dict[str, str], object]:
     """Auth headers of a ``*`` API key and of a real customer (PII sealed), and the customer id."""
-    async with db.begin() as conn:
+    async with db.transaction() as conn:
         key, _ = await create_api_key(conn, ctx.settings, name="reliability super-admin", scopes=["*"])
         customer = await create_customer(conn, ctx, email=f"{uuid.uuid4().hex[:12]}@example.com", name="Ana Cook",
                                          phone="+12025550123")

@@ -64,15 +64,15 @@ async def load(make_app, database, settings) -> list[str]:
     customers = [await seed.customer() for _ in range(10)]
     bookings = [await seed.booking(customers[i % 10], utcnow() + timedelta(days=2, minutes=i)) for i in range(100)]
     due = utcnow() - timedelta(minutes=5)
-    async with database.begin() as conn:
-        await conn.execute(sa.insert(booking_reminders), [
+    async with database.transaction() as conn:
+        await conn.run(sa.insert(booking_reminders), [
             {"id": uuid.uuid4(), "booking_id": bookings[i % 100], "reminder_type": "custom", "scheduled_at": due,
              "next_attempt_at": due, "notification_channel": "email"} for i in range(N)])
     return await publish_many(ctx, N)
 
 
 async def settled(database) -> int:
-    async with database.connect() as conn:
+    async with database.read() as conn:
         sent = await conn.scalar(sa.select(sa.func.count()).where(booking_reminders.c.status == "sent"))
         done = await conn.scalar(sa.select(sa.func.count()).where(event_deliveries.c.status == "done"))
     return sent + done
@@ -118,7 +118,7 @@ def landed_mid_work(log: list[str]) -> int:
 
 async def assert_exactly_once(database, event_ids: list[str], log: list[str]) -> None:
     why = f"seed {SEED}; " + "; ".join(log)
-    async with database.connect() as conn:
+    async with database.read() as conn:
         handled = await effects(conn, "handled")
         deliveries = dict((await conn.execute(sa.select(event_deliveries.c.status, sa.func.count())
                                               .group_by(event_deliveries.c.status))).all())
@@ -151,6 +151,6 @@ async def test_two_racing_workers_killed_at_random_points_deliver_each_once(make
     log = await chaos(tmp_path, db_url, database, workers=2, kills=4)
     assert landed_mid_work(log) == 4, log
     await assert_exactly_once(database, event_ids, log)
-    async with database.connect() as conn:
+    async with database.read() as conn:
         pids = await conn.scalar(sa.text("SELECT count(DISTINCT pid) FROM probe_effects"))
     assert pids >= 2  # both raced over the same queue

@@ -69,7 +69,7 @@ async def test_requests_during_a_database_restart_get_503_and_the_api_recovers(o
     db = Database(url)
     ctx = create_app([], settings=settings, database=db).state.ctx
     staff, customer, _ = await super_admin_and_customer(db, ctx)
-    await db.dispose()
+    await db.close()
 
     port = free_port()
     api = start_api(tmp_path / "api", url, port)
@@ -125,15 +125,15 @@ async def test_requests_during_a_database_restart_get_503_and_the_api_recovers(o
 
     db = Database(url)
     try:
-        async with db.connect() as conn:
-            ids = {str(i) for i in (await conn.execute(sa.text("SELECT id FROM bookings"))).scalars()}
-            orphans = (await conn.execute(sa.text(
+        async with db.read() as conn:
+            ids = {str(i) for i in await conn.scalars(sa.text("SELECT id FROM bookings"))}
+            orphans = await conn.scalar(sa.text(
                 "SELECT count(*) FROM bookings b WHERE NOT EXISTS (SELECT 1 FROM outbox_events e "
-                "WHERE e.name = 'booking.created' AND e.payload->>'booking_id' = b.id::text)"))).scalar()
-            unkeyed = (await conn.execute(sa.text(
+                "WHERE e.name = 'booking.created' AND e.payload->>'booking_id' = b.id::text)"))
+            unkeyed = await conn.scalar(sa.text(
                 "SELECT count(*) FROM bookings b WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys k "
-                "WHERE k.response->>'id' = b.id::text)"))).scalar()
+                "WHERE k.response->>'id' = b.id::text)"))
     finally:
-        await db.dispose()
+        await db.close()
     assert set(created) <= ids  # every booking acknowledged is there
     assert orphans == 0 and unkeyed == 0  # and none lacks its event or its stored response

@@ -44,7 +44,7 @@ async def target(clean_db, settings, db_url):
     app = create_app(installed_plugins(), settings=app_settings, database=loopless_database(db_url))
     staff, customer, _ = await super_admin_and_customer(clean_db, app.state.ctx)
     yield app, {"staff": staff, "customer": customer}
-    await app.state.ctx.db.dispose()
+    await app.state.ctx.db.close()
 
 
 def problems_in(app, callers: dict[str, dict[str, str]]) -> dict[str, list[str]]:

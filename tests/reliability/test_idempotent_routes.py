@@ -161,9 +161,9 @@ def idempotent_operations(app, spec: dict) -> list[tuple[str, str]]:
 
 
 async def row_counts(database) -> dict[str, int]:
-    async with database.connect() as conn:
-        names = set((await conn.execute(sa.text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))).scalars())
+    async with database.read() as conn:
+        names = set(await conn.scalars(sa.text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")))
         tables = [t.name for t in metadata.sorted_tables if t.name in names and t.name != "idempotency_keys"]
         query = " UNION ALL ".join(f"SELECT '{n}', count(*) FROM \"{n}\"" for n in tables)
         return dict((await conn.execute(sa.text(query))).all())
@@ -215,6 +215,6 @@ async def test_every_idempotent_route_has_one_effect_for_twenty_parallel_retries
             first = replies[0]
             assert all((r.status_code, r.json()) == (single.status_code, first.json()) for r in replies), path
             assert sum("idempotent-replayed" not in r.headers for r in replies) == 1, path
-            async with database.connect() as conn:
+            async with database.read() as conn:
                 stored = await conn.scalar(sa.select(sa.func.count()).where(idempotency_keys.c.key == key))
             assert stored == 1, path

@@ -97,7 +97,7 @@ def evening(days: int, hour: int = 18) -> str:
 
 
 async def bookings_at(database, start: str) -> int:
-    async with database.connect() as conn:
+    async with database.read() as conn:
         return await conn.scalar(sa.text(
             "SELECT count(*) FROM bookings WHERE status <> 'cancelled' AND "
             "starts_at = (CAST(:start AS timestamp) AT TIME ZONE 'America/New_York')"), {"start": start})
@@ -176,18 +176,18 @@ async def test_two_workers_deliver_each_event_once(cluster, callers, database):
     assert {r.status_code for r in made} == {201}, [r.text for r in made if r.status_code != 201][:3]
 
     async def pending() -> int:
-        async with database.connect() as conn:
+        async with database.read() as conn:
             return await conn.scalar(sa.select(sa.func.count()).where(event_deliveries.c.status == "pending"))
 
     deadline = time.monotonic() + 60
     while await pending() and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     await asyncio.sleep(0.3)
-    async with database.connect() as conn:
+    async with database.read() as conn:
         handled = await effects(conn, "handled")
-        events = [str(i) for i in (await conn.execute(sa.text(
+        events = [str(i) for i in await conn.scalars(sa.text(
             "SELECT id FROM outbox_events WHERE name = 'booking.created' AND payload->>'booking_id' = ANY(:ids)"),
-            {"ids": [r.json()["id"] for r in made]})).scalars()]
+            {"ids": [r.json()["id"] for r in made]})]
         statuses = dict((await conn.execute(sa.select(event_deliveries.c.status, sa.func.count())
                                             .group_by(event_deliveries.c.status))).all())
         retried = await conn.scalar(sa.select(sa.func.count()).where(event_deliveries.c.attempts != 1))

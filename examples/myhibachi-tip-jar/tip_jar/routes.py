@@ -4,7 +4,8 @@ import uuid
 from fastapi import APIRouter, Depends
 
 from myhibachi.core.auth import Principal, authenticated
-from myhibachi.core.db import Transaction
+from myhibachi.core.db import Conn
+from myhibachi.core.routing import Connection
 from myhibachi.core.errors import error_responses, not_found
 from tip_jar import service
 from tip_jar.schemas import TipIn, TipOut
@@ -12,7 +13,7 @@ from tip_jar.schemas import TipIn, TipOut
 
 def setup(router: APIRouter) -> None:
     @router.post("/tips/{booking_id}", response_model=TipOut, responses=error_responses(401, 404))
-    async def give_tip(booking_id: uuid.UUID, body: TipIn, conn=Transaction,
+    async def give_tip(booking_id: uuid.UUID, body: TipIn, conn: Conn = Connection,
                        principal: Principal = Depends(authenticated)) -> TipOut:
         row = None
         if principal.kind == "customer":

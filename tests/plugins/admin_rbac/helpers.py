@@ -8,7 +8,7 @@ PASSWORD = "Grill-master-2024!"
 
 async def make_admin(app, email: str, roles: list[str], password: str = PASSWORD) -> dict:
     ctx = app.state.ctx
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         return await service.create_user(conn, ctx, None, email=email, name=email.split("@")[0], password=password,
                                          roles=roles)
 

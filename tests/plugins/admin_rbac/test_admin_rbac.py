@@ -101,9 +101,9 @@ async def test_admin_user_management(make_app, client_of):
         assert (await c.get("/v1/auth/staff/me", headers=kim_h)).status_code == 401
         r = await c.post("/v1/auth/staff/login", json={"email": "chef.kim@myhibachi.dev", "password": "New-grill-pass-99"})
         assert r.status_code == 401
-        async with app.state.ctx.db.connect() as conn:
-            live = (await conn.execute(sa.select(sa.func.count()).select_from(admin_sessions).where(
-                admin_sessions.c.user_id == uuid.UUID(kim["id"]), admin_sessions.c.revoked_at.is_(None)))).scalar()
+        async with app.state.ctx.db.read() as conn:
+            live = await conn.scalar(sa.select(sa.func.count()).select_from(admin_sessions).where(
+                admin_sessions.c.user_id == uuid.UUID(kim["id"]), admin_sessions.c.revoked_at.is_(None)))
         assert live == 0
         r = await c.put(f"/v1/admin/users/{kim['id']}", headers=h, json={"status": "active"})
         assert r.status_code == 200 and r.json()["status"] == "active"

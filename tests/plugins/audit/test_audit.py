@@ -8,6 +8,7 @@ import uuid
 
 import httpx
 import pytest
+import psycopg
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
@@ -15,7 +16,8 @@ from pydantic import BaseModel
 from myhibachi.core import Plugin, hookimpl
 from myhibachi.core.audit import audited, note_change
 from myhibachi.core.auth import authenticated, Principal, create_api_key, require
-from myhibachi.core.db import Transaction
+from myhibachi.core.db import Conn
+from myhibachi.core.routing import Connection
 from myhibachi.core.errors import Problem
 from myhibachi.plugins.audit import service as audit_service
 from myhibachi.plugins.audit.models import audit_logs
@@ -23,8 +25,6 @@ from tests.plugins.admin_rbac.helpers import PASSWORD, admin_headers
 
 FLAGS = {"FEATURE_FLAG_ADMIN_USERS": True, "FEATURE_FLAG_AUDIT_LOGS": True}
 
-
-TX = Transaction
 
 
 class Thing(BaseModel):
@@ -34,7 +34,7 @@ class Thing(BaseModel):
 
 @audited("probe", action="probe.touch", id_arg="probe_id")
 async def touch(conn, ctx, probe_id, actor=None):
-    await conn.execute(sa.text("INSERT INTO audit_probe (id, label) VALUES (:id, 'touched')"), {"id": probe_id})
+    await conn.run(sa.text("INSERT INTO audit_probe (id, label) VALUES (:id, 'touched')"), {"id": probe_id})
     return {"id": probe_id}
 
 
@@ -48,9 +48,9 @@ class ProbePlugin(Plugin):
     @hookimpl
     def register_routes(self, router: APIRouter, ctx):
         @router.post("/probes/{probe_id}", status_code=201)
-        async def create(probe_id: uuid.UUID, body: Thing, request: Request, conn=TX,
+        async def create(probe_id: uuid.UUID, body: Thing, request: Request, conn: Conn = Connection,
                          _: Principal = Depends(require("probes.write"))):
-            await conn.execute(sa.text("INSERT INTO audit_probe (id, label) VALUES (:id, :label)"),
+            await conn.run(sa.text("INSERT INTO audit_probe (id, label) VALUES (:id, :label)"),
                                {"id": probe_id, "label": body.label})
             note_change(request, "probe", probe_id, {"label": {"old": None, "new": body.label},
                                                      "email": {"old": None, "new": "guest@example.com"}})
@@ -59,43 +59,43 @@ class ProbePlugin(Plugin):
             return {"id": str(probe_id)}
 
         @router.put("/probes/{probe_id}")
-        async def touch_route(probe_id: uuid.UUID, request: Request, conn=TX,
+        async def touch_route(probe_id: uuid.UUID, request: Request, conn: Conn = Connection,
                               _: Principal = Depends(require("probes.write"))):
             await touch(conn, request.app.state.ctx, probe_id)
             return {}
 
         @router.delete("/probes/{probe_id}")
-        async def plain(probe_id: uuid.UUID, conn=TX, _: Principal = Depends(require("probes.write"))):
-            await conn.execute(sa.text("DELETE FROM audit_probe WHERE id = :id"), {"id": probe_id})
+        async def plain(probe_id: uuid.UUID, conn: Conn = Connection, _: Principal = Depends(require("probes.write"))):
+            await conn.run(sa.text("DELETE FROM audit_probe WHERE id = :id"), {"id": probe_id})
             return {}
 
         @router.patch("/probes/{probe_id}")
-        async def checked_in_service(probe_id: uuid.UUID, request: Request, conn=TX,
+        async def checked_in_service(probe_id: uuid.UUID, request: Request, conn: Conn = Connection,
                                      principal: Principal = Depends(authenticated)):
             # open to customers and staff; the permission is checked here, not declared
             if principal.is_staff and not principal.can("probes.write"):
                 raise Problem(403, "Forbidden", "missing permission probes.write", kind="forbidden")
-            await conn.execute(sa.text("UPDATE audit_probe SET label = 'patched' WHERE id = :id"), {"id": probe_id})
+            await conn.run(sa.text("UPDATE audit_probe SET label = 'patched' WHERE id = :id"), {"id": probe_id})
             return {}
 
         @router.post("/probes/{probe_id}/ping")
         async def no_conn(probe_id: uuid.UUID, request: Request, _: Principal = Depends(require("probes.write"))):
-            async with request.app.state.ctx.db.begin() as conn:
-                await conn.execute(sa.text("INSERT INTO audit_probe (id, label) VALUES (:id, 'ping')"), {"id": probe_id})
+            async with request.app.state.ctx.db.transaction() as conn:
+                await conn.run(sa.text("INSERT INTO audit_probe (id, label) VALUES (:id, 'ping')"), {"id": probe_id})
             return {}
 
 
 @pytest.fixture
 async def probe_table(database):
-    async with database.begin() as conn:
-        await conn.execute(sa.text("CREATE TABLE IF NOT EXISTS audit_probe (id uuid PRIMARY KEY, label text)"))
+    async with database.transaction() as conn:
+        await conn.run(sa.text("CREATE TABLE IF NOT EXISTS audit_probe (id uuid PRIMARY KEY, label text)"))
     yield
-    async with database.begin() as conn:
-        await conn.execute(sa.text("DROP TABLE IF EXISTS audit_probe"))
+    async with database.transaction() as conn:
+        await conn.run(sa.text("DROP TABLE IF EXISTS audit_probe"))
 
 
 async def rows(app, **where) -> list[dict]:
-    async with app.state.ctx.db.connect() as conn:
+    async with app.state.ctx.db.read() as conn:
         query = sa.select(audit_logs).order_by(audit_logs.c.seq)
         for k, v in where.items():
             query = query.where(audit_logs.c[k] == v)
@@ -103,8 +103,8 @@ async def rows(app, **where) -> list[dict]:
 
 
 async def probe_count(app, probe_id) -> int:
-    async with app.state.ctx.db.connect() as conn:
-        return (await conn.execute(sa.text("SELECT count(*) FROM audit_probe WHERE id = :id"), {"id": probe_id})).scalar()
+    async with app.state.ctx.db.read() as conn:
+        return await conn.scalar(sa.text("SELECT count(*) FROM audit_probe WHERE id = :id"), {"id": probe_id})
 
 
 async def test_admin_audit_logs(make_app, client_of, probe_table):
@@ -164,7 +164,7 @@ async def test_admin_audit_logs(make_app, client_of, probe_table):
         assert touched["resource_id"] == str(pid3) and touched["actor_id"] == str(root["id"])
 
         # an API key is a staff actor too
-        async with app.state.ctx.db.begin() as conn:
+        async with app.state.ctx.db.transaction() as conn:
             key, key_row = await create_api_key(conn, app.state.ctx.settings, name="ops", scopes=["probes.write"])
         pid4 = uuid.uuid4()
         r = await c.delete(f"/v1/probes/{pid4}", headers={"Authorization": f"Bearer {key}"})
@@ -233,10 +233,10 @@ async def test_rolled_back_change_leaves_no_audit_row(make_app, client_of, probe
 
         @hookimpl
         async def record_admin_action(self, conn, action):
-            await conn.execute(sa.text("SELECT 1/0"))
+            await conn.run(sa.text("SELECT 1/0"))
 
     app = make_app(["admin_rbac", "audit", ProbePlugin(), Broken()], flags=FLAGS)
-    async with app.state.ctx.db.begin() as conn:
+    async with app.state.ctx.db.transaction() as conn:
         key, _ = await create_api_key(conn, app.state.ctx.settings, name="ops", scopes=["probes.write"])
     h = {"Authorization": f"Bearer {key}"}
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -274,8 +274,8 @@ async def test_hook_record_admin_action(make_app, client_of, probe_table):
         @hookimpl
         async def record_admin_action(self, conn, action):
             # rows written by this very transaction (xmin is the inserting transaction)
-            in_tx = (await conn.execute(sa.text(
-                "SELECT count(*) FROM audit_probe WHERE xmin::text = pg_current_xact_id()::text"))).scalar()
+            in_tx = await conn.scalar(sa.text(
+                "SELECT count(*) FROM audit_probe WHERE xmin::text = pg_current_xact_id()::text"))
             seen.append((action, in_tx))
 
     app = make_app(["admin_rbac", Recorder(), ProbePlugin()], flags=FLAGS)
@@ -304,9 +304,9 @@ async def test_audit_rows_are_append_only_and_tampering_is_detected(make_app, cl
     assert all(b["prev_hash"] == a["hash"] for a, b in zip(logged, logged[1:]))
 
     for statement in ("UPDATE audit_logs SET action = 'nothing'", "DELETE FROM audit_logs"):
-        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
-            async with app.state.ctx.db.begin() as conn:
-                await conn.execute(sa.text(statement))
+        with pytest.raises(psycopg.Error, match="append-only"):
+            async with app.state.ctx.db.transaction() as conn:
+                await conn.run(sa.text(statement))
 
     async def verify_cli() -> tuple[int, str]:
         env = {**os.environ, "DATABASE_URL": db_url, "MYHIBACHI_HOME": str(settings.home_dir),
@@ -321,20 +321,20 @@ async def test_audit_rows_are_append_only_and_tampering_is_detected(make_app, cl
     assert code == 0 and f"ok: {len(logged)} rows verified" in out, out
 
     victim = logged[2]
-    async with app.state.ctx.db.begin() as conn:  # the test database's owner is a superuser
-        await conn.execute(sa.text("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only"))
-        await conn.execute(sa.text("UPDATE audit_logs SET actor_id = 'someone-else' WHERE seq = :s"), {"s": victim["seq"]})
-        await conn.execute(sa.text("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only"))
+    async with app.state.ctx.db.transaction() as conn:  # the test database's owner is a superuser
+        await conn.run(sa.text("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only"))
+        await conn.run(sa.text("UPDATE audit_logs SET actor_id = 'someone-else' WHERE seq = :s"), {"s": victim["seq"]})
+        await conn.run(sa.text("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only"))
     code, out = await verify_cli()
     assert code == 1 and f"seq={victim['seq']}" in out and "content does not match" in out, out
 
     # a removed row breaks the chain at the row after it
-    async with app.state.ctx.db.begin() as conn:
-        await conn.execute(sa.text("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only"))
-        await conn.execute(sa.text("UPDATE audit_logs SET actor_id = :a WHERE seq = :s"),
+    async with app.state.ctx.db.transaction() as conn:
+        await conn.run(sa.text("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only"))
+        await conn.run(sa.text("UPDATE audit_logs SET actor_id = :a WHERE seq = :s"),
                            {"a": victim["actor_id"], "s": victim["seq"]})
-        await conn.execute(sa.text("DELETE FROM audit_logs WHERE seq = :s"), {"s": logged[1]["seq"]})
-        await conn.execute(sa.text("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only"))
-    async with app.state.ctx.db.connect() as conn:
+        await conn.run(sa.text("DELETE FROM audit_logs WHERE seq = :s"), {"s": logged[1]["seq"]})
+        await conn.run(sa.text("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only"))
+    async with app.state.ctx.db.read() as conn:
         result = await audit_service.verify(conn)
     assert result["ok"] is False and result["seq"] == logged[2]["seq"] and "removed" in result["reason"]

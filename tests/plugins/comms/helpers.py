@@ -21,8 +21,8 @@ async def run_worker(ctx) -> int:
 
 
 async def rows(db, table, *where):
-    async with db.connect() as conn:
-        found = (await conn.execute(sa.select(table).where(*where).order_by(table.c.created_at))).mappings().all()
+    async with db.read() as conn:
+        found = await conn.fetch_all(sa.select(table).where(*where).order_by(table.c.created_at))
     return [dict(r) for r in found]
 
 

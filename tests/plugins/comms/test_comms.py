@@ -205,7 +205,7 @@ async def test_parallel_requests_with_one_key_send_one_message(make_app, client_
 
     # the service's own key, from 20 transactions at once (as other plugins call it)
     async def call():
-        async with ctx.db.begin() as conn:
+        async with ctx.db.transaction() as conn:
             m = await service.send(conn, ctx, channel="sms", to="+12025550102", body="Once",
                                    idempotency_key="reminders:r1:sms")
             await asyncio.sleep(0.01)
@@ -248,7 +248,7 @@ async def test_stop_blocks_the_next_sms_and_start_allows_again(make_app, client_
         assert await outbox(ctx.db, "sms") == []
         [m] = await messages(ctx.db)
         assert (m["status"], m["last_error"]) == ("failed", "the recipient opted out")
-        async with ctx.db.connect() as conn:  # other senders asking may_send get the same answer
+        async with ctx.db.read() as conn:  # other senders asking may_send get the same answer
             assert await service.consent_reason(conn, ctx, customer, "sms", "transactional") == \
                 "the recipient opted out of sms"
 
@@ -281,7 +281,7 @@ async def test_consent_marketing_and_other_plugins(make_app, client_of, seed):
         assert refused.status_code == 409 and "no recorded consent" in refused.json()["detail"], refused.text
         bare = await c.post(EMAIL, json={**promo, "customer_id": None, "to": "x@example.com"}, headers=key("2"))
         assert bare.status_code == 409
-        async with ctx.db.begin() as conn:
+        async with ctx.db.transaction() as conn:
             await service.record_consent(conn, customer, "email", True, source="signup form")
         allowed = await c.post(EMAIL, json=promo, headers=key("3"))
         assert allowed.status_code == 202, allowed.text
@@ -292,9 +292,9 @@ async def test_consent_marketing_and_other_plugins(make_app, client_of, seed):
 async def test_a_worker_that_died_mid_send_never_sends_again(make_app, seed):
     app = comms_app(make_app)
     ctx = app.state.ctx
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         m = await service.send(conn, ctx, channel="sms", to="+12025550101", body="hi")
-        await conn.execute(sa.update(comms_messages).where(comms_messages.c.id == m["id"]).values(
+        await conn.run(sa.update(comms_messages).where(comms_messages.c.id == m["id"]).values(
             status="sending", updated_at=utcnow() - timedelta(minutes=20)))
     assert await run_worker(ctx) == 0
     [row] = await messages(ctx.db)
@@ -307,7 +307,7 @@ async def test_concurrent_stops_opt_out_once(make_app):
     ctx = app.state.ctx
 
     async def stop():
-        async with ctx.db.begin() as conn:
+        async with ctx.db.transaction() as conn:
             changed = await service.set_opt_out(conn, ctx, "sms", "+12025550199", True, keyword="STOP")
             await asyncio.sleep(0.01)
             return changed
@@ -321,7 +321,7 @@ async def test_send_many_queues_a_batch_and_refuses_item_by_item(make_app, seed)
     ctx = app.state.ctx
     ana = await seed.customer(phone="+12025550101")
     ben = await seed.customer(phone="+12025550102")
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         await service.set_opt_out(conn, ctx, "sms", "+12025550102", True, keyword="STOP")
     items = [
         {"channel": "sms", "customer_id": ana, "body": "Chef at 6pm", "idempotency_key": "reminders:1:sms"},
@@ -331,7 +331,7 @@ async def test_send_many_queues_a_batch_and_refuses_item_by_item(make_app, seed)
         {"channel": "sms", "customer_id": ana, "body": "Chef at 6pm", "idempotency_key": "reminders:1:sms"},
         {"channel": "sms", "customer_id": "not-a-uuid", "body": "x"},
     ]
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         results = await service.send_many(conn, ctx, items)
     ok, opted, bad, marketing, same, bad_id = results
     assert (ok["status"], ok["to"]) == ("queued", "+12025550101")
@@ -340,7 +340,7 @@ async def test_send_many_queues_a_batch_and_refuses_item_by_item(make_app, seed)
     assert isinstance(marketing, service.SendRefused) and "consent" in marketing.reason
     assert same["id"] == ok["id"]
     assert bad_id.status == 422
-    async with ctx.db.begin() as conn:  # a retry of the batch queues nothing new
+    async with ctx.db.transaction() as conn:  # a retry of the batch queues nothing new
         again = await service.send_many(conn, ctx, items[:1])
     assert again[0]["id"] == ok["id"]
     assert [m["id"] for m in await messages(ctx.db)] == [ok["id"]]
@@ -368,7 +368,7 @@ async def test_message_sent_reaches_subscribers_once_per_message(make_app):
     counter = SentCounter()
     app = comms_app(make_app, extra_plugins=[counter])
     ctx = app.state.ctx
-    async with ctx.db.begin() as conn:
+    async with ctx.db.transaction() as conn:
         queued = await service.send_many(conn, ctx, [
             {"channel": "sms", "to": f"+1202555{i:04d}", "body": "hi"} for i in range(3)])
     assert await run_worker(ctx) == 3

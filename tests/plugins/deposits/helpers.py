@@ -75,15 +75,15 @@ def event(type_: str, obj: dict, event_id: str | None = None) -> dict:
 
 
 async def published(db, name: str) -> list[dict]:
-    async with db.connect() as conn:
-        rows = (await conn.execute(sa.select(outbox_events.c.payload).where(outbox_events.c.name == name)
-                                   .order_by(outbox_events.c.created_at))).scalars().all()
+    async with db.read() as conn:
+        rows = await conn.scalars(sa.select(outbox_events.c.payload).where(outbox_events.c.name == name)
+                                   .order_by(outbox_events.c.created_at))
     return list(rows)
 
 
 async def booking_status(db, booking_id) -> str:
-    async with db.connect() as conn:
-        return (await conn.execute(sa.select(bookings.c.status).where(bookings.c.id == booking_id))).scalar()
+    async with db.read() as conn:
+        return await conn.scalar(sa.select(bookings.c.status).where(bookings.c.id == booking_id))
 
 
 async def pending_booking(seed, customer) -> uuid.UUID:

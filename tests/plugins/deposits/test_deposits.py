@@ -240,8 +240,8 @@ async def test_refund_deposit(make_app, client_of, seed, clean_db, localstripe_u
         listed = (await c.get(f"{BASE}/{dep['id']}/refunds")).json()
         assert [r["amount_cents"] for r in listed] == [3000, 9000]
     assert sorted(r["amount"] for r in await refunds_of(localstripe_url, dep["intent_id"])) == [3000, 9000]
-    async with clean_db.connect() as conn:
-        total = (await conn.execute(sa.select(sa.func.sum(deposit_refunds.c.amount_cents)))).scalar()
+    async with clean_db.read() as conn:
+        total = await conn.scalar(sa.select(sa.func.sum(deposit_refunds.c.amount_cents)))
     assert total == 12000
     assert [p["amount_cents"] for p in await published(clean_db, "payment.refunded")] == [3000, 9000]
     async with client_of(app, headers=seed.token(ana)) as c:

@@ -62,8 +62,8 @@ async def test_crash_after_confirm_is_completed_by_retry_or_reconcile(make_app, 
 
     cfg = DepositsPlugin().settings
     assert await reconcile(ctx, cfg) == 0  # not stale yet
-    async with clean_db.begin() as conn:
-        await conn.execute(sa.update(deposits).values(updated_at=utcnow() - timedelta(minutes=cfg.stale_minutes + 1)))
+    async with clean_db.transaction() as conn:
+        await conn.run(sa.update(deposits).values(updated_at=utcnow() - timedelta(minutes=cfg.stale_minutes + 1)))
     # the worker's dispatch loop runs the plugin's poller, which reconciles
     assert await dispatch_once(ctx) >= 1
     async with crashing_client(app, seed.token(ana)) as c:
@@ -93,8 +93,8 @@ async def test_offline_deposit_end_to_end(make_app, client_of, seed, clean_db):
         assert created.status_code == 201, created.text
         dep = created.json()
         assert dep["amount_cents"] == 6000  # 10% of 60000, above the 2500 minimum
-        async with clean_db.connect() as conn:
-            intents = (await conn.execute(sa.select(offline_payments.c.id))).scalars().all()
+        async with clean_db.read() as conn:
+            intents = await conn.scalars(sa.select(offline_payments.c.id))
         assert [f"pi_{i.hex}" for i in intents] == [dep["intent_id"]]
 
         declined = await c.put(f"{BASE}/{dep['id']}/confirm", json={"payment_method": "pm_card_chargeDeclined"})
@@ -131,7 +131,7 @@ async def test_offline_deposit_end_to_end(make_app, client_of, seed, clean_db):
     # the offline provider still holds the slow payment as processing: reconciling leaves it
     cfg = DepositsPlugin().settings
     assert await reconcile(ctx, cfg, now=utcnow() + timedelta(minutes=cfg.stale_minutes + 1)) == 0
-    async with clean_db.connect() as conn:
+    async with clean_db.read() as conn:
         left = (await conn.execute(sa.select(offline_payments.c.status, offline_payments.c.amount_refunded_cents)
                                    .order_by(offline_payments.c.created_at))).all()
     assert [tuple(r) for r in left] == [("succeeded", 6000), ("processing", 0)]

@@ -87,9 +87,9 @@ async def test_stripe_webhook_signature_replay_and_order(make_app, client_of, se
         (failing["id"], "card_declined")]
     assert [(p["payment_id"], p["amount_cents"]) for p in await published(clean_db, "payment.refunded")] == [
         (refunded_first["id"], 12000)]
-    async with clean_db.connect() as conn:
-        disputes = (await conn.execute(sa.select(payment_disputes))).mappings().all()
-        recorded = (await conn.execute(sa.select(sa.func.count()).select_from(payment_webhook_events))).scalar()
+    async with clean_db.read() as conn:
+        disputes = await conn.fetch_all(sa.select(payment_disputes))
+        recorded = await conn.scalar(sa.select(sa.func.count()).select_from(payment_webhook_events))
     assert [(d["provider_dispute_id"], str(d["deposit_id"]), d["amount_cents"], d["currency"], d["reason"])
             for d in disputes] == [("dp_1", paid["id"], 12000, "USD", "fraudulent")]
     assert recorded == 7

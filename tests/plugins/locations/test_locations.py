@@ -53,7 +53,7 @@ async def test_booking_multi_location(make_app, client_of, seed):
     starts_at = utcnow() + timedelta(days=5)
     # a booking naming its location
     named = booking_input(starts_at, zip_code="11201", location_id=brooklyn["id"])
-    async with seed.db.begin() as conn:
+    async with seed.db.transaction() as conn:
         assert await ctx.call_all("validate_booking", WHO, booking=named, conn=conn) == []
         # a booking without one gets the location serving its zip code
         by_zip = booking_input(starts_at, zip_code="10002")
@@ -83,7 +83,7 @@ async def test_booking_multi_location(make_app, client_of, seed):
                                                      "extra": body["extra"]})
     legacy = await seed.booking(customer, starts_at, zip_code="10001")  # its event named no location
     await seed.publish(ctx, "booking.created", {"booking_id": str(legacy), "customer_id": str(customer)})
-    async with seed.db.connect() as conn:
+    async with seed.db.read() as conn:
         assigned = dict((await conn.execute(sa.select(booking_locations.c.booking_id,
                                                       booking_locations.c.location_id))).all())
     assert assigned == {ids["brooklyn"]: uuid.UUID(brooklyn["id"]), ids["manhattan"]: uuid.UUID(manhattan["id"]),
@@ -93,8 +93,8 @@ async def test_booking_multi_location(make_app, client_of, seed):
     for loc, expected in ((manhattan, {ids["manhattan"], legacy}), (brooklyn, {ids["brooklyn"]})):
         conditions = [c for cs in await ctx.call_all("booking_query_filters", WHO, params={"location_id": loc["id"]})
                       for c in cs]
-        async with seed.db.connect() as conn:
-            found = set((await conn.execute(sa.select(bookings.c.id).where(*conditions))).scalars())
+        async with seed.db.read() as conn:
+            found = set(await conn.scalars(sa.select(bookings.c.id).where(*conditions)))
         assert found == expected
 
     # a deactivated location takes no new booking but keeps its bookings
@@ -102,7 +102,7 @@ async def test_booking_multi_location(make_app, client_of, seed):
         gone = await c.delete(f"/v1/locations/{brooklyn['id']}")
         assert gone.json()["status"] == "inactive"
         await c.put(f"/v1/locations/{manhattan['id']}", json={"status": "maintenance"})
-    async with seed.db.begin() as conn:
+    async with seed.db.transaction() as conn:
         assert await ctx.call_all("validate_booking", WHO, booking=named, conn=conn) == [
             "location_id: Brooklyn is not active"]
         assert await ctx.call_all("validate_booking", WHO, booking=booking_input(starts_at, location_id=manhattan["id"]),
@@ -110,8 +110,8 @@ async def test_booking_multi_location(make_app, client_of, seed):
         unknown = uuid.uuid4()
         assert await ctx.call_all("validate_booking", WHO, booking=booking_input(starts_at, location_id=unknown),
                                   conn=conn) == [f"location_id: location {unknown} does not exist"]
-    async with seed.db.connect() as conn:
-        assert (await conn.execute(sa.select(sa.func.count()).select_from(booking_locations))).scalar() == 3
+    async with seed.db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(booking_locations)) == 3
 
 
 async def test_location_input_errors_name_the_field(make_app, client_of, seed):
@@ -195,7 +195,7 @@ async def test_hours_radius_and_bad_filter(make_app, client_of, seed):
     la = ZoneInfo("America/Los_Angeles")
     today = datetime.now(la).date()
     saturday = today + timedelta(days=(5 - today.weekday()) % 7 or 7)
-    async with seed.db.begin() as conn:
+    async with seed.db.transaction() as conn:
         def near(at):  # Venice Beach, 4 km away, no zip code the location lists
             return booking_input(at.astimezone(timezone.utc), zip_code="90291") | {
                 "extra": {"lat": 33.985, "lon": -118.4695}}
@@ -227,10 +227,10 @@ async def test_flag_off_hides_routes_and_skips_hooks(make_app, client_of, seed):
     async with client_of(app) as c:
         r = await c.get("/v1/locations")
     assert r.status_code == 404 and r.json()["flag"] == FLAG
-    async with seed.db.begin() as conn:  # a location that would answer every hook if the flag were on
+    async with seed.db.transaction() as conn:  # a location that would answer every hook if the flag were on
         await service.create_location(conn, ctx, place("Embarcadero", ["94105"], zip_code="94105", capacity=4,
                                                   time_zone="America/Los_Angeles"))
-    async with seed.db.begin() as conn:
+    async with seed.db.transaction() as conn:
         too_big = booking_input(utcnow() + timedelta(days=3), zip_code="94105", party_size=9)
         assert await ctx.call_all("validate_booking", WHO, booking=too_big, conn=conn) == []
         assert too_big["extra"] == {}
@@ -240,8 +240,8 @@ async def test_flag_off_hides_routes_and_skips_hooks(make_app, client_of, seed):
     customer = await seed.customer()
     booking = await seed.booking(customer, utcnow() + timedelta(days=3), zip_code="94105")
     await seed.publish(ctx, "booking.created", {"booking_id": str(booking), "customer_id": str(customer)})
-    async with seed.db.connect() as conn:
-        assert (await conn.execute(sa.select(sa.func.count()).select_from(booking_locations))).scalar() == 0
+    async with seed.db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(booking_locations)) == 0
 
 
 async def test_location_read_once_for_many_bookings(make_app, client_of, seed, monkeypatch):
@@ -260,16 +260,16 @@ async def test_location_read_once_for_many_bookings(make_app, client_of, seed, m
             made = (await c.post("/v1/locations", json=place("Queens", ["11101"], zip_code="11101"))).json()
         await until(lambda: not ctx.cache._unsettling("locations"))  # the creation's own notification
         reads = []
-        fetch_one = db.fetch_one
+        fetch_one = db.Conn.fetch_one
 
         async def counting(conn, stmt, params=None):
             reads.append(params)
             return await fetch_one(conn, stmt, params)
 
-        monkeypatch.setattr(db, "fetch_one", counting)
+        monkeypatch.setattr(db.Conn, "fetch_one", counting)
         for _ in range(2):
             booking = booking_input(utcnow() + timedelta(days=5), zip_code="11101")
-            async with seed.db.begin() as conn:
+            async with seed.db.transaction() as conn:
                 assert await ctx.call_first("booking_slot_scope", WHO, booking=booking, conn=conn) == uuid.UUID(
                     made["id"]).hex
                 assert await ctx.call_first("booking_capacity", WHO, booking=booking, conn=conn) == 1
@@ -277,7 +277,7 @@ async def test_location_read_once_for_many_bookings(make_app, client_of, seed, m
         assert len(reads) == 1
         async with client_of(app, headers=admin) as c:
             await c.put(f"/v1/locations/{made['id']}", json={"status": "maintenance"})
-        async with seed.db.begin() as conn:
+        async with seed.db.transaction() as conn:
             assert await ctx.call_all("validate_booking", WHO, booking=booking_input(
                 utcnow() + timedelta(days=5), zip_code="11101", location_id=made["id"]), conn=conn) == [
                 "location_id: Queens is closed for maintenance"]
@@ -297,13 +297,13 @@ async def test_every_process_sees_a_location_change(make_app, client_of, seed):
             made = (await c.post("/v1/locations", json=place("Queens", ["11101"], capacity=12))).json()
         await until(lambda: reader.state.ctx.cache._generation > heard)  # the creation's notification
         party_of_10 = booking_input(utcnow() + timedelta(days=5), zip_code="11101")
-        async with seed.db.begin() as conn:
+        async with seed.db.transaction() as conn:
             assert await reader.state.ctx.call_all("validate_booking", WHO, booking=party_of_10, conn=conn) == []
         assert "locations" in reader.state.ctx.cache._values  # kept for the next booking
         async with client_of(writer, headers=admin) as c:
             assert (await c.put(f"/v1/locations/{made['id']}", json={"capacity": 8})).status_code == 200
         await until(lambda: "locations" not in reader.state.ctx.cache._values)
-        async with seed.db.begin() as conn:
+        async with seed.db.transaction() as conn:
             assert await reader.state.ctx.call_all("validate_booking", WHO, booking=dict(party_of_10, extra={}),
                                                    conn=conn) == ["party_size: Queens serves at most 8 guests per event"]
 

@@ -29,13 +29,13 @@ ops = st.lists(st.one_of(
 
 
 async def check(db, customer) -> None:
-    async with db.connect() as conn:
+    async with db.read() as conn:
         account = await service.find_account(conn, customer)
         if account is None:
             return
-        rows = (await conn.execute(sa.select(loyalty_transactions)
+        rows = await conn.fetch_all(sa.select(loyalty_transactions)
                                    .where(loyalty_transactions.c.account_id == account["id"])
-                                   .order_by(loyalty_transactions.c.seq))).mappings().all()
+                                   .order_by(loyalty_transactions.c.seq))
         assert (await service.verify(conn))["mismatches"] == []
     running = 0
     for r in rows:
@@ -61,7 +61,7 @@ async def test_balance_is_always_the_sum_of_the_ledger(seed, clean_db, settings,
     for n, step in enumerate(steps):
         kind = step[0]
         try:
-            async with clean_db.begin() as conn:
+            async with clean_db.transaction() as conn:
                 if kind == "earn":
                     payments.append(f"pi_{n}")
                     await service.earn_for_payment(conn, ctx, customer, payments[-1], step[1], now=now)
@@ -86,7 +86,7 @@ async def test_balance_is_always_the_sum_of_the_ledger(seed, clean_db, settings,
     # a year and a day after the last step every point has expired, and nothing went below zero
     await service.expire_due(ctx, now=now + timedelta(days=367))
     await check(clean_db, customer)
-    async with clean_db.connect() as conn:
-        left = (await conn.execute(sa.select(loyalty_accounts.c.points_balance)
-                                   .where(loyalty_accounts.c.customer_id == customer))).scalar()
+    async with clean_db.read() as conn:
+        left = await conn.scalar(sa.select(loyalty_accounts.c.points_balance)
+                                   .where(loyalty_accounts.c.customer_id == customer))
     assert left in (None, 0)

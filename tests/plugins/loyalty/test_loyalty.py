@@ -48,20 +48,20 @@ async def refunded(seed, ctx, customer, payment_id, cents, refund_id=None) -> No
 
 
 async def account(db, customer) -> dict:
-    async with db.connect() as conn:
+    async with db.read() as conn:
         return await service.find_account(conn, customer)
 
 
 async def ledger_of(db, customer) -> list[dict]:
-    async with db.connect() as conn:
-        rows = (await conn.execute(
+    async with db.read() as conn:
+        rows = await conn.fetch_all(
             sa.select(loyalty_transactions).join(loyalty_accounts)
-            .where(loyalty_accounts.c.customer_id == customer).order_by(loyalty_transactions.c.seq))).mappings().all()
+            .where(loyalty_accounts.c.customer_id == customer).order_by(loyalty_transactions.c.seq))
     return [dict(r) for r in rows]
 
 
 async def verified(db) -> dict:
-    async with db.connect() as conn:
+    async with db.read() as conn:
         result = await service.verify(conn)
     assert result["mismatches"] == [], result
     return result
@@ -152,7 +152,7 @@ async def test_customer_loyalty_points(make_app, client_of, seed, clean_db):
         assert [t["balance_after"] for t in page["items"] + rest["items"]] == [300, 220, 20, 120, 320]
         bad = await c.get(url + "/history", params={"cursor": "nope"}, headers=reader)
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
-    async with clean_db.connect() as conn:
+    async with clean_db.read() as conn:
         audited = (await conn.execute(sa.select(audit_logs.c.action, audit_logs.c.changes)
                                       .where(audit_logs.c.action == "loyalty.adjust"))).all()
     assert len(audited) == 1 and audited[0][1]["reason"]["new"] == "late chef"
@@ -191,7 +191,7 @@ async def test_two_redemptions_race_for_the_same_points(make_app, client_of, see
             c.post(f"/v1/customers/{ana}/loyalty/redeem", json={"booking_id": b, "points": 100},
                    headers={"Idempotency-Key": str(uuid.uuid4())}) for b in plain])
         assert sorted(r.status_code for r in raced) == [201, 409], [r.text for r in raced]
-    async with clean_db.connect() as conn:
+    async with clean_db.read() as conn:
         totals = (await conn.execute(sa.text("SELECT id, total_cents FROM bookings"))).all()
     # exactly one booking got each discount: the losers were rolled back whole
     assert sorted(t for _, t in totals) == [53000, 54000, 55000]
@@ -216,7 +216,7 @@ async def test_refund_reverses_points_never_below_zero(make_app, seed, clean_db)
     assert lots == {first: 0, second: 200}
 
     # the second payment's points are spent, then it is refunded: the balance stops at zero, the rest is debt
-    async with clean_db.begin() as conn:
+    async with clean_db.transaction() as conn:
         await service.adjust(conn, ctx, ana, -150, "spent at the counter", actor="staff")
     await refunded(seed, ctx, ana, second, 20000, refund_id="re_3")
     acct = await account(clean_db, ana)
@@ -235,11 +235,11 @@ async def test_points_expire_fifo_after_twelve_months(make_app, seed, clean_db):
     app = make_app([LoyaltyPlugin()], flags={FLAG: True})
     ctx = app.state.ctx
     ana = await seed.customer()
-    async with clean_db.begin() as conn:
+    async with clean_db.transaction() as conn:
         await service.earn_for_payment(conn, ctx, ana, "pi_jan", 10000, now=T0)  # 100 points, January
         await service.earn_for_payment(conn, ctx, ana, "pi_mar", 20000, now=T0 + timedelta(days=60))  # 200, March
     # spending 150 takes January's 100 first, then 50 of March's
-    async with clean_db.begin() as conn:
+    async with clean_db.transaction() as conn:
         await service.adjust(conn, ctx, ana, -150, "spent", actor="staff", now=T0 + timedelta(days=90))
     lots = {r["payment_id"]: r["remaining"] for r in await ledger_of(clean_db, ana) if r["transaction_type"] == "earn"}
     assert lots == {"pi_jan": 0, "pi_mar": 150}
@@ -257,9 +257,9 @@ async def test_points_expire_fifo_after_twelve_months(make_app, seed, clean_db):
     assert (await account(clean_db, ana))["points_balance"] == 0
 
     # a request expires its own due lots before it reads the balance (no waiting for the poller)
-    async with clean_db.begin() as conn:
+    async with clean_db.transaction() as conn:
         await service.earn_for_payment(conn, ctx, ana, "pi_2027", 30000, now=datetime(2027, 4, 1, tzinfo=timezone.utc))
-    async with clean_db.begin() as conn:
+    async with clean_db.transaction() as conn:
         late = datetime(2028, 4, 2, tzinfo=timezone.utc)
         book = await service.Book.open(conn, ctx, ana, late)
         assert book.balance == 0
@@ -267,7 +267,7 @@ async def test_points_expire_fifo_after_twelve_months(make_app, seed, clean_db):
 
     # the worker's dispatch loop runs the expiry poller
     bob = await seed.customer()
-    async with clean_db.begin() as conn:
+    async with clean_db.transaction() as conn:
         await service.earn_for_payment(conn, ctx, bob, "pi_old", 10000,
                                        now=datetime.now(timezone.utc) - timedelta(days=370))
     assert await dispatch_once(ctx) >= 1
@@ -280,20 +280,20 @@ async def test_points_given_back_keep_their_expiry(make_app, seed, clean_db):
     ctx = app.state.ctx
     ana = await seed.customer()
     booking = await seed.booking(ana, T0 + timedelta(days=30))
-    async with clean_db.begin() as conn:
+    async with clean_db.transaction() as conn:
         await service.earn_for_payment(conn, ctx, ana, "pi_1", 30000, now=T0)
         await service.redeem_for_booking(conn, ctx, ana, booking, 300, now=T0 + timedelta(days=1))
     # cancelled after the points' year is over: they come back and expire at once
-    async with clean_db.begin() as conn:
+    async with clean_db.transaction() as conn:
         await service.give_back_for_booking(conn, ctx, booking, now=T0 + timedelta(days=400))
         assert await service.give_back_for_booking(conn, ctx, booking, now=T0 + timedelta(days=400)) is None
     kinds = [(r["transaction_type"], r["points"]) for r in await ledger_of(clean_db, ana)]
     assert kinds == [("earn", 300), ("redeem", -300), ("unredeem", 300), ("expire", -300)]
     await verified(clean_db)
     # an operation that ends early (a refund of an unknown payment) still keeps what it expired
-    async with clean_db.begin() as conn:
+    async with clean_db.transaction() as conn:
         await service.earn_for_payment(conn, ctx, ana, "pi_2", 10000, now=T0 + timedelta(days=401))
-    async with clean_db.begin() as conn:
+    async with clean_db.transaction() as conn:
         assert await service.reverse_for_refund(conn, ctx, ana, "pi_unknown", 100, "re_x",
                                                 now=T0 + timedelta(days=800)) is None
     assert (await account(clean_db, ana))["points_balance"] == 0
@@ -307,14 +307,14 @@ async def test_tiers_raise_the_earning_multiplier(make_app, seed, clean_db):
     ana = await seed.customer()
     steps = []
     for n, cents in enumerate([50000, 40000, 40000, 40000, 10000]):
-        async with clean_db.begin() as conn:
+        async with clean_db.transaction() as conn:
             row = await service.earn_for_payment(conn, ctx, ana, f"pi_{n}", cents, now=T0)
         acct = await account(clean_db, ana)
         steps.append((row["points"], acct["lifetime_points"], acct["tier"]))
     # bronze x1 -> silver x1.25 -> gold x1.5 -> platinum x2
     assert steps == [(500, 500, "silver"), (500, 1000, "gold"), (600, 1600, "gold"), (600, 2200, "platinum"),
                      (200, 2400, "platinum")]
-    async with clean_db.connect() as conn:
+    async with clean_db.read() as conn:
         got = await service.summary(conn, ctx, ana)
     assert (got["earn_multiplier_percent"], got["next_tier"], got["points_to_next_tier"]) == (200, None, None)
     # a refund lowers the lifetime points, and the tier with them
@@ -342,9 +342,9 @@ async def test_verify_finds_a_balance_that_disagrees(make_app, seed, clean_db, d
     await verified(clean_db)
     code, out = await verify_cli(db_url, settings)
     assert code == 0 and "ok: 1 accounts agree" in out, out
-    async with clean_db.begin() as conn:
-        await conn.execute(sa.update(loyalty_accounts).values(points_balance=101))
-    async with clean_db.connect() as conn:
+    async with clean_db.transaction() as conn:
+        await conn.run(sa.update(loyalty_accounts).values(points_balance=101))
+    async with clean_db.read() as conn:
         result = await service.verify(conn)
     assert [(m["points_balance"], m["ledger"], m["open_lots"]) for m in result["mismatches"]] == [(101, 100, 100)]
     code, out = await verify_cli(db_url, settings)
@@ -381,6 +381,6 @@ async def test_bad_input_is_named_and_changes_nothing(make_app, client_of, seed,
         blank = await c.post(url + "/earn", json={"points": 5, "reason": "   "})
         assert blank.status_code == 422 and blank.json()["errors"][0]["field"] == "reason"
     assert [(r["transaction_type"], r["points"]) for r in await ledger_of(clean_db, ana)] == [("earn", 500)]
-    async with clean_db.connect() as conn:
-        assert (await conn.execute(sa.select(sa.func.count()).select_from(loyalty_accounts))).scalar() == 1
+    async with clean_db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(loyalty_accounts)) == 1
     await verified(clean_db)

@@ -16,15 +16,15 @@ FLAG = "FEATURE_FLAG_BOOKING_REMINDERS"
 
 
 async def reminder_rows(db, booking_id):
-    async with db.connect() as conn:
-        rows = (await conn.execute(sa.select(booking_reminders).where(booking_reminders.c.booking_id == booking_id)
-                                   .order_by(booking_reminders.c.scheduled_at))).mappings().all()
+    async with db.read() as conn:
+        rows = await conn.fetch_all(sa.select(booking_reminders).where(booking_reminders.c.booking_id == booking_id)
+                                   .order_by(booking_reminders.c.scheduled_at))
     return [dict(r) for r in rows]
 
 
 async def outbox(db):
-    async with db.connect() as conn:
-        rows = (await conn.execute(sa.select(offline_outbox).order_by(offline_outbox.c.created_at))).mappings().all()
+    async with db.read() as conn:
+        rows = await conn.fetch_all(sa.select(offline_outbox).order_by(offline_outbox.c.created_at))
     return [dict(r) for r in rows]
 
 
@@ -170,8 +170,8 @@ async def test_cancelled_and_rescheduled_bookings_move_their_reminders(make_app,
             "reminder_type": "custom", "scheduled_at": custom_at.isoformat()})).status_code == 201
 
     moved = starts_at - timedelta(days=2)
-    async with seed.db.begin() as conn:
-        await conn.execute(sa.text("UPDATE bookings SET starts_at = :s WHERE id = :b"), {"s": moved, "b": booking})
+    async with seed.db.transaction() as conn:
+        await conn.run(sa.text("UPDATE bookings SET starts_at = :s WHERE id = :b"), {"s": moved, "b": booking})
     await seed.publish(ctx, "booking.updated", {"booking_id": str(booking), "customer_id": str(customer),
                                                  "changes": {"starts_at": {"old": starts_at.isoformat(),
                                                                            "new": moved.isoformat()}}})

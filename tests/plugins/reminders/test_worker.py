@@ -34,21 +34,21 @@ def next_us_dst_start(today: date) -> date:
 
 async def add_reminder(db, booking_id, at, *, channel="email", kind="custom") -> uuid.UUID:
     rid = uuid.uuid4()
-    async with db.begin() as conn:
-        await conn.execute(sa.insert(booking_reminders).values(
+    async with db.transaction() as conn:
+        await conn.run(sa.insert(booking_reminders).values(
             id=rid, booking_id=booking_id, reminder_type=kind, scheduled_at=at, next_attempt_at=at,
             notification_channel=channel))
     return rid
 
 
 async def reminder(db, rid):
-    async with db.connect() as conn:
-        return (await conn.execute(sa.select(booking_reminders).where(booking_reminders.c.id == rid))).mappings().one()
+    async with db.read() as conn:
+        return await conn.fetch_one(sa.select(booking_reminders).where(booking_reminders.c.id == rid))
 
 
 async def outbox(db):
-    async with db.connect() as conn:
-        return [dict(r) for r in (await conn.execute(sa.select(offline_outbox))).mappings().all()]
+    async with db.read() as conn:
+        return [dict(r) for r in await conn.fetch_all(sa.select(offline_outbox))]
 
 
 async def test_reminder_text_shows_local_time_across_the_dst_switch(make_app, seed):
@@ -250,8 +250,8 @@ async def test_two_workers_over_1000_due_reminders_send_each_once(make_app, seed
     due = utcnow() - timedelta(minutes=5)
     rows = [{"id": uuid.uuid4(), "booking_id": bookings[i % 100], "reminder_type": "custom",
              "scheduled_at": due, "next_attempt_at": due, "notification_channel": "email"} for i in range(1000)]
-    async with seed.db.begin() as conn:
-        await conn.execute(sa.insert(booking_reminders), rows)
+    async with seed.db.transaction() as conn:
+        await conn.run(sa.insert(booking_reminders), rows)
 
     async def work(ctx) -> int:
         done = 0
@@ -264,12 +264,12 @@ async def test_two_workers_over_1000_due_reminders_send_each_once(make_app, seed
         first, second = await asyncio.gather(work(app.state.ctx), work(other.state.ctx))
     finally:
         other.state.ctx.flags.stop()
-        await other.state.ctx.db.dispose()
+        await other.state.ctx.db.close()
     assert first + second == 1000 and first > 0 and second > 0
     sent = await outbox(seed.db)
     assert len(sent) == 1000
     assert len({r["payload"]["reminder_id"] for r in sent}) == 1000
-    async with seed.db.connect() as conn:
+    async with seed.db.read() as conn:
         statuses = dict((await conn.execute(sa.select(booking_reminders.c.status, sa.func.count())
                                             .group_by(booking_reminders.c.status))).all())
     assert statuses == {"sent": 1000}
@@ -295,8 +295,8 @@ async def test_flag_off_hides_routes_skips_handlers_and_holds_reminders(make_app
     assert r.status_code == 404 and r.json()["flag"] == FLAG
     await seed.publish(ctx, "booking.created", {"booking_id": str(booking), "customer_id": str(customer)},
                        actor=str(customer))
-    async with seed.db.connect() as conn:
-        assert (await conn.execute(sa.select(sa.func.count()).select_from(booking_reminders))).scalar() == 0
+    async with seed.db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(booking_reminders)) == 0
 
     at = utcnow() - timedelta(minutes=1)
     rid = await add_reminder(seed.db, booking, at)

@@ -16,10 +16,10 @@ FLAG = "FEATURE_FLAG_TIP_JAR"
 async def booked(ctx) -> tuple[uuid.UUID, uuid.UUID]:
     """A customer and a booking, as the core writes them, and the booking.created event."""
     customer_id, booking_id = uuid.uuid4(), uuid.uuid4()
-    async with ctx.db.begin() as conn:
-        await conn.execute(sa.insert(customers).values(
+    async with ctx.db.transaction() as conn:
+        await conn.run(sa.insert(customers).values(
             id=customer_id, email_hash=uuid.uuid4().bytes * 2, email_enc="x", name_enc="x", key_id="k1"))
-        await conn.execute(sa.insert(bookings).values(
+        await conn.run(sa.insert(bookings).values(
             id=booking_id, customer_id=customer_id, starts_at=datetime.now(timezone.utc) + timedelta(days=9),
             time_zone="America/Los_Angeles", duration_minutes=120, party_size=10, adults=10, address="1 Main St",
             total_cents=60000, slot_key=uuid.uuid4().hex))
@@ -64,7 +64,7 @@ async def test_tip_jar_is_gated_by_its_flag_like_a_builtin(make_app, client_of):
     ctx = app.state.ctx
     customer_id, booking_id = await booked(ctx)
     await events.deliver_due(ctx)
-    async with ctx.db.connect() as conn:
+    async with ctx.db.read() as conn:
         status, error = (await conn.execute(sa.select(event_deliveries.c.status, event_deliveries.c.last_error)
                                             .where(event_deliveries.c.subscriber.like("tip_jar:%")))).one()
     assert status == "skipped" and error.startswith(f"{FLAG} is off for")
