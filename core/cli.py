@@ -143,7 +143,7 @@ def worker(interval: float = typer.Option(1.0, help="Seconds between polls when 
     loop = _worker_loop()
     stop = asyncio.Event()
     future = asyncio.run_coroutine_threadsafe(dispatch_forever(ctx, interval=interval, stop=stop), loop)
-    consumer = Consumer(ctx.huey, workers=2, worker_type="thread", periodic=True)
+    consumer = Consumer(ctx.huey, workers=2, worker_type="thread", periodic=False)  # periodic work: core.scheduled
     try:
         consumer.run()  # returns on SIGTERM (at once) or SIGINT (after running tasks finish)
     finally:

@@ -152,11 +152,12 @@ def setup(router: APIRouter) -> None:
 ''')
 
 TASKS = _template('''
-"""Background and periodic tasks of $name (huey)."""
+"""Background work of $name: periodic jobs, pollers, on-demand huey tasks."""
 
 
 def setup(huey, ctx) -> None:
-    """Declare tasks with ``@huey.task()`` or ``@huey.periodic_task(...)`` inside this function."""
+    """Declare periodic jobs here with ``myhibachi.core.scheduled.periodic(ctx, "$name.job", job,
+    every=seconds)``, pollers with ``ctx.add_poller``, on-demand tasks with ``@huey.task()``."""
 ''')
 
 MIGRATION = _template('''
