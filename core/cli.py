@@ -253,7 +253,8 @@ def plugins_new(
                                                      "or <name> for a third-party distribution)."),
     distribution: Optional[str] = typer.Option(None, help="Make a third-party distribution of this name "
                                                           "(its own pyproject.toml) instead of a built-in."),
-    tests: Optional[Path] = typer.Option(None, help="Folder of its first test (default tests/plugins/<name>)."),
+    tests: Optional[Path] = typer.Option(None, help="Folder of its first test (default tests/plugins/<name>, "
+                                                             "or <distribution>/tests)."),
 ) -> None:
     """Scaffold a plugin of the standard shape: manifest, models, schemas, service, routes,
     tasks, a first migration and a first test."""
