@@ -1,4 +1,5 @@
-"""Maps the folders core/ and plugins/ onto the packages myhibachi.core and myhibachi.plugins."""
+"""Maps the folders core/, plugins/ and testing/ onto the packages myhibachi.core, myhibachi.plugins
+and myhibachi.testing."""
 from pathlib import Path
 
 from setuptools import setup
@@ -12,4 +13,5 @@ def packages(folder: str, package: str) -> list[str]:
     return found
 
 
-setup(packages=packages("core", "myhibachi.core") + packages("plugins", "myhibachi.plugins"))
+setup(packages=packages("core", "myhibachi.core") + packages("plugins", "myhibachi.plugins")
+      + packages("testing", "myhibachi.testing"))

@@ -143,7 +143,7 @@ def worker(interval: float = typer.Option(1.0, help="Seconds between polls when 
     loop = _worker_loop()
     stop = asyncio.Event()
     future = asyncio.run_coroutine_threadsafe(dispatch_forever(ctx, interval=interval, stop=stop), loop)
-    consumer = Consumer(ctx.huey, workers=2, worker_type="thread", periodic=True)
+    consumer = Consumer(ctx.huey, workers=2, worker_type="thread", periodic=False)  # periodic work: core.scheduled
     try:
         consumer.run()  # returns on SIGTERM (at once) or SIGINT (after running tasks finish)
     finally:
@@ -253,7 +253,8 @@ def plugins_new(
                                                      "or <name> for a third-party distribution)."),
     distribution: Optional[str] = typer.Option(None, help="Make a third-party distribution of this name "
                                                           "(its own pyproject.toml) instead of a built-in."),
-    tests: Optional[Path] = typer.Option(None, help="Folder of its first test (default tests/plugins/<name>)."),
+    tests: Optional[Path] = typer.Option(None, help="Folder of its first test (default tests/plugins/<name>, "
+                                                             "or <distribution>/tests)."),
 ) -> None:
     """Scaffold a plugin of the standard shape: manifest, models, schemas, service, routes,
     tasks, a first migration and a first test."""

@@ -17,7 +17,6 @@ import asyncio
 import base64
 import json
 import logging
-import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
@@ -360,23 +359,10 @@ async def replay(ctx, event_id: uuid.UUID, subscriber: str | None = None) -> int
         return requeued
 
 
-async def purge_settled(ctx, *, older_than: timedelta = RETENTION) -> int:
-    """Delete events settled longer ago than ``older_than`` with no dead delivery; returns how many."""
-    async with ctx.db.transaction() as conn:
-        return await conn.run(sa.delete(outbox_events).where(
-            outbox_events.c.dispatched_at < sa.func.now() - older_than,
-            ~sa.exists().where(event_deliveries.c.event_id == outbox_events.c.id,
-                               event_deliveries.c.status == "dead")))
-
-
-def retention_poller(every: float = 3600.0):
-    """A worker poller that purges old settled events at most once per ``every`` seconds."""
-    last = {"at": float("-inf")}
-
-    async def poll(ctx) -> int:
-        if time.monotonic() - last["at"] < every:
-            return 0
-        last["at"] = time.monotonic()
-        return await purge_settled(ctx)
-
-    return poll
+async def purge_settled(conn, *, older_than: timedelta = RETENTION) -> int:
+    """Delete events settled longer ago than ``older_than`` with no dead delivery; returns how many
+    (the core's periodic job ``core.outbox_retention``)."""
+    return await conn.run(sa.delete(outbox_events).where(
+        outbox_events.c.dispatched_at < sa.func.now() - older_than,
+        ~sa.exists().where(event_deliveries.c.event_id == outbox_events.c.id,
+                           event_deliveries.c.status == "dead")))

@@ -63,14 +63,15 @@ def register_routes(router: APIRouter, ctx: AppContext) -> None:
 
 @hookspec
 def register_tasks(huey: Huey, ctx: AppContext) -> None:
-    """Declare background and periodic tasks on ``huey``.
+    """Declare background work: periodic jobs, pollers and on-demand huey tasks.
 
     Called once at start-up in the API process and in the worker, so task names are
-    known to both. Use ``huey.task()`` / ``huey.periodic_task()`` (or
-    :func:`myhibachi.core.tasks.async_task` for an ``async`` body). Work that is due at a
-    time kept in a database row belongs in a poller instead: ``ctx.add_poller(name,
-    poller)``, run by the worker's dispatch loop, claiming rows with
-    :func:`myhibachi.core.scheduled.claim_due`.
+    known to both. Periodic work is a core periodic job,
+    :func:`myhibachi.core.scheduled.periodic` (``every=`` seconds or ``cron=``), run once
+    across all workers by their dispatch loop; huey's periodic tasks are not used. Work
+    due at a time kept in a database row is a poller: ``ctx.add_poller(name, poller)``,
+    claiming rows with :func:`myhibachi.core.scheduled.claim_due`. Tasks enqueued on demand
+    are ``huey.task()`` (or :func:`myhibachi.core.tasks.async_task` for an ``async`` body).
 
     :param huey: the application's huey instance (Redis in production, SQLite embedded).
     :param ctx: the application context.

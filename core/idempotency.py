@@ -13,7 +13,7 @@ connections is serialised by the key but not made atomic with it:
 - the same key with a different request is a 422 problem;
 - the same key while the first request is still running is a 409 problem (``Retry-After``);
 - a route that fails stores nothing (its effects rolled back too), so a retry runs again;
-- keys expire after 24 hours (``purge_expired``, a worker poller).
+- keys expire after 24 hours (``purge_expired``, the core's periodic job).
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import functools
 import hashlib
 import inspect
 import json
-import time
 from datetime import timedelta
 from typing import Any, Callable
 
@@ -38,7 +37,7 @@ from myhibachi.core.models import idempotency_keys
 
 HEADER = "Idempotency-Key"
 TTL = timedelta(hours=24)
-PURGE_EVERY = 600.0  # seconds between two purges by one worker
+PURGE_EVERY = 600.0  # seconds between two purges (one worker runs each)
 
 _adapters: dict[Any, TypeAdapter] = {}
 
@@ -167,20 +166,6 @@ _STORE = (pg_insert(idempotency_keys).values(scope=sa.bindparam("scope"), key=sa
           .on_conflict_do_update(index_elements=["scope", "key"], set_=_STORED_VALUES))
 
 
-async def purge_expired(ctx) -> int:
-    """Delete expired keys; returns how many."""
-    async with ctx.db.transaction() as conn:
-        return await conn.run(sa.delete(idempotency_keys).where(idempotency_keys.c.expires_at <= sa.func.now()))
-
-
-def expiry_poller(every: float = PURGE_EVERY):
-    """A worker poller that purges expired keys at most once per ``every`` seconds."""
-    last = {"at": float("-inf")}
-
-    async def poll(ctx) -> int:
-        if time.monotonic() - last["at"] < every:
-            return 0
-        last["at"] = time.monotonic()
-        return await purge_expired(ctx)
-
-    return poll
+async def purge_expired(conn) -> int:
+    """Delete expired keys; returns how many (the core's periodic job ``core.idempotency_expiry``)."""
+    return await conn.run(sa.delete(idempotency_keys).where(idempotency_keys.c.expires_at <= sa.func.now()))

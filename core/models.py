@@ -180,3 +180,15 @@ offline_payments = sa.Table(
     sa.UniqueConstraint("idempotency_key", name="uq_offline_payments_idempotency_key"),
     info=CORE,
 )
+
+# One row per periodic job (core.scheduled.periodic): its next run, claimed FOR UPDATE SKIP
+# LOCKED, so many workers run each period once and a restart loses nothing.
+periodic_jobs = sa.Table(
+    "periodic_jobs",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    timestamp("next_run_at", nullable=False),
+    timestamp("last_run_at"),
+    sa.Column("last_error", sa.Text),
+    info=CORE,
+)

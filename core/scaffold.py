@@ -152,11 +152,12 @@ def setup(router: APIRouter) -> None:
 ''')
 
 TASKS = _template('''
-"""Background and periodic tasks of $name (huey)."""
+"""Background work of $name: periodic jobs, pollers, on-demand huey tasks."""
 
 
 def setup(huey, ctx) -> None:
-    """Declare tasks with ``@huey.task()`` or ``@huey.periodic_task(...)`` inside this function."""
+    """Declare periodic jobs here with ``myhibachi.core.scheduled.periodic(ctx, "$name.job", job,
+    every=seconds)``, pollers with ``ctx.add_poller``, on-demand tasks with ``@huey.task()``."""
 ''')
 
 MIGRATION = _template('''
@@ -192,16 +193,16 @@ def downgrade() -> None:
 ''')
 
 TEST = _template('''
-"""$name: the scaffold's routes, behind the flag $flag and the $name.* permissions."""
-from myhibachi.core.auth import create_api_key
+"""$name: the scaffold's routes, behind the flag $flag and the $name.* permissions.
+
+Only the myhibachi.testing fixtures (make_app, client_of, staff), so it runs where the
+plugin's own distribution is tested."""
 from $package import plugin
 
 
-async def test_${name}_items_created_and_listed_behind_flag(make_app, client_of, settings):
+async def test_${name}_items_created_and_listed_behind_flag(make_app, client_of, staff):
     app = make_app([plugin], flags={"$flag": True})
-    async with app.state.ctx.db.transaction() as conn:
-        key, _ = await create_api_key(conn, settings, name="test", scopes=["$name.read", "$name.write"])
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = await staff(["$name.read", "$name.write"])
     async with client_of(app, headers=headers) as c:
         created = await c.post("/v1/$slug/items", json={"label": "first"})
         listed = await c.get("/v1/$slug/items")
@@ -231,8 +232,16 @@ dependencies = ["myhibachi>=0.1"]
 [project.entry-points."myhibachi.plugins"]
 $name = "$package:plugin"
 
+[project.optional-dependencies]
+test = ["myhibachi[testing]"]  # the myhibachi.testing fixtures: make_app, client_of, customer, staff, ...
+
 [tool.setuptools]
 packages = ["$package", "$package.migrations"]  # the migrations folder ships as a package of its own
+
+[tool.pytest.ini_options]
+asyncio_mode = "auto"
+asyncio_default_fixture_loop_scope = "session"
+asyncio_default_test_loop_scope = "session"
 ''')
 
 
@@ -255,21 +264,23 @@ def scaffold(name: str, directory: Path, *, flag: str | None = None, package: st
 
     Built-in (default): ``<directory>/<name>/`` as ``myhibachi.plugins.<name>`` and its
     test in ``tests/plugins/<name>/``. Third party (``distribution``): a distribution
-    folder ``<directory>/<distribution>/`` with ``pyproject.toml`` (the entry point) and the
-    package ``<package or name>/`` inside it.
+    folder ``<directory>/<distribution>/`` with ``pyproject.toml`` (the entry point), the
+    package ``<package or name>/`` and its test in ``tests/`` inside it. The test uses only
+    the ``myhibachi.testing`` fixtures.
     """
     if not NAME.fullmatch(name) or keyword.iskeyword(name):
         raise ValueError(f"plugin name {name!r} must be lower_case letters, digits and _")
     flag = flag or f"FEATURE_FLAG_{name.upper()}"
-    tests = Path(tests or Path("tests") / "plugins" / name)
     if distribution:
         package = package or name
         root = Path(directory) / distribution
         folder = root / package.replace(".", "/")
+        tests = Path(tests or root / "tests")
     else:
         package = package or f"myhibachi.plugins.{name}"
         root = None
         folder = Path(directory) / name
+        tests = Path(tests or Path("tests") / "plugins" / name)
     if folder.name != name:
         raise ValueError(f"the package folder ({folder.name}) must be named like the plugin ({name})")
     if folder.exists():

@@ -1,7 +1,10 @@
-"""Background work: huey for tasks, and the worker's dispatch loop for events and due rows.
+"""Background work: huey for on-demand tasks, the worker's dispatch loop for the rest.
 
-Huey runs on Redis in production (``REDIS_URL``) and on SQLite on the embedded default.
-Task bodies are async functions run on the worker's event loop (``run``).
+The dispatch loop delivers events, runs pollers over due rows and runs periodic jobs
+(:mod:`myhibachi.core.scheduled`): everything time-based. Huey runs only tasks enqueued on
+demand, on Redis in production (``REDIS_URL``) and on SQLite on the embedded default; its
+periodic tasks are not used. Task bodies are async functions run on the worker's event
+loop (``run``).
 """
 from __future__ import annotations
 
@@ -55,16 +58,19 @@ def async_task(huey, ctx_getter: Callable[[], Any], **task_kw):
 
 
 def register_core_tasks(ctx) -> None:
-    """The core's periodic work runs as pollers in the worker's dispatch loop, not in huey."""
-    from myhibachi.core.events import retention_poller
-    from myhibachi.core.idempotency import expiry_poller
+    """The core's periodic work: periodic jobs in the worker's dispatch loop, not huey's."""
+    from myhibachi.core.events import purge_settled
+    from myhibachi.core.idempotency import PURGE_EVERY, purge_expired
+    from myhibachi.core.scheduled import periodic
 
-    ctx.add_poller("core.idempotency_expiry", expiry_poller())
-    ctx.add_poller("core.outbox_retention", retention_poller())
+    periodic(ctx, "core.idempotency_expiry", lambda conn, ctx: purge_expired(conn), every=PURGE_EVERY)
+    periodic(ctx, "core.outbox_retention", lambda conn, ctx: purge_settled(conn), every=3600)
 
 
 async def dispatch_once(ctx, stop: asyncio.Event | None = None) -> int:
-    """Deliver due events and run every poller once; returns rows handled."""
+    """Deliver due events, run every poller once and every due periodic job; returns the rows
+    the deliveries and pollers handled (periodic jobs are not due again until their next period,
+    so they do not count towards another round)."""
     from myhibachi.core import events, scheduled
 
     done = await events.deliver_due(ctx, stop=stop)
@@ -75,6 +81,11 @@ async def dispatch_once(ctx, stop: asyncio.Event | None = None) -> int:
             done += await poller(ctx)
         except Exception:
             log.exception("poller %s failed", name)
+    if stop is None or not stop.is_set():
+        try:
+            await scheduled.run_periodic(ctx)
+        except Exception:
+            log.exception("periodic jobs failed")
     return done
 
 

@@ -1,18 +1,14 @@
-"""Periodic clean-up of ended admin sessions."""
+"""Periodic clean-up of ended admin sessions: a core periodic job, hourly at minute 17."""
 from __future__ import annotations
 
-from huey import crontab
+from myhibachi.core.scheduled import periodic
 
-from myhibachi.core.tasks import run
+
+async def purge_sessions(conn, ctx) -> int:
+    from myhibachi.plugins.admin_rbac.service import purge_sessions as purge
+
+    return await purge(conn)
 
 
 def register(huey, ctx) -> None:
-    @huey.periodic_task(crontab(minute="17"), name="admin_rbac.purge_sessions")
-    def purge_sessions() -> int:
-        from myhibachi.plugins.admin_rbac.service import purge_sessions as purge
-
-        async def body() -> int:
-            async with ctx.db.transaction() as conn:
-                return await purge(conn)
-
-        return run(body())
+    periodic(ctx, "admin_rbac.purge_sessions", purge_sessions, cron="17 * * * *")

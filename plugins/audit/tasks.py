@@ -1,25 +1,21 @@
-"""A daily check of the audit trail's hash chain."""
+"""A daily check of the audit trail's hash chain: a core periodic job, at 03:41 UTC."""
 from __future__ import annotations
 
-import logging
+from myhibachi.core.scheduled import periodic
 
-from huey import crontab
 
-from myhibachi.core.tasks import run
+class BrokenChain(Exception):
+    """Raised by the nightly check, so the scheduler logs it and keeps it in periodic_jobs.last_error."""
 
-log = logging.getLogger("myhibachi.audit")
+
+async def verify_chain(conn, ctx) -> dict:
+    from myhibachi.plugins.audit.service import verify
+
+    result = await verify(conn)
+    if not result["ok"]:
+        raise BrokenChain(f"audit trail broken at row {result['seq']} ({result['id']}): {result['reason']}")
+    return result
 
 
 def register(huey, ctx) -> None:
-    @huey.periodic_task(crontab(minute="41", hour="3"), name="audit.verify_chain")
-    def verify_chain() -> dict:
-        from myhibachi.plugins.audit.service import verify
-
-        async def body() -> dict:
-            async with ctx.db.read() as conn:
-                return await verify(conn)
-
-        result = run(body(), timeout=None)
-        if not result["ok"]:
-            log.error("audit trail broken at row %s (%s): %s", result["seq"], result["id"], result["reason"])
-        return result
+    periodic(ctx, "audit.verify_chain", verify_chain, cron="41 3 * * *")

@@ -1,4 +1,5 @@
-"""Fixtures for the core's booking tests: customers as plain rows, tokens, staff API keys."""
+"""Fixtures for the core's booking tests: customers as plain rows with tokens (``staff`` is
+myhibachi.testing's)."""
 from __future__ import annotations
 
 import os
@@ -8,7 +9,7 @@ from datetime import date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from myhibachi.core.auth import create_api_key, issue_access_token
+from myhibachi.core.auth import issue_access_token
 from myhibachi.core.models import customers
 
 
@@ -26,18 +27,6 @@ def add_customer(clean_db, settings):
         return cid, {"Authorization": f"Bearer {token}"}
 
     return add
-
-
-@pytest.fixture
-def staff(clean_db, settings):
-    """``await staff(["bookings.read", ...])`` -> auth headers of an API key with those scopes."""
-
-    async def make(scopes: list[str]) -> dict[str, str]:
-        async with clean_db.transaction() as conn:
-            key, _ = await create_api_key(conn, settings, name="test staff", scopes=scopes)
-        return {"Authorization": f"Bearer {key}"}
-
-    return make
 
 
 def local_day(days_ahead: int) -> date:

@@ -18,7 +18,7 @@ from tests.db import rolled_back
 
 from myhibachi.core.auth import create_api_key
 from myhibachi.core.events import deliver_due, fan_out, publish, purge_settled
-from myhibachi.core.scheduled import pollers
+from myhibachi.core.scheduled import periodic_jobs_of
 from myhibachi.core.models import event_deliveries, outbox_events
 from tests.core import probe
 from tests.core.probe import FailingPlugin, ProbePlugin, create_effects_table, effects, publish_many
@@ -370,7 +370,7 @@ async def test_an_event_nobody_subscribes_to_is_settled_at_once(make_app):
 
 async def test_old_settled_events_are_purged_but_dead_letters_stay(make_app):
     ctx = make_app([ProbePlugin()], flags={"FEATURE_FLAG_PROBE": True}).state.ctx
-    assert "core.outbox_retention" in pollers(ctx)
+    assert "core.outbox_retention" in periodic_jobs_of(ctx)
     done_id, dead_id, fresh_id = await publish_many(ctx, 3)
     await fan_out(ctx)
     probe.ALWAYS_FAIL["on"] = True
@@ -385,7 +385,8 @@ async def test_old_settled_events_are_purged_but_dead_letters_stay(make_app):
     async with ctx.db.transaction() as conn:
         await conn.run(sa.update(outbox_events).where(outbox_events.c.id != fresh_id)
                            .values(dispatched_at=sa.func.now() - sa.text("interval '31 days'")))
-    assert await purge_settled(ctx) == 1
+    async with ctx.db.transaction() as conn:
+        assert await purge_settled(conn) == 1
     async with ctx.db.read() as conn:
         left = {str(i) for i in await conn.scalars(sa.select(outbox_events.c.id))}
         deliveries = {str(i) for i in await conn.scalars(sa.select(event_deliveries.c.event_id))}

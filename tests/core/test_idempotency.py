@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from myhibachi.core.auth import create_api_key
-from myhibachi.core.idempotency import HEADER, expiry_poller
+from myhibachi.core.idempotency import HEADER
 from myhibachi.core.models import idempotency_keys
-from myhibachi.core.scheduled import pollers
+from myhibachi.core.scheduled import periodic_jobs_of, run_periodic
 from tests.core.probe import ProbePlugin, create_effects_table, effects
 
 FLAGS = {"FEATURE_FLAG_PROBE": True}
@@ -143,10 +143,11 @@ async def test_keys_expire_after_a_day_and_the_poller_purges_them(make_app, clie
         assert ttl.total_seconds() == 24 * 3600
         async with database.transaction() as conn:
             await conn.run(sa.update(idempotency_keys).values(expires_at=sa.func.now() - sa.text("interval '1 s'")))
-        assert "core.idempotency_expiry" in pollers(app.state.ctx)  # the worker runs it
-        poll = expiry_poller(every=3600)
-        assert await poll(app.state.ctx) == 1
-        assert await poll(app.state.ctx) == 0  # throttled
+        assert "core.idempotency_expiry" in periodic_jobs_of(app.state.ctx)  # the worker runs it
+        assert await run_periodic(app.state.ctx) == 2  # the core's two jobs, first run when first seen
+        async with database.read() as conn:
+            assert await conn.scalar(sa.select(sa.func.count()).select_from(idempotency_keys)) == 0
+        assert await run_periodic(app.state.ctx) == 0  # not due again before its period
         again = await c.post("/v1/probe/charges", json={"tag": "e"}, headers=headers)
     assert first.status_code == again.status_code == 201
     assert again.json()["id"] != first.json()["id"]

@@ -81,10 +81,8 @@ def test_every_hookspec_has_a_test_hook_function():
 
 @pytest.fixture(scope="module")
 def installed() -> dict[str, object]:
-    """Every installed plugin, by entry point name (at least the example third-party one)."""
-    plugins = {name: load() for name, load in discover().items()}
-    assert "tip_jar" in plugins
-    return plugins
+    """Every installed plugin, by entry point name (third-party ones too, when installed)."""
+    return {name: load() for name, load in discover().items()}
 
 
 def revisions_in(folder: Path) -> list:
@@ -187,6 +185,38 @@ def test_every_plugin_folder_has_the_shape_of_design_md(installed):
     assert not_installed == [], "plugins/ folders without an installed entry point (pip install -e .)"
     problems = {name: shape_problems(plugin) for name, plugin in installed.items()}
     assert {k: v for k, v in problems.items() if v} == {}
+
+
+def deep_core_imports(folder: Path) -> dict[str, list[str]]:
+    """Imports under ``folder`` that reach into a submodule of the core, by file."""
+    import ast
+
+    found: dict[str, list[str]] = {}
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            deep = [n for n in names if n.startswith("myhibachi.core.")]
+            if deep:
+                found.setdefault(str(path.relative_to(folder)), []).extend(f"{n} (line {node.lineno})" for n in deep)
+    return found
+
+
+@pytest.mark.xfail(strict=True, reason="the built-in plugins still import core submodules; the lead rewrites "
+                                       "their imports to myhibachi.core and then removes this mark")
+def test_plugins_import_only_the_public_api():
+    """Built-in plugins import ``myhibachi.core`` itself, never ``myhibachi.core.<module>``: the
+    package's exports are the plugin API, and what is not exported may change."""
+    assert deep_core_imports(ROOT / "plugins") == {}
+
+
+def test_the_public_api_rule_catches_a_deep_import_and_every_export_resolves(tmp_path):
+    import myhibachi.core as core
+
+    (tmp_path / "ok.py").write_text("from myhibachi.core import Conn, hookimpl\nimport myhibachi.core\n")
+    (tmp_path / "deep.py").write_text("import os\nfrom myhibachi.core.db import Conn\nimport myhibachi.core.auth\n")
+    assert deep_core_imports(tmp_path) == {"deep.py": ["myhibachi.core.db (line 2)", "myhibachi.core.auth (line 3)"]}
+    assert [name for name in core.__all__ if getattr(core, name, None) is None] == []
 
 
 def test_the_shape_rule_catches_a_misshapen_plugin(tmp_path, monkeypatch):

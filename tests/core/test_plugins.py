@@ -49,18 +49,23 @@ class Hello(Plugin):
 plugin = Hello()
 '''
 
+# A third party's plugin, as its own distribution (the tip jar example need not be installed).
+SAKE_SOURCE = GOOD_SOURCE.replace('"hello"', '"sake"').replace('"2.1.0"', '"0.1.0"').replace(
+    "FEATURE_FLAG_HELLO", "FEATURE_FLAG_SAKE").replace('{"9.9": ["test_hello"]}', "{}")
+
 
 # --- discovery ---------------------------------------------------------------------------
 
 
-def test_discovery_through_entry_points_includes_the_third_party_example(site, home):
+def test_discovery_through_entry_points_includes_third_party_plugins(site, home):
     fake_distribution(site, "hello", GOOD_SOURCE)
+    sake_module = fake_distribution(site, "sake", SAKE_SOURCE)
     found = discover()
-    assert {"tip_jar", "hello"} <= set(found)
+    assert {"sake", "hello", "audit"} <= set(found)
     manager = load_installed(Settings(home=home), strict=True)
-    tip_jar, hello = manager.records["tip_jar"], manager.records["hello"]
-    assert tip_jar.state == "enabled" and tip_jar.source == "tip_jar"  # its own package, not myhibachi.*
-    assert tip_jar.flag == "FEATURE_FLAG_TIP_JAR"
+    sake, hello = manager.records["sake"], manager.records["hello"]
+    assert sake.state == "enabled" and sake.source == sake_module  # its own package, not myhibachi.*
+    assert sake.flag == "FEATURE_FLAG_SAKE"
     assert hello.state == "enabled" and hello.version == "2.1.0" and hello.features == {"9.9": ["test_hello"]}
 
 
@@ -68,11 +73,12 @@ def test_allow_list_and_disabled_list_leave_plugins_not_selected(site, home, mon
     fake_distribution(site, "hello", GOOD_SOURCE)
     fake_distribution(site, "greeter", GOOD_SOURCE.replace('"hello"', '"greeter"').replace(
         "Hello(Plugin):", "Greeter(Plugin):\n    requires = ('hello',)").replace("Hello()", "Greeter()"))
+    fake_distribution(site, "sake", SAKE_SOURCE)
 
-    monkeypatch.setenv("MYHIBACHI_PLUGINS", "hello, tip_jar")
+    monkeypatch.setenv("MYHIBACHI_PLUGINS", "hello, sake")
     manager = load_installed(Settings(home=home))
     states = {n: r.state for n, r in manager.records.items()}
-    assert states["hello"] == "enabled" and states["tip_jar"] == "enabled"
+    assert states["hello"] == "enabled" and states["sake"] == "enabled"
     assert states["greeter"] == "not selected" and manager.get("greeter") is None
 
     monkeypatch.delenv("MYHIBACHI_PLUGINS")
@@ -81,7 +87,7 @@ def test_allow_list_and_disabled_list_leave_plugins_not_selected(site, home, mon
     assert manager.records["hello"].state == "not selected"
     greeter = manager.records["greeter"]
     assert greeter.state == "failed" and greeter.reason == "requires plugin hello, which is not selected"
-    assert manager.records["tip_jar"].state == "enabled"
+    assert manager.records["sake"].state == "enabled"
 
 
 async def test_missing_requirement_and_cycle_are_refused_naming_the_plugins(make_app, client_of):
@@ -133,12 +139,13 @@ class Misspelled(Plugin):
 async def test_bad_plugins_are_reported_and_left_out_while_the_app_starts(site, home, make_app, client_of):
     fake_distribution(site, "broken", "import a_module_that_does_not_exist\n")
     fake_distribution(site, "wrongname", GOOD_SOURCE)  # its object says "hello"
-    manager = load_installed(Settings(home=home, plugins="broken,wrongname,tip_jar"))
+    fake_distribution(site, "sake", SAKE_SOURCE)
+    manager = load_installed(Settings(home=home, plugins="broken,wrongname,sake"))
     broken, wrong = manager.records["broken"], manager.records["wrongname"]
     assert broken.state == "failed" and "ModuleNotFoundError" in broken.reason
     assert "a_module_that_does_not_exist" in broken.reason
     assert wrong.state == "failed" and "entry point 'wrongname' names plugin 'hello'" in wrong.reason
-    assert manager.records["tip_jar"].state == "enabled"
+    assert manager.records["sake"].state == "enabled"
 
     bad = [routed("badversion", version="one point oh")(), routed("lowerflag", flag="feature_x")(),
            routed("future", core=">=2.0")(), routed("badcore", core="latest")(), RaisesInRoutes(), Misspelled()]
@@ -228,18 +235,19 @@ async def test_trace_hooks_logs_every_hook_call(monkeypatch, settings, clean_db,
     assert not [r for r in caplog.records if r.name == "myhibachi.plugins" and "validate_booking" in r.getMessage()]
 
 
-def test_trace_hooks_is_seen_on_stderr_of_a_plain_process(tmp_path):
+def test_trace_hooks_is_seen_on_stderr_of_a_plain_process(tmp_path, site):
     import os
     import subprocess
     import sys
 
+    fake_distribution(site, "sake", SAKE_SOURCE)
     env = {**os.environ, "MYHIBACHI_TRACE_HOOKS": "1", "MYHIBACHI_HOME": str(tmp_path),
-           "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
-    code = "from myhibachi.core.app import create_app; create_app(['tip_jar'])"
+           "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "PYTHONPATH": str(site)}
+    code = "from myhibachi.core.app import create_app; create_app(['sake'])"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "myhibachi.plugins hook register_routes [tip_jar]" in done.stderr
-    assert "finish register_permissions [tip_jar] --> []" in done.stderr
+    assert "myhibachi.plugins hook register_permissions [sake]" in done.stderr
+    assert "finish register_permissions [sake] --> []" in done.stderr
 
 
 async def test_manager_skips_hookimpls_of_plugins_whose_flag_is_off(make_app):
@@ -266,7 +274,8 @@ def four_states(site, home) -> dict[str, str]:
     fake_distribution(site, "greeter", GOOD_SOURCE.replace('"hello"', '"greeter"').replace(
         "Hello(Plugin):", "Greeter(Plugin):\n    requires = ('hello',)").replace("Hello()", "Greeter()")
         .replace("FEATURE_FLAG_HELLO", "FEATURE_FLAG_GREETER"))
-    TogglesFile(home / "flags.json").set("FEATURE_FLAG_TIP_JAR", enabled=False)
+    fake_distribution(site, "sake", SAKE_SOURCE)
+    TogglesFile(home / "flags.json").set("FEATURE_FLAG_SAKE", enabled=False)
     TogglesFile(home / "flags.json").set("FEATURE_FLAG_GREETER", enabled=True, rollout=30)
     return {"MYHIBACHI_HOME": str(home), "MYHIBACHI_DISABLED_PLUGINS": "hello"}
 
@@ -281,15 +290,15 @@ def test_plugins_list_prints_a_table_and_json(site, home):
     lines = table.output.splitlines()
     assert lines[0].split() == ["name", "version", "flag", "state", "requires", "features"]
     rows = {line.split()[0]: line for line in lines[2:]}
-    assert rows["tip_jar"].split()[1:4] == ["0.1.0", "FEATURE_FLAG_TIP_JAR", "disabled"]
-    assert "disabled by flag" in rows["tip_jar"]
+    assert rows["sake"].split()[1:4] == ["0.1.0", "FEATURE_FLAG_SAKE", "disabled"]
+    assert "disabled by flag" in rows["sake"]
     assert "not selected" in rows["hello"] and "2.1.0" in rows["hello"] and "9.9" in rows["hello"]
     assert "failed: ImportError: no wok" in rows["broken"]
     assert "failed: requires plugin hello, which is not selected" in rows["greeter"]
 
     as_json = runner.invoke(app, ["plugins", "list", "--json"], env=env)
     data = {row["name"]: row for row in json.loads(as_json.output)}
-    assert data["tip_jar"]["state"] == "disabled by flag" and data["tip_jar"]["requires"] == []
+    assert data["sake"]["state"] == "disabled by flag" and data["sake"]["requires"] == []
     assert data["hello"] == {"name": "hello", "version": "2.1.0", "flag": "FEATURE_FLAG_HELLO",
                              "state": "not selected", "reason": "", "requires": [],
                              "features": {"9.9": ["test_hello"]}}
@@ -324,7 +333,7 @@ async def test_meta_plugins_endpoint_gives_the_same_rows_behind_plugins_read(sit
     states = {row["name"]: row["state"] for row in ok.json()}
     assert states.items() >= {"broken": "failed: ImportError: no wok",
                               "greeter": "failed: requires plugin hello, which is not selected",
-                              "hello": "not selected", "tip_jar": "disabled by flag"}.items()
+                              "hello": "not selected", "sake": "disabled by flag"}.items()
 
 
 def test_partial_rollout_reads_as_enabled_with_its_share(home):

@@ -10,12 +10,13 @@ from typer.testing import CliRunner
 
 from myhibachi.core import migrate
 from myhibachi.core.app import create_app
+from myhibachi.core.auth import create_api_key
 from myhibachi.core.cli import app as cli
 from myhibachi.core.db import Database
 from myhibachi.core.flags import TogglesFile
 from myhibachi.core.plugins import PluginManager
 from myhibachi.core.scaffold import shape_problems
-from tests.conftest import client_for
+from myhibachi.testing import client_for
 from tests.core.test_migrations import fresh_url, tables  # noqa: F401
 
 
@@ -46,13 +47,17 @@ async def test_a_scaffolded_third_party_plugin_migrates_serves_and_passes_its_fi
                                                                                          fresh_url, settings):
     made = CliRunner().invoke(cli, [
         "plugins", "new", "chef_notes", "--directory", str(tmp_path), "--distribution", "myhibachi-chef-notes",
-        "--flag", "FEATURE_FLAG_CHEF_NOTES", "--tests", str(tmp_path / "own_tests")])
+        "--flag", "FEATURE_FLAG_CHEF_NOTES"])
     assert made.exit_code == 0, made.output
     dist = tmp_path / "myhibachi-chef-notes"
     pyproject = (dist / "pyproject.toml").read_text()
     assert 'chef_notes = "chef_notes:plugin"' in pyproject and '"myhibachi>=0.1"' in pyproject
+    assert 'test = ["myhibachi[testing]"]' in pyproject and 'asyncio_mode = "auto"' in pyproject
+    own_test = (dist / "tests" / "test_chef_notes.py").read_text()  # inside its own distribution
+    imports = {line for line in own_test.splitlines() if line.startswith(("import ", "from "))}
+    assert imports == {"from chef_notes import plugin"}  # the rest comes from myhibachi.testing's fixtures
     monkeypatch.syspath_prepend(str(dist))
-    monkeypatch.syspath_prepend(str(tmp_path / "own_tests"))
+    monkeypatch.syspath_prepend(str(dist / "tests"))
     chef_notes = importlib.import_module("chef_notes")
     assert shape_problems(chef_notes.plugin) == []
 
@@ -74,9 +79,14 @@ async def test_a_scaffolded_third_party_plugin_migrates_serves_and_passes_its_fi
         apps.append(app)
         return app
 
+    async def staff(scopes):
+        async with database.transaction() as conn:
+            key, _ = await create_api_key(conn, settings, name="test", scopes=scopes)
+        return {"Authorization": f"Bearer {key}"}
+
     first_test = importlib.import_module("test_chef_notes")
     try:
-        await first_test.test_chef_notes_items_created_and_listed_behind_flag(make_app, client_for, settings)
+        await first_test.test_chef_notes_items_created_and_listed_behind_flag(make_app, client_for, staff)
     finally:
         for app in apps:
             app.state.ctx.flags.stop()
