@@ -199,6 +199,7 @@ def create_app(
         ctx.permissions.update(perms or [])
     tasks.register_core_tasks(ctx)
     manager.setup_call("register_tasks", strict=strict, huey=ctx.huey, ctx=ctx)
+    events.declare_all(ctx, strict=strict)
     for plugin, handlers in manager.setup_call("register_event_handlers", strict=strict):
         try:
             events.add_handlers(ctx, plugin, handlers or {})

@@ -364,6 +364,28 @@ def _ctx():
     return create_app(settings=_settings()).state.ctx
 
 
+@events_app.command("catalogue")
+def events_catalogue(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+                     markdown: bool = typer.Option(False, "--markdown", help="Print the list of docs/plugins.md.")
+                     ) -> None:
+    """Every event the core and the installed plugins declare: owner, payload fields, doc."""
+    from types import SimpleNamespace
+
+    from myhibachi.core import events
+
+    ctx = SimpleNamespace(events={}, plugins=_manager(_settings()))
+    events.declare_all(ctx)
+    rows = events.catalogue(ctx)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    elif markdown:
+        typer.echo(events.catalogue_markdown(rows))
+    else:
+        typer.echo(_table(["event", "owner", "payload", "doc"],
+                          [[r["name"], r["owner"], ", ".join(f["name"] for f in r["fields"]) or "-",
+                            r["doc"].splitlines()[0] if r["doc"] else ""] for r in rows]))
+
+
 @events_app.command("failed")
 def events_failed(limit: int = typer.Option(100, help="Most recent N.")) -> None:
     """Deliveries parked after their last retry."""

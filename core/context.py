@@ -23,6 +23,7 @@ class AppContext:
     huey: Any = None
     ports: Any = None
     permissions: set[str] = field(default_factory=set)
+    events: dict[str, Any] = field(default_factory=dict)  # the catalogue: name -> events.Event
     event_handlers: dict[str, list[tuple[str, Any, Any]]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     cache: SharedCache = field(default_factory=SharedCache)  # live while the app's lifespan runs

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import json
 import logging
 import uuid
@@ -22,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
 import sqlalchemy as sa
+from pydantic import BaseModel, Field
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from myhibachi.core.db import utcnow
@@ -35,22 +37,89 @@ HANDLER_TIMEOUT = 60.0  # seconds; a stuck handler counts as a failed attempt
 BATCH = 20  # deliveries claimed and committed together
 RETENTION = timedelta(days=30)  # settled events are kept this long, dead-lettered ones until replayed
 
-# The event catalogue: name -> what the payload carries. Payloads are plain JSON data.
-EVENTS: dict[str, str] = {
-    "customer.created": "customer_id",
-    "customer.updated": "customer_id, fields",
-    "customer.merged": "source_id, target_id",
-    "booking.created": "booking_id, customer_id, starts_at, time_zone, party_size, total_cents, extra",
-    "booking.updated": "booking_id, customer_id, changes {field: {old, new}}, extra",
-    "booking.cancelled": "booking_id, customer_id, reason",
-    "booking.confirmed": "booking_id, customer_id",
-    "booking.completed": "booking_id, customer_id",
-    "payment.succeeded": "payment_id, booking_id, customer_id, amount_cents, currency",
-    "payment.refunded": "payment_id, booking_id, customer_id, amount_cents, currency",
-    "payment.failed": "payment_id, booking_id, customer_id, reason",
-    "message.sent": "message_id, channel, customer_id",
-    "message.opted_out": "channel, address, customer_id",
-}
+class Event:
+    """One declared event: its name, the pydantic model of its payload, and what it means.
+
+    The core declares its own (:data:`CORE_EVENTS`); a plugin declares the events it
+    publishes from ``register_events``. ``owner`` is filled in at start-up."""
+
+    __slots__ = ("name", "schema", "doc", "owner")
+
+    def __init__(self, name: str, schema: type[BaseModel], doc: str | None = None, owner: str = "core") -> None:
+        self.name, self.schema, self.owner = name, schema, owner
+        self.doc = inspect.cleandoc(doc or schema.__doc__ or "")
+
+    def fields(self) -> list[dict[str, Any]]:
+        return [{"name": n, "type": _type_name(f.annotation), "required": f.is_required(),
+                 "description": f.description or ""} for n, f in self.schema.model_fields.items()]
+
+    def __repr__(self) -> str:
+        return f"<event {self.name} of {self.owner}>"
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) if isinstance(annotation, type) else str(annotation).replace(
+        "typing.", "")
+
+
+class CustomerCreated(BaseModel):
+    """A customer signed up or was created by staff."""
+
+    customer_id: str
+
+
+class CustomerUpdated(BaseModel):
+    """A customer's profile changed."""
+
+    customer_id: str
+    fields: list[str] = Field(description="The names of the fields that changed (never their values).")
+
+
+class BookingCreated(BaseModel):
+    """A booking was stored (pending or confirmed)."""
+
+    booking_id: str
+    customer_id: str
+    starts_at: str = Field(description="ISO 8601, UTC.")
+    time_zone: str
+    party_size: int
+    total_cents: int
+    extra: dict[str, Any] = Field(default_factory=dict, description="What plugins' validate_booking left there.")
+
+
+class BookingUpdated(BaseModel):
+    """A booking's details changed (a reschedule, the party size, the address...)."""
+
+    booking_id: str
+    customer_id: str
+    changes: dict[str, Any] = Field(description="{field: {old, new}}")
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class BookingCancelled(BaseModel):
+    """A booking was cancelled, by its customer or by staff."""
+
+    booking_id: str
+    customer_id: str
+    reason: str | None = None
+
+
+class BookingMoved(BaseModel):
+    """A booking moved to a new status (``booking.confirmed``, ``booking.completed``)."""
+
+    booking_id: str
+    customer_id: str
+
+
+CORE_EVENTS: tuple[Event, ...] = (
+    Event("customer.created", CustomerCreated),
+    Event("customer.updated", CustomerUpdated),
+    Event("booking.created", BookingCreated),
+    Event("booking.updated", BookingUpdated),
+    Event("booking.cancelled", BookingCancelled),
+    Event("booking.confirmed", BookingMoved, "Staff or a paid deposit confirmed a pending booking."),
+    Event("booking.completed", BookingMoved, "The event took place."),
+)
 
 Handler = Callable[[Any, dict[str, Any], Any], Awaitable[None]]
 
@@ -59,12 +128,65 @@ def subscriber_name(plugin_name: str, handler: Handler) -> str:
     return f"{plugin_name}:{handler.__module__}.{handler.__qualname__}"
 
 
+def declare(ctx, owner: str, declared: list[Event]) -> None:
+    """Add ``owner``'s events to the catalogue; a name declared twice is refused."""
+    for event in declared:
+        if not isinstance(event, Event) or not (isinstance(event.schema, type) and issubclass(event.schema, BaseModel)):
+            raise ValueError(f"{event!r} is not an Event with a pydantic payload model")
+        taken = ctx.events.get(event.name)
+        if taken is not None:
+            raise ValueError(f"event {event.name!r} is already declared by {taken.owner}")
+    for event in declared:
+        ctx.events[event.name] = Event(event.name, event.schema, event.doc, owner)
+
+
+def declare_all(ctx, *, strict: bool = False) -> None:
+    """Build ``ctx.events``: the core's events, then each plugin's ``register_events``.
+
+    A plugin whose declarations are refused (a name taken, no payload model) is left out."""
+    from myhibachi.core.webhooks import WEBHOOK_EVENTS
+
+    declare(ctx, "core", [*CORE_EVENTS, *WEBHOOK_EVENTS])
+    for plugin, declared in ctx.plugins.setup_call("register_events", strict=strict):
+        try:
+            declare(ctx, plugin.name, list(declared or []))
+        except ValueError as exc:
+            ctx.plugins.fail(plugin, f"register_events: {exc}", strict)
+
+
+def catalogue(ctx) -> list[dict[str, Any]]:
+    """Every declared event: name, owner, doc and payload fields, by name."""
+    return [{"name": e.name, "owner": e.owner, "doc": e.doc, "fields": e.fields()}
+            for e in sorted(ctx.events.values(), key=lambda e: e.name)]
+
+
+def catalogue_markdown(rows: list[dict[str, Any]]) -> str:
+    """The catalogue as the Markdown of docs/plugins.md."""
+    out = []
+    for row in rows:
+        fields = ", ".join(f"`{f['name']}`" + ("" if f["required"] else "?") for f in row["fields"])
+        out.append(f"- **`{row['name']}`** ({row['owner']}): {row['doc']} Payload: {fields or 'none'}.")
+    return "\n".join(out)
+
+
 def add_handlers(ctx, plugin, handlers: dict[str, list[Handler]]) -> None:
+    for event in handlers:
+        spec = ctx.events.get(event)
+        if spec is None or (spec.owner != "core" and ctx.plugins.get(spec.owner) is None):
+            raise ValueError(f"plugin {plugin.name} subscribes to event {event!r}, which no installed plugin "
+                             "declares")
     for event, funcs in handlers.items():
-        if event not in EVENTS:
-            raise ValueError(f"plugin {plugin.name} subscribes to unknown event {event!r}")
         for func in funcs:
             ctx.event_handlers.setdefault(event, []).append((subscriber_name(plugin.name, func), plugin, func))
+
+
+def _check(ctx, name: str, payloads) -> None:
+    spec = ctx.events.get(name)
+    if spec is None:
+        raise ValueError(f"unknown event {name!r}: no installed plugin declares it")
+    if ctx.settings.validate_events:
+        for payload in payloads:
+            spec.schema.model_validate(payload)
 
 
 def _json(value: Any) -> Any:
@@ -73,8 +195,7 @@ def _json(value: Any) -> Any:
 
 async def publish(conn, ctx, name: str, payload: dict[str, Any], *, actor: str | None = None) -> uuid.UUID:
     """Record an event in the caller's transaction; delivery starts after commit."""
-    if name not in EVENTS:
-        raise ValueError(f"unknown event {name!r}")
+    _check(ctx, name, (payload,))
     event_id = uuid.uuid4()
     subscribers = [s for s, plugin, _ in ctx.event_handlers.get(name, ()) if ctx.plugins.get(plugin.name)]
     params = {"id": event_id, "name": name, "payload": _json(payload), "actor": actor}
@@ -92,8 +213,7 @@ async def publish(conn, ctx, name: str, payload: dict[str, Any], *, actor: str |
 async def publish_many(conn, ctx, name: str, payloads: list[dict[str, Any]], *,
                        actor: str | None = None) -> list[uuid.UUID]:
     """Record many events of one name in the caller's transaction, in two statements."""
-    if name not in EVENTS:
-        raise ValueError(f"unknown event {name!r}")
+    _check(ctx, name, payloads)
     if not payloads:
         return []
     ids = [uuid.uuid4() for _ in payloads]

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from huey import Huey
 
     from myhibachi.core.context import AppContext
+    from myhibachi.core.events import Event
 
 hookspec = pluggy.HookspecMarker("myhibachi")
 
@@ -92,6 +93,22 @@ def register_event_handlers() -> dict[str, list]:
 
     :return: ``{"booking.created": [handler, ...], ...}``; names from
         :mod:`myhibachi.core.events`.
+    """
+
+
+@hookspec
+def register_events() -> list[Event]:
+    """Declare the domain events this plugin publishes.
+
+    Called once at start-up, before ``register_event_handlers``. Only declared events can
+    be published (``publish`` raises on any other name) or subscribed to: a plugin
+    subscribing to an event that no installed plugin declares is left out. A name has one
+    owner: declaring a name already declared (by the core or another plugin) leaves the
+    plugin out. ``myhibachi events catalogue`` lists every declared event.
+
+    :return: ``[Event("tip.paid", TipPaid), ...]``: each :class:`myhibachi.core.events.Event`
+        names the event (``<area>.<past tense verb>``), the pydantic model of its payload
+        (plain JSON data) and its docstring (the model's docstring when not given).
     """
 
 

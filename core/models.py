@@ -147,6 +147,22 @@ idempotency_keys = sa.Table(
     info=CORE,
 )
 
+# Each provider webhook event once (the hub's dedupe), its body sealed: it holds phone
+# numbers, addresses and message text.
+webhook_events = sa.Table(
+    "webhook_events",
+    metadata,
+    uuid_pk(),
+    sa.Column("provider", sa.String(20), nullable=False),
+    sa.Column("event_id", sa.String(255), nullable=False),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("data_enc", sa.Text, nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    timestamp("received_at", nullable=False, server_default=sa.func.now()),
+    sa.UniqueConstraint("provider", "event_id", name="uq_webhook_events_provider_event_id"),
+    info=CORE,
+)
+
 # What the offline adapters would have sent: the embedded default's outside world.
 offline_outbox = sa.Table(
     "offline_outbox",

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
         default=False, description="Refuse to start when any plugin fails to load (CI sets it)."
     )
     trace_hooks: bool = Field(default=False, description="Log every hook call with its arguments and result.")
+    validate_events: bool = Field(
+        default=False, description="Check every published event's payload against its declared model (debugging).")
     secret_key: str | None = Field(
         default=None,
         description="Key for signing tokens and for PII encryption. Unset: generated once and kept in the home folder.",
@@ -146,6 +148,12 @@ class Settings(BaseSettings):
     telephony_adapter: str = Field(default="offline", description="Telephony adapter: offline or twilio.")
     stripe_api_key: str | None = Field(default=None, description="Stripe secret key.")
     stripe_api_base: str | None = Field(default=None, description="Stripe API address. Unset: Stripe's.")
+    public_url: str | None = Field(
+        default=None,
+        description="The API's public address (https://api.example.com): provider callbacks are sent there and "
+                    "Twilio's webhook signatures are checked against it. Unset: the URL a request arrived on.")
+    webhook_tolerance_seconds: int = Field(
+        default=300, ge=1, description="Provider webhooks signed longer ago than this are refused.")
     stripe_webhook_secret: str | None = Field(
         default=None,
         description="Stripe webhook signing secret (whsec_...). Unset offline: derived from the secret key.",

@@ -10,6 +10,8 @@ PERMISSIONS: list[str] = ["bookings.read", "bookings.write", "customers.read", "
 
 
 def routers() -> list[APIRouter]:
+    from myhibachi.core import webhooks
     from myhibachi.core.api import auth, bookings, customers
 
-    return [auth.router(), customers.router(), customers.admin_router(), bookings.router(), events.router]
+    return [auth.router(), customers.router(), customers.admin_router(), bookings.router(), events.router,
+            webhooks.router]

@@ -6,7 +6,7 @@ Money is integer cents with a currency; provider ids are strings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 
 class PortError(Exception):
@@ -49,9 +49,25 @@ class Refund:
 
 @dataclass
 class WebhookEvent:
-    id: str
-    type: str
+    """One provider event of a verified webhook, for the core's webhook hub."""
+
+    id: str  # the provider's id of this event: a replay carries the same one
+    type: str  # the provider's kind: payment_intent.succeeded, delivered, TRANSACTIONS.SYNC_UPDATES_AVAILABLE...
     data: dict[str, Any]
+    topic: str = ""  # splits one provider's events by name: webhook.twilio.status, webhook.twilio.inbound
+
+
+class WebhookReceiver(Protocol):
+    async def verify_webhook(self, headers: Mapping[str, str], body: bytes, url: str) -> list[WebhookEvent]:
+        """The events of a webhook request, once its signature is checked.
+
+        :param headers: the request's headers (a case-insensitive mapping).
+        :param body: the raw body, as signed.
+        :param url: the public URL the provider posted to (Twilio signs it).
+        :raises InvalidSignature: missing, wrong or stale signature.
+        :raises ValueError: a signed body that is not the provider's format.
+        """
+        ...
 
 
 @runtime_checkable
@@ -72,8 +88,8 @@ class PaymentsPort(Protocol):
     async def refund(self, intent_id: str, amount_cents: int | None = None, *,
                      idempotency_key: str) -> Refund: ...
 
-    def verify_webhook(self, payload: bytes, signature: str) -> WebhookEvent:
-        """The event of a signed webhook body; raises :class:`InvalidSignature`."""
+    async def verify_webhook(self, headers: Mapping[str, str], body: bytes, url: str) -> list[WebhookEvent]:
+        """Stripe's events (``Stripe-Signature``); see :class:`WebhookReceiver`."""
         ...
 
 
@@ -91,8 +107,8 @@ class SentMessage:
 class SmsPort(Protocol):
     async def send(self, to: str, body: str, *, status_callback: str | None = None) -> SentMessage: ...
 
-    def verify_webhook(self, url: str, params: dict[str, str], signature: str) -> bool:
-        """True when ``signature`` (X-Twilio-Signature) signs this URL and form body."""
+    async def verify_webhook(self, headers: Mapping[str, str], body: bytes, url: str) -> list[WebhookEvent]:
+        """Status callbacks and inbound messages (``X-Twilio-Signature`` over the URL and form)."""
         ...
 
 
@@ -101,8 +117,8 @@ class EmailPort(Protocol):
     async def send(self, to: str, subject: str, text: str, *, html: str | None = None,
                    from_email: str | None = None) -> SentMessage: ...
 
-    def verify_webhook(self, payload: bytes, signature: str, timestamp: str) -> bool:
-        """True when the event webhook body is signed by the provider (False where it has none)."""
+    async def verify_webhook(self, headers: Mapping[str, str], body: bytes, url: str) -> list[WebhookEvent]:
+        """The event webhook's batch, one event per entry (refused where the provider has none)."""
         ...
 
 
@@ -139,6 +155,10 @@ class BankLinkPort(Protocol):
     async def exchange_public_token(self, public_token: str) -> BankItem: ...
 
     async def get_accounts(self, access_token: str) -> list[BankAccount]: ...
+
+    async def verify_webhook(self, headers: Mapping[str, str], body: bytes, url: str) -> list[WebhookEvent]:
+        """A webhook signed with a ``Plaid-Verification`` JWT."""
+        ...
 
 
 # --- AI ------------------------------------------------------------------------------------
@@ -205,7 +225,9 @@ class TelephonyPort(Protocol):
 
     async def hangup(self, call_sid: str) -> CallInfo: ...
 
-    def verify_webhook(self, url: str, params: dict[str, str], signature: str) -> bool: ...
+    async def verify_webhook(self, headers: Mapping[str, str], body: bytes, url: str) -> list[WebhookEvent]:
+        """Call status callbacks (``X-Twilio-Signature``)."""
+        ...
 
 
 PORTS: dict[str, type] = {

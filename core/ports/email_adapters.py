@@ -10,7 +10,8 @@ import smtplib
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from myhibachi.core.ports.base import PortError, SentMessage
+from myhibachi.core.ports import inbound
+from myhibachi.core.ports.base import InvalidSignature, PortError, SentMessage
 
 
 class SendGridEmail:
@@ -27,6 +28,7 @@ class SendGridEmail:
         self.events = EventWebhook()
         key = settings.sendgrid_webhook_public_key
         self.public_key = self.events.convert_public_key_to_ecdsa(key) if key else None
+        self.tolerance = settings.webhook_tolerance_seconds
 
     async def send(self, to, subject, text, *, html=None, from_email=None):
         from python_http_client.exceptions import HTTPError
@@ -41,14 +43,20 @@ class SendGridEmail:
                             status=exc.status_code) from exc
         return SentMessage(id=response.headers.get("X-Message-Id", ""), status="accepted", to=to)
 
-    def verify_webhook(self, payload, signature, timestamp):
-        if self.public_key is None or not signature or not timestamp:
-            return False
-        body = payload.decode() if isinstance(payload, bytes) else payload
+    async def verify_webhook(self, headers, body, url):
+        signature = headers.get(inbound.SENDGRID_SIGNATURE)
+        timestamp = headers.get(inbound.SENDGRID_TIMESTAMP) or ""
+        if self.public_key is None:
+            raise InvalidSignature("MYHIBACHI_SENDGRID_WEBHOOK_PUBLIC_KEY is not set")
         try:
-            return bool(self.events.verify_signature(body, signature, timestamp, self.public_key))
-        except ValueError:
-            return False
+            ok = bool(signature and timestamp and self.events.verify_signature(body.decode(), signature, timestamp,
+                                                                               self.public_key))
+        except (ValueError, UnicodeDecodeError):
+            ok = False
+        if not ok:
+            raise InvalidSignature("the event webhook signature does not match")
+        inbound.fresh(timestamp, self.tolerance)
+        return inbound.sendgrid_events(body)
 
 
 class SmtpEmail:
@@ -79,5 +87,5 @@ class SmtpEmail:
             raise PortError(f"SMTP send failed: {exc}", code=type(exc).__name__) from exc
         return SentMessage(id=message["Message-ID"], status="accepted", to=to)
 
-    def verify_webhook(self, payload, signature, timestamp):
-        return False  # SMTP has no event webhook
+    async def verify_webhook(self, headers, body, url):
+        raise InvalidSignature("SMTP has no event webhook")

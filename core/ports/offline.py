@@ -1,9 +1,10 @@
 """The offline adapters: the embedded default, with no account anywhere.
 
 Each records what it would have sent in ``offline_outbox`` and answers like its provider.
-Payment and Twilio webhooks are checked with the providers' own signing schemes and a
-secret of this installation, and each offline adapter can sign (``sign_webhook``), so the
-whole flow, webhooks included, runs locally.
+Webhooks are checked with the providers' own signing schemes (an HMAC where the provider
+signs with its own key pair: SendGrid's ECDSA, Plaid's ES256) and a secret of this
+installation, and each offline adapter can sign (``sign_webhook``), so the whole flow,
+webhooks through the core's hub included, runs locally.
 Nothing here imports a provider SDK.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core.models import offline_payments
-from myhibachi.core.ports import outbox
+from myhibachi.core.ports import inbound, outbox
 from myhibachi.core.ports.base import (
     BankAccount,
     BankItem,
@@ -37,9 +38,6 @@ from myhibachi.core.ports.base import (
     SentMessage,
     WebhookEvent,
 )
-
-WEBHOOK_TOLERANCE = 300
-
 
 def _secret(ctx, configured: str | None, purpose: str) -> str:
     if configured:
@@ -204,25 +202,20 @@ class OfflinePayments(_Recorder):
     def sign_webhook(self, payload: bytes, timestamp: int | None = None) -> str:
         return stripe_signature(self.webhook_secret, payload, timestamp)
 
-    def verify_webhook(self, payload, signature):
+    async def verify_webhook(self, headers, body, url):
         parts: dict[str, list[str]] = {}
-        for item in (signature or "").split(","):
+        for item in (headers.get("Stripe-Signature") or "").split(","):
             key, _, value = item.strip().partition("=")
             parts.setdefault(key, []).append(value)
         try:
             timestamp = int(parts["t"][0])
         except (KeyError, ValueError):
             raise InvalidSignature("no timestamp in the signature header") from None
-        expected = stripe_signature(self.webhook_secret, payload, timestamp).rpartition("v1=")[2]
+        expected = stripe_signature(self.webhook_secret, body, timestamp).rpartition("v1=")[2]
         if not any(hmac.compare_digest(expected, v) for v in parts.get("v1", [])):
             raise InvalidSignature("signature does not match the payload")
-        if abs(time.time() - timestamp) > WEBHOOK_TOLERANCE:
-            raise InvalidSignature("timestamp outside the tolerance zone")
-        try:
-            event = json.loads(payload)
-            return WebhookEvent(id=event["id"], type=event["type"], data=event.get("data", {}))
-        except (ValueError, KeyError, TypeError):
-            raise InvalidSignature("the payload is not an event") from None
+        inbound.fresh(str(timestamp), self.ctx.settings.webhook_tolerance_seconds)
+        return inbound.stripe_events(body)
 
 
 def _unexpected(row, action: str) -> PortError:
@@ -240,6 +233,8 @@ def twilio_signature(token: str, url: str, params: dict[str, str]) -> str:
 
 
 class _TwilioSigned(_Recorder):
+    calls = False  # message callbacks (SMS) or call callbacks (telephony)
+
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self.webhook_secret = _secret(ctx, ctx.settings.twilio_auth_token, "twilio")
@@ -247,8 +242,11 @@ class _TwilioSigned(_Recorder):
     def sign_webhook(self, url: str, params: dict[str, str]) -> str:
         return twilio_signature(self.webhook_secret, url, params)
 
-    def verify_webhook(self, url, params, signature):
-        return hmac.compare_digest(self.sign_webhook(url, params), signature or "")
+    async def verify_webhook(self, headers, body, url):
+        params = inbound.twilio_form(body)
+        if not hmac.compare_digest(self.sign_webhook(url, params), headers.get(inbound.TWILIO_SIGNATURE) or ""):
+            raise InvalidSignature("X-Twilio-Signature does not sign this URL and form")
+        return inbound.twilio_events(params, headers, body, calls=self.calls)
 
 
 class OfflineSms(_TwilioSigned):
@@ -263,6 +261,7 @@ class OfflineSms(_TwilioSigned):
 
 class OfflineTelephony(_TwilioSigned):
     port = "telephony"
+    calls = True
 
     def say(self, text, *, gather_action=None):
         response = ET.Element("Response")
@@ -313,17 +312,39 @@ class OfflineEmail(_Recorder):
         mac = hmac.new(self.webhook_secret.encode(), timestamp.encode() + payload, "sha256").digest()
         return base64.b64encode(mac).decode()
 
-    def verify_webhook(self, payload, signature, timestamp):
-        return hmac.compare_digest(self.sign_webhook(payload, timestamp), signature or "")
+    async def verify_webhook(self, headers, body, url):
+        timestamp = headers.get(inbound.SENDGRID_TIMESTAMP) or ""
+        if not hmac.compare_digest(self.sign_webhook(body, timestamp), headers.get(inbound.SENDGRID_SIGNATURE) or ""):
+            raise InvalidSignature("the event webhook signature does not match")
+        inbound.fresh(timestamp, self.ctx.settings.webhook_tolerance_seconds)
+        return inbound.sendgrid_events(body)
 
 
 # --- bank link -----------------------------------------------------------------------------
 
 
 class OfflineBankLink(_Recorder):
-    """A sandbox bank: any public token exchanges to one checking account."""
+    """A sandbox bank: any public token exchanges to one checking account. Its webhooks
+    carry a ``Plaid-Verification`` JWT as Plaid's do, signed HS256 with this installation's
+    secret instead of Plaid's ES256 key."""
 
     port = "bank"
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.webhook_secret = _secret(ctx, None, "bank")
+
+    def sign_webhook(self, body: bytes, issued_at: int | None = None) -> str:
+        import jwt
+
+        claims = {"iat": int(time.time()) if issued_at is None else issued_at,
+                  "request_body_sha256": hashlib.sha256(body).hexdigest()}
+        return jwt.encode(claims, self.webhook_secret, algorithm="HS256")
+
+    async def verify_webhook(self, headers, body, url):
+        inbound.plaid_claims(headers.get(inbound.PLAID_VERIFICATION) or "", self.webhook_secret, "HS256", body,
+                             self.ctx.settings.webhook_tolerance_seconds)
+        return inbound.plaid_events(body)
 
     async def create_link_token(self, user_id):
         token = f"link-offline-{uuid.uuid4()}"

@@ -14,7 +14,8 @@ from plaid.model.link_token_create_request import LinkTokenCreateRequest
 from plaid.model.link_token_create_request_user import LinkTokenCreateRequestUser
 from plaid.model.products import Products
 
-from myhibachi.core.ports.base import BankAccount, BankItem, LinkToken, PortError
+from myhibachi.core.ports import inbound
+from myhibachi.core.ports.base import BankAccount, BankItem, InvalidSignature, LinkToken, PortError
 
 
 def _cents(amount) -> int | None:
@@ -29,6 +30,8 @@ class PlaidBankLink:
         config = plaid.Configuration(host=settings.plaid_api_base,
                                      api_key={"clientId": settings.plaid_client_id, "secret": settings.plaid_secret})
         self.api = plaid_api.PlaidApi(plaid.ApiClient(config))
+        self.tolerance = settings.webhook_tolerance_seconds
+        self._keys: dict[str, object] = {}  # Plaid's webhook verification keys by id; they rotate rarely
 
     async def _call(self, fn, request):
         try:
@@ -65,3 +68,25 @@ class PlaidBankLink:
                 balance_cents=_cents(balances.get("current")), currency=balances.get("iso_currency_code"),
             ))
         return accounts
+
+    async def verify_webhook(self, headers, body, url):
+        import jwt
+        from plaid.model.webhook_verification_key_get_request import WebhookVerificationKeyGetRequest
+
+        token = headers.get(inbound.PLAID_VERIFICATION) or ""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidSignature(f"bad Plaid-Verification token: {exc}") from exc
+        if header.get("alg") != "ES256" or not isinstance(header.get("kid"), str):
+            raise InvalidSignature("the Plaid-Verification token is not ES256 with a key id")
+        key = self._keys.get(header["kid"])
+        if key is None:
+            try:
+                found = await self._call(self.api.webhook_verification_key_get,
+                                         WebhookVerificationKeyGetRequest(key_id=header["kid"]))
+            except PortError as exc:
+                raise InvalidSignature(f"no Plaid verification key {header['kid']}: {exc}") from exc
+            key = self._keys[header["kid"]] = jwt.algorithms.ECAlgorithm.from_jwk(json.dumps(found.key.to_dict()))
+        inbound.plaid_claims(token, key, "ES256", body, self.tolerance)
+        return inbound.plaid_events(body)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import stripe
 
-from myhibachi.core.ports.base import InvalidSignature, PaymentIntent, PortError, Refund, WebhookEvent
+from myhibachi.core.ports import inbound
+from myhibachi.core.ports.base import InvalidSignature, PaymentIntent, PortError, Refund
 
 
 def _intent(obj) -> PaymentIntent:
@@ -28,6 +29,7 @@ class StripePayments:
         self.client = stripe.StripeClient(settings.stripe_api_key, base_addresses=base, max_network_retries=2,
                                           http_client=stripe.HTTPXClient())
         self.webhook_secret = settings.stripe_webhook_secret
+        self.tolerance = settings.webhook_tolerance_seconds
 
     async def _call(self, method, *args, params=None, options=None):
         try:
@@ -68,13 +70,12 @@ class StripePayments:
         return Refund(id=refund.id, payment_intent_id=intent_id, amount_cents=refund.amount,
                       currency=refund.currency, status=refund.status)
 
-    def verify_webhook(self, payload, signature):
+    async def verify_webhook(self, headers, body, url):
         if not self.webhook_secret:
             raise InvalidSignature("MYHIBACHI_STRIPE_WEBHOOK_SECRET is not set")
         try:
-            event = stripe.Webhook.construct_event(payload, signature, self.webhook_secret)
-        except stripe.SignatureVerificationError as exc:
+            stripe.WebhookSignature.verify_header(body.decode(), headers.get("Stripe-Signature") or "",
+                                                  self.webhook_secret, self.tolerance)
+        except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
             raise InvalidSignature(str(exc)) from exc
-        except ValueError as exc:
-            raise InvalidSignature("the payload is not an event") from exc
-        return WebhookEvent(id=event.id, type=event.type, data=event.data.to_dict())
+        return inbound.stripe_events(body)

@@ -15,7 +15,8 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
-from myhibachi.core.ports.base import CallInfo, PortError, SentMessage
+from myhibachi.core.ports import inbound
+from myhibachi.core.ports.base import CallInfo, InvalidSignature, PortError, SentMessage
 
 
 class HostSwapHttpClient(TwilioHttpClient):
@@ -49,8 +50,14 @@ class _Twilio:
         except TwilioRestException as exc:
             raise PortError(exc.msg, code=str(exc.code) if exc.code else None, status=exc.status) from exc
 
-    def verify_webhook(self, url, params, signature):
-        return bool(signature) and self.validator.validate(url, params, signature)
+    calls = False  # message callbacks (SMS) or call callbacks (telephony)
+
+    async def verify_webhook(self, headers, body, url):
+        params = inbound.twilio_form(body)
+        signature = headers.get(inbound.TWILIO_SIGNATURE)
+        if not (signature and self.validator.validate(url, params, signature)):
+            raise InvalidSignature("X-Twilio-Signature does not sign this URL and form")
+        return inbound.twilio_events(params, headers, body, calls=self.calls)
 
 
 class TwilioSms(_Twilio):
@@ -63,6 +70,8 @@ class TwilioSms(_Twilio):
 
 
 class TwilioTelephony(_Twilio):
+    calls = True
+
     def say(self, text, *, gather_action=None):
         response = VoiceResponse()
         if gather_action:

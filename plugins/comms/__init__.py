@@ -1,8 +1,9 @@
 """Direct SMS and email (roadmap 6.1): the sending service every other plugin uses.
 
 ``service.send`` queues a message row in the caller's transaction; the worker's poller
-sends it through ``ctx.ports.sms`` / ``ctx.ports.email``; provider callbacks move it to
-delivered, failed or bounced; inbound STOP/START keep a per-number opt-out list.
+sends it through ``ctx.ports.sms`` / ``ctx.ports.email``; provider callbacks (through the
+core's webhook hub) move it to delivered, failed or bounced; inbound STOP/START keep a
+per-number opt-out list.
 """
 from __future__ import annotations
 
@@ -30,13 +31,6 @@ class CommsSettings(BaseSettings):
     sending_timeout_minutes: int = Field(
         default=15, ge=1,
         description="A message left 'sending' this long (worker died mid-send) is failed, never re-sent.")
-    public_url: str | None = Field(
-        default=None,
-        description="The API's public address (https://api.example.com): Twilio status callbacks are sent "
-                    "there, and webhook signatures are checked against it. Unset: no status callback, and "
-                    "signatures are checked against the URL the request arrived on.")
-    webhook_tolerance_seconds: int = Field(
-        default=600, ge=1, description="SendGrid event webhooks signed longer ago than this are refused.")
 
 
 class CommsPlugin(Plugin):
@@ -61,6 +55,21 @@ class CommsPlugin(Plugin):
         from myhibachi.plugins.comms.tasks import register
 
         register(huey, ctx)
+
+    @hookimpl
+    def register_events(self) -> list:
+        from myhibachi.core.events import Event
+        from myhibachi.plugins.comms.schemas import MessageOptedOut, MessageSent
+
+        return [Event("message.sent", MessageSent), Event("message.opted_out", MessageOptedOut)]
+
+    @hookimpl
+    def register_event_handlers(self) -> dict[str, list]:
+        from myhibachi.plugins.comms import service
+
+        return {"webhook.twilio.status": [service.on_twilio_status],
+                "webhook.twilio.inbound": [service.on_twilio_inbound],
+                "webhook.sendgrid": [service.on_sendgrid_event]}
 
     @hookimpl
     async def may_send(self, customer_id, channel, kind, conn, ctx) -> str | None:

@@ -1,51 +1,19 @@
-"""The communications API and the providers' webhooks, thin over the service."""
+"""The communications API, thin over the service (providers' callbacks arrive through the
+core's webhook hub and are handled by the service's event handlers)."""
 from __future__ import annotations
 
-import json
-import time
 import uuid
-from urllib.parse import parse_qsl
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
 
 from myhibachi.core.auth import Principal, current_principal, require
 from myhibachi.core.db import Conn
 from myhibachi.core.routing import Connection
-from myhibachi.core.errors import Problem, error_responses, invalid
+from myhibachi.core.errors import error_responses, invalid
 from myhibachi.core.idempotency import HEADER, idempotent, scope_of
 from myhibachi.plugins.comms import service
-from myhibachi.plugins.comms.schemas import EmailSend, Message, MessagePage, SmsSend, Status, WebhookAck
-
-EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
-SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
-
-
-def _forbidden_signature() -> Problem:
-    return Problem(403, "Invalid signature", "the webhook signature does not match", kind="invalid-signature")
-
-
-def _signed_url(request: Request) -> str:
-    """The URL Twilio signed: the public address when configured (behind a proxy), else this one."""
-    base = service.settings_of(request.app.state.ctx).public_url
-    if base:
-        query = f"?{request.url.query}" if request.url.query else ""
-        return base.rstrip("/") + request.url.path + query
-    return str(request.url)
-
-
-async def _twilio_form(request: Request) -> dict[str, str]:
-    # Twilio posts application/x-www-form-urlencoded, one value per field.
-    try:
-        params = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True, strict_parsing=False))
-    except UnicodeDecodeError as exc:
-        raise invalid("body", "not a form") from exc
-    ctx = request.app.state.ctx
-    if not ctx.ports.sms.verify_webhook(_signed_url(request), params, request.headers.get("X-Twilio-Signature", "")):
-        raise _forbidden_signature()
-    return params
+from myhibachi.plugins.comms.schemas import EmailSend, Message, MessagePage, SmsSend, Status
 
 
 async def message_key(request: Request) -> str:
@@ -95,38 +63,3 @@ def add_routes(router: APIRouter, ctx) -> None:
         router.add_api_route(f"/communications/{channel}/history", history_route(channel), methods=["GET"],
                              response_model=MessagePage, responses=error_responses(401, 403, 422),
                              summary=f"{'SMS' if channel == 'sms' else 'Email'} history, newest first")
-
-    hooks = error_responses(403, 422)
-
-    @router.post("/webhooks/twilio/status", response_model=WebhookAck, responses=hooks,
-                 summary="Twilio message status callback (signed)")
-    async def twilio_status(request: Request, conn: Conn = Connection) -> WebhookAck:
-        params = await _twilio_form(request)
-        return WebhookAck(changed=int(await service.twilio_status(conn, params)))
-
-    @router.post("/webhooks/twilio/inbound", response_class=Response, responses=hooks,
-                 summary="Inbound SMS from Twilio (signed): STOP and START keywords")
-    async def twilio_inbound(request: Request, conn: Conn = Connection) -> Response:
-        params = await _twilio_form(request)
-        await service.twilio_inbound(conn, request.app.state.ctx, params)
-        return Response(EMPTY_TWIML, media_type="application/xml")
-
-    @router.post("/webhooks/sendgrid/events", response_model=WebhookAck, responses=hooks,
-                 summary="SendGrid event webhook (signed)")
-    async def sendgrid_events(request: Request, conn: Conn = Connection) -> WebhookAck:
-        ctx = request.app.state.ctx
-        payload = await request.body()
-        signature = request.headers.get(SENDGRID_SIGNATURE, "")
-        timestamp = request.headers.get(SENDGRID_TIMESTAMP, "")
-        if not ctx.ports.email.verify_webhook(payload, signature, timestamp):
-            raise _forbidden_signature()
-        tolerance = service.settings_of(ctx).webhook_tolerance_seconds
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > tolerance:
-            raise Problem(403, "Stale webhook", "the webhook's signed timestamp is too old", kind="invalid-signature")
-        try:
-            events = json.loads(payload)
-        except ValueError as exc:
-            raise invalid("body", "not JSON") from exc
-        if not isinstance(events, list):
-            raise invalid("body", "must be a JSON array of events")
-        return WebhookAck(changed=await service.sendgrid_events(conn, ctx, events))

@@ -53,6 +53,17 @@ class MessagePage(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
 
 
-class WebhookAck(BaseModel):
-    received: bool = True
-    changed: int = Field(description="Messages or opt-outs this callback changed (0 for a replay).")
+class MessageSent(BaseModel):
+    """The provider accepted a message (delivery follows in its status callbacks)."""
+
+    message_id: str
+    channel: Literal["sms", "email"]
+    customer_id: str | None = None
+
+
+class MessageOptedOut(BaseModel):
+    """A number or address opted out (an inbound STOP, an email unsubscribe or spam report)."""
+
+    channel: Literal["sms", "email"]
+    address: str = Field(description="The normalised number or address.")
+    customer_id: str | None = Field(None, description="The one customer with that number, if one.")

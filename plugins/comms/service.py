@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from myhibachi.core import webhooks
 from myhibachi.core.crypto import vault
 from myhibachi.core.customers import contacts, find_by_phone, normalise_email, normalise_phone
 from myhibachi.core.db import utcnow
@@ -169,10 +170,10 @@ async def set_opt_out(conn, ctx, channel: str, address: str, opted_out: bool, *,
     statement = pg_insert(opt_outs).values(address_hash=address_hash(ctx, channel, address), channel=channel,
                                            **values)
     # One statement: a concurrent or replayed callback waits on the row, then finds nothing to change.
-    changed = (await conn.execute(statement.on_conflict_do_update(
+    changed = await conn.fetch_one(statement.on_conflict_do_update(
         index_elements=["address_hash", "channel"], set_=values,
         where=opt_outs.c.opted_out.is_distinct_from(statement.excluded.opted_out),
-    ).returning(opt_outs.c.channel))).first()
+    ).returning(opt_outs.c.channel))
     if changed is None:
         return False
     if opted_out:
@@ -377,8 +378,8 @@ async def history(conn, ctx, channel: str, *, customer_id: uuid.UUID | None = No
 
 
 def status_callback(ctx) -> str | None:
-    base = settings_of(ctx).public_url
-    return f"{base.rstrip('/')}/v1/webhooks/twilio/status" if base else None
+    base = ctx.settings.public_url
+    return f"{base.rstrip('/')}/v1/webhooks/twilio" if base else None
 
 
 def transient(exc: BaseException) -> bool:
@@ -510,10 +511,25 @@ async def apply_status(conn, channel: str, provider_id: str, status: str, error:
         values["delivered_at"] = sa.func.now()
     if error:
         values["last_error"] = error[:2000]
-    result = await conn.execute(sa.update(messages).where(
+    return await conn.run(sa.update(messages).where(
         messages.c.channel == channel, messages.c.provider_id == provider_id,
-        messages.c.status.in_(MOVES[status])).values(**values))
-    return result.rowcount > 0
+        messages.c.status.in_(MOVES[status])).values(**values)) > 0
+
+
+async def on_twilio_status(conn, event, ctx) -> None:
+    """A Twilio status callback the core's webhook hub received (once per sid and status)."""
+    await twilio_status(conn, await webhooks.data_of(conn, ctx, event))
+
+
+async def on_twilio_inbound(conn, event, ctx) -> None:
+    """An inbound SMS the hub received (once per MessageSid: a replayed START sent before a
+    later STOP is never applied again)."""
+    await twilio_inbound(conn, ctx, await webhooks.data_of(conn, ctx, event))
+
+
+async def on_sendgrid_event(conn, event, ctx) -> None:
+    """One SendGrid event webhook entry the hub received (once per sg_event_id)."""
+    await sendgrid_events(conn, ctx, [await webhooks.data_of(conn, ctx, event)])
 
 
 async def twilio_status(conn, params: dict[str, str]) -> bool:

@@ -8,7 +8,8 @@ adapter of the embedded default), tracked here as a small state machine:
 ``cancelled`` / ``failed``; it never moves backwards. When it succeeds the booking is
 confirmed (an event handler on ``payment.succeeded``). Before capture a deposit can be
 cancelled; after capture, cancelling refunds what is left, and refunds never exceed what
-was captured. Stripe's signed webhooks drive the same states, and a poller reconciles
+was captured. Stripe's events, received by the core's webhook hub (``/v1/webhooks/stripe``),
+drive the same states, and a poller reconciles
 deposits left processing or unconfirmed with the provider.
 """
 from __future__ import annotations
@@ -38,7 +39,7 @@ class DepositsPlugin(Plugin):
     name = "deposits"
     version = "1.0.0"
     flag = "FEATURE_FLAG_DEPOSIT_API"
-    description = "Booking deposits through Stripe PaymentIntents (create, confirm, cancel, refund, webhooks)."
+    description = "Booking deposits through Stripe PaymentIntents (create, confirm, cancel, refund, Stripe's events)."
     features = {"5.1": ["test_create_deposit_success", "test_list_deposits", "test_confirm_deposit",
                         "test_cancel_deposit", "test_refund_deposit"]}
     permissions = ("payments.read", "payments.write")
@@ -59,10 +60,18 @@ class DepositsPlugin(Plugin):
         register(ctx, self.settings)
 
     @hookimpl
+    def register_events(self) -> list:
+        from myhibachi.core.events import Event
+        from myhibachi.plugins.deposits.schemas import PaymentFailed, PaymentRefunded, PaymentSucceeded
+
+        return [Event("payment.succeeded", PaymentSucceeded), Event("payment.refunded", PaymentRefunded),
+                Event("payment.failed", PaymentFailed)]
+
+    @hookimpl
     def register_event_handlers(self) -> dict[str, list]:
         from myhibachi.plugins.deposits import service
 
-        return {"payment.succeeded": [service.on_payment_succeeded]}
+        return {"payment.succeeded": [service.on_payment_succeeded], "webhook.stripe": [service.on_stripe_event]}
 
 
 plugin = DepositsPlugin()

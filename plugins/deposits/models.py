@@ -57,17 +57,6 @@ deposit_refunds = sa.Table(
     info=OWNER,
 )
 
-# Each provider event id once: a replayed webhook is acknowledged and ignored.
-payment_webhook_events = sa.Table(
-    "payment_webhook_events",
-    metadata,
-    sa.Column("id", sa.String(255), primary_key=True),
-    sa.Column("type", sa.String(100), nullable=False),
-    sa.Column("deposit_id", UUID(as_uuid=True), sa.ForeignKey("deposits.id", ondelete="SET NULL")),
-    timestamp("received_at", nullable=False, server_default=sa.func.now()),
-    info=OWNER,
-)
-
 # Disputes as they arrive; the disputes plugin works them later.
 payment_disputes = sa.Table(
     "payment_disputes",

@@ -1,4 +1,4 @@
-"""The deposits API and the Stripe webhook, thin over the service."""
+"""The deposits API, thin over the service."""
 from __future__ import annotations
 
 import uuid
@@ -22,7 +22,6 @@ from myhibachi.plugins.deposits.schemas import (
     Refund,
     RefundCreate,
     Status,
-    WebhookResult,
 )
 
 
@@ -97,11 +96,3 @@ def add_routes(router: APIRouter, cfg) -> None:
                                                 service.derived_id(scope_of(principal), request.headers[HEADER],
                                                                    f"refund:{deposit_id}"))
         return DepositWithRefund(deposit=Deposit(**dep), refund=Refund(**row))
-
-    @router.post("/webhooks/stripe", response_model=WebhookResult, responses=error_responses(400),
-                 summary="Stripe's signed webhook")
-    async def stripe_webhook(request: Request, conn: Conn = Connection, ctx=Depends(app_context)) -> WebhookResult:
-        """Verified with `Stripe-Signature`; each event id is applied once (a replay answers 200)."""
-        result = await service.handle_webhook(conn, ctx, await request.body(),
-                                              request.headers.get("stripe-signature"))
-        return WebhookResult(**result)

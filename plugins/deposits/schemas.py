@@ -75,8 +75,33 @@ class DepositPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
 
 
-class WebhookResult(BaseModel):
-    received: bool
-    duplicate: bool
-    deposit_id: uuid.UUID | None = None
-    status: Status | None = None
+# --- the events deposits publishes ---------------------------------------------------------
+
+
+class PaymentSucceeded(BaseModel):
+    """A deposit was captured (the booking it holds is confirmed by deposits itself)."""
+
+    payment_id: str = Field(description="The deposit's id.")
+    booking_id: str
+    customer_id: str
+    amount_cents: int
+    currency: str
+
+
+class PaymentRefunded(BaseModel):
+    """Part or all of a captured deposit was refunded; `amount_cents` is this refund's share."""
+
+    payment_id: str
+    booking_id: str
+    customer_id: str
+    amount_cents: int
+    currency: str
+
+
+class PaymentFailed(BaseModel):
+    """A deposit's payment was declined or failed at the provider."""
+
+    payment_id: str
+    booking_id: str
+    customer_id: str
+    reason: str

@@ -1,5 +1,5 @@
 """Deposits: the state machine, the provider calls (only through ``ctx.ports.payments``),
-webhooks and reconciliation, callable without HTTP.
+Stripe's events (from the core's webhook hub) and reconciliation, callable without HTTP.
 
 Every provider call carries an idempotency key derived from the deposit (its id comes from
 the caller's ``Idempotency-Key``), and confirm and cancel first read the provider's state:
@@ -19,14 +19,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import bookings as core_bookings
-from myhibachi.core import events
+from myhibachi.core import events, webhooks
 from myhibachi.core.auth import Principal, check_owner_or
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.models import bookings
-from myhibachi.core.ports import InvalidSignature, PortError
+from myhibachi.core.ports import PortError
 from myhibachi.core.pagination import decode_cursor, encode_cursor
-from myhibachi.plugins.deposits.models import deposit_refunds, deposits, payment_disputes, payment_webhook_events
+from myhibachi.plugins.deposits.models import deposit_refunds, deposits, payment_disputes
 
 log = logging.getLogger("myhibachi.deposits")
 
@@ -321,58 +321,46 @@ async def list_deposits(conn, principal: Principal, *, booking_id=None, customer
 # --- webhooks ------------------------------------------------------------------------------
 
 
-def _intent_of(event) -> str | None:
-    obj = event.data.get("object") or {}
-    if event.type.startswith("payment_intent."):
+def _intent_of(type_: str, obj: dict[str, Any]) -> str | None:
+    if type_.startswith("payment_intent."):
         return obj.get("id")
     return obj.get("payment_intent")
 
 
-async def handle_webhook(conn, ctx, payload: bytes, signature: str | None) -> dict[str, Any]:
-    """Verify, record once, and apply a provider event; returns what was done."""
-    try:
-        event = ctx.ports.payments.verify_webhook(payload, signature or "")
-    except InvalidSignature as exc:
-        raise Problem(400, "Invalid signature", str(exc), kind="invalid-signature") from exc
-    intent_id = _intent_of(event)
+async def on_stripe_event(conn, event, ctx) -> None:
+    """Apply a Stripe event the core's webhook hub received (once per Stripe event id):
+    the deposit moves forward only, so events arriving out of order change nothing back."""
+    type_ = event["payload"]["type"]
+    obj = (await webhooks.data_of(conn, ctx, event)).get("object") or {}
+    intent_id = _intent_of(type_, obj)
     dep = None
     if intent_id:
-        found = (await conn.execute(sa.select(deposits).where(deposits.c.intent_id == intent_id).with_for_update())
-                 ).mappings().first()
-        dep = dict(found) if found else None
-    recorded = (await conn.execute(pg_insert(payment_webhook_events).values(
-        id=event.id, type=event.type, deposit_id=dep["id"] if dep else None,
-    ).on_conflict_do_nothing().returning(payment_webhook_events.c.id))).first()
-    if recorded is None:
-        return {"received": True, "duplicate": True, "deposit_id": None, "status": dep["status"] if dep else None}
-    obj = event.data.get("object") or {}
+        dep = await conn.fetch_one(sa.select(deposits).where(deposits.c.intent_id == intent_id).with_for_update())
     # the customer, so the flag's sticky rollout treats the provider's events as theirs
     actor = str(dep["customer_id"]) if dep else "system"
-    if event.type == "charge.dispute.created":
+    if type_ == "charge.dispute.created":
         await conn.run(pg_insert(payment_disputes).values(
             id=uuid.uuid4(), provider_dispute_id=str(obj.get("id")), deposit_id=dep["id"] if dep else None,
             intent_id=intent_id, charge_id=obj.get("charge"), amount_cents=int(obj.get("amount") or 0),
             currency=str(obj.get("currency") or (dep or {}).get("currency") or "usd").upper()[:3],
             reason=obj.get("reason"), status=obj.get("status"), raw=obj,
         ).on_conflict_do_nothing())
-    elif dep is not None:
-        if event.type == "payment_intent.succeeded":
-            dep = await advance(conn, ctx, dep, "succeeded",
-                                captured=int(obj.get("amount_received") or obj.get("amount") or dep["amount_cents"]),
-                                actor=actor)
-        elif event.type == "payment_intent.processing":
-            dep = await advance(conn, ctx, dep, "processing", actor=actor)
-        elif event.type == "payment_intent.payment_failed":
-            error = obj.get("last_payment_error") or {}
-            dep = await advance(conn, ctx, dep, "failed", reason=error.get("code") or "payment_failed", actor=actor)
-        elif event.type == "payment_intent.canceled":
-            dep = await advance(conn, ctx, dep, "cancelled", actor=actor)
-        elif event.type == "charge.refunded":
-            captured = int(obj.get("amount_captured") or obj.get("amount") or dep["amount_cents"])
-            dep = await advance(conn, ctx, dep, "refunded", captured=captured,
-                                refunded=int(obj.get("amount_refunded") or 0), actor=actor)
-    return {"received": True, "duplicate": False, "deposit_id": dep["id"] if dep else None,
-            "status": dep["status"] if dep else None}
+    elif dep is None:
+        return
+    elif type_ == "payment_intent.succeeded":
+        await advance(conn, ctx, dep, "succeeded",
+                      captured=int(obj.get("amount_received") or obj.get("amount") or dep["amount_cents"]), actor=actor)
+    elif type_ == "payment_intent.processing":
+        await advance(conn, ctx, dep, "processing", actor=actor)
+    elif type_ == "payment_intent.payment_failed":
+        error = obj.get("last_payment_error") or {}
+        await advance(conn, ctx, dep, "failed", reason=error.get("code") or "payment_failed", actor=actor)
+    elif type_ == "payment_intent.canceled":
+        await advance(conn, ctx, dep, "cancelled", actor=actor)
+    elif type_ == "charge.refunded":
+        captured = int(obj.get("amount_captured") or obj.get("amount") or dep["amount_cents"])
+        await advance(conn, ctx, dep, "refunded", captured=captured, refunded=int(obj.get("amount_refunded") or 0),
+                      actor=actor)
 
 
 # --- the booking, and reconciliation ---------------------------------------------------------

@@ -45,6 +45,7 @@ class LoyaltyPlugin(Plugin):
     description = "Points earned on payments, redeemed as booking discounts, expiring after a year."
     features = {"2.4": ["test_customer_loyalty_points"]}
     permissions = ("loyalty.read", "loyalty.write")
+    requires = ("deposits",)  # points are earned on its payment.* events
 
     def __init__(self, **settings: Any) -> None:
         self.settings = LoyaltySettings(**settings)

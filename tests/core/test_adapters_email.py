@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import email
 import json
+import time
 from email import policy
 
 import pytest
@@ -11,7 +12,7 @@ from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from myhibachi.core.ports import PortError
+from myhibachi.core.ports import InvalidSignature, PortError
 from tests.conftest import free_port
 
 
@@ -51,12 +52,19 @@ async def test_sendgrid_signed_event_webhook(make_app, httpserver):
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
     mail = make_app(**sendgrid_settings(httpserver, sendgrid_webhook_public_key=public)).state.ctx.ports.email
     payload = b'[{"email":"ana@example.com","event":"delivered","sg_message_id":"sg-msg-1"}]\r\n'
-    timestamp = "1700000000"
+    timestamp = str(int(time.time()))
     signature = base64.b64encode(key.sign(timestamp.encode() + payload, ec.ECDSA(hashes.SHA256()))).decode()
-    assert mail.verify_webhook(payload, signature, timestamp)
-    assert not mail.verify_webhook(payload.replace(b"delivered", b"bounce"), signature, timestamp)
-    assert not mail.verify_webhook(payload, signature, "1700000001")
-    assert not mail.verify_webhook(payload, "not base64!", timestamp)
+
+    def headers(signature, timestamp=timestamp):
+        return {"X-Twilio-Email-Event-Webhook-Signature": signature, "X-Twilio-Email-Event-Webhook-Timestamp": timestamp}
+
+    [event] = await mail.verify_webhook(headers(signature), payload, "")
+    assert (event.type, event.data["sg_message_id"]) == ("delivered", "sg-msg-1")
+    for bad_headers, body in ((headers(signature), payload.replace(b"delivered", b"bounce")),
+                              (headers(signature, str(int(timestamp) + 1)), payload),
+                              (headers("not base64!"), payload)):
+        with pytest.raises(InvalidSignature):
+            await mail.verify_webhook(bad_headers, body, "")
 
 
 class Inbox:
@@ -87,7 +95,8 @@ async def test_smtp_send(make_app):
     assert message["Message-ID"] == sent.id and sent.id.endswith("@myhibachi.example>")
     assert message.get_body(("plain",)).get_content().strip() == "See you Saturday"
     assert message.get_body(("html",)).get_content().strip() == "<p>See you</p>"
-    assert not mail.verify_webhook(b"[]", "sig", "1")
+    with pytest.raises(InvalidSignature):
+        await mail.verify_webhook({}, b"[]", "")
 
 
 async def test_smtp_unreachable_is_a_port_error(make_app):

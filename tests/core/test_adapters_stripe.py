@@ -73,9 +73,9 @@ async def test_stripe_webhook_signature(make_app):
                           "data": {"object": {"id": "ch_1", "object": "charge"}}}).encode()
     ts = int(time.time())
     mac = hmac.new(b"whsec_test_ports", f"{ts}.".encode() + payload, hashlib.sha256).hexdigest()
-    event = pay.verify_webhook(payload, f"t={ts},v1={mac}")
+    [event] = await pay.verify_webhook({"Stripe-Signature": f"t={ts},v1={mac}"}, payload, "")
     assert (event.id, event.type, event.data["object"]["id"]) == ("evt_1", "charge.refunded", "ch_1")
     with pytest.raises(InvalidSignature):
-        pay.verify_webhook(payload.replace(b"ch_1", b"ch_2"), f"t={ts},v1={mac}")
+        await pay.verify_webhook({"Stripe-Signature": f"t={ts},v1={mac}"}, payload.replace(b"ch_1", b"ch_2"), "")
     with pytest.raises(InvalidSignature):
-        pay.verify_webhook(payload, "t=1,v1=" + mac)
+        await pay.verify_webhook({"Stripe-Signature": "t=1,v1=" + mac}, payload, "")

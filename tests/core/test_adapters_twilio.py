@@ -4,11 +4,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import pytest
 
-from myhibachi.core.ports import PortError
+from myhibachi.core.ports import InvalidSignature, PortError
 
 SID, TOKEN = "AC" + "0" * 32, "twilio-test-token"
 BASIC = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
@@ -68,6 +68,9 @@ async def test_twilio_webhook_signature(make_app, httpserver):
     params = {"MessageSid": "SM1", "MessageStatus": "delivered", "To": "+15551230000"}
     data = url + "".join(k + params[k] for k in sorted(params))
     signature = base64.b64encode(hmac.new(TOKEN.encode(), data.encode(), hashlib.sha1).digest()).decode()
-    assert sms.verify_webhook(url, params, signature)
-    assert not sms.verify_webhook(url, {**params, "MessageStatus": "failed"}, signature)
-    assert not sms.verify_webhook(url, params, "")
+    body = urlencode(params).encode()
+    [event] = await sms.verify_webhook({"X-Twilio-Signature": signature}, body, url)
+    assert (event.id, event.topic) == ("SM1:delivered", "status")
+    for headers, form in (({"X-Twilio-Signature": signature}, body.replace(b"delivered", b"failed")), ({}, body)):
+        with pytest.raises(InvalidSignature):
+            await sms.verify_webhook(headers, form, url)

@@ -11,14 +11,22 @@ import time
 import uuid
 from pathlib import Path
 
+import json
+import re
+
 import pytest
 import sqlalchemy as sa
+from pydantic import BaseModel, ValidationError
 
 from tests.db import rolled_back
 
 from myhibachi.core.auth import create_api_key
-from myhibachi.core.events import deliver_due, fan_out, publish, purge_settled
+from myhibachi.core import Plugin, hookimpl
+from myhibachi.core.events import BookingCreated, Event, catalogue, deliver_due, fan_out, publish, purge_settled
+from myhibachi.core.plugins import PluginError
 from myhibachi.core.scheduled import periodic_jobs_of
+from myhibachi.plugins.comms import CommsPlugin
+from myhibachi.plugins.deposits import DepositsPlugin
 from myhibachi.core.models import event_deliveries, outbox_events
 from tests.core import probe
 from tests.core.probe import FailingPlugin, ProbePlugin, create_effects_table, effects, publish_many
@@ -26,6 +34,7 @@ from tests.core.probe import FailingPlugin, ProbePlugin, create_effects_table, e
 ROOT = Path(__file__).resolve().parents[2]
 SUBSCRIBER = "probe:tests.core.probe.on_booking_created"
 FAILING = "failing:tests.core.probe.on_booking_created_failing"
+BUILT_IN = ("admin_rbac", "audit", "comms", "deposits", "locations", "loyalty", "reminders")
 
 
 @pytest.fixture(autouse=True)
@@ -361,10 +370,10 @@ async def test_a_stuck_handler_times_out_as_a_failed_attempt(make_app):
 async def test_an_event_nobody_subscribes_to_is_settled_at_once(make_app):
     ctx = make_app([]).state.ctx
     async with ctx.db.transaction() as conn:
-        event_id = await publish(conn, ctx, "payment.failed", {"payment_id": "p1", "reason": "card"})
+        event_id = await publish(conn, ctx, "booking.cancelled", {"booking_id": "b1", "reason": "rain"})
     async with ctx.db.read() as conn:
         row = await conn.fetch_one(sa.select(outbox_events).where(outbox_events.c.id == event_id))
-    assert row["dispatched_at"] is not None and row["payload"] == {"payment_id": "p1", "reason": "card"}
+    assert row["dispatched_at"] is not None and row["payload"] == {"booking_id": "b1", "reason": "rain"}
     assert await statuses(ctx.db) == {}
 
 
@@ -419,3 +428,113 @@ async def test_publishing_requests_wake_the_dispatchers_after_commit_a_burst_onc
     assert [a.status_code for a in answers] == [201] * 10
     assert 1 <= len(visible) < 10, visible
     assert visible[-1] == 10
+
+
+# --- the catalogue: events declared by their publishers ------------------------------------
+
+
+class TipPaid(BaseModel):
+    """A tip was paid."""
+
+    tip_id: str
+    amount_cents: int
+
+
+class Tipping(Plugin):
+    name = "tipping"
+
+    @hookimpl
+    def register_events(self):
+        return [Event("tip.paid", TipPaid)]
+
+
+class TipWatcher(Plugin):
+    """Subscribes to a deposits event and to the tipping plugin's own."""
+
+    name = "tip_watcher"
+
+    @hookimpl
+    def register_event_handlers(self):
+        async def on_event(conn, event, ctx):
+            pass
+
+        return {"payment.succeeded": [on_event], "tip.paid": [on_event]}
+
+
+class Squatter(Plugin):
+    name = "squatter"
+
+    @hookimpl
+    def register_events(self):
+        return [Event("booking.created", TipPaid)]
+
+
+async def test_hook_register_events(make_app):
+    """The catalogue holds each declared event with its owner, payload fields and doc; a name
+    declared twice leaves the second declarer out. Broken on purpose by dropping the owner
+    from ``declare``: red."""
+    ctx = make_app([DepositsPlugin(), CommsPlugin(), Tipping(), Squatter()], strict_plugins=False).state.ctx
+    rows = {r["name"]: r for r in catalogue(ctx)}
+    assert rows["payment.succeeded"]["owner"] == "deposits" and rows["message.sent"]["owner"] == "comms"
+    assert rows["tip.paid"] == {"name": "tip.paid", "owner": "tipping", "doc": "A tip was paid.", "fields": [
+        {"name": "tip_id", "type": "str", "required": True, "description": ""},
+        {"name": "amount_cents", "type": "int", "required": True, "description": ""}]}
+    assert rows["booking.created"]["owner"] == "core" and rows["webhook.stripe"]["owner"] == "core"
+    assert "customer.merged" not in rows
+    assert "already declared by core" in ctx.plugins.records["squatter"].reason
+
+
+async def test_a_subscriber_to_an_event_no_installed_plugin_declares_is_refused(make_app):
+    """Without deposits nothing declares payment.*: its subscriber is left out at start-up,
+    the reason naming the event and the plugin; with deposits it starts."""
+    ctx = make_app([Tipping(), TipWatcher()], strict_plugins=False).state.ctx
+    reason = ctx.plugins.records["tip_watcher"].reason
+    assert "tip_watcher subscribes to event 'payment.succeeded', which no installed plugin declares" in reason
+    assert ctx.plugins.get("tip_watcher") is None and "payment.succeeded" not in ctx.events
+    with pytest.raises(PluginError, match="payment.succeeded"):
+        make_app([Tipping(), TipWatcher()])  # strict (CI) makes it fatal
+    ctx = make_app([DepositsPlugin(), Tipping(), TipWatcher()]).state.ctx
+    assert ctx.plugins.get("tip_watcher") is not None
+
+
+async def test_publishing_an_undeclared_event_raises_and_validation_is_opt_in(make_app):
+    ctx = make_app([]).state.ctx
+    async with rolled_back(ctx.db) as conn:
+        with pytest.raises(ValueError, match="unknown event 'payment.succeeded'"):
+            await publish(conn, ctx, "payment.succeeded", {"payment_id": "p1"})
+    checked = make_app([], validate_events=True).state.ctx
+    async with rolled_back(checked.db) as conn:
+        with pytest.raises(ValidationError, match="customer_id"):
+            await publish(conn, checked, "booking.cancelled", {"booking_id": "b1"})
+        await publish(conn, checked, "booking.cancelled", {"booking_id": "b1", "customer_id": "c1"})
+
+
+def test_the_catalogue_command_and_the_docs_list_the_built_in_events(monkeypatch):
+    """``myhibachi events catalogue`` lists every installed plugin's events with their owner;
+    docs/plugins.md holds the generated list of the built-in ones."""
+    from typer.testing import CliRunner
+
+    from myhibachi.core.cli import app
+
+    monkeypatch.setenv("MYHIBACHI_PLUGINS", ",".join(BUILT_IN))
+    result = CliRunner().invoke(app, ["events", "catalogue", "--json"])
+    assert result.exit_code == 0, result.output
+    owners = {r["name"]: r["owner"] for r in json.loads(result.output)}
+    assert owners["payment.refunded"] == "deposits" and owners["message.opted_out"] == "comms"
+    table = CliRunner().invoke(app, ["events", "catalogue"]).output
+    assert re.search(r"^payment\.refunded +deposits +payment_id, booking_id", table, re.M)
+    markdown = CliRunner().invoke(app, ["events", "catalogue", "--markdown"]).output.strip()
+    docs = (ROOT / "docs" / "plugins.md").read_text()
+    between = docs.split("<!-- events catalogue: start -->")[1].split("<!-- events catalogue: end -->")[0]
+    assert between.strip() == markdown, "regenerate with: myhibachi events catalogue --markdown"
+
+
+def test_publish_stays_cheap():
+    """What validating would cost per publish, measured (the hot path does not validate)."""
+    payload = {"booking_id": "b", "customer_id": "c", "starts_at": "2030-01-01T00:00:00+00:00",
+               "time_zone": "UTC", "party_size": 10, "total_cents": 1, "extra": {}}
+    started = time.perf_counter()
+    for _ in range(10_000):
+        BookingCreated.model_validate(payload)
+    per_call = (time.perf_counter() - started) / 10_000
+    assert per_call < 1e-3

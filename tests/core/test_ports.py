@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import urlencode
 import os
 import sys
 import textwrap
@@ -158,26 +159,46 @@ async def test_offline_webhook_signatures_use_the_providers_schemes(make_app):
     header = ports.payments.sign_webhook(payload.encode())
     # Stripe's own verifier accepts the offline signature: a test Stripe CLI or fixture works unchanged.
     stripe.WebhookSignature.verify_header(payload, header, ports.payments.webhook_secret)
-    event = ports.payments.verify_webhook(payload.encode(), header)
+    def stripe(body: bytes, signature: str):
+        return ports.payments.verify_webhook({"Stripe-Signature": signature}, body, "")
+
+    [event] = await stripe(payload.encode(), header)
     assert (event.id, event.type, event.data["object"]["id"]) == ("evt_1", "payment_intent.succeeded", "pi_1")
     with pytest.raises(InvalidSignature):
-        ports.payments.verify_webhook(payload.replace("pi_1", "pi_2").encode(), header)
+        await stripe(payload.replace("pi_1", "pi_2").encode(), header)
     with pytest.raises(InvalidSignature):
-        stale = ports.payments.sign_webhook(payload.encode(), int(time.time()) - 3600)
-        ports.payments.verify_webhook(payload.encode(), stale)
+        await stripe(payload.encode(), ports.payments.sign_webhook(payload.encode(), int(time.time()) - 3600))
     with pytest.raises(InvalidSignature):
-        ports.payments.verify_webhook(payload.encode(), "")
+        await stripe(payload.encode(), "")
 
-    url, params = "https://hibachi.example/v1/sms/status", {"MessageSid": "SM1", "MessageStatus": "delivered"}
+    url, params = "https://hibachi.example/v1/webhooks/twilio", {"MessageSid": "SM1", "MessageStatus": "delivered"}
+    form = urlencode(params).encode()
     signature = ports.sms.sign_webhook(url, params)
     assert RequestValidator(ports.sms.webhook_secret).validate(url, params, signature)
-    assert ports.sms.verify_webhook(url, params, signature)
-    assert not ports.sms.verify_webhook(url, {**params, "MessageStatus": "failed"}, signature)
-    assert ports.telephony.verify_webhook(url, params, ports.telephony.sign_webhook(url, params))
+    [status] = await ports.sms.verify_webhook({"X-Twilio-Signature": signature}, form, url)
+    assert (status.id, status.type, status.topic) == ("SM1:delivered", "delivered", "status")
+    with pytest.raises(InvalidSignature):
+        await ports.sms.verify_webhook({"X-Twilio-Signature": signature}, form.replace(b"delivered", b"failed"), url)
+    call = {"CallSid": "CA1", "CallStatus": "completed"}
+    [ended] = await ports.telephony.verify_webhook({"X-Twilio-Signature": ports.telephony.sign_webhook(url, call)},
+                                                   urlencode(call).encode(), url)
+    assert (ended.id, ended.type) == ("CA1:completed", "completed")
 
-    body = b'[{"event": "delivered"}]'
-    assert ports.email.verify_webhook(body, ports.email.sign_webhook(body, "1700000000"), "1700000000")
-    assert not ports.email.verify_webhook(body, ports.email.sign_webhook(body, "1700000000"), "1700000001")
+    body, stamp = b'[{"event": "delivered", "sg_event_id": "ev1"}]', str(int(time.time()))
+    signed = {"X-Twilio-Email-Event-Webhook-Signature": ports.email.sign_webhook(body, stamp),
+              "X-Twilio-Email-Event-Webhook-Timestamp": stamp}
+    assert [e.id for e in await ports.email.verify_webhook(signed, body, "")] == ["ev1"]
+    with pytest.raises(InvalidSignature):
+        await ports.email.verify_webhook({**signed, "X-Twilio-Email-Event-Webhook-Timestamp": "1700000000"}, body, "")
+
+    hook = b'{"webhook_type": "ITEM", "webhook_code": "ERROR", "item_id": "i1"}'
+    [plaid] = await ports.bank.verify_webhook({"Plaid-Verification": ports.bank.sign_webhook(hook)}, hook, "")
+    assert plaid.type == "ITEM.ERROR"
+    with pytest.raises(InvalidSignature):
+        await ports.bank.verify_webhook({"Plaid-Verification": ports.bank.sign_webhook(hook)}, hook + b" ", "")
+    with pytest.raises(InvalidSignature):
+        stale = ports.bank.sign_webhook(hook, int(time.time()) - 3600)
+        await ports.bank.verify_webhook({"Plaid-Verification": stale}, hook, "")
 
 
 async def test_offline_twiml(make_app):
@@ -218,8 +239,8 @@ class AcmeSms:
         self.sent.append((to, body))
         return SentMessage(id=f"acme-{len(self.sent)}", status="queued", to=to)
 
-    def verify_webhook(self, url, params, signature):
-        return signature == "ok"
+    async def verify_webhook(self, headers, body, url):
+        return []
 
 
 class ClashingPlugin(Plugin):

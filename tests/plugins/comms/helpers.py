@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from myhibachi.core.events import deliver_due
 from myhibachi.core.models import offline_outbox, outbox_events
 from myhibachi.core.scheduled import pollers
 from myhibachi.plugins.comms import CommsPlugin
@@ -18,6 +19,12 @@ def comms_app(make_app, *, extra_plugins=(), plugin_settings=None, **overrides):
 async def run_worker(ctx) -> int:
     """One round of the worker's comms poller, as the dispatch loop runs it."""
     return await pollers(ctx)["comms"](ctx)
+
+
+async def deliver(ctx) -> None:
+    """Run the event handlers of what was published (the hub's webhook.* events among them)."""
+    while await deliver_due(ctx):
+        pass
 
 
 async def rows(db, table, *where):

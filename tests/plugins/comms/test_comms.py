@@ -14,10 +14,12 @@ from myhibachi.core import Plugin, hookimpl
 from myhibachi.core.db import utcnow
 from myhibachi.plugins.comms import service
 from myhibachi.plugins.comms.models import comms_messages
-from tests.plugins.comms.helpers import comms_app, events, key, messages, outbox, run_worker
+from tests.plugins.comms.helpers import comms_app, deliver, events, key, messages, outbox, run_worker
 
 SMS = "/v1/communications/sms/send"
 EMAIL = "/v1/communications/email/send"
+TWILIO = "/v1/webhooks/twilio"
+SENDGRID = "/v1/webhooks/sendgrid"
 
 
 async def test_send_sms_direct(make_app, client_of, seed):
@@ -47,22 +49,23 @@ async def test_send_sms_direct(make_app, client_of, seed):
         [published] = await events(ctx.db, "message.sent")
         assert published["payload"]["message_id"] == message["id"]
 
-        # Twilio's status callback (signed) moves it to delivered; a replay changes nothing
+        # Twilio's status callback (signed), through the core's hub, moves it to delivered;
+        # a replay changes nothing, a later "sent" never moves it back
         params = {"MessageSid": row["provider_id"], "MessageStatus": "delivered", "To": "+12025550101"}
-        url = "http://test/v1/webhooks/twilio/status"
+        url = f"http://test{TWILIO}"
         signed = {"X-Twilio-Signature": ctx.ports.sms.sign_webhook(url, params)}
-        first = await c.post("/v1/webhooks/twilio/status", data=params, headers=signed)
-        assert first.status_code == 200 and first.json()["changed"] == 1, first.text
-        replay = await c.post("/v1/webhooks/twilio/status", data=params, headers=signed)
-        assert replay.status_code == 200 and replay.json()["changed"] == 0
+        first = await c.post(TWILIO, data=params, headers=signed)
+        assert first.status_code == 200 and "<Response></Response>" in first.text, first.text
+        replay = await c.post(TWILIO, data=params, headers=signed)
+        assert replay.status_code == 200
         late = {**params, "MessageStatus": "sent"}
-        older = await c.post("/v1/webhooks/twilio/status", data=late,
-                             headers={"X-Twilio-Signature": ctx.ports.sms.sign_webhook(url, late)})
-        assert older.json()["changed"] == 0  # never backwards
-        forged = await c.post("/v1/webhooks/twilio/status", data={**params, "MessageStatus": "failed"},
-                              headers=signed)
-        assert forged.status_code == 403
+        older = await c.post(TWILIO, data=late, headers={"X-Twilio-Signature": ctx.ports.sms.sign_webhook(url, late)})
+        assert older.status_code == 200
+        forged = await c.post(TWILIO, data={**params, "MessageStatus": "failed"}, headers=signed)
+        assert forged.status_code == 400
         assert forged.headers["content-type"].startswith("application/problem+json")
+        assert [e["payload"]["type"] for e in await events(ctx.db, "webhook.twilio.status")] == ["delivered", "sent"]
+        await deliver(ctx)
 
         # a bare number, a UCS-2 body, and the filters of the history
         emoji = await c.post(SMS, json={"to": "+44 20 7946 0958", "body": "Table for 8 🎉" * 6}, headers=key("b"))
@@ -123,13 +126,19 @@ async def test_send_email_direct(make_app, client_of, seed):
         stamp = str(int(time.time()))
         signed = {"X-Twilio-Email-Event-Webhook-Signature": ctx.ports.email.sign_webhook(payload, stamp),
                   "X-Twilio-Email-Event-Webhook-Timestamp": stamp, "Content-Type": "application/json"}
-        first = await c.post("/v1/webhooks/sendgrid/events", content=payload, headers=signed)
-        assert first.status_code == 200 and first.json()["changed"] == 2, first.text
-        replay = await c.post("/v1/webhooks/sendgrid/events", content=payload, headers=signed)
-        assert replay.status_code == 200 and replay.json()["changed"] == 0
-        tampered = await c.post("/v1/webhooks/sendgrid/events", content=payload.replace(b"bounce", b"delivered"),
-                                headers=signed)
-        assert tampered.status_code == 403
+        first = await c.post(SENDGRID, content=payload, headers=signed)
+        assert first.status_code == 200 and first.json() == {"received": 3, "duplicates": 0}, first.text
+        replay = await c.post(SENDGRID, content=payload, headers=signed)
+        assert replay.status_code == 200 and replay.json() == {"received": 3, "duplicates": 3}
+        tampered = await c.post(SENDGRID, content=payload.replace(b"bounce", b"delivered"), headers=signed)
+        assert tampered.status_code == 400
+        stale_stamp = str(int(time.time()) - 3600)
+        stale = await c.post(SENDGRID, content=payload, headers={
+            **signed, "X-Twilio-Email-Event-Webhook-Timestamp": stale_stamp,
+            "X-Twilio-Email-Event-Webhook-Signature": ctx.ports.email.sign_webhook(payload, stale_stamp)})
+        assert stale.status_code == 400 and "tolerance" in stale.json()["detail"]
+        assert len(await events(ctx.db, "webhook.sendgrid")) == 3
+        await deliver(ctx)
         final = {m["to"]: m for m in (await c.get("/v1/communications/email/history")).json()["items"]}
         assert final["ana@example.com"]["status"] == "delivered" and final["ana@example.com"]["delivered_at"]
         assert final["ben@example.com"]["status"] == "bounced"
@@ -220,7 +229,7 @@ async def test_stop_blocks_the_next_sms_and_start_allows_again(make_app, client_
     ctx = app.state.ctx
     customer = await seed.customer(phone="+12025550101")
     staff = await seed.staff("comms.send")
-    url = "http://test/v1/webhooks/twilio/inbound"
+    url = f"http://test{TWILIO}"
 
     def inbound(word, sid):
         params = {"MessageSid": sid, "From": "+12025550101", "To": "+15550009999", "Body": word}
@@ -230,15 +239,16 @@ async def test_stop_blocks_the_next_sms_and_start_allows_again(make_app, client_
         before = await c.post(SMS, json={"customer_id": str(customer), "body": "queued before STOP"},
                               headers=key("1"))
         assert before.status_code == 202
-        stop = await c.post("/v1/webhooks/twilio/inbound", **inbound(" stop ", "SMin1"))
+        stop = await c.post(TWILIO, **inbound(" stop ", "SMin1"))
         assert stop.status_code == 200 and "<Response" in stop.text, stop.text
-        replayed = await c.post("/v1/webhooks/twilio/inbound", **inbound(" stop ", "SMin1"))
+        replayed = await c.post(TWILIO, **inbound(" stop ", "SMin1"))
         assert replayed.status_code == 200
+        await deliver(ctx)
         [opted] = await events(ctx.db, "message.opted_out")  # once, though the callback came twice
         assert opted["payload"] == {"channel": "sms", "address": "+12025550101", "customer_id": str(customer)}
         forged = inbound("START", "SMin2")
         forged["headers"]["X-Twilio-Signature"] = "bm90IGEgc2lnbmF0dXJl"
-        assert (await c.post("/v1/webhooks/twilio/inbound", **forged)).status_code == 403
+        assert (await c.post(TWILIO, **forged)).status_code == 400
 
         refused = await c.post(SMS, json={"to": "+1 (202) 555-0101", "body": "hello again"}, headers=key("2"))
         assert refused.status_code == 409 and "opted out" in refused.json()["detail"], refused.text
@@ -252,14 +262,39 @@ async def test_stop_blocks_the_next_sms_and_start_allows_again(make_app, client_
             assert await service.consent_reason(conn, ctx, customer, "sms", "transactional") == \
                 "the recipient opted out of sms"
 
-        other = await c.post("/v1/webhooks/twilio/inbound", **inbound("What time?", "SMin3"))
+        other = await c.post(TWILIO, **inbound("What time?", "SMin3"))
         assert other.status_code == 200
-        start = await c.post("/v1/webhooks/twilio/inbound", **inbound("START", "SMin4"))
+        start = await c.post(TWILIO, **inbound("START", "SMin4"))
         assert start.status_code == 200
+        await deliver(ctx)
         again = await c.post(SMS, json={"customer_id": str(customer), "body": "welcome back"}, headers=key("4"))
         assert again.status_code == 202, again.text
     await run_worker(ctx)
     assert [r["payload"]["body"] for r in await outbox(ctx.db, "sms")] == ["welcome back"]
+
+
+async def test_a_replayed_start_after_a_later_stop_does_not_resubscribe(make_app, client_of, seed):
+    """START (SMa), then STOP (SMb), then SMa's START replayed: the hub knows SMa, so the
+    number stays opted out, with one hub event per MessageSid. Broken on purpose by keying
+    the hub's dedupe on a fresh id per request (the replayed START re-subscribed): red."""
+    app = comms_app(make_app)
+    ctx = app.state.ctx
+    await seed.customer(phone="+12025550101")
+    url = f"http://test{TWILIO}"
+
+    def inbound(word, sid):
+        params = {"MessageSid": sid, "From": "+12025550101", "To": "+15550009999", "Body": word}
+        return {"data": params, "headers": {"X-Twilio-Signature": ctx.ports.sms.sign_webhook(url, params)}}
+
+    async with client_of(app) as c:
+        for word, sid in (("START", "SMa"), ("STOP", "SMb"), ("START", "SMa")):
+            answer = await c.post(TWILIO, **inbound(word, sid))
+            assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/xml")
+            await deliver(ctx)
+    assert [e["payload"]["event_id"] for e in await events(ctx.db, "webhook.twilio.inbound")] == ["SMa", "SMb"]
+    async with ctx.db.read() as conn:
+        assert await service.is_opted_out(conn, ctx, "sms", "+12025550101")
+    assert len(await events(ctx.db, "message.opted_out")) == 1
 
 
 class NoSundays(Plugin):

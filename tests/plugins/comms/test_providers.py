@@ -18,7 +18,7 @@ from twilio.request_validator import RequestValidator
 from myhibachi.core.db import utcnow
 from myhibachi.plugins.comms.service import dispatch_due
 from tests.conftest import free_port
-from tests.plugins.comms.helpers import comms_app, key, messages, run_worker
+from tests.plugins.comms.helpers import comms_app, deliver, key, messages, run_worker
 
 SID, TOKEN = "AC" + "0" * 32, "twilio-test-token"
 BASIC = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
@@ -27,7 +27,7 @@ PUBLIC = "https://api.hibachi.example"
 
 
 def twilio_app(make_app, httpserver, **plugin_settings):
-    return comms_app(make_app, plugin_settings={"public_url": PUBLIC, **plugin_settings}, sms_adapter="twilio",
+    return comms_app(make_app, plugin_settings=plugin_settings, public_url=PUBLIC, sms_adapter="twilio",
                      twilio_account_sid=SID, twilio_auth_token=TOKEN, twilio_from_number="+15550009999",
                      twilio_api_base=httpserver.url_for("/"))
 
@@ -54,21 +54,22 @@ async def test_twilio_send_status_callback_and_signatures(make_app, client_of, s
         [(request, _)] = httpserver.log
         assert request.headers["Authorization"] == BASIC
         assert form(request) == {"To": "+12025550101", "From": "+15550009999", "Body": "Chef at 6pm",
-                                 "StatusCallback": f"{PUBLIC}/v1/webhooks/twilio/status"}
+                                 "StatusCallback": f"{PUBLIC}/v1/webhooks/twilio"}
         [row] = (await c.get("/v1/communications/sms/history")).json()["items"]
         assert (row["status"], row["provider_id"]) == ("sent", sid)
 
         # Twilio signs the public URL it calls; the SDK's own validator makes the signature
-        url = f"{PUBLIC}/v1/webhooks/twilio/status"
+        url = f"{PUBLIC}/v1/webhooks/twilio"
         params = {"MessageSid": sid, "MessageStatus": "delivered", "AccountSid": SID}
         good = {"X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(url, params)}
         wrong_key = {"X-Twilio-Signature": RequestValidator("another-token").compute_signature(url, params)}
-        assert (await c.post("/v1/webhooks/twilio/status", data=params, headers=wrong_key)).status_code == 403
-        assert (await c.post("/v1/webhooks/twilio/status", data=params)).status_code == 403
-        first = await c.post("/v1/webhooks/twilio/status", data=params, headers=good)
-        assert first.status_code == 200 and first.json()["changed"] == 1, first.text
-        replay = await c.post("/v1/webhooks/twilio/status", data=params, headers=good)
-        assert replay.status_code == 200 and replay.json()["changed"] == 0
+        assert (await c.post("/v1/webhooks/twilio", data=params, headers=wrong_key)).status_code == 400
+        assert (await c.post("/v1/webhooks/twilio", data=params)).status_code == 400
+        first = await c.post("/v1/webhooks/twilio", data=params, headers=good)
+        assert first.status_code == 200 and first.headers["content-type"].startswith("application/xml"), first.text
+        replay = await c.post("/v1/webhooks/twilio", data=params, headers=good)
+        assert replay.status_code == 200
+        await deliver(app.state.ctx)
         [row] = (await c.get("/v1/communications/sms/history")).json()["items"]
         assert row["status"] == "delivered"
 
@@ -150,23 +151,25 @@ async def test_sendgrid_send_and_signed_events(make_app, client_of, seed, httpse
                     "X-Twilio-Email-Event-Webhook-Timestamp": at, "Content-Type": "application/json"}
 
         other, _ = sendgrid_key()
-        path = "/v1/webhooks/sendgrid/events"
-        assert (await c.post(path, content=payload, headers=headers(sign(other, payload, stamp)))).status_code == 403
-        assert (await c.post(path, content=payload, headers=headers("bm90"))).status_code == 403
+        path = "/v1/webhooks/sendgrid"
+        assert (await c.post(path, content=payload, headers=headers(sign(other, payload, stamp)))).status_code == 400
+        assert (await c.post(path, content=payload, headers=headers("bm90"))).status_code == 400
         old = str(int(time.time()) - 3600)
         stale = await c.post(path, content=payload, headers=headers(sign(private, payload, old), old))
-        assert stale.status_code == 403 and stale.json()["title"] == "Stale webhook"
+        assert stale.status_code == 400 and "tolerance" in stale.json()["detail"]
         first = await c.post(path, content=payload, headers=headers(sign(private, payload, stamp)))
-        assert first.status_code == 200 and first.json()["changed"] == 1, first.text
+        assert first.status_code == 200 and first.json() == {"received": 1, "duplicates": 0}, first.text
         replay = await c.post(path, content=payload, headers=headers(sign(private, payload, stamp)))
-        assert replay.status_code == 200 and replay.json()["changed"] == 0
+        assert replay.status_code == 200 and replay.json() == {"received": 1, "duplicates": 1}
+        await deliver(app.state.ctx)
         [row] = (await c.get("/v1/communications/email/history")).json()["items"]
         assert row["status"] == "delivered"
 
         # an unsubscribe event opts the address out of email
         unsubscribe = b'[{"email":"ana@example.com","event":"unsubscribe","sg_event_id":"ev2"}]'
         assert (await c.post(path, content=unsubscribe,
-                             headers=headers(sign(private, unsubscribe, stamp)))).json()["changed"] == 1
+                             headers=headers(sign(private, unsubscribe, stamp)))).status_code == 200
+        await deliver(app.state.ctx)
         refused = await c.post("/v1/communications/email/send", headers=key("2"), json={
             "to": "Ana@example.com", "subject": "Hi", "text": "again"})
         assert refused.status_code == 409

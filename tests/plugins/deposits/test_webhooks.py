@@ -5,7 +5,9 @@ import time
 
 import sqlalchemy as sa
 
-from myhibachi.plugins.deposits.models import payment_disputes, payment_webhook_events
+from myhibachi.core.events import deliver_due
+from myhibachi.core.models import webhook_events
+from myhibachi.plugins.deposits.models import payment_disputes
 from tests.plugins.deposits.helpers import (
     BASE,
     event,
@@ -20,6 +22,9 @@ HOOK = "/v1/webhooks/stripe"
 
 
 async def test_stripe_webhook_signature_replay_and_order(make_app, client_of, seed, clean_db, localstripe_url):
+    """Through the core's hub: a bad signature is a 400 problem recording nothing; a replayed
+    event is one hub event and one state change. Broken on purpose by dropping the hub's
+    ON CONFLICT (the replay raised) and by publishing duplicates (two webhook.stripe): red."""
     app = stripe_app(make_app, localstripe_url)
     ana = await seed.customer()
     staff = await seed.staff("payments.*")
@@ -44,44 +49,47 @@ async def test_stripe_webhook_signature_replay_and_order(make_app, client_of, se
         stale = await c.post(HOOK, content=body, headers=signed(succeeded, at=int(time.time()) - 3600)[1])
         assert stale.status_code == 400 and "tolerance" in stale.json()["detail"].lower()
         assert (await c.get(f"{BASE}/{paid['id']}", headers=staff)).json()["status"] == "requires_payment"
+        # refused requests record nothing and publish nothing
+        assert await published(clean_db, "webhook.stripe") == []
 
         ok = await c.post(HOOK, content=body, headers=headers)
         assert ok.status_code == 200, ok.text
-        assert ok.json() == {"received": True, "duplicate": False, "deposit_id": paid["id"], "status": "succeeded"}
+        assert ok.json() == {"received": 1, "duplicates": 0}
+        await deliver(app)
         replay = await c.post(HOOK, content=body, headers=signed(succeeded)[1])
-        assert replay.status_code == 200 and replay.json()["duplicate"] is True
+        assert replay.status_code == 200 and replay.json() == {"received": 1, "duplicates": 1}
+        await deliver(app)
+        assert (await c.get(f"{BASE}/{paid['id']}", headers=staff)).json()["status"] == "succeeded"
+        # one hub event and one state change for the two deliveries of the Stripe event
+        assert [p["event_id"] for p in await published(clean_db, "webhook.stripe")] == [succeeded["id"]]
         assert [p["payment_id"] for p in await published(clean_db, "payment.succeeded")] == [paid["id"]]
+
+        async def post_and_deliver(evt) -> None:
+            r = await c.post(HOOK, content=(b := signed(evt))[0], headers=b[1])
+            assert r.status_code == 200, r.text
+            await deliver(app)
 
         # the refund's event arrives before the payment's: the deposit never moves back
         charge = {"id": "ch_out_of_order", "object": "charge", "payment_intent": refunded_first["intent_id"],
                   "amount": 12000, "amount_captured": 12000, "amount_refunded": 12000, "currency": "usd"}
-        r = await c.post(HOOK, content=(b := signed(event("charge.refunded", charge)))[0], headers=b[1])
-        assert r.json()["status"] == "refunded"
-        late = event("payment_intent.succeeded", {"id": refunded_first["intent_id"], "object": "payment_intent",
-                                                  "amount": 12000, "amount_received": 12000})
-        r = await c.post(HOOK, content=(b := signed(late))[0], headers=b[1])
-        assert r.status_code == 200 and r.json()["status"] == "refunded"
+        await post_and_deliver(event("charge.refunded", charge))
+        await post_and_deliver(event("payment_intent.succeeded", {
+            "id": refunded_first["intent_id"], "object": "payment_intent", "amount": 12000, "amount_received": 12000}))
         got = (await c.get(f"{BASE}/{refunded_first['id']}", headers=staff)).json()
         assert (got["status"], got["captured_cents"], got["refunded_cents"]) == ("refunded", 12000, 12000)
 
-        failed = event("payment_intent.payment_failed", {
+        await post_and_deliver(event("payment_intent.payment_failed", {
             "id": failing["intent_id"], "object": "payment_intent",
-            "last_payment_error": {"code": "card_declined", "message": "Your card was declined."}})
-        r = await c.post(HOOK, content=(b := signed(failed))[0], headers=b[1])
-        assert r.json()["status"] == "failed"
+            "last_payment_error": {"code": "card_declined", "message": "Your card was declined."}}))
+        assert (await c.get(f"{BASE}/{failing['id']}", headers=staff)).json()["status"] == "failed"
         # a failure event for a paid deposit is out of date: ignored
-        stale_failure = event("payment_intent.payment_failed", {"id": paid["intent_id"], "object": "payment_intent"})
-        r = await c.post(HOOK, content=(b := signed(stale_failure))[0], headers=b[1])
-        assert r.json()["status"] == "succeeded"
+        await post_and_deliver(event("payment_intent.payment_failed", {"id": paid["intent_id"], "object": "payment_intent"}))
+        assert (await c.get(f"{BASE}/{paid['id']}", headers=staff)).json()["status"] == "succeeded"
 
-        dispute = event("charge.dispute.created", {
+        await post_and_deliver(event("charge.dispute.created", {
             "id": "dp_1", "object": "dispute", "charge": "ch_paid", "payment_intent": paid["intent_id"],
-            "amount": 12000, "currency": "usd", "reason": "fraudulent", "status": "needs_response"})
-        r = await c.post(HOOK, content=(b := signed(dispute))[0], headers=b[1])
-        assert r.status_code == 200
-        unknown = event("payment_intent.succeeded", {"id": "pi_not_ours", "object": "payment_intent"})
-        r = await c.post(HOOK, content=(b := signed(unknown))[0], headers=b[1])
-        assert r.json() == {"received": True, "duplicate": False, "deposit_id": None, "status": None}
+            "amount": 12000, "currency": "usd", "reason": "fraudulent", "status": "needs_response"}))
+        await post_and_deliver(event("payment_intent.succeeded", {"id": "pi_not_ours", "object": "payment_intent"}))
 
     assert [(p["payment_id"], p["reason"]) for p in await published(clean_db, "payment.failed")] == [
         (failing["id"], "card_declined")]
@@ -89,7 +97,13 @@ async def test_stripe_webhook_signature_replay_and_order(make_app, client_of, se
         (refunded_first["id"], 12000)]
     async with clean_db.read() as conn:
         disputes = await conn.fetch_all(sa.select(payment_disputes))
-        recorded = await conn.scalar(sa.select(sa.func.count()).select_from(payment_webhook_events))
+        recorded = await conn.fetch_all(sa.select(webhook_events.c.provider, webhook_events.c.data_enc))
     assert [(d["provider_dispute_id"], str(d["deposit_id"]), d["amount_cents"], d["currency"], d["reason"])
             for d in disputes] == [("dp_1", paid["id"], 12000, "USD", "fraudulent")]
-    assert recorded == 7
+    assert len(recorded) == 7 and {r["provider"] for r in recorded} == {"stripe"}
+    assert all(b"payment_intent" not in r["data_enc"].encode() for r in recorded)  # sealed at rest
+
+
+async def deliver(app) -> None:
+    while await deliver_due(app.state.ctx):
+        pass

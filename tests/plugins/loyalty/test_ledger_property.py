@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, example, given, settings as hypothesis_setti
 
 from myhibachi.core.app import create_app
 from myhibachi.core.errors import Problem
+from myhibachi.plugins.deposits import DepositsPlugin
 from myhibachi.plugins.loyalty import LoyaltyPlugin
 from myhibachi.plugins.loyalty import service
 from myhibachi.plugins.loyalty.models import loyalty_accounts, loyalty_transactions
@@ -53,7 +54,7 @@ async def check(db, customer) -> None:
 @example(steps=[("earn", 50_000), ("spend", 400), ("refund", 0, 50_000), ("earn", 30_000), ("gift", 100)])
 @example(steps=[("earn", 30_000), ("redeem", 0, 200), ("wait", 200), ("wait", 200), ("cancel", 0), ("expire",)])
 async def test_balance_is_always_the_sum_of_the_ledger(seed, clean_db, settings, steps):
-    ctx = create_app([LoyaltyPlugin()], settings=settings, database=clean_db).state.ctx
+    ctx = create_app([DepositsPlugin(), LoyaltyPlugin()], settings=settings, database=clean_db).state.ctx
     customer = await seed.customer(phone=None)
     bookings = [await seed.booking(customer, T0 + timedelta(days=400 + i)) for i in range(3)]
     payments: list[str] = []

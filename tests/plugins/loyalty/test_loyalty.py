@@ -13,6 +13,7 @@ from myhibachi.core.events import deliver_due
 from myhibachi.core.tasks import dispatch_once
 from myhibachi.plugins.audit import AuditPlugin
 from myhibachi.plugins.audit.models import audit_logs
+from myhibachi.plugins.deposits import DepositsPlugin
 from myhibachi.plugins.loyalty import LoyaltyPlugin
 from myhibachi.plugins.loyalty import service
 from myhibachi.plugins.loyalty.models import loyalty_accounts, loyalty_transactions
@@ -68,7 +69,7 @@ async def verified(db) -> dict:
 
 
 async def test_customer_loyalty_points(make_app, client_of, seed, clean_db):
-    app = make_app([LoyaltyPlugin(), AuditPlugin()], flags={FLAG: True})
+    app = make_app([DepositsPlugin(), LoyaltyPlugin(), AuditPlugin()], flags={FLAG: True})
     ctx = app.state.ctx
     ana = await seed.customer(email="ana@example.com")
     bob = await seed.customer(email="bob@example.com")
@@ -167,13 +168,13 @@ async def test_customer_loyalty_points(make_app, client_of, seed, clean_db):
     await verified(clean_db)
 
     # flag off: the routes are gone
-    off = make_app([LoyaltyPlugin()], flags={FLAG: False})
+    off = make_app([DepositsPlugin(), LoyaltyPlugin()], flags={FLAG: False})
     async with client_of(off, headers=ana_auth) as c:
         assert (await c.get(url)).status_code == 404
 
 
 async def test_two_redemptions_race_for_the_same_points(make_app, client_of, seed, clean_db):
-    app = make_app([LoyaltyPlugin()], flags={FLAG: True})
+    app = make_app([DepositsPlugin(), LoyaltyPlugin()], flags={FLAG: True})
     ctx = app.state.ctx
     ana = await seed.customer()
     await paid(seed, ctx, ana, 30000)
@@ -200,7 +201,7 @@ async def test_two_redemptions_race_for_the_same_points(make_app, client_of, see
 
 
 async def test_refund_reverses_points_never_below_zero(make_app, seed, clean_db):
-    app = make_app([LoyaltyPlugin()], flags={FLAG: True})
+    app = make_app([DepositsPlugin(), LoyaltyPlugin()], flags={FLAG: True})
     ctx = app.state.ctx
     ana = await seed.customer()
     first = await paid(seed, ctx, ana, 50000)
@@ -232,7 +233,7 @@ async def test_refund_reverses_points_never_below_zero(make_app, seed, clean_db)
 
 
 async def test_points_expire_fifo_after_twelve_months(make_app, seed, clean_db):
-    app = make_app([LoyaltyPlugin()], flags={FLAG: True})
+    app = make_app([DepositsPlugin(), LoyaltyPlugin()], flags={FLAG: True})
     ctx = app.state.ctx
     ana = await seed.customer()
     async with clean_db.transaction() as conn:
@@ -276,7 +277,7 @@ async def test_points_expire_fifo_after_twelve_months(make_app, seed, clean_db):
 
 
 async def test_points_given_back_keep_their_expiry(make_app, seed, clean_db):
-    app = make_app([LoyaltyPlugin()], flags={FLAG: True})
+    app = make_app([DepositsPlugin(), LoyaltyPlugin()], flags={FLAG: True})
     ctx = app.state.ctx
     ana = await seed.customer()
     booking = await seed.booking(ana, T0 + timedelta(days=30))
@@ -302,7 +303,7 @@ async def test_points_given_back_keep_their_expiry(make_app, seed, clean_db):
 
 async def test_tiers_raise_the_earning_multiplier(make_app, seed, clean_db):
     plugin = LoyaltyPlugin(silver_points=500, gold_points=1000, platinum_points=2000)
-    app = make_app([plugin], flags={FLAG: True})
+    app = make_app([DepositsPlugin(), plugin], flags={FLAG: True})
     ctx = app.state.ctx
     ana = await seed.customer()
     steps = []
@@ -336,7 +337,7 @@ async def verify_cli(db_url, settings) -> tuple[int, str]:
 
 
 async def test_verify_finds_a_balance_that_disagrees(make_app, seed, clean_db, db_url, settings):
-    app = make_app([LoyaltyPlugin()], flags={FLAG: True})
+    app = make_app([DepositsPlugin(), LoyaltyPlugin()], flags={FLAG: True})
     ana = await seed.customer()
     await paid(seed, app.state.ctx, ana, 10000)
     await verified(clean_db)
@@ -352,7 +353,7 @@ async def test_verify_finds_a_balance_that_disagrees(make_app, seed, clean_db, d
 
 
 async def test_bad_input_is_named_and_changes_nothing(make_app, client_of, seed, clean_db):
-    app = make_app([LoyaltyPlugin()], flags={FLAG: True})
+    app = make_app([DepositsPlugin(), LoyaltyPlugin()], flags={FLAG: True})
     ctx = app.state.ctx
     ana = await seed.customer()
     bob = await seed.customer()
