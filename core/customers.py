@@ -23,7 +23,7 @@ from myhibachi.core.crypto import vault
 from myhibachi.core.errors import Problem, conflict, invalid
 from myhibachi.core.models import customers
 from myhibachi.core.passwords import hash_password, needs_rehash, verify_password
-from myhibachi.core.pagination import decode_cursor, encode_cursor
+from myhibachi.core.pagination import fetch_page
 
 PII = ("email", "name", "phone", "address")
 STATUSES = ("active", "disabled")
@@ -154,14 +154,8 @@ async def list_customers(conn, ctx, *, limit: int = 50, cursor: str | None = Non
         query = query.where(customers.c.email_hash == v.lookup_hash("email", normalise_email(email)))
     if phone is not None:
         query = query.where(customers.c.phone_hash == v.lookup_hash("phone", normalise_phone(phone)))
-    if cursor:
-        at, cid = decode_cursor(cursor)
-        query = query.where(sa.tuple_(customers.c.created_at, customers.c.id) < sa.tuple_(at, cid))
-    query = query.order_by(customers.c.created_at.desc(), customers.c.id.desc()).limit(limit + 1)
-    rows = await conn.fetch_all(query)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+    rows, next_cursor = await fetch_page(conn, query, (customers.c.created_at, customers.c.id), limit=limit,
+                                         cursor=cursor)
     return [_open(ctx, r) for r in rows], next_cursor
 
 

@@ -1,26 +1,87 @@
-"""Opaque cursors for keyset pagination on (timestamp, id): every list of the API uses them."""
+"""Keyset pagination: every list of the API pages the same way, with opaque cursors.
+
+A list orders its rows by key columns whose last one is unique (``created_at, id`` or a
+sequence number) and asks for one row more than the page: :func:`keyset` adds the order,
+the limit and the condition "after the cursor" to a query, :func:`page_of` cuts the rows
+to the page and makes the cursor of the next one from the last row's keys, and
+:func:`fetch_page` does both on a connection. A cursor is the last row's key values, so a
+page never skips or repeats a row when rows are added meanwhile.
+"""
 from __future__ import annotations
 
 import base64
 import json
 import uuid
 from datetime import datetime
+from typing import Any, Sequence
+
+import sqlalchemy as sa
 
 from myhibachi.core.errors import invalid
 
 
-def encode_cursor(at: datetime, ident: uuid.UUID) -> str:
-    raw = json.dumps([at.isoformat(), str(ident)]).encode()
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else str(value) if isinstance(value, uuid.UUID) else value
+
+
+def encode_cursor(*values: Any) -> str:
+    raw = json.dumps([_plain(v) for v in values]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The (timestamp, id) a cursor carries; 422 naming ``cursor`` for anything else."""
-    try:
-        stamp, ident = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        at = datetime.fromisoformat(stamp)
+def _typed(value: Any, column) -> Any:
+    kind = column.type.python_type
+    if kind is datetime:
+        at = datetime.fromisoformat(value)
         if at.tzinfo is None:
-            raise ValueError
-        return at, uuid.UUID(ident)
-    except (ValueError, TypeError, UnicodeDecodeError):
+            raise ValueError("naive")
+        return at
+    if kind is uuid.UUID:
+        return uuid.UUID(value)
+    if kind is int and not isinstance(value, int):
+        raise ValueError("not an integer")
+    return kind(value)
+
+
+def decode_keys(cursor: str, keys: Sequence[Any]) -> list[Any]:
+    """The key values a cursor carries, typed as ``keys``' columns; 422 naming ``cursor`` for
+    anything else."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(values, list) or len(values) != len(keys):
+            raise ValueError("wrong length")
+        return [_typed(v, k) for v, k in zip(values, keys)]
+    except (ValueError, TypeError, UnicodeDecodeError, NotImplementedError):
         raise invalid("cursor", "is not a cursor this API returned") from None
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (created_at, id) of a cursor of a list ordered by them."""
+    at, ident = decode_keys(cursor, (sa.Column("at", sa.DateTime(timezone=True)), sa.Column("id", sa.Uuid)))
+    return at, ident
+
+
+def keyset(query: sa.Select, keys: Sequence[Any], *, limit: int, cursor: str | None = None,
+           descending: bool = True) -> sa.Select:
+    """``query`` ordered by ``keys`` (all descending, or all ascending), after ``cursor``,
+    with one row more than ``limit`` (so the page knows whether another follows)."""
+    if cursor:
+        values = [sa.literal(v, k.type) for v, k in zip(decode_keys(cursor, keys), keys)]
+        after = sa.tuple_(*keys) < sa.tuple_(*values) if descending else sa.tuple_(*keys) > sa.tuple_(*values)
+        query = query.where(after)
+    return query.order_by(*(k.desc() if descending else k.asc() for k in keys)).limit(limit + 1)
+
+
+def page_of(rows: list[dict[str, Any]], keys: Sequence[Any], limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    """The page of rows fetched with ``limit + 1``, and the cursor of the next page (None at the end)."""
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor(*(last[k.key] for k in keys))
+
+
+async def fetch_page(conn, query: sa.Select, keys: Sequence[Any], *, limit: int, cursor: str | None = None,
+                     descending: bool = True) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of ``query``: its rows and the next page's cursor."""
+    rows = await conn.fetch_all(keyset(query, keys, limit=limit, cursor=cursor, descending=descending))
+    return page_of(rows, keys, limit)

@@ -27,7 +27,7 @@ from myhibachi.core.auth import Principal, has_permission, issue_access_token, p
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.passwords import hash_password, needs_rehash, verify_password
-from myhibachi.core.pagination import decode_cursor, encode_cursor
+from myhibachi.core.pagination import fetch_page
 from myhibachi.plugins.admin_rbac.models import admin_roles, admin_sessions, admin_user_roles, admin_users
 
 SUPER_ADMIN = "super_admin"
@@ -247,14 +247,9 @@ async def list_users(conn, *, cursor: str | None, limit: int, status: str | None
         query = query.where(sa.exists().where(
             admin_user_roles.c.user_id == admin_users.c.id, admin_user_roles.c.role_id == admin_roles.c.id,
             admin_roles.c.name == role))
-    if cursor:
-        at, id_ = decode_cursor(cursor)
-        query = query.where(sa.tuple_(admin_users.c.created_at, admin_users.c.id) > sa.tuple_(
-            sa.literal(at, sa.DateTime(timezone=True)), sa.literal(id_, sa.Uuid)))
-    rows = await conn.fetch_all(query.order_by(admin_users.c.created_at, admin_users.c.id).limit(limit + 1))
-    items = [user_out(r) for r in rows[:limit]]
-    nxt = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
-    return items, nxt
+    rows, nxt = await fetch_page(conn, query, (admin_users.c.created_at, admin_users.c.id), limit=limit,
+                                 cursor=cursor, descending=False)
+    return [user_out(r) for r in rows], nxt
 
 
 async def _roles_by_name(conn, ctx, names: list[str], field: str = "roles") -> list[Any]:

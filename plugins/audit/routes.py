@@ -10,7 +10,7 @@ from myhibachi.core.routing import Connection
 from myhibachi.core.errors import error_responses
 from myhibachi.plugins.audit import schemas, service
 
-CURSOR = Query(None, pattern=r"^\d{1,18}$", description="next_cursor of the previous page")
+CURSOR = Query(None, max_length=200, description="next_cursor of the previous page")
 LIMIT = Query(50, ge=1, le=500)
 
 
@@ -19,7 +19,7 @@ def build(router: APIRouter, ctx) -> None:
     errors = error_responses(401, 403)
 
     async def page(conn, cursor, limit, **filters):
-        items, nxt = await service.list_logs(conn, cursor=int(cursor) if cursor else None, limit=limit, **filters)
+        items, nxt = await service.list_logs(conn, cursor=cursor, limit=limit, **filters)
         return {"items": items, "next_cursor": nxt}
 
     @router.get("/admin/audit-logs", response_model=schemas.AuditLogPage, tags=["audit"], responses=errors)

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from myhibachi.core.pagination import fetch_page
 from myhibachi.plugins.audit.models import audit_logs
 
 GENESIS = "0" * 64
@@ -75,8 +76,8 @@ async def append(conn, action: dict[str, Any]) -> dict[str, Any]:
 async def list_logs(conn, *, actor_id: str | None = None, action: str | None = None,
                     resource_type: str | None = None, resource_id: str | None = None,
                     since: datetime | None = None, until: datetime | None = None,
-                    cursor: int | None = None, limit: int = 50) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first; the cursor is the ``seq`` of the last row of the previous page."""
+                    cursor: str | None = None, limit: int = 50) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first, keyset-paged on ``seq``."""
     query = sa.select(audit_logs)
     for column, value in ((audit_logs.c.actor_id, actor_id), (audit_logs.c.action, action),
                           (audit_logs.c.resource_type, resource_type), (audit_logs.c.resource_id, resource_id)):
@@ -86,11 +87,7 @@ async def list_logs(conn, *, actor_id: str | None = None, action: str | None = N
         query = query.where(audit_logs.c.created_at >= since)
     if until is not None:
         query = query.where(audit_logs.c.created_at < until)
-    if cursor is not None:
-        query = query.where(audit_logs.c.seq < cursor)
-    rows = await conn.fetch_all(query.order_by(audit_logs.c.seq.desc()).limit(limit + 1))
-    items = [dict(r) for r in rows[:limit]]
-    return items, str(items[-1]["seq"]) if len(rows) > limit else None
+    return await fetch_page(conn, query, (audit_logs.c.seq,), limit=limit, cursor=cursor)
 
 
 async def verify(conn, *, batch: int = 1000) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.models import bookings
 from myhibachi.core.ports import PortError
-from myhibachi.core.pagination import decode_cursor, encode_cursor
+from myhibachi.core.pagination import fetch_page
 from myhibachi.plugins.deposits.models import deposit_refunds, deposits, payment_disputes
 
 log = logging.getLogger("myhibachi.deposits")
@@ -307,15 +307,8 @@ async def list_deposits(conn, principal: Principal, *, booking_id=None, customer
         cond.append(deposits.c.created_at >= created_from)
     if created_to:
         cond.append(deposits.c.created_at < created_to)
-    if cursor:
-        at, ident = decode_cursor(cursor)
-        cond.append(sa.tuple_(deposits.c.created_at, deposits.c.id) < sa.tuple_(sa.literal(at), sa.literal(ident)))
-    rows = (await conn.execute(sa.select(deposits).where(*cond)
-                               .order_by(deposits.c.created_at.desc(), deposits.c.id.desc()).limit(limit + 1))
-            ).mappings().all()
-    more = len(rows) > limit
-    rows = [dict(r) for r in rows[:limit]]
-    return rows, encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+    return await fetch_page(conn, sa.select(deposits).where(*cond), (deposits.c.created_at, deposits.c.id),
+                            limit=limit, cursor=cursor)
 
 
 # --- webhooks ------------------------------------------------------------------------------
