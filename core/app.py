@@ -290,9 +290,6 @@ async def readiness(ctx: AppContext):
         ok = False
         checks["queue"] = {"ok": False, "detail": type(exc).__name__}
     checks["flags"] = {"ok": ctx.flags.ready, "mode": "server" if ctx.flags.server_mode else "file"}
-    for result in await ctx.call_all("integration_health"):
-        checks[result.get("name", "plugin")] = result
-        ok = ok and bool(result.get("ok", True))
     body = Health(status="ok" if ok else "unavailable", checks=checks)
     if ok:
         return body

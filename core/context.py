@@ -10,6 +10,7 @@ from myhibachi.core.cache import SharedCache
 from myhibachi.core.db import Database
 from myhibachi.core.events import Waker
 from myhibachi.core.flags import Flags
+from myhibachi.core.hookspecs import Hooks
 from myhibachi.core.plugins import PluginManager
 from myhibachi.core.settings import Settings
 
@@ -33,13 +34,10 @@ class AppContext:
 
         add_poller(self, name, poller)
 
-    async def call_all(self, hook: str, context: dict | None = None, *, impls: list | None = None,
-                       **kwargs: Any) -> list[Any]:
-        return await self.plugins.call_all(hook, context, impls=impls, ctx=self, **kwargs)
-
-    async def call_first(self, hook: str, context: dict | None = None, *, impls: list | None = None,
-                         **kwargs: Any) -> Any:
-        return await self.plugins.call_first(hook, context, impls=impls, ctx=self, **kwargs)
+    def hooks(self, context: dict | None = None) -> Hooks:
+        """The request-time hooks for the actor of ``context`` (``principal.flag_context()``;
+        None for the system): ``await ctx.hooks(context).validate_booking(booking=..., conn=...)``."""
+        return self.plugins.relay(self, context)
 
 
 async def app_context(request: Request) -> AppContext:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from myhibachi.core import Plugin, hookimpl
+from myhibachi.core.hookspecs import Refusal, SlotLimit
 from myhibachi.core.models import bookings
 
 FLAG = "FEATURE_FLAG_TEST_BOOKING_HOOKS"
@@ -13,26 +14,25 @@ class BookingHooks(Plugin):
     flag = FLAG
 
     def __init__(self) -> None:
-        self.seen: list[dict] = []
+        self.seen: list = []
+        self.stored: list = []
 
     @hookimpl
     async def validate_booking(self, booking, conn):
         self.seen.append(booking)
-        extra = booking["extra"]
+        extra = booking.extra
         if extra.get("refuse"):
-            return f"the test plugin refuses: {extra['refuse']}"
+            return Refusal(f"the test plugin refuses: {extra['refuse']}")
         if extra.get("taken"):
-            return {"status": 409, "reason": "the grill is taken"}
-        if booking["notes"] == "no mondays" and booking["starts_at"].weekday() == 0:
-            return "not on mondays"
+            return Refusal("the grill is taken", 409)
         return None
 
     @hookimpl
-    def price_booking(self, booking):
-        if booking["extra"].get("promo") == "TENOFF":
-            base = sum(line["amount_cents"] for line in booking["lines"])
+    def price_booking(self, booking, lines):
+        if booking.extra.get("promo") == "TENOFF":
+            base = sum(line["amount_cents"] for line in lines)
             return [{"code": "promo.tenoff", "label": "10% off", "amount_cents": -(base // 10)}]
-        if booking["extra"].get("promo") == "FREE":
+        if booking.extra.get("promo") == "FREE":
             return [{"code": "promo.free", "label": "everything off and more", "amount_cents": -10_000_000}]
         return None
 
@@ -43,9 +43,15 @@ class BookingHooks(Plugin):
         return None
 
     @hookimpl
-    def booking_capacity(self, booking):
-        value = booking["extra"].get("capacity")
-        return None if value is None else int(value)
+    def booking_limits(self, booking, starts):
+        value = booking.extra.get("capacity")
+        if booking.notes == "no mondays":
+            return SlotLimit(None, [Refusal("not on mondays") if s.weekday() == 0 else None for s in starts])
+        return None if value is None else SlotLimit("booking_hooks", [int(value)] * len(starts))
+
+    @hookimpl
+    def booking_stored(self, booking, previous):
+        self.stored.append((booking, previous))
 
 
 class PoolPlugin(Plugin):
@@ -56,5 +62,6 @@ class PoolPlugin(Plugin):
     flag = "FEATURE_FLAG_POOLS"
 
     @hookimpl
-    def booking_slot_scope(self, booking):
-        return booking["extra"].get("pool")
+    def booking_limits(self, booking, starts, ctx):
+        pool = booking.extra.get("pool")
+        return SlotLimit(f"pool:{pool}", [ctx.settings.booking_capacity] * len(starts)) if pool else None

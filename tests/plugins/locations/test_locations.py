@@ -32,86 +32,63 @@ def booking_input(starts_at: datetime, *, zip_code: str | None = "10001", locati
 
 
 async def test_booking_multi_location(make_app, client_of, seed):
-    app = make_app([LocationsPlugin()], flags={FLAG: True})
-    ctx = app.state.ctx
-    admin = await seed.staff("locations.*")
+    """Through HTTP: two locations, bookings at each, capacity per location, availability per
+    location, the link stored with the booking and the events published. Broken on purpose
+    by dropping the location's pool from its limit: both locations then share one pool and
+    Brooklyn's first booking is refused."""
+    from tests.core.conftest import booking_body, local_start
+
+    app = make_app([LocationsPlugin()], flags={FLAG: True}, booking_capacity=1)
+    admin = await seed.staff("locations.*", "bookings.read")
     async with client_of(app, headers=admin) as c:
-        made = await c.post("/v1/locations", json=place("Manhattan", ["10001", "10002"], events_per_slot=2))
-        assert made.status_code == 201, made.text
-        manhattan = made.json()
-        brooklyn = (await c.post("/v1/locations", json=place("Brooklyn", ["11201"], zip_code="11201",
-                                                               capacity=12))).json()
-        assert manhattan["service_area"]["zip_codes"] == ["10001", "10002"] and manhattan["phone"] == "+12125550100"
-        changed = await c.put(f"/v1/locations/{brooklyn['id']}", json={"capacity": 14})
-        assert changed.status_code == 200 and changed.json()["capacity"] == 14
-        assert changed.json()["service_area"] == {"zip_codes": ["11201"], "lat": None, "lon": None,
-                                                  "radius_km": None}
-    async with client_of(app) as public:
-        listed = (await public.get("/v1/locations")).json()["items"]
-    assert [loc["name"] for loc in listed] == ["Manhattan", "Brooklyn"]
+        manhattan = (await c.post("/v1/locations", json=place("Manhattan", ["10001", "10002"], events_per_slot=2))).json()
+        brooklyn = (await c.post("/v1/locations", json=place("Brooklyn", ["11201"], capacity=14))).json()
+    auth = seed.token(await seed.customer())
+    day = local_start(7)[:10]
+    async with client_of(app, headers=auth) as c:
+        by_zip = [await c.post("/v1/bookings", json=booking_body(zip_code="10002")) for _ in range(3)]
+        named = await c.post("/v1/bookings", json=booking_body(zip_code="11201",
+                                                               extra={"location_id": brooklyn["id"]}))
+        full = await c.post("/v1/bookings", json=booking_body(zip_code="11201"))
+        too_big = await c.post("/v1/bookings", json=booking_body(zip_code="11201", adults=15, children=0,
+                                                                 starts_at=local_start(8)))
+        nowhere = await c.post("/v1/bookings", json=booking_body(zip_code="94105", starts_at=local_start(8)))
+        slots = {}
+        for name, zip_code in (("manhattan", "10001"), ("brooklyn", "11201")):
+            offer = (await c.get("/v1/availability", params={"from": day, "to": day, "zip_code": zip_code,
+                                                             "time_zone": "America/New_York"})).json()
+            slots[name] = {s["local_start"]: s for s in offer["slots"]}
+    assert [r.status_code for r in by_zip] == [201, 201, 409]  # Manhattan runs two events at once
+    assert named.status_code == 201 and full.status_code == 409, (named.text, full.text)
+    assert too_big.status_code == 422 and "Brooklyn serves at most 14 guests" in too_big.json()["detail"]
+    assert nowhere.status_code == 422 and "no active location serves zip code 94105" in nowhere.json()["detail"]
+    taken = local_start(7)
+    assert taken not in slots["manhattan"] and taken not in slots["brooklyn"]
+    assert {s["capacity"] for s in slots["manhattan"].values()} == {2}
+    assert {s["capacity"] for s in slots["brooklyn"].values()} == {1}
 
-    starts_at = utcnow() + timedelta(days=5)
-    # a booking naming its location
-    named = booking_input(starts_at, zip_code="11201", location_id=brooklyn["id"])
-    async with seed.db.transaction() as conn:
-        assert await ctx.call_all("validate_booking", WHO, booking=named, conn=conn) == []
-        # a booking without one gets the location serving its zip code
-        by_zip = booking_input(starts_at, zip_code="10002")
-        assert await ctx.call_all("validate_booking", WHO, booking=by_zip, conn=conn) == []
-        assert by_zip["extra"]["location_id"] == manhattan["id"]
-        # capacity: per-event guests and events per slot
-        too_big = booking_input(starts_at, location_id=brooklyn["id"], party_size=15)
-        assert await ctx.call_all("validate_booking", WHO, booking=too_big, conn=conn) == [
-            "party_size: Brooklyn serves at most 14 guests per event"]
-        assert await ctx.call_first("booking_capacity", WHO, booking=by_zip, conn=conn) == 2
-        assert await ctx.call_first("booking_capacity", WHO, booking=named, conn=conn) == 1
-        # the core counts a slot per location: each location's capacity is its own
-        assert await ctx.call_first("booking_slot_scope", WHO, booking=by_zip, conn=conn) == uuid.UUID(
-            manhattan["id"]).hex
-        assert await ctx.call_first("booking_slot_scope", WHO, booking=named, conn=conn) == uuid.UUID(
-            brooklyn["id"]).hex
-        nowhere = booking_input(starts_at, zip_code="94105")
-        assert await ctx.call_all("validate_booking", WHO, booking=nowhere, conn=conn) == [
-            "zip_code: no active location serves zip code 94105; choose a location_id"]
-
-    # bookings created by the core carry their location, recorded from booking.created
-    customer = await seed.customer()
-    ids = {}
-    for key, body in (("brooklyn", named), ("manhattan", by_zip)):
-        ids[key] = await seed.booking(customer, starts_at, zip_code=body["zip_code"])
-        await seed.publish(ctx, "booking.created", {"booking_id": str(ids[key]), "customer_id": str(customer),
-                                                     "extra": body["extra"]})
-    legacy = await seed.booking(customer, starts_at, zip_code="10001")  # its event named no location
-    await seed.publish(ctx, "booking.created", {"booking_id": str(legacy), "customer_id": str(customer)})
+    # the link is stored with the booking, so the filter sees it at once
+    async with client_of(app, headers=admin) as c:
+        listed = {loc["name"]: {b["id"] for b in (await c.get("/v1/bookings", params={"location_id": loc["id"]})
+                                                  ).json()["items"]} for loc in (manhattan, brooklyn)}
+    assert listed == {"Manhattan": {by_zip[0].json()["id"], by_zip[1].json()["id"]},
+                      "Brooklyn": {named.json()["id"]}}
     async with seed.db.read() as conn:
-        assigned = dict((await conn.execute(sa.select(booking_locations.c.booking_id,
-                                                      booking_locations.c.location_id))).all())
-    assert assigned == {ids["brooklyn"]: uuid.UUID(brooklyn["id"]), ids["manhattan"]: uuid.UUID(manhattan["id"]),
-                        legacy: uuid.UUID(manhattan["id"])}
-
-    # GET /v1/bookings?location_id= : the filter the core ANDs into its list query
-    for loc, expected in ((manhattan, {ids["manhattan"], legacy}), (brooklyn, {ids["brooklyn"]})):
-        conditions = [c for cs in await ctx.call_all("booking_query_filters", WHO, params={"location_id": loc["id"]})
-                      for c in cs]
-        async with seed.db.read() as conn:
-            found = set(await conn.scalars(sa.select(bookings.c.id).where(*conditions)))
-        assert found == expected
+        assigned = {str(r["booking_id"]): str(r["location_id"])
+                    for r in await conn.fetch_all("SELECT booking_id, location_id FROM booking_locations")}
+        published = await conn.fetch_all("SELECT payload FROM outbox_events WHERE name = 'booking.created'")
+    assert assigned[named.json()["id"]] == brooklyn["id"] and assigned[by_zip[0].json()["id"]] == manhattan["id"]
+    assert len(published) == 3
+    assert {p["payload"]["booking_id"] for p in published} == set(assigned)
 
     # a deactivated location takes no new booking but keeps its bookings
     async with client_of(app, headers=admin) as c:
-        gone = await c.delete(f"/v1/locations/{brooklyn['id']}")
-        assert gone.json()["status"] == "inactive"
-        await c.put(f"/v1/locations/{manhattan['id']}", json={"status": "maintenance"})
-    async with seed.db.transaction() as conn:
-        assert await ctx.call_all("validate_booking", WHO, booking=named, conn=conn) == [
-            "location_id: Brooklyn is not active"]
-        assert await ctx.call_all("validate_booking", WHO, booking=booking_input(starts_at, location_id=manhattan["id"]),
-                                  conn=conn) == ["location_id: Manhattan is closed for maintenance"]
-        unknown = uuid.uuid4()
-        assert await ctx.call_all("validate_booking", WHO, booking=booking_input(starts_at, location_id=unknown),
-                                  conn=conn) == [f"location_id: location {unknown} does not exist"]
-    async with seed.db.read() as conn:
-        assert await conn.scalar(sa.select(sa.func.count()).select_from(booking_locations)) == 3
+        await c.delete(f"/v1/locations/{brooklyn['id']}")
+    async with client_of(app, headers=auth) as c:
+        gone = await c.post("/v1/bookings", json=booking_body(starts_at=local_start(9),
+                                                              extra={"location_id": brooklyn["id"]}))
+    assert gone.status_code == 422 and "Brooklyn is not active" in gone.json()["detail"]
+    assert len(assigned) == 3
 
 
 async def test_location_input_errors_name_the_field(make_app, client_of, seed):
@@ -340,38 +317,6 @@ async def test_a_booking_is_linked_to_the_location_that_took_it(make_app, client
         assert moved.status_code == 200, moved.text
     assert await linked(booking_id, brooklyn) == [booking_id]
     assert await linked(booking_id, manhattan) == []
-
-
-class PerSlot(LocationsPlugin):
-    """The plugin without its all-slots answer: availability asks it slot by slot."""
-
-    async def booking_slots(self, booking, starts, conn, ctx):  # not a hookimpl
-        raise AssertionError("not registered")
-
-
-async def test_availability_answered_at_once_matches_slot_by_slot(make_app, client_of, seed):
-    """``booking_slots`` gives what validate_booking and booking_capacity give slot by slot
-    (broken on purpose: leaving the hours out of slot_answers offers the closed days)."""
-    admin = await seed.staff("locations.*")
-    auth = seed.token(await seed.customer())
-    once, per_slot = make_app([LocationsPlugin()], flags={FLAG: True}), make_app([PerSlot()], flags={FLAG: True})
-    async with client_of(once, headers=admin) as c:
-        made = (await c.post("/v1/locations", json=place(
-            "Harlem", ["10027"], capacity=12, events_per_slot=3,
-            hours={"mon": ["12:00", "18:00"], "sat": ["16:00", "23:00"], "sun": ["10:00", "14:00"]}))).json()
-    first = (utcnow() + timedelta(days=3)).date()
-    offers = {}
-    for name, app in (("once", once), ("per slot", per_slot)):
-        async with client_of(app, headers=auth) as c:
-            offers[name] = [(await c.get("/v1/availability", params={
-                "from": first.isoformat(), "to": (first + timedelta(days=6)).isoformat(),
-                "time_zone": "America/New_York", "party_size": party, "location_id": made["id"]})).json()
-                for party in (10, 13)]
-    assert offers["once"] == offers["per slot"]
-    ten, thirteen = offers["once"]
-    assert ten["slots"] and {s["capacity"] for s in ten["slots"]} == {3} and thirteen["slots"] == []
-    days = {datetime.fromisoformat(s["local_start"]).strftime("%a").lower() for s in ten["slots"]}
-    assert days <= {"mon", "sat", "sun"}
 
 
 async def test_availability_by_zip_code_offers_what_create_accepts(make_app, client_of, seed):
