@@ -482,10 +482,10 @@ def query_times(url: str, customer_ids: list[uuid.UUID], booking_ids: list[str])
 async def focus_bookings(db, customer_ids: list[uuid.UUID]) -> list[str]:
     """One booking id of each measured customer (for GET /v1/bookings/{id})."""
     async with db.read() as conn:
-        rows = (await conn.execute(sa.text(
+        rows = await conn.fetch_all(
             "SELECT DISTINCT ON (customer_id) customer_id, id FROM bookings WHERE customer_id = ANY(:ids) "
-            "ORDER BY customer_id, created_at"), {"ids": customer_ids})).all()
-    by = {c: b for c, b in rows}
+            "ORDER BY customer_id, created_at", {"ids": customer_ids})
+    by = {r["customer_id"]: r["id"] for r in rows}
     return [str(by[c]) for c in customer_ids]
 
 

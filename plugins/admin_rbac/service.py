@@ -147,8 +147,8 @@ def role_out(ctx, row: Any) -> dict[str, Any]:
 
 async def list_roles(conn, ctx) -> list[dict[str, Any]]:
     await ensure_builtin_roles(conn, ctx)
-    rows = (await conn.execute(sa.select(admin_roles).order_by(admin_roles.c.builtin.desc(), admin_roles.c.name)))
-    return [role_out(ctx, r) for r in rows.mappings()]
+    rows = await conn.fetch_all(sa.select(admin_roles).order_by(admin_roles.c.builtin.desc(), admin_roles.c.name))
+    return [role_out(ctx, r) for r in rows]
 
 
 async def get_role(conn, ctx, role_id: uuid.UUID, *, lock: bool = False) -> Any:
@@ -224,8 +224,8 @@ def user_out(row: Any) -> dict[str, Any]:
 
 async def get_user(conn, user_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any]:
     if lock:
-        found = (await conn.execute(sa.select(admin_users.c.id).where(admin_users.c.id == user_id)
-                                    .with_for_update())).first()
+        found = await conn.fetch_one(sa.select(admin_users.c.id).where(admin_users.c.id == user_id)
+                                     .with_for_update())
         if found is None:
             raise not_found("Admin user")
     row = await conn.fetch_one(_user_query().where(admin_users.c.id == user_id))
@@ -269,8 +269,8 @@ async def _roles_by_name(conn, ctx, names: list[str], field: str = "roles") -> l
 
 
 async def user_permissions(conn, ctx, user_id: uuid.UUID) -> frozenset[str]:
-    rows = (await conn.execute(sa.select(admin_roles).select_from(admin_user_roles.join(admin_roles))
-                               .where(admin_user_roles.c.user_id == user_id))).mappings()
+    rows = await conn.fetch_all(sa.select(admin_roles).select_from(admin_user_roles.join(admin_roles))
+                                .where(admin_user_roles.c.user_id == user_id))
     perms: set[str] = set()
     for row in rows:
         perms |= role_permissions(ctx, row)
@@ -491,6 +491,5 @@ async def principal_for(ctx, claims: dict[str, Any]) -> Principal | None:
 async def purge_sessions(conn, older_than: timedelta = timedelta(days=7)) -> int:
     """Delete sessions that ended (expired or revoked) more than ``older_than`` ago."""
     cutoff = utcnow() - older_than
-    result = await conn.execute(sa.delete(admin_sessions).where(
+    return await conn.run(sa.delete(admin_sessions).where(
         sa.or_(admin_sessions.c.expires_at < cutoff, admin_sessions.c.revoked_at < cutoff)))
-    return result.rowcount

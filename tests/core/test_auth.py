@@ -64,9 +64,9 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(make_app, client_of)
     assert unknown.status_code == 401
     assert unaffected.status_code == 200, "another sign-in is another family"
     async with app.state.ctx.db.read() as conn:
-        rows = (await conn.execute(sa.select(refresh_tokens.c.family, refresh_tokens.c.revoked_at))).all()
+        rows = await conn.fetch_all(sa.select(refresh_tokens.c.family, refresh_tokens.c.revoked_at))
     revoked_by_family: dict = {}
-    for family, revoked_at in rows:
+    for family, revoked_at in (r.values() for r in rows):
         revoked_by_family.setdefault(family, []).append(revoked_at is not None)
     assert sorted(all(v) for v in revoked_by_family.values()) == [False, True]
 

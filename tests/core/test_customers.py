@@ -139,7 +139,7 @@ async def test_key_rotation_keeps_old_rows_readable(make_app, settings):
     async with new.db.transaction() as conn:
         still = await service.get_customer(conn, new, ann["id"])
         bob = await service.create_customer(conn, new, email="bob@example.com", name="Bob")
-        keys = dict((await conn.execute(sa.select(customers.c.id, customers.c.key_id))).all())
+        keys = {r["id"]: r["key_id"] for r in await conn.fetch_all(sa.select(customers.c.id, customers.c.key_id))}
     assert still["name"] == "Ann" and still["address"] == "1 Elm St"
     assert keys[bob["id"]] == "k2" and keys[ann["id"]] != "k2"
 

@@ -120,12 +120,12 @@ async def assert_exactly_once(database, event_ids: list[str], log: list[str]) ->
     why = f"seed {SEED}; " + "; ".join(log)
     async with database.read() as conn:
         handled = await effects(conn, "handled")
-        deliveries = dict((await conn.execute(sa.select(event_deliveries.c.status, sa.func.count())
-                                              .group_by(event_deliveries.c.status))).all())
-        statuses = dict((await conn.execute(sa.select(booking_reminders.c.status, sa.func.count())
-                                            .group_by(booking_reminders.c.status))).all())
-        sent = [r for r, in await conn.execute(sa.select(offline_outbox.c.payload["reminder_id"].astext))]
-        reminder_ids = {str(r) for r, in await conn.execute(sa.select(booking_reminders.c.id))}
+        deliveries = {r["status"]: r["n"] for r in await conn.fetch_all(
+            sa.select(event_deliveries.c.status, sa.func.count().label("n")).group_by(event_deliveries.c.status))}
+        statuses = {r["status"]: r["n"] for r in await conn.fetch_all(
+            sa.select(booking_reminders.c.status, sa.func.count().label("n")).group_by(booking_reminders.c.status))}
+        sent = await conn.scalars(sa.select(offline_outbox.c.payload["reminder_id"].astext))
+        reminder_ids = {str(r) for r in await conn.scalars(sa.select(booking_reminders.c.id))}
     assert deliveries == {"done": N}, why
     assert handled == {i: 1 for i in event_ids}, (why, sum(handled.values()))
     assert statuses == {"sent": N}, why

@@ -165,8 +165,8 @@ async def row_counts(database) -> dict[str, int]:
         names = set(await conn.scalars(sa.text(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")))
         tables = [t.name for t in metadata.sorted_tables if t.name in names and t.name != "idempotency_keys"]
-        query = " UNION ALL ".join(f"SELECT '{n}', count(*) FROM \"{n}\"" for n in tables)
-        return dict((await conn.execute(sa.text(query))).all())
+        query = " UNION ALL ".join(f"SELECT '{n}' AS name, count(*) AS n FROM \"{n}\"" for n in tables)
+        return {r["name"]: r["n"] for r in await conn.fetch_all(query)}
 
 
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

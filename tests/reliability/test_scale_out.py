@@ -188,8 +188,8 @@ async def test_two_workers_deliver_each_event_once(cluster, callers, database):
         events = [str(i) for i in await conn.scalars(sa.text(
             "SELECT id FROM outbox_events WHERE name = 'booking.created' AND payload->>'booking_id' = ANY(:ids)"),
             {"ids": [r.json()["id"] for r in made]})]
-        statuses = dict((await conn.execute(sa.select(event_deliveries.c.status, sa.func.count())
-                                            .group_by(event_deliveries.c.status))).all())
+        statuses = {r["status"]: r["n"] for r in await conn.fetch_all(
+            sa.select(event_deliveries.c.status, sa.func.count().label("n")).group_by(event_deliveries.c.status))}
         retried = await conn.scalar(sa.select(sa.func.count()).where(event_deliveries.c.attempts != 1))
         pids = await conn.scalar(sa.text("SELECT count(DISTINCT pid) FROM probe_effects"))
     assert len(events) == 160 and {e: handled.get(e, 0) for e in events} == {e: 1 for e in events}
