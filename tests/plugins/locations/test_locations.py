@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -13,7 +13,6 @@ from myhibachi.plugins.locations import LocationsPlugin, service
 from myhibachi.plugins.locations.models import booking_locations
 
 FLAG = "FEATURE_FLAG_MULTI_LOCATION"
-WHO = {"userId": "staff-1"}  # the flag context the core passes: the acting customer or admin
 
 
 def place(name: str, zips: list[str] | None = None, **fields) -> dict:
@@ -23,12 +22,6 @@ def place(name: str, zips: list[str] | None = None, **fields) -> dict:
     if zips is not None:
         body["service_area"] = {"zip_codes": zips}
     return body | fields
-
-
-def booking_input(starts_at: datetime, *, zip_code: str | None = "10001", location_id=None, party_size=10) -> dict:
-    extra = {"location_id": str(location_id)} if location_id else {}
-    return {"starts_at": starts_at, "time_zone": "America/New_York", "party_size": party_size,
-            "address": "1 Main St", "zip_code": zip_code, "customer_id": str(uuid.uuid4()), "extra": extra}
 
 
 async def test_booking_multi_location(make_app, client_of, seed):
@@ -160,45 +153,65 @@ async def test_locations_visibility_and_permissions(make_app, client_of, seed):
         assert rest["next_cursor"] is None
 
 
+def la_day(weekday: int):
+    """The first given weekday (0 = Monday) in Los Angeles past the default 48-hour lead time."""
+    first = datetime.now(ZoneInfo("America/Los_Angeles")).date() + timedelta(days=3)
+    return first + timedelta(days=(weekday - first.weekday()) % 7)
+
+
 async def test_hours_radius_and_bad_filter(make_app, client_of, seed):
+    """Through HTTP: a party near a location's circle (no zip code it lists) is booked there
+    inside its hours, refused outside them (one more hour on Sunday evening, and all of
+    Monday) and not offered then; a party out of every circle is refused; a bad
+    ``?location_id=`` filter is a 422 naming it."""
     app = make_app([LocationsPlugin()], flags={FLAG: True})
-    ctx = app.state.ctx
-    admin = await seed.staff("locations.*")
+    admin = await seed.staff("locations.*", "bookings.read")
     async with client_of(app, headers=admin) as c:
         west = (await c.post("/v1/locations", json=place(
             "Santa Monica", zip_code="90401", time_zone="America/Los_Angeles",
             service_area={"lat": 34.0195, "lon": -118.4912, "radius_km": 25},
             hours={"sat": ["11:00", "22:00"], "sun": ["11:00", "20:00"]}))).json()
-    la = ZoneInfo("America/Los_Angeles")
-    today = datetime.now(la).date()
-    saturday = today + timedelta(days=(5 - today.weekday()) % 7 or 7)
-    async with seed.db.transaction() as conn:
-        def near(at):  # Venice Beach, 4 km away, no zip code the location lists
-            return booking_input(at.astimezone(timezone.utc), zip_code="90291") | {
-                "extra": {"lat": 33.985, "lon": -118.4695}}
+    saturday, sunday, monday = la_day(5), la_day(6), la_day(0)
 
-        ok = near(datetime.combine(saturday, time(18, 0), la))
-        assert await ctx.call_all("validate_booking", WHO, booking=ok, conn=conn) == []
-        assert ok["extra"]["location_id"] == west["id"]
-        late = near(datetime.combine(saturday, time(22, 30), la))
-        assert await ctx.call_all("validate_booking", WHO, booking=late, conn=conn) == [
-            "starts_at: Santa Monica takes events on Saturdays from 11:00 to 22:00 (America/Los_Angeles)"]
-        monday = near(datetime.combine(saturday + timedelta(days=2), time(18, 0), la))
-        assert await ctx.call_all("validate_booking", WHO, booking=monday, conn=conn) == [
-            "starts_at: Santa Monica is closed on Mondays"]
-        far = booking_input(utcnow() + timedelta(days=3), zip_code="92101") | {
-            "extra": {"lat": 32.7157, "lon": -117.1611}}  # San Diego
-        assert await ctx.call_all("validate_booking", WHO, booking=far, conn=conn) == [
-            "zip_code: no active location serves zip code 92101; choose a location_id"]
-    try:
-        await ctx.call_all("booking_query_filters", WHO, params={"location_id": "nope"})
-        raise AssertionError("a bad location_id must be refused")
-    except Exception as exc:
-        assert getattr(exc, "status", None) == 422 and exc.extra["errors"][0]["field"] == "location_id"
-    assert await ctx.call_all("booking_query_filters", WHO, params={"other": "x"}) == []
+    def near(day, hour: int, **over) -> dict:  # Venice Beach, 4 km away, no zip code the location lists
+        return {"starts_at": f"{day}T{hour:02}:00:00", "time_zone": "America/Los_Angeles", "duration_minutes": 60,
+                "adults": 8, "address": "1 Ocean Front Walk", "zip_code": "90291",
+                "extra": {"lat": 33.985, "lon": -118.4695}} | over
+
+    auth = seed.token(await seed.customer())
+    async with client_of(app, headers=auth) as c:
+        ok = await c.post("/v1/bookings", json=near(saturday, 18))
+        late = await c.post("/v1/bookings", json=near(sunday, 21))
+        closed = await c.post("/v1/bookings", json=near(monday, 18))
+        far = await c.post("/v1/bookings", json=near(saturday, 18, zip_code="92101",
+                                                     extra={"lat": 32.7157, "lon": -117.1611}))  # San Diego
+        sunday_offer = (await c.get("/v1/availability", params={
+            "from": sunday.isoformat(), "to": monday.isoformat(), "time_zone": "America/Los_Angeles",
+            "duration_minutes": 60, "lat": 33.985, "lon": -118.4695})).json()
+    assert ok.status_code == 201, ok.text
+    assert late.status_code == 422 and late.json()["detail"] == (
+        "starts_at: Santa Monica takes events on Sundays from 11:00 to 20:00 (America/Los_Angeles)")
+    assert closed.status_code == 422 and closed.json()["detail"] == "starts_at: Santa Monica is closed on Mondays"
+    assert far.status_code == 422 and far.json()["detail"] == (
+        "zip_code: no active location serves zip code 92101; choose a location_id")
+    offered = [s["local_start"][11:16] for s in sunday_offer["slots"]]
+    assert offered[0] == "11:00" and offered[-1] == "19:00" and len(offered) == 9  # nothing on Monday
+    async with seed.db.read() as conn:
+        assert await conn.fetch_all("SELECT booking_id::text AS id, location_id::text AS loc FROM booking_locations"
+                                    ) == [{"id": ok.json()["id"], "loc": west["id"]}]
+    async with client_of(app, headers=admin) as c:
+        bad = await c.get("/v1/bookings", params={"location_id": "nope"})
+        other = await c.get("/v1/bookings", params={"other": "x"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "location_id", bad.text
+    assert [b["id"] for b in other.json()["items"]] == [ok.json()["id"]]
 
 
 async def test_flag_off_hides_routes_and_skips_hooks(make_app, client_of, seed):
+    """With the flag off, a location that would refuse, limit and link a booking does none of
+    it: the booking is taken in the core's own pool-less capacity and not linked, and the
+    list ignores the location filter."""
+    from tests.core.conftest import booking_body
+
     app = make_app([LocationsPlugin()], flags={FLAG: False})
     ctx = app.state.ctx
     async with client_of(app) as c:
@@ -207,82 +220,87 @@ async def test_flag_off_hides_routes_and_skips_hooks(make_app, client_of, seed):
     async with seed.db.transaction() as conn:  # a location that would answer every hook if the flag were on
         await service.create_location(conn, ctx, place("Embarcadero", ["94105"], zip_code="94105", capacity=4,
                                                   time_zone="America/Los_Angeles"))
-    async with seed.db.transaction() as conn:
-        too_big = booking_input(utcnow() + timedelta(days=3), zip_code="94105", party_size=9)
-        assert await ctx.call_all("validate_booking", WHO, booking=too_big, conn=conn) == []
-        assert too_big["extra"] == {}
-        assert await ctx.call_first("booking_capacity", WHO, booking=too_big, conn=conn) is None
-        assert await ctx.call_first("booking_slot_scope", WHO, booking=too_big, conn=conn) is None
-    assert await ctx.call_all("booking_query_filters", WHO, params={"location_id": str(uuid.uuid4())}) == []
-    customer = await seed.customer()
-    booking = await seed.booking(customer, utcnow() + timedelta(days=3), zip_code="94105")
-    await seed.publish(ctx, "booking.created", {"booking_id": str(booking), "customer_id": str(customer)})
+    admin = await seed.staff("bookings.read")
+    async with client_of(app, headers=seed.token(await seed.customer())) as c:
+        too_big = await c.post("/v1/bookings", json=booking_body(zip_code="94105", adults=9, children=0))
+    assert too_big.status_code == 201, too_big.text
+    async with client_of(app, headers=admin) as c:
+        listed = await c.get("/v1/bookings", params={"location_id": str(uuid.uuid4())})
+    assert [b["id"] for b in listed.json()["items"]] == [too_big.json()["id"]]
     async with seed.db.read() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(booking_locations)) == 0
+        assert await conn.scalar(sa.select(bookings.c.pools)) == []
 
 
 async def test_location_read_once_for_many_bookings(make_app, client_of, seed, monkeypatch):
-    """With the app running (its shared cache live), the three hooks of two bookings read
-    the location from the database once, and a change through the API reaches the next
-    booking at once (broken on purpose: looking it up on ``conn`` each time is 6 reads)."""
+    """With the app running (its shared cache live), two bookings through the API read their
+    location from the database once (the three hooks of each ask ``ctx.cache``), and a change
+    through the API reaches the next booking at once (broken on purpose: looking it up on
+    ``conn`` each time is 6 reads)."""
     from myhibachi.core import db
+    from tests.core.conftest import booking_body
     from tests.core.test_cache import until
 
     app = make_app([LocationsPlugin()], flags={FLAG: True})
     ctx = app.state.ctx
     admin = await seed.staff("locations.*")
+    auth = seed.token(await seed.customer())
     async with app.router.lifespan_context(app):
         await until(lambda: ctx.cache.live)
         async with client_of(app, headers=admin) as c:
-            made = (await c.post("/v1/locations", json=place("Queens", ["11101"], zip_code="11101"))).json()
+            made = (await c.post("/v1/locations", json=place("Queens", ["11101"], zip_code="11101",
+                                                             events_per_slot=5))).json()
         await until(lambda: not ctx.cache._unsettling("locations"))  # the creation's own notification
         reads = []
         fetch_one = db.Conn.fetch_one
 
         async def counting(conn, stmt, params=None):
-            reads.append(params)
+            if stmt is service._SERVING_ZIP or stmt is service._BY_ID:
+                reads.append(params)
             return await fetch_one(conn, stmt, params)
 
         monkeypatch.setattr(db.Conn, "fetch_one", counting)
-        for _ in range(2):
-            booking = booking_input(utcnow() + timedelta(days=5), zip_code="11101")
-            async with seed.db.transaction() as conn:
-                assert await ctx.call_first("booking_slot_scope", WHO, booking=booking, conn=conn) == uuid.UUID(
-                    made["id"]).hex
-                assert await ctx.call_first("booking_capacity", WHO, booking=booking, conn=conn) == 1
-                assert await ctx.call_all("validate_booking", WHO, booking=booking, conn=conn) == []
+        async with client_of(app, headers=auth) as c:
+            for _ in range(2):
+                booked = await c.post("/v1/bookings", json=booking_body(zip_code="11101"))
+                assert booked.status_code == 201, booked.text
         assert len(reads) == 1
         async with client_of(app, headers=admin) as c:
             await c.put(f"/v1/locations/{made['id']}", json={"status": "maintenance"})
-        async with seed.db.transaction() as conn:
-            assert await ctx.call_all("validate_booking", WHO, booking=booking_input(
-                utcnow() + timedelta(days=5), zip_code="11101", location_id=made["id"]), conn=conn) == [
-                "location_id: Queens is closed for maintenance"]
+        async with client_of(app, headers=auth) as c:
+            closed = await c.post("/v1/bookings", json=booking_body(zip_code="11101",
+                                                                    extra={"location_id": made["id"]}))
+        assert closed.status_code == 422 and closed.json()["detail"] == "location_id: Queens is closed for maintenance"
 
 
 async def test_every_process_sees_a_location_change(make_app, client_of, seed):
     """Two API processes keep the locations they looked up (ctx.cache); a change through
-    one reaches the other's next booking check once its commit's notification arrives."""
+    one reaches the other's next booking once its commit's notification arrives."""
+    from tests.core.conftest import booking_body
     from tests.core.test_cache import until
 
     writer, reader = (make_app([LocationsPlugin()], flags={FLAG: True}) for _ in range(2))
     admin = await seed.staff("locations.*")
+    auth = seed.token(await seed.customer())
+    party_of_10 = booking_body(zip_code="11101", adults=10, children=0)
     async with writer.router.lifespan_context(writer), reader.router.lifespan_context(reader):
         await until(lambda: writer.state.ctx.cache.live and reader.state.ctx.cache.live)
         heard = reader.state.ctx.cache._generation
         async with client_of(writer, headers=admin) as c:
             made = (await c.post("/v1/locations", json=place("Queens", ["11101"], capacity=12))).json()
         await until(lambda: reader.state.ctx.cache._generation > heard)  # the creation's notification
-        party_of_10 = booking_input(utcnow() + timedelta(days=5), zip_code="11101")
-        async with seed.db.transaction() as conn:
-            assert await reader.state.ctx.call_all("validate_booking", WHO, booking=party_of_10, conn=conn) == []
+        async with client_of(reader, headers=auth) as c:
+            first = await c.post("/v1/bookings", json=party_of_10)
+        assert first.status_code == 201, first.text
         assert "locations" in reader.state.ctx.cache._values  # kept for the next booking
         async with client_of(writer, headers=admin) as c:
             assert (await c.put(f"/v1/locations/{made['id']}", json={"capacity": 8})).status_code == 200
         await until(lambda: "locations" not in reader.state.ctx.cache._values)
-        async with seed.db.transaction() as conn:
-            assert await reader.state.ctx.call_all("validate_booking", WHO, booking=dict(party_of_10, extra={}),
-                                                   conn=conn) == ["party_size: Queens serves at most 8 guests per event"]
+        async with client_of(reader, headers=auth) as c:
+            second = await c.post("/v1/bookings", json=party_of_10 | {"starts_at": party_of_10["starts_at"][:11]
+                                                                      + "19:00:00"})
+        assert second.status_code == 422
+        assert second.json()["detail"] == "party_size: Queens serves at most 8 guests per event"
 
 
 async def test_a_booking_is_linked_to_the_location_that_took_it(make_app, client_of, seed):
