@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import bisect
 import functools
-import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
@@ -33,6 +32,7 @@ from myhibachi.core import events
 from myhibachi.core.auth import Principal, check_owner_or
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
+from myhibachi.core.fields import inputs_of, plain_inputs
 from myhibachi.core.hookspecs import BookingView, Hooks, Refusal, SlotLimit
 from myhibachi.core.models import booking_slots, bookings, customers
 from myhibachi.core.pagination import decode_cursor, encode_cursor
@@ -62,15 +62,6 @@ def _no_nul(value: str | None) -> str | None:
 Text = Annotated[str, AfterValidator(_no_nul)]
 
 
-def _plain_extra(value: dict[str, Any]) -> dict[str, Any]:
-    encoded = json.dumps(value)
-    if "\\u0000" in encoded:
-        raise ValueError("must not contain NUL characters")
-    if len(encoded) > 4000:
-        raise ValueError("is too large (4000 characters of JSON at most)")
-    return value
-
-
 class PriceLine(BaseModel):
     code: str = Field(max_length=60)
     label: str = Field(max_length=200)
@@ -78,7 +69,8 @@ class PriceLine(BaseModel):
 
 
 class BookingFields(BaseModel):
-    """What a customer says about their event; plugins' own input goes in ``extra``."""
+    """What a customer says about their event; plugins add their own typed fields, one per
+    plugin, at start-up (``myhibachi.core.fields``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -93,8 +85,6 @@ class BookingFields(BaseModel):
     zip_code: str | None = Field(None, pattern=r"^\d{5}(-\d{4})?$")
     menu: Text | None = Field(None, max_length=2000)
     notes: Text | None = Field(None, max_length=2000)
-    extra: Annotated[dict[str, Any], AfterValidator(_plain_extra)] = Field(
-        default_factory=dict, description="Plugin-specific input (e.g. `location_id`), handed to the hooks.")
 
 
 class BookingCreate(BookingFields):
@@ -119,7 +109,6 @@ class BookingUpdate(BaseModel):
     zip_code: str | None = Field(None, pattern=r"^\d{5}(-\d{4})?$")
     menu: Text | None = Field(None, max_length=2000)
     notes: Text | None = Field(None, max_length=2000)
-    extra: Annotated[dict[str, Any], AfterValidator(_plain_extra)] | None = None
 
 
 class CancelRequest(BaseModel):
@@ -151,10 +140,10 @@ class Booking(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, row) -> "Booking":
+    def of(cls, row, **plugins: Any) -> "Booking":
         data = dict(row)
         data["local_start"] = wall_clock(data["starts_at"], zone(data["time_zone"]))
-        return cls(**data)
+        return cls(**data, **plugins)
 
 
 class BookingPage(BaseModel):
@@ -390,7 +379,8 @@ async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID 
 # --- hooks -------------------------------------------------------------------------------
 
 
-def view_of(b: Mapping[str, Any], *, stored: bool = False, extra: Mapping[str, Any] | None = None) -> BookingView:
+def view_of(b: Mapping[str, Any], *, stored: bool = False, inputs: Mapping[str, Any] = MappingProxyType({})
+            ) -> BookingView:
     """The booking (a draft or a row) as the hooks see it."""
     start = b["starts_at"]
     return BookingView(
@@ -400,7 +390,7 @@ def view_of(b: Mapping[str, Any], *, stored: bool = False, extra: Mapping[str, A
         duration_minutes=b["duration_minutes"], adults=b["adults"], children=b["children"],
         party_size=b["adults"] + b["children"], address=b.get("address") or "", zip_code=b.get("zip_code"),
         menu=b.get("menu"), notes=b.get("notes"), stored=stored, price_lines=tuple(b.get("price_lines") or ()),
-        total_cents=b.get("total_cents") or 0, extra=MappingProxyType(dict(extra or {})))
+        total_cents=b.get("total_cents") or 0, inputs=inputs)
 
 
 def problem_of(refused: Refusal) -> Problem:
@@ -538,7 +528,7 @@ def _prospective(data: BookingFields, rules: Rules) -> dict[str, Any]:
         "starts_at": start, "time_zone": tz_name,
         "duration_minutes": data.duration_minutes or rules.default_duration,
         "adults": data.adults, "children": data.children, "address": data.address,
-        "zip_code": data.zip_code, "menu": data.menu, "notes": data.notes, "extra": data.extra,
+        "zip_code": data.zip_code, "menu": data.menu, "notes": data.notes,
     }
 
 
@@ -600,7 +590,8 @@ async def create_booking(conn, ctx, principal: Principal, data: BookingCreate, *
     _check_party(rules, b)
     _check_time(rules, b, now)
     b["id"], b["customer_id"] = uuid.uuid4(), customer_id
-    view = view_of(b, extra=data.extra)
+    inputs = inputs_of(data, ctx.models.owners.get("booking_create", ()))
+    view = view_of(b, inputs=inputs)
     problem = await refusal(hooks, conn, view)
     if problem:
         raise problem
@@ -612,11 +603,11 @@ async def create_booking(conn, ctx, principal: Principal, data: BookingCreate, *
         "children": b["children"], "address": b["address"], "zip_code": b["zip_code"], "menu": b["menu"],
         "notes": b["notes"], "status": "pending", "price_lines": lines, "total_cents": total,
         "currency": rules.currency, "slot_key": slot_key(b["starts_at"]), "pools": pools})
-    await hooks.booking_stored(booking=view_of(row, stored=True, extra=data.extra), previous=None, conn=conn)
+    await hooks.booking_stored(booking=view_of(row, stored=True, inputs=inputs), previous=None, conn=conn)
     await events.publish(conn, ctx, "booking.created", {
         "booking_id": str(row["id"]), "customer_id": str(customer_id), "starts_at": row["starts_at"].isoformat(),
         "time_zone": row["time_zone"], "party_size": row["party_size"], "total_cents": total,
-        "extra": data.extra,
+        **plain_inputs(inputs),
     }, actor=_actor(principal))
     return dict(row)
 
@@ -630,7 +621,7 @@ async def quote(conn, ctx, principal: Principal, data: QuoteRequest, *, now: dat
     if b["starts_at"] is not None:
         _check_time(rules, b, now or utcnow())
     b["customer_id"] = _customer_of(principal) if principal.kind == "customer" else data.customer_id
-    view = view_of(b, extra=data.extra)
+    view = view_of(b, inputs=inputs_of(data, ctx.models.owners.get("quote", ())))
     problem = await refusal(hooks, conn, view)
     if problem:
         raise problem
@@ -671,7 +662,9 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
     old = await get_booking(conn, principal, booking_id, for_update=True, permission="bookings.write")
     if old["status"] not in ACTIVE:
         raise conflict(f"a {old['status']} booking cannot be changed", current_status=old["status"])
-    given = patch.model_dump(exclude_unset=True)
+    names = ctx.models.owners.get("booking_update", ())
+    inputs = inputs_of(patch, names)
+    given = patch.model_dump(exclude_unset=True, exclude=set(names))
     for field in ("starts_at", "adults", "children", "address", "time_zone", "duration_minutes"):
         if field in given and given[field] is None:
             raise invalid(field, "may not be null")
@@ -679,7 +672,6 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
     tz = zone(new["time_zone"])
     if "starts_at" in given:
         new["starts_at"] = resolve_start(given["starts_at"], tz)
-    extra = given.get("extra") or {}
     retimed = any(new[f] != old[f] for f in ("starts_at", "time_zone", "duration_minutes"))
     regrouped = new["adults"] != old["adults"] or new["children"] != old["children"]
     if regrouped:
@@ -687,16 +679,16 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
     if retimed:
         _check_time(rules, new, now)
     hooks = ctx.hooks(principal.flag_context())
-    view = view_of(new, stored=True, extra=extra)
+    view = view_of(new, stored=True, inputs=inputs)
     problem = await refusal(hooks, conn, view)
     if problem:
         raise problem
     # Only what a price can depend on re-prices; a changed note keeps the agreed price.
-    if retimed or regrouped or "extra" in given or any(new[f] != old[f] for f in ("address", "zip_code")):
+    if retimed or regrouped or inputs or any(new[f] != old[f] for f in ("address", "zip_code")):
         lines, total = await price(hooks, conn, view, rules)
     else:
         lines, total = old["price_lines"], old["total_cents"]
-    if retimed or "extra" in given:
+    if retimed or inputs:
         pools = await _lock_and_check_capacity(hooks, conn, rules, view, exclude=booking_id)
     else:
         pools = old["pools"]
@@ -708,12 +700,12 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
                if f not in ("price_lines", "slot_key", "pools") and old[f] != v}
     row = await conn.fetch_one(sa.update(bookings).where(bookings.c.id == booking_id)
                                .values(**values, updated_at=sa.func.now()).returning(bookings))
-    await hooks.booking_stored(booking=view_of(row, stored=True, extra=extra), previous=view_of(old, stored=True),
+    await hooks.booking_stored(booking=view_of(row, stored=True, inputs=inputs), previous=view_of(old, stored=True),
                                conn=conn)
-    if changes or "extra" in given:
+    if changes or inputs:
         await events.publish(conn, ctx, "booking.updated", {
             "booking_id": str(booking_id), "customer_id": str(row["customer_id"]), "changes": changes,
-            "extra": extra,
+            **plain_inputs(inputs),
         }, actor=_actor(principal))
     return dict(row)
 
@@ -741,6 +733,17 @@ async def transition(conn, ctx, principal: Principal, booking_id: uuid.UUID, tar
 
 
 # --- listing -----------------------------------------------------------------------------
+
+
+async def views(ctx, principal: Principal, rows: list[dict[str, Any]]) -> list[Booking]:
+    """Rows as the booking view, with the plugins' fields filled for all of them at once."""
+    model = ctx.models.booking
+    if not ctx.models.owners.get("booking") or not rows:
+        return [model.of(row) for row in rows]
+    filled: dict[str, list] = {}
+    for answer in await ctx.hooks(principal.flag_context()).booking_fields(rows=tuple(rows)):
+        filled.update(answer)
+    return [model.of(row, **{name: values[i] for name, values in filled.items()}) for i, row in enumerate(rows)]
 
 
 
@@ -804,7 +807,8 @@ def _page(rows, limit: int) -> tuple[list[dict], str | None]:
 async def availability(conn, ctx, principal: Principal, *, start_day: date, end_day: date,
                        party_size: int | None = None, time_zone: str | None = None,
                        duration_minutes: int | None = None, zip_code: str | None = None,
-                       extra: dict[str, Any] | None = None, now: datetime | None = None) -> Availability:
+                       inputs: Mapping[str, Any] = MappingProxyType({}), now: datetime | None = None
+                       ) -> Availability:
     """Bookable slots of the local days ``start_day``..``end_day`` with their remaining capacity."""
     rules = rules_of(ctx)
     now = now or utcnow()
@@ -836,10 +840,10 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     draft = {"starts_at": None, "time_zone": tz_name, "duration_minutes": duration, "adults": size, "children": 0,
              "customer_id": customer, "zip_code": zip_code}
     # Asked once for every slot: what depends on the time is each plugin's booking_limits.
-    if await refusal(hooks, conn, view_of(draft, extra=extra)) is not None:
+    if await refusal(hooks, conn, view_of(draft, inputs=inputs)) is not None:
         return Availability(time_zone=tz_name, party_size=size, duration_minutes=duration, slots=slots)
     length = timedelta(minutes=duration)
-    first = view_of({**draft, "starts_at": candidates[0]}, extra=extra)
+    first = view_of({**draft, "starts_at": candidates[0]}, inputs=inputs)
     limits = await limits_of(hooks, conn, first, tuple(candidates))
     busy = await busy_of(conn, limits, candidates[0], candidates[-1] + length)
     for k, start in enumerate(candidates):

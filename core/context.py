@@ -10,6 +10,7 @@ from myhibachi.core.cache import SharedCache
 from myhibachi.core.db import Database
 from myhibachi.core.events import Waker
 from myhibachi.core.flags import Flags
+from myhibachi.core.fields import Models, core_models
 from myhibachi.core.hookspecs import Hooks
 from myhibachi.core.plugins import PluginManager
 from myhibachi.core.settings import Settings
@@ -28,6 +29,7 @@ class AppContext:
     extra: dict[str, Any] = field(default_factory=dict)
     cache: SharedCache = field(default_factory=SharedCache)  # live while the app's lifespan runs
     waker: Waker = field(default_factory=Waker)  # wakes the event dispatchers; likewise
+    models: Models = field(default_factory=core_models)  # with the plugins' fields (create_app)
 
     def add_poller(self, name: str, poller) -> None:
         from myhibachi.core.scheduled import add_poller

@@ -73,8 +73,9 @@ class BookingView:
     :ivar stored: True once the booking's row exists (``booking_stored``, a reschedule).
     :ivar price_lines: the stored price lines (empty before pricing).
     :ivar total_cents: the stored total (0 before pricing).
-    :ivar extra: the plugin-specific input of the request (``{"location_id": ...}``); on
-        update only what the update sent.
+    :ivar inputs: the plugins' own fields of the request, by plugin name, each the model
+        the plugin declared in ``register_fields`` (``booking.inputs.get("locations")``);
+        on update only what the update sent; empty on a status change.
     """
 
     id: UUID | None
@@ -95,7 +96,7 @@ class BookingView:
     stored: bool = False
     price_lines: tuple[Mapping[str, Any], ...] = ()
     total_cents: int = 0
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +215,35 @@ class Hooks:
 
         :return: ``{"sms": {"myprovider": factory}, ...}`` where ``factory(ctx)`` returns an
             object implementing that port.
+        """
+
+    @hookspec
+    def register_fields(self) -> dict[str, type]:
+        """Add this plugin's typed fields to the core's request and response models.
+
+        Called once at start-up. Each model given becomes one optional field named after the
+        plugin on the core's model of that kind, so the OpenAPI document types it:
+        ``{"booking_create": LocationChoice}`` lets a create say ``{"locations":
+        {"location_id": "..."}}``. The kinds: ``booking_create``, ``booking_update`` and
+        ``quote`` (request bodies; the hooks see them in ``BookingView.inputs``),
+        ``booking`` (the booking view; filled by ``booking_fields``) and ``availability``
+        (its fields become query parameters of ``GET /v1/availability``, flat, so their
+        names must be unique; the hooks see them in ``inputs`` too).
+
+        :return: ``{kind: pydantic model}``.
+        """
+
+    @hookspec
+    def booking_fields(self, rows: tuple[Mapping[str, Any], ...], ctx: AppContext) -> dict[str, list] | None:
+        """Fill this plugin's field of the booking view for bookings about to be answered.
+
+        Called once per response with every booking of it (a page of a list, or one), for
+        plugins that declared a ``booking`` model; answer from the rows (``pools`` says
+        which pools the booking draws on) or one query for all of them, never one per row.
+
+        :param rows: the bookings' rows (every column of ``bookings``).
+        :param ctx: the application context.
+        :return: ``{plugin name: [its model, a dict or None per row, in order]}``, or None.
         """
 
     @hookspec

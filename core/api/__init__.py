@@ -9,7 +9,8 @@ PERMISSIONS: list[str] = ["bookings.read", "bookings.write", "customers.read", "
                           *events.PERMISSIONS]
 
 
-def routers() -> list[APIRouter]:
+def routers(models) -> list[APIRouter]:
+    """Built per app, with the request and response models its plugins extended."""
     from myhibachi.core.api import auth, bookings, customers
 
-    return [auth.router(), customers.router(), customers.admin_router(), bookings.router(), events.router]
+    return [auth.router(), customers.router(), customers.admin_router(), bookings.router(models), events.router]

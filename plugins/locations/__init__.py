@@ -19,6 +19,19 @@ class LocationsPlugin(Plugin):
         add_routes(router)
 
     @hookimpl
+    def register_fields(self):
+        from myhibachi.plugins.locations.schemas import BookingLocation, LocationChoice
+
+        return {"booking_create": LocationChoice, "booking_update": LocationChoice, "quote": LocationChoice,
+                "availability": LocationChoice, "booking": BookingLocation}
+
+    @hookimpl
+    def booking_fields(self, rows):
+        from myhibachi.plugins.locations import service
+
+        return {self.name: [service.location_in(row["pools"]) for row in rows]}
+
+    @hookimpl
     async def validate_booking(self, booking, conn, ctx):
         from myhibachi.plugins.locations import service
 

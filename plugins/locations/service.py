@@ -139,13 +139,10 @@ async def serving(conn, ctx, zip_code: str | None, lat: Any = None, lon: Any = N
 async def location_of(conn, ctx, booking: BookingView) -> tuple[Any, str | None]:
     """The booking's location row and None, or None and the reason there is none. The core
     asks three hooks about the same booking; each lookup is answered by ``ctx.cache``."""
-    extra, zip_code = booking.extra, booking.zip_code
-    given = extra.get("location_id")
-    if given:
-        try:
-            location_id = uuid.UUID(str(given))
-        except ValueError:
-            return None, f"location_id: {given!r} is not a location id"
+    choice = booking.inputs.get("locations")
+    zip_code = booking.zip_code
+    location_id = choice.location_id if choice else None
+    if location_id:
         row = await ctx.cache.fetch_one(CACHE, _BY_ID, {"location_id": location_id}, conn)
         if row is None:
             return None, f"location_id: location {location_id} does not exist"
@@ -154,7 +151,7 @@ async def location_of(conn, ctx, booking: BookingView) -> tuple[Any, str | None]
         if row["status"] != "active":
             return None, f"location_id: {row['name']} is not active"
         return row, None
-    row = await serving(conn, ctx, zip_code, extra.get("lat"), extra.get("lon"))
+    row = await serving(conn, ctx, zip_code, *((choice.lat, choice.lon) if choice else ()))
     if row is not None:
         return row, None
     if zip_code:
@@ -196,7 +193,7 @@ async def limits(conn, ctx, booking: BookingView, starts: tuple[datetime, ...]) 
         return None
     refusals = {}
     capacity = [_refusal(refusals, _closed(row, start)) or row["events_per_slot"] for start in starts]
-    return SlotLimit(pool=f"location:{row['id'].hex}", capacity=capacity)
+    return SlotLimit(pool=f"{POOL}{row['id'].hex}", capacity=capacity)
 
 
 def _refusal(seen: dict[str, Refusal], reason: str | None) -> Refusal | None:
@@ -209,11 +206,23 @@ def _refusal(seen: dict[str, Refusal], reason: str | None) -> Refusal | None:
 async def link(conn, ctx, booking: BookingView, previous: BookingView | None) -> None:
     """Record the booking's location with its row: on create, and when an update names a
     location or changes the zip code (a status change keeps the link)."""
-    if previous is not None and not booking.extra.get("location_id") and booking.zip_code == previous.zip_code:
+    choice = booking.inputs.get("locations")
+    if previous is not None and not (choice and choice.location_id) and booking.zip_code == previous.zip_code:
         return
     row, _ = await location_of(conn, ctx, booking)
     if row is not None:
         await assign(conn, booking.id, row["id"])
+
+
+POOL = "location:"
+
+
+def location_in(pools: list[str]) -> dict[str, Any] | None:
+    """The booking view's ``locations`` field, from the pool the booking draws on (no query)."""
+    for pool in pools or ():
+        if pool.startswith(POOL):
+            return {"location_id": uuid.UUID(pool[len(POOL):])}
+    return None
 
 
 def query_filters(params: dict[str, str]) -> list[Any] | None:

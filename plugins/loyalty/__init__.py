@@ -72,6 +72,12 @@ class LoyaltyPlugin(Plugin):
         }
 
     @hookimpl
+    def register_fields(self):
+        from myhibachi.plugins.loyalty.schemas import PointsOnBooking
+
+        return {"booking_create": PointsOnBooking, "booking_update": PointsOnBooking, "quote": PointsOnBooking}
+
+    @hookimpl
     async def price_booking(self, booking, lines, conn, ctx):
         from myhibachi.plugins.loyalty.bookings import price_line
 

@@ -1,6 +1,6 @@
 """Redeeming points on a booking through the core's booking hooks.
 
-The customer asks in the booking's ``extra``: ``{"loyalty_points": 200}``. ``price_booking``
+The customer asks with the booking's ``loyalty`` field: ``{"loyalty": {"points": 200}}``. ``price_booking``
 turns that into a negative line (capped at what the booking's base price covers, in whole
 rewards); ``validate_booking`` only checks the ask (and, before the booking exists, the
 balance); ``booking_stored``, inside the booking's transaction, debits exactly the points
@@ -16,8 +16,13 @@ from myhibachi.core.errors import Problem
 from myhibachi.core.hookspecs import BookingView, Refusal
 from myhibachi.plugins.loyalty import service
 
-KEY = "loyalty_points"
+KEY = "loyalty.points"
 CODE = "loyalty.redeem"
+
+
+def _asked(booking: BookingView) -> int | None:
+    field = booking.inputs.get("loyalty")
+    return field.points if field else None
 
 
 async def price_line(booking: BookingView, lines: tuple[dict[str, Any], ...], conn,
@@ -28,8 +33,8 @@ async def price_line(booking: BookingView, lines: tuple[dict[str, Any], ...], co
         found = await service.redemption_of(conn, booking.id)
         points = -found["points"] if found else None
     if points is None:
-        asked = booking.extra.get(KEY)
-        if isinstance(asked, bool) or not isinstance(asked, int) or asked <= 0 or asked % s.points_per_reward:
+        asked = _asked(booking)
+        if not asked or asked % s.points_per_reward:
             return None
         base = sum(line["amount_cents"] for line in lines)
         points = min(asked, max(base, 0) // s.reward_cents * s.points_per_reward)
@@ -40,7 +45,7 @@ async def price_line(booking: BookingView, lines: tuple[dict[str, Any], ...], co
 
 
 async def validate(booking: BookingView, conn, ctx) -> Refusal | None:
-    asked = booking.extra.get(KEY)
+    asked = _asked(booking)
     if asked is None or asked == 0:
         return None
     s = service.settings_of(ctx)
@@ -59,7 +64,7 @@ async def validate(booking: BookingView, conn, ctx) -> Refusal | None:
 
 async def redeem(booking: BookingView, previous: BookingView | None, conn, ctx) -> None:
     """Debit the points of the stored line, once per booking."""
-    asked = booking.extra.get(KEY)
+    asked = _asked(booking)
     if not asked:
         return
     s = service.settings_of(ctx)

@@ -1,11 +1,29 @@
 """A test plugin implementing every booking extension point, behind its own flag."""
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from myhibachi.core import Plugin, hookimpl
 from myhibachi.core.hookspecs import Refusal, SlotLimit
 from myhibachi.core.models import bookings
 
 FLAG = "FEATURE_FLAG_TEST_BOOKING_HOOKS"
+
+
+class Asks(BaseModel):
+    """What a test asks of the plugin, as ``{"booking_hooks": {...}}`` (or query parameters)."""
+
+    refuse: str | None = None
+    taken: bool | None = None
+    promo: str | None = None
+    capacity: int | None = None
+
+
+NOTHING = Asks()
+
+
+def asked(booking, name: str = "booking_hooks"):
+    return booking.inputs.get(name) or NOTHING
 
 
 class BookingHooks(Plugin):
@@ -18,21 +36,25 @@ class BookingHooks(Plugin):
         self.stored: list = []
 
     @hookimpl
+    def register_fields(self):
+        return {"booking_create": Asks, "booking_update": Asks, "quote": Asks, "availability": Asks}
+
+    @hookimpl
     async def validate_booking(self, booking, conn):
         self.seen.append(booking)
-        extra = booking.extra
-        if extra.get("refuse"):
-            return Refusal(f"the test plugin refuses: {extra['refuse']}")
-        if extra.get("taken"):
+        extra = asked(booking)
+        if extra.refuse:
+            return Refusal(f"the test plugin refuses: {extra.refuse}")
+        if extra.taken:
             return Refusal("the grill is taken", 409)
         return None
 
     @hookimpl
     def price_booking(self, booking, lines):
-        if booking.extra.get("promo") == "TENOFF":
+        if asked(booking).promo == "TENOFF":
             base = sum(line["amount_cents"] for line in lines)
             return [{"code": "promo.tenoff", "label": "10% off", "amount_cents": -(base // 10)}]
-        if booking.extra.get("promo") == "FREE":
+        if asked(booking).promo == "FREE":
             return [{"code": "promo.free", "label": "everything off and more", "amount_cents": -10_000_000}]
         return None
 
@@ -44,7 +66,7 @@ class BookingHooks(Plugin):
 
     @hookimpl
     def booking_limits(self, booking, starts):
-        value = booking.extra.get("capacity")
+        value = asked(booking).capacity
         if booking.notes == "no mondays":
             return SlotLimit(None, [Refusal("not on mondays") if s.weekday() == 0 else None for s in starts])
         return None if value is None else SlotLimit("booking_hooks", [int(value)] * len(starts))
@@ -54,14 +76,23 @@ class BookingHooks(Plugin):
         self.stored.append((booking, previous))
 
 
+class PoolChoice(BaseModel):
+    pool: str | None = None
+
+
 class PoolPlugin(Plugin):
-    """Splits capacity into pools named by ``extra.pool`` (as locations splits it by place)."""
+    """Splits capacity into pools named by ``{"pools": {"pool": ...}}`` (as locations splits it by place)."""
 
     name = "pools"
     version = "1.0.0"
     flag = "FEATURE_FLAG_POOLS"
 
     @hookimpl
+    def register_fields(self):
+        return {"booking_create": PoolChoice}
+
+    @hookimpl
     def booking_limits(self, booking, starts, ctx):
-        pool = booking.extra.get("pool")
+        choice = booking.inputs.get("pools")
+        pool = choice.pool if choice else None
         return SlotLimit(f"pool:{pool}", [ctx.settings.booking_capacity] * len(starts)) if pool else None

@@ -317,3 +317,71 @@ async def test_hook_resolve_principal(make_app, client_of):
     ctx = make_app([plugin], flags=OFF).state.ctx
     claims = {"sub": "admin-7", "kind": "admin", "sid": "live-session"}
     assert await ctx.hooks().resolve_principal(claims=claims) is None  # firstresult: one answer, not a list
+
+
+class Tagging(Plugin):
+    """Adds a typed ``tagging`` field to create and to the booking view, filled from the rows."""
+
+    name = "tagging"
+    version = "1.0.0"
+
+    class Tag(BaseModel):
+        tag: str | None = None
+        size: int | None = None
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    @hookimpl
+    def register_fields(self):
+        return {"booking_create": self.Tag, "booking": self.Tag}
+
+    @hookimpl
+    def booking_fields(self, rows):
+        self.calls.append(len(rows))
+        return {self.name: [{"size": row["party_size"]} for row in rows]}
+
+
+class BadFields(Plugin):
+    name = "bad_fields"
+    version = "1.0.0"
+
+    @hookimpl
+    def register_fields(self):
+        return {"customer_view": Tagging.Tag}
+
+
+async def test_hook_register_fields(make_app, client_of, add_customer):
+    """A plugin's model becomes a typed field named after it on the models it names (the
+    OpenAPI document says so and the hooks get it validated); an unknown kind leaves the
+    plugin out at start-up."""
+    from tests.core.conftest import booking_body
+
+    app = make_app([Tagging(), BadFields()], strict_plugins=False)
+    assert app.state.ctx.plugins.records["bad_fields"].state == "failed"
+    assert "not extendable" in app.state.ctx.plugins.records["bad_fields"].reason
+    _, auth = await add_customer()
+    async with client_of(app, headers=auth) as c:
+        schemas = (await c.get("/openapi.json")).json()["components"]["schemas"]
+        bad = await c.post("/v1/bookings", json=booking_body(tagging={"size": "big"}))
+        made = await c.post("/v1/bookings", json=booking_body(tagging={"tag": "vip"}))
+    assert "tagging" in schemas["BookingCreate"]["properties"] and "tagging" in schemas["Booking"]["properties"]
+    assert "tagging" not in schemas["QuoteRequest"]["properties"]
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "tagging.size"
+    assert made.status_code == 201, made.text
+
+
+async def test_hook_booking_fields(make_app, client_of, add_customer):
+    """The booking view's plugin fields are filled once per response for all of its rows."""
+    from tests.core.conftest import booking_body, local_start
+
+    plugin = Tagging()
+    app = make_app([plugin])
+    _, auth = await add_customer()
+    async with client_of(app, headers=auth) as c:
+        for day in (7, 8, 9):
+            assert (await c.post("/v1/bookings", json=booking_body(starts_at=local_start(day)))).status_code == 201
+        plugin.calls.clear()
+        listed = (await c.get("/v1/bookings")).json()["items"]
+    assert [b["tagging"] for b in listed] == [{"tag": None, "size": 10}] * 3
+    assert plugin.calls == [3]

@@ -41,7 +41,7 @@ async def test_booking_multi_location(make_app, client_of, seed):
     async with client_of(app, headers=auth) as c:
         by_zip = [await c.post("/v1/bookings", json=booking_body(zip_code="10002")) for _ in range(3)]
         named = await c.post("/v1/bookings", json=booking_body(zip_code="11201",
-                                                               extra={"location_id": brooklyn["id"]}))
+                                                               locations={"location_id": brooklyn["id"]}))
         full = await c.post("/v1/bookings", json=booking_body(zip_code="11201"))
         too_big = await c.post("/v1/bookings", json=booking_body(zip_code="11201", adults=15, children=0,
                                                                  starts_at=local_start(8)))
@@ -79,7 +79,7 @@ async def test_booking_multi_location(make_app, client_of, seed):
         await c.delete(f"/v1/locations/{brooklyn['id']}")
     async with client_of(app, headers=auth) as c:
         gone = await c.post("/v1/bookings", json=booking_body(starts_at=local_start(9),
-                                                              extra={"location_id": brooklyn["id"]}))
+                                                              locations={"location_id": brooklyn["id"]}))
     assert gone.status_code == 422 and "Brooklyn is not active" in gone.json()["detail"]
     assert len(assigned) == 3
 
@@ -176,7 +176,7 @@ async def test_hours_radius_and_bad_filter(make_app, client_of, seed):
     def near(day, hour: int, **over) -> dict:  # Venice Beach, 4 km away, no zip code the location lists
         return {"starts_at": f"{day}T{hour:02}:00:00", "time_zone": "America/Los_Angeles", "duration_minutes": 60,
                 "adults": 8, "address": "1 Ocean Front Walk", "zip_code": "90291",
-                "extra": {"lat": 33.985, "lon": -118.4695}} | over
+                "locations": {"lat": 33.985, "lon": -118.4695}} | over
 
     auth = seed.token(await seed.customer())
     async with client_of(app, headers=auth) as c:
@@ -184,7 +184,7 @@ async def test_hours_radius_and_bad_filter(make_app, client_of, seed):
         late = await c.post("/v1/bookings", json=near(sunday, 21))
         closed = await c.post("/v1/bookings", json=near(monday, 18))
         far = await c.post("/v1/bookings", json=near(saturday, 18, zip_code="92101",
-                                                     extra={"lat": 32.7157, "lon": -117.1611}))  # San Diego
+                                                     locations={"lat": 32.7157, "lon": -117.1611}))  # San Diego
         sunday_offer = (await c.get("/v1/availability", params={
             "from": sunday.isoformat(), "to": monday.isoformat(), "time_zone": "America/Los_Angeles",
             "duration_minutes": 60, "lat": 33.985, "lon": -118.4695})).json()
@@ -269,7 +269,7 @@ async def test_location_read_once_for_many_bookings(make_app, client_of, seed, m
             await c.put(f"/v1/locations/{made['id']}", json={"status": "maintenance"})
         async with client_of(app, headers=auth) as c:
             closed = await c.post("/v1/bookings", json=booking_body(zip_code="11101",
-                                                                    extra={"location_id": made["id"]}))
+                                                                    locations={"location_id": made["id"]}))
         assert closed.status_code == 422 and closed.json()["detail"] == "location_id: Queens is closed for maintenance"
 
 
@@ -304,10 +304,10 @@ async def test_every_process_sees_a_location_change(make_app, client_of, seed):
 
 
 async def test_a_booking_is_linked_to_the_location_that_took_it(make_app, client_of, seed):
-    """Through the core's API: the location validate_booking chose reaches booking.created
-    and booking.updated, whose handlers link the booking to it (broken on purpose: a
-    payload without the validated extra links the move to nothing, and the last
-    assertions fail)."""
+    """Through the core's API: the booking is linked in its own transaction to the location
+    that took it, a move names another, and the booking view says its location (broken on
+    purpose: a ``link`` that ignores the update's ``location_id`` keeps the first link, and
+    the last assertions fail)."""
     from myhibachi.core.events import deliver_due
     from tests.core.conftest import booking_body
 
@@ -331,10 +331,12 @@ async def test_a_booking_is_linked_to_the_location_that_took_it(make_app, client
     booking_id = made.json()["id"]
     assert await linked(booking_id, manhattan) == [booking_id]
     async with client_of(app, headers=auth) as c:
-        moved = await c.patch(f"/v1/bookings/{booking_id}", json={"extra": {"location_id": brooklyn["id"]}})
+        moved = await c.patch(f"/v1/bookings/{booking_id}", json={"locations": {"location_id": brooklyn["id"]}})
         assert moved.status_code == 200, moved.text
     assert await linked(booking_id, brooklyn) == [booking_id]
     assert await linked(booking_id, manhattan) == []
+    assert moved.json()["locations"] == {"location_id": brooklyn["id"]}
+    assert made.json()["locations"] == {"location_id": manhattan["id"]}
 
 
 async def test_availability_by_zip_code_offers_what_create_accepts(make_app, client_of, seed):
@@ -361,3 +363,38 @@ async def test_availability_by_zip_code_offers_what_create_accepts(make_app, cli
     assert elsewhere["slots"] == []
     assert bad.status_code == 422 and "zip_code" in bad.text
     assert booked.status_code == 201, booked.text
+
+
+async def test_openapi_types_the_location_of_a_booking(make_app, client_of, seed):
+    """The served OpenAPI document types ``locations.location_id`` (a uuid) on booking create,
+    update, quote and the booking view, and ``location_id`` as a query parameter of
+    availability; the booking view and the list say the location from the booking's pool,
+    and an id that is not a uuid is a 422 naming the field."""
+    from tests.core.conftest import booking_body
+
+    app = make_app([LocationsPlugin()], flags={FLAG: True})
+    async with client_of(app) as c:
+        doc = (await c.get("/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+
+    def plugin_field(model: str) -> dict:
+        ref = next(s["$ref"] for s in schemas[model]["properties"]["locations"]["anyOf"] if "$ref" in s)
+        return schemas[ref.rsplit("/", 1)[1]]["properties"]["location_id"]
+
+    for model in ("BookingCreate", "BookingUpdate", "QuoteRequest", "Booking"):
+        assert {"type": "string", "format": "uuid"} in plugin_field(model)["anyOf"], model
+    assert "extra" not in schemas["BookingCreate"]["properties"]
+    params = {p["name"]: p for p in doc["paths"]["/v1/availability"]["get"]["parameters"]}
+    assert {"type": "string", "format": "uuid"} in params["location_id"]["schema"]["anyOf"]
+
+    admin = await seed.staff("locations.*", "bookings.read")
+    async with client_of(app, headers=admin) as c:
+        made = (await c.post("/v1/locations", json=place("Astoria", ["11102"]))).json()
+    async with client_of(app, headers=seed.token(await seed.customer())) as c:
+        booked = await c.post("/v1/bookings", json=booking_body(zip_code="11102"))
+        bad = await c.post("/v1/bookings", json=booking_body(locations={"location_id": "north"}))
+        got = await c.get(f"/v1/bookings/{booked.json()['id']}")
+        listed = await c.get("/v1/bookings")
+    assert booked.json()["locations"] == got.json()["locations"] == {"location_id": made["id"]}
+    assert [b["locations"] for b in listed.json()["items"]] == [{"location_id": made["id"]}]
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "locations.location_id", bad.text
