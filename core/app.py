@@ -178,7 +178,7 @@ def create_app(
     :param database: an existing database handle (tests share one); else built from settings.
     """
     from myhibachi.core import api as core_api
-    from myhibachi.core import events, ports, tasks
+    from myhibachi.core import events, fields, ports, tasks
 
     settings = settings or Settings()
     manager = _build_plugins(settings, plugins)
@@ -205,6 +205,7 @@ def create_app(
             events.add_handlers(ctx, plugin, handlers or {})
         except ValueError as exc:
             manager.fail(plugin, f"register_event_handlers: {exc}", strict)
+    ctx.models = fields.compose(manager, strict)
     routers = {p.name: APIRouter(tags=[p.name], route_class=gated_route(p.flag)) for p in manager.plugins}
     manager.setup_call("register_routes", strict=strict, own=lambda p: {"router": routers[p.name]}, ctx=ctx)
 
@@ -249,7 +250,7 @@ def create_app(
 
     limited = [Depends(ratelimit.rate_limit)]
     app.include_router(_core_router(), prefix="/v1", dependencies=limited, responses=error_responses(429))
-    for router in core_api.routers():
+    for router in core_api.routers(ctx.models):
         app.include_router(router, prefix="/v1", dependencies=limited, responses=error_responses(429))
 
     for plugin in manager.plugins:
@@ -291,9 +292,6 @@ async def readiness(ctx: AppContext):
         ok = False
         checks["queue"] = {"ok": False, "detail": type(exc).__name__}
     checks["flags"] = {"ok": ctx.flags.ready, "mode": "server" if ctx.flags.server_mode else "file"}
-    for result in await ctx.call_all("integration_health"):
-        checks[result.get("name", "plugin")] = result
-        ok = ok and bool(result.get("ok", True))
     body = Health(status="ok" if ok else "unavailable", checks=checks)
     if ok:
         return body

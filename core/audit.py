@@ -156,8 +156,9 @@ def _staff_action(scope: dict[str, Any]) -> tuple[Principal, str | None] | None:
 
 
 async def _call(ctx, conn, principal: Principal, entries: list[dict[str, Any]]) -> None:
+    hooks = ctx.hooks(principal.flag_context())
     for entry in entries:
-        await ctx.call_all("record_admin_action", principal.flag_context(), conn=conn, action=entry)
+        await hooks.record_admin_action(conn=conn, action=entry)
 
 
 async def before_commit(request, conn) -> None:

@@ -295,7 +295,7 @@ async def current_principal(request: Request) -> Principal:
                 principal = Principal("customer", claims["sub"], frozenset(), claims.get("sid"), remote)
             else:
                 # The flag context is the token's subject, as the flag gate's will be.
-                principal = await ctx.call_first("resolve_principal", {"userId": str(claims["sub"])}, claims=claims)
+                principal = await ctx.hooks({"userId": str(claims["sub"])}).resolve_principal(claims=claims)
                 if principal is None:
                     raise Problem(401, "Unauthorized", "the session is no longer valid", kind="invalid-token",
                                   headers={"WWW-Authenticate": "Bearer"})

@@ -8,17 +8,18 @@ overlapping bookings always share at least one slot, so locking the slots (rows 
 ``booking_slots``, in key order) serialises every pair that could exceed the capacity.
 
 Availability and create go through the same functions (``time_problem``, ``party_problem``,
-``capacity_of``, ``Busy``, the ``validate_booking`` hook), so a slot offered is a slot
-create accepts.
+``room``, ``Busy``, the ``validate_booking`` and ``booking_limits`` hooks), so a slot offered
+is a slot create accepts.
 """
 from __future__ import annotations
 
 import bisect
 import functools
-import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,6 +32,8 @@ from myhibachi.core import events
 from myhibachi.core.auth import Principal, check_owner_or
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
+from myhibachi.core.fields import inputs_of, plain_inputs
+from myhibachi.core.hookspecs import BookingView, Hooks, Refusal, SlotLimit
 from myhibachi.core.models import booking_slots, bookings, customers
 from myhibachi.core.pagination import decode_cursor, encode_cursor
 
@@ -59,15 +62,6 @@ def _no_nul(value: str | None) -> str | None:
 Text = Annotated[str, AfterValidator(_no_nul)]
 
 
-def _plain_extra(value: dict[str, Any]) -> dict[str, Any]:
-    encoded = json.dumps(value)
-    if "\\u0000" in encoded:
-        raise ValueError("must not contain NUL characters")
-    if len(encoded) > 4000:
-        raise ValueError("is too large (4000 characters of JSON at most)")
-    return value
-
-
 class PriceLine(BaseModel):
     code: str = Field(max_length=60)
     label: str = Field(max_length=200)
@@ -75,7 +69,8 @@ class PriceLine(BaseModel):
 
 
 class BookingFields(BaseModel):
-    """What a customer says about their event; plugins' own input goes in ``extra``."""
+    """What a customer says about their event; plugins add their own typed fields, one per
+    plugin, at start-up (``myhibachi.core.fields``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -90,8 +85,6 @@ class BookingFields(BaseModel):
     zip_code: str | None = Field(None, pattern=r"^\d{5}(-\d{4})?$")
     menu: Text | None = Field(None, max_length=2000)
     notes: Text | None = Field(None, max_length=2000)
-    extra: Annotated[dict[str, Any], AfterValidator(_plain_extra)] = Field(
-        default_factory=dict, description="Plugin-specific input (e.g. `location_id`), handed to the hooks.")
 
 
 class BookingCreate(BookingFields):
@@ -116,7 +109,6 @@ class BookingUpdate(BaseModel):
     zip_code: str | None = Field(None, pattern=r"^\d{5}(-\d{4})?$")
     menu: Text | None = Field(None, max_length=2000)
     notes: Text | None = Field(None, max_length=2000)
-    extra: Annotated[dict[str, Any], AfterValidator(_plain_extra)] | None = None
 
 
 class CancelRequest(BaseModel):
@@ -148,10 +140,10 @@ class Booking(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, row) -> "Booking":
+    def of(cls, row, **plugins: Any) -> "Booking":
         data = dict(row)
         data["local_start"] = wall_clock(data["starts_at"], zone(data["time_zone"]))
-        return cls(**data)
+        return cls(**data, **plugins)
 
 
 class BookingPage(BaseModel):
@@ -288,9 +280,8 @@ def day_grid(rules: Rules, day: date, tz: ZoneInfo) -> list[datetime]:
     return out
 
 
-def slot_key(start: datetime, scope: str | None = None) -> str:
-    key = start.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
-    return f"{scope}:{key}" if scope else key
+def slot_key(start: datetime) -> str:
+    return start.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def covered(rules: Rules, start: datetime, duration: int) -> list[datetime]:
@@ -362,7 +353,7 @@ class Busy:
 
 
 @functools.cache
-def _busy_query(scoped: bool, excluding: bool):
+def _busy_query(excluding: bool):
     # Built once per shape: building a statement costs more than running a cached one.
     ends_at = bookings.c.starts_at + bookings.c.duration_minutes * sa.literal_column("interval '1 minute'",
                                                                                       sa.Interval)
@@ -370,8 +361,6 @@ def _busy_query(scoped: bool, excluding: bool):
             bookings.c.starts_at < sa.bindparam("end"),
             bookings.c.starts_at > sa.bindparam("since"),
             ends_at > sa.bindparam("start", type_=sa.DateTime(timezone=True))]
-    if scoped:
-        cond.append(bookings.c.slot_key.startswith(sa.bindparam("scope")))
     if excluding:
         cond.append(bookings.c.id != sa.bindparam("exclude"))
     # One row of two sorted arrays: what Busy counts with, without a row per booking.
@@ -379,95 +368,97 @@ def _busy_query(scoped: bool, excluding: bool):
                      sa.func.array_agg(aggregate_order_by(ends_at, ends_at)).label("ends")).where(*cond)
 
 
-async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID | None = None,
-                       scope: str | None = None) -> Busy:
-    """The active bookings overlapping [start, end), within ``scope`` if given."""
+async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID | None = None) -> Busy:
+    """The active bookings overlapping [start, end)."""
     # An event ends within its own day, so one day back bounds the index scan.
-    params = {"start": start, "end": end, "since": start - timedelta(days=1), "scope": f"{scope}:",
-              "exclude": exclude}
-    row = await conn.fetch_one(_busy_query(bool(scope), exclude is not None), params)
+    params = {"start": start, "end": end, "since": start - timedelta(days=1), "exclude": exclude}
+    row = await conn.fetch_one(_busy_query(exclude is not None), params)
     return Busy(row["starts"] or [], row["ends"] or [])
 
 
 # --- hooks -------------------------------------------------------------------------------
 
 
-def hook_view(booking: dict[str, Any]) -> dict[str, Any]:
-    """The booking as the hooks see it: plain data, UTC datetimes."""
-    start = booking["starts_at"]
-    tz = zone(booking["time_zone"])
-    return {
-        "id": str(booking["id"]) if booking.get("id") else None,
-        "customer_id": str(booking["customer_id"]) if booking.get("customer_id") else None,
-        "status": booking.get("status", "pending"),
-        "starts_at": start,
-        "ends_at": start + timedelta(minutes=booking["duration_minutes"]) if start else None,
-        "local_start": wall_clock(start, tz) if start else None,
-        "time_zone": booking["time_zone"],
-        "duration_minutes": booking["duration_minutes"],
-        "adults": booking["adults"],
-        "children": booking["children"],
-        "party_size": booking["adults"] + booking["children"],
-        "address": booking.get("address") or "",
-        "zip_code": booking.get("zip_code"),
-        "menu": booking.get("menu"),
-        "notes": booking.get("notes"),
-        "slot_key": slot_key(start) if start else None,
-        "stored": booking.get("created_at") is not None,
-        "extra": dict(booking.get("extra") or {}),
-    }
+def view_of(b: Mapping[str, Any], *, stored: bool = False, inputs: Mapping[str, Any] = MappingProxyType({})
+            ) -> BookingView:
+    """The booking (a draft or a row) as the hooks see it."""
+    start = b["starts_at"]
+    return BookingView(
+        id=b.get("id"), customer_id=b.get("customer_id"), status=b.get("status", "pending"),
+        starts_at=start, ends_at=start + timedelta(minutes=b["duration_minutes"]) if start else None,
+        local_start=wall_clock(start, zone(b["time_zone"])) if start else None, time_zone=b["time_zone"],
+        duration_minutes=b["duration_minutes"], adults=b["adults"], children=b["children"],
+        party_size=b["adults"] + b["children"], address=b.get("address") or "", zip_code=b.get("zip_code"),
+        menu=b.get("menu"), notes=b.get("notes"), stored=stored, price_lines=tuple(b.get("price_lines") or ()),
+        total_cents=b.get("total_cents") or 0, inputs=inputs)
 
 
-async def refusal(conn, ctx, principal: Principal, view: dict[str, Any], impls: list | None = None) -> Problem | None:
+def problem_of(refused: Refusal) -> Problem:
+    status = 409 if refused.status == 409 else 422
+    return Problem(status, "Conflict" if status == 409 else "Booking refused", refused.reason,
+                   kind="booking-refused", reason=refused.reason)
+
+
+async def refusal(hooks: Hooks, conn, view: BookingView) -> Problem | None:
     """The first enabled plugin's refusal of a booking as a problem (422, or 409 on request)."""
-    for result in await ctx.call_all("validate_booking", principal.flag_context(), impls=impls, booking=view,
-                                     conn=conn):
-        if isinstance(result, dict):
-            status = 409 if result.get("status") == 409 else 422
-            reason = str(result.get("reason") or "refused")
-        else:
-            status, reason = 422, str(result)
-        title = "Conflict" if status == 409 else "Booking refused"
-        return Problem(status, title, reason, kind="booking-refused", reason=reason)
+    for refused in await hooks.validate_booking(booking=view, conn=conn):
+        return problem_of(refused)
     return None
 
 
-async def scope_of(conn, ctx, principal: Principal, view: dict[str, Any]) -> str | None:
-    """The capacity pool a booking draws on (``booking_slot_scope``); sets the view's slot key."""
-    scope = await ctx.call_first("booking_slot_scope", principal.flag_context(), booking=view, conn=conn)
-    scope = str(scope)[:32] if scope else None
-    view["slot_key"] = slot_key(view["starts_at"], scope) if view.get("starts_at") else None
-    return scope
+async def limits_of(hooks: Hooks, conn, view: BookingView, starts: tuple[datetime, ...]) -> list[SlotLimit]:
+    limits = await hooks.booking_limits(booking=view, starts=starts, conn=conn)
+    for limit in limits:
+        if len(limit.capacity) != len(starts):
+            raise RuntimeError(f"a booking_limits answer has {len(limit.capacity)} capacities for {len(starts)} starts")
+    return limits
 
 
-async def capacity_of(conn, ctx, principal: Principal, view: dict[str, Any], rules: Rules,
-                      impls: list | None = None) -> int:
-    answer = await ctx.call_first("booking_capacity", principal.flag_context(), impls=impls, booking=view,
-                                  conn=conn)
-    return rules.capacity if answer is None else int(answer)
+_POOL_BUSY = sa.text(
+    "SELECT p.pool, array_agg(b.starts_at ORDER BY b.starts_at) AS starts, array_agg(e.ends_at ORDER BY e.ends_at)"
+    " AS ends FROM bookings b CROSS JOIN LATERAL unnest(b.pools) AS p(pool)"
+    " CROSS JOIN LATERAL (SELECT b.starts_at + b.duration_minutes * interval '1 minute' AS ends_at) e"
+    " WHERE p.pool = ANY(CAST(:pools AS text[])) AND b.status IN ('pending', 'confirmed')"
+    " AND b.starts_at < :end AND b.starts_at > :since AND e.ends_at > :start"
+    " AND b.id IS DISTINCT FROM CAST(:exclude AS uuid) GROUP BY p.pool")
 
 
-async def slot_answers(conn, ctx, principal: Principal, view: dict[str, Any],
-                       starts: list[datetime]) -> dict[str, list[Any]]:
-    """Each plugin's answers for all of availability's slots (``booking_slots``), by plugin."""
-    answers = {}
-    for impl in ctx.plugins.active("booking_slots", principal.flag_context()):
-        got = await ctx.call_all("booking_slots", principal.flag_context(), impls=[impl],
-                                 booking=dict(view, extra=dict(view["extra"])), starts=starts, conn=conn)
-        if got:
-            if len(got[0]) != len(starts):
-                raise RuntimeError(f"plugin {impl.plugin_name!r} answered booking_slots for {len(got[0])} "
-                                   f"of {len(starts)} slots")
-            answers[impl.plugin_name] = got[0]
-    return answers
+async def busy_of(conn, limits: list[SlotLimit], start: datetime, end: datetime,
+                  exclude: uuid.UUID | None = None) -> dict[str | None, Busy]:
+    """The active bookings of each limit's pool overlapping [start, end), in one query; with
+    no pool, every active booking (under the key None)."""
+    pools = sorted({limit.pool for limit in limits if limit.pool is not None})
+    if not pools:
+        return {None: await busy_between(conn, start, end, exclude)}
+    rows = await conn.fetch_all(_POOL_BUSY, {"pools": pools, "start": start, "end": end,
+                                             "since": start - timedelta(days=1), "exclude": exclude})
+    found = {row["pool"]: Busy(row["starts"], row["ends"]) for row in rows}
+    return {pool: found.get(pool) or Busy([], []) for pool in pools}
 
 
-async def price(conn, ctx, principal: Principal, view: dict[str, Any], rules: Rules) -> tuple[list[dict], int]:
+def room(rules: Rules, limits: list[SlotLimit], busy: dict[str | None, Busy], k: int,
+         slots: list[datetime]) -> tuple[int, int] | Refusal:
+    """(remaining, capacity) of the tightest limit at the k-th start, or a plugin's refusal."""
+    tightest = None
+    for limit in limits:
+        capacity = limit.capacity[k]
+        if isinstance(capacity, Refusal):
+            return capacity
+        if limit.pool is not None:
+            left = capacity - busy[limit.pool].used(rules, slots)
+            if tightest is None or left < tightest[0]:
+                tightest = (left, capacity)
+    if tightest is None:
+        return rules.capacity - busy[None].used(rules, slots), rules.capacity
+    return tightest
+
+
+async def price(hooks: Hooks, conn, view: BookingView, rules: Rules) -> tuple[list[dict], int]:
     """Price lines (the base from settings, then every enabled plugin's) and the total in cents.
 
     A total below zero gets a last line bringing it to zero, so lines always sum to the total.
     """
-    adults, children = view["adults"], view["children"]
+    adults, children = view.adults, view.children
     lines = [{"code": "base.adults", "label": f"{adults} adults", "amount_cents": adults * rules.price_adult}]
     if children:
         lines.append({"code": "base.children", "label": f"{children} children",
@@ -476,8 +467,7 @@ async def price(conn, ctx, principal: Principal, view: dict[str, Any], rules: Ru
     if subtotal < rules.minimum_order:
         lines.append({"code": "base.minimum", "label": "minimum order",
                       "amount_cents": rules.minimum_order - subtotal})
-    asked = {**view, "lines": [dict(line) for line in lines]}
-    for result in await ctx.call_all("price_booking", principal.flag_context(), booking=asked, conn=conn):
+    for result in await hooks.price_booking(booking=view, lines=tuple(dict(line) for line in lines), conn=conn):
         lines.extend(PriceLine.model_validate(line).model_dump() for line in result)
     total = sum(line["amount_cents"] for line in lines)
     if total < 0:
@@ -538,7 +528,7 @@ def _prospective(data: BookingFields, rules: Rules) -> dict[str, Any]:
         "starts_at": start, "time_zone": tz_name,
         "duration_minutes": data.duration_minutes or rules.default_duration,
         "adults": data.adults, "children": data.children, "address": data.address,
-        "zip_code": data.zip_code, "menu": data.menu, "notes": data.notes, "extra": data.extra,
+        "zip_code": data.zip_code, "menu": data.menu, "notes": data.notes,
     }
 
 
@@ -563,23 +553,29 @@ _LOCK_SLOTS = (sa.select(booking_slots.c.slot_key).where(booking_slots.c.slot_ke
                .order_by(booking_slots.c.slot_key).with_for_update())
 
 
-async def _lock_and_check_capacity(conn, ctx, principal, rules: Rules, view: dict[str, Any],
-                                   exclude: uuid.UUID | None = None) -> None:
-    scope = await scope_of(conn, ctx, principal, view)
-    slots = covered(rules, view["starts_at"], view["duration_minutes"])
-    keys = sorted(slot_key(s, scope) for s in slots)
+async def _lock_and_check_capacity(hooks: Hooks, conn, rules: Rules, view: BookingView,
+                                   exclude: uuid.UUID | None = None) -> list[str]:
+    """Take the booking's slots' locks in every pool its limits name (one global key order,
+    so two creates never wait on each other in a cycle), check each limit has room, and
+    answer the pools the booking then draws on."""
+    limits = await limits_of(hooks, conn, view, (view.starts_at,))
+    pools = sorted({limit.pool for limit in limits if limit.pool is not None})
+    slots = covered(rules, view.starts_at, view.duration_minutes)
+    keys = sorted(f"{pool}|{slot_key(s)}" for pool in pools for s in slots) or [slot_key(s) for s in slots]
     await conn.run(_ADD_SLOTS, {"keys": keys})
     await conn.run(_LOCK_SLOTS, {"keys": keys})
-    capacity = await capacity_of(conn, ctx, principal, view, rules)
-    busy = await busy_between(conn, slots[0], slots[-1] + rules.slot, exclude, scope)
-    if busy.used(rules, slots) >= capacity:
-        raise conflict(f"no chef team is free at {view['local_start']} {view['time_zone']}",
-                       slot=view["slot_key"])
+    busy = await busy_of(conn, limits, slots[0], slots[-1] + rules.slot, exclude)
+    free = room(rules, limits, busy, 0, slots)
+    if isinstance(free, Refusal):
+        raise problem_of(free)
+    if free[0] <= 0:
+        raise conflict(f"no chef team is free at {view.local_start} {view.time_zone}", slot=slot_key(view.starts_at))
+    return pools
 
 
 _INSERT = sa.insert(bookings).values({name: sa.bindparam(name, type_=bookings.c[name].type) for name in (
     "id", "customer_id", "starts_at", "time_zone", "duration_minutes", "party_size", "adults", "children",
-    "address", "zip_code", "menu", "notes", "status", "price_lines", "total_cents", "currency", "slot_key",
+    "address", "zip_code", "menu", "notes", "status", "price_lines", "total_cents", "currency", "slot_key", "pools",
 )}).returning(bookings)
 
 
@@ -588,29 +584,30 @@ async def create_booking(conn, ctx, principal: Principal, data: BookingCreate, *
     """Validate, price and insert a booking under its slots' locks; publishes booking.created."""
     rules = rules_of(ctx)
     now = now or utcnow()
+    hooks = ctx.hooks(principal.flag_context())
     customer_id = await _customer_for(conn, principal, data.customer_id)
     b = _prospective(data, rules)
     _check_party(rules, b)
     _check_time(rules, b, now)
     b["id"], b["customer_id"] = uuid.uuid4(), customer_id
-    view = hook_view(b)
-    lines, total = await price(conn, ctx, principal, view, rules)
-    await _lock_and_check_capacity(conn, ctx, principal, rules, view)
-    row = await conn.fetch_one(_INSERT, {
-        "id": b["id"], "customer_id": customer_id, "starts_at": b["starts_at"], "time_zone": b["time_zone"],
-        "duration_minutes": b["duration_minutes"], "party_size": view["party_size"], "adults": b["adults"],
-        "children": b["children"], "address": b["address"], "zip_code": b["zip_code"], "menu": b["menu"],
-        "notes": b["notes"], "status": "pending", "price_lines": lines, "total_cents": total,
-        "currency": rules.currency, "slot_key": view["slot_key"]})
-    # Validated with the row in place, so a plugin may store rows that reference it.
-    view["stored"] = True
-    problem = await refusal(conn, ctx, principal, view)
+    inputs = inputs_of(data, ctx.models.owners.get("booking_create", ()))
+    view = view_of(b, inputs=inputs)
+    problem = await refusal(hooks, conn, view)
     if problem:
         raise problem
+    lines, total = await price(hooks, conn, view, rules)
+    pools = await _lock_and_check_capacity(hooks, conn, rules, view)
+    row = await conn.fetch_one(_INSERT, {
+        "id": b["id"], "customer_id": customer_id, "starts_at": b["starts_at"], "time_zone": b["time_zone"],
+        "duration_minutes": b["duration_minutes"], "party_size": view.party_size, "adults": b["adults"],
+        "children": b["children"], "address": b["address"], "zip_code": b["zip_code"], "menu": b["menu"],
+        "notes": b["notes"], "status": "pending", "price_lines": lines, "total_cents": total,
+        "currency": rules.currency, "slot_key": slot_key(b["starts_at"]), "pools": pools})
+    await hooks.booking_stored(booking=view_of(row, stored=True, inputs=inputs), previous=None, conn=conn)
     await events.publish(conn, ctx, "booking.created", {
         "booking_id": str(row["id"]), "customer_id": str(customer_id), "starts_at": row["starts_at"].isoformat(),
         "time_zone": row["time_zone"], "party_size": row["party_size"], "total_cents": total,
-        "extra": view["extra"],  # as the plugins' validate_booking left it (a location chosen, say)
+        **plain_inputs(inputs),
     }, actor=_actor(principal))
     return dict(row)
 
@@ -618,17 +615,25 @@ async def create_booking(conn, ctx, principal: Principal, data: BookingCreate, *
 async def quote(conn, ctx, principal: Principal, data: QuoteRequest, *, now: datetime | None = None) -> Quote:
     """Price a prospective booking with the same rules and hooks as create, storing nothing."""
     rules = rules_of(ctx)
+    hooks = ctx.hooks(principal.flag_context())
     b = _prospective(data, rules)
     _check_party(rules, b)
     if b["starts_at"] is not None:
         _check_time(rules, b, now or utcnow())
-    b["customer_id"] = principal.id if principal.kind == "customer" else data.customer_id
-    view = hook_view(b)
-    problem = await refusal(conn, ctx, principal, view)
+    b["customer_id"] = _customer_of(principal) if principal.kind == "customer" else data.customer_id
+    view = view_of(b, inputs=inputs_of(data, ctx.models.owners.get("quote", ())))
+    problem = await refusal(hooks, conn, view)
     if problem:
         raise problem
-    lines, total = await price(conn, ctx, principal, view, rules)
+    lines, total = await price(hooks, conn, view, rules)
     return Quote(lines=[PriceLine(**line) for line in lines], total_cents=total, currency=rules.currency)
+
+
+def _customer_of(principal: Principal) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(principal.id)
+    except (TypeError, ValueError):
+        return None
 
 
 _BY_ID = sa.select(bookings).where(bookings.c.id == sa.bindparam("booking_id"))
@@ -657,7 +662,9 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
     old = await get_booking(conn, principal, booking_id, for_update=True, permission="bookings.write")
     if old["status"] not in ACTIVE:
         raise conflict(f"a {old['status']} booking cannot be changed", current_status=old["status"])
-    given = patch.model_dump(exclude_unset=True)
+    names = ctx.models.owners.get("booking_update", ())
+    inputs = inputs_of(patch, names)
+    given = patch.model_dump(exclude_unset=True, exclude=set(names))
     for field in ("starts_at", "adults", "children", "address", "time_zone", "duration_minutes"):
         if field in given and given[field] is None:
             raise invalid(field, "may not be null")
@@ -665,37 +672,40 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
     tz = zone(new["time_zone"])
     if "starts_at" in given:
         new["starts_at"] = resolve_start(given["starts_at"], tz)
-    new["extra"] = given.get("extra") or {}
     retimed = any(new[f] != old[f] for f in ("starts_at", "time_zone", "duration_minutes"))
     regrouped = new["adults"] != old["adults"] or new["children"] != old["children"]
     if regrouped:
         _check_party(rules, new)
     if retimed:
         _check_time(rules, new, now)
-    view = hook_view(new)
-    # Only what a price can depend on re-prices; a changed note keeps the agreed price.
-    if retimed or regrouped or "extra" in given or any(new[f] != old[f] for f in ("address", "zip_code")):
-        lines, total = await price(conn, ctx, principal, view, rules)
-    else:
-        lines, total = old["price_lines"], old["total_cents"]
-    if retimed or "extra" in given:
-        await _lock_and_check_capacity(conn, ctx, principal, rules, view, exclude=booking_id)
-    else:
-        view["slot_key"] = old["slot_key"]
-    values = {f: new[f] for f in ("starts_at", "time_zone", "duration_minutes", "adults", "children", "address",
-                                  "zip_code", "menu", "notes")}
-    values.update(party_size=view["party_size"], price_lines=lines, total_cents=total, slot_key=view["slot_key"])
-    changes = {f: {"old": _plain(old[f]), "new": _plain(v)} for f, v in values.items()
-               if f not in ("price_lines", "slot_key") and old[f] != v}
-    row = await conn.fetch_one(sa.update(bookings).where(bookings.c.id == booking_id)
-                               .values(**values, updated_at=sa.func.now()).returning(bookings))
-    problem = await refusal(conn, ctx, principal, view)
+    hooks = ctx.hooks(principal.flag_context())
+    view = view_of(new, stored=True, inputs=inputs)
+    problem = await refusal(hooks, conn, view)
     if problem:
         raise problem
-    if changes or "extra" in given:
+    # Only what a price can depend on re-prices; a changed note keeps the agreed price.
+    if retimed or regrouped or inputs or any(new[f] != old[f] for f in ("address", "zip_code")):
+        lines, total = await price(hooks, conn, view, rules)
+    else:
+        lines, total = old["price_lines"], old["total_cents"]
+    if retimed or inputs:
+        pools = await _lock_and_check_capacity(hooks, conn, rules, view, exclude=booking_id)
+    else:
+        pools = old["pools"]
+    values = {f: new[f] for f in ("starts_at", "time_zone", "duration_minutes", "adults", "children", "address",
+                                  "zip_code", "menu", "notes")}
+    values.update(party_size=view.party_size, price_lines=lines, total_cents=total,
+                  slot_key=slot_key(new["starts_at"]), pools=pools)
+    changes = {f: {"old": _plain(old[f]), "new": _plain(v)} for f, v in values.items()
+               if f not in ("price_lines", "slot_key", "pools") and old[f] != v}
+    row = await conn.fetch_one(sa.update(bookings).where(bookings.c.id == booking_id)
+                               .values(**values, updated_at=sa.func.now()).returning(bookings))
+    await hooks.booking_stored(booking=view_of(row, stored=True, inputs=inputs), previous=view_of(old, stored=True),
+                               conn=conn)
+    if changes or inputs:
         await events.publish(conn, ctx, "booking.updated", {
             "booking_id": str(booking_id), "customer_id": str(row["customer_id"]), "changes": changes,
-            "extra": view["extra"],
+            **plain_inputs(inputs),
         }, actor=_actor(principal))
     return dict(row)
 
@@ -713,6 +723,8 @@ async def transition(conn, ctx, principal: Principal, booking_id: uuid.UUID, tar
         values["cancel_reason"] = reason
     row = await conn.fetch_one(sa.update(bookings).where(bookings.c.id == booking_id).values(**values)
                                .returning(bookings))
+    await ctx.hooks(principal.flag_context()).booking_stored(booking=view_of(row, stored=True),
+                                                             previous=view_of(old, stored=True), conn=conn)
     payload = {"booking_id": str(booking_id), "customer_id": str(row["customer_id"])}
     if target == "cancelled":
         payload["reason"] = reason
@@ -721,6 +733,17 @@ async def transition(conn, ctx, principal: Principal, booking_id: uuid.UUID, tar
 
 
 # --- listing -----------------------------------------------------------------------------
+
+
+async def views(ctx, principal: Principal, rows: list[dict[str, Any]]) -> list[Booking]:
+    """Rows as the booking view, with the plugins' fields filled for all of them at once."""
+    model = ctx.models.booking
+    if not ctx.models.owners.get("booking") or not rows:
+        return [model.of(row) for row in rows]
+    filled: dict[str, list] = {}
+    for answer in await ctx.hooks(principal.flag_context()).booking_fields(rows=tuple(rows)):
+        filled.update(answer)
+    return [model.of(row, **{name: values[i] for name, values in filled.items()}) for i, row in enumerate(rows)]
 
 
 
@@ -766,7 +789,7 @@ async def list_bookings(conn, ctx, principal: Principal, *, status: str | None =
         binds["after_at"], binds["after_id"] = decode_cursor(cursor)
     query = _list_query(customer_id is not None, bool(status), bool(starts_from), bool(starts_to), bool(cursor))
     if params:
-        extra = [c for got in await ctx.call_all("booking_query_filters", principal.flag_context(), params=params)
+        extra = [c for got in await ctx.hooks(principal.flag_context()).booking_query_filters(params=params)
                  for c in got]
         if extra:
             return _page(await conn.fetch_all(query.where(*extra), binds), limit)
@@ -784,7 +807,8 @@ def _page(rows, limit: int) -> tuple[list[dict], str | None]:
 async def availability(conn, ctx, principal: Principal, *, start_day: date, end_day: date,
                        party_size: int | None = None, time_zone: str | None = None,
                        duration_minutes: int | None = None, zip_code: str | None = None,
-                       extra: dict[str, Any] | None = None, now: datetime | None = None) -> Availability:
+                       inputs: Mapping[str, Any] = MappingProxyType({}), now: datetime | None = None
+                       ) -> Availability:
     """Bookable slots of the local days ``start_day``..``end_day`` with their remaining capacity."""
     rules = rules_of(ctx)
     now = now or utcnow()
@@ -811,47 +835,20 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     slots: list[Slot] = []
     if not candidates:
         return Availability(time_zone=tz_name, party_size=size, duration_minutes=duration, slots=slots)
-    customer = principal.id if principal.kind == "customer" else None
-
-    first = hook_view({"starts_at": candidates[0], "time_zone": tz_name, "duration_minutes": duration,
-                       "adults": size, "children": 0, "customer_id": customer, "zip_code": zip_code,
-                       "extra": dict(extra or {})})
+    hooks = ctx.hooks(principal.flag_context())
+    customer = _customer_of(principal) if principal.kind == "customer" else None
+    draft = {"starts_at": None, "time_zone": tz_name, "duration_minutes": duration, "adults": size, "children": 0,
+             "customer_id": customer, "zip_code": zip_code}
+    # Asked once for every slot: what depends on the time is each plugin's booking_limits.
+    if await refusal(hooks, conn, view_of(draft, inputs=inputs)) is not None:
+        return Availability(time_zone=tz_name, party_size=size, duration_minutes=duration, slots=slots)
     length = timedelta(minutes=duration)
-
-    def view_at(start: datetime) -> dict[str, Any]:
-        # Only the time differs from slot to slot; each view gets its own extra to change.
-        return {**first, "starts_at": start, "ends_at": start + length,
-                "local_start": wall_clock(start, tz),
-                "slot_key": slot_key(start, scope), "extra": dict(first["extra"])}
-
-    # The pool depends on the query's extra (a location), not on the time: ask once.
-    scope = await scope_of(conn, ctx, principal, dict(first, extra=dict(first["extra"])))
-    busy = await busy_between(conn, candidates[0], candidates[-1] + length, scope=scope)
-    answers = await slot_answers(conn, ctx, principal, first, candidates)
-    # The plugins that did not answer for all slots at once are asked slot by slot, their
-    # flags resolved once; with none asking, the settings' capacity holds everywhere.
-    sizers = [i for i in ctx.plugins.active("booking_capacity", principal.flag_context())
-              if i.plugin_name not in answers]
-    validators = [i for i in ctx.plugins.active("validate_booking", principal.flag_context())
-                  if i.plugin_name not in answers]
+    first = view_of({**draft, "starts_at": candidates[0]}, inputs=inputs)
+    limits = await limits_of(hooks, conn, first, tuple(candidates))
+    busy = await busy_of(conn, limits, candidates[0], candidates[-1] + length)
     for k, start in enumerate(candidates):
-        capacity, refused = None, False
-        for answer in answers.values():
-            said = answer[k]
-            if isinstance(said, int) and not isinstance(said, bool):
-                capacity = said if capacity is None else capacity
-            elif said is not None:
-                refused = True
-                break
-        if refused:
+        free = room(rules, limits, busy, k, covered(rules, start, duration))
+        if isinstance(free, Refusal) or free[0] <= 0:
             continue
-        if sizers or validators:
-            view = view_at(start)
-        if capacity is None:
-            capacity = await capacity_of(conn, ctx, principal, view, rules, sizers) if sizers else rules.capacity
-        remaining = capacity - busy.used(rules, covered(rules, start, duration))
-        if remaining <= 0 or (validators and await refusal(conn, ctx, principal, view, validators) is not None):
-            continue
-        slots.append(Slot(starts_at=start, local_start=wall_clock(start, tz), remaining=remaining,
-                          capacity=capacity))
+        slots.append(Slot(starts_at=start, local_start=wall_clock(start, tz), remaining=free[0], capacity=free[1]))
     return Availability(time_zone=tz_name, party_size=size, duration_minutes=duration, slots=slots)

@@ -10,6 +10,8 @@ from myhibachi.core.cache import SharedCache
 from myhibachi.core.db import Database
 from myhibachi.core.events import Waker
 from myhibachi.core.flags import Flags
+from myhibachi.core.fields import Models, core_models
+from myhibachi.core.hookspecs import Hooks
 from myhibachi.core.plugins import PluginManager
 from myhibachi.core.settings import Settings
 
@@ -28,19 +30,17 @@ class AppContext:
     extra: dict[str, Any] = field(default_factory=dict)
     cache: SharedCache = field(default_factory=SharedCache)  # live while the app's lifespan runs
     waker: Waker = field(default_factory=Waker)  # wakes the event dispatchers; likewise
+    models: Models = field(default_factory=core_models)  # with the plugins' fields (create_app)
 
     def add_poller(self, name: str, poller) -> None:
         from myhibachi.core.scheduled import add_poller
 
         add_poller(self, name, poller)
 
-    async def call_all(self, hook: str, context: dict | None = None, *, impls: list | None = None,
-                       **kwargs: Any) -> list[Any]:
-        return await self.plugins.call_all(hook, context, impls=impls, ctx=self, **kwargs)
-
-    async def call_first(self, hook: str, context: dict | None = None, *, impls: list | None = None,
-                         **kwargs: Any) -> Any:
-        return await self.plugins.call_first(hook, context, impls=impls, ctx=self, **kwargs)
+    def hooks(self, context: dict | None = None) -> Hooks:
+        """The request-time hooks for the actor of ``context`` (``principal.flag_context()``;
+        None for the system): ``await ctx.hooks(context).validate_booking(booking=..., conn=...)``."""
+        return self.plugins.relay(self, context)
 
 
 async def app_context(request: Request) -> AppContext:

@@ -50,6 +50,8 @@ bookings = sa.Table(
     sa.Column("total_cents", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False, server_default="USD"),
     sa.Column("slot_key", sa.String(64), nullable=False),
+    # the pools of the plugins' limits (booking_limits) this booking counts against
+    sa.Column("pools", ARRAY(sa.String), nullable=False, server_default="{}"),
     sa.Column("cancel_reason", sa.Text),
     created_at(),
     timestamp("updated_at", nullable=False, server_default=sa.func.now()),

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, cast
 
 import pluggy
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
-from myhibachi.core.hookspecs import UNGATED
+from myhibachi.core.hookspecs import UNGATED, Hooks
 
 log = logging.getLogger("myhibachi.plugins")
 
@@ -129,9 +129,9 @@ def discover() -> dict[str, Callable[[], Any]]:
 class PluginManager:
     """Loads plugins, registers them with pluggy, and calls hooks with the flags applied.
 
-    ``call_all``/``call_first`` run the request-time hooks of the plugins whose flag is on
-    for the given flag context; both await async implementations. ``setup_call`` runs a
-    start-up hook plugin by plugin. With ``trace`` every hook call and result is logged
+    ``relay(ctx, context)`` gives the request-time hooks as attributes typed by
+    :class:`~myhibachi.core.hookspecs.Hooks`, over the plugins whose flag is on for the
+    given flag context. ``setup_call`` runs a start-up hook plugin by plugin. With ``trace`` every hook call and result is logged
     (logger ``myhibachi.plugins``, level INFO).
     """
 
@@ -139,7 +139,9 @@ class PluginManager:
         from myhibachi.core import hookspecs
 
         self.pm = pluggy.PluginManager("myhibachi")
-        self.pm.add_hookspecs(hookspecs)
+        self.pm.add_hookspecs(hookspecs.Hooks)
+        self._spec_names = [n for n, fn in vars(hookspecs.Hooks).items() if hasattr(fn, "myhibachi_spec")]
+        self._specs: dict[str, bool] = {}
         self.records: dict[str, PluginRecord] = {}
         self.flags = None  # set by the app: an object with enabled(flag, context) -> bool
         self._impls: dict[str, list] = {}
@@ -154,6 +156,7 @@ class PluginManager:
                 log.addHandler(handler)
             self.pm.trace.root.setwriter(lambda msg: log.info("hook %s", msg.rstrip()))
             self.pm.enable_tracing()
+        self._build_registry()
 
     @property
     def hook(self):
@@ -235,7 +238,7 @@ class PluginManager:
                 if self.pm.is_registered(plugin):
                     self.pm.unregister(plugin)
                 self._fail(name, f"{type(exc).__name__}: {exc}", strict, plugin)
-        self._impls.clear()
+        self._build_registry()
 
     def _fail(self, name: str, reason: str, strict: bool, plugin: Plugin | None = None) -> None:
         reason = "; ".join(line.strip() for line in reason.splitlines() if line.strip())  # one table row
@@ -294,16 +297,20 @@ class PluginManager:
             self._impls[hook_name] = impls
         return impls
 
-    def implemented(self, hook_name: str) -> bool:
-        """Whether any loaded plugin implements the hook (whatever its flag)."""
-        return bool(self._hookimpls(hook_name))
+    def _build_registry(self) -> None:
+        """Every hook's implementations and call semantics, worked out once at start-up."""
+        self._impls.clear()
+        self._specs = {name: bool(getattr(self.pm.hook, name).spec.opts.get("firstresult"))
+                       for name in self._spec_names}
+        for name in self._spec_names:
+            self._hookimpls(name)
 
     def _active(self, impl, context: dict | None) -> bool:
         flag = impl.plugin.flag
         if not flag or self.flags is None:
             return True
-        # A call with no actor (readiness, token resolution) asks as "system": with
-        # stickiness on userId, Unleash answers False to a context without one.
+        # A call with no actor (token resolution) asks as "system": with stickiness on
+        # userId, Unleash answers False to a context without one.
         return self.flags.enabled(flag, context or SYSTEM)
 
     def _call(self, hook_name: str, impl, kwargs: dict[str, Any]) -> Any:
@@ -316,43 +323,10 @@ class PluginManager:
             self._hooktrace("finish", f"{hook_name} [{impl.plugin_name}]", "-->", result)
         return result
 
-    def active(self, hook_name: str, context: dict | None = None) -> list:
-        """The implementations of a hook enabled for this actor, in call order.
-
-        ``call_all`` and ``call_first`` take the result as ``impls=``: a caller asking the
-        same hook many times in one request (availability, once per slot) resolves the
-        flags once."""
-        impls = self._hookimpls(hook_name)
-        if hook_name in UNGATED:
-            return impls
-        return [impl for impl in impls if self._active(impl, context)]
-
-    async def call_all(self, hook_name: str, context: dict | None = None, *, impls: list | None = None,
-                       **kwargs: Any) -> list[Any]:
-        """Every enabled implementation's non-None result, awaited, in call order.
-
-        ``context`` is the Unleash context of the actor (``Principal.flag_context()``);
-        None means the system itself.
-        """
-        results = []
-        for impl in self.active(hook_name, context) if impls is None else impls:
-            result = self._call(hook_name, impl, kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-            if self._traced(hook_name, impl, result) is not None:
-                results.append(result)
-        return results
-
-    async def call_first(self, hook_name: str, context: dict | None = None, *, impls: list | None = None,
-                         **kwargs: Any) -> Any:
-        """The first enabled implementation's non-None result, awaited."""
-        for impl in self.active(hook_name, context) if impls is None else impls:
-            result = self._call(hook_name, impl, kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-            if self._traced(hook_name, impl, result) is not None:
-                return result
-        return None
+    def relay(self, ctx: Any, context: dict | None = None) -> Hooks:
+        """The request-time hooks as attributes, for the actor whose Unleash context is
+        ``context`` (``Principal.flag_context()``; None is the system itself)."""
+        return cast(Hooks, _Relay(self, ctx, context))
 
     def setup_call(self, hook_name: str, *, strict: bool = False, own: Callable[[Plugin], dict] | None = None,
                    **kwargs: Any) -> list[tuple[Plugin, Any]]:
@@ -374,7 +348,7 @@ class PluginManager:
         """Leave a registered plugin out after it failed during start-up, with its dependents."""
         if self.pm.is_registered(plugin):
             self.pm.unregister(plugin)
-        self._impls.clear()
+        self._build_registry()
         self._fail(plugin.name, reason, strict, plugin)
         for other in self.plugins:
             if plugin.name in other.requires:
@@ -400,6 +374,42 @@ class PluginManager:
             rows.append({"name": rec.name, "version": rec.version, "flag": rec.flag, "state": state,
                          "reason": rec.reason, "requires": list(rec.requires), "features": rec.features})
         return rows
+
+
+class _Relay:
+    """What ``ctx.hooks(context)`` returns: each hook an async callable with its spec's call
+    semantics, over the implementations enabled for one actor (resolved on first use)."""
+
+    def __init__(self, manager: PluginManager, ctx: Any, context: dict | None) -> None:
+        self._manager, self._ctx, self._context = manager, ctx, context
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        manager = self._manager
+        try:
+            first = manager._specs[name]
+        except KeyError:
+            raise AttributeError(f"no hook named {name!r}") from None
+        impls = manager._hookimpls(name)
+        if name not in UNGATED:
+            impls = [impl for impl in impls if manager._active(impl, self._context)]
+        ctx = self._ctx
+
+        async def call(**kwargs: Any) -> Any:
+            kwargs["ctx"] = ctx
+            results = []
+            for impl in impls:
+                result = manager._call(name, impl, kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+                if manager._traced(name, impl, result) is not None:
+                    if first:
+                        return result
+                    results.append(result)
+            return None if first else results
+
+        call.__name__ = name
+        setattr(self, name, call)  # later calls on this relay skip __getattr__
+        return call
 
 
 def flag_rollout(flags, flag: str) -> int:

@@ -9,9 +9,10 @@ PERMISSIONS: list[str] = ["bookings.read", "bookings.write", "customers.read", "
                           *events.PERMISSIONS]
 
 
-def routers() -> list[APIRouter]:
+def routers(models) -> list[APIRouter]:
+    """Built per app, with the request and response models its plugins extended."""
     from myhibachi.core import webhooks
     from myhibachi.core.api import auth, bookings, customers
 
-    return [auth.router(), customers.router(), customers.admin_router(), bookings.router(), events.router,
+    return [auth.router(), customers.router(), customers.admin_router(), bookings.router(models), events.router,
             webhooks.router]

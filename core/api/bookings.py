@@ -1,5 +1,8 @@
-"""Routes for bookings, availability and quotes; the logic lives in ``myhibachi.core.bookings``."""
-from __future__ import annotations
+"""Routes for bookings, availability and quotes; the logic lives in ``myhibachi.core.bookings``.
+
+No ``from __future__ import annotations``: the routes are annotated with the models each app
+composed (local names), which FastAPI must see as classes, not strings.
+"""
 
 import uuid
 from datetime import date, datetime, timezone
@@ -13,10 +16,10 @@ from myhibachi.core.context import app_context
 from myhibachi.core.db import Conn
 from myhibachi.core.routing import Connection, Route
 from myhibachi.core.errors import error_responses
+from myhibachi.core.fields import Models
 from myhibachi.core.idempotency import idempotent
 
 LIST_PARAMS = {"status", "starts_from", "starts_to", "customer_id", "cursor", "limit"}
-AVAILABILITY_PARAMS = {"from", "to", "party_size", "time_zone", "duration_minutes", "zip_code"}
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -30,25 +33,28 @@ def _rest(request: Request, known: set[str]) -> dict[str, str]:
     return {k: v for k, v in request.query_params.items() if k not in known}
 
 
-def router() -> APIRouter:
+def router(models: Models) -> APIRouter:
+    """The booking routes, typed with the models the app's plugins extended (built once)."""
     r = APIRouter(tags=["bookings"], route_class=Route)
+    Booking, BookingCreate, BookingUpdate = models.booking, models.booking_create, models.booking_update
 
-    @r.post("/bookings", response_model=svc.Booking, status_code=201,
+    @r.post("/bookings", response_model=Booking, status_code=201,
             responses=error_responses(401, 403, 409, 422))
     @idempotent(required=False)
-    async def create_booking(body: svc.BookingCreate, request: Request,
+    async def create_booking(body: BookingCreate, request: Request,
                              principal: Principal = Depends(authenticated), conn: Conn = Connection):
         """Book an event: a customer for themselves, staff (`bookings.write`) for any customer.
         A client that may retry sends an `Idempotency-Key`: a retry then gets the first answer."""
-        return svc.Booking.of(await svc.create_booking(conn, request.app.state.ctx, principal, body))
+        ctx = request.app.state.ctx
+        return (await svc.views(ctx, principal, [await svc.create_booking(conn, ctx, principal, body)]))[0]
 
     @r.post("/bookings/quote", response_model=svc.Quote, responses=error_responses(409, 422))
-    async def quote_booking(body: svc.QuoteRequest, principal: Principal = Depends(current_principal),
+    async def quote_booking(body: models.quote, principal: Principal = Depends(current_principal),
                             conn: Conn = Connection, ctx=Depends(app_context)):
         """Price a prospective booking as lines (base prices plus every plugin's lines)."""
         return await svc.quote(conn, ctx, principal, body)
 
-    @r.get("/bookings", response_model=svc.BookingPage, responses=error_responses(401, 403, 422))
+    @r.get("/bookings", response_model=models.booking_page, responses=error_responses(401, 403, 422))
     async def list_bookings(
         request: Request,
         status: Literal["pending", "confirmed", "cancelled", "completed"] | None = None,
@@ -66,45 +72,46 @@ def router() -> APIRouter:
             conn, request.app.state.ctx, principal, status=status, starts_from=_aware(starts_from),
             starts_to=_aware(starts_to), customer_id=customer_id, cursor=cursor, limit=limit,
             params=_rest(request, LIST_PARAMS))
-        return svc.BookingPage(items=[svc.Booking.of(row) for row in rows], next_cursor=next_cursor)
+        return models.booking_page(items=await svc.views(request.app.state.ctx, principal, rows),
+                                   next_cursor=next_cursor)
 
-    @r.get("/bookings/{booking_id}", response_model=svc.Booking, responses=error_responses(401, 403, 404))
-    async def get_booking(booking_id: uuid.UUID, principal: Principal = Depends(authenticated),
+    @r.get("/bookings/{booking_id}", response_model=Booking, responses=error_responses(401, 403, 404))
+    async def get_booking(booking_id: uuid.UUID, request: Request, principal: Principal = Depends(authenticated),
                           conn: Conn = Connection):
         """One booking: its owner, or `bookings.read`."""
-        return svc.Booking.of(await svc.get_booking(conn, principal, booking_id))
+        return (await svc.views(request.app.state.ctx, principal, [await svc.get_booking(conn, principal, booking_id)]))[0]
 
-    @r.patch("/bookings/{booking_id}", response_model=svc.Booking,
+    @r.patch("/bookings/{booking_id}", response_model=Booking,
              responses=error_responses(401, 403, 404, 409, 422))
-    async def update_booking(booking_id: uuid.UUID, body: svc.BookingUpdate,
+    async def update_booking(booking_id: uuid.UUID, body: BookingUpdate,
                              principal: Principal = Depends(authenticated), conn: Conn = Connection,
                              ctx=Depends(app_context)):
         """Reschedule or change a pending or confirmed booking: its owner, or `bookings.write`."""
-        return svc.Booking.of(await svc.update_booking(conn, ctx, principal, booking_id, body))
+        return (await svc.views(ctx, principal, [await svc.update_booking(conn, ctx, principal, booking_id, body)]))[0]
 
-    @r.post("/bookings/{booking_id}/cancel", response_model=svc.Booking,
+    @r.post("/bookings/{booking_id}/cancel", response_model=Booking,
             responses=error_responses(401, 403, 404, 409, 422))
     async def cancel_booking(booking_id: uuid.UUID, body: svc.CancelRequest | None = None,
                              principal: Principal = Depends(authenticated), conn: Conn = Connection,
                              ctx=Depends(app_context)):
         """Cancel a pending or confirmed booking: its owner, or `bookings.write`."""
         reason = body.reason if body else None
-        return svc.Booking.of(await svc.transition(conn, ctx, principal, booking_id, "cancelled",
-                                                   reason=reason))
+        row = await svc.transition(conn, ctx, principal, booking_id, "cancelled", reason=reason)
+        return (await svc.views(ctx, principal, [row]))[0]
 
-    @r.post("/bookings/{booking_id}/confirm", response_model=svc.Booking,
+    @r.post("/bookings/{booking_id}/confirm", response_model=Booking,
             responses=error_responses(401, 403, 404, 409))
     async def confirm_booking(booking_id: uuid.UUID, principal: Principal = Depends(require("bookings.write")),
                               conn: Conn = Connection, ctx=Depends(app_context)):
         """Staff (`bookings.write`): confirm a pending booking."""
-        return svc.Booking.of(await svc.transition(conn, ctx, principal, booking_id, "confirmed"))
+        return (await svc.views(ctx, principal, [await svc.transition(conn, ctx, principal, booking_id, "confirmed")]))[0]
 
-    @r.post("/bookings/{booking_id}/complete", response_model=svc.Booking,
+    @r.post("/bookings/{booking_id}/complete", response_model=Booking,
             responses=error_responses(401, 403, 404, 409))
     async def complete_booking(booking_id: uuid.UUID, principal: Principal = Depends(require("bookings.write")),
                                conn: Conn = Connection, ctx=Depends(app_context)):
         """Staff (`bookings.write`): mark a confirmed booking as done."""
-        return svc.Booking.of(await svc.transition(conn, ctx, principal, booking_id, "completed"))
+        return (await svc.views(ctx, principal, [await svc.transition(conn, ctx, principal, booking_id, "completed")]))[0]
 
     @r.get("/availability", response_model=svc.Availability, tags=["availability"],
            responses=error_responses(422))
@@ -117,14 +124,15 @@ def router() -> APIRouter:
         duration_minutes: int | None = Query(None, ge=5, le=24 * 60),
         zip_code: str | None = Query(None, pattern=r"^\d{5}(-\d{4})?$",
                                      description="Where the event takes place, as create takes it."),
+        inputs=Depends(models.availability),
         principal: Principal = Depends(current_principal),
         conn: Conn = Connection,
     ):
-        """Bookable start times with their remaining capacity. Unknown query parameters reach
-        the plugins' hooks as the booking's `extra` (e.g. `location_id`)."""
+        """Bookable start times with their remaining capacity. Plugins declare their own query
+        parameters (e.g. `location_id`); they reach the hooks in the booking's `inputs`."""
         return await svc.availability(
             conn, request.app.state.ctx, principal, start_day=start_day, end_day=end_day,
             party_size=party_size, time_zone=time_zone, duration_minutes=duration_minutes,
-            zip_code=zip_code, extra=_rest(request, AVAILABILITY_PARAMS))
+            zip_code=zip_code, inputs=inputs)
 
     return r

@@ -337,8 +337,8 @@ async def _may_send(conn, ctx, customer_id, channel: str, kind: str) -> str | No
     context = {"userId": str(customer_id)} if customer_id else None
     token = _checked.set((customer_id, channel) if customer_id else None)
     try:
-        reasons = [r for r in await ctx.call_all("may_send", context, customer_id=customer_id, channel=channel,
-                                                 kind=kind, conn=conn) if r]
+        reasons = [r for r in await ctx.hooks(context).may_send(customer_id=customer_id, channel=channel,
+                                                                kind=kind, conn=conn) if r]
     finally:
         _checked.reset(token)
     return "; ".join(dict.fromkeys(reasons)) or None

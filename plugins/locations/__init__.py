@@ -1,8 +1,6 @@
 """Multi-location support (roadmap 1.2): locations, their capacity, and bookings carrying one."""
 from __future__ import annotations
 
-from typing import Any
-
 from myhibachi.core import Plugin, hookimpl
 
 
@@ -21,40 +19,41 @@ class LocationsPlugin(Plugin):
         add_routes(router)
 
     @hookimpl
-    def register_event_handlers(self) -> dict[str, list]:
-        from myhibachi.plugins.locations import service
+    def register_fields(self):
+        from myhibachi.plugins.locations.schemas import BookingLocation, LocationChoice
 
-        return {"booking.created": [service.on_booking_created], "booking.updated": [service.on_booking_updated]}
+        return {"booking_create": LocationChoice, "booking_update": LocationChoice, "quote": LocationChoice,
+                "availability": LocationChoice, "booking": BookingLocation}
 
     @hookimpl
-    async def validate_booking(self, booking: dict[str, Any], conn, ctx) -> str | None:
+    def booking_fields(self, rows):
+        from myhibachi.plugins.locations import service
+
+        return {self.name: [service.location_in(row["pools"]) for row in rows]}
+
+    @hookimpl
+    async def validate_booking(self, booking, conn, ctx):
         from myhibachi.plugins.locations import service
 
         return await service.validate_booking(conn, ctx, booking)
 
     @hookimpl
-    def booking_query_filters(self, params: dict[str, str], ctx) -> list[Any] | None:
+    async def booking_limits(self, booking, starts, conn, ctx):
+        from myhibachi.plugins.locations import service
+
+        return await service.limits(conn, ctx, booking, starts)
+
+    @hookimpl
+    async def booking_stored(self, booking, previous, conn, ctx):
+        from myhibachi.plugins.locations import service
+
+        await service.link(conn, ctx, booking, previous)
+
+    @hookimpl
+    def booking_query_filters(self, params, ctx):
         from myhibachi.plugins.locations import service
 
         return service.query_filters(params)
-
-    @hookimpl
-    async def booking_capacity(self, booking: dict[str, Any], conn, ctx) -> int | None:
-        from myhibachi.plugins.locations import service
-
-        return await service.slot_capacity(conn, ctx, booking)
-
-    @hookimpl
-    async def booking_slots(self, booking: dict[str, Any], starts: list, conn, ctx) -> list:
-        from myhibachi.plugins.locations import service
-
-        return await service.slot_answers(conn, ctx, booking, starts)
-
-    @hookimpl
-    async def booking_slot_scope(self, booking: dict[str, Any], conn, ctx) -> str | None:
-        from myhibachi.plugins.locations import service
-
-        return await service.slot_scope(conn, ctx, booking)
 
 
 plugin = LocationsPlugin()

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 import phonenumbers
-from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator, model_validator
 
 ZIP = r"^\d{5}(-\d{4})?$"
 ZipCode = Annotated[str, StringConstraints(pattern=ZIP)]
@@ -140,3 +140,20 @@ class Location(BaseModel):
 class LocationPage(BaseModel):
     items: list[Location]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+
+
+class LocationChoice(BaseModel):
+    """Where a booking (or an availability query) goes: a location by id, else the one
+    serving the booking's zip code, else the nearest whose radius covers ``lat``/``lon``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    location_id: uuid.UUID | None = Field(default=None, description="The location that takes the booking.")
+    lat: float | None = Field(default=None, ge=-90, le=90, description="Where the event is, for a radius.")
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+
+class BookingLocation(BaseModel):
+    """The location a booking was taken by."""
+
+    location_id: uuid.UUID | None = None

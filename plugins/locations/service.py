@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 
 from myhibachi.core.errors import invalid, not_found
+from myhibachi.core.hookspecs import BookingView, Refusal, SlotLimit
 from myhibachi.core.models import bookings
 from myhibachi.core.pagination import decode_cursor, encode_cursor
 from myhibachi.plugins.locations.models import booking_locations, locations
@@ -113,7 +114,6 @@ _ACTIVE = sa.select(locations).where(locations.c.status == "active").order_by(lo
 _SERVING_ZIP = _ACTIVE.where(META["service_area"]["zip_codes"].has_key(sa.bindparam("zip", type_=sa.String))
                              ).limit(1)
 _BY_ID = sa.select(locations).where(locations.c.id == sa.bindparam("location_id"))
-_ASSIGNED = sa.select(booking_locations.c.location_id).where(booking_locations.c.booking_id == sa.bindparam("booking_id"))
 
 
 async def serving(conn, ctx, zip_code: str | None, lat: Any = None, lon: Any = None):
@@ -136,26 +136,13 @@ async def serving(conn, ctx, zip_code: str | None, lat: Any = None, lon: Any = N
     return best[1] if best else None
 
 
-def _starts_at(booking: dict[str, Any]) -> datetime | None:
-    value = booking.get("starts_at")
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    return value if isinstance(value, datetime) and value.tzinfo else None
-
-
-async def location_of(conn, ctx, booking: dict[str, Any]) -> tuple[Any, str | None]:
+async def location_of(conn, ctx, booking: BookingView) -> tuple[Any, str | None]:
     """The booking's location row and None, or None and the reason there is none. The core
     asks three hooks about the same booking; each lookup is answered by ``ctx.cache``."""
-    extra, zip_code = booking.get("extra") or {}, booking.get("zip_code")
-    given = extra.get("location_id")
-    if given:
-        try:
-            location_id = uuid.UUID(str(given))
-        except ValueError:
-            return None, f"location_id: {given!r} is not a location id"
+    choice = booking.inputs.get("locations")
+    zip_code = booking.zip_code
+    location_id = choice.location_id if choice else None
+    if location_id:
         row = await ctx.cache.fetch_one(CACHE, _BY_ID, {"location_id": location_id}, conn)
         if row is None:
             return None, f"location_id: location {location_id} does not exist"
@@ -164,7 +151,7 @@ async def location_of(conn, ctx, booking: dict[str, Any]) -> tuple[Any, str | No
         if row["status"] != "active":
             return None, f"location_id: {row['name']} is not active"
         return row, None
-    row = await serving(conn, ctx, zip_code, extra.get("lat"), extra.get("lon"))
+    row = await serving(conn, ctx, zip_code, *((choice.lat, choice.lon) if choice else ()))
     if row is not None:
         return row, None
     if zip_code:
@@ -186,58 +173,61 @@ def _closed(row, starts_at: datetime) -> str | None:
     return None
 
 
-def _too_many(row, booking: dict[str, Any]) -> str | None:
-    party = booking.get("party_size")
-    if isinstance(party, int) and party > row["capacity"]:
+def _too_many(row, booking: BookingView) -> str | None:
+    if booking.party_size > row["capacity"]:
         return f"party_size: {row['name']} serves at most {row['capacity']} guests per event"
     return None
 
 
-async def validate_booking(conn, ctx, booking: dict[str, Any]) -> str | None:
-    """Refuse a booking no location can take; otherwise put the chosen location_id in its extra."""
+async def validate_booking(conn, ctx, booking: BookingView) -> Refusal | None:
+    """Refuse a booking no location can take (its hours are a limit: see ``limits``)."""
     row, reason = await location_of(conn, ctx, booking)
+    reason = reason if row is None else _too_many(row, booking)
+    return Refusal(reason) if reason else None
+
+
+async def limits(conn, ctx, booking: BookingView, starts: tuple[datetime, ...]) -> SlotLimit | None:
+    """The location's chef teams limit each slot, counted per location; closed hours refuse."""
+    row, _ = await location_of(conn, ctx, booking)
     if row is None:
-        return reason
-    reason = _too_many(row, booking)
-    if reason:
-        return reason
-    starts_at = _starts_at(booking)
-    if starts_at is not None:
-        reason = _closed(row, starts_at)
-        if reason:
-            return reason
-    # Carried by booking.created, whose handler links the booking to this very location.
-    if isinstance(booking.get("extra"), dict):
-        booking["extra"]["location_id"] = str(row["id"])
-    else:
-        booking["extra"] = {"location_id": str(row["id"])}
+        return None
+    refusals = {}
+    capacity = [_refusal(refusals, _closed(row, start)) or row["events_per_slot"] for start in starts]
+    return SlotLimit(pool=f"{POOL}{row['id'].hex}", capacity=capacity)
+
+
+def _refusal(seen: dict[str, Refusal], reason: str | None) -> Refusal | None:
+    # one object per distinct reason: a month of closed evenings shares a handful
+    if reason is None:
+        return None
+    return seen.setdefault(reason, Refusal(reason))
+
+
+async def link(conn, ctx, booking: BookingView, previous: BookingView | None) -> None:
+    """Record the booking's location with its row: on create, and when an update names a
+    location or changes the zip code (a status change keeps the link)."""
+    choice = booking.inputs.get("locations")
+    if previous is not None and not (choice and choice.location_id) and booking.zip_code == previous.zip_code:
+        return
+    row, _ = await location_of(conn, ctx, booking)
+    if row is not None:
+        await assign(conn, booking.id, row["id"])
+
+
+POOL = "location:"
+
+
+def location_in(pools: list[str]) -> dict[str, Any] | None:
+    """The booking view's ``locations`` field, from the pool the booking draws on (no query)."""
+    for pool in pools or ():
+        if pool.startswith(POOL):
+            return {"location_id": uuid.UUID(pool[len(POOL):])}
     return None
 
 
-async def slot_capacity(conn, ctx, booking: dict[str, Any]) -> int | None:
-    """Events the booking's location runs at once; with ``slot_scope`` the core counts them
-    per location."""
-    row, _ = await location_of(conn, ctx, booking)
-    return row["events_per_slot"] if row is not None else None
-
-
-async def slot_answers(conn, ctx, booking: dict[str, Any], starts: list[datetime]) -> list[int | str]:
-    """Availability's slots at once: what validate_booking and slot_capacity say of each."""
-    row, reason = await location_of(conn, ctx, booking)
-    reason = reason if row is None else _too_many(row, booking)
-    if reason:
-        return [reason] * len(starts)
-    return [_closed(row, start) or row["events_per_slot"] for start in starts]
-
-
-async def slot_scope(conn, ctx, booking: dict[str, Any]) -> str | None:
-    row, _ = await location_of(conn, ctx, booking)
-    return row["id"].hex if row is not None else None
-
-
 def query_filters(params: dict[str, str]) -> list[Any] | None:
-    """``?location_id=``: bookings linked to the location, which the booking.created handler
-    does as the event is delivered (a second or so after the create commits)."""
+    """``?location_id=``: bookings linked to the location (linked in the booking's own
+    transaction, by ``booking_stored``)."""
     raw = params.get("location_id")
     if raw is None:
         return None
@@ -257,38 +247,3 @@ _ASSIGN = pg_insert(booking_locations).values(
 
 async def assign(conn, booking_id: uuid.UUID, location_id: uuid.UUID) -> None:
     await conn.run(_ASSIGN, {"booking_id": booking_id, "location_id": location_id})
-
-
-async def _record(conn, ctx, booking_id: uuid.UUID, extra: dict[str, Any] | None) -> None:
-    """Record the location validate_booking chose (kept even if it closed since), or the one
-    serving the booking's zip code when the event does not name it."""
-    row = await conn.fetch_one(sa.select(bookings.c.zip_code).where(bookings.c.id == booking_id))
-    if row is None:
-        return
-    try:
-        given = uuid.UUID(str((extra or {}).get("location_id")))
-    except ValueError:
-        given = None
-    if given is not None and (await conn.execute(sa.select(locations.c.id).where(locations.c.id == given))).first():
-        await assign(conn, booking_id, given)
-        return
-    location = await serving(conn, ctx, row["zip_code"])
-    if location is not None:
-        await assign(conn, booking_id, location["id"])
-
-
-async def on_booking_created(conn, event, ctx) -> None:
-    payload = event["payload"]
-    # The location validate_booking chose travels in the payload's extra.
-    await _record(conn, ctx, uuid.UUID(str(payload["booking_id"])), payload.get("extra"))
-
-
-async def on_booking_updated(conn, event, ctx) -> None:
-    payload = event["payload"]
-    booking_id = uuid.UUID(str(payload["booking_id"]))
-    extra = payload.get("extra") or {}
-    if extra.get("location_id"):  # chosen again by validate_booking on the change
-        await _record(conn, ctx, booking_id, extra)
-    elif "zip_code" in (payload.get("changes") or {}):
-        if await conn.fetch_one(_ASSIGNED, {"booking_id": booking_id}) is None:
-            await _record(conn, ctx, booking_id, None)

@@ -73,10 +73,16 @@ class LoyaltyPlugin(Plugin):
         }
 
     @hookimpl
-    async def price_booking(self, booking, conn, ctx):
+    def register_fields(self):
+        from myhibachi.plugins.loyalty.schemas import PointsOnBooking
+
+        return {"booking_create": PointsOnBooking, "booking_update": PointsOnBooking, "quote": PointsOnBooking}
+
+    @hookimpl
+    async def price_booking(self, booking, lines, conn, ctx):
         from myhibachi.plugins.loyalty.bookings import price_line
 
-        return await price_line(booking, conn, ctx)
+        return await price_line(booking, lines, conn, ctx)
 
     @hookimpl
     async def validate_booking(self, booking, conn, ctx):
@@ -85,11 +91,10 @@ class LoyaltyPlugin(Plugin):
         return await validate(booking, conn, ctx)
 
     @hookimpl
-    async def booking_slots(self, booking, starts, conn, ctx):
-        from myhibachi.plugins.loyalty.bookings import validate
+    async def booking_stored(self, booking, previous, conn, ctx):
+        from myhibachi.plugins.loyalty.bookings import redeem
 
-        # Points asked of a prospective booking do not depend on its time: one answer for all.
-        return [await validate(booking, conn, ctx)] * len(starts)
+        await redeem(booking, previous, conn, ctx)
 
     @hookimpl
     def register_cli(self, app) -> None:

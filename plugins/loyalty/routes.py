@@ -14,7 +14,7 @@ from myhibachi.core.routing import Connection
 from myhibachi.core.errors import Problem, error_responses
 from myhibachi.core.idempotency import idempotent
 from myhibachi.plugins.loyalty import service
-from myhibachi.plugins.loyalty.bookings import CODE, KEY
+from myhibachi.plugins.loyalty.bookings import CODE
 from myhibachi.plugins.loyalty.schemas import (
     Adjustment, AdjustmentResult, LoyaltyHistory, LoyaltySummary, LoyaltyTransaction, Redemption, RedemptionResult,
 )
@@ -83,7 +83,7 @@ def add_routes(router: APIRouter) -> None:
         if await service.redemption_of(conn, body.booking_id) is not None:
             raise Problem(409, "Conflict", "points are already redeemed for this booking", kind="conflict")
         row = await core_bookings.update_booking(conn, ctx, principal, body.booking_id,
-                                                 core_bookings.BookingUpdate(extra={KEY: body.points}))
+                                                 ctx.models.booking_update(loyalty={"points": body.points}))
         line = next((ln for ln in row["price_lines"] if ln["code"] == CODE), None)
         if line is None:
             raise Problem(422, "Booking refused", "the booking's price is too small for this redemption",

@@ -85,3 +85,12 @@ class RedemptionResult(BaseModel):
     booking_total_cents: int
     currency: str
     account: LoyaltySummary
+
+
+class PointsOnBooking(BaseModel):
+    """Points the customer redeems on a booking (or a quote): a positive multiple of the
+    points per reward; the discount is capped at what the base price covers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    points: int | None = Field(default=None, ge=0, le=10_000_000, description="Points to redeem.")

@@ -261,8 +261,8 @@ async def send_reminder(ctx, conn, reminder: dict[str, Any], booking: dict[str, 
         if not to:
             refused.append(f"no {'email address' if channel == 'email' else 'phone number'}")
             continue
-        reasons = await ctx.call_all("may_send", {"userId": refs["customer_id"]}, customer_id=booking["customer_id"],
-                                     channel=channel, kind="transactional", conn=conn)
+        reasons = await ctx.hooks({"userId": refs["customer_id"]}).may_send(
+            customer_id=booking["customer_id"], channel=channel, kind="transactional", conn=conn)
         if reasons:
             refused.append(f"{channel}: {reasons[0]}")
             continue

@@ -19,6 +19,8 @@ from myhibachi.core.errors import Problem
 from myhibachi.core.models import bookings, customers
 from myhibachi.core.settings import Settings
 
+from myhibachi.core.hookspecs import Refusal, SlotLimit
+
 from .booking_plugin import FLAG, BookingHooks
 from .conftest import booking_body, local_day, local_start
 
@@ -99,47 +101,37 @@ async def test_availability_asks_the_plugins(make_app, client_of):
 
 
 class AtOnce(BookingHooks):
-    """Answers availability for all slots at once (``booking_slots``), from ``extra``: a
-    capacity per slot, or a refusal of every slot starting on an odd UTC hour."""
+    """Counts the calls: availability asks each hook once per query, whatever its slots."""
 
     name = "at_once"
 
-    def __init__(self, answering: bool = True) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.answering, self.per_slot = answering, 0
-
-    @hookimpl
-    def booking_capacity(self, booking):
-        self.per_slot += 1
-        return 2
+        self.calls = 0
 
     @hookimpl
     async def validate_booking(self, booking, conn):
-        self.per_slot += 1
-        return None
+        self.calls += 1
+        assert booking.starts_at is None  # asked for every slot at once
 
     @hookimpl
-    def booking_slots(self, booking, starts):
-        if not self.answering:
-            return None
-        return [5 if start.hour % 2 == 0 else "odd hours are full" for start in starts]
+    def booking_limits(self, booking, starts):
+        self.calls += 1
+        return SlotLimit("at_once", [5 if start.hour % 2 == 0 else Refusal("odd hours are full") for start in starts])
 
 
 async def test_availability_takes_answers_for_all_slots_at_once(make_app, client_of):
-    """A plugin answering ``booking_slots`` decides capacity and refusals and is not asked
-    slot by slot; one that declines is asked slot by slot as before (broken on purpose:
-    ignoring the answers offers the odd hours with capacity 2)."""
+    """``validate_booking`` and ``booking_limits`` are asked once per query, not per slot, and
+    the limits decide capacity and refusals (broken on purpose: ignoring the refusals offers
+    the odd hours)."""
     day = local_day(7).isoformat()
     params = {"from": day, "to": day, "time_zone": NY}
-    at_once, declining = AtOnce(), AtOnce(answering=False)
+    at_once = AtOnce()
     async with client_of(make_app([at_once], flags={FLAG: True})) as c:
         answered = (await c.get("/v1/availability", params=params)).json()["slots"]
-    async with client_of(make_app([declining], flags={FLAG: True})) as c:
-        asked = (await c.get("/v1/availability", params=params)).json()["slots"]
     assert answered and {s["capacity"] for s in answered} == {5}
     assert all(datetime.fromisoformat(s["starts_at"]).hour % 2 == 0 for s in answered)
-    assert at_once.per_slot == 0
-    assert len(asked) == 10 and {s["capacity"] for s in asked} == {2} and declining.per_slot == 20
+    assert at_once.calls == 2
 
 
 def test_day_grid_through_clock_changes():

@@ -1,8 +1,8 @@
 """One test per hook of core/hookspecs.py (the meta-test asks for ``test_hook_<name>``).
 
 The start-up hooks are tested through ``create_app``; the extension points of the booking
-flow through ``ctx.call_all``/``ctx.call_first`` with the plugin's flag on and off (the
-booking flow's own tests use them in place).
+flow through the relay (``ctx.hooks(context).<hook>(...)``) with the plugin's flag on and
+off (the booking flow's own tests use them in place).
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from myhibachi.core import Plugin, events, hookimpl, migrate
 from myhibachi.core.auth import Principal, issue_access_token, require
+from myhibachi.core.hookspecs import BookingView, Refusal, SlotLimit
 from myhibachi.core.models import bookings
 from myhibachi.core.plugins import PluginManager, discover
 from tests.core.plugin_helpers import fake_distribution, site  # noqa: F401
@@ -202,35 +203,14 @@ def test_hook_register_cli(site, monkeypatch, tmp_path, capsys):
     assert CliRunner().invoke(fresh, ["griddle", "heat", "x"]).exit_code == 2
 
 
-class Healthy(Hooked):
-    ok = True
-
-    @hookimpl
-    def integration_health(self, ctx):
-        return {"name": "wok-supplier", "ok": self.ok, "detail": "reachable" if self.ok else "timed out"}
-
-
-async def test_hook_integration_health(make_app, client_of):
-    good, bad = Healthy(), Healthy()
-    bad.ok = False
-    async with client_of(make_app([good], flags=ON)) as c:
-        ready = await c.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"]["wok-supplier"]["detail"] == "reachable"
-    async with client_of(make_app([bad], flags=ON)) as c:
-        down = await c.get("/readyz")
-    assert down.status_code == 503 and down.json()["checks"]["wok-supplier"]["ok"] is False
-    ctx = make_app([bad], flags=OFF).state.ctx
-    assert await ctx.call_all("integration_health") == []
-
-
 class Booking(Hooked):
     @hookimpl
     async def validate_booking(self, booking, conn, ctx):
-        if booking["party_size"] > 40:
-            return "parties over 40 need two chefs"
+        if booking.party_size > 40:
+            return Refusal("parties over 40 need two chefs")
 
     @hookimpl
-    def price_booking(self, booking, conn, ctx):
+    def price_booking(self, booking, lines, conn, ctx):
         return [{"code": "travel", "label": "Travel fee", "amount_cents": 2500}]
 
     @hookimpl
@@ -239,41 +219,39 @@ class Booking(Hooked):
             return [bookings.c.party_size >= int(params["min_party"])]
 
     @hookimpl
-    def booking_capacity(self, booking, conn, ctx):
-        return 3
-
-    @hookimpl
-    def booking_slots(self, booking, starts, conn, ctx):
-        return [3 if start.hour % 2 == 0 else "odd hours are closed" for start in starts]
+    def booking_limits(self, booking, starts, conn, ctx):
+        return SlotLimit("hooked", [3 if start.hour % 2 == 0 else Refusal("odd hours are closed") for start in starts])
 
     @hookimpl
     async def may_send(self, customer_id, channel, kind, conn, ctx):
         if kind == "marketing":
             return "no marketing consent"
 
-    @hookimpl
-    def customer_export_sections(self, customer_id, conn, ctx):
-        return {"hooked": {"customer": str(customer_id)}}
+
+def draft(party_size: int = 8) -> BookingView:
+    start = datetime(2027, 5, 1, 16, tzinfo=timezone.utc)
+    return BookingView(id=None, customer_id=None, status="pending", starts_at=start, ends_at=None, local_start=None,
+                       time_zone="UTC", duration_minutes=120, adults=party_size, children=0, party_size=party_size)
 
 
-async def flag_on_and_off(make_app, hook, first=False, **kwargs):
+async def flag_on_and_off(make_app, hook, **kwargs):
+    """The hook called as an attribute of the relay, with the plugin's flag on, then off."""
     results = []
     for flags in (ON, OFF):
         ctx = make_app([Booking()], flags=flags).state.ctx
-        call = ctx.call_first if first else ctx.call_all
-        results.append(await call(hook, WHO, **kwargs))
+        results.append(await getattr(ctx.hooks(WHO), hook)(**kwargs))
     return results
 
 
 async def test_hook_validate_booking(make_app):
-    on, off = await flag_on_and_off(make_app, "validate_booking", booking={"party_size": 50}, conn=None)
-    assert (on, off) == (["parties over 40 need two chefs"], [])
-    small, _ = await flag_on_and_off(make_app, "validate_booking", booking={"party_size": 8}, conn=None)
+    on, off = await flag_on_and_off(make_app, "validate_booking", booking=draft(50), conn=None)
+    assert (on, off) == ([Refusal("parties over 40 need two chefs")], [])
+    small, _ = await flag_on_and_off(make_app, "validate_booking", booking=draft(8), conn=None)
     assert small == []
 
 
 async def test_hook_price_booking(make_app):
-    on, off = await flag_on_and_off(make_app, "price_booking", booking={"lines": []}, conn=None)
+    on, off = await flag_on_and_off(make_app, "price_booking", booking=draft(), lines=(), conn=None)
     assert on == [[{"code": "travel", "label": "Travel fee", "amount_cents": 2500}]] and off == []
 
 
@@ -284,15 +262,10 @@ async def test_hook_booking_query_filters(make_app):
     assert "bookings.party_size >= " in str(query)
 
 
-async def test_hook_booking_capacity(make_app):
-    on, off = await flag_on_and_off(make_app, "booking_capacity", first=True, booking={}, conn=None)
-    assert (on, off) == (3, None)
-
-
-async def test_hook_booking_slots(make_app):
-    starts = [datetime(2027, 5, 1, hour, tzinfo=timezone.utc) for hour in (16, 17)]
-    on, off = await flag_on_and_off(make_app, "booking_slots", booking={}, starts=starts, conn=None)
-    assert (on, off) == ([[3, "odd hours are closed"]], [])
+async def test_hook_booking_limits_called_through_the_relay(make_app):
+    starts = (datetime(2027, 5, 1, 16, tzinfo=timezone.utc), datetime(2027, 5, 1, 17, tzinfo=timezone.utc))
+    on, off = await flag_on_and_off(make_app, "booking_limits", booking=draft(), starts=starts, conn=None)
+    assert (on, off) == ([SlotLimit("hooked", [3, Refusal("odd hours are closed")])], [])
 
 
 async def test_hook_may_send(make_app):
@@ -306,10 +279,9 @@ async def test_hook_may_send(make_app):
     assert ok == []
 
 
-async def test_hook_customer_export_sections(make_app):
-    customer = uuid.uuid4()
-    on, off = await flag_on_and_off(make_app, "customer_export_sections", customer_id=customer, conn=None)
-    assert (on, off) == ([{"hooked": {"customer": str(customer)}}], [])
+async def test_relay_refuses_a_hook_that_does_not_exist(make_app):
+    with pytest.raises(AttributeError, match="no hook named 'validate_bookings'"):
+        make_app([Booking()], flags=ON).state.ctx.hooks(WHO).validate_bookings
 
 
 class AdminSessions(Hooked):
@@ -344,4 +316,72 @@ async def test_hook_resolve_principal(make_app, client_of):
     assert revoked.status_code == 401
     ctx = make_app([plugin], flags=OFF).state.ctx
     claims = {"sub": "admin-7", "kind": "admin", "sid": "live-session"}
-    assert await ctx.call_first("resolve_principal", claims=claims) is None
+    assert await ctx.hooks().resolve_principal(claims=claims) is None  # firstresult: one answer, not a list
+
+
+class Tagging(Plugin):
+    """Adds a typed ``tagging`` field to create and to the booking view, filled from the rows."""
+
+    name = "tagging"
+    version = "1.0.0"
+
+    class Tag(BaseModel):
+        tag: str | None = None
+        size: int | None = None
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    @hookimpl
+    def register_fields(self):
+        return {"booking_create": self.Tag, "booking": self.Tag}
+
+    @hookimpl
+    def booking_fields(self, rows):
+        self.calls.append(len(rows))
+        return {self.name: [{"size": row["party_size"]} for row in rows]}
+
+
+class BadFields(Plugin):
+    name = "bad_fields"
+    version = "1.0.0"
+
+    @hookimpl
+    def register_fields(self):
+        return {"customer_view": Tagging.Tag}
+
+
+async def test_hook_register_fields(make_app, client_of, add_customer):
+    """A plugin's model becomes a typed field named after it on the models it names (the
+    OpenAPI document says so and the hooks get it validated); an unknown kind leaves the
+    plugin out at start-up."""
+    from tests.core.conftest import booking_body
+
+    app = make_app([Tagging(), BadFields()], strict_plugins=False)
+    assert app.state.ctx.plugins.records["bad_fields"].state == "failed"
+    assert "not extendable" in app.state.ctx.plugins.records["bad_fields"].reason
+    _, auth = await add_customer()
+    async with client_of(app, headers=auth) as c:
+        schemas = (await c.get("/openapi.json")).json()["components"]["schemas"]
+        bad = await c.post("/v1/bookings", json=booking_body(tagging={"size": "big"}))
+        made = await c.post("/v1/bookings", json=booking_body(tagging={"tag": "vip"}))
+    assert "tagging" in schemas["BookingCreate"]["properties"] and "tagging" in schemas["Booking"]["properties"]
+    assert "tagging" not in schemas["QuoteRequest"]["properties"]
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "tagging.size"
+    assert made.status_code == 201, made.text
+
+
+async def test_hook_booking_fields(make_app, client_of, add_customer):
+    """The booking view's plugin fields are filled once per response for all of its rows."""
+    from tests.core.conftest import booking_body, local_start
+
+    plugin = Tagging()
+    app = make_app([plugin])
+    _, auth = await add_customer()
+    async with client_of(app, headers=auth) as c:
+        for day in (7, 8, 9):
+            assert (await c.post("/v1/bookings", json=booking_body(starts_at=local_start(day)))).status_code == 201
+        plugin.calls.clear()
+        listed = (await c.get("/v1/bookings")).json()["items"]
+    assert [b["tagging"] for b in listed] == [{"tag": None, "size": 10}] * 3
+    assert plugin.calls == [3]

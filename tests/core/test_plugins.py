@@ -207,8 +207,8 @@ class Validator(Plugin):
         return f"{self.name} refuses {booking['party_size']}"
 
     @hookimpl
-    def booking_capacity(self, booking, conn, ctx):
-        return self.capacity
+    def resolve_principal(self, claims, ctx):
+        return f"{self.name} for {claims['sub']}"
 
 
 def validator(name: str, flag: str | None, capacity: int) -> Plugin:
@@ -221,7 +221,7 @@ async def test_trace_hooks_logs_every_hook_call(monkeypatch, settings, clean_db,
     traced = settings.model_copy(update={"trace_hooks": Settings().trace_hooks})
     with caplog.at_level(logging.INFO, logger="myhibachi.plugins"):
         app = create_app([routed("echo")(), validator("strict", None, 3)], settings=traced, database=clean_db)
-        await app.state.ctx.call_all("validate_booking", booking={"party_size": 9}, conn=None)
+        await app.state.ctx.hooks().validate_booking(booking={"party_size": 9}, conn=None)
         app.state.ctx.plugins.hook.register_permissions()  # pluggy's own relay is traced too
     lines = [r.getMessage() for r in caplog.records if r.name == "myhibachi.plugins"]
     assert any("register_routes [echo]" in line for line in lines), lines
@@ -231,7 +231,7 @@ async def test_trace_hooks_logs_every_hook_call(monkeypatch, settings, clean_db,
 
     caplog.clear()
     quiet = create_app([validator("strict", None, 3)], settings=settings, database=clean_db)
-    await quiet.state.ctx.call_all("validate_booking", booking={"party_size": 9}, conn=None)
+    await quiet.state.ctx.hooks().validate_booking(booking={"party_size": 9}, conn=None)
     assert not [r for r in caplog.records if r.name == "myhibachi.plugins" and "validate_booking" in r.getMessage()]
 
 
@@ -255,13 +255,13 @@ async def test_manager_skips_hookimpls_of_plugins_whose_flag_is_off(make_app):
     on = make_app(plugins, flags={"FEATURE_FLAG_GATED": True}).state.ctx
     off = make_app(plugins, flags={"FEATURE_FLAG_GATED": False}).state.ctx
     booking = {"party_size": 4}
-    assert await on.call_all("validate_booking", {"userId": "u1"}, booking=booking, conn=None) == [
+    assert await on.hooks({"userId": "u1"}).validate_booking(booking=booking, conn=None) == [
         "gated refuses 4", "always refuses 4"]
-    assert await off.call_all("validate_booking", {"userId": "u1"}, booking=booking, conn=None) == [
+    assert await off.hooks({"userId": "u1"}).validate_booking(booking=booking, conn=None) == [
         "always refuses 4"]
-    # firstresult: the last registered answers first, unless its flag is off.
-    assert await on.call_first("booking_capacity", {"userId": "u1"}, booking=booking, conn=None) == 7
-    assert await off.call_first("booking_capacity", {"userId": "u1"}, booking=booking, conn=None) == 1
+    # firstresult (from the spec): the last registered answers first, unless its flag is off.
+    assert await on.hooks({"userId": "u1"}).resolve_principal(claims={"sub": "x"}) == "gated for x"
+    assert await off.hooks({"userId": "u1"}).resolve_principal(claims={"sub": "x"}) == "always for x"
 
 
 # --- plugins list and /v1/meta/plugins -------------------------------------------------------

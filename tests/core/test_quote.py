@@ -18,7 +18,7 @@ async def test_quote_lines_from_settings_and_plugins(make_app, client_of, clean_
                    minimum_order_cents=40000)
     async with client_of(app) as c:
         small = await c.post("/v1/bookings/quote", json={"adults": 4, "children": 2})
-        big = await c.post("/v1/bookings/quote", json={"adults": 20, "children": 4, "extra": {"promo": "TENOFF"}})
+        big = await c.post("/v1/bookings/quote", json={"adults": 20, "children": 4, "booking_hooks": {"promo": "TENOFF"}})
     assert small.status_code == 200, small.text
     assert codes(small.json()["lines"]) == [("base.adults", 20000), ("base.children", 5000), ("base.minimum", 15000)]
     assert small.json()["total_cents"] == 40000 and small.json()["currency"] == "USD"
@@ -32,7 +32,7 @@ async def test_quote_lines_from_settings_and_plugins(make_app, client_of, clean_
 async def test_create_stores_the_quoted_lines_and_later_prices_do_not_rewrite_them(
         make_app, client_of, add_customer):
     _, auth = await add_customer()
-    body = booking_body(adults=20, children=3, extra={"promo": "TENOFF"})
+    body = booking_body(adults=20, children=3, booking_hooks={"promo": "TENOFF"})
     app = make_app([BookingHooks()], flags={FLAG: True})
     async with client_of(app) as c:
         quoted = (await c.post("/v1/bookings/quote", json=body, headers=auth)).json()
@@ -47,7 +47,7 @@ async def test_create_stores_the_quoted_lines_and_later_prices_do_not_rewrite_th
         new_quote = (await c.post("/v1/bookings/quote", json=body, headers=auth)).json()
         noted = (await c.patch(f"/v1/bookings/{created['id']}", json={"notes": "gate code 1234"},
                                headers=auth)).json()
-        regrouped = (await c.patch(f"/v1/bookings/{created['id']}", json={"adults": 21, "extra": {}},
+        regrouped = (await c.patch(f"/v1/bookings/{created['id']}", json={"adults": 21, "booking_hooks": {}},
                                    headers=auth)).json()
     assert later["price_lines"] == created["price_lines"] and later["total_cents"] == created["total_cents"]
     assert new_quote["total_cents"] > created["total_cents"]
@@ -59,7 +59,7 @@ async def test_create_stores_the_quoted_lines_and_later_prices_do_not_rewrite_th
 async def test_quote_never_below_zero(make_app, client_of):
     app = make_app([BookingHooks()], flags={FLAG: True})
     async with client_of(app) as c:
-        q = (await c.post("/v1/bookings/quote", json={"adults": 10, "extra": {"promo": "FREE"}})).json()
+        q = (await c.post("/v1/bookings/quote", json={"adults": 10, "booking_hooks": {"promo": "FREE"}})).json()
     assert q["total_cents"] == 0
     assert q["lines"][-1]["code"] == "adjustment.floor"
     assert sum(line["amount_cents"] for line in q["lines"]) == 0
@@ -71,7 +71,7 @@ async def test_quote_checks_the_same_rules(make_app, client_of):
         too_small = await c.post("/v1/bookings/quote", json={"adults": 1})
         off_grid = await c.post("/v1/bookings/quote", json={"adults": 10, "starts_at": local_start(minute=10),
                                                             "time_zone": "America/New_York"})
-        refused = await c.post("/v1/bookings/quote", json={"adults": 10, "extra": {"refuse": "sold out"}})
+        refused = await c.post("/v1/bookings/quote", json={"adults": 10, "booking_hooks": {"refuse": "sold out"}})
         negative = await c.post("/v1/bookings/quote", json={"adults": -3})
     assert too_small.status_code == 422 and too_small.json()["errors"][0]["field"] == "adults"
     assert off_grid.status_code == 422 and off_grid.json()["errors"][0]["field"] == "starts_at"
@@ -82,5 +82,5 @@ async def test_quote_checks_the_same_rules(make_app, client_of):
 async def test_quote_skips_plugin_lines_when_flag_off(make_app, client_of):
     app = make_app([BookingHooks()], flags={FLAG: False})
     async with client_of(app) as c:
-        q = (await c.post("/v1/bookings/quote", json={"adults": 20, "extra": {"promo": "TENOFF"}})).json()
+        q = (await c.post("/v1/bookings/quote", json={"adults": 20, "booking_hooks": {"promo": "TENOFF"}})).json()
     assert codes(q["lines"]) == [("base.adults", 120000)]

@@ -1,17 +1,15 @@
 """Each of reminders and locations works with the other deselected."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 import sqlalchemy as sa
 
 from myhibachi.core.app import create_app
-from myhibachi.core.db import utcnow
+from myhibachi.core.events import deliver_due
+from myhibachi.core.models import bookings
 from myhibachi.plugins.locations.models import booking_locations
 from myhibachi.plugins.reminders.models import booking_reminders
 
 FLAGS = {"FEATURE_FLAG_BOOKING_REMINDERS": True, "FEATURE_FLAG_MULTI_LOCATION": True}
-WHO = {"userId": "staff-1"}
 
 
 async def count(db, table) -> int:
@@ -28,35 +26,41 @@ async def test_installed_entry_points_and_deselection_by_setting(make_app, setti
 
 
 async def test_locations_without_reminders(make_app, client_of, seed):
+    from tests.core.conftest import booking_body
+
     app = make_app(["locations"], flags=FLAGS)
     ctx = app.state.ctx
     customer = await seed.customer()
-    booking = await seed.booking(customer, utcnow() + timedelta(days=3), zip_code="10001")
     async with client_of(app, headers=await seed.staff("*")) as c:
         made = await c.post("/v1/locations", json={
             "name": "Midtown", "address": "1 Grill Ave", "city": "New York", "state": "NY", "zip_code": "10001",
             "time_zone": "America/New_York", "capacity": 20, "service_area": {"zip_codes": ["10001"]}})
         assert made.status_code == 201, made.text
-        missing = await c.get(f"/v1/bookings/{booking}/reminders")
+        booked = await c.post("/v1/bookings", json=booking_body(zip_code="10001", customer_id=str(customer)))
+        assert booked.status_code == 201, booked.text
+        missing = await c.get(f"/v1/bookings/{booked.json()['id']}/reminders")
         assert missing.status_code == 404 and "flag" not in missing.json()
-    await seed.publish(ctx, "booking.created", {"booking_id": str(booking), "customer_id": str(customer)})
+    while await deliver_due(ctx):
+        pass
     assert await count(seed.db, booking_locations) == 1
     assert await count(seed.db, booking_reminders) == 0
     assert "reminders" not in ctx.extra.get("pollers", {})
 
 
 async def test_reminders_without_locations(make_app, client_of, seed):
+    from tests.core.conftest import booking_body
+
     app = make_app(["reminders"], flags=FLAGS)
     ctx = app.state.ctx
     customer = await seed.customer()
-    booking = await seed.booking(customer, utcnow() + timedelta(days=3), zip_code="94105")
     async with client_of(app, headers=seed.token(customer)) as c:
         assert (await c.get("/v1/locations")).status_code == 404
-        await seed.publish(ctx, "booking.created", {"booking_id": str(booking), "customer_id": str(customer)})
-        listed = (await c.get(f"/v1/bookings/{booking}/reminders")).json()["items"]
+        booked = await c.post("/v1/bookings", json=booking_body(zip_code="94105"))
+        assert booked.status_code == 201, booked.text
+        while await deliver_due(ctx):
+            pass
+        listed = (await c.get(f"/v1/bookings/{booked.json()['id']}/reminders")).json()["items"]
     assert [r["reminder_type"] for r in listed] == ["24h_before", "1h_before"]
     assert await count(seed.db, booking_locations) == 0
-    async with seed.db.transaction() as conn:
-        booking_input = {"zip_code": "94105", "party_size": 8, "extra": {}}
-        assert await ctx.call_all("validate_booking", WHO, booking=booking_input, conn=conn) == []
-        assert await ctx.call_first("booking_capacity", WHO, booking=booking_input, conn=conn) is None
+    async with seed.db.read() as conn:
+        assert await conn.scalar(sa.select(bookings.c.pools)) == []

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -13,7 +13,6 @@ from myhibachi.plugins.locations import LocationsPlugin, service
 from myhibachi.plugins.locations.models import booking_locations
 
 FLAG = "FEATURE_FLAG_MULTI_LOCATION"
-WHO = {"userId": "staff-1"}  # the flag context the core passes: the acting customer or admin
 
 
 def place(name: str, zips: list[str] | None = None, **fields) -> dict:
@@ -25,93 +24,64 @@ def place(name: str, zips: list[str] | None = None, **fields) -> dict:
     return body | fields
 
 
-def booking_input(starts_at: datetime, *, zip_code: str | None = "10001", location_id=None, party_size=10) -> dict:
-    extra = {"location_id": str(location_id)} if location_id else {}
-    return {"starts_at": starts_at, "time_zone": "America/New_York", "party_size": party_size,
-            "address": "1 Main St", "zip_code": zip_code, "customer_id": str(uuid.uuid4()), "extra": extra}
-
-
 async def test_booking_multi_location(make_app, client_of, seed):
-    app = make_app([LocationsPlugin()], flags={FLAG: True})
-    ctx = app.state.ctx
-    admin = await seed.staff("locations.*")
+    """Through HTTP: two locations, bookings at each, capacity per location, availability per
+    location, the link stored with the booking and the events published. Broken on purpose
+    by dropping the location's pool from its limit: both locations then share one pool and
+    Brooklyn's first booking is refused."""
+    from tests.core.conftest import booking_body, local_start
+
+    app = make_app([LocationsPlugin()], flags={FLAG: True}, booking_capacity=1)
+    admin = await seed.staff("locations.*", "bookings.read")
     async with client_of(app, headers=admin) as c:
-        made = await c.post("/v1/locations", json=place("Manhattan", ["10001", "10002"], events_per_slot=2))
-        assert made.status_code == 201, made.text
-        manhattan = made.json()
-        brooklyn = (await c.post("/v1/locations", json=place("Brooklyn", ["11201"], zip_code="11201",
-                                                               capacity=12))).json()
-        assert manhattan["service_area"]["zip_codes"] == ["10001", "10002"] and manhattan["phone"] == "+12125550100"
-        changed = await c.put(f"/v1/locations/{brooklyn['id']}", json={"capacity": 14})
-        assert changed.status_code == 200 and changed.json()["capacity"] == 14
-        assert changed.json()["service_area"] == {"zip_codes": ["11201"], "lat": None, "lon": None,
-                                                  "radius_km": None}
-    async with client_of(app) as public:
-        listed = (await public.get("/v1/locations")).json()["items"]
-    assert [loc["name"] for loc in listed] == ["Manhattan", "Brooklyn"]
+        manhattan = (await c.post("/v1/locations", json=place("Manhattan", ["10001", "10002"], events_per_slot=2))).json()
+        brooklyn = (await c.post("/v1/locations", json=place("Brooklyn", ["11201"], capacity=14))).json()
+    auth = seed.token(await seed.customer())
+    day = local_start(7)[:10]
+    async with client_of(app, headers=auth) as c:
+        by_zip = [await c.post("/v1/bookings", json=booking_body(zip_code="10002")) for _ in range(3)]
+        named = await c.post("/v1/bookings", json=booking_body(zip_code="11201",
+                                                               locations={"location_id": brooklyn["id"]}))
+        full = await c.post("/v1/bookings", json=booking_body(zip_code="11201"))
+        too_big = await c.post("/v1/bookings", json=booking_body(zip_code="11201", adults=15, children=0,
+                                                                 starts_at=local_start(8)))
+        nowhere = await c.post("/v1/bookings", json=booking_body(zip_code="94105", starts_at=local_start(8)))
+        slots = {}
+        for name, zip_code in (("manhattan", "10001"), ("brooklyn", "11201")):
+            offer = (await c.get("/v1/availability", params={"from": day, "to": day, "zip_code": zip_code,
+                                                             "time_zone": "America/New_York"})).json()
+            slots[name] = {s["local_start"]: s for s in offer["slots"]}
+    assert [r.status_code for r in by_zip] == [201, 201, 409]  # Manhattan runs two events at once
+    assert named.status_code == 201 and full.status_code == 409, (named.text, full.text)
+    assert too_big.status_code == 422 and "Brooklyn serves at most 14 guests" in too_big.json()["detail"]
+    assert nowhere.status_code == 422 and "no active location serves zip code 94105" in nowhere.json()["detail"]
+    taken = local_start(7)
+    assert taken not in slots["manhattan"] and taken not in slots["brooklyn"]
+    assert {s["capacity"] for s in slots["manhattan"].values()} == {2}
+    assert {s["capacity"] for s in slots["brooklyn"].values()} == {1}
 
-    starts_at = utcnow() + timedelta(days=5)
-    # a booking naming its location
-    named = booking_input(starts_at, zip_code="11201", location_id=brooklyn["id"])
-    async with seed.db.transaction() as conn:
-        assert await ctx.call_all("validate_booking", WHO, booking=named, conn=conn) == []
-        # a booking without one gets the location serving its zip code
-        by_zip = booking_input(starts_at, zip_code="10002")
-        assert await ctx.call_all("validate_booking", WHO, booking=by_zip, conn=conn) == []
-        assert by_zip["extra"]["location_id"] == manhattan["id"]
-        # capacity: per-event guests and events per slot
-        too_big = booking_input(starts_at, location_id=brooklyn["id"], party_size=15)
-        assert await ctx.call_all("validate_booking", WHO, booking=too_big, conn=conn) == [
-            "party_size: Brooklyn serves at most 14 guests per event"]
-        assert await ctx.call_first("booking_capacity", WHO, booking=by_zip, conn=conn) == 2
-        assert await ctx.call_first("booking_capacity", WHO, booking=named, conn=conn) == 1
-        # the core counts a slot per location: each location's capacity is its own
-        assert await ctx.call_first("booking_slot_scope", WHO, booking=by_zip, conn=conn) == uuid.UUID(
-            manhattan["id"]).hex
-        assert await ctx.call_first("booking_slot_scope", WHO, booking=named, conn=conn) == uuid.UUID(
-            brooklyn["id"]).hex
-        nowhere = booking_input(starts_at, zip_code="94105")
-        assert await ctx.call_all("validate_booking", WHO, booking=nowhere, conn=conn) == [
-            "zip_code: no active location serves zip code 94105; choose a location_id"]
-
-    # bookings created by the core carry their location, recorded from booking.created
-    customer = await seed.customer()
-    ids = {}
-    for key, body in (("brooklyn", named), ("manhattan", by_zip)):
-        ids[key] = await seed.booking(customer, starts_at, zip_code=body["zip_code"])
-        await seed.publish(ctx, "booking.created", {"booking_id": str(ids[key]), "customer_id": str(customer),
-                                                     "extra": body["extra"]})
-    legacy = await seed.booking(customer, starts_at, zip_code="10001")  # its event named no location
-    await seed.publish(ctx, "booking.created", {"booking_id": str(legacy), "customer_id": str(customer)})
+    # the link is stored with the booking, so the filter sees it at once
+    async with client_of(app, headers=admin) as c:
+        listed = {loc["name"]: {b["id"] for b in (await c.get("/v1/bookings", params={"location_id": loc["id"]})
+                                                  ).json()["items"]} for loc in (manhattan, brooklyn)}
+    assert listed == {"Manhattan": {by_zip[0].json()["id"], by_zip[1].json()["id"]},
+                      "Brooklyn": {named.json()["id"]}}
     async with seed.db.read() as conn:
-        assigned = dict((await conn.execute(sa.select(booking_locations.c.booking_id,
-                                                      booking_locations.c.location_id))).all())
-    assert assigned == {ids["brooklyn"]: uuid.UUID(brooklyn["id"]), ids["manhattan"]: uuid.UUID(manhattan["id"]),
-                        legacy: uuid.UUID(manhattan["id"])}
-
-    # GET /v1/bookings?location_id= : the filter the core ANDs into its list query
-    for loc, expected in ((manhattan, {ids["manhattan"], legacy}), (brooklyn, {ids["brooklyn"]})):
-        conditions = [c for cs in await ctx.call_all("booking_query_filters", WHO, params={"location_id": loc["id"]})
-                      for c in cs]
-        async with seed.db.read() as conn:
-            found = set(await conn.scalars(sa.select(bookings.c.id).where(*conditions)))
-        assert found == expected
+        assigned = {str(r["booking_id"]): str(r["location_id"])
+                    for r in await conn.fetch_all("SELECT booking_id, location_id FROM booking_locations")}
+        published = await conn.fetch_all("SELECT payload FROM outbox_events WHERE name = 'booking.created'")
+    assert assigned[named.json()["id"]] == brooklyn["id"] and assigned[by_zip[0].json()["id"]] == manhattan["id"]
+    assert len(published) == 3
+    assert {p["payload"]["booking_id"] for p in published} == set(assigned)
 
     # a deactivated location takes no new booking but keeps its bookings
     async with client_of(app, headers=admin) as c:
-        gone = await c.delete(f"/v1/locations/{brooklyn['id']}")
-        assert gone.json()["status"] == "inactive"
-        await c.put(f"/v1/locations/{manhattan['id']}", json={"status": "maintenance"})
-    async with seed.db.transaction() as conn:
-        assert await ctx.call_all("validate_booking", WHO, booking=named, conn=conn) == [
-            "location_id: Brooklyn is not active"]
-        assert await ctx.call_all("validate_booking", WHO, booking=booking_input(starts_at, location_id=manhattan["id"]),
-                                  conn=conn) == ["location_id: Manhattan is closed for maintenance"]
-        unknown = uuid.uuid4()
-        assert await ctx.call_all("validate_booking", WHO, booking=booking_input(starts_at, location_id=unknown),
-                                  conn=conn) == [f"location_id: location {unknown} does not exist"]
-    async with seed.db.read() as conn:
-        assert await conn.scalar(sa.select(sa.func.count()).select_from(booking_locations)) == 3
+        await c.delete(f"/v1/locations/{brooklyn['id']}")
+    async with client_of(app, headers=auth) as c:
+        gone = await c.post("/v1/bookings", json=booking_body(starts_at=local_start(9),
+                                                              locations={"location_id": brooklyn["id"]}))
+    assert gone.status_code == 422 and "Brooklyn is not active" in gone.json()["detail"]
+    assert len(assigned) == 3
 
 
 async def test_location_input_errors_name_the_field(make_app, client_of, seed):
@@ -183,45 +153,65 @@ async def test_locations_visibility_and_permissions(make_app, client_of, seed):
         assert rest["next_cursor"] is None
 
 
+def la_day(weekday: int):
+    """The first given weekday (0 = Monday) in Los Angeles past the default 48-hour lead time."""
+    first = datetime.now(ZoneInfo("America/Los_Angeles")).date() + timedelta(days=3)
+    return first + timedelta(days=(weekday - first.weekday()) % 7)
+
+
 async def test_hours_radius_and_bad_filter(make_app, client_of, seed):
+    """Through HTTP: a party near a location's circle (no zip code it lists) is booked there
+    inside its hours, refused outside them (one more hour on Sunday evening, and all of
+    Monday) and not offered then; a party out of every circle is refused; a bad
+    ``?location_id=`` filter is a 422 naming it."""
     app = make_app([LocationsPlugin()], flags={FLAG: True})
-    ctx = app.state.ctx
-    admin = await seed.staff("locations.*")
+    admin = await seed.staff("locations.*", "bookings.read")
     async with client_of(app, headers=admin) as c:
         west = (await c.post("/v1/locations", json=place(
             "Santa Monica", zip_code="90401", time_zone="America/Los_Angeles",
             service_area={"lat": 34.0195, "lon": -118.4912, "radius_km": 25},
             hours={"sat": ["11:00", "22:00"], "sun": ["11:00", "20:00"]}))).json()
-    la = ZoneInfo("America/Los_Angeles")
-    today = datetime.now(la).date()
-    saturday = today + timedelta(days=(5 - today.weekday()) % 7 or 7)
-    async with seed.db.transaction() as conn:
-        def near(at):  # Venice Beach, 4 km away, no zip code the location lists
-            return booking_input(at.astimezone(timezone.utc), zip_code="90291") | {
-                "extra": {"lat": 33.985, "lon": -118.4695}}
+    saturday, sunday, monday = la_day(5), la_day(6), la_day(0)
 
-        ok = near(datetime.combine(saturday, time(18, 0), la))
-        assert await ctx.call_all("validate_booking", WHO, booking=ok, conn=conn) == []
-        assert ok["extra"]["location_id"] == west["id"]
-        late = near(datetime.combine(saturday, time(22, 30), la))
-        assert await ctx.call_all("validate_booking", WHO, booking=late, conn=conn) == [
-            "starts_at: Santa Monica takes events on Saturdays from 11:00 to 22:00 (America/Los_Angeles)"]
-        monday = near(datetime.combine(saturday + timedelta(days=2), time(18, 0), la))
-        assert await ctx.call_all("validate_booking", WHO, booking=monday, conn=conn) == [
-            "starts_at: Santa Monica is closed on Mondays"]
-        far = booking_input(utcnow() + timedelta(days=3), zip_code="92101") | {
-            "extra": {"lat": 32.7157, "lon": -117.1611}}  # San Diego
-        assert await ctx.call_all("validate_booking", WHO, booking=far, conn=conn) == [
-            "zip_code: no active location serves zip code 92101; choose a location_id"]
-    try:
-        await ctx.call_all("booking_query_filters", WHO, params={"location_id": "nope"})
-        raise AssertionError("a bad location_id must be refused")
-    except Exception as exc:
-        assert getattr(exc, "status", None) == 422 and exc.extra["errors"][0]["field"] == "location_id"
-    assert await ctx.call_all("booking_query_filters", WHO, params={"other": "x"}) == []
+    def near(day, hour: int, **over) -> dict:  # Venice Beach, 4 km away, no zip code the location lists
+        return {"starts_at": f"{day}T{hour:02}:00:00", "time_zone": "America/Los_Angeles", "duration_minutes": 60,
+                "adults": 8, "address": "1 Ocean Front Walk", "zip_code": "90291",
+                "locations": {"lat": 33.985, "lon": -118.4695}} | over
+
+    auth = seed.token(await seed.customer())
+    async with client_of(app, headers=auth) as c:
+        ok = await c.post("/v1/bookings", json=near(saturday, 18))
+        late = await c.post("/v1/bookings", json=near(sunday, 21))
+        closed = await c.post("/v1/bookings", json=near(monday, 18))
+        far = await c.post("/v1/bookings", json=near(saturday, 18, zip_code="92101",
+                                                     locations={"lat": 32.7157, "lon": -117.1611}))  # San Diego
+        sunday_offer = (await c.get("/v1/availability", params={
+            "from": sunday.isoformat(), "to": monday.isoformat(), "time_zone": "America/Los_Angeles",
+            "duration_minutes": 60, "lat": 33.985, "lon": -118.4695})).json()
+    assert ok.status_code == 201, ok.text
+    assert late.status_code == 422 and late.json()["detail"] == (
+        "starts_at: Santa Monica takes events on Sundays from 11:00 to 20:00 (America/Los_Angeles)")
+    assert closed.status_code == 422 and closed.json()["detail"] == "starts_at: Santa Monica is closed on Mondays"
+    assert far.status_code == 422 and far.json()["detail"] == (
+        "zip_code: no active location serves zip code 92101; choose a location_id")
+    offered = [s["local_start"][11:16] for s in sunday_offer["slots"]]
+    assert offered[0] == "11:00" and offered[-1] == "19:00" and len(offered) == 9  # nothing on Monday
+    async with seed.db.read() as conn:
+        assert await conn.fetch_all("SELECT booking_id::text AS id, location_id::text AS loc FROM booking_locations"
+                                    ) == [{"id": ok.json()["id"], "loc": west["id"]}]
+    async with client_of(app, headers=admin) as c:
+        bad = await c.get("/v1/bookings", params={"location_id": "nope"})
+        other = await c.get("/v1/bookings", params={"other": "x"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "location_id", bad.text
+    assert [b["id"] for b in other.json()["items"]] == [ok.json()["id"]]
 
 
 async def test_flag_off_hides_routes_and_skips_hooks(make_app, client_of, seed):
+    """With the flag off, a location that would refuse, limit and link a booking does none of
+    it: the booking is taken in the core's own pool-less capacity and not linked, and the
+    list ignores the location filter."""
+    from tests.core.conftest import booking_body
+
     app = make_app([LocationsPlugin()], flags={FLAG: False})
     ctx = app.state.ctx
     async with client_of(app) as c:
@@ -230,89 +220,94 @@ async def test_flag_off_hides_routes_and_skips_hooks(make_app, client_of, seed):
     async with seed.db.transaction() as conn:  # a location that would answer every hook if the flag were on
         await service.create_location(conn, ctx, place("Embarcadero", ["94105"], zip_code="94105", capacity=4,
                                                   time_zone="America/Los_Angeles"))
-    async with seed.db.transaction() as conn:
-        too_big = booking_input(utcnow() + timedelta(days=3), zip_code="94105", party_size=9)
-        assert await ctx.call_all("validate_booking", WHO, booking=too_big, conn=conn) == []
-        assert too_big["extra"] == {}
-        assert await ctx.call_first("booking_capacity", WHO, booking=too_big, conn=conn) is None
-        assert await ctx.call_first("booking_slot_scope", WHO, booking=too_big, conn=conn) is None
-    assert await ctx.call_all("booking_query_filters", WHO, params={"location_id": str(uuid.uuid4())}) == []
-    customer = await seed.customer()
-    booking = await seed.booking(customer, utcnow() + timedelta(days=3), zip_code="94105")
-    await seed.publish(ctx, "booking.created", {"booking_id": str(booking), "customer_id": str(customer)})
+    admin = await seed.staff("bookings.read")
+    async with client_of(app, headers=seed.token(await seed.customer())) as c:
+        too_big = await c.post("/v1/bookings", json=booking_body(zip_code="94105", adults=9, children=0))
+    assert too_big.status_code == 201, too_big.text
+    async with client_of(app, headers=admin) as c:
+        listed = await c.get("/v1/bookings", params={"location_id": str(uuid.uuid4())})
+    assert [b["id"] for b in listed.json()["items"]] == [too_big.json()["id"]]
     async with seed.db.read() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(booking_locations)) == 0
+        assert await conn.scalar(sa.select(bookings.c.pools)) == []
 
 
 async def test_location_read_once_for_many_bookings(make_app, client_of, seed, monkeypatch):
-    """With the app running (its shared cache live), the three hooks of two bookings read
-    the location from the database once, and a change through the API reaches the next
-    booking at once (broken on purpose: looking it up on ``conn`` each time is 6 reads)."""
+    """With the app running (its shared cache live), two bookings through the API read their
+    location from the database once (the three hooks of each ask ``ctx.cache``), and a change
+    through the API reaches the next booking at once (broken on purpose: looking it up on
+    ``conn`` each time is 6 reads)."""
     from myhibachi.core import db
+    from tests.core.conftest import booking_body
     from tests.core.test_cache import until
 
     app = make_app([LocationsPlugin()], flags={FLAG: True})
     ctx = app.state.ctx
     admin = await seed.staff("locations.*")
+    auth = seed.token(await seed.customer())
     async with app.router.lifespan_context(app):
         await until(lambda: ctx.cache.live)
         async with client_of(app, headers=admin) as c:
-            made = (await c.post("/v1/locations", json=place("Queens", ["11101"], zip_code="11101"))).json()
+            made = (await c.post("/v1/locations", json=place("Queens", ["11101"], zip_code="11101",
+                                                             events_per_slot=5))).json()
         await until(lambda: not ctx.cache._unsettling("locations"))  # the creation's own notification
         reads = []
         fetch_one = db.Conn.fetch_one
 
         async def counting(conn, stmt, params=None):
-            reads.append(params)
+            if stmt is service._SERVING_ZIP or stmt is service._BY_ID:
+                reads.append(params)
             return await fetch_one(conn, stmt, params)
 
         monkeypatch.setattr(db.Conn, "fetch_one", counting)
-        for _ in range(2):
-            booking = booking_input(utcnow() + timedelta(days=5), zip_code="11101")
-            async with seed.db.transaction() as conn:
-                assert await ctx.call_first("booking_slot_scope", WHO, booking=booking, conn=conn) == uuid.UUID(
-                    made["id"]).hex
-                assert await ctx.call_first("booking_capacity", WHO, booking=booking, conn=conn) == 1
-                assert await ctx.call_all("validate_booking", WHO, booking=booking, conn=conn) == []
+        async with client_of(app, headers=auth) as c:
+            for _ in range(2):
+                booked = await c.post("/v1/bookings", json=booking_body(zip_code="11101"))
+                assert booked.status_code == 201, booked.text
         assert len(reads) == 1
         async with client_of(app, headers=admin) as c:
             await c.put(f"/v1/locations/{made['id']}", json={"status": "maintenance"})
-        async with seed.db.transaction() as conn:
-            assert await ctx.call_all("validate_booking", WHO, booking=booking_input(
-                utcnow() + timedelta(days=5), zip_code="11101", location_id=made["id"]), conn=conn) == [
-                "location_id: Queens is closed for maintenance"]
+        async with client_of(app, headers=auth) as c:
+            closed = await c.post("/v1/bookings", json=booking_body(zip_code="11101",
+                                                                    locations={"location_id": made["id"]}))
+        assert closed.status_code == 422 and closed.json()["detail"] == "location_id: Queens is closed for maintenance"
 
 
 async def test_every_process_sees_a_location_change(make_app, client_of, seed):
     """Two API processes keep the locations they looked up (ctx.cache); a change through
-    one reaches the other's next booking check once its commit's notification arrives."""
+    one reaches the other's next booking once its commit's notification arrives."""
+    from tests.core.conftest import booking_body
     from tests.core.test_cache import until
 
     writer, reader = (make_app([LocationsPlugin()], flags={FLAG: True}) for _ in range(2))
     admin = await seed.staff("locations.*")
+    auth = seed.token(await seed.customer())
+    party_of_10 = booking_body(zip_code="11101", adults=10, children=0)
     async with writer.router.lifespan_context(writer), reader.router.lifespan_context(reader):
         await until(lambda: writer.state.ctx.cache.live and reader.state.ctx.cache.live)
         heard = reader.state.ctx.cache._generation
         async with client_of(writer, headers=admin) as c:
             made = (await c.post("/v1/locations", json=place("Queens", ["11101"], capacity=12))).json()
         await until(lambda: reader.state.ctx.cache._generation > heard)  # the creation's notification
-        party_of_10 = booking_input(utcnow() + timedelta(days=5), zip_code="11101")
-        async with seed.db.transaction() as conn:
-            assert await reader.state.ctx.call_all("validate_booking", WHO, booking=party_of_10, conn=conn) == []
+        async with client_of(reader, headers=auth) as c:
+            first = await c.post("/v1/bookings", json=party_of_10)
+        assert first.status_code == 201, first.text
         assert "locations" in reader.state.ctx.cache._values  # kept for the next booking
         async with client_of(writer, headers=admin) as c:
             assert (await c.put(f"/v1/locations/{made['id']}", json={"capacity": 8})).status_code == 200
         await until(lambda: "locations" not in reader.state.ctx.cache._values)
-        async with seed.db.transaction() as conn:
-            assert await reader.state.ctx.call_all("validate_booking", WHO, booking=dict(party_of_10, extra={}),
-                                                   conn=conn) == ["party_size: Queens serves at most 8 guests per event"]
+        async with client_of(reader, headers=auth) as c:
+            second = await c.post("/v1/bookings", json=party_of_10 | {"starts_at": party_of_10["starts_at"][:11]
+                                                                      + "19:00:00"})
+        assert second.status_code == 422
+        assert second.json()["detail"] == "party_size: Queens serves at most 8 guests per event"
 
 
 async def test_a_booking_is_linked_to_the_location_that_took_it(make_app, client_of, seed):
-    """Through the core's API: the location validate_booking chose reaches booking.created
-    and booking.updated, whose handlers link the booking to it (broken on purpose: a
-    payload without the validated extra links the move to nothing, and the last
-    assertions fail)."""
+    """Through the core's API: the booking is linked in its own transaction to the location
+    that took it, a move names another, and the booking view says its location (broken on
+    purpose: a ``link`` that ignores the update's ``location_id`` keeps the first link, and
+    the last assertions fail)."""
     from myhibachi.core.events import deliver_due
     from tests.core.conftest import booking_body
 
@@ -336,42 +331,12 @@ async def test_a_booking_is_linked_to_the_location_that_took_it(make_app, client
     booking_id = made.json()["id"]
     assert await linked(booking_id, manhattan) == [booking_id]
     async with client_of(app, headers=auth) as c:
-        moved = await c.patch(f"/v1/bookings/{booking_id}", json={"extra": {"location_id": brooklyn["id"]}})
+        moved = await c.patch(f"/v1/bookings/{booking_id}", json={"locations": {"location_id": brooklyn["id"]}})
         assert moved.status_code == 200, moved.text
     assert await linked(booking_id, brooklyn) == [booking_id]
     assert await linked(booking_id, manhattan) == []
-
-
-class PerSlot(LocationsPlugin):
-    """The plugin without its all-slots answer: availability asks it slot by slot."""
-
-    async def booking_slots(self, booking, starts, conn, ctx):  # not a hookimpl
-        raise AssertionError("not registered")
-
-
-async def test_availability_answered_at_once_matches_slot_by_slot(make_app, client_of, seed):
-    """``booking_slots`` gives what validate_booking and booking_capacity give slot by slot
-    (broken on purpose: leaving the hours out of slot_answers offers the closed days)."""
-    admin = await seed.staff("locations.*")
-    auth = seed.token(await seed.customer())
-    once, per_slot = make_app([LocationsPlugin()], flags={FLAG: True}), make_app([PerSlot()], flags={FLAG: True})
-    async with client_of(once, headers=admin) as c:
-        made = (await c.post("/v1/locations", json=place(
-            "Harlem", ["10027"], capacity=12, events_per_slot=3,
-            hours={"mon": ["12:00", "18:00"], "sat": ["16:00", "23:00"], "sun": ["10:00", "14:00"]}))).json()
-    first = (utcnow() + timedelta(days=3)).date()
-    offers = {}
-    for name, app in (("once", once), ("per slot", per_slot)):
-        async with client_of(app, headers=auth) as c:
-            offers[name] = [(await c.get("/v1/availability", params={
-                "from": first.isoformat(), "to": (first + timedelta(days=6)).isoformat(),
-                "time_zone": "America/New_York", "party_size": party, "location_id": made["id"]})).json()
-                for party in (10, 13)]
-    assert offers["once"] == offers["per slot"]
-    ten, thirteen = offers["once"]
-    assert ten["slots"] and {s["capacity"] for s in ten["slots"]} == {3} and thirteen["slots"] == []
-    days = {datetime.fromisoformat(s["local_start"]).strftime("%a").lower() for s in ten["slots"]}
-    assert days <= {"mon", "sat", "sun"}
+    assert moved.json()["locations"] == {"location_id": brooklyn["id"]}
+    assert made.json()["locations"] == {"location_id": manhattan["id"]}
 
 
 async def test_availability_by_zip_code_offers_what_create_accepts(make_app, client_of, seed):
@@ -398,3 +363,38 @@ async def test_availability_by_zip_code_offers_what_create_accepts(make_app, cli
     assert elsewhere["slots"] == []
     assert bad.status_code == 422 and "zip_code" in bad.text
     assert booked.status_code == 201, booked.text
+
+
+async def test_openapi_types_the_location_of_a_booking(make_app, client_of, seed):
+    """The served OpenAPI document types ``locations.location_id`` (a uuid) on booking create,
+    update, quote and the booking view, and ``location_id`` as a query parameter of
+    availability; the booking view and the list say the location from the booking's pool,
+    and an id that is not a uuid is a 422 naming the field."""
+    from tests.core.conftest import booking_body
+
+    app = make_app([LocationsPlugin()], flags={FLAG: True})
+    async with client_of(app) as c:
+        doc = (await c.get("/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+
+    def plugin_field(model: str) -> dict:
+        ref = next(s["$ref"] for s in schemas[model]["properties"]["locations"]["anyOf"] if "$ref" in s)
+        return schemas[ref.rsplit("/", 1)[1]]["properties"]["location_id"]
+
+    for model in ("BookingCreate", "BookingUpdate", "QuoteRequest", "Booking"):
+        assert {"type": "string", "format": "uuid"} in plugin_field(model)["anyOf"], model
+    assert "extra" not in schemas["BookingCreate"]["properties"]
+    params = {p["name"]: p for p in doc["paths"]["/v1/availability"]["get"]["parameters"]}
+    assert {"type": "string", "format": "uuid"} in params["location_id"]["schema"]["anyOf"]
+
+    admin = await seed.staff("locations.*", "bookings.read")
+    async with client_of(app, headers=admin) as c:
+        made = (await c.post("/v1/locations", json=place("Astoria", ["11102"]))).json()
+    async with client_of(app, headers=seed.token(await seed.customer())) as c:
+        booked = await c.post("/v1/bookings", json=booking_body(zip_code="11102"))
+        bad = await c.post("/v1/bookings", json=booking_body(locations={"location_id": "north"}))
+        got = await c.get(f"/v1/bookings/{booked.json()['id']}")
+        listed = await c.get("/v1/bookings")
+    assert booked.json()["locations"] == got.json()["locations"] == {"location_id": made["id"]}
+    assert [b["locations"] for b in listed.json()["items"]] == [{"location_id": made["id"]}]
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "locations.location_id", bad.text

@@ -86,18 +86,18 @@ async def test_customer_loyalty_points(make_app, client_of, seed, clean_db):
         assert got["next_expiry_points"] == 320
 
         # the quote shows the discount; asking for more than the balance is refused
-        quote = await c.post("/v1/bookings/quote", json=booking_body(extra={"loyalty_points": 200}))
+        quote = await c.post("/v1/bookings/quote", json=booking_body(loyalty={"points": 200}))
         assert quote.status_code == 200, quote.text
         assert quote.json()["lines"][-1] == {"code": "loyalty.redeem", "label": "200 loyalty points",
                                              "amount_cents": -2000}
         assert quote.json()["total_cents"] == 55000 - 2000
-        too_many = await c.post("/v1/bookings/quote", json=booking_body(extra={"loyalty_points": 400}))
+        too_many = await c.post("/v1/bookings/quote", json=booking_body(loyalty={"points": 400}))
         assert too_many.status_code == 422 and "320" in too_many.json()["detail"]
-        odd = await c.post("/v1/bookings", json=booking_body(extra={"loyalty_points": 150}))
+        odd = await c.post("/v1/bookings", json=booking_body(loyalty={"points": 150}))
         assert odd.status_code == 422 and "multiple of 100" in odd.json()["detail"]
 
         # booking with 200 points: $20 off, debited when the booking is created
-        made = await c.post("/v1/bookings", json=booking_body(extra={"loyalty_points": 200}))
+        made = await c.post("/v1/bookings", json=booking_body(loyalty={"points": 200}))
         assert made.status_code == 201, made.text
         booking = made.json()
         assert booking["total_cents"] == 53000
@@ -180,7 +180,7 @@ async def test_two_redemptions_race_for_the_same_points(make_app, client_of, see
     await paid(seed, ctx, ana, 30000)
     async with client_of(app, headers=seed.token(ana)) as c:
         results = await asyncio.gather(*[
-            c.post("/v1/bookings", json=booking_body(starts_at=local_start(10 + i), extra={"loyalty_points": 200}))
+            c.post("/v1/bookings", json=booking_body(starts_at=local_start(10 + i), loyalty={"points": 200}))
             for i in range(4)])
         assert sorted(r.status_code for r in results) == [201, 409, 409, 409], [r.text for r in results]
         assert (await c.get(f"/v1/customers/{ana}/loyalty")).json()["points_balance"] == 100
@@ -371,7 +371,7 @@ async def test_bad_input_is_named_and_changes_nothing(make_app, client_of, seed,
         assert odd.status_code == 422 and odd.json()["errors"][0]["field"] == "points"
         theirs = await c.post(url + "/redeem", json={"booking_id": str(bobs), "points": 100}, headers=key())
         assert theirs.status_code == 404
-        small = await c.post("/v1/bookings", json=booking_body(extra={"loyalty_points": "lots"}))
+        small = await c.post("/v1/bookings", json=booking_body(loyalty={"points": "lots"}))
         assert small.status_code == 422
         assert (await c.get(url + "/history", params={"limit": 0})).status_code == 422
         assert (await c.post(url + "/earn", json={"points": 10, "reason": "me"})).status_code == 403

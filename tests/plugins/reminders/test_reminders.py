@@ -35,7 +35,7 @@ async def test_booking_reminder_scheduling(make_app, client_of, seed, clean_db):
     starts_at = (utcnow() + timedelta(days=3)).replace(microsecond=0)
     booking = await seed.booking(customer, starts_at)
     await seed.publish(ctx, "booking.created", {"booking_id": str(booking), "customer_id": str(customer),
-                                                 "starts_at": starts_at.isoformat(), "extra": {}},
+                                                 "starts_at": starts_at.isoformat()},
                        actor=str(customer))
     auth = seed.token(customer)
     custom_at = (utcnow() + timedelta(hours=2)).replace(microsecond=0)

@@ -1,0 +1,118 @@
+"""Plugins' typed fields on the core's request and response models, composed at start-up.
+
+Each plugin answering ``register_fields`` adds one field named after itself to the models
+it names (``{"locations": {"location_id": ...}}`` on a booking create), so the served
+OpenAPI document types it and a generated client gets a real attribute. The models are
+built once, in ``create_app``; the core's routers are built with them.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Annotated, Any
+
+from fastapi import Query
+from pydantic import BaseModel, create_model
+
+# what a plugin may extend, and the core model each name builds on
+KINDS = ("booking_create", "booking_update", "quote", "booking", "availability")
+
+
+@dataclass(frozen=True)
+class Models:
+    """The composed models (the core's own when no plugin adds a field)."""
+
+    booking_create: type[BaseModel]
+    booking_update: type[BaseModel]
+    quote: type[BaseModel]
+    booking: type[BaseModel]
+    booking_page: type[BaseModel]
+    availability: Any  # a FastAPI dependency answering the plugins' availability inputs
+    owners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # kind -> plugin names
+
+
+def compose(manager, strict: bool = False) -> Models:
+    """Ask every plugin for its fields once and build the models; a plugin naming an unknown
+    kind, or giving something that is not a pydantic model, is left out."""
+    from myhibachi.core import bookings as svc
+
+    wanted: dict[str, dict[str, type[BaseModel]]] = {kind: {} for kind in KINDS}
+    for plugin, answer in manager.setup_call("register_fields", strict=strict):
+        answer = answer or {}
+        bad = [k for k, m in answer.items() if k not in wanted or not (isinstance(m, type) and issubclass(m, BaseModel))]
+        if bad:
+            manager.fail(plugin, f"register_fields: {sorted(bad)} are not extendable models", strict)
+            continue
+        for kind, model in answer.items():
+            wanted[kind][plugin.name] = model
+    query_names = [f for model in wanted["availability"].values() for f in model.model_fields]
+    clash = {f for f in query_names if query_names.count(f) > 1} | (set(query_names) & AVAILABILITY_PARAMS)
+    if clash:
+        raise RuntimeError(f"register_fields: availability parameters {sorted(clash)} are declared twice")
+
+    def extended(base: type[BaseModel], kind: str) -> type[BaseModel]:
+        plugins = wanted[kind]
+        if not plugins:
+            return base
+        return create_model(base.__name__, __base__=base, __module__=base.__module__,
+                            **{name: (model | None, None) for name, model in plugins.items()})
+
+    booking = extended(svc.Booking, "booking")
+    page = create_model("BookingPage", __base__=svc.BookingPage, __module__=svc.BookingPage.__module__,
+                        items=(list[booking], ...)) if booking is not svc.Booking else svc.BookingPage
+    return Models(booking_create=extended(svc.BookingCreate, "booking_create"),
+                  booking_update=extended(svc.BookingUpdate, "booking_update"),
+                  quote=extended(svc.QuoteRequest, "quote"), booking=booking, booking_page=page,
+                  availability=_query_inputs(wanted["availability"]),
+                  owners=MappingProxyType({kind: tuple(wanted[kind]) for kind in KINDS}))
+
+
+AVAILABILITY_PARAMS = {"from", "to", "party_size", "time_zone", "duration_minutes", "zip_code"}
+_NONE: Mapping[str, BaseModel] = MappingProxyType({})
+
+
+def _query_inputs(models: dict[str, type[BaseModel]]):
+    """A dependency declaring every plugin's availability fields as query parameters (flat:
+    ``?location_id=``) and answering them as ``{plugin: its model}`` for the plugins given any."""
+    if not models:
+        async def nothing() -> Mapping[str, BaseModel]:
+            return _NONE
+        return nothing
+    params = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                annotation=Annotated[f.annotation | None, *f.metadata] if f.metadata
+                                else f.annotation | None,
+                                default=Query(None, description=f.description))
+              for model in models.values() for name, f in model.model_fields.items()]
+
+    async def inputs(**given: Any) -> Mapping[str, BaseModel]:
+        out = {}
+        for plugin, model in models.items():
+            values = {name: given[name] for name in model.model_fields if given[name] is not None}
+            if values:
+                out[plugin] = model.model_construct(**values)  # validated as query parameters
+        return MappingProxyType(out)
+
+    inputs.__signature__ = inspect.Signature(params)
+    return inputs
+
+
+def core_models() -> Models:
+    """The core's models without any plugin's fields (a context built outside ``create_app``)."""
+    from myhibachi.core import bookings as svc
+
+    return Models(svc.BookingCreate, svc.BookingUpdate, svc.QuoteRequest, svc.Booking, svc.BookingPage,
+                  _query_inputs({}))
+
+
+def inputs_of(data: BaseModel, names: tuple[str, ...]) -> Mapping[str, BaseModel]:
+    """The plugins' fields a request carried, by plugin name (the ones it left out absent)."""
+    if not names:
+        return _NONE
+    return MappingProxyType({name: value for name in names if (value := getattr(data, name, None)) is not None})
+
+
+def plain_inputs(inputs: Mapping[str, BaseModel]) -> dict[str, Any]:
+    """The plugins' fields as plain JSON under each plugin's name, for an event's payload."""
+    return {name: model.model_dump(mode="json", exclude_none=True) for name, model in inputs.items()}
