@@ -364,6 +364,19 @@ def _ctx():
     return create_app(settings=_settings()).state.ctx
 
 
+def _with_ctx(work):
+    """Run ``await work(ctx)`` on a fresh app context, closing its pools after."""
+    ctx = _ctx()
+
+    async def run():
+        try:
+            return await work(ctx)
+        finally:
+            await ctx.db.close()
+
+    return asyncio.run(run())
+
+
 @events_app.command("catalogue")
 def events_catalogue(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
                      markdown: bool = typer.Option(False, "--markdown", help="Print the list of docs/plugins.md.")
@@ -391,7 +404,7 @@ def events_failed(limit: int = typer.Option(100, help="Most recent N.")) -> None
     """Deliveries parked after their last retry."""
     from myhibachi.core import events
 
-    rows, _ = asyncio.run(events.failed(_ctx(), limit=limit))
+    rows, _ = _with_ctx(lambda ctx: events.failed(ctx, limit=limit))
     typer.echo(_table(["event", "name", "subscriber", "attempts", "failed at", "error"],
                       [[str(r["event_id"]), r["name"], r["subscriber"], str(r["attempts"]),
                         r["done_at"].isoformat(timespec="seconds") if r["done_at"] else "-",
@@ -405,7 +418,7 @@ def events_replay(event_id: str, subscriber: Optional[str] = typer.Option(None))
 
     from myhibachi.core import events
 
-    count = asyncio.run(events.replay(_ctx(), uuid.UUID(event_id), subscriber))
+    count = _with_ctx(lambda ctx: events.replay(ctx, uuid.UUID(event_id), subscriber))
     typer.echo(f"requeued {count} delivery(ies)")
 
 

@@ -60,3 +60,22 @@ def redis_url(tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(autouse=True)
+async def close_databases(monkeypatch):
+    """An app built without the session's database opens pools of its own on first use;
+    close those a test made (its server's connection slots are few)."""
+    from myhibachi.core import db
+
+    made = []
+    init = db.Database.__init__
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(db.Database, "__init__", recording)
+    yield
+    for database in made:
+        await database.close()
