@@ -1,8 +1,9 @@
 """Direct SMS and email (roadmap 6.1): the sending service every other plugin uses.
 
-``service.send`` queues a message row in the caller's transaction; the worker's poller
-sends it through ``ctx.ports.sms`` / ``ctx.ports.email``; provider callbacks move it to
-delivered, failed or bounced; inbound STOP/START keep a per-number opt-out list.
+Other plugins send through its ``Messaging`` service (``myhibachi.core.services``), which
+queues a message row in the caller's transaction; the worker's poller sends it through
+``ctx.ports.sms`` / ``ctx.ports.email``; provider callbacks move it to delivered, failed or
+bounced; inbound STOP/START keep a per-number opt-out list.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from myhibachi.core import Plugin, hookimpl
+from myhibachi.core.services import Messaging
 
 
 class CommsSettings(BaseSettings):
@@ -39,6 +41,12 @@ class CommsSettings(BaseSettings):
         default=600, ge=1, description="SendGrid event webhooks signed longer ago than this are refused.")
 
 
+def messaging(ctx) -> Messaging:
+    from myhibachi.plugins.comms.service import Messenger
+
+    return Messenger(ctx)
+
+
 class CommsPlugin(Plugin):
     name = "comms"
     version = "1.0.0"
@@ -46,6 +54,7 @@ class CommsPlugin(Plugin):
     description = "Send SMS and email to customers or addresses, with history, delivery status and opt-outs."
     features = {"6.1": ["test_send_sms_direct", "test_send_email_direct"]}
     permissions = ("comms.send", "comms.read")
+    services = {Messaging: messaging}
 
     def __init__(self, **settings: Any) -> None:
         self.settings = CommsSettings(**settings)

@@ -169,10 +169,10 @@ async def set_opt_out(conn, ctx, channel: str, address: str, opted_out: bool, *,
     statement = pg_insert(opt_outs).values(address_hash=address_hash(ctx, channel, address), channel=channel,
                                            **values)
     # One statement: a concurrent or replayed callback waits on the row, then finds nothing to change.
-    changed = (await conn.execute(statement.on_conflict_do_update(
+    changed = await conn.fetch_one(statement.on_conflict_do_update(
         index_elements=["address_hash", "channel"], set_=values,
         where=opt_outs.c.opted_out.is_distinct_from(statement.excluded.opted_out),
-    ).returning(opt_outs.c.channel))).first()
+    ).returning(opt_outs.c.channel))
     if changed is None:
         return False
     if opted_out:
@@ -227,8 +227,8 @@ async def send(conn, ctx, *, channel: str, to: str | None = None, customer_id: u
 def _row(ctx, settings: CommsSettings, people: dict, *, channel: str, to: str | None = None, customer_id=None,
          body: str | None = None, subject: str | None = None, text: str | None = None, html: str | None = None,
          kind: str = "transactional", idempotency_key: str | None = None, actor: str | None = None
-         ) -> tuple[dict[str, Any], str]:
-    """The sealed row of one message and its address; raises a Problem for bad input."""
+         ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The sealed row of one message and its plain fields; raises a Problem for bad input."""
     if channel not in ("sms", "email"):
         raise invalid("channel", "must be sms or email")
     if kind not in ("transactional", "marketing"):
@@ -258,23 +258,31 @@ def _row(ctx, settings: CommsSettings, people: dict, *, channel: str, to: str | 
            "key_id": v.current_id, "to_hash": address_hash(ctx, channel, address), "segments": segments,
            "encoding": encoding, "idempotency_key": idempotency_key, "created_by": actor,
            **{f"{f}_enc": v.encrypt(value, _aad(mid, f)) for f, value in plain.items()}}
-    return row, address
+    return row, plain
+
+
+# Built once: a batch is one executemany. The row carries every column (the times too) so
+# the caller's message is known without reading it back.
+_QUEUED = {"status": "queued", "provider_id": None, "attempts": 0, "last_error": None, "sent_at": None,
+           "delivered_at": None}
+_INSERT = pg_insert(messages).values({c.key: sa.bindparam(c.key, type_=c.type) for c in messages.c}) \
+    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+_BLOCKED = sa.select(opt_outs.c.address_hash, opt_outs.c.channel).where(
+    opt_outs.c.opted_out, opt_outs.c.address_hash.in_(sa.bindparam("hashes", expanding=True)))
+_BY_KEYS = sa.select(messages).where(messages.c.idempotency_key.in_(sa.bindparam("keys", expanding=True)))
 
 
 async def send_many(conn, ctx, items: list[dict[str, Any]]) -> list[dict[str, Any] | Problem]:
     """Queue many messages at once (each item the keyword arguments of :func:`send`).
 
     Returns, in order, each item's message or the Problem that refused it (bad input,
-    unknown customer, :class:`SendRefused`); the others are queued all the same. Lookups
-    and the insert are a few statements for the whole batch, so a worker can queue
-    thousands a round. ``may_send`` is asked once per customer, channel and kind.
+    unknown customer, :class:`SendRefused`); the others are queued all the same. The batch
+    is a few statements whatever its size (the known keys, the contacts, the opt-outs, one
+    executemany insert), and ``may_send`` is asked once per customer, channel and kind.
     """
     settings = settings_of(ctx)
     keys = [i["idempotency_key"] for i in items if i.get("idempotency_key") is not None]
-    existing: dict[str, Any] = {}
-    if keys:
-        found = (await conn.execute(sa.select(messages).where(messages.c.idempotency_key.in_(keys)))).mappings()
-        existing = {r["idempotency_key"]: r for r in found}
+    existing = {r["idempotency_key"]: r for r in await conn.fetch_all(_BY_KEYS, {"keys": keys})} if keys else {}
     ids = set()
     for item in items:
         if item.get("customer_id") is not None:
@@ -284,51 +292,67 @@ async def send_many(conn, ctx, items: list[dict[str, Any]]) -> list[dict[str, An
                 pass  # refused below, with the item
     people = await contacts(conn, ctx, ids)
     results: list[Any] = [None] * len(items)
-    built: list[tuple[int, dict[str, Any]]] = []
+    built: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     for n, item in enumerate(items):
         key = item.get("idempotency_key")
         if key is not None and key in existing:
             results[n] = _open(ctx, existing[key])
             continue
         try:
-            row, _ = _row(ctx, settings, people, **item)
+            row, plain = _row(ctx, settings, people, **item)
         except (Problem, ValueError) as exc:
             results[n] = exc if isinstance(exc, Problem) else invalid("customer_id", "not a UUID")
             continue
-        built.append((n, row))
-    if built:
-        hashes = {row["to_hash"] for _, row in built}
-        blocked = set((await conn.execute(sa.select(opt_outs.c.address_hash, opt_outs.c.channel).where(
-            opt_outs.c.opted_out, opt_outs.c.address_hash.in_(hashes)))).all())
-        answers: dict[tuple, str | None] = {}
-        ready = []
-        for n, row in built:
-            if (row["to_hash"], row["channel"]) in blocked:
-                results[n] = SendRefused(f"the recipient opted out of {row['channel']}")
-                continue
-            asked = (row["customer_id"], row["channel"], row["kind"])
-            if asked not in answers:
-                answers[asked] = await _may_send(conn, ctx, *asked)
-            if answers[asked]:
-                results[n] = SendRefused(answers[asked])
-            else:
-                ready.append((n, row))
-        if ready:
-            # A concurrent call with the same key waits here for the first one's transaction,
-            # then inserts nothing and the first message is returned.
-            created = await conn.fetch_all(
-                pg_insert(messages).values([row for _, row in ready])
-                .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(messages))
-            by_id = {r["id"]: r for r in created}
-            missing = [row["idempotency_key"] for _, row in ready if row["id"] not in by_id]
-            if missing:
-                found = await conn.fetch_all(sa.select(messages).where(messages.c.idempotency_key.in_(missing))
-                                            )
-                by_key = {r["idempotency_key"]: r for r in found}
-            for n, row in ready:
-                stored = by_id.get(row["id"]) or by_key[row["idempotency_key"]]
-                results[n] = _open(ctx, stored)
+        built.append((n, row, plain))
+    if not built:
+        return results
+    blocked = {(r["address_hash"], r["channel"]) for r in await conn.fetch_all(
+        _BLOCKED, {"hashes": list({row["to_hash"] for _, row, _ in built})})}
+    answers: dict[tuple, str | None] = {}
+    ready = []
+    for n, row, plain in built:
+        if (row["to_hash"], row["channel"]) in blocked:
+            results[n] = SendRefused(f"the recipient opted out of {row['channel']}")
+            continue
+        asked = (row["customer_id"], row["channel"], row["kind"])
+        if asked not in answers:
+            answers[asked] = await _may_send(conn, ctx, *asked)
+        if answers[asked]:
+            results[n] = SendRefused(answers[asked])
+        else:
+            ready.append((n, row, plain))
+    if not ready:
+        return results
+    now = utcnow()
+    rows = [{**row, **_QUEUED, "next_attempt_at": now, "created_at": now, "updated_at": now} for _, row, _ in ready]
+    # A concurrent call with the same key waits here for the first one's transaction, then
+    # inserts nothing, and the first message is returned.
+    inserted = await conn.run(_INSERT, rows)
+    stored = {}
+    if inserted < len(rows):
+        stored = {r["idempotency_key"]: r for r in await conn.fetch_all(
+            _BY_KEYS, {"keys": [r["idempotency_key"] for r in rows if r["idempotency_key"] is not None]})}
+    for (n, _, plain), row in zip(ready, rows):
+        first = stored.get(row["idempotency_key"])
+        if first is not None and first["id"] != row["id"]:
+            results[n] = _open(ctx, first)
+        else:
+            results[n] = {k: v for k, v in row.items() if not k.endswith(("_enc", "_hash")) and k != "key_id"} | plain
     return results
+
+
+class Messenger:
+    """The ``Messaging`` service (``myhibachi.core.services``) of one app: what other plugins
+    reach with ``ctx.service(Messaging, caller=...)``."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    async def send(self, conn, **message: Any) -> dict[str, Any]:
+        return await send(conn, self.ctx, **message)
+
+    async def send_many(self, conn, items: list[dict[str, Any]]) -> list[dict[str, Any] | Problem]:
+        return await send_many(conn, self.ctx, items)
 
 
 async def _may_send(conn, ctx, customer_id, channel: str, kind: str) -> str | None:
@@ -344,10 +368,6 @@ async def _may_send(conn, ctx, customer_id, channel: str, kind: str) -> str | No
 
 
 # --- history -------------------------------------------------------------------------------
-
-
-
-
 
 
 async def history(conn, ctx, channel: str, *, customer_id: uuid.UUID | None = None, status: str | None = None,
@@ -418,8 +438,8 @@ async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = 
         if not claimed:
             return 0
         # a STOP that arrived after a message was queued still stops it
-        blocked = set((await conn.execute(sa.select(opt_outs.c.address_hash, opt_outs.c.channel).where(
-            opt_outs.c.opted_out, opt_outs.c.address_hash.in_({m["to_hash"] for m in claimed})))).all())
+        blocked = {(r["address_hash"], r["channel"]) for r in await conn.fetch_all(
+            _BLOCKED, {"hashes": list({m["to_hash"] for m in claimed})})}
         stopped = [m["id"] for m in claimed if (m["to_hash"], m["channel"]) in blocked]
         ready = [m for m in claimed if (m["to_hash"], m["channel"]) not in blocked]
         if stopped:
@@ -446,6 +466,14 @@ def _offline(ctx, channel: str) -> bool:
     return ctx.ports.adapter_name(channel) == "offline"
 
 
+_RECORD = sa.insert(offline_outbox).values(
+    port=sa.bindparam("port"), operation=sa.bindparam("operation"),
+    payload=sa.bindparam("payload", type_=offline_outbox.c.payload.type))
+_SENT = sa.update(messages).where(messages.c.id == sa.bindparam("mid")).values(
+    status="sent", provider_id=sa.bindparam("pid"), attempts=messages.c.attempts + 1, last_error=None,
+    sent_at=sa.func.now(), updated_at=sa.func.now())
+
+
 async def _record_offline(conn, ctx, batch: list[dict[str, Any]]) -> None:
     """What the offline adapters would record, written by the plugin in the claim's
     transaction and in one batch: each message is recorded exactly once, and a worker
@@ -463,10 +491,8 @@ async def _record_offline(conn, ctx, batch: list[dict[str, Any]]) -> None:
                 "id": pid, "to": m["to"], "from": settings.email_from, "subject": m["subject"], "text": m["body"],
                 "html": m["html"], "message_id": str(m["id"])}})
         sent.append({"mid": m["id"], "pid": pid})
-    await conn.run(sa.insert(offline_outbox), rows)
-    await conn.run(sa.update(messages).where(messages.c.id == sa.bindparam("mid")).values(
-        status="sent", provider_id=sa.bindparam("pid"), attempts=messages.c.attempts + 1, last_error=None,
-        sent_at=sa.func.now(), updated_at=sa.func.now()), sent)
+    await conn.run(_RECORD, rows)
+    await conn.run(_SENT, sent)
     await publish_many(conn, ctx, "message.sent", [
         {"message_id": str(m["id"]), "channel": m["channel"],
          "customer_id": str(m["customer_id"]) if m["customer_id"] else None} for m in batch])
@@ -510,10 +536,9 @@ async def apply_status(conn, channel: str, provider_id: str, status: str, error:
         values["delivered_at"] = sa.func.now()
     if error:
         values["last_error"] = error[:2000]
-    result = await conn.execute(sa.update(messages).where(
+    return await conn.run(sa.update(messages).where(
         messages.c.channel == channel, messages.c.provider_id == provider_id,
-        messages.c.status.in_(MOVES[status])).values(**values))
-    return result.rowcount > 0
+        messages.c.status.in_(MOVES[status])).values(**values)) > 0
 
 
 async def twilio_status(conn, params: dict[str, str]) -> bool:
