@@ -46,7 +46,7 @@ async def test_locations_without_reminders(make_app, client_of, seed):
 
 
 async def test_reminders_without_locations(make_app, client_of, seed):
-    app = make_app(["reminders"], flags=FLAGS)
+    app = make_app(["comms", "reminders"], flags=FLAGS)
     ctx = app.state.ctx
     customer = await seed.customer()
     booking = await seed.booking(customer, utcnow() + timedelta(days=3), zip_code="94105")
