@@ -27,7 +27,7 @@ class CommsSettings(BaseSettings):
     max_email_chars: int = Field(default=100_000, ge=1, description="Longest email text (and html) accepted.")
     max_attempts: int = Field(default=5, ge=1, description="Provider tries before a message is marked failed.")
     retry_seconds: int = Field(default=30, ge=1, description="First retry delay; doubles on every attempt.")
-    batch_size: int = Field(default=100, ge=1, description="Queued messages claimed per worker round.")
+    batch_size: int = Field(default=500, ge=1, description="Queued messages claimed per worker round.")
     concurrency: int = Field(default=8, ge=1, description="Provider calls one worker makes at once.")
     sending_timeout_minutes: int = Field(
         default=15, ge=1,

@@ -15,6 +15,7 @@ messages need none).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from contextvars import ContextVar
@@ -22,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core.crypto import vault
@@ -31,7 +33,6 @@ from myhibachi.core.errors import Problem, invalid, not_found
 from myhibachi.core.events import publish, publish_many
 from myhibachi.core.models import offline_outbox
 from myhibachi.core.ports import PortError
-from myhibachi.core.scheduled import claim_due
 from myhibachi.core.pagination import decode_cursor, encode_cursor
 from myhibachi.plugins.comms import CommsSettings
 from myhibachi.plugins.comms.models import comms_consents as consents
@@ -79,6 +80,7 @@ GSM7_BASIC = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
 GSM7_EXTENDED = set("^{}\\[~]|€\f")  # each takes two septets (escape + char)
+GSM7 = GSM7_BASIC | GSM7_EXTENDED
 
 
 def sms_segments(body: str) -> tuple[int, str]:
@@ -87,8 +89,8 @@ def sms_segments(body: str) -> tuple[int, str]:
     One GSM-7 segment carries 160 septets, a part of a longer message 153 (the rest is the
     concatenation header); UCS-2 counts UTF-16 code units, 70 and 67.
     """
-    if all(c in GSM7_BASIC or c in GSM7_EXTENDED for c in body):
-        units, single, multi, encoding = sum(2 if c in GSM7_EXTENDED else 1 for c in body), 160, 153, "GSM-7"
+    if GSM7.issuperset(body):
+        units, single, multi, encoding = len(body) + sum(body.count(c) for c in GSM7_EXTENDED), 160, 153, "GSM-7"
     else:
         units, single, multi, encoding = len(body.encode("utf-16-le")) // 2, 70, 67, "UCS-2"
     if units <= single:
@@ -249,7 +251,7 @@ def _row(ctx, settings: CommsSettings, people: dict, *, channel: str, to: str | 
         stored = person.get("phone" if channel == "sms" else "email")
         if not stored:
             raise invalid("customer_id", f"the customer has no {'phone number' if channel == 'sms' else 'email'}")
-        address = normalise(channel, stored, "customer_id")
+        address = stored  # the core normalised it when it was stored
     mid = uuid.uuid4()
     v = vault(ctx)
     plain = {"to": address, "subject": subject if channel == "email" else None, "body": body,
@@ -269,7 +271,7 @@ _INSERT = pg_insert(messages).values({c.key: sa.bindparam(c.key, type_=c.type) f
     .on_conflict_do_nothing(index_elements=["idempotency_key"])
 _BLOCKED = sa.select(opt_outs.c.address_hash, opt_outs.c.channel).where(
     opt_outs.c.opted_out, opt_outs.c.address_hash.in_(sa.bindparam("hashes", expanding=True)))
-_BY_KEYS = sa.select(messages).where(messages.c.idempotency_key.in_(sa.bindparam("keys", expanding=True)))
+_BY_KEYS = sa.select(messages).where(messages.c.idempotency_key == sa.any_(sa.bindparam("keys", type_=ARRAY(sa.String))))
 
 
 async def send_many(conn, ctx, items: list[dict[str, Any]]) -> list[dict[str, Any] | Problem]:
@@ -414,6 +416,14 @@ async def _deliver(ctx, message: dict[str, Any]):
     return await ctx.ports.email.send(message["to"], message["subject"], message["body"], html=message["html"])
 
 
+# The due rows are locked and sorted by id alone, then read: a burst of 20,000 queued
+# messages sorted whole (sealed bodies and all) spilled to disk, 0.1 s a round.
+_CLAIM = sa.text(
+    "SELECT * FROM comms_messages WHERE id = ANY(ARRAY("
+    "SELECT id FROM comms_messages WHERE status = 'queued' AND next_attempt_at <= :now "
+    "ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED))")
+
+
 async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = None) -> int:
     """Send one batch of queued messages; returns how many were claimed.
 
@@ -433,8 +443,7 @@ async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = 
             messages.c.updated_at < now - timedelta(minutes=settings.sending_timeout_minutes),
         ).values(status="failed", last_error="outcome unknown: the worker stopped while sending",
                  updated_at=sa.func.now()))
-        claimed = await claim_due(conn, messages, due_column="next_attempt_at", pending="queued",
-                                  limit=limit or settings.batch_size, now=now)
+        claimed = await conn.fetch_all(_CLAIM, {"now": now, "limit": limit or settings.batch_size})
         if not claimed:
             return 0
         # a STOP that arrived after a message was queued still stops it
@@ -466,19 +475,25 @@ def _offline(ctx, channel: str) -> bool:
     return ctx.ports.adapter_name(channel) == "offline"
 
 
-_RECORD = sa.insert(offline_outbox).values(
-    port=sa.bindparam("port"), operation=sa.bindparam("operation"),
-    payload=sa.bindparam("payload", type_=offline_outbox.c.payload.type))
-_SENT = sa.update(messages).where(messages.c.id == sa.bindparam("mid")).values(
-    status="sent", provider_id=sa.bindparam("pid"), attempts=messages.c.attempts + 1, last_error=None,
-    sent_at=sa.func.now(), updated_at=sa.func.now())
+# Built once; each is one statement for a whole batch (a statement per row cost ~0.1 ms of
+# the database's time per message at 20,000 messages a run).
+_RECORD = sa.text(
+    "INSERT INTO offline_outbox (id, port, operation, payload) "
+    "SELECT gen_random_uuid(), r.port, r.operation, r.payload "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(port text, operation text, payload jsonb)")
+_SENT = sa.text(
+    "UPDATE comms_messages AS m SET status = 'sent', provider_id = v.pid, attempts = m.attempts + 1, "
+    "last_error = NULL, sent_at = now(), updated_at = now() "
+    "FROM unnest(CAST(:mids AS uuid[]), CAST(:pids AS text[])) AS v(mid, pid) "
+    # the ANY lets the planner find the rows by key: without fresh statistics it hashed the whole table
+    "WHERE m.id = v.mid AND m.id = ANY(CAST(:mids AS uuid[]))")
 
 
 async def _record_offline(conn, ctx, batch: list[dict[str, Any]]) -> None:
     """What the offline adapters would record, written by the plugin in the claim's
     transaction and in one batch: each message is recorded exactly once, and a worker
     round of thousands takes a few statements instead of a transaction per message."""
-    settings, rows, sent = ctx.settings, [], []
+    settings, rows, mids, pids = ctx.settings, [], [], []
     for m in batch:
         if m["channel"] == "sms":
             pid = f"SM{uuid.uuid4().hex}"
@@ -490,9 +505,10 @@ async def _record_offline(conn, ctx, batch: list[dict[str, Any]]) -> None:
             rows.append({"port": "email", "operation": "mail.send", "payload": {
                 "id": pid, "to": m["to"], "from": settings.email_from, "subject": m["subject"], "text": m["body"],
                 "html": m["html"], "message_id": str(m["id"])}})
-        sent.append({"mid": m["id"], "pid": pid})
-    await conn.run(_RECORD, rows)
-    await conn.run(_SENT, sent)
+        mids.append(m["id"])
+        pids.append(pid)
+    await conn.run(_RECORD, {"rows": json.dumps(rows)})
+    await conn.run(_SENT, {"mids": mids, "pids": pids})
     await publish_many(conn, ctx, "message.sent", [
         {"message_id": str(m["id"]), "channel": m["channel"],
          "customer_id": str(m["customer_id"]) if m["customer_id"] else None} for m in batch])

@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core.db import utcnow
@@ -238,11 +239,13 @@ def why(problem) -> str:
 _BOOKINGS = sa.select(bookings.c.id, bookings.c.customer_id, bookings.c.starts_at, bookings.c.time_zone,
                       bookings.c.party_size, bookings.c.address, bookings.c.status) \
     .where(bookings.c.id.in_(sa.bindparam("ids", expanding=True)))
-_OUTCOME = sa.update(reminders).where(reminders.c.id == sa.bindparam("rid")).values(
-    status=sa.bindparam("new_status"), last_error=sa.bindparam("error"), sent_at=sa.bindparam("at"),
+# One statement per outcome of a batch (most of a batch shares one: sent, no error).
+_IDS = reminders.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid)))
+_OUTCOME = sa.update(reminders).where(_IDS).values(
+    status=sa.bindparam("new_status"), last_error=sa.bindparam("error"),
+    sent_at=sa.case((sa.bindparam("new_status") == "sent", sa.func.now())),
     attempts=reminders.c.attempts + sa.bindparam("tried"), updated_at=sa.func.now())
-_DEFER = sa.update(reminders).where(reminders.c.id.in_(sa.bindparam("ids", expanding=True))).values(
-    next_attempt_at=sa.bindparam("at"), updated_at=sa.func.now())
+_DEFER = sa.update(reminders).where(_IDS).values(next_attempt_at=sa.bindparam("at"), updated_at=sa.func.now())
 
 
 async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = None) -> int:
@@ -265,14 +268,15 @@ async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = 
         if not claimed:
             return 0
         found = {b["id"]: b for b in await conn.fetch_all(_BOOKINGS, {"ids": list({r["booking_id"] for r in claimed})})}
-        outcomes, deferred, items, owners = [], [], [], []
+        outcomes: dict[tuple[str, str | None, int], list[uuid.UUID]] = {}
+        deferred, items, owners = [], [], []
         flag_on: dict[uuid.UUID, bool] = {}
         for reminder in claimed:
             booking = found.get(reminder["booking_id"])
             if booking is None or booking["status"] in ENDED:
-                outcomes.append(_outcome(reminder, "cancelled", "the booking is cancelled", tried=0))
+                outcomes.setdefault(("cancelled", "the booking is cancelled", 0), []).append(reminder["id"])
             elif booking["starts_at"] <= now:
-                outcomes.append(_outcome(reminder, "failed", "the event had already started"))
+                outcomes.setdefault(("failed", "the event had already started", 1), []).append(reminder["id"])
             elif not _flag_on(ctx, flag_on, booking["customer_id"]):
                 deferred.append(reminder["id"])
             else:
@@ -289,17 +293,12 @@ async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = 
                 queued[reminder["id"]] = True
         for rid, any_queued in queued.items():
             reasons = "; ".join(refused.get(rid, ())) or None
-            outcomes.append(_outcome({"id": rid}, "sent" if any_queued else "failed", reasons,
-                                     at=utcnow() if any_queued else None))
-        if outcomes:
-            await conn.run(_OUTCOME, outcomes)
+            outcomes.setdefault(("sent" if any_queued else "failed", reasons and reasons[:2000], 1), []).append(rid)
+        for (status, error, tried), ids in outcomes.items():
+            await conn.run(_OUTCOME, {"ids": ids, "new_status": status, "error": error, "tried": tried})
         if deferred:
             await conn.run(_DEFER, {"ids": deferred, "at": now + FLAG_OFF_DELAY})
     return len(claimed)
-
-
-def _outcome(reminder, status: str, error: str | None, *, at: datetime | None = None, tried: int = 1) -> dict:
-    return {"rid": reminder["id"], "new_status": status, "error": error and error[:2000], "at": at, "tried": tried}
 
 
 def _flag_on(ctx, seen: dict[uuid.UUID, bool], customer_id: uuid.UUID) -> bool:
