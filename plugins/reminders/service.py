@@ -238,7 +238,7 @@ def why(problem) -> str:
 
 _BOOKINGS = sa.select(bookings.c.id, bookings.c.customer_id, bookings.c.starts_at, bookings.c.time_zone,
                       bookings.c.party_size, bookings.c.address, bookings.c.status) \
-    .where(bookings.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .where(bookings.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid))))
 # One statement per outcome of a batch (most of a batch shares one: sent, no error).
 _IDS = reminders.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid)))
 _OUTCOME = sa.update(reminders).where(_IDS).values(
