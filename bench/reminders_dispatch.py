@@ -79,11 +79,11 @@ async def main(count: int, batch: int, comms_batch: int, channel: str) -> None:
     await seed(db, ctx, count, channel)
     ctx.flags.start()
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     handled = 0
     while done := await dispatch_once(ctx):
         handled += done
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
 
     async with db.read() as conn:
         sent = await conn.scalar(sa.select(sa.func.count()).select_from(booking_reminders)
@@ -94,7 +94,7 @@ async def main(count: int, batch: int, comms_batch: int, channel: str) -> None:
     ctx.flags.stop()
     await db.close()
     print(f"reminders={count} channel={channel} batch={batch} comms_batch={comms.settings.batch_size} claimed={handled} "
-          f"sent={sent} messages_sent={messages} outbox_rows={recorded} seconds={elapsed:.2f} "
+          f"sent={sent} messages_sent={messages} outbox_rows={recorded} seconds={elapsed:.2f} worker_cpu={cpu:.2f} "
           f"reminders_per_second={count / elapsed:.0f} messages_per_second={messages / elapsed:.0f}")
     per = 2 if channel == "both" else 1
     assert sent == count and messages == recorded == per * count, "every reminder must be sent exactly once"
