@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 
@@ -13,7 +13,10 @@ from myhibachi.core.flags import Flags
 from myhibachi.core.fields import Models, core_models
 from myhibachi.core.hookspecs import Hooks
 from myhibachi.core.plugins import PluginManager
+from myhibachi.core.services import ServiceError
 from myhibachi.core.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -31,6 +34,30 @@ class AppContext:
     cache: SharedCache = field(default_factory=SharedCache)  # live while the app's lifespan runs
     waker: Waker = field(default_factory=Waker)  # wakes the event dispatchers; likewise
     models: Models = field(default_factory=core_models)  # with the plugins' fields (create_app)
+    services: dict[tuple[str, type], Any] = field(default_factory=dict)  # built on first use
+
+    def service(self, protocol: type[T], *, caller: str) -> T:
+        """The ``protocol`` service of a plugin that plugin ``caller`` lists in ``requires``.
+
+        Built once per app by the provider's factory. Raises ``ServiceError`` naming the
+        plugins when the caller does not require a provider of it, or none is installed.
+        """
+        user = self.plugins.get(caller)
+        if user is None:
+            raise ServiceError(f"{protocol.__name__} asked for by {caller!r}, which is not a loaded plugin")
+        providers = [p.name for p in self.plugins.plugins if protocol in p.services]
+        required = [name for name in providers if name in user.requires]
+        if not required:
+            offer = f"provided by {', '.join(providers)}" if providers else "provided by no loaded plugin"
+            raise ServiceError(f"plugin {caller} asked for the {protocol.__name__} service ({offer}) "
+                               f"without requiring its provider: add it to {caller}'s requires")
+        key = (required[0], protocol)
+        if key not in self.services:
+            made = self.plugins.get(required[0]).services[protocol](self)
+            if getattr(protocol, "_is_runtime_protocol", False) and not isinstance(made, protocol):
+                raise ServiceError(f"plugin {required[0]}'s {protocol.__name__} service lacks its methods")
+            self.services[key] = made
+        return self.services[key]
 
     def add_poller(self, name: str, poller) -> None:
         from myhibachi.core.scheduled import add_poller

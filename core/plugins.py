@@ -36,6 +36,8 @@ class Plugin:
     Unleash flag that gates the plugin's routes and hooks (None: always on). ``features``
     maps roadmap ids to the test names that prove them. ``requires`` names other plugins.
     ``core`` is a version specifier of the core versions the plugin supports.
+    ``services`` maps the protocols it provides (``myhibachi.core.services``) to factories
+    called once with the app's context; other plugins reach them with ``ctx.service``.
     """
 
     name: str = ""
@@ -46,6 +48,7 @@ class Plugin:
     requires: tuple[str, ...] = ()
     core: str = ">=0.1"
     permissions: tuple[str, ...] = ()
+    services: dict[type, Callable[[Any], Any]] = {}
 
     @hookimpl
     def migration_location(self) -> str | None:
@@ -104,6 +107,9 @@ def validate_manifest(plugin: Any, core_version: str) -> None:
         raise PluginError(f"plugin {plugin.name}: features must map roadmap ids to lists of test names")
     if isinstance(plugin.permissions, str) or not all(isinstance(p, str) and "." in p for p in plugin.permissions):
         raise PluginError(f"plugin {plugin.name}: permissions must be '<area>.<verb>' strings")
+    if not isinstance(plugin.services, dict) or not all(
+            isinstance(k, type) and callable(v) for k, v in plugin.services.items()):
+        raise PluginError(f"plugin {plugin.name}: services must map protocol classes to factories")
     try:
         Version(plugin.version)
     except Exception as exc:

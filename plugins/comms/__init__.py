@@ -1,9 +1,9 @@
 """Direct SMS and email (roadmap 6.1): the sending service every other plugin uses.
 
-``service.send`` queues a message row in the caller's transaction; the worker's poller
-sends it through ``ctx.ports.sms`` / ``ctx.ports.email``; provider callbacks (through the
-core's webhook hub) move it to delivered, failed or bounced; inbound STOP/START keep a
-per-number opt-out list.
+Other plugins send through its ``Messaging`` service (``myhibachi.core.services``), which
+queues a message row in the caller's transaction; the worker's poller sends it through
+``ctx.ports.sms`` / ``ctx.ports.email``; provider callbacks (through the core's webhook hub) move it to delivered, failed or
+bounced; inbound STOP/START keep a per-number opt-out list.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from myhibachi.core import Plugin, hookimpl
+from myhibachi.core.services import Messaging
 
 
 class CommsSettings(BaseSettings):
@@ -26,11 +27,17 @@ class CommsSettings(BaseSettings):
     max_email_chars: int = Field(default=100_000, ge=1, description="Longest email text (and html) accepted.")
     max_attempts: int = Field(default=5, ge=1, description="Provider tries before a message is marked failed.")
     retry_seconds: int = Field(default=30, ge=1, description="First retry delay; doubles on every attempt.")
-    batch_size: int = Field(default=100, ge=1, description="Queued messages claimed per worker round.")
+    batch_size: int = Field(default=500, ge=1, description="Queued messages claimed per worker round.")
     concurrency: int = Field(default=8, ge=1, description="Provider calls one worker makes at once.")
     sending_timeout_minutes: int = Field(
         default=15, ge=1,
         description="A message left 'sending' this long (worker died mid-send) is failed, never re-sent.")
+
+
+def messaging(ctx) -> Messaging:
+    from myhibachi.plugins.comms.service import Messenger
+
+    return Messenger(ctx)
 
 
 class CommsPlugin(Plugin):
@@ -40,6 +47,7 @@ class CommsPlugin(Plugin):
     description = "Send SMS and email to customers or addresses, with history, delivery status and opt-outs."
     features = {"6.1": ["test_send_sms_direct", "test_send_email_direct"]}
     permissions = ("comms.send", "comms.read")
+    services = {Messaging: messaging}
 
     def __init__(self, **settings: Any) -> None:
         self.settings = CommsSettings(**settings)

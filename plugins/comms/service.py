@@ -15,6 +15,7 @@ messages need none).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from contextvars import ContextVar
@@ -22,6 +23,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import webhooks
@@ -32,7 +35,6 @@ from myhibachi.core.errors import Problem, invalid, not_found
 from myhibachi.core.events import publish, publish_many
 from myhibachi.core.models import offline_outbox
 from myhibachi.core.ports import PortError
-from myhibachi.core.scheduled import claim_due
 from myhibachi.core.pagination import decode_cursor, encode_cursor
 from myhibachi.plugins.comms import CommsSettings
 from myhibachi.plugins.comms.models import comms_consents as consents
@@ -80,6 +82,7 @@ GSM7_BASIC = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
 GSM7_EXTENDED = set("^{}\\[~]|€\f")  # each takes two septets (escape + char)
+GSM7 = GSM7_BASIC | GSM7_EXTENDED
 
 
 def sms_segments(body: str) -> tuple[int, str]:
@@ -88,8 +91,8 @@ def sms_segments(body: str) -> tuple[int, str]:
     One GSM-7 segment carries 160 septets, a part of a longer message 153 (the rest is the
     concatenation header); UCS-2 counts UTF-16 code units, 70 and 67.
     """
-    if all(c in GSM7_BASIC or c in GSM7_EXTENDED for c in body):
-        units, single, multi, encoding = sum(2 if c in GSM7_EXTENDED else 1 for c in body), 160, 153, "GSM-7"
+    if GSM7.issuperset(body):
+        units, single, multi, encoding = len(body) + sum(body.count(c) for c in GSM7_EXTENDED), 160, 153, "GSM-7"
     else:
         units, single, multi, encoding = len(body.encode("utf-16-le")) // 2, 70, 67, "UCS-2"
     if units <= single:
@@ -228,8 +231,8 @@ async def send(conn, ctx, *, channel: str, to: str | None = None, customer_id: u
 def _row(ctx, settings: CommsSettings, people: dict, *, channel: str, to: str | None = None, customer_id=None,
          body: str | None = None, subject: str | None = None, text: str | None = None, html: str | None = None,
          kind: str = "transactional", idempotency_key: str | None = None, actor: str | None = None
-         ) -> tuple[dict[str, Any], str]:
-    """The sealed row of one message and its address; raises a Problem for bad input."""
+         ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The sealed row of one message and its plain fields; raises a Problem for bad input."""
     if channel not in ("sms", "email"):
         raise invalid("channel", "must be sms or email")
     if kind not in ("transactional", "marketing"):
@@ -250,7 +253,7 @@ def _row(ctx, settings: CommsSettings, people: dict, *, channel: str, to: str | 
         stored = person.get("phone" if channel == "sms" else "email")
         if not stored:
             raise invalid("customer_id", f"the customer has no {'phone number' if channel == 'sms' else 'email'}")
-        address = normalise(channel, stored, "customer_id")
+        address = stored  # the core normalised it when it was stored
     mid = uuid.uuid4()
     v = vault(ctx)
     plain = {"to": address, "subject": subject if channel == "email" else None, "body": body,
@@ -259,23 +262,35 @@ def _row(ctx, settings: CommsSettings, people: dict, *, channel: str, to: str | 
            "key_id": v.current_id, "to_hash": address_hash(ctx, channel, address), "segments": segments,
            "encoding": encoding, "idempotency_key": idempotency_key, "created_by": actor,
            **{f"{f}_enc": v.encrypt(value, _aad(mid, f)) for f, value in plain.items()}}
-    return row, address
+    return row, plain
+
+
+# Built once: a batch is one statement, a column an array (an executemany of the same rows,
+# a statement per row, took twice the time). The row carries every column, the times too,
+# so the caller's message is known without reading it back.
+_QUEUED = {"status": "queued", "provider_id": None, "attempts": 0, "last_error": None, "sent_at": None,
+           "delivered_at": None}
+_COLUMNS = [c.name for c in messages.c]
+_INSERT = sa.text(
+    f"INSERT INTO comms_messages ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{c.name} AS {c.type.compile(dialect=postgresql.dialect())}[])" for c in messages.c)
+    + ") ON CONFLICT (idempotency_key) DO NOTHING")
+_BLOCKED = sa.select(opt_outs.c.address_hash, opt_outs.c.channel).where(
+    opt_outs.c.opted_out, opt_outs.c.address_hash == sa.any_(sa.bindparam("hashes", type_=ARRAY(sa.LargeBinary))))
+_BY_KEYS = sa.select(messages).where(messages.c.idempotency_key == sa.any_(sa.bindparam("keys", type_=ARRAY(sa.String))))
 
 
 async def send_many(conn, ctx, items: list[dict[str, Any]]) -> list[dict[str, Any] | Problem]:
     """Queue many messages at once (each item the keyword arguments of :func:`send`).
 
     Returns, in order, each item's message or the Problem that refused it (bad input,
-    unknown customer, :class:`SendRefused`); the others are queued all the same. Lookups
-    and the insert are a few statements for the whole batch, so a worker can queue
-    thousands a round. ``may_send`` is asked once per customer, channel and kind.
+    unknown customer, :class:`SendRefused`); the others are queued all the same. The batch
+    is a few statements whatever its size (the known keys, the contacts, the opt-outs, one
+    executemany insert), and ``may_send`` is asked once per customer, channel and kind.
     """
     settings = settings_of(ctx)
     keys = [i["idempotency_key"] for i in items if i.get("idempotency_key") is not None]
-    existing: dict[str, Any] = {}
-    if keys:
-        found = (await conn.execute(sa.select(messages).where(messages.c.idempotency_key.in_(keys)))).mappings()
-        existing = {r["idempotency_key"]: r for r in found}
+    existing = {r["idempotency_key"]: r for r in await conn.fetch_all(_BY_KEYS, {"keys": keys})} if keys else {}
     ids = set()
     for item in items:
         if item.get("customer_id") is not None:
@@ -285,51 +300,67 @@ async def send_many(conn, ctx, items: list[dict[str, Any]]) -> list[dict[str, An
                 pass  # refused below, with the item
     people = await contacts(conn, ctx, ids)
     results: list[Any] = [None] * len(items)
-    built: list[tuple[int, dict[str, Any]]] = []
+    built: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     for n, item in enumerate(items):
         key = item.get("idempotency_key")
         if key is not None and key in existing:
             results[n] = _open(ctx, existing[key])
             continue
         try:
-            row, _ = _row(ctx, settings, people, **item)
+            row, plain = _row(ctx, settings, people, **item)
         except (Problem, ValueError) as exc:
             results[n] = exc if isinstance(exc, Problem) else invalid("customer_id", "not a UUID")
             continue
-        built.append((n, row))
-    if built:
-        hashes = {row["to_hash"] for _, row in built}
-        blocked = set((await conn.execute(sa.select(opt_outs.c.address_hash, opt_outs.c.channel).where(
-            opt_outs.c.opted_out, opt_outs.c.address_hash.in_(hashes)))).all())
-        answers: dict[tuple, str | None] = {}
-        ready = []
-        for n, row in built:
-            if (row["to_hash"], row["channel"]) in blocked:
-                results[n] = SendRefused(f"the recipient opted out of {row['channel']}")
-                continue
-            asked = (row["customer_id"], row["channel"], row["kind"])
-            if asked not in answers:
-                answers[asked] = await _may_send(conn, ctx, *asked)
-            if answers[asked]:
-                results[n] = SendRefused(answers[asked])
-            else:
-                ready.append((n, row))
-        if ready:
-            # A concurrent call with the same key waits here for the first one's transaction,
-            # then inserts nothing and the first message is returned.
-            created = await conn.fetch_all(
-                pg_insert(messages).values([row for _, row in ready])
-                .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(messages))
-            by_id = {r["id"]: r for r in created}
-            missing = [row["idempotency_key"] for _, row in ready if row["id"] not in by_id]
-            if missing:
-                found = await conn.fetch_all(sa.select(messages).where(messages.c.idempotency_key.in_(missing))
-                                            )
-                by_key = {r["idempotency_key"]: r for r in found}
-            for n, row in ready:
-                stored = by_id.get(row["id"]) or by_key[row["idempotency_key"]]
-                results[n] = _open(ctx, stored)
+        built.append((n, row, plain))
+    if not built:
+        return results
+    blocked = {(r["address_hash"], r["channel"]) for r in await conn.fetch_all(
+        _BLOCKED, {"hashes": list({row["to_hash"] for _, row, _ in built})})}
+    answers: dict[tuple, str | None] = {}
+    ready = []
+    for n, row, plain in built:
+        if (row["to_hash"], row["channel"]) in blocked:
+            results[n] = SendRefused(f"the recipient opted out of {row['channel']}")
+            continue
+        asked = (row["customer_id"], row["channel"], row["kind"])
+        if asked not in answers:
+            answers[asked] = await _may_send(conn, ctx, *asked)
+        if answers[asked]:
+            results[n] = SendRefused(answers[asked])
+        else:
+            ready.append((n, row, plain))
+    if not ready:
+        return results
+    now = utcnow()
+    rows = [{**row, **_QUEUED, "next_attempt_at": now, "created_at": now, "updated_at": now} for _, row, _ in ready]
+    # A concurrent call with the same key waits here for the first one's transaction, then
+    # inserts nothing, and the first message is returned.
+    inserted = await conn.run(_INSERT, {c: [row[c] for row in rows] for c in _COLUMNS})
+    stored = {}
+    if inserted < len(rows):
+        stored = {r["idempotency_key"]: r for r in await conn.fetch_all(
+            _BY_KEYS, {"keys": [r["idempotency_key"] for r in rows if r["idempotency_key"] is not None]})}
+    for (n, _, plain), row in zip(ready, rows):
+        first = stored.get(row["idempotency_key"])
+        if first is not None and first["id"] != row["id"]:
+            results[n] = _open(ctx, first)
+        else:
+            results[n] = {k: v for k, v in row.items() if not k.endswith(("_enc", "_hash")) and k != "key_id"} | plain
     return results
+
+
+class Messenger:
+    """The ``Messaging`` service (``myhibachi.core.services``) of one app: what other plugins
+    reach with ``ctx.service(Messaging, caller=...)``."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    async def send(self, conn, **message: Any) -> dict[str, Any]:
+        return await send(conn, self.ctx, **message)
+
+    async def send_many(self, conn, items: list[dict[str, Any]]) -> list[dict[str, Any] | Problem]:
+        return await send_many(conn, self.ctx, items)
 
 
 async def _may_send(conn, ctx, customer_id, channel: str, kind: str) -> str | None:
@@ -345,10 +376,6 @@ async def _may_send(conn, ctx, customer_id, channel: str, kind: str) -> str | No
 
 
 # --- history -------------------------------------------------------------------------------
-
-
-
-
 
 
 async def history(conn, ctx, channel: str, *, customer_id: uuid.UUID | None = None, status: str | None = None,
@@ -395,6 +422,14 @@ async def _deliver(ctx, message: dict[str, Any]):
     return await ctx.ports.email.send(message["to"], message["subject"], message["body"], html=message["html"])
 
 
+# The due rows are locked and sorted by id alone, then read: a burst of 20,000 queued
+# messages sorted whole (sealed bodies and all) spilled to disk, 0.1 s a round.
+_CLAIM = sa.text(
+    "SELECT * FROM comms_messages WHERE id = ANY(ARRAY("
+    "SELECT id FROM comms_messages WHERE status = 'queued' AND next_attempt_at <= :now "
+    "ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED))")
+
+
 async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = None) -> int:
     """Send one batch of queued messages; returns how many were claimed.
 
@@ -414,13 +449,12 @@ async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = 
             messages.c.updated_at < now - timedelta(minutes=settings.sending_timeout_minutes),
         ).values(status="failed", last_error="outcome unknown: the worker stopped while sending",
                  updated_at=sa.func.now()))
-        claimed = await claim_due(conn, messages, due_column="next_attempt_at", pending="queued",
-                                  limit=limit or settings.batch_size, now=now)
+        claimed = await conn.fetch_all(_CLAIM, {"now": now, "limit": limit or settings.batch_size})
         if not claimed:
             return 0
         # a STOP that arrived after a message was queued still stops it
-        blocked = set((await conn.execute(sa.select(opt_outs.c.address_hash, opt_outs.c.channel).where(
-            opt_outs.c.opted_out, opt_outs.c.address_hash.in_({m["to_hash"] for m in claimed})))).all())
+        blocked = {(r["address_hash"], r["channel"]) for r in await conn.fetch_all(
+            _BLOCKED, {"hashes": list({m["to_hash"] for m in claimed})})}
         stopped = [m["id"] for m in claimed if (m["to_hash"], m["channel"]) in blocked]
         ready = [m for m in claimed if (m["to_hash"], m["channel"]) not in blocked]
         if stopped:
@@ -447,11 +481,25 @@ def _offline(ctx, channel: str) -> bool:
     return ctx.ports.adapter_name(channel) == "offline"
 
 
+# Built once; each is one statement for a whole batch (a statement per row cost ~0.1 ms of
+# the database's time per message at 20,000 messages a run).
+_RECORD = sa.text(
+    "INSERT INTO offline_outbox (id, port, operation, payload) "
+    "SELECT gen_random_uuid(), r.port, r.operation, r.payload "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(port text, operation text, payload jsonb)")
+_SENT = sa.text(
+    "UPDATE comms_messages AS m SET status = 'sent', provider_id = v.pid, attempts = m.attempts + 1, "
+    "last_error = NULL, sent_at = now(), updated_at = now() "
+    "FROM unnest(CAST(:mids AS uuid[]), CAST(:pids AS text[])) AS v(mid, pid) "
+    # the ANY lets the planner find the rows by key: without fresh statistics it hashed the whole table
+    "WHERE m.id = v.mid AND m.id = ANY(CAST(:mids AS uuid[]))")
+
+
 async def _record_offline(conn, ctx, batch: list[dict[str, Any]]) -> None:
     """What the offline adapters would record, written by the plugin in the claim's
     transaction and in one batch: each message is recorded exactly once, and a worker
     round of thousands takes a few statements instead of a transaction per message."""
-    settings, rows, sent = ctx.settings, [], []
+    settings, rows, mids, pids = ctx.settings, [], [], []
     for m in batch:
         if m["channel"] == "sms":
             pid = f"SM{uuid.uuid4().hex}"
@@ -463,11 +511,10 @@ async def _record_offline(conn, ctx, batch: list[dict[str, Any]]) -> None:
             rows.append({"port": "email", "operation": "mail.send", "payload": {
                 "id": pid, "to": m["to"], "from": settings.email_from, "subject": m["subject"], "text": m["body"],
                 "html": m["html"], "message_id": str(m["id"])}})
-        sent.append({"mid": m["id"], "pid": pid})
-    await conn.run(sa.insert(offline_outbox), rows)
-    await conn.run(sa.update(messages).where(messages.c.id == sa.bindparam("mid")).values(
-        status="sent", provider_id=sa.bindparam("pid"), attempts=messages.c.attempts + 1, last_error=None,
-        sent_at=sa.func.now(), updated_at=sa.func.now()), sent)
+        mids.append(m["id"])
+        pids.append(pid)
+    await conn.run(_RECORD, {"rows": json.dumps(rows)})
+    await conn.run(_SENT, {"mids": mids, "pids": pids})
     await publish_many(conn, ctx, "message.sent", [
         {"message_id": str(m["id"]), "channel": m["channel"],
          "customer_id": str(m["customer_id"]) if m["customer_id"] else None} for m in batch])

@@ -1,4 +1,5 @@
-"""Booking reminders (roadmap 1.1): 24 h, 1 h and custom reminders by email and SMS."""
+"""Booking reminders (roadmap 1.1): 24 h, 1 h and custom reminders by email and SMS, sent
+through the comms plugin's Messaging service."""
 from __future__ import annotations
 
 from typing import Any
@@ -19,13 +20,7 @@ class RemindersSettings(BaseSettings):
         description="Reminder types created for every new booking (comma-separated; empty: none).",
     )
     default_channel: str = Field(default="both", description="Channel of the default reminders: email, sms or both.")
-    max_attempts: int = Field(default=5, ge=1, description="Sends tried before a reminder is marked failed.")
-    retry_seconds: int = Field(default=60, ge=1, description="First retry delay; doubles on every attempt.")
     batch_size: int = Field(default=500, ge=1, description="Due reminders claimed per worker transaction.")
-    sending_timeout_minutes: int = Field(
-        default=15, ge=1,
-        description="A reminder left 'sending' this long (worker died mid-send) is failed, never re-sent.",
-    )
 
     @property
     def default_types(self) -> list[str]:
@@ -36,8 +31,9 @@ class RemindersPlugin(Plugin):
     name = "reminders"
     version = "1.0.0"
     flag = "FEATURE_FLAG_BOOKING_REMINDERS"
-    description = "Reminders before a booking, sent by email and SMS by the worker."
+    description = "Reminders before a booking, sent by email and SMS through comms."
     features = {"1.1": ["test_booking_reminder_scheduling"]}
+    requires = ("comms",)
     permissions = ("reminders.read", "reminders.write")
 
     def __init__(self, **settings: Any) -> None:

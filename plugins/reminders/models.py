@@ -10,7 +10,8 @@ OWNER = {"plugin": "reminders"}
 
 TYPES = ("24h_before", "1h_before", "custom")
 CHANNELS = ("email", "sms", "both")
-# 'sending': committed as taken before an outside port is called, so a crash never re-sends.
+# 'sent': handed to comms, which sends its messages. 'sending' is no longer written (comms
+# owns sending and its at-most-once rule); the constraint and its index stay for old rows.
 STATUSES = ("pending", "sending", "sent", "failed", "cancelled")
 
 booking_reminders = sa.Table(

@@ -1,31 +1,29 @@
-"""Reminders: scheduling, the API's operations, the event handlers and the sending worker.
+"""Reminders: scheduling, the API's operations, the event handlers and the worker that
+hands due reminders to the comms plugin, the one sender.
 
-Everything runs on the caller's connection (SQLAlchemy Core), so it is usable from the
-routes, the event handlers and the worker alike.
+Everything runs on the caller's connection, so it is usable from the routes, the event
+handlers and the worker alike.
 """
 from __future__ import annotations
 
-import inspect
-import json
-import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
-from myhibachi.core.customers import contacts
 from myhibachi.core.pagination import decode_cursor, encode_cursor
-from myhibachi.core.models import bookings, offline_outbox
+from myhibachi.core.models import bookings
 from myhibachi.core.scheduled import claim_due
+from myhibachi.core.services import Messaging
 from myhibachi.plugins.reminders import RemindersSettings
 from myhibachi.plugins.reminders.models import booking_reminders as reminders
 
-log = logging.getLogger("myhibachi.reminders")
 
 FLAG = "FEATURE_FLAG_BOOKING_REMINDERS"
 OFFSETS = {"24h_before": timedelta(hours=24), "1h_before": timedelta(hours=1)}
@@ -148,8 +146,7 @@ async def schedule_defaults(conn, ctx, booking_id: uuid.UUID, *, now: datetime |
                          "next_attempt_at": at, "notification_channel": settings.default_channel})
     if not rows:
         return 0
-    result = await conn.execute(pg_insert(reminders).values(rows).on_conflict_do_nothing())
-    return result.rowcount
+    return await conn.run(pg_insert(reminders).values(rows).on_conflict_do_nothing())
 
 
 async def reschedule(conn, booking_id: uuid.UUID, *, now: datetime | None = None) -> None:
@@ -184,10 +181,9 @@ async def reschedule(conn, booking_id: uuid.UUID, *, now: datetime | None = None
 
 
 async def cancel_pending(conn, booking_id: uuid.UUID, reason: str) -> int:
-    result = await conn.execute(
+    return await conn.run(
         sa.update(reminders).where(reminders.c.booking_id == booking_id, reminders.c.status == "pending")
         .values(status="cancelled", last_error=reason, updated_at=sa.func.now()))
-    return result.rowcount
 
 
 async def on_booking_created(conn, event, ctx) -> None:
@@ -204,15 +200,7 @@ async def on_booking_cancelled(conn, event, ctx) -> None:
     await cancel_pending(conn, uuid.UUID(str(event["payload"]["booking_id"])), "the booking was cancelled")
 
 
-# --- sending -------------------------------------------------------------------------------
-
-
-class Undeliverable(Exception):
-    """No channel can carry this reminder (no address, or consent refused): never retried."""
-
-
-class SendFailed(Exception):
-    """Every channel that could carry the reminder failed: retried later."""
+# --- sending: every reminder is handed to the comms plugin's Messaging service ------------
 
 
 def local_time(starts_at: datetime, time_zone: str) -> str:
@@ -230,185 +218,86 @@ def render(reminder: dict[str, Any], booking: dict[str, Any]) -> tuple[str, str]
     return subject, body
 
 
-def _port(ctx, channel: str):
-    """The configured outside adapter for ``channel``; None when it is the offline one.
+def messages_of(reminder: dict[str, Any], booking: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages of one reminder, one per channel, as comms' ``send_many`` takes them.
 
-    The offline adapter only records; the plugin records the same rows itself, in the
-    claim's transaction and in one batch, so a reminder is recorded exactly once and
-    10,000 due reminders fit in seconds.
-    """
-    if ctx.ports is None or ctx.ports.adapter_name(channel) == "offline":
-        return None
-    return ctx.ports.get(channel)
-
-
-async def send_reminder(ctx, conn, reminder: dict[str, Any], booking: dict[str, Any],
-                        *, outbox: list[dict[str, Any]] | None = None) -> list[str]:
-    """Send one reminder on each of its channels the customer can receive; returns them.
-
-    A channel goes through ``ctx.ports.<channel>`` when configured, else it is recorded in
-    the offline outbox (appended to ``outbox`` for one batched insert, or inserted now).
-    Raises ``Undeliverable`` when no channel can carry it, and ``SendFailed`` (retried) when
-    every channel that could carry it failed.
-    """
-    wanted = ("email", "sms") if reminder["notification_channel"] == "both" else (reminder["notification_channel"],)
+    The key is the reminder's and the channel's: handing the same reminder over again
+    returns its first messages and sends nothing more."""
     subject, body = render(reminder, booking)
-    refs = {"reminder_id": str(reminder["id"]), "booking_id": str(booking["id"]),
-            "customer_id": str(booking["customer_id"])}
-    rows, sent, refused, failures = [], [], [], []
-    for channel in wanted:
-        to = booking.get(channel if channel == "email" else "phone")
-        if not to:
-            refused.append(f"no {'email address' if channel == 'email' else 'phone number'}")
-            continue
-        reasons = await ctx.hooks({"userId": refs["customer_id"]}).may_send(
-            customer_id=booking["customer_id"], channel=channel, kind="transactional", conn=conn)
-        if reasons:
-            refused.append(f"{channel}: {reasons[0]}")
-            continue
-        port = _port(ctx, channel)
-        if port is not None:
-            try:
-                result = (port.send(to=to, subject=subject, text=body) if channel == "email"
-                          else port.send(to=to, body=body))
-                if inspect.isawaitable(result):
-                    await result
-            except Exception as exc:
-                failures.append(f"{channel}: {type(exc).__name__}: {exc}")
-                continue
-        elif channel == "email":
-            rows.append({"port": "email", "operation": "mail.send",
-                         "payload": {"to": to, "subject": subject, "text": body, **refs}})
-        else:
-            rows.append({"port": "sms", "operation": "message.send", "payload": {"to": to, "body": body, **refs}})
-        sent.append(channel)
-    if failures and not sent:
-        raise SendFailed("; ".join(failures))
-    if not sent:
-        raise Undeliverable("; ".join(refused) or "no channel")
-    if failures:  # retrying would repeat the channels that did go out
-        log.warning("reminder %s sent by %s only: %s", reminder["id"], ",".join(sent), "; ".join(failures))
-    if rows:
-        if outbox is None:
-            await conn.run(sa.insert(offline_outbox), rows)
-        else:
-            outbox.extend(rows)
-    return sent
+    wanted = ("email", "sms") if reminder["notification_channel"] == "both" else (reminder["notification_channel"],)
+    return [{"channel": channel, "customer_id": booking["customer_id"], "body": body,
+             "subject": subject if channel == "email" else None,
+             "idempotency_key": f"reminders:{reminder['id']}:{channel}"} for channel in wanted]
 
 
-async def record_offline(conn, rows: list[dict[str, Any]]) -> None:
-    """Insert many offline outbox rows as one JSON parameter: one statement, one round trip."""
-    await conn.run(sa.text(
-        "INSERT INTO offline_outbox (id, port, operation, payload) "
-        "SELECT gen_random_uuid(), r.port, r.operation, r.payload "
-        "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(port text, operation text, payload jsonb)"
-    ), {"rows": json.dumps(rows)})
+def why(problem) -> str:
+    """What refused a message: the consent reason, the invalid field's message, or the detail."""
+    errors = problem.extra.get("errors")
+    return problem.extra.get("reason") or (errors[0]["message"] if errors else problem.detail or problem.title)
 
 
-async def _bookings(conn, ctx, ids) -> dict[uuid.UUID, dict[str, Any]]:
-    rows = await conn.fetch_all(
-        sa.select(bookings.c.id, bookings.c.customer_id, bookings.c.starts_at, bookings.c.time_zone,
-                  bookings.c.party_size, bookings.c.address, bookings.c.status)
-        .where(bookings.c.id.in_(list(ids)))
-    )
-    people = await contacts(conn, ctx, [r["customer_id"] for r in rows])
-    found = {}
-    for row in rows:
-        person = people.get(row["customer_id"], {})
-        found[row["id"]] = {**row, "email": person.get("email"), "phone": person.get("phone")}
-    return found
-
-
-class _Outcomes:
-    """Status changes of one batch, written with a few statements instead of one per row."""
-
-    def __init__(self, settings: RemindersSettings, now: datetime) -> None:
-        self.settings, self.now = settings, now
-        self.sent: list[uuid.UUID] = []
-        self.deferred: list[uuid.UUID] = []
-        self.ended: dict[tuple[str, str], list[uuid.UUID]] = {}
-        self.retries: list[tuple[uuid.UUID, int, str]] = []
-
-    def end(self, rid, status: str, reason: str) -> None:
-        self.ended.setdefault((status, reason), []).append(rid)
-
-    def retry(self, reminder: dict[str, Any], attempts: int, error: str) -> None:
-        if attempts >= self.settings.max_attempts:
-            self.end(reminder["id"], "failed", error)
-        else:
-            self.retries.append((reminder["id"], attempts, error))
-
-    async def write(self, conn, *, count_attempt: bool) -> None:
-        bump = reminders.c.attempts + (1 if count_attempt else 0)
-        if self.sent:
-            await conn.run(sa.update(reminders).where(reminders.c.id.in_(self.sent)).values(
-                status="sent", sent_at=sa.func.now(), attempts=bump, last_error=None, updated_at=sa.func.now()))
-        if self.deferred:
-            await conn.run(sa.update(reminders).where(reminders.c.id.in_(self.deferred)).values(
-                next_attempt_at=self.now + FLAG_OFF_DELAY, updated_at=sa.func.now()))
-        for (status, reason), ids in self.ended.items():
-            await conn.run(sa.update(reminders).where(reminders.c.id.in_(ids)).values(
-                status=status, last_error=reason[:2000], attempts=bump if status == "failed" else reminders.c.attempts,
-                updated_at=sa.func.now()))
-        for rid, attempts, error in self.retries:
-            delay = timedelta(seconds=min(self.settings.retry_seconds * 2 ** (attempts - 1), 3600))
-            await conn.run(sa.update(reminders).where(reminders.c.id == rid).values(
-                status="pending", attempts=attempts, last_error=error[:2000], next_attempt_at=self.now + delay,
-                updated_at=sa.func.now()))
+_BOOKINGS = sa.select(bookings.c.id, bookings.c.customer_id, bookings.c.starts_at, bookings.c.time_zone,
+                      bookings.c.party_size, bookings.c.address, bookings.c.status) \
+    .where(bookings.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid))))
+# One statement per outcome of a batch (most of a batch shares one: sent, no error).
+_IDS = reminders.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid)))
+_OUTCOME = sa.update(reminders).where(_IDS).values(
+    status=sa.bindparam("new_status"), last_error=sa.bindparam("error"),
+    sent_at=sa.case((sa.bindparam("new_status") == "sent", sa.func.now())),
+    attempts=reminders.c.attempts + sa.bindparam("tried"), updated_at=sa.func.now())
+_DEFER = sa.update(reminders).where(_IDS).values(next_attempt_at=sa.bindparam("at"), updated_at=sa.func.now())
 
 
 async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = None) -> int:
-    """Send one batch of due reminders; returns how many were claimed.
+    """Hand one batch of due reminders to comms as messages; returns how many were claimed.
 
-    Through the offline outbox (the embedded default) the claim, the outbox rows and the
-    new statuses commit together: exactly once. Through an outside port the batch is first
-    committed as 'sending' and then sent, so a crash loses a reminder rather than repeating
-    it; those left 'sending' are failed after ``sending_timeout_minutes``.
+    The claim, the queued messages and the reminders' new statuses commit in one
+    transaction, so a worker killed mid-batch leaves every reminder pending and no message;
+    each message's idempotency key makes a second hand-over return the first. A reminder is
+    ``sent`` when comms queued at least one of its messages (comms sends them, retries the
+    provider and records their delivery in its history), ``failed`` with the reasons when
+    every channel was refused (an opt-out, consent, no address). Reminders of a customer
+    for whom the flag is off wait.
     """
     settings = settings_of(ctx)
     now = now or utcnow()
-    outside = any(_port(ctx, c) is not None for c in ("email", "sms"))
+    messaging = ctx.service(Messaging, caller="reminders")
     async with ctx.db.transaction() as conn:
-        await conn.run(sa.update(reminders).where(
-            reminders.c.status == "sending",
-            reminders.c.updated_at < now - timedelta(minutes=settings.sending_timeout_minutes),
-        ).values(status="failed", last_error="outcome unknown: the worker stopped while sending",
-                 updated_at=sa.func.now()))
         claimed = await claim_due(conn, reminders, due_column="next_attempt_at", limit=limit or settings.batch_size,
                                   now=now)
         if not claimed:
             return 0
-        found = await _bookings(conn, ctx, {r["booking_id"] for r in claimed})
-        outcomes = _Outcomes(settings, now)
-        ready = []
+        found = {b["id"]: b for b in await conn.fetch_all(_BOOKINGS, {"ids": list({r["booking_id"] for r in claimed})})}
+        outcomes: dict[tuple[str, str | None, int], list[uuid.UUID]] = {}
+        deferred, items, owners = [], [], []
         flag_on: dict[uuid.UUID, bool] = {}
         for reminder in claimed:
             booking = found.get(reminder["booking_id"])
             if booking is None or booking["status"] in ENDED:
-                outcomes.end(reminder["id"], "cancelled", "the booking is cancelled")
+                outcomes.setdefault(("cancelled", "the booking is cancelled", 0), []).append(reminder["id"])
             elif booking["starts_at"] <= now:
-                outcomes.end(reminder["id"], "failed", "the event had already started")
+                outcomes.setdefault(("failed", "the event had already started", 1), []).append(reminder["id"])
             elif not _flag_on(ctx, flag_on, booking["customer_id"]):
-                outcomes.deferred.append(reminder["id"])
+                deferred.append(reminder["id"])
             else:
-                ready.append((reminder, booking))
-        if not outside:
-            outbox: list[dict[str, Any]] = []
-            for reminder, booking in ready:
-                await _attempt(ctx, conn, reminder, booking, outcomes, reminder["attempts"] + 1, outbox)
-            if outbox:
-                await record_offline(conn, outbox)
-            await outcomes.write(conn, count_attempt=True)
-            return len(claimed)
-        await outcomes.write(conn, count_attempt=True)
-        if ready:
-            await conn.run(sa.update(reminders).where(reminders.c.id.in_([r["id"] for r, _ in ready])).values(
-                status="sending", attempts=reminders.c.attempts + 1, updated_at=sa.func.now()))
-    for reminder, booking in ready:
-        async with ctx.db.transaction() as conn:
-            single = _Outcomes(settings, now)
-            await _attempt(ctx, conn, reminder, booking, single, reminder["attempts"] + 1, None)
-            await single.write(conn, count_attempt=False)
+                for item in messages_of(reminder, booking):
+                    items.append(item)
+                    owners.append(reminder)
+        queued: dict[uuid.UUID, bool] = {}
+        refused: dict[uuid.UUID, list[str]] = {}
+        for reminder, item, result in zip(owners, items, await messaging.send_many(conn, items) if items else []):
+            queued.setdefault(reminder["id"], False)
+            if isinstance(result, Exception):
+                refused.setdefault(reminder["id"], []).append(f"{item['channel']}: {why(result)}")
+            else:
+                queued[reminder["id"]] = True
+        for rid, any_queued in queued.items():
+            reasons = "; ".join(refused.get(rid, ())) or None
+            outcomes.setdefault(("sent" if any_queued else "failed", reasons and reasons[:2000], 1), []).append(rid)
+        for (status, error, tried), ids in outcomes.items():
+            await conn.run(_OUTCOME, {"ids": ids, "new_status": status, "error": error, "tried": tried})
+        if deferred:
+            await conn.run(_DEFER, {"ids": deferred, "at": now + FLAG_OFF_DELAY})
     return len(claimed)
 
 
@@ -417,15 +306,3 @@ def _flag_on(ctx, seen: dict[uuid.UUID, bool], customer_id: uuid.UUID) -> bool:
     if customer_id not in seen:
         seen[customer_id] = ctx.flags.enabled(FLAG, {"userId": str(customer_id)})
     return seen[customer_id]
-
-
-async def _attempt(ctx, conn, reminder, booking, outcomes: _Outcomes, attempts: int, outbox) -> None:
-    try:
-        await send_reminder(ctx, conn, reminder, booking, outbox=outbox)
-    except Undeliverable as exc:
-        outcomes.end(reminder["id"], "failed", str(exc))
-    except Exception as exc:
-        log.warning("reminder %s not sent (attempt %d): %s", reminder["id"], attempts, exc)
-        outcomes.retry(reminder, attempts, str(exc) if isinstance(exc, SendFailed) else f"{type(exc).__name__}: {exc}")
-    else:
-        outcomes.sent.append(reminder["id"])

@@ -263,3 +263,50 @@ def test_the_branch_rule_catches_a_wrong_label_and_a_stray_dependency(tmp_path):
         "revision sauce_2 opens another branch ('x',)",
         "its first revision depends neither on the core nor on a plugin it requires",
     ]
+
+
+def foreign_imports(folder: Path) -> list[str]:
+    """Imports of another plugin's modules (``myhibachi.plugins.<other>``) in a plugin's folder."""
+    import ast
+
+    own = f"myhibachi.plugins.{folder.name}"
+    found = []
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[:2] == ["myhibachi", "plugins"] and len(parts) > 2 and ".".join(parts[:3]) != own:
+                    found.append(f"{path.relative_to(folder.parent)}:{node.lineno} imports {name}")
+                    break
+    return found
+
+
+def test_no_plugin_imports_another_plugins_modules():
+    """Plugins reach each other through services (ctx.service), never by import.
+
+    Broken on purpose by adding ``from myhibachi.plugins.comms import service`` to
+    plugins/reminders/service.py: red, naming the file and line."""
+    assert [f for folder in builtin_folders() for f in foreign_imports(folder)] == []
+
+
+def test_the_import_rule_catches_each_form_of_import(tmp_path):
+    folder = tmp_path / "reminders"
+    folder.mkdir()
+    (folder / "service.py").write_text(
+        "import myhibachi.plugins.comms.service\n"
+        "from myhibachi.plugins.comms import service\n"
+        "from myhibachi.plugins import comms\n"
+        "from myhibachi.plugins.reminders import models\n"
+        "from myhibachi.core.services import Messaging\n"
+        "from . import models\n")
+    assert foreign_imports(folder) == [
+        "reminders/service.py:1 imports myhibachi.plugins.comms.service",
+        "reminders/service.py:2 imports myhibachi.plugins.comms",
+        "reminders/service.py:3 imports myhibachi.plugins.comms",
+    ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import logging
 
+from typing import Protocol, runtime_checkable
+
 import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -14,6 +16,7 @@ from myhibachi.core.app import create_app
 from myhibachi.core.auth import create_api_key
 from myhibachi.core.flags import Flags, TogglesFile
 from myhibachi.core.plugins import PluginError, PluginManager, discover, load_installed
+from myhibachi.core.services import ServiceError
 from myhibachi.core.settings import Settings
 from tests.core.plugin_helpers import fake_distribution, site  # noqa: F401
 
@@ -116,6 +119,48 @@ async def test_missing_requirement_and_cycle_are_refused_naming_the_plugins(make
         assert (await c.get("/v1/fried_rice")).json() == {"value": 1}
         refused = await c.get("/v1/omelette")
     assert refused.status_code == 404 and "flag" not in refused.json()  # not mounted at all
+
+
+@runtime_checkable
+class Greeting(Protocol):
+    def greet(self, who: str) -> str: ...
+
+
+class Greeter:
+    built = 0
+
+    def __init__(self, ctx) -> None:
+        Greeter.built += 1
+
+    def greet(self, who: str) -> str:
+        return f"hello {who}"
+
+
+def test_a_service_reaches_only_plugins_that_require_its_provider(make_app):
+    """Broken on purpose by dropping the requires check in AppContext.service: red."""
+    greeter = routed("greeter", services={Greeting: Greeter})()
+    guest = routed("guest", requires=("greeter",))()
+    stranger = routed("stranger")()
+    ctx = make_app([greeter, guest, stranger]).state.ctx
+    Greeter.built = 0
+    assert ctx.service(Greeting, caller="guest").greet("ana") == "hello ana"
+    assert ctx.service(Greeting, caller="guest") is ctx.service(Greeting, caller="guest")
+    assert Greeter.built == 1  # built once per app
+    with pytest.raises(ServiceError, match="stranger asked for the Greeting service .provided by greeter. "
+                                           "without requiring its provider"):
+        ctx.service(Greeting, caller="stranger")
+    with pytest.raises(ServiceError, match="provided by no loaded plugin"):
+        make_app([routed("guest", requires=())()]).state.ctx.service(Greeting, caller="guest")
+
+    hollow = routed("hollow", services={Greeting: lambda ctx: object()})()
+    user = routed("user", requires=("hollow",))()
+    with pytest.raises(ServiceError, match="hollow's Greeting service lacks its methods"):
+        make_app([hollow, user]).state.ctx.service(Greeting, caller="user")
+
+    manager = PluginManager()
+    manager.load([routed("muddled", services={"greeting": Greeter})()])
+    assert manager.records["muddled"].reason == \
+        "PluginError: plugin muddled: services must map protocol classes to factories"
 
 
 class RaisesInRoutes(Plugin):

@@ -50,7 +50,7 @@ async def test_locations_without_reminders(make_app, client_of, seed):
 async def test_reminders_without_locations(make_app, client_of, seed):
     from tests.core.conftest import booking_body
 
-    app = make_app(["reminders"], flags=FLAGS)
+    app = make_app(["comms", "reminders"], flags=FLAGS)
     ctx = app.state.ctx
     customer = await seed.customer()
     async with client_of(app, headers=seed.token(customer)) as c:

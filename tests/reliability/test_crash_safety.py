@@ -1,9 +1,10 @@
 """Crash safety: workers killed with SIGKILL at random points while dispatching 1,000 due
-reminders (plugins/reminders, offline adapters) and 1,000 outbox events (core/events.py),
-restarted until the queue is empty: every reminder sent once and every event handled once.
+reminders (plugins/reminders, sent through plugins/comms on the offline adapters) and 1,000
+outbox events (core/events.py), restarted until the queue is empty: every reminder sent
+once and every event handled once.
 
 The workers are separate processes running the production dispatch loop
-(``myhibachi.core.tasks.dispatch_forever``) with the reminders plugin and the probe
+(``myhibachi.core.tasks.dispatch_forever``) with the reminders and comms plugins and the probe
 subscriber, whose effect table has no unique constraint (a second run would show). Kill
 points come from a seeded random generator (``MYHIBACHI_CHAOS_SEED``), printed on failure.
 """
@@ -23,12 +24,14 @@ import sqlalchemy as sa
 
 from myhibachi.core.db import utcnow
 from myhibachi.core.models import event_deliveries, offline_outbox
+from myhibachi.plugins.comms.models import comms_messages
 from myhibachi.plugins.reminders.models import booking_reminders
 from tests.core.probe import create_effects_table, effects, publish_many, ProbePlugin
 from tests.plugins.conftest import Seed
 from tests.reliability.conftest import ROOT, SECRET
 
 N = 1000
+TOTAL = 3 * N  # reminders handed over, their messages sent, events handled
 SEED = int(os.environ.get("MYHIBACHI_CHAOS_SEED", "20261124"))
 
 WORKER = """
@@ -36,11 +39,13 @@ import asyncio, sys
 from myhibachi.core.app import create_app
 from myhibachi.core.settings import Settings
 from myhibachi.core.tasks import dispatch_forever
+from myhibachi.plugins.comms import CommsPlugin
 from myhibachi.plugins.reminders import RemindersPlugin
 from tests.core.probe import ProbePlugin
 
 settings = Settings(home=sys.argv[1], database_url=sys.argv[2], secret_key=sys.argv[3])
-ctx = create_app([ProbePlugin(), RemindersPlugin(batch_size=25)], settings=settings).state.ctx
+ctx = create_app([ProbePlugin(), CommsPlugin(batch_size=25), RemindersPlugin(batch_size=25)],
+                 settings=settings).state.ctx
 ctx.flags.start()
 print("ready", flush=True)
 asyncio.run(dispatch_forever(ctx, interval=0.05))
@@ -74,8 +79,9 @@ async def load(make_app, database, settings) -> list[str]:
 async def settled(database) -> int:
     async with database.read() as conn:
         sent = await conn.scalar(sa.select(sa.func.count()).where(booking_reminders.c.status == "sent"))
+        messages = await conn.scalar(sa.select(sa.func.count()).where(comms_messages.c.status == "sent"))
         done = await conn.scalar(sa.select(sa.func.count()).where(event_deliveries.c.status == "done"))
-    return sent + done
+    return sent + messages + done
 
 
 async def chaos(tmp_path: Path, db_url: str, database, *, workers: int, kills: int) -> list[str]:
@@ -83,7 +89,7 @@ async def chaos(tmp_path: Path, db_url: str, database, *, workers: int, kills: i
     one of them a random few milliseconds later and start a new one; then let them finish.
     Returns the log of kills (the settled count each one left)."""
     rng = random.Random(SEED + workers)
-    targets = sorted(rng.sample(range(50, 2 * N - 100), kills))
+    targets = sorted(rng.sample(range(50, TOTAL - 100), kills))
     procs = [start_worker(tmp_path / f"w{i}", db_url) for i in range(workers)]
     log = []
     try:
@@ -95,10 +101,10 @@ async def chaos(tmp_path: Path, db_url: str, database, *, workers: int, kills: i
             victim = rng.randrange(workers)
             procs[victim].kill()
             procs[victim].wait(10)
-            log.append(f"kill {k}: worker {victim} at {await settled(database)}/{2 * N}")
+            log.append(f"kill {k}: worker {victim} at {await settled(database)}/{TOTAL}")
             procs[victim] = start_worker(tmp_path / f"w{victim}-{k}", db_url)
         deadline = time.monotonic() + 90
-        while await settled(database) < 2 * N and time.monotonic() < deadline:
+        while await settled(database) < TOTAL and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)  # a late duplicate would show now
     finally:
@@ -113,7 +119,7 @@ async def chaos(tmp_path: Path, db_url: str, database, *, workers: int, kills: i
 
 
 def landed_mid_work(log: list[str]) -> int:
-    return sum(0 < int(line.split(" at ")[1].split("/")[0]) < 2 * N for line in log)
+    return sum(0 < int(line.split(" at ")[1].split("/")[0]) < TOTAL for line in log)
 
 
 async def assert_exactly_once(database, event_ids: list[str], log: list[str]) -> None:
@@ -124,7 +130,10 @@ async def assert_exactly_once(database, event_ids: list[str], log: list[str]) ->
             sa.select(event_deliveries.c.status, sa.func.count().label("n")).group_by(event_deliveries.c.status))}
         statuses = {r["status"]: r["n"] for r in await conn.fetch_all(
             sa.select(booking_reminders.c.status, sa.func.count().label("n")).group_by(booking_reminders.c.status))}
-        sent = await conn.scalars(sa.select(offline_outbox.c.payload["reminder_id"].astext))
+        # what the offline adapter recorded, traced to its reminder by the message's key
+        sent = [key.split(":")[1] for key in await conn.scalars(
+            sa.select(comms_messages.c.idempotency_key).join(
+                offline_outbox, offline_outbox.c.payload["message_id"].astext.cast(sa.Uuid) == comms_messages.c.id))]
         reminder_ids = {str(r) for r in await conn.scalars(sa.select(booking_reminders.c.id))}
     assert deliveries == {"done": N}, why
     assert handled == {i: 1 for i in event_ids}, (why, sum(handled.values()))

@@ -1,4 +1,4 @@
-"""Booking reminders: the API, the booking events, and the sending worker."""
+"""Booking reminders: the API, the booking events, and the worker that sends them through comms."""
 from __future__ import annotations
 
 import uuid
@@ -6,13 +6,14 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from myhibachi.core.events import deliver_due
+
 from myhibachi.core.db import utcnow
-from myhibachi.core.models import offline_outbox
+from myhibachi.core.models import outbox_events
 from myhibachi.plugins.reminders import RemindersPlugin
 from myhibachi.plugins.reminders.models import booking_reminders
 from myhibachi.plugins.reminders.service import dispatch_due
-
-FLAG = "FEATURE_FLAG_BOOKING_REMINDERS"
+from tests.plugins.reminders.helpers import messages, reminders_app, sent, work
 
 
 async def reminder_rows(db, booking_id):
@@ -22,14 +23,8 @@ async def reminder_rows(db, booking_id):
     return [dict(r) for r in rows]
 
 
-async def outbox(db):
-    async with db.read() as conn:
-        rows = await conn.fetch_all(sa.select(offline_outbox).order_by(offline_outbox.c.created_at))
-    return [dict(r) for r in rows]
-
-
 async def test_booking_reminder_scheduling(make_app, client_of, seed, clean_db):
-    app = make_app([RemindersPlugin()], flags={FLAG: True})
+    app = reminders_app(make_app)
     ctx = app.state.ctx
     customer = await seed.customer(email="ana@example.com", phone="+12025550001")
     starts_at = (utcnow() + timedelta(days=3)).replace(microsecond=0)
@@ -60,17 +55,17 @@ async def test_booking_reminder_scheduling(make_app, client_of, seed, clean_db):
 
     # nothing is due yet
     assert await dispatch_due(ctx) == 0
-    # the custom reminder's time comes: it alone goes out, by SMS
+    # the custom reminder's time comes: it alone goes out, by SMS, through comms
     assert await dispatch_due(ctx, now=custom_at + timedelta(seconds=1)) == 1
-    sent = await outbox(clean_db)
-    assert [(r["port"], r["payload"]["to"], r["payload"]["reminder_id"]) for r in sent] == [
-        ("sms", "+12025550001", custom.json()["id"])]
+    await work(ctx)
+    out = await sent(clean_db)
+    assert [(r["port"], r["to"], r["reminder_id"]) for r in out] == [("sms", "+12025550001", custom.json()["id"])]
     # a day before the event: the 24h reminder goes by email and SMS; the cancelled 1h one never does
     assert await dispatch_due(ctx, now=starts_at - timedelta(minutes=30)) == 1
-    sent = await outbox(clean_db)
-    assert sorted((r["port"], r["payload"]["to"]) for r in sent[1:]) == [("email", "ana@example.com"),
-                                                                        ("sms", "+12025550001")]
-    email = next(r["payload"] for r in sent if r["port"] == "email")
+    await work(ctx)
+    out = await sent(clean_db)
+    assert sorted((r["port"], r["to"]) for r in out[1:]) == [("email", "ana@example.com"), ("sms", "+12025550001")]
+    email = next(r for r in out if r["port"] == "email")
     assert "10 guests" in email["text"] and "1 Main St, Springfield" in email["text"]
     assert await dispatch_due(ctx, now=starts_at - timedelta(minutes=1)) == 0
 
@@ -85,7 +80,7 @@ async def test_booking_reminder_scheduling(make_app, client_of, seed, clean_db):
 
 
 async def test_reminder_input_is_checked_and_named(make_app, client_of, seed):
-    app = make_app([RemindersPlugin()], flags={FLAG: True})
+    app = reminders_app(make_app)
     customer = await seed.customer()
     soon = await seed.booking(customer, utcnow() + timedelta(minutes=90))
     later = await seed.booking(customer, utcnow() + timedelta(days=2))
@@ -127,7 +122,7 @@ async def test_reminder_input_is_checked_and_named(make_app, client_of, seed):
 
 
 async def test_reminders_belong_to_the_booking_customer_or_staff(make_app, client_of, seed):
-    app = make_app([RemindersPlugin()], flags={FLAG: True})
+    app = reminders_app(make_app)
     owner, other = await seed.customer(), await seed.customer()
     booking = await seed.booking(owner, utcnow() + timedelta(days=2))
     url = f"/v1/bookings/{booking}/reminders"
@@ -157,7 +152,7 @@ async def test_reminders_belong_to_the_booking_customer_or_staff(make_app, clien
 
 
 async def test_cancelled_and_rescheduled_bookings_move_their_reminders(make_app, client_of, seed):
-    app = make_app([RemindersPlugin()], flags={FLAG: True})
+    app = reminders_app(make_app)
     ctx = app.state.ctx
     customer = await seed.customer()
     starts_at = (utcnow() + timedelta(days=4)).replace(microsecond=0)
@@ -189,11 +184,11 @@ async def test_cancelled_and_rescheduled_bookings_move_their_reminders(make_app,
                                                    "reason": "customer"})
     assert {r["status"] for r in await reminder_rows(seed.db, booking)} == {"cancelled"}
     assert await dispatch_due(ctx, now=moved) == 0
-    assert await outbox(seed.db) == []
+    assert await messages(seed.db) == []
 
 
 async def test_defaults_follow_the_setting(make_app, seed):
-    app = make_app([RemindersPlugin(defaults="1h_before", default_channel="email")], flags={FLAG: True})
+    app = reminders_app(make_app, defaults="1h_before", default_channel="email")
     customer = await seed.customer()
     booking = await seed.booking(customer, utcnow() + timedelta(days=1, hours=1))
     soon = await seed.booking(customer, utcnow() + timedelta(minutes=20))
@@ -203,7 +198,86 @@ async def test_defaults_follow_the_setting(make_app, seed):
         ("1h_before", "email")]
     assert await reminder_rows(seed.db, soon) == []  # its time has passed already
 
-    none = make_app([RemindersPlugin(defaults="")], flags={FLAG: True})
+    none = reminders_app(make_app, defaults="")
     third = await seed.booking(customer, utcnow() + timedelta(days=3))
     await seed.publish(none.state.ctx, "booking.created", {"booking_id": str(third), "customer_id": str(customer)})
     assert await reminder_rows(seed.db, third) == []
+
+
+async def test_a_reminder_is_a_comms_message_in_the_customers_history(make_app, client_of, seed):
+    """A due reminder is handed to comms: its messages are in the customer's history, sent once.
+
+    Broken on purpose by leaving the idempotency key out of ``messages_of``: the re-claimed
+    reminder queued a second SMS and email (red)."""
+    app = reminders_app(make_app)
+    ctx = app.state.ctx
+    customer = await seed.customer(email="kai@example.com", phone="+12025550110")
+    booking = await seed.booking(customer, utcnow() + timedelta(days=3))
+    at = (utcnow() + timedelta(hours=2)).replace(microsecond=0)
+    async with client_of(app, headers=seed.token(customer)) as c:
+        made = await c.post(f"/v1/bookings/{booking}/reminders",
+                            json={"reminder_type": "custom", "channel": "both", "scheduled_at": at.isoformat()})
+        assert made.status_code == 201, made.text
+    assert await dispatch_due(ctx, now=at) == 1
+    await work(ctx)
+
+    async with client_of(app, headers=await seed.staff("comms.read", "reminders.read")) as c:
+        mine = {"customer_id": str(customer)}
+        [sms] = (await c.get("/v1/communications/sms/history", params=mine)).json()["items"]
+        [email] = (await c.get("/v1/communications/email/history", params=mine)).json()["items"]
+        [row] = (await c.get(f"/v1/bookings/{booking}/reminders")).json()["items"]
+    assert (sms["status"], sms["to"], sms["kind"]) == ("sent", "+12025550110", "transactional")
+    assert "10 guests" in sms["body"] and sms["provider_id"].startswith("SM")
+    assert (email["status"], email["to"]) == ("sent", "kai@example.com")
+    assert email["subject"].startswith("Reminder: your hibachi event on ")
+    assert (row["status"], row["last_error"], row["attempts"]) == ("sent", None, 1)
+    async with seed.db.read() as conn:
+        published = await conn.scalars(sa.select(outbox_events.c.payload["message_id"].astext)
+                                       .where(outbox_events.c.name == "message.sent"))
+    assert sorted(published) == sorted([sms["id"], email["id"]])
+
+    # the reminder claimed again (a retry, a worker that died after the commit): nothing new is sent
+    async with seed.db.transaction() as conn:
+        await conn.run(sa.update(booking_reminders).values(status="pending"))
+    assert await dispatch_due(ctx, now=at) == 1
+    await work(ctx)
+    assert sorted(m["id"] for m in await messages(seed.db)) == sorted(uuid.UUID(m["id"]) for m in (sms, email))
+    assert len(await sent(seed.db)) == 2
+
+
+async def test_an_opted_out_customer_is_refused_the_reminder_with_its_reason(make_app, client_of, seed):
+    """A customer who texted STOP gets no SMS reminder; the reminder says why.
+
+    Broken on purpose by taking the opt-out list out of comms' ``send_many``: the reminders
+    read 'sent' and queued an SMS (red)."""
+    app = reminders_app(make_app)
+    ctx = app.state.ctx
+    customer = await seed.customer(email="lee@example.com", phone="+12025550111")
+    booking = await seed.booking(customer, utcnow() + timedelta(days=3))
+    url = "http://test/v1/webhooks/twilio"
+    params = {"MessageSid": "SMstop1", "From": "+12025550111", "To": "+15550009999", "Body": "STOP"}
+    at = (utcnow() + timedelta(hours=2)).replace(microsecond=0)
+    async with client_of(app, headers=seed.token(customer)) as c:
+        stop = await c.post("/v1/webhooks/twilio", data=params,
+                            headers={"X-Twilio-Signature": ctx.ports.sms.sign_webhook(url, params)})
+        assert stop.status_code == 200, stop.text
+        while await deliver_due(ctx):  # the hub's event reaches comms' handler, which records the STOP
+            pass
+        for channel in ("sms", "both"):
+            made = await c.post(f"/v1/bookings/{booking}/reminders",
+                                json={"reminder_type": "custom", "channel": channel, "scheduled_at": at.isoformat()})
+            assert made.status_code == 201, made.text
+    assert await dispatch_due(ctx, now=at) == 2
+    await work(ctx)
+
+    async with client_of(app, headers=await seed.staff("comms.read", "reminders.read")) as c:
+        rows = {r["channel"]: r for r in (await c.get(f"/v1/bookings/{booking}/reminders")).json()["items"]}
+        mine = {"customer_id": str(customer)}
+        texts = (await c.get("/v1/communications/sms/history", params=mine)).json()["items"]
+        emails = (await c.get("/v1/communications/email/history", params=mine)).json()["items"]
+    assert (rows["sms"]["status"], rows["sms"]["last_error"]) == ("failed", "sms: the recipient opted out of sms")
+    assert rows["sms"]["sent_at"] is None
+    # the email of the other one still went; the refused channel is named on it
+    assert (rows["both"]["status"], rows["both"]["last_error"]) == ("sent", "sms: the recipient opted out of sms")
+    assert texts == [] and [(m["to"], m["status"]) for m in emails] == [("lee@example.com", "sent")]
+    assert [r["port"] for r in await sent(seed.db)] == ["email"]

@@ -1,0 +1,64 @@
+"""Plugin services: typed interfaces one plugin provides and others call through the context.
+
+A provider lists what it offers on its manifest, a protocol and a factory called once with
+the app's context::
+
+    class CommsPlugin(Plugin):
+        services = {Messaging: messaging}        # def messaging(ctx) -> Messaging
+
+A plugin that uses it names the provider in ``requires`` and asks the context, naming
+itself, so that the requirement is checked where the service is reached::
+
+    class RemindersPlugin(Plugin):
+        requires = ("comms",)
+
+    messaging = ctx.service(Messaging, caller="reminders")
+    results = await messaging.send_many(conn, items)
+
+A protocol shared by several plugins lives here; one that only its provider's callers know
+may live in the provider's package (its callers still import nothing else of it).
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Protocol, runtime_checkable
+
+
+class ServiceError(RuntimeError):
+    """A service was asked for that no required plugin provides."""
+
+
+@runtime_checkable
+class Messaging(Protocol):
+    """Sending SMS and email (provided by the ``comms`` plugin): the one sender of every message.
+
+    Messages are queued in the caller's transaction and sent by the comms worker, so a
+    message exists exactly when the caller's change commits; history, opt-outs, consent
+    (``may_send``) and idempotency apply to all of them.
+    """
+
+    async def send(self, conn, *, channel: str, to: str | None = None, customer_id: uuid.UUID | None = None,
+                   body: str | None = None, subject: str | None = None, text: str | None = None,
+                   html: str | None = None, kind: str = "transactional", idempotency_key: str | None = None,
+                   actor: str | None = None) -> dict[str, Any]:
+        """Queue one message and return it; raise a Problem (422, 404, or 409 with ``reason``
+        when consent or an opt-out refuses it).
+
+        :param channel: ``sms`` or ``email``.
+        :param to: an E.164 number or an email address; None sends to the customer's own.
+        :param customer_id: the customer it is for (recorded, and used for consent).
+        :param body: the SMS text, or the plain text of an email (``text`` also).
+        :param kind: ``transactional`` (needs no consent) or ``marketing`` (needs recorded consent).
+        :param idempotency_key: unique to this message across callers, prefixed with the
+            caller's plugin name: a second call with it returns the first message.
+        """
+
+    async def send_many(self, conn, items: list[dict[str, Any]]) -> list[Any]:
+        """Queue many messages (each item the keyword arguments of ``send``) in a few statements.
+
+        :return: in order, each item's message (a dict with ``id``, ``status``, ...) or the
+            Problem that refused it (its ``reason`` says why when consent refused it).
+        """
+
+
+__all__ = ["Messaging", "ServiceError"]
