@@ -464,7 +464,7 @@ async def _bootstrap(url: str, settings: Settings, name: str, force: bool) -> st
     from myhibachi.core.db import Database
     from myhibachi.core.models import api_keys
 
-    db = Database(url, pool_size=1, max_overflow=0)
+    db = Database(url, pool_size=1)
     try:
         async with db.transaction() as conn:
             await conn.run(sa.select(sa.func.pg_advisory_xact_lock(BOOTSTRAP_LOCK)))
@@ -516,7 +516,7 @@ def admin_rotate_pii(batch: int = typer.Option(500, help="Rows per statement bat
     settings = _settings()
 
     async def run() -> int:
-        db = Database(_url(settings), pool_size=1, max_overflow=0)
+        db = Database(_url(settings), pool_size=1)
         try:
             async with db.transaction() as conn:
                 return await rotate_keys(conn, SimpleNamespace(settings=settings, extra={}), batch=batch)

@@ -311,91 +311,6 @@ class Conn:
         (a transaction of its own on a read connection)."""
         return self.pg.transaction()
 
-    # --- the SQLAlchemy-shaped result, while callers move to the methods above ---------------
-
-    async def execute(self, stmt, params=None):
-        if params is not None and not isinstance(params, dict):
-            return _Result([], await self.run(stmt, params))
-        cur = await self._cursor(stmt, params)
-        rows = await cur.fetchall() if cur.description else []
-        return _Result(rows, cur.rowcount)
-
-    def begin_nested(self):
-        return self.savepoint()
-
-
-class _Row(tuple):
-    def __new__(cls, mapping: dict[str, Any]):
-        row = super().__new__(cls, mapping.values())
-        row._mapping = mapping
-        return row
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._mapping[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-class _Mappings:
-    def __init__(self, rows):
-        self._rows = rows
-
-    def all(self):
-        return list(self._rows)
-
-    def first(self):
-        return self._rows[0] if self._rows else None
-
-    def one(self):
-        if len(self._rows) != 1:
-            raise sa.exc.NoResultFound("expected one row") if not self._rows else sa.exc.MultipleResultsFound()
-        return self._rows[0]
-
-    def one_or_none(self):
-        return self.one() if self._rows else None
-
-    def __iter__(self):
-        return iter(self._rows)
-
-
-class _Result:
-    def __init__(self, rows: list[dict[str, Any]], rowcount: int) -> None:
-        self._rows, self.rowcount = rows, rowcount
-
-    def mappings(self):
-        return _Mappings(self._rows)
-
-    def scalars(self):
-        return _Mappings([next(iter(r.values())) for r in self._rows])
-
-    def scalar(self):
-        return next(iter(self._rows[0].values())) if self._rows else None
-
-    def scalar_one(self):
-        return next(iter(_Mappings(self._rows).one().values()))
-
-    def scalar_one_or_none(self):
-        return self.scalar_one() if self._rows else None
-
-    def first(self):
-        return _Row(self._rows[0]) if self._rows else None
-
-    def one(self):
-        return _Row(_Mappings(self._rows).one())
-
-    def one_or_none(self):
-        return self.one() if self._rows else None
-
-    def all(self):
-        return [_Row(r) for r in self._rows]
-
-    def fetchone(self):
-        return self.first()
-
-    def __iter__(self):
-        return iter(self.all())
-
 
 # --- the database --------------------------------------------------------------------------
 
@@ -406,11 +321,10 @@ class Database:
     using the database (the API's, the worker's, a CLI command's) opens its own on first
     use; ``close()`` closes the current loop's."""
 
-    def __init__(self, url: str, *, pool_size: int = 20, read_pool_size: int | None = None,
-                 max_overflow: int = 0, **_: Any) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20, read_pool_size: int | None = None) -> None:
         self.url = url
         self.conninfo = pool_conninfo(url)
-        self.sizes = {"writes": pool_size + max_overflow, "reads": read_pool_size or pool_size + max_overflow}
+        self.sizes = {"writes": pool_size, "reads": read_pool_size or pool_size}
         self._pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.unavailable = False  # a connection failed; the next use checks the server first
 
@@ -477,13 +391,6 @@ class Database:
         for pool in self._pools.get(asyncio.get_running_loop(), {}).values():
             await pool.check()
 
-    # the SQLAlchemy engine's names, while callers move to the two above
-    def begin(self):
-        return self.transaction()
-
-    def connect(self):
-        return self.read()
-
     async def ping(self) -> None:
         async with self.read() as conn:
             await conn.scalar("SELECT 1")
@@ -494,4 +401,3 @@ class Database:
         for pool in pools.values():
             await pool.close()
 
-    dispose = close

@@ -238,6 +238,15 @@ class Flags:
         # UnleashClient has no public reload; this is what its own refresh job runs.
         self.client._store.load_from_cache()
 
+    def rollout(self, flag: str) -> int:
+        """Share of users (0-100) ``flag`` is on for, from the definitions the client holds."""
+        body = self.cache.get(FEATURES_URL)
+        doc = json.loads(body) if isinstance(body, str) else (body or {})
+        for toggle in doc.get("features", []):
+            if toggle.get("name") == flag:
+                return rollout_of(toggle) if toggle.get("enabled") else 0
+        return 0
+
     def enabled(self, flag: str, context: dict[str, Any] | None = None) -> bool:
         generation = self._generation
         try:

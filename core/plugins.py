@@ -73,21 +73,14 @@ class PluginRecord:
     reason: str = ""
     source: str = ""
 
-    @property
-    def version(self) -> str:
-        return self.plugin.version if self.plugin else ""
+    def __getattr__(self, field: str) -> Any:
+        # version, flag, requires, features: the manifest's, or empty for a plugin that did not load
+        if field not in _MANIFEST_DEFAULTS:
+            raise AttributeError(field)
+        return getattr(self.plugin, field) if self.plugin else _MANIFEST_DEFAULTS[field]
 
-    @property
-    def flag(self) -> str | None:
-        return self.plugin.flag if self.plugin else None
 
-    @property
-    def requires(self) -> tuple[str, ...]:
-        return tuple(self.plugin.requires) if self.plugin else ()
-
-    @property
-    def features(self) -> dict[str, list[str]]:
-        return dict(self.plugin.features) if self.plugin else {}
+_MANIFEST_DEFAULTS: dict[str, Any] = {"version": "", "flag": None, "requires": (), "features": {}}
 
 
 def validate_manifest(plugin: Any, core_version: str) -> None:
@@ -126,10 +119,7 @@ def validate_manifest(plugin: Any, core_version: str) -> None:
 
 def discover() -> dict[str, Callable[[], Any]]:
     """Entry points of the group, by name: loaders that import the plugin object."""
-    found: dict[str, Callable[[], Any]] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = ep.load
-    return found
+    return {ep.name: ep.load for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 class PluginManager:
@@ -370,7 +360,7 @@ class PluginManager:
         for rec in sorted(self.records.values(), key=lambda r: r.name):
             state = rec.state
             if state == "enabled" and rec.flag and flags is not None:
-                rollout = flag_rollout(flags, rec.flag)
+                rollout = flags.rollout(rec.flag)
                 if rollout == 0:
                     state = "disabled by flag"
                 elif rollout < 100:
@@ -378,7 +368,7 @@ class PluginManager:
             elif state == "failed":
                 state = f"failed: {rec.reason}"
             rows.append({"name": rec.name, "version": rec.version, "flag": rec.flag, "state": state,
-                         "reason": rec.reason, "requires": list(rec.requires), "features": rec.features})
+                         "reason": rec.reason, "requires": list(rec.requires), "features": dict(rec.features)})
         return rows
 
 
@@ -418,22 +408,6 @@ class _Relay:
         return call
 
 
-def flag_rollout(flags, flag: str) -> int:
-    """Share of users (0-100) a flag is on for, from the definitions the client holds."""
-    import json
-
-    from UnleashClient.constants import FEATURES_URL
-
-    from myhibachi.core.flags import rollout_of
-
-    body = flags.cache.get(FEATURES_URL)
-    doc = json.loads(body) if isinstance(body, str) else (body or {})
-    for toggle in doc.get("features", []):
-        if toggle.get("name") == flag:
-            return rollout_of(toggle) if toggle.get("enabled") else 0
-    return 0
-
-
 def load_installed(settings, *, strict: bool | None = None, trace: bool | None = None) -> PluginManager:
     """A manager with the installed plugins selected by the settings."""
     manager = PluginManager(trace=settings.trace_hooks if trace is None else trace)
@@ -457,13 +431,5 @@ def import_submodule(plugin: Plugin, name: str):
         raise
 
 
-__all__ = [
-    "ENTRY_POINT_GROUP",
-    "Plugin",
-    "PluginError",
-    "PluginManager",
-    "PluginRecord",
-    "discover",
-    "hookimpl",
-    "load_installed",
-]
+__all__ = ["ENTRY_POINT_GROUP", "Plugin", "PluginError", "PluginManager", "PluginRecord", "discover", "hookimpl",
+           "load_installed"]

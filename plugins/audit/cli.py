@@ -25,7 +25,7 @@ async def _verify() -> dict:
     from myhibachi.core.settings import Settings
     from myhibachi.plugins.audit.service import verify as verify_chain
 
-    db = Database(resolve_url(Settings()), pool_size=1, max_overflow=0)
+    db = Database(resolve_url(Settings()), pool_size=1)
     try:
         async with db.read() as conn:
             return await verify_chain(conn)

@@ -146,8 +146,7 @@ async def sync(conn, ctx, dep: dict[str, Any], intent, actor: str = "system") ->
 async def create_deposit(conn, ctx, cfg, principal: Principal, booking_id: uuid.UUID, amount_cents: int | None,
                          deposit_id: uuid.UUID) -> dict[str, Any]:
     """A deposit for a booking: ``amount_cents``, or the settings' rule on the booking's stored total."""
-    booking = (await conn.execute(sa.select(bookings).where(bookings.c.id == booking_id).with_for_update())
-               ).mappings().first()
+    booking = await conn.fetch_one(sa.select(bookings).where(bookings.c.id == booking_id).with_for_update())
     if booking is None or (principal.kind == "customer" and str(booking["customer_id"]) != principal.id):
         raise Problem(404, "Booking not found", "booking_id: no such booking", kind="not-found",
                       errors=[{"field": "booking_id", "message": "no such booking"}])

@@ -54,8 +54,7 @@ def _row_values(fields: dict[str, Any], current_meta: dict[str, Any] | None = No
 async def create_location(conn, ctx, fields: dict[str, Any]) -> dict[str, Any]:
     values = _row_values(fields)
     values.setdefault("metadata", {})
-    row = (await conn.execute(sa.insert(locations).values(id=uuid.uuid4(), **values).returning(locations))
-           ).mappings().one()
+    row = await conn.fetch_one(sa.insert(locations).values(id=uuid.uuid4(), **values).returning(locations))
     await ctx.cache.changed(conn, CACHE)
     return public(row)
 
@@ -68,8 +67,7 @@ async def get_location(conn, location_id: uuid.UUID, *, include_inactive: bool) 
 
 
 async def update_location(conn, ctx, location_id: uuid.UUID, fields: dict[str, Any]) -> dict[str, Any]:
-    current = (await conn.execute(sa.select(locations).where(locations.c.id == location_id).with_for_update())
-               ).mappings().first()
+    current = await conn.fetch_one(sa.select(locations).where(locations.c.id == location_id).with_for_update())
     if current is None:
         raise not_found("Location")
     values = _row_values(fields, current["metadata"])
@@ -90,8 +88,7 @@ async def list_locations(conn, *, statuses: list[str] | None, limit: int, cursor
     if cursor:
         at, lid = decode_cursor(cursor)
         query = query.where(sa.tuple_(locations.c.created_at, locations.c.id) > sa.tuple_(at, lid))
-    rows = (await conn.execute(query.order_by(locations.c.created_at, locations.c.id).limit(limit + 1))
-            ).mappings().all()
+    rows = await conn.fetch_all(query.order_by(locations.c.created_at, locations.c.id).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": [public(r) for r in rows],
@@ -128,7 +125,7 @@ async def serving(conn, ctx, zip_code: str | None, lat: Any = None, lon: Any = N
     except (TypeError, ValueError):
         return None
     best = None
-    for row in (await conn.execute(_ACTIVE.where(META["service_area"].has_key("radius_km")))).mappings():
+    for row in await conn.fetch_all(_ACTIVE.where(META["service_area"].has_key("radius_km"))):
         area = row["metadata"]["service_area"]
         distance = _km(lat, lon, area["lat"], area["lon"])
         if distance <= area["radius_km"] and (best is None or distance < best[0]):

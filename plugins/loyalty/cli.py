@@ -24,7 +24,7 @@ async def _verify() -> dict:
     from myhibachi.core.settings import Settings
     from myhibachi.plugins.loyalty.service import verify as check
 
-    db = Database(resolve_url(Settings()), pool_size=1, max_overflow=0)
+    db = Database(resolve_url(Settings()), pool_size=1)
     try:
         async with db.read() as conn:
             return await check(conn)

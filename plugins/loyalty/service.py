@@ -102,11 +102,11 @@ class Book:
         order = [ledger.c.expires_at, ledger.c.seq]
         if first_lot is not None:
             order.insert(0, sa.case((ledger.c.id == first_lot, 0), else_=1))
-        lots = (await self.conn.execute(
+        lots = [tuple(r.values()) for r in await self.conn.fetch_all(
             sa.select(ledger.c.id, ledger.c.remaining)
             .where(ledger.c.account_id == self.account["id"], ledger.c.lot_status == "open")
             .order_by(*order).with_for_update()
-        )).all()
+        )]
         taken, left = [], points
         for lot_id, remaining in lots:
             if left == 0:
@@ -121,12 +121,12 @@ class Book:
         return taken
 
     async def expire_due(self, *, skip_locked: bool = False) -> int:
-        lots = (await self.conn.execute(
+        lots = [tuple(r.values()) for r in await self.conn.fetch_all(
             sa.select(ledger.c.id, ledger.c.remaining)
             .where(ledger.c.account_id == self.account["id"], ledger.c.lot_status == "open",
                    ledger.c.expires_at <= self.now)
             .order_by(ledger.c.expires_at, ledger.c.seq).with_for_update(skip_locked=skip_locked)
-        )).all()
+        )]
         for lot_id, remaining in lots:
             await self.conn.run(sa.update(ledger).where(ledger.c.id == lot_id)
                                     .values(remaining=0, lot_status="expired"))
@@ -154,7 +154,7 @@ class Book:
 
 
 async def _seen(conn, source_key: str) -> bool:
-    return (await conn.execute(sa.select(ledger.c.id).where(ledger.c.source_key == source_key))).first() is not None
+    return await conn.fetch_one(sa.select(ledger.c.id).where(ledger.c.source_key == source_key)) is not None
 
 
 # --- earning and refunds ------------------------------------------------------------------------
@@ -196,12 +196,12 @@ async def reverse_for_refund(conn, ctx, customer_id: uuid.UUID, payment_id: str,
                                  )
     if earned is None:
         return None
-    before = (await conn.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(ledger.c.amount_cents), 0),
-                  sa.func.coalesce(sa.func.sum(ledger.c.debt_points - ledger.c.points), 0))
+    before = tuple((await conn.fetch_one(
+        sa.select(sa.func.coalesce(sa.func.sum(ledger.c.amount_cents), 0).label("cents"),
+                  sa.func.coalesce(sa.func.sum(ledger.c.debt_points - ledger.c.points), 0).label("points"))
         .where(ledger.c.payment_id == payment_id, ledger.c.transaction_type == "refund",
                ledger.c.account_id == book.account["id"])
-    )).one()
+    )).values())
     refunded = min(int(before[0]) + amount_cents, earned["amount_cents"])
     owed = earned["points"] * refunded // earned["amount_cents"] - int(before[1])
     taken = min(owed, book.balance)
@@ -263,8 +263,7 @@ async def give_back_for_booking(conn, ctx, booking_id: uuid.UUID, *,
     found = await redemption_of(conn, booking_id)
     if found is None:
         return None
-    account = (await conn.execute(sa.select(accounts.c.customer_id).where(accounts.c.id == found["account_id"]))
-               ).scalar_one()
+    account = await conn.scalar(sa.select(accounts.c.customer_id).where(accounts.c.id == found["account_id"]))
     book = await Book.open(conn, ctx, account, now or utcnow())
     if await _seen(conn, f"unredeem:booking:{booking_id}"):
         return None
@@ -414,7 +413,7 @@ async def _known(conn, p: dict[str, Any]) -> bool:
         customer_id = uuid.UUID(str(p.get("customer_id")))
     except ValueError:
         return False
-    found = (await conn.execute(sa.select(customers.c.id).where(customers.c.id == customer_id))).first()
+    found = await conn.fetch_one(sa.select(customers.c.id).where(customers.c.id == customer_id))
     return found is not None and bool(p.get("payment_id"))
 
 

@@ -36,9 +36,9 @@ async def record(conn, kind: str, ref: str) -> None:
 
 
 async def effects(conn, kind: str) -> dict[str, int]:
-    rows = await conn.execute(sa.text("SELECT ref, count(*) FROM probe_effects WHERE kind = :k GROUP BY ref"),
-                              {"k": kind})
-    return {ref: n for ref, n in rows}
+    rows = await conn.fetch_all("SELECT ref, count(*) AS n FROM probe_effects WHERE kind = :k GROUP BY ref",
+                                {"k": kind})
+    return {r["ref"]: r["n"] for r in rows}
 
 
 async def on_booking_created(conn, event, ctx) -> None:

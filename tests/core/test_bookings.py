@@ -20,9 +20,9 @@ from .conftest import booking_body, local_start
 
 async def events_named(db, name: str) -> list[dict]:
     async with db.read() as conn:
-        rows = (await conn.execute(sa.select(outbox_events.c.payload, outbox_events.c.actor)
+        rows = [tuple(r.values()) for r in await conn.fetch_all(sa.select(outbox_events.c.payload, outbox_events.c.actor)
                                    .where(outbox_events.c.name == name)
-                                   .order_by(outbox_events.c.created_at))).all()
+                                   .order_by(outbox_events.c.created_at))]
     return [dict(payload, _actor=actor) for payload, actor in rows]
 
 

@@ -423,8 +423,7 @@ async def test_publishing_requests_wake_the_dispatchers_after_commit_a_burst_onc
             answers = await asyncio.gather(*[c.post("/v1/probe/things", json={"tag": f"w{i}"}) for i in range(10)])
             async for _ in listen.notifies(timeout=1.5):
                 async with ctx.db.read() as conn:
-                    visible.append((await conn.execute(sa.select(sa.func.count()).select_from(outbox_events)))
-                                   .scalar_one())
+                    visible.append(await conn.scalar(sa.select(sa.func.count()).select_from(outbox_events)))
     assert [a.status_code for a in answers] == [201] * 10
     assert 1 <= len(visible) < 10, visible
     assert visible[-1] == 10

@@ -136,7 +136,7 @@ async def test_worker_stops_cleanly_on_signal_while_a_handler_runs(make_app, dat
     assert time.monotonic() - stopped_at < 10
     async with database.read() as conn:
         got = await effects(conn, "handled")
-        st = dict((await conn.execute(sa.select(event_deliveries.c.event_id, event_deliveries.c.status))).all())
+        st = dict([tuple(r.values()) for r in await conn.fetch_all(sa.select(event_deliveries.c.event_id, event_deliveries.c.status))])
     assert set(got.values()) <= {1}
     assert {str(k) for k, v in st.items() if v == "done"} == set(got)
     assert set(map(str, st)) == set(ids)

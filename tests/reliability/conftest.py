@@ -10,7 +10,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-from sqlalchemy.pool import NullPool
 
 from myhibachi.core.auth import create_api_key, issue_access_token
 from myhibachi.core.customers import create_customer
@@ -32,9 +31,9 @@ def all_flags_on() -> dict[str, bool]:
 
 
 def loopless_database(url: str) -> Database:
-    """A handle whose connections are never pooled: usable from any event loop (schemathesis'
-    ASGI client runs the app on a loop of its own per request)."""
-    return Database(url, poolclass=NullPool)
+    """A handle usable from any event loop (schemathesis' ASGI client runs the app on a loop
+    of its own per request): each loop opens small pools of its own."""
+    return Database(url, pool_size=1)
 
 
 async def super_admin_and_customer(db, ctx) -> tuple[dict[str, str], dict[str, str], object]:

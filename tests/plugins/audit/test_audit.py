@@ -99,7 +99,7 @@ async def rows(app, **where) -> list[dict]:
         query = sa.select(audit_logs).order_by(audit_logs.c.seq)
         for k, v in where.items():
             query = query.where(audit_logs.c[k] == v)
-        return [dict(r) for r in (await conn.execute(query)).mappings()]
+        return [dict(r) for r in await conn.fetch_all(query)]
 
 
 async def probe_count(app, probe_id) -> int:

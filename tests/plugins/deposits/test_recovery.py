@@ -135,8 +135,8 @@ async def test_offline_deposit_end_to_end(make_app, client_of, seed, clean_db):
     cfg = DepositsPlugin().settings
     assert await reconcile(ctx, cfg, now=utcnow() + timedelta(minutes=cfg.stale_minutes + 1)) == 0
     async with clean_db.read() as conn:
-        left = (await conn.execute(sa.select(offline_payments.c.status, offline_payments.c.amount_refunded_cents)
-                                   .order_by(offline_payments.c.created_at))).all()
+        left = [tuple(r.values()) for r in await conn.fetch_all(sa.select(offline_payments.c.status, offline_payments.c.amount_refunded_cents)
+                                   .order_by(offline_payments.c.created_at))]
     assert [tuple(r) for r in left] == [("succeeded", 6000), ("processing", 0)]
 
 

@@ -154,8 +154,8 @@ async def test_customer_loyalty_points(make_app, client_of, seed, clean_db):
         bad = await c.get(url + "/history", params={"cursor": "nope"}, headers=reader)
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
     async with clean_db.read() as conn:
-        audited = (await conn.execute(sa.select(audit_logs.c.action, audit_logs.c.changes)
-                                      .where(audit_logs.c.action == "loyalty.adjust"))).all()
+        audited = [tuple(r.values()) for r in await conn.fetch_all(sa.select(audit_logs.c.action, audit_logs.c.changes)
+                                      .where(audit_logs.c.action == "loyalty.adjust"))]
     assert len(audited) == 1 and audited[0][1]["reason"]["new"] == "late chef"
 
     # a refund of half the payment takes back half its points
@@ -193,7 +193,7 @@ async def test_two_redemptions_race_for_the_same_points(make_app, client_of, see
                    headers={"Idempotency-Key": str(uuid.uuid4())}) for b in plain])
         assert sorted(r.status_code for r in raced) == [201, 409], [r.text for r in raced]
     async with clean_db.read() as conn:
-        totals = (await conn.execute(sa.text("SELECT id, total_cents FROM bookings"))).all()
+        totals = [tuple(r.values()) for r in await conn.fetch_all(sa.text("SELECT id, total_cents FROM bookings"))]
     # exactly one booking got each discount: the losers were rolled back whole
     assert sorted(t for _, t in totals) == [53000, 54000, 55000]
     assert (await account(clean_db, ana))["points_balance"] == 0
