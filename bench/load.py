@@ -128,11 +128,14 @@ async def seed_customers(db, settings, n: int) -> list[uuid.UUID]:
 
 BOOKINGS_SQL = """
 INSERT INTO bookings (id, customer_id, starts_at, time_zone, duration_minutes, party_size, adults, children,
-                      address, zip_code, status, price_lines, total_cents, currency, slot_key, created_at, updated_at)
+                      address, zip_code, status, price_lines, total_cents, currency, slot_key, pools, created_at,
+                      updated_at)
 SELECT gen_random_uuid(), c.id, t.starts_at, 'UTC', 60, 10, 10, 0, g || ' Market St', :zip,
        (ARRAY['pending', 'confirmed', 'completed', 'cancelled'])[1 + g % 4],
        '[{"code": "base.adults", "label": "10 adults", "amount_cents": 60000}]'::jsonb, 60000, 'USD',
-       :scope || to_char(t.starts_at, 'YYYY-MM-DD"T"HH24:MI"Z"'), t.starts_at - interval '30 days',
+       :scope || to_char(t.starts_at, 'YYYY-MM-DD"T"HH24:MI"Z"'),
+       CASE WHEN :scope = '' THEN '{}'::text[] ELSE ARRAY['location:' || rtrim(:scope, ':')] END,
+       t.starts_at - interval '30 days',
        t.starts_at - interval '30 days'
 FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) AS g
 CROSS JOIN LATERAL (SELECT date_trunc('hour', now() - interval '180 days'
@@ -146,7 +149,7 @@ async def seed_bookings(db, first: int, count: int, customers: int, *, focus: in
                         focus_customers: int = PAGE_CUSTOMERS, location: str | None = None) -> None:
     """Bookings ``first``..``first+count-1`` over a year; the first ``focus`` go to the first
     ``focus_customers`` customers (so they have pages of bookings), the rest to everyone.
-    With ``location``, their slots are that location's, as the locations plugin keys them,
+    With ``location``, they draw on that location's pool, as the locations plugin records it,
     so its availability counts the same bookings as the core alone and the baseline."""
     step = 200_000
     for lo in range(first, first + count, step):
