@@ -199,6 +199,8 @@ def _compile(stmt, params: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
     if isinstance(stmt, str):
         text = _TEXT.get(stmt)
         if text is None:
+            if len(_TEXT) > 4000:  # SQL built per call (a TRUNCATE of given tables); stay bounded
+                _TEXT.clear()
             text = _TEXT[stmt] = sa.text(stmt)
         stmt = text
     # An INSERT or UPDATE sets the columns its parameters name, as SQLAlchemy's execute does.

@@ -15,7 +15,7 @@ import uuid
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -28,10 +28,12 @@ from myhibachi.core.models import webhook_events
 from myhibachi.core.ports import InvalidSignature
 from myhibachi.core.routing import Connection, Route
 
-# provider -> the port whose adapter verifies it
-PROVIDERS = {"stripe": "payments", "twilio": "sms", "sendgrid": "email", "plaid": "bank", "telephony": "telephony"}
 Provider = Literal["stripe", "twilio", "sendgrid", "plaid", "telephony"]
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+# provider -> the port whose adapter verifies it, and the body it expects back (None: a receipt)
+PROVIDERS: dict[str, tuple[str, str | None]] = {
+    "stripe": ("payments", None), "twilio": ("sms", EMPTY_TWIML), "sendgrid": ("email", None),
+    "plaid": ("bank", None), "telephony": ("telephony", EMPTY_TWIML)}
 
 
 class WebhookReceived(BaseModel):
@@ -110,6 +112,19 @@ async def data_of(conn: Conn, ctx, event: dict[str, Any]) -> dict[str, Any]:
     return json.loads(vault(ctx).decrypt(row["data_enc"], row["key_id"], _aad(webhook_id)))
 
 
+async def verified(provider: Provider, request: Request) -> list:
+    """The provider's events in the request, once its adapter checked the signature: a
+    dependency, so a forged or malformed request is refused before a connection is taken."""
+    ctx = request.app.state.ctx
+    try:
+        return await ctx.ports.get(PROVIDERS[provider][0]).verify_webhook(
+            request.headers, await request.body(), signed_url(ctx, request))
+    except InvalidSignature as exc:
+        raise Problem(400, "Invalid signature", str(exc), kind="invalid-signature") from exc
+    except ValueError as exc:
+        raise invalid("body", str(exc)) from exc
+
+
 router = APIRouter(tags=["webhooks"], route_class=Route)
 
 
@@ -117,20 +132,13 @@ router = APIRouter(tags=["webhooks"], route_class=Route)
              responses={**error_responses(400, 422),
                         200: {"content": {"application/xml": {"example": EMPTY_TWIML}},
                               "description": "Received (Twilio and telephony get empty TwiML)."}})
-async def receive(provider: Provider, request: Request, conn: Conn = Connection):
+async def receive(provider: Provider, request: Request, received: list = Depends(verified),
+                  conn: Conn = Connection):
     """Verified by the provider's adapter (Stripe-Signature, X-Twilio-Signature, SendGrid's signed
     event webhook, Plaid-Verification); each provider event is recorded and published once, so
     a replay answers 200 and changes nothing."""
-    ctx = request.app.state.ctx
-    body = await request.body()
-    try:
-        received = await ctx.ports.get(PROVIDERS[provider]).verify_webhook(request.headers, body,
-                                                                           signed_url(ctx, request))
-    except InvalidSignature as exc:
-        raise Problem(400, "Invalid signature", str(exc), kind="invalid-signature") from exc
-    except ValueError as exc:
-        raise invalid("body", str(exc)) from exc
-    new = await record(conn, ctx, provider, received)
-    if provider in ("twilio", "telephony"):
-        return Response(EMPTY_TWIML, media_type="application/xml")
+    new = await record(conn, request.app.state.ctx, provider, received)
+    reply = PROVIDERS[provider][1]
+    if reply is not None:
+        return Response(reply, media_type="application/xml")
     return WebhookReceipt(received=len(received), duplicates=len(received) - new)
