@@ -243,4 +243,4 @@ _ASSIGN = pg_insert(booking_locations).values(
 
 
 async def assign(conn, booking_id: uuid.UUID, location_id: uuid.UUID) -> None:
-    await conn.run(_ASSIGN, {"booking_id": booking_id, "location_id": location_id})
+    await conn.queue(_ASSIGN, {"booking_id": booking_id, "location_id": location_id})
