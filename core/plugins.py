@@ -38,6 +38,12 @@ class Plugin:
     ``core`` is a version specifier of the core versions the plugin supports.
     ``services`` maps the protocols it provides (``myhibachi.core.services``) to factories
     called once with the app's context; other plugins reach them with ``ctx.service``.
+    ``settings`` is a pydantic model of its settings: the object's ``settings`` is an instance,
+    read from ``MYHIBACHI_<NAME>_<FIELD>`` with the keywords given to the constructor first.
+
+    By convention, a plugin package's ``routes.py`` gives ``add_routes(router, ctx)``, its
+    ``tasks.py`` ``add_tasks(huey, ctx)`` and ``migrations/`` its Alembic branch; a plugin
+    that implements those hooks itself replaces the convention.
     """
 
     name: str = ""
@@ -49,6 +55,27 @@ class Plugin:
     core: str = ">=0.1"
     permissions: tuple[str, ...] = ()
     services: dict[type, Callable[[Any], Any]] = {}
+    settings: Any = None  # the model on the class, its instance on the object
+
+    def __init__(self, **overrides: Any) -> None:
+        model = type(self).settings
+        if model is None and overrides:
+            raise PluginError(f"plugin {self.name} declares no settings, given {', '.join(overrides)}")
+        if model is not None:
+            from myhibachi.core.settings import plugin_settings
+
+            try:
+                self.settings = plugin_settings(model, self.name, overrides)
+            except ValueError as exc:
+                raise PluginError(f"plugin {self.name}: {exc}") from None
+
+    @hookimpl
+    def register_routes(self, router, ctx) -> None:
+        _by_convention(self, "routes", "add_routes", router, ctx)
+
+    @hookimpl
+    def register_tasks(self, huey, ctx) -> None:
+        _by_convention(self, "tasks", "add_tasks", huey, ctx)
 
     @hookimpl
     def migration_location(self) -> str | None:
@@ -351,13 +378,18 @@ class PluginManager:
                 self.fail(other, f"requires plugin {plugin.name}, which failed", strict)
 
     def states(self, flags=None) -> list[dict[str, Any]]:
-        """One row per known plugin: name, version, flag, state, reason, requires, features.
+        """One row per known plugin: name, version, flag, state, reason, requires, features,
+        settings (each one's variable, default and description).
 
         ``state`` is ``enabled``, ``disabled by flag`` (its flag is off for everyone),
         ``failed: <reason>`` or ``not selected``; a partial rollout reads ``enabled (N%)``.
         """
+        from myhibachi.core.settings import env_table, plugin_prefix
+
         rows = []
         for rec in sorted(self.records.values(), key=lambda r: r.name):
+            model = type(rec.plugin).settings if rec.plugin else None
+            settings = env_table(model, plugin_prefix(rec.name)) if model else []
             state = rec.state
             if state == "enabled" and rec.flag and flags is not None:
                 rollout = flags.rollout(rec.flag)
@@ -368,7 +400,8 @@ class PluginManager:
             elif state == "failed":
                 state = f"failed: {rec.reason}"
             rows.append({"name": rec.name, "version": rec.version, "flag": rec.flag, "state": state,
-                         "reason": rec.reason, "requires": list(rec.requires), "features": dict(rec.features)})
+                         "reason": rec.reason, "requires": list(rec.requires), "features": dict(rec.features),
+                         "settings": [dict(zip(("variable", "default", "description"), row)) for row in settings]})
         return rows
 
 
@@ -418,6 +451,14 @@ def load_installed(settings, *, strict: bool | None = None, trace: bool | None =
         strict=settings.strict_plugins if strict is None else strict,
     )
     return manager
+
+
+def _by_convention(plugin: Plugin, module: str, function: str, *args: Any) -> None:
+    found = import_submodule(plugin, module)
+    if found is not None:
+        if not callable(entry := getattr(found, function, None)):
+            raise PluginError(f"{found.__name__} has no {function}() to call")
+        entry(*args)
 
 
 def import_submodule(plugin: Plugin, name: str):
