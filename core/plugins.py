@@ -38,12 +38,10 @@ class Plugin:
     ``core`` is a version specifier of the core versions the plugin supports.
     ``services`` maps the protocols it provides (``myhibachi.core.services``) to factories
     called once with the app's context; other plugins reach them with ``ctx.service``.
-    ``settings`` is a pydantic model of its settings: the object's ``settings`` is an instance,
-    read from ``MYHIBACHI_<NAME>_<FIELD>`` with the keywords given to the constructor first.
-
-    By convention, a plugin package's ``routes.py`` gives ``add_routes(router, ctx)``, its
-    ``tasks.py`` ``add_tasks(huey, ctx)`` and ``migrations/`` its Alembic branch; a plugin
-    that implements those hooks itself replaces the convention.
+    ``settings`` is a pydantic model; the object's ``settings`` is its instance, read from
+    ``MYHIBACHI_<NAME>_<FIELD>`` after the constructor's keywords. By convention the package's
+    ``routes.py`` has ``add_routes(router, ctx)``, ``tasks.py`` ``add_tasks(huey, ctx)`` and
+    ``migrations/`` the Alembic branch; a plugin implementing those hooks replaces the convention.
     """
 
     name: str = ""
@@ -58,16 +56,9 @@ class Plugin:
     settings: Any = None  # the model on the class, its instance on the object
 
     def __init__(self, **overrides: Any) -> None:
-        model = type(self).settings
-        if model is None and overrides:
-            raise PluginError(f"plugin {self.name} declares no settings, given {', '.join(overrides)}")
-        if model is not None:
-            from myhibachi.core.settings import plugin_settings
+        from myhibachi.core.settings import plugin_settings
 
-            try:
-                self.settings = plugin_settings(model, self.name, overrides)
-            except ValueError as exc:
-                raise PluginError(f"plugin {self.name}: {exc}") from None
+        self.settings = plugin_settings(self, overrides)
 
     @hookimpl
     def register_routes(self, router, ctx) -> None:
@@ -384,12 +375,10 @@ class PluginManager:
         ``state`` is ``enabled``, ``disabled by flag`` (its flag is off for everyone),
         ``failed: <reason>`` or ``not selected``; a partial rollout reads ``enabled (N%)``.
         """
-        from myhibachi.core.settings import env_table, plugin_prefix
+        from myhibachi.core.settings import settings_rows
 
         rows = []
         for rec in sorted(self.records.values(), key=lambda r: r.name):
-            model = type(rec.plugin).settings if rec.plugin else None
-            settings = env_table(model, plugin_prefix(rec.name)) if model else []
             state = rec.state
             if state == "enabled" and rec.flag and flags is not None:
                 rollout = flags.rollout(rec.flag)
@@ -401,7 +390,7 @@ class PluginManager:
                 state = f"failed: {rec.reason}"
             rows.append({"name": rec.name, "version": rec.version, "flag": rec.flag, "state": state,
                          "reason": rec.reason, "requires": list(rec.requires), "features": dict(rec.features),
-                         "settings": [dict(zip(("variable", "default", "description"), row)) for row in settings]})
+                         "settings": settings_rows(rec.plugin)})
         return rows
 
 
@@ -454,8 +443,7 @@ def load_installed(settings, *, strict: bool | None = None, trace: bool | None =
 
 
 def _by_convention(plugin: Plugin, module: str, function: str, *args: Any) -> None:
-    found = import_submodule(plugin, module)
-    if found is not None:
+    if (found := import_submodule(plugin, module)) is not None:
         if not callable(entry := getattr(found, function, None)):
             raise PluginError(f"{found.__name__} has no {function}() to call")
         entry(*args)

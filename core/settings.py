@@ -1,6 +1,7 @@
 """All settings, read from the environment (``MYHIBACHI_*`` plus the standard service URLs).
 
-The README's settings table is kept in step with this class by a test.
+The README's settings table is kept in step with this class by a test. A plugin's own
+settings (its manifest's model) are read by :func:`plugin_settings` from ``MYHIBACHI_<NAME>_*``.
 """
 from __future__ import annotations
 
@@ -242,16 +243,20 @@ def plugin_prefix(name: str) -> str:
     return f"MYHIBACHI_{name.upper()}_"
 
 
-def plugin_settings(model: type[BaseModel], name: str, overrides: dict[str, Any]) -> BaseModel:
-    """A plugin's settings: each field from ``MYHIBACHI_<NAME>_<FIELD>`` when set, a keyword
-    override before that, else the model's default.
+def plugin_settings(plugin, overrides: dict[str, Any]) -> BaseModel | None:
+    """The settings of a plugin whose manifest names a model: each field from a keyword
+    override, else ``MYHIBACHI_<NAME>_<FIELD>`` when set, else the model's default.
 
-    Raises ValueError naming the variable (or the override) of every value the model refuses.
+    Raises PluginError naming the variable (or the keyword) of every value the model refuses.
     """
-    prefix = plugin_prefix(name)
-    unknown = sorted(set(overrides) - set(model.model_fields))
+    from myhibachi.core.plugins import PluginError
+
+    model, prefix = type(plugin).settings, plugin_prefix(plugin.name)
+    unknown = sorted(set(overrides) - set(model.model_fields if model else ()))
     if unknown:
-        raise ValueError(f"{model.__name__} has no setting {', '.join(unknown)}")
+        raise PluginError(f"plugin {plugin.name} has no setting {', '.join(unknown)}")
+    if model is None:
+        return None
     values: dict[str, Any] = {f: os.environ[prefix + f.upper()] for f in model.model_fields
                               if prefix + f.upper() in os.environ}
     values.update(overrides)
@@ -268,4 +273,11 @@ def plugin_settings(model: type[BaseModel], name: str, overrides: dict[str, Any]
             else:
                 where = ""
             problems.append(where + error["msg"])
-        raise ValueError("; ".join(problems)) from None
+        raise PluginError(f"plugin {plugin.name}: {'; '.join(problems)}") from None
+
+
+def settings_rows(plugin) -> list[dict[str, str]]:
+    """A plugin's settings as ``plugins list --json`` shows them: variable, default, description."""
+    model = type(plugin).settings if plugin is not None else None
+    return [dict(zip(("variable", "default", "description"), row))
+            for row in (env_table(model, plugin_prefix(plugin.name)) if model else [])]

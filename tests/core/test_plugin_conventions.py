@@ -49,9 +49,9 @@ def test_settings_are_read_from_the_prefixed_environment_keywords_first(monkeypa
     monkeypatch.setenv("MYHIBACHI_COMMS_MAX_ATTEMPTS", "2")
     assert CommsPlugin().settings.max_attempts == 2
 
-    with pytest.raises(PluginError, match="Knobs has no setting batch_sise"):
+    with pytest.raises(PluginError, match="plugin knobs has no setting batch_sise"):
         KnobsPlugin(batch_sise=3)
-    with pytest.raises(PluginError, match="declares no settings, given batch_size"):
+    with pytest.raises(PluginError, match="plugin dependent has no setting batch_size"):
         Dependent(batch_size=3)
 
 
