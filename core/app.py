@@ -30,6 +30,12 @@ log = logging.getLogger("myhibachi.app")
 CORE_PERMISSIONS = ["plugins.read"]
 
 
+class PluginSetting(BaseModel):
+    variable: str
+    default: str
+    description: str
+
+
 class PluginInfo(BaseModel):
     name: str
     version: str
@@ -38,6 +44,7 @@ class PluginInfo(BaseModel):
     reason: str = ""
     requires: list[str]
     features: dict[str, list[str]]
+    settings: list[PluginSetting] = []
 
 
 class Health(BaseModel):

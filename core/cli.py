@@ -257,7 +257,7 @@ def plugins_new(
                                                              "or <distribution>/tests)."),
 ) -> None:
     """Scaffold a plugin of the standard shape: manifest, models, schemas, service, routes,
-    tasks, a first migration and a first test."""
+    a first migration and a first test."""
     from myhibachi.core.scaffold import scaffold
 
     try:

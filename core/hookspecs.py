@@ -145,7 +145,9 @@ class Hooks:
 
         Called once at start-up with a router owned by this plugin. The core mounts it under
         ``/v1`` behind its auth dependency and the plugin's flag: when the flag is off for the
-        caller, every route of the router answers 404 with a feature-disabled problem.
+        caller, every route of the router answers 404 with a feature-disabled problem. The
+        default (:class:`myhibachi.core.Plugin`) calls ``add_routes(router, ctx)`` of the
+        plugin package's ``routes`` module when it has one.
 
         :param router: a fresh ``APIRouter`` for this plugin alone.
         :param ctx: the application context (settings, database, flags, ports).
@@ -160,7 +162,8 @@ class Hooks:
         :func:`myhibachi.core.tasks.async_task` for an ``async`` body). Work that is due at a
         time kept in a database row belongs in a poller instead: ``ctx.add_poller(name,
         poller)``, run by the worker's dispatch loop, claiming rows with
-        :func:`myhibachi.core.scheduled.claim_due`.
+        :func:`myhibachi.core.scheduled.claim_due`. The default (:class:`myhibachi.core.Plugin`)
+        calls ``add_tasks(huey, ctx)`` of the plugin package's ``tasks`` module when it has one.
 
         :param huey: the application's huey instance (Redis in production, SQLite embedded).
         :param ctx: the application context.

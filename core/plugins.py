@@ -38,6 +38,10 @@ class Plugin:
     ``core`` is a version specifier of the core versions the plugin supports.
     ``services`` maps the protocols it provides (``myhibachi.core.services``) to factories
     called once with the app's context; other plugins reach them with ``ctx.service``.
+    ``settings`` is a pydantic model; the object's ``settings`` is its instance, read from
+    ``MYHIBACHI_<NAME>_<FIELD>`` after the constructor's keywords. By convention the package's
+    ``routes.py`` has ``add_routes(router, ctx)``, ``tasks.py`` ``add_tasks(huey, ctx)`` and
+    ``migrations/`` the Alembic branch; a plugin implementing those hooks replaces the convention.
     """
 
     name: str = ""
@@ -49,6 +53,20 @@ class Plugin:
     core: str = ">=0.1"
     permissions: tuple[str, ...] = ()
     services: dict[type, Callable[[Any], Any]] = {}
+    settings: Any = None  # the model on the class, its instance on the object
+
+    def __init__(self, **overrides: Any) -> None:
+        from myhibachi.core.settings import plugin_settings
+
+        self.settings = plugin_settings(self, overrides)
+
+    @hookimpl
+    def register_routes(self, router, ctx) -> None:
+        _by_convention(self, "routes", "add_routes", router, ctx)
+
+    @hookimpl
+    def register_tasks(self, huey, ctx) -> None:
+        _by_convention(self, "tasks", "add_tasks", huey, ctx)
 
     @hookimpl
     def migration_location(self) -> str | None:
@@ -351,11 +369,14 @@ class PluginManager:
                 self.fail(other, f"requires plugin {plugin.name}, which failed", strict)
 
     def states(self, flags=None) -> list[dict[str, Any]]:
-        """One row per known plugin: name, version, flag, state, reason, requires, features.
+        """One row per known plugin: name, version, flag, state, reason, requires, features,
+        settings (each one's variable, default and description).
 
         ``state`` is ``enabled``, ``disabled by flag`` (its flag is off for everyone),
         ``failed: <reason>`` or ``not selected``; a partial rollout reads ``enabled (N%)``.
         """
+        from myhibachi.core.settings import settings_rows
+
         rows = []
         for rec in sorted(self.records.values(), key=lambda r: r.name):
             state = rec.state
@@ -368,7 +389,8 @@ class PluginManager:
             elif state == "failed":
                 state = f"failed: {rec.reason}"
             rows.append({"name": rec.name, "version": rec.version, "flag": rec.flag, "state": state,
-                         "reason": rec.reason, "requires": list(rec.requires), "features": dict(rec.features)})
+                         "reason": rec.reason, "requires": list(rec.requires), "features": dict(rec.features),
+                         "settings": settings_rows(rec.plugin)})
         return rows
 
 
@@ -418,6 +440,13 @@ def load_installed(settings, *, strict: bool | None = None, trace: bool | None =
         strict=settings.strict_plugins if strict is None else strict,
     )
     return manager
+
+
+def _by_convention(plugin: Plugin, module: str, function: str, *args: Any) -> None:
+    if (found := import_submodule(plugin, module)) is not None:
+        if not callable(entry := getattr(found, function, None)):
+            raise PluginError(f"{found.__name__} has no {function}() to call")
+        entry(*args)
 
 
 def import_submodule(plugin: Plugin, name: str):

@@ -2,10 +2,12 @@
 
 Every plugin starts from the same files (DESIGN.md, "A plugin folder reads the same
 everywhere"): the manifest in ``__init__.py``, ``models.py``, ``schemas.py``,
-``service.py``, ``routes.py``, ``tasks.py``, ``migrations/`` with a first revision, and a
-first test. The scaffold is runnable as written: a starter table, a create and a list
-route behind the plugin's flag and permissions, so a new plugin migrates and answers
-before its author changes anything.
+``service.py``, ``routes.py``, ``migrations/`` with a first revision, and a first test;
+``tasks.py`` comes with the first background job, so the scaffold has none. The core finds
+``routes.py`` and ``migrations/`` by convention, so the manifest holds no hook for them.
+The scaffold is runnable as written: a starter table, a create and a list route behind the
+plugin's flag and permissions, so a new plugin migrates and answers before its author
+changes anything.
 """
 from __future__ import annotations
 
@@ -18,10 +20,11 @@ NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 # The shape rule. Always required: __init__.py (the manifest) and service.py (the logic,
 # callable without HTTP). The others are required when the plugin has what they hold:
-# routes.py and schemas.py when it adds routes, models.py and migrations/ when it owns
-# tables, tasks.py when it declares tasks. "Small plugins may merge files" is read as: a
-# plugin without routes, tables or tasks leaves those files out, nothing more. "Big ones
-# may split service.py": any required module may be a package (service/__init__.py).
+# routes.py and schemas.py when it adds routes (routes.py, or its own register_routes),
+# models.py and migrations/ when it owns tables, tasks.py when it implements register_tasks
+# itself. "Small plugins may merge files" is read as: a plugin without routes, tables or
+# tasks leaves those files out, nothing more. "Big ones may split service.py": any required
+# module may be a package (service/__init__.py).
 ALWAYS = ("__init__", "service")
 WHEN = {
     "register_routes": ("routes", "schemas"),
@@ -45,20 +48,8 @@ class $cls(Plugin):
     description = "$description"
     features: dict[str, list[str]] = {}
     requires: tuple[str, ...] = ()
-    core = ">=0.1"
+    core = "$core_range"
     permissions = ("$name.read", "$name.write")
-
-    @hookimpl
-    def register_routes(self, router, ctx):
-        from $package.routes import setup
-
-        setup(router)
-
-    @hookimpl
-    def register_tasks(self, huey, ctx):
-        from $package.tasks import setup
-
-        setup(huey, ctx)
 
     @hookimpl
     def register_event_handlers(self):
@@ -139,25 +130,17 @@ from $package import service
 from $package.schemas import ItemIn, ItemOut
 
 
-def setup(router: APIRouter) -> None:
+def add_routes(router: APIRouter, ctx) -> None:
     @router.post("/$slug/items", response_model=ItemOut, status_code=201,
                  responses=error_responses(401, 403, 404))
     async def create_item(body: ItemIn, conn: Conn = Connection, _=Depends(require("$name.write"))) -> ItemOut:
         return ItemOut(**await service.create_item(conn, body.label))
 
+    # The same conn parameter is a transaction on the POST above and a read connection here.
     @router.get("/$slug/items", response_model=list[ItemOut], responses=error_responses(401, 403, 404))
     async def list_items(limit: int = Query(50, ge=1, le=200), conn: Conn = Connection,
                          _=Depends(require("$name.read"))) -> list[ItemOut]:
         return [ItemOut(**row) for row in await service.list_items(conn, limit)]
-''')
-
-TASKS = _template('''
-"""Background work of $name: periodic jobs, pollers, on-demand huey tasks."""
-
-
-def setup(huey, ctx) -> None:
-    """Declare periodic jobs here with ``myhibachi.core.scheduled.periodic(ctx, "$name.job", job,
-    every=seconds)``, pollers with ``ctx.add_poller``, on-demand tasks with ``@huey.task()``."""
 ''')
 
 MIGRATION = _template('''
@@ -227,7 +210,7 @@ name = "$distribution"
 version = "0.1.0"
 description = "$description"
 requires-python = ">=3.11"
-dependencies = ["myhibachi>=0.1"]
+dependencies = ["myhibachi$core_range"]
 
 [project.entry-points."myhibachi.plugins"]
 $name = "$package:plugin"
@@ -255,6 +238,16 @@ def core_head() -> str:
     if len(heads) != 1:
         raise RuntimeError(f"the core branch has {len(heads)} heads: {', '.join(heads)}")
     return heads[0]
+
+
+def core_range() -> str:
+    """The core versions a new plugin supports: from this core's minor release to the next major."""
+    from packaging.version import Version
+
+    from myhibachi.core import __version__
+
+    v = Version(__version__)
+    return f">={v.major}.{v.minor},<{v.major + 1}"
 
 
 def scaffold(name: str, directory: Path, *, flag: str | None = None, package: str | None = None,
@@ -290,11 +283,11 @@ def scaffold(name: str, directory: Path, *, flag: str | None = None, package: st
         "cls": "".join(part.title() for part in name.split("_")) + "Plugin",
         "title": name.replace("_", " ").capitalize(),
         "description": description or f"the {name.replace('_', ' ')} plugin.",
-        "core_head": core_head(), "distribution": distribution or "",
+        "core_head": core_head(), "core_range": core_range(), "distribution": distribution or "",
     }
     files = {
         folder / "__init__.py": INIT, folder / "models.py": MODELS, folder / "schemas.py": SCHEMAS,
-        folder / "service.py": SERVICE, folder / "routes.py": ROUTES, folder / "tasks.py": TASKS,
+        folder / "service.py": SERVICE, folder / "routes.py": ROUTES,
         folder / "migrations" / f"{name}_0001_items.py": MIGRATION,
         tests / f"test_{name}.py": TEST,
     }
@@ -328,9 +321,11 @@ def shape_problems(plugin) -> list[str]:
     def has(module: str) -> bool:
         return (folder / f"{module}.py").is_file() or (folder / module / "__init__.py").is_file()
 
+    from myhibachi.core.plugins import Plugin
+
     needed = list(ALWAYS)
     for hook, modules in WHEN.items():
-        if hasattr(plugin, hook):
+        if has(modules[0]) or getattr(type(plugin), hook, None) is not getattr(Plugin, hook):
             needed.extend(modules)
     if has("models"):
         import_submodule(plugin, "models")

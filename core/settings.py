@@ -1,15 +1,18 @@
 """All settings, read from the environment (``MYHIBACHI_*`` plus the standard service URLs).
 
-The README's settings table is kept in step with this class by a test.
+The README's settings table is kept in step with this class by a test. A plugin's own
+settings (its manifest's model) are read by :func:`plugin_settings` from ``MYHIBACHI_<NAME>_*``.
 """
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import time
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -224,12 +227,57 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
 
-def env_table() -> list[tuple[str, str, str]]:
-    """(variable, default, description) for every setting, in declaration order."""
+def env_table(model: type[BaseModel] = Settings, prefix: str = "MYHIBACHI_") -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting of ``model``, in declaration order."""
     rows = []
-    for name, field in Settings.model_fields.items():
+    for name, field in model.model_fields.items():
         alias = field.validation_alias
-        var = alias.choices[0] if isinstance(alias, AliasChoices) else f"MYHIBACHI_{name.upper()}"
+        var = alias.choices[0] if isinstance(alias, AliasChoices) else f"{prefix}{name.upper()}"
         default = "" if field.default is None else str(field.default)
         rows.append((var, default, field.description or ""))
     return rows
+
+
+def plugin_prefix(name: str) -> str:
+    """The environment prefix of a plugin's settings: ``MYHIBACHI_<NAME>_``."""
+    return f"MYHIBACHI_{name.upper()}_"
+
+
+def plugin_settings(plugin, overrides: dict[str, Any]) -> BaseModel | None:
+    """The settings of a plugin whose manifest names a model: each field from a keyword
+    override, else ``MYHIBACHI_<NAME>_<FIELD>`` when set, else the model's default.
+
+    Raises PluginError naming the variable (or the keyword) of every value the model refuses.
+    """
+    from myhibachi.core.plugins import PluginError
+
+    model, prefix = type(plugin).settings, plugin_prefix(plugin.name)
+    unknown = sorted(set(overrides) - set(model.model_fields if model else ()))
+    if unknown:
+        raise PluginError(f"plugin {plugin.name} has no setting {', '.join(unknown)}")
+    if model is None:
+        return None
+    values: dict[str, Any] = {f: os.environ[prefix + f.upper()] for f in model.model_fields
+                              if prefix + f.upper() in os.environ}
+    values.update(overrides)
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            if field in overrides:
+                where = f"setting {field}={overrides[field]!r}: "
+            elif field:
+                where = f"{prefix}{field.upper()}" + (f"={values[field]!r}: " if field in values else ": ")
+            else:
+                where = ""
+            problems.append(where + error["msg"])
+        raise PluginError(f"plugin {plugin.name}: {'; '.join(problems)}") from None
+
+
+def settings_rows(plugin) -> list[dict[str, str]]:
+    """A plugin's settings as ``plugins list --json`` shows them: variable, default, description."""
+    model = type(plugin).settings if plugin is not None else None
+    return [dict(zip(("variable", "default", "description"), row))
+            for row in (env_table(model, plugin_prefix(plugin.name)) if model else [])]

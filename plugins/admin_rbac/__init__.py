@@ -19,18 +19,6 @@ class AdminRbacPlugin(Plugin):
     permissions = ("admin_users.read", "admin_users.write", "roles.read", "roles.write")
 
     @hookimpl
-    def register_routes(self, router, ctx):
-        from myhibachi.plugins.admin_rbac.routes import build
-
-        build(router, ctx)
-
-    @hookimpl
-    def register_tasks(self, huey, ctx):
-        from myhibachi.plugins.admin_rbac.tasks import register
-
-        register(huey, ctx)
-
-    @hookimpl
     async def resolve_principal(self, claims, ctx):
         if claims.get("kind") != "admin":
             return None

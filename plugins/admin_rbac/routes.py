@@ -16,7 +16,7 @@ from myhibachi.plugins.admin_rbac import schemas, service
 
 
 
-def build(router: APIRouter, ctx) -> None:
+def add_routes(router: APIRouter, ctx) -> None:
     @router.post("/auth/staff/login", response_model=schemas.LoginResponse, tags=["admin auth"],
                  responses=error_responses(401, 429))
     async def login(body: schemas.LoginRequest, request: Request):

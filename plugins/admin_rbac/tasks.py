@@ -10,5 +10,5 @@ async def purge_sessions(conn, ctx) -> int:
     return await purge(conn)
 
 
-def register(huey, ctx) -> None:
+def add_tasks(huey, ctx) -> None:
     periodic(ctx, "admin_rbac.purge_sessions", purge_sessions, cron="17 * * * *")

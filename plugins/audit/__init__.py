@@ -19,18 +19,6 @@ class AuditPlugin(Plugin):
     permissions = ("audit.read",)
 
     @hookimpl
-    def register_routes(self, router, ctx):
-        from myhibachi.plugins.audit.routes import build
-
-        build(router, ctx)
-
-    @hookimpl
-    def register_tasks(self, huey, ctx):
-        from myhibachi.plugins.audit.tasks import register
-
-        register(huey, ctx)
-
-    @hookimpl
     async def record_admin_action(self, conn, action):
         from myhibachi.plugins.audit.service import append
 

@@ -14,7 +14,7 @@ CURSOR = Query(None, max_length=200, description="next_cursor of the previous pa
 LIMIT = Query(50, ge=1, le=500)
 
 
-def build(router: APIRouter, ctx) -> None:
+def add_routes(router: APIRouter, ctx) -> None:
     read = Depends(require("audit.read"))
     errors = error_responses(401, 403)
 

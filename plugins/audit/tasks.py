@@ -17,5 +17,5 @@ async def verify_chain(conn, ctx) -> dict:
     return result
 
 
-def register(huey, ctx) -> None:
+def add_tasks(huey, ctx) -> None:
     periodic(ctx, "audit.verify_chain", verify_chain, cron="41 3 * * *")

@@ -7,19 +7,14 @@ bounced; inbound STOP/START keep a per-number opt-out list.
 """
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field
 
 from myhibachi.core import Plugin, hookimpl
 from myhibachi.core.services import Messaging
 
 
-class CommsSettings(BaseSettings):
+class CommsSettings(BaseModel):
     """The plugin's own settings, read from ``MYHIBACHI_COMMS_*``."""
-
-    model_config = SettingsConfigDict(env_prefix="MYHIBACHI_COMMS_", extra="ignore")
 
     max_sms_segments: int = Field(default=10, ge=1, le=30,
                                   description="Longest SMS accepted, in segments (160/153 GSM-7, 70/67 UCS-2).")
@@ -48,21 +43,7 @@ class CommsPlugin(Plugin):
     features = {"6.1": ["test_send_sms_direct", "test_send_email_direct"]}
     permissions = ("comms.send", "comms.read")
     services = {Messaging: messaging}
-
-    def __init__(self, **settings: Any) -> None:
-        self.settings = CommsSettings(**settings)
-
-    @hookimpl
-    def register_routes(self, router, ctx) -> None:
-        from myhibachi.plugins.comms.routes import add_routes
-
-        add_routes(router, ctx)
-
-    @hookimpl
-    def register_tasks(self, huey, ctx) -> None:
-        from myhibachi.plugins.comms.tasks import register
-
-        register(huey, ctx)
+    settings = CommsSettings
 
     @hookimpl
     def register_events(self) -> list:

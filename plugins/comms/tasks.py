@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-def register(huey, ctx) -> None:
+def add_tasks(huey, ctx) -> None:
     from myhibachi.plugins.comms.service import dispatch_due
 
     ctx.add_poller("comms", dispatch_due)

@@ -14,18 +14,13 @@ deposits left processing or unconfirmed with the provider.
 """
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field
 
 from myhibachi.core import Plugin, hookimpl
 
 
-class DepositsSettings(BaseSettings):
+class DepositsSettings(BaseModel):
     """The plugin's own settings, read from ``MYHIBACHI_DEPOSITS_*``."""
-
-    model_config = SettingsConfigDict(env_prefix="MYHIBACHI_DEPOSITS_", extra="ignore")
 
     percent: int = Field(default=20, ge=1, le=100, description="Deposit as a percentage of the booking's total.")
     minimum_cents: int = Field(default=10000, ge=1, description="Smallest deposit, in cents (never above the total).")
@@ -43,21 +38,7 @@ class DepositsPlugin(Plugin):
     features = {"5.1": ["test_create_deposit_success", "test_list_deposits", "test_confirm_deposit",
                         "test_cancel_deposit", "test_refund_deposit"]}
     permissions = ("payments.read", "payments.write")
-
-    def __init__(self, **settings: Any) -> None:
-        self.settings = DepositsSettings(**settings)
-
-    @hookimpl
-    def register_routes(self, router, ctx) -> None:
-        from myhibachi.plugins.deposits.routes import add_routes
-
-        add_routes(router, self.settings)
-
-    @hookimpl
-    def register_tasks(self, huey, ctx) -> None:
-        from myhibachi.plugins.deposits.tasks import register
-
-        register(ctx, self.settings)
+    settings = DepositsSettings
 
     @hookimpl
     def register_events(self) -> list:

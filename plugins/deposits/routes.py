@@ -31,7 +31,8 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
-def add_routes(router: APIRouter, cfg) -> None:
+def add_routes(router: APIRouter, ctx) -> None:
+    cfg = ctx.plugins.get("deposits").settings
     base = "/payments/deposits"
 
     @router.post(base, response_model=Deposit, status_code=201, responses=error_responses(401, 403, 409, 422, 503),

@@ -19,5 +19,5 @@ def reconcile_poller(cfg):
     return poll
 
 
-def register(ctx, cfg) -> None:
-    ctx.add_poller("deposits.reconcile", reconcile_poller(cfg))
+def add_tasks(huey, ctx) -> None:
+    ctx.add_poller("deposits.reconcile", reconcile_poller(ctx.plugins.get("deposits").settings))

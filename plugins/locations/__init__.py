@@ -13,12 +13,6 @@ class LocationsPlugin(Plugin):
     permissions = ("locations.read", "locations.write")
 
     @hookimpl
-    def register_routes(self, router, ctx) -> None:
-        from myhibachi.plugins.locations.routes import add_routes
-
-        add_routes(router)
-
-    @hookimpl
     def register_fields(self):
         from myhibachi.plugins.locations.schemas import BookingLocation, LocationChoice
 

@@ -14,7 +14,7 @@ from myhibachi.plugins.locations import service
 from myhibachi.plugins.locations.schemas import Location, LocationCreate, LocationPage, LocationUpdate, Status
 
 
-def add_routes(router: APIRouter) -> None:
+def add_routes(router: APIRouter, ctx) -> None:
     @router.get("/locations", response_model=LocationPage, responses=error_responses(422),
                 summary="List locations (the public sees active ones; locations.read sees all)")
     async def list_(status: list[Status] | None = Query(None, description="Only these statuses (staff)."),

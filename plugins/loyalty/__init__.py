@@ -1,18 +1,13 @@
 """Loyalty points (roadmap 2.4): a ledger of points earned on payments, redeemed on bookings, expiring FIFO."""
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field
 
 from myhibachi.core import Plugin, hookimpl
 
 
-class LoyaltySettings(BaseSettings):
+class LoyaltySettings(BaseModel):
     """The plugin's own settings, read from ``MYHIBACHI_LOYALTY_*``."""
-
-    model_config = SettingsConfigDict(env_prefix="MYHIBACHI_LOYALTY_", extra="ignore")
 
     cents_per_point: int = Field(default=100, ge=1, description="Amount paid that earns one point ($1 = 1 point).")
     points_per_reward: int = Field(default=100, ge=1, description="Points redeemed in multiples of this.")
@@ -46,21 +41,7 @@ class LoyaltyPlugin(Plugin):
     features = {"2.4": ["test_customer_loyalty_points"]}
     permissions = ("loyalty.read", "loyalty.write")
     requires = ("deposits",)  # points are earned on its payment.* events
-
-    def __init__(self, **settings: Any) -> None:
-        self.settings = LoyaltySettings(**settings)
-
-    @hookimpl
-    def register_routes(self, router, ctx) -> None:
-        from myhibachi.plugins.loyalty.routes import add_routes
-
-        add_routes(router)
-
-    @hookimpl
-    def register_tasks(self, huey, ctx) -> None:
-        from myhibachi.plugins.loyalty.tasks import register
-
-        register(huey, ctx)
+    settings = LoyaltySettings
 
     @hookimpl
     def register_event_handlers(self) -> dict[str, list]:

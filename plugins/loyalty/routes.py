@@ -34,7 +34,7 @@ def own_or(permission: str):
     return dependency
 
 
-def add_routes(router: APIRouter) -> None:
+def add_routes(router: APIRouter, ctx) -> None:
     base = "/customers/{customer_id}/loyalty"
 
     @router.get(base, response_model=LoyaltySummary, responses=error_responses(401, 403, 404, 422),

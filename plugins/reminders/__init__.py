@@ -2,18 +2,13 @@
 through the comms plugin's Messaging service."""
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field
 
 from myhibachi.core import Plugin, hookimpl
 
 
-class RemindersSettings(BaseSettings):
+class RemindersSettings(BaseModel):
     """The plugin's own settings, read from ``MYHIBACHI_REMINDERS_*``."""
-
-    model_config = SettingsConfigDict(env_prefix="MYHIBACHI_REMINDERS_", extra="ignore")
 
     defaults: str = Field(
         default="24h_before,1h_before",
@@ -35,21 +30,7 @@ class RemindersPlugin(Plugin):
     features = {"1.1": ["test_booking_reminder_scheduling"]}
     requires = ("comms",)
     permissions = ("reminders.read", "reminders.write")
-
-    def __init__(self, **settings: Any) -> None:
-        self.settings = RemindersSettings(**settings)
-
-    @hookimpl
-    def register_routes(self, router, ctx) -> None:
-        from myhibachi.plugins.reminders.routes import add_routes
-
-        add_routes(router)
-
-    @hookimpl
-    def register_tasks(self, huey, ctx) -> None:
-        from myhibachi.plugins.reminders.tasks import register
-
-        register(huey, ctx)
+    settings = RemindersSettings
 
     @hookimpl
     def register_event_handlers(self) -> dict[str, list]:

@@ -13,7 +13,7 @@ from myhibachi.plugins.reminders import service
 from myhibachi.plugins.reminders.schemas import Reminder, ReminderCreate, ReminderPage
 
 
-def add_routes(router: APIRouter) -> None:
+def add_routes(router: APIRouter, ctx) -> None:
     base = "/bookings/{booking_id}/reminders"
 
     @router.post(base, response_model=Reminder, status_code=201, responses=error_responses(401, 403, 404, 409, 422),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-def register(huey, ctx) -> None:
+def add_tasks(huey, ctx) -> None:
     from myhibachi.plugins.reminders.service import dispatch_due
 
     ctx.add_poller("reminders", dispatch_due)

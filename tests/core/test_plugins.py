@@ -346,7 +346,7 @@ def test_plugins_list_prints_a_table_and_json(site, home):
     assert data["sake"]["state"] == "disabled by flag" and data["sake"]["requires"] == []
     assert data["hello"] == {"name": "hello", "version": "2.1.0", "flag": "FEATURE_FLAG_HELLO",
                              "state": "not selected", "reason": "", "requires": [],
-                             "features": {"9.9": ["test_hello"]}}
+                             "features": {"9.9": ["test_hello"]}, "settings": []}
     assert data["greeter"]["requires"] == ["hello"] and data["broken"]["version"] == ""
 
 

@@ -65,3 +65,19 @@ async def test_tip_jar_is_gated_by_its_flag_like_a_builtin(make_app, client_of, 
     async with client_of(app) as c:
         gated = await c.post(f"/v1/tips/{booking_id}", json={"amount_cents": 100}, headers=ana.headers)
     assert gated.status_code == 404 and gated.json()["flag"] == FLAG
+
+
+async def test_tip_jar_caps_a_tip_at_its_setting_from_the_environment(make_app, client_of, customer, drain,
+                                                                     monkeypatch):
+    from tip_jar import TipJarPlugin
+
+    monkeypatch.setenv("MYHIBACHI_TIP_JAR_MAX_TIP_CENTS", "2000")
+    app = make_app([TipJarPlugin()], flags={FLAG: True})
+    ana = await customer()
+    booking_id = await book(app, client_of, ana)
+    await drain(app)
+    async with client_of(app, headers=ana.headers) as c:
+        over = await c.post(f"/v1/tips/{booking_id}", json={"amount_cents": 2001})
+        at_cap = await c.post(f"/v1/tips/{booking_id}", json={"amount_cents": 2000})
+    assert over.status_code == 422 and over.json()["errors"][0]["field"] == "amount_cents"
+    assert at_cap.status_code == 200, at_cap.text

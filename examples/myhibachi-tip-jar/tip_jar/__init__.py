@@ -3,7 +3,15 @@
 An example of a third-party plugin: its own distribution (``myhibachi-tip-jar``), its own
 package (``tip_jar``), found by the core through the ``myhibachi.plugins`` entry point.
 """
+from pydantic import BaseModel, Field
+
 from myhibachi.core import Plugin, hookimpl
+
+
+class TipJarSettings(BaseModel):
+    """Read from ``MYHIBACHI_TIP_JAR_*``."""
+
+    max_tip_cents: int = Field(default=100_000, ge=1, description="Largest tip accepted, in cents.")
 
 
 class TipJarPlugin(Plugin):
@@ -14,12 +22,7 @@ class TipJarPlugin(Plugin):
     features: dict[str, list[str]] = {}
     requires: tuple[str, ...] = ()
     core = ">=0.1,<1"
-
-    @hookimpl
-    def register_routes(self, router, ctx):
-        from tip_jar.routes import setup
-
-        setup(router)
+    settings = TipJarSettings
 
     @hookimpl
     def register_event_handlers(self):

@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 
 class TipIn(BaseModel):
-    amount_cents: int = Field(gt=0, le=100_000, description="The tip in cents (at most 1,000.00).")
+    amount_cents: int = Field(gt=0, description="The tip in cents (at most the max_tip_cents setting).")
     currency: str = Field("USD", pattern="^[A-Z]{3}$")
     message: str | None = Field(None, max_length=500, description="A note for the chef.")
 

@@ -1,1 +1,0 @@
-"""The locations plugin has no background work: bookings are assigned by event handlers."""
