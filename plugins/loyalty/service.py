@@ -31,6 +31,7 @@ from myhibachi.core.auth import check_owner_or
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import conflict, invalid, not_found
 from myhibachi.core.models import customers
+from myhibachi.core.pagination import fetch_page
 from myhibachi.core.scheduled import claim_due
 from myhibachi.plugins.loyalty import LoyaltySettings
 from myhibachi.plugins.loyalty.models import loyalty_accounts as accounts
@@ -382,16 +383,10 @@ async def summary(conn, ctx, customer_id: uuid.UUID, *, now: datetime | None = N
 
 async def history(conn, customer_id: uuid.UUID, *, limit: int = 50,
                   cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first; the cursor is the ``seq`` of the last row of the previous page."""
+    """Newest first (ledger order)."""
     query = (sa.select(ledger).join(accounts, accounts.c.id == ledger.c.account_id)
              .where(accounts.c.customer_id == customer_id))
-    if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 18:
-            raise invalid("cursor", "is not a cursor this API returned")
-        query = query.where(ledger.c.seq < int(cursor))
-    rows = await conn.fetch_all(query.order_by(ledger.c.seq.desc()).limit(limit + 1))
-    nxt = str(rows[limit - 1]["seq"]) if len(rows) > limit else None
-    return [dict(r) for r in rows[:limit]], nxt
+    return await fetch_page(conn, query, (ledger.c.seq,), limit=limit, cursor=cursor)
 
 
 async def verify(conn) -> dict[str, Any]:
