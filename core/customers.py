@@ -9,12 +9,14 @@ publish commit or roll back together. Every function returns plain dicts:
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 import psycopg
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, Field
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import events
@@ -24,6 +26,9 @@ from myhibachi.core.errors import Problem, conflict, invalid
 from myhibachi.core.models import customers
 from myhibachi.core.passwords import hash_password, needs_rehash, verify_password
 from myhibachi.core.pagination import fetch_page
+
+if TYPE_CHECKING:
+    from myhibachi.core.auth import Principal
 
 PII = ("email", "name", "phone", "address")
 STATUSES = ("active", "disabled")
@@ -37,6 +42,24 @@ _PROFILE = (customers.c.id, customers.c.email_enc, customers.c.name_enc, custome
             customers.c.updated_at)
 # Built once: the hot path (own profile, admin get) only binds the id.
 _BY_ID = sa.select(*_PROFILE).where(customers.c.id == sa.bindparam("customer_id"))
+
+
+class Customer(BaseModel):
+    """The customer view (the plugins' fields are added at start-up, see ``ctx.models.customer``)."""
+
+    id: uuid.UUID
+    email: str
+    name: str
+    phone: str | None = Field(None, description="E.164")
+    address: str | None = None
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class CustomerPage(BaseModel):
+    items: list[Customer]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last.")
 
 
 # --- normalisation ---------------------------------------------------------------------
@@ -157,6 +180,18 @@ async def list_customers(conn, ctx, *, limit: int = 50, cursor: str | None = Non
     rows, next_cursor = await fetch_page(conn, query, (customers.c.created_at, customers.c.id), limit=limit,
                                          cursor=cursor)
     return [_open(ctx, r) for r in rows], next_cursor
+
+
+async def views(conn, ctx, principal: Principal, rows: list[dict[str, Any]]) -> list[BaseModel]:
+    """Customers as the customer view, the plugins' fields filled for all of them at once."""
+    model = ctx.models.customer
+    if not ctx.models.owners.get("customer") or not rows:
+        return [model(**row) for row in rows]
+    filled: dict[str, list] = {}
+    for answer in await ctx.hooks(principal.flag_context()).customer_fields(customers=tuple(rows), principal=principal,
+                                                                            conn=conn):
+        filled.update(answer)
+    return [model(**row, **{name: values[i] for name, values in filled.items()}) for i, row in enumerate(rows)]
 
 
 # --- writes --------------------------------------------------------------------------------

@@ -14,12 +14,11 @@ database (a message sent) are at least once: make them idempotent on the event i
 from __future__ import annotations
 
 import asyncio
-import base64
 import inspect
 import json
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
 import sqlalchemy as sa
@@ -28,6 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from myhibachi.core.db import utcnow
 from myhibachi.core.models import event_deliveries, outbox_events
+from myhibachi.core.pagination import fetch_page
 
 log = logging.getLogger("myhibachi.events")
 
@@ -432,36 +432,13 @@ async def deliver_due(ctx, *, limit: int = 200, batch: int = BATCH, max_attempts
     return done
 
 
-def _cursor(row) -> str:
-    raw = f"{row['done_at'].isoformat()}|{row['event_id']}|{row['subscriber']}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID, str]:
-    """Raises ValueError on anything that is not a cursor this module produced."""
-    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    at, event_id, subscriber = raw.split("|", 2)
-    return datetime.fromisoformat(at), uuid.UUID(event_id), subscriber
-
-
 async def failed(ctx, *, limit: int = 100, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """Dead-lettered deliveries, newest first, and the cursor of the next page (None at the end)."""
-    order = (event_deliveries.c.done_at.desc(), event_deliveries.c.event_id, event_deliveries.c.subscriber)
+    d = event_deliveries.c
     query = (sa.select(event_deliveries, outbox_events.c.name, outbox_events.c.payload, outbox_events.c.actor)
-             .join(outbox_events, outbox_events.c.id == event_deliveries.c.event_id)
-             .where(event_deliveries.c.status == "dead")
-             .order_by(*order).limit(limit + 1))
-    if cursor:
-        at, event_id, subscriber = parse_cursor(cursor)
-        query = query.where(sa.or_(
-            event_deliveries.c.done_at < at,
-            sa.and_(event_deliveries.c.done_at == at,
-                    sa.tuple_(event_deliveries.c.event_id, event_deliveries.c.subscriber) > (event_id, subscriber))))
+             .join(outbox_events, outbox_events.c.id == d.event_id).where(d.status == "dead"))
     async with ctx.db.read() as conn:
-        rows = await conn.fetch_all(query)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, _cursor(rows[-1]) if more else None
+        return await fetch_page(conn, query, (d.done_at, d.event_id, d.subscriber), limit=limit, cursor=cursor)
 
 
 async def replay(ctx, event_id: uuid.UUID, subscriber: str | None = None) -> int:

@@ -3,7 +3,9 @@
 Each plugin answering ``register_fields`` adds one field named after itself to the models
 it names (``{"locations": {"location_id": ...}}`` on a booking create), so the served
 OpenAPI document types it and a generated client gets a real attribute. The models are
-built once, in ``create_app``; the core's routers are built with them.
+built once, in ``create_app``; the core's routers are built with them. The views
+(``booking``, ``customer``) are filled per response by the plugin's ``booking_fields`` /
+``customer_fields`` hook.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from fastapi import Query
 from pydantic import BaseModel, create_model
 
 # what a plugin may extend, and the core model each name builds on
-KINDS = ("booking_create", "booking_update", "quote", "booking", "availability")
+KINDS = ("booking_create", "booking_update", "quote", "booking", "availability", "customer")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class Models:
     booking: type[BaseModel]
     booking_page: type[BaseModel]
     availability: Any  # a FastAPI dependency answering the plugins' availability inputs
+    customer: type[BaseModel]
+    customer_page: type[BaseModel]
     owners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # kind -> plugin names
 
 
@@ -37,6 +41,7 @@ def compose(manager, strict: bool = False) -> Models:
     """Ask every plugin for its fields once and build the models; a plugin naming an unknown
     kind, or giving something that is not a pydantic model, is left out."""
     from myhibachi.core import bookings as svc
+    from myhibachi.core import customers
 
     wanted: dict[str, dict[str, type[BaseModel]]] = {kind: {} for kind in KINDS}
     for plugin, answer in manager.setup_call("register_fields", strict=strict):
@@ -59,13 +64,19 @@ def compose(manager, strict: bool = False) -> Models:
         return create_model(base.__name__, __base__=base, __module__=base.__module__,
                             **{name: (model | None, None) for name, model in plugins.items()})
 
+    def page_of(page: type[BaseModel], item: type[BaseModel], base: type[BaseModel]) -> type[BaseModel]:
+        if item is base:
+            return page
+        return create_model(page.__name__, __base__=page, __module__=page.__module__, items=(list[item], ...))
+
     booking = extended(svc.Booking, "booking")
-    page = create_model("BookingPage", __base__=svc.BookingPage, __module__=svc.BookingPage.__module__,
-                        items=(list[booking], ...)) if booking is not svc.Booking else svc.BookingPage
+    customer = extended(customers.Customer, "customer")
     return Models(booking_create=extended(svc.BookingCreate, "booking_create"),
                   booking_update=extended(svc.BookingUpdate, "booking_update"),
-                  quote=extended(svc.QuoteRequest, "quote"), booking=booking, booking_page=page,
+                  quote=extended(svc.QuoteRequest, "quote"), booking=booking,
+                  booking_page=page_of(svc.BookingPage, booking, svc.Booking),
                   availability=_query_inputs(wanted["availability"]),
+                  customer=customer, customer_page=page_of(customers.CustomerPage, customer, customers.Customer),
                   owners=MappingProxyType({kind: tuple(wanted[kind]) for kind in KINDS}))
 
 
@@ -101,9 +112,10 @@ def _query_inputs(models: dict[str, type[BaseModel]]):
 def core_models() -> Models:
     """The core's models without any plugin's fields (a context built outside ``create_app``)."""
     from myhibachi.core import bookings as svc
+    from myhibachi.core import customers
 
     return Models(svc.BookingCreate, svc.BookingUpdate, svc.QuoteRequest, svc.Booking, svc.BookingPage,
-                  _query_inputs({}))
+                  _query_inputs({}), customers.Customer, customers.CustomerPage)
 
 
 def inputs_of(data: BaseModel, names: tuple[str, ...]) -> Mapping[str, BaseModel]:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
     from huey import Huey
 
+    from myhibachi.core.auth import Principal
     from myhibachi.core.context import AppContext
     from myhibachi.core.db import Conn
     from myhibachi.core.events import Event
@@ -245,9 +246,10 @@ class Hooks:
         ``{"booking_create": LocationChoice}`` lets a create say ``{"locations":
         {"location_id": "..."}}``. The kinds: ``booking_create``, ``booking_update`` and
         ``quote`` (request bodies; the hooks see them in ``BookingView.inputs``),
-        ``booking`` (the booking view; filled by ``booking_fields``) and ``availability``
-        (its fields become query parameters of ``GET /v1/availability``, flat, so their
-        names must be unique; the hooks see them in ``inputs`` too).
+        ``booking`` (the booking view; filled by ``booking_fields``), ``customer`` (the
+        customer view; filled by ``customer_fields``) and ``availability`` (its fields
+        become query parameters of ``GET /v1/availability``, flat, so their names must be
+        unique; the hooks see them in ``inputs`` too).
 
         :return: ``{kind: pydantic model}``.
         """
@@ -263,6 +265,25 @@ class Hooks:
         :param rows: the bookings' rows (every column of ``bookings``).
         :param ctx: the application context.
         :return: ``{plugin name: [its model, a dict or None per row, in order]}``, or None.
+        """
+
+    @hookspec
+    def customer_fields(self, customers: tuple[Mapping[str, Any], ...], principal: Principal, conn: Conn,
+                        ctx: AppContext) -> dict[str, list] | None:
+        """Fill this plugin's field of the customer view for customers about to be answered.
+
+        Called once per response with every customer of it (a page of the admin list, or
+        one: sign-up, ``/v1/customers/me``, the admin get and update), for plugins that
+        declared a ``customer`` model. The customer view is a hot read: answer with one
+        query for all of them on ``conn``, never one per customer, and None for a customer
+        the caller may not see this field of.
+
+        :param customers: the customers as the core answers them (``id``, ``email``, ``name``,
+            ``phone``, ``address``, ``status``, ``created_at``, ``updated_at``).
+        :param principal: who asked: the customer themself, or staff with ``customers.read``.
+        :param conn: the request's connection.
+        :param ctx: the application context.
+        :return: ``{plugin name: [its model, a dict or None per customer, in order]}``, or None.
         """
 
     @hookspec

@@ -14,5 +14,5 @@ def routers(models) -> list[APIRouter]:
     from myhibachi.core import webhooks
     from myhibachi.core.api import auth, bookings, customers
 
-    return [auth.router(), customers.router(), customers.admin_router(), bookings.router(models), events.router,
+    return [auth.router(), customers.router(models), customers.admin_router(models), bookings.router(models), events.router,
             webhooks.router]

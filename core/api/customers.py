@@ -2,29 +2,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from myhibachi.core import customers as service
 from myhibachi.core.api.auth import NO_STORE, TokenPair
 from myhibachi.core.auth import Principal, current_customer, issue_session, require
+from myhibachi.core.customers import Customer, CustomerPage
 from myhibachi.core.db import Conn
 from myhibachi.core.routing import Connection, Route
 from myhibachi.core.errors import Problem, error_responses, not_found
-
-
-class Customer(BaseModel):
-    id: uuid.UUID
-    email: str
-    name: str
-    phone: str | None = Field(None, description="E.164")
-    address: str | None = None
-    status: str
-    created_at: datetime
-    updated_at: datetime
 
 
 class SignupIn(BaseModel):
@@ -57,26 +46,32 @@ class AdminCustomerUpdate(ProfileUpdate):
     status: Literal["active", "disabled"] | None = None
 
 
-class CustomerPage(BaseModel):
-    items: list[Customer]
-    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last.")
-
-
 def _actor(principal: Principal) -> str:
     return f"{principal.kind}:{principal.id}"
 
 
-def router() -> APIRouter:
-    r = APIRouter(prefix="/customers", tags=["customers"], route_class=Route)
+async def _view(conn: Conn, request: Request, principal: Principal, found: dict | None) -> BaseModel:
+    if found is None:
+        raise not_found("Customer")
+    return (await service.views(conn, request.app.state.ctx, principal, [found]))[0]
 
-    @r.post("", response_model=SignupOut, status_code=201, responses=error_responses(409))
+
+def router(models) -> APIRouter:
+    """Built per app, with the customer view its plugins extended."""
+    r = APIRouter(prefix="/customers", tags=["customers"], route_class=Route)
+    View = models.customer
+    Signup = SignupOut if View is Customer else create_model(
+        "SignupOut", __base__=SignupOut, __module__=SignupOut.__module__, customer=(View, ...))
+
+    @r.post("", response_model=Signup, status_code=201, responses=error_responses(409))
     async def signup(body: SignupIn, request: Request, response: Response, conn: Conn = Connection) -> SignupOut:
         """Create a customer account and sign it in."""
         ctx = request.app.state.ctx
         customer = await service.create_customer(conn, ctx, **body.model_dump())
         tokens = await issue_session(conn, ctx.settings, subject=str(customer["id"]), kind="customer")
         response.headers.update(NO_STORE)
-        return SignupOut(customer=Customer(**customer), **tokens)
+        return Signup(customer=await _view(conn, request, Principal("customer", str(customer["id"])), customer),
+                      **tokens)
 
     @r.post("/login", response_model=TokenPair, responses=error_responses(401))
     async def login(body: LoginIn, request: Request, response: Response, conn: Conn = Connection) -> TokenPair:
@@ -88,60 +83,55 @@ def router() -> APIRouter:
         response.headers.update(NO_STORE)
         return TokenPair(**await issue_session(conn, ctx.settings, subject=str(found["id"]), kind="customer"))
 
-    @r.get("/me", response_model=Customer, responses=error_responses(401, 403, 404))
+    @r.get("/me", response_model=View, responses=error_responses(401, 403, 404))
     async def me(request: Request, principal: Principal = Depends(current_customer),
                  conn: Conn = Connection) -> Customer:
         found = await service.get_customer(conn, request.app.state.ctx, uuid.UUID(principal.id))
-        if found is None:
-            raise not_found("Customer")
-        return Customer(**found)
+        return await _view(conn, request, principal, found)
 
-    @r.patch("/me", response_model=Customer, responses=error_responses(401, 403, 404, 409))
+    @r.patch("/me", response_model=View, responses=error_responses(401, 403, 404, 409))
     async def update_me(body: ProfileUpdate, request: Request, principal: Principal = Depends(current_customer),
                         conn: Conn = Connection) -> Customer:
         found = await service.update_customer(conn, request.app.state.ctx, uuid.UUID(principal.id),
                                               actor=_actor(principal), **body.model_dump(exclude_unset=True))
-        if found is None:
-            raise not_found("Customer")
-        return Customer(**found)
+        return await _view(conn, request, principal, found)
 
     return r
 
 
-def admin_router() -> APIRouter:
+def admin_router(models) -> APIRouter:
     r = APIRouter(prefix="/admin/customers", tags=["customers"], route_class=Route)
+    View = models.customer
 
-    @r.get("", response_model=CustomerPage, responses=error_responses(401, 403))
+    @r.get("", response_model=models.customer_page, responses=error_responses(401, 403))
     async def list_customers(
         request: Request,
         limit: int = Query(50, ge=1, le=200),
         cursor: str | None = Query(None, max_length=200),
         email: str | None = Query(None, max_length=320, description="Exact match, any case."),
         phone: str | None = Query(None, max_length=40, description="Exact match after normalising to E.164."),
-        _: Principal = Depends(require("customers.read")),
+        principal: Principal = Depends(require("customers.read")),
         conn: Conn = Connection,
     ) -> CustomerPage:
         """Newest first, or the customers with exactly this email or phone."""
-        items, next_cursor = await service.list_customers(conn, request.app.state.ctx, limit=limit, cursor=cursor,
-                                                          email=email, phone=phone)
-        return CustomerPage(items=[Customer(**c) for c in items], next_cursor=next_cursor)
+        ctx = request.app.state.ctx
+        items, next_cursor = await service.list_customers(conn, ctx, limit=limit, cursor=cursor, email=email,
+                                                          phone=phone)
+        return models.customer_page(items=await service.views(conn, ctx, principal, items), next_cursor=next_cursor)
 
-    @r.get("/{customer_id}", response_model=Customer, responses=error_responses(401, 403, 404))
+    @r.get("/{customer_id}", response_model=View, responses=error_responses(401, 403, 404))
     async def get_customer(customer_id: uuid.UUID, request: Request,
-                           _: Principal = Depends(require("customers.read")), conn: Conn = Connection) -> Customer:
+                           principal: Principal = Depends(require("customers.read")),
+                           conn: Conn = Connection) -> Customer:
         found = await service.get_customer(conn, request.app.state.ctx, customer_id)
-        if found is None:
-            raise not_found("Customer")
-        return Customer(**found)
+        return await _view(conn, request, principal, found)
 
-    @r.patch("/{customer_id}", response_model=Customer, responses=error_responses(401, 403, 404, 409))
+    @r.patch("/{customer_id}", response_model=View, responses=error_responses(401, 403, 404, 409))
     async def update_customer(customer_id: uuid.UUID, body: AdminCustomerUpdate, request: Request,
                               principal: Principal = Depends(require("customers.write")),
                               conn: Conn = Connection) -> Customer:
         found = await service.update_customer(conn, request.app.state.ctx, customer_id, actor=_actor(principal),
                                               **body.model_dump(exclude_unset=True))
-        if found is None:
-            raise not_found("Customer")
-        return Customer(**found)
+        return await _view(conn, request, principal, found)
 
     return r

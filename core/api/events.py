@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from myhibachi.core import events
 from myhibachi.core.auth import Principal, require
-from myhibachi.core.errors import error_responses, invalid, not_found
+from myhibachi.core.errors import error_responses, not_found
 from myhibachi.core.routing import Route
 
 PERMISSIONS = ["events.manage"]
@@ -43,10 +43,7 @@ class Replayed(BaseModel):
 async def list_failed(request: Request, limit: int = Query(50, ge=1, le=500), cursor: str | None = None,
                       _: Principal = Depends(require("events.manage"))) -> FailedPage:
     """Deliveries parked after their last attempt, newest first."""
-    try:
-        rows, next_cursor = await events.failed(request.app.state.ctx, limit=limit, cursor=cursor)
-    except ValueError:
-        raise invalid("cursor", "not a cursor returned by this list")
+    rows, next_cursor = await events.failed(request.app.state.ctx, limit=limit, cursor=cursor)
     return FailedPage(items=[FailedDelivery(failed_at=r["done_at"], **r) for r in rows], next_cursor=next_cursor)
 
 

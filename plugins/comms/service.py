@@ -35,7 +35,7 @@ from myhibachi.core.errors import Problem, invalid, not_found
 from myhibachi.core.events import publish, publish_many
 from myhibachi.core.models import offline_outbox
 from myhibachi.core.ports import PortError
-from myhibachi.core.pagination import decode_cursor, encode_cursor
+from myhibachi.core.pagination import fetch_page
 from myhibachi.plugins.comms import CommsSettings
 from myhibachi.plugins.comms.models import comms_consents as consents
 from myhibachi.plugins.comms.models import comms_messages as messages
@@ -391,14 +391,8 @@ async def history(conn, ctx, channel: str, *, customer_id: uuid.UUID | None = No
         query = query.where(messages.c.created_at >= since)
     if until is not None:
         query = query.where(messages.c.created_at < until)
-    if cursor:
-        at, mid = decode_cursor(cursor)
-        query = query.where(sa.tuple_(messages.c.created_at, messages.c.id) < sa.tuple_(at, mid))
-    rows = await conn.fetch_all(query.order_by(messages.c.created_at.desc(), messages.c.id.desc())
-                               .limit(limit + 1))
-    items = [_open(ctx, r) for r in rows[:limit]]
-    nxt = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
-    return {"items": items, "next_cursor": nxt}
+    rows, nxt = await fetch_page(conn, query, (messages.c.created_at, messages.c.id), limit=limit, cursor=cursor)
+    return {"items": [_open(ctx, r) for r in rows], "next_cursor": nxt}
 
 
 # --- sending (the worker) ------------------------------------------------------------------

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from myhibachi.core.errors import invalid, not_found
 from myhibachi.core.hookspecs import BookingView, Refusal, SlotLimit
 from myhibachi.core.models import bookings
-from myhibachi.core.pagination import decode_cursor, encode_cursor
+from myhibachi.core.pagination import fetch_page
 from myhibachi.plugins.locations.models import booking_locations, locations
 
 META = locations.c["metadata"]
@@ -85,14 +85,9 @@ async def list_locations(conn, *, statuses: list[str] | None, limit: int, cursor
     query = sa.select(locations)
     if statuses is not None:
         query = query.where(locations.c.status.in_(statuses))
-    if cursor:
-        at, lid = decode_cursor(cursor)
-        query = query.where(sa.tuple_(locations.c.created_at, locations.c.id) > sa.tuple_(at, lid))
-    rows = await conn.fetch_all(query.order_by(locations.c.created_at, locations.c.id).limit(limit + 1))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": [public(r) for r in rows],
-            "next_cursor": encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None}
+    rows, nxt = await fetch_page(conn, query, (locations.c.created_at, locations.c.id), limit=limit, cursor=cursor,
+                                 descending=False)
+    return {"items": [public(r) for r in rows], "next_cursor": nxt}
 
 
 # --- a booking's location --------------------------------------------------------------------

@@ -55,9 +55,16 @@ class LoyaltyPlugin(Plugin):
 
     @hookimpl
     def register_fields(self):
-        from myhibachi.plugins.loyalty.schemas import PointsOnBooking
+        from myhibachi.plugins.loyalty.schemas import CustomerPoints, PointsOnBooking
 
-        return {"booking_create": PointsOnBooking, "booking_update": PointsOnBooking, "quote": PointsOnBooking}
+        return {"booking_create": PointsOnBooking, "booking_update": PointsOnBooking, "quote": PointsOnBooking,
+                "customer": CustomerPoints}
+
+    @hookimpl
+    async def customer_fields(self, customers, principal, conn):
+        from myhibachi.plugins.loyalty import service
+
+        return {self.name: await service.points_of(conn, principal, customers)}
 
     @hookimpl
     async def price_booking(self, booking, lines, conn, ctx):

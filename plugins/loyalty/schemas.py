@@ -94,3 +94,10 @@ class PointsOnBooking(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     points: int | None = Field(default=None, ge=0, le=10_000_000, description="Points to redeem.")
+
+
+class CustomerPoints(BaseModel):
+    """The customer's points, on the customer view (``customer.loyalty``)."""
+
+    points_balance: int
+    tier: Tier

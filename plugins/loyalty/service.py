@@ -31,6 +31,7 @@ from myhibachi.core.auth import check_owner_or
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import conflict, invalid, not_found
 from myhibachi.core.models import customers
+from myhibachi.core.pagination import fetch_page
 from myhibachi.core.scheduled import claim_due
 from myhibachi.plugins.loyalty import LoyaltySettings
 from myhibachi.plugins.loyalty.models import loyalty_accounts as accounts
@@ -336,6 +337,24 @@ async def customer_for(conn, ctx, customer_id: uuid.UUID, principal, permission:
         raise not_found("Customer")
 
 
+_BALANCES = (sa.select(accounts.c.customer_id, accounts.c.points_balance, accounts.c.tier)
+             .where(accounts.c.customer_id == sa.any_(sa.bindparam("ids", type_=ARRAY(accounts.c.customer_id.type)))))
+_NO_ACCOUNT = {"points_balance": 0, "tier": "bronze"}
+
+
+async def points_of(conn, principal, customers) -> list[dict[str, Any] | None]:
+    """The balance and tier of each customer, in one query; None where ``principal`` is
+    neither that customer nor staff with ``loyalty.read``."""
+    def shown(customer) -> bool:
+        if principal.kind == "customer":
+            return str(customer["id"]) == principal.id
+        return principal.can("loyalty.read")
+
+    ids = [c["id"] for c in customers if shown(c)]
+    found = {r["customer_id"]: r for r in await conn.fetch_all(_BALANCES, {"ids": ids})} if ids else {}
+    return [{k: found.get(c["id"], _NO_ACCOUNT)[k] for k in _NO_ACCOUNT} if shown(c) else None for c in customers]
+
+
 async def summary(conn, ctx, customer_id: uuid.UUID, *, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     s = settings_of(ctx)
@@ -364,16 +383,10 @@ async def summary(conn, ctx, customer_id: uuid.UUID, *, now: datetime | None = N
 
 async def history(conn, customer_id: uuid.UUID, *, limit: int = 50,
                   cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first; the cursor is the ``seq`` of the last row of the previous page."""
+    """Newest first (ledger order)."""
     query = (sa.select(ledger).join(accounts, accounts.c.id == ledger.c.account_id)
              .where(accounts.c.customer_id == customer_id))
-    if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 18:
-            raise invalid("cursor", "is not a cursor this API returned")
-        query = query.where(ledger.c.seq < int(cursor))
-    rows = await conn.fetch_all(query.order_by(ledger.c.seq.desc()).limit(limit + 1))
-    nxt = str(rows[limit - 1]["seq"]) if len(rows) > limit else None
-    return [dict(r) for r in rows[:limit]], nxt
+    return await fetch_page(conn, query, (ledger.c.seq,), limit=limit, cursor=cursor)
 
 
 async def verify(conn) -> dict[str, Any]:

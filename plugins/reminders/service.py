@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
-from myhibachi.core.pagination import decode_cursor, encode_cursor
+from myhibachi.core.pagination import fetch_page
 from myhibachi.core.models import bookings
 from myhibachi.core.scheduled import claim_due
 from myhibachi.core.services import Messaging
@@ -93,15 +93,9 @@ async def create_reminder(conn, booking: dict[str, Any], reminder_type: str, cha
 
 async def list_reminders(conn, booking_id: uuid.UUID, *, limit: int, cursor: str | None) -> dict[str, Any]:
     query = sa.select(reminders).where(reminders.c.booking_id == booking_id)
-    if cursor:
-        at, rid = decode_cursor(cursor)
-        query = query.where(sa.tuple_(reminders.c.scheduled_at, reminders.c.id) > sa.tuple_(at, rid))
-    rows = await conn.fetch_all(
-        query.order_by(reminders.c.scheduled_at, reminders.c.id).limit(limit + 1))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": [_public(r) for r in rows],
-            "next_cursor": encode_cursor(rows[-1]["scheduled_at"], rows[-1]["id"]) if more else None}
+    rows, nxt = await fetch_page(conn, query, (reminders.c.scheduled_at, reminders.c.id), limit=limit, cursor=cursor,
+                                 descending=False)
+    return {"items": [_public(r) for r in rows], "next_cursor": nxt}
 
 
 async def cancel_reminder(conn, booking_id: uuid.UUID, reminder_id: uuid.UUID) -> dict[str, Any]:

@@ -385,3 +385,50 @@ async def test_hook_booking_fields(make_app, client_of, add_customer):
         listed = (await c.get("/v1/bookings")).json()["items"]
     assert [b["tagging"] for b in listed] == [{"tag": None, "size": 10}] * 3
     assert plugin.calls == [3]
+
+
+class Initials(Plugin):
+    """Adds a typed ``initials`` field to the customer view, filled from the rows."""
+
+    name = "initials"
+    version = "1.0.0"
+
+    class Initial(BaseModel):
+        letter: str
+        asked_by: str
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    @hookimpl
+    def register_fields(self):
+        return {"customer": self.Initial}
+
+    @hookimpl
+    async def customer_fields(self, customers, principal, conn):
+        self.calls.append(len(customers))
+        assert await conn.scalar("SELECT 1") == 1  # the request's own connection
+        return {self.name: [{"letter": c["name"][0], "asked_by": principal.kind} for c in customers]}
+
+
+async def test_hook_customer_fields(make_app, client_of, customer, staff):
+    """The customer view's plugin fields are typed in OpenAPI and filled once per response,
+    for all of its customers, on every route that answers a customer."""
+    plugin = Initials()
+    app = make_app([plugin])
+    reader = await staff(["customers.read", "customers.write"])
+    async with client_of(app) as c:
+        schemas = (await c.get("/openapi.json")).json()["components"]["schemas"]
+        signed_up = (await c.post("/v1/customers", json={"email": "zoe@example.com", "password": "long enough pw",
+                                                        "name": "Zoe Cook"})).json()
+        me = (await c.get("/v1/customers/me", headers={"Authorization": f"Bearer {signed_up['access_token']}"})).json()
+        await customer(name="Abe Cook")
+        plugin.calls.clear()
+        listed = (await c.get("/v1/admin/customers", headers=reader)).json()["items"]
+        changed = (await c.patch(f"/v1/admin/customers/{me['id']}", json={"name": "Yara Cook"}, headers=reader)).json()
+    assert "initials" in schemas["Customer"]["properties"] and schemas["CustomerPage"]["properties"]["items"]
+    assert signed_up["customer"]["initials"] == me["initials"] == {"letter": "Z", "asked_by": "customer"}
+    assert [item["initials"] for item in listed] == [{"letter": "A", "asked_by": "api_key"},
+                                                     {"letter": "Z", "asked_by": "api_key"}]
+    assert plugin.calls == [2, 1]
+    assert changed["initials"] == {"letter": "Y", "asked_by": "api_key"}

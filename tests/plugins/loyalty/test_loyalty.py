@@ -385,3 +385,46 @@ async def test_bad_input_is_named_and_changes_nothing(make_app, client_of, seed,
     async with clean_db.read() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(loyalty_accounts)) == 1
     await verified(clean_db)
+
+
+async def test_the_customer_view_carries_the_points(make_app, client_of, seed, clean_db, monkeypatch):
+    """``loyalty`` on the customer view: typed in OpenAPI, the balance and tier for the
+    customer and for staff with ``loyalty.read`` (one query for a page of customers), null
+    for staff without it and when the flag is off."""
+    from myhibachi.core.db import Conn
+
+    app = make_app([DepositsPlugin(), LoyaltyPlugin()], flags={FLAG: True})
+    ana, ben = await seed.customer(name="Ana"), await seed.customer(name="Ben")
+    reader = await seed.staff("customers.read", "loyalty.read", "loyalty.write")
+    plain = await seed.staff("customers.read")
+    reads = []
+    real = Conn._cursor
+
+    async def counted(self, stmt, params):
+        if "loyalty_accounts" in str(stmt):
+            reads.append(stmt)
+        return await real(self, stmt, params)
+
+    async with client_of(app) as c:
+        schemas = (await c.get("/openapi.json")).json()["components"]["schemas"]
+        earned = await c.post(f"/v1/customers/{ana}/loyalty/earn", json={"points": 1200, "reason": "welcome"},
+                              headers=reader)
+        assert earned.status_code == 201, earned.text
+        me = (await c.get("/v1/customers/me", headers=seed.token(ana))).json()
+        monkeypatch.setattr(Conn, "_cursor", counted)
+        listed = (await c.get("/v1/admin/customers", headers=reader)).json()["items"]
+        monkeypatch.undo()
+        hidden = (await c.get(f"/v1/admin/customers/{ana}", headers=plain)).json()
+    ref = next(s["$ref"] for s in schemas["Customer"]["properties"]["loyalty"]["anyOf"] if "$ref" in s)
+    points = schemas[ref.rsplit("/", 1)[1]]
+    assert points["properties"]["points_balance"]["type"] == "integer" and "silver" in points["properties"]["tier"]["enum"]
+    assert me["loyalty"] == {"points_balance": 1200, "tier": "silver"}
+    assert {i["name"]: i["loyalty"] for i in listed} == {"Ana": {"points_balance": 1200, "tier": "silver"},
+                                                         "Ben": {"points_balance": 0, "tier": "bronze"}}
+    assert len(reads) == 1
+    assert hidden["name"] == "Ana" and hidden["loyalty"] is None
+
+    off = make_app([DepositsPlugin(), LoyaltyPlugin()], flags={FLAG: False})
+    async with client_of(off, headers=seed.token(ben)) as c:
+        me = (await c.get("/v1/customers/me")).json()
+    assert me["name"] == "Ben" and me["loyalty"] is None
