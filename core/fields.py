@@ -9,14 +9,14 @@ built once, in ``create_app``; the core's routers are built with them. The views
 """
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from types import MappingProxyType
 from typing import Annotated, Any
 
-from fastapi import Query
-from pydantic import BaseModel, create_model
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 # what a plugin may extend, and the core model each name builds on
 KINDS = ("booking_create", "booking_update", "quote", "booking", "availability", "customer")
@@ -31,7 +31,7 @@ class Models:
     quote: type[BaseModel]
     booking: type[BaseModel]
     booking_page: type[BaseModel]
-    availability: Any  # a FastAPI dependency answering the plugins' availability inputs
+    availability: QueryModel  # the availability query parameters, the plugins' included
     customer: type[BaseModel]
     customer_page: type[BaseModel]
     owners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # kind -> plugin names
@@ -75,38 +75,71 @@ def compose(manager, strict: bool = False) -> Models:
                   booking_update=extended(svc.BookingUpdate, "booking_update"),
                   quote=extended(svc.QuoteRequest, "quote"), booking=booking,
                   booking_page=page_of(svc.BookingPage, booking, svc.Booking),
-                  availability=_query_inputs(wanted["availability"]),
+                  availability=_query_model(wanted["availability"]),
                   customer=customer, customer_page=page_of(customers.CustomerPage, customer, customers.Customer),
                   owners=MappingProxyType({kind: tuple(wanted[kind]) for kind in KINDS}))
 
 
-AVAILABILITY_PARAMS = {"from", "to", "party_size", "time_zone", "duration_minutes", "zip_code"}
+class AvailabilityQuery(BaseModel):
+    """The core's availability query parameters; plugins' fields join them, flat."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    start_day: date = Field(alias="from", description="First local day.")
+    end_day: date = Field(alias="to", description="Last local day (at most 31 days).")
+    party_size: int | None = Field(None, ge=1, le=10_000)
+    time_zone: str | None = Field(None, max_length=64, description="IANA time zone of the event.")
+    duration_minutes: int | None = Field(None, ge=5, le=24 * 60)
+    zip_code: str | None = Field(None, pattern=r"^\d{5}(-\d{4})?$",
+                                 description="Where the event takes place, as create takes it.")
+
+
+AVAILABILITY_PARAMS = {f.alias or name for name, f in AvailabilityQuery.model_fields.items()}
 _NONE: Mapping[str, BaseModel] = MappingProxyType({})
 
 
-def _query_inputs(models: dict[str, type[BaseModel]]):
-    """A dependency declaring every plugin's availability fields as query parameters (flat:
-    ``?location_id=``) and answering them as ``{plugin: its model}`` for the plugins given any."""
-    if not models:
-        async def nothing() -> Mapping[str, BaseModel]:
-            return _NONE
-        return nothing
-    params = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
-                                annotation=Annotated[f.annotation | None, *f.metadata] if f.metadata
-                                else f.annotation | None,
-                                default=Query(None, description=f.description))
-              for model in models.values() for name, f in model.model_fields.items()]
+@dataclass(frozen=True)
+class QueryModel:
+    """Query parameters validated as one model per request (one pydantic call instead of
+    one per parameter), declared to OpenAPI parameter by parameter as FastAPI would."""
 
-    async def inputs(**given: Any) -> Mapping[str, BaseModel]:
-        out = {}
-        for plugin, model in models.items():
-            values = {name: given[name] for name in model.model_fields if given[name] is not None}
+    model: type[BaseModel]
+    plugins: Mapping[str, type[BaseModel]]  # plugin -> its model, whose fields are flat in ``model``
+
+    def parse(self, request) -> tuple[BaseModel, Mapping[str, BaseModel]]:
+        """The validated parameters and ``{plugin: its model}`` for the plugins given any;
+        a bad value is the same 422 as a declared parameter's."""
+        try:
+            given = self.model.model_validate(request.query_params)
+        except ValidationError as exc:
+            raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from None
+        inputs = {}
+        for plugin, model in self.plugins.items():
+            values = {name: getattr(given, name) for name in model.model_fields if getattr(given, name) is not None}
             if values:
-                out[plugin] = model.model_construct(**values)  # validated as query parameters
-        return MappingProxyType(out)
+                inputs[plugin] = model.model_construct(**values)  # validated as query parameters
+        return given, MappingProxyType(inputs) if inputs else _NONE
 
-    inputs.__signature__ = inspect.Signature(params)
-    return inputs
+    def openapi(self) -> dict[str, Any]:
+        schema = self.model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        if "$defs" in schema:
+            raise RuntimeError("availability parameters are scalars; a nested model cannot be a query parameter")
+        required = set(schema.get("required", ()))
+        params = []
+        for name, prop in schema["properties"].items():
+            param = {"name": name, "in": "query", "required": name in required, "schema": prop}
+            if "description" in prop:
+                param["description"] = prop["description"]
+            params.append(param)
+        return {"parameters": params}
+
+
+def _query_model(models: dict[str, type[BaseModel]]) -> QueryModel:
+    fields = {name: (Annotated[f.annotation | None, *f.metadata] if f.metadata else f.annotation | None,
+                     Field(None, description=f.description))
+              for model in models.values() for name, f in model.model_fields.items()}
+    composed = create_model("AvailabilityQuery", __base__=AvailabilityQuery, **fields) if fields else AvailabilityQuery
+    return QueryModel(composed, MappingProxyType(dict(models)))
 
 
 def core_models() -> Models:
@@ -115,7 +148,7 @@ def core_models() -> Models:
     from myhibachi.core import customers
 
     return Models(svc.BookingCreate, svc.BookingUpdate, svc.QuoteRequest, svc.Booking, svc.BookingPage,
-                  _query_inputs({}), customers.Customer, customers.CustomerPage)
+                  _query_model({}), customers.Customer, customers.CustomerPage)
 
 
 def inputs_of(data: BaseModel, names: tuple[str, ...]) -> Mapping[str, BaseModel]:

@@ -114,25 +114,15 @@ def router(models: Models) -> APIRouter:
         return (await svc.views(ctx, principal, [await svc.transition(conn, ctx, principal, booking_id, "completed")]))[0]
 
     @r.get("/availability", response_model=svc.Availability, tags=["availability"],
-           responses=error_responses(422))
-    async def availability(
-        request: Request,
-        start_day: date = Query(alias="from", description="First local day."),
-        end_day: date = Query(alias="to", description="Last local day (at most 31 days)."),
-        party_size: int | None = Query(None, ge=1, le=10_000),
-        time_zone: str | None = Query(None, max_length=64, description="IANA time zone of the event."),
-        duration_minutes: int | None = Query(None, ge=5, le=24 * 60),
-        zip_code: str | None = Query(None, pattern=r"^\d{5}(-\d{4})?$",
-                                     description="Where the event takes place, as create takes it."),
-        inputs=Depends(models.availability),
-        principal: Principal = Depends(current_principal),
-        conn: Conn = Connection,
-    ):
+           responses=error_responses(422), openapi_extra=models.availability.openapi())
+    async def availability(request: Request, principal: Principal = Depends(current_principal),
+                           conn: Conn = Connection):
         """Bookable start times with their remaining capacity. Plugins declare their own query
         parameters (e.g. `location_id`); they reach the hooks in the booking's `inputs`."""
+        q, inputs = models.availability.parse(request)
         return await svc.availability(
-            conn, request.app.state.ctx, principal, start_day=start_day, end_day=end_day,
-            party_size=party_size, time_zone=time_zone, duration_minutes=duration_minutes,
-            zip_code=zip_code, inputs=inputs)
+            conn, request.app.state.ctx, principal, start_day=q.start_day, end_day=q.end_day,
+            party_size=q.party_size, time_zone=q.time_zone, duration_minutes=q.duration_minutes,
+            zip_code=q.zip_code, inputs=inputs)
 
     return r

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
+import tempfile
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,15 +30,17 @@ from tests.reliability.conftest import add_location, SECRET, start_api, stop, su
 
 
 @pytest.fixture
-def own_server(tmp_path):
-    home = tmp_path / "pg-home"
-    home.mkdir()
+def own_server():
+    # Outside /tmp/pytest-of-<user>, as the session's server: another pytest run as the same
+    # user resets that folder to 0700, and the server's own user would lose its data folder.
+    home = Path(tempfile.mkdtemp(prefix="myhibachi-test-pg-"))
     server = embedded_server(home)
     url = embedded_url(server)
     migrate.upgrade(url, all_installed())
     yield home, url
     stop_embedded(home)
     del server
+    shutil.rmtree(home, ignore_errors=True)
 
 
 _days = itertools.cycle(range(3, 170))

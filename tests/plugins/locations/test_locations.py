@@ -355,6 +355,8 @@ async def test_availability_by_zip_code_offers_what_create_accepts(make_app, cli
         served = (await c.get("/v1/availability", params={**query, "zip_code": "10027"})).json()
         elsewhere = (await c.get("/v1/availability", params={**query, "zip_code": "94105"})).json()
         bad = await c.get("/v1/availability", params={**query, "zip_code": "1002"})
+        not_an_id = await c.get("/v1/availability", params={**query, "location_id": "north"})
+        off_the_map = await c.get("/v1/availability", params={**query, "lat": "91", "lon": "0"})
         slot = served["slots"][0]
         booked = await c.post("/v1/bookings", json={
             "starts_at": slot["local_start"], "time_zone": "America/New_York", "adults": 10,
@@ -362,6 +364,9 @@ async def test_availability_by_zip_code_offers_what_create_accepts(make_app, cli
     assert served["slots"] and {s["capacity"] for s in served["slots"]} == {3}
     assert elsewhere["slots"] == []
     assert bad.status_code == 422 and "zip_code" in bad.text
+    # the plugin's own query parameters are validated as the core's are
+    assert not_an_id.status_code == 422 and not_an_id.json()["errors"][0]["field"] == "query.location_id", not_an_id.text
+    assert off_the_map.status_code == 422 and off_the_map.json()["errors"][0]["field"] == "query.lat", off_the_map.text
     assert booked.status_code == 201, booked.text
 
 
