@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Any, Callable
 
 import sqlalchemy as sa
-from fastapi import Depends, Header, Request
+from fastapi import Header, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -110,21 +110,20 @@ def idempotent(func: Callable | None = None, *, required: bool = True):
             inspect.Parameter("idempotency_key_", inspect.Parameter.KEYWORD_ONLY,
                               annotation=str if required else str | None, default=header),
             inspect.Parameter("idempotency_request_", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
-            inspect.Parameter("idempotency_principal_", inspect.Parameter.KEYWORD_ONLY, annotation=Principal,
-                              default=Depends(current_principal)),
         ]
         if conn_name is None:
             extra.append(inspect.Parameter("idempotency_conn_", inspect.Parameter.KEYWORD_ONLY, annotation=Conn,
                                            default=Connection))
 
         @functools.wraps(func)
-        async def wrapper(*, idempotency_key_, idempotency_request_, idempotency_principal_, **kwargs):
+        async def wrapper(*, idempotency_key_, idempotency_request_, **kwargs):
             if wants_request:
                 kwargs["request"] = idempotency_request_
             conn = kwargs[conn_name] if conn_name else kwargs.pop("idempotency_conn_")
             if idempotency_key_ is None:
                 return await func(**kwargs)
-            return await _once(func, kwargs, idempotency_request_, conn, idempotency_principal_, idempotency_key_)
+            principal = await current_principal(idempotency_request_)
+            return await _once(func, kwargs, idempotency_request_, conn, principal, idempotency_key_)
 
         wrapper.__signature__ = signature.replace(parameters=own + extra)
         wrapper.idempotent = required
