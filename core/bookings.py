@@ -35,7 +35,7 @@ from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.fields import inputs_of, plain_inputs
 from myhibachi.core.hookspecs import BookingView, Hooks, Refusal, SlotLimit
 from myhibachi.core.models import booking_slots, bookings, customers
-from myhibachi.core.pagination import decode_cursor, encode_cursor
+from myhibachi.core.pagination import decode_cursor, page_of
 
 UTC = timezone.utc
 STATUSES = ("pending", "confirmed", "cancelled", "completed")
@@ -792,13 +792,11 @@ async def list_bookings(conn, ctx, principal: Principal, *, status: str | None =
         extra = [c for got in await ctx.hooks(principal.flag_context()).booking_query_filters(params=params)
                  for c in got]
         if extra:
-            return _page(await conn.fetch_all(query.where(*extra), binds), limit)
-    return _page(await conn.fetch_all(query, binds), limit)
+            return page_of(await conn.fetch_all(query.where(*extra), binds), _LIST_KEYS, limit)
+    return page_of(await conn.fetch_all(query, binds), _LIST_KEYS, limit)
 
 
-def _page(rows, limit: int) -> tuple[list[dict], str | None]:
-    next_cursor = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+_LIST_KEYS = (bookings.c.created_at, bookings.c.id)
 
 
 # --- availability --------------------------------------------------------------------------
