@@ -4,11 +4,14 @@ Name, email, phone and address are stored sealed (see :mod:`myhibachi.core.crypt
 email and phone are normalised (lower-case address, E.164 number) and found through their
 keyed hashes. Functions take the caller's connection, so their writes and the events they
 publish commit or roll back together. Every function returns plain dicts:
-``{id, email, name, phone, address, status, created_at, updated_at}``.
+``{id, email, name, phone, address, status, created_at, updated_at}``; the ones whose
+customers become the customer view (sign-up, get, list, update) add the plugins' columns
+under their labels (``loyalty.points_balance``), read by the same statement.
 """
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +43,24 @@ MIN_PASSWORD, MAX_PASSWORD = 8, 256
 _PROFILE = (customers.c.id, customers.c.email_enc, customers.c.name_enc, customers.c.phone_enc,
             customers.c.address_enc, customers.c.key_id, customers.c.status, customers.c.created_at,
             customers.c.updated_at)
-# Built once: the hot path (own profile, admin get) only binds the id.
-_BY_ID = sa.select(*_PROFILE).where(customers.c.id == sa.bindparam("customer_id"))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the customer view reads of a customer row: the core's columns and the plugins'
+    (``register_fields``' ``customer_columns``), and the lookup by id, built once per app
+    (``ctx.models.customer_profile``) so the hot path only binds the id."""
+
+    columns: tuple
+    by_id: sa.Select
+
+
+def profile(plugin_columns: tuple = ()) -> Profile:
+    columns = (*_PROFILE, *plugin_columns)
+    return Profile(columns, sa.select(*columns).where(customers.c.id == sa.bindparam("customer_id")))
+
+
+CORE_PROFILE = profile()
 
 
 class Customer(BaseModel):
@@ -123,9 +142,11 @@ def sealed(ctx, customer_id: uuid.UUID, values: dict[str, str | None]) -> dict[s
 
 
 def _open(ctx, row) -> dict[str, Any]:
+    """The plain customer of a stored row (and the plugins' columns it carries)."""
     v = vault(ctx)
     out = {f: v.decrypt(row[f"{f}_enc"], row["key_id"], _aad(row["id"], f)) for f in PII}
     out.update(id=row["id"], status=row["status"], created_at=row["created_at"], updated_at=row["updated_at"])
+    out.update((k, value) for k, value in row.items() if "." in k)
     return out
 
 
@@ -147,7 +168,7 @@ async def contacts(conn, ctx, customer_ids) -> dict[uuid.UUID, dict[str, Any]]:
 
 
 async def get_customer(conn, ctx, customer_id: uuid.UUID) -> dict[str, Any] | None:
-    row = await conn.fetch_one(_BY_ID, {"customer_id": customer_id})
+    row = await conn.fetch_one(ctx.models.customer_profile.by_id, {"customer_id": customer_id})
     return _open(ctx, row) if row else None
 
 
@@ -172,7 +193,7 @@ async def list_customers(conn, ctx, *, limit: int = 50, cursor: str | None = Non
                          phone: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first; ``email``/``phone`` filter exactly through the keyed hashes."""
     v = vault(ctx)
-    query = sa.select(*_PROFILE)
+    query = sa.select(*ctx.models.customer_profile.columns)
     if email is not None:
         query = query.where(customers.c.email_hash == v.lookup_hash("email", normalise_email(email)))
     if phone is not None:
@@ -182,14 +203,13 @@ async def list_customers(conn, ctx, *, limit: int = 50, cursor: str | None = Non
     return [_open(ctx, r) for r in rows], next_cursor
 
 
-async def views(conn, ctx, principal: Principal, rows: list[dict[str, Any]]) -> list[BaseModel]:
-    """Customers as the customer view, the plugins' fields filled for all of them at once."""
+async def views(ctx, principal: Principal, rows: list[dict[str, Any]]) -> list[BaseModel]:
+    """Customers as the customer view, the plugins' fields filled from the rows for all of them at once."""
     model = ctx.models.customer
     if not ctx.models.owners.get("customer") or not rows:
         return [model(**row) for row in rows]
     filled: dict[str, list] = {}
-    for answer in await ctx.hooks(principal.flag_context()).customer_fields(customers=tuple(rows), principal=principal,
-                                                                            conn=conn):
+    for answer in await ctx.hooks(principal.flag_context()).customer_fields(customers=tuple(rows), principal=principal):
         filled.update(answer)
     return [model(**row, **{name: values[i] for name, values in filled.items()}) for i, row in enumerate(rows)]
 
@@ -205,17 +225,19 @@ async def create_customer(conn, ctx, *, email: str, name: str, phone: str | None
               "phone": normalise_phone(phone) if phone else None, "address": _clean_address(address)}
     password_hash = await hash_password(_check_password(password)) if password is not None else None
     customer_id = uuid.uuid4()
-    row = await conn.fetch_one(
+    # Read back by the view's own lookup (RETURNING cannot carry the plugins' correlated
+    # columns), sent with the insert in one round trip; nothing found means the insert
+    # met the email of another customer.
+    await conn.queue(
         pg_insert(customers)
         .values(id=customer_id, password_hash=password_hash, **sealed(ctx, customer_id, values))
-        .on_conflict_do_nothing(constraint="uq_customers_email_hash")
-        .returning(customers.c.status, customers.c.created_at, customers.c.updated_at)
-    )
+        .on_conflict_do_nothing(constraint="uq_customers_email_hash"))
+    row = await conn.fetch_one(ctx.models.customer_profile.by_id, {"customer_id": customer_id})
     if row is None:
         raise conflict("a customer with this email already exists", field="email")
     await events.publish(conn, ctx, "customer.created", {"customer_id": str(customer_id)},
                          actor=actor or str(customer_id))
-    return {"id": customer_id, **values, **row}
+    return _open(ctx, row)
 
 
 async def update_customer(conn, ctx, customer_id: uuid.UUID, *, actor: str | None = None,
@@ -229,7 +251,7 @@ async def update_customer(conn, ctx, customer_id: uuid.UUID, *, actor: str | Non
     if unknown:
         raise TypeError(f"update_customer got unknown fields {sorted(unknown)}")
     row = await conn.fetch_one(
-        sa.select(*_PROFILE).where(customers.c.id == customer_id).with_for_update())
+        sa.select(*ctx.models.customer_profile.columns).where(customers.c.id == customer_id).with_for_update())
     if row is None:
         return None
     current = _open(ctx, row)

@@ -5,7 +5,8 @@ it names (``{"locations": {"location_id": ...}}`` on a booking create), so the s
 OpenAPI document types it and a generated client gets a real attribute. The models are
 built once, in ``create_app``; the core's routers are built with them. The views
 (``booking``, ``customer``) are filled per response by the plugin's ``booking_fields`` /
-``customer_fields`` hook.
+``customer_fields`` hook, from the rows: a plugin's ``customer_columns`` are added to the
+core's customer lookups here, once, so the customer view costs no statement of its own.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from datetime import date
 from types import MappingProxyType
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -34,6 +36,7 @@ class Models:
     availability: QueryModel  # the availability query parameters, the plugins' included
     customer: type[BaseModel]
     customer_page: type[BaseModel]
+    customer_profile: Any  # customers.Profile: the lookups with the plugins' customer_columns
     owners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # kind -> plugin names
 
 
@@ -44,14 +47,21 @@ def compose(manager, strict: bool = False) -> Models:
     from myhibachi.core import customers
 
     wanted: dict[str, dict[str, type[BaseModel]]] = {kind: {} for kind in KINDS}
+    columns: list = []
     for plugin, answer in manager.setup_call("register_fields", strict=strict):
-        answer = answer or {}
+        answer = dict(answer or {})
+        own = tuple(answer.pop("customer_columns", ()))
         bad = [k for k, m in answer.items() if k not in wanted or not (isinstance(m, type) and issubclass(m, BaseModel))]
         if bad:
             manager.fail(plugin, f"register_fields: {sorted(bad)} are not extendable models", strict)
             continue
+        unlabelled = [c for c in own if not (isinstance(c, sa.Label) and c.name.startswith(f"{plugin.name}."))]
+        if unlabelled:
+            manager.fail(plugin, f"register_fields: customer_columns must be labelled '{plugin.name}.<name>'", strict)
+            continue
         for kind, model in answer.items():
             wanted[kind][plugin.name] = model
+        columns.extend(own)
     query_names = [f for model in wanted["availability"].values() for f in model.model_fields]
     clash = {f for f in query_names if query_names.count(f) > 1} | (set(query_names) & AVAILABILITY_PARAMS)
     if clash:
@@ -77,6 +87,7 @@ def compose(manager, strict: bool = False) -> Models:
                   booking_page=page_of(svc.BookingPage, booking, svc.Booking),
                   availability=_query_model(wanted["availability"]),
                   customer=customer, customer_page=page_of(customers.CustomerPage, customer, customers.Customer),
+                  customer_profile=customers.profile(tuple(columns)),
                   owners=MappingProxyType({kind: tuple(wanted[kind]) for kind in KINDS}))
 
 
@@ -148,7 +159,7 @@ def core_models() -> Models:
     from myhibachi.core import customers
 
     return Models(svc.BookingCreate, svc.BookingUpdate, svc.QuoteRequest, svc.Booking, svc.BookingPage,
-                  _query_model({}), customers.Customer, customers.CustomerPage)
+                  _query_model({}), customers.Customer, customers.CustomerPage, customers.CORE_PROFILE)
 
 
 def inputs_of(data: BaseModel, names: tuple[str, ...]) -> Mapping[str, BaseModel]:

@@ -238,7 +238,7 @@ class Hooks:
         """
 
     @hookspec
-    def register_fields(self) -> dict[str, type]:
+    def register_fields(self) -> dict[str, Any]:
         """Add this plugin's typed fields to the core's request and response models.
 
         Called once at start-up. Each model given becomes one optional field named after the
@@ -251,7 +251,14 @@ class Hooks:
         become query parameters of ``GET /v1/availability``, flat, so their names must be
         unique; the hooks see them in ``inputs`` too).
 
-        :return: ``{kind: pydantic model}``.
+        ``customer_columns`` are what the customer view's field is made of: SQL column
+        expressions on the ``customers`` table (a correlated scalar subquery:
+        ``sa.select(t.c.x).where(t.c.customer_id == customers.c.id).scalar_subquery()``),
+        each labelled ``<plugin>.<name>``, that the core selects in its own lookup of
+        every customer it answers, so ``customer_fields`` reads them from the rows and the
+        field costs no statement. A column not labelled so leaves the plugin out.
+
+        :return: ``{kind: pydantic model}``, and ``"customer_columns": [labelled columns]``.
         """
 
     @hookspec
@@ -268,20 +275,21 @@ class Hooks:
         """
 
     @hookspec
-    def customer_fields(self, customers: tuple[Mapping[str, Any], ...], principal: Principal, conn: Conn,
+    def customer_fields(self, customers: tuple[Mapping[str, Any], ...], principal: Principal,
                         ctx: AppContext) -> dict[str, list] | None:
         """Fill this plugin's field of the customer view for customers about to be answered.
 
         Called once per response with every customer of it (a page of the admin list, or
         one: sign-up, ``/v1/customers/me``, the admin get and update), for plugins that
-        declared a ``customer`` model. The customer view is a hot read: answer with one
-        query for all of them on ``conn``, never one per customer, and None for a customer
-        the caller may not see this field of.
+        declared a ``customer`` model and whose flag is on for the caller. The customer view
+        is a hot read, so there is no connection: answer from the rows, which carry the
+        plugin's ``customer_columns`` (see ``register_fields``) read by the core's own
+        statement, and None for a customer the caller may not see this field of.
 
         :param customers: the customers as the core answers them (``id``, ``email``, ``name``,
-            ``phone``, ``address``, ``status``, ``created_at``, ``updated_at``).
+            ``phone``, ``address``, ``status``, ``created_at``, ``updated_at``) and the
+            plugins' columns under their labels (``loyalty.points_balance``).
         :param principal: who asked: the customer themself, or staff with ``customers.read``.
-        :param conn: the request's connection.
         :param ctx: the application context.
         :return: ``{plugin name: [its model, a dict or None per customer, in order]}``, or None.
         """

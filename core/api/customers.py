@@ -50,10 +50,10 @@ def _actor(principal: Principal) -> str:
     return f"{principal.kind}:{principal.id}"
 
 
-async def _view(conn: Conn, request: Request, principal: Principal, found: dict | None) -> BaseModel:
+async def _view(request: Request, principal: Principal, found: dict | None) -> BaseModel:
     if found is None:
         raise not_found("Customer")
-    return (await service.views(conn, request.app.state.ctx, principal, [found]))[0]
+    return (await service.views(request.app.state.ctx, principal, [found]))[0]
 
 
 def router(models) -> APIRouter:
@@ -70,7 +70,7 @@ def router(models) -> APIRouter:
         customer = await service.create_customer(conn, ctx, **body.model_dump())
         tokens = await issue_session(conn, ctx.settings, subject=str(customer["id"]), kind="customer")
         response.headers.update(NO_STORE)
-        return Signup(customer=await _view(conn, request, Principal("customer", str(customer["id"])), customer),
+        return Signup(customer=await _view(request, Principal("customer", str(customer["id"])), customer),
                       **tokens)
 
     @r.post("/login", response_model=TokenPair, responses=error_responses(401))
@@ -87,14 +87,14 @@ def router(models) -> APIRouter:
     async def me(request: Request, principal: Principal = Depends(current_customer),
                  conn: Conn = Connection) -> Customer:
         found = await service.get_customer(conn, request.app.state.ctx, uuid.UUID(principal.id))
-        return await _view(conn, request, principal, found)
+        return await _view(request, principal, found)
 
     @r.patch("/me", response_model=View, responses=error_responses(401, 403, 404, 409))
     async def update_me(body: ProfileUpdate, request: Request, principal: Principal = Depends(current_customer),
                         conn: Conn = Connection) -> Customer:
         found = await service.update_customer(conn, request.app.state.ctx, uuid.UUID(principal.id),
                                               actor=_actor(principal), **body.model_dump(exclude_unset=True))
-        return await _view(conn, request, principal, found)
+        return await _view(request, principal, found)
 
     return r
 
@@ -117,14 +117,14 @@ def admin_router(models) -> APIRouter:
         ctx = request.app.state.ctx
         items, next_cursor = await service.list_customers(conn, ctx, limit=limit, cursor=cursor, email=email,
                                                           phone=phone)
-        return models.customer_page(items=await service.views(conn, ctx, principal, items), next_cursor=next_cursor)
+        return models.customer_page(items=await service.views(ctx, principal, items), next_cursor=next_cursor)
 
     @r.get("/{customer_id}", response_model=View, responses=error_responses(401, 403, 404))
     async def get_customer(customer_id: uuid.UUID, request: Request,
                            principal: Principal = Depends(require("customers.read")),
                            conn: Conn = Connection) -> Customer:
         found = await service.get_customer(conn, request.app.state.ctx, customer_id)
-        return await _view(conn, request, principal, found)
+        return await _view(request, principal, found)
 
     @r.patch("/{customer_id}", response_model=View, responses=error_responses(401, 403, 404, 409))
     async def update_customer(customer_id: uuid.UUID, body: AdminCustomerUpdate, request: Request,
@@ -132,6 +132,6 @@ def admin_router(models) -> APIRouter:
                               conn: Conn = Connection) -> Customer:
         found = await service.update_customer(conn, request.app.state.ctx, customer_id, actor=_actor(principal),
                                               **body.model_dump(exclude_unset=True))
-        return await _view(conn, request, principal, found)
+        return await _view(request, principal, found)
 
     return r

@@ -56,15 +56,16 @@ class LoyaltyPlugin(Plugin):
     @hookimpl
     def register_fields(self):
         from myhibachi.plugins.loyalty.schemas import CustomerPoints, PointsOnBooking
+        from myhibachi.plugins.loyalty.service import CUSTOMER_COLUMNS
 
         return {"booking_create": PointsOnBooking, "booking_update": PointsOnBooking, "quote": PointsOnBooking,
-                "customer": CustomerPoints}
+                "customer": CustomerPoints, "customer_columns": CUSTOMER_COLUMNS}
 
     @hookimpl
-    async def customer_fields(self, customers, principal, conn):
+    def customer_fields(self, customers, principal):
         from myhibachi.plugins.loyalty import service
 
-        return {self.name: await service.points_of(conn, principal, customers)}
+        return {self.name: service.points_of(principal, customers)}
 
     @hookimpl
     async def price_booking(self, booking, lines, conn, ctx):

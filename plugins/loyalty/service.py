@@ -337,22 +337,25 @@ async def customer_for(conn, ctx, customer_id: uuid.UUID, principal, permission:
         raise not_found("Customer")
 
 
-_BALANCES = (sa.select(accounts.c.customer_id, accounts.c.points_balance, accounts.c.tier)
-             .where(accounts.c.customer_id == sa.any_(sa.bindparam("ids", type_=ARRAY(accounts.c.customer_id.type)))))
-_NO_ACCOUNT = {"points_balance": 0, "tier": "bronze"}
+def _of_account(column, none):
+    return sa.func.coalesce(sa.select(column).where(accounts.c.customer_id == customers.c.id).scalar_subquery(), none)
 
 
-async def points_of(conn, principal, customers) -> list[dict[str, Any] | None]:
-    """The balance and tier of each customer, in one query; None where ``principal`` is
-    neither that customer nor staff with ``loyalty.read``."""
+# The customer view's field, read by the core with every customer it answers (register_fields).
+CUSTOMER_COLUMNS = (_of_account(accounts.c.points_balance, 0).label("loyalty.points_balance"),
+                    _of_account(accounts.c.tier, "bronze").label("loyalty.tier"))
+
+
+def points_of(principal, customers) -> list[dict[str, Any] | None]:
+    """The balance and tier of each customer, from the columns read with it; None where
+    ``principal`` is neither that customer nor staff with ``loyalty.read``."""
     def shown(customer) -> bool:
         if principal.kind == "customer":
             return str(customer["id"]) == principal.id
         return principal.can("loyalty.read")
 
-    ids = [c["id"] for c in customers if shown(c)]
-    found = {r["customer_id"]: r for r in await conn.fetch_all(_BALANCES, {"ids": ids})} if ids else {}
-    return [{k: found.get(c["id"], _NO_ACCOUNT)[k] for k in _NO_ACCOUNT} if shown(c) else None for c in customers]
+    return [{"points_balance": c["loyalty.points_balance"], "tier": c["loyalty.tier"]} if shown(c) else None
+            for c in customers]
 
 
 async def summary(conn, ctx, customer_id: uuid.UUID, *, now: datetime | None = None) -> dict[str, Any]:

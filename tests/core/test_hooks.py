@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from myhibachi.core import Plugin, events, hookimpl, migrate
 from myhibachi.core.auth import Principal, issue_access_token, require
 from myhibachi.core.hookspecs import BookingView, Refusal, SlotLimit
-from myhibachi.core.models import bookings
+from myhibachi.core.models import bookings, customers
 from myhibachi.core.plugins import PluginManager, discover
 from tests.core.plugin_helpers import fake_distribution, site  # noqa: F401
 
@@ -351,15 +351,27 @@ class BadFields(Plugin):
         return {"customer_view": Tagging.Tag}
 
 
+class BadColumns(Plugin):
+    name = "bad_columns"
+    version = "1.0.0"
+
+    @hookimpl
+    def register_fields(self):
+        return {"customer": Tagging.Tag, "customer_columns": [customers.c.status.label("status")]}
+
+
 async def test_hook_register_fields(make_app, client_of, add_customer):
     """A plugin's model becomes a typed field named after it on the models it names (the
-    OpenAPI document says so and the hooks get it validated); an unknown kind leaves the
-    plugin out at start-up."""
+    OpenAPI document says so and the hooks get it validated); an unknown kind, or a customer
+    column not labelled in the plugin's name (it would shadow the core's), leaves the plugin
+    out at start-up."""
     from tests.core.conftest import booking_body
 
-    app = make_app([Tagging(), BadFields()], strict_plugins=False)
-    assert app.state.ctx.plugins.records["bad_fields"].state == "failed"
-    assert "not extendable" in app.state.ctx.plugins.records["bad_fields"].reason
+    app = make_app([Tagging(), BadFields(), BadColumns()], strict_plugins=False)
+    records = app.state.ctx.plugins.records
+    assert records["bad_fields"].state == "failed" and "not extendable" in records["bad_fields"].reason
+    assert records["bad_columns"].state == "failed" and "'bad_columns.<name>'" in records["bad_columns"].reason
+    assert "bad_columns" not in app.state.ctx.models.owners["customer"]
     _, auth = await add_customer()
     async with client_of(app, headers=auth) as c:
         schemas = (await c.get("/openapi.json")).json()["components"]["schemas"]
@@ -388,7 +400,8 @@ async def test_hook_booking_fields(make_app, client_of, add_customer):
 
 
 class Initials(Plugin):
-    """Adds a typed ``initials`` field to the customer view, filled from the rows."""
+    """Adds a typed ``initials`` field to the customer view, filled from the rows: the name
+    the core reads, and the count of the customer's bookings, a column of its own."""
 
     name = "initials"
     version = "1.0.0"
@@ -396,39 +409,59 @@ class Initials(Plugin):
     class Initial(BaseModel):
         letter: str
         asked_by: str
+        bookings: int
 
     def __init__(self) -> None:
         self.calls = []
 
     @hookimpl
     def register_fields(self):
-        return {"customer": self.Initial}
+        count = sa.select(sa.func.count()).where(bookings.c.customer_id == customers.c.id).scalar_subquery()
+        return {"customer": self.Initial, "customer_columns": [count.label("initials.bookings")]}
 
     @hookimpl
-    async def customer_fields(self, customers, principal, conn):
+    def customer_fields(self, customers, principal):
         self.calls.append(len(customers))
-        assert await conn.scalar("SELECT 1") == 1  # the request's own connection
-        return {self.name: [{"letter": c["name"][0], "asked_by": principal.kind} for c in customers]}
+        return {self.name: [{"letter": c["name"][0], "asked_by": principal.kind, "bookings": c["initials.bookings"]}
+                            for c in customers]}
 
 
-async def test_hook_customer_fields(make_app, client_of, customer, staff):
+async def test_hook_customer_fields(make_app, client_of, customer, staff, monkeypatch):
     """The customer view's plugin fields are typed in OpenAPI and filled once per response,
-    for all of its customers, on every route that answers a customer."""
+    for all of its customers, on every route that answers a customer, from the columns the
+    core reads with the customer: ``/v1/customers/me`` stays one statement, as without
+    plugins (broken on purpose by reading the plugin's columns with a statement of their
+    own: two)."""
+    from myhibachi.core import db
+    from tests.core.conftest import booking_body
+
     plugin = Initials()
     app = make_app([plugin])
     reader = await staff(["customers.read", "customers.write"])
+    statements = []
+    compile_ = db._compile
+
+    def counted(stmt, params):
+        statements.append(str(stmt))
+        return compile_(stmt, params)
+
     async with client_of(app) as c:
         schemas = (await c.get("/openapi.json")).json()["components"]["schemas"]
         signed_up = (await c.post("/v1/customers", json={"email": "zoe@example.com", "password": "long enough pw",
                                                         "name": "Zoe Cook"})).json()
-        me = (await c.get("/v1/customers/me", headers={"Authorization": f"Bearer {signed_up['access_token']}"})).json()
+        zoe = {"Authorization": f"Bearer {signed_up['access_token']}"}
+        monkeypatch.setattr(db, "_compile", counted)
+        me = (await c.get("/v1/customers/me", headers=zoe)).json()
+        monkeypatch.undo()
+        assert (await c.post("/v1/bookings", json=booking_body(), headers=zoe)).status_code == 201
         await customer(name="Abe Cook")
         plugin.calls.clear()
         listed = (await c.get("/v1/admin/customers", headers=reader)).json()["items"]
         changed = (await c.patch(f"/v1/admin/customers/{me['id']}", json={"name": "Yara Cook"}, headers=reader)).json()
     assert "initials" in schemas["Customer"]["properties"] and schemas["CustomerPage"]["properties"]["items"]
-    assert signed_up["customer"]["initials"] == me["initials"] == {"letter": "Z", "asked_by": "customer"}
-    assert [item["initials"] for item in listed] == [{"letter": "A", "asked_by": "api_key"},
-                                                     {"letter": "Z", "asked_by": "api_key"}]
+    assert signed_up["customer"]["initials"] == me["initials"] == {"letter": "Z", "asked_by": "customer", "bookings": 0}
+    assert len(statements) == 1, statements
+    assert [item["initials"] for item in listed] == [{"letter": "A", "asked_by": "api_key", "bookings": 0},
+                                                     {"letter": "Z", "asked_by": "api_key", "bookings": 1}]
     assert plugin.calls == [2, 1]
-    assert changed["initials"] == {"letter": "Y", "asked_by": "api_key"}
+    assert changed["initials"] == {"letter": "Y", "asked_by": "api_key", "bookings": 1}
