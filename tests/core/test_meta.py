@@ -224,6 +224,19 @@ def test_plugins_the_examples_and_the_scaffold_import_only_the_public_api(tmp_pa
     assert deep_core_imports(tmp_path) == {}
 
 
+def test_docs_list_every_export_of_the_public_api():
+    """docs/plugins.md's table of the public API names every export of ``myhibachi.core``
+    and nothing it does not export (a namespace's row also names the namespace's members)."""
+    import myhibachi.core as core
+
+    section = (ROOT / "docs" / "plugins.md").read_text().split("### The public API", 1)[1].split("\n### ", 1)[0]
+    listed = set()
+    for row in re.findall(r"^\| (.+?) \| (.+) \|$", section, re.M)[1:]:  # past the header
+        what, names = row
+        listed |= set(re.findall(r"`(\w+)` \(" if what == "namespaces" else r"`(\w+)[`(]", names))
+    assert listed == set(core.__all__) - {"__version__"}
+
+
 def test_importing_the_core_and_every_manifest_stays_cheap():
     """``import myhibachi.core`` and loading every installed plugin's manifest import neither
     FastAPI, SQLAlchemy, psycopg nor the core's modules behind the lazy exports (a fresh
