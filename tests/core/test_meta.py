@@ -237,6 +237,20 @@ def test_docs_list_every_export_of_the_public_api():
     assert listed == set(core.__all__) - {"__version__"}
 
 
+def test_every_lazy_export_is_imported_for_type_checkers():
+    """Each lazy export is also a plain import under ``if TYPE_CHECKING:`` in
+    core/__init__.py, from the module that defines it, so an editor follows it there."""
+    import ast
+
+    import myhibachi.core as core
+
+    tree = ast.parse(Path(core.__file__).read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    typed = {a.name: node.module for node in block.body for a in node.names}
+    lazy = {name: f"myhibachi.core.{module}" for name, module in core._LAZY.items()}
+    assert typed == {**lazy, **{name: "myhibachi.core" for name in core._MODULES}}
+
+
 def test_importing_the_core_and_every_manifest_stays_cheap():
     """``import myhibachi.core`` and loading every installed plugin's manifest import neither
     FastAPI, SQLAlchemy, psycopg nor the core's modules behind the lazy exports (a fresh
