@@ -65,7 +65,7 @@ MODELS = _template('''
 """Tables of $name: only its own, each tagged ``info={"plugin": "$name"}``."""
 import sqlalchemy as sa
 
-from myhibachi.core.db import created_at, metadata, uuid_pk
+from myhibachi.core import created_at, metadata, uuid_pk
 
 OWNER = {"plugin": "$name"}
 
@@ -122,10 +122,7 @@ ROUTES = _template('''
 """HTTP routes of $name: thin, the logic is in service."""
 from fastapi import APIRouter, Depends, Query
 
-from myhibachi.core.auth import require
-from myhibachi.core.db import Conn
-from myhibachi.core.routing import Connection
-from myhibachi.core.errors import error_responses
+from myhibachi.core import Conn, Connection, error_responses, require
 from $package import service
 from $package.schemas import ItemIn, ItemOut
 

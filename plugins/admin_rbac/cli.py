@@ -19,7 +19,7 @@ def create(
     name: str = typer.Option("", help="Display name (default: the email's local part)."),
 ) -> None:
     """Create an admin user. The password comes from MYHIBACHI_ADMIN_PASSWORD or a prompt."""
-    from myhibachi.core.errors import Problem
+    from myhibachi.core import Problem
 
     password = os.environ.get(PASSWORD_ENV) or typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
@@ -31,8 +31,7 @@ def create(
 
 
 async def _create(email: str, name: str, password: str, roles: list[str]) -> dict:
-    from myhibachi.core.app import create_app
-    from myhibachi.core.audit import record
+    from myhibachi.core import audit, create_app
     from myhibachi.plugins.admin_rbac.service import create_user
 
     ctx = create_app().state.ctx
@@ -40,8 +39,8 @@ async def _create(email: str, name: str, password: str, roles: list[str]) -> dic
     try:
         async with ctx.db.transaction() as conn:
             user = await create_user(conn, ctx, None, email=email, name=name, password=password, roles=roles)
-            await record(conn, ctx, action="admin_user.create", resource_type="admin_user", resource_id=user["id"],
-                         changes={"roles": {"old": None, "new": user["roles"]}})
+            await audit.record(conn, ctx, action="admin_user.create", resource_type="admin_user",
+                               resource_id=user["id"], changes={"roles": {"old": None, "new": user["roles"]}})
         return user
     finally:
         ctx.flags.stop()

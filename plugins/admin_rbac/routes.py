@@ -5,11 +5,7 @@ import uuid
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from myhibachi.core.audit import note_change
-from myhibachi.core.auth import Principal, authenticated, require
-from myhibachi.core.db import Conn
-from myhibachi.core.routing import Connection
-from myhibachi.core.errors import Problem, error_responses
+from myhibachi.core import Conn, Connection, Principal, Problem, audit, authenticated, error_responses, require
 from myhibachi.plugins.admin_rbac import schemas, service
 
 # Committed before the response is sent, so a failed commit is never answered with a 2xx.
@@ -70,7 +66,7 @@ def add_routes(router: APIRouter, ctx) -> None:
                           actor: Principal = Depends(require("admin_users.write"))):
         user = await service.create_user(conn, request.app.state.ctx, actor, email=str(body.email), name=body.name,
                                          password=body.password, roles=body.roles)
-        note_change(request, "admin_user", user["id"], {
+        audit.note_change(request, "admin_user", user["id"], {
             **{f: {"old": None, "new": user[f]} for f in ("email", "name", "status", "roles")},
             "password": {"old": None, "new": "set"},
         })
@@ -87,7 +83,7 @@ def add_routes(router: APIRouter, ctx) -> None:
                           actor: Principal = Depends(require("admin_users.write"))):
         user, changes = await service.update_user(conn, request.app.state.ctx, actor, user_id,
                                                   body.model_dump(exclude_unset=True))
-        note_change(request, "admin_user", user_id, changes)
+        audit.note_change(request, "admin_user", user_id, changes)
         return user
 
     @router.delete("/admin/users/{user_id}", response_model=schemas.AdminUser, tags=["admin users"],
@@ -96,7 +92,7 @@ def add_routes(router: APIRouter, ctx) -> None:
                               actor: Principal = Depends(require("admin_users.write"))):
         """Deactivate (never delete) a staff account; its sessions end at once."""
         user, changes = await service.deactivate_user(conn, request.app.state.ctx, actor, user_id)
-        note_change(request, "admin_user", user_id, changes, action="admin_user.deactivate")
+        audit.note_change(request, "admin_user", user_id, changes, action="admin_user.deactivate")
         return user
 
     @router.put("/admin/users/{user_id}/roles", response_model=schemas.AdminUser, tags=["admin users"],
@@ -105,7 +101,7 @@ def add_routes(router: APIRouter, ctx) -> None:
                         actor: Principal = Depends(require("admin_users.write"))):
         """Replace the user's roles; only roles within the caller's own permissions can be given."""
         user, changes = await service.set_roles(conn, request.app.state.ctx, actor, user_id, body.roles)
-        note_change(request, "admin_user", user_id, changes, action="admin_user.set_roles")
+        audit.note_change(request, "admin_user", user_id, changes, action="admin_user.set_roles")
         return user
 
     # --- roles -----------------------------------------------------------------------------
@@ -127,7 +123,7 @@ def add_routes(router: APIRouter, ctx) -> None:
                           actor: Principal = Depends(require("roles.write"))):
         role = await service.create_role(conn, request.app.state.ctx, actor, name=body.name,
                                          description=body.description, permissions=body.permissions)
-        note_change(request, "role", role["id"], {
+        audit.note_change(request, "role", role["id"], {
             "role": {"old": None, "new": role["name"]}, "permissions": {"old": None, "new": role["permissions"]}})
         return role
 
@@ -144,7 +140,7 @@ def add_routes(router: APIRouter, ctx) -> None:
                           actor: Principal = Depends(require("roles.write"))):
         role, changes = await service.update_role(conn, request.app.state.ctx, actor, role_id,
                                                   description=body.description, permissions=body.permissions)
-        note_change(request, "role", role_id, changes)
+        audit.note_change(request, "role", role_id, changes)
         return role
 
     @router.delete("/admin/roles/{role_id}", status_code=204, tags=["admin roles"],
@@ -153,5 +149,5 @@ def add_routes(router: APIRouter, ctx) -> None:
                           actor: Principal = Depends(require("roles.write"))):
         """Delete a custom role; users holding it lose it."""
         role = await service.delete_role(conn, request.app.state.ctx, actor, role_id)
-        note_change(request, "role", role_id, {"permissions": {"old": role["permissions"], "new": None}})
+        audit.note_change(request, "role", role_id, {"permissions": {"old": role["permissions"], "new": None}})
         return Response(status_code=204)

@@ -22,12 +22,10 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from psycopg import IntegrityError
 
-from myhibachi.core import audit
-from myhibachi.core.auth import Principal, has_permission, issue_access_token, permission_matches_known
-from myhibachi.core.db import utcnow
-from myhibachi.core.errors import Problem, conflict, invalid, not_found
-from myhibachi.core.passwords import hash_password, needs_rehash, verify_password
-from myhibachi.core.pagination import fetch_page
+from myhibachi.core import (
+    Principal, Problem, audit, conflict, fetch_page, has_permission, hash_password, invalid, issue_access_token,
+    needs_rehash, not_found, permission_matches_known, utcnow, verify_password,
+)
 from myhibachi.plugins.admin_rbac.models import admin_roles, admin_sessions, admin_user_roles, admin_users
 
 SUPER_ADMIN = "super_admin"

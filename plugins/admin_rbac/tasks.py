@@ -1,7 +1,7 @@
 """Periodic clean-up of ended admin sessions: a core periodic job, hourly at minute 17."""
 from __future__ import annotations
 
-from myhibachi.core.scheduled import periodic
+from myhibachi.core import periodic
 
 
 async def purge_sessions(conn, ctx) -> int:

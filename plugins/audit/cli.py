@@ -21,8 +21,7 @@ def verify() -> None:
 
 
 async def _verify() -> dict:
-    from myhibachi.core.db import Database, resolve_url
-    from myhibachi.core.settings import Settings
+    from myhibachi.core import Database, Settings, resolve_url
     from myhibachi.plugins.audit.service import verify as verify_chain
 
     db = Database(resolve_url(Settings()), pool_size=1)

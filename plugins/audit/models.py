@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from myhibachi.core.db import metadata
+from myhibachi.core import metadata
 
 OWN = {"plugin": "audit"}
 

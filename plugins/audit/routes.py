@@ -4,10 +4,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from myhibachi.core.auth import Principal, require
-from myhibachi.core.db import Conn
-from myhibachi.core.routing import Connection
-from myhibachi.core.errors import error_responses
+from myhibachi.core import Conn, Connection, Principal, error_responses, require
 from myhibachi.plugins.audit import schemas, service
 
 CURSOR = Query(None, max_length=200, description="next_cursor of the previous page")

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from myhibachi.core.pagination import fetch_page
+from myhibachi.core import fetch_page
 from myhibachi.plugins.audit.models import audit_logs
 
 GENESIS = "0" * 64

@@ -1,7 +1,7 @@
 """A daily check of the audit trail's hash chain: a core periodic job, at 03:41 UTC."""
 from __future__ import annotations
 
-from myhibachi.core.scheduled import periodic
+from myhibachi.core import periodic
 
 
 class BrokenChain(Exception):

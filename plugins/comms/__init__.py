@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from myhibachi.core import Plugin, hookimpl
-from myhibachi.core.services import Messaging
+from myhibachi.core import Messaging, Plugin, hookimpl
 
 
 class CommsSettings(BaseModel):
@@ -47,7 +46,7 @@ class CommsPlugin(Plugin):
 
     @hookimpl
     def register_events(self) -> list:
-        from myhibachi.core.events import Event
+        from myhibachi.core import Event
         from myhibachi.plugins.comms.schemas import MessageOptedOut, MessageSent
 
         return [Event("message.sent", MessageSent), Event("message.opted_out", MessageOptedOut)]

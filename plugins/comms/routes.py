@@ -7,11 +7,9 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from myhibachi.core.auth import Principal, current_principal, require
-from myhibachi.core.db import Conn
-from myhibachi.core.routing import Connection
-from myhibachi.core.errors import error_responses, invalid
-from myhibachi.core.idempotency import HEADER, idempotent, scope_of
+from myhibachi.core import (
+    Conn, Connection, Principal, current_principal, error_responses, idempotency, invalid, require,
+)
 from myhibachi.plugins.comms import service
 from myhibachi.plugins.comms.schemas import EmailSend, Message, MessagePage, SmsSend, Status
 
@@ -19,7 +17,7 @@ from myhibachi.plugins.comms.schemas import EmailSend, Message, MessagePage, Sms
 async def message_key(request: Request) -> str:
     """The service's idempotency key of a send request: the caller's scope and its header."""
     principal = await current_principal(request)
-    return f"http:{scope_of(principal)}:{request.headers.get(HEADER, '')}"
+    return f"http:{idempotency.scope_of(principal)}:{request.headers.get(idempotency.HEADER, '')}"
 
 
 def add_routes(router: APIRouter, ctx) -> None:
@@ -27,7 +25,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.post("/communications/sms/send", response_model=Message, status_code=202, responses=sends,
                  summary="Queue an SMS to a number or a customer")
-    @idempotent
+    @idempotency.idempotent
     async def send_sms(body: SmsSend, conn: Conn = Connection, message_key: str = Depends(message_key),
                        principal: Principal = Depends(require("comms.send"))) -> Message:
         return Message(**await service.send(
@@ -36,7 +34,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.post("/communications/email/send", response_model=Message, status_code=202, responses=sends,
                  summary="Queue an email to an address or a customer")
-    @idempotent
+    @idempotency.idempotent
     async def send_email(body: EmailSend, conn: Conn = Connection, message_key: str = Depends(message_key),
                          principal: Principal = Depends(require("comms.send"))) -> Message:
         return Message(**await service.send(

@@ -27,15 +27,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core import webhooks
-from myhibachi.core.crypto import vault
-from myhibachi.core.customers import contacts, find_by_phone, normalise_email, normalise_phone
-from myhibachi.core.db import utcnow
-from myhibachi.core.errors import Problem, invalid, not_found
-from myhibachi.core.events import publish, publish_many
-from myhibachi.core.models import offline_outbox
-from myhibachi.core.ports import PortError
-from myhibachi.core.pagination import fetch_page
+from myhibachi.core import (
+    PortError, Problem, customers, fetch_page, invalid, not_found, publish, publish_many, utcnow, vault, webhooks,
+)
 from myhibachi.plugins.comms import CommsSettings
 from myhibachi.plugins.comms.models import comms_consents as consents
 from myhibachi.plugins.comms.models import comms_messages as messages
@@ -102,7 +96,9 @@ def sms_segments(body: str) -> tuple[int, str]:
 
 def normalise(channel: str, value: str, field: str = "to") -> str:
     """E.164 (a number carries its country code: +1...) or a normalised email; 422 naming ``field``."""
-    return normalise_phone(value, field, region=None) if channel == "sms" else normalise_email(value, field)
+    if channel == "sms":
+        return customers.normalise_phone(value, field, region=None)
+    return customers.normalise_email(value, field)
 
 
 def address_hash(ctx, channel: str, address: str) -> bytes:
@@ -142,7 +138,7 @@ async def consent_reason(conn, ctx, customer_id, channel: str, kind: str) -> str
     """This plugin's ``may_send``: the customer's number or address opted out, or marketing
     without recorded consent. Transactional messages need no consent."""
     if customer_id is not None and _checked.get() != (_uuid(customer_id), channel):
-        person = (await contacts(conn, ctx, [customer_id])).get(_uuid(customer_id))
+        person = (await customers.contacts(conn, ctx, [customer_id])).get(_uuid(customer_id))
         address = person and person.get("phone" if channel == "sms" else "email")
         if address and await is_opted_out(conn, ctx, channel, address):
             return f"the recipient opted out of {channel}"
@@ -298,7 +294,7 @@ async def send_many(conn, ctx, items: list[dict[str, Any]]) -> list[dict[str, An
                 ids.add(_uuid(item["customer_id"]))
             except ValueError:
                 pass  # refused below, with the item
-    people = await contacts(conn, ctx, ids)
+    people = await customers.contacts(conn, ctx, ids)
     results: list[Any] = [None] * len(items)
     built: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     for n, item in enumerate(items):
@@ -589,11 +585,11 @@ async def twilio_inbound(conn, ctx, params: dict[str, str]) -> str | None:
     if word not in STOP_WORDS | START_WORDS or not sender:
         return None
     try:
-        address = normalise_phone(sender, "From", region=None)
+        address = customers.normalise_phone(sender, "From", region=None)
     except Problem:
         return None
     stop = word in STOP_WORDS
-    owners = await find_by_phone(conn, ctx, address)
+    owners = await customers.find_by_phone(conn, ctx, address)
     await set_opt_out(conn, ctx, "sms", address, stop, keyword=word,
                       customer_id=owners[0]["id"] if len(owners) == 1 else None)
     return "opted_out" if stop else "opted_in"
@@ -613,7 +609,7 @@ async def sendgrid_events(conn, ctx, events: list[dict[str, Any]]) -> int:
                                           f"SendGrid {name}: {reason}" if reason else None)
         elif name in SENDGRID_OPT_OUT and event.get("email"):
             try:
-                address = normalise_email(str(event["email"]), "email")
+                address = customers.normalise_email(str(event["email"]), "email")
             except Problem:
                 continue
             changed += await set_opt_out(conn, ctx, "email", address, True, keyword=name)

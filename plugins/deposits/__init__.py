@@ -42,7 +42,7 @@ class DepositsPlugin(Plugin):
 
     @hookimpl
     def register_events(self) -> list:
-        from myhibachi.core.events import Event
+        from myhibachi.core import Event
         from myhibachi.plugins.deposits.schemas import PaymentFailed, PaymentRefunded, PaymentSucceeded
 
         return [Event("payment.succeeded", PaymentSucceeded), Event("payment.refunded", PaymentRefunded),

@@ -6,12 +6,7 @@ from datetime import datetime, timezone
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from myhibachi.core.auth import Principal, authenticated
-from myhibachi.core.context import app_context
-from myhibachi.core.db import Conn
-from myhibachi.core.routing import Connection
-from myhibachi.core.errors import error_responses
-from myhibachi.core.idempotency import HEADER, idempotent, scope_of
+from myhibachi.core import Conn, Connection, Principal, app_context, authenticated, error_responses, idempotency
 from myhibachi.plugins.deposits import service
 from myhibachi.plugins.deposits.schemas import (
     Deposit,
@@ -37,13 +32,13 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.post(base, response_model=Deposit, status_code=201, responses=error_responses(401, 403, 409, 422, 503),
                  summary="Create a booking's deposit (a PaymentIntent at the provider)")
-    @idempotent
+    @idempotency.idempotent
     async def create(body: DepositCreate, request: Request, conn: Conn = Connection, ctx=Depends(app_context),
                      principal: Principal = Depends(authenticated)) -> Deposit:
         """A customer for their own booking, staff with `payments.write`. Without `amount_cents` the
         amount is the settings' percentage of the booking's stored total, at least their minimum."""
-        row = await service.create_deposit(conn, ctx, cfg, principal, body.booking_id, body.amount_cents,
-                                           service.derived_id(scope_of(principal), request.headers[HEADER], "deposit"))
+        key = service.derived_id(idempotency.scope_of(principal), request.headers[idempotency.HEADER], "deposit")
+        row = await service.create_deposit(conn, ctx, cfg, principal, body.booking_id, body.amount_cents, key)
         return Deposit(**row)
 
     @router.get(base, response_model=DepositPage, responses=error_responses(401, 403, 422),
@@ -89,11 +84,11 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.post(base + "/{deposit_id}/refunds", response_model=DepositWithRefund, status_code=201,
                  responses=error_responses(401, 403, 404, 409, 422, 503), summary="Refund a deposit, fully or partly")
-    @idempotent
+    @idempotency.idempotent
     async def refund(deposit_id: uuid.UUID, body: RefundCreate, request: Request, conn: Conn = Connection,
                      ctx=Depends(app_context), principal: Principal = Depends(authenticated)) -> DepositWithRefund:
         """Staff with `payments.write`. Refunds together never exceed what was captured (409)."""
-        dep, row = await service.refund_deposit(conn, ctx, principal, deposit_id, body.amount_cents, body.reason,
-                                                service.derived_id(scope_of(principal), request.headers[HEADER],
-                                                                   f"refund:{deposit_id}"))
+        key = service.derived_id(idempotency.scope_of(principal), request.headers[idempotency.HEADER],
+                                 f"refund:{deposit_id}")
+        dep, row = await service.refund_deposit(conn, ctx, principal, deposit_id, body.amount_cents, body.reason, key)
         return DepositWithRefund(deposit=Deposit(**dep), refund=Refund(**row))

@@ -18,14 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core import bookings as core_bookings
-from myhibachi.core import events, webhooks
-from myhibachi.core.auth import Principal, check_owner_or
-from myhibachi.core.db import utcnow
-from myhibachi.core.errors import Problem, conflict, invalid, not_found
-from myhibachi.core.models import bookings
-from myhibachi.core.ports import PortError
-from myhibachi.core.pagination import fetch_page
+from myhibachi.core import (
+    PortError, Principal, Problem, bookings, check_owner_or, conflict, fetch_page, invalid, not_found, publish,
+    tables, utcnow, webhooks,
+)
 from myhibachi.plugins.deposits.models import deposit_refunds, deposits, payment_disputes
 
 log = logging.getLogger("myhibachi.deposits")
@@ -115,14 +111,14 @@ async def advance(conn, ctx, dep: dict[str, Any], status: str, *, captured: int 
     base = {"payment_id": str(row["id"]), "booking_id": str(row["booking_id"]),
             "customer_id": str(row["customer_id"])}
     if captured and not dep["captured_cents"]:
-        await events.publish(conn, ctx, "payment.succeeded",
-                             {**base, "amount_cents": captured, "currency": row["currency"]}, actor=actor)
+        await publish(conn, ctx, "payment.succeeded",
+                      {**base, "amount_cents": captured, "currency": row["currency"]}, actor=actor)
     if refunded > dep["refunded_cents"]:
-        await events.publish(conn, ctx, "payment.refunded",
-                             {**base, "amount_cents": refunded - dep["refunded_cents"], "currency": row["currency"]},
-                             actor=actor)
+        await publish(conn, ctx, "payment.refunded",
+                      {**base, "amount_cents": refunded - dep["refunded_cents"], "currency": row["currency"]},
+                      actor=actor)
     if status == "failed" and dep["status"] != "failed":
-        await events.publish(conn, ctx, "payment.failed", {**base, "reason": values["failure_reason"]}, actor=actor)
+        await publish(conn, ctx, "payment.failed", {**base, "reason": values["failure_reason"]}, actor=actor)
     return row
 
 
@@ -146,7 +142,8 @@ async def sync(conn, ctx, dep: dict[str, Any], intent, actor: str = "system") ->
 async def create_deposit(conn, ctx, cfg, principal: Principal, booking_id: uuid.UUID, amount_cents: int | None,
                          deposit_id: uuid.UUID) -> dict[str, Any]:
     """A deposit for a booking: ``amount_cents``, or the settings' rule on the booking's stored total."""
-    booking = await conn.fetch_one(sa.select(bookings).where(bookings.c.id == booking_id).with_for_update())
+    booking = await conn.fetch_one(
+        sa.select(tables.bookings).where(tables.bookings.c.id == booking_id).with_for_update())
     if booking is None or (principal.kind == "customer" and str(booking["customer_id"]) != principal.id):
         raise Problem(404, "Booking not found", "booking_id: no such booking", kind="not-found",
                       errors=[{"field": "booking_id", "message": "no such booking"}])
@@ -292,7 +289,7 @@ async def list_deposits(conn, principal: Principal, *, booking_id=None, customer
         if customer_id is not None and str(customer_id) != principal.id:
             raise Problem(403, "Forbidden", "customers list their own deposits", kind="forbidden",
                           permission="payments.read")
-        cond.append(deposits.c.customer_id == core_bookings.own_id(principal))
+        cond.append(deposits.c.customer_id == bookings.own_id(principal))
     elif not principal.can("payments.read"):
         raise Problem(403, "Forbidden", "missing permission payments.read", kind="forbidden",
                       permission="payments.read")
@@ -361,9 +358,9 @@ async def on_stripe_event(conn, event, ctx) -> None:
 async def on_payment_succeeded(conn, event, ctx) -> None:
     """A paid deposit confirms its pending booking (through the core's booking transition)."""
     booking_id = uuid.UUID(str(event["payload"]["booking_id"]))
-    status = await conn.scalar(sa.select(bookings.c.status).where(bookings.c.id == booking_id))
+    status = await conn.scalar(sa.select(tables.bookings.c.status).where(tables.bookings.c.id == booking_id))
     if status == "pending":
-        await core_bookings.transition(conn, ctx, SYSTEM, booking_id, "confirmed")
+        await bookings.transition(conn, ctx, SYSTEM, booking_id, "confirmed")
 
 
 async def reconcile(ctx, cfg, *, now: datetime | None = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from myhibachi.core.db import created_at, metadata, timestamp, uuid_pk
+from myhibachi.core import created_at, metadata, timestamp, uuid_pk
 
 OWNER = {"plugin": "locations"}
 STATUSES = ("active", "inactive", "maintenance")

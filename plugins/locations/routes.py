@@ -5,11 +5,7 @@ import uuid
 
 from fastapi import APIRouter, Depends, Query
 
-from myhibachi.core.auth import Principal, current_principal, require
-from myhibachi.core.context import app_context
-from myhibachi.core.db import Conn
-from myhibachi.core.routing import Connection
-from myhibachi.core.errors import error_responses
+from myhibachi.core import Conn, Connection, Principal, app_context, current_principal, error_responses, require
 from myhibachi.plugins.locations import service
 from myhibachi.plugins.locations.schemas import Location, LocationCreate, LocationPage, LocationUpdate, Status
 

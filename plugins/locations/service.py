@@ -11,10 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 
-from myhibachi.core.errors import invalid, not_found
-from myhibachi.core.hookspecs import BookingView, Refusal, SlotLimit
-from myhibachi.core.models import bookings
-from myhibachi.core.pagination import fetch_page
+from myhibachi.core import BookingView, Refusal, SlotLimit, fetch_page, invalid, not_found, tables
 from myhibachi.plugins.locations.models import booking_locations, locations
 
 META = locations.c["metadata"]
@@ -227,7 +224,7 @@ def query_filters(params: dict[str, str]) -> list[Any] | None:
         location_id = uuid.UUID(raw)
     except ValueError as exc:
         raise invalid("location_id", "is not a location id") from exc
-    return [bookings.c.id.in_(sa.select(booking_locations.c.booking_id)
+    return [tables.bookings.c.id.in_(sa.select(booking_locations.c.booking_id)
                               .where(booking_locations.c.location_id == location_id))]
 
 

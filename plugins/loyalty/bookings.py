@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from myhibachi.core.bookings import problem_of
-from myhibachi.core.errors import Problem
-from myhibachi.core.hookspecs import BookingView, Refusal
+from myhibachi.core import BookingView, Problem, Refusal, bookings
 from myhibachi.plugins.loyalty import service
 
 KEY = "loyalty.points"
@@ -72,12 +70,13 @@ async def redeem(booking: BookingView, previous: BookingView | None, conn, ctx) 
     if found is not None:
         if -found["points"] == asked:
             return
-        raise problem_of(Refusal("points are already redeemed for this booking; cancelling it gives them back", 409))
+        raise bookings.problem_of(
+            Refusal("points are already redeemed for this booking; cancelling it gives them back", 409))
     line = next((ln for ln in booking.price_lines if ln["code"] == CODE), None)
     if line is None:
-        raise problem_of(Refusal(f"the booking's price is too small to redeem {s.points_per_reward} points"))
+        raise bookings.problem_of(Refusal(f"the booking's price is too small to redeem {s.points_per_reward} points"))
     points = -line["amount_cents"] // s.reward_cents * s.points_per_reward
     try:
         await service.redeem_for_booking(conn, ctx, booking.customer_id, booking.id, points)
     except Problem as problem:
-        raise problem_of(Refusal(problem.detail, 409)) from None
+        raise bookings.problem_of(Refusal(problem.detail, 409)) from None

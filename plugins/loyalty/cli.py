@@ -20,8 +20,7 @@ def verify() -> None:
 
 
 async def _verify() -> dict:
-    from myhibachi.core.db import Database, resolve_url
-    from myhibachi.core.settings import Settings
+    from myhibachi.core import Database, Settings, resolve_url
     from myhibachi.plugins.loyalty.service import verify as check
 
     db = Database(resolve_url(Settings()), pool_size=1)

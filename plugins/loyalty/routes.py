@@ -5,14 +5,10 @@ import uuid
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from myhibachi.core import bookings as core_bookings
-from myhibachi.core.audit import note_change
-from myhibachi.core.auth import Principal, authenticated, require
-from myhibachi.core.context import app_context
-from myhibachi.core.db import Conn
-from myhibachi.core.routing import Connection
-from myhibachi.core.errors import Problem, error_responses
-from myhibachi.core.idempotency import idempotent
+from myhibachi.core import (
+    Conn, Connection, Principal, Problem, app_context, audit, authenticated, bookings, error_responses,
+    idempotency, require,
+)
 from myhibachi.plugins.loyalty import service
 from myhibachi.plugins.loyalty.bookings import CODE
 from myhibachi.plugins.loyalty.schemas import (
@@ -63,27 +59,27 @@ def add_routes(router: APIRouter, ctx) -> None:
         ctx = request.app.state.ctx
         await service.customer_for(conn, ctx, customer_id, principal, "loyalty.write")
         row = await service.adjust(conn, ctx, customer_id, body.points, body.reason, actor=principal.id)
-        note_change(request, "loyalty_account", customer_id, {"points": {"old": None, "new": body.points},
-                                                              "reason": {"old": None, "new": body.reason}},
-                    action="loyalty.adjust")
+        audit.note_change(request, "loyalty_account", customer_id,
+                          {"points": {"old": None, "new": body.points}, "reason": {"old": None, "new": body.reason}},
+                          action="loyalty.adjust")
         return AdjustmentResult(transaction=LoyaltyTransaction(**row),
                                 account=LoyaltySummary(**await service.summary(conn, ctx, customer_id)))
 
     @router.post(base + "/redeem", response_model=RedemptionResult, status_code=201,
                  responses=error_responses(401, 403, 404, 409, 422),
                  summary="Redeem points as a discount on one of the customer's bookings")
-    @idempotent
+    @idempotency.idempotent
     async def redeem(customer_id: uuid.UUID, body: Redemption, conn: Conn = Connection, ctx=Depends(app_context),
                      principal: Principal = Depends(own_or("loyalty.write"))) -> RedemptionResult:
         await service.customer_for(conn, ctx, customer_id, principal, "loyalty.write")
         service.check_points(service.settings_of(ctx), body.points, "points")
-        booking = await core_bookings.get_booking(conn, principal, body.booking_id, permission="bookings.write")
+        booking = await bookings.get_booking(conn, principal, body.booking_id, permission="bookings.write")
         if booking["customer_id"] != customer_id:
             raise Problem(404, "Not Found", "no such booking for this customer", kind="not-found")
         if await service.redemption_of(conn, body.booking_id) is not None:
             raise Problem(409, "Conflict", "points are already redeemed for this booking", kind="conflict")
-        row = await core_bookings.update_booking(conn, ctx, principal, body.booking_id,
-                                                 ctx.models.booking_update(loyalty={"points": body.points}))
+        row = await bookings.update_booking(conn, ctx, principal, body.booking_id,
+                                            ctx.models.booking_update(loyalty={"points": body.points}))
         line = next((ln for ln in row["price_lines"] if ln["code"] == CODE), None)
         if line is None:
             raise Problem(422, "Booking refused", "the booking's price is too small for this redemption",

@@ -27,15 +27,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core.auth import check_owner_or
-from myhibachi.core.db import utcnow
-from myhibachi.core.errors import conflict, invalid, not_found
-from myhibachi.core.models import customers
-from myhibachi.core.pagination import fetch_page
-from myhibachi.core.scheduled import claim_due
+from myhibachi.core import check_owner_or, claim_due, conflict, fetch_page, invalid, not_found, tables, utcnow
 from myhibachi.plugins.loyalty import LoyaltySettings
 from myhibachi.plugins.loyalty.models import loyalty_accounts as accounts
 from myhibachi.plugins.loyalty.models import loyalty_transactions as ledger
+
+customers = tables.customers
 
 
 def settings_of(ctx) -> LoyaltySettings:

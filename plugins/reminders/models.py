@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
 
-from myhibachi.core.db import created_at, metadata, timestamp, uuid_pk
+from myhibachi.core import created_at, metadata, timestamp, uuid_pk
 
 OWNER = {"plugin": "reminders"}
 

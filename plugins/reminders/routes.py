@@ -5,10 +5,7 @@ import uuid
 
 from fastapi import APIRouter, Depends, Query
 
-from myhibachi.core.auth import Principal, authenticated
-from myhibachi.core.db import Conn
-from myhibachi.core.routing import Connection
-from myhibachi.core.errors import error_responses
+from myhibachi.core import Conn, Connection, Principal, authenticated, error_responses
 from myhibachi.plugins.reminders import service
 from myhibachi.plugins.reminders.schemas import Reminder, ReminderCreate, ReminderPage
 

@@ -15,12 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core.db import utcnow
-from myhibachi.core.errors import Problem, conflict, invalid, not_found
-from myhibachi.core.pagination import fetch_page
-from myhibachi.core.models import bookings
-from myhibachi.core.scheduled import claim_due
-from myhibachi.core.services import Messaging
+from myhibachi.core import Messaging, Problem, claim_due, conflict, fetch_page, invalid, not_found, tables, utcnow
 from myhibachi.plugins.reminders import RemindersSettings
 from myhibachi.plugins.reminders.models import booking_reminders as reminders
 
@@ -43,8 +38,9 @@ async def booking_for(conn, booking_id: uuid.UUID, principal, permission: str) -
     """The booking, if the caller may manage its reminders: its customer, or staff holding
     ``permission``. Another customer's booking answers 404, as if it did not exist."""
     row = await conn.fetch_one(
-        sa.select(bookings.c.id, bookings.c.customer_id, bookings.c.starts_at, bookings.c.status)
-        .where(bookings.c.id == booking_id)
+        sa.select(tables.bookings.c.id, tables.bookings.c.customer_id, tables.bookings.c.starts_at,
+                  tables.bookings.c.status)
+        .where(tables.bookings.c.id == booking_id)
     )
     if principal.kind == "customer":
         if row is None or str(row["customer_id"]) != principal.id:
@@ -121,7 +117,8 @@ async def cancel_reminder(conn, booking_id: uuid.UUID, reminder_id: uuid.UUID) -
 
 async def _booking_row(conn, booking_id: uuid.UUID):
     return await conn.fetch_one(
-        sa.select(bookings.c.id, bookings.c.starts_at, bookings.c.status).where(bookings.c.id == booking_id)
+        sa.select(tables.bookings.c.id, tables.bookings.c.starts_at, tables.bookings.c.status)
+        .where(tables.bookings.c.id == booking_id)
     )
 
 
@@ -230,9 +227,10 @@ def why(problem) -> str:
     return problem.extra.get("reason") or (errors[0]["message"] if errors else problem.detail or problem.title)
 
 
-_BOOKINGS = sa.select(bookings.c.id, bookings.c.customer_id, bookings.c.starts_at, bookings.c.time_zone,
-                      bookings.c.party_size, bookings.c.address, bookings.c.status) \
-    .where(bookings.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid))))
+_BOOKINGS = sa.select(tables.bookings.c.id, tables.bookings.c.customer_id, tables.bookings.c.starts_at,
+                      tables.bookings.c.time_zone, tables.bookings.c.party_size, tables.bookings.c.address,
+                      tables.bookings.c.status) \
+    .where(tables.bookings.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid))))
 # One statement per outcome of a batch (most of a batch shares one: sent, no error).
 _IDS = reminders.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid)))
 _OUTCOME = sa.update(reminders).where(_IDS).values(

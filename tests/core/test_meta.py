@@ -188,8 +188,12 @@ def test_every_plugin_folder_has_the_shape_of_design_md(installed):
 
 
 def deep_core_imports(folder: Path) -> dict[str, list[str]]:
-    """Imports under ``folder`` that reach into a submodule of the core, by file."""
+    """Imports under ``folder`` that reach past the core's exports into a submodule, by file:
+    ``myhibachi.core.<module>``, and ``from myhibachi.core import <module>`` of a module it
+    does not export (Python would import it all the same)."""
     import ast
+
+    import myhibachi.core as core
 
     found: dict[str, list[str]] = {}
     for path in sorted(folder.rglob("*.py")):
@@ -197,17 +201,86 @@ def deep_core_imports(folder: Path) -> dict[str, list[str]]:
             names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level
                      else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
             deep = [n for n in names if n.startswith("myhibachi.core.")]
+            if names == ["myhibachi.core"] and isinstance(node, ast.ImportFrom):
+                deep = [f"myhibachi.core.{a.name}" for a in node.names if a.name not in core.__all__]
             if deep:
                 found.setdefault(str(path.relative_to(folder)), []).extend(f"{n} (line {node.lineno})" for n in deep)
     return found
 
 
+def test_plugins_the_examples_and_the_scaffold_import_only_the_public_api(tmp_path):
+    """Built-in plugins, the example plugins and what the scaffold writes import
+    ``myhibachi.core`` itself, never ``myhibachi.core.<module>``: the package's exports are
+    the plugin API, and what is not exported may change.
+
+    Broken on purpose by putting ``from myhibachi.core.db import Conn`` back in
+    plugins/reminders/routes.py and in examples/myhibachi-tip-jar/tip_jar/routes.py: red,
+    naming both files and lines."""
+    folders = [*builtin_folders(), *sorted((ROOT / "examples").iterdir())]
+    found = {f"{folder.relative_to(ROOT)}/{path}": lines
+             for folder in folders for path, lines in deep_core_imports(folder).items()}
+    assert found == {}
+    scaffold("public_probe", tmp_path, distribution="public-probe", tests=tmp_path / "tests")
+    assert deep_core_imports(tmp_path) == {}
+
+
+def test_docs_list_every_export_of_the_public_api():
+    """docs/plugins.md's table of the public API names every export of ``myhibachi.core``
+    and nothing it does not export (a namespace's row also names the namespace's members)."""
+    import myhibachi.core as core
+
+    section = (ROOT / "docs" / "plugins.md").read_text().split("### The public API", 1)[1].split("\n### ", 1)[0]
+    listed = set()
+    for row in re.findall(r"^\| (.+?) \| (.+) \|$", section, re.M)[1:]:  # past the header
+        what, names = row
+        listed |= set(re.findall(r"`(\w+)` \(" if what == "namespaces" else r"`(\w+)[`(]", names))
+    assert listed == set(core.__all__) - {"__version__"}
+
+
+def test_every_lazy_export_is_imported_for_type_checkers():
+    """Each lazy export is also a plain import under ``if TYPE_CHECKING:`` in
+    core/__init__.py, from the module that defines it, so an editor follows it there."""
+    import ast
+
+    import myhibachi.core as core
+
+    tree = ast.parse(Path(core.__file__).read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    typed = {a.name: node.module for node in block.body for a in node.names}
+    lazy = {name: f"myhibachi.core.{module}" for name, module in core._LAZY.items()}
+    assert typed == {**lazy, **{name: "myhibachi.core" for name in core._MODULES}}
+
+
+def test_importing_the_core_and_every_manifest_stays_cheap():
+    """``import myhibachi.core`` and loading every installed plugin's manifest import neither
+    FastAPI, SQLAlchemy, psycopg nor the core's modules behind the lazy exports (a fresh
+    interpreter: what start-up pays before the app is built).
+
+    Broken on purpose by importing ``Conn`` from ``myhibachi.core.db`` at the top of
+    core/__init__.py: red, naming sqlalchemy and myhibachi.core.db."""
+    import json
+    import subprocess
+    import sys
+
+    heavy = ["fastapi", "sqlalchemy", "psycopg", "myhibachi.core.db", "myhibachi.core.auth", "myhibachi.core.routing"]
+    code = ("import json, sys\nimport myhibachi.core\nfrom myhibachi.core.plugins import discover\n"
+            "loaded = [load() for load in discover().values()]\n"
+            f"print(json.dumps([len(loaded), [m for m in {heavy!r} if m in sys.modules]]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    count, imported = json.loads(out.stdout)
+    assert count >= len(builtin_folders())
+    assert imported == []
+
+
 def test_the_public_api_rule_catches_a_deep_import_and_every_export_resolves(tmp_path):
     import myhibachi.core as core
 
-    (tmp_path / "ok.py").write_text("from myhibachi.core import Conn, hookimpl\nimport myhibachi.core\n")
-    (tmp_path / "deep.py").write_text("import os\nfrom myhibachi.core.db import Conn\nimport myhibachi.core.auth\n")
-    assert deep_core_imports(tmp_path) == {"deep.py": ["myhibachi.core.db (line 2)", "myhibachi.core.auth (line 3)"]}
+    (tmp_path / "ok.py").write_text("from myhibachi.core import Conn, hookimpl, tables\nimport myhibachi.core\n"
+                                    "from . import models\n")
+    (tmp_path / "deep.py").write_text("import os\nfrom myhibachi.core.db import Conn\nimport myhibachi.core.auth\n"
+                                      "from myhibachi.core import Conn, db\n")
+    assert deep_core_imports(tmp_path) == {"deep.py": ["myhibachi.core.db (line 2)", "myhibachi.core.auth (line 3)",
+                                                       "myhibachi.core.db (line 4)"]}
     assert [name for name in core.__all__ if getattr(core, name, None) is None] == []
 
 

@@ -2,7 +2,7 @@
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
 
-from myhibachi.core.db import created_at, metadata, timestamp, uuid_pk
+from myhibachi.core import created_at, metadata, timestamp, uuid_pk
 
 OWNER = {"plugin": "tip_jar"}
 

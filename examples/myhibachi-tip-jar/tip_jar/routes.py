@@ -3,10 +3,7 @@ import uuid
 
 from fastapi import APIRouter, Depends
 
-from myhibachi.core.auth import Principal, authenticated
-from myhibachi.core.db import Conn
-from myhibachi.core.routing import Connection
-from myhibachi.core.errors import error_responses, invalid, not_found
+from myhibachi.core import Conn, Connection, Principal, authenticated, error_responses, invalid, not_found
 from tip_jar import service
 from tip_jar.schemas import TipIn, TipOut
 

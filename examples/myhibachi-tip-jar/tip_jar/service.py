@@ -4,7 +4,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from myhibachi.core.db import utcnow
+from myhibachi.core import utcnow
 from tip_jar.models import tips
 
 
