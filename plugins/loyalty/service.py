@@ -32,8 +32,6 @@ from myhibachi.plugins.loyalty import LoyaltySettings
 from myhibachi.plugins.loyalty.models import loyalty_accounts as accounts
 from myhibachi.plugins.loyalty.models import loyalty_transactions as ledger
 
-customers = tables.customers
-
 
 def settings_of(ctx) -> LoyaltySettings:
     plugin = ctx.plugins.get("loyalty") if ctx is not None else None
@@ -50,7 +48,7 @@ def add_months(at: datetime, months: int) -> datetime:
 
 
 _ACCOUNT = sa.select(accounts).where(accounts.c.customer_id == sa.bindparam("customer_id"))
-_CUSTOMER = sa.select(customers.c.id).where(customers.c.id == sa.bindparam("customer_id"))
+_CUSTOMER = sa.select(tables.customers.c.id).where(tables.customers.c.id == sa.bindparam("customer_id"))
 _NEXT_EXPIRY = (sa.select(ledger.c.expires_at, sa.func.sum(ledger.c.remaining).label("points"))
                 .where(ledger.c.account_id == sa.bindparam("account_id"), ledger.c.lot_status == "open")
                 .group_by(ledger.c.expires_at).order_by(ledger.c.expires_at).limit(1))
@@ -335,7 +333,8 @@ async def customer_for(conn, ctx, customer_id: uuid.UUID, principal, permission:
 
 
 def _of_account(column, none):
-    return sa.func.coalesce(sa.select(column).where(accounts.c.customer_id == customers.c.id).scalar_subquery(), none)
+    found = sa.select(column).where(accounts.c.customer_id == tables.customers.c.id).scalar_subquery()
+    return sa.func.coalesce(found, none)
 
 
 # The customer view's field, read by the core with every customer it answers (register_fields).
@@ -426,7 +425,7 @@ async def _known(conn, p: dict[str, Any]) -> bool:
         customer_id = uuid.UUID(str(p.get("customer_id")))
     except ValueError:
         return False
-    found = await conn.fetch_one(sa.select(customers.c.id).where(customers.c.id == customer_id))
+    found = await conn.fetch_one(_CUSTOMER, {"customer_id": customer_id})
     return found is not None and bool(p.get("payment_id"))
 
 
