@@ -130,9 +130,7 @@ def validate_manifest(plugin: Any, core_version: str) -> None:
     except InvalidSpecifier as exc:
         raise PluginError(f"plugin {plugin.name}: bad core specifier {plugin.core!r}") from exc
     if Version(core_version) not in supported:
-        raise PluginError(
-            f"plugin {plugin.name} supports core {plugin.core}, this core is {core_version}"
-        )
+        raise PluginError(f"plugin {plugin.name} supports core {plugin.core}, this core is {core_version}")
 
 
 def discover() -> dict[str, Callable[[], Any]]:
@@ -145,8 +143,8 @@ class PluginManager:
 
     ``relay(ctx, context)`` gives the request-time hooks as attributes typed by
     :class:`~myhibachi.core.hookspecs.Hooks`, over the plugins whose flag is on for the
-    given flag context. ``setup_call`` runs a start-up hook plugin by plugin. With ``trace`` every hook call and result is logged
-    (logger ``myhibachi.plugins``, level INFO).
+    given flag context. ``setup_call`` runs a start-up hook plugin by plugin. With
+    ``trace`` every hook call and result is logged (``myhibachi.plugins``, level INFO).
     """
 
     def __init__(self, *, trace: bool = False) -> None:
@@ -173,10 +171,6 @@ class PluginManager:
         self._build_registry()
 
     @property
-    def hook(self):
-        return self.pm.hook
-
-    @property
     def plugins(self) -> list[Plugin]:
         return [r.plugin for r in self.records.values() if r.state == "enabled" and r.plugin]
 
@@ -184,15 +178,8 @@ class PluginManager:
         rec = self.records.get(name)
         return rec.plugin if rec and rec.state == "enabled" else None
 
-    def load(
-        self,
-        candidates: Iterable[Any] | dict[str, Callable[[], Any]],
-        *,
-        allow: set[str] | None = None,
-        deny: Iterable[str] = (),
-        strict: bool = False,
-        core_version: str | None = None,
-    ) -> None:
+    def load(self, candidates: Iterable[Any] | dict[str, Callable[[], Any]], *, allow: set[str] | None = None,
+             deny: Iterable[str] = (), strict: bool = False, core_version: str | None = None) -> None:
         """Load plugins from objects or from ``{name: loader}``; refuse the bad ones.
 
         A plugin that fails to import, has a bad manifest, lacks a requirement, is part of
@@ -239,8 +226,7 @@ class PluginManager:
             plugin = loaded.get(name)
             if plugin is None:  # an already loaded requirement
                 continue
-            if any(self.get(r) is None for r in plugin.requires):
-                missing = [r for r in plugin.requires if self.get(r) is None]
+            if missing := [r for r in plugin.requires if self.get(r) is None]:
                 self._fail(name, f"requires plugin {', '.join(missing)}, which failed to register", strict, plugin)
                 continue
             try:
@@ -277,26 +263,22 @@ class PluginManager:
                     dropped[n] = f"requirement cycle: {names}"
                     graph.pop(n, None)
                 graph = {n: [r for r in reqs if r in graph] for n, reqs in graph.items()}
+
+        def missing(req: str) -> str | None:
+            if self.get(req) is not None or (req in loaded and req not in dropped):
+                return None
+            return ("was refused" if req in dropped else f"is {self.records[req].state}" if req in self.records
+                    else "is not installed")
+
         changed = True
         while changed:
             changed = False
             for name, plugin in loaded.items():
-                if name in dropped:
-                    continue
-                for req in plugin.requires:
-                    if self.get(req) is not None:
-                        continue
-                    if req in dropped:
-                        why = "was refused"
-                    elif req in loaded:
-                        continue
-                    elif req in self.records:
-                        why = f"is {self.records[req].state}"
-                    else:
-                        why = "is not installed"
-                    dropped[name] = f"requires plugin {req}, which {why}"
+                lacking = None if name in dropped else next(
+                    ((req, why) for req in plugin.requires if (why := missing(req))), None)
+                if lacking:
+                    dropped[name] = "requires plugin {}, which {}".format(*lacking)
                     changed = True
-                    break
         for name, reason in dropped.items():
             self._fail(name, reason, strict, loaded[name])
         return list(dropped)

@@ -267,7 +267,7 @@ async def test_trace_hooks_logs_every_hook_call(monkeypatch, settings, clean_db,
     with caplog.at_level(logging.INFO, logger="myhibachi.plugins"):
         app = create_app([routed("echo")(), validator("strict", None, 3)], settings=traced, database=clean_db)
         await app.state.ctx.hooks().validate_booking(booking={"party_size": 9}, conn=None)
-        app.state.ctx.plugins.hook.register_permissions()  # pluggy's own relay is traced too
+        app.state.ctx.plugins.pm.hook.register_permissions()  # pluggy's own relay is traced too
     lines = [r.getMessage() for r in caplog.records if r.name == "myhibachi.plugins"]
     assert any("register_routes [echo]" in line for line in lines), lines
     assert any("validate_booking [strict]" in line and "party_size" in line for line in lines), lines
