@@ -545,12 +545,13 @@ def _check_time(rules: Rules, b: dict[str, Any], now: datetime) -> None:
         raise invalid(field, reason)
 
 
-# One statement each whatever the number of slots, so both are compiled (and prepared) once.
+# One statement whatever the number of slots, compiled (and prepared) once: it adds the slot
+# rows that do not exist yet and locks the ones that do (an upsert's update takes the row
+# lock, waiting for a transaction that holds it), in the keys' sorted order.
 _KEYS = sa.bindparam("keys", type_=ARRAY(sa.String))
-_ADD_SLOTS = pg_insert(booking_slots).from_select(
-    ["slot_key"], sa.select(sa.func.unnest(_KEYS))).on_conflict_do_nothing()
-_LOCK_SLOTS = (sa.select(booking_slots.c.slot_key).where(booking_slots.c.slot_key == sa.func.any(_KEYS))
-               .order_by(booking_slots.c.slot_key).with_for_update())
+_LOCK_SLOTS = pg_insert(booking_slots).from_select(["slot_key"], sa.select(sa.func.unnest(_KEYS)))
+_LOCK_SLOTS = _LOCK_SLOTS.on_conflict_do_update(index_elements=[booking_slots.c.slot_key],
+                                                set_={"slot_key": _LOCK_SLOTS.excluded.slot_key})
 
 
 async def _lock_and_check_capacity(hooks: Hooks, conn, rules: Rules, view: BookingView,
@@ -562,7 +563,6 @@ async def _lock_and_check_capacity(hooks: Hooks, conn, rules: Rules, view: Booki
     pools = sorted({limit.pool for limit in limits if limit.pool is not None})
     slots = covered(rules, view.starts_at, view.duration_minutes)
     keys = sorted(f"{pool}|{slot_key(s)}" for pool in pools for s in slots) or [slot_key(s) for s in slots]
-    await conn.queue(_ADD_SLOTS, {"keys": keys})
     await conn.queue(_LOCK_SLOTS, {"keys": keys})
     busy = await busy_of(conn, limits, slots[0], slots[-1] + rules.slot, exclude)
     free = room(rules, limits, busy, 0, slots)
