@@ -38,12 +38,6 @@ class LocationsPlugin(Plugin):
         return await service.limits(conn, ctx, booking, starts)
 
     @hookimpl
-    async def booking_stored(self, booking, previous, conn, ctx):
-        from myhibachi.plugins.locations import service
-
-        await service.link(conn, ctx, booking, previous)
-
-    @hookimpl
     def booking_query_filters(self, params, ctx):
         from myhibachi.plugins.locations import service
 

@@ -36,14 +36,3 @@ locations = sa.Table(
     sa.Index("ix_locations_created_id", "created_at", "id"),
     info=OWNER,
 )
-
-# The core's bookings table stays as it is: the location of a booking lives here.
-booking_locations = sa.Table(
-    "booking_locations",
-    metadata,
-    sa.Column("booking_id", UUID(as_uuid=True), sa.ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("location_id", UUID(as_uuid=True), sa.ForeignKey("locations.id"), nullable=False),
-    created_at(),
-    sa.Index("ix_booking_locations_location", "location_id", "booking_id"),
-    info=OWNER,
-)

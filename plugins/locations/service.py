@@ -8,11 +8,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 
 from myhibachi.core import BookingView, Refusal, SlotLimit, fetch_page, invalid, not_found, tables
-from myhibachi.plugins.locations.models import booking_locations, locations
+from myhibachi.plugins.locations.models import locations
 
 META = locations.c["metadata"]
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -192,17 +191,6 @@ def _refusal(seen: dict[str, Refusal], reason: str | None) -> Refusal | None:
     return seen.setdefault(reason, Refusal(reason))
 
 
-async def link(conn, ctx, booking: BookingView, previous: BookingView | None) -> None:
-    """Record the booking's location with its row: on create, and when an update names a
-    location or changes the zip code (a status change keeps the link)."""
-    choice = booking.inputs.get("locations")
-    if previous is not None and not (choice and choice.location_id) and booking.zip_code == previous.zip_code:
-        return
-    row, _ = await location_of(conn, ctx, booking)
-    if row is not None:
-        await assign(conn, booking.id, row["id"])
-
-
 POOL = "location:"
 
 
@@ -215,8 +203,8 @@ def location_in(pools: list[str]) -> dict[str, Any] | None:
 
 
 def query_filters(params: dict[str, str]) -> list[Any] | None:
-    """``?location_id=``: bookings linked to the location (linked in the booking's own
-    transaction, by ``booking_stored``)."""
+    """``?location_id=``: bookings that draw on the location's pool (the booking's row names
+    it, so nothing else records the link)."""
     raw = params.get("location_id")
     if raw is None:
         return None
@@ -224,15 +212,4 @@ def query_filters(params: dict[str, str]) -> list[Any] | None:
         location_id = uuid.UUID(raw)
     except ValueError as exc:
         raise invalid("location_id", "is not a location id") from exc
-    return [tables.bookings.c.id.in_(sa.select(booking_locations.c.booking_id)
-                              .where(booking_locations.c.location_id == location_id))]
-
-
-_ASSIGN = pg_insert(booking_locations).values(
-    booking_id=sa.bindparam("booking_id"), location_id=sa.bindparam("location_id"),
-).on_conflict_do_update(index_elements=[booking_locations.c.booking_id],
-                        set_={"location_id": sa.bindparam("location_id")})
-
-
-async def assign(conn, booking_id: uuid.UUID, location_id: uuid.UUID) -> None:
-    await conn.queue(_ASSIGN, {"booking_id": booking_id, "location_id": location_id})
+    return [tables.bookings.c.pools.any(f"{POOL}{location_id.hex}")]

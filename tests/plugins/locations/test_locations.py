@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from myhibachi.core.db import utcnow
 from myhibachi.core.models import bookings
 from myhibachi.plugins.locations import LocationsPlugin, service
-from myhibachi.plugins.locations.models import booking_locations
 
 FLAG = "FEATURE_FLAG_MULTI_LOCATION"
 
@@ -60,15 +59,15 @@ async def test_booking_multi_location(make_app, client_of, seed):
     assert {s["capacity"] for s in slots["manhattan"].values()} == {2}
     assert {s["capacity"] for s in slots["brooklyn"].values()} == {1}
 
-    # the link is stored with the booking, so the filter sees it at once
+    # the location is the pool stored with the booking, so the filter sees it at once
     async with client_of(app, headers=admin) as c:
         listed = {loc["name"]: {b["id"] for b in (await c.get("/v1/bookings", params={"location_id": loc["id"]})
                                                   ).json()["items"]} for loc in (manhattan, brooklyn)}
     assert listed == {"Manhattan": {by_zip[0].json()["id"], by_zip[1].json()["id"]},
                       "Brooklyn": {named.json()["id"]}}
     async with seed.db.read() as conn:
-        assigned = {str(r["booking_id"]): str(r["location_id"])
-                    for r in await conn.fetch_all("SELECT booking_id, location_id FROM booking_locations")}
+        assigned = {str(r["id"]): str(uuid.UUID(r["pool"].removeprefix("location:")))
+                    for r in await conn.fetch_all("SELECT id, unnest(pools) AS pool FROM bookings")}
         published = await conn.fetch_all("SELECT payload FROM outbox_events WHERE name = 'booking.created'")
     assert assigned[named.json()["id"]] == brooklyn["id"] and assigned[by_zip[0].json()["id"]] == manhattan["id"]
     assert len(published) == 3
@@ -197,8 +196,8 @@ async def test_hours_radius_and_bad_filter(make_app, client_of, seed):
     offered = [s["local_start"][11:16] for s in sunday_offer["slots"]]
     assert offered[0] == "11:00" and offered[-1] == "19:00" and len(offered) == 9  # nothing on Monday
     async with seed.db.read() as conn:
-        assert await conn.fetch_all("SELECT booking_id::text AS id, location_id::text AS loc FROM booking_locations"
-                                    ) == [{"id": ok.json()["id"], "loc": west["id"]}]
+        assert await conn.fetch_all("SELECT id::text AS id, pools FROM bookings"
+                                    ) == [{"id": ok.json()["id"], "pools": ["location:" + uuid.UUID(west["id"]).hex]}]
     async with client_of(app, headers=admin) as c:
         bad = await c.get("/v1/bookings", params={"location_id": "nope"})
         other = await c.get("/v1/bookings", params={"other": "x"})
@@ -228,7 +227,6 @@ async def test_flag_off_hides_routes_and_skips_hooks(make_app, client_of, seed):
         listed = await c.get("/v1/bookings", params={"location_id": str(uuid.uuid4())})
     assert [b["id"] for b in listed.json()["items"]] == [too_big.json()["id"]]
     async with seed.db.read() as conn:
-        assert await conn.scalar(sa.select(sa.func.count()).select_from(booking_locations)) == 0
         assert await conn.scalar(sa.select(bookings.c.pools)) == []
 
 
