@@ -353,7 +353,7 @@ class Busy:
 
 
 @functools.cache
-def _busy_query(excluding: bool):
+def _busy_query(excluding: bool, pooled: bool = False):
     # Built once per shape: building a statement costs more than running a cached one.
     ends_at = bookings.c.starts_at + bookings.c.duration_minutes * sa.literal_column("interval '1 minute'",
                                                                                       sa.Interval)
@@ -363,16 +363,19 @@ def _busy_query(excluding: bool):
             ends_at > sa.bindparam("start", type_=sa.DateTime(timezone=True))]
     if excluding:
         cond.append(bookings.c.id != sa.bindparam("exclude"))
+    if pooled:
+        cond.append(sa.bindparam("pool", type_=sa.String) == sa.func.any(bookings.c.pools))
     # One row of two sorted arrays: what Busy counts with, without a row per booking.
     return sa.select(sa.func.array_agg(aggregate_order_by(bookings.c.starts_at, bookings.c.starts_at)).label("starts"),
                      sa.func.array_agg(aggregate_order_by(ends_at, ends_at)).label("ends")).where(*cond)
 
 
-async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID | None = None) -> Busy:
-    """The active bookings overlapping [start, end)."""
+async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID | None = None,
+                       pool: str | None = None) -> Busy:
+    """The active bookings overlapping [start, end) (of ``pool`` when one is given)."""
     # An event ends within its own day, so one day back bounds the index scan.
-    params = {"start": start, "end": end, "since": start - timedelta(days=1), "exclude": exclude}
-    row = await conn.fetch_one(_busy_query(exclude is not None), params)
+    params = {"start": start, "end": end, "since": start - timedelta(days=1), "exclude": exclude, "pool": pool}
+    row = await conn.fetch_one(_busy_query(exclude is not None, pool is not None), params)
     return Busy(row["starts"] or [], row["ends"] or [])
 
 
@@ -430,6 +433,8 @@ async def busy_of(conn, limits: list[SlotLimit], start: datetime, end: datetime,
     pools = sorted({limit.pool for limit in limits if limit.pool is not None})
     if not pools:
         return {None: await busy_between(conn, start, end, exclude)}
+    if len(pools) == 1:  # the common case (one location's teams): one row, no grouping
+        return {pools[0]: await busy_between(conn, start, end, exclude, pools[0])}
     rows = await conn.fetch_all(_POOL_BUSY, {"pools": pools, "start": start, "end": end,
                                              "since": start - timedelta(days=1), "exclude": exclude})
     found = {row["pool"]: Busy(row["starts"], row["ends"]) for row in rows}
