@@ -654,11 +654,6 @@ async def get_booking(conn, principal: Principal, booking_id: uuid.UUID, *, for_
     return row
 
 
-def _refuse_transition(current: str, target: str) -> None:
-    if target not in TRANSITIONS[current]:
-        raise conflict(f"a {current} booking cannot become {target}", current_status=current)
-
-
 async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID, patch: BookingUpdate, *,
                          now: datetime | None = None) -> dict[str, Any]:
     """Reschedule or change a booking: re-validated and re-priced; publishes booking.updated."""
@@ -722,7 +717,8 @@ async def transition(conn, ctx, principal: Principal, booking_id: uuid.UUID, tar
         raise Problem(403, "Forbidden", "missing permission bookings.write", kind="forbidden",
                       permission="bookings.write")
     old = await get_booking(conn, principal, booking_id, for_update=True, permission="bookings.write")
-    _refuse_transition(old["status"], target)
+    if target not in TRANSITIONS[old["status"]]:
+        raise conflict(f"a {old['status']} booking cannot become {target}", current_status=old["status"])
     values: dict[str, Any] = {"status": target, "updated_at": sa.func.now()}
     if target == "cancelled":
         values["cancel_reason"] = reason
@@ -749,10 +745,6 @@ async def views(ctx, principal: Principal, rows: list[dict[str, Any]]) -> list[B
     for answer in await ctx.hooks(principal.flag_context()).booking_fields(rows=tuple(rows)):
         filled.update(answer)
     return [model.of(row, **{name: values[i] for name, values in filled.items()}) for i, row in enumerate(rows)]
-
-
-
-
 
 
 @functools.cache
