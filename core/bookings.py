@@ -353,8 +353,11 @@ class Busy:
 
 
 @functools.cache
-def _busy_query(excluding: bool, pooled: bool = False):
-    # Built once per shape: building a statement costs more than running a cached one.
+def _busy_query(excluding: bool, pools: str = "all"):
+    """The active bookings overlapping [start, end) as two sorted arrays (what Busy counts
+    with, without a row per booking): of every pool (``all``), of ``:pool`` (``one``), or a
+    row per pool of ``:pools`` (``each``). Built once per shape: building a statement costs
+    more than running a cached one."""
     ends_at = bookings.c.starts_at + bookings.c.duration_minutes * sa.literal_column("interval '1 minute'",
                                                                                       sa.Interval)
     cond = [bookings.c.status == sa.func.any(sa.literal(list(ACTIVE), ARRAY(sa.String))),
@@ -363,11 +366,16 @@ def _busy_query(excluding: bool, pooled: bool = False):
             ends_at > sa.bindparam("start", type_=sa.DateTime(timezone=True))]
     if excluding:
         cond.append(bookings.c.id != sa.bindparam("exclude"))
-    if pooled:
+    arrays = (sa.func.array_agg(aggregate_order_by(bookings.c.starts_at, bookings.c.starts_at)).label("starts"),
+              sa.func.array_agg(aggregate_order_by(ends_at, ends_at)).label("ends"))
+    if pools == "one":
         cond.append(sa.bindparam("pool", type_=sa.String) == sa.func.any(bookings.c.pools))
-    # One row of two sorted arrays: what Busy counts with, without a row per booking.
-    return sa.select(sa.func.array_agg(aggregate_order_by(bookings.c.starts_at, bookings.c.starts_at)).label("starts"),
-                     sa.func.array_agg(aggregate_order_by(ends_at, ends_at)).label("ends")).where(*cond)
+    if pools != "each":
+        return sa.select(*arrays).where(*cond)
+    pool = sa.func.unnest(bookings.c.pools).table_valued("pool").render_derived(name="p").lateral()
+    return (sa.select(pool.c.pool, *arrays).select_from(bookings.join(pool, sa.true()))
+            .where(pool.c.pool == sa.func.any(sa.bindparam("pools", type_=ARRAY(sa.String))), *cond)
+            .group_by(pool.c.pool))
 
 
 async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID | None = None,
@@ -375,7 +383,7 @@ async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID 
     """The active bookings overlapping [start, end) (of ``pool`` when one is given)."""
     # An event ends within its own day, so one day back bounds the index scan.
     params = {"start": start, "end": end, "since": start - timedelta(days=1), "exclude": exclude, "pool": pool}
-    row = await conn.fetch_one(_busy_query(exclude is not None, pool is not None), params)
+    row = await conn.fetch_one(_busy_query(exclude is not None, "all" if pool is None else "one"), params)
     return Busy(row["starts"] or [], row["ends"] or [])
 
 
@@ -417,15 +425,6 @@ async def limits_of(hooks: Hooks, conn, view: BookingView, starts: tuple[datetim
     return limits
 
 
-_POOL_BUSY = sa.text(
-    "SELECT p.pool, array_agg(b.starts_at ORDER BY b.starts_at) AS starts, array_agg(e.ends_at ORDER BY e.ends_at)"
-    " AS ends FROM bookings b CROSS JOIN LATERAL unnest(b.pools) AS p(pool)"
-    " CROSS JOIN LATERAL (SELECT b.starts_at + b.duration_minutes * interval '1 minute' AS ends_at) e"
-    " WHERE p.pool = ANY(CAST(:pools AS text[])) AND b.status IN ('pending', 'confirmed')"
-    " AND b.starts_at < :end AND b.starts_at > :since AND e.ends_at > :start"
-    " AND b.id IS DISTINCT FROM CAST(:exclude AS uuid) GROUP BY p.pool")
-
-
 async def busy_of(conn, limits: list[SlotLimit], start: datetime, end: datetime,
                   exclude: uuid.UUID | None = None) -> dict[str | None, Busy]:
     """The active bookings of each limit's pool overlapping [start, end), in one query; with
@@ -435,8 +434,8 @@ async def busy_of(conn, limits: list[SlotLimit], start: datetime, end: datetime,
         return {None: await busy_between(conn, start, end, exclude)}
     if len(pools) == 1:  # the common case (one location's teams): one row, no grouping
         return {pools[0]: await busy_between(conn, start, end, exclude, pools[0])}
-    rows = await conn.fetch_all(_POOL_BUSY, {"pools": pools, "start": start, "end": end,
-                                             "since": start - timedelta(days=1), "exclude": exclude})
+    rows = await conn.fetch_all(_busy_query(exclude is not None, "each"), {
+        "pools": pools, "start": start, "end": end, "since": start - timedelta(days=1), "exclude": exclude})
     found = {row["pool"]: Busy(row["starts"], row["ends"]) for row in rows}
     return {pool: found.get(pool) or Busy([], []) for pool in pools}
 

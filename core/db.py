@@ -365,8 +365,9 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
         """A connection inside one transaction, committed when the block ends and rolled
-        back when it raises; in pipeline mode, so ``queue``d writes share a round trip. ``conn.before_commit`` callbacks are awaited just before the
-        commit, ``conn.after_commit`` ones called after it."""
+        back when it raises; in pipeline mode, so ``queue``d writes share a round trip.
+        ``conn.before_commit`` callbacks are awaited just before the commit,
+        ``conn.after_commit`` ones called after it."""
         async with self._connection("writes") as pg, pg.pipeline() as pipeline:
             conn = Conn(pg, transaction=True, pipeline=pipeline)
             async with pg.transaction():

@@ -74,7 +74,7 @@ def compose(manager, strict: bool = False) -> Models:
         return create_model(base.__name__, __base__=base, __module__=base.__module__,
                             **{name: (model | None, None) for name, model in plugins.items()})
 
-    def page_of(page: type[BaseModel], item: type[BaseModel], base: type[BaseModel]) -> type[BaseModel]:
+    def paged(page: type[BaseModel], item: type[BaseModel], base: type[BaseModel]) -> type[BaseModel]:
         if item is base:
             return page
         return create_model(page.__name__, __base__=page, __module__=page.__module__, items=(list[item], ...))
@@ -84,9 +84,9 @@ def compose(manager, strict: bool = False) -> Models:
     return Models(booking_create=extended(svc.BookingCreate, "booking_create"),
                   booking_update=extended(svc.BookingUpdate, "booking_update"),
                   quote=extended(svc.QuoteRequest, "quote"), booking=booking,
-                  booking_page=page_of(svc.BookingPage, booking, svc.Booking),
+                  booking_page=paged(svc.BookingPage, booking, svc.Booking),
                   availability=_query_model(wanted["availability"]),
-                  customer=customer, customer_page=page_of(customers.CustomerPage, customer, customers.Customer),
+                  customer=customer, customer_page=paged(customers.CustomerPage, customer, customers.Customer),
                   customer_profile=customers.profile(tuple(columns)),
                   owners=MappingProxyType({kind: tuple(wanted[kind]) for kind in KINDS}))
 

@@ -274,11 +274,13 @@ class PluginManager:
         while changed:
             changed = False
             for name, plugin in loaded.items():
-                lacking = None if name in dropped else next(
-                    ((req, why) for req in plugin.requires if (why := missing(req))), None)
-                if lacking:
-                    dropped[name] = "requires plugin {}, which {}".format(*lacking)
-                    changed = True
+                if name in dropped:
+                    continue
+                for req in plugin.requires:
+                    if why := missing(req):
+                        dropped[name] = f"requires plugin {req}, which {why}"
+                        changed = True
+                        break
         for name, reason in dropped.items():
             self._fail(name, reason, strict, loaded[name])
         return list(dropped)
