@@ -35,7 +35,7 @@ from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.fields import inputs_of, plain_inputs
 from myhibachi.core.hookspecs import BookingView, Hooks, Refusal, SlotLimit
 from myhibachi.core.models import booking_slots, bookings, customers
-from myhibachi.core.pagination import decode_cursor, page_of
+from myhibachi.core.pagination import decode_keys, page_of
 
 UTC = timezone.utc
 STATUSES = ("pending", "confirmed", "cancelled", "completed")
@@ -782,7 +782,7 @@ async def list_bookings(conn, ctx, principal: Principal, *, status: str | None =
     binds: dict[str, Any] = {"customer_id": customer_id, "status": status, "starts_from": starts_from,
                              "starts_to": starts_to, "limit": limit + 1}
     if cursor:
-        binds["after_at"], binds["after_id"] = decode_cursor(cursor)
+        binds["after_at"], binds["after_id"] = decode_keys(cursor, _LIST_KEYS)
     query = _list_query(customer_id is not None, bool(status), bool(starts_from), bool(starts_to), bool(cursor))
     if params:
         extra = [c for got in await ctx.hooks(principal.flag_context()).booking_query_filters(params=params)

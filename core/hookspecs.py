@@ -156,11 +156,13 @@ class Hooks:
 
     @hookspec
     def register_tasks(self, huey: Huey, ctx: AppContext) -> None:
-        """Declare background and periodic tasks on ``huey``.
+        """Declare on-demand tasks on ``huey`` and periodic jobs.
 
         Called once at start-up in the API process and in the worker, so task names are
-        known to both. Use ``huey.task()`` / ``huey.periodic_task()`` (or
-        :func:`myhibachi.core.tasks.async_task` for an ``async`` body). Work that is due at a
+        known to both. Use ``huey.task()`` (or :func:`myhibachi.core.tasks.async_task` for an
+        ``async`` body) for work started on demand, and :func:`myhibachi.core.scheduled.periodic`
+        for work every interval or on a cron schedule (huey runs no periodic tasks: the
+        worker's dispatch loop runs periodic jobs on claimed rows). Work that is due at a
         time kept in a database row belongs in a poller instead: ``ctx.add_poller(name,
         poller)``, run by the worker's dispatch loop, claiming rows with
         :func:`myhibachi.core.scheduled.claim_due`. The default (:class:`myhibachi.core.Plugin`)

@@ -55,12 +55,6 @@ def decode_keys(cursor: str, keys: Sequence[Any]) -> list[Any]:
         raise invalid("cursor", "is not a cursor this API returned") from None
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The (created_at, id) of a cursor of a list ordered by them."""
-    at, ident = decode_keys(cursor, (sa.Column("at", sa.DateTime(timezone=True)), sa.Column("id", sa.Uuid)))
-    return at, ident
-
-
 def keyset(query: sa.Select, keys: Sequence[Any], *, limit: int, cursor: str | None = None,
            descending: bool = True) -> sa.Select:
     """``query`` ordered by ``keys`` (all descending, or all ascending), after ``cursor``,

@@ -1,8 +1,8 @@
-"""The locations plugin's tables: locations, and which location each booking belongs to."""
+"""The locations plugin's table (a booking's location is the pool it draws on, in ``bookings.pools``)."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import JSONB
 
 from myhibachi.core import created_at, metadata, timestamp, uuid_pk
 

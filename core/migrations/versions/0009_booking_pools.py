@@ -16,10 +16,9 @@ depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
+    # Which pools existing bookings draw on is for the plugins that limit them to say
+    # (the locations plugin's own migration fills in its pools).
     op.add_column("bookings", sa.Column("pools", ARRAY(sa.String), nullable=False, server_default="{}"))
-    # A scoped slot key was "<location id hex>:<start>": that location's pool.
-    op.execute("UPDATE bookings SET pools = ARRAY['location:' || split_part(slot_key, ':', 1)] "
-               "WHERE slot_key ~ '^[0-9a-f]{32}:'")
 
 
 def downgrade() -> None:

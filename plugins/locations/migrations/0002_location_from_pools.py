@@ -18,7 +18,10 @@ _POOL = "'location:' || replace(CAST({} AS text), '-', '')"
 
 
 def upgrade() -> None:
-    # A link without its pool (none is expected) keeps its location as the pool.
+    # A booking from before pools had a scoped slot key, "<location id hex>:<start>".
+    op.execute("UPDATE bookings SET pools = ARRAY['location:' || split_part(slot_key, ':', 1)] "
+               "WHERE pools = '{}' AND slot_key ~ '^[0-9a-f]{32}:'")
+    # A link without its pool keeps its location as the pool.
     op.execute(f"UPDATE bookings b SET pools = array_append(b.pools, {_POOL.format('l.location_id')}) "
                f"FROM booking_locations l WHERE l.booking_id = b.id "
                f"AND NOT {_POOL.format('l.location_id')} = ANY(b.pools)")
