@@ -34,7 +34,7 @@ class AppContext:
     cache: SharedCache = field(default_factory=SharedCache)  # live while the app's lifespan runs
     waker: Waker = field(default_factory=Waker)  # wakes the event dispatchers; likewise
     models: Models = field(default_factory=core_models)  # with the plugins' fields (create_app)
-    services: dict[tuple[str, type], Any] = field(default_factory=dict)  # built on first use
+    services: dict[tuple[str, type], Any] = field(default_factory=dict)  # by provider and by caller
 
     def service(self, protocol: type[T], *, caller: str) -> T:
         """The ``protocol`` service of a plugin that plugin ``caller`` lists in ``requires``.
@@ -42,6 +42,9 @@ class AppContext:
         Built once per app by the provider's factory. Raises ``ServiceError`` naming the
         plugins when the caller does not require a provider of it, or none is installed.
         """
+        granted = self.services.get((caller, protocol))
+        if granted is not None:  # a poller asks on every round: check the requirement once
+            return granted
         user = self.plugins.get(caller)
         if user is None:
             raise ServiceError(f"{protocol.__name__} asked for by {caller!r}, which is not a loaded plugin")
@@ -57,6 +60,7 @@ class AppContext:
             if getattr(protocol, "_is_runtime_protocol", False) and not isinstance(made, protocol):
                 raise ServiceError(f"plugin {required[0]}'s {protocol.__name__} service lacks its methods")
             self.services[key] = made
+        self.services[(caller, protocol)] = self.services[key]
         return self.services[key]
 
     def add_poller(self, name: str, poller) -> None:

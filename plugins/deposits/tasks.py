@@ -1,23 +1,12 @@
-"""The worker's part: a poller that reconciles unsettled deposits with the provider."""
+"""The worker's part: reconciling unsettled deposits with the provider, as a periodic job."""
 from __future__ import annotations
 
-import time
-
-
-def reconcile_poller(cfg):
-    """Runs ``service.reconcile`` at most once per ``reconcile_every_minutes`` per worker."""
-    last = {"at": float("-inf")}
-
-    async def poll(ctx) -> int:
-        from myhibachi.plugins.deposits.service import reconcile
-
-        if time.monotonic() - last["at"] < cfg.reconcile_every_minutes * 60:
-            return 0
-        last["at"] = time.monotonic()
-        return await reconcile(ctx, cfg)
-
-    return poll
+from myhibachi.core import periodic
 
 
 def add_tasks(huey, ctx) -> None:
-    ctx.add_poller("deposits.reconcile", reconcile_poller(ctx.plugins.get("deposits").settings))
+    from myhibachi.plugins.deposits.service import reconcile
+
+    cfg = ctx.plugins.get("deposits").settings
+    # One worker at a time runs it (the job's row is claimed), once per period across restarts.
+    periodic(ctx, "deposits.reconcile", lambda conn, ctx: reconcile(ctx, cfg), every=cfg.reconcile_every_minutes * 60)

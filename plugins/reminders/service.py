@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core import Messaging, Problem, claim_due, conflict, fetch_page, invalid, not_found, tables, utcnow
+from myhibachi.core import (Messaging, check_owner_or, claim_due, conflict, fetch_page, invalid, not_found, tables,
+                            utcnow)
 from myhibachi.plugins.reminders import RemindersSettings
 from myhibachi.plugins.reminders.models import booking_reminders as reminders
 
@@ -42,12 +43,8 @@ async def booking_for(conn, booking_id: uuid.UUID, principal, permission: str) -
                   tables.bookings.c.status)
         .where(tables.bookings.c.id == booking_id)
     )
-    if principal.kind == "customer":
-        if row is None or str(row["customer_id"]) != principal.id:
-            raise not_found("Booking")
-    elif not principal.can(permission):
-        raise Problem(403, "Forbidden", f"missing permission {permission}", kind="forbidden", permission=permission)
-    elif row is None:
+    check_owner_or(principal, row and row["customer_id"], permission, "Booking")
+    if row is None:
         raise not_found("Booking")
     return dict(row)
 
