@@ -1,6 +1,7 @@
 """The application factory: ``create_app()`` builds the API from the core and its plugins."""
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -8,21 +9,19 @@ from contextlib import asynccontextmanager
 from typing import Any, Iterable
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.routing import APIRoute
-from starlette.routing import Match
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from myhibachi.core import __version__, audit, errors, ratelimit
 from myhibachi.core.audit import STATE_CHANGING
-from myhibachi.core.auth import Principal, current_principal, require
+from myhibachi.core.auth import Principal, require
 from myhibachi.core.context import AppContext
 from myhibachi.core.db import Database, resolve_url
-from myhibachi.core.errors import Problem, error_responses
+from myhibachi.core.errors import error_responses
 from myhibachi.core.flags import Flags
 from myhibachi.core.plugins import Plugin, PluginManager, load_installed
-from myhibachi.core.routing import GatedRoute, Route, flag_gate, gated_route
+from myhibachi.core.routing import api_router, flag_gate, gated_route, take
 from myhibachi.core.settings import Settings
 
 log = logging.getLogger("myhibachi.app")
@@ -61,48 +60,12 @@ def _leaf_routes(router):
             yield route
 
 
-def _lead(path: str) -> str:
-    """A path's first two segments: ``v1/customers`` of ``/v1/customers/me``."""
-    return "/".join(path.split("/", 3)[1:3])
-
-
-def _skip_by_lead(app: FastAPI) -> None:
-    """Let each included router refuse at once a path whose first two segments none of
-    its routes starts with. Routing tries every route in order, so the last plugin's
-    routes paid ~0.1 ms a request to be found among 75 (a tenth of the loyalty balance's
-    time)."""
-    from fastapi import routing
-
-    contexts = getattr(routing, "iter_route_contexts", None)
-    if contexts is None:  # another FastAPI: match as it does
-        return
-    for route in app.router.routes:
-        if getattr(route, "original_router", None) is None:
-            continue
-        leads = {_lead(c.path) for c in contexts([route])}
-        if leads and not any("{" in lead for lead in leads):
-            route.matches = _lead_in(frozenset(leads), route.matches)
-
-
-def _lead_in(leads: frozenset[str], matches):
-    def matches_with_a_known_lead(scope):
-        path = scope["path"]
-        root = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root):]
-        if _lead(path) not in leads:
-            return Match.NONE, {}
-        return matches(scope)
-
-    return matches_with_a_known_lead
-
-
 def plugin_states(ctx: AppContext) -> list[PluginInfo]:
     return [PluginInfo(**row) for row in ctx.plugins.states(ctx.flags)]
 
 
-def _core_router() -> APIRouter:
-    router = APIRouter(tags=["meta"], route_class=Route)
+def _core_router(make) -> APIRouter:
+    router = make(tags=["meta"])
 
     @router.get("/meta/plugins", response_model=list[PluginInfo],
                 responses=error_responses(401, 403))
@@ -213,8 +176,6 @@ def create_app(
         except ValueError as exc:
             manager.fail(plugin, f"register_event_handlers: {exc}", strict)
     ctx.models = fields.compose(manager, strict)
-    routers = {p.name: APIRouter(tags=[p.name], route_class=gated_route(p.flag)) for p in manager.plugins}
-    manager.setup_call("register_routes", strict=strict, own=lambda p: {"router": routers[p.name]}, ctx=ctx)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -255,20 +216,17 @@ def create_app(
 
         return PlainTextResponse(generate_latest(ctx.extra["registry"]).decode())
 
-    limited = [Depends(ratelimit.rate_limit)]
-    app.include_router(_core_router(), prefix="/v1", dependencies=limited, responses=error_responses(429))
-    for router in core_api.routers(ctx.models):
-        app.include_router(router, prefix="/v1", dependencies=limited, responses=error_responses(429))
-
+    make = functools.partial(api_router, app)
+    for router in [_core_router(make), *core_api.routers(make, ctx.models)]:
+        take(app, router)
+    routers = {p.name: make(tags=[p.name], route_class=gated_route(p.flag)) for p in manager.plugins}
+    manager.setup_call("register_routes", strict=strict, own=lambda p: {"router": routers[p.name]}, ctx=ctx)
     for plugin in manager.plugins:
-        # Routes a plugin brought in on a router of its own are not GatedRoutes: gate those
-        # the slower way, as a dependency, rather than leave them open.
-        ungated = plugin.flag and any(isinstance(r, APIRoute) and not isinstance(r, GatedRoute)
-                                      for r in _leaf_routes(routers[plugin.name]))
-        deps = limited + ([Depends(flag_gate(plugin.flag))] if ungated else [])
-        app.include_router(routers[plugin.name], prefix="/v1", dependencies=deps, responses=error_responses(429))
+        rest = take(app, routers[plugin.name])
+        if rest:  # brought in on a router of its own: gated the slower way, as a dependency
+            gate = [Depends(flag_gate(plugin.flag))] if plugin.flag else []
+            app.include_router(APIRouter(routes=rest), dependencies=gate)
 
-    _skip_by_lead(app)
     registry = CollectorRegistry()
     app.add_middleware(_Observe, registry=registry)
     ctx.extra["registry"] = registry

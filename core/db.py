@@ -33,7 +33,6 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
-from sqlalchemy.orm import DeclarativeBase
 
 log = logging.getLogger("myhibachi.db")
 
@@ -46,10 +45,6 @@ metadata = sa.MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
-
-
-class Base(DeclarativeBase):
-    metadata = metadata
 
 
 def utcnow() -> datetime:

@@ -26,7 +26,7 @@ from myhibachi.core.db import Conn
 from myhibachi.core.errors import Problem, error_responses, invalid
 from myhibachi.core.models import webhook_events
 from myhibachi.core.ports import InvalidSignature
-from myhibachi.core.routing import Connection, Route
+from myhibachi.core.routing import Connection
 
 Provider = Literal["stripe", "twilio", "sendgrid", "plaid", "telephony"]
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -125,20 +125,22 @@ async def verified(provider: Provider, request: Request) -> list:
         raise invalid("body", str(exc)) from exc
 
 
-router = APIRouter(tags=["webhooks"], route_class=Route)
+def router(make) -> APIRouter:
+    r = make(tags=["webhooks"])
 
+    @r.post("/webhooks/{provider}", response_model=WebhookReceipt, summary="A provider's signed webhook",
+            responses={**error_responses(400, 422),
+                       200: {"content": {"application/xml": {"example": EMPTY_TWIML}},
+                             "description": "Received (Twilio and telephony get empty TwiML)."}})
+    async def receive(provider: Provider, request: Request, received: list = Depends(verified),
+                      conn: Conn = Connection):
+        """Verified by the provider's adapter (Stripe-Signature, X-Twilio-Signature, SendGrid's signed
+        event webhook, Plaid-Verification); each provider event is recorded and published once, so
+        a replay answers 200 and changes nothing."""
+        new = await record(conn, request.app.state.ctx, provider, received)
+        reply = PROVIDERS[provider][1]
+        if reply is not None:
+            return Response(reply, media_type="application/xml")
+        return WebhookReceipt(received=len(received), duplicates=len(received) - new)
 
-@router.post("/webhooks/{provider}", response_model=WebhookReceipt, summary="A provider's signed webhook",
-             responses={**error_responses(400, 422),
-                        200: {"content": {"application/xml": {"example": EMPTY_TWIML}},
-                              "description": "Received (Twilio and telephony get empty TwiML)."}})
-async def receive(provider: Provider, request: Request, received: list = Depends(verified),
-                  conn: Conn = Connection):
-    """Verified by the provider's adapter (Stripe-Signature, X-Twilio-Signature, SendGrid's signed
-    event webhook, Plaid-Verification); each provider event is recorded and published once, so
-    a replay answers 200 and changes nothing."""
-    new = await record(conn, request.app.state.ctx, provider, received)
-    reply = PROVIDERS[provider][1]
-    if reply is not None:
-        return Response(reply, media_type="application/xml")
-    return WebhookReceipt(received=len(received), duplicates=len(received) - new)
+    return r

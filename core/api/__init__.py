@@ -9,10 +9,11 @@ PERMISSIONS: list[str] = ["bookings.read", "bookings.write", "customers.read", "
                           *events.PERMISSIONS]
 
 
-def routers(models) -> list[APIRouter]:
-    """Built per app, with the request and response models its plugins extended."""
+def routers(make, models) -> list[APIRouter]:
+    """Built per app (``make`` is :func:`myhibachi.core.routing.api_router` for it), with the
+    request and response models its plugins extended."""
     from myhibachi.core import webhooks
     from myhibachi.core.api import auth, bookings, customers
 
-    return [auth.router(), customers.router(models), customers.admin_router(models), bookings.router(models), events.router,
-            webhooks.router]
+    return [auth.router(make), customers.router(make, models), customers.admin_router(make, models),
+            bookings.router(make, models), events.router(make), webhooks.router(make)]

@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 from myhibachi.core import customers
 from myhibachi.core.auth import issue_session, revoke_family, revoke_refresh_token, use_refresh_token
 from myhibachi.core.errors import Problem, error_responses
-from myhibachi.core.routing import Route
 
 
 # Responses carrying tokens must not be cached (RFC 6749, 5.1).
@@ -32,8 +31,8 @@ def invalid_refresh() -> Problem:
                    headers={"WWW-Authenticate": "Bearer"})
 
 
-def router() -> APIRouter:
-    r = APIRouter(prefix="/auth", tags=["auth"], route_class=Route)
+def router(make) -> APIRouter:
+    r = make("/auth", tags=["auth"])
 
     @r.post("/refresh", response_model=TokenPair, responses=error_responses(401))
     async def refresh(body: RefreshIn, request: Request, response: Response) -> TokenPair:

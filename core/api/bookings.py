@@ -5,7 +5,7 @@ composed (local names), which FastAPI must see as classes, not strings.
 """
 
 import uuid
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -14,7 +14,7 @@ from myhibachi.core import bookings as svc
 from myhibachi.core.auth import Principal, authenticated, current_principal, require
 from myhibachi.core.context import app_context
 from myhibachi.core.db import Conn
-from myhibachi.core.routing import Connection, Route
+from myhibachi.core.routing import Connection
 from myhibachi.core.errors import error_responses
 from myhibachi.core.fields import Models
 from myhibachi.core.idempotency import idempotent
@@ -33,9 +33,9 @@ def _rest(request: Request, known: set[str]) -> dict[str, str]:
     return {k: v for k, v in request.query_params.items() if k not in known}
 
 
-def router(models: Models) -> APIRouter:
+def router(make, models: Models) -> APIRouter:
     """The booking routes, typed with the models the app's plugins extended (built once)."""
-    r = APIRouter(tags=["bookings"], route_class=Route)
+    r = make(tags=["bookings"])
     Booking, BookingCreate, BookingUpdate = models.booking, models.booking_create, models.booking_update
 
     @r.post("/bookings", response_model=Booking, status_code=201,

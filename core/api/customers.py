@@ -12,7 +12,7 @@ from myhibachi.core.api.auth import NO_STORE, TokenPair
 from myhibachi.core.auth import Principal, current_customer, issue_session, require
 from myhibachi.core.customers import Customer, CustomerPage
 from myhibachi.core.db import Conn
-from myhibachi.core.routing import Connection, Route
+from myhibachi.core.routing import Connection
 from myhibachi.core.errors import Problem, error_responses, not_found
 
 
@@ -56,9 +56,9 @@ async def _view(request: Request, principal: Principal, found: dict | None) -> B
     return (await service.views(request.app.state.ctx, principal, [found]))[0]
 
 
-def router(models) -> APIRouter:
+def router(make, models) -> APIRouter:
     """Built per app, with the customer view its plugins extended."""
-    r = APIRouter(prefix="/customers", tags=["customers"], route_class=Route)
+    r = make("/customers", tags=["customers"])
     View = models.customer
     Signup = SignupOut if View is Customer else create_model(
         "SignupOut", __base__=SignupOut, __module__=SignupOut.__module__, customer=(View, ...))
@@ -99,8 +99,8 @@ def router(models) -> APIRouter:
     return r
 
 
-def admin_router(models) -> APIRouter:
-    r = APIRouter(prefix="/admin/customers", tags=["customers"], route_class=Route)
+def admin_router(make, models) -> APIRouter:
+    r = make("/admin/customers", tags=["customers"])
     View = models.customer
 
     @r.get("", response_model=models.customer_page, responses=error_responses(401, 403))

@@ -11,12 +11,8 @@ from pydantic import BaseModel
 from myhibachi.core import events
 from myhibachi.core.auth import Principal, require
 from myhibachi.core.errors import error_responses, not_found
-from myhibachi.core.routing import Route
 
 PERMISSIONS = ["events.manage"]
-
-router = APIRouter(prefix="/admin/events", tags=["events"], route_class=Route)
-
 
 class FailedDelivery(BaseModel):
     event_id: uuid.UUID
@@ -39,19 +35,23 @@ class Replayed(BaseModel):
     requeued: int
 
 
-@router.get("/failed", response_model=FailedPage, responses=error_responses(401, 403))
-async def list_failed(request: Request, limit: int = Query(50, ge=1, le=500), cursor: str | None = None,
-                      _: Principal = Depends(require("events.manage"))) -> FailedPage:
-    """Deliveries parked after their last attempt, newest first."""
-    rows, next_cursor = await events.failed(request.app.state.ctx, limit=limit, cursor=cursor)
-    return FailedPage(items=[FailedDelivery(failed_at=r["done_at"], **r) for r in rows], next_cursor=next_cursor)
+def router(make) -> APIRouter:
+    r = make("/admin/events", tags=["events"])
 
+    @r.get("/failed", response_model=FailedPage, responses=error_responses(401, 403))
+    async def list_failed(request: Request, limit: int = Query(50, ge=1, le=500), cursor: str | None = None,
+                          _: Principal = Depends(require("events.manage"))) -> FailedPage:
+        """Deliveries parked after their last attempt, newest first."""
+        rows, next_cursor = await events.failed(request.app.state.ctx, limit=limit, cursor=cursor)
+        return FailedPage(items=[FailedDelivery(failed_at=row["done_at"], **row) for row in rows], next_cursor=next_cursor)
 
-@router.post("/{event_id}/replay", response_model=Replayed, responses=error_responses(401, 403, 404))
-async def replay(request: Request, event_id: uuid.UUID, subscriber: str | None = None,
-                 _: Principal = Depends(require("events.manage"))) -> Replayed:
-    """Queue the event's dead deliveries again (one subscriber's with ``?subscriber=``)."""
-    count = await events.replay(request.app.state.ctx, event_id, subscriber)
-    if not count:
-        raise not_found("Dead delivery", f"event {event_id} has no dead delivery to replay")
-    return Replayed(event_id=event_id, requeued=count)
+    @r.post("/{event_id}/replay", response_model=Replayed, responses=error_responses(401, 403, 404))
+    async def replay(request: Request, event_id: uuid.UUID, subscriber: str | None = None,
+                     _: Principal = Depends(require("events.manage"))) -> Replayed:
+        """Queue the event's dead deliveries again (one subscriber's with ``?subscriber=``)."""
+        count = await events.replay(request.app.state.ctx, event_id, subscriber)
+        if not count:
+            raise not_found("Dead delivery", f"event {event_id} has no dead delivery to replay")
+        return Replayed(event_id=event_id, requeued=count)
+
+    return r

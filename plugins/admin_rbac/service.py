@@ -124,19 +124,27 @@ def check_password(password: str, email: str | None = None) -> None:
 
 
 async def ensure_builtin_roles(conn, ctx) -> None:
-    """The built-in roles exist: inserted once per process, in a transaction of their own so
-    that a caller's rollback cannot take them away."""
+    """The built-in roles exist: inserted on the caller's connection, and remembered once that
+    commits, so that a caller's rollback cannot leave them out. (A transaction of its own
+    took a second connection while the caller held one: with every connection of the pool
+    so held, each waited for another forever.)"""
     if ctx.extra.get("admin_rbac.seeded"):
         return
-    async with ctx.db.transaction() as own:
-        await own.run(
-            pg_insert(admin_roles)
-            .values([{"id": uuid.uuid5(uuid.NAMESPACE_URL, f"myhibachi:role:{name}"), "name": name,
-                      "description": desc, "permissions": [], "builtin": True}
-                     for name, desc in BUILTIN_ROLES.items()])
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-    ctx.extra["admin_rbac.seeded"] = True
+    await conn.run(
+        pg_insert(admin_roles)
+        .values([{"id": uuid.uuid5(uuid.NAMESPACE_URL, f"myhibachi:role:{name}"), "name": name,
+                  "description": desc, "permissions": [], "builtin": True}
+                 for name, desc in BUILTIN_ROLES.items()])
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+
+    def seeded() -> None:
+        ctx.extra["admin_rbac.seeded"] = True
+
+    if conn.in_transaction:
+        conn.after_commit.append(seeded)
+    else:
+        seeded()
 
 
 def role_out(ctx, row: Any) -> dict[str, Any]:

@@ -294,3 +294,29 @@ async def test_cli_creates_first_super_admin(make_app, client_of, settings, db_u
         env=weak, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 1 and "password" in err.decode()
+
+
+async def test_the_first_staff_request_on_a_full_pool_needs_no_second_connection(settings, clean_db, db_url,
+                                                                                  client_of):
+    """Seen hanging until the client gave up: the built-in roles were seeded in a transaction
+    of their own, on a second connection, while the request held the pool's only one."""
+    from myhibachi.core.auth import create_api_key
+    from myhibachi.core.db import Database
+    from myhibachi.core.flags import TogglesFile
+
+    TogglesFile(settings.toggles_path).set("FEATURE_FLAG_ADMIN_USERS", enabled=True, rollout=100)
+    db = Database(db_url, pool_size=1)
+    app = create_app(["admin_rbac"], settings=settings, database=db)
+    app.state.ctx.flags.start()
+    try:
+        async with db.transaction() as conn:
+            key, _ = await create_api_key(conn, settings, name="root", scopes=["*"])
+        async with client_of(app, headers={"Authorization": f"Bearer {key}"}) as c:
+            r = await asyncio.wait_for(c.post("/v1/admin/users", json={
+                "email": "first@myhibachi.dev", "name": "First", "password": PASSWORD, "roles": ["staff"]}), 5)
+            assert r.status_code == 201, r.text
+        async with clean_db.read() as conn:
+            assert await conn.scalar("SELECT count(*) FROM admin_roles WHERE builtin") == len(BUILTIN)
+    finally:
+        app.state.ctx.flags.stop()
+        await db.close()
