@@ -567,7 +567,7 @@ async def _lock_and_check_capacity(hooks: Hooks, conn, rules: Rules, view: Booki
     pools = sorted({limit.pool for limit in limits if limit.pool is not None})
     slots = covered(rules, view.starts_at, view.duration_minutes)
     keys = sorted(f"{pool}|{slot_key(s)}" for pool in pools for s in slots) or [slot_key(s) for s in slots]
-    await conn.queue(_LOCK_SLOTS, {"keys": keys})
+    await conn.run(_LOCK_SLOTS, {"keys": keys})
     busy = await busy_of(conn, limits, slots[0], slots[-1] + rules.slot, exclude)
     free = room(rules, limits, busy, 0, slots)
     if isinstance(free, Refusal):

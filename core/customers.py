@@ -226,9 +226,8 @@ async def create_customer(conn, ctx, *, email: str, name: str, phone: str | None
     password_hash = await hash_password(_check_password(password)) if password is not None else None
     customer_id = uuid.uuid4()
     # Read back by the view's own lookup (RETURNING cannot carry the plugins' correlated
-    # columns), sent with the insert in one round trip; nothing found means the insert
-    # met the email of another customer.
-    await conn.queue(
+    # columns); nothing found means the insert met the email of another customer.
+    await conn.run(
         pg_insert(customers)
         .values(id=customer_id, password_hash=password_hash, **sealed(ctx, customer_id, values))
         .on_conflict_do_nothing(constraint="uq_customers_email_hash"))

@@ -202,11 +202,11 @@ async def publish(conn, ctx, name: str, payload: dict[str, Any], *, actor: str |
     if subscribers:
         params["subscribers"] = subscribers
         if ctx.waker.after(conn):
-            await conn.queue(_RECORD, params)
+            await conn.run(_RECORD, params)
         else:
             await conn.fetch_one(_PUBLISH, params | {"channel": CHANNEL})
     else:
-        await conn.queue(_SETTLED, params)
+        await conn.run(_SETTLED, params)
     return event_id
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -91,43 +92,19 @@ async def test_callbacks_around_the_commit(clean_db):
     assert seen[-1] == ("after", None)
 
 
-async def test_queued_writes_run_in_order_and_their_failure_rolls_back(clean_db):
-    """A queued write is seen by the next statement; one that fails raises at the next reply
-    or at the commit, and nothing of the transaction is stored (broken on purpose by
-    syncing without raising: the duplicate would be lost silently)."""
+async def test_a_failed_write_rolls_back_the_whole_transaction(clean_db):
+    """A write is seen by the next statement of its transaction; one that fails raises and
+    nothing of the transaction is stored, the writes before it included."""
     import psycopg.errors
 
     first = uuid.uuid4()
     async with clean_db.transaction() as conn:
-        await conn.queue(_INSERT, {"id": first, "name": "queued", "payload": {"n": 1}})
+        await conn.run(_INSERT, {"id": first, "name": "first", "payload": {"n": 1}})
         assert (await conn.fetch_one(_BY_IDS, {"ids": [first]}))["payload"] == {"n": 1}
     second = uuid.uuid4()
-    try:
+    with pytest.raises(psycopg.errors.UniqueViolation):
         async with clean_db.transaction() as conn:
-            await conn.queue(_INSERT, {"id": second, "name": "kept?", "payload": {}})
-            await conn.queue(_INSERT, {"id": first, "name": "duplicate", "payload": {}})
-    except psycopg.errors.UniqueViolation:
-        pass
-    else:
-        raise AssertionError("the duplicate queued write did not fail the commit")
+            await conn.run(_INSERT, {"id": second, "name": "kept?", "payload": {}})
+            await conn.run(_INSERT, {"id": first, "name": "duplicate", "payload": {}})
     async with clean_db.read() as conn:
-        assert await conn.scalars(sa.select(outbox_events.c.name).order_by(outbox_events.c.name)) == ["queued"]
-
-
-async def test_a_savepoint_answers_queued_writes_first(clean_db):
-    """A queued write that fails raises as the savepoint opens, before its block runs, so a
-    block that handles its own failure cannot take the earlier write's for its own."""
-    import psycopg.errors
-
-    taken = uuid.uuid4()
-    async with clean_db.transaction() as conn:
-        await conn.run(_INSERT, {"id": taken, "name": "a", "payload": {}})
-    entered = []
-    try:
-        async with clean_db.transaction() as conn:
-            await conn.queue(_INSERT, {"id": taken, "name": "dup", "payload": {}})
-            async with conn.savepoint():
-                entered.append(True)
-    except psycopg.errors.UniqueViolation:
-        pass
-    assert entered == []
+        assert await conn.scalars(sa.select(outbox_events.c.name).order_by(outbox_events.c.name)) == ["first"]
