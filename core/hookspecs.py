@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 hookspec = pluggy.HookspecMarker("myhibachi")
 
 # Request-time hooks called for every loaded plugin whatever its flag: a customer's opt-out
-# recorded by a plugin binds every sender, also where that plugin's feature is not rolled out.
-UNGATED = frozenset({"may_send"})
+# recorded by a plugin binds every sender, also where that plugin's feature is not rolled out,
+# and a customer's data export holds what every plugin keeps, rolled out or not.
+UNGATED = frozenset({"may_send", "customer_export_sections"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,4 +433,20 @@ class Hooks:
             ``method``, ``path``, ``ip``, ``user_agent``, ``request_id`` and ``at`` (UTC).
         :param ctx: the application context.
         :return: nothing; raise to fail the request.
+        """
+
+    @hookspec
+    def customer_export_sections(self, customer_id: UUID, conn: Conn, ctx: AppContext) -> dict[str, list[dict]] | None:
+        """Contribute this plugin's data about one customer to their data export (GDPR).
+
+        Called by the export for every loaded plugin whatever its flag (the data is held
+        either way), once per exported customer, on the export's read connection. Give
+        every row the plugin keeps about the customer, decrypted, as plain values (text,
+        numbers, booleans, UUIDs, datetimes; money as integer cents with its currency).
+
+        :param customer_id: the customer exported.
+        :param conn: the export's connection.
+        :param ctx: the application context.
+        :return: ``{section name: [row, ...]}`` (names prefixed by the plugin, for example
+            ``loyalty.transactions``), or None when the plugin holds nothing for anyone.
         """

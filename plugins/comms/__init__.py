@@ -65,5 +65,11 @@ class CommsPlugin(Plugin):
 
         return await consent_reason(conn, ctx, customer_id, channel, kind)
 
+    @hookimpl
+    async def customer_export_sections(self, customer_id, conn, ctx):
+        from myhibachi.plugins.comms.service import export_sections
+
+        return await export_sections(conn, ctx, customer_id)
+
 
 plugin = CommsPlugin()

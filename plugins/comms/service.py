@@ -614,3 +614,11 @@ async def sendgrid_events(conn, ctx, events: list[dict[str, Any]]) -> int:
                 continue
             changed += await set_opt_out(conn, ctx, "email", address, True, keyword=name)
     return changed
+
+
+async def export_sections(conn, ctx, customer_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
+    """The customer's messages (decrypted) and marketing consents, for their data export."""
+    sent = await conn.fetch_all(sa.select(messages).where(messages.c.customer_id == customer_id)
+                                .order_by(messages.c.created_at, messages.c.id))
+    given = await conn.fetch_all(sa.select(consents).where(consents.c.customer_id == customer_id))
+    return {"comms.messages": [_open(ctx, r) for r in sent], "comms.consents": [dict(r) for r in given]}

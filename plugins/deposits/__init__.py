@@ -54,5 +54,11 @@ class DepositsPlugin(Plugin):
 
         return {"payment.succeeded": [service.on_payment_succeeded], "webhook.stripe": [service.on_stripe_event]}
 
+    @hookimpl
+    async def customer_export_sections(self, customer_id, conn, ctx):
+        from myhibachi.plugins.deposits.service import export_sections
+
+        return await export_sections(conn, ctx, customer_id)
+
 
 plugin = DepositsPlugin()

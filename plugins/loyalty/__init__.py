@@ -91,5 +91,11 @@ class LoyaltyPlugin(Plugin):
 
         app.add_typer(cli, name="loyalty")
 
+    @hookimpl
+    async def customer_export_sections(self, customer_id, conn, ctx):
+        from myhibachi.plugins.loyalty.service import export_sections
+
+        return await export_sections(conn, ctx, customer_id)
+
 
 plugin = LoyaltyPlugin()

@@ -445,3 +445,11 @@ async def on_payment_refunded(conn, event, ctx) -> None:
 
 async def on_booking_cancelled(conn, event, ctx) -> None:
     await give_back_for_booking(conn, ctx, uuid.UUID(str(event["payload"]["booking_id"])))
+
+
+async def export_sections(conn, ctx, customer_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
+    """The customer's points account and ledger, for their data export."""
+    account = await conn.fetch_all(sa.select(accounts).where(accounts.c.customer_id == customer_id))
+    entries = await conn.fetch_all(sa.select(ledger).join(accounts, accounts.c.id == ledger.c.account_id)
+                                   .where(accounts.c.customer_id == customer_id).order_by(ledger.c.seq))
+    return {"loyalty.account": [dict(r) for r in account], "loyalty.transactions": [dict(r) for r in entries]}

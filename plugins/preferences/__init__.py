@@ -27,5 +27,11 @@ class PreferencesPlugin(Plugin):
 
         return await refusal(conn, customer_id, channel, kind)
 
+    @hookimpl
+    async def customer_export_sections(self, customer_id, conn, ctx):
+        from myhibachi.plugins.preferences.service import export_sections
+
+        return await export_sections(conn, ctx, customer_id)
+
 
 plugin = PreferencesPlugin()

@@ -74,3 +74,9 @@ async def refusal(conn, customer_id, channel: str, kind: str) -> str | None:
 
 def _plain(value):
     return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+async def export_sections(conn, ctx, customer_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
+    """The customer's preferences and every change to them, for their data export."""
+    return {"preferences.current": [await current(conn, customer_id)],
+            "preferences.changes": await history(conn, customer_id)}
