@@ -48,8 +48,8 @@ hookspec = pluggy.HookspecMarker("myhibachi")
 
 # Request-time hooks called for every loaded plugin whatever its flag: a customer's opt-out
 # recorded by a plugin binds every sender, also where that plugin's feature is not rolled out,
-# and a customer's data export holds what every plugin keeps, rolled out or not.
-UNGATED = frozenset({"may_send", "customer_export_sections"})
+# and a customer's data export or merge covers what every plugin keeps, rolled out or not.
+UNGATED = frozenset({"may_send", "customer_export_sections", "customer_merge"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,4 +449,21 @@ class Hooks:
         :param ctx: the application context.
         :return: ``{section name: [row, ...]}`` (names prefixed by the plugin, for example
             ``loyalty.transactions``), or None when the plugin holds nothing for anyone.
+        """
+
+    @hookspec
+    def customer_merge(self, source_id: UUID, target_id: UUID, conn: Conn, ctx: AppContext) -> None:
+        """Move this plugin's rows of a duplicate customer (``source_id``) to the one kept.
+
+        Called inside the merge's transaction, after the core moved the source's bookings
+        and before the source becomes a tombstone, for every loaded plugin whatever its flag
+        (a merge must leave no row behind). Combine where the target has rows of its own
+        (a balance, a preference). Raising (a :class:`myhibachi.core.errors.Problem` to say
+        why) refuses the whole merge: nothing of it is kept.
+
+        :param source_id: the duplicate, left as a tombstone pointing at the target.
+        :param target_id: the customer kept.
+        :param conn: the merge's transaction.
+        :param ctx: the application context.
+        :return: nothing; raise to refuse the merge.
         """

@@ -402,3 +402,8 @@ async def export_sections(conn, ctx, customer_id: uuid.UUID) -> dict[str, list[d
     back = await conn.fetch_all(sa.select(deposit_refunds).join(deposits, deposits.c.id == deposit_refunds.c.deposit_id)
                                 .where(deposits.c.customer_id == customer_id).order_by(deposit_refunds.c.created_at))
     return {"deposits.payments": [dict(r) for r in paid], "deposits.refunds": [dict(r) for r in back]}
+
+
+async def merge_customer(conn, ctx, source_id: uuid.UUID, target_id: uuid.UUID) -> None:
+    """A merge: the duplicate's payments belong to the customer kept."""
+    await conn.run(sa.update(deposits).where(deposits.c.customer_id == source_id).values(customer_id=target_id))

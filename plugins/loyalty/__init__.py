@@ -97,5 +97,11 @@ class LoyaltyPlugin(Plugin):
 
         return await export_sections(conn, ctx, customer_id)
 
+    @hookimpl
+    async def customer_merge(self, source_id, target_id, conn, ctx):
+        from myhibachi.plugins.loyalty.service import merge_customer
+
+        await merge_customer(conn, ctx, source_id, target_id)
+
 
 plugin = LoyaltyPlugin()

@@ -33,5 +33,11 @@ class PreferencesPlugin(Plugin):
 
         return await export_sections(conn, ctx, customer_id)
 
+    @hookimpl
+    async def customer_merge(self, source_id, target_id, conn, ctx):
+        from myhibachi.plugins.preferences.service import merge_customer
+
+        await merge_customer(conn, ctx, source_id, target_id)
+
 
 plugin = PreferencesPlugin()

@@ -80,3 +80,13 @@ async def export_sections(conn, ctx, customer_id: uuid.UUID) -> dict[str, list[d
     """The customer's preferences and every change to them, for their data export."""
     return {"preferences.current": [await current(conn, customer_id)],
             "preferences.changes": await history(conn, customer_id)}
+
+
+async def merge_customer(conn, ctx, source_id: uuid.UUID, target_id: uuid.UUID) -> None:
+    """A merge: the kept customer's own preferences stand (the duplicate's only when it set
+    none); the history of both stays, as proof of consent."""
+    kept = await conn.fetch_one(_CURRENT, {"customer_id": target_id})
+    if kept is None:
+        await conn.run(sa.update(prefs).where(prefs.c.customer_id == source_id).values(customer_id=target_id))
+    await conn.run(sa.delete(prefs).where(prefs.c.customer_id == source_id))
+    await conn.run(sa.update(changes).where(changes.c.customer_id == source_id).values(customer_id=target_id))
