@@ -48,8 +48,8 @@ hookspec = pluggy.HookspecMarker("myhibachi")
 
 # Request-time hooks called for every loaded plugin whatever its flag: a customer's opt-out
 # recorded by a plugin binds every sender, also where that plugin's feature is not rolled out,
-# and a customer's data export or merge covers what every plugin keeps, rolled out or not.
-UNGATED = frozenset({"may_send", "customer_export_sections", "customer_merge"})
+# and a customer's data export, merge or erasure covers what every plugin keeps, rolled out or not.
+UNGATED = frozenset({"may_send", "customer_export_sections", "customer_merge", "customer_erase"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,4 +466,19 @@ class Hooks:
         :param conn: the merge's transaction.
         :param ctx: the application context.
         :return: nothing; raise to refuse the merge.
+        """
+
+    @hookspec
+    def customer_erase(self, customer_id: UUID, conn: Conn, ctx: AppContext) -> None:
+        """Erase this plugin's personal data of a customer (GDPR erasure).
+
+        Called inside the erasure's transaction, before the core anonymises the profile,
+        for every loaded plugin whatever its flag. Delete or anonymise what identifies the
+        customer; keep what the law requires (payments, the proof of consent and opt-outs)
+        and say so in the plugin's docs. Raising refuses the whole erasure.
+
+        :param customer_id: the customer erased.
+        :param conn: the erasure's transaction.
+        :param ctx: the application context.
+        :return: nothing; raise to refuse.
         """

@@ -77,5 +77,11 @@ class CommsPlugin(Plugin):
 
         await merge_customer(conn, ctx, source_id, target_id)
 
+    @hookimpl
+    async def customer_erase(self, customer_id, conn, ctx):
+        from myhibachi.plugins.comms.service import erase_customer
+
+        await erase_customer(conn, ctx, customer_id)
+
 
 plugin = CommsPlugin()

@@ -633,3 +633,10 @@ async def merge_customer(conn, ctx, source_id: uuid.UUID, target_id: uuid.UUID) 
         ~sa.exists().where(kept.c.customer_id == target_id, kept.c.channel == consents.c.channel))
         .values(customer_id=target_id))
     await conn.run(sa.delete(consents).where(consents.c.customer_id == source_id))
+
+
+async def erase_customer(conn, ctx, customer_id: uuid.UUID) -> None:
+    """An erasure: the customer's messages (their addresses and texts) and consents go; the
+    opt-out list stays, keyed by hash, so a number that said STOP is never texted again."""
+    await conn.run(sa.delete(messages).where(messages.c.customer_id == customer_id))
+    await conn.run(sa.delete(consents).where(consents.c.customer_id == customer_id))

@@ -25,3 +25,10 @@ def add_routes(router: APIRouter, ctx) -> None:
         await service.audit_export(ctx, customer_id, principal, format, list(record["sections"]))
         return Response(body, media_type=media, headers={
             "Content-Disposition": f'attachment; filename="customer-{customer_id}.{suffix}"'})
+
+    @router.delete("/customers/{customer_id}", status_code=204, responses=error_responses(401, 403, 404),
+                   response_class=Response, summary="Erase a customer's personal data (GDPR)")
+    async def erase(customer_id: uuid.UUID, request: Request, conn: Conn = Connection,
+                    principal: Principal = Depends(authenticated)) -> Response:
+        await service.erase(conn, request.app.state.ctx, customer_id, principal)
+        return Response(status_code=204)

@@ -117,3 +117,19 @@ def as_pdf(record: dict[str, Any]) -> bytes:
     out = io.BytesIO()
     SimpleDocTemplate(out, pagesize=letter, title="Customer data export").build(story)
     return out.getvalue()
+
+
+async def erase(conn, ctx, customer_id: uuid.UUID, principal) -> dict[str, Any]:
+    """GDPR erasure in the caller's transaction: every plugin erases its data (``customer_erase``),
+    then the profile is anonymised and disabled. Bookings and payments stay (bookkeeping law),
+    tied to the anonymous profile."""
+    check_owner_or(principal, customer_id, "customers.erase", "Customer")
+    if await customers.get_customer(conn, ctx, customer_id) is None:
+        raise not_found("Customer")
+    await ctx.hooks(principal.flag_context()).customer_erase(customer_id=customer_id, conn=conn)
+    erased = await customers.update_customer(
+        conn, ctx, customer_id, actor=principal.id, email=f"erased-{customer_id.hex}@example.com",
+        name="Erased customer", phone=None, address=None, status="disabled")
+    await audit.record(conn, ctx, action="customer.erased", resource_type="customer", resource_id=customer_id,
+                       actor=principal)
+    return erased

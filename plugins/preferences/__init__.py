@@ -39,5 +39,11 @@ class PreferencesPlugin(Plugin):
 
         await merge_customer(conn, ctx, source_id, target_id)
 
+    @hookimpl
+    async def customer_erase(self, customer_id, conn, ctx):
+        from myhibachi.plugins.preferences.service import erase_customer
+
+        await erase_customer(conn, ctx, customer_id)
+
 
 plugin = PreferencesPlugin()

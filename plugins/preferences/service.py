@@ -90,3 +90,9 @@ async def merge_customer(conn, ctx, source_id: uuid.UUID, target_id: uuid.UUID) 
         await conn.run(sa.update(prefs).where(prefs.c.customer_id == source_id).values(customer_id=target_id))
     await conn.run(sa.delete(prefs).where(prefs.c.customer_id == source_id))
     await conn.run(sa.update(changes).where(changes.c.customer_id == source_id).values(customer_id=target_id))
+
+
+async def erase_customer(conn, ctx, customer_id: uuid.UUID) -> None:
+    """An erasure: the current preferences go; the change history (no contact data) stays as
+    the proof of consent the law asks for."""
+    await conn.run(sa.delete(prefs).where(prefs.c.customer_id == customer_id))

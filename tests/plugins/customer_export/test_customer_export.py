@@ -137,3 +137,48 @@ async def test_hook_customer_export_sections(make_app, client_of, seed):
     async with client_of(app, headers=seed.token(customer)) as c:
         sections = (await c.get(f"/v1/customers/{customer}/export")).json()["sections"]
     assert set(sections) == {"profile", "bookings", "tipjar.tips"}
+
+
+async def test_hook_customer_erase(make_app, client_of, seed):
+    """GDPR erasure: every plugin's personal data goes through the hook, the profile is
+    anonymised and disabled, payments and the consent history stay, and it is audited.
+
+    Broken on purpose by not calling the hook: the message and preferences stay (red)."""
+    from myhibachi.core.customers import find_by_email, get_customer
+    from myhibachi.plugins.comms.models import comms_messages
+    from myhibachi.plugins.preferences.models import customer_preferences, preference_changes
+
+    app = export_app(make_app)
+    customer = await seed.customer(email="zoe@example.com", name="Zoe Park", phone="+12025550161")
+    other = await seed.customer(email="kim@example.com")
+    booking = await seed.booking(customer, datetime(2027, 5, 1, 22, 0, tzinfo=timezone.utc))
+    async with seed.db.transaction() as conn:
+        await conn.run(sa.insert(deposits).values(
+            id=uuid.uuid4(), booking_id=booking, customer_id=customer, amount_cents=9000, currency="USD",
+            status="succeeded", intent_id="pi_erase_1", captured_cents=9000))
+    async with client_of(app, headers=await seed.staff("comms.send")) as c:
+        for who, key in ((customer, "a"), (other, "b")):
+            sent = await c.post("/v1/communications/email/send", headers={"Idempotency-Key": key},
+                                json={"customer_id": str(who), "subject": "Hi", "text": "Your booking"})
+            assert sent.status_code == 202, sent.text
+        assert (await c.delete(f"/v1/customers/{customer}")).status_code == 403
+    async with client_of(app, headers=seed.token(customer)) as c:
+        assert (await c.put(f"/v1/customers/{customer}/preferences", json={"language": "ko"})).status_code == 200
+        assert (await c.delete(f"/v1/customers/{other}")).status_code == 404
+        gone = await c.delete(f"/v1/customers/{customer}")
+        assert gone.status_code == 204, gone.text
+
+    ctx = app.state.ctx
+    async with seed.db.read() as conn:
+        profile = await get_customer(conn, ctx, customer)
+        assert await find_by_email(conn, ctx, "zoe@example.com") is None
+        messages = [r["customer_id"] for r in await conn.fetch_all(sa.select(comms_messages.c.customer_id))]
+        prefs = await conn.fetch_all(sa.select(customer_preferences))
+        history = await conn.fetch_all(sa.select(preference_changes))
+        paid = await conn.fetch_all(sa.select(deposits.c.customer_id, deposits.c.amount_cents))
+        audited = await conn.fetch_all(sa.select(audit_logs).where(audit_logs.c.action == "customer.erased"))
+    assert (profile["name"], profile["phone"], profile["status"]) == ("Erased customer", None, "disabled")
+    assert "zoe" not in profile["email"]
+    assert messages == [other] and prefs == [] and len(history) == 1
+    assert [(p["customer_id"], p["amount_cents"]) for p in paid] == [(customer, 9000)]
+    assert [(a["actor_kind"], a["resource_id"]) for a in audited] == [("customer", str(customer))]
