@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 hookspec = pluggy.HookspecMarker("myhibachi")
 
 # Request-time hooks called for every loaded plugin whatever its flag: a customer's opt-out
-# recorded by a plugin binds every sender, also where that plugin's feature is not rolled out.
-UNGATED = frozenset({"may_send"})
+# recorded by a plugin binds every sender, also where that plugin's feature is not rolled out,
+# and a customer's data export, merge or erasure covers what every plugin keeps, rolled out or not.
+UNGATED = frozenset({"may_send", "customer_export_sections", "customer_merge", "customer_erase"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,4 +433,52 @@ class Hooks:
             ``method``, ``path``, ``ip``, ``user_agent``, ``request_id`` and ``at`` (UTC).
         :param ctx: the application context.
         :return: nothing; raise to fail the request.
+        """
+
+    @hookspec
+    def customer_export_sections(self, customer_id: UUID, conn: Conn, ctx: AppContext) -> dict[str, list[dict]] | None:
+        """Contribute this plugin's data about one customer to their data export (GDPR).
+
+        Called by the export for every loaded plugin whatever its flag (the data is held
+        either way), once per exported customer, on the export's read connection. Give
+        every row the plugin keeps about the customer, decrypted, as plain values (text,
+        numbers, booleans, UUIDs, datetimes; money as integer cents with its currency).
+
+        :param customer_id: the customer exported.
+        :param conn: the export's connection.
+        :param ctx: the application context.
+        :return: ``{section name: [row, ...]}`` (names prefixed by the plugin, for example
+            ``loyalty.transactions``), or None when the plugin holds nothing for anyone.
+        """
+
+    @hookspec
+    def customer_merge(self, source_id: UUID, target_id: UUID, conn: Conn, ctx: AppContext) -> None:
+        """Move this plugin's rows of a duplicate customer (``source_id``) to the one kept.
+
+        Called inside the merge's transaction, after the core moved the source's bookings
+        and before the source becomes a tombstone, for every loaded plugin whatever its flag
+        (a merge must leave no row behind). Combine where the target has rows of its own
+        (a balance, a preference). Raising (a :class:`myhibachi.core.errors.Problem` to say
+        why) refuses the whole merge: nothing of it is kept.
+
+        :param source_id: the duplicate, left as a tombstone pointing at the target.
+        :param target_id: the customer kept.
+        :param conn: the merge's transaction.
+        :param ctx: the application context.
+        :return: nothing; raise to refuse the merge.
+        """
+
+    @hookspec
+    def customer_erase(self, customer_id: UUID, conn: Conn, ctx: AppContext) -> None:
+        """Erase this plugin's personal data of a customer (GDPR erasure).
+
+        Called inside the erasure's transaction, before the core anonymises the profile,
+        for every loaded plugin whatever its flag. Delete or anonymise what identifies the
+        customer; keep what the law requires (payments, the proof of consent and opt-outs)
+        and say so in the plugin's docs. Raising refuses the whole erasure.
+
+        :param customer_id: the customer erased.
+        :param conn: the erasure's transaction.
+        :param ctx: the application context.
+        :return: nothing; raise to refuse.
         """

@@ -101,6 +101,7 @@ def router(make, models) -> APIRouter:
 
 def admin_router(make, models) -> APIRouter:
     r = make("/admin/customers", tags=["customers"])
+    # ``:uuid`` so plugins' paths beside them (``/admin/customers/duplicates``) are reachable
     View = models.customer
 
     @r.get("", response_model=models.customer_page, responses=error_responses(401, 403))
@@ -119,14 +120,14 @@ def admin_router(make, models) -> APIRouter:
                                                           phone=phone)
         return models.customer_page(items=await service.views(ctx, principal, items), next_cursor=next_cursor)
 
-    @r.get("/{customer_id}", response_model=View, responses=error_responses(401, 403, 404))
+    @r.get("/{customer_id:uuid}", response_model=View, responses=error_responses(401, 403, 404))
     async def get_customer(customer_id: uuid.UUID, request: Request,
                            principal: Principal = Depends(require("customers.read")),
                            conn: Conn = Connection) -> Customer:
         found = await service.get_customer(conn, request.app.state.ctx, customer_id)
         return await _view(request, principal, found)
 
-    @r.patch("/{customer_id}", response_model=View, responses=error_responses(401, 403, 404, 409))
+    @r.patch("/{customer_id:uuid}", response_model=View, responses=error_responses(401, 403, 404, 409))
     async def update_customer(customer_id: uuid.UUID, body: AdminCustomerUpdate, request: Request,
                               principal: Principal = Depends(require("customers.write")),
                               conn: Conn = Connection) -> Customer:

@@ -65,5 +65,23 @@ class CommsPlugin(Plugin):
 
         return await consent_reason(conn, ctx, customer_id, channel, kind)
 
+    @hookimpl
+    async def customer_export_sections(self, customer_id, conn, ctx):
+        from myhibachi.plugins.comms.service import export_sections
+
+        return await export_sections(conn, ctx, customer_id)
+
+    @hookimpl
+    async def customer_merge(self, source_id, target_id, conn, ctx):
+        from myhibachi.plugins.comms.service import merge_customer
+
+        await merge_customer(conn, ctx, source_id, target_id)
+
+    @hookimpl
+    async def customer_erase(self, customer_id, conn, ctx):
+        from myhibachi.plugins.comms.service import erase_customer
+
+        await erase_customer(conn, ctx, customer_id)
+
 
 plugin = CommsPlugin()

@@ -614,3 +614,29 @@ async def sendgrid_events(conn, ctx, events: list[dict[str, Any]]) -> int:
                 continue
             changed += await set_opt_out(conn, ctx, "email", address, True, keyword=name)
     return changed
+
+
+async def export_sections(conn, ctx, customer_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
+    """The customer's messages (decrypted) and marketing consents, for their data export."""
+    sent = await conn.fetch_all(sa.select(messages).where(messages.c.customer_id == customer_id)
+                                .order_by(messages.c.created_at, messages.c.id))
+    given = await conn.fetch_all(sa.select(consents).where(consents.c.customer_id == customer_id))
+    return {"comms.messages": [_open(ctx, r) for r in sent], "comms.consents": [dict(r) for r in given]}
+
+
+async def merge_customer(conn, ctx, source_id: uuid.UUID, target_id: uuid.UUID) -> None:
+    """A merge: the duplicate's messages move; its consents only where the kept customer has none."""
+    await conn.run(sa.update(messages).where(messages.c.customer_id == source_id).values(customer_id=target_id))
+    kept = consents.alias("kept")
+    await conn.run(sa.update(consents).where(
+        consents.c.customer_id == source_id,
+        ~sa.exists().where(kept.c.customer_id == target_id, kept.c.channel == consents.c.channel))
+        .values(customer_id=target_id))
+    await conn.run(sa.delete(consents).where(consents.c.customer_id == source_id))
+
+
+async def erase_customer(conn, ctx, customer_id: uuid.UUID) -> None:
+    """An erasure: the customer's messages (their addresses and texts) and consents go; the
+    opt-out list stays, keyed by hash, so a number that said STOP is never texted again."""
+    await conn.run(sa.delete(messages).where(messages.c.customer_id == customer_id))
+    await conn.run(sa.delete(consents).where(consents.c.customer_id == customer_id))

@@ -54,5 +54,17 @@ class DepositsPlugin(Plugin):
 
         return {"payment.succeeded": [service.on_payment_succeeded], "webhook.stripe": [service.on_stripe_event]}
 
+    @hookimpl
+    async def customer_export_sections(self, customer_id, conn, ctx):
+        from myhibachi.plugins.deposits.service import export_sections
+
+        return await export_sections(conn, ctx, customer_id)
+
+    @hookimpl
+    async def customer_merge(self, source_id, target_id, conn, ctx):
+        from myhibachi.plugins.deposits.service import merge_customer
+
+        await merge_customer(conn, ctx, source_id, target_id)
+
 
 plugin = DepositsPlugin()

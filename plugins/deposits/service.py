@@ -392,3 +392,18 @@ async def reconcile(ctx, cfg, *, now: datetime | None = None) -> int:
         except PortError as exc:
             log.warning("reconciling deposit %s failed: %s", deposit_id, exc)
     return changed
+
+
+async def export_sections(conn, ctx, customer_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
+    """The customer's payments (deposits) and their refunds, for their data export; the
+    provider's client secret is a credential, not the customer's data."""
+    paid = await conn.fetch_all(sa.select(*[c for c in deposits.c if c.name != "client_secret"])
+                                .where(deposits.c.customer_id == customer_id).order_by(deposits.c.created_at))
+    back = await conn.fetch_all(sa.select(deposit_refunds).join(deposits, deposits.c.id == deposit_refunds.c.deposit_id)
+                                .where(deposits.c.customer_id == customer_id).order_by(deposit_refunds.c.created_at))
+    return {"deposits.payments": [dict(r) for r in paid], "deposits.refunds": [dict(r) for r in back]}
+
+
+async def merge_customer(conn, ctx, source_id: uuid.UUID, target_id: uuid.UUID) -> None:
+    """A merge: the duplicate's payments belong to the customer kept."""
+    await conn.run(sa.update(deposits).where(deposits.c.customer_id == source_id).values(customer_id=target_id))

@@ -91,5 +91,17 @@ class LoyaltyPlugin(Plugin):
 
         app.add_typer(cli, name="loyalty")
 
+    @hookimpl
+    async def customer_export_sections(self, customer_id, conn, ctx):
+        from myhibachi.plugins.loyalty.service import export_sections
+
+        return await export_sections(conn, ctx, customer_id)
+
+    @hookimpl
+    async def customer_merge(self, source_id, target_id, conn, ctx):
+        from myhibachi.plugins.loyalty.service import merge_customer
+
+        await merge_customer(conn, ctx, source_id, target_id)
+
 
 plugin = LoyaltyPlugin()

@@ -445,3 +445,31 @@ async def on_payment_refunded(conn, event, ctx) -> None:
 
 async def on_booking_cancelled(conn, event, ctx) -> None:
     await give_back_for_booking(conn, ctx, uuid.UUID(str(event["payload"]["booking_id"])))
+
+
+async def export_sections(conn, ctx, customer_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
+    """The customer's points account and ledger, for their data export."""
+    account = await conn.fetch_all(sa.select(accounts).where(accounts.c.customer_id == customer_id))
+    entries = await conn.fetch_all(sa.select(ledger).join(accounts, accounts.c.id == ledger.c.account_id)
+                                   .where(accounts.c.customer_id == customer_id).order_by(ledger.c.seq))
+    return {"loyalty.account": [dict(r) for r in account], "loyalty.transactions": [dict(r) for r in entries]}
+
+
+async def merge_customer(conn, ctx, source_id: uuid.UUID, target_id: uuid.UUID) -> None:
+    """A merge: the duplicate's account moves whole, or, when both have one, its ledger joins
+    the kept account and the balances, lifetime points and debt add up."""
+    rows = {r["customer_id"]: r for r in await conn.fetch_all(
+        sa.select(accounts).where(accounts.c.customer_id.in_([source_id, target_id])).with_for_update())}
+    source, target = rows.get(source_id), rows.get(target_id)
+    if source is None:
+        return
+    if target is None:
+        await conn.run(sa.update(accounts).where(accounts.c.id == source["id"]).values(customer_id=target_id))
+        return
+    await conn.run(sa.update(ledger).where(ledger.c.account_id == source["id"]).values(account_id=target["id"]))
+    lifetime = source["lifetime_points"] + target["lifetime_points"]
+    await conn.run(sa.update(accounts).where(accounts.c.id == target["id"]).values(
+        points_balance=source["points_balance"] + target["points_balance"], lifetime_points=lifetime,
+        points_debt=source["points_debt"] + target["points_debt"], tier=settings_of(ctx).tier_of(lifetime),
+        updated_at=sa.func.now()))
+    await conn.run(sa.delete(accounts).where(accounts.c.id == source["id"]))

@@ -42,5 +42,11 @@ class RemindersPlugin(Plugin):
             "booking.cancelled": [service.on_booking_cancelled],
         }
 
+    @hookimpl
+    async def customer_export_sections(self, customer_id, conn, ctx):
+        from myhibachi.plugins.reminders.service import export_sections
+
+        return await export_sections(conn, ctx, customer_id)
+
 
 plugin = RemindersPlugin()

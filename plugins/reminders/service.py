@@ -295,3 +295,10 @@ def _flag_on(ctx, seen: dict[uuid.UUID, bool], customer_id: uuid.UUID) -> bool:
     if customer_id not in seen:
         seen[customer_id] = ctx.flags.enabled(FLAG, {"userId": str(customer_id)})
     return seen[customer_id]
+
+
+async def export_sections(conn, ctx, customer_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
+    """The reminders of the customer's bookings, for their data export."""
+    found = await conn.fetch_all(sa.select(reminders).join(tables.bookings, tables.bookings.c.id == reminders.c.booking_id)
+                                 .where(tables.bookings.c.customer_id == customer_id).order_by(reminders.c.scheduled_at))
+    return {"reminders.reminders": [dict(r) for r in found]}

@@ -52,7 +52,7 @@ async def walk(app) -> tuple[list[str], list[str]]:
                 key, _ = await create_api_key(conn, ctx.settings, name="route walk", scopes=others)
             path = fill(route)
             for method in sorted(route.methods - {"HEAD"}):
-                name = f"{method} {route.path}"
+                name = f"{method} {route.path_format}"
                 checked.append(name)
                 body = {"json": {}} if method in BODY_METHODS else {}
                 anonymous = await client.request(method, path, **body)

@@ -1,0 +1,86 @@
+"""Time the duplicate-customer list (customer_merge) over N customers, page by page.
+
+    python bench/customer_duplicates.py [--count 100000] [--pages 5] [--limit 50]
+
+Starts a throwaway embedded PostgreSQL (or uses DATABASE_URL), migrates it, seeds N
+customers (sealed as in production) of whom one in ten shares its phone number with
+another, then reads the first pages of ``GET /v1/admin/customers/duplicates``' query.
+Budget (issue 22): under a second per page at 100,000 customers.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+
+async def seed(db, ctx, count: int) -> None:
+    from myhibachi.core.customers import sealed
+    from myhibachi.core.models import customers
+
+    rows = []
+    for i in range(count):
+        c = uuid.uuid4()
+        phone = f"+1202{(i // 2 if i % 10 < 2 else i + count) % 10_000_000:07d}"
+        rows.append({"id": c, **sealed(ctx, c, {"email": f"{c.hex}@example.com", "phone": phone,
+                                                "name": f"Guest {i}", "address": None})})
+    async with db.transaction() as conn:
+        for start in range(0, count, 10_000):
+            await conn.run(sa.insert(customers), rows[start:start + 10_000])
+        await conn.run(sa.text("ANALYZE customers"))
+
+
+async def main(count: int, pages: int, limit: int) -> None:
+    from myhibachi.core import migrate
+    from myhibachi.core.app import create_app
+    from myhibachi.core.db import Database, resolve_url
+    from myhibachi.core.plugins import PluginManager, discover
+    from myhibachi.core.settings import Settings
+    from myhibachi.plugins.customer_merge import CustomerMergePlugin
+    from myhibachi.plugins.customer_merge.service import duplicates
+
+    home = Path(tempfile.mkdtemp(prefix="mh-bench-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)  # first registered, so run after the server stops
+    settings = Settings(home=home, database_url=os.environ.get("DATABASE_URL"), secret_key="bench-" + "k" * 32)
+    url = resolve_url(settings)
+    manager = PluginManager()
+    manager.load(discover(), strict=True)
+    migrate.upgrade(url, manager)
+    db = Database(url)
+    async with db.transaction() as conn:
+        await conn.run(sa.text("TRUNCATE customer_merges, customers CASCADE"))
+    ctx = create_app([CustomerMergePlugin()], settings=settings, database=db).state.ctx
+    started = time.perf_counter()
+    await seed(db, ctx, count)
+    seeded = time.perf_counter() - started
+    times, groups, cursor = [], 0, None
+    for _ in range(pages):
+        async with db.read() as conn:
+            t = time.perf_counter()
+            page = await duplicates(conn, ctx, limit=limit, cursor=cursor)
+            times.append(time.perf_counter() - t)
+        groups += len(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    await db.close()
+    print(f"customers={count} seeded_in={seeded:.1f}s pages={len(times)} limit={limit} groups={groups} "
+          f"page_seconds=" + ",".join(f"{t:.3f}" for t in times) + f" worst={max(times):.3f}")
+    assert groups == min(len(times) * limit, count // 10)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--pages", type=int, default=5)
+    parser.add_argument("--limit", type=int, default=50)
+    args = parser.parse_args()
+    asyncio.run(main(args.count, args.pages, args.limit))

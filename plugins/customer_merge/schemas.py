@@ -1,0 +1,50 @@
+"""The merge API's bodies and its event."""
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Candidate(BaseModel):
+    customer_ids: list[str]
+    score: float
+    reason: str
+    names: list[str | None]
+
+
+class DuplicatePage(BaseModel):
+    items: list[Candidate]
+    next_cursor: str | None = None
+
+
+class FieldChoice(BaseModel):
+    value: str | None
+    source: str  # "target" or "source"
+    why: str
+
+
+class MergePreview(BaseModel):
+    source_id: str
+    target_id: str
+    fields: dict[str, FieldChoice]
+    bookings_to_move: int
+
+
+class MergeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source_id: uuid.UUID
+    target_id: uuid.UUID
+
+
+class MergeResult(MergePreview):
+    merged: bool = True
+
+
+class CustomerMerged(BaseModel):
+    """A duplicate customer (``source_id``) was merged into ``target_id``; the source is a tombstone."""
+
+    source_id: str
+    target_id: str
+    bookings_moved: int
