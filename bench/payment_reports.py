@@ -26,7 +26,7 @@ SELECT gen_random_uuid(), gen_random_uuid(), CASE WHEN i % 10 = 0 THEN 'refund' 
        gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 1 + (i * 7919) % 100000,
        CASE WHEN i % 20 = 0 THEN 'CAD' ELSE 'USD' END,
        timestamptz '2026-01-01 00:00+00' + (i * interval '365 days') / :rows
-FROM generate_series(1, :rows) AS i
+FROM generate_series(1::bigint, :rows) AS i
 """
 
 
