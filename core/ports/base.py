@@ -92,6 +92,11 @@ class PaymentsPort(Protocol):
         """Stripe's events (``Stripe-Signature``); see :class:`WebhookReceiver`."""
         ...
 
+    async def submit_dispute_evidence(self, dispute_id: str, evidence: dict[str, str], *,
+                                      idempotency_key: str) -> str:
+        """Submit ``evidence`` (Stripe's evidence field names) for a dispute; returns its status."""
+        ...
+
 
 # --- messages ------------------------------------------------------------------------------
 

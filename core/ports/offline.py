@@ -199,6 +199,11 @@ class OfflinePayments(_Recorder):
         return Refund(id=refund["id"], payment_intent_id=intent.id, amount_cents=refund["amount_cents"],
                       currency=intent.currency, status="succeeded")
 
+    async def submit_dispute_evidence(self, dispute_id, evidence, *, idempotency_key):
+        await self._record("dispute.evidence", {"dispute_id": dispute_id, "evidence": evidence,
+                                                "idempotency_key": idempotency_key})
+        return "under_review"
+
     def sign_webhook(self, payload: bytes, timestamp: int | None = None) -> str:
         return stripe_signature(self.webhook_secret, payload, timestamp)
 

@@ -70,6 +70,12 @@ class StripePayments:
         return Refund(id=refund.id, payment_intent_id=intent_id, amount_cents=refund.amount,
                       currency=refund.currency, status=refund.status)
 
+    async def submit_dispute_evidence(self, dispute_id, evidence, *, idempotency_key):
+        dispute = await self._call(self.client.v1.disputes.update_async, dispute_id,
+                                   params={"evidence": evidence, "submit": True},
+                                   options={"idempotency_key": idempotency_key})
+        return dispute.status
+
     async def verify_webhook(self, headers, body, url):
         if not self.webhook_secret:
             raise InvalidSignature("MYHIBACHI_STRIPE_WEBHOOK_SECRET is not set")

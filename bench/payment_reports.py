@@ -1,0 +1,73 @@
+"""Daily and monthly payment reports over a large ledger (issue 24: under 200 ms at 1M rows).
+
+Starts a throwaway embedded PostgreSQL (or uses DATABASE_URL), migrates it, fills
+``payment_ledger`` with ``--rows`` rows spread over a year (one SQL statement), then times
+the reports' own query (``payment_history.service.totals``) for one day and one month.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import sqlalchemy as sa
+
+FILL = """
+INSERT INTO payment_ledger (id, event_id, kind, payment_id, booking_id, customer_id, amount_cents, currency,
+                            occurred_at)
+SELECT gen_random_uuid(), gen_random_uuid(), CASE WHEN i % 10 = 0 THEN 'refund' ELSE 'charge' END,
+       gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 1 + (i * 7919) % 100000,
+       CASE WHEN i % 20 = 0 THEN 'CAD' ELSE 'USD' END,
+       timestamptz '2026-01-01 00:00+00' + (i * interval '365 days') / :rows
+FROM generate_series(1::bigint, :rows) AS i
+"""
+
+
+async def main(rows: int, runs: int) -> None:
+    from myhibachi.core import migrate
+    from myhibachi.core.db import Database, resolve_url
+    from myhibachi.core.plugins import PluginManager, discover
+    from myhibachi.core.settings import Settings
+    from myhibachi.plugins.payment_history import service
+
+    home = Path(tempfile.mkdtemp(prefix="mh-bench-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    settings = Settings(home=home, database_url=os.environ.get("DATABASE_URL"), secret_key="bench-" + "k" * 32)
+    url = resolve_url(settings)
+    manager = PluginManager()
+    manager.load(discover(), strict=True)
+    migrate.upgrade(url, manager)
+    db = Database(url)
+    async with db.transaction() as conn:
+        await conn.run(sa.text("TRUNCATE payment_ledger"))
+        await conn.run(sa.text(FILL), {"rows": rows})
+    async with db.transaction() as conn:
+        await conn.run(sa.text("ANALYZE payment_ledger"))
+    tz = "America/Los_Angeles"
+    cases = {"daily": (date(2026, 11, 1), date(2026, 11, 2), "day"),
+             "monthly": (date(2026, 11, 1), date(2026, 12, 1), "month")}
+    for name, (first, after, group) in cases.items():
+        times = []
+        async with db.read() as conn:
+            for _ in range(runs):
+                started = time.perf_counter()
+                result = await service.totals(conn, first, after, tz, group)
+                times.append((time.perf_counter() - started) * 1000)
+        print(f"{name}: rows={rows} median_ms={statistics.median(times):.1f} max_ms={max(times):.1f} "
+              f"groups={len(result)}")
+    await db.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    asyncio.run(main(args.rows, args.runs))

@@ -1,0 +1,30 @@
+"""Payment history and revenue reports (roadmap 5.2).
+
+A ledger of money movements fed only by the payment events deposits publishes
+(``payment.succeeded`` a charge, ``payment.refunded`` a refund), one row per event, so a
+redelivered event is written once and no request re-reads the provider. The customer sees
+their own rows, staff all of them; daily and monthly reports sum the ledger in SQL by the
+business's local day (``default_time_zone`` unless the request names one).
+"""
+from __future__ import annotations
+
+from myhibachi.core import Plugin, hookimpl
+
+
+class PaymentHistoryPlugin(Plugin):
+    name = "payment_history"
+    version = "1.0.0"
+    flag = "FEATURE_FLAG_PAYMENT_HISTORY"
+    description = "A payments ledger from payment events; customer and admin history; daily and monthly reports."
+    features = {"5.2": ["test_payment_history", "test_payment_report_generation"]}
+    requires = ("deposits",)
+    permissions = ("payments.read",)
+
+    @hookimpl
+    def register_event_handlers(self) -> dict[str, list]:
+        from myhibachi.plugins.payment_history import service
+
+        return {"payment.succeeded": [service.on_charge], "payment.refunded": [service.on_refund]}
+
+
+plugin = PaymentHistoryPlugin()

@@ -1,0 +1,84 @@
+"""The payment history and reports API, thin over the service."""
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Depends, Query
+
+from myhibachi.core import Conn, Connection, Principal, authenticated, error_responses, invalid, require
+from myhibachi.plugins.payment_history import service
+from myhibachi.plugins.payment_history.schemas import Kind, LedgerEntry, LedgerPage, Report, ReportRequest, Totals
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def add_routes(router: APIRouter, ctx) -> None:
+    default_tz = ctx.settings.default_time_zone
+
+    def zone(name: str | None, field: str = "time_zone") -> str:
+        name = name or default_tz
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise invalid(field, f"unknown time zone {name!r}") from None
+        return name
+
+    def page(rows, next_cursor) -> LedgerPage:
+        return LedgerPage(items=[LedgerEntry(**r) for r in rows], next_cursor=next_cursor)
+
+    @router.get("/payments/history", response_model=LedgerPage, responses=error_responses(401, 403, 422),
+                summary="The signed-in customer's own payments, newest first")
+    async def own(cursor: str | None = Query(None, max_length=200), limit: int = Query(20, ge=1, le=100),
+                  conn: Conn = Connection, principal: Principal = Depends(authenticated)) -> LedgerPage:
+        if principal.kind != "customer":
+            raise invalid("customer", "this is a customer's own history; staff use /v1/admin/payments/history")
+        return page(*await service.history(conn, customer_id=uuid.UUID(principal.id), cursor=cursor, limit=limit))
+
+    @router.get("/admin/payments/history", response_model=LedgerPage, responses=error_responses(401, 403, 422),
+                summary="Every payment, newest first, filtered")
+    async def all_(customer_id: uuid.UUID | None = None, kind: Kind | None = None,
+                   occurred_from: datetime | None = Query(None, description="At or after (UTC if no offset)."),
+                   occurred_to: datetime | None = Query(None, description="Before (UTC if no offset)."),
+                   cursor: str | None = Query(None, max_length=200), limit: int = Query(20, ge=1, le=100),
+                   conn: Conn = Connection, principal: Principal = Depends(require("payments.read"))) -> LedgerPage:
+        return page(*await service.history(conn, customer_id=customer_id, kind=kind,
+                                           occurred_from=_aware(occurred_from), occurred_to=_aware(occurred_to),
+                                           cursor=cursor, limit=limit))
+
+    @router.get("/admin/payments/reports/daily", response_model=Report, responses=error_responses(401, 403, 422),
+                summary="One local day's revenue by currency")
+    async def daily(day: date = Query(description="The business's local day."),
+                    time_zone: str | None = Query(None, max_length=64), conn: Conn = Connection,
+                    principal: Principal = Depends(require("payments.read"))) -> Report:
+        tz = zone(time_zone)
+        rows = await service.totals(conn, day, day + timedelta(days=1), tz, "day")
+        return Report(time_zone=tz, first_day=day, last_day=day, group_by="day", rows=[Totals(**r) for r in rows])
+
+    @router.get("/admin/payments/reports/monthly", response_model=Report, responses=error_responses(401, 403, 422),
+                summary="One local month's revenue by currency")
+    async def monthly(month: str = Query(description="YYYY-MM, in the business's time zone."),
+                      time_zone: str | None = Query(None, max_length=64), conn: Conn = Connection,
+                      principal: Principal = Depends(require("payments.read"))) -> Report:
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+            raise invalid("month", "expected YYYY-MM")
+        tz = zone(time_zone)
+        first, after = service.month_range(month)
+        rows = await service.totals(conn, first, after, tz, "month")
+        return Report(time_zone=tz, first_day=first, last_day=after - timedelta(days=1), group_by="month",
+                      rows=[Totals(**r) for r in rows])
+
+    @router.post("/admin/payments/reports/generate", response_model=Report, responses=error_responses(401, 403, 422),
+                 summary="A custom range grouped by day or month, with its CSV")
+    async def generate(body: ReportRequest, conn: Conn = Connection,
+                       principal: Principal = Depends(require("payments.read"))) -> Report:
+        tz = zone(body.time_zone)
+        rows = await service.totals(conn, body.first_day, body.last_day + timedelta(days=1), tz, body.group_by)
+        return Report(time_zone=tz, first_day=body.first_day, last_day=body.last_day, group_by=body.group_by,
+                      rows=[Totals(**r) for r in rows], csv=service.as_csv(rows))

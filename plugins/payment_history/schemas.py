@@ -1,0 +1,62 @@
+"""Request and response models of payment history and reports; money is integer cents with a currency."""
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Kind = Literal["charge", "refund"]
+
+
+class LedgerEntry(BaseModel):
+    id: uuid.UUID
+    kind: Kind
+    payment_id: uuid.UUID
+    booking_id: uuid.UUID
+    customer_id: uuid.UUID
+    amount_cents: int
+    currency: str
+    occurred_at: datetime
+
+
+class LedgerPage(BaseModel):
+    items: list[LedgerEntry]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+
+
+class Totals(BaseModel):
+    period: str = Field(description="The local day (YYYY-MM-DD) or month (YYYY-MM).")
+    currency: str
+    gross_cents: int
+    refunds_cents: int
+    fees_cents: int
+    net_cents: int
+    count: int = Field(description="Charges in the period.")
+
+
+class Report(BaseModel):
+    time_zone: str
+    first_day: date
+    last_day: date
+    group_by: Literal["day", "month"]
+    rows: list[Totals]
+    csv: str | None = None
+
+
+class ReportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    first_day: date
+    last_day: date
+    group_by: Literal["day", "month"] = "day"
+    time_zone: str | None = Field(None, max_length=64)
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.last_day < self.first_day:
+            raise ValueError("last_day must not be before first_day")
+        if (self.last_day - self.first_day).days > 366:
+            raise ValueError("last_day: a report spans at most 366 days")
+        return self

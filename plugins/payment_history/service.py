@@ -1,0 +1,93 @@
+"""The ledger's writes (from payment events) and its reads: history pages and SQL-summed reports."""
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from myhibachi.core import fetch_page, utcnow
+from myhibachi.plugins.payment_history.models import payment_ledger as L
+
+
+async def _record(conn, event, kind: str) -> None:
+    p = event["payload"]
+    # one row per event: a redelivered event changes nothing
+    await conn.run(pg_insert(L).values(
+        id=uuid.uuid4(), event_id=uuid.UUID(str(event["id"])), kind=kind, payment_id=uuid.UUID(str(p["payment_id"])),
+        booking_id=uuid.UUID(str(p["booking_id"])), customer_id=uuid.UUID(str(p["customer_id"])),
+        amount_cents=int(p["amount_cents"]), currency=str(p["currency"]).upper(),
+        occurred_at=event.get("created_at") or utcnow(),
+    ).on_conflict_do_nothing(index_elements=["event_id"]))
+
+
+async def on_charge(conn, event, ctx) -> None:
+    await _record(conn, event, "charge")
+
+
+async def on_refund(conn, event, ctx) -> None:
+    await _record(conn, event, "refund")
+
+
+async def history(conn, *, customer_id: uuid.UUID | None = None, kind: str | None = None,
+                  occurred_from: datetime | None = None, occurred_to: datetime | None = None,
+                  cursor: str | None = None, limit: int = 20) -> tuple[list[dict[str, Any]], str | None]:
+    cond = []
+    if customer_id:
+        cond.append(L.c.customer_id == customer_id)
+    if kind:
+        cond.append(L.c.kind == kind)
+    if occurred_from:
+        cond.append(L.c.occurred_at >= occurred_from)
+    if occurred_to:
+        cond.append(L.c.occurred_at < occurred_to)
+    return await fetch_page(conn, sa.select(L).where(*cond), (L.c.occurred_at, L.c.id), limit=limit, cursor=cursor)
+
+
+def local_bounds(first: date, after_last: date, tz: str) -> tuple[datetime, datetime]:
+    """The UTC instants where local ``first`` starts and local ``after_last`` starts (a DST
+    day is 23 or 25 hours long here, not 24)."""
+    zone = ZoneInfo(tz)
+    return datetime.combine(first, time(), zone), datetime.combine(after_last, time(), zone)
+
+
+async def totals(conn, first: date, after_last: date, tz: str, group: str) -> list[dict[str, Any]]:
+    """Gross, refunds, net, fees and count per local ``group`` (day or month) and currency,
+    summed in SQL over ``[first, after_last)`` local days."""
+    start, end = local_bounds(first, after_last, tz)
+    local = sa.func.timezone(tz, L.c.occurred_at)
+    period = sa.func.date_trunc(group, local).label("period")
+    gross = sa.func.coalesce(sa.func.sum(L.c.amount_cents).filter(L.c.kind == "charge"), 0)
+    refunds = sa.func.coalesce(sa.func.sum(L.c.amount_cents).filter(L.c.kind == "refund"), 0)
+    query = (sa.select(period, L.c.currency, gross.label("gross_cents"), refunds.label("refunds_cents"),
+                       sa.func.count().filter(L.c.kind == "charge").label("count"))
+             .where(L.c.occurred_at >= start, L.c.occurred_at < end)
+             .group_by(period, L.c.currency).order_by(period, L.c.currency))
+    rows = []
+    for r in await conn.fetch_all(query):
+        gross_c, refunds_c = int(r["gross_cents"]), int(r["refunds_cents"])
+        # no fee events reach the ledger yet (deposits publishes none), so fees are zero
+        rows.append({"period": r["period"].date().isoformat() if group == "day" else r["period"].strftime("%Y-%m"),
+                     "currency": r["currency"], "gross_cents": gross_c, "refunds_cents": refunds_c,
+                     "fees_cents": 0, "net_cents": gross_c - refunds_c, "count": int(r["count"])})
+    return rows
+
+
+def month_range(month: str) -> tuple[date, date]:
+    year, mon = (int(x) for x in month.split("-"))
+    first = date(year, mon, 1)
+    return first, (first + timedelta(days=32)).replace(day=1)
+
+
+def as_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    fields = ["period", "currency", "gross_cents", "refunds_cents", "fees_cents", "net_cents", "count"]
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()

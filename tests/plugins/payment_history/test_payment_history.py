@@ -1,0 +1,132 @@
+"""Payment history and reports through HTTP, with deposits paid and refunded at localstripe."""
+from __future__ import annotations
+
+import csv
+import io
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from myhibachi.core.db import utcnow
+from myhibachi.core.events import deliver_due
+from myhibachi.plugins.deposits import DepositsPlugin
+from myhibachi.plugins.payment_history import PaymentHistoryPlugin
+from myhibachi.plugins.payment_history.models import payment_ledger
+from tests.plugins.deposits.helpers import API_KEY, BASE, FLAG, WEBHOOK_SECRET, key, pending_booking
+
+HISTORY_FLAG = "FEATURE_FLAG_PAYMENT_HISTORY"
+
+
+def history_app(make_app, localstripe_url, flag: bool = True):
+    return make_app([DepositsPlugin(), PaymentHistoryPlugin()], flags={FLAG: True, HISTORY_FLAG: flag},
+                    payments_adapter="stripe", stripe_api_key=API_KEY, stripe_api_base=localstripe_url,
+                    stripe_webhook_secret=WEBHOOK_SECRET)
+
+
+async def paid(c, booking, amount: int) -> dict:
+    dep = (await c.post(BASE, json={"booking_id": str(booking), "amount_cents": amount}, headers=key())).json()
+    done = await c.put(f"{BASE}/{dep['id']}/confirm", json={"payment_method": "pm_card_visa"})
+    assert done.json()["status"] == "succeeded", done.text
+    return dep
+
+
+async def drain(ctx) -> None:
+    while await deliver_due(ctx):
+        pass
+
+
+async def ledger(db) -> list[tuple]:
+    async with db.read() as conn:
+        rows = await conn.fetch_all(sa.select(payment_ledger).order_by(payment_ledger.c.occurred_at))
+    return [(r["kind"], str(r["payment_id"]), r["amount_cents"], r["currency"]) for r in rows]
+
+
+async def test_payment_history(make_app, client_of, seed, clean_db, localstripe_url):
+    app = history_app(make_app, localstripe_url)
+    ctx = app.state.ctx
+    ana, bob = await seed.customer(), await seed.customer()
+    staff = await seed.staff("payments.*")
+    async with client_of(app, headers=staff) as c:
+        a = await paid(c, await pending_booking(seed, ana), 15000)
+        b = await paid(c, await pending_booking(seed, bob), 20000)
+        refund = await c.post(f"{BASE}/{a['id']}/refunds", json={"amount_cents": 4000}, headers=key())
+        assert refund.status_code == 201, refund.text
+    await drain(ctx)
+    await drain(ctx)  # a second pass finds nothing new: one ledger row per event
+    assert sorted(await ledger(ctx.db)) == sorted([("charge", a["id"], 15000, "USD"), ("charge", b["id"], 20000, "USD"),
+                                                   ("refund", a["id"], 4000, "USD")])
+
+    async with client_of(app, headers=seed.token(ana)) as c:
+        own = await c.get("/v1/payments/history")
+        assert own.status_code == 200, own.text
+        assert [(e["kind"], e["amount_cents"], e["currency"]) for e in own.json()["items"]] == [
+            ("refund", 4000, "USD"), ("charge", 15000, "USD")]
+        assert {e["customer_id"] for e in own.json()["items"]} == {str(ana)}
+        assert (await c.get("/v1/admin/payments/history")).status_code == 403
+
+    async with client_of(app, headers=staff) as c:
+        first = (await c.get("/v1/admin/payments/history", params={"limit": 2})).json()
+        assert len(first["items"]) == 2 and first["next_cursor"]
+        rest = (await c.get("/v1/admin/payments/history", params={"limit": 2, "cursor": first["next_cursor"]})).json()
+        assert len(rest["items"]) == 1 and rest["next_cursor"] is None
+        everything = first["items"] + rest["items"]
+        assert [e["kind"] for e in everything] == ["refund", "charge", "charge"]
+        refunds = (await c.get("/v1/admin/payments/history", params={"kind": "refund"})).json()["items"]
+        assert [(e["payment_id"], e["amount_cents"]) for e in refunds] == [(a["id"], 4000)]
+        bobs = (await c.get("/v1/admin/payments/history", params={"customer_id": str(bob)})).json()["items"]
+        assert [e["amount_cents"] for e in bobs] == [20000]
+        bad = await c.get("/v1/admin/payments/history", params={"kind": "fee"})
+        assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+        cur = await c.get("/v1/admin/payments/history", params={"cursor": "nonsense"})
+        assert cur.status_code == 422 and cur.json()["errors"][0]["field"] == "cursor"
+    async with client_of(app) as c:
+        assert (await c.get("/v1/payments/history")).status_code == 401
+    off = history_app(make_app, localstripe_url, flag=False)
+    async with client_of(off, headers=staff) as c:
+        hidden = await c.get("/v1/admin/payments/history")
+        assert hidden.status_code == 404 and hidden.json()["flag"] == HISTORY_FLAG
+
+
+async def test_payment_report_generation(make_app, client_of, seed, clean_db, localstripe_url):
+    app = history_app(make_app, localstripe_url)
+    ctx = app.state.ctx
+    ana = await seed.customer()
+    staff = await seed.staff("payments.read", "payments.write")
+    async with client_of(app, headers=staff) as c:
+        a = await paid(c, await pending_booking(seed, ana), 15000)
+        await paid(c, await pending_booking(seed, ana), 12345)
+        assert (await c.post(f"{BASE}/{a['id']}/refunds", json={"amount_cents": 999}, headers=key())).status_code == 201
+    await drain(ctx)
+    tz = "America/Los_Angeles"
+    today = utcnow().astimezone(ZoneInfo(tz)).date()
+    want = {"currency": "USD", "gross_cents": 27345, "refunds_cents": 999, "fees_cents": 0, "net_cents": 26346,
+            "count": 2}
+    async with client_of(app, headers=staff) as c:
+        day = await c.get("/v1/admin/payments/reports/daily", params={"day": today.isoformat(), "time_zone": tz})
+        assert day.status_code == 200, day.text
+        assert day.json()["rows"] == [{"period": today.isoformat(), **want}]
+        other = await c.get("/v1/admin/payments/reports/daily",
+                            params={"day": today.replace(year=today.year - 1).isoformat(), "time_zone": tz})
+        assert other.json()["rows"] == []
+        month = await c.get("/v1/admin/payments/reports/monthly", params={"month": today.strftime("%Y-%m"),
+                                                                          "time_zone": tz})
+        assert month.status_code == 200 and month.json()["rows"] == [{"period": today.strftime("%Y-%m"), **want}]
+        custom = await c.post("/v1/admin/payments/reports/generate",
+                              json={"first_day": today.replace(day=1).isoformat(), "last_day": today.isoformat(),
+                                    "group_by": "day", "time_zone": tz})
+        assert custom.status_code == 200, custom.text
+        assert custom.json()["rows"] == [{"period": today.isoformat(), **want}]
+        table = list(csv.DictReader(io.StringIO(custom.json()["csv"])))
+        assert [(r["period"], r["gross_cents"], r["net_cents"]) for r in table] == [(today.isoformat(), "27345",
+                                                                                      "26346")]
+
+        bad_month = await c.get("/v1/admin/payments/reports/monthly", params={"month": "2026-13"})
+        assert bad_month.status_code == 422 and bad_month.json()["errors"][0]["field"] == "month"
+        bad_tz = await c.get("/v1/admin/payments/reports/daily", params={"day": today.isoformat(),
+                                                                          "time_zone": "Mars/Olympus"})
+        assert bad_tz.status_code == 422 and bad_tz.json()["errors"][0]["field"] == "time_zone"
+        backwards = await c.post("/v1/admin/payments/reports/generate",
+                                 json={"first_day": today.isoformat(), "last_day": "2000-01-01"})
+        assert backwards.status_code == 422
+    async with client_of(app, headers=await seed.staff("bookings.read")) as c:
+        assert (await c.get("/v1/admin/payments/reports/daily", params={"day": today.isoformat()})).status_code == 403
