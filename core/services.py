@@ -60,5 +60,8 @@ class Messaging(Protocol):
             Problem that refused it (its ``reason`` says why when consent refused it).
         """
 
+    def segments(self, body: str) -> tuple[int, str]:
+        """The SMS segments ``body`` takes and its encoding (``GSM-7`` or ``UCS-2``)."""
+
 
 __all__ = ["Messaging", "ServiceError"]

@@ -358,6 +358,9 @@ class Messenger:
     async def send_many(self, conn, items: list[dict[str, Any]]) -> list[dict[str, Any] | Problem]:
         return await send_many(conn, self.ctx, items)
 
+    def segments(self, body: str) -> tuple[int, str]:
+        return sms_segments(body)
+
 
 async def _may_send(conn, ctx, customer_id, channel: str, kind: str) -> str | None:
     """Every plugin's answer, joined; None to allow."""
