@@ -400,6 +400,26 @@ class Hooks:
         """
 
     @hookspec(firstresult=True)
+    def render_messages(self, key: str, channel: str, recipients: Sequence[dict[str, Any]], conn: Any,
+                        ctx: AppContext) -> list[dict[str, Any]] | None:
+        """The message template ``key`` rendered for each recipient, for any sender.
+
+        Called by a sender for each batch of messages before it composes its own text; it
+        uses its own text where no plugin answers (no template of that key, or the
+        templates plugin off).
+
+        :param key: the template's key, e.g. ``reminders.24h``.
+        :param channel: ``sms`` or ``email``.
+        :param recipients: each a dict of ``customer_id`` (or None), ``language`` (None:
+            English) and ``variables`` (values of the template's ``{variables}``; the
+            customer's name is looked up when not given).
+        :param conn: the connection of the sender's transaction.
+        :param ctx: the application context.
+        :return: in order, each recipient's ``subject``, ``text``, ``html``, ``template_id``
+            and ``version`` (None where no version of its language or English exists), or None.
+        """
+
+    @hookspec(firstresult=True)
     def resolve_principal(self, claims: dict[str, Any], ctx: AppContext) -> Any:
         """Turn a verified access token of a kind the core does not own into a principal.
 

@@ -60,5 +60,19 @@ class Messaging(Protocol):
             Problem that refused it (its ``reason`` says why when consent refused it).
         """
 
+    def segments(self, body: str) -> tuple[int, str]:
+        """The SMS segments ``body`` takes and its encoding (``GSM-7`` or ``UCS-2``)."""
+
+    async def opt_out(self, conn, *, channel: str, customer_id: uuid.UUID | None = None, to: str | None = None,
+                      opted_out: bool = True, keyword: str | None = None) -> bool:
+        """Opt a number or address (``to``, or the customer's own) out of ``channel``, or back
+        in; every later send to it is refused. True when it changed (``message.opted_out``
+        is published once)."""
+
+    async def opt_outs(self, conn, *, channel: str | None = None, to: str | None = None,
+                       limit: int = 100) -> list[dict[str, Any]]:
+        """The opted-out addresses, newest first (``channel``, ``keyword``, times; the list
+        keeps keyed hashes, not addresses, so ``to`` asks about one address)."""
+
 
 __all__ = ["Messaging", "ServiceError"]

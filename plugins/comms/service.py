@@ -358,6 +358,37 @@ class Messenger:
     async def send_many(self, conn, items: list[dict[str, Any]]) -> list[dict[str, Any] | Problem]:
         return await send_many(conn, self.ctx, items)
 
+    def segments(self, body: str) -> tuple[int, str]:
+        return sms_segments(body)
+
+    async def opt_out(self, conn, *, channel: str, customer_id: uuid.UUID | None = None, to: str | None = None,
+                      opted_out: bool = True, keyword: str | None = None) -> bool:
+        if channel not in ("sms", "email"):
+            raise invalid("channel", "must be sms or email")
+        if to is not None:
+            address = normalise(channel, to)
+        else:
+            person = (await customers.contacts(conn, self.ctx, [customer_id])).get(_uuid(customer_id))
+            if person is None:
+                raise not_found("Customer")
+            address = person.get("phone" if channel == "sms" else "email")
+            if not address:
+                raise invalid("channel", f"the customer has no {'phone number' if channel == 'sms' else 'email'}")
+        return await set_opt_out(conn, self.ctx, channel, address, opted_out, keyword=keyword,
+                                 customer_id=customer_id)
+
+    async def opt_outs(self, conn, *, channel: str | None = None, to: str | None = None,
+                       limit: int = 100) -> list[dict[str, Any]]:
+        query = sa.select(opt_outs.c.channel, opt_outs.c.keyword, opt_outs.c.created_at, opt_outs.c.updated_at) \
+            .where(opt_outs.c.opted_out).order_by(opt_outs.c.updated_at.desc()).limit(limit)
+        if channel is not None:
+            query = query.where(opt_outs.c.channel == channel)
+        if to is not None:
+            if channel is None:
+                raise invalid("channel", "give the channel of the address")
+            query = query.where(opt_outs.c.address_hash == address_hash(self.ctx, channel, normalise(channel, to)))
+        return [dict(r) for r in await conn.fetch_all(query)]
+
 
 async def _may_send(conn, ctx, customer_id, channel: str, kind: str) -> str | None:
     """Every plugin's answer, joined; None to allow."""

@@ -218,6 +218,29 @@ def messages_of(reminder: dict[str, Any], booking: dict[str, Any]) -> list[dict[
              "idempotency_key": f"reminders:{reminder['id']}:{channel}"} for channel in wanted]
 
 
+async def apply_templates(conn, ctx, owners: list[dict[str, Any]], items: list[dict[str, Any]],
+                          found: dict[uuid.UUID, dict[str, Any]]) -> None:
+    """Use the template ``reminders.<type>`` where one exists (the ``render_messages`` hook,
+    one call per type and channel a batch); the built-in text otherwise."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for n, (reminder, item) in enumerate(zip(owners, items)):
+        groups.setdefault((f"reminders.{reminder['reminder_type']}", item["channel"]), []).append(n)
+    hooks = ctx.hooks()
+    for (key, channel), ns in groups.items():
+        recipients = [{"customer_id": items[n]["customer_id"], "language": None,
+                       "variables": variables_of(found[owners[n]["booking_id"]])} for n in ns]
+        answers = await hooks.render_messages(key=key, channel=channel, recipients=recipients, conn=conn)
+        for n, answer in zip(ns, answers or ()):
+            if answer:
+                items[n].update(body=answer["text"], subject=answer["subject"], html=answer["html"])
+
+
+def variables_of(booking: dict[str, Any]) -> dict[str, str]:
+    day, time = local_time(booking["starts_at"], booking["time_zone"]).split(" at ")
+    return {"booking_date": day, "booking_time": time, "party_size": str(booking["party_size"]),
+            "address": booking["address"]}
+
+
 def why(problem) -> str:
     """What refused a message: the consent reason, the invalid field's message, or the detail."""
     errors = problem.extra.get("errors")
@@ -272,6 +295,8 @@ async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = 
                 for item in messages_of(reminder, booking):
                     items.append(item)
                     owners.append(reminder)
+        if items:
+            await apply_templates(conn, ctx, owners, items, found)
         queued: dict[uuid.UUID, bool] = {}
         refused: dict[uuid.UUID, list[str]] = {}
         for reminder, item, result in zip(owners, items, await messaging.send_many(conn, items) if items else []):
