@@ -40,7 +40,8 @@ class Messaging(Protocol):
     async def send(self, conn, *, channel: str, to: str | None = None, customer_id: uuid.UUID | None = None,
                    body: str | None = None, subject: str | None = None, text: str | None = None,
                    html: str | None = None, kind: str = "transactional", idempotency_key: str | None = None,
-                   actor: str | None = None) -> dict[str, Any]:
+                   actor: str | None = None, template_id: uuid.UUID | None = None,
+                   template_version: int | None = None) -> dict[str, Any]:
         """Queue one message and return it; raise a Problem (422, 404, or 409 with ``reason``
         when consent or an opt-out refuses it).
 
@@ -51,6 +52,7 @@ class Messaging(Protocol):
         :param kind: ``transactional`` (needs no consent) or ``marketing`` (needs recorded consent).
         :param idempotency_key: unique to this message across callers, prefixed with the
             caller's plugin name: a second call with it returns the first message.
+        :param template_id: the template rendered (``render_messages``), with ``template_version``.
         """
 
     async def send_many(self, conn, items: list[dict[str, Any]]) -> list[Any]:

@@ -35,6 +35,9 @@ comms_messages = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("idempotency_key", sa.String(300)),
     sa.Column("created_by", sa.String(200)),
+    # the template (and its version) the sender rendered, when one was used
+    sa.Column("template_id", UUID(as_uuid=True)),
+    sa.Column("template_version", sa.Integer),
     timestamp("next_attempt_at", nullable=False, server_default=sa.func.now()),
     timestamp("sent_at"),
     timestamp("delivered_at"),

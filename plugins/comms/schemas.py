@@ -42,6 +42,8 @@ class Message(BaseModel):
     provider_id: str | None = Field(description="Twilio's message SID or the email provider's message id.")
     attempts: int
     last_error: str | None
+    template_id: uuid.UUID | None = Field(None, description="The template it was rendered from, if one.")
+    template_version: int | None = Field(None, description="That template's version.")
     created_at: datetime
     sent_at: datetime | None
     delivered_at: datetime | None

@@ -203,7 +203,7 @@ def _open(ctx, row) -> dict[str, Any]:
 async def send(conn, ctx, *, channel: str, to: str | None = None, customer_id: uuid.UUID | None = None,
                body: str | None = None, subject: str | None = None, text: str | None = None,
                html: str | None = None, kind: str = "transactional", idempotency_key: str | None = None,
-               actor: str | None = None) -> dict[str, Any]:
+               actor: str | None = None, template_id=None, template_version: int | None = None) -> dict[str, Any]:
     """Queue one message in the caller's transaction and return it (decrypted).
 
     :param channel: ``sms`` or ``email``.
@@ -213,12 +213,15 @@ async def send(conn, ctx, *, channel: str, to: str | None = None, customer_id: u
     :param kind: ``transactional`` (needs no consent) or ``marketing`` (needs recorded consent).
     :param idempotency_key: a key unique to this message across callers (prefix it with
         your plugin's name); a second call with it returns the first message, queued once.
+    :param template_id: the template the text was rendered from (``render_messages``), and
+        ``template_version`` its version: recorded with the message.
     :raises Problem: 422 naming the field for bad input, 404 for an unknown customer, and
         :class:`SendRefused` (409) when an opt-out or consent rule refuses it.
     """
     [result] = await send_many(conn, ctx, [{
         "channel": channel, "to": to, "customer_id": customer_id, "body": body, "subject": subject, "text": text,
-        "html": html, "kind": kind, "idempotency_key": idempotency_key, "actor": actor}])
+        "html": html, "kind": kind, "idempotency_key": idempotency_key, "actor": actor,
+        "template_id": template_id, "template_version": template_version}])
     if isinstance(result, Problem):
         raise result
     return result
@@ -226,8 +229,8 @@ async def send(conn, ctx, *, channel: str, to: str | None = None, customer_id: u
 
 def _row(ctx, settings: CommsSettings, people: dict, *, channel: str, to: str | None = None, customer_id=None,
          body: str | None = None, subject: str | None = None, text: str | None = None, html: str | None = None,
-         kind: str = "transactional", idempotency_key: str | None = None, actor: str | None = None
-         ) -> tuple[dict[str, Any], dict[str, Any]]:
+         kind: str = "transactional", idempotency_key: str | None = None, actor: str | None = None,
+         template_id=None, template_version: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The sealed row of one message and its plain fields; raises a Problem for bad input."""
     if channel not in ("sms", "email"):
         raise invalid("channel", "must be sms or email")
@@ -257,6 +260,7 @@ def _row(ctx, settings: CommsSettings, people: dict, *, channel: str, to: str | 
     row = {"id": mid, "channel": channel, "kind": kind, "customer_id": _uuid(customer_id) if customer_id else None,
            "key_id": v.current_id, "to_hash": address_hash(ctx, channel, address), "segments": segments,
            "encoding": encoding, "idempotency_key": idempotency_key, "created_by": actor,
+           "template_id": _uuid(template_id) if template_id else None, "template_version": template_version,
            **{f"{f}_enc": v.encrypt(value, _aad(mid, f)) for f, value in plain.items()}}
     return row, plain
 

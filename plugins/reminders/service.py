@@ -232,7 +232,8 @@ async def apply_templates(conn, ctx, owners: list[dict[str, Any]], items: list[d
         answers = await hooks.render_messages(key=key, channel=channel, recipients=recipients, conn=conn)
         for n, answer in zip(ns, answers or ()):
             if answer:
-                items[n].update(body=answer["text"], subject=answer["subject"], html=answer["html"])
+                items[n].update(body=answer["text"], subject=answer["subject"], html=answer["html"],
+                                template_id=answer["template_id"], template_version=answer["version"])
 
 
 def variables_of(booking: dict[str, Any]) -> dict[str, str]:

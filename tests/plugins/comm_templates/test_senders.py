@@ -1,12 +1,13 @@
 """Senders use a template by key through the ``render_messages`` hook: reminders, here."""
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 
 from myhibachi.core.db import utcnow
 from myhibachi.plugins.comm_templates import CommTemplatesPlugin
 from myhibachi.plugins.reminders.service import dispatch_due
-from tests.plugins.reminders.helpers import reminders_app, sent, work
+from tests.plugins.reminders.helpers import messages, reminders_app, sent, work
 
 TEMPLATES_FLAG = "FEATURE_FLAG_COMMUNICATION_TEMPLATES"
 
@@ -40,3 +41,6 @@ async def test_hook_render_messages(make_app, client_of, seed):
     by_port = {m["port"]: m for m in await sent(seed.db)}
     assert by_port["sms"]["body"] == "Kai: 12 guests, Thursday, March 20, 2031 at 6:00 PM EDT, 1 Main St, Springfield."
     assert by_port["email"]["subject"].startswith("Reminder: your hibachi event on Thursday, March 20, 2031")
+    # each message records the template version it used (none for the built-in text)
+    stored = {m["channel"]: (m["template_id"], m["template_version"]) for m in await messages(seed.db)}
+    assert stored == {"sms": (uuid.UUID(made.json()["id"]), 1), "email": (None, None)}
