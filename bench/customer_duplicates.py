@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
-import os
-import shutil
-import tempfile
+import sys
 import time
 import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
 
 
 async def seed(db, ctx, count: int) -> None:
@@ -39,22 +39,11 @@ async def seed(db, ctx, count: int) -> None:
 
 
 async def main(count: int, pages: int, limit: int) -> None:
-    from myhibachi.core import migrate
     from myhibachi.core.app import create_app
-    from myhibachi.core.db import Database, resolve_url
-    from myhibachi.core.plugins import PluginManager, discover
-    from myhibachi.core.settings import Settings
     from myhibachi.plugins.customer_merge import CustomerMergePlugin
     from myhibachi.plugins.customer_merge.service import duplicates
 
-    home = Path(tempfile.mkdtemp(prefix="mh-bench-"))
-    atexit.register(shutil.rmtree, home, ignore_errors=True)  # first registered, so run after the server stops
-    settings = Settings(home=home, database_url=os.environ.get("DATABASE_URL"), secret_key="bench-" + "k" * 32)
-    url = resolve_url(settings)
-    manager = PluginManager()
-    manager.load(discover(), strict=True)
-    migrate.upgrade(url, manager)
-    db = Database(url)
+    settings, url, db = harness.scratch_database()
     async with db.transaction() as conn:
         await conn.run(sa.text("TRUNCATE customer_merges, customers CASCADE"))
     ctx = create_app([CustomerMergePlugin()], settings=settings, database=db).state.ctx

@@ -175,3 +175,24 @@ def record(section: str, text: str) -> None:
         end = doc.find("\n## ", start + len(header))
         doc = doc[:start] + block + (doc[end + 1:] if end != -1 else "")
     path.write_text(doc)
+
+
+def scratch_database():
+    """A throwaway home with its embedded PostgreSQL (or ``DATABASE_URL``), migrated with every
+    installed plugin: ``(settings, url, db)``. The folder goes when the process exits, after
+    the embedded server has stopped (its clean-up is registered first, so it runs last)."""
+    import atexit
+
+    from myhibachi.core import migrate
+    from myhibachi.core.db import Database, resolve_url
+    from myhibachi.core.plugins import PluginManager, discover
+    from myhibachi.core.settings import Settings
+
+    home = Path(tempfile.mkdtemp(prefix="mh-bench-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    settings = Settings(home=home, database_url=os.environ.get("DATABASE_URL"), secret_key="bench-" + "k" * 32)
+    url = resolve_url(settings)
+    manager = PluginManager()
+    manager.load(discover(), strict=True)
+    migrate.upgrade(url, manager)
+    return settings, url, Database(url)

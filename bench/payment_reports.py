@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
-import os
-import shutil
 import statistics
-import tempfile
+import sys
 import time
 from datetime import date
 from pathlib import Path
 
 import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
 
 FILL = """
 INSERT INTO payment_ledger (id, event_id, kind, payment_id, booking_id, customer_id, amount_cents, currency,
@@ -31,20 +31,9 @@ FROM generate_series(1::bigint, :rows) AS i
 
 
 async def main(rows: int, runs: int) -> None:
-    from myhibachi.core import migrate
-    from myhibachi.core.db import Database, resolve_url
-    from myhibachi.core.plugins import PluginManager, discover
-    from myhibachi.core.settings import Settings
     from myhibachi.plugins.payment_history import service
 
-    home = Path(tempfile.mkdtemp(prefix="mh-bench-"))
-    atexit.register(shutil.rmtree, home, ignore_errors=True)
-    settings = Settings(home=home, database_url=os.environ.get("DATABASE_URL"), secret_key="bench-" + "k" * 32)
-    url = resolve_url(settings)
-    manager = PluginManager()
-    manager.load(discover(), strict=True)
-    migrate.upgrade(url, manager)
-    db = Database(url)
+    settings, url, db = harness.scratch_database()
     async with db.transaction() as conn:
         await conn.run(sa.text("TRUNCATE payment_ledger"))
         await conn.run(sa.text(FILL), {"rows": rows})

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
-import os
-import shutil
-import tempfile
+import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
 
 
 async def seed(db, ctx, count: int, channel: str) -> None:
@@ -48,28 +48,16 @@ async def seed(db, ctx, count: int, channel: str) -> None:
 
 
 async def main(count: int, batch: int, comms_batch: int, channel: str) -> None:
-    from myhibachi.core import migrate
     from myhibachi.core.app import create_app
-    from myhibachi.core.db import Database, resolve_url
     from myhibachi.core.flags import TogglesFile
     from myhibachi.core.models import offline_outbox
-    from myhibachi.core.plugins import PluginManager, discover
-    from myhibachi.core.settings import Settings
     from myhibachi.core.tasks import dispatch_once
     from myhibachi.plugins.comms import CommsPlugin
     from myhibachi.plugins.comms.models import comms_messages
     from myhibachi.plugins.reminders import RemindersPlugin
     from myhibachi.plugins.reminders.models import booking_reminders
 
-    home = Path(tempfile.mkdtemp(prefix="mh-bench-"))
-    # registered first, so it runs last: after the embedded server has stopped
-    atexit.register(shutil.rmtree, home, ignore_errors=True)
-    settings = Settings(home=home, database_url=os.environ.get("DATABASE_URL"), secret_key="bench-" + "k" * 32)
-    url = resolve_url(settings)
-    manager = PluginManager()
-    manager.load(discover(), strict=True)
-    migrate.upgrade(url, manager)
-    db = Database(url)
+    settings, url, db = harness.scratch_database()
     async with db.transaction() as conn:
         await conn.run(sa.text("TRUNCATE booking_reminders, comms_messages, offline_outbox, outbox_events, bookings, customers CASCADE"))
     TogglesFile(settings.toggles_path).set("FEATURE_FLAG_BOOKING_REMINDERS", enabled=True, rollout=100)

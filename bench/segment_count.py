@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
-import os
-import shutil
 import statistics
-import tempfile
+import sys
 import time
 import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
 
 SEED = """
 INSERT INTO customers (id, email_hash, email_enc, name_enc, key_id)
@@ -37,21 +37,10 @@ ANALYZE customers; ANALYZE bookings;
 
 
 async def main(n: int) -> None:
-    from myhibachi.core import migrate
-    from myhibachi.core.db import Database, resolve_url
-    from myhibachi.core.plugins import PluginManager, discover
-    from myhibachi.core.settings import Settings
     from myhibachi.plugins.contact_lists import service
     from myhibachi.plugins.contact_lists.schemas import ListCreate
 
-    home = Path(tempfile.mkdtemp(prefix="mh-bench-"))
-    atexit.register(shutil.rmtree, home, ignore_errors=True)
-    settings = Settings(home=home, database_url=os.environ.get("DATABASE_URL"), secret_key="bench-" + "k" * 32)
-    url = resolve_url(settings)
-    manager = PluginManager()
-    manager.load(discover(), strict=True)
-    migrate.upgrade(url, manager)
-    db = Database(url)
+    settings, url, db = harness.scratch_database()
     async with db.transaction() as conn:
         await conn.run(sa.text("TRUNCATE contact_lists, bookings, customers CASCADE"))
         for statement in filter(str.strip, SEED.split(";")):
