@@ -107,8 +107,12 @@ async def test_every_documented_error_is_a_problem_body(make_app, client_of):
         for method, op in operations.items():
             for status, answer in op["responses"].items():
                 if status.startswith(("4", "5")):
-                    assert "application/problem+json" in answer.get("content", {}), f"{method} {path} {status}"
+                    schema = answer.get("content", {}).get("application/problem+json", {}).get("schema")
+                    assert schema == {"$ref": "#/components/schemas/ProblemModel"}, f"{method} {path} {status}"
                     checked += 1
             if path.startswith("/v1/") and op.get("parameters") or "requestBody" in op:
                 assert "422" in op["responses"], f"{method} {path} does not document its 422"
     assert checked > 100
+    problem = spec["components"]["schemas"]["ProblemModel"]
+    assert problem["properties"]["errors"]["anyOf"][0]["items"] == {"$ref": "#/components/schemas/FieldError"}
+    assert spec["components"]["schemas"]["FieldError"]["required"] == ["field", "message"]
