@@ -20,15 +20,21 @@ _BOOKINGS = (sa.select(tables.bookings).where(tables.bookings.c.customer_id == s
 async def record_of(conn, ctx, customer_id: uuid.UUID, principal) -> dict[str, Any]:
     """The customer's complete record: ``{"customer_id", "exported_at", "sections": {...}}``."""
     check_owner_or(principal, customer_id, "customers.export", "Customer")
+    record = await gather(conn, ctx, customer_id, principal.flag_context())
+    if record is None:
+        raise not_found("Customer")
+    return record
+
+
+async def gather(conn, ctx, customer_id: uuid.UUID, context: dict | None) -> dict[str, Any] | None:
     profile = await customers.get_customer(conn, ctx, customer_id)
     if profile is None:
-        raise not_found("Customer")
+        return None
     sections: dict[str, list[dict[str, Any]]] = {
         "profile": [{k: v for k, v in profile.items() if "." not in k}],
         "bookings": [dict(r) for r in await conn.fetch_all(_BOOKINGS, {"customer_id": customer_id})],
     }
-    for answer in reversed(await ctx.hooks(principal.flag_context()).customer_export_sections(
-            customer_id=customer_id, conn=conn)):
+    for answer in reversed(await ctx.hooks(context).customer_export_sections(customer_id=customer_id, conn=conn)):
         sections.update(answer)
     return {"customer_id": customer_id, "exported_at": utcnow(), "sections": sections}
 
