@@ -49,7 +49,7 @@ hookspec = pluggy.HookspecMarker("myhibachi")
 # Request-time hooks called for every loaded plugin whatever its flag: a customer's opt-out
 # recorded by a plugin binds every sender, also where that plugin's feature is not rolled out,
 # and a customer's data export, merge or erasure covers what every plugin keeps, rolled out or not.
-UNGATED = frozenset({"may_send", "customer_export_sections", "customer_merge", "customer_erase"})
+UNGATED = frozenset({"may_send", "customer_languages", "customer_export_sections", "customer_merge", "customer_erase"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,19 +384,22 @@ class Hooks:
         """
 
     @hookspec
-    def may_send(self, customer_id: Any, channel: str, kind: str, conn: Any, ctx: AppContext) -> str | None:
+    def may_send(self, customer_id: Any, channel: str, kind: str, conn: Any,
+                 ctx: AppContext) -> str | datetime | None:
         """Consent check before any message is sent.
 
         Called by every sender, for every loaded plugin whatever its flag (consent is not a
         feature to roll out). ``kind`` is ``transactional`` or ``marketing``; ``channel`` is
-        ``sms`` or ``email``. Any plugin's reason refuses the send.
+        ``sms`` or ``email``. Any plugin's reason refuses the send; a time holds it (queued,
+        sent from then: the latest of the answers).
 
         :param customer_id: the customer the message is for (None for a bare address).
         :param channel: ``sms`` or ``email``.
         :param kind: ``transactional`` or ``marketing``.
         :param conn: the connection of the sender's transaction.
         :param ctx: the application context.
-        :return: None to allow, or the reason to refuse.
+        :return: None to allow, the reason to refuse, or an aware datetime before which the
+            message must not go out (quiet hours).
         """
 
     @hookspec(firstresult=True)
@@ -417,6 +420,22 @@ class Hooks:
         :param ctx: the application context.
         :return: in order, each recipient's ``subject``, ``text``, ``html``, ``template_id``
             and ``version`` (None where no version of its language or English exists), or None.
+        """
+
+    @hookspec
+    def customer_languages(self, customer_ids: Sequence[Any], conn: Any, ctx: AppContext) -> dict[Any, str] | None:
+        """The language each customer asked to be written to in.
+
+        For whoever picks a message's wording (``render_messages``' implementers, when the
+        sender gave no language).
+
+        Called once per batch, for every loaded plugin whatever its flag, like ``may_send``;
+        the first plugin's answer for a customer wins.
+
+        :param customer_ids: the customers of the batch.
+        :param conn: the caller's connection.
+        :param ctx: the application context.
+        :return: ``{customer_id: language tag}`` for those with a preference, or None.
         """
 
     @hookspec(firstresult=True)

@@ -121,7 +121,13 @@ async def render_by_key(conn, ctx, key: str, channel: str, recipients) -> list[d
     if not rows:
         return None
     by_language = {r["language"]: dict(r) for r in rows}
-    chosen = [by_language.get(r.get("language") or "en") or by_language.get("en") for r in recipients]
+    unknown = {r["customer_id"] for r in recipients if not r.get("language") and r.get("customer_id")}
+    chosen_by = {}
+    if unknown and len(by_language) > 1:  # only a choice to make asks who prefers what
+        for answer in reversed(await ctx.hooks().customer_languages(customer_ids=list(unknown), conn=conn)):
+            chosen_by.update(answer or {})
+    chosen = [by_language.get(r.get("language") or chosen_by.get(r.get("customer_id")) or "en")
+              or by_language.get("en") for r in recipients]
     wanted = {r["customer_id"] for r, t in zip(recipients, chosen)
               if t and r.get("customer_id") and NAMES & set(t["variables"]) - set(r.get("variables") or {})}
     people = await customers.contacts(conn, ctx, wanted) if wanted else {}

@@ -325,14 +325,16 @@ async def send_many(conn, ctx, items: list[dict[str, Any]]) -> list[dict[str, An
         asked = (row["customer_id"], row["channel"], row["kind"])
         if asked not in answers:
             answers[asked] = await _may_send(conn, ctx, *asked)
-        if answers[asked]:
-            results[n] = SendRefused(answers[asked])
+        reason, hold = answers[asked]
+        if reason:
+            results[n] = SendRefused(reason)
         else:
-            ready.append((n, row, plain))
+            ready.append((n, row, plain, hold))
     if not ready:
         return results
     now = utcnow()
-    rows = [{**row, **_QUEUED, "next_attempt_at": now, "created_at": now, "updated_at": now} for _, row, _ in ready]
+    rows = [{**row, **_QUEUED, "next_attempt_at": max(now, hold) if hold else now, "created_at": now,
+             "updated_at": now} for _, row, _, hold in ready]
     # A concurrent call with the same key waits here for the first one's transaction, then
     # inserts nothing, and the first message is returned.
     inserted = await conn.run(_INSERT, {c: [row[c] for row in rows] for c in _COLUMNS})
@@ -340,7 +342,7 @@ async def send_many(conn, ctx, items: list[dict[str, Any]]) -> list[dict[str, An
     if inserted < len(rows):
         stored = {r["idempotency_key"]: r for r in await conn.fetch_all(
             _BY_KEYS, {"keys": [r["idempotency_key"] for r in rows if r["idempotency_key"] is not None]})}
-    for (n, _, plain), row in zip(ready, rows):
+    for (n, _, plain, _), row in zip(ready, rows):
         first = stored.get(row["idempotency_key"])
         if first is not None and first["id"] != row["id"]:
             results[n] = _open(ctx, first)
@@ -394,16 +396,18 @@ class Messenger:
         return [dict(r) for r in await conn.fetch_all(query)]
 
 
-async def _may_send(conn, ctx, customer_id, channel: str, kind: str) -> str | None:
-    """Every plugin's answer, joined; None to allow."""
+async def _may_send(conn, ctx, customer_id, channel: str, kind: str) -> tuple[str | None, datetime | None]:
+    """Every plugin's answer: the refusals joined (None to allow), and the latest time any
+    plugin holds the message until (None: at once)."""
     context = {"userId": str(customer_id)} if customer_id else None
     token = _checked.set((customer_id, channel) if customer_id else None)
     try:
-        reasons = [r for r in await ctx.hooks(context).may_send(customer_id=customer_id, channel=channel,
-                                                                kind=kind, conn=conn) if r]
+        answers = await ctx.hooks(context).may_send(customer_id=customer_id, channel=channel, kind=kind, conn=conn)
     finally:
         _checked.reset(token)
-    return "; ".join(dict.fromkeys(reasons)) or None
+    reasons = [a for a in answers if isinstance(a, str) and a]
+    holds = [a for a in answers if isinstance(a, datetime)]
+    return "; ".join(dict.fromkeys(reasons)) or None, max(holds, default=None)
 
 
 # --- history -------------------------------------------------------------------------------

@@ -28,6 +28,12 @@ class PreferencesPlugin(Plugin):
         return await refusal(conn, customer_id, channel, kind)
 
     @hookimpl
+    async def customer_languages(self, customer_ids, conn, ctx):
+        from myhibachi.plugins.preferences.service import languages
+
+        return await languages(conn, customer_ids)
+
+    @hookimpl
     async def customer_export_sections(self, customer_id, conn, ctx):
         from myhibachi.plugins.preferences.service import export_sections
 

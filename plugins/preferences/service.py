@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core import check_owner_or, invalid, not_found, publish, tables
+from myhibachi.core import check_owner_or, invalid, not_found, publish, tables, utcnow
 from myhibachi.plugins.preferences.models import customer_preferences as prefs
 from myhibachi.plugins.preferences.models import preference_changes as changes
 from myhibachi.plugins.preferences.schemas import Preferences
@@ -58,18 +60,41 @@ async def history(conn, customer_id: uuid.UUID) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-async def refusal(conn, customer_id, channel: str, kind: str) -> str | None:
-    """The ``may_send`` answer: refuse what the customer opted out of."""
+async def refusal(conn, customer_id, channel: str, kind: str, *, now: datetime | None = None) -> str | datetime | None:
+    """The ``may_send`` answer: refuse what the customer opted out of; in their quiet hours,
+    hold the message until the quiet hours end."""
     if customer_id is None or channel not in ("sms", "email") or kind not in ("marketing", "transactional"):
         return None
-    column = prefs.c[f"{channel}_{kind}"]
-    allowed = await conn.scalar(sa.select(column).where(prefs.c.customer_id == customer_id))
-    if allowed is None:
-        allowed = DEFAULTS[column.name]
+    row = await conn.fetch_one(_CURRENT, {"customer_id": customer_id})
+    found = row or DEFAULTS
+    allowed = found[f"{channel}_{kind}"]
     if kind == "marketing" and allowed:
-        frequency = await conn.scalar(sa.select(prefs.c.marketing_frequency).where(prefs.c.customer_id == customer_id))
-        allowed = frequency != "never"
-    return None if allowed else f"the customer opted out of {kind} {channel} (preferences)"
+        allowed = found["marketing_frequency"] != "never"
+    if not allowed:
+        return f"the customer opted out of {kind} {channel} (preferences)"
+    return quiet_until(found, now or utcnow())
+
+
+def quiet_until(found, now: datetime) -> datetime | None:
+    """When the customer's quiet hours that ``now`` falls in end (UTC), or None. The hours
+    are wall-clock times in the customer's zone and may run past midnight (21:00-08:00)."""
+    start, end = found["quiet_start"], found["quiet_end"]
+    if start is None or end is None or start == end:
+        return None
+    zone = ZoneInfo(found["time_zone"])
+    local = now.astimezone(zone)
+    at = local.time().replace(tzinfo=None)
+    if not (start <= at < end if start < end else at >= start or at < end):
+        return None
+    day = local.date() if at < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, zone).astimezone(timezone.utc)
+
+
+async def languages(conn, customer_ids) -> dict[uuid.UUID, str]:
+    """The ``customer_languages`` answer: the language of each customer who chose one."""
+    rows = await conn.fetch_all(sa.select(prefs.c.customer_id, prefs.c.language).where(
+        prefs.c.customer_id.in_(list(customer_ids))))
+    return {r["customer_id"]: r["language"] for r in rows}
 
 
 def _plain(value):

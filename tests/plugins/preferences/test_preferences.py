@@ -124,3 +124,92 @@ async def test_an_opt_out_binds_with_the_flag_off(make_app, client_of, seed):
         assert (await c.get(f"/v1/customers/{customer}/preferences")).status_code == 404
         text = await c.post(SMS, json={"customer_id": str(customer), "body": "Hi"}, headers={"Idempotency-Key": "x"})
         assert text.status_code == 409 and "transactional sms" in text.json()["reason"]
+
+
+def templates_app(make_app):
+    from myhibachi.plugins.comm_templates import CommTemplatesPlugin
+
+    return reminders_app(make_app, PreferencesPlugin(), CommTemplatesPlugin(),
+                         flags={FLAG: True, "FEATURE_FLAG_COMMUNICATION_TEMPLATES": True})
+
+
+async def test_quiet_hours_hold_a_message_until_they_end(make_app, client_of, seed):
+    """A message in the customer's quiet hours is queued until they end (in their zone) and
+    sent then; another customer's goes at once.
+
+    Broken on purpose: ``quiet_until`` answering None (the SMS goes at once, red); comms
+    ignoring the hold (sent at once, red)."""
+    from zoneinfo import ZoneInfo
+
+    from myhibachi.plugins.comms.service import dispatch_due as send_due
+
+    app = templates_app(make_app)
+    ctx = app.state.ctx
+    quiet, talkative = await seed.customer(phone="+12025550131"), await seed.customer(phone="+12025550132")
+    zone = ZoneInfo("Asia/Tokyo")
+    local = utcnow().astimezone(zone)
+    start, end = (local - timedelta(hours=1)).time(), (local + timedelta(hours=1)).replace(second=0, microsecond=0)
+    async with client_of(app, headers=seed.token(quiet)) as c:
+        put = await c.put(f"/v1/customers/{quiet}/preferences", json={
+            "time_zone": "Asia/Tokyo", "quiet_start": start.strftime("%H:%M"), "quiet_end": end.strftime("%H:%M"),
+            "language": "es"})
+        assert put.status_code == 200, put.text
+    async with client_of(app, headers=await seed.staff("comms.send")) as c:
+        for who, key in ((quiet, "q1"), (talkative, "t1")):
+            queued = await c.post(SMS, json={"customer_id": str(who), "body": "Your chef is on the way"},
+                                  headers={"Idempotency-Key": key})
+            assert queued.status_code == 202, queued.text
+    due = {r["customer_id"]: r["next_attempt_at"] for r in await rows(seed.db, comms_messages)}
+    assert due[quiet] == end.astimezone(ZoneInfo("UTC")) and due[talkative] <= utcnow()
+    await send_due(ctx)
+    assert [m["to"] for m in await sent(seed.db)] == ["+12025550132"]  # the quiet one waits
+    await send_due(ctx, now=due[quiet] + timedelta(seconds=1))
+    assert sorted(m["to"] for m in await sent(seed.db)) == ["+12025550131", "+12025550132"]
+
+
+async def test_hook_customer_languages(make_app, client_of, seed):
+    """A reminder uses the template of the customer's chosen language, English for one who
+    chose none. Broken on purpose: templates not asking the hook (English for both, red)."""
+    from myhibachi.plugins.comms.service import dispatch_due as send_due
+
+    app = templates_app(make_app)
+    ctx = app.state.ctx
+    quiet, talkative = await seed.customer(phone="+12025550131"), await seed.customer(phone="+12025550132")
+    async with client_of(app, headers=seed.token(quiet)) as c:
+        assert (await c.put(f"/v1/customers/{quiet}/preferences", json={"language": "es"})).status_code == 200
+    async with client_of(app, headers=await seed.staff("templates.write")) as c:
+        for language, text in (("en", "See you soon"), ("es", "Hasta pronto")):
+            made = await c.post("/v1/admin/templates", json={"key": "reminders.custom", "channel": "sms",
+                                                             "language": language, "text": text})
+            assert made.status_code == 201, made.text
+    at = (utcnow() + timedelta(minutes=5)).replace(microsecond=0)
+    for who in (quiet, talkative):
+        booking = await seed.booking(who, utcnow() + timedelta(days=3))
+        async with client_of(app, headers=seed.token(who)) as c:
+            made = await c.post(f"/v1/bookings/{booking}/reminders",
+                                json={"reminder_type": "custom", "channel": "sms", "scheduled_at": at.isoformat()})
+            assert made.status_code == 201, made.text
+    assert await dispatch_due(ctx, now=at) == 2
+    reminders = {r["customer_id"]: r for r in await rows(seed.db, comms_messages) if r["template_id"]}
+    assert set(reminders) == {quiet, talkative}
+    await send_due(ctx)
+    bodies = {m["to"]: m["body"] for m in await sent(seed.db) if m["reminder_id"]}
+    assert bodies == {"+12025550131": "Hasta pronto", "+12025550132": "See you soon"}
+
+
+def test_quiet_hours_end_at_the_local_wall_clock_across_midnight_and_dst():
+    from datetime import datetime, time, timezone
+
+    from myhibachi.plugins.preferences.service import quiet_until
+
+    night = {"time_zone": "America/New_York", "quiet_start": time(21), "quiet_end": time(8)}
+    utc = timezone.utc
+    # 01:00 EST on the spring-forward day: quiet until 08:00 EDT
+    assert quiet_until(night, datetime(2027, 3, 14, 6, 0, tzinfo=utc)) == datetime(2027, 3, 14, 12, 0, tzinfo=utc)
+    # 22:00 EDT the evening before fall-back: quiet until 08:00 EST the next day
+    assert quiet_until(night, datetime(2027, 11, 7, 2, 0, tzinfo=utc)) == datetime(2027, 11, 7, 13, 0, tzinfo=utc)
+    assert quiet_until(night, datetime(2027, 6, 1, 16, 0, tzinfo=utc)) is None  # noon: not quiet
+    day = {"time_zone": "Europe/Paris", "quiet_start": time(12), "quiet_end": time(14)}
+    assert quiet_until(day, datetime(2027, 6, 1, 10, 30, tzinfo=utc)) == datetime(2027, 6, 1, 12, 0, tzinfo=utc)
+    assert quiet_until(day, datetime(2027, 6, 1, 12, 0, tzinfo=utc)) is None  # 14:00 sharp: over
+    assert quiet_until({**night, "quiet_start": None, "quiet_end": None}, datetime(2027, 6, 1, 3, tzinfo=utc)) is None
