@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Candidate(BaseModel):
@@ -48,3 +48,9 @@ class CustomerMerged(BaseModel):
     source_id: str
     target_id: str
     bookings_moved: int
+
+
+class MergedInto(BaseModel):
+    """On the customer view (``customer.customer_merge``): where a merged-away customer went."""
+
+    merged_into: uuid.UUID | None = Field(description="The customer this one was merged into (None: not merged).")

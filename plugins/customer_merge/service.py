@@ -11,6 +11,10 @@ from myhibachi.core import conflict, customers, invalid, not_found, publish, tab
 from myhibachi.plugins.customer_merge.models import customer_merges as merges
 
 people = tables.customers
+# Read with the core's own customer lookup (no statement of its own): a merged-away id
+# still resolves to the customer kept.
+CUSTOMER_COLUMNS = (sa.select(merges.c.target_id).where(merges.c.source_id == people.c.id)
+                    .scalar_subquery().label("customer_merge.merged_into"),)
 _LIVE = sa.and_(people.c.status == "active", ~sa.exists().where(merges.c.source_id == people.c.id))
 
 
@@ -76,6 +80,8 @@ async def merge(conn, ctx, source_id: uuid.UUID, target_id: uuid.UUID, principal
     if taken:
         await customers.update_customer(conn, ctx, target_id, actor=principal.id, **taken)
     await customers.update_customer(conn, ctx, source_id, actor=principal.id, status="disabled")
+    # customers merged into the source earlier now resolve to the target directly
+    await conn.run(sa.update(merges).where(merges.c.target_id == source_id).values(target_id=target_id))
     await conn.run(sa.insert(merges).values(
         source_id=source_id, target_id=target_id, actor_kind=principal.kind, actor_id=principal.id,
         taken={f: planned["fields"][f]["why"] for f in taken}, bookings_moved=moved))

@@ -169,3 +169,23 @@ async def test_merge_access_and_bad_input(make_app, client_of, seed):
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "source_id"
         cursor = await c.get(f"{BASE}/duplicates", params={"cursor": "zz"})
         assert cursor.status_code == 422 and cursor.json()["errors"][0]["field"] == "cursor"
+
+
+async def test_an_old_id_resolves_to_the_customer_kept(make_app, client_of, seed):
+    """The merged-away id answers with where it went, chained merges included (a customer
+    merged into one that is merged later resolves to the last one kept).
+
+    Broken on purpose: without the tombstones' re-pointing, the first id names the second
+    tombstone (red)."""
+    app = merge_app(make_app)
+    first, second, kept = [await seed.customer() for _ in range(3)]
+    async with client_of(app, headers=await seed.staff("customers.merge", "customers.read")) as c:
+        for source, target in ((first, second), (second, kept)):
+            merged = await c.post(f"{BASE}/merge", json={"source_id": str(source), "target_id": str(target)})
+            assert merged.status_code == 200, merged.text
+        views = {who: (await c.get(f"/v1/admin/customers/{who}")).json() for who in (first, second, kept)}
+    assert views[first]["customer_merge"] == {"merged_into": str(kept)}
+    assert views[second]["customer_merge"] == {"merged_into": str(kept)}
+    assert views[kept]["customer_merge"] == {"merged_into": None} and views[kept]["status"] == "active"
+    async with client_of(app, headers=seed.token(kept)) as c:  # the customer sees it on their own view too
+        assert (await c.get("/v1/customers/me")).json()["customer_merge"] == {"merged_into": None}
