@@ -24,6 +24,12 @@ class CustomerMergePlugin(Plugin):
         return [Event("customer.merged", CustomerMerged)]
 
     @hookimpl
+    def register_event_handlers(self) -> dict[str, list]:
+        from myhibachi.plugins.customer_merge.service import on_customer_changed
+
+        return {"customer.created": [on_customer_changed], "customer.updated": [on_customer_changed]}
+
+    @hookimpl
     def register_fields(self):
         from myhibachi.plugins.customer_merge.schemas import MergedInto
         from myhibachi.plugins.customer_merge.service import CUSTOMER_COLUMNS

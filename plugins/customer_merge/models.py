@@ -22,3 +22,15 @@ customer_merges = sa.Table(
     sa.Index("ix_customer_merges_target", "target_id"),
     info=OWNER,
 )
+
+# A keyed hash of each customer's normalised name and address (the values themselves are
+# sealed in the core's table), kept by the worker from customer events: what finds duplicates
+# that share no phone number.
+customer_match_keys = sa.Table(
+    "customer_match_keys",
+    metadata,
+    sa.Column("customer_id", UUID(as_uuid=True), sa.ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name_address", sa.LargeBinary(32), nullable=False),
+    sa.Index("ix_customer_match_keys_name_address", "name_address"),
+    info=OWNER,
+)

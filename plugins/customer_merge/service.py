@@ -1,13 +1,18 @@
 """Duplicates, the merge plan (what the preview shows) and the merge itself."""
 from __future__ import annotations
 
+import re
+import unicodedata
 import uuid
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from myhibachi.core import conflict, customers, invalid, not_found, publish, tables
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from myhibachi.core import conflict, customers, invalid, not_found, publish, tables, vault
+from myhibachi.plugins.customer_merge.models import customer_match_keys as keys
 from myhibachi.plugins.customer_merge.models import customer_merges as merges
 
 people = tables.customers
@@ -18,25 +23,105 @@ CUSTOMER_COLUMNS = (sa.select(merges.c.target_id).where(merges.c.source_id == pe
 _LIVE = sa.and_(people.c.status == "active", ~sa.exists().where(merges.c.source_id == people.c.id))
 
 
+_IDS = sa.func.array_agg(aggregate_order_by(people.c.id, people.c.created_at)).label("ids")
+_BY_PHONE = (sa.select(people.c.phone_hash.label("key"), _IDS).where(_LIVE, people.c.phone_hash.is_not(None))
+             .group_by(people.c.phone_hash).having(sa.func.count() > 1))
+_BY_NAME_ADDRESS = (sa.select(keys.c.name_address.label("key"), _IDS).join(people, people.c.id == keys.c.customer_id)
+                    .where(_LIVE).group_by(keys.c.name_address).having(sa.func.count() > 1))
+# (cursor prefix, groups, score, reason): phone groups first, then name and address groups
+# that are not a phone group already
+_KINDS = (("p", _BY_PHONE, 0.9, "same phone number"),
+          ("n", _BY_NAME_ADDRESS, 0.8, "same name and address"))
+
+
 async def duplicates(conn, ctx, *, limit: int, cursor: str | None) -> dict[str, Any]:
-    """Active customers sharing a phone number (by its keyed hash; emails are unique), one
-    candidate group per number, paged by the hash."""
-    query = (sa.select(people.c.phone_hash, sa.func.array_agg(aggregate_order_by(people.c.id, people.c.created_at))
-                       .label("ids"))
-             .where(_LIVE, people.c.phone_hash.is_not(None)).group_by(people.c.phone_hash)
-             .having(sa.func.count() > 1).order_by(people.c.phone_hash).limit(limit + 1))
+    """Active customers sharing a phone number (by its keyed hash; emails are unique), then
+    those sharing a normalised name and address (by its keyed hash), one candidate group per
+    hash, paged by kind and hash."""
+    kind, after = "p", None
     if cursor:
+        kind, _, mark = cursor.partition(":")
         try:
-            after = bytes.fromhex(cursor)
+            after = bytes.fromhex(mark)
         except ValueError:
             raise invalid("cursor", "not a cursor of this list") from None
-        query = query.where(people.c.phone_hash > after)
-    rows = await conn.fetch_all(query)
-    page, more = rows[:limit], len(rows) > limit
-    names = await customers.contacts(conn, ctx, [i for r in page for i in r["ids"]])
-    items = [{"customer_ids": [str(i) for i in r["ids"]], "score": 0.9, "reason": "same phone number",
-              "names": [names[i]["name"] for i in r["ids"]]} for r in page]
-    return {"items": items, "next_cursor": page[-1]["phone_hash"].hex() if more else None}
+        if kind not in ("p", "n"):
+            raise invalid("cursor", "not a cursor of this list")
+    found: list[tuple[str, float, str, dict]] = []
+    for prefix, groups, score, reason in _KINDS[[k[0] for k in _KINDS].index(kind):]:
+        query = groups
+        if prefix == "n":
+            phone = _BY_PHONE.subquery()
+            query = query.having(~sa.exists().where(phone.c.ids == _IDS))
+        if after is not None and prefix == kind:
+            query = query.having(query.selected_columns.key > after)
+        rows = await conn.fetch_all(query.order_by(sa.text("key")).limit(limit + 1 - len(found)))
+        found += [(prefix, score, reason, r) for r in rows]
+        if len(found) > limit:
+            break
+    page, more = found[:limit], len(found) > limit
+    names = await customers.contacts(conn, ctx, [i for *_, r in page for i in r["ids"]])
+    items = [{"customer_ids": [str(i) for i in r["ids"]], "score": score, "reason": reason,
+              "names": [names[i]["name"] for i in r["ids"]]} for _, score, reason, r in page]
+    last = page[-1] if page else None
+    return {"items": items, "next_cursor": f"{last[0]}:{last[3]['key'].hex()}" if more else None}
+
+
+# --- name and address keys --------------------------------------------------------------------
+
+_ABBREVIATIONS = {"street": "st", "avenue": "ave", "road": "rd", "drive": "dr", "boulevard": "blvd",
+                  "lane": "ln", "court": "ct", "place": "pl", "apartment": "apt", "suite": "ste",
+                  "north": "n", "south": "s", "east": "e", "west": "w", "highway": "hwy", "parkway": "pkwy"}
+
+
+def normalised(text: str, *, address: bool = False) -> str:
+    """Case, accents, punctuation and spacing away; an address's usual words abbreviated, so
+    "12 Oak Street, Apt. 4" and "12 oak st apt 4" are one."""
+    plain = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
+    words = re.sub(r"[^\w\s]", " ", plain).split()
+    if address:
+        words = [_ABBREVIATIONS.get(w, w) for w in words]
+    return " ".join(words)
+
+
+def match_key(ctx, name: str | None, address: str | None) -> bytes | None:
+    if not name or not address:
+        return None
+    return vault(ctx).lookup_hash("name_address", f"{normalised(name)}|{normalised(address, address=True)}")
+
+
+async def keep_keys(conn, ctx, customer_ids) -> int:
+    """Write (or drop) the name and address key of each customer, from the profile as it is now."""
+    ids = list(customer_ids)
+    rows, none = [], []
+    for cid, profile in (await customers.profiles(conn, ctx, ids)).items():
+        key = match_key(ctx, profile["name"], profile["address"])
+        if key:
+            rows.append({"customer_id": cid, "name_address": key})
+        else:
+            none.append(cid)
+    if rows:
+        insert = pg_insert(keys)
+        await conn.run(insert.on_conflict_do_update(index_elements=[keys.c.customer_id],
+                                                   set_={"name_address": insert.excluded.name_address}), rows)
+    if none:
+        await conn.run(sa.delete(keys).where(keys.c.customer_id.in_(none)))
+    return len(ids)
+
+
+async def on_customer_changed(conn, event, ctx) -> None:
+    p = event["payload"]
+    if event["name"] == "customer.created" or {"name", "address"} & set(p.get("fields") or ()):
+        await keep_keys(conn, ctx, [uuid.UUID(p["customer_id"])])
+
+
+async def backfill_keys(conn, ctx) -> int:
+    """Periodic: keys for customers who have none yet (those from before the plugin, or
+    whose event is still on its way), a batch a run."""
+    missing = await conn.scalars(sa.select(people.c.id).where(
+        people.c.address_enc.is_not(None), ~sa.exists().where(keys.c.customer_id == people.c.id)).limit(1000))
+    return await keep_keys(conn, ctx, missing) if missing else 0
 
 
 def _choose(field: str, kept: str | None, other: str | None) -> dict[str, Any]:
