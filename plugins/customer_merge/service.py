@@ -28,6 +28,16 @@ _BY_PHONE = (sa.select(people.c.phone_hash.label("key"), _IDS).where(_LIVE, peop
              .group_by(people.c.phone_hash).having(sa.func.count() > 1))
 _BY_NAME_ADDRESS = (sa.select(keys.c.name_address.label("key"), _IDS).join(people, people.c.id == keys.c.customer_id)
                     .where(_LIVE).group_by(keys.c.name_address).having(sa.func.count() > 1))
+# A name and address group whose members are exactly one phone group is listed there already:
+# they share one phone number and no other live customer has it (asked of that number's
+# index entries, not by grouping every customer again).
+_mates = people.alias("mates")
+_IS_A_PHONE_GROUP = sa.and_(
+    sa.func.count(sa.distinct(people.c.phone_hash)) == 1, sa.func.count(people.c.phone_hash) == sa.func.count(),
+    sa.select(sa.func.count()).where(_mates.c.phone_hash == sa.func.min(people.c.phone_hash),
+                                     _mates.c.status == "active",
+                                     ~sa.exists().where(merges.c.source_id == _mates.c.id))
+    .scalar_subquery() == sa.func.count())
 # (cursor prefix, groups, score, reason): phone groups first, then name and address groups
 # that are not a phone group already
 _KINDS = (("p", _BY_PHONE, 0.9, "same phone number"),
@@ -51,8 +61,7 @@ async def duplicates(conn, ctx, *, limit: int, cursor: str | None) -> dict[str, 
     for prefix, groups, score, reason in _KINDS[[k[0] for k in _KINDS].index(kind):]:
         query = groups
         if prefix == "n":
-            phone = _BY_PHONE.subquery()
-            query = query.having(~sa.exists().where(phone.c.ids == _IDS))
+            query = query.having(~_IS_A_PHONE_GROUP)
         if after is not None and prefix == kind:
             query = query.having(query.selected_columns.key > after)
         rows = await conn.fetch_all(query.order_by(sa.text("key")).limit(limit + 1 - len(found)))
