@@ -200,17 +200,21 @@ def _compile(stmt, params: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
         stmt = text
     # An INSERT or UPDATE sets the columns its parameters name, as SQLAlchemy's execute does.
     keys = tuple(sorted(params)) if params and isinstance(stmt, (sa.Insert, sa.Update)) else None
-    entry = _COMPILED.get((id(stmt), keys))
-    if entry is None or entry[0] is not stmt:
+    key = (id(stmt), keys)
+    entry = _COMPILED.get(key)
+    if entry is None or entry[0]() is not stmt:
         c = stmt.compile(dialect=_dialect(), column_keys=None if keys is None else list(keys))
         if any(b.expanding for b in c.binds.values()):
             state = c.construct_expanded_state(c.construct_params(params, _check=False))
             processors = {k: f for k, f in (state.processors or {}).items() if f is not None}
             return state.statement, _bind(dict(state.parameters), None, processors, _prefetch(c))
-        entry = (stmt, c.string, c.construct_params(_check=False), _processors(c), _prefetch(c))
-        if len(_COMPILED) > 4000:  # statements built per call; stay bounded
+        # Held weakly: a statement built for one call (its values inside it, an export chunk's
+        # text say) leaves the cache when it is gone, so only long-lived statements stay.
+        entry = (weakref.ref(stmt, lambda _, key=key: _COMPILED.pop(key, None)), c.string,
+                 c.construct_params(_check=False), _processors(c), _prefetch(c))
+        if len(_COMPILED) > 4000:  # statements kept alive by their callers; stay bounded
             _COMPILED.clear()
-        _COMPILED[(id(stmt), keys)] = entry
+        _COMPILED[key] = entry
     return entry[1], _bind(entry[2], params, entry[3], entry[4])
 
 

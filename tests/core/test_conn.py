@@ -108,3 +108,23 @@ async def test_a_failed_write_rolls_back_the_whole_transaction(clean_db):
             await conn.run(_INSERT, {"id": first, "name": "duplicate", "payload": {}})
     async with clean_db.read() as conn:
         assert await conn.scalars(sa.select(outbox_events.c.name).order_by(outbox_events.c.name)) == ["first"]
+
+
+async def test_a_statement_built_for_one_call_leaves_the_compiled_cache(clean_db):
+    """A statement built per call (its values inside it) is compiled for that call and then
+    forgotten, while one built once stays compiled. Broken on purpose by holding the
+    statement strongly in the cache: fifty 100 kB statements stay in memory (red)."""
+    import gc
+
+    from myhibachi.core import db
+
+    async with clean_db.transaction() as conn:
+        await conn.fetch_one(_BY_IDS, {"ids": []})
+        before = len(db._COMPILED)
+        for n in range(50):
+            big = sa.select(sa.literal("x" * 100_000 + str(n)).label("v"))
+            assert (await conn.scalar(big)).endswith(str(n))
+        del big
+        gc.collect()
+        assert len(db._COMPILED) <= before
+        assert any(entry[0]() is _BY_IDS for entry in db._COMPILED.values())
