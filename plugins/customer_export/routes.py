@@ -56,7 +56,8 @@ def add_routes(router: APIRouter, ctx) -> None:
                      principal: Principal = Depends(require("customers.export"))) -> ExportJob:
         return view(request, await bulk.get(conn, job_id))
 
-    @router.get("/admin/customers/export/{job_id}/download", name="download_customer_export",
+    # outside /v1/admin: the signed link is the credential, a browser or script follows it signed out
+    @router.get("/customer-exports/{job_id}/download", name="download_customer_export",
                 response_class=StreamingResponse, responses=error_responses(403, 404, 409, 410),
                 summary="Download a bulk export (the signed link is the credential)")
     async def download(job_id: uuid.UUID, request: Request, token: str = Query(...),
