@@ -7,8 +7,11 @@ part that separates the project from the bare app; ``bench/load.py`` measures th
 
     python bench/inproc.py [--requests 2000] [--rounds 3] [--apps bare,core,all] [--endpoints ...]
     python bench/inproc.py --profile "core:create booking" [--all-frames]
+    python bench/inproc.py --statements "all:create booking"
 
 ``--profile app:endpoint`` writes a pyinstrument report of that pair to stdout.
+``--statements app:endpoint`` lists the statements one request of that pair sends, in order
+(BEGIN and COMMIT included): a count that, unlike time, does not depend on the machine.
 ``--home DIR`` keeps the seeded database for the next run (each create round adds bookings).
 """
 from __future__ import annotations
@@ -88,6 +91,30 @@ async def measure(app, req, tokens: list[str], n: int) -> tuple[float, float, in
     return 1000 * (time.process_time() - cpu) / n, 1000 * (time.perf_counter() - wall) / n, bad
 
 
+async def sent_by(app, req, tokens: list[str]) -> list[str]:
+    """The statements one request sends, in order (psycopg's, so BEGIN and COMMIT too)."""
+    import psycopg
+
+    method, target, body = req
+    sent: list[str] = []
+    original = psycopg.AsyncConnection._exec_command, psycopg.AsyncCursor.execute
+
+    def command(self, command, *a, **k):  # a generator psycopg drives, as the original is
+        sent.append(command.decode() if isinstance(command, bytes) else str(command))
+        return original[0](self, command, *a, **k)
+
+    async def execute(self, query, *a, **k):
+        sent.append(query.decode() if isinstance(query, bytes) else str(query))
+        return await original[1](self, query, *a, **k)
+
+    psycopg.AsyncConnection._exec_command, psycopg.AsyncCursor.execute = command, execute
+    try:
+        await call(app, method, target, body(10_007) if callable(body) else body, tokens[0])
+    finally:
+        psycopg.AsyncConnection._exec_command, psycopg.AsyncCursor.execute = original
+    return sent
+
+
 def build(name: str, env: dict[str, str]):
     os.environ.update(env)
     if name == "bare":
@@ -100,7 +127,7 @@ def build(name: str, env: dict[str, str]):
 
 async def run_apps(names: list[str], env: dict, reqs: dict, tokens: list[str], n: int, rounds: int,
                    profile: str | None = None,
-                   show_all: bool = False) -> dict[str, dict[str, tuple[float, float, int]]]:
+                   show_all: bool = False, statements: bool = False) -> dict[str, dict[str, tuple[float, float, int]]]:
     """Every app up at once; rounds interleave them and the lowest CPU of each pair is kept
     (the machine's other jobs only ever add to a round)."""
     from contextlib import AsyncExitStack
@@ -110,6 +137,12 @@ async def run_apps(names: list[str], env: dict, reqs: dict, tokens: list[str], n
     async with AsyncExitStack() as stack:
         for app in apps.values():
             await stack.enter_async_context(app.router.lifespan_context(app))
+        if statements:
+            (name, app), = apps.items()
+            await measure(app, reqs[profile], tokens, 20)
+            for sql in await sent_by(app, reqs[profile], tokens):
+                print(" ".join(sql.split())[:160])
+            return best
         if profile:
             from pyinstrument import Profiler
 
@@ -132,6 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--profile", help="app:endpoint, e.g. core:get customer")
+    parser.add_argument("--statements", help="app:endpoint: list the statements one request sends")
     parser.add_argument("--all-frames", action="store_true", help="with --profile: show library frames too")
     parser.add_argument("--apps", default="bare,core,all")
     parser.add_argument("--rounds", type=int, default=3)
@@ -166,9 +200,10 @@ def main() -> None:
             reqs = {k: v for k, v in reqs.items() if k in args.endpoints.split(",")}
         env = {**load.server_env(home, url)}
         apps = args.apps.split(",")
-        if args.profile:
-            app, endpoint = args.profile.split(":", 1)
-            asyncio.run(run_apps([app], env, reqs, tokens, args.requests, 1, endpoint, args.all_frames))
+        if args.profile or args.statements:
+            app, endpoint = (args.profile or args.statements).split(":", 1)
+            asyncio.run(run_apps([app], env, reqs, tokens, args.requests, 1, endpoint, args.all_frames,
+                                 statements=bool(args.statements)))
             return
         results = asyncio.run(run_apps(apps, env, reqs, tokens, args.requests, args.rounds))
         print(f"{'endpoint':16}" + "".join(f"{a + ' cpu':>11}{a + ' wall':>11}" for a in apps) + "  non-2xx")
