@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
-from myhibachi.core import __version__, audit, errors, ratelimit
+from myhibachi.core import __version__, audit, errors, openapi, ratelimit
 from myhibachi.core.audit import STATE_CHANGING
 from myhibachi.core.auth import Principal, require
 from myhibachi.core.context import AppContext
@@ -201,6 +201,7 @@ def create_app(
     )
     app.state.ctx = ctx
     errors.install(app)
+    openapi.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["meta"])
     async def healthz() -> Health:

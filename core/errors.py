@@ -101,25 +101,11 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
     A reference, not ``model=``: FastAPI builds a validator for every response model of
     every route (five per route here, 60% of the start-up's route building), and these
-    are only ever documented; ``install`` adds the schema to the document once."""
+    are only ever documented; ``openapi.install`` adds the schema to the document once."""
     return {s: {"content": {MEDIA_TYPE: _PROBLEM_REF}} for s in statuses}
 
 
-def _with_problem_schemas(app: FastAPI):
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            spec = FastAPI.openapi(app)
-            schema = ProblemModel.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
-            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-            schemas.update(schema.pop("$defs", {}))
-            schemas["ProblemModel"] = schema
-        return app.openapi_schema
-    return openapi
-
-
 def install(app: FastAPI) -> None:
-    app.openapi = _with_problem_schemas(app)
-
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc)

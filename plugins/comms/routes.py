@@ -60,4 +60,5 @@ def add_routes(router: APIRouter, ctx) -> None:
     for channel in ("sms", "email"):
         router.add_api_route(f"/communications/{channel}/history", history_route(channel), methods=["GET"],
                              response_model=MessagePage, responses=error_responses(401, 403, 422),
-                             summary=f"{'SMS' if channel == 'sms' else 'Email'} history, newest first")
+                             summary=f"{'SMS' if channel == 'sms' else 'Email'} history, newest first",
+                             name=f"{channel}_history")

@@ -44,8 +44,8 @@ async def test_generated_client_types_location_id(make_app, client_of, customer,
     try:
         generate(doc, tmp_path)
         models = importlib.import_module(f"{PACKAGE}.models")
-        create = importlib.import_module(f"{PACKAGE}.api.bookings.create_booking_v1_bookings_post")
-        view = importlib.import_module(f"{PACKAGE}.api.bookings.get_booking_v1_bookings_booking_id_get")
+        create = importlib.import_module(f"{PACKAGE}.api.bookings.bookings_create")
+        view = importlib.import_module(f"{PACKAGE}.api.bookings.bookings_get")
         client_module = importlib.import_module(f"{PACKAGE}.client")
 
         def hints(model) -> dict:
