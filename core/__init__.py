@@ -45,7 +45,7 @@ _LAZY = {
     "SpeechToTextPort": "ports", "TelephonyPort": "ports",
     # auth dependencies and checks
     "Principal": "auth", "authenticated": "auth", "current_principal": "auth", "require": "auth",
-    "check_owner_or": "auth", "has_permission": "auth", "permission_matches_known": "auth",
+    "current_customer": "auth", "check_owner_or": "auth", "has_permission": "auth", "permission_matches_known": "auth",
     "issue_access_token": "auth",
     # passwords and sealed data
     "hash_password": "passwords", "verify_password": "passwords", "needs_rehash": "passwords",
@@ -80,8 +80,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # editors and type checkers see the lazy names as plain imports
     from myhibachi.core import audit, bookings, customers, idempotency, tables, webhooks
     from myhibachi.core.app import create_app
-    from myhibachi.core.auth import (Principal, authenticated, check_owner_or, current_principal, has_permission,
-                                     issue_access_token, permission_matches_known, require)
+    from myhibachi.core.auth import (Principal, authenticated, check_owner_or, current_customer, current_principal,
+                                     has_permission, issue_access_token, permission_matches_known, require)
     from myhibachi.core.context import AppContext, app_context
     from myhibachi.core.crypto import Vault, vault
     from myhibachi.core.db import Conn, Database, created_at, metadata, resolve_url, timestamp, utcnow, uuid_pk

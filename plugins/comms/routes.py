@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from myhibachi.core import (
-    Conn, Connection, Principal, current_principal, error_responses, idempotency, invalid, require,
+    Conn, Connection, Principal, current_customer, current_principal, error_responses, idempotency, invalid, require,
 )
 from myhibachi.plugins.comms import service
 from myhibachi.plugins.comms.schemas import EmailSend, Message, MessagePage, SmsSend, Status
@@ -62,3 +63,12 @@ def add_routes(router: APIRouter, ctx) -> None:
                              response_model=MessagePage, responses=error_responses(401, 403, 422),
                              summary=f"{'SMS' if channel == 'sms' else 'Email'} history, newest first",
                              name=f"{channel}_history")
+
+    @router.get("/customers/me/messages", response_model=MessagePage, responses=error_responses(401, 403, 422),
+                summary="The signed-in customer's own messages, every channel, newest first")
+    async def my_messages(request: Request, channel: Literal["sms", "email"] | None = None,
+                          limit: int = Query(50, ge=1, le=200), cursor: str | None = None, conn: Conn = Connection,
+                          principal: Principal = Depends(current_customer)) -> MessagePage:
+        page = await service.history(conn, request.app.state.ctx, channel, customer_id=uuid.UUID(principal.id),
+                                     limit=limit, cursor=cursor)
+        return MessagePage(items=[Message(**m) for m in page["items"]], next_cursor=page["next_cursor"])

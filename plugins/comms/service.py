@@ -413,11 +413,13 @@ async def _may_send(conn, ctx, customer_id, channel: str, kind: str) -> tuple[st
 # --- history -------------------------------------------------------------------------------
 
 
-async def history(conn, ctx, channel: str, *, customer_id: uuid.UUID | None = None, status: str | None = None,
-                  since: datetime | None = None, until: datetime | None = None, limit: int = 50,
-                  cursor: str | None = None) -> dict[str, Any]:
-    """One page of a channel's messages, newest first."""
-    query = sa.select(messages).where(messages.c.channel == channel)
+async def history(conn, ctx, channel: str | None, *, customer_id: uuid.UUID | None = None,
+                  status: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                  limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+    """One page of a channel's messages (every channel's with None), newest first."""
+    query = sa.select(messages)
+    if channel is not None:
+        query = query.where(messages.c.channel == channel)
     if customer_id is not None:
         query = query.where(messages.c.customer_id == customer_id)
     if status is not None:

@@ -410,3 +410,37 @@ async def test_message_sent_reaches_subscribers_once_per_message(make_app):
     while await deliver_due(ctx):
         pass
     assert sorted(counter.seen) == sorted(str(m["id"]) for m in queued)
+
+
+async def test_a_customer_reads_their_own_messages(make_app, client_of, seed, customer):
+    """GET /v1/customers/me/messages: a signed-in customer's messages of every channel, newest
+    first and paged; nobody else's; staff and anonymous callers refused."""
+    app = comms_app(make_app)
+    ana, bo = await customer(phone="+12025550111"), await customer(phone="+12025550112")
+    staff = await seed.staff("comms.send", "comms.read")
+    async with client_of(app, headers=staff) as c:
+        sent = []
+        for n, (channel, who) in enumerate([("sms", ana), ("email", ana), ("sms", bo), ("sms", ana)]):
+            body = {"customer_id": str(who.id), "body": f"note {n}"} if channel == "sms" else \
+                {"customer_id": str(who.id), "subject": f"note {n}", "text": f"note {n}"}
+            made = await c.post(SMS if channel == "sms" else EMAIL, json=body, headers=key(str(n)))
+            assert made.status_code == 202, made.text
+            sent.append(made.json()["id"])
+        assert (await c.get("/v1/customers/me/messages")).status_code == 403  # staff have no "me"
+    async with client_of(app, headers=ana.headers) as c:
+        mine = await c.get("/v1/customers/me/messages")
+        assert mine.status_code == 200, mine.text
+        assert [m["id"] for m in mine.json()["items"]] == [sent[3], sent[1], sent[0]]
+        assert {m["customer_id"] for m in mine.json()["items"]} == {str(ana.id)}
+        sms = (await c.get("/v1/customers/me/messages", params={"channel": "sms"})).json()["items"]
+        assert [m["id"] for m in sms] == [sent[3], sent[0]]
+        first = (await c.get("/v1/customers/me/messages", params={"limit": 2})).json()
+        rest = (await c.get("/v1/customers/me/messages", params={"limit": 2, "cursor": first["next_cursor"]})).json()
+        assert [m["id"] for m in first["items"] + rest["items"]] == [sent[3], sent[1], sent[0]]
+        assert rest["next_cursor"] is None
+        bad = await c.get("/v1/customers/me/messages", params={"channel": "fax"})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.channel"
+    stored = {str(m["id"]): m["customer_id"] for m in await messages(app.state.ctx.db)}
+    assert [stored[i] for i in sent] == [ana.id, ana.id, bo.id, ana.id]
+    async with client_of(app) as c:
+        assert (await c.get("/v1/customers/me/messages")).status_code == 401
