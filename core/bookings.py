@@ -406,8 +406,9 @@ def view_of(b: Mapping[str, Any], *, stored: bool = False, inputs: Mapping[str, 
 
 def problem_of(refused: Refusal) -> Problem:
     status = 409 if refused.status == 409 else 422
+    named = {"errors": [{"field": refused.field, "message": refused.reason}]} if refused.field else {}
     return Problem(status, "Conflict" if status == 409 else "Booking refused", refused.reason,
-                   kind="booking-refused", reason=refused.reason)
+                   kind="booking-refused", reason=refused.reason, **named)
 
 
 async def refusal(hooks: Hooks, conn, view: BookingView) -> Problem | None:
@@ -834,8 +835,11 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     draft = {"starts_at": None, "time_zone": tz_name, "duration_minutes": duration, "adults": size, "children": 0,
              "customer_id": customer, "zip_code": zip_code}
     # Asked once for every slot: what depends on the time is each plugin's booking_limits.
-    if await refusal(hooks, conn, view_of(draft, inputs=inputs)) is not None:
-        return Availability(time_zone=tz_name, party_size=size, duration_minutes=duration, slots=slots)
+    # A refusal is answered as create answers it (a zip code nobody serves is a 422 naming
+    # the field, not a day that looks fully booked).
+    problem = await refusal(hooks, conn, view_of(draft, inputs=inputs))
+    if problem is not None:
+        raise problem
     length = timedelta(minutes=duration)
     first = view_of({**draft, "starts_at": candidates[0]}, inputs=inputs)
     limits = await limits_of(hooks, conn, first, tuple(candidates))

@@ -105,10 +105,12 @@ class BookingView:
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Why a plugin refuses a booking: ``reason`` for people, ``status`` 422 (bad input) or
-    409 (a conflict, such as a resource the plugin owns being taken)."""
+    409 (a conflict, such as a resource the plugin owns being taken), and ``field``, the
+    request field at fault when there is one (the problem's ``errors`` name it)."""
 
     reason: str
     status: int = 422
+    field: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

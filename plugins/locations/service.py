@@ -171,7 +171,7 @@ async def validate_booking(conn, ctx, booking: BookingView) -> Refusal | None:
     """Refuse a booking no location can take (its hours are a limit: see ``limits``)."""
     row, reason = await location_of(conn, ctx, booking)
     reason = reason if row is None else _too_many(row, booking)
-    return Refusal(reason) if reason else None
+    return _refused(reason) if reason else None
 
 
 async def limits(conn, ctx, booking: BookingView, starts: tuple[datetime, ...]) -> SlotLimit | None:
@@ -188,7 +188,13 @@ def _refusal(seen: dict[str, Refusal], reason: str | None) -> Refusal | None:
     # one object per distinct reason: a month of closed evenings shares a handful
     if reason is None:
         return None
-    return seen.setdefault(reason, Refusal(reason))
+    return seen.setdefault(reason, _refused(reason))
+
+
+def _refused(reason: str) -> Refusal:
+    # every reason here starts with the field it is about: "zip_code: no active location ..."
+    field, _, _ = reason.partition(": ")
+    return Refusal(reason, field="locations.location_id" if field == "location_id" else field)
 
 
 POOL = "location:"

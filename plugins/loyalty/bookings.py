@@ -50,14 +50,14 @@ async def validate(booking: BookingView, conn, ctx) -> Refusal | None:
     try:
         service.check_points(s, asked)
     except Problem:
-        return Refusal(f"{KEY} must be a positive multiple of {s.points_per_reward}")
+        return Refusal(f"{KEY} must be a positive multiple of {s.points_per_reward}", field=KEY)
     if booking.customer_id is None:
         return Refusal(f"{KEY} needs the booking's customer")
     if booking.stored:
         return None  # booking_stored compares with what was redeemed
     account = await service.find_account(conn, booking.customer_id)
     balance = account["points_balance"] if account else 0
-    return None if asked <= balance else Refusal(f"only {balance} loyalty points are available")
+    return None if asked <= balance else Refusal(f"only {balance} loyalty points are available", field=KEY)
 
 
 async def redeem(booking: BookingView, previous: BookingView | None, conn, ctx) -> None:

@@ -94,9 +94,11 @@ async def test_availability_asks_the_plugins(make_app, client_of):
         plain = (await c.get("/v1/availability", params=base)).json()
         closed = (await c.get("/v1/availability", params={**base, "capacity": "0"})).json()
         wider = (await c.get("/v1/availability", params={**base, "capacity": "4"})).json()
-        refused = (await c.get("/v1/availability", params={**base, "refuse": "yes"})).json()
+        refused = await c.get("/v1/availability", params={**base, "refuse": "yes"})
     assert len(plain["slots"]) == 10
-    assert closed["slots"] == [] and refused["slots"] == []
+    assert closed["slots"] == []
+    # a plugin's refusal is answered as create answers it, not as a fully booked day
+    assert refused.status_code == 422, refused.text
     assert {s["remaining"] for s in wider["slots"]} == {4}
 
 

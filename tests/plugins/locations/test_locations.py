@@ -351,7 +351,10 @@ async def test_availability_by_zip_code_offers_what_create_accepts(make_app, cli
     query = {"from": day, "to": day, "time_zone": "America/New_York", "party_size": 10}
     async with client_of(app, headers=auth) as c:
         served = (await c.get("/v1/availability", params={**query, "zip_code": "10027"})).json()
-        elsewhere = (await c.get("/v1/availability", params={**query, "zip_code": "94105"})).json()
+        elsewhere = await c.get("/v1/availability", params={**query, "zip_code": "94105"})
+        elsewhere_create = await c.post("/v1/bookings", json={
+            "starts_at": served["slots"][0]["local_start"], "time_zone": "America/New_York", "adults": 10,
+            "address": "1 Market St", "zip_code": "94105"})
         bad = await c.get("/v1/availability", params={**query, "zip_code": "1002"})
         not_an_id = await c.get("/v1/availability", params={**query, "location_id": "north"})
         off_the_map = await c.get("/v1/availability", params={**query, "lat": "91", "lon": "0"})
@@ -360,7 +363,10 @@ async def test_availability_by_zip_code_offers_what_create_accepts(make_app, cli
             "starts_at": slot["local_start"], "time_zone": "America/New_York", "adults": 10,
             "address": "1 Lenox Ave", "zip_code": "10027"})
     assert served["slots"] and {s["capacity"] for s in served["slots"]} == {3}
-    assert elsewhere["slots"] == []
+    # a zip code nobody serves: availability says so as create does, naming the field
+    assert elsewhere.status_code == elsewhere_create.status_code == 422, (elsewhere.text, elsewhere_create.text)
+    assert elsewhere.json()["errors"] == elsewhere_create.json()["errors"]
+    assert elsewhere.json()["errors"][0]["field"] == "zip_code"
     assert bad.status_code == 422 and "zip_code" in bad.text
     # the plugin's own query parameters are validated as the core's are
     assert not_an_id.status_code == 422 and not_an_id.json()["errors"][0]["field"] == "query.location_id", not_an_id.text
