@@ -12,7 +12,8 @@ FastAPI's own document is the start; three things are added once, when it is fir
 - operation ids ``<tag>_<verb>``: the route's first tag (its plugin's name, or the core
   area) and its endpoint function's name without the words of the tag, e.g.
   ``create_booking`` under ``bookings`` is ``bookings_create``. They change only when a
-  function is renamed; a route may pin its own with ``operation_id=``.
+  function is renamed; a route may pin its own with ``operation_id=``;
+- the ``Location`` header of a creating route's 201 (``routing.locate``).
 """
 from __future__ import annotations
 
@@ -82,6 +83,9 @@ def install(app: FastAPI) -> None:
                     if route.operation_id is None:
                         op["operationId"] = operation_id(route)
                     op["security"] = security_of(route)
+                    if getattr(route, "located", False):
+                        op["responses"]["201"]["headers"] = {"Location": {
+                            "description": "Where the new resource is read.", "schema": {"type": "string"}}}
         return app.openapi_schema
 
     app.openapi = openapi

@@ -71,7 +71,8 @@ def connected(endpoint: Callable, methods) -> Callable:
             token = audit.bind_request(request)
             conn.before_commit.append(lambda: audit.before_commit(request, conn))
             try:
-                return await endpoint(**kwargs)
+                request.state.made = made = await endpoint(**kwargs)  # its id is a 201's Location
+                return made
             finally:
                 audit.unbind_request(token)
 
@@ -89,9 +90,25 @@ class Route(APIRoute):
     """
 
     literal = ""
+    located = False  # a 201 answer carries ``Location``: its path and the made thing's id (see locate)
 
     def __init__(self, path: str, endpoint: Callable, **kwargs: Any) -> None:
         super().__init__(path, connected(endpoint, kwargs.get("methods")), **kwargs)
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+        if self.status_code != 201 or "POST" not in self.methods:
+            return handler
+
+        async def locating(request: Request):
+            response = await handler(request)
+            made = getattr(request.state, "made", None)
+            made_id = made.get("id") if isinstance(made, dict) else getattr(made, "id", None)
+            if self.located and response.status_code == 201 and made_id is not None:
+                response.headers["Location"] = f"{request.url.path}/{made_id}"
+            return response
+
+        return locating
 
     def matches(self, scope):
         path = scope["path"]
@@ -124,6 +141,16 @@ def take(app, router: APIRouter) -> list:
         else:
             rest.append(route)
     return rest
+
+
+def locate(routes) -> None:
+    """Mark the creating routes whose thing is read at their path plus its id (``POST
+    /v1/bookings`` and ``GET /v1/bookings/{booking_id}``): their 201 answers say where."""
+    items = {r.path_format.rpartition("/")[0] for r in routes
+             if isinstance(r, APIRoute) and "GET" in r.methods and r.path_format.endswith("}")}
+    for route in routes:
+        if isinstance(route, Route) and route.status_code == 201 and route.path_format in items:
+            route.located = True
 
 
 def feature_disabled(flag: str) -> Problem:

@@ -64,3 +64,23 @@ async def test_an_operation_that_declares_a_credential_refuses_an_anonymous_call
             url = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
             answer = await c.request(method.upper(), url, json={})
             assert answer.status_code == 401, (method, path, answer.status_code, answer.text)
+
+
+async def test_a_created_resource_says_where_it_is_read(make_app, client_of, customer):
+    """A 201 carries ``Location`` when the thing made is read at the path plus its id, and the
+    document declares the header there (and only there)."""
+    from tests.core.conftest import booking_body, local_start
+
+    spec, _ = await served(make_app, client_of)
+    app = make_app([])
+    created = spec["paths"]["/v1/bookings"]["post"]["responses"]["201"]
+    assert created["headers"]["Location"]["schema"] == {"type": "string"}
+    assert "headers" not in spec["paths"]["/v1/bookings/{booking_id}/reminders"]["post"]["responses"]["201"]
+    async with client_of(app, headers=(await customer()).headers) as c:
+        made = await c.post("/v1/bookings", json=booking_body(starts_at=local_start(9)))
+        assert made.status_code == 201, made.text
+        assert made.headers["location"] == f"/v1/bookings/{made.json()['id']}"
+        read = await c.get(made.headers["location"])
+        assert read.status_code == 200 and read.json()["id"] == made.json()["id"]
+        refused = await c.post("/v1/bookings", json=booking_body(adults=0))
+        assert refused.status_code == 422 and "location" not in refused.headers
