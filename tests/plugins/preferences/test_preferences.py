@@ -3,6 +3,7 @@ honoured by comms' sends and by reminders (which send through comms)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -34,17 +35,21 @@ async def test_customer_communication_preferences(make_app, client_of, seed):
     ctx = app.state.ctx
     customer = await seed.customer(email="mia@example.com", phone="+12025550121")
     url = f"/v1/customers/{customer}/preferences"
+    # quiet hours well clear of the sends below, whatever time the test runs at
+    local = utcnow().astimezone(ZoneInfo("America/Chicago")).replace(second=0, microsecond=0)
+    quiet_start, quiet_end = (local + timedelta(hours=6)).time(), (local + timedelta(hours=8)).time()
     async with client_of(app, headers=seed.token(customer)) as c:
         first = (await c.get(url)).json()
         assert (first["email_marketing"], first["email_transactional"], first["sms_marketing"],
                 first["sms_transactional"], first["marketing_frequency"], first["language"], first["updated_at"]) == \
             (True, True, False, True, "weekly", "en", None)
         put = await c.put(url, json={"email_transactional": False, "email_marketing": False, "language": "es",
-                                     "time_zone": "America/Chicago", "quiet_start": "21:00", "quiet_end": "08:00",
+                                     "time_zone": "America/Chicago", "quiet_start": quiet_start.strftime("%H:%M"),
+                                     "quiet_end": quiet_end.strftime("%H:%M"),
                                      "source": "app"})
         assert put.status_code == 200, put.text
         assert (put.json()["email_transactional"], put.json()["language"], put.json()["quiet_start"]) == \
-            (False, "es", "21:00:00")
+            (False, "es", quiet_start.isoformat())
         again = await c.put(url, json={"language": "es"})  # no change: no history row, no event
         assert again.status_code == 200
         assert (await c.get(url)).json()["time_zone"] == "America/Chicago"
@@ -139,8 +144,6 @@ async def test_quiet_hours_hold_a_message_until_they_end(make_app, client_of, se
 
     Broken on purpose: ``quiet_until`` answering None (the SMS goes at once, red); comms
     ignoring the hold (sent at once, red)."""
-    from zoneinfo import ZoneInfo
-
     from myhibachi.plugins.comms.service import dispatch_due as send_due
 
     app = templates_app(make_app)
