@@ -440,6 +440,19 @@ class Hooks:
         :return: ``{customer_id: language tag}`` for those with a preference, or None.
         """
 
+    @hookspec
+    def message_variables(self, customer_ids: Sequence[Any], conn: Any, ctx: AppContext) -> dict[Any, dict[str, str]] | None:
+        """Per-customer values of template variables a plugin owns (``loyalty_balance``...).
+
+        Called by a sender of personalised messages (campaigns) once per batch, before it
+        renders them (``render_messages``), with the flags of the system.
+
+        :param customer_ids: the customers of the batch.
+        :param conn: the sender's connection.
+        :param ctx: the application context.
+        :return: ``{customer_id: {variable: text}}`` for the customers it knows, or None.
+        """
+
     @hookspec(firstresult=True)
     def resolve_principal(self, claims: dict[str, Any], ctx: AppContext) -> Any:
         """Turn a verified access token of a kind the core does not own into a principal.

@@ -76,5 +76,19 @@ class Messaging(Protocol):
         """The opted-out addresses, newest first (``channel``, ``keyword``, times; the list
         keeps keyed hashes, not addresses, so ``to`` asks about one address)."""
 
+    async def statuses(self, conn, message_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """The current status of each of these messages (``queued``, ``sending``, ``sent``,
+        ``delivered``, ``failed``, ``bounced``), for senders that report on what they sent."""
 
-__all__ = ["Messaging", "ServiceError"]
+
+@runtime_checkable
+class ContactLists(Protocol):
+    """Who is on a contact list (provided by the ``contact_lists`` plugin), for senders of campaigns."""
+
+    async def members(self, conn, list_id: uuid.UUID) -> Any:
+        """A SQLAlchemy select of one column, ``customer_id``, of the list's members now (a
+        rule-based segment evaluated in SQL), to be used inside the caller's own statements;
+        a 404 Problem when there is no such list."""
+
+
+__all__ = ["ContactLists", "Messaging", "ServiceError"]

@@ -351,6 +351,10 @@ async def send_many(conn, ctx, items: list[dict[str, Any]]) -> list[dict[str, An
     return results
 
 
+_STATUSES = sa.select(messages.c.id, messages.c.status).where(
+    messages.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid))))
+
+
 class Messenger:
     """The ``Messaging`` service (``myhibachi.core.services``) of one app: what other plugins
     reach with ``ctx.service(Messaging, caller=...)``."""
@@ -382,6 +386,10 @@ class Messenger:
                 raise invalid("channel", f"the customer has no {'phone number' if channel == 'sms' else 'email'}")
         return await set_opt_out(conn, self.ctx, channel, address, opted_out, keyword=keyword,
                                  customer_id=customer_id)
+
+    async def statuses(self, conn, message_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        rows = await conn.fetch_all(_STATUSES, {"ids": list(message_ids)})
+        return {r["id"]: r["status"] for r in rows}
 
     async def opt_outs(self, conn, *, channel: str | None = None, to: str | None = None,
                        limit: int = 100) -> list[dict[str, Any]]:

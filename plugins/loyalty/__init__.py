@@ -92,6 +92,12 @@ class LoyaltyPlugin(Plugin):
         app.add_typer(cli, name="loyalty")
 
     @hookimpl
+    async def message_variables(self, customer_ids, conn):
+        from myhibachi.plugins.loyalty.service import message_variables
+
+        return await message_variables(conn, customer_ids)
+
+    @hookimpl
     async def customer_export_sections(self, customer_id, conn, ctx):
         from myhibachi.plugins.loyalty.service import export_sections
 

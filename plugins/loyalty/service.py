@@ -473,3 +473,13 @@ async def merge_customer(conn, ctx, source_id: uuid.UUID, target_id: uuid.UUID) 
         points_debt=source["points_debt"] + target["points_debt"], tier=settings_of(ctx).tier_of(lifetime),
         updated_at=sa.func.now()))
     await conn.run(sa.delete(accounts).where(accounts.c.id == source["id"]))
+
+
+_BALANCES = sa.select(accounts.c.customer_id, accounts.c.points_balance).where(
+    accounts.c.customer_id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid))))
+
+
+async def message_variables(conn, customer_ids) -> dict[uuid.UUID, dict[str, str]]:
+    """``loyalty_balance`` of each customer, for personalised messages (no account: 0)."""
+    found = {r["customer_id"]: r["points_balance"] for r in await conn.fetch_all(_BALANCES, {"ids": list(customer_ids)})}
+    return {c: {"loyalty_balance": str(found.get(c, 0))} for c in customer_ids}
