@@ -376,3 +376,36 @@ async def test_communication_analytics(make_app, client_of, seed, drain):
         assert (await c.get(ANALYTICS, params={"campaign_id": "nope"})).status_code == 422
     async with client_of(app, headers=await seed.staff("contacts.read")) as c:
         assert (await c.get(ANALYTICS, params={"campaign_id": campaign_id})).status_code == 403
+
+
+async def test_an_ab_test_without_a_significant_difference_keeps_the_control(make_app, client_of, seed, drain):
+    """Decided by the worker at decide_at: one open of two for B against none of two for A is
+    no evidence (p = 0.25), so the first variant (the control) goes to the held remainder and
+    the decision says why.
+
+    Broken on purpose: the winner taken as the best rate whatever the p-value: red (B)."""
+    app = campaigns_app(make_app)
+    ctx = app.state.ctx
+    people = [(await consenting(seed, 1))[0] for _ in range(8)]
+    async with client_of(app, headers=await seed.staff(*SCOPES)) as c:
+        made = await c.post(AB_TEST, headers=key("quiet"), json={
+            "name": "Quiet", "list_id": await static_list(c, people), "channel": "email", "metric": "opened",
+            "decide_after_minutes": 30, "variants": [
+                {"name": "A", "share": 25, "subject": "A", "text": "A", "html": "<p>A</p>"},
+                {"name": "B", "share": 25, "subject": "B", "text": "B", "html": "<p>B</p>"}]})
+        assert made.status_code == 201, made.text
+        test = made.json()
+        await drain(app)
+        html = next(m["payload"]["html"] for m in await outbox(ctx.db, "email") if m["payload"]["subject"] == "B")
+        pixel = re.search(r'src="http://localhost:8000(/v1/communications/o/[^"]+)"', html).group(1)
+        assert (await c.get(pixel)).status_code == 200
+        assert await service.decide_due(ctx) == 0  # not yet
+        decide_at = datetime.fromisoformat(test["decide_at"])
+        assert await service.decide_due(ctx, now=decide_at + timedelta(seconds=1)) == 1
+        decided = (await c.get(f"{AB_TEST}/{test['id']}")).json()
+        assert decided["winner"] == "A"
+        assert decided["decision"]["significant"] is False and decided["decision"]["compared"] == ["B", "A"]
+        assert abs(decided["decision"]["p_value"] - two_proportion_p(1, 2, 0, 2)) < 1e-9
+        await drain(app)
+        subjects = sorted(m["payload"]["subject"] for m in await outbox(ctx.db, "email"))
+        assert subjects == ["A"] * 6 + ["B"] * 2
