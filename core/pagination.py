@@ -52,7 +52,7 @@ def decode_keys(cursor: str, keys: Sequence[Any]) -> list[Any]:
             raise ValueError("wrong length")
         return [_typed(v, k) for v, k in zip(values, keys)]
     except (ValueError, TypeError, UnicodeDecodeError, NotImplementedError):
-        raise invalid("cursor", "is not a cursor this API returned") from None
+        raise invalid("query.cursor", "is not a cursor this API returned") from None
 
 
 def keyset(query: sa.Select, keys: Sequence[Any], *, limit: int, cursor: str | None = None,

@@ -189,7 +189,7 @@ async def test_${name}_items_created_and_listed_behind_flag(make_app, client_of,
         empty = await c.post("/v1/$slug/items", json={"label": ""})
     assert created.status_code == 201, created.text
     assert [i["label"] for i in listed.json()] == ["first"]
-    assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "label"
+    assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "body.label"
 
     off = make_app([plugin], flags={"$flag": False})
     async with client_of(off, headers=headers) as c:

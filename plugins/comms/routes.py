@@ -51,7 +51,7 @@ def add_routes(router: APIRouter, ctx) -> None:
                           _: Principal = Depends(require("comms.read"))) -> MessagePage:
             for name, value in (("since", since), ("until", until)):
                 if value is not None and value.tzinfo is None:
-                    raise invalid(name, "needs a time zone (Z or +hh:mm)")
+                    raise invalid(f"query.{name}", "needs a time zone (Z or +hh:mm)")
             page = await service.history(conn, request.app.state.ctx, channel, customer_id=customer_id,
                                          status=status, since=since, until=until, limit=limit, cursor=cursor)
             return MessagePage(items=[Message(**m) for m in page["items"]], next_cursor=page["next_cursor"])

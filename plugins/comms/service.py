@@ -107,13 +107,13 @@ def address_hash(ctx, channel: str, address: str) -> bytes:
 
 def _check_content(settings: CommsSettings, channel: str, body: str | None, subject: str | None,
                    html: str | None) -> tuple[int | None, str | None]:
-    field = "body" if channel == "sms" else "text"
+    field = "body.body" if channel == "sms" else "body.text"
     if not body or not body.strip():
         raise invalid(field, "must not be empty")
     if channel == "sms":
         segments, encoding = sms_segments(body)
         if segments > settings.max_sms_segments:
-            raise invalid("body", f"takes {segments} {encoding} segments; at most {settings.max_sms_segments}")
+            raise invalid("body.body", f"takes {segments} {encoding} segments; at most {settings.max_sms_segments}")
         return segments, encoding
     if not subject or not subject.strip():
         raise invalid("subject", "must not be empty")

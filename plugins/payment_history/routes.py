@@ -22,7 +22,7 @@ def _aware(value: datetime | None) -> datetime | None:
 def add_routes(router: APIRouter, ctx) -> None:
     default_tz = ctx.settings.default_time_zone
 
-    def zone(name: str | None, field: str = "time_zone") -> str:
+    def zone(name: str | None, field: str = "query.time_zone") -> str:
         name = name or default_tz
         try:
             ZoneInfo(name)
@@ -38,7 +38,7 @@ def add_routes(router: APIRouter, ctx) -> None:
     async def own(cursor: str | None = Query(None, max_length=200), limit: int = Query(20, ge=1, le=100),
                   conn: Conn = Connection, principal: Principal = Depends(authenticated)) -> LedgerPage:
         if principal.kind != "customer":
-            raise invalid("customer", "this is a customer's own history; staff use /v1/admin/payments/history")
+            raise invalid("header.Authorization", "this is a customer's own history; staff use /v1/admin/payments/history")
         return page(*await service.history(conn, customer_id=uuid.UUID(principal.id), cursor=cursor, limit=limit))
 
     @router.get("/admin/payments/history", response_model=LedgerPage, responses=error_responses(401, 403, 422),
@@ -67,7 +67,7 @@ def add_routes(router: APIRouter, ctx) -> None:
                       time_zone: str | None = Query(None, max_length=64), conn: Conn = Connection,
                       principal: Principal = Depends(require("payments.read"))) -> Report:
         if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-            raise invalid("month", "expected YYYY-MM")
+            raise invalid("query.month", "expected YYYY-MM")
         tz = zone(time_zone)
         first, after = service.month_range(month)
         rows = await service.totals(conn, first, after, tz, "month")

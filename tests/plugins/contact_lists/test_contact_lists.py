@@ -62,7 +62,7 @@ async def test_contact_list_management(make_app, client_of, seed):
         assert added.json() == {"added": 2, "count": 2}, added.text
         assert (await c.post(url, json={"customer_ids": [str(nobody)]})).json() == {"added": 0, "count": 2}
         unknown = await c.post(url, json={"customer_ids": [str(small_here), str(uuid.uuid4())]})
-        assert unknown.status_code == 422 and field_of(unknown) == "customer_ids"
+        assert unknown.status_code == 422 and field_of(unknown) == "body.customer_ids"
         async with seed.db.read() as conn:
             stored = set(await conn.scalars(sa.select(contact_list_members.c.customer_id)))
         assert stored == {big_here, nobody}  # nothing half-added
@@ -100,7 +100,7 @@ async def test_opt_out_management(make_app, client_of, seed):
         token = unsubscribe_token(ctx.settings.signing_key, ana, "email")
         forged = token.replace(".email.", ".sms.")
         bad = await c.post("/v1/communications/opt-out", json={"token": forged})
-        assert bad.status_code == 422 and field_of(bad) == "token"
+        assert bad.status_code == 422 and field_of(bad) == "body.token"
         link = await c.post("/v1/communications/opt-out", json={"token": token})
         assert link.json() == {"channel": "email", "changed": True}, link.text
         refused = await c.post("/v1/communications/email/send", headers={**sender, **key("3")},
