@@ -35,7 +35,7 @@ from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.fields import inputs_of, plain_inputs
 from myhibachi.core.hookspecs import BookingView, Hooks, Refusal, SlotLimit
 from myhibachi.core.models import booking_slots, bookings, customers
-from myhibachi.core.pagination import decode_keys, page_of
+from myhibachi.core.pagination import CURSOR, NextCursor, decode_keys, page_of
 
 UTC = timezone.utc
 STATUSES = ("pending", "confirmed", "cancelled", "completed")
@@ -148,7 +148,7 @@ class Booking(BaseModel):
 
 class BookingPage(BaseModel):
     items: list[Booking]
-    next_cursor: str | None = None
+    next_cursor: NextCursor
 
 
 class Quote(BaseModel):
@@ -404,17 +404,21 @@ def view_of(b: Mapping[str, Any], *, stored: bool = False, inputs: Mapping[str, 
         total_cents=b.get("total_cents") or 0, inputs=inputs)
 
 
-def problem_of(refused: Refusal) -> Problem:
+def problem_of(refused: Refusal, where: str = "body") -> Problem:
+    """A plugin's refusal as a problem naming its field where the request gave it: in a
+    body at its path (``body.locations.location_id``), among the query's flat parameters by
+    its name (``query.location_id``)."""
     status = 409 if refused.status == 409 else 422
-    named = {"errors": [{"field": refused.field, "message": refused.reason}]} if refused.field else {}
+    field = refused.field and (f"body.{refused.field}" if where == "body" else f"query.{refused.field.rsplit('.', 1)[-1]}")
+    named = {"errors": [{"field": field, "message": refused.reason}]} if field else {}
     return Problem(status, "Conflict" if status == 409 else "Booking refused", refused.reason,
                    kind="booking-refused", reason=refused.reason, **named)
 
 
-async def refusal(hooks: Hooks, conn, view: BookingView) -> Problem | None:
+async def refusal(hooks: Hooks, conn, view: BookingView, where: str = "body") -> Problem | None:
     """The first enabled plugin's refusal of a booking as a problem (422, or 409 on request)."""
     for refused in await hooks.validate_booking(booking=view, conn=conn):
-        return problem_of(refused)
+        return problem_of(refused, where)
     return None
 
 
@@ -776,7 +780,7 @@ def _list_query(customer: bool, status: bool, starts_from: bool, starts_to: bool
 
 async def list_bookings(conn, ctx, principal: Principal, *, status: str | None = None,
                         starts_from: datetime | None = None, starts_to: datetime | None = None,
-                        customer_id: uuid.UUID | None = None, cursor: str | None = None, limit: int = 20,
+                        customer_id: uuid.UUID | None = None, cursor: str | None = CURSOR, limit: int = 20,
                         params: dict[str, str] | None = None) -> tuple[list[dict], str | None]:
     """Newest first, keyset-paginated on (created_at, id)."""
     if principal.kind == "customer":
@@ -815,18 +819,18 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     rules = rules_of(ctx)
     now = now or utcnow()
     tz_name = time_zone or rules.default_time_zone
-    tz = zone(tz_name)
+    tz = zone(tz_name, "query.time_zone")
     if end_day < start_day:
-        raise invalid("to", "must not be before from")
+        raise invalid("query.to", "must not be before from")
     if (end_day - start_day).days >= MAX_AVAILABILITY_DAYS:
-        raise invalid("to", f"a query spans at most {MAX_AVAILABILITY_DAYS} days")
+        raise invalid("query.to", f"a query spans at most {MAX_AVAILABILITY_DAYS} days")
     size = rules.min_party if party_size is None else party_size
     problem = party_problem(rules, size, 0)
     if problem:
-        raise invalid("party_size", problem[1])
+        raise invalid("query.party_size", problem[1])
     duration = duration_minutes or rules.default_duration
     if duration > rules.max_duration:
-        raise invalid("duration_minutes", f"events last at most {rules.max_duration} minutes")
+        raise invalid("query.duration_minutes", f"events last at most {rules.max_duration} minutes")
     # Days outside the bookable window hold no slot; skipping them also keeps dates in range.
     day = max(start_day, (now - timedelta(days=1)).date())
     end_day = min(end_day, (now + rules.max_advance + timedelta(days=1)).date())
@@ -844,7 +848,7 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     # Asked once for every slot: what depends on the time is each plugin's booking_limits.
     # A refusal is answered as create answers it (a zip code nobody serves is a 422 naming
     # the field, not a day that looks fully booked).
-    problem = await refusal(hooks, conn, view_of(draft, inputs=inputs))
+    problem = await refusal(hooks, conn, view_of(draft, inputs=inputs), "query")
     if problem is not None:
         raise problem
     length = timedelta(minutes=duration)

@@ -76,8 +76,19 @@ def conflict(detail: str, **extra: Any) -> Problem:
     return Problem(409, "Conflict", detail, kind="conflict", **extra)
 
 
+_LOCATIONS = ("body", "query", "path", "header")
+
+
+def located(field: str) -> str:
+    """``field`` with where it came from (``body.adults``, ``query.cursor``): a bare name is a
+    body field, the one place a service names fields without knowing the route."""
+    return field if field.split(".", 1)[0] in _LOCATIONS else f"body.{field}"
+
+
 def invalid(field: str, message: str, status: int = 422) -> Problem:
-    """Bad input in one field, named the same way request validation names fields."""
+    """Bad input in one field, named the same way request validation names fields: with its
+    location (``body.``, ``query.``, ``path.``, ``header.``), ``body.`` when none is given."""
+    field = located(field)
     return Problem(
         status, "Invalid request", f"{field}: {message}", kind="validation",
         errors=[{"field": field, "message": message}],
@@ -88,9 +99,14 @@ def problem_response(problem: Problem) -> JSONResponse:
     return JSONResponse(problem.body(), status_code=problem.status, media_type=MEDIA_TYPE, headers=problem.headers)
 
 
-def _field_name(loc: tuple | list) -> str:
-    parts = [str(p) for p in loc if p not in ("body",)]
-    return ".".join(parts) or "body"
+def _field_error(error: dict[str, Any]) -> dict[str, str]:
+    """One validation error as ``{field, message}``; malformed JSON is a ``body`` error with
+    the parser's message and position (pydantic's loc names a byte offset as a field)."""
+    if error.get("type") == "json_invalid":
+        loc = error.get("loc", ())
+        at = f" at character {loc[1]}" if len(loc) > 1 else ""
+        return {"field": "body", "message": f"malformed JSON: {error.get('ctx', {}).get('error', 'invalid')}{at}"}
+    return {"field": ".".join(str(p) for p in error.get("loc", ())) or "body", "message": error.get("msg", "invalid")}
 
 
 _PROBLEM_REF = {"schema": {"$ref": "#/components/schemas/ProblemModel"}}
@@ -112,7 +128,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field_name(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors()]
+        errors = [_field_error(e) for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return problem_response(Problem(422, "Invalid request", detail, kind="validation", errors=errors))
 
@@ -168,7 +184,8 @@ def _nul_refused(exc: BaseException) -> bool:
 
 
 def _nul_field(request: Request) -> str:
-    for name, value in [*request.query_params.multi_items(), *request.path_params.items()]:
-        if "\x00" in str(value):
-            return name
+    for where, params in (("query", request.query_params.multi_items()), ("path", request.path_params.items())):
+        for name, value in params:
+            if "\x00" in str(value):
+                return f"{where}.{name}"
     return "body"

@@ -54,9 +54,9 @@ async def duplicates(conn, ctx, *, limit: int, cursor: str | None) -> dict[str, 
         try:
             after = bytes.fromhex(mark)
         except ValueError:
-            raise invalid("cursor", "not a cursor of this list") from None
+            raise invalid("query.cursor", "not a cursor of this list") from None
         if kind not in ("p", "n"):
-            raise invalid("cursor", "not a cursor of this list")
+            raise invalid("query.cursor", "not a cursor of this list")
     found: list[tuple[str, float, str, dict]] = []
     for prefix, groups, score, reason in _KINDS[[k[0] for k in _KINDS].index(kind):]:
         query = groups
@@ -155,7 +155,7 @@ async def plan(conn, ctx, source_id: uuid.UUID, target_id: uuid.UUID, *, lock: b
         sa.select(merges).where(merges.c.source_id.in_([source_id, target_id])))}
     for cid, field in ((target_id, "target_id"), (source_id, "source_id")):
         if cid in gone:
-            raise conflict(f"customer {cid} was merged into {gone[cid]} already", field=field)
+            raise conflict(f"customer {cid} was merged into {gone[cid]} already", field=f"body.{field}")
     source = await customers.get_customer(conn, ctx, source_id)
     target = await customers.get_customer(conn, ctx, target_id)
     moving = await conn.scalar(sa.select(sa.func.count()).select_from(tables.bookings)

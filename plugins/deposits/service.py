@@ -146,7 +146,7 @@ async def create_deposit(conn, ctx, cfg, principal: Principal, booking_id: uuid.
         sa.select(tables.bookings).where(tables.bookings.c.id == booking_id).with_for_update())
     if booking is None or (principal.kind == "customer" and str(booking["customer_id"]) != principal.id):
         raise Problem(404, "Booking not found", "booking_id: no such booking", kind="not-found",
-                      errors=[{"field": "booking_id", "message": "no such booking"}])
+                      errors=[{"field": "body.booking_id", "message": "no such booking"}])
     if principal.kind != "customer" and not principal.can("payments.write"):
         raise Problem(403, "Forbidden", "missing permission payments.write", kind="forbidden",
                       permission="payments.write")
@@ -253,7 +253,7 @@ async def refund_deposit(conn, ctx, principal: Principal, deposit_id: uuid.UUID,
                       f"{amount} cents asked, {left} of the {dep['captured_cents']} captured remain refundable",
                       kind="refund-exceeds-captured", captured_cents=dep["captured_cents"],
                       refunded_cents=dep["refunded_cents"], refundable_cents=left,
-                      errors=[{"field": "amount_cents", "message": f"at most {left} cents remain refundable"}])
+                      errors=[{"field": "body.amount_cents", "message": f"at most {left} cents remain refundable"}])
     try:
         refund = await ctx.ports.payments.refund(dep["intent_id"], amount,
                                                  idempotency_key=f"deposit-{dep['id']}-refund-{refund_id}")
@@ -268,10 +268,11 @@ async def refund_deposit(conn, ctx, principal: Principal, deposit_id: uuid.UUID,
     return dep, dict(row)
 
 
-async def refunds_of(conn, deposit_id: uuid.UUID) -> list[dict[str, Any]]:
-    rows = await conn.fetch_all(sa.select(deposit_refunds).where(deposit_refunds.c.deposit_id == deposit_id)
-                               .order_by(deposit_refunds.c.created_at, deposit_refunds.c.id))
-    return [dict(r) for r in rows]
+async def refunds_of(conn, deposit_id: uuid.UUID, *, limit: int, cursor: str | None = None
+                     ) -> tuple[list[dict[str, Any]], str | None]:
+    return await fetch_page(conn, sa.select(deposit_refunds).where(deposit_refunds.c.deposit_id == deposit_id),
+                            (deposit_refunds.c.created_at, deposit_refunds.c.id), limit=limit, cursor=cursor,
+                            descending=False)
 
 
 # --- listing -------------------------------------------------------------------------------

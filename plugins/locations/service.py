@@ -217,5 +217,5 @@ def query_filters(params: dict[str, str]) -> list[Any] | None:
     try:
         location_id = uuid.UUID(raw)
     except ValueError as exc:
-        raise invalid("location_id", "is not a location id") from exc
+        raise invalid("query.location_id", "is not a location id") from exc
     return [tables.bookings.c.pools.any(f"{POOL}{location_id.hex}")]

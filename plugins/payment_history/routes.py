@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Query
 
-from myhibachi.core import Conn, Connection, Principal, authenticated, error_responses, invalid, require
+from myhibachi.core import CURSOR, LIMIT, Conn, Connection, Principal, authenticated, error_responses, invalid, require
 from myhibachi.plugins.payment_history import service
 from myhibachi.plugins.payment_history.schemas import Kind, LedgerEntry, LedgerPage, Report, ReportRequest, Totals
 
@@ -22,7 +22,7 @@ def _aware(value: datetime | None) -> datetime | None:
 def add_routes(router: APIRouter, ctx) -> None:
     default_tz = ctx.settings.default_time_zone
 
-    def zone(name: str | None, field: str = "time_zone") -> str:
+    def zone(name: str | None, field: str = "query.time_zone") -> str:
         name = name or default_tz
         try:
             ZoneInfo(name)
@@ -35,10 +35,10 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.get("/payments/history", response_model=LedgerPage, responses=error_responses(401, 403, 422),
                 summary="The signed-in customer's own payments, newest first")
-    async def own(cursor: str | None = Query(None, max_length=200), limit: int = Query(20, ge=1, le=100),
+    async def own(cursor: str | None = CURSOR, limit: int = LIMIT,
                   conn: Conn = Connection, principal: Principal = Depends(authenticated)) -> LedgerPage:
         if principal.kind != "customer":
-            raise invalid("customer", "this is a customer's own history; staff use /v1/admin/payments/history")
+            raise invalid("header.Authorization", "this is a customer's own history; staff use /v1/admin/payments/history")
         return page(*await service.history(conn, customer_id=uuid.UUID(principal.id), cursor=cursor, limit=limit))
 
     @router.get("/admin/payments/history", response_model=LedgerPage, responses=error_responses(401, 403, 422),
@@ -46,7 +46,7 @@ def add_routes(router: APIRouter, ctx) -> None:
     async def all_(customer_id: uuid.UUID | None = None, kind: Kind | None = None,
                    occurred_from: datetime | None = Query(None, description="At or after (UTC if no offset)."),
                    occurred_to: datetime | None = Query(None, description="Before (UTC if no offset)."),
-                   cursor: str | None = Query(None, max_length=200), limit: int = Query(20, ge=1, le=100),
+                   cursor: str | None = CURSOR, limit: int = LIMIT,
                    conn: Conn = Connection, principal: Principal = Depends(require("payments.read"))) -> LedgerPage:
         return page(*await service.history(conn, customer_id=customer_id, kind=kind,
                                            occurred_from=_aware(occurred_from), occurred_to=_aware(occurred_to),
@@ -67,7 +67,7 @@ def add_routes(router: APIRouter, ctx) -> None:
                       time_zone: str | None = Query(None, max_length=64), conn: Conn = Connection,
                       principal: Principal = Depends(require("payments.read"))) -> Report:
         if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-            raise invalid("month", "expected YYYY-MM")
+            raise invalid("query.month", "expected YYYY-MM")
         tz = zone(time_zone)
         first, after = service.month_range(month)
         rows = await service.totals(conn, first, after, tz, "month")

@@ -44,10 +44,15 @@ async def test_problem_json_on_404_405_422_with_field_named(make_app, client_of)
         missing = await c.get("/v1/nothing-here")
         wrong_method = await c.get("/v1/echo")
         bad = await c.post("/v1/echo", json={"value": "not a number"})
+        malformed = await c.post("/v1/echo", content=b'{"value": 3,}', headers={"Content-Type": "application/json"})
     assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
     assert wrong_method.status_code == 405 and wrong_method.json()["status"] == 405
     assert bad.status_code == 422
-    assert bad.json()["errors"][0]["field"] == "value"
+    assert bad.json()["errors"][0]["field"] == "body.value"
+    # every field is named with where it came from; malformed JSON is the body's, with the parser's words
+    assert malformed.status_code == 422, malformed.text
+    [error] = malformed.json()["errors"]
+    assert error["field"] == "body" and error["message"].startswith("malformed JSON: ") and "character 12" in error["message"]
 
 
 async def test_health_ready_and_metrics(make_app, client_of):

@@ -72,9 +72,9 @@ async def test_availability_bad_input_names_the_field(make_app, client_of):
     app = make_app([])
     day = local_day(3)
     cases = {
-        "to": {"from": day.isoformat(), "to": (day - timedelta(days=1)).isoformat()},
-        "time_zone": {"from": day.isoformat(), "to": day.isoformat(), "time_zone": "Nowhere/Land"},
-        "party_size": {"from": day.isoformat(), "to": day.isoformat(), "party_size": 500},
+        "query.to": {"from": day.isoformat(), "to": (day - timedelta(days=1)).isoformat()},
+        "query.time_zone": {"from": day.isoformat(), "to": day.isoformat(), "time_zone": "Nowhere/Land"},
+        "query.party_size": {"from": day.isoformat(), "to": day.isoformat(), "party_size": 500},
         "query.from": {"to": day.isoformat()},
     }
     async with client_of(app) as c:

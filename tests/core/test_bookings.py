@@ -102,7 +102,7 @@ async def test_bad_input_is_422_naming_the_field_and_writes_nothing(make_app, cl
             r = await c.post("/v1/bookings", json=body, headers=auth)
             assert r.status_code == 422, (field, r.text)
             assert r.headers["content-type"].startswith("application/problem+json")
-            assert r.json()["errors"][0]["field"] == field, (field, r.json())
+            assert r.json()["errors"][0]["field"] == f"body.{field}", (field, r.json())
         big = await c.post("/v1/bookings", json=booking_body(adults=70), headers=auth)
     assert big.status_code == 422 and "at most 60" in big.json()["detail"]
     assert await count_bookings(clean_db) == 0
@@ -122,7 +122,7 @@ async def test_business_rules_from_settings(make_app, client_of, add_customer):
     async with client_of(app) as c:
         for start, message in cases:
             r = await c.post("/v1/bookings", json=booking_body(starts_at=start), headers=auth)
-            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "starts_at", r.text
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body.starts_at", r.text
             assert message in r.json()["detail"], (start, r.json()["detail"])
         ok = await c.post("/v1/bookings", json=booking_body(starts_at=local_start(hour=13, minute=30)), headers=auth)
         last = await c.post("/v1/bookings", json=booking_body(starts_at=local_start(hour=18)), headers=auth)
@@ -145,8 +145,8 @@ async def test_staff_create_needs_permission_and_a_real_customer(make_app, clien
         ok = await c.post("/v1/bookings", json=booking_body(customer_id=str(cid)), headers=writer)
     assert anonymous.status_code == 401
     assert forbidden.status_code == 403 and forbidden.json()["permission"] == "bookings.write"
-    assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "customer_id"
-    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "customer_id"
+    assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "body.customer_id"
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "body.customer_id"
     assert for_other.status_code == 403
     assert ok.status_code == 201 and ok.json()["customer_id"] == str(cid)
 
@@ -208,7 +208,7 @@ async def test_list_cursor_pagination_and_filters(make_app, client_of, add_custo
         ranged = (await c.get("/v1/bookings", params={
             "starts_from": made[2]["starts_at"], "starts_to": made[4]["starts_at"]}, headers=reader)).json()
         bad_cursor = await c.get("/v1/bookings", params={"cursor": "bm90IGEgY3Vyc29y"}, headers=reader)
-        too_many = await c.get("/v1/bookings", params={"limit": 101}, headers=reader)
+        too_many = await c.get("/v1/bookings", params={"limit": 201}, headers=reader)
         anonymous = await c.get("/v1/bookings")
     everything = [b["id"] for b in made] + [theirs["id"]]
     assert pages == 3 and len(seen) == 8 and sorted(seen) == sorted(everything)
@@ -218,7 +218,7 @@ async def test_list_cursor_pagination_and_filters(make_app, client_of, add_custo
     assert [b["id"] for b in confirmed["items"]] == [made[0]["id"]]
     assert [b["id"] for b in by_customer["items"]] == [theirs["id"]]
     assert sorted(b["id"] for b in ranged["items"]) == sorted(b["id"] for b in made[2:4])
-    assert bad_cursor.status_code == 422 and bad_cursor.json()["errors"][0]["field"] == "cursor"
+    assert bad_cursor.status_code == 422 and bad_cursor.json()["errors"][0]["field"] == "query.cursor"
     assert too_many.status_code == 422 and too_many.json()["errors"][0]["field"] == "query.limit"
     assert anonymous.status_code == 401
 
@@ -239,9 +239,9 @@ async def test_update_revalidates_reprices_and_publishes_changes(make_app, clien
             "starts_at": local_start(days_ahead=9, hour=19), "adults": 12, "notes": "allergic to peanuts"},
             headers=auth)
         notes_only = await c.patch(f"/v1/bookings/{b['id']}", json={"notes": "no peanuts at all"}, headers=auth)
-    assert off_grid.status_code == 422 and off_grid.json()["errors"][0]["field"] == "starts_at"
-    assert too_small.status_code == 422 and too_small.json()["errors"][0]["field"] == "adults"
-    assert null_address.status_code == 422 and null_address.json()["errors"][0]["field"] == "address"
+    assert off_grid.status_code == 422 and off_grid.json()["errors"][0]["field"] == "body.starts_at"
+    assert too_small.status_code == 422 and too_small.json()["errors"][0]["field"] == "body.adults"
+    assert null_address.status_code == 422 and null_address.json()["errors"][0]["field"] == "body.address"
     assert moved.status_code == 200, moved.text
     m = moved.json()
     assert m["local_start"] == local_start(days_ahead=9, hour=19) and m["party_size"] == 14
@@ -426,8 +426,8 @@ async def test_far_dates_and_unknown_customers_are_refused_not_500(make_app, cli
                                                          "time_zone": "Pacific/Kiritimati"})
         gone = await c.post("/v1/bookings", json=booking_body(), headers={"Authorization": f"Bearer {ghost}"})
         bad = await c.get("/v1/bookings", headers={"Authorization": f"Bearer {junk}"})
-    assert far.status_code == 422 and far.json()["errors"][0]["field"] == "starts_at"
-    assert early.status_code == 422 and early.json()["errors"][0]["field"] == "starts_at"
+    assert far.status_code == 422 and far.json()["errors"][0]["field"] == "body.starts_at"
+    assert early.status_code == 422 and early.json()["errors"][0]["field"] == "body.starts_at"
     assert window.status_code == 200 and window.json()["slots"] == []
     assert gone.status_code == 403
     assert bad.status_code == 401

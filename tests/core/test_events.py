@@ -194,7 +194,7 @@ async def test_dead_letter_after_n_attempts_then_replay(make_app, client_of, set
     [item] = listed.json()["items"]
     assert item["event_id"] == event_id and item["subscriber"] == SUBSCRIBER and item["attempts"] == 3
     assert "always fails" in item["last_error"] and listed.json()["next_cursor"] is None
-    assert bad_cursor.status_code == 422 and bad_cursor.json()["errors"][0]["field"] == "cursor"
+    assert bad_cursor.status_code == 422 and bad_cursor.json()["errors"][0]["field"] == "query.cursor"
     assert unknown.status_code == 404
 
     env = {**os.environ, "DATABASE_URL": db_url, "MYHIBACHI_HOME": str(tmp_path / "cli-home"),

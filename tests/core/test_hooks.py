@@ -379,7 +379,7 @@ async def test_hook_register_fields(make_app, client_of, add_customer):
         made = await c.post("/v1/bookings", json=booking_body(tagging={"tag": "vip"}))
     assert "tagging" in schemas["BookingCreate"]["properties"] and "tagging" in schemas["Booking"]["properties"]
     assert "tagging" not in schemas["QuoteRequest"]["properties"]
-    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "tagging.size"
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.tagging.size"
     assert made.status_code == 201, made.text
 
 

@@ -73,10 +73,10 @@ async def test_quote_checks_the_same_rules(make_app, client_of):
                                                             "time_zone": "America/New_York"})
         refused = await c.post("/v1/bookings/quote", json={"adults": 10, "booking_hooks": {"refuse": "sold out"}})
         negative = await c.post("/v1/bookings/quote", json={"adults": -3})
-    assert too_small.status_code == 422 and too_small.json()["errors"][0]["field"] == "adults"
-    assert off_grid.status_code == 422 and off_grid.json()["errors"][0]["field"] == "starts_at"
+    assert too_small.status_code == 422 and too_small.json()["errors"][0]["field"] == "body.adults"
+    assert off_grid.status_code == 422 and off_grid.json()["errors"][0]["field"] == "body.starts_at"
     assert refused.status_code == 422 and "sold out" in refused.json()["detail"]
-    assert negative.status_code == 422 and negative.json()["errors"][0]["field"] == "adults"
+    assert negative.status_code == 422 and negative.json()["errors"][0]["field"] == "body.adults"
 
 
 async def test_quote_skips_plugin_lines_when_flag_off(make_app, client_of):

@@ -34,16 +34,16 @@ async def test_admin_user_management(make_app, client_of):
                               ("aaaaaaaaaaaa1", "repetitive")):
             r = await c.post("/v1/admin/users", headers=h, json={
                 "email": "weak@myhibachi.dev", "name": "Weak", "password": password})
-            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "password", r.text
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body.password", r.text
             assert why in r.json()["errors"][0]["message"]
         r = await c.post("/v1/admin/users", headers=h, json={"email": "not-an-email", "name": "X", "password": PASSWORD})
-        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "email"
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body.email"
         r = await c.post("/v1/admin/users", headers=h, json={
             "email": "chef.kim@myhibachi.dev", "name": "Again", "password": PASSWORD})
         assert r.status_code == 409
         r = await c.post("/v1/admin/users", headers=h, json={
             "email": "x@myhibachi.dev", "name": "X", "password": PASSWORD, "roles": ["wizard"]})
-        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "roles"
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body.roles"
 
         # list with a cursor: every user exactly once
         for i in range(3):
@@ -148,11 +148,11 @@ async def test_role_rules_and_escalation(make_app, client_of):
         assert "roles.write" not in roles["admin"]["permissions"]
 
         r = await c.post("/v1/admin/roles", headers=root, json={"name": "auditor", "permissions": ["admin_users.read", "nope.read"]})
-        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "permissions.1"
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body.permissions.1"
         r = await c.post("/v1/admin/roles", headers=root, json={"name": "auditor", "permissions": ["bogus.*"]})
         assert r.status_code == 422
         r = await c.post("/v1/admin/roles", headers=root, json={"name": "Bad Name", "permissions": []})
-        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "name"
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body.name"
         r = await c.post("/v1/admin/roles", headers=root, json={
             "name": "role_keeper", "permissions": ["roles.*", "admin_users.read"]})
         assert r.status_code == 201, r.text

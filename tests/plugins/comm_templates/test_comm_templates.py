@@ -48,7 +48,7 @@ async def test_template_management(make_app, client_of, seed):
 
         # an unknown variable is refused at save time, naming the part and the variable; nothing is stored
         bad = await c.post(BASE, json={"key": "promo", "channel": "sms", "text": "Hi {customer_nme}"})
-        assert bad.status_code == 422 and problem_field(bad) == "text"
+        assert bad.status_code == 422 and problem_field(bad) == "body.text"
         assert "{customer_nme}" in bad.text
         async with ctx.db.read() as conn:
             assert await conn.scalar(sa.select(sa.func.count()).select_from(comm_templates)) == 2
@@ -56,14 +56,14 @@ async def test_template_management(make_app, client_of, seed):
         again = await c.post(BASE, json={"key": "reminders.24h", "channel": "sms", "text": "x"})
         assert again.status_code == 409, again.text
         no_subject = await c.post(BASE, json={"key": "x", "channel": "email", "text": "x"})
-        assert no_subject.status_code == 422 and problem_field(no_subject) == "subject"
+        assert no_subject.status_code == 422 and problem_field(no_subject) == "body.subject"
 
         # an edit is a new version; the old one is kept
         edited = await c.put(f"{BASE}/{sms['id']}", json={"text": "{first_name}, see you {booking_date}! 🎉"})
         assert edited.status_code == 200, edited.text
         assert (edited.json()["version"], edited.json()["variables"]) == (2, ["first_name", "booking_date"])
         bad_edit = await c.put(f"{BASE}/{sms['id']}", json={"text": "{booking_day}"})
-        assert bad_edit.status_code == 422 and problem_field(bad_edit) == "text"
+        assert bad_edit.status_code == 422 and problem_field(bad_edit) == "body.text"
         head, versions = await stored(ctx.db, sms["id"])
         assert head["version"] == 2
         assert [(v["version"], v["text"]) for v in versions] == [
@@ -88,7 +88,7 @@ async def test_template_management(make_app, client_of, seed):
         assert html["html"] == "<p>Hola <b>&lt;script&gt;alert(1)&lt;/script&gt;</b></p>"
         assert (html["subject"], html["segments"]) == ("Hola Ana", None)
         unknown = await c.post(f"{BASE}/{sms['id']}/preview", json={"values": {"secret": "x"}})
-        assert unknown.status_code == 422 and problem_field(unknown) == "values"
+        assert unknown.status_code == 422 and problem_field(unknown) == "body.values"
 
         # retired: gone from the API, its versions kept
         assert (await c.delete(f"{BASE}/{sms['id']}")).status_code == 204
@@ -114,7 +114,7 @@ async def test_template_injection_refused(make_app, client_of, seed):
                      "{__import__}", "{ customer_name }", "{% for x in () %}", "oops {"):
             refused = await c.post(BASE, json={"key": "attack", "channel": "sms", "text": text})
             assert refused.status_code == 422, (text, refused.text)
-            assert problem_field(refused) == "text"
+            assert problem_field(refused) == "body.text"
         async with app.state.ctx.db.read() as conn:
             assert await conn.scalar(sa.select(sa.func.count()).select_from(comm_templates)) == 0
 

@@ -167,7 +167,7 @@ async def test_validation_names_the_field(make_app, client_of, seed):
         for n, (path, body, field) in enumerate(cases):
             r = await c.post(path, json=body, headers=key(str(n)))
             assert r.status_code == 422, (body, r.text)
-            assert field in [e["field"] for e in r.json()["errors"]], (body, r.json())
+            assert f"body.{field}" in [e["field"] for e in r.json()["errors"]], (body, r.json())
         ok = await c.post(SMS, json={"to": "+12025550101", "body": "x" * 306}, headers=key("ok"))
         assert ok.status_code == 202 and ok.json()["segments"] == 2
         no_key = await c.post(SMS, json={"to": "+12025550101", "body": "hi"})
@@ -371,7 +371,7 @@ async def test_send_many_queues_a_batch_and_refuses_item_by_item(make_app, seed)
     ok, opted, bad, marketing, same, bad_id = results
     assert (ok["status"], ok["to"]) == ("queued", "+12025550101")
     assert isinstance(opted, service.SendRefused) and "opted out" in opted.reason
-    assert bad.status == 422 and bad.body()["errors"][0]["field"] == "to"
+    assert bad.status == 422 and bad.body()["errors"][0]["field"] == "body.to"
     assert isinstance(marketing, service.SendRefused) and "consent" in marketing.reason
     assert same["id"] == ok["id"]
     assert bad_id.status == 422

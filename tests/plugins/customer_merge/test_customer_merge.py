@@ -102,11 +102,11 @@ async def test_customer_merge_duplicates(make_app, client_of, seed):
         assert merged.json()["bookings_to_move"] == 2
 
         again = await c.post(f"{BASE}/merge", json={"source_id": str(source), "target_id": str(target)})
-        assert again.status_code == 409 and again.json()["field"] == "source_id"
+        assert again.status_code == 409 and again.json()["field"] == "body.source_id"
         into_tomb = await c.post(f"{BASE}/merge", json={"source_id": str(target), "target_id": str(source)})
-        assert into_tomb.status_code == 409 and into_tomb.json()["field"] == "target_id"
+        assert into_tomb.status_code == 409 and into_tomb.json()["field"] == "body.target_id"
         itself = await c.post(f"{BASE}/merge", json={"source_id": str(target), "target_id": str(target)})
-        assert itself.status_code == 422 and itself.json()["errors"][0]["field"] == "target_id"
+        assert itself.status_code == 422 and itself.json()["errors"][0]["field"] == "body.target_id"
         assert (await c.get(f"{BASE}/duplicates")).json()["items"] == []
 
     async with seed.db.read() as conn:
@@ -166,9 +166,9 @@ async def test_merge_access_and_bad_input(make_app, client_of, seed):
         missing = await c.post(f"{BASE}/merge", json={"source_id": str(uuid.uuid4()), "target_id": str(one)})
         assert missing.status_code == 404
         bad = await c.post(f"{BASE}/merge", json={"source_id": "nope", "target_id": str(one)})
-        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "source_id"
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.source_id"
         cursor = await c.get(f"{BASE}/duplicates", params={"cursor": "zz"})
-        assert cursor.status_code == 422 and cursor.json()["errors"][0]["field"] == "cursor"
+        assert cursor.status_code == 422 and cursor.json()["errors"][0]["field"] == "query.cursor"
 
 
 async def test_an_old_id_resolves_to_the_customer_kept(make_app, client_of, seed):

@@ -49,7 +49,7 @@ async def test_create_deposit_success(make_app, client_of, seed, clean_db, local
         assert second.status_code == 409 and second.json()["deposit_id"] == dep["id"]
         assert (await c.post(BASE, json={"booking_id": str(booking)})).status_code == 422  # no Idempotency-Key
         foreign = await c.post(BASE, json={"booking_id": str(other)}, headers=key())
-        assert foreign.status_code == 404 and foreign.json()["errors"][0]["field"] == "booking_id"
+        assert foreign.status_code == 404 and foreign.json()["errors"][0]["field"] == "body.booking_id"
         assert foreign.headers["content-type"].startswith("application/problem+json")
         small = await c.post(BASE, json={"booking_id": str(await pending_booking(seed, ana)), "amount_cents": 100},
                              headers=key())
@@ -64,9 +64,9 @@ async def test_create_deposit_success(make_app, client_of, seed, clean_db, local
         assert named.json()["customer_id"] == str(bob)
         third = await pending_booking(seed, bob)
         too_much = await c.post(BASE, json={"booking_id": str(third), "amount_cents": 60001}, headers=key())
-        assert too_much.status_code == 422 and too_much.json()["errors"][0]["field"] == "amount_cents"
+        assert too_much.status_code == 422 and too_much.json()["errors"][0]["field"] == "body.amount_cents"
         bad = await c.post(BASE, json={"booking_id": str(third), "amount_cents": 12.5}, headers=key())
-        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "amount_cents"
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.amount_cents"
     async with client_of(app, headers=await seed.staff("payments.read")) as c:
         refused = await c.post(BASE, json={"booking_id": str(third)}, headers=key())
         assert refused.status_code == 403 and refused.json()["permission"] == "payments.write"
@@ -103,7 +103,7 @@ async def test_list_deposits(make_app, client_of, seed, clean_db, localstripe_ur
         assert len((await listed(created_from=earlier, created_to=later)).json()["items"]) == 3
         assert (await listed(status="lost")).status_code == 422
         bad = await listed(cursor="not-a-cursor")
-        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.cursor"
 
     async with client_of(app, headers=seed.token(bob)) as c:
         own = (await c.get(BASE)).json()
@@ -140,7 +140,7 @@ async def test_confirm_deposit(make_app, client_of, seed, clean_db, localstripe_
         assert again.status_code == 409 and again.json()["current_status"] == "succeeded"
         assert len(await charges_of(localstripe_url, dep["intent_id"])) == 1
         bad = await c.put(f"{BASE}/{dep['id']}/confirm", json={"payment_method": "pm card; drop"})
-        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "payment_method"
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.payment_method"
 
         # declined: kept as failed with its reason (paying again with another card: the offline test)
         second = (await c.post(BASE, json={"booking_id": str(other), "amount_cents": 15000}, headers=key())).json()
@@ -228,7 +228,7 @@ async def test_refund_deposit(make_app, client_of, seed, clean_db, localstripe_u
         problem = over.json()
         assert problem["type"].endswith("/refund-exceeds-captured")
         assert (problem["captured_cents"], problem["refunded_cents"], problem["refundable_cents"]) == (12000, 3000, 9000)
-        assert problem["errors"][0]["field"] == "amount_cents"
+        assert problem["errors"][0]["field"] == "body.amount_cents"
         assert len(await refunds_of(localstripe_url, dep["intent_id"])) == 1
 
         assert (await c.post(f"{BASE}/{dep['id']}/refunds", json={"amount_cents": 0}, headers=key())).status_code == 422
@@ -238,7 +238,10 @@ async def test_refund_deposit(make_app, client_of, seed, clean_db, localstripe_u
         done = await c.post(f"{BASE}/{dep['id']}/refunds", json={"amount_cents": 1}, headers=key())
         assert done.status_code == 409
         listed = (await c.get(f"{BASE}/{dep['id']}/refunds")).json()
-        assert [r["amount_cents"] for r in listed] == [3000, 9000]
+        assert [r["amount_cents"] for r in listed["items"]] == [3000, 9000] and listed["next_cursor"] is None
+        first = (await c.get(f"{BASE}/{dep['id']}/refunds", params={"limit": 1})).json()
+        rest = (await c.get(f"{BASE}/{dep['id']}/refunds", params={"limit": 1, "cursor": first["next_cursor"]})).json()
+        assert [r["amount_cents"] for r in first["items"] + rest["items"]] == [3000, 9000]
     assert sorted(r["amount"] for r in await refunds_of(localstripe_url, dep["intent_id"])) == [3000, 9000]
     async with clean_db.read() as conn:
         total = await conn.scalar(sa.select(sa.func.sum(deposit_refunds.c.amount_cents)))

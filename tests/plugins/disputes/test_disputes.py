@@ -61,7 +61,7 @@ async def test_payment_dispute_handling(make_app, client_of, seed, clean_db):
         empty = await c.post(f"{BASE}/{did}/respond", json={})
         assert empty.status_code == 422 and empty.headers["content-type"].startswith("application/problem+json")
         unknown = await c.post(f"{BASE}/{did}/respond", json={"booking_id": "00000000-0000-0000-0000-000000000000"})
-        assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "booking_id"
+        assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "body.booking_id"
         answered = await c.post(f"{BASE}/{did}/respond", json={
             "booking_id": str(booking), "signed_terms": "Deposits are non-refundable within 72 hours.",
             "messages": "Customer confirmed the date by text.", "file_ids": ["file_receipt"]})

@@ -137,7 +137,7 @@ async def test_customer_loyalty_points(make_app, client_of, seed, clean_db):
         denied = await c.post(url + "/earn", json={"points": 50, "reason": "apology"}, headers=reader)
         assert denied.status_code == 403
         no_reason = await c.post(url + "/earn", json={"points": 50}, headers=writer)
-        assert no_reason.status_code == 422 and no_reason.json()["errors"][0]["field"] == "reason"
+        assert no_reason.status_code == 422 and no_reason.json()["errors"][0]["field"] == "body.reason"
         gift = await c.post(url + "/earn", json={"points": 80, "reason": "late chef"}, headers=writer)
         assert gift.status_code == 201, gift.text
         assert gift.json()["account"]["points_balance"] == 300
@@ -152,7 +152,7 @@ async def test_customer_loyalty_points(make_app, client_of, seed, clean_db):
         assert kinds == ["adjustment", "unredeem", "redeem", "redeem", "earn"]
         assert [t["balance_after"] for t in page["items"] + rest["items"]] == [300, 220, 20, 120, 320]
         bad = await c.get(url + "/history", params={"cursor": "nope"}, headers=reader)
-        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.cursor"
     async with clean_db.read() as conn:
         audited = [tuple(r.values()) for r in await conn.fetch_all(sa.select(audit_logs.c.action, audit_logs.c.changes)
                                       .where(audit_logs.c.action == "loyalty.adjust"))]
@@ -368,7 +368,7 @@ async def test_bad_input_is_named_and_changes_nothing(make_app, client_of, seed,
     async with client_of(app, headers=seed.token(ana)) as c:
         key = lambda: {"Idempotency-Key": str(uuid.uuid4())}  # noqa: E731
         odd = await c.post(url + "/redeem", json={"booking_id": str(bobs), "points": 150}, headers=key())
-        assert odd.status_code == 422 and odd.json()["errors"][0]["field"] == "points"
+        assert odd.status_code == 422 and odd.json()["errors"][0]["field"] == "body.points"
         theirs = await c.post(url + "/redeem", json={"booking_id": str(bobs), "points": 100}, headers=key())
         assert theirs.status_code == 404
         small = await c.post("/v1/bookings", json=booking_body(loyalty={"points": "lots"}))
@@ -378,9 +378,9 @@ async def test_bad_input_is_named_and_changes_nothing(make_app, client_of, seed,
     async with client_of(app, headers=writer) as c:
         assert (await c.get(f"/v1/customers/{uuid.uuid4()}/loyalty")).status_code == 404
         zero = await c.post(url + "/earn", json={"points": 0, "reason": "nothing"})
-        assert zero.status_code == 422 and zero.json()["errors"][0]["field"] == "points"
+        assert zero.status_code == 422 and zero.json()["errors"][0]["field"] == "body.points"
         blank = await c.post(url + "/earn", json={"points": 5, "reason": "   "})
-        assert blank.status_code == 422 and blank.json()["errors"][0]["field"] == "reason"
+        assert blank.status_code == 422 and blank.json()["errors"][0]["field"] == "body.reason"
     assert [(r["transaction_type"], r["points"]) for r in await ledger_of(clean_db, ana)] == [("earn", 500)]
     async with clean_db.read() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(loyalty_accounts)) == 1

@@ -78,7 +78,7 @@ async def test_payment_history(make_app, client_of, seed, clean_db, localstripe_
         bad = await c.get("/v1/admin/payments/history", params={"kind": "fee"})
         assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
         cur = await c.get("/v1/admin/payments/history", params={"cursor": "nonsense"})
-        assert cur.status_code == 422 and cur.json()["errors"][0]["field"] == "cursor"
+        assert cur.status_code == 422 and cur.json()["errors"][0]["field"] == "query.cursor"
     async with client_of(app) as c:
         assert (await c.get("/v1/payments/history")).status_code == 401
     off = history_app(make_app, localstripe_url, flag=False)
@@ -121,10 +121,10 @@ async def test_payment_report_generation(make_app, client_of, seed, clean_db, lo
                                                                                       "26346")]
 
         bad_month = await c.get("/v1/admin/payments/reports/monthly", params={"month": "2026-13"})
-        assert bad_month.status_code == 422 and bad_month.json()["errors"][0]["field"] == "month"
+        assert bad_month.status_code == 422 and bad_month.json()["errors"][0]["field"] == "query.month"
         bad_tz = await c.get("/v1/admin/payments/reports/daily", params={"day": today.isoformat(),
                                                                           "time_zone": "Mars/Olympus"})
-        assert bad_tz.status_code == 422 and bad_tz.json()["errors"][0]["field"] == "time_zone"
+        assert bad_tz.status_code == 422 and bad_tz.json()["errors"][0]["field"] == "query.time_zone"
         backwards = await c.post("/v1/admin/payments/reports/generate",
                                  json={"first_day": today.isoformat(), "last_day": "2000-01-01"})
         assert backwards.status_code == 422

@@ -105,7 +105,7 @@ async def test_preferences_bad_input_and_access(make_app, client_of, seed):
             bad = await c.put(url, json=body)
             assert bad.status_code == 422, (body, bad.text)
             assert bad.headers["content-type"].startswith("application/problem+json")
-            assert bad.json()["errors"][0]["field"] == field, bad.json()
+            assert bad.json()["errors"][0]["field"] == f"body.{field}", bad.json()
         assert (await c.get(f"/v1/customers/{other}/preferences")).status_code == 404
     assert await rows(seed.db, customer_preferences) == [] and await rows(seed.db, preference_changes) == []
     async with client_of(app, headers=await seed.staff("comms.send")) as c:

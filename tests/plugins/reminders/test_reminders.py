@@ -106,7 +106,7 @@ async def test_reminder_input_is_checked_and_named(make_app, client_of, seed):
             assert r.status_code == status, (body, r.text)
             assert r.headers["content-type"].startswith("application/problem+json")
             if field:
-                assert r.json()["errors"][0]["field"] == field, (body, r.json())
+                assert r.json()["errors"][0]["field"] == f"body.{field}", (body, r.json())
         ok = await c.post(f"/v1/bookings/{soon}/reminders", json={"reminder_type": "1h_before", "channel": "email"})
         assert ok.status_code == 201
         twice = await c.post(f"/v1/bookings/{soon}/reminders", json={"reminder_type": "1h_before"})
@@ -116,7 +116,7 @@ async def test_reminder_input_is_checked_and_named(make_app, client_of, seed):
         again = await c.post(f"/v1/bookings/{soon}/reminders", json={"reminder_type": "1h_before", "channel": "email"})
         assert again.status_code == 201 and again.json()["id"] != ok.json()["id"]
         bad_cursor = await c.get(base, params={"cursor": "nonsense"})
-        assert bad_cursor.status_code == 422 and bad_cursor.json()["errors"][0]["field"] == "cursor"
+        assert bad_cursor.status_code == 422 and bad_cursor.json()["errors"][0]["field"] == "query.cursor"
     assert sorted(r["status"] for r in await reminder_rows(seed.db, soon)) == ["cancelled", "pending"]
     assert await reminder_rows(seed.db, later) == []
 
