@@ -436,13 +436,20 @@ async def busy_of(conn, limits: list[SlotLimit], start: datetime, end: datetime,
     no pool, every active booking (under the key None)."""
     pools = sorted({limit.pool for limit in limits if limit.pool is not None})
     if not pools:
-        return {None: await busy_between(conn, start, end, exclude)}
-    if len(pools) == 1:  # the common case (one location's teams): one row, no grouping
-        return {pools[0]: await busy_between(conn, start, end, exclude, pools[0])}
-    rows = await conn.fetch_all(_busy_query(exclude is not None, "each"), {
-        "pools": pools, "start": start, "end": end, "since": start - timedelta(days=1), "exclude": exclude})
-    found = {row["pool"]: Busy(row["starts"], row["ends"]) for row in rows}
-    return {pool: found.get(pool) or Busy([], []) for pool in pools}
+        busy = {None: await busy_between(conn, start, end, exclude)}
+    elif len(pools) == 1:  # the common case (one location's teams): one row, no grouping
+        busy = {pools[0]: await busy_between(conn, start, end, exclude, pools[0])}
+    else:
+        rows = await conn.fetch_all(_busy_query(exclude is not None, "each"), {
+            "pools": pools, "start": start, "end": end, "since": start - timedelta(days=1), "exclude": exclude})
+        found = {row["pool"]: Busy(row["starts"], row["ends"]) for row in rows}
+        busy = {pool: found.get(pool) or Busy([], []) for pool in pools}
+    for limit in limits:  # places held (not bookings) count like the pool's bookings
+        for pool, held_from, held_to in limit.held:
+            if pool in busy:
+                bisect.insort(busy[pool].starts, held_from)
+                bisect.insort(busy[pool].ends, held_to)
+    return busy
 
 
 def room(rules: Rules, limits: list[SlotLimit], busy: dict[str | None, Busy], k: int,

@@ -109,5 +109,11 @@ class LoyaltyPlugin(Plugin):
 
         await merge_customer(conn, ctx, source_id, target_id)
 
+    @hookimpl
+    async def customer_tier(self, customer_id, conn):
+        from myhibachi.plugins.loyalty.service import tier_of
+
+        return await tier_of(conn, customer_id)
+
 
 plugin = LoyaltyPlugin()

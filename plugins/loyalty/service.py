@@ -49,6 +49,12 @@ def add_months(at: datetime, months: int) -> datetime:
 
 _ACCOUNT = sa.select(accounts).where(accounts.c.customer_id == sa.bindparam("customer_id"))
 _CUSTOMER = sa.select(tables.customers.c.id).where(tables.customers.c.id == sa.bindparam("customer_id"))
+_TIER = sa.select(accounts.c.tier).where(accounts.c.customer_id == sa.bindparam("customer_id"))
+
+
+async def tier_of(conn, customer_id) -> str | None:
+    """The ``customer_tier`` hook's answer: the account's tier (None without an account)."""
+    return await conn.scalar(_TIER, {"customer_id": customer_id})
 _NEXT_EXPIRY = (sa.select(ledger.c.expires_at, sa.func.sum(ledger.c.remaining).label("points"))
                 .where(ledger.c.account_id == sa.bindparam("account_id"), ledger.c.lot_status == "open")
                 .group_by(ledger.c.expires_at).order_by(ledger.c.expires_at).limit(1))
