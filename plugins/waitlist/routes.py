@@ -4,9 +4,9 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 
-from myhibachi.core import Conn, Connection, Principal, authenticated, error_responses, idempotency, require
+from myhibachi.core import CURSOR, LIMIT, Conn, Connection, Principal, authenticated, error_responses, idempotency, require
 from myhibachi.plugins.waitlist import service
 from myhibachi.plugins.waitlist.schemas import Convert, Entry, EntryCreate, EntryPage, Status
 
@@ -24,8 +24,8 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.get(base, response_model=EntryPage, responses=error_responses(401, 403, 422),
                 summary="List waitlist entries, oldest first")
     async def list_(status: Status | None = None, requested_date: date | None = None,
-                    customer_id: uuid.UUID | None = None, limit: int = Query(50, ge=1, le=200),
-                    cursor: str | None = Query(None, max_length=200), conn: Conn = Connection,
+                    customer_id: uuid.UUID | None = None, limit: int = LIMIT,
+                    cursor: str | None = CURSOR, conn: Conn = Connection,
                     _: Principal = Depends(require("waitlist.read"))) -> EntryPage:
         return EntryPage(**await service.list_entries(conn, status=status, requested_date=requested_date,
                                                       customer_id=customer_id, limit=limit, cursor=cursor))

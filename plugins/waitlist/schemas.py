@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from myhibachi.core import NextCursor
+
 Status = Literal["active", "offered", "converted", "expired", "lapsed", "cancelled"]
 
 
@@ -60,7 +62,7 @@ class Entry(BaseModel):
 
 class EntryPage(BaseModel):
     items: list[Entry]
-    next_cursor: str | None
+    next_cursor: NextCursor
 
 
 class WaitlistOffered(BaseModel):

@@ -91,8 +91,8 @@ async def test_booking_waitlist(make_app, client_of, customer, staff, drain, cle
         listed = await c.get("/v1/bookings/waitlist", params={"requested_date": start.date().isoformat()},
                              headers=await staff(["waitlist.read"]))
         refused_list = await c.get("/v1/bookings/waitlist", headers=ana.headers)
-    assert bad_size.status_code == 422 and bad_size.json()["errors"][0]["field"] == "party_size"
-    assert past.status_code == 422 and past.json()["errors"][0]["field"] == "requested_date"
+    assert bad_size.status_code == 422 and bad_size.json()["errors"][0]["field"] == "body.party_size"
+    assert past.status_code == 422 and past.json()["errors"][0]["field"] == "body.requested_date"
     assert self_ranked.status_code == 403 and again.status_code == 409
     assert a.status_code == y.status_code == d.status_code == 201, (a.text, y.text, d.text)
     assert listed.status_code == 200 and refused_list.status_code == 403, listed.text
@@ -131,7 +131,7 @@ async def test_booking_waitlist(make_app, client_of, customer, staff, drain, cle
                              json={"address": "5 Cy Rd"}, headers=cy.headers)
         left = await c.delete(f"/v1/bookings/waitlist/{a.json()['id']}", headers=ana.headers)
         not_hers = await c.delete(f"/v1/bookings/waitlist/{d.json()['id']}", headers=ana.headers)
-    assert no_address.status_code == 422 and no_address.json()["errors"][0]["field"] == "address"
+    assert no_address.status_code == 422 and no_address.json()["errors"][0]["field"] == "body.address"
     assert stolen.status_code == 404
     assert done.status_code == 200, done.text
     assert done.json()["status"] == "converted" and twice.status_code == 409
