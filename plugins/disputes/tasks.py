@@ -1,0 +1,8 @@
+"""The worker's part: reconciliation runs, a provider page per poll."""
+from __future__ import annotations
+
+
+def add_tasks(huey, ctx) -> None:
+    from myhibachi.plugins.disputes import reconcile
+
+    ctx.add_poller("disputes.reconcile", reconcile.step)
