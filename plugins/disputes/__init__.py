@@ -2,7 +2,8 @@
 received by the core's webhook hub, kept with their evidence deadline; staff answer one with
 evidence, submitted through the payments port once (a retried answer reuses its idempotency
 key). A reconciliation matches the provider's balance transactions to the payments ledger
-(``payment_history``'s service) and the bookings over a date range, as a resumable worker job.
+(``payment_history``'s service) and the bookings over a date range, as a resumable worker job;
+bulk refunds and captures go through the deposits service an item at a time.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ class DisputesPlugin(Plugin):
     version = "1.0.0"
     flag = "FEATURE_FLAG_PAYMENT_DISPUTES"
     description = "Stripe disputes with their deadlines, answered with evidence through the payments port."
-    features = {"5.4": ["test_payment_dispute_handling", "test_payment_reconciliation"]}
+    features = {"5.4": ["test_payment_dispute_handling", "test_payment_reconciliation",
+                        "test_payment_bulk_processing"]}
     requires = ("deposits", "payment_history")
     permissions = ("payments.read", "payments.write")
     settings = DisputesSettings
@@ -33,9 +35,10 @@ class DisputesPlugin(Plugin):
     @hookimpl
     def register_events(self) -> list:
         from myhibachi.core import Event
-        from myhibachi.plugins.disputes.schemas import DisputeOpened, PaymentReconciled
+        from myhibachi.plugins.disputes.schemas import BulkCompleted, DisputeOpened, PaymentReconciled
 
-        return [Event("payment.dispute_opened", DisputeOpened), Event("payment.reconciled", PaymentReconciled)]
+        return [Event("payment.dispute_opened", DisputeOpened), Event("payment.reconciled", PaymentReconciled),
+                Event("payment.bulk_completed", BulkCompleted)]
 
     @hookimpl
     def register_event_handlers(self) -> dict[str, list]:

@@ -72,3 +72,41 @@ reconciliation_txns = sa.Table(
     sa.Column("booking_id", sa.String(64)),
     info={"plugin": "disputes"},
 )
+
+# A bulk refund or capture: its items are worked one per transaction by the worker, each
+# committed with the money it moved, so one failing never blocks the others and none repeats.
+bulk_jobs = sa.Table(
+    "payment_bulk_jobs",
+    metadata,
+    uuid_pk(),
+    sa.Column("requested_by", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="queued"),
+    sa.Column("total", sa.Integer, nullable=False),
+    created_at(),
+    timestamp("finished_at"),
+    sa.CheckConstraint("action IN ('refund', 'capture')", name="action"),
+    sa.CheckConstraint("status IN ('queued', 'running', 'done')", name="status"),
+    info={"plugin": "disputes"},
+)
+
+bulk_items = sa.Table(
+    "payment_bulk_items",
+    metadata,
+    sa.Column("job_id", UUID(as_uuid=True), sa.ForeignKey("payment_bulk_jobs.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("deposit_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=False),
+    sa.Column("amount_cents", sa.BigInteger),
+    sa.Column("payment_method", sa.String(255)),
+    sa.Column("reason", sa.Text),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("result", JSONB),
+    sa.Column("error", JSONB),
+    timestamp("finished_at"),
+    sa.CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
+    sa.Index("ix_payment_bulk_items_pending", "job_id", "seq", postgresql_where=sa.text("status = 'pending'")),
+    info={"plugin": "disputes"},
+)

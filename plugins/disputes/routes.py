@@ -8,8 +8,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Depends, Query, Request
 
 from myhibachi.core import Conn, Connection, Principal, app_context, error_responses, idempotency, invalid, require
-from myhibachi.plugins.disputes import reconcile, service
-from myhibachi.plugins.disputes.schemas import Dispute, DisputePage, Evidence, Reconciliation, ReconcileRequest
+from myhibachi.plugins.disputes import bulk, reconcile, service
+from myhibachi.plugins.disputes.schemas import (
+    BulkJob, BulkRequest, Dispute, DisputePage, Evidence, Reconciliation, ReconcileRequest,
+)
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -60,3 +62,20 @@ def add_routes(router: APIRouter, ctx) -> None:
     async def reconcile_get(reconciliation_id: uuid.UUID, conn: Conn = Connection,
                             principal: Principal = Depends(require("payments.read"))) -> Reconciliation:
         return Reconciliation.of(await reconcile.get(conn, reconciliation_id))
+
+    @router.post("/admin/payments/bulk", response_model=BulkJob, status_code=202,
+                 responses=error_responses(401, 403, 422), summary="Refund or capture many deposits, as a job")
+    @idempotency.idempotent
+    async def bulk_start(body: BulkRequest, request: Request, conn: Conn = Connection,
+                         principal: Principal = Depends(require("payments.write"))) -> BulkJob:
+        """The worker works the items in order, each on its own: one refused is recorded with its
+        reason and the rest go on; each item's own `idempotency_key` moves its money once, in this
+        job or any later one. Read the per-item results at `GET .../bulk/{id}`."""
+        return BulkJob(**await bulk.start(conn, idempotency.scope_of(principal), request.headers[idempotency.HEADER],
+                                          body))
+
+    @router.get("/admin/payments/bulk/{job_id}", response_model=BulkJob, responses=error_responses(401, 403, 404),
+                summary="A bulk job with each item's result")
+    async def bulk_get(job_id: uuid.UUID, conn: Conn = Connection,
+                       principal: Principal = Depends(require("payments.read"))) -> BulkJob:
+        return BulkJob(**await bulk.get(conn, job_id))

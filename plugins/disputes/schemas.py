@@ -118,3 +118,54 @@ class PaymentReconciled(BaseModel):
     last_day: str
     matched: int
     mismatches: int
+
+
+class BulkItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deposit_id: uuid.UUID
+    idempotency_key: str = Field(min_length=1, max_length=200,
+                                 description="This item's own key: an item with a key already used moves no money again.")
+    amount_cents: int | None = Field(None, ge=1, description="Refunds: this much (all that is left when absent).")
+    payment_method: str | None = Field(None, min_length=1, max_length=255, description="Captures: the method to pay with.")
+    reason: str | None = Field(None, max_length=500)
+
+
+class BulkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["refund", "capture"]
+    items: list[BulkItem] = Field(min_length=1, max_length=500, description="Worked in this order; keys unique.")
+
+
+class BulkItemResult(BaseModel):
+    seq: int
+    deposit_id: uuid.UUID
+    idempotency_key: str
+    status: Literal["pending", "succeeded", "failed"]
+    attempts: int
+    result: dict[str, str | int | None] | None = Field(
+        description="What moved: the refund (refund_id, amount_cents) or the deposit's status.")
+    error: dict[str, str | int | None] | None = Field(description="Why it failed: status, title, detail.")
+    finished_at: datetime | None
+
+
+class BulkJob(BaseModel):
+    id: uuid.UUID
+    action: Literal["refund", "capture"]
+    status: Literal["queued", "running", "done"]
+    total: int
+    succeeded: int
+    failed: int
+    items: list[BulkItemResult]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class BulkCompleted(BaseModel):
+    """Every item of a bulk refund or capture was worked; ``failed`` of them did not go through."""
+
+    job_id: str
+    action: str
+    succeeded: int
+    failed: int
