@@ -55,7 +55,7 @@ async def get(conn, job_id: uuid.UUID) -> dict[str, Any]:
     if job is None:
         raise not_found("Bulk job")
     items = [dict(r) for r in await conn.fetch_all(sa.select(I).where(I.c.job_id == job_id).order_by(I.c.seq))]
-    return {**job, "items": items, "succeeded": sum(i["status"] == "succeeded" for i in items),
+    return {**job, "results": items, "succeeded": sum(i["status"] == "succeeded" for i in items),
             "failed": sum(i["status"] == "failed" for i in items)}
 
 

@@ -159,7 +159,7 @@ class BulkJob(BaseModel):
     total: int
     succeeded: int
     failed: int
-    items: list[BulkItemResult]
+    results: list[BulkItemResult]
     created_at: datetime
     finished_at: datetime | None
 

@@ -50,17 +50,17 @@ async def test_payment_bulk_processing(make_app, client_of, seed, clean_db, loca
         started = await c.post(URL, json=body, headers=idem)
         assert started.status_code == 202, started.text
         job = started.json()
-        assert (job["status"], job["total"], [i["status"] for i in job["items"]]) == ("queued", 4, ["pending"] * 4)
+        assert (job["status"], job["total"], [i["status"] for i in job["results"]]) == ("queued", 4, ["pending"] * 4)
         assert (await c.post(URL, json=body, headers=idem)).json()["id"] == job["id"]
 
         # the worker stops after one item: it is done and stays done, the rest wait
         assert await bulk.step(ctx) == 1
         mid = (await c.get(f"{URL}/{job['id']}")).json()
-        assert [i["status"] for i in mid["items"]] == ["succeeded", "pending", "pending", "pending"]
+        assert [i["status"] for i in mid["results"]] == ["succeeded", "pending", "pending", "pending"]
         assert await work(ctx) == 3
         done = (await c.get(f"{URL}/{job['id']}")).json()
     assert (done["status"], done["succeeded"], done["failed"]) == ("done", 2, 2)
-    items = done["items"]
+    items = done["results"]
     assert [(i["status"], i["attempts"]) for i in items] == [("succeeded", 1), ("failed", 1), ("failed", 1),
                                                             ("succeeded", 1)]
     assert items[0]["result"]["amount_cents"] == 5000 and items[3]["result"]["amount_cents"] == 12000
@@ -85,7 +85,7 @@ async def test_payment_bulk_processing(make_app, client_of, seed, clean_db, loca
         again = (await c.post(URL, json={"action": "refund", "items": [
             {"deposit_id": one["id"], "idempotency_key": "r-one", "amount_cents": 5000}]}, headers=key())).json()
         await work(ctx)
-        replay = (await c.get(f"{URL}/{again['id']}")).json()["items"][0]
+        replay = (await c.get(f"{URL}/{again['id']}")).json()["results"][0]
         assert replay["status"] == "succeeded" and replay["result"]["refund_id"] == items[0]["result"]["refund_id"]
         assert [r["amount"] for r in await refunds_of(localstripe_url, one["intent_id"])] == [5000]
 
@@ -98,9 +98,9 @@ async def test_payment_bulk_processing(make_app, client_of, seed, clean_db, loca
             headers=key())).json()
         await work(ctx)
         captured = (await c.get(f"{URL}/{cap['id']}")).json()
-        assert [(i["status"], i["result"]["deposit_status"]) for i in captured["items"]] == [
+        assert [(i["status"], i["result"]["deposit_status"]) for i in captured["results"]] == [
             ("failed", "failed"), ("succeeded", "succeeded")]
-        assert captured["items"][0]["error"]["detail"] == "card_declined"
+        assert captured["results"][0]["error"]["detail"] == "card_declined"
         succeeded = [p["payment_id"] for p in await published(ctx.db, "payment.succeeded")]
         assert succeeded.count(fresh[1]["id"]) == 1 and fresh[0]["id"] not in succeeded
 
@@ -116,7 +116,7 @@ async def test_payment_bulk_processing(make_app, client_of, seed, clean_db, loca
             refused = await c.post(URL, json=bad, headers=key())
             assert refused.status_code == 422, refused.text
             assert refused.headers["content-type"].startswith("application/problem+json")
-            assert refused.json()["errors"][0]["field"] == field
+            assert refused.json()["errors"][0]["field"] == "body." + field
         assert (await c.post(URL, json=body)).status_code == 422  # no Idempotency-Key
         assert (await c.get(f"{URL}/{uuid.uuid4()}")).status_code == 404
     async with client_of(app, headers=await seed.staff("payments.read")) as c:

@@ -115,7 +115,7 @@ async def test_payment_reconciliation(make_app, client_of, seed, clean_db, local
         backwards = await c.post(URL, json={"first_day": today.isoformat(), "last_day": "2000-01-01"}, headers=key())
         assert backwards.status_code == 422 and backwards.headers["content-type"].startswith("application/problem+json")
         mars = await c.post(URL, json={**body, "time_zone": "Mars/Olympus"}, headers=key())
-        assert mars.status_code == 422 and mars.json()["errors"][0]["field"] == "time_zone"
+        assert mars.status_code == 422 and mars.json()["errors"][0]["field"] == "body.time_zone"
         assert (await c.post(URL, json=body)).status_code == 422  # no Idempotency-Key
         assert (await c.get(f"{URL}/{uuid.uuid4()}")).status_code == 404
     async with client_of(app, headers=await seed.staff("bookings.read")) as c:
