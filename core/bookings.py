@@ -25,8 +25,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import events
 from myhibachi.core.auth import Principal, check_owner_or
@@ -34,7 +32,7 @@ from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.fields import inputs_of, plain_inputs
 from myhibachi.core.hookspecs import BookingView, Hooks, Refusal, SlotLimit
-from myhibachi.core.models import booking_slots, bookings, customers
+from myhibachi.core.models import bookings, customers
 from myhibachi.core.pagination import DEFAULT_LIMIT, NextCursor, decode_keys, page_of
 
 UTC = timezone.utc
@@ -352,39 +350,23 @@ class Busy:
         return max((self.occupancy(s, rules.slot) for s in slots), default=0)
 
 
-@functools.cache
-def _busy_query(excluding: bool, pools: str = "all"):
-    """The active bookings overlapping [start, end) as two sorted arrays (what Busy counts
-    with, without a row per booking): of every pool (``all``), of ``:pool`` (``one``), or a
-    row per pool of ``:pools`` (``each``). Built once per shape: building a statement costs
-    more than running a cached one."""
-    ends_at = bookings.c.starts_at + bookings.c.duration_minutes * sa.literal_column("interval '1 minute'",
-                                                                                      sa.Interval)
-    cond = [bookings.c.status == sa.func.any(sa.literal(list(ACTIVE), ARRAY(sa.String))),
-            bookings.c.starts_at < sa.bindparam("end"),
-            bookings.c.starts_at > sa.bindparam("since"),
-            ends_at > sa.bindparam("start", type_=sa.DateTime(timezone=True))]
-    if excluding:
-        cond.append(bookings.c.id != sa.bindparam("exclude"))
-    arrays = (sa.func.array_agg(aggregate_order_by(bookings.c.starts_at, bookings.c.starts_at)).label("starts"),
-              sa.func.array_agg(aggregate_order_by(ends_at, ends_at)).label("ends"))
-    if pools == "one":
-        cond.append(sa.bindparam("pool", type_=sa.String) == sa.func.any(bookings.c.pools))
-    if pools != "each":
-        return sa.select(*arrays).where(*cond)
-    pool = sa.func.unnest(bookings.c.pools).table_valued("pool").render_derived(name="p").lateral()
-    return (sa.select(pool.c.pool, *arrays).select_from(bookings.join(pool, sa.true()))
-            .where(pool.c.pool == sa.func.any(sa.bindparam("pools", type_=ARRAY(sa.String))), *cond)
-            .group_by(pool.c.pool))
+# The bookings' busy arrays of each pool (None: every booking), the definition of busy being
+# the database's booking_busy (core migration core_booking_busy); with slot keys, the slots'
+# locks are taken first, in the same round trip.
+_BUSY = sa.text("SELECT p.pool, b.starts, b.ends FROM unnest(CAST(:pools AS text[])) AS p(pool), LATERAL "
+                "booking_busy(CAST(:statuses AS text[]), :since, :start, :end, CAST(:exclude AS uuid), p.pool) AS b")
+_LOCKED_BUSY = sa.text("SELECT * FROM booking_busy_locked(CAST(:keys AS text[]), CAST(:statuses AS text[]), :since, "
+                       ":start, :end, CAST(:exclude AS uuid), CAST(:pools AS text[]))")
 
 
-async def busy_between(conn, start: datetime, end: datetime, exclude: uuid.UUID | None = None,
-                       pool: str | None = None) -> Busy:
-    """The active bookings overlapping [start, end) (of ``pool`` when one is given)."""
+async def _busy(conn, pools: list[str | None], start: datetime, end: datetime, exclude: uuid.UUID | None,
+                keys: list[str] | None = None) -> dict[str | None, Busy]:
     # An event ends within its own day, so one day back bounds the index scan.
-    params = {"start": start, "end": end, "since": start - timedelta(days=1), "exclude": exclude, "pool": pool}
-    row = await conn.fetch_one(_busy_query(exclude is not None, "all" if pool is None else "one"), params)
-    return Busy(row["starts"] or [], row["ends"] or [])
+    params = {"pools": pools, "statuses": list(ACTIVE), "since": start - timedelta(days=1), "start": start,
+              "end": end, "exclude": exclude}
+    rows = await (conn.fetch_all(_BUSY, params) if keys is None else
+                  conn.fetch_all(_LOCKED_BUSY, {**params, "keys": keys}))
+    return {row["pool"]: Busy(row["starts"] or [], row["ends"] or []) for row in rows}
 
 
 # --- hooks -------------------------------------------------------------------------------
@@ -431,19 +413,12 @@ async def limits_of(hooks: Hooks, conn, view: BookingView, starts: tuple[datetim
 
 
 async def busy_of(conn, limits: list[SlotLimit], start: datetime, end: datetime,
-                  exclude: uuid.UUID | None = None) -> dict[str | None, Busy]:
+                  exclude: uuid.UUID | None = None, lock: list[str] | None = None) -> dict[str | None, Busy]:
     """The active bookings of each limit's pool overlapping [start, end), in one query; with
-    no pool, every active booking (under the key None)."""
-    pools = sorted({limit.pool for limit in limits if limit.pool is not None})
-    if not pools:
-        busy = {None: await busy_between(conn, start, end, exclude)}
-    elif len(pools) == 1:  # the common case (one location's teams): one row, no grouping
-        busy = {pools[0]: await busy_between(conn, start, end, exclude, pools[0])}
-    else:
-        rows = await conn.fetch_all(_busy_query(exclude is not None, "each"), {
-            "pools": pools, "start": start, "end": end, "since": start - timedelta(days=1), "exclude": exclude})
-        found = {row["pool"]: Busy(row["starts"], row["ends"]) for row in rows}
-        busy = {pool: found.get(pool) or Busy([], []) for pool in pools}
+    no pool, every active booking (under the key None). With ``lock``, the slot keys' locks
+    are taken first (in the keys' order) and the bookings read after them."""
+    pools = sorted({limit.pool for limit in limits if limit.pool is not None}) or [None]
+    busy = await _busy(conn, pools, start, end, exclude, lock)
     for limit in limits:  # places held (not bookings) count like the pool's bookings
         for pool, held_from, held_to in limit.held:
             if pool in busy:
@@ -561,15 +536,6 @@ def _check_time(rules: Rules, b: dict[str, Any], now: datetime) -> None:
         raise invalid(field, reason)
 
 
-# One statement whatever the number of slots, compiled (and prepared) once: it adds the slot
-# rows that do not exist yet and locks the ones that do (an upsert's update takes the row
-# lock, waiting for a transaction that holds it), in the keys' sorted order.
-_KEYS = sa.bindparam("keys", type_=ARRAY(sa.String))
-_LOCK_SLOTS = pg_insert(booking_slots).from_select(["slot_key"], sa.select(sa.func.unnest(_KEYS)))
-_LOCK_SLOTS = _LOCK_SLOTS.on_conflict_do_update(index_elements=[booking_slots.c.slot_key],
-                                                set_={"slot_key": _LOCK_SLOTS.excluded.slot_key})
-
-
 async def _lock_and_check_capacity(hooks: Hooks, conn, rules: Rules, view: BookingView,
                                    exclude: uuid.UUID | None = None) -> list[str]:
     """Take the booking's slots' locks in every pool its limits name (one global key order,
@@ -579,8 +545,7 @@ async def _lock_and_check_capacity(hooks: Hooks, conn, rules: Rules, view: Booki
     pools = sorted({limit.pool for limit in limits if limit.pool is not None})
     slots = covered(rules, view.starts_at, view.duration_minutes)
     keys = sorted(f"{pool}|{slot_key(s)}" for pool in pools for s in slots) or [slot_key(s) for s in slots]
-    await conn.run(_LOCK_SLOTS, {"keys": keys})
-    busy = await busy_of(conn, limits, slots[0], slots[-1] + rules.slot, exclude)
+    busy = await busy_of(conn, limits, slots[0], slots[-1] + rules.slot, exclude, lock=keys)
     free = room(rules, limits, busy, 0, slots)
     if isinstance(free, Refusal):
         raise problem_of(free)
@@ -760,7 +725,8 @@ async def views(ctx, principal: Principal, rows: list[dict[str, Any]]) -> list[B
 
 @functools.cache
 def _list_query(customer: bool, status: bool, starts_from: bool, starts_to: bool, after: bool):
-    """The list statement of one shape of filters, built once (see ``busy_between``)."""
+    """The list statement of one shape of filters, built once: building a statement costs
+    more than running a cached one."""
     c = bookings.c
     cond = []
     if customer:

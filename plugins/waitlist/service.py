@@ -24,13 +24,15 @@ from myhibachi.plugins.waitlist.models import WAITING, entries, offers
 UTC = timezone.utc
 _LOCK_SPACE = 0x57A1 << 32  # advisory lock keys: this + the UTC day's ordinal
 
-_SHARE = sa.text("SELECT pg_advisory_xact_lock_shared(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 _EXCLUSIVE = sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 
 _HOLDS = sa.select(offers.c.pools, offers.c.starts_at, offers.c.ends_at).where(
     offers.c.status == "offered", offers.c.expires_at > sa.bindparam("now"),
     offers.c.starts_at < sa.bindparam("end"), offers.c.ends_at > sa.bindparam("start"),
     offers.c.customer_id.is_distinct_from(sa.bindparam("customer_id", type_=sa.UUID)))
+# A create or a move waits for an offer being made on its days (the day's lock, shared), then
+# reads the holds: one round trip (the function is in the plugin's migration 0002).
+_LOCKED_HOLDS = sa.text("SELECT * FROM waitlist_holds(CAST(:keys AS bigint[]), :now, :start, :end, :customer_id)")
 
 
 def settings_of(ctx):
@@ -49,10 +51,11 @@ async def limits(conn, booking, starts: tuple[datetime, ...]) -> SlotLimit | Non
     """Offers held for other customers overlapping the starts, as places held in the pools
     the freed booking drew on; the customer an offer is for books it as a free place."""
     end = starts[-1] + timedelta(minutes=booking.duration_minutes)
-    if conn.in_transaction:  # a create or a move: wait for an offer being made on these days
-        await conn.run(_SHARE, {"keys": day_keys(starts[0], end)})
-    rows = await conn.fetch_all(_HOLDS, {"now": utcnow(), "start": starts[0], "end": end,
-                                         "customer_id": booking.customer_id})
+    params = {"now": utcnow(), "start": starts[0], "end": end, "customer_id": booking.customer_id}
+    if conn.in_transaction:
+        rows = await conn.fetch_all(_LOCKED_HOLDS, {**params, "keys": day_keys(starts[0], end)})
+    else:
+        rows = await conn.fetch_all(_HOLDS, params)
     if not rows:
         return None
     held = tuple((pool, r["starts_at"], r["ends_at"]) for r in rows for pool in (r["pools"] or (None,)))

@@ -196,6 +196,36 @@ async def test_two_cancellations_at_once_never_offer_one_slot_twice(make_app, cl
         ana.id: "offered", cy.id: "offered", dee.id: "active"}
 
 
+async def test_a_create_waiting_on_an_offer_being_made_sees_its_hold(make_app, client_of, customer, clean_db):
+    """An offer is being made for the only place (its day's lock taken, the offer written, not
+    yet committed) when Ed books that slot: his create waits for it and is then refused.
+    Broken on purpose: without the shared lock in waitlist_holds Ed's create answers 201
+    before the offer commits (red); with the lock and the read in one statement it waits but
+    reads from a snapshot before the offer and answers 201 too (red)."""
+    from myhibachi.plugins.waitlist.service import day_keys
+
+    app = app_of(make_app, loyalty=False)
+    start = day().replace(tzinfo=NY)
+    ana, ed = await customer(phone="+12025550401"), await customer(phone="+12025550402")
+    async with client_of(app) as c:
+        entry = await c.post("/v1/bookings/waitlist", json=wait(start.replace(tzinfo=None)), headers=ana.headers)
+        assert entry.status_code == 201, entry.text
+        async with clean_db.transaction() as conn:  # the offer-maker, mid-way
+            await conn.run(sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                           {"keys": day_keys(start, start + timedelta(hours=3))})
+            await conn.run(sa.insert(offers).values(
+                id=uuid.uuid4(), entry_id=uuid.UUID(entry.json()["id"]), customer_id=ana.id, starts_at=start,
+                ends_at=start + timedelta(hours=3), time_zone="America/New_York", pools=[],
+                expires_at=utcnow() + timedelta(hours=2)))
+            create = asyncio.create_task(c.post("/v1/bookings", json=booking(start.replace(tzinfo=None)),
+                                                headers=ed.headers))
+            await asyncio.sleep(0.3)
+            assert not create.done(), create.result().text
+        refused = await create
+    assert refused.status_code == 409, refused.text
+    assert await rows(clean_db, sa.select(tables.bookings)) == []
+
+
 async def test_hook_customer_tier(make_app, client_of, customer, clean_db):
     """Loyalty answers the tier; with loyalty's flag off for the customer nobody does."""
     gold_one, plain = await customer(), await customer()
