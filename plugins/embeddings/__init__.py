@@ -1,0 +1,27 @@
+"""Embeddings (roadmap 3.2): texts embedded through the core's embeddings port, stored in
+PostgreSQL with pgvector (HNSW, cosine) with the model and dimension of every row, and
+searched by meaning."""
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from myhibachi.core import Plugin
+
+
+class EmbeddingsSettings(BaseModel):
+    """Read from ``MYHIBACHI_EMBEDDINGS_*``."""
+
+    ef_search: int = Field(default=40, ge=1, le=1000, description="HNSW candidates per search (hnsw.ef_search).")
+
+
+class EmbeddingsPlugin(Plugin):
+    name = "embeddings"
+    version = "1.0.0"
+    flag = "FEATURE_FLAG_AI_EMBEDDINGS"
+    description = "Semantic search over stored texts: embeddings in pgvector, nearest by cosine."
+    features = {"3.2": ["test_embeddings_create", "test_embeddings_search"]}
+    permissions = ("ai.read", "ai.write")
+    settings = EmbeddingsSettings
+
+
+plugin = EmbeddingsPlugin()

@@ -1,0 +1,30 @@
+"""POST /v1/ai/embeddings (embed and store texts), POST /v1/ai/embeddings/search."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from myhibachi.core import Conn, Connection, Principal, error_responses, require
+from myhibachi.plugins.embeddings import service
+from myhibachi.plugins.embeddings.schemas import (
+    EmbedRequest, EmbedResponse, Embedded, Hit, SearchRequest, SearchResponse,
+)
+
+
+def add_routes(router: APIRouter, ctx) -> None:
+    settings = ctx.plugins.get("embeddings").settings
+
+    @router.post("/ai/embeddings", response_model=EmbedResponse, status_code=201,
+                 responses=error_responses(401, 403, 422, 503), summary="Embed texts and store them for search")
+    async def create_embeddings(body: EmbedRequest, conn: Conn = Connection,
+                                _: Principal = Depends(require("ai.write"))) -> EmbedResponse:
+        rows = await service.store(conn, ctx, [i.model_dump() for i in body.items])
+        port = ctx.ports.embeddings
+        return EmbedResponse(model=port.model, dimensions=port.dimensions, items=[Embedded(**r) for r in rows])
+
+    @router.post("/ai/embeddings/search", response_model=SearchResponse,
+                 responses=error_responses(401, 403, 422, 503), summary="The stored texts nearest a query in meaning")
+    async def search_embeddings(body: SearchRequest, conn: Conn = Connection,
+                                _: Principal = Depends(require("ai.read"))) -> SearchResponse:
+        model, rows = await service.search(conn, ctx, body.query, limit=body.limit, kind=body.kind,
+                                           ef_search=settings.ef_search)
+        return SearchResponse(model=model, items=[Hit(**r) for r in rows])
