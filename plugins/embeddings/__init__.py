@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from myhibachi.core import Plugin
+from myhibachi.core import Plugin, hookimpl
 
 
 class EmbeddingsSettings(BaseModel):
@@ -19,9 +19,15 @@ class EmbeddingsPlugin(Plugin):
     version = "1.0.0"
     flag = "FEATURE_FLAG_AI_EMBEDDINGS"
     description = "Semantic search over stored texts: embeddings in pgvector, nearest by cosine."
-    features = {"3.2": ["test_embeddings_create", "test_embeddings_search"]}
+    features = {"3.2": ["test_embeddings_create", "test_embeddings_search", "test_embeddings_similarity"]}
     permissions = ("ai.read", "ai.write")
     settings = EmbeddingsSettings
+
+    @hookimpl
+    def register_event_handlers(self):
+        from myhibachi.plugins.embeddings import service
+
+        return {"webhook.twilio.inbound": [service.on_inbound_sms]}
 
 
 plugin = EmbeddingsPlugin()

@@ -28,3 +28,17 @@ ai_embeddings = sa.Table(
     sa.Index("ix_ai_embeddings_source", "kind", "source_id"),
     info={"plugin": "embeddings"},
 )
+
+# Texts waiting for the worker: an event handler seals a conversation's text here, and the
+# worker embeds them in batches (one call of the port each), never a request.
+ai_embedding_queue = sa.Table(
+    "ai_embedding_queue",
+    metadata,
+    uuid_pk(),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("source_id", sa.String(200), nullable=False, unique=True),
+    sa.Column("text_enc", sa.Text, nullable=False),
+    sa.Column("key_id", sa.String(40), nullable=False),
+    created_at(),
+    info={"plugin": "embeddings"},
+)

@@ -1,12 +1,13 @@
-"""POST /v1/ai/embeddings (embed and store texts), POST /v1/ai/embeddings/search."""
+"""POST /v1/ai/embeddings (embed and store texts), POST /v1/ai/embeddings/search,
+GET /v1/ai/embeddings/similar/{conversation_id}."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
-from myhibachi.core import Conn, Connection, Principal, error_responses, require
+from myhibachi.core import Conn, Connection, Principal, error_responses, not_found, require
 from myhibachi.plugins.embeddings import service
 from myhibachi.plugins.embeddings.schemas import (
-    EmbedRequest, EmbedResponse, Embedded, Hit, SearchRequest, SearchResponse,
+    EmbedRequest, EmbedResponse, Embedded, Hit, SearchRequest, SearchResponse, SimilarResponse,
 )
 
 
@@ -28,3 +29,12 @@ def add_routes(router: APIRouter, ctx) -> None:
         model, rows = await service.search(conn, ctx, body.query, limit=body.limit, kind=body.kind,
                                            ef_search=settings.ef_search)
         return SearchResponse(model=model, items=[Hit(**r) for r in rows])
+
+    @router.get("/ai/embeddings/similar/{conversation_id}", response_model=SimilarResponse,
+                responses=error_responses(401, 403, 404, 422), summary="The conversations nearest one in meaning")
+    async def similar_embeddings(conversation_id: str, limit: int = Query(10, ge=1, le=100), conn: Conn = Connection,
+                                 _: Principal = Depends(require("ai.read"))) -> SimilarResponse:
+        rows = await service.similar(conn, ctx, conversation_id, limit=limit)
+        if rows is None:
+            raise not_found("conversation", conversation_id)
+        return SimilarResponse(conversation_id=conversation_id, items=[Hit(**r) for r in rows])

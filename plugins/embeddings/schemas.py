@@ -52,6 +52,11 @@ class Hit(BaseModel):
     score: float = Field(description="Cosine similarity, 1 is the same direction.")
 
 
+class SimilarResponse(BaseModel):
+    conversation_id: str
+    items: list[Hit]
+
+
 class SearchResponse(BaseModel):
     model: str
     items: list[Hit]

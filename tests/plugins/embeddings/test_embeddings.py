@@ -91,3 +91,61 @@ async def test_embeddings_search(make_app, client_of, seed, database):
         refused = await c.post("/v1/ai/embeddings/search", json={"query": "x", "limit": 0})
         assert refused.status_code == 422 and field_of(refused) == "body.limit"
     assert len(await stored(database)) == len(FAQ) + 1
+
+
+async def test_embeddings_similarity(make_app, client_of, seed, database, drain):
+    """Inbound SMS reach the hub; their event queues each text once (sealed), the worker embeds
+    the queue in one batch (no request embeds a conversation), and similar/{id} answers the
+    conversations nearest in meaning. Broken on purpose: the queue without its once-per-source
+    conflict rule (a replayed delivery queued twice, red); similar including the conversation
+    itself (red)."""
+    from myhibachi.core.scheduled import pollers
+    from myhibachi.plugins.embeddings import service
+    from myhibachi.plugins.embeddings.models import ai_embedding_queue
+
+    app = make_app([EmbeddingsPlugin()], flags=FLAGS)
+    ctx = app.state.ctx
+    url = "http://test/v1/webhooks/twilio"
+    texts = {"SM1": "My son has a peanut allergy, can the chef skip nuts?",
+             "SM2": "Is the food ok for someone allergic to tree nuts?",
+             "SM3": "We need to cancel our party on Saturday",
+             "SM4": "Please call off the booking, plans changed",
+             "SM5": "What time will the chef arrive?"}
+    calls = []
+    embed = ctx.ports.embeddings.embed
+
+    async def counted(batch):
+        calls.append(len(batch))
+        return await embed(batch)
+
+    ctx.ports.embeddings.embed = counted
+    async with client_of(app) as c:
+        for sid, body in [*texts.items(), ("SM1", texts["SM1"])]:
+            params = {"MessageSid": sid, "From": "+12025550101", "To": "+15550009999", "Body": body}
+            answer = await c.post("/v1/webhooks/twilio", data=params,
+                                  headers={"X-Twilio-Signature": ctx.ports.sms.sign_webhook(url, params)})
+            assert answer.status_code == 200, answer.text
+    assert calls == []  # no request embedded anything
+    from myhibachi.core.events import deliver_due
+    while await deliver_due(ctx):
+        pass
+    async with database.read() as conn:
+        queued = await conn.fetch_all(sa.select(ai_embedding_queue))
+    assert sorted(r["source_id"] for r in queued) == sorted(texts)
+    assert all("nut" not in r["text_enc"] for r in queued)
+    assert await pollers(ctx)["embeddings"](ctx) == 5 and calls == [5]
+    assert await service.embed_queued(ctx) == 0
+    rows = await stored(database)
+    assert sorted(r["source_id"] for r in rows) == sorted(texts) and {r["kind"] for r in rows} == {"sms"}
+
+    async with client_of(app, headers=await seed.staff("ai.read")) as c:
+        near = await c.get("/v1/ai/embeddings/similar/SM1", params={"limit": 2})
+        assert near.status_code == 200, near.text
+        assert [h["source_id"] for h in near.json()["items"]][0] == "SM2"
+        assert "SM1" not in [h["source_id"] for h in near.json()["items"]]
+        near = (await c.get("/v1/ai/embeddings/similar/SM3", params={"limit": 1})).json()["items"]
+        assert [h["source_id"] for h in near] == ["SM4"] and near[0]["text"] == texts["SM4"]
+        missing = await c.get("/v1/ai/embeddings/similar/SM404")
+        assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
+        bad = await c.get("/v1/ai/embeddings/similar/SM1", params={"limit": 0})
+        assert bad.status_code == 422 and field_of(bad) == "query.limit"
