@@ -32,7 +32,7 @@ _LAZY = {
     "error_responses": "errors",
     # keyset paging
     "fetch_page": "pagination", "keyset": "pagination", "page_of": "pagination",
-    "encode_cursor": "pagination",
+    "encode_cursor": "pagination", "LIMIT": "pagination", "CURSOR": "pagination", "NextCursor": "pagination",
     # events
     "Event": "events", "publish": "events", "publish_many": "events",
     # typed hooks
@@ -88,7 +88,7 @@ if TYPE_CHECKING:  # editors and type checkers see the lazy names as plain impor
     from myhibachi.core.errors import Problem, conflict, error_responses, invalid, not_found
     from myhibachi.core.events import Event, publish, publish_many
     from myhibachi.core.hookspecs import BookingView, Hooks, Refusal, SlotLimit
-    from myhibachi.core.pagination import encode_cursor, fetch_page, keyset, page_of
+    from myhibachi.core.pagination import CURSOR, LIMIT, NextCursor, encode_cursor, fetch_page, keyset, page_of
     from myhibachi.core.passwords import hash_password, needs_rehash, verify_password
     from myhibachi.core.ports import (BankLinkPort, EmailPort, EmbeddingsPort, InvalidSignature, LlmPort,
                                       PaymentsPort, PortError, SmsPort, SpeechToTextPort, TelephonyPort)

@@ -20,6 +20,7 @@ from myhibachi.core.context import AppContext
 from myhibachi.core.db import Database, resolve_url
 from myhibachi.core.errors import error_responses
 from myhibachi.core.flags import Flags
+from myhibachi.core.pagination import NextCursor
 from myhibachi.core.plugins import Plugin, PluginManager, load_installed
 from myhibachi.core.routing import api_router, flag_gate, gated_route, locate, take
 from myhibachi.core.settings import Settings
@@ -60,6 +61,11 @@ def _leaf_routes(router):
             yield route
 
 
+class PluginPage(BaseModel):
+    items: list[PluginInfo]
+    next_cursor: NextCursor
+
+
 def plugin_states(ctx: AppContext) -> list[PluginInfo]:
     return [PluginInfo(**row) for row in ctx.plugins.states(ctx.flags)]
 
@@ -67,10 +73,10 @@ def plugin_states(ctx: AppContext) -> list[PluginInfo]:
 def _core_router(make) -> APIRouter:
     router = make(tags=["meta"])
 
-    @router.get("/meta/plugins", response_model=list[PluginInfo],
-                responses=error_responses(401, 403))
-    async def list_plugins(request: Request, _: Principal = Depends(require("plugins.read"))):
-        return plugin_states(request.app.state.ctx)
+    @router.get("/meta/plugins", response_model=PluginPage, responses=error_responses(401, 403))
+    async def list_plugins(request: Request, _: Principal = Depends(require("plugins.read"))) -> PluginPage:
+        """Every installed plugin on one page (a deployment has tens, not thousands)."""
+        return PluginPage(items=plugin_states(request.app.state.ctx), next_cursor=None)
 
     return router
 

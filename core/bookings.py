@@ -35,7 +35,7 @@ from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.fields import inputs_of, plain_inputs
 from myhibachi.core.hookspecs import BookingView, Hooks, Refusal, SlotLimit
 from myhibachi.core.models import booking_slots, bookings, customers
-from myhibachi.core.pagination import decode_keys, page_of
+from myhibachi.core.pagination import CURSOR, NextCursor, decode_keys, page_of
 
 UTC = timezone.utc
 STATUSES = ("pending", "confirmed", "cancelled", "completed")
@@ -148,7 +148,7 @@ class Booking(BaseModel):
 
 class BookingPage(BaseModel):
     items: list[Booking]
-    next_cursor: str | None = None
+    next_cursor: NextCursor
 
 
 class Quote(BaseModel):
@@ -773,7 +773,7 @@ def _list_query(customer: bool, status: bool, starts_from: bool, starts_to: bool
 
 async def list_bookings(conn, ctx, principal: Principal, *, status: str | None = None,
                         starts_from: datetime | None = None, starts_to: datetime | None = None,
-                        customer_id: uuid.UUID | None = None, cursor: str | None = None, limit: int = 20,
+                        customer_id: uuid.UUID | None = None, cursor: str | None = CURSOR, limit: int = 20,
                         params: dict[str, str] | None = None) -> tuple[list[dict], str | None]:
     """Newest first, keyset-paginated on (created_at, id)."""
     if principal.kind == "customer":

@@ -28,7 +28,7 @@ from myhibachi.core.crypto import vault
 from myhibachi.core.errors import Problem, conflict, invalid
 from myhibachi.core.models import customers
 from myhibachi.core.passwords import hash_password, needs_rehash, verify_password
-from myhibachi.core.pagination import fetch_page
+from myhibachi.core.pagination import NextCursor, fetch_page
 
 if TYPE_CHECKING:
     from myhibachi.core.auth import Principal
@@ -78,7 +78,7 @@ class Customer(BaseModel):
 
 class CustomerPage(BaseModel):
     items: list[Customer]
-    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last.")
+    next_cursor: NextCursor
 
 
 # --- normalisation ---------------------------------------------------------------------

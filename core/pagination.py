@@ -6,6 +6,10 @@ the limit and the condition "after the cursor" to a query, :func:`page_of` cuts 
 to the page and makes the cursor of the next one from the last row's keys, and
 :func:`fetch_page` does both on a connection. A cursor is the last row's key values, so a
 page never skips or repeats a row when rows are added meanwhile.
+
+Every list route takes ``limit: int = LIMIT`` and ``cursor: str | None = CURSOR`` and
+answers ``{items, next_cursor}`` with ``next_cursor: NextCursor``, so every page of the API
+has one default size, one maximum and one shape.
 """
 from __future__ import annotations
 
@@ -13,14 +17,24 @@ import base64
 import json
 import uuid
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Annotated, Any, Sequence
 
 import sqlalchemy as sa
+from fastapi import Query
+from pydantic import Field
 
 from myhibachi.core.errors import invalid
 
 
+DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+LIMIT = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Items per page, at most {MAX_LIMIT}.")
+CURSOR = Query(None, max_length=200, description="The previous page's next_cursor; none for the first page.")
+NextCursor = Annotated[str | None, Field(description="Pass as ?cursor= for the next page; null on the last page.")]
+
+
 def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
     return value.isoformat() if isinstance(value, datetime) else str(value) if isinstance(value, uuid.UUID) else value
 
 
@@ -38,6 +52,8 @@ def _typed(value: Any, column) -> Any:
         return at
     if kind is uuid.UUID:
         return uuid.UUID(value)
+    if kind is bytes:
+        return bytes.fromhex(value)
     if kind is int and not isinstance(value, int):
         raise ValueError("not an integer")
     return kind(value)

@@ -86,6 +86,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from myhibachi.core import NextCursor
+
 
 class ItemIn(BaseModel):
     label: str = Field(min_length=1, max_length=200)
@@ -95,6 +97,11 @@ class ItemOut(BaseModel):
     id: uuid.UUID
     label: str
     created_at: datetime
+
+
+class ItemPage(BaseModel):
+    items: list[ItemOut]
+    next_cursor: NextCursor
 ''')
 
 SERVICE = _template('''
@@ -103,6 +110,7 @@ import uuid
 
 import sqlalchemy as sa
 
+from myhibachi.core import fetch_page
 from $package.models import items
 
 
@@ -110,8 +118,9 @@ async def create_item(conn, label: str) -> dict:
     return await conn.fetch_one(sa.insert(items).values(id=uuid.uuid4(), label=label).returning(items))
 
 
-async def list_items(conn, limit: int = 50) -> list[dict]:
-    return await conn.fetch_all(sa.select(items).order_by(items.c.created_at.desc(), items.c.id).limit(limit))
+async def list_items(conn, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    """A page of items, newest first, and the next page's cursor."""
+    return await fetch_page(conn, sa.select(items), (items.c.created_at, items.c.id), limit=limit, cursor=cursor)
 
 
 # Domain events this plugin handles: {"booking.created": [async def handler(conn, event, ctx)]}.
@@ -120,11 +129,11 @@ HANDLERS: dict[str, list] = {}
 
 ROUTES = _template('''
 """HTTP routes of $name: thin, the logic is in service."""
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
-from myhibachi.core import Conn, Connection, error_responses, require
+from myhibachi.core import CURSOR, LIMIT, Conn, Connection, error_responses, require
 from $package import service
-from $package.schemas import ItemIn, ItemOut
+from $package.schemas import ItemIn, ItemOut, ItemPage
 
 
 def add_routes(router: APIRouter, ctx) -> None:
@@ -134,10 +143,11 @@ def add_routes(router: APIRouter, ctx) -> None:
         return ItemOut(**await service.create_item(conn, body.label))
 
     # The same conn parameter is a transaction on the POST above and a read connection here.
-    @router.get("/$slug/items", response_model=list[ItemOut], responses=error_responses(401, 403, 404))
-    async def list_items(limit: int = Query(50, ge=1, le=200), conn: Conn = Connection,
-                         _=Depends(require("$name.read"))) -> list[ItemOut]:
-        return [ItemOut(**row) for row in await service.list_items(conn, limit)]
+    @router.get("/$slug/items", response_model=ItemPage, responses=error_responses(401, 403, 404, 422))
+    async def list_items(limit: int = LIMIT, cursor: str | None = CURSOR, conn: Conn = Connection,
+                         _=Depends(require("$name.read"))) -> ItemPage:
+        rows, next_cursor = await service.list_items(conn, limit, cursor)
+        return ItemPage(items=[ItemOut(**row) for row in rows], next_cursor=next_cursor)
 ''')
 
 MIGRATION = _template('''
@@ -188,7 +198,7 @@ async def test_${name}_items_created_and_listed_behind_flag(make_app, client_of,
         listed = await c.get("/v1/$slug/items")
         empty = await c.post("/v1/$slug/items", json={"label": ""})
     assert created.status_code == 201, created.text
-    assert [i["label"] for i in listed.json()] == ["first"]
+    assert [i["label"] for i in listed.json()["items"]] == ["first"] and listed.json()["next_cursor"] is None
     assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "body.label"
 
     off = make_app([plugin], flags={"$flag": False})

@@ -71,10 +71,11 @@ class Messaging(Protocol):
         in; every later send to it is refused. True when it changed (``message.opted_out``
         is published once)."""
 
-    async def opt_outs(self, conn, *, channel: str | None = None, to: str | None = None,
-                       limit: int = 100) -> list[dict[str, Any]]:
-        """The opted-out addresses, newest first (``channel``, ``keyword``, times; the list
-        keeps keyed hashes, not addresses, so ``to`` asks about one address)."""
+    async def opt_outs(self, conn, *, channel: str | None = None, to: str | None = None, limit: int = 50,
+                       cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the opted-out addresses, newest first (``channel``, ``keyword``, times; the
+        list keeps keyed hashes, not addresses, so ``to`` asks about one address), and the next
+        page's cursor."""
 
 
 __all__ = ["Messaging", "ServiceError"]

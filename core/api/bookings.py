@@ -18,6 +18,7 @@ from myhibachi.core.routing import Connection
 from myhibachi.core.errors import error_responses
 from myhibachi.core.fields import Models
 from myhibachi.core.idempotency import idempotent
+from myhibachi.core.pagination import CURSOR, LIMIT
 
 LIST_PARAMS = {"status", "starts_from", "starts_to", "customer_id", "cursor", "limit"}
 
@@ -61,8 +62,8 @@ def router(make, models: Models) -> APIRouter:
         starts_from: datetime | None = Query(None, description="Events starting at or after (UTC if no offset)."),
         starts_to: datetime | None = Query(None, description="Events starting before (UTC if no offset)."),
         customer_id: uuid.UUID | None = None,
-        cursor: str | None = Query(None, max_length=200),
-        limit: int = Query(20, ge=1, le=100),
+        cursor: str | None = CURSOR,
+        limit: int = LIMIT,
         principal: Principal = Depends(authenticated),
         conn: Conn = Connection,
     ):

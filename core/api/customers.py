@@ -14,6 +14,7 @@ from myhibachi.core.customers import Customer, CustomerPage
 from myhibachi.core.db import Conn
 from myhibachi.core.routing import Connection
 from myhibachi.core.errors import Problem, error_responses, not_found
+from myhibachi.core.pagination import CURSOR, LIMIT
 
 
 class SignupIn(BaseModel):
@@ -107,8 +108,8 @@ def admin_router(make, models) -> APIRouter:
     @r.get("", response_model=models.customer_page, responses=error_responses(401, 403))
     async def list_customers(
         request: Request,
-        limit: int = Query(50, ge=1, le=200),
-        cursor: str | None = Query(None, max_length=200),
+        limit: int = LIMIT,
+        cursor: str | None = CURSOR,
         email: str | None = Query(None, max_length=320, description="Exact match, any case."),
         phone: str | None = Query(None, max_length=40, description="Exact match after normalising to E.164."),
         principal: Principal = Depends(require("customers.read")),

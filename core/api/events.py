@@ -5,12 +5,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from myhibachi.core import events
 from myhibachi.core.auth import Principal, require
 from myhibachi.core.errors import error_responses, not_found
+from myhibachi.core.pagination import LIMIT, NextCursor
 
 PERMISSIONS = ["events.manage"]
 
@@ -27,7 +28,7 @@ class FailedDelivery(BaseModel):
 
 class FailedPage(BaseModel):
     items: list[FailedDelivery]
-    next_cursor: str | None
+    next_cursor: NextCursor
 
 
 class Replayed(BaseModel):
@@ -39,7 +40,7 @@ def router(make) -> APIRouter:
     r = make("/admin/events", tags=["events"])
 
     @r.get("/failed", response_model=FailedPage, responses=error_responses(401, 403))
-    async def list_failed(request: Request, limit: int = Query(50, ge=1, le=500), cursor: str | None = None,
+    async def list_failed(request: Request, limit: int = LIMIT, cursor: str | None = None,
                           _: Principal = Depends(require("events.manage"))) -> FailedPage:
         """Deliveries parked after their last attempt, newest first."""
         rows, next_cursor = await events.failed(request.app.state.ctx, limit=limit, cursor=cursor)

@@ -5,7 +5,7 @@ import uuid
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from myhibachi.core import Conn, Connection, Principal, Problem, audit, authenticated, error_responses, require
+from myhibachi.core import LIMIT, Conn, Connection, Principal, Problem, audit, authenticated, error_responses, require
 from myhibachi.plugins.admin_rbac import schemas, service
 
 # Committed before the response is sent, so a failed commit is never answered with a 2xx.
@@ -51,7 +51,7 @@ def add_routes(router: APIRouter, ctx) -> None:
                 responses=error_responses(400, 401, 403))
     async def list_users(
         cursor: str | None = None,
-        limit: int = Query(50, ge=1, le=200),
+        limit: int = LIMIT,
         status: str | None = Query(None, pattern="^(active|inactive)$"),
         role: str | None = None,
         conn: Conn = Connection,
@@ -110,12 +110,12 @@ def add_routes(router: APIRouter, ctx) -> None:
                 responses=error_responses(401, 403))
     async def list_permissions(request: Request, _: Principal = Depends(require("roles.read"))):
         """Every permission registered by the core and the installed plugins."""
-        return {"items": sorted(request.app.state.ctx.permissions)}
+        return {"items": sorted(request.app.state.ctx.permissions), "next_cursor": None}
 
     @router.get("/admin/roles", response_model=schemas.RoleList, tags=["admin roles"],
                 responses=error_responses(401, 403))
     async def list_roles(request: Request, conn: Conn = Connection, _: Principal = Depends(require("roles.read"))):
-        return {"items": await service.list_roles(conn, request.app.state.ctx)}
+        return {"items": await service.list_roles(conn, request.app.state.ctx), "next_cursor": None}
 
     @router.post("/admin/roles", response_model=schemas.Role, status_code=201, tags=["admin roles"],
                  responses=error_responses(401, 403, 409))

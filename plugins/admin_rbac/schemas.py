@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, EmailStr, Field
 
+from myhibachi.core import NextCursor
+
 ROLE_NAME = r"^[a-z][a-z0-9_]{1,63}$"
 
 
@@ -37,7 +39,7 @@ class AdminUser(BaseModel):
 
 class AdminUserPage(BaseModel):
     items: list[AdminUser]
-    next_cursor: str | None = None
+    next_cursor: NextCursor
 
 
 class RoleAssignment(BaseModel):
@@ -66,11 +68,15 @@ class Role(BaseModel):
 
 
 class RoleList(BaseModel):
+    """Every role on one page (a business has a handful)."""
     items: list[Role]
+    next_cursor: NextCursor
 
 
 class PermissionList(BaseModel):
+    """Every permission on one page."""
     items: list[str]
+    next_cursor: NextCursor
 
 
 class LoginRequest(BaseModel):

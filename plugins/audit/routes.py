@@ -4,11 +4,9 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from myhibachi.core import Conn, Connection, Principal, error_responses, require
+from myhibachi.core import CURSOR, LIMIT, Conn, Connection, Principal, error_responses, require
 from myhibachi.plugins.audit import schemas, service
 
-CURSOR = Query(None, max_length=200, description="next_cursor of the previous page")
-LIMIT = Query(50, ge=1, le=500)
 
 
 def add_routes(router: APIRouter, ctx) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from myhibachi.core import NextCursor
+
 
 class AuditLog(BaseModel):
     id: uuid.UUID
@@ -29,4 +31,4 @@ class AuditLog(BaseModel):
 
 class AuditLogPage(BaseModel):
     items: list[AuditLog]
-    next_cursor: str | None = None
+    next_cursor: NextCursor

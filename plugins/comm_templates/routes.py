@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Response
 
-from myhibachi.core import Conn, Connection, Messaging, Principal, error_responses, require
+from myhibachi.core import CURSOR, LIMIT, Conn, Connection, Messaging, Principal, error_responses, require
 from myhibachi.plugins.comm_templates import service
 from myhibachi.plugins.comm_templates.schemas import (
     Channel, Preview, PreviewRequest, Template, TemplateCreate, TemplatePage, TemplateWrite,
@@ -19,7 +19,7 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.get(base, response_model=TemplatePage, responses=error_responses(401, 403, 422),
                 summary="List the live templates, newest first")
     async def list_(channel: Channel | None = None, language: str | None = None, key: str | None = None,
-                    limit: int = Query(50, ge=1, le=200), cursor: str | None = None, conn: Conn = Connection,
+                    limit: int = LIMIT, cursor: str | None = CURSOR, conn: Conn = Connection,
                     _: Principal = Depends(require("templates.read"))) -> TemplatePage:
         return TemplatePage(**await service.list_(conn, channel=channel, language=language, key=key, limit=limit,
                                                   cursor=cursor))

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from myhibachi.core import NextCursor
+
 Channel = Literal["sms", "email"]
 
 
@@ -39,7 +41,7 @@ class Template(BaseModel):
 
 class TemplatePage(BaseModel):
     items: list[Template]
-    next_cursor: str | None
+    next_cursor: NextCursor
 
 
 class PreviewRequest(BaseModel):

@@ -9,6 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from myhibachi.core import (
+    CURSOR, LIMIT,
     Conn, Connection, Principal, current_customer, current_principal, error_responses, idempotency, invalid, require,
 )
 from myhibachi.plugins.comms import service
@@ -47,7 +48,7 @@ def add_routes(router: APIRouter, ctx) -> None:
         async def history(request: Request, customer_id: uuid.UUID | None = None, status: Status | None = None,
                           since: datetime | None = Query(None, description="Created at or after (ISO 8601)."),
                           until: datetime | None = Query(None, description="Created before (ISO 8601)."),
-                          limit: int = Query(50, ge=1, le=200), cursor: str | None = None, conn: Conn = Connection,
+                          limit: int = LIMIT, cursor: str | None = CURSOR, conn: Conn = Connection,
                           _: Principal = Depends(require("comms.read"))) -> MessagePage:
             for name, value in (("since", since), ("until", until)):
                 if value is not None and value.tzinfo is None:
@@ -67,7 +68,7 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.get("/customers/me/messages", response_model=MessagePage, responses=error_responses(401, 403, 422),
                 summary="The signed-in customer's own messages, every channel, newest first")
     async def my_messages(request: Request, channel: Literal["sms", "email"] | None = None,
-                          limit: int = Query(50, ge=1, le=200), cursor: str | None = None, conn: Conn = Connection,
+                          limit: int = LIMIT, cursor: str | None = CURSOR, conn: Conn = Connection,
                           principal: Principal = Depends(current_customer)) -> MessagePage:
         page = await service.history(conn, request.app.state.ctx, channel, customer_id=uuid.UUID(principal.id),
                                      limit=limit, cursor=cursor)

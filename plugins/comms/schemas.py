@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from myhibachi.core import NextCursor
+
 Kind = Literal["transactional", "marketing"]
 Status = Literal["queued", "sending", "sent", "delivered", "failed", "bounced"]
 
@@ -52,7 +54,7 @@ class Message(BaseModel):
 
 class MessagePage(BaseModel):
     items: list[Message]
-    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+    next_cursor: NextCursor
 
 
 class MessageSent(BaseModel):

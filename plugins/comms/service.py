@@ -383,17 +383,18 @@ class Messenger:
         return await set_opt_out(conn, self.ctx, channel, address, opted_out, keyword=keyword,
                                  customer_id=customer_id)
 
-    async def opt_outs(self, conn, *, channel: str | None = None, to: str | None = None,
-                       limit: int = 100) -> list[dict[str, Any]]:
-        query = sa.select(opt_outs.c.channel, opt_outs.c.keyword, opt_outs.c.created_at, opt_outs.c.updated_at) \
-            .where(opt_outs.c.opted_out).order_by(opt_outs.c.updated_at.desc()).limit(limit)
+    async def opt_outs(self, conn, *, channel: str | None = None, to: str | None = None, limit: int = 50,
+                       cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        query = sa.select(opt_outs.c.channel, opt_outs.c.keyword, opt_outs.c.created_at, opt_outs.c.updated_at,
+                          opt_outs.c.address_hash).where(opt_outs.c.opted_out)
         if channel is not None:
             query = query.where(opt_outs.c.channel == channel)
         if to is not None:
             if channel is None:
                 raise invalid("channel", "give the channel of the address")
             query = query.where(opt_outs.c.address_hash == address_hash(self.ctx, channel, normalise(channel, to)))
-        return [dict(r) for r in await conn.fetch_all(query)]
+        return await fetch_page(conn, query, (opt_outs.c.updated_at, opt_outs.c.channel, opt_outs.c.address_hash),
+                                limit=limit, cursor=cursor)
 
 
 async def _may_send(conn, ctx, customer_id, channel: str, kind: str) -> tuple[str | None, datetime | None]:

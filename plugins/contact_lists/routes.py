@@ -6,11 +6,11 @@ import uuid
 from fastapi import APIRouter, Depends, Query, Request
 
 from myhibachi.core import (
-    Conn, Connection, Messaging, Principal, current_principal, error_responses, invalid, require,
+    CURSOR, LIMIT, Conn, Connection, Messaging, Principal, current_principal, error_responses, invalid, require,
 )
 from myhibachi.plugins.contact_lists import service
 from myhibachi.plugins.contact_lists.schemas import (
-    Added, Channel, ContactList, ContactsAdd, ListCreate, Members, OptOut, OptOutDone, OptOutRequest,
+    Added, Channel, ContactList, ContactsAdd, ListCreate, Members, OptOut, OptOutDone, OptOutPage, OptOutRequest,
 )
 
 
@@ -32,9 +32,9 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.get(base + "/{list_id}/members", response_model=Members, responses=error_responses(401, 403, 404),
                 summary="How many are on a list now, and the first of them")
-    async def members(list_id: uuid.UUID, limit: int = Query(20, ge=0, le=200), conn: Conn = Connection,
-                      _: Principal = Depends(require("contacts.read"))) -> Members:
-        return Members(**await service.preview(conn, list_id, limit))
+    async def members(list_id: uuid.UUID, sample: int = Query(20, ge=0, le=200, description="How many ids to show."),
+                      conn: Conn = Connection, _: Principal = Depends(require("contacts.read"))) -> Members:
+        return Members(**await service.preview(conn, list_id, sample))
 
     @router.post("/communications/opt-out", response_model=OptOutDone, responses=error_responses(401, 404, 422),
                  summary="Opt out of a channel: a signed-in customer, or an unsubscribe link's token")
@@ -52,10 +52,11 @@ def add_routes(router: APIRouter, ctx) -> None:
         changed = await messaging.opt_out(conn, channel=channel, customer_id=customer_id, keyword=keyword)
         return OptOutDone(channel=channel, changed=changed)
 
-    @router.get("/admin/opt-outs", response_model=list[OptOut], responses=error_responses(401, 403, 422),
+    @router.get("/admin/opt-outs", response_model=OptOutPage, responses=error_responses(401, 403, 422),
                 summary="Opted-out numbers and addresses, newest first")
     async def opt_outs(channel: Channel | None = None,
                        to: str | None = Query(None, description="Ask about one number or address."),
-                       limit: int = Query(100, ge=1, le=500), conn: Conn = Connection,
-                       _: Principal = Depends(require("contacts.read"))) -> list[OptOut]:
-        return [OptOut(**r) for r in await messaging.opt_outs(conn, channel=channel, to=to, limit=limit)]
+                       limit: int = LIMIT, cursor: str | None = CURSOR, conn: Conn = Connection,
+                       _: Principal = Depends(require("contacts.read"))) -> OptOutPage:
+        rows, next_cursor = await messaging.opt_outs(conn, channel=channel, to=to, limit=limit, cursor=cursor)
+        return OptOutPage(items=[OptOut(**r) for r in rows], next_cursor=next_cursor)

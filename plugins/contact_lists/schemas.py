@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from myhibachi.core import NextCursor
+
 Channel = Literal["sms", "email"]
 
 
@@ -44,6 +46,11 @@ class Added(BaseModel):
 class Members(BaseModel):
     count: int = Field(description="Every member of the list (a segment is counted now, in SQL).")
     sample: list[uuid.UUID] = Field(description="The first members, by id.")
+
+
+class OptOutPage(BaseModel):
+    items: list[OptOut]
+    next_cursor: NextCursor
 
 
 class OptOutRequest(BaseModel):

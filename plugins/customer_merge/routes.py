@@ -5,7 +5,7 @@ import uuid
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from myhibachi.core import Conn, Connection, Principal, audit, error_responses, require
+from myhibachi.core import LIMIT, Conn, Connection, Principal, audit, error_responses, require
 from myhibachi.plugins.customer_merge import service
 from myhibachi.plugins.customer_merge.schemas import DuplicatePage, MergePreview, MergeRequest, MergeResult
 
@@ -15,7 +15,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.get(base + "/duplicates", response_model=DuplicatePage, responses=error_responses(401, 403, 422),
                 summary="Candidate duplicate customers, with a score and the reason")
-    async def duplicates(request: Request, limit: int = Query(50, ge=1, le=200),
+    async def duplicates(request: Request, limit: int = LIMIT,
                          cursor: str | None = Query(None, max_length=80), conn: Conn = Connection,
                          principal: Principal = Depends(require("customers.merge"))) -> DuplicatePage:
         return DuplicatePage(**await service.duplicates(conn, request.app.state.ctx, limit=limit, cursor=cursor))

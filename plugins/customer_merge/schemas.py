@@ -5,6 +5,8 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from myhibachi.core import NextCursor
+
 
 class Candidate(BaseModel):
     customer_ids: list[str]
@@ -15,7 +17,7 @@ class Candidate(BaseModel):
 
 class DuplicatePage(BaseModel):
     items: list[Candidate]
-    next_cursor: str | None = None
+    next_cursor: NextCursor
 
 
 class FieldChoice(BaseModel):

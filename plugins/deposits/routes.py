@@ -6,13 +6,16 @@ from datetime import datetime, timezone
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from myhibachi.core import Conn, Connection, Principal, app_context, authenticated, error_responses, idempotency
+from myhibachi.core import (
+    CURSOR, LIMIT, Conn, Connection, Principal, app_context, authenticated, error_responses, idempotency,
+)
 from myhibachi.plugins.deposits import service
 from myhibachi.plugins.deposits.schemas import (
     Deposit,
     DepositConfirm,
     DepositCreate,
     DepositPage,
+    RefundPage,
     DepositWithRefund,
     Refund,
     RefundCreate,
@@ -47,7 +50,7 @@ def add_routes(router: APIRouter, ctx) -> None:
                     status: Status | None = None,
                     created_from: datetime | None = Query(None, description="Created at or after (UTC if no offset)."),
                     created_to: datetime | None = Query(None, description="Created before (UTC if no offset)."),
-                    cursor: str | None = Query(None, max_length=200), limit: int = Query(20, ge=1, le=100),
+                    cursor: str | None = CURSOR, limit: int = LIMIT,
                     conn: Conn = Connection, principal: Principal = Depends(authenticated)) -> DepositPage:
         """Own deposits for a customer, any with `payments.read`."""
         rows, next_cursor = await service.list_deposits(
@@ -76,11 +79,13 @@ def add_routes(router: APIRouter, ctx) -> None:
         (staff with `payments.write` only)."""
         return Deposit(**await service.cancel_deposit(conn, ctx, principal, deposit_id))
 
-    @router.get(base + "/{deposit_id}/refunds", response_model=list[Refund], responses=error_responses(401, 403, 404),
-                summary="A deposit's refunds")
-    async def refunds(deposit_id: uuid.UUID, conn: Conn = Connection, principal: Principal = Depends(authenticated)):
+    @router.get(base + "/{deposit_id}/refunds", response_model=RefundPage,
+                responses=error_responses(401, 403, 404, 422), summary="A deposit's refunds, oldest first")
+    async def refunds(deposit_id: uuid.UUID, limit: int = LIMIT, cursor: str | None = CURSOR, conn: Conn = Connection,
+                      principal: Principal = Depends(authenticated)) -> RefundPage:
         await service.get_deposit(conn, principal, deposit_id)
-        return [Refund(**r) for r in await service.refunds_of(conn, deposit_id)]
+        rows, next_cursor = await service.refunds_of(conn, deposit_id, limit=limit, cursor=cursor)
+        return RefundPage(items=[Refund(**r) for r in rows], next_cursor=next_cursor)
 
     @router.post(base + "/{deposit_id}/refunds", response_model=DepositWithRefund, status_code=201,
                  responses=error_responses(401, 403, 404, 409, 422, 503), summary="Refund a deposit, fully or partly")

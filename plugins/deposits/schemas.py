@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from myhibachi.core import NextCursor
+
 Status = Literal["requires_payment", "processing", "succeeded", "partially_refunded", "refunded", "cancelled",
                  "failed"]
 
@@ -72,7 +74,12 @@ class DepositWithRefund(BaseModel):
 
 class DepositPage(BaseModel):
     items: list[Deposit]
-    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+    next_cursor: NextCursor
+
+
+class RefundPage(BaseModel):
+    items: list[Refund]
+    next_cursor: NextCursor
 
 
 # --- the events deposits publishes ---------------------------------------------------------

@@ -268,10 +268,11 @@ async def refund_deposit(conn, ctx, principal: Principal, deposit_id: uuid.UUID,
     return dep, dict(row)
 
 
-async def refunds_of(conn, deposit_id: uuid.UUID) -> list[dict[str, Any]]:
-    rows = await conn.fetch_all(sa.select(deposit_refunds).where(deposit_refunds.c.deposit_id == deposit_id)
-                               .order_by(deposit_refunds.c.created_at, deposit_refunds.c.id))
-    return [dict(r) for r in rows]
+async def refunds_of(conn, deposit_id: uuid.UUID, *, limit: int, cursor: str | None = None
+                     ) -> tuple[list[dict[str, Any]], str | None]:
+    return await fetch_page(conn, sa.select(deposit_refunds).where(deposit_refunds.c.deposit_id == deposit_id),
+                            (deposit_refunds.c.created_at, deposit_refunds.c.id), limit=limit, cursor=cursor,
+                            descending=False)
 
 
 # --- listing -------------------------------------------------------------------------------

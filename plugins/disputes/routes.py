@@ -5,7 +5,7 @@ import uuid
 
 from fastapi import APIRouter, Depends, Query
 
-from myhibachi.core import Conn, Connection, Principal, app_context, error_responses, require
+from myhibachi.core import CURSOR, LIMIT, Conn, Connection, Principal, app_context, error_responses, require
 from myhibachi.plugins.disputes import service
 from myhibachi.plugins.disputes.schemas import Dispute, DisputePage, Evidence
 
@@ -15,8 +15,8 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.get(base, response_model=DisputePage, responses=error_responses(401, 403, 422),
                 summary="Disputes, newest first, with their evidence deadline")
-    async def list_(status: str | None = Query(None, max_length=50), cursor: str | None = Query(None, max_length=200),
-                    limit: int = Query(20, ge=1, le=100), conn: Conn = Connection,
+    async def list_(status: str | None = Query(None, max_length=50), cursor: str | None = CURSOR,
+                    limit: int = LIMIT, conn: Conn = Connection,
                     principal: Principal = Depends(require("payments.read"))) -> DisputePage:
         rows, next_cursor = await service.list_disputes(conn, status=status, cursor=cursor, limit=limit)
         return DisputePage(items=[Dispute(**r) for r in rows], next_cursor=next_cursor)

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from myhibachi.core import NextCursor
+
 
 class Dispute(BaseModel):
     id: uuid.UUID
@@ -24,7 +26,7 @@ class Dispute(BaseModel):
 
 class DisputePage(BaseModel):
     items: list[Dispute]
-    next_cursor: str | None
+    next_cursor: NextCursor
 
 
 class Evidence(BaseModel):

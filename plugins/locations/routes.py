@@ -5,7 +5,9 @@ import uuid
 
 from fastapi import APIRouter, Depends, Query
 
-from myhibachi.core import Conn, Connection, Principal, app_context, current_principal, error_responses, require
+from myhibachi.core import (
+    CURSOR, LIMIT, Conn, Connection, Principal, app_context, current_principal, error_responses, require,
+)
 from myhibachi.plugins.locations import service
 from myhibachi.plugins.locations.schemas import Location, LocationCreate, LocationPage, LocationUpdate, Status
 
@@ -14,7 +16,7 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.get("/locations", response_model=LocationPage, responses=error_responses(422),
                 summary="List locations (the public sees active ones; locations.read sees all)")
     async def list_(status: list[Status] | None = Query(None, description="Only these statuses (staff)."),
-                    limit: int = Query(50, ge=1, le=200), cursor: str | None = None, conn: Conn = Connection,
+                    limit: int = LIMIT, cursor: str | None = CURSOR, conn: Conn = Connection,
                     principal: Principal = Depends(current_principal)) -> LocationPage:
         statuses = (status or None) if principal.can("locations.read") else ["active"]
         return LocationPage(**await service.list_locations(conn, statuses=statuses, limit=limit, cursor=cursor))

@@ -11,6 +11,8 @@ from zoneinfo import available_timezones
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator, model_validator
 
+from myhibachi.core import NextCursor
+
 ZIP = r"^\d{5}(-\d{4})?$"
 ZipCode = Annotated[str, StringConstraints(pattern=ZIP)]
 Status = Literal["active", "inactive", "maintenance"]
@@ -139,7 +141,7 @@ class Location(BaseModel):
 
 class LocationPage(BaseModel):
     items: list[Location]
-    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+    next_cursor: NextCursor
 
 
 class LocationChoice(BaseModel):

@@ -6,6 +6,7 @@ import uuid
 from fastapi import APIRouter, Depends, Query, Request
 
 from myhibachi.core import (
+    LIMIT,
     Conn, Connection, Principal, Problem, app_context, audit, authenticated, bookings, error_responses,
     idempotency, require,
 )
@@ -44,7 +45,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.get(base + "/history", response_model=LoyaltyHistory, responses=error_responses(401, 403, 404, 422),
                 summary="A customer's points transactions, newest first")
-    async def get_history(customer_id: uuid.UUID, request: Request, limit: int = Query(50, ge=1, le=200),
+    async def get_history(customer_id: uuid.UUID, request: Request, limit: int = LIMIT,
                           cursor: str | None = Query(None, max_length=40), conn: Conn = Connection,
                           principal: Principal = Depends(own_or("loyalty.read"))) -> LoyaltyHistory:
         await service.customer_for(conn, request.app.state.ctx, customer_id, principal, "loyalty.read")

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from myhibachi.core import NextCursor
+
 Tier = Literal["bronze", "silver", "gold", "platinum"]
 Kind = Literal["earn", "redeem", "unredeem", "refund", "expire", "adjustment"]
 
@@ -42,7 +44,7 @@ class LoyaltyTransaction(BaseModel):
 
 class LoyaltyHistory(BaseModel):
     items: list[LoyaltyTransaction]
-    next_cursor: str | None = None
+    next_cursor: NextCursor
 
 
 class Adjustment(BaseModel):

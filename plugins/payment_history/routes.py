@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Query
 
-from myhibachi.core import Conn, Connection, Principal, authenticated, error_responses, invalid, require
+from myhibachi.core import CURSOR, LIMIT, Conn, Connection, Principal, authenticated, error_responses, invalid, require
 from myhibachi.plugins.payment_history import service
 from myhibachi.plugins.payment_history.schemas import Kind, LedgerEntry, LedgerPage, Report, ReportRequest, Totals
 
@@ -35,7 +35,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.get("/payments/history", response_model=LedgerPage, responses=error_responses(401, 403, 422),
                 summary="The signed-in customer's own payments, newest first")
-    async def own(cursor: str | None = Query(None, max_length=200), limit: int = Query(20, ge=1, le=100),
+    async def own(cursor: str | None = CURSOR, limit: int = LIMIT,
                   conn: Conn = Connection, principal: Principal = Depends(authenticated)) -> LedgerPage:
         if principal.kind != "customer":
             raise invalid("header.Authorization", "this is a customer's own history; staff use /v1/admin/payments/history")
@@ -46,7 +46,7 @@ def add_routes(router: APIRouter, ctx) -> None:
     async def all_(customer_id: uuid.UUID | None = None, kind: Kind | None = None,
                    occurred_from: datetime | None = Query(None, description="At or after (UTC if no offset)."),
                    occurred_to: datetime | None = Query(None, description="Before (UTC if no offset)."),
-                   cursor: str | None = Query(None, max_length=200), limit: int = Query(20, ge=1, le=100),
+                   cursor: str | None = CURSOR, limit: int = LIMIT,
                    conn: Conn = Connection, principal: Principal = Depends(require("payments.read"))) -> LedgerPage:
         return page(*await service.history(conn, customer_id=customer_id, kind=kind,
                                            occurred_from=_aware(occurred_from), occurred_to=_aware(occurred_to),

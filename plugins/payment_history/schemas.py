@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from myhibachi.core import NextCursor
+
 Kind = Literal["charge", "refund"]
 
 
@@ -23,7 +25,7 @@ class LedgerEntry(BaseModel):
 
 class LedgerPage(BaseModel):
     items: list[LedgerEntry]
-    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+    next_cursor: NextCursor
 
 
 class Totals(BaseModel):

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
-from myhibachi.core import Conn, Connection, Principal, authenticated, error_responses
+from myhibachi.core import LIMIT, Conn, Connection, Principal, authenticated, error_responses
 from myhibachi.plugins.recurring import service
 from myhibachi.plugins.recurring.schemas import InstancePage, Pattern, PatternCreate, PatternUpdate
 
@@ -40,7 +40,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.get(base + "/{pattern_id}/instances", response_model=InstancePage,
                 responses=error_responses(401, 403, 404, 422))
-    async def list_instances(pattern_id: uuid.UUID, limit: int = Query(50, ge=1, le=200), cursor: str | None = None,
+    async def list_instances(pattern_id: uuid.UUID, limit: int = LIMIT, cursor: str | None = None,
                              conn: Conn = Connection, principal: Principal = Depends(authenticated)) -> InstancePage:
         await service.pattern_for(conn, principal, pattern_id, "recurring.read")
         return InstancePage(**await service.list_instances(conn, pattern_id, limit=limit, cursor=cursor))

@@ -6,6 +6,8 @@ from datetime import date, datetime, time
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from myhibachi.core import NextCursor
+
 
 class PatternFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -71,4 +73,4 @@ class Instance(BaseModel):
 
 class InstancePage(BaseModel):
     items: list[Instance]
-    next_cursor: str | None
+    next_cursor: NextCursor

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
-from myhibachi.core import Conn, Connection, Principal, authenticated, error_responses
+from myhibachi.core import LIMIT, Conn, Connection, Principal, authenticated, error_responses
 from myhibachi.plugins.reminders import service
 from myhibachi.plugins.reminders.schemas import Reminder, ReminderCreate, ReminderPage
 
@@ -23,7 +23,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.get(base, response_model=ReminderPage, responses=error_responses(401, 403, 404, 422),
                 summary="List a booking's reminders, soonest first")
-    async def list_(booking_id: uuid.UUID, limit: int = Query(50, ge=1, le=200), cursor: str | None = None,
+    async def list_(booking_id: uuid.UUID, limit: int = LIMIT, cursor: str | None = None,
                     conn: Conn = Connection, principal: Principal = Depends(authenticated)) -> ReminderPage:
         await service.booking_for(conn, booking_id, principal, "reminders.read")
         return ReminderPage(**await service.list_reminders(conn, booking_id, limit=limit, cursor=cursor))

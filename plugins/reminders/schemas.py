@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from myhibachi.core import NextCursor
+
 ReminderType = Literal["24h_before", "1h_before", "custom"]
 Channel = Literal["email", "sms", "both"]
 Status = Literal["pending", "sending", "sent", "failed", "cancelled"]
@@ -35,4 +37,4 @@ class Reminder(BaseModel):
 
 class ReminderPage(BaseModel):
     items: list[Reminder]
-    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+    next_cursor: NextCursor

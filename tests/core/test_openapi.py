@@ -84,3 +84,35 @@ async def test_a_created_resource_says_where_it_is_read(make_app, client_of, cus
         assert read.status_code == 200 and read.json()["id"] == made.json()["id"]
         refused = await c.post("/v1/bookings", json=booking_body(adults=0))
         assert refused.status_code == 422 and "location" not in refused.headers
+
+
+def _schema(spec: dict, ref_or_schema: dict) -> dict:
+    while "$ref" in ref_or_schema:
+        ref_or_schema = spec["components"]["schemas"][ref_or_schema["$ref"].rsplit("/", 1)[1]]
+    return ref_or_schema
+
+
+async def test_every_list_is_one_page_shape_with_one_limit(make_app, client_of):
+    """Every list answers ``{items, next_cursor}`` (``next_cursor`` always present, null on the
+    last page) and takes ``limit`` with one default and maximum and an opaque ``cursor``; no
+    operation answers a bare array. Broken on purpose: the refunds of a deposit as a bare
+    array (red); a plugin's ``limit`` of 20 (red)."""
+    spec, _ = await served(make_app, client_of)
+    pages = 0
+    for path, method, op in operations(spec):
+        for status, answer in op["responses"].items():
+            if not status.startswith("2"):
+                continue
+            for content in answer.get("content", {}).values():
+                schema = _schema(spec, content.get("schema", {}))
+                assert schema.get("type") != "array", (method, path, "answers a bare array")
+                if "items" in schema.get("properties", {}):
+                    pages += 1
+                    assert set(schema["properties"]) >= {"items", "next_cursor"}, (method, path)
+                    assert {"items", "next_cursor"} <= set(schema.get("required", [])), (method, path, schema)
+        params = {p["name"]: p for p in op.get("parameters", [])}
+        if "limit" in params:
+            limit = params["limit"]["schema"]
+            assert (limit.get("default"), limit.get("maximum"), limit.get("minimum")) == (50, 200, 1), (method, path)
+            assert "cursor" in params, (method, path, "pages without a cursor")
+    assert pages > 20

@@ -374,8 +374,8 @@ async def test_meta_plugins_endpoint_gives_the_same_rows_behind_plugins_read(sit
     assert forbidden.status_code == 403 and forbidden.json()["permission"] == "plugins.read"
     assert ok.status_code == 200
     cli_rows = json.loads(CliRunner().invoke(cli, ["plugins", "list", "--json"], env=env).output)
-    assert ok.json() == cli_rows
-    states = {row["name"]: row["state"] for row in ok.json()}
+    assert ok.json() == {"items": cli_rows, "next_cursor": None}
+    states = {row["name"]: row["state"] for row in ok.json()["items"]}
     assert states.items() >= {"broken": "failed: ImportError: no wok",
                               "greeter": "failed: requires plugin hello, which is not selected",
                               "hello": "not selected", "sake": "disabled by flag"}.items()

@@ -50,7 +50,7 @@ async def test_tip_jar_opens_on_booking_created_and_takes_the_customers_tip(make
     body = tip.json()
     assert (body["status"], body["amount_cents"], body["currency"]) == ("given", 2500, "USD")
     assert not_theirs.status_code == 404
-    assert negative.status_code == 422 and negative.json()["errors"][0]["field"] == "amount_cents"
+    assert negative.status_code == 422 and negative.json()["errors"][0]["field"] == "body.amount_cents"
     assert anonymous.status_code == 401
     assert [(str(j["booking_id"]), j["status"], j["amount_cents"]) for j in await jars(database)] == [
         (booking_id, "given", 2500)]
@@ -79,5 +79,5 @@ async def test_tip_jar_caps_a_tip_at_its_setting_from_the_environment(make_app, 
     async with client_of(app, headers=ana.headers) as c:
         over = await c.post(f"/v1/tips/{booking_id}", json={"amount_cents": 2001})
         at_cap = await c.post(f"/v1/tips/{booking_id}", json={"amount_cents": 2000})
-    assert over.status_code == 422 and over.json()["errors"][0]["field"] == "amount_cents"
+    assert over.status_code == 422 and over.json()["errors"][0]["field"] == "body.amount_cents"
     assert at_cap.status_code == 200, at_cap.text

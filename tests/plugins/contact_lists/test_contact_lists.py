@@ -118,15 +118,20 @@ async def test_opt_out_management(make_app, client_of, seed):
             assert posted.status_code == 200, posted.text
             await deliver(ctx)
             listed = (await c.get("/v1/admin/opt-outs", params={"channel": "sms", "to": "+1 202 555 0132"},
-                                  headers=admin)).json()
+                                  headers=admin)).json()["items"]
             assert [o["keyword"] for o in listed] == (["STOP"] if word == "STOP" else [])
             if word == "STOP":
                 bo_refused = await c.post("/v1/communications/sms/send", headers={**sender, **key("4")},
                                           json={"customer_id": str(bo), "body": "Hi"})
                 assert bo_refused.status_code == 409
 
-        everyone = (await c.get("/v1/admin/opt-outs", headers=admin)).json()
+        everyone = (await c.get("/v1/admin/opt-outs", headers=admin)).json()["items"]
         assert sorted((o["channel"], o["keyword"]) for o in everyone) == [("email", "link"), ("sms", "customer")]
+        newest = (await c.get("/v1/admin/opt-outs", params={"limit": 1}, headers=admin)).json()
+        older = (await c.get("/v1/admin/opt-outs", params={"limit": 1, "cursor": newest["next_cursor"]},
+                             headers=admin)).json()
+        assert [o["keyword"] for o in newest["items"] + older["items"]] == [o["keyword"] for o in everyone]
+        assert older["next_cursor"] is None
         async with ctx.db.read() as conn:
             rows = (await conn.fetch_all(sa.select(comms_opt_outs.c.channel, comms_opt_outs.c.opted_out)))
         assert sorted((r["channel"], r["opted_out"]) for r in rows) == [("email", True), ("sms", False), ("sms", True)]

@@ -238,7 +238,10 @@ async def test_refund_deposit(make_app, client_of, seed, clean_db, localstripe_u
         done = await c.post(f"{BASE}/{dep['id']}/refunds", json={"amount_cents": 1}, headers=key())
         assert done.status_code == 409
         listed = (await c.get(f"{BASE}/{dep['id']}/refunds")).json()
-        assert [r["amount_cents"] for r in listed] == [3000, 9000]
+        assert [r["amount_cents"] for r in listed["items"]] == [3000, 9000] and listed["next_cursor"] is None
+        first = (await c.get(f"{BASE}/{dep['id']}/refunds", params={"limit": 1})).json()
+        rest = (await c.get(f"{BASE}/{dep['id']}/refunds", params={"limit": 1, "cursor": first["next_cursor"]})).json()
+        assert [r["amount_cents"] for r in first["items"] + rest["items"]] == [3000, 9000]
     assert sorted(r["amount"] for r in await refunds_of(localstripe_url, dep["intent_id"])) == [3000, 9000]
     async with clean_db.read() as conn:
         total = await conn.scalar(sa.select(sa.func.sum(deposit_refunds.c.amount_cents)))

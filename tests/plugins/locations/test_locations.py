@@ -170,7 +170,8 @@ async def test_hours_radius_and_bad_filter(make_app, client_of, seed):
             "Santa Monica", zip_code="90401", time_zone="America/Los_Angeles",
             service_area={"lat": 34.0195, "lon": -118.4912, "radius_km": 25},
             hours={"sat": ["11:00", "22:00"], "sun": ["11:00", "20:00"]}))).json()
-    saturday, sunday, monday = la_day(5), la_day(6), la_day(0)
+    saturday, sunday = la_day(5), la_day(6)
+    monday = sunday + timedelta(days=1)  # the day after, so the offer below never runs backwards
 
     def near(day, hour: int, **over) -> dict:  # Venice Beach, 4 km away, no zip code the location lists
         return {"starts_at": f"{day}T{hour:02}:00:00", "time_zone": "America/Los_Angeles", "duration_minutes": 60,
