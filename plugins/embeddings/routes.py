@@ -2,9 +2,9 @@
 GET /v1/ai/embeddings/similar/{conversation_id}."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
-from myhibachi.core import Conn, Connection, Principal, error_responses, not_found, require
+from myhibachi.core import CURSOR, LIMIT, Conn, Connection, Principal, error_responses, not_found, require
 from myhibachi.plugins.embeddings import service
 from myhibachi.plugins.embeddings.schemas import (
     EmbedRequest, EmbedResponse, Embedded, Hit, SearchRequest, SearchResponse, SimilarResponse,
@@ -20,21 +20,25 @@ def add_routes(router: APIRouter, ctx) -> None:
                                 _: Principal = Depends(require("ai.write"))) -> EmbedResponse:
         rows = await service.store(conn, ctx, [i.model_dump() for i in body.items])
         port = ctx.ports.embeddings
-        return EmbedResponse(model=port.model, dimensions=port.dimensions, items=[Embedded(**r) for r in rows])
+        return EmbedResponse(model=port.model, dimensions=port.dimensions, results=[Embedded(**r) for r in rows])
 
     @router.post("/ai/embeddings/search", response_model=SearchResponse,
                  responses=error_responses(401, 403, 422, 503), summary="The stored texts nearest a query in meaning")
-    async def search_embeddings(body: SearchRequest, conn: Conn = Connection,
+    async def search_embeddings(body: SearchRequest, limit: int = LIMIT, cursor: str | None = CURSOR,
+                                conn: Conn = Connection,
                                 _: Principal = Depends(require("ai.read"))) -> SearchResponse:
-        model, rows = await service.search(conn, ctx, body.query, limit=body.limit, kind=body.kind,
+        rows, after = await service.search(conn, ctx, body.query, limit=limit, cursor=cursor, kind=body.kind,
                                            ef_search=settings.ef_search)
-        return SearchResponse(model=model, items=[Hit(**r) for r in rows])
+        return SearchResponse(model=ctx.ports.embeddings.model, items=[Hit(**r) for r in rows], next_cursor=after)
 
     @router.get("/ai/embeddings/similar/{conversation_id}", response_model=SimilarResponse,
                 responses=error_responses(401, 403, 404, 422), summary="The conversations nearest one in meaning")
-    async def similar_embeddings(conversation_id: str, limit: int = Query(10, ge=1, le=100), conn: Conn = Connection,
+    async def similar_embeddings(conversation_id: str, limit: int = LIMIT, cursor: str | None = CURSOR,
+                                 conn: Conn = Connection,
                                  _: Principal = Depends(require("ai.read"))) -> SimilarResponse:
-        rows = await service.similar(conn, ctx, conversation_id, limit=limit)
-        if rows is None:
+        page = await service.similar(conn, ctx, conversation_id, limit=limit, cursor=cursor,
+                                     ef_search=settings.ef_search)
+        if page is None:
             raise not_found("conversation", conversation_id)
-        return SimilarResponse(conversation_id=conversation_id, items=[Hit(**r) for r in rows])
+        rows, after = page
+        return SimilarResponse(conversation_id=conversation_id, items=[Hit(**r) for r in rows], next_cursor=after)

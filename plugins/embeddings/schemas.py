@@ -4,6 +4,8 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from myhibachi.core import NextCursor
+
 
 class TextIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -33,13 +35,12 @@ class Embedded(BaseModel):
 class EmbedResponse(BaseModel):
     model: str
     dimensions: int
-    items: list[Embedded]
+    results: list[Embedded] = Field(description="The stored texts, in the order they were sent.")
 
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1, max_length=2000)
-    limit: int = Field(default=10, ge=1, le=100)
     kind: str | None = Field(default=None, max_length=40, description="Only texts of this kind.")
 
 
@@ -55,8 +56,10 @@ class Hit(BaseModel):
 class SimilarResponse(BaseModel):
     conversation_id: str
     items: list[Hit]
+    next_cursor: NextCursor
 
 
 class SearchResponse(BaseModel):
     model: str
     items: list[Hit]
+    next_cursor: NextCursor

@@ -8,8 +8,9 @@ import sqlalchemy as sa
 
 from sqlalchemy.dialects.postgresql import insert
 
-from myhibachi.core import vault, webhooks
+from myhibachi.core import fetch_page, vault, webhooks
 from myhibachi.plugins.embeddings.models import ai_embedding_queue as queue
+from myhibachi.plugins.embeddings.models import ai_embeddings
 
 BATCH = 64
 
@@ -25,12 +26,6 @@ def _aad(row_id) -> str:
 _INSERT = sa.text(
     "INSERT INTO ai_embeddings (id, kind, source_id, label, text_enc, key_id, model, dimensions, embedding) "
     "VALUES (:id, :kind, :source_id, :label, :text_enc, :key_id, :model, :dimensions, CAST(:embedding AS vector))")
-
-_SEARCH = sa.text(
-    "SELECT id, kind, source_id, label, text_enc, key_id, 1 - (embedding <=> CAST(:q AS vector)) AS score "
-    "FROM ai_embeddings WHERE model = :model AND (CAST(:kind AS text) IS NULL OR kind = :kind) "
-    "ORDER BY embedding <=> CAST(:q AS vector) LIMIT :limit")
-
 
 async def store(conn, ctx, items) -> list[dict]:
     """Embed ``items`` (``text``, ``kind``, ``source_id``, ``label``) in one call of the port and
@@ -54,33 +49,47 @@ async def _store(conn, ctx, items, vectors) -> list[dict]:
     return [{**r, "embedding": v} for r, v in zip(rows, vectors)]
 
 
-async def search(conn, ctx, query: str, *, limit: int = 10, kind: str | None = None, ef_search: int = 40):
-    port = ctx.ports.embeddings
-    [vector] = await port.embed([query])
+_HIT = (ai_embeddings.c.id, ai_embeddings.c.kind, ai_embeddings.c.source_id, ai_embeddings.c.label,
+        ai_embeddings.c.text_enc, ai_embeddings.c.key_id)
+
+
+async def _nearest(conn, ctx, vector: str, *, limit: int, cursor: str | None, ef_search: int,
+                   where=()) -> tuple[list[dict], str | None]:
+    """One page of the stored texts of the port's model nearest ``vector``, by cosine distance
+    then id: the HNSW index orders them and its iterative scan goes on past a cursor."""
+    distance = ai_embeddings.c.embedding.cosine_distance(sa.cast(sa.literal(vector), ai_embeddings.c.embedding.type))
+    distance = distance.label("distance")
+    query = sa.select(*_HIT, distance).where(ai_embeddings.c.model == ctx.ports.embeddings.model, *where)
     async with conn.savepoint():
-        await conn.run(sa.text(f"SET LOCAL hnsw.ef_search = {int(max(ef_search, limit))}"), {})
-        rows = await conn.fetch_all(_SEARCH, {"q": literal(vector), "model": port.model, "kind": kind,
-                                              "limit": limit})
+        await conn.run(sa.text(f"SET LOCAL hnsw.ef_search = {min(max(int(ef_search), limit + 1), 1000)}"), {})
+        await conn.run(sa.text("SET LOCAL hnsw.iterative_scan = strict_order"), {})
+        rows, after = await fetch_page(conn, query, [distance, ai_embeddings.c.id], limit=limit, cursor=cursor,
+                                       descending=False)
     box = vault(ctx)
-    return port.model, [{**r, "text": box.decrypt(r["text_enc"], r["key_id"], _aad(r["id"]))} for r in rows]
+    return [{**r, "score": 1 - r["distance"], "text": box.decrypt(r["text_enc"], r["key_id"], _aad(r["id"]))}
+            for r in rows], after
 
 
-_SIMILAR = sa.text(
-    "SELECT o.id, o.kind, o.source_id, o.label, o.text_enc, o.key_id, 1 - (o.embedding <=> s.embedding) AS score "
-    "FROM ai_embeddings s JOIN LATERAL (SELECT * FROM ai_embeddings o WHERE o.model = s.model AND o.id <> s.id "
-    "AND o.source_id IS DISTINCT FROM s.source_id ORDER BY o.embedding <=> s.embedding LIMIT :limit) o ON true "
-    "WHERE s.source_id = :source_id AND s.model = :model ORDER BY score DESC LIMIT :limit")
+async def search(conn, ctx, query: str, *, limit: int, cursor: str | None = None, kind: str | None = None,
+                 ef_search: int = 40) -> tuple[list[dict], str | None]:
+    """One page of the stored texts nearest ``query`` in meaning (only of ``kind`` if given)."""
+    [vector] = await ctx.ports.embeddings.embed([query])
+    where = () if kind is None else (ai_embeddings.c.kind == kind,)
+    return await _nearest(conn, ctx, literal(vector), limit=limit, cursor=cursor, ef_search=ef_search, where=where)
 
 
-async def similar(conn, ctx, source_id: str, *, limit: int = 10) -> list[dict] | None:
-    """The stored texts nearest the conversation ``source_id``; None when it is not embedded."""
-    port = ctx.ports.embeddings
-    rows = await conn.fetch_all(_SIMILAR, {"source_id": source_id, "model": port.model, "limit": limit})
-    if not rows and not await conn.scalar(sa.text("SELECT 1 FROM ai_embeddings WHERE source_id = :s AND model = :m"),
-                                          {"s": source_id, "m": port.model}):
+async def similar(conn, ctx, source_id: str, *, limit: int, cursor: str | None = None,
+                  ef_search: int = 40) -> tuple[list[dict], str | None] | None:
+    """One page of the stored texts of other sources nearest the conversation ``source_id``
+    (its first embedded text); None when it is not embedded."""
+    vector = await conn.scalar(
+        sa.select(sa.cast(ai_embeddings.c.embedding, sa.Text))
+        .where(ai_embeddings.c.source_id == source_id, ai_embeddings.c.model == ctx.ports.embeddings.model)
+        .order_by(ai_embeddings.c.created_at, ai_embeddings.c.id).limit(1))
+    if vector is None:
         return None
-    box = vault(ctx)
-    return [{**r, "text": box.decrypt(r["text_enc"], r["key_id"], _aad(r["id"]))} for r in rows]
+    return await _nearest(conn, ctx, vector, limit=limit, cursor=cursor, ef_search=ef_search,
+                          where=(ai_embeddings.c.source_id.is_distinct_from(source_id),))
 
 
 def _queue_aad(source_id: str) -> str:

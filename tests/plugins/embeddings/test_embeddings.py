@@ -34,7 +34,7 @@ async def test_embeddings_create(make_app, client_of, seed, database):
         assert made.status_code == 201, made.text
         body = made.json()
         assert (body["model"], body["dimensions"]) == ("all-MiniLM-L6-v2-onnx-int8", 384)
-        first, second = body["items"]
+        first, second = body["results"]
         assert len(first["embedding"]) == 384 and abs(sum(v * v for v in first["embedding"]) - 1) < 1e-4
         assert (first["kind"], first["source_id"], second["kind"]) == ("faq", "price", "document")
 
@@ -74,7 +74,8 @@ async def test_embeddings_search(make_app, client_of, seed, database):
                                                            "kind": "sms", "source_id": "thread-1"}]})
         top1 = 0
         for question, expected in PARAPHRASES:
-            found = await c.post("/v1/ai/embeddings/search", json={"query": question, "limit": 3, "kind": "faq"})
+            found = await c.post("/v1/ai/embeddings/search", params={"limit": 3},
+                                  json={"query": question, "kind": "faq"})
             assert found.status_code == 200, found.text
             hits = found.json()["items"]
             assert len(hits) == 3 and all(h["kind"] == "faq" for h in hits)
@@ -84,12 +85,25 @@ async def test_embeddings_search(make_app, client_of, seed, database):
         print(f"FAQ paraphrase top-1 hit rate: {top1}/{len(PARAPHRASES)} = {rate:.2f}")
         assert rate >= 0.75
 
-        best = (await c.post("/v1/ai/embeddings/search", json={"query": "Could we push our dinner back two weeks?",
-                                                              "limit": 2})).json()["items"]
+        push = {"query": "Could we push our dinner back two weeks?"}
+        best = (await c.post("/v1/ai/embeddings/search", params={"limit": 2}, json=push)).json()["items"]
         assert {h["kind"] for h in best} == {"faq", "sms"}
         assert [h["text"] for h in best] == [FAQ["reschedule"]] * 2
-        refused = await c.post("/v1/ai/embeddings/search", json={"query": "x", "limit": 0})
-        assert refused.status_code == 422 and field_of(refused) == "body.limit"
+        ranked = [h["id"] for h in (await c.post("/v1/ai/embeddings/search", json=push)).json()["items"]]
+        assert len(ranked) == len(FAQ) + 1
+        page, seen = {"next_cursor": None}, []
+        while True:
+            params = {"limit": 4} | ({"cursor": page["next_cursor"]} if page["next_cursor"] else {})
+            page = (await c.post("/v1/ai/embeddings/search", params=params, json=push)).json()
+            seen += [h["id"] for h in page["items"]]
+            if not page["next_cursor"]:
+                break
+        assert seen == ranked  # pages follow the ranking: none skipped, none twice
+        for params, body, field in (({"limit": 0}, {"query": "x"}, "query.limit"),
+                                    ({"cursor": "nope"}, {"query": "x"}, "query.cursor"),
+                                    ({}, {"query": ""}, "body.query"), ({}, {"query": "x", "limit": 3}, "body.limit")):
+            refused = await c.post("/v1/ai/embeddings/search", params=params, json=body)
+            assert refused.status_code == 422 and field_of(refused) == field, refused.text
     assert len(await stored(database)) == len(FAQ) + 1
 
 
@@ -143,8 +157,17 @@ async def test_embeddings_similarity(make_app, client_of, seed, database, drain)
         assert near.status_code == 200, near.text
         assert [h["source_id"] for h in near.json()["items"]][0] == "SM2"
         assert "SM1" not in [h["source_id"] for h in near.json()["items"]]
-        near = (await c.get("/v1/ai/embeddings/similar/SM3", params={"limit": 1})).json()["items"]
-        assert [h["source_id"] for h in near] == ["SM4"] and near[0]["text"] == texts["SM4"]
+        page = (await c.get("/v1/ai/embeddings/similar/SM3", params={"limit": 1})).json()
+        assert [h["source_id"] for h in page["items"]] == ["SM4"] and page["items"][0]["text"] == texts["SM4"]
+        ranked = [h["source_id"] for h in (await c.get("/v1/ai/embeddings/similar/SM3")).json()["items"]]
+        seen = []
+        while page["next_cursor"]:
+            seen += [h["source_id"] for h in page["items"]]
+            page = (await c.get("/v1/ai/embeddings/similar/SM3",
+                                params={"limit": 1, "cursor": page["next_cursor"]})).json()
+        assert seen + [h["source_id"] for h in page["items"]] == ranked and len(ranked) == 4
+        bad = await c.get("/v1/ai/embeddings/similar/SM3", params={"cursor": "nope"})
+        assert bad.status_code == 422 and field_of(bad) == "query.cursor"
         missing = await c.get("/v1/ai/embeddings/similar/SM404")
         assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
         bad = await c.get("/v1/ai/embeddings/similar/SM1", params={"limit": 0})
