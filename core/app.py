@@ -22,7 +22,7 @@ from myhibachi.core.errors import error_responses
 from myhibachi.core.flags import Flags
 from myhibachi.core.pagination import NextCursor
 from myhibachi.core.plugins import Plugin, PluginManager, load_installed
-from myhibachi.core.routing import api_router, flag_gate, gated_route, locate, take
+from myhibachi.core.routing import api_router, flag_gate, gated_route, locate, take, unshadow
 from myhibachi.core.settings import Settings
 
 log = logging.getLogger("myhibachi.app")
@@ -233,6 +233,7 @@ def create_app(
         if rest:  # brought in on a router of its own: gated the slower way, as a dependency
             gate = [Depends(flag_gate(plugin.flag))] if plugin.flag else []
             app.include_router(APIRouter(routes=rest), dependencies=gate)
+    unshadow(app.router.routes)
     locate(app.router.routes)
 
     registry = CollectorRegistry()

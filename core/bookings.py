@@ -35,7 +35,7 @@ from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.fields import inputs_of, plain_inputs
 from myhibachi.core.hookspecs import BookingView, Hooks, Refusal, SlotLimit
 from myhibachi.core.models import booking_slots, bookings, customers
-from myhibachi.core.pagination import CURSOR, NextCursor, decode_keys, page_of
+from myhibachi.core.pagination import DEFAULT_LIMIT, NextCursor, decode_keys, page_of
 
 UTC = timezone.utc
 STATUSES = ("pending", "confirmed", "cancelled", "completed")
@@ -436,13 +436,20 @@ async def busy_of(conn, limits: list[SlotLimit], start: datetime, end: datetime,
     no pool, every active booking (under the key None)."""
     pools = sorted({limit.pool for limit in limits if limit.pool is not None})
     if not pools:
-        return {None: await busy_between(conn, start, end, exclude)}
-    if len(pools) == 1:  # the common case (one location's teams): one row, no grouping
-        return {pools[0]: await busy_between(conn, start, end, exclude, pools[0])}
-    rows = await conn.fetch_all(_busy_query(exclude is not None, "each"), {
-        "pools": pools, "start": start, "end": end, "since": start - timedelta(days=1), "exclude": exclude})
-    found = {row["pool"]: Busy(row["starts"], row["ends"]) for row in rows}
-    return {pool: found.get(pool) or Busy([], []) for pool in pools}
+        busy = {None: await busy_between(conn, start, end, exclude)}
+    elif len(pools) == 1:  # the common case (one location's teams): one row, no grouping
+        busy = {pools[0]: await busy_between(conn, start, end, exclude, pools[0])}
+    else:
+        rows = await conn.fetch_all(_busy_query(exclude is not None, "each"), {
+            "pools": pools, "start": start, "end": end, "since": start - timedelta(days=1), "exclude": exclude})
+        found = {row["pool"]: Busy(row["starts"], row["ends"]) for row in rows}
+        busy = {pool: found.get(pool) or Busy([], []) for pool in pools}
+    for limit in limits:  # places held (not bookings) count like the pool's bookings
+        for pool, held_from, held_to in limit.held:
+            if pool in busy:
+                bisect.insort(busy[pool].starts, held_from)
+                bisect.insort(busy[pool].ends, held_to)
+    return busy
 
 
 def room(rules: Rules, limits: list[SlotLimit], busy: dict[str | None, Busy], k: int,
@@ -773,7 +780,7 @@ def _list_query(customer: bool, status: bool, starts_from: bool, starts_to: bool
 
 async def list_bookings(conn, ctx, principal: Principal, *, status: str | None = None,
                         starts_from: datetime | None = None, starts_to: datetime | None = None,
-                        customer_id: uuid.UUID | None = None, cursor: str | None = CURSOR, limit: int = 20,
+                        customer_id: uuid.UUID | None = None, cursor: str | None = None, limit: int = DEFAULT_LIMIT,
                         params: dict[str, str] | None = None) -> tuple[list[dict], str | None]:
     """Newest first, keyset-paginated on (created_at, id)."""
     if principal.kind == "customer":

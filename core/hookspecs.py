@@ -123,10 +123,15 @@ class SlotLimit:
     :ivar capacity: one answer per start: an ``int`` (events of this pool that may run in
         that slot), None (no limit there) or a :class:`Refusal` (the slot is not offered,
         and create refuses with that reason).
+    :ivar held: places held that are not bookings (a waitlist offer keeping the place a
+        cancelled booking freed), each ``(pool, starts_at, ends_at)``: it counts in ``pool``
+        like an active booking, for every limit of this booking naming that pool (None: the
+        core's ``booking_capacity``, when no limit names a pool); elsewhere it counts nothing.
     """
 
     pool: str | None
     capacity: Sequence[int | Refusal | None]
+    held: Sequence[tuple[str | None, datetime, datetime]] = ()
 
 
 class Hooks:
@@ -355,6 +360,19 @@ class Hooks:
         :return: a :class:`SlotLimit` with one answer per start, or None for no limit.
         """
 
+    @hookspec(firstresult=True)
+    def customer_tier(self, customer_id: UUID, conn: Conn, ctx: AppContext) -> str | None:
+        """The customer's tier (``bronze``, ``silver``, ``gold``, ``platinum``...), for ranking.
+
+        For whoever ranks customers (the waitlist offers a freed slot to VIPs first). Called
+        once per customer ranked, with the flags of the caller; the first answer wins.
+
+        :param customer_id: the customer.
+        :param conn: the caller's connection.
+        :param ctx: the application context.
+        :return: the tier's name, or None when the plugin knows nothing of the customer.
+        """
+
     @hookspec
     def booking_stored(self, booking: BookingView, previous: BookingView | None, conn: Conn,
                        ctx: AppContext) -> None:
@@ -438,6 +456,19 @@ class Hooks:
         :param conn: the caller's connection.
         :param ctx: the application context.
         :return: ``{customer_id: language tag}`` for those with a preference, or None.
+        """
+
+    @hookspec
+    def message_variables(self, customer_ids: Sequence[Any], conn: Any, ctx: AppContext) -> dict[Any, dict[str, str]] | None:
+        """Per-customer values of template variables a plugin owns (``loyalty_balance``...).
+
+        Called by a sender of personalised messages (campaigns) once per batch, before it
+        renders them (``render_messages``), with the flags of the system.
+
+        :param customer_ids: the customers of the batch.
+        :param conn: the sender's connection.
+        :param ctx: the application context.
+        :return: ``{customer_id: {variable: text}}`` for the customers it knows, or None.
         """
 
     @hookspec(firstresult=True)

@@ -143,6 +143,19 @@ def take(app, router: APIRouter) -> list:
     return rest
 
 
+def unshadow(routes: list) -> None:
+    """Put a literal path ahead of an earlier route whose parameter would take it, so a
+    plugin's ``GET /v1/bookings/waitlist`` is not read as ``GET /v1/bookings/{booking_id}``."""
+    params = [r for r in routes if isinstance(r, Route) and "{" in r.path]
+    for route in [r for r in routes if isinstance(r, Route) and "{" not in r.path]:
+        at = routes.index(route)
+        before = [routes.index(p) for p in params if routes.index(p) < at and p.methods & route.methods
+                  and route.path.startswith(p.path.split("{", 1)[0]) and p.path_regex.match(route.path)]
+        if before:
+            routes.remove(route)
+            routes.insert(min(before), route)
+
+
 def locate(routes) -> None:
     """Mark the creating routes whose thing is read at their path plus its id (``POST
     /v1/bookings`` and ``GET /v1/bookings/{booking_id}``): their 201 answers say where."""

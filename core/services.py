@@ -77,5 +77,46 @@ class Messaging(Protocol):
         list keeps keyed hashes, not addresses, so ``to`` asks about one address), and the next
         page's cursor."""
 
+    async def statuses(self, conn, message_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """The current status of each of these messages (``queued``, ``sending``, ``sent``,
+        ``delivered``, ``failed``, ``bounced``), for senders that report on what they sent."""
 
-__all__ = ["Messaging", "ServiceError"]
+
+@runtime_checkable
+class ContactLists(Protocol):
+    """Who is on a contact list (provided by the ``contact_lists`` plugin), for senders of campaigns."""
+
+    async def members(self, conn, list_id: uuid.UUID) -> Any:
+        """A SQLAlchemy select of one column, ``customer_id``, of the list's members now (a
+        rule-based segment evaluated in SQL), to be used inside the caller's own statements;
+        a 404 Problem when there is no such list."""
+
+
+@runtime_checkable
+class PaymentLedger(Protocol):
+    """The payments ledger (provided by ``payment_history``): one row per charge, refund and fee,
+    written from the payment events."""
+
+    async def entries(self, conn, *, payment_ids: list[uuid.UUID] | None = None, occurred_from=None,
+                      occurred_to=None) -> list[dict[str, Any]]:
+        """The rows (``id``, ``kind``, ``payment_id``, ``booking_id``, ``customer_id``,
+        ``amount_cents``, ``currency``, ``occurred_at``) of those payments, or those that occurred
+        in ``[occurred_from, occurred_to)``: given both, a row matching either."""
+
+
+@runtime_checkable
+class DepositOperations(Protocol):
+    """Moving a booking deposit's money (provided by ``deposits``), with its state rules and
+    refund caps; each raises a Problem when refused."""
+
+    async def refund(self, conn, principal, deposit_id: uuid.UUID, *, amount_cents: int | None, reason: str | None,
+                     key: str) -> dict[str, Any]:
+        """Refund ``amount_cents`` (all that is left when None) and return the refund row; one
+        ``key`` refunds once: a second call with it answers the first refund."""
+
+    async def capture(self, conn, principal, deposit_id: uuid.UUID, *, payment_method: str) -> dict[str, Any]:
+        """Take a deposit's payment (its PaymentIntent confirmed with ``payment_method``) and return
+        the deposit; one already paid answers as it is."""
+
+
+__all__ = ["ContactLists", "DepositOperations", "Messaging", "PaymentLedger", "ServiceError"]

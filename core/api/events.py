@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from myhibachi.core import events
 from myhibachi.core.auth import Principal, require
 from myhibachi.core.errors import error_responses, not_found
-from myhibachi.core.pagination import LIMIT, NextCursor
+from myhibachi.core.pagination import CURSOR, LIMIT, NextCursor
 
 PERMISSIONS = ["events.manage"]
 
@@ -40,7 +40,7 @@ def router(make) -> APIRouter:
     r = make("/admin/events", tags=["events"])
 
     @r.get("/failed", response_model=FailedPage, responses=error_responses(401, 403))
-    async def list_failed(request: Request, limit: int = LIMIT, cursor: str | None = None,
+    async def list_failed(request: Request, limit: int = LIMIT, cursor: str | None = CURSOR,
                           _: Principal = Depends(require("events.manage"))) -> FailedPage:
         """Deliveries parked after their last attempt, newest first."""
         rows, next_cursor = await events.failed(request.app.state.ctx, limit=limit, cursor=cursor)

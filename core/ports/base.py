@@ -48,6 +48,21 @@ class Refund:
 
 
 @dataclass
+class BalanceTransaction:
+    """One movement of the provider's balance (Stripe's ``balance_transaction``)."""
+
+    id: str
+    type: str  # charge, refund, adjustment, payout, ...
+    amount_cents: int  # signed: a refund is negative
+    fee_cents: int
+    currency: str
+    created: int  # Unix seconds
+    source_id: str | None = None  # the charge or refund it moved money for
+    intent_id: str | None = None  # that source's PaymentIntent
+    metadata: dict[str, str] = field(default_factory=dict)  # the PaymentIntent's
+
+
+@dataclass
 class WebhookEvent:
     """One provider event of a verified webhook, for the core's webhook hub."""
 
@@ -95,6 +110,16 @@ class PaymentsPort(Protocol):
     async def submit_dispute_evidence(self, dispute_id: str, evidence: dict[str, str], *,
                                       idempotency_key: str) -> str:
         """Submit ``evidence`` (Stripe's evidence field names) for a dispute; returns its status."""
+        ...
+
+    async def balance_transactions(self, *, created_from: int, created_to: int, starting_after: str | None = None,
+                                   limit: int = 100) -> tuple[list[BalanceTransaction], str | None]:
+        """One page of the balance transactions created in ``[created_from, created_to)`` (Unix
+        seconds), newest first, each with its source's PaymentIntent and that intent's metadata.
+
+        :param starting_after: the cursor a previous page answered.
+        :return: the page and the cursor of the next one (None after the last).
+        """
         ...
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from myhibachi.core.models import offline_payments
 from myhibachi.core.ports import inbound, outbox
 from myhibachi.core.ports.base import (
+    BalanceTransaction,
     BankAccount,
     BankItem,
     CallInfo,
@@ -191,7 +192,8 @@ class OfflinePayments(_Recorder):
                 raise PortError("the payment is already fully refunded", code="charge_already_refunded", status=400)
             if not isinstance(amount, int) or amount < 1 or amount > left:
                 raise PortError(f"refund amount must be 1..{left} cents", code="amount_too_large", status=400)
-            refund.update(id=f"re_{uuid.uuid4().hex}", amount_cents=amount, idempotency_key=idempotency_key)
+            refund.update(id=f"re_{uuid.uuid4().hex}", amount_cents=amount, idempotency_key=idempotency_key,
+                          created=int(time.time()))
             return {"amount_refunded_cents": row["amount_refunded_cents"] + amount,
                     "refunds": [*row["refunds"], dict(refund)]}
 
@@ -203,6 +205,23 @@ class OfflinePayments(_Recorder):
         await self._record("dispute.evidence", {"dispute_id": dispute_id, "evidence": evidence,
                                                 "idempotency_key": idempotency_key})
         return "under_review"
+
+    async def balance_transactions(self, *, created_from, created_to, starting_after=None, limit=100):
+        """A charge for every payment that succeeded (at its creation) and one per refund, one page."""
+        async with self.ctx.db.read() as conn:
+            rows = await conn.fetch_all(offline_payments.select().where(
+                offline_payments.c.status == "succeeded",
+                offline_payments.c.updated_at >= sa.func.to_timestamp(created_from)))
+        items = []
+        for row in rows:
+            intent, meta = f"pi_{row['id'].hex}", dict(row["metadata"] or {})
+            at = int(row["created_at"].timestamp())
+            items.append(BalanceTransaction(f"txn_{row['id'].hex}", "charge", row["amount_cents"], 0, row["currency"],
+                                            at, f"ch_{row['id'].hex}", intent, meta))
+            items += [BalanceTransaction(f"txn_{r['id']}", "refund", -r["amount_cents"], 0, row["currency"],
+                                         r.get("created", at), r["id"], intent, meta) for r in row["refunds"]]
+        items = [t for t in items if created_from <= t.created < created_to]
+        return sorted(items, key=lambda t: (-t.created, t.id)), None
 
     def sign_webhook(self, payload: bytes, timestamp: int | None = None) -> str:
         return stripe_signature(self.webhook_secret, payload, timestamp)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import stripe
 
 from myhibachi.core.ports import inbound
-from myhibachi.core.ports.base import InvalidSignature, PaymentIntent, PortError, Refund
+from myhibachi.core.ports.base import BalanceTransaction, InvalidSignature, PaymentIntent, PortError, Refund
 
 
 def _intent(obj) -> PaymentIntent:
@@ -75,6 +75,28 @@ class StripePayments:
                                    params={"evidence": evidence, "submit": True},
                                    options={"idempotency_key": idempotency_key})
         return dispute.status
+
+    async def balance_transactions(self, *, created_from, created_to, starting_after=None, limit=100):
+        # newest first, so the walk stops at the first one older than the range (the list is not
+        # filtered by ``created``, which localstripe refuses)
+        params = {"limit": limit, "expand": ["data.source.payment_intent"]}
+        if starting_after:
+            params["starting_after"] = starting_after
+        page = (await self._call(self.client.v1.balance_transactions.list_async, params=params)).to_dict()
+        items = []
+        for txn in page["data"]:
+            if txn["created"] >= created_to or txn["created"] < created_from:
+                continue
+            source = txn.get("source")
+            intent = source.get("payment_intent") if isinstance(source, dict) else None
+            items.append(BalanceTransaction(
+                id=txn["id"], type=txn["type"], amount_cents=txn["amount"], fee_cents=txn.get("fee") or 0,
+                currency=txn["currency"], created=txn["created"],
+                source_id=source.get("id") if isinstance(source, dict) else source,
+                intent_id=intent.get("id") if isinstance(intent, dict) else intent,
+                metadata=dict((intent.get("metadata") if isinstance(intent, dict) else None) or {})))
+        more = page.get("has_more") and page["data"] and page["data"][-1]["created"] >= created_from
+        return items, page["data"][-1]["id"] if more else None
 
     async def verify_webhook(self, headers, body, url):
         if not self.webhook_secret:

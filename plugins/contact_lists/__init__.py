@@ -3,7 +3,13 @@ and opt-outs (by the customer, a signed unsubscribe link) recorded through comms
 later send is refused by its consent check."""
 from __future__ import annotations
 
-from myhibachi.core import Plugin
+from myhibachi.core import ContactLists, Plugin
+
+
+def contact_lists(ctx) -> ContactLists:
+    from myhibachi.plugins.contact_lists.service import Lists
+
+    return Lists()
 
 
 class ContactListsPlugin(Plugin):
@@ -14,6 +20,7 @@ class ContactListsPlugin(Plugin):
     features = {"6.3": ["test_contact_list_management", "test_opt_out_management"]}
     permissions = ("contacts.read", "contacts.write")
     requires = ("comms",)  # opt-outs are comms' list, reached through its Messaging service
+    services = {ContactLists: contact_lists}
 
 
 plugin = ContactListsPlugin()

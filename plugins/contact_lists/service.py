@@ -80,6 +80,13 @@ async def preview(conn, list_id: uuid.UUID, limit: int) -> dict[str, Any]:
     return {"count": await count(conn, row), "sample": list(sample)}
 
 
+class Lists:
+    """The ``ContactLists`` service: a list's members as a query, for campaigns."""
+
+    async def members(self, conn, list_id: uuid.UUID) -> sa.Select:
+        return member_ids(await get(conn, list_id))
+
+
 # --- unsubscribe links -------------------------------------------------------------------
 
 

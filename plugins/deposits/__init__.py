@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from myhibachi.core import Plugin, hookimpl
+from myhibachi.core import DepositOperations, Plugin, hookimpl
 
 
 class DepositsSettings(BaseModel):
@@ -30,6 +30,12 @@ class DepositsSettings(BaseModel):
     reconcile_batch: int = Field(default=200, ge=1, description="Deposits reconciled per run.")
 
 
+def operations(ctx) -> DepositOperations:
+    from myhibachi.plugins.deposits.service import Operations
+
+    return Operations(ctx)
+
+
 class DepositsPlugin(Plugin):
     name = "deposits"
     version = "1.0.0"
@@ -39,6 +45,7 @@ class DepositsPlugin(Plugin):
                         "test_cancel_deposit", "test_refund_deposit"]}
     permissions = ("payments.read", "payments.write")
     settings = DepositsSettings
+    services = {DepositOperations: operations}
 
     @hookimpl
     def register_events(self) -> list:

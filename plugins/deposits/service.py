@@ -275,6 +275,26 @@ async def refunds_of(conn, deposit_id: uuid.UUID, *, limit: int, cursor: str | N
                             descending=False)
 
 
+class Operations:
+    """Refund and capture for other plugins (the ``DepositOperations`` service)."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    async def refund(self, conn, principal, deposit_id, *, amount_cents, reason, key):
+        refund_id = derived_id(str(deposit_id), key, "refund")
+        seen = await conn.fetch_one(sa.select(deposit_refunds).where(deposit_refunds.c.id == refund_id))
+        if seen is not None:  # this key refunded already
+            return dict(seen)
+        return (await refund_deposit(conn, self.ctx, principal, deposit_id, amount_cents, reason, refund_id))[1]
+
+    async def capture(self, conn, principal, deposit_id, *, payment_method):
+        dep = await get_deposit(conn, principal, deposit_id, permission="payments.write")
+        if dep["status"] in ("processing", *CAPTURED, "refunded"):
+            return dep
+        return await confirm_deposit(conn, self.ctx, principal, deposit_id, payment_method)
+
+
 # --- listing -------------------------------------------------------------------------------
 
 

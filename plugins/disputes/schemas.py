@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -55,3 +56,118 @@ class DisputeOpened(BaseModel):
     amount_cents: int
     currency: str
     due_by: str | None
+
+
+class ReconcileRequest(BaseModel):
+    """Local days of the business (``time_zone``, else its default), both included."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_day: date
+    last_day: date
+    time_zone: str | None = Field(None, max_length=64)
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.last_day < self.first_day:
+            raise ValueError("last_day must not be before first_day")
+        if (self.last_day - self.first_day).days > 92:
+            raise ValueError("last_day: a reconciliation spans at most 92 days")
+        return self
+
+
+class Mismatch(BaseModel):
+    kind: Literal["missing_locally", "missing_at_provider", "amount_differs", "booking_mismatch"] = Field(
+        description="missing_locally: the provider moved money the ledger lacks; missing_at_provider: the "
+                    "reverse; amount_differs: both, different sums; booking_mismatch: the provider's booking is "
+                    "not ours or not the ledger's.")
+    entry: Literal["charge", "refund"]
+    currency: str
+    payment_id: str | None = Field(description="Our payment (the deposit); null when the provider names none.")
+    booking_id: str | None
+    intent_id: str | None
+    provider_cents: int
+    ledger_cents: int
+    provider_ids: list[str] = Field(description="The provider's balance transactions.")
+    ledger_ids: list[str] = Field(description="The ledger's entries.")
+
+
+class Reconciliation(BaseModel):
+    id: uuid.UUID
+    status: Literal["queued", "running", "done"]
+    first_day: date
+    last_day: date
+    time_zone: str
+    range_start: datetime
+    range_end: datetime
+    fetched: int = Field(description="Provider transactions fetched so far.")
+    matched: int = Field(description="Payment entries on which the provider and the ledger agree.")
+    mismatches: list[Mismatch] | None = Field(description="Every disagreement; null until done.")
+    error: str | None = Field(description="The provider's last failure while the run waits to resume.")
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, row) -> "Reconciliation":
+        return cls(**{k: v for k, v in row.items() if k != "report"}, mismatches=row["report"])
+
+
+class PaymentReconciled(BaseModel):
+    """A reconciliation of the provider's transactions with the ledger finished."""
+
+    reconciliation_id: str
+    first_day: str
+    last_day: str
+    matched: int
+    mismatches: int
+
+
+class BulkItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deposit_id: uuid.UUID
+    idempotency_key: str = Field(min_length=1, max_length=200,
+                                 description="This item's own key: an item with a key already used moves no money again.")
+    amount_cents: int | None = Field(None, ge=1, description="Refunds: this much (all that is left when absent).")
+    payment_method: str | None = Field(None, min_length=1, max_length=255, description="Captures: the method to pay with.")
+    reason: str | None = Field(None, max_length=500)
+
+
+class BulkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["refund", "capture"]
+    items: list[BulkItem] = Field(min_length=1, max_length=500, description="Worked in this order; keys unique.")
+
+
+class BulkItemResult(BaseModel):
+    seq: int
+    deposit_id: uuid.UUID
+    idempotency_key: str
+    status: Literal["pending", "succeeded", "failed"]
+    attempts: int
+    result: dict[str, str | int | None] | None = Field(
+        description="What moved: the refund (refund_id, amount_cents) or the deposit's status.")
+    error: dict[str, str | int | None] | None = Field(description="Why it failed: status, title, detail.")
+    finished_at: datetime | None
+
+
+class BulkJob(BaseModel):
+    id: uuid.UUID
+    action: Literal["refund", "capture"]
+    status: Literal["queued", "running", "done"]
+    total: int
+    succeeded: int
+    failed: int
+    results: list[BulkItemResult]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class BulkCompleted(BaseModel):
+    """Every item of a bulk refund or capture was worked; ``failed`` of them did not go through."""
+
+    job_id: str
+    action: str
+    succeeded: int
+    failed: int

@@ -92,6 +92,12 @@ class LoyaltyPlugin(Plugin):
         app.add_typer(cli, name="loyalty")
 
     @hookimpl
+    async def message_variables(self, customer_ids, conn):
+        from myhibachi.plugins.loyalty.service import message_variables
+
+        return await message_variables(conn, customer_ids)
+
+    @hookimpl
     async def customer_export_sections(self, customer_id, conn, ctx):
         from myhibachi.plugins.loyalty.service import export_sections
 
@@ -102,6 +108,12 @@ class LoyaltyPlugin(Plugin):
         from myhibachi.plugins.loyalty.service import merge_customer
 
         await merge_customer(conn, ctx, source_id, target_id)
+
+    @hookimpl
+    async def customer_tier(self, customer_id, conn):
+        from myhibachi.plugins.loyalty.service import tier_of
+
+        return await tier_of(conn, customer_id)
 
 
 plugin = LoyaltyPlugin()

@@ -49,6 +49,12 @@ def add_months(at: datetime, months: int) -> datetime:
 
 _ACCOUNT = sa.select(accounts).where(accounts.c.customer_id == sa.bindparam("customer_id"))
 _CUSTOMER = sa.select(tables.customers.c.id).where(tables.customers.c.id == sa.bindparam("customer_id"))
+_TIER = sa.select(accounts.c.tier).where(accounts.c.customer_id == sa.bindparam("customer_id"))
+
+
+async def tier_of(conn, customer_id) -> str | None:
+    """The ``customer_tier`` hook's answer: the account's tier (None without an account)."""
+    return await conn.scalar(_TIER, {"customer_id": customer_id})
 _NEXT_EXPIRY = (sa.select(ledger.c.expires_at, sa.func.sum(ledger.c.remaining).label("points"))
                 .where(ledger.c.account_id == sa.bindparam("account_id"), ledger.c.lot_status == "open")
                 .group_by(ledger.c.expires_at).order_by(ledger.c.expires_at).limit(1))
@@ -473,3 +479,13 @@ async def merge_customer(conn, ctx, source_id: uuid.UUID, target_id: uuid.UUID) 
         points_debt=source["points_debt"] + target["points_debt"], tier=settings_of(ctx).tier_of(lifetime),
         updated_at=sa.func.now()))
     await conn.run(sa.delete(accounts).where(accounts.c.id == source["id"]))
+
+
+_BALANCES = sa.select(accounts.c.customer_id, accounts.c.points_balance).where(
+    accounts.c.customer_id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid))))
+
+
+async def message_variables(conn, customer_ids) -> dict[uuid.UUID, dict[str, str]]:
+    """``loyalty_balance`` of each customer, for personalised messages (no account: 0)."""
+    found = {r["customer_id"]: r["points_balance"] for r in await conn.fetch_all(_BALANCES, {"ids": list(customer_ids)})}
+    return {c: {"loyalty_balance": str(found.get(c, 0))} for c in customer_ids}

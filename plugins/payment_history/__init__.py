@@ -8,7 +8,13 @@ business's local day (``default_time_zone`` unless the request names one).
 """
 from __future__ import annotations
 
-from myhibachi.core import Plugin, hookimpl
+from myhibachi.core import PaymentLedger, Plugin, hookimpl
+
+
+def ledger(ctx) -> PaymentLedger:
+    from myhibachi.plugins.payment_history.service import Ledger
+
+    return Ledger()
 
 
 class PaymentHistoryPlugin(Plugin):
@@ -19,6 +25,7 @@ class PaymentHistoryPlugin(Plugin):
     features = {"5.2": ["test_payment_history", "test_payment_report_generation"]}
     requires = ("deposits",)
     permissions = ("payments.read",)
+    services = {PaymentLedger: ledger}
 
     @hookimpl
     def register_event_handlers(self) -> dict[str, list]:

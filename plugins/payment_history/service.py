@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert as pg_insert
 
 from myhibachi.core import fetch_page, utcnow
 from myhibachi.plugins.payment_history.models import payment_ledger as L
@@ -47,6 +47,21 @@ async def history(conn, *, customer_id: uuid.UUID | None = None, kind: str | Non
     if occurred_to:
         cond.append(L.c.occurred_at < occurred_to)
     return await fetch_page(conn, sa.select(L).where(*cond), (L.c.occurred_at, L.c.id), limit=limit, cursor=cursor)
+
+
+class Ledger:
+    """The ledger as the ``PaymentLedger`` service other plugins read it through."""
+
+    async def entries(self, conn, *, payment_ids=None, occurred_from=None, occurred_to=None) -> list[dict[str, Any]]:
+        either = []
+        if payment_ids:
+            either.append(L.c.payment_id == sa.func.any(sa.cast(sa.literal(list(payment_ids)), ARRAY(UUID))))
+        if occurred_from is not None and occurred_to is not None:
+            either.append(sa.and_(L.c.occurred_at >= occurred_from, L.c.occurred_at < occurred_to))
+        if not either:
+            return []
+        rows = await conn.fetch_all(sa.select(L).where(sa.or_(*either)).order_by(L.c.occurred_at, L.c.id))
+        return [dict(r) for r in rows]
 
 
 def local_bounds(first: date, after_last: date, tz: str) -> tuple[datetime, datetime]:

@@ -80,11 +80,52 @@ async def build_refund(caller: Caller, spec: dict, op: dict) -> Request:
     return {"deposit_id": deposit}, {"amount_cents": 100, "reason": "reliability"}, caller.staff
 
 
+async def contact_list(caller: Caller) -> str:
+    r = await caller.client.post("/v1/admin/contact-lists", json={"name": "reliability"}, headers=caller.staff)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+async def build_campaign(caller: Caller, spec: dict, op: dict) -> Request:
+    """A message to an existing list (a list id from the schema names no list)."""
+    return {}, {"name": "reliability", "list_id": await contact_list(caller), "channel": "sms",
+                "text": "Tables free tonight"}, caller.staff
+
+
+async def build_ab_test(caller: Caller, spec: dict, op: dict) -> Request:
+    variants = [{"name": name, "share": 50, "text": f"Variant {name}"} for name in "AB"]
+    return {}, {"name": "reliability", "list_id": await contact_list(caller), "channel": "sms",
+                "variants": variants}, caller.staff
+
+
+def _waiting(start: str) -> dict:
+    return {"requested_date": start[:10], "time_zone": "America/New_York", "party_size": 6}
+
+
+async def build_waitlist_entry(caller: Caller, spec: dict, op: dict) -> Request:
+    """A customer waits for a day of their own (an entry per customer and day)."""
+    return {}, _waiting(_start()), caller.customer
+
+
+async def build_waitlist_conversion(caller: Caller, spec: dict, op: dict) -> Request:
+    """A waiting entry, booked at a free evening of its day."""
+    start = _start()
+    r = await caller.client.post("/v1/bookings/waitlist", json=_waiting(start), headers=caller.customer)
+    assert r.status_code == 201, r.text
+    body = booking_body(starts_at=start)
+    return {"entry_id": r.json()["id"]}, {"address": body["address"], "zip_code": body["zip_code"],
+                                          "starts_at": start}, caller.customer
+
+
 # (method, path template) -> builder. A route absent from here is built from its schema.
 BUILDERS: dict[tuple[str, str], Callable[[Caller, dict, dict], Awaitable[Request]]] = {
     ("POST", "/v1/bookings"): build_booking,
     ("POST", "/v1/customers/{customer_id}/loyalty/redeem"): build_redemption,
     ("POST", "/v1/payments/deposits/{deposit_id}/refunds"): build_refund,
+    ("POST", "/v1/communications/schedule"): build_campaign,
+    ("POST", "/v1/communications/ab-test"): build_ab_test,
+    ("POST", "/v1/bookings/waitlist"): build_waitlist_entry,
+    ("POST", "/v1/bookings/waitlist/{entry_id}/convert"): build_waitlist_conversion,
 }
 
 

@@ -11,6 +11,7 @@ from myhibachi.core.models import offline_outbox
 from myhibachi.plugins.deposits import DepositsPlugin
 from myhibachi.plugins.disputes import DisputesPlugin
 from myhibachi.plugins.disputes.models import disputes
+from myhibachi.plugins.payment_history import PaymentHistoryPlugin
 from tests.plugins.deposits.helpers import FLAG, WEBHOOK_SECRET, event, pending_booking, published, signed
 
 DISPUTES_FLAG = "FEATURE_FLAG_PAYMENT_DISPUTES"
@@ -30,7 +31,7 @@ async def drain(ctx) -> None:
 
 
 async def test_payment_dispute_handling(make_app, client_of, seed, clean_db):
-    app = make_app([DepositsPlugin(), DisputesPlugin()], flags={FLAG: True, DISPUTES_FLAG: True},
+    app = make_app([DepositsPlugin(), PaymentHistoryPlugin(), DisputesPlugin()], flags={FLAG: True, DISPUTES_FLAG: True},
                    payments_adapter="offline", stripe_webhook_secret=WEBHOOK_SECRET)
     ctx = app.state.ctx
     due = int(time.time()) + 7 * 86400
