@@ -24,6 +24,13 @@ class EmbeddingsPlugin(Plugin):
     settings = EmbeddingsSettings
 
     @hookimpl
+    def register_events(self):
+        from myhibachi.core import Event
+        from myhibachi.plugins.embeddings.schemas import EmbeddingStored
+
+        return [Event("embedding.stored", EmbeddingStored)]
+
+    @hookimpl
     def register_event_handlers(self):
         from myhibachi.plugins.embeddings import service
 

@@ -7,6 +7,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from myhibachi.core import NextCursor
 
 
+class EmbeddingStored(BaseModel):
+    """A text was embedded and stored, with the model and dimension of its vector."""
+
+    embedding_id: str
+    kind: str
+    source_id: str | None = None
+    model: str
+    dimensions: int
+
+
 class TextIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=8000, description="The text to embed (longer than the model's "

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from sqlalchemy.dialects.postgresql import insert
 
-from myhibachi.core import fetch_page, vault, webhooks
+from myhibachi.core import fetch_page, publish_many, vault, webhooks
 from myhibachi.plugins.embeddings.models import ai_embedding_queue as queue
 from myhibachi.plugins.embeddings.models import ai_embeddings
 
@@ -46,6 +46,9 @@ async def _store(conn, ctx, items, vectors) -> list[dict]:
                      "key_id": box.current_id, "model": port.model, "dimensions": len(vector),
                      "embedding": literal(vector)})
     await conn.run(_INSERT, rows)
+    await publish_many(conn, ctx, "embedding.stored", [
+        {"embedding_id": str(r["id"]), "kind": r["kind"], "source_id": r["source_id"], "model": r["model"],
+         "dimensions": r["dimensions"]} for r in rows])
     return [{**r, "embedding": v} for r, v in zip(rows, vectors)]
 
 

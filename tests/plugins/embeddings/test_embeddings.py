@@ -5,6 +5,7 @@ import uuid
 
 import sqlalchemy as sa
 
+from myhibachi.core.models import outbox_events
 from myhibachi.plugins.embeddings import EmbeddingsPlugin
 from myhibachi.plugins.embeddings.models import ai_embeddings
 from tests.plugins.embeddings.faq import FAQ, PARAPHRASES
@@ -22,9 +23,25 @@ async def stored(db):
         return await conn.fetch_all(sa.select(ai_embeddings))
 
 
+async def published(db, name="embedding.stored"):
+    async with db.read() as conn:
+        return await conn.scalars(sa.select(outbox_events.c.payload).where(outbox_events.c.name == name))
+
+
+def as_events(rows):
+    """The ``embedding.stored`` payloads the stored ``rows`` should have published."""
+    return by_id({"embedding_id": str(r["id"]), "kind": r["kind"], "source_id": r["source_id"],
+                    "model": r["model"], "dimensions": r["dimensions"]} for r in rows)
+
+
+def by_id(payloads):
+    return sorted(payloads, key=lambda p: p["embedding_id"])
+
+
 async def test_embeddings_create(make_app, client_of, seed, database):
     """Texts are embedded by the port's model and stored with the model and dimension per row,
-    the text sealed. Broken on purpose: storing the text in clear (red)."""
+    the text sealed; each stored row publishes ``embedding.stored``. Broken on purpose: storing
+    the text in clear (red); publishing one event for the whole batch (red)."""
     app = make_app([EmbeddingsPlugin()], flags=FLAGS)
     staff = await seed.staff("ai.write")
     async with client_of(app, headers=staff) as c:
@@ -53,11 +70,12 @@ async def test_embeddings_create(make_app, client_of, seed, database):
                            ({"items": [{"text": "x", "kind": "Not A Kind"}]}, "body.items.0.kind")):
             refused = await c.post("/v1/ai/embeddings", json=bad)
             assert refused.status_code == 422 and field_of(refused) == field, refused.text
-        assert len(await stored(database)) == 2
+        assert len(await stored(database)) == 2 and len(await published(database)) == 2
+        assert by_id(await published(database)) == as_events(rows)
 
     async with client_of(app, headers=await seed.staff("ai.read")) as c:
         assert (await c.post("/v1/ai/embeddings", json={"items": [{"text": "x"}]})).status_code == 403
-    assert len(await stored(database)) == 2
+    assert len(await stored(database)) == 2 and len(await published(database)) == 2
 
 
 async def test_embeddings_search(make_app, client_of, seed, database):
@@ -104,7 +122,8 @@ async def test_embeddings_search(make_app, client_of, seed, database):
                                     ({}, {"query": ""}, "body.query"), ({}, {"query": "x", "limit": 3}, "body.limit")):
             refused = await c.post("/v1/ai/embeddings/search", params=params, json=body)
             assert refused.status_code == 422 and field_of(refused) == field, refused.text
-    assert len(await stored(database)) == len(FAQ) + 1
+    rows = await stored(database)
+    assert len(rows) == len(FAQ) + 1 and by_id(await published(database)) == as_events(rows)
 
 
 async def test_embeddings_similarity(make_app, client_of, seed, database, drain):
@@ -151,6 +170,9 @@ async def test_embeddings_similarity(make_app, client_of, seed, database, drain)
     assert await service.embed_queued(ctx) == 0
     rows = await stored(database)
     assert sorted(r["source_id"] for r in rows) == sorted(texts) and {r["kind"] for r in rows} == {"sms"}
+    assert {(r["model"], r["dimensions"]) for r in rows} == {("all-MiniLM-L6-v2-onnx-int8", 384)}
+    assert by_id(await published(database)) == as_events(rows)
+    assert len(await published(database, "webhook.twilio.inbound")) == 5  # the replay is one delivery
 
     async with client_of(app, headers=await seed.staff("ai.read")) as c:
         near = await c.get("/v1/ai/embeddings/similar/SM1", params={"limit": 2})
