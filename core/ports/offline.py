@@ -410,8 +410,9 @@ _TOKEN = re.compile(r"\w+")
 
 class HashingEmbeddings:
     """Deterministic feature-hashing vectors (words and character trigrams, 384 dims, L2
-    normalised): texts that share words are near, but this is not a semantic model. It is
-    the offline default because the MiniLM adapter needs PyTorch."""
+    normalised): texts that share words are near, but this is not a semantic model. A test
+    double (``MYHIBACHI_EMBEDDINGS_ADAPTER=hashing``) for tests that need vectors fast and
+    exactly reproducible; the offline default is the MiniLM ONNX model."""
 
     dimensions = 384
     model = "offline-hashing-384"

@@ -209,8 +209,32 @@ async def test_offline_twiml(make_app):
     assert phone.dial("+15550001111").endswith("<Response><Dial>+15550001111</Dial></Response>")
 
 
-async def test_hashing_embeddings_are_deterministic_and_normalised(make_app):
+async def test_offline_embeddings_are_semantic(make_app):
+    """The default is all-MiniLM-L6-v2 (int8 ONNX): a paraphrase that shares no content word
+    is nearer than an unrelated text that shares some."""
     emb = make_app().state.ctx.ports.embeddings
+    assert (emb.dimensions, emb.model) == (384, "all-MiniLM-L6-v2-onnx-int8")
+    q, para, other, cancel, call_off, price = await emb.embed([
+        "Can the chef cook without peanuts? My son is allergic.", "Do you handle nut allergies?",
+        "What time does the chef arrive?", "How do I cancel my booking?", "I need to call off my event next week",
+        "What is your price for each guest?"])
+    dot = lambda x, y: sum(p * q for p, q in zip(x, y))  # noqa: E731
+    assert len(q) == 384 and abs(dot(q, q) - 1) < 1e-5
+    assert dot(q, para) > dot(q, other) + 0.1
+    assert dot(cancel, call_off) > dot(cancel, price) + 0.1
+    assert await emb.embed([]) == []
+
+
+async def test_offline_embeddings_refuse_a_model_file_that_is_not_the_pinned_one(monkeypatch):
+    from myhibachi.core.ports import local_ai
+
+    monkeypatch.setattr(local_ai, "MINILM_INT8_SHA256", "0" * 64)
+    with pytest.raises(PortError, match="not the pinned"):
+        await local_ai.OnnxMiniLMEmbeddings().embed(["hi"])
+
+
+async def test_hashing_embeddings_are_deterministic_and_normalised(make_app):
+    emb = make_app(embeddings_adapter="hashing").state.ctx.ports.embeddings
     assert (emb.dimensions, emb.model) == (384, "offline-hashing-384")
     a, b, c, a2 = await emb.embed(["Hibachi dinner for ten guests", "hibachi dinner for 12 guests",
                                    "refund my deposit please", "Hibachi dinner for ten guests"])

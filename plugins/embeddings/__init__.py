@@ -1,0 +1,40 @@
+"""Embeddings (roadmap 3.2): texts embedded through the core's embeddings port, stored in
+PostgreSQL with pgvector (HNSW, cosine) with the model and dimension of every row, and
+searched by meaning."""
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from myhibachi.core import Plugin, hookimpl
+
+
+class EmbeddingsSettings(BaseModel):
+    """Read from ``MYHIBACHI_EMBEDDINGS_*``."""
+
+    ef_search: int = Field(default=40, ge=1, le=1000, description="HNSW candidates per search (hnsw.ef_search).")
+
+
+class EmbeddingsPlugin(Plugin):
+    name = "embeddings"
+    version = "1.0.0"
+    flag = "FEATURE_FLAG_AI_EMBEDDINGS"
+    description = "Semantic search over stored texts: embeddings in pgvector, nearest by cosine."
+    features = {"3.2": ["test_embeddings_create", "test_embeddings_search", "test_embeddings_similarity"]}
+    permissions = ("ai.read", "ai.write")
+    settings = EmbeddingsSettings
+
+    @hookimpl
+    def register_events(self):
+        from myhibachi.core import Event
+        from myhibachi.plugins.embeddings.schemas import EmbeddingStored
+
+        return [Event("embedding.stored", EmbeddingStored)]
+
+    @hookimpl
+    def register_event_handlers(self):
+        from myhibachi.plugins.embeddings import service
+
+        return {"webhook.twilio.inbound": [service.on_inbound_sms]}
+
+
+plugin = EmbeddingsPlugin()

@@ -1,0 +1,134 @@
+"""Embed, store and search. Vectors travel to PostgreSQL as pgvector's text form and come
+back as float4[], so no type adapter is registered on the shared connections."""
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+
+from sqlalchemy.dialects.postgresql import insert
+
+from myhibachi.core import fetch_page, publish_many, vault, webhooks
+from myhibachi.plugins.embeddings.models import ai_embedding_queue as queue
+from myhibachi.plugins.embeddings.models import ai_embeddings
+
+BATCH = 64
+
+
+def literal(vector) -> str:
+    return "[" + ",".join(f"{v:.7g}" for v in vector) + "]"
+
+
+def _aad(row_id) -> str:
+    return f"ai_embeddings:{row_id}:text"
+
+
+_INSERT = sa.text(
+    "INSERT INTO ai_embeddings (id, kind, source_id, label, text_enc, key_id, model, dimensions, embedding) "
+    "VALUES (:id, :kind, :source_id, :label, :text_enc, :key_id, :model, :dimensions, CAST(:embedding AS vector))")
+
+async def store(conn, ctx, items) -> list[dict]:
+    """Embed ``items`` (``text``, ``kind``, ``source_id``, ``label``) in one call of the port and
+    store a row each."""
+    port = ctx.ports.embeddings
+    vectors = await port.embed([i["text"] for i in items])
+    return await _store(conn, ctx, items, vectors)
+
+
+async def _store(conn, ctx, items, vectors) -> list[dict]:
+    port = ctx.ports.embeddings
+    box = vault(ctx)
+    rows = []
+    for item, vector in zip(items, vectors):
+        row_id = uuid.uuid4()
+        rows.append({"id": row_id, "kind": item["kind"], "source_id": item.get("source_id"),
+                     "label": item.get("label"), "text_enc": box.encrypt(item["text"], _aad(row_id)),
+                     "key_id": box.current_id, "model": port.model, "dimensions": len(vector),
+                     "embedding": literal(vector)})
+    await conn.run(_INSERT, rows)
+    await publish_many(conn, ctx, "embedding.stored", [
+        {"embedding_id": str(r["id"]), "kind": r["kind"], "source_id": r["source_id"], "model": r["model"],
+         "dimensions": r["dimensions"]} for r in rows])
+    return [{**r, "embedding": v} for r, v in zip(rows, vectors)]
+
+
+_HIT = (ai_embeddings.c.id, ai_embeddings.c.kind, ai_embeddings.c.source_id, ai_embeddings.c.label,
+        ai_embeddings.c.text_enc, ai_embeddings.c.key_id)
+
+
+async def _nearest(conn, ctx, vector: str, *, limit: int, cursor: str | None, ef_search: int,
+                   where=()) -> tuple[list[dict], str | None]:
+    """One page of the stored texts of the port's model nearest ``vector``, by cosine distance
+    then id: the HNSW index orders them and its iterative scan goes on past a cursor."""
+    distance = ai_embeddings.c.embedding.cosine_distance(sa.cast(sa.literal(vector), ai_embeddings.c.embedding.type))
+    distance = distance.label("distance")
+    query = sa.select(*_HIT, distance).where(ai_embeddings.c.model == ctx.ports.embeddings.model, *where)
+    async with conn.savepoint():
+        await conn.run(sa.text(f"SET LOCAL hnsw.ef_search = {min(max(int(ef_search), limit + 1), 1000)}"), {})
+        await conn.run(sa.text("SET LOCAL hnsw.iterative_scan = strict_order"), {})
+        rows, after = await fetch_page(conn, query, [distance, ai_embeddings.c.id], limit=limit, cursor=cursor,
+                                       descending=False)
+    box = vault(ctx)
+    return [{**r, "score": 1 - r["distance"], "text": box.decrypt(r["text_enc"], r["key_id"], _aad(r["id"]))}
+            for r in rows], after
+
+
+async def search(conn, ctx, query: str, *, limit: int, cursor: str | None = None, kind: str | None = None,
+                 ef_search: int = 40) -> tuple[list[dict], str | None]:
+    """One page of the stored texts nearest ``query`` in meaning (only of ``kind`` if given)."""
+    [vector] = await ctx.ports.embeddings.embed([query])
+    where = () if kind is None else (ai_embeddings.c.kind == kind,)
+    return await _nearest(conn, ctx, literal(vector), limit=limit, cursor=cursor, ef_search=ef_search, where=where)
+
+
+async def similar(conn, ctx, source_id: str, *, limit: int, cursor: str | None = None,
+                  ef_search: int = 40) -> tuple[list[dict], str | None] | None:
+    """One page of the stored texts of other sources nearest the conversation ``source_id``
+    (its first embedded text); None when it is not embedded."""
+    vector = await conn.scalar(
+        sa.select(sa.cast(ai_embeddings.c.embedding, sa.Text))
+        .where(ai_embeddings.c.source_id == source_id, ai_embeddings.c.model == ctx.ports.embeddings.model)
+        .order_by(ai_embeddings.c.created_at, ai_embeddings.c.id).limit(1))
+    if vector is None:
+        return None
+    return await _nearest(conn, ctx, vector, limit=limit, cursor=cursor, ef_search=ef_search,
+                          where=(ai_embeddings.c.source_id.is_distinct_from(source_id),))
+
+
+def _queue_aad(source_id: str) -> str:
+    return f"ai_embedding_queue:{source_id}:text"
+
+
+async def enqueue(conn, ctx, kind: str, source_id: str, text: str) -> None:
+    """Queue a conversation's text for the worker (once per source: a redelivery adds nothing)."""
+    box = vault(ctx)
+    await conn.run(insert(queue).values(id=uuid.uuid4(), kind=kind, source_id=source_id, key_id=box.current_id,
+                                        text_enc=box.encrypt(text, _queue_aad(source_id)))
+                   .on_conflict_do_nothing(index_elements=["source_id"]))
+
+
+async def on_inbound_sms(conn, event, ctx) -> None:
+    """An SMS to one of our numbers: its text joins the conversations to embed."""
+    data = await webhooks.data_of(conn, ctx, event)
+    if (data.get("Body") or "").strip():
+        await enqueue(conn, ctx, "sms", data.get("MessageSid") or event["payload"]["event_id"], data["Body"])
+
+
+_CLAIM = sa.select(queue).order_by(queue.c.created_at).limit(sa.bindparam("limit")).with_for_update(skip_locked=True)
+
+
+async def embed_queued(ctx, batch: int = BATCH) -> int:
+    """One worker round: claim up to ``batch`` queued texts, embed them in one call of the
+    port, store them and drop them from the queue. Answers how many."""
+    box = vault(ctx)
+    async with ctx.db.transaction() as conn:
+        claimed = await conn.fetch_all(_CLAIM, {"limit": batch})
+        if not claimed:
+            return 0
+        items = [{"kind": r["kind"], "source_id": r["source_id"], "label": None,
+                  "text": box.decrypt(r["text_enc"], r["key_id"], _queue_aad(r["source_id"]))} for r in claimed]
+        vectors = await ctx.ports.embeddings.embed([i["text"] for i in items])
+        await _store(conn, ctx, items, vectors)
+        await conn.run(sa.delete(queue).where(queue.c.id == sa.func.any(sa.bindparam("ids"))),
+                       {"ids": [r["id"] for r in claimed]})
+    return len(claimed)
