@@ -117,6 +117,16 @@ async def build_waitlist_conversion(caller: Caller, spec: dict, op: dict) -> Req
                                           "starts_at": start}, caller.customer
 
 
+async def build_group(caller: Caller, spec: dict, op: dict) -> Request:
+    """A group of two at one chef station of a free evening."""
+    body = booking_body(starts_at=_start())
+    seat = {"menu_choice": "chicken", "payer": "Ana"}
+    return {}, {"starts_at": body["starts_at"], "time_zone": body["time_zone"], "address": body["address"],
+                "zip_code": body["zip_code"], "menu": [{"code": "chicken", "label": "Chicken"}],
+                "guests": [{"name": "Ana", **seat}, {"name": "Bo", **seat}],
+                "billing": {"payers": [{"name": "Ana"}]}}, caller.customer
+
+
 # (method, path template) -> builder. A route absent from here is built from its schema.
 BUILDERS: dict[tuple[str, str], Callable[[Caller, dict, dict], Awaitable[Request]]] = {
     ("POST", "/v1/bookings"): build_booking,
@@ -126,6 +136,7 @@ BUILDERS: dict[tuple[str, str], Callable[[Caller, dict, dict], Awaitable[Request
     ("POST", "/v1/communications/ab-test"): build_ab_test,
     ("POST", "/v1/bookings/waitlist"): build_waitlist_entry,
     ("POST", "/v1/bookings/waitlist/{entry_id}/convert"): build_waitlist_conversion,
+    ("POST", "/v1/bookings/groups"): build_group,
 }
 
 

@@ -1,0 +1,47 @@
+"""Group reservations (roadmap 1.5): a named guest list over one or more chef stations of a
+location, a group menu, and split billing; each station is a core booking."""
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from myhibachi.core import Plugin, hookimpl
+
+
+class GroupSettings(BaseModel):
+    """Read from ``MYHIBACHI_GROUP_RESERVATIONS_*``."""
+
+    menu_deadline_hours: int = Field(default=72, ge=0, description="Guest list and menu changes close this long "
+                                                                   "before the event.")
+
+
+class GroupReservationsPlugin(Plugin):
+    name = "group_reservations"
+    version = "0.1.0"
+    flag = "FEATURE_FLAG_GROUP_RESERVATIONS"
+    description = "Group bookings with named guests, a group menu, split billing and several chef stations."
+    features = {"1.5": ["test_booking_group_reservations"]}
+    requires = ("locations",)
+    core = ">=0.1,<1"
+    permissions = ("groups.read", "groups.write")
+    settings = GroupSettings
+
+    @hookimpl
+    def register_fields(self):
+        from myhibachi.plugins.group_reservations.schemas import GroupTable
+
+        return {"booking_create": GroupTable, "booking_update": GroupTable}
+
+    @hookimpl
+    async def validate_booking(self, booking, conn):
+        from myhibachi.plugins.group_reservations import service
+
+        return await service.validate(conn, booking)
+
+    @hookimpl
+    async def price_booking(self, booking, conn):
+        from myhibachi.plugins.group_reservations import service
+
+        return await service.menu_lines(conn, booking)
+
+
+plugin = GroupReservationsPlugin()

@@ -1,0 +1,235 @@
+"""Group reservations: a guest list seated at chef stations, each station a core booking made
+through the core's create path (rules, the location's capacity and stations, price), the
+group menu's surcharges priced through ``price_booking``, and each payer's share."""
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from myhibachi.core import (Problem, Refusal, bookings, check_owner_or, conflict, invalid, not_found, tables, utcnow,
+                            vault)
+from myhibachi.plugins.group_reservations.models import groups, guests, stations
+from myhibachi.plugins.group_reservations.schemas import Billing
+
+NAME = "group_reservations"
+
+
+def _aad(group_id, field: str) -> str:
+    return f"{NAME}:{group_id}:{field}"
+
+
+# --- booking hooks: a station's booking carries its group and table ------------------------
+
+_GROUP_OWNER = sa.select(groups.c.customer_id).where(groups.c.id == sa.bindparam("group_id"))
+_TABLE_MENU = (sa.select(guests.c.menu_choice, sa.func.count().label("n")).where(
+    guests.c.group_id == sa.bindparam("group_id"), guests.c.table_no == sa.bindparam("table_no"))
+    .group_by(guests.c.menu_choice).order_by(guests.c.menu_choice))
+_MENU = sa.select(groups.c.menu).where(groups.c.id == sa.bindparam("group_id"))
+
+
+async def validate(conn, booking) -> Refusal | None:
+    """Only the group's own customer books its stations."""
+    chosen = booking.inputs.get(NAME)
+    if chosen is None:
+        return None
+    owner = await conn.scalar(_GROUP_OWNER, {"group_id": chosen.group_id})
+    if owner is None or owner != booking.customer_id:
+        return Refusal("no such group reservation", field=f"{NAME}.group_id")
+    return None
+
+
+async def menu_lines(conn, booking) -> list[dict] | None:
+    """The group menu's surcharges of the station's guests, one line per choice."""
+    chosen = booking.inputs.get(NAME)
+    if chosen is None:
+        return None
+    params = {"group_id": chosen.group_id, "table_no": chosen.table_no}
+    menu = {m["code"]: m for m in (await conn.scalar(_MENU, params)) or []}
+    return [{"code": f"group.menu.{r['menu_choice']}", "label": f"{r['n']} x {menu[r['menu_choice']]['label']}",
+             "amount_cents": r["n"] * menu[r["menu_choice"]]["surcharge_cents"]}
+            for r in await conn.fetch_all(_TABLE_MENU, params)
+            if r["menu_choice"] in menu and menu[r["menu_choice"]]["surcharge_cents"]]
+
+
+# --- the group ------------------------------------------------------------------------------
+
+
+def _check(menu: list, guest_list: list, billing) -> None:
+    codes = [m["code"] for m in menu]
+    if len(set(codes)) != len(codes):
+        raise invalid("menu", "menu codes must be unique")
+    payers = [p.name for p in billing.payers]
+    if len(set(payers)) != len(payers):
+        raise invalid("billing.payers", "payer names must be unique")
+    for i, g in enumerate(guest_list):
+        if g.menu_choice not in codes:
+            raise invalid(f"guests.{i}.menu_choice", f"{g.menu_choice!r} is not on the group menu")
+        if g.payer not in payers:
+            raise invalid(f"guests.{i}.payer", f"{g.payer!r} is not a payer of the billing")
+    if billing.split == "by_amount" and any(p.amount_cents is None for p in billing.payers):
+        raise invalid("billing.payers", "by_amount: every payer gives amount_cents")
+
+
+async def _store_guests(conn, ctx, group_id, guest_list) -> None:
+    v = vault(ctx)
+    await conn.run(sa.update(groups).where(groups.c.id == group_id).values(key_id=v.current_id))
+    await conn.run(sa.delete(guests).where(guests.c.group_id == group_id))
+    await conn.run(sa.insert(guests), [
+        {"id": uuid.uuid4(), "group_id": group_id, "position": i, "table_no": g.table, "name_enc": v.encrypt(g.name, _aad(group_id, "name")),
+         "contact_enc": v.encrypt(g.contact, _aad(group_id, "contact")), "child": g.child, "dietary": g.dietary,
+         "allergens": g.allergens, "menu_choice": g.menu_choice, "payer": g.payer} for i, g in enumerate(guest_list)])
+
+
+def _tables(guest_list) -> dict[int, tuple[int, int]]:
+    seats: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for g in guest_list:
+        seats[g.table][1 if g.child else 0] += 1
+    return {t: (a, c) for t, (a, c) in sorted(seats.items())}
+
+
+async def _book_tables(conn, ctx, principal, group, guest_list, place: dict | None = None) -> None:
+    """Book, re-size or cancel the stations so there is one booking per table of the list; a
+    new table is booked at ``place`` (address, zip code) or where the group's first one is."""
+    b = tables.bookings
+    current = {r["table_no"]: r["booking_id"] for r in await conn.fetch_all(
+        sa.select(stations).where(stations.c.group_id == group["id"]))}
+    wanted = _tables(guest_list)
+    if place is None and set(wanted) - set(current):
+        place = dict(await conn.fetch_one(sa.select(b.c.address, b.c.zip_code).where(
+            b.c.id == current[min(current)])))
+    location = {"locations": {"location_id": group["location_id"]}} if group["location_id"] else {}
+    for table_no, (adults, children) in wanted.items():
+        chosen = {"group_id": group["id"], "table_no": table_no}
+        if table_no in current:
+            await bookings.update_booking(conn, ctx, principal, current[table_no], ctx.models.booking_update(
+                adults=adults, children=children, **{NAME: chosen}))
+            continue
+        staff = {} if principal.kind == "customer" else {"customer_id": group["customer_id"]}
+        row = await bookings.create_booking(conn, ctx, principal, ctx.models.booking_create(
+            starts_at=group["starts_at"], time_zone=group["time_zone"], adults=adults, children=children,
+            **place, **staff, **location, **{NAME: chosen}))
+        await conn.run(sa.insert(stations).values(group_id=group["id"], table_no=table_no, booking_id=row["id"]))
+    for table_no, booking_id in current.items():
+        if table_no not in wanted:
+            await bookings.transition(conn, ctx, principal, booking_id, "cancelled", reason="group table removed")
+            await conn.run(sa.delete(stations).where(stations.c.group_id == group["id"],
+                                                     stations.c.table_no == table_no))
+
+
+async def _customer(conn, principal, requested: uuid.UUID | None) -> uuid.UUID:
+    """A customer books for themselves; staff (groups.write) name an existing customer."""
+    if principal.kind == "customer":
+        own = bookings.own_id(principal)
+        if requested not in (None, own):
+            raise Problem(403, "Forbidden", "customers book groups for themselves only", kind="forbidden",
+                          permission="groups.write")
+        return own
+    if not principal.can("groups.write"):
+        raise Problem(403, "Forbidden", "missing permission groups.write", kind="forbidden", permission="groups.write")
+    if requested is None:
+        raise invalid("customer_id", "staff name the customer the group is for")
+    if await conn.scalar(sa.select(tables.customers.c.id).where(tables.customers.c.id == requested)) is None:
+        raise invalid("customer_id", "no such customer")
+    return requested
+
+
+def _check_amounts(billing: dict, total: int) -> None:
+    """By amount, the payers' amounts must sum to the stations' total."""
+    if billing["split"] == "by_amount" and (given := sum(p["amount_cents"] for p in billing["payers"])) != total:
+        raise invalid("billing.payers", f"the payers' amounts sum to {given}, the total is {total}")
+
+
+async def create_group(conn, ctx, principal, body) -> dict[str, Any]:
+    customer_id = await _customer(conn, principal, body.customer_id)
+    menu = [m.model_dump() for m in body.menu]
+    _check(menu, body.guests, body.billing)
+    rules = bookings.rules_of(ctx)
+    tz_name = body.time_zone or rules.default_time_zone
+    starts_at = bookings.resolve_start(body.starts_at, bookings.zone(tz_name))
+    group = await conn.fetch_one(sa.insert(groups).values(
+        id=uuid.uuid4(), customer_id=customer_id, starts_at=starts_at, time_zone=tz_name, menu=menu,
+        billing=body.billing.model_dump(), location_id=body.location_id, key_id=vault(ctx).current_id)
+        .returning(groups))
+    await _store_guests(conn, ctx, group["id"], body.guests)
+    await _book_tables(conn, ctx, principal, group, body.guests, {"address": body.address, "zip_code": body.zip_code})
+    found = await view(conn, ctx, group)
+    _check_amounts(group["billing"], found["total_cents"])
+    return found
+
+
+async def group_for(conn, principal, group_id: uuid.UUID, permission: str, *, for_update: bool = False):
+    q = sa.select(groups).where(groups.c.id == group_id)
+    row = await conn.fetch_one(q.with_for_update() if for_update else q)
+    check_owner_or(principal, row and row["customer_id"], permission, "group reservation")
+    if row is None:
+        raise not_found("group reservation")
+    return row
+
+
+def deadline(ctx, group) -> datetime:
+    return group["starts_at"] - timedelta(hours=ctx.plugins.get(NAME).settings.menu_deadline_hours)
+
+
+async def replace_guests(conn, ctx, principal, group, body) -> dict[str, Any]:
+    closed = deadline(ctx, group)
+    if utcnow() >= closed:
+        raise conflict(f"the guest list and menu closed at {closed.isoformat()} (the menu deadline)",
+                       menu_deadline=closed.isoformat())
+    billing = body.billing or Billing(**group["billing"])
+    _check(group["menu"], body.guests, billing)
+    if body.billing is not None:
+        group = await conn.fetch_one(sa.update(groups).where(groups.c.id == group["id"]).values(
+            billing=billing.model_dump(), updated_at=sa.func.now()).returning(groups))
+    await _store_guests(conn, ctx, group["id"], body.guests)
+    await _book_tables(conn, ctx, principal, group, body.guests)
+    found = await view(conn, ctx, group)
+    _check_amounts(group["billing"], found["total_cents"])
+    return found
+
+
+def _split(total: int, weights: list[int]) -> list[int]:
+    """``total`` in proportion to ``weights``, largest remainders first: the parts sum to it."""
+    whole = sum(weights) or len(weights)
+    weights = weights if sum(weights) else [1] * len(weights)
+    parts = [total * w // whole for w in weights]
+    order = sorted(range(len(weights)), key=lambda i: -(total * weights[i] % whole))
+    for i in order[:total - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+async def view(conn, ctx, group) -> dict[str, Any]:
+    """The group with its stations' stored prices and each payer's share of their total."""
+    v, rules = vault(ctx), bookings.rules_of(ctx)
+    b = tables.bookings
+    guest_rows = await conn.fetch_all(sa.select(guests).where(guests.c.group_id == group["id"]).order_by(guests.c.position))
+    table_rows = await conn.fetch_all(
+        sa.select(stations.c.table_no, b.c.id, b.c.party_size, b.c.total_cents)
+        .join(b, b.c.id == stations.c.booking_id).where(stations.c.group_id == group["id"]).order_by(stations.c.table_no))
+    menu = {m["code"]: m for m in group["menu"]}
+    billing = group["billing"]
+    total = sum(t["total_cents"] for t in table_rows)
+    if billing["split"] == "by_amount":
+        shares = {p["name"]: p["amount_cents"] for p in billing["payers"]}
+    else:
+        shares = {p["name"]: 0 for p in billing["payers"]}
+        for t in table_rows:
+            seated = [g for g in guest_rows if g["table_no"] == t["table_no"]]
+            weights = [(rules.price_child if g["child"] else rules.price_adult)
+                       + menu.get(g["menu_choice"], {}).get("surcharge_cents", 0) for g in seated]
+            for g, part in zip(seated, _split(t["total_cents"], weights)):
+                shares[g["payer"]] += part
+    return {
+        **group,
+        "guests": [{"name": v.decrypt(g["name_enc"], group["key_id"], _aad(group["id"], "name")),
+                    "contact": v.decrypt(g["contact_enc"], group["key_id"], _aad(group["id"], "contact")),
+                    "child": g["child"], "dietary": g["dietary"], "allergens": g["allergens"],
+                    "menu_choice": g["menu_choice"], "table": g["table_no"], "payer": g["payer"]} for g in guest_rows],
+        "tables": [{"table_no": t["table_no"], "booking_id": t["id"], "party_size": t["party_size"],
+                    "total_cents": t["total_cents"]} for t in table_rows],
+        "total_cents": total, "shares": [{"payer": k, "amount_cents": a} for k, a in shares.items()],
+        "menu_deadline": deadline(ctx, group)}
