@@ -6,7 +6,7 @@ from sqlalchemy.dialects.postgresql import UUID
 
 from myhibachi.core import metadata, timestamp, uuid_pk
 
-KINDS = ("charge", "refund")
+KINDS = ("charge", "refund", "fee")
 
 payment_ledger = sa.Table(
     "payment_ledger",

@@ -39,7 +39,8 @@ def add_routes(router: APIRouter, ctx) -> None:
                   conn: Conn = Connection, principal: Principal = Depends(authenticated)) -> LedgerPage:
         if principal.kind != "customer":
             raise invalid("header.Authorization", "this is a customer's own history; staff use /v1/admin/payments/history")
-        return page(*await service.history(conn, customer_id=uuid.UUID(principal.id), cursor=cursor, limit=limit))
+        return page(*await service.history(conn, customer_id=uuid.UUID(principal.id), cursor=cursor, limit=limit,
+                                           fees=False))
 
     @router.get("/admin/payments/history", response_model=LedgerPage, responses=error_responses(401, 403, 422),
                 summary="Every payment, newest first, filtered")

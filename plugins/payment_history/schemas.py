@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from myhibachi.core import NextCursor
 
-Kind = Literal["charge", "refund"]
+Kind = Literal["charge", "refund", "fee"]
 
 
 class LedgerEntry(BaseModel):
@@ -33,8 +33,8 @@ class Totals(BaseModel):
     currency: str
     gross_cents: int
     refunds_cents: int
-    fees_cents: int
-    net_cents: int
+    fees_cents: int = Field(description="The provider's fees on the period's charges.")
+    net_cents: int = Field(description="Gross less refunds and fees.")
     count: int = Field(description="Charges in the period.")
 
 

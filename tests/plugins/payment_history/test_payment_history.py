@@ -12,14 +12,14 @@ from myhibachi.core.events import deliver_due
 from myhibachi.plugins.deposits import DepositsPlugin
 from myhibachi.plugins.payment_history import PaymentHistoryPlugin
 from myhibachi.plugins.payment_history.models import payment_ledger
-from tests.plugins.deposits.helpers import API_KEY, BASE, FLAG, WEBHOOK_SECRET, key, pending_booking
+from tests.plugins.deposits.helpers import API_KEY, BASE, FLAG, WEBHOOK_SECRET, key, pending_booking, published
 
 HISTORY_FLAG = "FEATURE_FLAG_PAYMENT_HISTORY"
 
 
-def history_app(make_app, localstripe_url, flag: bool = True):
+def history_app(make_app, localstripe_url, flag: bool = True, adapter: str = "stripe"):
     return make_app([DepositsPlugin(), PaymentHistoryPlugin()], flags={FLAG: True, HISTORY_FLAG: flag},
-                    payments_adapter="stripe", stripe_api_key=API_KEY, stripe_api_base=localstripe_url,
+                    payments_adapter=adapter, stripe_api_key=API_KEY, stripe_api_base=localstripe_url,
                     stripe_webhook_secret=WEBHOOK_SECRET)
 
 
@@ -75,7 +75,7 @@ async def test_payment_history(make_app, client_of, seed, clean_db, localstripe_
         assert [(e["payment_id"], e["amount_cents"]) for e in refunds] == [(a["id"], 4000)]
         bobs = (await c.get("/v1/admin/payments/history", params={"customer_id": str(bob)})).json()["items"]
         assert [e["amount_cents"] for e in bobs] == [20000]
-        bad = await c.get("/v1/admin/payments/history", params={"kind": "fee"})
+        bad = await c.get("/v1/admin/payments/history", params={"kind": "payout"})
         assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
         cur = await c.get("/v1/admin/payments/history", params={"cursor": "nonsense"})
         assert cur.status_code == 422 and cur.json()["errors"][0]["field"] == "query.cursor"
@@ -130,3 +130,36 @@ async def test_payment_report_generation(make_app, client_of, seed, clean_db, lo
         assert backwards.status_code == 422
     async with client_of(app, headers=await seed.staff("bookings.read")) as c:
         assert (await c.get("/v1/admin/payments/reports/daily", params={"day": today.isoformat()})).status_code == 403
+    # the charge's balance transaction was read with it (localstripe's fees are zero: no fee rows)
+    assert (await ctx.ports.payments.retrieve_intent(a["intent_id"])).fee_cents == 0
+
+
+async def test_payment_fees(make_app, client_of, seed, clean_db, localstripe_url):
+    """The provider's fee on each charge reaches the ledger on the payment event (the offline
+    adapter charges Stripe's 2.9% + 30c), and the reports subtract it from net.
+    Broken on purpose: deposits publishing payment.succeeded without the intent's fee (red)."""
+    app = history_app(make_app, localstripe_url, adapter="offline")
+    ctx = app.state.ctx
+    ana = await seed.customer()
+    async with client_of(app, headers=await seed.staff("payments.read", "payments.write")) as c:
+        a = await paid(c, await pending_booking(seed, ana), 15000)
+        b = await paid(c, await pending_booking(seed, ana), 12345)
+        assert (await c.post(f"{BASE}/{a['id']}/refunds", json={"amount_cents": 999}, headers=key())).status_code == 201
+    fees = {a["id"]: 435 + 30, b["id"]: 358 + 30}  # 2.9% rounded half up, plus 30 cents
+    assert sorted((p["payment_id"], p["fee_cents"]) for p in await published(ctx.db, "payment.succeeded")) == \
+        sorted(fees.items())
+    await drain(ctx)
+    await drain(ctx)
+    assert sorted(r for r in await ledger(ctx.db) if r[0] == "fee") == sorted(
+        ("fee", pid, fee, "USD") for pid, fee in fees.items())
+    today = utcnow().astimezone(ZoneInfo("UTC")).date()
+    async with client_of(app, headers=await seed.staff("payments.read")) as c:
+        day = (await c.get("/v1/admin/payments/reports/daily", params={"day": today.isoformat(),
+                                                                         "time_zone": "UTC"})).json()
+        assert day["rows"] == [{"period": today.isoformat(), "currency": "USD", "gross_cents": 27345,
+                                "refunds_cents": 999, "fees_cents": 853, "net_cents": 27345 - 999 - 853, "count": 2}]
+        fee_rows = (await c.get("/v1/admin/payments/history", params={"kind": "fee"})).json()["items"]
+        assert sorted((e["payment_id"], e["amount_cents"]) for e in fee_rows) == sorted(fees.items())
+    async with client_of(app, headers=seed.token(ana)) as c:  # the fee is the business's, not the customer's
+        own = (await c.get("/v1/payments/history")).json()["items"]
+        assert sorted(e["kind"] for e in own) == ["charge", "charge", "refund"]
