@@ -36,6 +36,8 @@ class PaymentIntent:
     amount_refunded_cents: int = 0
     last_error: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    # the provider's fee on the captured charge (its balance transaction's), None while unknown
+    fee_cents: int | None = None
 
 
 @dataclass

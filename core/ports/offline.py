@@ -69,11 +69,17 @@ def stripe_signature(secret: str, payload: bytes, timestamp: int | None = None) 
     return f"t={timestamp},v1={mac}"
 
 
+def card_fee(amount_cents: int) -> int:
+    """Stripe's standard US card fee: 2.9% (rounded half up) plus 30 cents."""
+    return (amount_cents * 29 + 500) // 1000 + 30
+
+
 def _intent(row) -> PaymentIntent:
     return PaymentIntent(
         id=f"pi_{row['id'].hex}", amount_cents=row["amount_cents"], currency=row["currency"], status=row["status"],
         payment_method=row["payment_method"], client_secret=f"pi_{row['id'].hex}_secret_offline",
         amount_refunded_cents=row["amount_refunded_cents"], last_error=row["last_error"], metadata=dict(row["metadata"]),
+        fee_cents=card_fee(row["amount_cents"]) if row["status"] == "succeeded" else None,
     )
 
 
@@ -216,7 +222,8 @@ class OfflinePayments(_Recorder):
         for row in rows:
             intent, meta = f"pi_{row['id'].hex}", dict(row["metadata"] or {})
             at = int(row["created_at"].timestamp())
-            items.append(BalanceTransaction(f"txn_{row['id'].hex}", "charge", row["amount_cents"], 0, row["currency"],
+            items.append(BalanceTransaction(f"txn_{row['id'].hex}", "charge", row["amount_cents"],
+                                            card_fee(row["amount_cents"]), row["currency"],
                                             at, f"ch_{row['id'].hex}", intent, meta))
             items += [BalanceTransaction(f"txn_{r['id']}", "refund", -r["amount_cents"], 0, row["currency"],
                                          r.get("created", at), r["id"], intent, meta) for r in row["refunds"]]

@@ -11,13 +11,20 @@ def _intent(obj) -> PaymentIntent:
     pi = obj.to_dict()
     error = pi.get("last_payment_error") or {}
     charge = pi.get("latest_charge")
+    txn = charge.get("balance_transaction") if isinstance(charge, dict) else None
     return PaymentIntent(
         id=pi["id"], amount_cents=pi["amount"], currency=pi["currency"], status=pi["status"],
         payment_method=pi.get("payment_method"), client_secret=pi.get("client_secret"),
         # Only an expanded latest_charge (retrieve) carries the refunded amount.
         amount_refunded_cents=charge.get("amount_refunded", 0) if isinstance(charge, dict) else 0,
         last_error=error.get("code"), metadata=dict(pi.get("metadata") or {}),
+        # Only an expanded balance transaction (CHARGE_FEE) carries the fee.
+        fee_cents=int(txn.get("fee") or 0) if isinstance(txn, dict) else None,
     )
+
+
+# what confirm and retrieve expand: the charge's refunded amount and its fee
+CHARGE_FEE = ["latest_charge.balance_transaction"]
 
 
 class StripePayments:
@@ -51,14 +58,15 @@ class StripePayments:
             await self._call(self.client.v1.payment_intents.update_async, intent_id,
                              params={"payment_method": payment_method})
         options = {"idempotency_key": idempotency_key} if idempotency_key else None
-        return _intent(await self._call(self.client.v1.payment_intents.confirm_async, intent_id, options=options))
+        return _intent(await self._call(self.client.v1.payment_intents.confirm_async, intent_id,
+                                        params={"expand": CHARGE_FEE}, options=options))
 
     async def cancel_intent(self, intent_id):
         return _intent(await self._call(self.client.v1.payment_intents.cancel_async, intent_id))
 
     async def retrieve_intent(self, intent_id):
         pi = await self._call(self.client.v1.payment_intents.retrieve_async, intent_id,
-                              params={"expand": ["latest_charge"]})
+                              params={"expand": CHARGE_FEE})
         return _intent(pi)
 
     async def refund(self, intent_id, amount_cents=None, *, idempotency_key):

@@ -93,6 +93,7 @@ class PaymentSucceeded(BaseModel):
     customer_id: str
     amount_cents: int
     currency: str
+    fee_cents: int = Field(0, description="The provider's fee on this charge (its balance transaction's).")
 
 
 class PaymentRefunded(BaseModel):

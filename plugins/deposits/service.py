@@ -90,8 +90,10 @@ def _actor(principal: Principal | None) -> str:
 
 
 async def advance(conn, ctx, dep: dict[str, Any], status: str, *, captured: int | None = None,
-                  refunded: int | None = None, reason: str | None = None, actor: str = "system") -> dict[str, Any]:
-    """Move ``dep`` forward to ``status`` and publish what happened; a backwards move is ignored."""
+                  refunded: int | None = None, reason: str | None = None, actor: str = "system",
+                  fee: int | None = None) -> dict[str, Any]:
+    """Move ``dep`` forward to ``status`` and publish what happened; a backwards move is ignored.
+    ``fee`` is the provider's fee on the capture, published with it."""
     captured = dep["captured_cents"] if captured is None else min(max(captured, dep["captured_cents"]),
                                                                    dep["amount_cents"])
     refunded = dep["refunded_cents"] if refunded is None else min(max(refunded, dep["refunded_cents"]), captured)
@@ -112,7 +114,8 @@ async def advance(conn, ctx, dep: dict[str, Any], status: str, *, captured: int 
             "customer_id": str(row["customer_id"])}
     if captured and not dep["captured_cents"]:
         await publish(conn, ctx, "payment.succeeded",
-                      {**base, "amount_cents": captured, "currency": row["currency"]}, actor=actor)
+                      {**base, "amount_cents": captured, "currency": row["currency"], "fee_cents": fee or 0},
+                      actor=actor)
     if refunded > dep["refunded_cents"]:
         await publish(conn, ctx, "payment.refunded",
                       {**base, "amount_cents": refunded - dep["refunded_cents"], "currency": row["currency"]},
@@ -126,7 +129,7 @@ async def sync(conn, ctx, dep: dict[str, Any], intent, actor: str = "system") ->
     """Bring ``dep`` up to the provider's PaymentIntent (forward only)."""
     if intent.status == "succeeded":
         return await advance(conn, ctx, dep, "succeeded", captured=intent.amount_cents,
-                             refunded=intent.amount_refunded_cents, actor=actor)
+                             refunded=intent.amount_refunded_cents, actor=actor, fee=intent.fee_cents)
     if intent.status in ("processing", "requires_action"):
         return await advance(conn, ctx, dep, "processing", actor=actor)
     if intent.status == "canceled":
@@ -337,6 +340,16 @@ def _intent_of(type_: str, obj: dict[str, Any]) -> str | None:
     return obj.get("payment_intent")
 
 
+async def _fee_of(ctx, dep: dict[str, Any]) -> int | None:
+    """The fee of a capture a webhook announced: an event's intent names its charge without the
+    balance transaction, so the worker asks the provider once (never a request)."""
+    try:
+        return (await ctx.ports.payments.retrieve_intent(dep["intent_id"])).fee_cents
+    except PortError as exc:
+        log.warning("the fee of deposit %s is unknown: %s", dep["id"], exc)
+        return None
+
+
 async def on_stripe_event(conn, event, ctx) -> None:
     """Apply a Stripe event the core's webhook hub received (once per Stripe event id):
     the deposit moves forward only, so events arriving out of order change nothing back."""
@@ -359,7 +372,8 @@ async def on_stripe_event(conn, event, ctx) -> None:
         return
     elif type_ == "payment_intent.succeeded":
         await advance(conn, ctx, dep, "succeeded",
-                      captured=int(obj.get("amount_received") or obj.get("amount") or dep["amount_cents"]), actor=actor)
+                      captured=int(obj.get("amount_received") or obj.get("amount") or dep["amount_cents"]), actor=actor,
+                      fee=await _fee_of(ctx, dep) if dep["captured_cents"] == 0 else None)
     elif type_ == "payment_intent.processing":
         await advance(conn, ctx, dep, "processing", actor=actor)
     elif type_ == "payment_intent.payment_failed":

@@ -3,7 +3,7 @@ bookings, over a local date range, as a worker job a provider page at a time.
 
 Each step fetches one page after the run's cursor and commits its transactions with the new
 cursor, so a worker stopped mid-run resumes after the last page it committed and a page read
-twice is stored once. The last step compares, per payment and kind (charge, refund) and
+twice is stored once. The last step compares, per payment and kind (charge, refund, fee) and
 currency, what the provider moved with what the ledger holds, over the range widened by a
 slack on both sides (an event recorded a few seconds after midnight is not a mismatch), and
 reports every pair that disagrees. It reads and reports; it changes no money and no ledger row,
@@ -117,10 +117,13 @@ async def compare(conn, ctx, run, slack: timedelta) -> tuple[list[dict[str, Any]
         if kind is None:  # payouts, adjustments: not payments the ledger holds
             continue
         pid = str(_uuid(t["payment_id"]) or "") or None
-        cell = cells[(pid or t["source_id"], kind, t["currency"])]
-        cell["provider_cents"] += abs(t["amount_cents"])
-        cell["provider_ids"].append(t["txn_id"])
-        cell["in_range"] |= start <= t["created"] < end
+        # the fee the provider kept on a transaction is the ledger's fee row of that payment
+        for entry, cents in ((kind, t["amount_cents"]), ("fee", t["fee_cents"])):
+            if entry == kind or cents:
+                cell = cells[(pid or t["source_id"], entry, t["currency"])]
+                cell["provider_cents"] += abs(cents)
+                cell["provider_ids"].append(t["txn_id"])
+                cell["in_range"] |= start <= t["created"] < end
         info.setdefault(pid or t["source_id"], {"payment_id": pid, "intent_id": t["intent_id"],
                                                 "provider_booking_id": t["booking_id"]})
     for e in entries:

@@ -10,13 +10,17 @@ from fastapi import APIRouter, Depends, Query
 
 from myhibachi.core import CURSOR, LIMIT, Conn, Connection, Principal, authenticated, error_responses, invalid, require
 from myhibachi.plugins.payment_history import service
-from myhibachi.plugins.payment_history.schemas import Kind, LedgerEntry, LedgerPage, Report, ReportRequest, Totals
+from myhibachi.plugins.payment_history.schemas import (Kind, LedgerEntry, LedgerPage, LocationTotals, Report,
+                                                       ReportRequest, Totals)
 
 
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value
+
+
+BY_LOCATION = Query(False, description="A row per location too (the booking's, with the locations plugin).")
 
 
 def add_routes(router: APIRouter, ctx) -> None:
@@ -30,6 +34,10 @@ def add_routes(router: APIRouter, ctx) -> None:
             raise invalid(field, f"unknown time zone {name!r}") from None
         return name
 
+    def report(rows, by_location: bool, **fields) -> Report:
+        model = LocationTotals if by_location else Totals
+        return Report(by_location=by_location, rows=[model(**r) for r in rows], **fields)
+
     def page(rows, next_cursor) -> LedgerPage:
         return LedgerPage(items=[LedgerEntry(**r) for r in rows], next_cursor=next_cursor)
 
@@ -39,7 +47,8 @@ def add_routes(router: APIRouter, ctx) -> None:
                   conn: Conn = Connection, principal: Principal = Depends(authenticated)) -> LedgerPage:
         if principal.kind != "customer":
             raise invalid("header.Authorization", "this is a customer's own history; staff use /v1/admin/payments/history")
-        return page(*await service.history(conn, customer_id=uuid.UUID(principal.id), cursor=cursor, limit=limit))
+        return page(*await service.history(conn, customer_id=uuid.UUID(principal.id), cursor=cursor, limit=limit,
+                                           fees=False))
 
     @router.get("/admin/payments/history", response_model=LedgerPage, responses=error_responses(401, 403, 422),
                 summary="Every payment, newest first, filtered")
@@ -55,30 +64,31 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.get("/admin/payments/reports/daily", response_model=Report, responses=error_responses(401, 403, 422),
                 summary="One local day's revenue by currency")
     async def daily(day: date = Query(description="The business's local day."),
-                    time_zone: str | None = Query(None, max_length=64), conn: Conn = Connection,
-                    principal: Principal = Depends(require("payments.read"))) -> Report:
+                    time_zone: str | None = Query(None, max_length=64), by_location: bool = BY_LOCATION,
+                    conn: Conn = Connection, principal: Principal = Depends(require("payments.read"))) -> Report:
         tz = zone(time_zone)
-        rows = await service.totals(conn, day, day + timedelta(days=1), tz, "day")
-        return Report(time_zone=tz, first_day=day, last_day=day, group_by="day", rows=[Totals(**r) for r in rows])
+        rows = await service.totals(conn, day, day + timedelta(days=1), tz, "day", by_location=by_location)
+        return report(rows, by_location, time_zone=tz, first_day=day, last_day=day, group_by="day")
 
     @router.get("/admin/payments/reports/monthly", response_model=Report, responses=error_responses(401, 403, 422),
                 summary="One local month's revenue by currency")
     async def monthly(month: str = Query(description="YYYY-MM, in the business's time zone."),
-                      time_zone: str | None = Query(None, max_length=64), conn: Conn = Connection,
-                      principal: Principal = Depends(require("payments.read"))) -> Report:
+                      time_zone: str | None = Query(None, max_length=64), by_location: bool = BY_LOCATION,
+                      conn: Conn = Connection, principal: Principal = Depends(require("payments.read"))) -> Report:
         if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
             raise invalid("query.month", "expected YYYY-MM")
         tz = zone(time_zone)
         first, after = service.month_range(month)
-        rows = await service.totals(conn, first, after, tz, "month")
-        return Report(time_zone=tz, first_day=first, last_day=after - timedelta(days=1), group_by="month",
-                      rows=[Totals(**r) for r in rows])
+        rows = await service.totals(conn, first, after, tz, "month", by_location=by_location)
+        return report(rows, by_location, time_zone=tz, first_day=first, last_day=after - timedelta(days=1),
+                      group_by="month")
 
     @router.post("/admin/payments/reports/generate", response_model=Report, responses=error_responses(401, 403, 422),
                  summary="A custom range grouped by day or month, with its CSV")
     async def generate(body: ReportRequest, conn: Conn = Connection,
                        principal: Principal = Depends(require("payments.read"))) -> Report:
         tz = zone(body.time_zone)
-        rows = await service.totals(conn, body.first_day, body.last_day + timedelta(days=1), tz, body.group_by)
-        return Report(time_zone=tz, first_day=body.first_day, last_day=body.last_day, group_by=body.group_by,
-                      rows=[Totals(**r) for r in rows], csv=service.as_csv(rows))
+        rows = await service.totals(conn, body.first_day, body.last_day + timedelta(days=1), tz, body.group_by,
+                                    by_location=body.by_location)
+        return report(rows, body.by_location, time_zone=tz, first_day=body.first_day, last_day=body.last_day,
+                      group_by=body.group_by, csv=service.as_csv(rows, body.by_location))

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from myhibachi.core import NextCursor
 
-Kind = Literal["charge", "refund"]
+Kind = Literal["charge", "refund", "fee"]
 
 
 class LedgerEntry(BaseModel):
@@ -21,6 +21,7 @@ class LedgerEntry(BaseModel):
     amount_cents: int
     currency: str
     occurred_at: datetime
+    location_id: uuid.UUID | None = Field(None, description="The booking's location (with the locations plugin).")
 
 
 class LedgerPage(BaseModel):
@@ -33,9 +34,13 @@ class Totals(BaseModel):
     currency: str
     gross_cents: int
     refunds_cents: int
-    fees_cents: int
-    net_cents: int
+    fees_cents: int = Field(description="The provider's fees on the period's charges.")
+    net_cents: int = Field(description="Gross less refunds and fees.")
     count: int = Field(description="Charges in the period.")
+
+
+class LocationTotals(Totals):
+    location_id: uuid.UUID | None = Field(description="The bookings' location; null for bookings without one.")
 
 
 class Report(BaseModel):
@@ -43,7 +48,8 @@ class Report(BaseModel):
     first_day: date
     last_day: date
     group_by: Literal["day", "month"]
-    rows: list[Totals]
+    by_location: bool = False
+    rows: list[LocationTotals | Totals]
     csv: str | None = None
 
 
@@ -54,6 +60,7 @@ class ReportRequest(BaseModel):
     last_day: date
     group_by: Literal["day", "month"] = "day"
     time_zone: str | None = Field(None, max_length=64)
+    by_location: bool = Field(False, description="A row per location as well as per period and currency.")
 
     @model_validator(mode="after")
     def _order(self):

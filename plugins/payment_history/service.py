@@ -11,33 +11,56 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert as pg_insert
 
-from myhibachi.core import fetch_page, utcnow
+from myhibachi.core import fetch_page, tables, utcnow
 from myhibachi.plugins.payment_history.models import payment_ledger as L
 
 
-async def _record(conn, event, kind: str) -> None:
+async def location_of(conn, ctx, booking_id: uuid.UUID) -> uuid.UUID | None:
+    """The booking's location as its view says it (the locations plugin's field), None
+    without that plugin or when the booking has none."""
+    row = await conn.fetch_one(sa.select(tables.bookings).where(tables.bookings.c.id == booking_id))
+    if row is None:
+        return None
+    for answer in await ctx.hooks().booking_fields(rows=(dict(row),)):
+        field = (answer.get("locations") or [None])[0]
+        if field:
+            value = field.get("location_id") if isinstance(field, dict) else getattr(field, "location_id", None)
+            return uuid.UUID(str(value)) if value else None
+    return None
+
+
+async def _record(conn, ctx, event, *entries: tuple[str, int]) -> None:
+    """The event's rows, (kind, amount) each, the first keyed by the event's id and the others
+    by ids derived from it: a redelivered event changes nothing."""
     p = event["payload"]
-    # one row per event: a redelivered event changes nothing
-    await conn.run(pg_insert(L).values(
-        id=uuid.uuid4(), event_id=uuid.UUID(str(event["id"])), kind=kind, payment_id=uuid.UUID(str(p["payment_id"])),
-        booking_id=uuid.UUID(str(p["booking_id"])), customer_id=uuid.UUID(str(p["customer_id"])),
-        amount_cents=int(p["amount_cents"]), currency=str(p["currency"]).upper(),
-        occurred_at=event.get("created_at") or utcnow(),
-    ).on_conflict_do_nothing(index_elements=["event_id"]))
+    event_id = uuid.UUID(str(event["id"]))
+    booking_id = uuid.UUID(str(p["booking_id"]))
+    common = dict(payment_id=uuid.UUID(str(p["payment_id"])), booking_id=booking_id,
+                  customer_id=uuid.UUID(str(p["customer_id"])), currency=str(p["currency"]).upper(),
+                  occurred_at=event.get("created_at") or utcnow(),
+                  location_id=await location_of(conn, ctx, booking_id))
+    rows = [dict(id=uuid.uuid4(), event_id=event_id if i == 0 else uuid.uuid5(event_id, kind), kind=kind,
+                 amount_cents=amount, **common) for i, (kind, amount) in enumerate(entries) if amount > 0]
+    if rows:
+        await conn.run(pg_insert(L).values(rows).on_conflict_do_nothing(index_elements=["event_id"]))
 
 
 async def on_charge(conn, event, ctx) -> None:
-    await _record(conn, event, "charge")
+    """A charge, and the provider's fee on it (carried by the event) as its own row."""
+    p = event["payload"]
+    await _record(conn, ctx, event, ("charge", int(p["amount_cents"])), ("fee", int(p.get("fee_cents") or 0)))
 
 
 async def on_refund(conn, event, ctx) -> None:
-    await _record(conn, event, "refund")
+    await _record(conn, ctx, event, ("refund", int(event["payload"]["amount_cents"])))
 
 
 async def history(conn, *, customer_id: uuid.UUID | None = None, kind: str | None = None,
                   occurred_from: datetime | None = None, occurred_to: datetime | None = None,
-                  cursor: str | None = None, limit: int = 20) -> tuple[list[dict[str, Any]], str | None]:
-    cond = []
+                  cursor: str | None = None, limit: int = 20,
+                  fees: bool = True) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the ledger; ``fees=False`` leaves out the provider's fees (the business's, not the customer's)."""
+    cond = [] if fees else [L.c.kind != "fee"]
     if customer_id:
         cond.append(L.c.customer_id == customer_id)
     if kind:
@@ -71,25 +94,30 @@ def local_bounds(first: date, after_last: date, tz: str) -> tuple[datetime, date
     return datetime.combine(first, time(), zone), datetime.combine(after_last, time(), zone)
 
 
-async def totals(conn, first: date, after_last: date, tz: str, group: str) -> list[dict[str, Any]]:
-    """Gross, refunds, net, fees and count per local ``group`` (day or month) and currency,
-    summed in SQL over ``[first, after_last)`` local days."""
+def _sum(kind: str):
+    return sa.func.coalesce(sa.func.sum(L.c.amount_cents).filter(L.c.kind == kind), 0).label(f"{kind}_cents")
+
+
+async def totals(conn, first: date, after_last: date, tz: str, group: str, *,
+                 by_location: bool = False) -> list[dict[str, Any]]:
+    """Gross, refunds, net, fees and count per local ``group`` (day or month) and currency (and
+    location, ``by_location``), summed in SQL over ``[first, after_last)`` local days."""
     start, end = local_bounds(first, after_last, tz)
     local = sa.func.timezone(tz, L.c.occurred_at)
     period = sa.func.date_trunc(group, local).label("period")
-    gross = sa.func.coalesce(sa.func.sum(L.c.amount_cents).filter(L.c.kind == "charge"), 0)
-    refunds = sa.func.coalesce(sa.func.sum(L.c.amount_cents).filter(L.c.kind == "refund"), 0)
-    query = (sa.select(period, L.c.currency, gross.label("gross_cents"), refunds.label("refunds_cents"),
+    keys = [period, *([L.c.location_id] if by_location else []), L.c.currency]
+    query = (sa.select(*keys, _sum("charge"), _sum("refund"), _sum("fee"),
                        sa.func.count().filter(L.c.kind == "charge").label("count"))
              .where(L.c.occurred_at >= start, L.c.occurred_at < end)
-             .group_by(period, L.c.currency).order_by(period, L.c.currency))
+             .group_by(*keys).order_by(period, *([L.c.location_id.nulls_last()] if by_location else []),
+                                        L.c.currency))
     rows = []
     for r in await conn.fetch_all(query):
-        gross_c, refunds_c = int(r["gross_cents"]), int(r["refunds_cents"])
-        # no fee events reach the ledger yet (deposits publishes none), so fees are zero
+        gross_c, refunds_c, fees_c = int(r["charge_cents"]), int(r["refund_cents"]), int(r["fee_cents"])
         rows.append({"period": r["period"].date().isoformat() if group == "day" else r["period"].strftime("%Y-%m"),
+                     **({"location_id": r["location_id"]} if by_location else {}),
                      "currency": r["currency"], "gross_cents": gross_c, "refunds_cents": refunds_c,
-                     "fees_cents": 0, "net_cents": gross_c - refunds_c, "count": int(r["count"])})
+                     "fees_cents": fees_c, "net_cents": gross_c - refunds_c - fees_c, "count": int(r["count"])})
     return rows
 
 
@@ -99,9 +127,10 @@ def month_range(month: str) -> tuple[date, date]:
     return first, (first + timedelta(days=32)).replace(day=1)
 
 
-def as_csv(rows: list[dict[str, Any]]) -> str:
+def as_csv(rows: list[dict[str, Any]], by_location: bool = False) -> str:
     out = io.StringIO()
-    fields = ["period", "currency", "gross_cents", "refunds_cents", "fees_cents", "net_cents", "count"]
+    fields = ["period", *(["location_id"] if by_location else []), "currency", "gross_cents", "refunds_cents",
+              "fees_cents", "net_cents", "count"]
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
