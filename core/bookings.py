@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,10 +51,17 @@ MAX_AVAILABILITY_DAYS = 31
 # --- schemas -----------------------------------------------------------------------------
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _no_nul(value: str | None) -> str | None:
-    # PostgreSQL text cannot hold NUL; refuse it as bad input rather than fail on insert.
-    if value is not None and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+    # PostgreSQL text cannot hold NUL nor a lone surrogate (JSON's "\ud800" decodes to one);
+    # refuse them as bad input rather than fail on insert.
+    if value is not None:
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        if not value.isascii() and _SURROGATE.search(value):
+            raise ValueError("must not contain lone surrogates (\\ud800-\\udfff)")
     return value
 
 

@@ -167,6 +167,24 @@ def _database_problem(request: Request, exc: BaseException) -> JSONResponse | No
                                         kind="unavailable", headers={"Retry-After": "2"}))
     if _nul_refused(exc):
         return problem_response(invalid(_nul_field(request), "must not contain the NUL character (\\u0000)"))
+    unstorable = _unstorable(exc)
+    if unstorable:
+        return problem_response(invalid("body", unstorable))
+    return None
+
+
+def _unstorable(exc: BaseException) -> str | None:
+    """What made input the database cannot hold, where a route's model let it through: a
+    lone surrogate (JSON's "\\ud800") or a number beyond its column."""
+    seen: BaseException | None = exc
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        if isinstance(seen, UnicodeEncodeError) or (isinstance(seen, psycopg.DataError) and "surrogate" in str(seen)):
+            return "must not contain lone surrogates (\\ud800-\\udfff)"
+        if isinstance(seen, psycopg.errors.NumericValueOutOfRange):
+            return "a number is out of range"
+        visited.add(id(seen))
+        seen = seen.__cause__ or seen.__context__
     return None
 
 

@@ -122,7 +122,7 @@ async def verified(provider: Provider, request: Request) -> list:
     except InvalidSignature as exc:
         raise Problem(400, "Invalid signature", str(exc), kind="invalid-signature") from exc
     except ValueError as exc:
-        raise invalid("body", str(exc)) from exc
+        raise invalid(getattr(exc, "field", "body"), str(exc)) from exc
 
 
 def router(make) -> APIRouter:

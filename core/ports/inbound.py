@@ -22,7 +22,12 @@ PLAID_VERIFICATION = "Plaid-Verification"
 
 
 class BadBody(ValueError):
-    """A signed body the provider would never send (not JSON, not an event)."""
+    """A signed body the provider would never send (not JSON, not an event); ``field`` is
+    where in the body, for the 422's problem."""
+
+    def __init__(self, message: str, field: str = "body") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _json(body: bytes) -> Any:
@@ -36,11 +41,36 @@ def _digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+# Stripe's amounts are integers of the smallest unit; handlers store them as such
+STRIPE_AMOUNTS = ("amount", "amount_received", "amount_captured", "amount_refunded")
+
+
 def stripe_events(body: bytes) -> list[WebhookEvent]:
+    """One event, its fields checked before any handler reads them (a signed body is still input)."""
     event = _json(body)
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+    if not isinstance(event, dict):
         raise BadBody("not a Stripe event")
-    return [WebhookEvent(id=event["id"], type=event["type"], data=event.get("data") or {})]
+    for name, most in (("id", 255), ("type", 100)):
+        if not isinstance(event.get(name), str) or not 0 < len(event[name]) <= most:
+            raise BadBody(f"must be a string of 1 to {most} characters", f"body.{name}")
+    data = event.get("data") or {}
+    if not isinstance(data, dict):
+        raise BadBody("must be an object", "body.data")
+    obj = data.get("object") or {}
+    if not isinstance(obj, dict):
+        raise BadBody("must be an object", "body.data.object")
+    for name in STRIPE_AMOUNTS:
+        value = obj.get(name)
+        if value is not None and (type(value) is not int or not 0 <= value < 2**53):
+            raise BadBody("must be a whole number of the smallest currency unit", f"body.data.object.{name}")
+    due = obj.get("evidence_details") or {}
+    if not isinstance(due, dict) or (due.get("due_by") is not None and type(due["due_by"]) is not int):
+        raise BadBody("must be an object whose due_by is a Unix time", "body.data.object.evidence_details")
+    for name in ("id", "charge", "payment_intent", "currency", "status", "reason"):
+        value = obj.get(name)
+        if value is not None and not (isinstance(value, str) and len(value) <= 255):
+            raise BadBody("must be a string of at most 255 characters", f"body.data.object.{name}")
+    return [WebhookEvent(id=event["id"], type=event["type"], data=data)]
 
 
 def twilio_form(body: bytes) -> dict[str, str]:

@@ -165,7 +165,7 @@ async def create_deposit(conn, ctx, cfg, principal: Principal, booking_id: uuid.
         amount_cents = rule
         if amount_cents < 1:
             raise invalid("amount_cents", "the booking has no total to take a deposit from; name an amount")
-    elif total and amount_cents > total:
+    elif amount_cents > total:  # a zero-total booking takes no named amount either
         raise invalid("amount_cents", f"must not exceed the booking's total of {total} cents")
     elif principal.kind == "customer" and amount_cents < rule:
         # a customer may pay more ahead, not less; staff may agree any amount

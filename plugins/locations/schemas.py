@@ -1,6 +1,7 @@
 """Request and response models of the locations API; validation names the bad field."""
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import datetime
@@ -17,6 +18,7 @@ ZIP = r"^\d{5}(-\d{4})?$"
 ZipCode = Annotated[str, StringConstraints(pattern=ZIP)]
 Status = Literal["active", "inactive", "maintenance"]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+MAX_GUESTS = 100_000  # a party the booking's own limits allow (adults and children up to 10,000 each)
 CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -82,7 +84,7 @@ class LocationFields(BaseModel):
     phone: Phone | None = None
     email: EmailStr | None = None
     time_zone: TimeZone | None = None
-    capacity: int | None = Field(default=None, ge=1, description="The most guests one event serves.")
+    capacity: int | None = Field(default=None, ge=1, le=MAX_GUESTS, description="The most guests one event serves.")
     events_per_slot: int | None = Field(default=None, ge=1, le=1000,
                                         description="Events the location runs at the same time.")
     status: Status | None = None
@@ -92,6 +94,17 @@ class LocationFields(BaseModel):
                                   "a day left out is closed.")
     metadata: dict[str, Any] | None = Field(default=None, description="Anything else: amenities, notes.")
 
+    @field_validator("metadata")
+    @classmethod
+    def storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        try:  # PostgreSQL's JSON holds neither a lone surrogate nor NUL
+            text = json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ValueError("must not contain lone surrogates (\\ud800-\\udfff)") from None
+        if b"\\u0000" in text:
+            raise ValueError("must not contain NUL characters")
+        return value
+
 
 class LocationCreate(LocationFields):
     name: str = Field(min_length=1, max_length=255)
@@ -100,7 +113,7 @@ class LocationCreate(LocationFields):
     state: str = Field(min_length=2, max_length=50)
     zip_code: ZipCode
     time_zone: TimeZone
-    capacity: int = Field(ge=1, description="The most guests one event serves.")
+    capacity: int = Field(ge=1, le=MAX_GUESTS, description="The most guests one event serves.")
     events_per_slot: int = Field(default=1, ge=1, le=1000, description="Events the location runs at the same time.")
     status: Status = "active"
 

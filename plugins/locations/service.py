@@ -93,7 +93,7 @@ def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 6371.0 * 2 * math.asin(math.sqrt(a))
+    return 6371.0 * 2 * math.asin(math.sqrt(min(a, 1.0)))  # rounding puts antipodes just past 1
 
 
 _ACTIVE = sa.select(locations).where(locations.c.status == "active").order_by(locations.c.created_at,
@@ -114,6 +114,8 @@ async def serving(conn, ctx, zip_code: str | None, lat: Any = None, lon: Any = N
     try:
         lat, lon = float(lat), float(lon)
     except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(lat) and math.isfinite(lon)):
         return None
     best = None
     for row in await conn.fetch_all(_ACTIVE.where(META["service_area"].has_key("radius_km"))):

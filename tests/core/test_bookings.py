@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import uuid
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
@@ -514,3 +515,22 @@ async def test_hook_booking_stored(make_app, client_of, add_customer, clean_db):
     async with clean_db.read() as conn:
         linked = await conn.scalar("SELECT count(*) FROM booking_slots WHERE slot_key LIKE 'linked:%'")
     assert linked == 3
+
+
+async def test_a_lone_surrogate_is_a_422_naming_the_field_and_writes_nothing(make_app, client_of, add_customer,
+                                                                            clean_db):
+    """JSON's "\\ud800" decodes to a lone surrogate PostgreSQL cannot store: in notes, menu,
+    address, a cancel reason or an unknown field it is a 422 problem naming the field, never a
+    500, and no booking is written. Broken on purpose by dropping the surrogate check in
+    ``_no_nul`` and the errors fallback (500 on insert): red."""
+    _, auth = await add_customer()
+    app = make_app([])
+    raw = {"content-type": "application/json", **auth}
+    async with client_of(app) as c:
+        for field in ("notes", "menu", "address", "extra"):
+            body = json.dumps(booking_body(**{field: "SURROGATE"})).replace('"SURROGATE"', '"bad \\ud800 text"')
+            r = await c.post("/v1/bookings", content=body, headers=raw)
+            assert r.status_code == 422, (field, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert r.json()["errors"][0]["field"] == f"body.{field}", (field, r.text)
+    assert await count_bookings(clean_db) == 0

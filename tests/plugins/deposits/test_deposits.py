@@ -250,3 +250,24 @@ async def test_refund_deposit(make_app, client_of, seed, clean_db, localstripe_u
     async with client_of(app, headers=seed.token(ana)) as c:
         own = await c.post(f"{BASE}/{dep['id']}/refunds", json={}, headers=key())
         assert own.status_code == 403
+
+
+async def test_a_zero_total_booking_takes_no_uncapped_deposit(make_app, client_of, seed, clean_db):
+    """A booking whose stored total is 0 caps a named deposit at 0: 100,000,000 cents is a
+    422 naming body.amount_cents and no deposit row. Broken on purpose by restoring
+    ``elif total and amount_cents > total`` (the cap skipped at 0: 201): red."""
+    from myhibachi.core.models import bookings
+    from myhibachi.plugins.deposits.models import deposits
+
+    app = make_app([DepositsPlugin()], flags={FLAG: True})
+    booking = await pending_booking(seed, await seed.customer())
+    async with clean_db.transaction() as conn:
+        await conn.run(sa.update(bookings).where(bookings.c.id == booking).values(total_cents=0))
+    async with client_of(app, headers=await seed.staff("payments.*")) as c:
+        huge = await c.post(BASE, json={"booking_id": str(booking), "amount_cents": 100_000_000}, headers=key())
+        ruled = await c.post(BASE, json={"booking_id": str(booking)}, headers=key())
+    assert huge.status_code == 422, huge.text
+    assert huge.json()["errors"][0]["field"] == "body.amount_cents" and "0 cents" in huge.json()["errors"][0]["message"]
+    assert ruled.status_code == 422 and ruled.json()["errors"][0]["field"] == "body.amount_cents"
+    async with clean_db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(deposits)) == 0

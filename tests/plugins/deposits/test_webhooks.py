@@ -107,3 +107,32 @@ async def test_stripe_webhook_signature_replay_and_order(make_app, client_of, se
 async def deliver(app) -> None:
     while await deliver_due(app.state.ctx):
         pass
+
+
+async def test_a_signed_but_malformed_stripe_event_is_a_422_naming_the_field(make_app, client_of, clean_db,
+                                                                             localstripe_url):
+    """A valid signature does not make a body well formed: an id over 255 characters, a
+    non-numeric dispute amount, ``data`` or ``data.object`` not an object, a dispute's
+    ``evidence_details`` not an object are each a 422 problem naming the field, record no hub
+    event and publish nothing (they were 500s). Broken on purpose by restoring the old
+    ``stripe_events`` (id and type only checked for being strings): red."""
+    app = stripe_app(make_app, localstripe_url)
+    dispute = {"id": "dp_bad", "object": "dispute", "charge": "ch_1", "amount": 100, "currency": "usd"}
+    cases = [
+        ({**event("payment_intent.succeeded", {"id": "pi_1"}), "id": "evt_" + "x" * 300}, "body.id"),
+        (event("charge.dispute.created", {**dispute, "amount": "lots"}), "body.data.object.amount"),
+        ({**event("charge.dispute.created", dispute), "data": ["not", "an", "object"]}, "body.data"),
+        ({**event("charge.dispute.created", dispute), "data": {"object": "dp_bad"}}, "body.data.object"),
+        (event("charge.dispute.created", {**dispute, "evidence_details": {"due_by": "soon"}}),
+         "body.data.object.evidence_details"),
+    ]
+    async with client_of(app) as c:
+        for evt, field in cases:
+            body, headers = signed(evt)
+            r = await c.post(HOOK, content=body, headers=headers)
+            assert r.status_code == 422, (field, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert r.json()["errors"][0]["field"] == field, r.text
+    async with clean_db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(webhook_events)) == 0
+    assert await published(clean_db, "webhook.stripe") == []

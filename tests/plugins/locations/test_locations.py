@@ -1,6 +1,7 @@
 """Locations: the admin API, and bookings carrying a location through the booking hooks."""
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from myhibachi.core.db import utcnow
 from myhibachi.core.models import bookings
 from myhibachi.plugins.locations import LocationsPlugin, service
+from myhibachi.plugins.locations.models import locations
 
 FLAG = "FEATURE_FLAG_MULTI_LOCATION"
 
@@ -409,3 +411,39 @@ async def test_openapi_types_the_location_of_a_booking(make_app, client_of, seed
     assert booked.json()["locations"] == got.json()["locations"] == {"location_id": made["id"]}
     assert [b["locations"] for b in listed.json()["items"]] == [{"location_id": made["id"]}]
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.locations.location_id", bad.text
+
+
+async def test_hostile_location_input_is_a_422_naming_the_field(make_app, client_of, seed, clean_db):
+    """What the database or the distance code cannot take is a 422 problem naming the field,
+    never a 500, and stores nothing: capacity 2^31 (int4), a lone surrogate in metadata and
+    in a name, lat=inf, and a point antipodal to a radius's centre (rounding put the haversine
+    past 1: math domain error). Broken on purpose by dropping the capacity bound or the metadata
+    check (the errors fallback answers a bare ``body``; with it gone too, a 500), the finite
+    check on lat/lon or the clamp in ``_km`` (500): red."""
+    from tests.core.conftest import booking_body, local_start
+
+    app = make_app([LocationsPlugin()], flags={FLAG: True})
+    raw = {"content-type": "application/json"}
+    async with client_of(app, headers=await seed.staff("locations.*")) as c:
+        big = await c.post("/v1/locations", json=place("Big", ["10001"], capacity=2**31))
+        meta = await c.post("/v1/locations", headers=raw, content=json.dumps(place("Meta", ["10001"]))[:-1]
+                            + ', "metadata": {"note": "\\ud800"}}')
+        name = await c.post("/v1/locations", headers=raw,
+                            content=json.dumps(place("Name", ["10001"])).replace('"Name"', '"\\udfff"'))
+        far = await c.post("/v1/locations", json=place("Far", service_area={"lat": 74.6, "lon": 180.0,
+                                                                             "radius_km": 1000}))
+    assert far.status_code == 201, far.text
+    for answer, field in ((big, "body.capacity"), (meta, "body.metadata"), (name, "body.name")):
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["errors"][0]["field"] == field, answer.text
+    auth = seed.token(await seed.customer())
+    day = local_start(7)[:10]
+    async with client_of(app, headers=auth) as c:
+        inf = await c.get("/v1/availability", params={"from": day, "to": day, "lat": "inf", "lon": "0"})
+        antipode = await c.post("/v1/bookings", json=booking_body(zip_code=None, locations={"lat": -74.6, "lon": 0.0}))
+    assert inf.status_code == 422 and inf.json()["errors"][0]["field"] == "query.lat"
+    assert antipode.status_code == 422 and antipode.json()["errors"][0]["field"] == "body.locations.location_id"
+    async with clean_db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(locations)) == 1
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(bookings)) == 0
