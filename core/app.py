@@ -266,6 +266,7 @@ async def readiness(ctx: AppContext):
         ok = False
         checks["queue"] = {"ok": False, "detail": type(exc).__name__}
     checks["flags"] = {"ok": ctx.flags.ready, "mode": "server" if ctx.flags.server_mode else "file"}
+    ok = ok and ctx.flags.ready  # no flag state from anywhere yet: every gate would answer "off"
     body = Health(status="ok" if ok else "unavailable", checks=checks)
     if ok:
         return body

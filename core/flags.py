@@ -5,9 +5,12 @@ format of Unleash's ``/api/client/features``), with registration and metrics off
 opens no connection; the file is re-read every ``unleash_refresh_seconds`` so
 ``myhibachi flags ...`` edits reach a running app.
 
-Server mode (``UNLEASH_URL``): the client polls the server. The toggles file (when present)
-bootstraps it and initialisation runs in the background, so start-up never waits and the
-last known state holds while the server is unreachable.
+Server mode (``UNLEASH_URL``): the client polls the server; the toggles file is not read.
+Every state the server sends is kept on disk (``<home>/unleash-features.json``, the
+client's cache) and bootstraps the next start, so a restart while the server is down
+starts from the server's last state. Initialisation runs in the background, so start-up
+never waits; with no state at all yet the flags are not ready (``/readyz`` answers 503).
+An unreachable server is logged once when it goes and once when it is back.
 
 Rollout is ``flexibleRollout`` with ``stickiness: userId``; the caller always provides a
 ``userId`` (customer/admin id, else session, else remote address), so answers are sticky.
@@ -19,6 +22,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +125,6 @@ class TogglesFileCache(BaseCache):
         self.path = Path(path)
         self._values: dict[str, Any] = {}
         self._body: str | None = None
-        self._server: str | None = None
         self.bootstrapped = self.path.exists()
 
     def _features(self) -> str | None:
@@ -144,11 +147,8 @@ class TogglesFileCache(BaseCache):
         return self._body
 
     def set(self, key: str, value: Any) -> None:
-        if key == FEATURES_URL:
-            # a server's answer wins over the file, which only bootstraps server mode.
-            self._server = value if isinstance(value, str) else json.dumps(value)
-            return
-        self._values[key] = value
+        if key != FEATURES_URL:  # the file is the state: nothing else writes it
+            self._values[key] = value
 
     def mset(self, data: dict) -> None:
         for k, v in data.items():
@@ -156,7 +156,7 @@ class TogglesFileCache(BaseCache):
 
     def get(self, key: str, default: Any = None) -> Any:
         if key == FEATURES_URL:
-            body = self._server if self._server is not None else self._features()
+            body = self._features()
             return body if body is not None else default
         return self._values.get(key, default)
 
@@ -165,6 +165,57 @@ class TogglesFileCache(BaseCache):
 
     def destroy(self) -> None:
         self._values.clear()
+
+
+class ServerStateCache(TogglesFileCache):
+    """Server mode's cache: the last state the server sent, written to disk when it changes.
+
+    It bootstraps the client at start-up, so a restart while the server is unreachable
+    evaluates the server's last state (the toggles file is not used in server mode).
+    ``fresh_at`` is when that state was last confirmed (the file's time at start-up).
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._body = self._features()
+        self.bootstrapped = self._body is not None
+        self.fresh_at: float | None = self.path.stat().st_mtime if self.bootstrapped else None
+
+    def _features(self) -> str | None:
+        return self._body if self._body is not None else super()._features()
+
+    def set(self, key: str, value: Any) -> None:
+        if key != FEATURES_URL:
+            self._values[key] = value
+            return
+        body = value if isinstance(value, str) else json.dumps(value)
+        self.fresh_at = time.time()
+        if body != self._body:
+            self._body = body
+            try:
+                TogglesFile(self.path).write(json.loads(body))
+            except (OSError, ValueError) as exc:
+                log.warning("could not keep the flag state in %s: %s", self.path, exc)
+
+
+# The client logs a traceback for every failed poll, registration and metrics post; those
+# are dropped here, and Flags logs one line when the server goes and one when it is back.
+_QUIET = ("Unleash Client feature fetch failed", "Unleash Client registration failed",
+          "Unleash Client metrics submission failed", "Unleash client does not have cached features")
+_last_failure = threading.local()
+
+
+def _quiet_poll_failures(record: logging.LogRecord) -> bool:
+    message = str(record.msg)
+    if not message.startswith(_QUIET):
+        return True
+    if message.startswith("Unleash Client feature fetch failed"):
+        reason = record.exc_info[1] if record.exc_info and record.exc_info[1] else record.getMessage()
+        _last_failure.reason = str(reason).splitlines()[0][:200] if str(reason) else type(reason).__name__
+    return False
+
+
+logging.getLogger("UnleashClient").addFilter(_quiet_poll_failures)
 
 
 # --- the flag service --------------------------------------------------------------------
@@ -177,8 +228,9 @@ class Flags:
         self.settings = settings
         self.path = settings.toggles_path
         self.server_mode = bool(settings.unleash_url)
-        self.cache = TogglesFileCache(self.path)
+        self.cache = ServerStateCache(server_state_path(settings)) if self.server_mode else TogglesFileCache(self.path)
         self.toggles = TogglesFile(self.path)
+        self.reachable: bool | None = None  # server mode: did the last poll reach the server
         options: dict[str, Any] = dict(
             app_name=APP_NAME,
             instance_id=f"{APP_NAME}-{os.getpid()}",
@@ -217,6 +269,40 @@ class Flags:
                     self._generation += 1
 
         engine.take_state = take_state_and_forget
+        if self.server_mode:
+            fetch = self.client._transport.fetch_features
+
+            def fetch_and_watch(etag: str = ""):
+                _last_failure.reason = "no answer"
+                result = fetch(etag)
+                if result.not_modified:
+                    self.cache.fresh_at = time.time()
+                self._reached(result.raw_state is not None or result.not_modified)
+                return result
+
+            self.client._transport.fetch_features = fetch_and_watch
+
+    def _reached(self, ok: bool) -> None:
+        """Log a change of the server's reachability, once per change."""
+        if ok == self.reachable:
+            return
+        url = self.settings.unleash_url
+        if ok and self.reachable is not None:
+            log.warning("Unleash server %s reachable again; flags are current", url)
+        elif not ok:
+            age = self.age()
+            held = (f"flags keep the server's state of {age:.0f}s ago" if age is not None
+                    else "no flag state yet: /readyz answers 503 until the server answers")
+            log.warning("Unleash server %s unreachable (%s); %s", url, getattr(_last_failure, "reason", "?"), held)
+        self.reachable = ok
+
+    def age(self) -> float | None:
+        """Seconds since the flag state was last confirmed (server mode), 0 for the file; None: no state."""
+        if not self.ready:
+            return None
+        if not self.server_mode:
+            return 0.0
+        return max(0.0, time.time() - self.cache.fresh_at) if self.cache.fresh_at else None
 
     def start(self) -> None:
         if self._started:
@@ -230,8 +316,9 @@ class Flags:
     def _init_server(self) -> None:
         try:
             self.client.initialize_client()
-        except Exception as exc:  # unreachable server: the bootstrapped state holds
-            log.warning("Unleash server %s unreachable: %s", self.settings.unleash_url, exc)
+        except Exception as exc:  # a malformed URL: the bootstrapped state holds
+            _last_failure.reason = f"{type(exc).__name__}: {exc}"
+            self._reached(False)
 
     def reload(self) -> None:
         """Re-read the toggles now instead of at the next refresh (CLI and tests)."""
@@ -276,6 +363,11 @@ class Flags:
             self.client.destroy()
         except Exception:
             pass
+
+
+def server_state_path(settings) -> Path:
+    """Where server mode keeps the last state the Unleash server sent."""
+    return settings.home_dir / "unleash-features.json"
 
 
 # --- the Unleash admin API (flags sync) ---------------------------------------------------

@@ -32,6 +32,44 @@ class UnleashServer:
     started_in: float  # seconds from launch to a healthy /health
     environment: str = "development"
 
+    _proc: subprocess.Popen | None = None
+    _launch: tuple | None = None  # (node, config, log path)
+
+    def start(self) -> None:
+        """Start the server (again: same port, database and tokens) and wait until healthy."""
+        node, config, log_path = self._launch
+        env = {**os.environ, "UNLEASH_TEST_CONFIG": json.dumps(config), "SEND_TELEMETRY": "false",
+               "CHECK_VERSION": "false", "NODE_NO_WARNINGS": "1"}
+        started = time.monotonic()
+        with open(log_path, "ab") as log:
+            self._proc = proc = subprocess.Popen([node, str(UNLEASH_DIR / "start.mjs")], cwd=UNLEASH_DIR, env=env,
+                                                 stdout=log, stderr=subprocess.STDOUT)
+        base = self.url.removesuffix("/api")
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"unleash-server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            if time.monotonic() - started > START_TIMEOUT:
+                pytest.fail(f"unleash-server not healthy after {START_TIMEOUT}s:\n{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.started_in = time.monotonic() - started
+
+    def stop(self) -> None:
+        """Stop the server (an outage); ``start()`` brings it back."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
     def admin(self) -> httpx.Client:
         return httpx.Client(base_url=self.url.removesuffix("/api"), headers={"Authorization": self.admin_token},
                             timeout=10)
@@ -73,35 +111,14 @@ def unleash_server(pg_server_url, tmp_path_factory):
         "adminToken": f"*:*.{secret}admin",
         "clientToken": f"*:development.{secret}client",
     }
-    env = {**os.environ, "UNLEASH_TEST_CONFIG": json.dumps(config), "SEND_TELEMETRY": "false",
-           "CHECK_VERSION": "false", "NODE_NO_WARNINGS": "1"}
-    log_path = tmp_path_factory.mktemp("unleash") / "unleash.log"
-    started = time.monotonic()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([node, str(UNLEASH_DIR / "start.mjs")], cwd=UNLEASH_DIR, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+    server = UnleashServer(url=f"http://127.0.0.1:{port}/api", admin_token=config["adminToken"],
+                           client_token=config["clientToken"], started_in=0.0)
+    server._launch = (node, config, tmp_path_factory.mktemp("unleash") / "unleash.log")
     try:
-        base = f"http://127.0.0.1:{port}"
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"unleash-server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            if time.monotonic() - started > START_TIMEOUT:
-                pytest.fail(f"unleash-server not healthy after {START_TIMEOUT}s:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        yield UnleashServer(url=f"{base}/api", admin_token=config["adminToken"],
-                            client_token=config["clientToken"], started_in=time.monotonic() - started)
+        server.start()
+        yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        server.stop()
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         admin.dispose()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 import uuid
@@ -10,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from myhibachi.core.cli import app as cli
+from myhibachi.core.flags import TogglesFile, feature, server_state_path
 from myhibachi.core.plugins import discover
 from tests.core.test_flags import flagged_plugin
 
@@ -46,10 +48,15 @@ def unreachable_url(request):
         yield f"http://127.0.0.1:{silent.getsockname()[1]}/api"
 
 
-async def test_unreachable_server_starts_at_once_on_the_bootstrap_file(make_app, client_of, unreachable_url):
+async def test_unreachable_server_starts_at_once_on_the_servers_last_state(make_app, client_of, settings,
+                                                                           unreachable_url, caplog):
+    """Broken on purpose: bootstrapping server mode from the toggles file again (red: bootoff on)."""
     on, off = flagged_plugin("FEATURE_FLAG_BOOT_ON", "booton"), flagged_plugin("FEATURE_FLAG_BOOT_OFF", "bootoff")
+    TogglesFile(server_state_path(settings)).write({"version": 2, "features": [
+        feature("FEATURE_FLAG_BOOT_ON"), feature("FEATURE_FLAG_BOOT_OFF", enabled=False)]})
     start = time.monotonic()
-    app = make_app([on, off], flags={"FEATURE_FLAG_BOOT_ON": True, "FEATURE_FLAG_BOOT_OFF": False},
+    # the local toggles file says the opposite: server mode does not read it
+    app = make_app([on, off], flags={"FEATURE_FLAG_BOOT_ON": False, "FEATURE_FLAG_BOOT_OFF": True},
                    unleash_url=unreachable_url, unleash_api_token="*:development.unused")
     async with client_of(app) as c:
         first = await c.get("/v1/booton")
@@ -61,6 +68,24 @@ async def test_unreachable_server_starts_at_once_on_the_bootstrap_file(make_app,
         assert (await c.get("/v1/booton")).status_code == 200
         assert (await c.get("/v1/bootoff")).status_code == 404
         assert (await c.get("/readyz")).json()["checks"]["flags"] == {"ok": True, "mode": "server"}
+        while app.state.ctx.flags.reachable is None:  # a silent server: registration then fetch time out
+            assert time.monotonic() - start < 10
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.2)  # one more failed poll
+    # one line when the server goes, not a traceback per poll
+    lines = [r for r in caplog.records if r.name.startswith(("UnleashClient", "myhibachi.flags"))
+             and r.levelno >= logging.WARNING]
+    assert [r.getMessage().split(" (")[0] for r in lines] == [f"Unleash server {unreachable_url} unreachable"]
+    assert not any(r.exc_info for r in lines)
+
+
+async def test_no_flag_state_anywhere_is_not_ready(make_app, client_of, unreachable_url):
+    app = make_app([flagged_plugin()], flags={"FEATURE_FLAG_FLAGGED": True},
+                   unleash_url=unreachable_url, unleash_api_token="*:development.unused")
+    async with client_of(app) as c:
+        ready = await c.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["flags"] == {"ok": False, "mode": "server"}
+        assert (await c.get("/v1/flagged")).status_code == 404
 
 
 # --- a flip on the server reaches a running app -------------------------------------------
@@ -95,6 +120,69 @@ async def test_server_flip_reaches_a_running_app(make_app, client_of, unleash_se
             assert admin.post(f"{features}/{flag}/environments/{ENV}/on").status_code == 200
             await flips_to(c, "/v1/flagged", 200)
     assert on_after < 5  # a 1 s poll
+
+
+# --- an outage: a restart while the server is down ---------------------------------------
+
+
+async def test_restart_with_unleash_down_keeps_the_servers_rollout(make_app, client_of, unleash_server, caplog):
+    """The server rolls a flag out to 50%; the server stops; the app restarts: the same sessions
+    still see it (the server's last state, kept on disk), not the toggles file's 10%.
+
+    Broken on purpose: ServerStateCache.set not writing the file (red: every session 404 and
+    /readyz 503 after the restart); server mode reading the toggles file again (red: 10%).
+    """
+    flag = unique_flag()
+    features = "/api/admin/projects/default/features"
+    with unleash_server.admin() as admin:
+        assert admin.post(features, json={"name": flag, "type": "release"}).status_code == 201
+        assert admin.post(f"{features}/{flag}/environments/{ENV}/strategies", json={
+            "name": "flexibleRollout", "constraints": [],
+            "parameters": {"rollout": "50", "stickiness": "userId", "groupId": flag}}).status_code == 200
+        assert admin.post(f"{features}/{flag}/environments/{ENV}/on").status_code == 200
+    sessions = [f"session-{i}" for i in range(80)]
+
+    def start_app():
+        return make_app([flagged_plugin(flag)], flags={flag: 10}, unleash_url=unleash_server.url,
+                        unleash_api_token=unleash_server.client_token)
+
+    async def who_sees_it(c) -> set[str]:
+        return {s for s in sessions if (await c.get("/v1/flagged", headers={"x-session-id": s})).status_code == 200}
+
+    app = start_app()
+    flags = app.state.ctx.flags
+    async with client_of(app) as c:
+        start = time.monotonic()
+        while flags.rollout(flag) != 50:
+            assert time.monotonic() - start < 10, "the server's state never arrived"
+            await asyncio.sleep(0.05)
+        before, again = None, await who_sees_it(c)
+        while again != before:  # the cache is written just before the engine takes the state
+            before, again = again, await who_sees_it(c)
+    flags.stop()
+    assert 20 <= len(before) <= 60, len(before)  # about half, not the file's 10%
+
+    unleash_server.stop()
+    try:
+        restarted = start_app()
+        async with client_of(restarted) as c:
+            assert await who_sees_it(c) == before
+            ready = await c.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["checks"]["flags"]["ok"] is True
+            await asyncio.sleep(1.5)  # polls fail meanwhile
+            assert await who_sees_it(c) == before
+            assert restarted.state.ctx.flags.reachable is False
+            assert restarted.state.ctx.flags.age() >= 1.0
+    finally:
+        unleash_server.start()
+    start = time.monotonic()
+    while restarted.state.ctx.flags.reachable is not True:
+        assert time.monotonic() - start < 10, "the client never noticed the server was back"
+        await asyncio.sleep(0.1)
+    assert restarted.state.ctx.flags.age() < 2
+    said = [r.getMessage() for r in caplog.records if r.name == "myhibachi.flags"]
+    assert len([m for m in said if "unreachable" in m]) == 1 and len([m for m in said if "reachable again" in m]) == 1
+    assert not [r for r in caplog.records if r.name.startswith("UnleashClient") and r.levelno >= logging.WARNING]
 
 
 # --- flags sync ---------------------------------------------------------------------------
