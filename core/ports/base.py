@@ -261,6 +261,11 @@ class TelephonyPort(Protocol):
         """Call status callbacks (``X-Twilio-Signature``)."""
         ...
 
+    def menu(self, text: str, *, action: str, digits: int = 1, timeout: int = 5) -> str:
+        """TwiML that speaks ``text`` and listens for up to ``digits`` keypad presses or speech,
+        posting them to ``action``; after ``timeout`` seconds of silence it posts there empty."""
+        ...
+
 
 PORTS: dict[str, type] = {
     "payments": PaymentsPort,

@@ -315,6 +315,13 @@ class OfflineTelephony(_TwilioSigned):
         await self._record("call.update", {"sid": call_sid, "status": "completed"})
         return CallInfo(sid=call_sid, status="completed")
 
+    def menu(self, text, *, action, digits=1, timeout=5):
+        response = ET.Element("Response")
+        gather = ET.SubElement(response, "Gather", input="dtmf speech", action=action, method="POST",
+                               numDigits=str(digits), timeout=str(timeout), actionOnEmptyResult="true")
+        ET.SubElement(gather, "Say").text = text
+        return _twiml(response)
+
 
 def _twiml(element) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(element, encoding="unicode")

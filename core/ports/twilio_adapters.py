@@ -93,3 +93,9 @@ class TwilioTelephony(_Twilio):
     async def hangup(self, call_sid):
         call = await self._call(self.client.calls(call_sid).update, status="completed")
         return CallInfo(sid=call.sid, status=call.status)
+
+    def menu(self, text, *, action, digits=1, timeout=5):
+        response = VoiceResponse()
+        response.gather(input="dtmf speech", action=action, method="POST", num_digits=digits, timeout=timeout,
+                        action_on_empty_result=True).say(text)
+        return str(response)

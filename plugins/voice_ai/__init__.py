@@ -1,0 +1,44 @@
+"""Voice AI (roadmap 3.1): the phone line answers with an IVR menu (a declared state machine,
+keypad and speech), transcribes call audio through the speech port, scores each utterance's
+sentiment as it arrives and flags a call that turns sharply negative, and hands a call to a
+person through the telephony port."""
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from myhibachi.core import Plugin, hookimpl
+
+
+class VoiceAiSettings(BaseModel):
+    """Read from ``MYHIBACHI_VOICE_AI_*``."""
+
+    agent_number: str = Field(default="+15550100100", pattern=r"^\+[1-9]\d{6,14}$",
+                              description="Where the IVR sends a caller who asks for a person (E.164).")
+    flag_below: float = Field(default=-0.5, ge=-1, le=0,
+                              description="An utterance at or below this sentiment (VADER compound) may flag the call.")
+    flag_drop: float = Field(default=0.6, gt=0, le=2,
+                             description="...when it is this far below the call's mean so far (0 before the first).")
+    max_audio_bytes: int = Field(default=10_000_000, ge=1000, description="Largest audio clip accepted.")
+
+
+class VoiceAiPlugin(Plugin):
+    name = "voice_ai"
+    version = "0.1.0"
+    flag = "FEATURE_FLAG_VOICE_AI"
+    description = "IVR phone menu, call transcription, live sentiment and transfer to a person."
+    features = {"3.1": ["test_voice_call_handling", "test_voice_ivr_navigation"]}
+    core = ">=0.1,<1"
+    permissions = ("voice.read", "voice.write")
+    settings = VoiceAiSettings
+
+    @hookimpl
+    def register_events(self):
+        from myhibachi.core import Event
+        from myhibachi.plugins.voice_ai import schemas
+
+        return [Event("voice.call.received", schemas.CallReceived), Event("voice.ivr.routed", schemas.IvrRouted),
+                Event("voice.utterance.transcribed", schemas.UtteranceTranscribed),
+                Event("voice.call.flagged", schemas.CallFlagged), Event("voice.call.transferred", schemas.CallTransferred)]
+
+
+plugin = VoiceAiPlugin()

@@ -1,0 +1,221 @@
+"""The phone line: calls answered by the IVR state machine, utterances transcribed and scored
+as they arrive (a sharp negative turn flags the call), and transfers to a person."""
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from myhibachi.core import PortError, Principal, Problem, conflict, fetch_page, invalid, not_found, publish, vault
+from myhibachi.plugins.voice_ai import ivr
+from myhibachi.plugins.voice_ai.models import voice_calls, voice_ivr_steps, voice_utterances
+
+PROVIDER = "twilio"  # the form shape the telephony port's webhooks carry (CallSid, From, To, Digits...)
+_analyzer = None
+
+
+def sentiment(text: str) -> float:
+    """VADER's compound score of ``text``, -1 (negative) to 1 (positive)."""
+    global _analyzer
+    if _analyzer is None:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        _analyzer = SentimentIntensityAnalyzer()
+    return round(_analyzer.polarity_scores(text)["compound"], 4)
+
+
+def settings_of(ctx):
+    return ctx.plugins.get("voice_ai").settings
+
+
+def _aad(call_id: uuid.UUID, field: str) -> str:
+    return f"voice_calls.{field}:{call_id}"
+
+
+def call_view(ctx, row) -> dict[str, Any]:
+    v = vault(ctx)
+    return {**row, "from_number": v.decrypt(row["from_enc"], row["key_id"], _aad(row["id"], "from")),
+            "to_number": v.decrypt(row["to_enc"], row["key_id"], _aad(row["id"], "to"))}
+
+
+def _twiml(ctx, name: str, action: str, *, sorry: bool = False) -> str:
+    phone, state = ctx.ports.telephony, ivr.MENU[name]
+    if state.end == "agent":
+        return phone.dial(settings_of(ctx).agent_number)
+    text = (ivr.SORRY if sorry else "") + state.prompt
+    if not state.listens:
+        return phone.say(text)
+    return phone.menu(text, action=action, timeout=state.timeout)
+
+
+_BY_SID = sa.select(voice_calls).where(voice_calls.c.provider == PROVIDER,
+                                       voice_calls.c.provider_call_id == sa.bindparam("sid"))
+
+
+async def incoming(conn, ctx, form: dict[str, str], action: str) -> str:
+    """A call to our number: its row, and the menu's first state as TwiML. The provider's
+    retry of the same call finds the row and hears where the caller is."""
+    sid = form.get("CallSid", "").strip()
+    if not sid:
+        raise invalid("body.CallSid", "the call's id is missing")
+    call_id, v = uuid.uuid4(), vault(ctx)
+    row = await conn.fetch_one(pg_insert(voice_calls).values(
+        id=call_id, provider=PROVIDER, provider_call_id=sid[:255],
+        direction="outbound" if form.get("Direction", "").startswith("outbound") else "inbound",
+        key_id=v.current_id, from_enc=v.encrypt(form.get("From") or None, _aad(call_id, "from")),
+        to_enc=v.encrypt(form.get("To") or None, _aad(call_id, "to")), ivr_state=ivr.START,
+    ).on_conflict_do_nothing(constraint="uq_voice_calls_provider_call").returning(voice_calls.c.id))
+    if row is None:
+        existing = await conn.fetch_one(_BY_SID, {"sid": sid})
+        return _twiml(ctx, existing["ivr_state"], action)
+    await publish(conn, ctx, "voice.call.received", {"call_id": str(call_id), "provider_call_id": sid})
+    return _twiml(ctx, ivr.START, action)
+
+
+async def ivr_input(conn, ctx, form: dict[str, str], action: str) -> str:
+    """The caller pressed a key, spoke, or stayed silent: one step of the state machine."""
+    sid = form.get("CallSid", "").strip()
+    if not sid:
+        raise invalid("body.CallSid", "the call's id is missing")
+    call = await conn.fetch_one(_BY_SID.with_for_update(), {"sid": sid})
+    if call is None:
+        raise not_found("Call", f"no call {sid!r} reached the menu")
+    if ivr.MENU[call["ivr_state"]].end:  # the menu is over: say where the caller is again
+        return _twiml(ctx, call["ivr_state"], action)
+    speech = form.get("SpeechResult")
+    step = ivr.advance(call["ivr_state"], call["ivr_failures"], digits=form.get("Digits"), speech=speech)
+    await conn.run(sa.insert(voice_ivr_steps).values(
+        call_id=call["id"], state=call["ivr_state"], input=step.input, value=step.value, outcome=step.outcome,
+        next_state=step.state))
+    if step.input == "speech":
+        await record_utterance(conn, ctx, call, speech.strip(), source="ivr")
+    changes: dict[str, Any] = {"ivr_state": step.state, "ivr_failures": step.failures}
+    target = ivr.MENU[step.state]
+    if step.state in ivr.INTENTS:
+        changes["intent"] = ivr.INTENTS[step.state]
+    if target.end == "routed":
+        changes["status"] = "routed"
+    if target.end == "agent":
+        changes.update(status="transferred", transferred_to=settings_of(ctx).agent_number, transferred_by="ivr",
+                       transferred_at=sa.func.now())
+    await conn.run(sa.update(voice_calls).where(voice_calls.c.id == call["id"]).values(
+        **changes, updated_at=sa.func.now()))
+    if target.end:
+        await publish(conn, ctx, "voice.ivr.routed", {"call_id": str(call["id"]), "intent": changes["intent"],
+                                                      "escalated": step.outcome == "escalated"})
+    if target.end == "agent":
+        await publish(conn, ctx, "voice.call.transferred", {"call_id": str(call["id"]), "to": changes["transferred_to"],
+                                                            "by": "ivr"})
+    return _twiml(ctx, step.state, action, sorry=step.outcome == "replayed")
+
+
+# --- utterances ----------------------------------------------------------------------------
+
+_CALL = sa.select(voice_calls).where(voice_calls.c.id == sa.bindparam("id"))
+_SAID = sa.select(sa.func.count().label("count"), sa.func.avg(voice_utterances.c.sentiment).label("mean")).where(
+    voice_utterances.c.call_id == sa.bindparam("call_id"))
+_BY_AUDIO = sa.select(voice_utterances).where(voice_utterances.c.call_id == sa.bindparam("call_id"),
+                                              voice_utterances.c.audio_sha256 == sa.bindparam("sha"))
+
+
+async def get_call(conn, ctx, call_id: uuid.UUID, *, for_update: bool = False) -> dict[str, Any]:
+    row = await conn.fetch_one(_CALL.with_for_update() if for_update else _CALL, {"id": call_id})
+    if row is None:
+        raise not_found("Call")
+    return row
+
+
+def utterance_view(ctx, row) -> dict[str, Any]:
+    text = vault(ctx).decrypt(row["text_enc"], row["key_id"], f"voice_utterances.text:{row['id']}")
+    return {**row, "text": text}
+
+
+async def record_utterance(conn, ctx, call, text: str, *, source: str, sha: str | None = None,
+                           model: str | None = None, elapsed_ms: int | None = None) -> dict[str, Any]:
+    """Store what was said with its sentiment; a sharp negative turn (at or below ``flag_below``
+    and ``flag_drop`` under the call's mean so far) flags the call for a person."""
+    cfg, v = settings_of(ctx), vault(ctx)
+    said = await conn.fetch_one(_SAID, {"call_id": call["id"]})
+    count, mean = said["count"], said["mean"]
+    score, uid = sentiment(text), uuid.uuid4()
+    row = await conn.fetch_one(sa.insert(voice_utterances).values(
+        id=uid, call_id=call["id"], seq=count + 1, source=source, key_id=v.current_id,
+        text_enc=v.encrypt(text, f"voice_utterances.text:{uid}"), sentiment=score, audio_sha256=sha, model=model,
+        elapsed_ms=elapsed_ms).returning(*voice_utterances.c))
+    changes: dict[str, Any] = {"sentiment_score": score}
+    before = float(mean or 0.0)
+    flagged = call["flagged_at"] is None and score <= cfg.flag_below and before - score >= cfg.flag_drop
+    if flagged:
+        changes.update(flagged_at=sa.func.now(), flagged_reason=f"sentiment fell from {before:+.2f} to {score:+.2f}")
+    await conn.run(sa.update(voice_calls).where(voice_calls.c.id == call["id"]).values(
+        **changes, updated_at=sa.func.now()))
+    await publish(conn, ctx, "voice.utterance.transcribed", {"call_id": str(call["id"]), "utterance_id": str(uid),
+                                                             "seq": count + 1, "sentiment": score})
+    if flagged:
+        await publish(conn, ctx, "voice.call.flagged", {"call_id": str(call["id"]), "utterance_id": str(uid),
+                                                        "sentiment": score, "reason": changes["flagged_reason"]})
+    return row
+
+
+async def transcribe_clip(ctx, call_id: uuid.UUID, audio: bytes, filename: str) -> dict[str, Any]:
+    """Transcribe a clip of the call through the speech port, before any transaction opens
+    (a clip already stored is not transcribed again)."""
+    sha = hashlib.sha256(audio).hexdigest()
+    async with ctx.db.read() as conn:
+        await get_call(conn, ctx, call_id)
+        if await conn.fetch_one(_BY_AUDIO, {"call_id": call_id, "sha": sha}):
+            return {"sha": sha, "text": None}
+    speech, started = ctx.ports.speech, time.perf_counter()
+    try:
+        transcript = await speech.transcribe(audio, filename=filename, language="en")
+    except PortError as exc:
+        raise Problem(exc.status if exc.status in (422, 503) else 502, "Speech engine failed", str(exc),
+                      kind="speech-failed", code=exc.code) from exc
+    if not transcript.text.strip():
+        raise invalid("body", "no speech was heard in the audio")
+    return {"sha": sha, "text": transcript.text.strip(), "model": getattr(speech, "model", None),
+            "elapsed_ms": round((time.perf_counter() - started) * 1000)}
+
+
+async def add_transcription(conn, ctx, call_id: uuid.UUID, clip: dict[str, Any]) -> dict[str, Any]:
+    call = await get_call(conn, ctx, call_id, for_update=True)
+    row = await conn.fetch_one(_BY_AUDIO, {"call_id": call_id, "sha": clip["sha"]})
+    if row is None:
+        row = await record_utterance(conn, ctx, call, clip["text"], source="audio", sha=clip["sha"],
+                                     model=clip["model"], elapsed_ms=clip["elapsed_ms"])
+    call = await get_call(conn, ctx, call_id)
+    return {**utterance_view(ctx, row), "call": call_view(ctx, call)}
+
+
+async def transcript(conn, ctx, call_id: uuid.UUID, *, limit: int, cursor: str | None) -> dict[str, Any]:
+    await get_call(conn, ctx, call_id)
+    query = sa.select(voice_utterances).where(voice_utterances.c.call_id == call_id)
+    rows, nxt = await fetch_page(conn, query, (voice_utterances.c.seq,), limit=limit, cursor=cursor,
+                                 descending=False)
+    return {"items": [utterance_view(ctx, r) for r in rows], "next_cursor": nxt}
+
+
+# --- transfers -----------------------------------------------------------------------------
+
+
+async def transfer(conn, ctx, principal: Principal, call_id: uuid.UUID, to: str, agent: str | None) -> dict[str, Any]:
+    """Hand the live call to a person's number through the telephony port; who asked and when is kept."""
+    call = await get_call(conn, ctx, call_id, for_update=True)
+    if call["status"] == "ended":
+        raise conflict("the call has ended")
+    try:
+        await ctx.ports.telephony.transfer(call["provider_call_id"], to)
+    except PortError as exc:
+        raise Problem(503 if exc.status is None or exc.status >= 500 else 409, "Telephony provider refused",
+                      str(exc), kind="provider-refused", code=exc.code) from exc
+    by = f"{principal.kind}:{principal.id}"
+    row = await conn.fetch_one(sa.update(voice_calls).where(voice_calls.c.id == call_id).values(
+        status="transferred", transferred_to=to, transferred_agent=agent, transferred_by=by,
+        transferred_at=sa.func.now(), updated_at=sa.func.now()).returning(*voice_calls.c))
+    await publish(conn, ctx, "voice.call.transferred", {"call_id": str(call_id), "to": to, "by": by},
+                  actor=principal.id)
+    return call_view(ctx, row)

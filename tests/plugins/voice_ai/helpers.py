@@ -1,0 +1,41 @@
+"""Shared pieces of the voice_ai tests: the app, signed telephony webhooks, rows and events."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from myhibachi.core.models import offline_outbox, outbox_events
+from myhibachi.plugins.voice_ai import VoiceAiPlugin
+
+FLAG = "FEATURE_FLAG_VOICE_AI"
+INCOMING = "/v1/ai/voice/incoming"
+IVR = "/v1/ai/voice/ivr"
+
+
+def voice_app(make_app, *, plugin_settings=None, **overrides):
+    return make_app([VoiceAiPlugin(**(plugin_settings or {}))], flags={FLAG: True}, **overrides)
+
+
+async def post_signed(c, ctx, path: str, params: dict[str, str]):
+    """What Twilio posts: the form, signed with the account's token over the URL and params."""
+    signature = ctx.ports.telephony.sign_webhook(f"http://test{path}", params)
+    return await c.post(path, data=params, headers={"X-Twilio-Signature": signature})
+
+
+def call_form(sid: str = "CA0001", **extra: str) -> dict[str, str]:
+    return {"CallSid": sid, "From": "+12025550123", "To": "+15550100000", "Direction": "inbound",
+            "CallStatus": "ringing", **extra}
+
+
+async def rows(db, table, *where, order=None):
+    async with db.read() as conn:
+        found = await conn.fetch_all(sa.select(table).where(*where).order_by(
+            order if order is not None else table.c.created_at))
+    return [dict(r) for r in found]
+
+
+async def events(db, name: str):
+    return [e["payload"] for e in await rows(db, outbox_events, outbox_events.c.name == name)]
+
+
+async def outbox(db, port: str):
+    return await rows(db, offline_outbox, offline_outbox.c.port == port)
