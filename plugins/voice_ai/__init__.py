@@ -26,7 +26,7 @@ class VoiceAiPlugin(Plugin):
     version = "0.1.0"
     flag = "FEATURE_FLAG_VOICE_AI"
     description = "IVR phone menu, call transcription, live sentiment and transfer to a person."
-    features = {"3.1": ["test_voice_call_handling", "test_voice_ivr_navigation"]}
+    features = {"3.1": ["test_voice_call_handling", "test_voice_call_transfer", "test_voice_ivr_navigation"]}
     core = ">=0.1,<1"
     permissions = ("voice.read", "voice.write")
     settings = VoiceAiSettings

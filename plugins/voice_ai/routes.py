@@ -7,10 +7,10 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from myhibachi.core import (Conn, Connection, InvalidSignature, Principal, Problem, error_responses, invalid, require,
-                            webhooks)
+from myhibachi.core import (Conn, Connection, InvalidSignature, Principal, Problem, error_responses, idempotency, invalid,
+                            require, webhooks)
 from myhibachi.plugins.voice_ai import service
-from myhibachi.plugins.voice_ai.schemas import Call
+from myhibachi.plugins.voice_ai.schemas import Call, Transfer
 
 TWIML = {200: {"content": {"application/xml": {"example": "<Response><Gather>...</Gather></Response>"}},
                "description": "TwiML: what the caller hears next."}}
@@ -60,3 +60,11 @@ def add_routes(router: APIRouter, ctx) -> None:
     async def get_call(call_id: uuid.UUID, conn: Conn = Connection,
                        _: Principal = Depends(require("voice.read"))) -> Call:
         return Call(**service.call_view(ctx, await service.get_call(conn, ctx, call_id)))
+
+    @router.post(base + "/calls/{call_id}/transfer", response_model=Call,
+                 responses=error_responses(401, 403, 404, 409, 422, 503),
+                 summary="Hand the call to a person (telephony port); who asked and when is recorded")
+    @idempotency.idempotent(required=False)
+    async def transfer(call_id: uuid.UUID, body: Transfer, request: Request, conn: Conn = Connection,
+                       principal: Principal = Depends(require("voice.write"))) -> Call:
+        return Call(**await service.transfer(conn, ctx, principal, call_id, body.to, body.agent))
