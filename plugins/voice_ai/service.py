@@ -171,7 +171,8 @@ async def transcribe_clip(ctx, call_id: uuid.UUID, audio: bytes, filename: str) 
             return {"sha": sha, "text": None}
     speech, started = ctx.ports.speech, time.perf_counter()
     try:
-        transcript = await speech.transcribe(audio, filename=filename, language="en")
+        hints = {"prompt": settings_of(ctx).speech_prompt} if getattr(speech, "prompts", False) else {}
+        transcript = await speech.transcribe(audio, filename=filename, language="en", **hints)
     except PortError as exc:
         raise Problem(exc.status if exc.status in (422, 503) else 502, "Speech engine failed", str(exc),
                       kind="speech-failed", code=exc.code) from exc
