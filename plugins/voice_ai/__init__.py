@@ -44,5 +44,11 @@ class VoiceAiPlugin(Plugin):
                 Event("voice.utterance.transcribed", schemas.UtteranceTranscribed),
                 Event("voice.call.flagged", schemas.CallFlagged), Event("voice.call.transferred", schemas.CallTransferred)]
 
+    @hookimpl
+    def register_event_handlers(self):
+        from myhibachi.plugins.voice_ai import service
+
+        return {"webhook.telephony": [service.on_call_status]}
+
 
 plugin = VoiceAiPlugin()

@@ -10,7 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core import PortError, Principal, Problem, conflict, fetch_page, invalid, not_found, publish, vault
+from myhibachi.core import (PortError, Principal, Problem, conflict, fetch_page, invalid, not_found, publish, vault,
+                            webhooks)
 from myhibachi.plugins.voice_ai import ivr
 from myhibachi.plugins.voice_ai.models import voice_calls, voice_ivr_steps, voice_utterances
 
@@ -220,3 +221,21 @@ async def transfer(conn, ctx, principal: Principal, call_id: uuid.UUID, to: str,
     await publish(conn, ctx, "voice.call.transferred", {"call_id": str(call_id), "to": to, "by": by},
                   actor=principal.id)
     return call_view(ctx, row)
+
+
+# --- the provider's call status callbacks ----------------------------------------------------
+
+ENDED = {"completed", "busy", "failed", "no-answer", "canceled"}  # Twilio's final CallStatus values
+
+
+async def on_call_status(conn, event, ctx) -> None:
+    """A call status callback the core's webhook hub received (once per CallSid and status):
+    a final status ends the call and keeps its duration."""
+    if event["payload"]["type"] not in ENDED:
+        return
+    form = await webhooks.data_of(conn, ctx, event)
+    duration = form.get("CallDuration", "")
+    await conn.run(sa.update(voice_calls).where(
+        voice_calls.c.provider == PROVIDER, voice_calls.c.provider_call_id == form.get("CallSid", ""),
+        voice_calls.c.status != "ended").values(
+        status="ended", duration_seconds=int(duration) if duration.isdigit() else None, updated_at=sa.func.now()))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from myhibachi.core.events import deliver_due
 from myhibachi.core.models import offline_outbox, outbox_events
 from myhibachi.plugins.voice_ai import VoiceAiPlugin
 
@@ -53,3 +54,9 @@ async def events(db, name: str):
 
 async def outbox(db, port: str):
     return await rows(db, offline_outbox, offline_outbox.c.port == port)
+
+
+async def deliver(ctx) -> None:
+    """Run the event handlers of what was published (the hub's webhook.* events among them)."""
+    while await deliver_due(ctx):
+        pass

@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 
 from myhibachi.plugins.voice_ai.models import voice_calls
-from tests.plugins.voice_ai.helpers import INCOMING, call_form, events, outbox, post_signed, rows, voice_app
+from tests.plugins.voice_ai.helpers import INCOMING, call_form, deliver, events, outbox, post_signed, rows, voice_app
 
 
 async def test_voice_call_transfer(make_app, client_of, seed):
     """The transfer moves the provider's call to the agent's number (a call update with Dial
     TwiML, recorded by the offline adapter), stores who asked and when, publishes it, and a
     retry with the same key changes nothing more; bad numbers, unknown calls and callers
-    without voice.write are refused without a change.
+    without voice.write are refused without a change; once the provider says the call ended,
+    a transfer is a 409.
     Broken on purpose: without @idempotent on the route, the retry transfers again (a new
     transferred_at, a second update of the provider's call) (red)."""
     app = voice_app(make_app)
@@ -50,3 +51,17 @@ async def test_voice_call_transfer(make_app, client_of, seed):
         ("transferred", "+15550100777", body["transferred_by"])
     assert await events(ctx.db, "voice.call.transferred") == [
         {"call_id": str(call["id"]), "to": "+15550100777", "by": body["transferred_by"]}]
+
+    # the provider's status callback (through the core's hub) ends the call: no more transfers
+    async with client_of(app) as c:
+        ended = await post_signed(c, ctx, "/v1/webhooks/telephony", call_form("CA77", CallStatus="completed",
+                                                                              CallDuration="184"))
+        assert ended.status_code == 200, ended.text
+    await deliver(ctx)
+    async with client_of(app, headers=staff) as c:
+        late = await c.post(path, json={"to": "+15550100888"})
+        assert late.status_code == 409, late.text
+        assert ((await c.get(f"/v1/ai/voice/calls/{call['id']}")).json()["duration_seconds"]) == 184
+    [stored] = await rows(ctx.db, voice_calls)
+    assert (stored["status"], stored["transferred_to"]) == ("ended", "+15550100777")
+    assert len(await outbox(ctx.db, "telephony")) == 1
