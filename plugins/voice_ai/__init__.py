@@ -21,6 +21,10 @@ class VoiceAiSettings(BaseModel):
                               description="An utterance at or below this sentiment (VADER compound) may flag the call.")
     flag_drop: float = Field(default=0.6, gt=0, le=2,
                              description="...when it is this far below the call's mean so far (0 before the first).")
+    intent_min_score: float = Field(default=0.35, ge=-1, le=1, description=(
+        "Spoken words the menu does not know go where their nearest intent is (cosine to its examples' "
+        "centroid, embeddings port) when at least this near..."))
+    intent_margin: float = Field(default=0.1, ge=0, le=2, description="...and this much nearer than the next intent.")
     max_audio_bytes: int = Field(default=10_000_000, ge=1000, description="Largest audio clip accepted.")
 
 

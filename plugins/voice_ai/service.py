@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import (PortError, Principal, Problem, conflict, fetch_page, invalid, not_found, publish, vault,
                             webhooks)
-from myhibachi.plugins.voice_ai import ivr
+from myhibachi.plugins.voice_ai import intents, ivr
 from myhibachi.plugins.voice_ai.models import voice_calls, voice_ivr_steps, voice_utterances
 
 PROVIDER = "twilio"  # the form shape the telephony port's webhooks carry (CallSid, From, To, Digits...)
@@ -87,8 +87,13 @@ async def ivr_input(conn, ctx, form: dict[str, str], action: str) -> str:
         raise not_found("Call", f"no call {sid!r} reached the menu")
     if ivr.MENU[call["ivr_state"]].end:  # the menu is over: say where the caller is again
         return _twiml(ctx, call["ivr_state"], action)
-    speech = form.get("SpeechResult")
-    step = ivr.advance(call["ivr_state"], call["ivr_failures"], digits=form.get("Digits"), speech=speech)
+    speech, digits, state = form.get("SpeechResult"), form.get("Digits"), ivr.MENU[call["ivr_state"]]
+    intent = None
+    if not digits and speech and speech.strip() and state.intents and ivr.heard(state, speech) == (None, None):
+        cfg = settings_of(ctx)
+        intent, _ = await intents.detect(ctx.ports.embeddings, speech, min_score=cfg.intent_min_score,
+                                         margin=cfg.intent_margin)
+    step = ivr.advance(call["ivr_state"], call["ivr_failures"], digits=digits, speech=speech, intent=intent)
     await conn.run(sa.insert(voice_ivr_steps).values(
         call_id=call["id"], state=call["ivr_state"], input=step.input, value=step.value, outcome=step.outcome,
         next_state=step.state))
