@@ -1,7 +1,8 @@
 """The AI API: completions through the orchestration, cost analytics, prompt templates, and
-(training.py, batch.py) models and batches; thin over the services."""
+models (training.py); thin over the services."""
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Literal
 
@@ -9,8 +10,9 @@ from fastapi import APIRouter, Depends, Query
 
 from myhibachi.core import (CURSOR, LIMIT, AiOrchestration, Conn, Connection, Principal, error_responses,
                             invalid, require)
-from myhibachi.plugins.ml_ops import service
-from myhibachi.plugins.ml_ops.schemas import Completion, CompletionIn, CostPage, Template, TemplateIn, TemplatePage
+from myhibachi.plugins.ml_ops import service, training
+from myhibachi.plugins.ml_ops.schemas import (Completion, CompletionIn, CostPage, Evaluation, ModelStatus, Template,
+                                              TemplateIn, TemplatePage, TrainIn)
 
 
 def who(principal: Principal) -> str:
@@ -60,3 +62,23 @@ def add_routes(router: APIRouter, ctx) -> None:
     async def get_template(key: str, version: int | None = Query(None, ge=1), conn: Conn = Connection,
                            _: Principal = Depends(require("ai.read"))) -> Template:
         return Template(**await service.template_of(conn, key, version))
+
+    @router.post("/ai/models/train", response_model=ModelStatus, status_code=202,
+                 responses=error_responses(401, 403, 422),
+                 summary="Queue the training of an intent classifier on labelled examples; its status tells progress")
+    async def train_model(body: TrainIn, conn: Conn = Connection,
+                          principal: Principal = Depends(require("ai.write"))) -> ModelStatus:
+        return ModelStatus(**await training.start(conn, ctx, body, who(principal)))
+
+    @router.get("/ai/models/{model_id}/status", response_model=ModelStatus, responses=error_responses(401, 403, 404, 422),
+                summary="A model's training status, split sizes and latest evaluation")
+    async def model_status(model_id: uuid.UUID, conn: Conn = Connection,
+                           _: Principal = Depends(require("ai.read"))) -> ModelStatus:
+        return ModelStatus(**await training.status(conn, model_id))
+
+    @router.post("/ai/models/{model_id}/evaluate", response_model=Evaluation, status_code=201,
+                 responses=error_responses(401, 403, 404, 409, 422),
+                 summary="Evaluate a trained classifier on its held-out examples: accuracy, macro-F1, confusion")
+    async def evaluate_model(model_id: uuid.UUID, conn: Conn = Connection,
+                             principal: Principal = Depends(require("ai.write"))) -> Evaluation:
+        return Evaluation(**await training.evaluate(conn, ctx, model_id, who(principal)))
