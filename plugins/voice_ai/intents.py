@@ -9,7 +9,8 @@ import math
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "book": ("I would like to book a hibachi party", "Can I reserve a chef for my birthday dinner",
              "Do you have a date free next month for a party of twenty",
-             "We want a hibachi chef at our house for a celebration", "How much is a private chef dinner for ten guests"),
+             "We want a hibachi chef at our house for a celebration",
+             "How much is a private chef dinner for ten guests"),
     "change": ("I need to move my reservation to another day", "Can the chef come an hour later",
                "We will have fewer guests than we said", "Please cancel my event",
                "I want to update the address of my booking"),
