@@ -46,7 +46,8 @@ class VoiceAiPlugin(Plugin):
 
         return [Event("voice.call.received", schemas.CallReceived), Event("voice.ivr.routed", schemas.IvrRouted),
                 Event("voice.utterance.transcribed", schemas.UtteranceTranscribed),
-                Event("voice.call.flagged", schemas.CallFlagged), Event("voice.call.transferred", schemas.CallTransferred)]
+                Event("voice.call.flagged", schemas.CallFlagged),
+                Event("voice.call.transferred", schemas.CallTransferred)]
 
     @hookimpl
     def register_event_handlers(self):

@@ -9,12 +9,16 @@ import math
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "book": ("I would like to book a hibachi party", "Can I reserve a chef for my birthday dinner",
              "Do you have a date free next month for a party of twenty",
-             "We want a hibachi chef at our house for a celebration", "How much is a private chef dinner for ten guests"),
+             "We want a hibachi chef at our house for a celebration",
+             "How much is a private chef dinner for ten guests", "Can I get a price for a group dinner",
+             "Do you cater events in my area"),
     "change": ("I need to move my reservation to another day", "Can the chef come an hour later",
                "We will have fewer guests than we said", "Please cancel my event",
-               "I want to update the address of my booking"),
+               "I want to update the address of my booking", "We do not need the chef anymore",
+               "The number of people at our event changed"),
     "agent": ("Let me speak with someone", "I have a complaint", "I want to talk to a real human",
-              "I have a question about a refund", "Put me through to the manager"),
+              "I have a question about a refund", "Put me through to the manager",
+              "I want to complain about the service", "I am not happy with the chef"),
 }
 _centroids: dict[str, dict[str, list[float]]] = {}  # by embeddings model: the examples never change
 

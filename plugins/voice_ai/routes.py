@@ -33,6 +33,10 @@ async def signed_form(request: Request) -> dict[str, str]:
     return event.data
 
 
+async def intent_of(request: Request, form: dict = Depends(signed_form)) -> str | None:
+    return await service.spoken_intent(request.app.state.ctx, form)
+
+
 def _action(ctx, request: Request) -> str:
     """Where the caller's next input is posted: the IVR route at the address the provider used."""
     url = urlsplit(webhooks.signed_url(ctx, request))
@@ -64,10 +68,12 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.post(base + "/ivr", name="voice_ai_ivr", response_class=Response,
                  responses={**TWIML, **error_responses(400, 404, 422)},
                  summary="The caller's keypad or speech input to the IVR menu (signed, posted by the provider)")
-    async def navigate(request: Request, form: dict = Depends(signed_form), conn: Conn = Connection) -> Response:
-        """One step of the menu's state machine: a known key or word moves on, an unknown input or
-        silence replays the menu, the third failure hands the caller to a person."""
-        twiml = await service.ivr_input(conn, ctx, form, _action(ctx, request))
+    async def navigate(request: Request, form: dict = Depends(signed_form), intent: str | None = Depends(intent_of),
+                       conn: Conn = Connection) -> Response:
+        """One step of the menu's state machine: a known key or word moves on (or words whose
+        meaning is clear), an unknown input or silence replays the menu, the third failure hands
+        the caller to a person."""
+        twiml = await service.ivr_input(conn, ctx, form, _action(ctx, request), intent)
         return Response(twiml, media_type="application/xml")
 
     @router.get(base + "/calls/{call_id}", response_model=Call, responses=error_responses(401, 403, 404),

@@ -77,8 +77,29 @@ async def incoming(conn, ctx, form: dict[str, str], action: str) -> str:
     return _twiml(ctx, ivr.START, action)
 
 
-async def ivr_input(conn, ctx, form: dict[str, str], action: str) -> str:
-    """The caller pressed a key, spoke, or stayed silent: one step of the state machine."""
+async def spoken_intent(ctx, form: dict[str, str]) -> str | None:
+    """What the caller's words mean when the menu knows none of them (the embeddings port),
+    worked out before the step's transaction opens; None when there is nothing to guess."""
+    speech = (form.get("SpeechResult") or "").strip()[:2000]
+    if form.get("Digits") or not speech:
+        return None
+    async with ctx.db.read() as conn:
+        call = await conn.fetch_one(_BY_SID, {"sid": form.get("CallSid", "").strip()})
+    state = ivr.MENU[call["ivr_state"]] if call else None
+    if state is None or not state.intents or ivr.heard(state, speech) != (None, None):
+        return None
+    cfg = settings_of(ctx)
+    try:
+        intent, _ = await intents.detect(ctx.ports.embeddings, speech, min_score=cfg.intent_min_score,
+                                         margin=cfg.intent_margin)
+    except PortError:  # no guess: the words count as not understood, the caller hears the menu again
+        return None
+    return intent
+
+
+async def ivr_input(conn, ctx, form: dict[str, str], action: str, intent: str | None = None) -> str:
+    """The caller pressed a key, spoke, or stayed silent: one step of the state machine
+    (``intent``: what the words meant, from ``spoken_intent``)."""
     sid = form.get("CallSid", "").strip()
     if not sid:
         raise invalid("body.CallSid", "the call's id is missing")
@@ -87,12 +108,7 @@ async def ivr_input(conn, ctx, form: dict[str, str], action: str) -> str:
         raise not_found("Call", f"no call {sid!r} reached the menu")
     if ivr.MENU[call["ivr_state"]].end:  # the menu is over: say where the caller is again
         return _twiml(ctx, call["ivr_state"], action)
-    speech, digits, state = form.get("SpeechResult"), form.get("Digits"), ivr.MENU[call["ivr_state"]]
-    intent = None
-    if not digits and speech and speech.strip() and state.intents and ivr.heard(state, speech) == (None, None):
-        cfg = settings_of(ctx)
-        intent, _ = await intents.detect(ctx.ports.embeddings, speech, min_score=cfg.intent_min_score,
-                                         margin=cfg.intent_margin)
+    speech, digits = (form.get("SpeechResult") or "")[:2000], form.get("Digits")
     step = ivr.advance(call["ivr_state"], call["ivr_failures"], digits=digits, speech=speech, intent=intent)
     await conn.run(sa.insert(voice_ivr_steps).values(
         call_id=call["id"], state=call["ivr_state"], input=step.input, value=step.value, outcome=step.outcome,
