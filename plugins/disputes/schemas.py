@@ -22,6 +22,7 @@ class Dispute(BaseModel):
     due_by: datetime | None = Field(description="Evidence must reach the provider by then.")
     evidence: dict[str, str] | None
     responded_at: datetime | None
+    reminded_at: datetime | None = Field(None, description="When staff were reminded of the deadline.")
     created_at: datetime
 
 
@@ -56,6 +57,16 @@ class DisputeOpened(BaseModel):
     amount_cents: int
     currency: str
     due_by: str | None
+
+
+class DisputeDueSoon(BaseModel):
+    """A dispute's evidence deadline is near and it has no answer yet (told once)."""
+
+    dispute_id: str
+    provider_dispute_id: str
+    amount_cents: int
+    currency: str
+    due_by: str
 
 
 class ReconcileRequest(BaseModel):

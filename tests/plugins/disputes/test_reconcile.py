@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from myhibachi.core.db import utcnow
+from myhibachi.plugins.comms import CommsPlugin
 from myhibachi.plugins.deposits import DepositsPlugin
 from myhibachi.plugins.disputes import DisputesPlugin, reconcile
 from myhibachi.plugins.disputes.models import reconciliation_txns, reconciliations
@@ -22,7 +23,7 @@ URL = "/v1/admin/payments/reconcile"
 
 
 def money_app(make_app, localstripe_url, **disputes):
-    return make_app([DepositsPlugin(), PaymentHistoryPlugin(), DisputesPlugin(**disputes)], flags=FLAGS,
+    return make_app([CommsPlugin(), DepositsPlugin(), PaymentHistoryPlugin(), DisputesPlugin(**disputes)], flags=FLAGS,
                     payments_adapter="stripe", stripe_api_key=API_KEY, stripe_api_base=localstripe_url,
                     stripe_webhook_secret=WEBHOOK_SECRET)
 
