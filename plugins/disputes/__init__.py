@@ -1,7 +1,8 @@
 """Payment disputes and reconciliation (roadmap 5.4): Stripe's ``charge.dispute.*`` events,
 received by the core's webhook hub, kept with their evidence deadline; staff answer one with
 evidence, submitted through the payments port once (a retried answer reuses its idempotency
-key); a worker job reminds staff of each deadline once, before it passes. A reconciliation matches the provider's balance transactions to the payments ledger
+key), and a periodic worker job reminds staff of each deadline once, before it passes. A
+reconciliation matches the provider's balance transactions to the payments ledger
 (``payment_history``'s service) and the bookings over a date range, as a resumable worker job;
 bulk refunds and captures go through the deposits service an item at a time.
 """

@@ -92,7 +92,8 @@ class Mismatch(BaseModel):
         description="missing_locally: the provider moved money the ledger lacks; missing_at_provider: the "
                     "reverse; amount_differs: both, different sums; booking_mismatch: the provider's booking is "
                     "not ours or not the ledger's.")
-    entry: Literal["charge", "refund"]
+    entry: Literal["charge", "refund", "fee"] = Field(
+        description="The ledger entry compared; fee: the provider's fee on the payment.")
     currency: str
     payment_id: str | None = Field(description="Our payment (the deposit); null when the provider names none.")
     booking_id: str | None

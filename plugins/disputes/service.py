@@ -90,7 +90,8 @@ async def respond(conn, ctx, dispute_id: uuid.UUID, body) -> dict[str, Any]:
 
 
 _DUE_SOON = (sa.select(disputes).where(disputes.c.reminded_at.is_(None), disputes.c.status.in_(ANSWERABLE),
-                                       disputes.c.due_by > sa.bindparam("now"), disputes.c.due_by <= sa.bindparam("until"))
+                                       disputes.c.due_by > sa.bindparam("now"),
+                                       disputes.c.due_by <= sa.bindparam("until"))
              .order_by(disputes.c.due_by).with_for_update(skip_locked=True))
 
 

@@ -32,7 +32,8 @@ async def drain(ctx) -> None:
 
 
 async def test_payment_dispute_handling(make_app, client_of, seed, clean_db):
-    app = make_app([CommsPlugin(), DepositsPlugin(), PaymentHistoryPlugin(), DisputesPlugin()], flags={FLAG: True, DISPUTES_FLAG: True},
+    app = make_app([CommsPlugin(), DepositsPlugin(), PaymentHistoryPlugin(), DisputesPlugin()],
+                   flags={FLAG: True, DISPUTES_FLAG: True},
                    payments_adapter="offline", stripe_webhook_secret=WEBHOOK_SECRET)
     ctx = app.state.ctx
     due = int(time.time()) + 7 * 86400
