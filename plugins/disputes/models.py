@@ -20,10 +20,13 @@ disputes = sa.Table(
     timestamp("due_by"),
     sa.Column("evidence", JSONB),
     timestamp("responded_at"),
+    # when staff were told the evidence deadline is near (once per dispute)
+    timestamp("reminded_at"),
     created_at(),
     timestamp("updated_at", nullable=False, server_default=sa.func.now()),
     sa.UniqueConstraint("provider_dispute_id", name="uq_disputes_provider_dispute_id"),
     sa.Index("ix_disputes_created", "created_at", "id"),
+    sa.Index("ix_disputes_unreminded", "due_by", postgresql_where=sa.text("reminded_at IS NULL")),
     info={"plugin": "disputes"},
 )
 

@@ -22,6 +22,7 @@ class Dispute(BaseModel):
     due_by: datetime | None = Field(description="Evidence must reach the provider by then.")
     evidence: dict[str, str] | None
     responded_at: datetime | None
+    reminded_at: datetime | None = Field(None, description="When staff were reminded of the deadline.")
     created_at: datetime
 
 
@@ -58,6 +59,16 @@ class DisputeOpened(BaseModel):
     due_by: str | None
 
 
+class DisputeDueSoon(BaseModel):
+    """A dispute's evidence deadline is near and it has no answer yet (told once)."""
+
+    dispute_id: str
+    provider_dispute_id: str
+    amount_cents: int
+    currency: str
+    due_by: str
+
+
 class ReconcileRequest(BaseModel):
     """Local days of the business (``time_zone``, else its default), both included."""
 
@@ -81,7 +92,8 @@ class Mismatch(BaseModel):
         description="missing_locally: the provider moved money the ledger lacks; missing_at_provider: the "
                     "reverse; amount_differs: both, different sums; booking_mismatch: the provider's booking is "
                     "not ours or not the ledger's.")
-    entry: Literal["charge", "refund"]
+    entry: Literal["charge", "refund", "fee"] = Field(
+        description="The ledger entry compared; fee: the provider's fee on the payment.")
     currency: str
     payment_id: str | None = Field(description="Our payment (the deposit); null when the provider names none.")
     booking_id: str | None

@@ -3,17 +3,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core import PortError, Problem, conflict, fetch_page, invalid, not_found, publish, tables, webhooks
+from myhibachi.core import (
+    Messaging, PortError, Problem, conflict, fetch_page, invalid, not_found, publish, tables, utcnow, webhooks,
+)
 from myhibachi.plugins.disputes.models import disputes
 
 ANSWERABLE = ("needs_response", "warning_needs_response")
+log = logging.getLogger("myhibachi.disputes")
 
 
 async def on_stripe_event(conn, event, ctx) -> None:
@@ -82,3 +87,40 @@ async def respond(conn, ctx, dispute_id: uuid.UUID, body) -> dict[str, Any]:
     return dict(await conn.fetch_one(sa.update(disputes).where(disputes.c.id == dispute_id).values(
         status=status or "under_review", evidence=evidence, responded_at=sa.func.now(), updated_at=sa.func.now())
         .returning(disputes)))
+
+
+_DUE_SOON = (sa.select(disputes).where(disputes.c.reminded_at.is_(None), disputes.c.status.in_(ANSWERABLE),
+                                       disputes.c.due_by > sa.bindparam("now"),
+                                       disputes.c.due_by <= sa.bindparam("until"))
+             .order_by(disputes.c.due_by).with_for_update(skip_locked=True))
+
+
+async def remind_deadlines(conn, ctx, now: datetime | None = None) -> int:
+    """Tell staff of each dispute still waiting for evidence whose deadline is within the
+    reminder window: an email to the staff inbox (``notify_email``, through comms) and
+    ``payment.dispute_due_soon``, once per dispute (``reminded_at``, in the same transaction).
+    Returns how many disputes it reminded of."""
+    cfg = ctx.plugins.get("disputes").settings
+    now = now or utcnow()
+    rows = await conn.fetch_all(_DUE_SOON, {"now": now, "until": now + timedelta(hours=cfg.deadline_reminder_hours)})
+    if not rows:
+        return 0
+    zone = ZoneInfo(ctx.settings.default_time_zone)
+    if cfg.notify_email:
+        refused = await ctx.service(Messaging, caller="disputes").send_many(conn, [{
+            "channel": "email", "to": cfg.notify_email, "actor": "disputes",
+            "subject": f"Dispute evidence due {r['due_by'].astimezone(zone):%a %b %d %H:%M %Z}",
+            "text": (f"The dispute {r['provider_dispute_id']} of {r['amount_cents'] / 100:,.2f} {r['currency']} "
+                     f"({r['reason'] or 'no reason given'}) needs evidence by "
+                     f"{r['due_by'].astimezone(zone):%a %b %d %Y %H:%M %Z}; answer it with "
+                     f"POST /v1/admin/payments/disputes/{r['id']}/respond."),
+            "idempotency_key": f"disputes:{r['id']}:deadline"} for r in rows])
+        for r, sent in zip(rows, refused):
+            if isinstance(sent, Problem):  # a refused inbox must not repeat the reminder forever
+                log.warning("dispute %s: the deadline reminder was refused: %s", r["id"], sent.detail)
+    for r in rows:
+        await publish(conn, ctx, "payment.dispute_due_soon", {
+            "dispute_id": str(r["id"]), "provider_dispute_id": r["provider_dispute_id"],
+            "amount_cents": r["amount_cents"], "currency": r["currency"], "due_by": r["due_by"].isoformat()})
+    await conn.run(sa.update(disputes).where(disputes.c.id.in_([r["id"] for r in rows])).values(reminded_at=now))
+    return len(rows)

@@ -27,7 +27,8 @@ async def start(conn, scope: str, key: str | None, body, tz: str) -> dict[str, A
     report_id = uuid.uuid5(NAMESPACE, f"report|{scope}|{key}") if key else uuid.uuid4()
     await conn.run(pg_insert(R).values(
         id=report_id, requested_by=scope, first_day=body.first_day, last_day=body.last_day,
-        group_by=body.group_by, time_zone=tz, by_location=body.by_location).on_conflict_do_nothing(index_elements=["id"]))
+        group_by=body.group_by, time_zone=tz, by_location=body.by_location,
+    ).on_conflict_do_nothing(index_elements=["id"]))
     return await get(conn, report_id)
 
 

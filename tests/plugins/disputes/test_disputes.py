@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from myhibachi.core.events import deliver_due
 from myhibachi.core.models import offline_outbox
+from myhibachi.plugins.comms import CommsPlugin
 from myhibachi.plugins.deposits import DepositsPlugin
 from myhibachi.plugins.disputes import DisputesPlugin
 from myhibachi.plugins.disputes.models import disputes
@@ -31,7 +32,8 @@ async def drain(ctx) -> None:
 
 
 async def test_payment_dispute_handling(make_app, client_of, seed, clean_db):
-    app = make_app([DepositsPlugin(), PaymentHistoryPlugin(), DisputesPlugin()], flags={FLAG: True, DISPUTES_FLAG: True},
+    app = make_app([CommsPlugin(), DepositsPlugin(), PaymentHistoryPlugin(), DisputesPlugin()],
+                   flags={FLAG: True, DISPUTES_FLAG: True},
                    payments_adapter="offline", stripe_webhook_secret=WEBHOOK_SECRET)
     ctx = app.state.ctx
     due = int(time.time()) + 7 * 86400
@@ -89,3 +91,60 @@ async def test_payment_dispute_handling(make_app, client_of, seed, clean_db):
         assert (await c.get(BASE, params={"status": "needs_response"})).json()["items"] == []
     async with client_of(app, headers=await seed.staff("payments.read")) as c:
         assert (await c.post(f"{BASE}/{did}/respond", json={"messages": "x"})).status_code == 403
+
+
+async def test_dispute_deadline_reminders(make_app, client_of, seed, clean_db):
+    """The worker's periodic job emails the staff inbox (through comms) and publishes
+    payment.dispute_due_soon once per dispute whose evidence deadline is within the window;
+    a dispute already answered, or due later, is not reminded, and a second run sends nothing.
+    Broken on purpose: remind_deadlines not stamping reminded_at (red: the second run emails again)."""
+    from datetime import timedelta
+
+    from myhibachi.core.db import utcnow
+    from myhibachi.core.scheduled import run_periodic
+    from myhibachi.plugins.comms.models import comms_messages
+    from myhibachi.plugins.comms.service import _open
+    from myhibachi.plugins.disputes import service
+
+    app = make_app([CommsPlugin(), DepositsPlugin(), PaymentHistoryPlugin(),
+                    DisputesPlugin(notify_email="disputes@myhibachi.dev", deadline_reminder_hours=48)],
+                   flags={FLAG: True, DISPUTES_FLAG: True}, payments_adapter="offline",
+                   stripe_webhook_secret=WEBHOOK_SECRET)
+    ctx = app.state.ctx
+    now = int(time.time())
+    cases = {"dp_soon": ("needs_response", now + 86400), "dp_later": ("needs_response", now + 6 * 86400),
+             "dp_answered": ("under_review", now + 86400), "dp_past": ("needs_response", now - 60)}
+    async with client_of(app) as c:
+        for provider_id, (status, due) in cases.items():
+            body, headers = signed(event("charge.dispute.created", {**dispute(status, due), "id": provider_id}))
+            assert (await c.post(HOOK, content=body, headers=headers)).status_code in (200, 202)
+    await drain(ctx)
+
+    async def emails() -> list[dict]:
+        async with ctx.db.read() as conn:
+            return [_open(ctx, r) for r in await conn.fetch_all(sa.select(comms_messages))]
+
+    assert await run_periodic(ctx) >= 1  # the worker's periodic jobs, this one among them
+    sent = await emails()
+    assert [(m["channel"], m["to"], m["idempotency_key"]) for m in sent] == [
+        ("email", "disputes@myhibachi.dev", f"disputes:{await dispute_id(ctx, 'dp_soon')}:deadline")]
+    assert "dp_soon" in sent[0]["body"] and "120.00 USD" in sent[0]["body"] and sent[0]["subject"].startswith(
+        "Dispute evidence due")
+    due_soon = await published(ctx.db, "payment.dispute_due_soon")
+    assert [p["provider_dispute_id"] for p in due_soon] == ["dp_soon"]
+
+    async with ctx.db.transaction() as conn:  # the next run: nothing new to remind of
+        assert await service.remind_deadlines(conn, ctx) == 0
+    async with ctx.db.transaction() as conn:  # five days on, the later one is due soon
+        assert await service.remind_deadlines(conn, ctx, now=utcnow() + timedelta(days=5)) == 1
+    assert sorted(m["body"].split()[2] for m in await emails()) == ["dp_later", "dp_soon"]
+    assert [p["provider_dispute_id"] for p in await published(ctx.db, "payment.dispute_due_soon")] == [
+        "dp_soon", "dp_later"]
+    async with client_of(app, headers=await seed.staff("payments.read")) as c:
+        listed = {d["provider_dispute_id"]: d["reminded_at"] for d in (await c.get(BASE)).json()["items"]}
+    assert {k for k, v in listed.items() if v} == {"dp_soon", "dp_later"}
+
+
+async def dispute_id(ctx, provider_id: str) -> str:
+    async with ctx.db.read() as conn:
+        return str(await conn.scalar(sa.select(disputes.c.id).where(disputes.c.provider_dispute_id == provider_id)))

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from myhibachi.core.db import utcnow
+from myhibachi.plugins.comms import CommsPlugin
 from myhibachi.plugins.deposits import DepositsPlugin
 from myhibachi.plugins.disputes import DisputesPlugin, reconcile
 from myhibachi.plugins.disputes.models import reconciliation_txns, reconciliations
@@ -21,9 +22,9 @@ TZ = "America/Chicago"
 URL = "/v1/admin/payments/reconcile"
 
 
-def money_app(make_app, localstripe_url, **disputes):
-    return make_app([DepositsPlugin(), PaymentHistoryPlugin(), DisputesPlugin(**disputes)], flags=FLAGS,
-                    payments_adapter="stripe", stripe_api_key=API_KEY, stripe_api_base=localstripe_url,
+def money_app(make_app, localstripe_url, adapter: str = "stripe", **disputes):
+    return make_app([CommsPlugin(), DepositsPlugin(), PaymentHistoryPlugin(), DisputesPlugin(**disputes)], flags=FLAGS,
+                    payments_adapter=adapter, stripe_api_key=API_KEY, stripe_api_base=localstripe_url,
                     stripe_webhook_secret=WEBHOOK_SECRET)
 
 
@@ -122,3 +123,30 @@ async def test_payment_reconciliation(make_app, client_of, seed, clean_db, local
         assert (await c.post(URL, json=body, headers=key())).status_code == 403
     async with ctx.db.read() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(reconciliations)) == 2
+
+
+async def test_reconcile_compares_fees(make_app, client_of, seed, clean_db, localstripe_url):
+    """The fee the provider kept on each charge is matched with the ledger's fee row (the offline
+    adapter charges 2.9% + 30c): agreeing fees are matched, a planted wrong one is reported.
+    Broken on purpose: compare skipping the provider's fee_cents (red: both fees missing at the provider)."""
+    app = money_app(make_app, localstripe_url, adapter="offline")
+    ctx = app.state.ctx
+    ana = await seed.customer()
+    staff = await seed.staff("payments.*")
+    async with client_of(app, headers=staff) as c:
+        a = await paid(c, await pending_booking(seed, ana), 15000)
+        b = await paid(c, await pending_booking(seed, ana), 12000)
+    await drain(ctx)
+    async with ctx.db.transaction() as conn:
+        L = payment_ledger
+        await conn.run(sa.update(L).where(L.c.payment_id == uuid.UUID(b["id"]), L.c.kind == "fee")
+                       .values(amount_cents=1))
+    today = utcnow().astimezone(ZoneInfo(TZ)).date()
+    async with client_of(app, headers=staff) as c:
+        run = (await c.post(URL, json={"first_day": today.isoformat(), "last_day": today.isoformat(), "time_zone": TZ},
+                            headers=key())).json()
+        await finish(ctx)
+        done = (await c.get(f"{URL}/{run['id']}")).json()
+    assert [(m["kind"], m["entry"], m["payment_id"], m["provider_cents"], m["ledger_cents"])
+            for m in done["mismatches"]] == [("amount_differs", "fee", b["id"], 348 + 30, 1)]
+    assert done["matched"] == 3  # a's charge and fee, b's charge
