@@ -56,7 +56,7 @@ _HIT = (ai_embeddings.c.id, ai_embeddings.c.kind, ai_embeddings.c.source_id, ai_
         ai_embeddings.c.text_enc, ai_embeddings.c.key_id)
 
 
-async def _nearest(conn, ctx, vector: str, *, limit: int, cursor: str | None, ef_search: int,
+async def nearest(conn, ctx, vector: str, *, limit: int, cursor: str | None, ef_search: int,
                    where=()) -> tuple[list[dict], str | None]:
     """One page of the stored texts of the port's model nearest ``vector``, by cosine distance
     then id: the HNSW index orders them and its iterative scan goes on past a cursor."""
@@ -78,7 +78,7 @@ async def search(conn, ctx, query: str, *, limit: int, cursor: str | None = None
     """One page of the stored texts nearest ``query`` in meaning (only of ``kind`` if given)."""
     [vector] = await ctx.ports.embeddings.embed([query])
     where = () if kind is None else (ai_embeddings.c.kind == kind,)
-    return await _nearest(conn, ctx, literal(vector), limit=limit, cursor=cursor, ef_search=ef_search, where=where)
+    return await nearest(conn, ctx, literal(vector), limit=limit, cursor=cursor, ef_search=ef_search, where=where)
 
 
 async def similar(conn, ctx, source_id: str, *, limit: int, cursor: str | None = None,
@@ -91,7 +91,7 @@ async def similar(conn, ctx, source_id: str, *, limit: int, cursor: str | None =
         .order_by(ai_embeddings.c.created_at, ai_embeddings.c.id).limit(1))
     if vector is None:
         return None
-    return await _nearest(conn, ctx, vector, limit=limit, cursor=cursor, ef_search=ef_search,
+    return await nearest(conn, ctx, vector, limit=limit, cursor=cursor, ef_search=ef_search,
                           where=(ai_embeddings.c.source_id.is_distinct_from(source_id),))
 
 
