@@ -132,3 +132,31 @@ async def embed_queued(ctx, batch: int = BATCH) -> int:
         await conn.run(sa.delete(queue).where(queue.c.id == sa.func.any(sa.bindparam("ids"))),
                        {"ids": [r["id"] for r in claimed]})
     return len(claimed)
+
+
+# Rows of another model than the port's (a model switch): found through the model's index
+# (two ranges, as <> would scan), re-embedded from their sealed text in batches.
+_STALE = (sa.select(ai_embeddings.c.id, ai_embeddings.c.text_enc, ai_embeddings.c.key_id)
+          .where(sa.or_(ai_embeddings.c.model < sa.bindparam("model"), ai_embeddings.c.model > sa.bindparam("model")))
+          .limit(sa.bindparam("limit")).with_for_update(skip_locked=True))
+_REEMBED = sa.text("UPDATE ai_embeddings SET model = :model, dimensions = :dimensions, "
+                   "embedding = CAST(:embedding AS vector) WHERE id = :id")
+
+
+async def reembed_stale(ctx, batch: int = BATCH) -> int:
+    """One worker round after a model switch: up to ``batch`` rows of another model are embedded
+    again by the port's model in one call, so search never compares two spaces. Answers how many."""
+    port, box = ctx.ports.embeddings, vault(ctx)
+    async with ctx.db.transaction() as conn:
+        rows = await conn.fetch_all(_STALE, {"model": port.model, "limit": batch})
+        if not rows:
+            return 0
+        vectors = await port.embed([box.decrypt(r["text_enc"], r["key_id"], _aad(r["id"])) for r in rows])
+        await conn.run(_REEMBED, [{"id": r["id"], "model": port.model, "dimensions": len(v), "embedding": literal(v)}
+                                  for r, v in zip(rows, vectors)])
+    return len(rows)
+
+
+async def work(ctx) -> int:
+    """The worker's poller: the queued conversations first, then rows a model switch left."""
+    return await embed_queued(ctx) or await reembed_stale(ctx)
