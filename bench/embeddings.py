@@ -110,6 +110,7 @@ def load(url: str, ctx, stored: np.ndarray, picked: np.ndarray, sample: list[str
     from pgvector.psycopg import register_vector
 
     from myhibachi.core import vault
+    from myhibachi.plugins.embeddings.service import aad
 
     box, model = vault(ctx), ctx.ports.embeddings.model
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as pg:
@@ -127,7 +128,7 @@ def load(url: str, ctx, stored: np.ndarray, picked: np.ndarray, sample: list[str
                 copy.set_types(["uuid", "varchar", "text", "varchar", "varchar", "int4", "vector"])
                 for n, (v, q) in enumerate(zip(stored, picked)):
                     i = row_id(n)
-                    copy.write_row((i, "bench", box.encrypt(sample[q], f"ai_embeddings:{i}:text"), box.current_id,
+                    copy.write_row((i, "bench", box.encrypt(sample[q], aad(i)), box.current_id,
                                     model, 384, v))
             pg.execute("ANALYZE ai_embeddings")
             pg.execute(f"COMMENT ON TABLE ai_embeddings IS '{data}'")

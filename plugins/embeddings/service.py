@@ -19,7 +19,7 @@ def literal(vector) -> str:
     return "[" + ",".join(f"{v:.7g}" for v in vector) + "]"
 
 
-def _aad(row_id) -> str:
+def aad(row_id) -> str:
     return f"ai_embeddings:{row_id}:text"
 
 
@@ -42,7 +42,7 @@ async def _store(conn, ctx, items, vectors) -> list[dict]:
     for item, vector in zip(items, vectors):
         row_id = uuid.uuid4()
         rows.append({"id": row_id, "kind": item["kind"], "source_id": item.get("source_id"),
-                     "label": item.get("label"), "text_enc": box.encrypt(item["text"], _aad(row_id)),
+                     "label": item.get("label"), "text_enc": box.encrypt(item["text"], aad(row_id)),
                      "key_id": box.current_id, "model": port.model, "dimensions": len(vector),
                      "embedding": literal(vector)})
     await conn.run(_INSERT, rows)
@@ -69,7 +69,7 @@ async def nearest(conn, ctx, vector: str, *, limit: int, cursor: str | None, ef_
         rows, after = await fetch_page(conn, query, [distance, ai_embeddings.c.id], limit=limit, cursor=cursor,
                                        descending=False)
     box = vault(ctx)
-    return [{**r, "score": 1 - r["distance"], "text": box.decrypt(r["text_enc"], r["key_id"], _aad(r["id"]))}
+    return [{**r, "score": 1 - r["distance"], "text": box.decrypt(r["text_enc"], r["key_id"], aad(r["id"]))}
             for r in rows], after
 
 
@@ -151,7 +151,7 @@ async def reembed_stale(ctx, batch: int = BATCH) -> int:
         rows = await conn.fetch_all(_STALE, {"model": port.model, "limit": batch})
         if not rows:
             return 0
-        vectors = await port.embed([box.decrypt(r["text_enc"], r["key_id"], _aad(r["id"])) for r in rows])
+        vectors = await port.embed([box.decrypt(r["text_enc"], r["key_id"], aad(r["id"])) for r in rows])
         await conn.run(_REEMBED, [{"id": r["id"], "model": port.model, "dimensions": len(v), "embedding": literal(v)}
                                   for r, v in zip(rows, vectors)])
     return len(rows)
