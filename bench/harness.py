@@ -177,10 +177,11 @@ def record(section: str, text: str) -> None:
     path.write_text(doc)
 
 
-def scratch_database():
+def scratch_database(only: set[str] | None = None, home: Path | None = None):
     """A throwaway home with its embedded PostgreSQL (or ``DATABASE_URL``), migrated with every
-    installed plugin: ``(settings, url, db)``. The folder goes when the process exits, after
-    the embedded server has stopped (its clean-up is registered first, so it runs last)."""
+    installed plugin (or those in ``only``): ``(settings, url, db)``. The folder goes when the process exits, after
+    the embedded server has stopped (its clean-up is registered first, so it runs last); a
+    ``home`` given is kept, with its data, for the next run."""
     import atexit
 
     from myhibachi.core import migrate
@@ -188,11 +189,12 @@ def scratch_database():
     from myhibachi.core.plugins import PluginManager, discover
     from myhibachi.core.settings import Settings
 
-    home = Path(tempfile.mkdtemp(prefix="mh-bench-"))
-    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    if home is None:
+        home = Path(tempfile.mkdtemp(prefix="mh-bench-"))
+        atexit.register(shutil.rmtree, home, ignore_errors=True)
     settings = Settings(home=home, database_url=os.environ.get("DATABASE_URL"), secret_key="bench-" + "k" * 32)
     url = resolve_url(settings)
     manager = PluginManager()
-    manager.load(discover(), strict=True)
+    manager.load(discover(), allow=only, strict=True)
     migrate.upgrade(url, manager)
     return settings, url, Database(url)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from myhibachi.core import invalid, publish, vault
 from myhibachi.plugins.embeddings.models import ai_clusterings, ai_clusters, ai_embeddings
+from myhibachi.plugins.embeddings.service import aad
 
 CONVERSATIONS = ("sms", "call", "feedback")
 MOST_CLUSTERS = 12
@@ -67,7 +68,7 @@ async def cluster(conn, ctx, *, kinds: list[str], clusters: int | None, most: in
         raise invalid("clusters" if clusters is not None and len(rows) >= 3 else "kinds",
                       f"{len(rows)} stored conversations of these kinds: too few to cluster")
     box = vault(ctx)
-    texts = [box.decrypt(r["text_enc"], r["key_id"], f"ai_embeddings:{r['id']}:text") for r in rows]
+    texts = [box.decrypt(r["text_enc"], r["key_id"], aad(r["id"])) for r in rows]
     vectors = np.array([np.array(r["vector"][1:-1].split(","), dtype=np.float32) for r in rows])
     labels, silhouette = kmeans(vectors, clusters)
     found = int(labels.max()) + 1

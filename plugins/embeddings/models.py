@@ -27,6 +27,7 @@ ai_embeddings = sa.Table(
     sa.Index("ix_ai_embeddings_hnsw", "embedding", postgresql_using="hnsw",
              postgresql_ops={"embedding": "vector_cosine_ops"}),
     sa.Index("ix_ai_embeddings_source", "kind", "source_id"),
+    sa.Index("ix_ai_embeddings_model", "model"),  # the worker finds rows of an older model without a scan
     info={"plugin": "embeddings"},
 )
 

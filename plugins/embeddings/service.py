@@ -19,7 +19,7 @@ def literal(vector) -> str:
     return "[" + ",".join(f"{v:.7g}" for v in vector) + "]"
 
 
-def _aad(row_id) -> str:
+def aad(row_id) -> str:
     return f"ai_embeddings:{row_id}:text"
 
 
@@ -42,7 +42,7 @@ async def _store(conn, ctx, items, vectors) -> list[dict]:
     for item, vector in zip(items, vectors):
         row_id = uuid.uuid4()
         rows.append({"id": row_id, "kind": item["kind"], "source_id": item.get("source_id"),
-                     "label": item.get("label"), "text_enc": box.encrypt(item["text"], _aad(row_id)),
+                     "label": item.get("label"), "text_enc": box.encrypt(item["text"], aad(row_id)),
                      "key_id": box.current_id, "model": port.model, "dimensions": len(vector),
                      "embedding": literal(vector)})
     await conn.run(_INSERT, rows)
@@ -56,7 +56,7 @@ _HIT = (ai_embeddings.c.id, ai_embeddings.c.kind, ai_embeddings.c.source_id, ai_
         ai_embeddings.c.text_enc, ai_embeddings.c.key_id)
 
 
-async def _nearest(conn, ctx, vector: str, *, limit: int, cursor: str | None, ef_search: int,
+async def nearest(conn, ctx, vector: str, *, limit: int, cursor: str | None, ef_search: int,
                    where=()) -> tuple[list[dict], str | None]:
     """One page of the stored texts of the port's model nearest ``vector``, by cosine distance
     then id: the HNSW index orders them and its iterative scan goes on past a cursor."""
@@ -69,7 +69,7 @@ async def _nearest(conn, ctx, vector: str, *, limit: int, cursor: str | None, ef
         rows, after = await fetch_page(conn, query, [distance, ai_embeddings.c.id], limit=limit, cursor=cursor,
                                        descending=False)
     box = vault(ctx)
-    return [{**r, "score": 1 - r["distance"], "text": box.decrypt(r["text_enc"], r["key_id"], _aad(r["id"]))}
+    return [{**r, "score": 1 - r["distance"], "text": box.decrypt(r["text_enc"], r["key_id"], aad(r["id"]))}
             for r in rows], after
 
 
@@ -78,7 +78,7 @@ async def search(conn, ctx, query: str, *, limit: int, cursor: str | None = None
     """One page of the stored texts nearest ``query`` in meaning (only of ``kind`` if given)."""
     [vector] = await ctx.ports.embeddings.embed([query])
     where = () if kind is None else (ai_embeddings.c.kind == kind,)
-    return await _nearest(conn, ctx, literal(vector), limit=limit, cursor=cursor, ef_search=ef_search, where=where)
+    return await nearest(conn, ctx, literal(vector), limit=limit, cursor=cursor, ef_search=ef_search, where=where)
 
 
 async def similar(conn, ctx, source_id: str, *, limit: int, cursor: str | None = None,
@@ -91,7 +91,7 @@ async def similar(conn, ctx, source_id: str, *, limit: int, cursor: str | None =
         .order_by(ai_embeddings.c.created_at, ai_embeddings.c.id).limit(1))
     if vector is None:
         return None
-    return await _nearest(conn, ctx, vector, limit=limit, cursor=cursor, ef_search=ef_search,
+    return await nearest(conn, ctx, vector, limit=limit, cursor=cursor, ef_search=ef_search,
                           where=(ai_embeddings.c.source_id.is_distinct_from(source_id),))
 
 
@@ -132,3 +132,31 @@ async def embed_queued(ctx, batch: int = BATCH) -> int:
         await conn.run(sa.delete(queue).where(queue.c.id == sa.func.any(sa.bindparam("ids"))),
                        {"ids": [r["id"] for r in claimed]})
     return len(claimed)
+
+
+# Rows of another model than the port's (a model switch): found through the model's index
+# (two ranges, as <> would scan), re-embedded from their sealed text in batches.
+_STALE = (sa.select(ai_embeddings.c.id, ai_embeddings.c.text_enc, ai_embeddings.c.key_id)
+          .where(sa.or_(ai_embeddings.c.model < sa.bindparam("model"), ai_embeddings.c.model > sa.bindparam("model")))
+          .limit(sa.bindparam("limit")).with_for_update(skip_locked=True))
+_REEMBED = sa.text("UPDATE ai_embeddings SET model = :model, dimensions = :dimensions, "
+                   "embedding = CAST(:embedding AS vector) WHERE id = :id")
+
+
+async def reembed_stale(ctx, batch: int = BATCH) -> int:
+    """One worker round after a model switch: up to ``batch`` rows of another model are embedded
+    again by the port's model in one call, so search never compares two spaces. Answers how many."""
+    port, box = ctx.ports.embeddings, vault(ctx)
+    async with ctx.db.transaction() as conn:
+        rows = await conn.fetch_all(_STALE, {"model": port.model, "limit": batch})
+        if not rows:
+            return 0
+        vectors = await port.embed([box.decrypt(r["text_enc"], r["key_id"], aad(r["id"])) for r in rows])
+        await conn.run(_REEMBED, [{"id": r["id"], "model": port.model, "dimensions": len(v), "embedding": literal(v)}
+                                  for r, v in zip(rows, vectors)])
+    return len(rows)
+
+
+async def work(ctx) -> int:
+    """The worker's poller: the queued conversations first, then rows a model switch left."""
+    return await embed_queued(ctx) or await reembed_stale(ctx)

@@ -259,3 +259,32 @@ async def test_embeddings_clustering(make_app, client_of, seed, database):
         assert await conn.scalar(sa.select(sa.func.count()).select_from(ai_clusterings)) == 2
     async with client_of(app, headers=await seed.staff("ai.read")) as c:
         assert (await c.post("/v1/ai/embeddings/clusters", json={})).status_code == 403
+
+
+async def test_a_model_switch_reembeds_the_stored_texts_in_the_background(make_app, client_of, seed, database):
+    """Texts stored by one model are not searched by another (no mixed spaces); the worker's
+    poller embeds them again with the current model in batches, and search finds them. Broken on
+    purpose: search without its model filter (the old vectors answer, red); the re-embed not
+    recording the new model (the next round takes the same rows again, red)."""
+    from myhibachi.core.scheduled import pollers
+
+    old = make_app([EmbeddingsPlugin()], flags=FLAGS, embeddings_adapter="hashing")
+    headers = await seed.staff("ai.read", "ai.write")
+    async with client_of(old, headers=headers) as c:
+        made = await c.post("/v1/ai/embeddings", json={"items": [
+            {"text": text, "kind": "faq", "source_id": key} for key, text in FAQ.items()]})
+        assert made.status_code == 201 and made.json()["model"] == "offline-hashing-384", made.text
+    question, expected = PARAPHRASES[4]
+
+    app = make_app([EmbeddingsPlugin()], flags=FLAGS)
+    async with client_of(app, headers=headers) as c:
+        before = await c.post("/v1/ai/embeddings/search", json={"query": question})
+        assert before.status_code == 200 and before.json()["items"] == [], before.text
+        work = pollers(app.state.ctx)["embeddings"]
+        assert await work(app.state.ctx) == len(FAQ)
+        assert await work(app.state.ctx) == 0
+        rows = await stored(database)
+        assert {(r["model"], r["dimensions"]) for r in rows} == {("all-MiniLM-L6-v2-onnx-int8", 384)}
+        assert len(rows) == len(FAQ)
+        after = (await c.post("/v1/ai/embeddings/search", params={"limit": 1}, json={"query": question})).json()
+        assert [h["source_id"] for h in after["items"]] == [expected]
