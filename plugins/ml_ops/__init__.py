@@ -39,9 +39,9 @@ class MlOpsSettings(BaseModel):
 
 
 def orchestrator(ctx) -> AiOrchestration:
-    from myhibachi.plugins.ml_ops.service import Orchestrator  # imported on first use, not at start-up
+    from myhibachi.plugins.ml_ops.service import orchestrator_of  # imported on first use, not at start-up
 
-    return Orchestrator(ctx)
+    return orchestrator_of(ctx)
 
 
 class MlOpsPlugin(Plugin):
@@ -49,7 +49,8 @@ class MlOpsPlugin(Plugin):
     version = "1.0.0"
     flag = "FEATURE_FLAG_ML_TRAINING"
     description = "AI orchestration (cache, limits, costs, switching, fallback, context, templates) and training."
-    features = {"3.3": ["test_model_training", "test_model_evaluation", "test_ai_caching", "test_ai_rate_limiting",
+    features = {"3.3": ["test_model_training", "test_model_evaluation", "test_batch_processing",
+                        "test_ai_caching", "test_ai_rate_limiting",
                         "test_ai_cost_tracking", "test_ai_model_switching", "test_ai_fallback_handling",
                         "test_ai_context_management", "test_ai_prompt_templates"]}
     permissions = ("ai.use", "ai.read", "ai.write")
@@ -62,7 +63,8 @@ class MlOpsPlugin(Plugin):
         from myhibachi.plugins.ml_ops import schemas as s
 
         return [Event("ai.call_completed", s.CallCompleted), Event("ai.template_saved", s.TemplateSaved),
-                Event("ai.model_trained", s.ModelTrained), Event("ai.model_evaluated", s.ModelEvaluated)]
+                Event("ai.model_trained", s.ModelTrained), Event("ai.model_evaluated", s.ModelEvaluated),
+                Event("ai.batch_completed", s.BatchCompleted)]
 
 
 plugin = MlOpsPlugin()
