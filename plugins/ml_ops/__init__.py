@@ -35,6 +35,8 @@ class MlOpsSettings(BaseModel):
     rate_window_seconds: int = Field(default=60, ge=1, description="The rate limits' window.")
     context_tokens: int = Field(default=3000, ge=50, description=(
         "Tokens of a conversation's turns sent with a call; older turns are summarised."))
+    fine_tune_poll_seconds: int = Field(default=60, ge=0, description=(
+        "How often the worker asks OpenAI for a running fine-tuning job's status."))
     batch_chunk_size: int = Field(default=50, ge=1, le=500, description="Batch items processed per transaction.")
 
 
@@ -49,7 +51,8 @@ class MlOpsPlugin(Plugin):
     version = "1.0.0"
     flag = "FEATURE_FLAG_ML_TRAINING"
     description = "AI orchestration (cache, limits, costs, switching, fallback, context, templates) and training."
-    features = {"3.3": ["test_model_training", "test_model_evaluation", "test_batch_processing",
+    features = {"3.3": ["test_model_training", "test_model_fine_tuning", "test_model_evaluation",
+                        "test_batch_processing",
                         "test_ai_caching", "test_ai_rate_limiting",
                         "test_ai_cost_tracking", "test_ai_model_switching", "test_ai_fallback_handling",
                         "test_ai_context_management", "test_ai_prompt_templates"]}

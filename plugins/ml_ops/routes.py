@@ -1,5 +1,5 @@
 """The AI API: completions through the orchestration, cost analytics, prompt templates, and
-models (training.py) and batches (batch.py); thin over the services."""
+models (training.py, fine_tune.py) and batches (batch.py); thin over the services."""
 from __future__ import annotations
 
 import uuid
@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Query
 
 from myhibachi.core import (CURSOR, LIMIT, AiOrchestration, Conn, Connection, Principal, error_responses,
                             invalid, require)
-from myhibachi.plugins.ml_ops import batch, service, training
+from myhibachi.plugins.ml_ops import batch, fine_tune, service, training
 from myhibachi.plugins.ml_ops.schemas import (Batch, BatchIn, Completion, CompletionIn, CostPage, Evaluation,
-                                              ModelStatus, Template, TemplateIn, TemplatePage, TrainIn)
+                                              FineTuneIn, ModelStatus, Template, TemplateIn, TemplatePage, TrainIn)
 
 
 def who(principal: Principal) -> str:
@@ -69,6 +69,13 @@ def add_routes(router: APIRouter, ctx) -> None:
     async def train_model(body: TrainIn, conn: Conn = Connection,
                           principal: Principal = Depends(require("ai.write"))) -> ModelStatus:
         return ModelStatus(**await training.start(conn, ctx, body, who(principal)))
+
+    @router.post("/ai/models/fine-tune", response_model=ModelStatus, status_code=202,
+                 responses=error_responses(401, 403, 422),
+                 summary="Queue a fine-tuning job of a hosted model (OpenAI) on chat examples; its status follows it")
+    async def fine_tune_model(body: FineTuneIn, conn: Conn = Connection,
+                              principal: Principal = Depends(require("ai.write"))) -> ModelStatus:
+        return ModelStatus(**await fine_tune.start(conn, ctx, body, who(principal)))
 
     @router.get("/ai/models/{model_id}/status", response_model=ModelStatus,
                 responses=error_responses(401, 403, 404, 422),
