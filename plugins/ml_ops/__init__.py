@@ -35,13 +35,15 @@ class MlOpsSettings(BaseModel):
     rate_window_seconds: int = Field(default=60, ge=1, description="The rate limits' window.")
     context_tokens: int = Field(default=3000, ge=50, description=(
         "Tokens of a conversation's turns sent with a call; older turns are summarised."))
+    fine_tune_poll_seconds: int = Field(default=60, ge=0, description=(
+        "How often the worker asks OpenAI for a running fine-tuning job's status."))
     batch_chunk_size: int = Field(default=50, ge=1, le=500, description="Batch items processed per transaction.")
 
 
 def orchestrator(ctx) -> AiOrchestration:
-    from myhibachi.plugins.ml_ops.service import Orchestrator  # imported on first use, not at start-up
+    from myhibachi.plugins.ml_ops.service import orchestrator_of  # imported on first use, not at start-up
 
-    return Orchestrator(ctx)
+    return orchestrator_of(ctx)
 
 
 class MlOpsPlugin(Plugin):
@@ -49,7 +51,9 @@ class MlOpsPlugin(Plugin):
     version = "1.0.0"
     flag = "FEATURE_FLAG_ML_TRAINING"
     description = "AI orchestration (cache, limits, costs, switching, fallback, context, templates) and training."
-    features = {"3.3": ["test_model_training", "test_model_evaluation", "test_ai_caching", "test_ai_rate_limiting",
+    features = {"3.3": ["test_model_training", "test_model_fine_tuning", "test_model_evaluation",
+                        "test_batch_processing",
+                        "test_ai_caching", "test_ai_rate_limiting",
                         "test_ai_cost_tracking", "test_ai_model_switching", "test_ai_fallback_handling",
                         "test_ai_context_management", "test_ai_prompt_templates"]}
     permissions = ("ai.use", "ai.read", "ai.write")
@@ -62,7 +66,8 @@ class MlOpsPlugin(Plugin):
         from myhibachi.plugins.ml_ops import schemas as s
 
         return [Event("ai.call_completed", s.CallCompleted), Event("ai.template_saved", s.TemplateSaved),
-                Event("ai.model_trained", s.ModelTrained), Event("ai.model_evaluated", s.ModelEvaluated)]
+                Event("ai.model_trained", s.ModelTrained), Event("ai.model_evaluated", s.ModelEvaluated),
+                Event("ai.batch_completed", s.BatchCompleted)]
 
 
 plugin = MlOpsPlugin()

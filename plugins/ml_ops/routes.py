@@ -1,5 +1,5 @@
 """The AI API: completions through the orchestration, cost analytics, prompt templates, and
-models (training.py); thin over the services."""
+models (training.py, fine_tune.py) and batches (batch.py); thin over the services."""
 from __future__ import annotations
 
 import uuid
@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Query
 
 from myhibachi.core import (CURSOR, LIMIT, AiOrchestration, Conn, Connection, Principal, error_responses,
                             invalid, require)
-from myhibachi.plugins.ml_ops import service, training
-from myhibachi.plugins.ml_ops.schemas import (Completion, CompletionIn, CostPage, Evaluation, ModelStatus, Template,
-                                              TemplateIn, TemplatePage, TrainIn)
+from myhibachi.plugins.ml_ops import batch, fine_tune, service, training
+from myhibachi.plugins.ml_ops.schemas import (Batch, BatchIn, Completion, CompletionIn, CostPage, Evaluation,
+                                              FineTuneIn, ModelStatus, Template, TemplateIn, TemplatePage, TrainIn)
 
 
 def who(principal: Principal) -> str:
@@ -20,7 +20,7 @@ def who(principal: Principal) -> str:
 
 
 def add_routes(router: APIRouter, ctx) -> None:
-    ai: AiOrchestration = service.Orchestrator(ctx)  # the service the other AI plugins are given
+    ai: AiOrchestration = service.orchestrator_of(ctx)  # the service the other AI plugins are given
 
     @router.post("/ai/completions", response_model=Completion, responses=error_responses(401, 403, 404, 422, 429, 503),
                  summary="Answer messages or a template through the orchestration (cache, limits, fallback)")
@@ -59,7 +59,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.get("/ai/templates/{key}", response_model=Template, responses=error_responses(401, 403, 404, 422),
                 summary="A prompt template's latest version, or the one asked for")
-    async def get_template(key: str, version: int | None = Query(None, ge=1), conn: Conn = Connection,
+    async def get_template(key: str, version: int | None = Query(None, ge=1, le=1_000_000), conn: Conn = Connection,
                            _: Principal = Depends(require("ai.read"))) -> Template:
         return Template(**await service.template_of(conn, key, version))
 
@@ -70,7 +70,15 @@ def add_routes(router: APIRouter, ctx) -> None:
                           principal: Principal = Depends(require("ai.write"))) -> ModelStatus:
         return ModelStatus(**await training.start(conn, ctx, body, who(principal)))
 
-    @router.get("/ai/models/{model_id}/status", response_model=ModelStatus, responses=error_responses(401, 403, 404, 422),
+    @router.post("/ai/models/fine-tune", response_model=ModelStatus, status_code=202,
+                 responses=error_responses(401, 403, 422),
+                 summary="Queue a fine-tuning job of a hosted model (OpenAI) on chat examples; its status follows it")
+    async def fine_tune_model(body: FineTuneIn, conn: Conn = Connection,
+                              principal: Principal = Depends(require("ai.write"))) -> ModelStatus:
+        return ModelStatus(**await fine_tune.start(conn, ctx, body, who(principal)))
+
+    @router.get("/ai/models/{model_id}/status", response_model=ModelStatus,
+                responses=error_responses(401, 403, 404, 422),
                 summary="A model's training status, split sizes and latest evaluation")
     async def model_status(model_id: uuid.UUID, conn: Conn = Connection,
                            _: Principal = Depends(require("ai.read"))) -> ModelStatus:
@@ -82,3 +90,15 @@ def add_routes(router: APIRouter, ctx) -> None:
     async def evaluate_model(model_id: uuid.UUID, conn: Conn = Connection,
                              principal: Principal = Depends(require("ai.write"))) -> Evaluation:
         return Evaluation(**await training.evaluate(conn, ctx, model_id, who(principal)))
+
+    @router.post("/ai/batches", response_model=Batch, status_code=202, responses=error_responses(401, 403, 422),
+                 summary="Queue messages to be answered through a template, in chunks by the worker")
+    async def start_batch(body: BatchIn, conn: Conn = Connection,
+                          principal: Principal = Depends(require("ai.use"))) -> Batch:
+        return Batch(**await batch.start(conn, ctx, body, who(principal)))
+
+    @router.get("/ai/batches/{batch_id}", response_model=Batch, responses=error_responses(401, 403, 404, 422),
+                summary="A batch's progress and its items' results")
+    async def get_batch(batch_id: uuid.UUID, conn: Conn = Connection,
+                        _: Principal = Depends(require("ai.read"))) -> Batch:
+        return Batch(**await batch.view(conn, batch_id))

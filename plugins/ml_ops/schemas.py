@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,7 +25,8 @@ class CompletionIn(BaseModel):
     messages: list[Message] = Field(default_factory=list, max_length=100)
     template: str | None = Field(default=None, max_length=100, description="A template's key; its user part "
                                  "(and system part) is rendered with ``variables`` and sent after ``messages``.")
-    version: int | None = Field(default=None, ge=1, description="The template's version; its latest by default.")
+    version: int | None = Field(default=None, ge=1, le=1_000_000,
+                                description="The template's version; its latest by default.")
     variables: dict[str, str] = Field(default_factory=dict)
     model: str | None = Field(default=None, max_length=100, description="Overrides the configured model.")
     conversation_id: uuid.UUID | None = Field(default=None, description=(
@@ -109,7 +110,7 @@ class TrainIn(BaseModel):
     name: str = Key
     examples: list[Example] = Field(min_length=4, max_length=20_000)
     test_size: float = Field(default=0.25, gt=0, lt=1, description="The share held out for evaluation.")
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
 
 
 class ModelStatus(BaseModel):
@@ -164,11 +165,11 @@ class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     feature: str = Feature
     template: str = Field(max_length=100, description="The template each message is rendered into.")
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=1_000_000)
     variable: str = Field(default="text", max_length=50, description="The template variable a message fills.")
     model: str | None = Field(default=None, max_length=100)
     chunk_size: int | None = Field(default=None, ge=1, le=500)
-    items: list[BatchItemIn] = Field(min_length=1, max_length=100_000)
+    items: list[BatchItemIn] = Field(min_length=1, max_length=10_000)
 
 
 class BatchResult(BaseModel):

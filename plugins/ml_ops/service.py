@@ -210,6 +210,14 @@ def summarise(summary: str, older: list[dict[str, Any]], budget: int) -> str:
     return "\n".join(lines)
 
 
+def orchestrator_of(ctx) -> Orchestrator:
+    """The app's one orchestrator (its catalogue and adapters are built once)."""
+    made = ctx.extra.get("ml_ops.orchestrator")
+    if made is None:
+        made = ctx.extra["ml_ops.orchestrator"] = Orchestrator(ctx)
+    return made
+
+
 class Orchestrator:
     """The ``AiOrchestration`` service (see ``myhibachi.core.services``)."""
 

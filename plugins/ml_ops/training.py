@@ -38,6 +38,8 @@ _CLAIM = (sa.select(models).where(models.c.kind == "intent_classifier", sa.or_(
     models.c.status == "queued",
     sa.and_(models.c.status == "running", models.c.started_at < sa.func.now() - STALE)))
     .order_by(models.c.created_at).limit(1).with_for_update(skip_locked=True))
+_SPLIT = (sa.update(examples).where(examples.c.model_id == sa.bindparam("id"), examples.c.seq == sa.bindparam("s"))
+          .values(split=sa.bindparam("p")))
 _EXAMPLES = (sa.select(examples.c.seq, examples.c.text, examples.c.label, examples.c.split)
              .where(examples.c.model_id == sa.bindparam("id")).order_by(examples.c.seq))
 
@@ -116,9 +118,7 @@ async def step(ctx) -> int:
         splits, params, error = None, None, f"{type(exc).__name__}: {exc}"[:2000]
     async with ctx.db.transaction() as conn:
         if splits:
-            await conn.run(sa.update(examples).where(examples.c.model_id == job["id"],
-                                                     examples.c.seq == sa.bindparam("s")).values(split=sa.bindparam("p")),
-                           [{"s": r["seq"], "p": p} for r, p in zip(rows, splits)])
+            await conn.run(_SPLIT, [{"id": job["id"], "s": r["seq"], "p": p} for r, p in zip(rows, splits)])
         await conn.run(sa.update(models).where(models.c.id == job["id"]).values(
             status="failed" if error else "trained", params=params, error=error, finished_at=sa.func.now()))
         await publish(conn, ctx, "ai.model_trained", {"model_id": str(job["id"]), "name": job["name"],

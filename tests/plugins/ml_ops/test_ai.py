@@ -180,12 +180,15 @@ async def test_ai_fallback_handling(make_app, client_of, staff, clean_db, httpse
             "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}), content_type="application/json")
 
     httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(answer)
-    app = app_of(make_app, httpserver, models="gpt-4o=openai,gpt-4o-mini=openai,slow=openai",
-                 default_model="gpt-4o", fallbacks="gpt-4o=gpt-4o-mini", timeout_seconds=0.2)
+    models = {"models": "gpt-4o=openai,gpt-4o-mini=openai,slow=openai", "default_model": "gpt-4o",
+              "fallbacks": "gpt-4o=gpt-4o-mini"}
+    app = app_of(make_app, httpserver, **models)
+    impatient = app_of(make_app, httpserver, **models, timeout_seconds=0.1)
     headers = await staff(SCOPES)
     async with client_of(app) as c:
         first = await c.post("/v1/ai/completions", json=ask("Is there parking?"), headers=headers)
         again = await c.post("/v1/ai/completions", json=ask("Is there parking?"), headers=headers)
+    async with client_of(impatient) as c:
         slow = await c.post("/v1/ai/completions", json=ask("Is there parking?", model="slow"), headers=headers)
     assert first.status_code == 200, first.text
     assert (first.json()["requested_model"], first.json()["model"], first.json()["content"]) == \
@@ -194,7 +197,7 @@ async def test_ai_fallback_handling(make_app, client_of, staff, clean_db, httpse
     assert "does not exist" in first.json()["fallback_from"][0]["error"]
     assert again.json()["cached"] is False and again.json()["model"] == "gpt-4o-mini"
     assert sent_models(httpserver)[:4] == ["gpt-4o", "gpt-4o-mini", "gpt-4o", "gpt-4o-mini"]
-    assert (slow.json()["model"], slow.json()["fallback_from"][0]["error"]) == ("offline", "no answer within 0.2 s")
+    assert (slow.json()["model"], slow.json()["fallback_from"][0]["error"]) == ("offline", "no answer within 0.1 s")
     assert await rows(clean_db, sa.select(cache)) == []  # no fallback answer stands for the requested model
     stored = await rows(clean_db, sa.select(calls.c.model, calls.c.fallback_from).order_by(calls.c.created_at))
     assert [r["model"] for r in stored] == ["gpt-4o-mini", "gpt-4o-mini", "offline"]
@@ -260,7 +263,7 @@ async def test_ai_prompt_templates(make_app, client_of, staff, clean_db):
     assert (v2.json()["version"], v2.json()["variables"]) == (2, ["customer", "question"])
     assert latest.json()["version"] == 2 and first.json()["user"] == "Answer {question} briefly."
     assert [(t["key"], t["version"]) for t in listed.json()["items"]] == [("faq.answer", 2)]
-    assert done.status_code == 200, done.text
+    assert done.status_code == 200 and old.status_code == 200, done.text
     asked = await model_requests(clean_db)
     assert asked[0]["messages"] == [{"role": "system", "content": "You answer for My Hibachi, to Ana."},
                                     {"role": "user", "content": "Answer is {secret} vegan? in one line."}]
