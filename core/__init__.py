@@ -47,7 +47,7 @@ _LAZY = {
     # auth dependencies and checks
     "Principal": "auth", "authenticated": "auth", "current_principal": "auth", "require": "auth",
     "current_customer": "auth", "check_owner_or": "auth", "has_permission": "auth", "permission_matches_known": "auth",
-    "issue_access_token": "auth",
+    "issue_access_token": "auth", "login_guard": "ratelimit",
     # passwords and sealed data
     "hash_password": "passwords", "verify_password": "passwords", "needs_rehash": "passwords",
     "vault": "crypto", "Vault": "crypto",
@@ -93,6 +93,7 @@ if TYPE_CHECKING:  # editors and type checkers see the lazy names as plain impor
     from myhibachi.core.passwords import hash_password, needs_rehash, verify_password
     from myhibachi.core.ports import (BankLinkPort, EmailPort, EmbeddingsPort, InvalidSignature, LlmPort,
                                       PaymentsPort, PortError, SmsPort, SpeechToTextPort, TelephonyPort)
+    from myhibachi.core.ratelimit import login_guard
     from myhibachi.core.routing import Connection
     from myhibachi.core.scheduled import claim_due, periodic
     from myhibachi.core.services import (AiOrchestration, ContactLists, DepositOperations, Messaging, PaymentLedger,

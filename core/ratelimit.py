@@ -163,3 +163,109 @@ def limit(times: int, seconds: int, *, per: Literal["principal", "ip"] = "princi
 
     dependency.rate_limit = (times, seconds, per)
     return dependency
+
+
+# --- login abuse -----------------------------------------------------------------------------
+
+LOGIN_FREE = 5  # failed logins per account and source that start the backoff (1 s, 2 s, 4 s, ...)
+LOGIN_SOURCE_FREE = 30  # failed logins per source across accounts that start it (password spraying)
+LOGIN_WINDOW = 900  # seconds a failure is remembered after the last one
+LOGIN_BACKOFF_FIRST = 1  # seconds of the first wait, doubled at each further failure
+LOGIN_BACKOFF_MAX = 900  # the doubling wait stops at 15 min
+
+_FAIL_LUA = """
+local n = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+local over = n - tonumber(ARGV[1])
+if over >= 0 then
+  local wait = math.min(tonumber(ARGV[4]) * 2 ^ over, tonumber(ARGV[3]))
+  redis.call('SET', KEYS[2], '1', 'PX', math.floor(wait * 1000))
+  return wait
+end
+return 0
+"""
+_BLOCKED_LUA = """
+local wait = 0
+for _, key in ipairs(KEYS) do
+  local ttl = redis.call('PTTL', key)
+  if ttl > wait then wait = ttl end
+end
+return wait
+"""
+
+
+class LoginGuard:
+    """Per account *and source* exponential backoff on failed logins, plus a per-source budget
+    across accounts: an attacker slows only their own address down, never locks the owner
+    out. Keyed by the email as typed (hashed), so an unknown account is throttled exactly as a
+    known one; a throttled login answers the same 429 before any lookup, whoever it names."""
+
+    def __init__(self, ctx, kind: str) -> None:
+        self.limiter = ctx.extra["ratelimiter"]
+        self.kind = kind
+
+    def _keys(self, email: str, source: str) -> tuple[str, str]:
+        import hashlib
+
+        account = hashlib.sha256(f"{self.kind}:{email.strip().lower()}".encode()).hexdigest()[:32]
+        return f"lf:{self.kind}:{account}:{source}", f"lf:{self.kind}:src:{source}"
+
+    async def check(self, email: str, source: str) -> None:
+        """Refuse with a 429 while this account from this source, or this source, backs off."""
+        wait = await _blocked(self.limiter, [k + ":until" for k in self._keys(email, source)])
+        if wait:
+            raise _too_many(wait, "too many failed logins")
+
+    async def failed(self, email: str, source: str) -> None:
+        pair, spray = self._keys(email, source)
+        await _fail(self.limiter, pair, LOGIN_FREE)
+        await _fail(self.limiter, spray, LOGIN_SOURCE_FREE)
+
+    async def succeeded(self, email: str, source: str) -> None:
+        await _forget(self.limiter, self._keys(email, source)[0])
+
+
+def login_guard(request: Request, kind: str) -> tuple[LoginGuard, str]:
+    """The guard of ``kind`` logins (``customer``, ``staff``) and the caller's source address."""
+    return LoginGuard(request.app.state.ctx, kind), (request.client.host if request.client else "-")
+
+
+async def _blocked(limiter, keys: list[str]) -> float:
+    if isinstance(limiter, RedisLimiter):
+        if time.monotonic() < limiter._down_until:
+            return 0.0
+        try:
+            return int(await limiter.client.eval(_BLOCKED_LUA, len(keys), *[limiter.prefix + k for k in keys])) / 1000
+        except Exception as exc:
+            limiter._down_until = time.monotonic() + 5
+            log.warning("login backoff off for 5 s: redis unreachable (%r)", exc)
+            return 0.0
+    now = time.monotonic()
+    return max([0.0, *(limiter._windows.get(limiter.prefix + k, [now])[0] - now for k in keys)])
+
+
+async def _fail(limiter, key: str, free: int) -> None:
+    if isinstance(limiter, RedisLimiter):
+        try:
+            await limiter.client.eval(_FAIL_LUA, 2, limiter.prefix + key, limiter.prefix + key + ":until",
+                                      free, LOGIN_WINDOW, LOGIN_BACKOFF_MAX, LOGIN_BACKOFF_FIRST)
+        except Exception as exc:
+            log.warning("login failure not counted: redis unreachable (%r)", exc)
+        return
+    now = time.monotonic()
+    name = limiter.prefix + key
+    entry = limiter._windows.get(name)
+    count = 1 if entry is None or entry[0] <= now else entry[1] + 1
+    limiter._windows[name] = [now + LOGIN_WINDOW, count]
+    if count >= free:
+        limiter._windows[name + ":until"] = [now + min(LOGIN_BACKOFF_FIRST * 2 ** (count - free), LOGIN_BACKOFF_MAX), 0]
+
+
+async def _forget(limiter, key: str) -> None:
+    if isinstance(limiter, RedisLimiter):
+        try:
+            await limiter.client.delete(limiter.prefix + key)
+        except Exception:
+            pass
+        return
+    limiter._windows.pop(limiter.prefix + key, None)

@@ -15,6 +15,7 @@ from myhibachi.core.db import Conn
 from myhibachi.core.routing import Connection
 from myhibachi.core.errors import Problem, error_responses, not_found
 from myhibachi.core.pagination import CURSOR, LIMIT
+from myhibachi.core.ratelimit import login_guard
 
 
 class SignupIn(BaseModel):
@@ -74,13 +75,18 @@ def router(make, models) -> APIRouter:
         return Signup(customer=await _view(request, Principal("customer", str(customer["id"])), customer),
                       **tokens)
 
-    @r.post("/login", response_model=TokenPair, responses=error_responses(401))
+    @r.post("/login", response_model=TokenPair, responses=error_responses(401, 429))
     async def login(body: LoginIn, request: Request, response: Response, conn: Conn = Connection) -> TokenPair:
-        """Sign in with email and password: a short-lived access token and a refresh token."""
+        """Sign in with email and password: a short-lived access token and a refresh token.
+        Repeated failures back off per account and address (429 with `Retry-After`)."""
         ctx = request.app.state.ctx
+        guard, source = login_guard(request, "customer")
+        await guard.check(body.email, source)
         found = await service.authenticate(conn, ctx, body.email, body.password)
         if found is None:
+            await guard.failed(body.email, source)
             raise Problem(401, "Unauthorized", "the email or password is wrong", kind="invalid-credentials")
+        await guard.succeeded(body.email, source)
         response.headers.update(NO_STORE)
         return TokenPair(**await issue_session(conn, ctx.settings, subject=str(found["id"]), kind="customer"))
 

@@ -5,7 +5,8 @@ import uuid
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from myhibachi.core import LIMIT, Conn, Connection, Principal, Problem, audit, authenticated, error_responses, require
+from myhibachi.core import (LIMIT, Conn, Connection, Principal, Problem, audit, authenticated, error_responses,
+                            login_guard, require)
 from myhibachi.plugins.admin_rbac import schemas, service
 
 # Committed before the response is sent, so a failed commit is never answered with a 2xx.
@@ -16,10 +17,20 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.post("/auth/staff/login", response_model=schemas.LoginResponse, tags=["admin auth"],
                  responses=error_responses(401, 429))
     async def login(body: schemas.LoginRequest, request: Request):
-        """Staff password login: an access token bound to a new session."""
-        return await service.login(request.app.state.ctx, email=body.email, password=body.password,
-                                   ip=request.client.host if request.client else None,
-                                   user_agent=request.headers.get("user-agent"))
+        """Staff password login: an access token bound to a new session. Repeated failures
+        back off per account and address (429 with `Retry-After`); nobody can lock an account."""
+        guard, source = login_guard(request, "staff")
+        await guard.check(body.email, source)
+        try:
+            answer = await service.login(request.app.state.ctx, email=body.email, password=body.password,
+                                         ip=request.client.host if request.client else None,
+                                         user_agent=request.headers.get("user-agent"))
+        except Problem as problem:
+            if problem.status == 401:
+                await guard.failed(body.email, source)
+            raise
+        await guard.succeeded(body.email, source)
+        return answer
 
     @router.post("/auth/staff/refresh", response_model=schemas.Token, tags=["admin auth"],
                  responses=error_responses(400, 401))

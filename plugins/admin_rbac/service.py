@@ -43,7 +43,6 @@ STAFF_WRITE_AREAS = frozenset({"bookings", "customers"})
 
 MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
-LOCKOUT = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=12)
 SUPER_ADMIN_LOCK = 0x61646D6E  # serialises changes that could remove the last super admin
 
@@ -416,17 +415,13 @@ async def login(ctx, *, email: str, password: str, ip: str | None, user_agent: s
         if row is None:
             await verify_password(None, password)
             raise _login_failed()
-        if row["locked_until"] is not None and row["locked_until"] > now:
-            wait = int((row["locked_until"] - now).total_seconds()) + 1
-            raise Problem(429, "Too many failed logins", f"this account is locked; retry in {wait} s",
-                          kind="locked-out", headers={"Retry-After": str(wait)})
+        # no account lock (anyone could keep one locked): the route backs off per account and source
         if not await verify_password(row["password_hash"], password) or row["status"] != "active":
             fresh = row["failed_since"] is None or row["failed_since"] <= now - FAILURE_WINDOW
             count = 1 if fresh else row["failed_logins"] + 1
             await conn.run(sa.update(admin_users).where(admin_users.c.id == row["id"]).values(
-                failed_logins=count, failed_since=now if fresh else row["failed_since"],
-                locked_until=now + LOCKOUT if count >= MAX_FAILURES else None))
-            if count >= MAX_FAILURES:
+                failed_logins=count, failed_since=now if fresh else row["failed_since"]))
+            if count == MAX_FAILURES:
                 await audit.record(conn, ctx, action="admin_auth.lockout", resource_type="admin_user",
                                    resource_id=row["id"], changes={"failed_logins": {"old": count - 1, "new": count}})
             failure = _login_failed()

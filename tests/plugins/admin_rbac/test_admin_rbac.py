@@ -6,6 +6,7 @@ import os
 import sys
 import uuid
 
+import httpx
 import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
@@ -83,7 +84,7 @@ async def test_admin_user_management(make_app, client_of):
         assert (await c.post("/v1/auth/staff/refresh", headers=refreshed)).status_code == 401
         kim_h = await login(c, "chef.kim@myhibachi.dev", "New-grill-pass-99")
 
-        # lockout: five failures in the window lock the account, even for the right password
+        # backoff: five failures from one address hold that address back, even with the right password
         for _ in range(5):
             r = await c.post("/v1/auth/staff/login", json={"email": "cook0@myhibachi.dev", "password": "wrong-pass-123"})
             assert r.status_code == 401
@@ -91,7 +92,6 @@ async def test_admin_user_management(make_app, client_of):
         assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
         r = await c.post("/v1/auth/staff/login", json={"email": "nobody@myhibachi.dev", "password": PASSWORD})
         assert r.status_code == 401
-        # reactivation by an admin clears the lock
         cook0 = next(u for u in (await c.get("/v1/admin/users", headers=h)).json()["items"]
                      if u["email"] == "cook0@myhibachi.dev")
 
@@ -111,7 +111,9 @@ async def test_admin_user_management(make_app, client_of):
         r = await c.put(f"/v1/admin/users/{cook0['id']}", headers=h, json={"status": "inactive"})
         assert r.status_code == 200
         await c.put(f"/v1/admin/users/{cook0['id']}", headers=h, json={"status": "active"})
-        await login(c, "cook0@myhibachi.dev")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("10.0.0.9", 4000)),
+                                     base_url="http://test") as elsewhere:
+            await login(elsewhere, "cook0@myhibachi.dev")  # the owner is not locked out
 
         # the last active super admin stays
         r = await c.delete(f"/v1/admin/users/{root['id']}", headers=h)
@@ -320,3 +322,40 @@ async def test_the_first_staff_request_on_a_full_pool_needs_no_second_connection
     finally:
         app.state.ctx.flags.stop()
         await db.close()
+
+
+async def test_nobody_can_lock_a_staff_account_and_backoff_answers_alike(make_app, client_of, monkeypatch):
+    """An attacker's five bad passwords for the super admin hold back the attacker's address
+    only: the super admin signs in from elsewhere at once, no account lock is stored, and the
+    attacker's throttled answers for the real account and an unknown one are the same 429 (no
+    enumeration). Broken on purpose by restoring the ``locked_until`` lock (the owner got 429
+    from everywhere) or by dropping the guard's check (the sixth try was a 401/200): red."""
+    from myhibachi.plugins.admin_rbac.models import admin_users
+
+    from myhibachi.core import ratelimit
+
+    monkeypatch.setattr(ratelimit, "LOGIN_BACKOFF_FIRST", 60)  # the first wait outlasts a loaded machine
+    app = make_app(["admin_rbac"], flags=FLAGS)
+
+    def client(ip):
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(ip, 4000)), base_url="http://test")
+
+    root = await make_admin(app, "root@myhibachi.dev", ["super_admin"])
+    async with client("203.0.113.7") as attacker, client("198.51.100.2") as owner:
+        for email in ("root@myhibachi.dev", "ghost@myhibachi.dev"):
+            for _ in range(5):
+                r = await attacker.post("/v1/auth/staff/login", json={"email": email, "password": "wrong-pass-123"})
+                assert r.status_code == 401 and r.json()["type"].endswith("/invalid-credentials"), r.text
+        known = await attacker.post("/v1/auth/staff/login", json={"email": "root@myhibachi.dev", "password": PASSWORD})
+        unknown = await attacker.post("/v1/auth/staff/login", json={"email": "ghost@myhibachi.dev", "password": PASSWORD})
+        await login(owner, "root@myhibachi.dev")
+    assert known.status_code == unknown.status_code == 429
+    same = [{k: v for k, v in r.json().items() if k != "detail"} for r in (known, unknown)]
+    assert same[0] == same[1] and same[0]["type"].endswith("/rate-limited")
+    assert [r.json()["detail"].split(";")[0] for r in (known, unknown)] == ["too many failed logins"] * 2
+    assert all(0 < int(r.headers["retry-after"]) <= 60 for r in (known, unknown))
+    async with app.state.ctx.db.read() as conn:
+        row = await conn.fetch_one(sa.select(admin_users).where(admin_users.c.id == root["id"]))
+        sessions = await conn.scalar(sa.select(sa.func.count()).select_from(admin_sessions)
+                                     .where(admin_sessions.c.user_id == root["id"]))
+    assert row["locked_until"] is None and sessions == 1
