@@ -82,7 +82,11 @@ def up(
         env=env,
     )
     worker_proc = subprocess.Popen([sys.executable, "-m", "myhibachi.core.cli", "worker"], env=env)
-    rows = [[r.name, r.version, r.flag or "-", r.state] for r in manager.records.values()]
+    try:
+        states = _states(settings, manager)
+    except typer.Exit:  # the flag server unreachable with no state kept: the banner says so, the service waits
+        states = manager.states()
+    rows = [[r["name"], r["version"], r["flag"] or "-", r["state"]] for r in states]
     typer.echo(f"My Hibachi is up at http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     typer.echo(f"data: {settings.home_dir}   database: {'embedded PostgreSQL' if not settings.database_url else url}")
     typer.echo(f"flags: {settings.unleash_url or settings.toggles_path}   queue: "
@@ -215,19 +219,31 @@ def db_revision(owner: str, message: str = typer.Option(..., "-m", help="What th
 # --- plugins -------------------------------------------------------------------------------
 
 
-def plugin_rows(settings: Settings) -> list[dict]:
-    from myhibachi.core.app import flags_file_defaults
-    from myhibachi.core.flags import Flags
+def _flag_state(settings: Settings):
+    """The flags the running service evaluates (toggles file, else the Unleash server); exits 1
+    when the server is unreachable and none of its state is kept."""
+    from myhibachi.core.flags import SyncError, current_state
 
-    manager = _manager(settings)
-    flags = Flags(settings)
-    if not flags.server_mode:
-        flags_file_defaults(flags, manager)
-    flags.start()
     try:
-        return manager.states(flags)
-    finally:
-        flags.stop()
+        return current_state(settings)
+    except SyncError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+
+
+def _states(settings: Settings, manager) -> list[dict]:
+    if not settings.unleash_url:
+        from myhibachi.core.flags import TogglesFile
+
+        TogglesFile(settings.toggles_path).ensure([r.flag for r in manager.records.values() if r.flag])
+    state = _flag_state(settings)
+    if state.source != settings.unleash_url and settings.unleash_url:
+        typer.echo(f"warning: {state.source}", err=True)
+    return manager.states(state)
+
+
+def plugin_rows(settings: Settings) -> list[dict]:
+    return _states(settings, _manager(settings))
 
 
 @plugins_app.command("list")
@@ -278,11 +294,12 @@ def plugins_new(
 
 @flags_app.command("list")
 def flags_list() -> None:
-    """Every flag: enabled, rollout percentage."""
-    from myhibachi.core.flags import TogglesFile, rollout_of
+    """Every flag: enabled, rollout percentage (from the Unleash server in server mode)."""
+    from myhibachi.core.flags import rollout_of
 
     settings = _settings()
-    toggles = TogglesFile(settings.toggles_path).toggles()
+    state = _flag_state(settings)
+    toggles = state.toggles
     owners = {r.flag: r.name for r in _manager(settings).records.values() if r.flag}
     names = sorted(set(toggles) | set(owners))
     rows = []
@@ -291,36 +308,46 @@ def flags_list() -> None:
         rows.append([name, owners.get(name, "-"), "-" if t is None else ("on" if t["enabled"] else "off"),
                      "-" if t is None else f"{rollout_of(t)}%"])
     typer.echo(_table(["flag", "plugin", "enabled", "rollout"], rows))
+    if settings.unleash_url:
+        typer.echo(f"from {state.source}")
+
+
+def _change(flag: str, *, enabled: bool | None = None, rollout: int | None = None) -> None:
+    """Change a flag where the running service reads it: the toggles file, or the Unleash server."""
+    from myhibachi.core.flags import SyncError, TogglesFile, change_on_server
+
+    settings = _settings()
+    try:
+        if settings.unleash_url:
+            change_on_server(settings, flag, enabled=enabled, rollout=rollout)
+        else:
+            TogglesFile(settings.toggles_path).set(flag, enabled=enabled, rollout=rollout)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    except SyncError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2 if "is not set" in str(exc) or "set UNLEASH_ENVIRONMENT" in str(exc) else 1)
 
 
 @flags_app.command("enable")
 def flags_enable(flag: str) -> None:
     """Turn a flag on (for its rollout percentage)."""
-    from myhibachi.core.flags import TogglesFile
-
-    TogglesFile(_settings().toggles_path).set(flag, enabled=True)
+    _change(flag, enabled=True)
     typer.echo(f"{flag} on")
 
 
 @flags_app.command("disable")
 def flags_disable(flag: str) -> None:
     """Turn a flag off for everyone."""
-    from myhibachi.core.flags import TogglesFile
-
-    TogglesFile(_settings().toggles_path).set(flag, enabled=False)
+    _change(flag, enabled=False)
     typer.echo(f"{flag} off")
 
 
 @flags_app.command("rollout")
 def flags_rollout(flag: str, percent: int) -> None:
     """Roll a flag out to PERCENT of users (sticky by user id)."""
-    from myhibachi.core.flags import TogglesFile
-
-    try:
-        TogglesFile(_settings().toggles_path).set(flag, rollout=percent)
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2)
+    _change(flag, rollout=percent)
     typer.echo(f"{flag} rolled out to {percent}%")
 
 
@@ -341,16 +368,21 @@ def flags_sync() -> None:
     if not settings.unleash_url:
         typer.echo("error: UNLEASH_URL is not set", err=True)
         raise typer.Exit(2)
-    plugins = sorted({r.flag: f"plugin {r.name}" for r in _manager(settings).records.values() if r.flag}.items())
+    records = [r for r in _manager(settings).records.values() if r.flag]
+    plugins = sorted({r.flag: f"plugin {r.name}" for r in records}.items())
     try:
-        result = sync_to_server(settings, plugins)
+        result = sync_to_server(settings, plugins, keep_on={r.flag for r in records if r.compliance})
     except SyncError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
-    state = {name: kind for kind, names in result.items() for name in names}
+    state = {name: kind for kind in ("created", "existing", "archived") for name in result[kind]}
+    for name in result["turned_on"]:
+        state[name] += ", turned on"
     typer.echo(_table(["flag", "plugin", "on the server"],
                       [[flag, desc.removeprefix("plugin "), state[flag]] for flag, desc in plugins]))
     typer.echo(f"created {len(result['created'])} flag(s)")
+    if result["turned_on"]:
+        typer.echo(f"compliance flag(s) turned on: {', '.join(result['turned_on'])}")
     if result["archived"]:
         typer.echo(f"archived on the server (revive them there): {', '.join(result['archived'])}", err=True)
 

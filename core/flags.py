@@ -377,14 +377,103 @@ class SyncError(RuntimeError):
     """The Unleash admin API refused a request (wrong token, unreachable server ...)."""
 
 
-def sync_to_server(settings, flags: list[tuple[str, str]], *, project: str = "default") -> dict[str, list[str]]:
+class FlagState:
+    """A read-only view of one features document: what the CLI shows and reports."""
+
+    def __init__(self, doc: dict[str, Any], source: str) -> None:
+        self.toggles = {f["name"]: f for f in doc.get("features", [])}
+        self.source = source
+
+    def rollout(self, flag: str) -> int:
+        toggle = self.toggles.get(flag)
+        return rollout_of(toggle) if toggle and toggle.get("enabled") else 0
+
+
+def current_state(settings) -> FlagState:
+    """The flags as the running service sees them: the toggles file (embedded), else the
+    Unleash server's client API, else (server down) the last state it sent."""
+    if not settings.unleash_url:
+        return FlagState(TogglesFile(settings.toggles_path).read(), str(settings.toggles_path))
+    import httpx
+
+    headers = {"Authorization": settings.unleash_api_token} if settings.unleash_api_token else {}
+    try:
+        resp = httpx.get(settings.unleash_url.rstrip("/") + FEATURES_URL, headers=headers, timeout=5)
+        if resp.status_code == 200:
+            return FlagState(resp.json(), settings.unleash_url)
+        reason = f"{resp.status_code} {resp.text[:200]}"
+    except (httpx.HTTPError, ValueError) as exc:
+        reason = str(exc) or type(exc).__name__
+    kept = server_state_path(settings)
+    if kept.exists():
+        age = time.time() - kept.stat().st_mtime
+        return FlagState(TogglesFile(kept).read(), f"{settings.unleash_url} unreachable ({reason}): "
+                                                   f"its last state, {age:.0f}s old")
+    raise SyncError(f"Unleash server {settings.unleash_url} unreachable ({reason}) and no state of it is kept")
+
+
+def _admin(settings):
+    import httpx
+
+    if not settings.unleash_admin_token:
+        raise SyncError("UNLEASH_ADMIN_TOKEN is not set: the server's flags change in the Unleash dashboard "
+                        "or with an admin token")
+    base = settings.unleash_url.rstrip("/").removesuffix("/api")
+    return httpx.Client(base_url=base, headers={"Authorization": settings.unleash_admin_token}, timeout=10)
+
+
+def server_environment(settings) -> str:
+    """The Unleash environment the service evaluates: its client token's (``project:env.secret``)."""
+    if settings.unleash_environment:
+        return settings.unleash_environment
+    token = settings.unleash_api_token or ""
+    if ":" in token and "." in token:
+        return token.split(":", 1)[1].split(".", 1)[0]
+    raise SyncError("set UNLEASH_ENVIRONMENT (or UNLEASH_API_TOKEN) to say which Unleash environment to change")
+
+
+def change_on_server(settings, flag: str, *, enabled: bool | None = None, rollout: int | None = None,
+                     project: str = "default") -> None:
+    """Turn ``flag`` on/off or set its rollout in the service's environment, through the admin API."""
+    import httpx
+
+    if rollout is not None and not 0 <= rollout <= 100:
+        raise ValueError("rollout must be between 0 and 100")
+    env = server_environment(settings)
+    path = f"/api/admin/projects/{project}/features/{flag}"
+    try:
+        with _admin(settings) as http:
+            got = http.get(path)
+            if got.status_code == 404:
+                raise SyncError(f"{flag} is not on the Unleash server: `myhibachi flags sync` creates it")
+            _check(got)
+            if rollout is not None:
+                [environment] = [e for e in got.json().get("environments", []) if e["name"] == env] or [{}]
+                strategy = next((s for s in environment.get("strategies", []) if s["name"] == "flexibleRollout"), None)
+                body = {"name": "flexibleRollout", "constraints": [],
+                        "parameters": feature(flag, rollout=rollout)["strategies"][0]["parameters"]}
+                if strategy is None:
+                    _check(http.post(f"{path}/environments/{env}/strategies", json=body))
+                else:
+                    body["constraints"] = strategy.get("constraints", [])
+                    _check(http.put(f"{path}/environments/{env}/strategies/{strategy['id']}", json=body))
+            if enabled is not None:
+                _check(http.post(f"{path}/environments/{env}/{'on' if enabled else 'off'}"))
+    except httpx.HTTPError as exc:
+        raise SyncError(f"Unleash server {settings.unleash_url} unreachable: {exc}") from exc
+
+
+def sync_to_server(settings, flags: list[tuple[str, str]], *, project: str = "default",
+                   keep_on: frozenset[str] | set[str] = frozenset()) -> dict[str, list[str]]:
     """Create every missing flag on the Unleash server through its admin API (Unleash 8).
 
     A new flag gets the same ``flexibleRollout`` (100%, sticky by ``userId``) in every
     environment as the toggles file uses, and is left off there: turning an environment
     on in the dashboard then rolls it out exactly as the embedded default does. Returns
     the names ``created``, the ones already ``existing`` and the ones only ``archived``
-    (an archived flag keeps its name; revive it in the dashboard).
+    (an archived flag keeps its name; revive it in the dashboard). A flag in ``keep_on`` (a
+    compliance plugin's, such as audit logs) is turned on in every environment where it is
+    off, new or not, and listed in ``turned_on``.
     """
     import httpx
 
@@ -392,7 +481,7 @@ def sync_to_server(settings, flags: list[tuple[str, str]], *, project: str = "de
     if base.endswith("/api"):
         base = base[: -len("/api")]
     headers = {"Authorization": settings.unleash_admin_token or ""}
-    result: dict[str, list[str]] = {"created": [], "existing": [], "archived": []}
+    result: dict[str, list[str]] = {"created": [], "existing": [], "archived": [], "turned_on": []}
     features = f"/api/admin/projects/{project}/features"
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=10) as http:
@@ -401,8 +490,11 @@ def sync_to_server(settings, flags: list[tuple[str, str]], *, project: str = "de
                 if resp.status_code == 409:
                     archived = "archived" in resp.json().get("message", "")
                     result["archived" if archived else "existing"].append(name)
-                    continue
-                _check(resp)
+                    if archived or name not in keep_on:
+                        continue
+                else:
+                    _check(resp)
+                    result["created"].append(name)
                 got = http.get(f"{features}/{name}")
                 _check(got)
                 for env in got.json().get("environments", []):
@@ -410,7 +502,10 @@ def sync_to_server(settings, flags: list[tuple[str, str]], *, project: str = "de
                         _check(http.post(f"{features}/{name}/environments/{env['name']}/strategies",
                                          json={"name": "flexibleRollout", "constraints": [],
                                                "parameters": feature(name)["strategies"][0]["parameters"]}))
-                result["created"].append(name)
+                    if name in keep_on and not env.get("enabled"):
+                        _check(http.post(f"{features}/{name}/environments/{env['name']}/on"))
+                        if name not in result["turned_on"]:
+                            result["turned_on"].append(name)
     except httpx.HTTPError as exc:
         raise SyncError(f"Unleash server {base} unreachable: {exc}") from exc
     return result

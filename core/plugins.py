@@ -54,6 +54,7 @@ class Plugin:
     permissions: tuple[str, ...] = ()
     services: dict[type, Callable[[Any], Any]] = {}
     settings: Any = None  # the model on the class, its instance on the object
+    compliance: bool = False  # its flag is created on, and kept on, by `myhibachi flags sync`
 
     def __init__(self, **overrides: Any) -> None:
         from myhibachi.core.settings import plugin_settings
@@ -98,7 +99,7 @@ class PluginRecord:
         return getattr(self.plugin, field) if self.plugin else _MANIFEST_DEFAULTS[field]
 
 
-_MANIFEST_DEFAULTS: dict[str, Any] = {"version": "", "flag": None, "requires": (), "features": {}}
+_MANIFEST_DEFAULTS: dict[str, Any] = {"version": "", "flag": None, "requires": (), "features": {}, "compliance": False}
 
 
 def validate_manifest(plugin: Any, core_version: str) -> None:

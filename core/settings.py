@@ -56,7 +56,12 @@ class Settings(BaseSettings):
     unleash_admin_token: str | None = Field(
         default=None,
         validation_alias=_env("UNLEASH_ADMIN_TOKEN"),
-        description="Unleash admin token, used only by `myhibachi flags sync`.",
+        description="Unleash admin token, used only by the CLI: `myhibachi flags sync/enable/disable/rollout`.",
+    )
+    unleash_environment: str | None = Field(
+        default=None,
+        validation_alias=_env("UNLEASH_ENVIRONMENT"),
+        description="Unleash environment the CLI's flag commands change. Unset: the one in UNLEASH_API_TOKEN.",
     )
     unleash_refresh_seconds: int = Field(default=5, description="How often flags are re-read (file or server).")
     flags_file: Path | None = Field(

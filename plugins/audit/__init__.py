@@ -14,6 +14,7 @@ class AuditPlugin(Plugin):
     name = "audit"
     version = "1.0.0"
     flag = "FEATURE_FLAG_AUDIT_LOGS"
+    compliance = True  # staff actions must not go unaudited: `flags sync` creates and keeps it on
     description = "Audit logs of admin actions"
     features = {"4.3": ["test_admin_audit_logs"]}
     permissions = ("audit.read",)

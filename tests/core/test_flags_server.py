@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import time
@@ -209,6 +210,14 @@ def installed_test_plugin(tmp_path, monkeypatch):
 synced_plugin = flagged_plugin("FEATURE_FLAG_SYNCED_TEST", "synced")
 
 
+AUDIT = "FEATURE_FLAG_AUDIT_LOGS"
+
+
+def server_env(home, unleash_server, admin_token: str | None = None) -> dict:
+    return {"MYHIBACHI_HOME": str(home), "UNLEASH_URL": unleash_server.url, "MYHIBACHI_FLAGS_FILE": None,
+            "UNLEASH_API_TOKEN": unleash_server.client_token, "UNLEASH_ADMIN_TOKEN": admin_token}
+
+
 def sync(home, unleash_server, token=None):
     return CliRunner().invoke(cli, ["flags", "sync"], env={
         "MYHIBACHI_HOME": str(home), "UNLEASH_URL": unleash_server.url,
@@ -219,24 +228,94 @@ def test_flags_sync_creates_every_installed_plugins_flag(tmp_path, unleash_serve
     flags = {ep().flag for ep in discover().values() if ep().flag}
     assert installed_test_plugin.flag in flags
 
+    compliance = {ep().flag for ep in discover().values() if ep().compliance}
+    assert compliance == {AUDIT}
+
     first = sync(tmp_path, unleash_server)
     assert first.exit_code == 0, first.output
     rows = {line.split()[0]: line.split()[1:] for line in first.output.splitlines()[2:-1]}
     assert rows[installed_test_plugin.flag] == ["synced", "created"]
+    assert rows[AUDIT] == ["audit", "created,", "turned", "on"]
 
+    features = "/api/admin/projects/default/features"
     with unleash_server.admin() as admin:
         for flag in flags:
-            got = admin.get(f"/api/admin/projects/default/features/{flag}")
+            got = admin.get(f"{features}/{flag}")
             assert got.status_code == 200, flag
             for env in got.json()["environments"]:
-                assert env["enabled"] is False  # created off: the dashboard turns it on
+                # created off (the dashboard turns it on), but audit logs: staff actions stay audited
+                assert env["enabled"] is (flag in compliance), flag
                 [strategy] = env["strategies"]
                 assert strategy["name"] == "flexibleRollout"
                 assert strategy["parameters"] == {"rollout": "100", "stickiness": "userId", "groupId": flag}
 
-    again = sync(tmp_path, unleash_server)
-    assert again.exit_code == 0 and "created 0 flag(s)" in again.output
-    assert "existing" in again.output
+        # in server mode the CLI shows the server's state, not the (all on) toggles file
+        listed = CliRunner().invoke(cli, ["plugins", "list", "--json"], env=server_env(tmp_path, unleash_server))
+        assert listed.exit_code == 0, listed.output
+        states = {r["name"]: r["state"] for r in json.loads(listed.stdout)}
+        assert states["audit"] == "enabled" and states["synced"] == "disabled by flag"
+
+        assert admin.post(f"{features}/{AUDIT}/environments/{ENV}/off").status_code == 200
+        again = sync(tmp_path, unleash_server)
+        assert again.exit_code == 0 and "created 0 flag(s)" in again.output
+        assert "existing" in again.output and f"compliance flag(s) turned on: {AUDIT}" in again.output
+        env = {e["name"]: e for e in admin.get(f"{features}/{AUDIT}").json()["environments"]}[ENV]
+        assert env["enabled"] is True
 
     refused = sync(tmp_path, unleash_server, token="*:*.not-a-token")
     assert refused.exit_code == 1 and "401" in refused.output
+
+
+async def test_cli_in_server_mode_reads_and_changes_the_server(make_app, client_of, settings, unleash_server):
+    """``flags list/enable/disable/rollout`` with UNLEASH_URL act on the server the service
+    polls, not on the toggles file (which says the opposite here).
+
+    Broken on purpose: ``_change`` writing the toggles file in server mode (red: the server's
+    rollout stays 100, and the app keeps answering 200).
+    """
+    flag = unique_flag()
+    features = "/api/admin/projects/default/features"
+    with unleash_server.admin() as admin:
+        assert admin.post(features, json={"name": flag, "type": "release"}).status_code == 201
+        assert admin.post(f"{features}/{flag}/environments/{ENV}/strategies", json={
+            "name": "flexibleRollout", "constraints": [],
+            "parameters": {"rollout": "100", "stickiness": "userId", "groupId": flag}}).status_code == 200
+        assert admin.post(f"{features}/{flag}/environments/{ENV}/on").status_code == 200
+
+        def on_server() -> tuple[bool, str]:
+            env = {e["name"]: e for e in admin.get(f"{features}/{flag}").json()["environments"]}[ENV]
+            return env["enabled"], env["strategies"][0]["parameters"]["rollout"]
+
+        def flags_cli(*args, admin_token=unleash_server.admin_token):
+            return CliRunner().invoke(cli, ["flags", *args], env=server_env(settings.home, unleash_server, admin_token))
+
+        app = make_app([flagged_plugin(flag)], flags={flag: False}, unleash_url=unleash_server.url,
+                       unleash_api_token=unleash_server.client_token)
+        async with client_of(app) as c:
+            await flips_to(c, "/v1/flagged", 200)
+            listed = flags_cli("list")
+            assert listed.exit_code == 0, listed.output
+            row = next(line.split() for line in listed.output.splitlines() if line.startswith(flag))
+            assert row[2:] == ["on", "100%"] and listed.output.splitlines()[-1] == f"from {unleash_server.url}"
+
+            done = flags_cli("rollout", flag, "0")
+            assert done.exit_code == 0 and done.output.strip() == f"{flag} rolled out to 0%", done.output
+            assert on_server() == (True, "0")
+            assert await flips_to(c, "/v1/flagged", 404) < 3  # within the refresh interval (1 s)
+
+            assert flags_cli("rollout", flag, "100").exit_code == 0
+            assert await flips_to(c, "/v1/flagged", 200) < 3
+            assert flags_cli("disable", flag).exit_code == 0 and on_server() == (False, "100")
+            await flips_to(c, "/v1/flagged", 404)
+            assert flags_cli("enable", flag).exit_code == 0 and on_server() == (True, "100")
+            await flips_to(c, "/v1/flagged", 200)
+
+            refused = flags_cli("disable", flag, admin_token=None)
+            assert refused.exit_code == 2 and "UNLEASH_ADMIN_TOKEN is not set" in refused.output
+            assert on_server() == (True, "100")
+            unknown = flags_cli("enable", "FEATURE_FLAG_NOT_THERE")
+            assert unknown.exit_code == 1 and "flags sync" in unknown.output
+            bad = flags_cli("rollout", flag, "150")
+            assert bad.exit_code == 2 and "between 0 and 100" in bad.output
+            await asyncio.sleep(1.2)
+            assert (await c.get("/v1/flagged")).status_code == 200
