@@ -189,9 +189,14 @@ def create_app(
         ctx.cache.start(await db.pool("reads"))
         ctx.waker.start(await db.pool("reads"))
         await db.pool("writes")
+        from myhibachi.core.health import Readiness
+
+        readiness_checks = ctx.extra.setdefault("readiness", Readiness(ctx))
+        readiness_checks.start()
         try:
             yield
         finally:
+            await readiness_checks.stop()
             await ctx.waker.stop()
             await ctx.cache.stop()
             flags.stop()
@@ -249,24 +254,13 @@ def flags_file_defaults(flags: Flags, manager: PluginManager) -> None:
 
 
 async def readiness(ctx: AppContext):
+    """The last background checks (database, queue, flags, plugins): 503 when one fails."""
     from fastapi.responses import JSONResponse
 
-    checks: dict[str, Any] = {}
-    ok = True
-    try:
-        await ctx.db.ping()
-        checks["database"] = {"ok": True}
-    except Exception as exc:
-        ok = False
-        checks["database"] = {"ok": False, "detail": type(exc).__name__}
-    try:
-        ctx.huey.storage.queue_size()
-        checks["queue"] = {"ok": True}
-    except Exception as exc:
-        ok = False
-        checks["queue"] = {"ok": False, "detail": type(exc).__name__}
-    checks["flags"] = {"ok": ctx.flags.ready, "mode": "server" if ctx.flags.server_mode else "file"}
-    ok = ok and ctx.flags.ready  # no flag state from anywhere yet: every gate would answer "off"
+    from myhibachi.core.health import Readiness
+
+    checker = ctx.extra.setdefault("readiness", Readiness(ctx))
+    ok, checks = await checker.answer()
     body = Health(status="ok" if ok else "unavailable", checks=checks)
     if ok:
         return body

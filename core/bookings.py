@@ -635,13 +635,28 @@ async def quote(conn, ctx, principal: Principal, data: QuoteRequest, *, now: dat
     _check_party(rules, b)
     if b["starts_at"] is not None:
         _check_time(rules, b, now or utcnow())
-    b["customer_id"] = _customer_of(principal) if principal.kind == "customer" else data.customer_id
+    b["customer_id"] = _quoted_for(principal, data.customer_id)
     view = view_of(b, inputs=inputs_of(data, ctx.models.owners.get("quote", ())))
     problem = await refusal(hooks, conn, view)
     if problem:
         raise problem
     lines, total = await price(hooks, conn, view, rules)
     return Quote(lines=[PriceLine(**line) for line in lines], total_cents=total, currency=rules.currency)
+
+
+def _quoted_for(principal: Principal, requested: uuid.UUID | None) -> uuid.UUID | None:
+    """Whose data a quote's hooks may read (a loyalty balance): the signed-in customer's own,
+    a named customer's only for staff who may book for them; an anonymous quote is nobody's."""
+    if principal.kind == "customer":
+        own = _customer_of(principal)
+        if requested is not None and requested != own:
+            raise Problem(403, "Forbidden", "customers quote for themselves only", kind="forbidden",
+                          permission="bookings.write")
+        return own
+    if requested is not None and not principal.can("bookings.write"):
+        raise Problem(403, "Forbidden", "naming a customer needs bookings.write", kind="forbidden",
+                      permission="bookings.write")
+    return requested
 
 
 def _customer_of(principal: Principal) -> uuid.UUID | None:

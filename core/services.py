@@ -120,3 +120,31 @@ class DepositOperations(Protocol):
 
 
 __all__ = ["ContactLists", "DepositOperations", "Messaging", "PaymentLedger", "ServiceError"]
+
+
+@runtime_checkable
+class AiOrchestration(Protocol):
+    """Model calls for the AI plugins (provided by ``ml_ops``): each through the LLM port with
+    a response cache, rate limits per principal and per model, tokens and cost recorded, the
+    model chosen by configuration or the caller, a fallback down to the offline engine, a
+    conversation's context windowed by tokens, and versioned prompt templates."""
+
+    async def complete(self, conn, *, principal: str, feature: str = "default",
+                       messages: list[dict[str, str]] | None = None, template: str | None = None,
+                       version: int | None = None, variables: dict[str, str] | None = None,
+                       model: str | None = None, conversation_id: uuid.UUID | None = None,
+                       max_tokens: int | None = None, temperature: float | None = None,
+                       cache: bool = True) -> dict[str, Any]:
+        """Answer ``messages`` (or the rendered ``template``), recording the call on ``conn``.
+
+        :param principal: who asks (``customer:<id>``, ``plugin:voice_ai``): its rate limit.
+        :param feature: what the call is for; costs are reported by it.
+        :param model: a model of the catalogue, overriding the feature's and the default.
+        :param conversation_id: the conversation whose earlier turns give the context; the
+            new turns and the answer are added to it.
+        :return: ``call_id``, ``content``, ``model`` (that answered), ``requested_model``,
+            ``fallback_from``, ``cached``, ``prompt_tokens``, ``completion_tokens``,
+            ``cost_microcents``, ``conversation_id``, ``context_turns``, ``summarised_turns``.
+        :raises Problem: 422 naming the field (unknown model, template or variable), 429 with
+            Retry-After over a rate limit, 503 when every model of the chain failed.
+        """

@@ -49,7 +49,7 @@ def router(make, models: Models) -> APIRouter:
         ctx = request.app.state.ctx
         return (await svc.views(ctx, principal, [await svc.create_booking(conn, ctx, principal, body)]))[0]
 
-    @r.post("/bookings/quote", response_model=svc.Quote, responses=error_responses(409, 422))
+    @r.post("/bookings/quote", response_model=svc.Quote, responses=error_responses(403, 409, 422))
     async def quote_booking(body: models.quote, principal: Principal = Depends(current_principal),
                             conn: Conn = Connection, ctx=Depends(app_context)):
         """Price a prospective booking as lines (base prices plus every plugin's lines)."""

@@ -81,6 +81,21 @@ class Ports:
             self._adapters[port] = adapter
         return adapter
 
+    def named(self, port: str, name: str) -> Any:
+        """The adapter ``name`` of ``port`` whatever is configured (a fallback to the offline
+        engine, say), built on first use and then kept."""
+        if name == self.adapter_name(port):
+            return self.get(port)
+        if name not in self.factories[port]:
+            raise UnknownAdapter(f"{port} adapter {name!r} is not installed; choose one of "
+                                 f"{', '.join(sorted(self.factories[port]))}")
+        adapter = self._adapters.get(f"{port}:{name}")
+        if adapter is None:
+            factory = self.factories[port][name]
+            adapter = (_import(factory) if isinstance(factory, str) else factory)(self.ctx)
+            self._adapters[f"{port}:{name}"] = adapter
+        return adapter
+
     @property
     def payments(self) -> PaymentsPort:
         return self.get("payments")

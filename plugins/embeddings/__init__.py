@@ -12,6 +12,7 @@ class EmbeddingsSettings(BaseModel):
     """Read from ``MYHIBACHI_EMBEDDINGS_*``."""
 
     ef_search: int = Field(default=40, ge=1, le=1000, description="HNSW candidates per search (hnsw.ef_search).")
+    cluster_texts: int = Field(default=5000, ge=10, le=100_000, description="Latest stored texts a clustering groups.")
 
 
 class EmbeddingsPlugin(Plugin):
@@ -19,16 +20,17 @@ class EmbeddingsPlugin(Plugin):
     version = "1.0.0"
     flag = "FEATURE_FLAG_AI_EMBEDDINGS"
     description = "Semantic search over stored texts: embeddings in pgvector, nearest by cosine."
-    features = {"3.2": ["test_embeddings_create", "test_embeddings_search", "test_embeddings_similarity"]}
+    features = {"3.2": ["test_embeddings_create", "test_embeddings_search", "test_embeddings_similarity",
+                     "test_embeddings_clustering"]}
     permissions = ("ai.read", "ai.write")
     settings = EmbeddingsSettings
 
     @hookimpl
     def register_events(self):
         from myhibachi.core import Event
-        from myhibachi.plugins.embeddings.schemas import EmbeddingStored
+        from myhibachi.plugins.embeddings.schemas import EmbeddingClustered, EmbeddingStored
 
-        return [Event("embedding.stored", EmbeddingStored)]
+        return [Event("embedding.stored", EmbeddingStored), Event("embedding.clustered", EmbeddingClustered)]
 
     @hookimpl
     def register_event_handlers(self):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from pgvector.sqlalchemy import Vector
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from myhibachi.core import created_at, metadata, uuid_pk
 
@@ -40,5 +41,35 @@ ai_embedding_queue = sa.Table(
     sa.Column("text_enc", sa.Text, nullable=False),
     sa.Column("key_id", sa.String(40), nullable=False),
     created_at(),
+    info={"plugin": "embeddings"},
+)
+
+# A clustering run over the stored conversations of one model, and its clusters, each
+# labelled by the terms that set it apart from the others.
+ai_clusterings = sa.Table(
+    "ai_clusterings",
+    metadata,
+    uuid_pk(),
+    sa.Column("model", sa.String(100), nullable=False),
+    sa.Column("kinds", ARRAY(sa.String(40)), nullable=False),
+    sa.Column("clusters", sa.Integer, nullable=False),
+    sa.Column("texts", sa.Integer, nullable=False),
+    sa.Column("silhouette", sa.Float),
+    created_at(),
+    info={"plugin": "embeddings"},
+)
+
+ai_clusters = sa.Table(
+    "ai_clusters",
+    metadata,
+    uuid_pk(),
+    sa.Column("clustering_id", UUID(as_uuid=True), sa.ForeignKey("ai_clusterings.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("terms", ARRAY(sa.String(100)), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("embedding_ids", ARRAY(UUID(as_uuid=True)), nullable=False),
+    sa.UniqueConstraint("clustering_id", "position"),
     info={"plugin": "embeddings"},
 )

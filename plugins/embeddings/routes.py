@@ -1,13 +1,16 @@
 """POST /v1/ai/embeddings (embed and store texts), POST /v1/ai/embeddings/search,
-GET /v1/ai/embeddings/similar/{conversation_id}."""
+GET /v1/ai/embeddings/similar/{conversation_id}, POST /v1/ai/embeddings/clusters and
+GET /v1/ai/embeddings/clusters/{clustering_id}."""
 from __future__ import annotations
+
+import uuid
 
 from fastapi import APIRouter, Depends
 
 from myhibachi.core import CURSOR, LIMIT, Conn, Connection, Principal, error_responses, not_found, require
-from myhibachi.plugins.embeddings import service
+from myhibachi.plugins.embeddings import clusters, service
 from myhibachi.plugins.embeddings.schemas import (
-    EmbedRequest, EmbedResponse, Embedded, Hit, SearchRequest, SearchResponse, SimilarResponse,
+    ClusterRequest, Clustering, EmbedRequest, EmbedResponse, Embedded, Hit, SearchRequest, SearchResponse, SimilarResponse,
 )
 
 
@@ -42,3 +45,20 @@ def add_routes(router: APIRouter, ctx) -> None:
             raise not_found("conversation", conversation_id)
         rows, after = page
         return SimilarResponse(conversation_id=conversation_id, items=[Hit(**r) for r in rows], next_cursor=after)
+
+    @router.post("/ai/embeddings/clusters", response_model=Clustering, status_code=201,
+                 responses=error_responses(401, 403, 422), summary="Group the stored conversations by meaning")
+    async def cluster_embeddings(body: ClusterRequest, conn: Conn = Connection,
+                                 _: Principal = Depends(require("ai.write"))) -> Clustering:
+        run = await clusters.cluster(conn, ctx, kinds=body.kinds, clusters=body.clusters,
+                                     most=settings.cluster_texts)
+        return Clustering(**run)
+
+    @router.get("/ai/embeddings/clusters/{clustering_id}", response_model=Clustering,
+                responses=error_responses(401, 403, 404, 422), summary="A clustering of conversations and its clusters")
+    async def clustering_embeddings(clustering_id: uuid.UUID, conn: Conn = Connection,
+                                    _: Principal = Depends(require("ai.read"))) -> Clustering:
+        run = await clusters.clustering(conn, clustering_id)
+        if run is None:
+            raise not_found("clustering", f"no clustering {clustering_id}")
+        return Clustering(**run)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +17,16 @@ class EmbeddingStored(BaseModel):
     source_id: str | None = None
     model: str
     dimensions: int
+
+
+class EmbeddingClustered(BaseModel):
+    """The stored conversations of ``kinds`` were grouped into ``clusters`` clusters."""
+
+    clustering_id: str
+    model: str
+    kinds: list[str]
+    clusters: int
+    texts: int
 
 
 class TextIn(BaseModel):
@@ -73,3 +85,32 @@ class SearchResponse(BaseModel):
     model: str
     items: list[Hit]
     next_cursor: NextCursor
+
+
+class ClusterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kinds: list[Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z_]+$")]] = Field(
+        default=["sms", "call", "feedback"], min_length=1, max_length=10,
+        description="The kinds of stored texts to group (conversations by default).")
+    clusters: int | None = Field(default=None, ge=2, le=50,
+                                 description="How many clusters; by default the count (2-12) with the best silhouette.")
+
+
+class Cluster(BaseModel):
+    position: int = Field(description="0 is the largest cluster.")
+    label: str = Field(description="Its top terms, joined.")
+    terms: list[str]
+    size: int
+    embedding_ids: list[uuid.UUID]
+    source_ids: list[str | None] = Field(description="The conversations in it.")
+
+
+class Clustering(BaseModel):
+    id: uuid.UUID
+    model: str
+    kinds: list[str]
+    clusters: int
+    texts: int
+    silhouette: float | None = Field(description="Cosine silhouette of the partition, -1 to 1 (higher: apart).")
+    created_at: datetime
+    results: list[Cluster]

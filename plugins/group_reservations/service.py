@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,11 +33,23 @@ _TABLE_MENU = (sa.select(guests.c.menu_choice, sa.func.count().label("n")).where
 _MENU = sa.select(groups.c.menu).where(groups.c.id == sa.bindparam("group_id"))
 
 
+_STATION = sa.select(stations.c.group_id).where(stations.c.booking_id == sa.bindparam("booking_id"))
+# the group whose stations this plugin's service is booking now: only it books or changes them
+_BOOKING: ContextVar[uuid.UUID | None] = ContextVar("group_reservations_booking", default=None)
+
+
 async def validate(conn, booking) -> Refusal | None:
-    """Only the group's own customer books its stations."""
+    """A station is booked and changed only through its group, for the group's own customer."""
     chosen = booking.inputs.get(NAME)
+    own = _BOOKING.get()
     if chosen is None:
+        if own is None and booking.stored and booking.id is not None and (
+                group_id := await conn.scalar(_STATION, {"booking_id": booking.id})) is not None:
+            return Refusal(f"this booking is a station of group reservation {group_id}: "
+                           f"its guests change through /v1/bookings/groups/{group_id}/guests", 409)
         return None
+    if own != chosen.group_id:
+        return Refusal("a group's stations are booked through /v1/bookings/groups", field=NAME)
     owner = await conn.scalar(_GROUP_OWNER, {"group_id": chosen.group_id})
     if owner is None or owner != booking.customer_id:
         return Refusal("no such group reservation", field=f"{NAME}.group_id")
@@ -79,7 +93,8 @@ async def _store_guests(conn, ctx, group_id, guest_list) -> None:
     await conn.run(sa.update(groups).where(groups.c.id == group_id).values(key_id=v.current_id))
     await conn.run(sa.delete(guests).where(guests.c.group_id == group_id))
     await conn.run(sa.insert(guests), [
-        {"id": uuid.uuid4(), "group_id": group_id, "position": i, "table_no": g.table, "name_enc": v.encrypt(g.name, _aad(group_id, "name")),
+        {"id": uuid.uuid4(), "group_id": group_id, "position": i, "table_no": g.table,
+         "name_enc": v.encrypt(g.name, _aad(group_id, "name")),
          "contact_enc": v.encrypt(g.contact, _aad(group_id, "contact")), "child": g.child, "dietary": g.dietary,
          "allergens": g.allergens, "menu_choice": g.menu_choice, "payer": g.payer} for i, g in enumerate(guest_list)])
 
@@ -89,6 +104,24 @@ def _tables(guest_list) -> dict[int, tuple[int, int]]:
     for g in guest_list:
         seats[g.table][1 if g.child else 0] += 1
     return {t: (a, c) for t, (a, c) in sorted(seats.items())}
+
+
+_SEATS = {"body.adults", "body.children", "body.party_size"}
+
+
+@contextmanager
+def _at_table(table_no: int):
+    """A station's refusal names the table, and the guest list where the core names the party."""
+    try:
+        yield
+    except Problem as problem:
+        if problem.detail:
+            problem.detail = f"table {table_no}: {problem.detail}"
+        problem.extra["table_no"] = table_no
+        for e in problem.extra.get("errors") or ():
+            e["field"] = "body.guests" if e["field"] in _SEATS else e["field"]
+            e["message"] = f"table {table_no}: {e['message']}"
+        raise
 
 
 async def _book_tables(conn, ctx, principal, group, guest_list, place: dict | None = None) -> None:
@@ -102,16 +135,26 @@ async def _book_tables(conn, ctx, principal, group, guest_list, place: dict | No
         place = dict(await conn.fetch_one(sa.select(b.c.address, b.c.zip_code).where(
             b.c.id == current[min(current)])))
     location = {"locations": {"location_id": group["location_id"]}} if group["location_id"] else {}
+    token = _BOOKING.set(group["id"])
+    try:
+        await _book_stations(conn, ctx, principal, group, current, wanted, place, location)
+    finally:
+        _BOOKING.reset(token)
+
+
+async def _book_stations(conn, ctx, principal, group, current, wanted, place, location) -> None:
     for table_no, (adults, children) in wanted.items():
         chosen = {"group_id": group["id"], "table_no": table_no}
         if table_no in current:
-            await bookings.update_booking(conn, ctx, principal, current[table_no], ctx.models.booking_update(
-                adults=adults, children=children, **{NAME: chosen}))
+            with _at_table(table_no):
+                await bookings.update_booking(conn, ctx, principal, current[table_no], ctx.models.booking_update(
+                    adults=adults, children=children, **{NAME: chosen}))
             continue
         staff = {} if principal.kind == "customer" else {"customer_id": group["customer_id"]}
-        row = await bookings.create_booking(conn, ctx, principal, ctx.models.booking_create(
-            starts_at=group["starts_at"], time_zone=group["time_zone"], adults=adults, children=children,
-            **place, **staff, **location, **{NAME: chosen}))
+        with _at_table(table_no):
+            row = await bookings.create_booking(conn, ctx, principal, ctx.models.booking_create(
+                starts_at=group["starts_at"], time_zone=group["time_zone"], adults=adults, children=children,
+                **place, **staff, **location, **{NAME: chosen}))
         await conn.run(sa.insert(stations).values(group_id=group["id"], table_no=table_no, booking_id=row["id"]))
     for table_no, booking_id in current.items():
         if table_no not in wanted:
@@ -206,10 +249,11 @@ async def view(conn, ctx, group) -> dict[str, Any]:
     """The group with its stations' stored prices and each payer's share of their total."""
     v, rules = vault(ctx), bookings.rules_of(ctx)
     b = tables.bookings
-    guest_rows = await conn.fetch_all(sa.select(guests).where(guests.c.group_id == group["id"]).order_by(guests.c.position))
+    guest_rows = await conn.fetch_all(
+        sa.select(guests).where(guests.c.group_id == group["id"]).order_by(guests.c.position))
     table_rows = await conn.fetch_all(
-        sa.select(stations.c.table_no, b.c.id, b.c.party_size, b.c.total_cents)
-        .join(b, b.c.id == stations.c.booking_id).where(stations.c.group_id == group["id"]).order_by(stations.c.table_no))
+        sa.select(stations.c.table_no, b.c.id, b.c.party_size, b.c.total_cents).join(b, b.c.id == stations.c.booking_id)
+        .where(stations.c.group_id == group["id"]).order_by(stations.c.table_no))
     menu = {m["code"]: m for m in group["menu"]}
     billing = group["billing"]
     total = sum(t["total_cents"] for t in table_rows)

@@ -57,7 +57,8 @@ async def validate(booking: BookingView, conn, ctx) -> Refusal | None:
         return None  # booking_stored compares with what was redeemed
     account = await service.find_account(conn, booking.customer_id)
     balance = account["points_balance"] if account else 0
-    return None if asked <= balance else Refusal(f"only {balance} loyalty points are available", field=KEY)
+    # the balance itself is not told: the caller may be staff who may book but not read loyalty
+    return None if asked <= balance else Refusal(f"{KEY}: not that many loyalty points are available", field=KEY)
 
 
 async def redeem(booking: BookingView, previous: BookingView | None, conn, ctx) -> None:

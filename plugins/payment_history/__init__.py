@@ -5,7 +5,8 @@ A ledger of money movements fed only by the payment events deposits publishes
 keyed by the event, so a redelivered event is written once and no request re-reads the
 provider. The customer sees their own charges and refunds, staff every row; daily and monthly reports sum the ledger in SQL by the
 business's local day (``default_time_zone`` unless the request names one), and by location
-on request: each row keeps its booking's location (the locations plugin's booking field).
+on request: each row keeps its booking's location (the locations plugin's booking field). A
+custom report is a worker job (``reports.py``) that stores its rows, CSV and PDF for download.
 """
 from __future__ import annotations
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from myhibachi.core import metadata, timestamp, uuid_pk
+from myhibachi.core import created_at, metadata, timestamp, uuid_pk
 
 KINDS = ("charge", "refund", "fee")
 
@@ -29,5 +29,29 @@ payment_ledger = sa.Table(
     sa.Index("ix_payment_ledger_occurred", "occurred_at", "id",
              postgresql_include=["kind", "currency", "amount_cents", "location_id"]),
     sa.Index("ix_payment_ledger_customer", "customer_id", "occurred_at", "id"),
+    info={"plugin": "payment_history"},
+)
+
+# A custom report as a worker job: the range summed in SQL and rendered to CSV and PDF, kept
+# here so any API process serves the files.
+payment_reports = sa.Table(
+    "payment_reports",
+    metadata,
+    uuid_pk(),
+    sa.Column("requested_by", sa.String(100), nullable=False),
+    sa.Column("first_day", sa.Date, nullable=False),
+    sa.Column("last_day", sa.Date, nullable=False),
+    sa.Column("group_by", sa.String(8), nullable=False),
+    sa.Column("time_zone", sa.String(64), nullable=False),
+    sa.Column("by_location", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("status", sa.String(10), nullable=False, server_default="queued"),
+    sa.Column("rows", JSONB),
+    sa.Column("csv", sa.Text),
+    sa.Column("pdf", sa.LargeBinary),
+    sa.Column("error", sa.Text),
+    created_at(),
+    timestamp("finished_at"),
+    sa.CheckConstraint("status IN ('queued', 'done', 'failed')", name="status"),
+    sa.Index("ix_payment_reports_queued", "created_at", postgresql_where=sa.text("status = 'queued'")),
     info={"plugin": "payment_history"},
 )

@@ -4,14 +4,17 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import date, datetime, timedelta, timezone
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from myhibachi.core import CURSOR, LIMIT, Conn, Connection, Principal, authenticated, error_responses, invalid, require
-from myhibachi.plugins.payment_history import service
+from myhibachi.core import (
+    CURSOR, LIMIT, Conn, Connection, Principal, authenticated, conflict, error_responses, idempotency, invalid, require,
+)
+from myhibachi.plugins.payment_history import reports, service
 from myhibachi.plugins.payment_history.schemas import (Kind, LedgerEntry, LedgerPage, LocationTotals, Report,
-                                                       ReportRequest, Totals)
+                                                       ReportJob, ReportRequest, Totals)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -20,6 +23,7 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+FILES = {"csv": "text/csv; charset=utf-8", "pdf": "application/pdf"}
 BY_LOCATION = Query(False, description="A row per location too (the booking's, with the locations plugin).")
 
 
@@ -83,12 +87,39 @@ def add_routes(router: APIRouter, ctx) -> None:
         return report(rows, by_location, time_zone=tz, first_day=first, last_day=after - timedelta(days=1),
                       group_by="month")
 
-    @router.post("/admin/payments/reports/generate", response_model=Report, responses=error_responses(401, 403, 422),
-                 summary="A custom range grouped by day or month, with its CSV")
-    async def generate(body: ReportRequest, conn: Conn = Connection,
-                       principal: Principal = Depends(require("payments.read"))) -> Report:
-        tz = zone(body.time_zone)
-        rows = await service.totals(conn, body.first_day, body.last_day + timedelta(days=1), tz, body.group_by,
-                                    by_location=body.by_location)
-        return report(rows, body.by_location, time_zone=tz, first_day=body.first_day, last_day=body.last_day,
-                      group_by=body.group_by, csv=service.as_csv(rows, body.by_location))
+    def job_view(request: Request, job: dict) -> ReportJob:
+        done = job["status"] == "done"
+        model = LocationTotals if job["by_location"] else Totals
+        links = {f"{fmt}_url": str(request.url_for("download_payment_report", report_id=job["id"])
+                                   .include_query_params(format=fmt)) if done else None for fmt in FILES}
+        return ReportJob(**{k: job[k] for k in ReportJob.model_fields if k in job and k != "rows"}, **links,
+                         rows=[model(**r) for r in job["rows"]] if done else None)
+
+    @router.post("/admin/payments/reports/generate", response_model=ReportJob, status_code=202,
+                 responses=error_responses(401, 403, 422), summary="A custom report, as a background job (CSV and PDF)")
+    @idempotency.idempotent(required=False)
+    async def generate(body: ReportRequest, request: Request, conn: Conn = Connection,
+                       principal: Principal = Depends(require("payments.read"))) -> ReportJob:
+        """The range grouped by day or month (and location, `by_location`) in the time zone, summed
+        and rendered by the worker; follow it at `GET .../reports/{id}`, then download its files."""
+        tz = zone(body.time_zone, "body.time_zone")
+        job = await reports.start(conn, idempotency.scope_of(principal), request.headers.get(idempotency.HEADER),
+                                  body, tz)
+        return job_view(request, job)
+
+    @router.get("/admin/payments/reports/{report_id}", response_model=ReportJob,
+                responses=error_responses(401, 403, 404), summary="A custom report's status, and its rows once done")
+    async def report_status(report_id: uuid.UUID, request: Request, conn: Conn = Connection,
+                            principal: Principal = Depends(require("payments.read"))) -> ReportJob:
+        return job_view(request, await reports.get(conn, report_id, *reports.VIEW))
+
+    @router.get("/admin/payments/reports/{report_id}/download", name="download_payment_report",
+                response_class=Response, responses=error_responses(401, 403, 404, 409, 422),
+                summary="A custom report's CSV or PDF")
+    async def download(report_id: uuid.UUID, format: Literal["csv", "pdf"] = Query("csv"), conn: Conn = Connection,
+                       principal: Principal = Depends(require("payments.read"))) -> Response:
+        job = await reports.get(conn, report_id, reports.R.c.status, reports.R.c[format])
+        if job["status"] != "done":
+            raise conflict(f"the report is {job['status']}")
+        return Response(job[format], media_type=FILES[format], headers={
+            "Content-Disposition": f'attachment; filename="payments-{report_id}.{format}"'})

@@ -50,7 +50,6 @@ class Report(BaseModel):
     group_by: Literal["day", "month"]
     by_location: bool = False
     rows: list[LocationTotals | Totals]
-    csv: str | None = None
 
 
 class ReportRequest(BaseModel):
@@ -69,3 +68,21 @@ class ReportRequest(BaseModel):
         if (self.last_day - self.first_day).days > 366:
             raise ValueError("last_day: a report spans at most 366 days")
         return self
+
+
+class ReportJob(BaseModel):
+    """A custom report worked in the background; ``rows`` and the file links once ``done``."""
+
+    id: uuid.UUID
+    status: Literal["queued", "done", "failed"]
+    first_day: date
+    last_day: date
+    group_by: Literal["day", "month"]
+    time_zone: str
+    by_location: bool
+    created_at: datetime
+    finished_at: datetime | None = None
+    error: str | None = None
+    rows: list[LocationTotals | Totals] | None = None
+    csv_url: str | None = Field(None, description="The CSV once done.")
+    pdf_url: str | None = Field(None, description="The PDF once done.")

@@ -13,6 +13,7 @@ class State:
     keys: dict[str, str] = field(default_factory=dict)  # keypad digit -> next state
     words: dict[str, str] = field(default_factory=dict)  # spoken word -> next state
     free: str | None = None  # any speech leads there (the caller's request, kept as an utterance)
+    intents: dict[str, str] = field(default_factory=dict)  # detected intent (intents.py) -> next state
     timeout: int = 5  # seconds of silence that count as a failed try
     retries: int = 2  # failed tries replayed; the next one goes to the fallback
     fallback: str = "agent"
@@ -31,7 +32,8 @@ MENU: dict[str, State] = {
         "or say change. To talk to a person, press 0 or say agent.",
         keys={"1": "book", "2": "change", "0": "agent"},
         words={"book": "book", "reserve": "book", "reservation": "book", "party": "book",
-               "change": "change", "reschedule": "change", "cancel": "change", "move": "change", **_AGENT}),
+               "change": "change", "reschedule": "change", "cancel": "change", "move": "change", **_AGENT},
+        intents={"book": "book", "change": "change", "agent": "agent"}),
     "book": State("Great. Please say the date, the time and the number of guests for your party.",
                   words=_AGENT, free="book_taken", timeout=8),
     "change": State("Please say the date of your booking and what you would like to change.",
@@ -48,13 +50,14 @@ SORRY = "Sorry, I did not get that. "
 @dataclass(frozen=True)
 class Step:
     input: str  # digits, speech or timeout
-    value: str | None  # the key pressed or the word matched
+    value: str | None  # the key pressed, the word matched, or intent:<name> when the words were understood
     outcome: str  # moved, replayed, escalated
     state: str  # the state the caller is in after it
     failures: int  # failed tries in that state
 
 
-def _word(state: State, speech: str) -> tuple[str | None, str | None]:
+def heard(state: State, speech: str) -> tuple[str | None, str | None]:
+    """The first word of ``speech`` the state knows, and where it leads (else its free target)."""
     for word in re.findall(r"[a-z]+", speech.lower()):
         target = state.words.get(word) or state.words.get(word.removesuffix("ing")) or state.words.get(
             word.removesuffix("s"))
@@ -63,13 +66,17 @@ def _word(state: State, speech: str) -> tuple[str | None, str | None]:
     return None, state.free
 
 
-def advance(name: str, failures: int, *, digits: str | None, speech: str | None, menu=MENU) -> Step:
-    """The caller's input in state ``name``, after ``failures`` failed tries there."""
+def advance(name: str, failures: int, *, digits: str | None, speech: str | None, intent: str | None = None,
+            menu=MENU) -> Step:
+    """The caller's input in state ``name``, after ``failures`` failed tries there; ``intent``:
+    what the words meant when no known word was said (detected by the caller of this)."""
     state = menu[name]
     if digits:
         kind, value, target = "digits", digits[:20], state.keys.get(digits[:1])
     elif speech and speech.strip():
-        kind, (value, target) = "speech", _word(state, speech)
+        kind, (value, target) = "speech", heard(state, speech)
+        if target is None and intent in state.intents:
+            value, target = f"intent:{intent}", state.intents[intent]
     else:
         kind, value, target = "timeout", None, None
     if target:

@@ -7,13 +7,16 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from myhibachi.core import (Conn, Connection, InvalidSignature, Principal, Problem, error_responses, invalid, require,
-                            webhooks)
+from myhibachi.core import (CURSOR, LIMIT, Conn, Connection, InvalidSignature, Principal, Problem, error_responses,
+                            idempotency, invalid, require, webhooks)
 from myhibachi.plugins.voice_ai import service
-from myhibachi.plugins.voice_ai.schemas import Call
+from myhibachi.plugins.voice_ai.schemas import Call, Transcribed, TranscriptPage, Transfer
 
 TWIML = {200: {"content": {"application/xml": {"example": "<Response><Gather>...</Gather></Response>"}},
                "description": "TwiML: what the caller hears next."}}
+AUDIO = {"requestBody": {"required": True, "description": "One clip of the call (WAV, MP3, OGG...; sent as audio/* or "
+                         "application/octet-stream).",
+                         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
 async def signed_form(request: Request) -> dict[str, str]:
@@ -34,6 +37,18 @@ def _action(ctx, request: Request) -> str:
     """Where the caller's next input is posted: the IVR route at the address the provider used."""
     url = urlsplit(webhooks.signed_url(ctx, request))
     return urlunsplit((url.scheme, url.netloc, request.app.url_path_for("voice_ai_ivr"), "", ""))
+
+
+async def clip(call_id: uuid.UUID, request: Request, _: Principal = Depends(require("voice.write"))) -> dict:
+    """The posted audio, transcribed before the route's transaction opens."""
+    ctx = request.app.state.ctx
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not (kind.startswith("audio/") or kind == "application/octet-stream"):
+        raise invalid("header.Content-Type", "send the audio itself (audio/wav, audio/mpeg...)", status=415)
+    audio, limit = await request.body(), service.settings_of(ctx).max_audio_bytes
+    if not audio or len(audio) > limit:
+        raise invalid("body", f"the audio must be 1 to {limit} bytes")
+    return await service.transcribe_clip(ctx, call_id, audio, f"{call_id}.{kind.rpartition('/')[2] or 'wav'}")
 
 
 def add_routes(router: APIRouter, ctx) -> None:
@@ -60,3 +75,25 @@ def add_routes(router: APIRouter, ctx) -> None:
     async def get_call(call_id: uuid.UUID, conn: Conn = Connection,
                        _: Principal = Depends(require("voice.read"))) -> Call:
         return Call(**service.call_view(ctx, await service.get_call(conn, ctx, call_id)))
+
+    @router.post(base + "/calls/{call_id}/transfer", response_model=Call,
+                 responses=error_responses(401, 403, 404, 409, 422, 503),
+                 summary="Hand the call to a person (telephony port); who asked and when is recorded")
+    @idempotency.idempotent(required=False)
+    async def transfer(call_id: uuid.UUID, body: Transfer, request: Request, conn: Conn = Connection,
+                       principal: Principal = Depends(require("voice.write"))) -> Call:
+        return Call(**await service.transfer(conn, ctx, principal, call_id, body.to, body.agent))
+
+    @router.post(base + "/calls/{call_id}/transcribe", response_model=Transcribed, status_code=201,
+                 openapi_extra=AUDIO, responses=error_responses(401, 403, 404, 415, 422, 502, 503),
+                 summary="Transcribe a clip of the call (speech port) and score its sentiment")
+    async def transcribe(call_id: uuid.UUID, clip: dict = Depends(clip), conn: Conn = Connection) -> Transcribed:
+        """Each clip is one utterance, scored as it arrives (a sharp negative turn flags the call);
+        the same clip posted again answers the utterance stored the first time."""
+        return Transcribed(**await service.add_transcription(conn, ctx, call_id, clip))
+
+    @router.get(base + "/calls/{call_id}/transcript", response_model=TranscriptPage,
+                responses=error_responses(401, 403, 404, 422), summary="What was said on the call, in order")
+    async def transcript(call_id: uuid.UUID, limit: int = LIMIT, cursor: str | None = CURSOR,
+                         conn: Conn = Connection, _: Principal = Depends(require("voice.read"))) -> TranscriptPage:
+        return TranscriptPage(**await service.transcript(conn, ctx, call_id, limit=limit, cursor=cursor))

@@ -29,6 +29,7 @@ class Call(BaseModel):
     transferred_agent: str | None
     transferred_by: str | None
     transferred_at: datetime | None
+    duration_seconds: int | None = Field(description="How long the call lasted, once the provider said it ended.")
     created_at: datetime
 
 

@@ -10,8 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core import PortError, Principal, Problem, conflict, fetch_page, invalid, not_found, publish, vault
-from myhibachi.plugins.voice_ai import ivr
+from myhibachi.core import (PortError, Principal, Problem, conflict, fetch_page, invalid, not_found, publish, vault,
+                            webhooks)
+from myhibachi.plugins.voice_ai import intents, ivr
 from myhibachi.plugins.voice_ai.models import voice_calls, voice_ivr_steps, voice_utterances
 
 PROVIDER = "twilio"  # the form shape the telephony port's webhooks carry (CallSid, From, To, Digits...)
@@ -86,8 +87,13 @@ async def ivr_input(conn, ctx, form: dict[str, str], action: str) -> str:
         raise not_found("Call", f"no call {sid!r} reached the menu")
     if ivr.MENU[call["ivr_state"]].end:  # the menu is over: say where the caller is again
         return _twiml(ctx, call["ivr_state"], action)
-    speech = form.get("SpeechResult")
-    step = ivr.advance(call["ivr_state"], call["ivr_failures"], digits=form.get("Digits"), speech=speech)
+    speech, digits, state = form.get("SpeechResult"), form.get("Digits"), ivr.MENU[call["ivr_state"]]
+    intent = None
+    if not digits and speech and speech.strip() and state.intents and ivr.heard(state, speech) == (None, None):
+        cfg = settings_of(ctx)
+        intent, _ = await intents.detect(ctx.ports.embeddings, speech, min_score=cfg.intent_min_score,
+                                         margin=cfg.intent_margin)
+    step = ivr.advance(call["ivr_state"], call["ivr_failures"], digits=digits, speech=speech, intent=intent)
     await conn.run(sa.insert(voice_ivr_steps).values(
         call_id=call["id"], state=call["ivr_state"], input=step.input, value=step.value, outcome=step.outcome,
         next_state=step.state))
@@ -171,7 +177,8 @@ async def transcribe_clip(ctx, call_id: uuid.UUID, audio: bytes, filename: str) 
             return {"sha": sha, "text": None}
     speech, started = ctx.ports.speech, time.perf_counter()
     try:
-        transcript = await speech.transcribe(audio, filename=filename, language="en")
+        hints = {"prompt": settings_of(ctx).speech_prompt} if getattr(speech, "prompts", False) else {}
+        transcript = await speech.transcribe(audio, filename=filename, language="en", **hints)
     except PortError as exc:
         raise Problem(exc.status if exc.status in (422, 503) else 502, "Speech engine failed", str(exc),
                       kind="speech-failed", code=exc.code) from exc
@@ -219,3 +226,21 @@ async def transfer(conn, ctx, principal: Principal, call_id: uuid.UUID, to: str,
     await publish(conn, ctx, "voice.call.transferred", {"call_id": str(call_id), "to": to, "by": by},
                   actor=principal.id)
     return call_view(ctx, row)
+
+
+# --- the provider's call status callbacks ----------------------------------------------------
+
+ENDED = {"completed", "busy", "failed", "no-answer", "canceled"}  # Twilio's final CallStatus values
+
+
+async def on_call_status(conn, event, ctx) -> None:
+    """A call status callback the core's webhook hub received (once per CallSid and status):
+    a final status ends the call and keeps its duration."""
+    if event["payload"]["type"] not in ENDED:
+        return
+    form = await webhooks.data_of(conn, ctx, event)
+    duration = form.get("CallDuration", "")
+    await conn.run(sa.update(voice_calls).where(
+        voice_calls.c.provider == PROVIDER, voice_calls.c.provider_call_id == form.get("CallSid", ""),
+        voice_calls.c.status != "ended").values(
+        status="ended", duration_seconds=int(duration) if duration.isdigit() else None, updated_at=sa.func.now()))

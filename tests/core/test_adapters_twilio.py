@@ -74,3 +74,20 @@ async def test_twilio_webhook_signature(make_app, httpserver):
     for headers, form in (({"X-Twilio-Signature": signature}, body.replace(b"delivered", b"failed")), ({}, body)):
         with pytest.raises(InvalidSignature):
             await sms.verify_webhook(headers, form, url)
+
+
+async def test_twilio_and_offline_menu_twiml_listen_for_keys_and_speech(make_app, httpserver):
+    """The IVR menu's TwiML (telephony port ``menu``): one Gather of a key or speech, posting
+    empty after the timeout; the offline adapter writes the same element as the SDK."""
+    from xml.etree import ElementTree as ET
+
+    twilio = make_app(**twilio_settings(httpserver)).state.ctx.ports.telephony
+    offline = make_app().state.ctx.ports.telephony
+    gathers = []
+    for phone in (twilio, offline):
+        twiml = phone.menu("Press 1 to book", action="https://h.example/v1/ai/voice/ivr", digits=1, timeout=7)
+        [gather] = ET.fromstring(twiml.removeprefix('<?xml version="1.0" encoding="UTF-8"?>'))
+        gathers.append((gather.tag, gather.attrib, [(e.tag, e.text) for e in gather]))
+    assert gathers[0] == gathers[1] == ("Gather", {
+        "action": "https://h.example/v1/ai/voice/ivr", "method": "POST", "input": "dtmf speech", "numDigits": "1",
+        "timeout": "7", "actionOnEmptyResult": "true"}, [("Say", "Press 1 to book")])

@@ -1,4 +1,8 @@
 """The app factory: plugin routes gated by flags, problem bodies everywhere."""
+import asyncio
+import socket
+import time
+
 from fastapi import APIRouter
 from pydantic import BaseModel
 
@@ -64,6 +68,49 @@ async def test_health_ready_and_metrics(make_app, client_of):
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"]["database"]["ok"] is True
     assert "myhibachi_http_requests_total" in metrics.text
+
+
+async def test_readyz_answers_at_once_while_the_queue_stalls(make_app, client_of):
+    """A task queue (Redis) that accepts connections and never answers: /readyz says so within
+    its timeout and /healthz on the same worker is not held up.
+
+    Broken on purpose: calling queue_size() on the event loop again (red: /healthz held up).
+    """
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        app = make_app([], redis_url=f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        async with client_of(app) as c:
+            async def timed(path: str):
+                start = time.monotonic()
+                return await c.get(path), time.monotonic() - start
+
+            (ready, ready_took), (health, health_took) = await asyncio.wait_for(
+                asyncio.gather(timed("/readyz"), timed("/healthz")), 5)
+            assert health.status_code == 200 and health_took < 1.0, health_took
+            assert ready.status_code == 503 and ready_took < 2.0, ready_took
+            checks = ready.json()["checks"]
+            assert checks["queue"] == {"ok": False, "detail": "no answer within 1s"}
+            assert checks["database"] == {"ok": True} and checks["plugins"] == {"ok": True}
+            again, again_took = await asyncio.wait_for(timed("/readyz"), 5)  # the background checks' answer
+            assert again.status_code == 503 and again_took < 0.5, again_took
+
+
+async def test_readyz_lists_failed_plugins(make_app, client_of):
+    class Clumsy(Plugin):
+        name, version = "clumsy", "1.0.0"
+
+        @hookimpl
+        def register_routes(self, router, ctx):
+            raise RuntimeError("dropped the spatula")
+
+    app = make_app([Clumsy()], strict_plugins=False)
+    async with client_of(app) as c:
+        ready = await c.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["plugins"] == {
+        "ok": False, "failed": {"clumsy": "register_routes raised RuntimeError: dropped the spatula"}}
+    assert ready.json()["checks"]["database"] == {"ok": True}
 
 
 class LateRoutes(Plugin):

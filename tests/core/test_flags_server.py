@@ -52,11 +52,12 @@ async def test_unreachable_server_starts_at_once_on_the_servers_last_state(make_
                                                                            unreachable_url, caplog):
     """Broken on purpose: bootstrapping server mode from the toggles file again (red: bootoff on)."""
     on, off = flagged_plugin("FEATURE_FLAG_BOOT_ON", "booton"), flagged_plugin("FEATURE_FLAG_BOOT_OFF", "bootoff")
+    new = flagged_plugin("FEATURE_FLAG_BOOT_NEW", "bootnew")  # installed since: not on the server yet
     TogglesFile(server_state_path(settings)).write({"version": 2, "features": [
         feature("FEATURE_FLAG_BOOT_ON"), feature("FEATURE_FLAG_BOOT_OFF", enabled=False)]})
     start = time.monotonic()
     # the local toggles file says the opposite: server mode does not read it
-    app = make_app([on, off], flags={"FEATURE_FLAG_BOOT_ON": False, "FEATURE_FLAG_BOOT_OFF": True},
+    app = make_app([on, off, new], flags={"FEATURE_FLAG_BOOT_ON": False, "FEATURE_FLAG_BOOT_OFF": True},
                    unleash_url=unreachable_url, unleash_api_token="*:development.unused")
     async with client_of(app) as c:
         first = await c.get("/v1/booton")
@@ -67,7 +68,10 @@ async def test_unreachable_server_starts_at_once_on_the_servers_last_state(make_
         await asyncio.sleep(2.5)  # polls fail meanwhile: the last known state holds
         assert (await c.get("/v1/booton")).status_code == 200
         assert (await c.get("/v1/bootoff")).status_code == 404
-        assert (await c.get("/readyz")).json()["checks"]["flags"] == {"ok": True, "mode": "server"}
+        ready = await c.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["flags"] | {"age_seconds": 0, "reachable": None} == {
+            "ok": True, "mode": "server", "age_seconds": 0, "reachable": None, "missing": ["FEATURE_FLAG_BOOT_NEW"]}
         while app.state.ctx.flags.reachable is None:  # a silent server: registration then fetch time out
             assert time.monotonic() - start < 10
             await asyncio.sleep(0.1)
@@ -84,7 +88,9 @@ async def test_no_flag_state_anywhere_is_not_ready(make_app, client_of, unreacha
                    unleash_url=unreachable_url, unleash_api_token="*:development.unused")
     async with client_of(app) as c:
         ready = await c.get("/readyz")
-        assert ready.status_code == 503 and ready.json()["checks"]["flags"] == {"ok": False, "mode": "server"}
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["flags"] | {"reachable": None} == {
+            "ok": False, "mode": "server", "age_seconds": None, "reachable": None}
         assert (await c.get("/v1/flagged")).status_code == 404
 
 

@@ -127,6 +127,18 @@ async def build_group(caller: Caller, spec: dict, op: dict) -> Request:
                 "billing": {"payers": [{"name": "Ana"}]}}, caller.customer
 
 
+async def build_voice_transfer(caller: Caller, spec: dict, op: dict) -> Request:
+    """A live call (the provider's signed incoming webhook) to hand to a person."""
+    ctx, sid = caller.client._transport.app.state.ctx, f"CA{uuid.uuid4().hex}"
+    form = {"CallSid": sid, "From": "+12025550123", "To": "+15550100000"}
+    signature = ctx.ports.telephony.sign_webhook("http://test/v1/ai/voice/incoming", form)
+    r = await caller.client.post("/v1/ai/voice/incoming", data=form, headers={"X-Twilio-Signature": signature})
+    assert r.status_code == 200, r.text
+    async with ctx.db.read() as conn:
+        call_id = await conn.scalar(sa.text("SELECT id FROM voice_calls WHERE provider_call_id = :sid"), {"sid": sid})
+    return {"call_id": str(call_id)}, {"to": "+15550100777", "agent": "Sam"}, caller.staff
+
+
 # (method, path template) -> builder. A route absent from here is built from its schema.
 BUILDERS: dict[tuple[str, str], Callable[[Caller, dict, dict], Awaitable[Request]]] = {
     ("POST", "/v1/bookings"): build_booking,
@@ -137,6 +149,7 @@ BUILDERS: dict[tuple[str, str], Callable[[Caller, dict, dict], Awaitable[Request
     ("POST", "/v1/bookings/waitlist"): build_waitlist_entry,
     ("POST", "/v1/bookings/waitlist/{entry_id}/convert"): build_waitlist_conversion,
     ("POST", "/v1/bookings/groups"): build_group,
+    ("POST", "/v1/ai/voice/calls/{call_id}/transfer"): build_voice_transfer,
 }
 
 

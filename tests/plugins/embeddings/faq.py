@@ -28,3 +28,19 @@ PARAPHRASES = [
     ("Should I have dishes and seating ready for you?", "setup"),
     ("We live two hours outside the city, is there an extra charge to come out?", "travel"),
 ]
+
+# Conversations on three subjects, each naming the party (the word every subject shares).
+CONVERSATIONS = {
+    "allergy": ["My son has a peanut allergy for the party, can the chef skip nuts?",
+                "Is the party food safe for a guest allergic to shellfish?",
+                "One guest at our party has a severe nut allergy, please no peanut oil",
+                "Can you cook gluten free for the party? My wife is allergic"],
+    "cancel": ["We need to cancel our party on Saturday, can I get the deposit refunded?",
+               "Please cancel the party booking, our plans changed",
+               "I have to cancel the birthday party, how do refunds work?",
+               "Cancel my party reservation please, we will ask for a refund"],
+    "price": ["How much does the party cost for 15 guests?",
+              "What is the price per person for a hibachi party?",
+              "Is there a price list for a party of twenty? What does it cost?",
+              "How much would the party cost with filet mignon added? Send me the price"],
+}

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from myhibachi.core.models import outbox_events
 from myhibachi.plugins.embeddings import EmbeddingsPlugin
 from myhibachi.plugins.embeddings.models import ai_embeddings
-from tests.plugins.embeddings.faq import FAQ, PARAPHRASES
+from tests.plugins.embeddings.faq import CONVERSATIONS, FAQ, PARAPHRASES
 
 FLAGS = {"FEATURE_FLAG_AI_EMBEDDINGS": True}
 
@@ -194,3 +194,68 @@ async def test_embeddings_similarity(make_app, client_of, seed, database, drain)
         assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
         bad = await c.get("/v1/ai/embeddings/similar/SM1", params={"limit": 0})
         assert bad.status_code == 422 and field_of(bad) == "query.limit"
+
+
+async def test_embeddings_clustering(make_app, client_of, seed, database):
+    """Conversations on three subjects are stored; a clustering groups them by subject (the
+    count chosen by silhouette), labels each cluster by its top terms, stores the run and its
+    clusters and publishes ``embedding.clustered``; FAQ texts are not conversations and stay out.
+    Broken on purpose: labels from word counts alone, without the weight against the other
+    clusters ('party', shared by all, tops every label, red); k-means on the hashing test
+    double's vectors (subjects mixed, red)."""
+    from myhibachi.plugins.embeddings.models import ai_clusterings, ai_clusters
+
+    app = make_app([EmbeddingsPlugin()], flags=FLAGS)
+    sources = {f"{subject}-{n}": subject for subject, texts in CONVERSATIONS.items() for n in range(len(texts))}
+    async with client_of(app, headers=await seed.staff("ai.read", "ai.write")) as c:
+        made = await c.post("/v1/ai/embeddings", json={"items": [
+            {"text": text, "kind": "sms" if n % 2 else "feedback", "source_id": f"{subject}-{n}"}
+            for subject, texts in CONVERSATIONS.items() for n, text in enumerate(texts)]
+            + [{"text": text, "kind": "faq", "source_id": key} for key, text in FAQ.items()]})
+        assert made.status_code == 201, made.text
+
+        answer = await c.post("/v1/ai/embeddings/clusters", json={})
+        assert answer.status_code == 201, answer.text
+        run = answer.json()
+        assert (run["clusters"], run["texts"], run["kinds"]) == (3, 12, ["sms", "call", "feedback"])
+        assert run["silhouette"] > 0
+        groups = {frozenset(sources[s] for s in cl["source_ids"]): cl for cl in run["results"]}
+        assert set(groups) == {frozenset([s]) for s in CONVERSATIONS}, run["results"]
+        assert all(cl["size"] == 4 and len(cl["terms"]) == 3 for cl in run["results"])
+        terms = {next(iter(k)): set(cl["terms"]) for k, cl in groups.items()}
+        assert "party" not in set().union(*terms.values())
+        assert terms["allergy"] & {"allergy", "allergic", "nut", "nuts", "peanut"}
+        assert terms["cancel"] & {"cancel", "refund", "refunded", "refunds"}
+        assert terms["price"] & {"price", "cost"}
+
+        async with database.read() as conn:
+            stored_run = await conn.fetch_one(sa.select(ai_clusterings))
+            stored_clusters = await conn.fetch_all(sa.select(ai_clusters).order_by(ai_clusters.c.position))
+            embedded = {r["id"]: r["source_id"] for r in await conn.fetch_all(sa.select(ai_embeddings))}
+        assert (str(stored_run["id"]), stored_run["model"], stored_run["clusters"]) == (
+            run["id"], "all-MiniLM-L6-v2-onnx-int8", 3)
+        assert [(r["label"], r["terms"], sorted(embedded[e] for e in r["embedding_ids"])) for r in stored_clusters] == [
+            (cl["label"], cl["terms"], sorted(cl["source_ids"])) for cl in run["results"]]
+        assert await published(database, "embedding.clustered") == [
+            {"clustering_id": run["id"], "model": "all-MiniLM-L6-v2-onnx-int8", "kinds": ["sms", "call", "feedback"],
+             "clusters": 3, "texts": 12}]
+
+        again = await c.get(f"/v1/ai/embeddings/clusters/{run['id']}")
+        assert again.status_code == 200, again.text
+        assert [(cl["label"], sorted(cl["source_ids"])) for cl in again.json()["results"]] == [
+            (cl["label"], sorted(cl["source_ids"])) for cl in run["results"]]
+        two = (await c.post("/v1/ai/embeddings/clusters", json={"kinds": ["faq"], "clusters": 2})).json()
+        assert (two["clusters"], two["texts"], sum(cl["size"] for cl in two["results"])) == (2, len(FAQ), len(FAQ))
+
+        for body, field in (({"clusters": 1}, "body.clusters"), ({"kinds": []}, "body.kinds"),
+                            ({"kinds": ["call"]}, "body.kinds"), ({"clusters": 20}, "body.clusters"),
+                            ({"kinds": ["Not A Kind"]}, "body.kinds.0")):
+            refused = await c.post("/v1/ai/embeddings/clusters", json=body)
+            assert refused.status_code == 422 and field_of(refused) == field, refused.text
+        missing = await c.get(f"/v1/ai/embeddings/clusters/{uuid.uuid4()}")
+        assert missing.status_code == 404
+        assert (await c.get("/v1/ai/embeddings/clusters/nope")).status_code == 422
+    async with database.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(ai_clusterings)) == 2
+    async with client_of(app, headers=await seed.staff("ai.read")) as c:
+        assert (await c.post("/v1/ai/embeddings/clusters", json={})).status_code == 403

@@ -52,8 +52,10 @@ async def location(c, staff, capacity=6, stations=2):
 async def test_booking_group_reservations(make_app, client_of, customer, staff, clean_db):
     """Broken on purpose: without the menu lines of price_booking the stations' totals lack
     the filet surcharges (red); with _split rounding down only, the shares miss the total by
-    a cent (red); without the by-amount check the wrong amounts are stored (red); without the
-    deadline check the late change is taken (red)."""
+    a cent (red); without the station check in validate_booking a plain booking claims a
+    group table, and a station's party changes by PATCH (red); without the by-amount check
+    the wrong amounts are stored (red); without the deadline check the late change is taken
+    (red)."""
     app = app_of(make_app)
     ana = await customer()
     start = datetime.combine(utcnow().astimezone(NY).date() + timedelta(days=10), time(18))
@@ -72,11 +74,19 @@ async def test_booking_group_reservations(make_app, client_of, customer, staff, 
         full = await c.post("/v1/bookings", json={"starts_at": start.isoformat(), "time_zone": "America/New_York",
                                                   "adults": 4, "address": "2 Side St", "zip_code": "12345"})
         got = await c.get(f"/v1/bookings/groups/{g['id']}")
+        # a station is booked and changed only through its group
+        forged = await c.post("/v1/bookings", json={
+            "starts_at": (start + timedelta(days=1)).isoformat(), "time_zone": "America/New_York", "adults": 2,
+            "address": "2 Side St", "zip_code": "12345", "group_reservations": {"group_id": g["id"], "table_no": 3}})
+        moved = await c.patch(f"/v1/bookings/{g['tables'][0]['booking_id']}", json={"adults": 5})
     assert bad_menu.status_code == 422 and bad_menu.json()["errors"][0]["field"] == "body.guests.0.menu_choice"
     assert bad_payer.status_code == 422 and bad_payer.json()["errors"][0]["field"] == "body.guests.0.payer"
     assert too_big.status_code == 422, too_big.text  # 7 guests at one station of 6
+    assert too_big.json()["errors"][0]["field"] == "body.guests" and too_big.json()["table_no"] == 1
     assert len(await rows(clean_db, sa.select(groups))) == 1  # the refused groups left nothing
     assert full.status_code == 409
+    assert forged.status_code == 422 and forged.json()["errors"][0]["field"] == "body.group_reservations"
+    assert moved.status_code == 409 and f"/v1/bookings/groups/{g['id']}/guests" in moved.json()["detail"]
     assert [(t["table_no"], t["party_size"]) for t in g["tables"]] == [(1, 3), (2, 4)]
     stored = {r["id"]: r for r in await rows(clean_db, sa.select(tables.bookings))}
     assert {str(k) for k in stored} == {t["booking_id"] for t in g["tables"]}
@@ -102,13 +112,13 @@ async def test_booking_group_reservations(make_app, client_of, customer, staff, 
             "guests": [*seven[:5], guest("Hal", 3), guest("Ian", 3)]})
         total = fewer.json()["total_cents"]
         paid = await c.put(f"/v1/bookings/groups/{g['id']}/guests", json={
-            "guests": seven[:6], "billing": {"split": "by_amount", "payers": [{"name": "Ana", "amount_cents": 100},
-                                                                             {"name": "Bo", "amount_cents": total - 100}]}})
+            "guests": seven[:6], "billing": {"split": "by_amount", "payers": [
+                {"name": "Ana", "amount_cents": 100}, {"name": "Bo", "amount_cents": total - 100}]}})
     assert fewer.status_code == 200, fewer.text
     assert [(t["table_no"], t["party_size"]) for t in fewer.json()["tables"]] == [(1, 3), (2, 3)]
     assert sum(s["amount_cents"] for s in fewer.json()["shares"]) == total
     assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "body.billing.payers"
-    assert third.status_code == 409, third.text
+    assert third.status_code == 409 and third.json()["table_no"] == 3, third.text
     assert paid.status_code == 200 and [s["amount_cents"] for s in paid.json()["shares"]] == [100, total - 100]
     assert len(await rows(clean_db, sa.select(guests))) == 6  # the refused changes wrote nothing
     assert len(await rows(clean_db, sa.select(stations))) == 2

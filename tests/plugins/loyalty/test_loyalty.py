@@ -92,7 +92,7 @@ async def test_customer_loyalty_points(make_app, client_of, seed, clean_db):
                                              "amount_cents": -2000}
         assert quote.json()["total_cents"] == 55000 - 2000
         too_many = await c.post("/v1/bookings/quote", json=booking_body(loyalty={"points": 400}))
-        assert too_many.status_code == 422 and "320" in too_many.json()["detail"]
+        assert too_many.status_code == 422 and "not that many" in too_many.json()["detail"]
         odd = await c.post("/v1/bookings", json=booking_body(loyalty={"points": 150}))
         assert odd.status_code == 422 and "multiple of 100" in odd.json()["detail"]
 
@@ -439,3 +439,41 @@ async def test_the_customer_view_carries_the_points(make_app, client_of, seed, c
     async with client_of(off, headers=seed.token(ben)) as c:
         me = (await c.get("/v1/customers/me")).json()
     assert me["name"] == "Ben" and me["loyalty"] is None
+
+
+async def test_a_quote_is_no_oracle_for_another_customers_balance(make_app, client_of, seed, clean_db):
+    """Only the customer, or staff who may book for them, quote against a named customer's
+    points; nobody is told the balance: an anonymous caller, another customer and staff with
+    only bookings.read naming Ana get a 403 saying nothing of her points, Ana and a booker a
+    422 without the number, and nothing is stored or published. Broken on purpose by quoting
+    for ``data.customer_id`` whoever asks (the anonymous caller read "only 320 ... available"):
+    red."""
+    from myhibachi.core.models import bookings, outbox_events
+
+    app = make_app([DepositsPlugin(), LoyaltyPlugin()], flags={FLAG: True})
+    ana, bob = await seed.customer(), await seed.customer()
+    await paid(seed, app.state.ctx, ana, 32099)
+    ask = booking_body(customer_id=str(ana), loyalty={"points": 1_000_000})
+    async with clean_db.read() as conn:
+        events_before = await conn.scalar(sa.select(sa.func.count()).select_from(outbox_events))
+    async with client_of(app) as c:
+        answers = {
+            "anonymous": await c.post("/v1/bookings/quote", json=ask),
+            "bob": await c.post("/v1/bookings/quote", json=ask, headers=seed.token(bob)),
+            "reader": await c.post("/v1/bookings/quote", json=ask, headers=await seed.staff("bookings.read")),
+            "ana": await c.post("/v1/bookings/quote", json=ask, headers=seed.token(ana)),
+            "booker": await c.post("/v1/bookings/quote", json=ask, headers=await seed.staff("bookings.write")),
+            "unnamed": await c.post("/v1/bookings/quote", json=booking_body(loyalty={"points": 100})),
+        }
+    for who in ("anonymous", "bob", "reader"):
+        assert answers[who].status_code == 403, (who, answers[who].text)
+        assert answers[who].json()["type"].endswith("/forbidden")
+    for who in ("ana", "booker"):
+        assert answers[who].status_code == 422, (who, answers[who].text)
+        assert answers[who].json()["errors"][0]["field"] == "body.loyalty.points"
+    assert answers["unnamed"].status_code == 422 and "customer" in answers["unnamed"].json()["detail"]
+    for who, answer in answers.items():
+        assert "320" not in answer.text, who
+    async with clean_db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(bookings)) == 0
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(outbox_events)) == events_before

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from myhibachi.core.db import utcnow
 from myhibachi.core.events import deliver_due
+from pypdf import PdfReader
 from myhibachi.plugins.deposits import DepositsPlugin
-from myhibachi.plugins.payment_history import PaymentHistoryPlugin
-from myhibachi.plugins.payment_history.models import payment_ledger
+from myhibachi.plugins.payment_history import PaymentHistoryPlugin, reports
+from myhibachi.plugins.payment_history.models import payment_ledger, payment_reports
 from tests.plugins.deposits.helpers import API_KEY, BASE, FLAG, WEBHOOK_SECRET, key, pending_booking, published
 
 HISTORY_FLAG = "FEATURE_FLAG_PAYMENT_HISTORY"
@@ -33,6 +35,18 @@ async def paid(c, booking, amount: int) -> dict:
 async def drain(ctx) -> None:
     while await deliver_due(ctx):
         pass
+
+
+async def generated(c, ctx, body: dict, **headers) -> dict:
+    """A custom report started over HTTP, worked by the worker's step, read back over HTTP."""
+    started = await c.post("/v1/admin/payments/reports/generate", json=body, headers=headers)
+    assert started.status_code == 202, started.text
+    assert started.json()["status"] == "queued" and started.json()["csv_url"] is None
+    while await reports.step(ctx):
+        pass
+    done = await c.get(f"/v1/admin/payments/reports/{started.json()['id']}")
+    assert done.status_code == 200 and done.json()["status"] == "done", done.text
+    return done.json()
 
 
 async def ledger(db) -> list[tuple]:
@@ -88,6 +102,9 @@ async def test_payment_history(make_app, client_of, seed, clean_db, localstripe_
 
 
 async def test_payment_report_generation(make_app, client_of, seed, clean_db, localstripe_url):
+    """Daily and monthly reports, and a custom report as a background job whose CSV and PDF are
+    read back (pypdf) and must say the same sums.
+    Broken on purpose: the PDF's totals row shifted by one column (red)."""
     app = history_app(make_app, localstripe_url)
     ctx = app.state.ctx
     ana = await seed.customer()
@@ -111,14 +128,36 @@ async def test_payment_report_generation(make_app, client_of, seed, clean_db, lo
         month = await c.get("/v1/admin/payments/reports/monthly", params={"month": today.strftime("%Y-%m"),
                                                                           "time_zone": tz})
         assert month.status_code == 200 and month.json()["rows"] == [{"period": today.strftime("%Y-%m"), **want}]
-        custom = await c.post("/v1/admin/payments/reports/generate",
-                              json={"first_day": today.replace(day=1).isoformat(), "last_day": today.isoformat(),
-                                    "group_by": "day", "time_zone": tz})
-        assert custom.status_code == 200, custom.text
-        assert custom.json()["rows"] == [{"period": today.isoformat(), **want}]
-        table = list(csv.DictReader(io.StringIO(custom.json()["csv"])))
-        assert [(r["period"], r["gross_cents"], r["net_cents"]) for r in table] == [(today.isoformat(), "27345",
-                                                                                      "26346")]
+        # the custom report: a background job, its rows, CSV and PDF stored with it and served
+        body = {"first_day": today.replace(day=1).isoformat(), "last_day": today.isoformat(), "group_by": "day",
+                "time_zone": tz}
+        custom = await generated(c, ctx, body, **key())
+        assert custom["rows"] == [{"period": today.isoformat(), **want}]
+        got = await c.get(custom["csv_url"])
+        assert got.status_code == 200 and got.headers["content-type"].startswith("text/csv")
+        table = list(csv.DictReader(io.StringIO(got.text)))
+        assert [(r["period"], r["gross_cents"], r["refunds_cents"], r["net_cents"], r["count"]) for r in table] == [
+            (today.isoformat(), "27345", "999", "26346", "2")]
+        pdf = await c.get(custom["pdf_url"])
+        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+        text = " ".join(PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text().split())
+        assert f"Payments {today.replace(day=1)} to {today}" in text and tz in text
+        assert f"{today} USD 273.45 9.99 0.00 263.46 2" in text and "Total USD 273.45 9.99 0.00 263.46 2" in text
+        # the same Idempotency-Key answers the same job; no second report is queued
+        again_key = {"Idempotency-Key": uuid.uuid4().hex}
+        first = (await c.post("/v1/admin/payments/reports/generate", json=body, headers=again_key)).json()
+        second = await c.post("/v1/admin/payments/reports/generate", json=body, headers=again_key)
+        assert second.json()["id"] == first["id"]
+        async with ctx.db.read() as conn:
+            stored = await conn.fetch_all(sa.select(payment_reports.c.id, payment_reports.c.status,
+                                                    payment_reports.c.requested_by))
+        assert sorted(r["status"] for r in stored) == ["done", "queued"]
+        assert (await c.get(f"/v1/admin/payments/reports/{first['id']}/download")).status_code == 409
+        assert (await c.get(f"/v1/admin/payments/reports/{uuid.uuid4()}")).status_code == 404
+        bad_format = await c.get(custom["csv_url"].replace("format=csv", "format=xls"))
+        assert bad_format.status_code == 422 and bad_format.json()["errors"][0]["field"] == "query.format"
+        bad_zone = await c.post("/v1/admin/payments/reports/generate", json={**body, "time_zone": "Mars/Olympus"})
+        assert bad_zone.status_code == 422 and bad_zone.json()["errors"][0]["field"] == "body.time_zone"
 
         bad_month = await c.get("/v1/admin/payments/reports/monthly", params={"month": "2026-13"})
         assert bad_month.status_code == 422 and bad_month.json()["errors"][0]["field"] == "query.month"
@@ -217,10 +256,11 @@ async def test_payment_reports_by_location(make_app, client_of, seed, clean_db, 
             "month": today.strftime("%Y-%m"), "time_zone": "UTC", "by_location": "true"})).json()
         assert [(r["location_id"], r["gross_cents"]) for r in month["rows"]] == [
             (r["location_id"], r["gross_cents"]) for r in want]
-        custom = (await c.post("/v1/admin/payments/reports/generate", json={
-            "first_day": today.isoformat(), "last_day": today.isoformat(), "time_zone": "UTC",
-            "by_location": True})).json()
-        assert [(r["location_id"], r["net_cents"]) for r in csv.DictReader(io.StringIO(custom["csv"]))] == [
+        custom = await generated(c, ctx, {"first_day": today.isoformat(), "last_day": today.isoformat(),
+                                          "time_zone": "UTC", "by_location": True})
+        assert custom["rows"] == want
+        table = csv.DictReader(io.StringIO((await c.get(custom["csv_url"])).text))
+        assert [(r["location_id"], r["net_cents"]) for r in table] == [
             (r["location_id"] or "", str(r["net_cents"])) for r in want]
         plain = (await c.get("/v1/admin/payments/reports/daily", params={"day": today.isoformat(),
                                                                          "time_zone": "UTC"})).json()

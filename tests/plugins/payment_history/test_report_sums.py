@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from myhibachi.plugins.payment_history import service
 from myhibachi.plugins.payment_history.models import payment_ledger
-from tests.plugins.payment_history.test_payment_history import history_app
+from tests.plugins.payment_history.test_payment_history import generated, history_app
 
 TZ = "America/Los_Angeles"
 # Los Angeles falls back on 2026-11-01 (a 25-hour local day) and springs forward on 2026-03-08 (23 hours).
@@ -74,13 +74,13 @@ async def test_reports_agree_with_the_ledger(make_app, client_of, seed, clean_db
                     cell[("charge", "refund", "fee").index(r["kind"])] += r["amount_cents"]
                     cell[3] += r["kind"] == "charge"
             first = (centre - timedelta(days=4)).date()
-            report = await c.post("/v1/admin/payments/reports/generate",
-                                  json={"first_day": first.isoformat(), "last_day": (first + timedelta(days=8)).isoformat(),
-                                        "group_by": "day", "time_zone": TZ})
+            report = await generated(c, app.state.ctx, {
+                "first_day": first.isoformat(), "last_day": (first + timedelta(days=8)).isoformat(), "group_by": "day",
+                "time_zone": TZ})
             got = {(r["period"], r["currency"]): [r["gross_cents"], r["refunds_cents"], r["fees_cents"], r["count"]]
-                   for r in report.json()["rows"]}
+                   for r in report["rows"]}
             assert got == {k: v for k, v in want_day.items() if v != [0, 0, 0, 0]}
-            for r in report.json()["rows"]:
+            for r in report["rows"]:
                 assert r["net_cents"] == r["gross_cents"] - r["refunds_cents"] - r["fees_cents"]
             month = centre.astimezone(zone).strftime("%Y-%m")
             monthly = (await c.get("/v1/admin/payments/reports/monthly", params={"month": month, "time_zone": TZ})).json()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from myhibachi.core.events import deliver_due
 from myhibachi.core.models import offline_outbox, outbox_events
 from myhibachi.plugins.voice_ai import VoiceAiPlugin
 
@@ -11,8 +12,22 @@ INCOMING = "/v1/ai/voice/incoming"
 IVR = "/v1/ai/voice/ivr"
 
 
-def voice_app(make_app, *, plugin_settings=None, **overrides):
-    return make_app([VoiceAiPlugin(**(plugin_settings or {}))], flags={FLAG: True}, **overrides)
+def voice_app(make_app, *, plugin_settings=None, speech=None, **overrides):
+    """The app with voice_ai on; with ``speech``, that engine (loaded once) is its whisper adapter."""
+    if speech is not None:
+        overrides["speech_adapter"] = "whisper"
+    app = make_app([VoiceAiPlugin(**(plugin_settings or {}))], flags={FLAG: True}, **overrides)
+    if speech is not None:
+        app.state.ctx.ports.factories["speech"]["whisper"] = lambda ctx: speech
+    return app
+
+
+def transcribe_path(call_id) -> str:
+    return f"/v1/ai/voice/calls/{call_id}/transcribe"
+
+
+def wav(audio: bytes) -> dict:
+    return {"content": audio, "headers": {"Content-Type": "audio/wav"}}
 
 
 async def post_signed(c, ctx, path: str, params: dict[str, str]):
@@ -39,3 +54,9 @@ async def events(db, name: str):
 
 async def outbox(db, port: str):
     return await rows(db, offline_outbox, offline_outbox.c.port == port)
+
+
+async def deliver(ctx) -> None:
+    """Run the event handlers of what was published (the hub's webhook.* events among them)."""
+    while await deliver_due(ctx):
+        pass

@@ -67,14 +67,18 @@ async def test_voice_call_handling(make_app, client_of, seed):
 async def test_voice_ivr_navigation(make_app, client_of):
     """Keypad and speech walk the declared menu: 1 goes to booking, the spoken request is kept
     as an utterance and ends the menu routed; "a person" by voice goes to the agent at once;
+    words the menu does not know go to their nearest intent when it is clear ("a chef for a
+    birthday dinner" is booking), and count as a failure when it is not ("banana");
     an unknown key and silence replay the menu with an apology, and the third failure
     transfers the caller to a person. Every step is recorded.
     Broken on purpose: with the retries check removed (failures never escalate) the third
-    failure replays the menu again instead of dialling the agent (red)."""
+    failure replays the menu again instead of dialling the agent (red); with the intent's
+    thresholds ignored (the nearest intent always taken) "banana" is taken for a request for a
+    person instead of a third failure (red)."""
     app = voice_app(make_app, plugin_settings={"agent_number": AGENT})
     ctx = app.state.ctx
     async with client_of(app) as c:
-        for sid in ("CA1", "CA2", "CA3"):
+        for sid in ("CA1", "CA2", "CA3", "CA4"):
             assert (await post_signed(c, ctx, INCOMING, call_form(sid))).status_code == 200
 
         # CA1: keypad 1 -> book; the caller's request (speech) -> routed, intent book
@@ -87,6 +91,10 @@ async def test_voice_ivr_navigation(make_app, client_of):
         # CA2: the caller says they want a person -> the agent's number is dialled
         person = await post_signed(c, ctx, IVR, call_form("CA2", SpeechResult="Can I talk to a person please"))
         assert f"<Dial>{AGENT}</Dial>" in person.text, person.text
+        # CA4: no word of the menu, but the words mean booking (nearest intent, embeddings port)
+        meant = await post_signed(c, ctx, IVR, call_form("CA4", SpeechResult="We would love a chef for my "
+                                                                             "daughter's birthday dinner"))
+        assert "the number of guests" in gather_of(meant.text).findtext("Say"), meant.text
         # CA3: an unknown key, then silence, replay the menu; a third failure goes to a person
         for form in ({"Digits": "7"}, {}):
             again = await post_signed(c, ctx, IVR, call_form("CA3", **form))
@@ -103,17 +111,20 @@ async def test_voice_ivr_navigation(make_app, client_of):
     calls = {r["provider_call_id"]: r for r in await rows(ctx.db, voice_calls)}
     assert {s: (r["status"], r["intent"], r["ivr_state"]) for s, r in calls.items()} == {
         "CA1": ("routed", "book", "book_taken"), "CA2": ("transferred", "agent", "agent"),
-        "CA3": ("transferred", "agent", "agent")}
+        "CA3": ("transferred", "agent", "agent"), "CA4": ("in_ivr", "book", "book")}
     assert (calls["CA3"]["transferred_to"], calls["CA3"]["transferred_by"]) == (AGENT, "ivr")
     steps = await rows(ctx.db, voice_ivr_steps, voice_ivr_steps.c.call_id == calls["CA3"]["id"])
     assert [(s["input"], s["value"], s["outcome"], s["next_state"]) for s in steps] == [
         ("digits", "7", "replayed", "main"), ("timeout", None, "replayed", "main"),
         ("speech", None, "escalated", "agent")]
+    [step] = await rows(ctx.db, voice_ivr_steps, voice_ivr_steps.c.call_id == calls["CA4"]["id"])
+    assert (step["input"], step["value"], step["outcome"], step["next_state"]) == \
+        ("speech", "intent:book", "moved", "book")
     [said] = await rows(ctx.db, voice_utterances, voice_utterances.c.call_id == calls["CA1"]["id"])
     assert said["source"] == "ivr" and "twelve" not in said["text_enc"]  # sealed
     routed = {e["call_id"]: e for e in await events(ctx.db, "voice.ivr.routed")}
     assert {calls[s]["id"].hex: (routed[str(calls[s]["id"])]["intent"], routed[str(calls[s]["id"])]["escalated"])
-            for s in calls} == {calls["CA1"]["id"].hex: ("book", False), calls["CA2"]["id"].hex: ("agent", False),
+            for s in ("CA1", "CA2", "CA3")} == {calls["CA1"]["id"].hex: ("book", False), calls["CA2"]["id"].hex: ("agent", False),
                                 calls["CA3"]["id"].hex: ("agent", True)}
     transferred = await events(ctx.db, "voice.call.transferred")
     assert sorted(e["call_id"] for e in transferred) == sorted(str(calls[s]["id"]) for s in ("CA2", "CA3"))

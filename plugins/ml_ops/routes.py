@@ -1,0 +1,84 @@
+"""The AI API: completions through the orchestration, cost analytics, prompt templates, and
+models (training.py); thin over the services."""
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from myhibachi.core import (CURSOR, LIMIT, AiOrchestration, Conn, Connection, Principal, error_responses,
+                            invalid, require)
+from myhibachi.plugins.ml_ops import service, training
+from myhibachi.plugins.ml_ops.schemas import (Completion, CompletionIn, CostPage, Evaluation, ModelStatus, Template,
+                                              TemplateIn, TemplatePage, TrainIn)
+
+
+def who(principal: Principal) -> str:
+    return f"{principal.kind}:{principal.id}"
+
+
+def add_routes(router: APIRouter, ctx) -> None:
+    ai: AiOrchestration = service.Orchestrator(ctx)  # the service the other AI plugins are given
+
+    @router.post("/ai/completions", response_model=Completion, responses=error_responses(401, 403, 404, 422, 429, 503),
+                 summary="Answer messages or a template through the orchestration (cache, limits, fallback)")
+    async def complete(body: CompletionIn, conn: Conn = Connection,
+                       principal: Principal = Depends(require("ai.use"))) -> Completion:
+        return Completion(**await ai.complete(
+            conn, principal=who(principal), feature=body.feature, messages=[m.model_dump() for m in body.messages],
+            template=body.template, version=body.version, variables=body.variables, model=body.model,
+            conversation_id=body.conversation_id, max_tokens=body.max_tokens, temperature=body.temperature,
+            cache=body.cache))
+
+    @router.get("/ai/costs", response_model=CostPage, responses=error_responses(401, 403, 422),
+                summary="Tokens, cost and cache hit rate of the model calls, by day, model or feature")
+    async def costs(group_by: Literal["day", "model", "feature"] = "day", since: date | None = None,
+                    until: date | None = None, feature: str | None = Query(None, max_length=50),
+                    model: str | None = Query(None, max_length=100), limit: int = LIMIT,
+                    cursor: str | None = CURSOR, conn: Conn = Connection,
+                    _: Principal = Depends(require("ai.read"))) -> CostPage:
+        if since and until and until < since:
+            raise invalid("query.until", "is before since")
+        return CostPage(**await service.costs(conn, group_by=group_by, since=since, until=until, feature=feature,
+                                              model=model, limit=limit, cursor=cursor))
+
+    @router.post("/ai/templates", response_model=Template, status_code=201, responses=error_responses(401, 403, 422),
+                 summary="Save a prompt template: a new key is version 1, an existing one its next version")
+    async def save_template(body: TemplateIn, conn: Conn = Connection,
+                            principal: Principal = Depends(require("ai.write"))) -> Template:
+        return Template(**await service.save_template(conn, ctx, body, who(principal)))
+
+    @router.get("/ai/templates", response_model=TemplatePage, responses=error_responses(401, 403, 422),
+                summary="The prompt templates, each at its latest version, by key")
+    async def list_templates(limit: int = LIMIT, cursor: str | None = CURSOR, conn: Conn = Connection,
+                             _: Principal = Depends(require("ai.read"))) -> TemplatePage:
+        items, next_cursor = await service.list_templates(conn, limit=limit, cursor=cursor)
+        return TemplatePage(items=items, next_cursor=next_cursor)
+
+    @router.get("/ai/templates/{key}", response_model=Template, responses=error_responses(401, 403, 404, 422),
+                summary="A prompt template's latest version, or the one asked for")
+    async def get_template(key: str, version: int | None = Query(None, ge=1), conn: Conn = Connection,
+                           _: Principal = Depends(require("ai.read"))) -> Template:
+        return Template(**await service.template_of(conn, key, version))
+
+    @router.post("/ai/models/train", response_model=ModelStatus, status_code=202,
+                 responses=error_responses(401, 403, 422),
+                 summary="Queue the training of an intent classifier on labelled examples; its status tells progress")
+    async def train_model(body: TrainIn, conn: Conn = Connection,
+                          principal: Principal = Depends(require("ai.write"))) -> ModelStatus:
+        return ModelStatus(**await training.start(conn, ctx, body, who(principal)))
+
+    @router.get("/ai/models/{model_id}/status", response_model=ModelStatus, responses=error_responses(401, 403, 404, 422),
+                summary="A model's training status, split sizes and latest evaluation")
+    async def model_status(model_id: uuid.UUID, conn: Conn = Connection,
+                           _: Principal = Depends(require("ai.read"))) -> ModelStatus:
+        return ModelStatus(**await training.status(conn, model_id))
+
+    @router.post("/ai/models/{model_id}/evaluate", response_model=Evaluation, status_code=201,
+                 responses=error_responses(401, 403, 404, 409, 422),
+                 summary="Evaluate a trained classifier on its held-out examples: accuracy, macro-F1, confusion")
+    async def evaluate_model(model_id: uuid.UUID, conn: Conn = Connection,
+                             principal: Principal = Depends(require("ai.write"))) -> Evaluation:
+        return Evaluation(**await training.evaluate(conn, ctx, model_id, who(principal)))
