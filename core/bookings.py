@@ -17,7 +17,7 @@ import bisect
 import functools
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from types import MappingProxyType
@@ -33,7 +33,7 @@ from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.fields import inputs_of, plain_inputs
 from myhibachi.core.hookspecs import BookingView, Hooks, Refusal, SlotLimit
-from myhibachi.core.models import bookings, customers
+from myhibachi.core.models import booking_holds, bookings, customers
 from myhibachi.core.pagination import DEFAULT_LIMIT, NextCursor, decode_keys, page_of
 
 UTC = timezone.utc
@@ -358,23 +358,55 @@ class Busy:
         return max((self.occupancy(s, rules.slot) for s in slots), default=0)
 
 
-# The bookings' busy arrays of each pool (None: every booking), the definition of busy being
-# the database's booking_busy (core migration core_booking_busy); with slot keys, the slots'
-# locks are taken first, in the same round trip.
+# The busy arrays (bookings and holds) of each pool (None: every booking), the definition of
+# busy being the database's booking_busy (core migrations core_booking_busy and
+# core_booking_holds); with slot keys, the slots' locks are taken first, in the same round trip.
 _BUSY = sa.text("SELECT p.pool, b.starts, b.ends FROM unnest(CAST(:pools AS text[])) AS p(pool), LATERAL "
-                "booking_busy(CAST(:statuses AS text[]), :since, :start, :end, CAST(:exclude AS uuid), p.pool) AS b")
+                "booking_busy(CAST(:statuses AS text[]), :since, :start, :end, CAST(:exclude AS uuid), p.pool, "
+                "CAST(:customer AS uuid)) AS b")
 _LOCKED_BUSY = sa.text("SELECT * FROM booking_busy_locked(CAST(:keys AS text[]), CAST(:statuses AS text[]), :since, "
-                       ":start, :end, CAST(:exclude AS uuid), CAST(:pools AS text[]))")
+                       ":start, :end, CAST(:exclude AS uuid), CAST(:pools AS text[]), CAST(:customer AS uuid))")
+_LOCK = sa.text("SELECT booking_lock_slots(CAST(:keys AS text[]))")
 
 
 async def _busy(conn, pools: list[str | None], start: datetime, end: datetime, exclude: uuid.UUID | None,
-                keys: list[str] | None = None) -> dict[str | None, Busy]:
+                customer: uuid.UUID | None, keys: list[str] | None = None) -> dict[str | None, Busy]:
     # An event ends within its own day, so one day back bounds the index scan.
     params = {"pools": pools, "statuses": list(ACTIVE), "since": start - timedelta(days=1), "start": start,
-              "end": end, "exclude": exclude}
+              "end": end, "exclude": exclude, "customer": customer}
     rows = await (conn.fetch_all(_BUSY, params) if keys is None else
                   conn.fetch_all(_LOCKED_BUSY, {**params, "keys": keys}))
     return {row["pool"]: Busy(row["starts"] or [], row["ends"] or []) for row in rows}
+
+
+def _slot_keys(rules: Rules, pools: Sequence[str], start: datetime, duration: int) -> list[str]:
+    """The booking_slots rows a booking of these pools takes, in the one global order (so two
+    transactions never wait on each other in a cycle)."""
+    slots = covered(rules, start, duration)
+    return sorted(f"{pool}|{slot_key(s)}" for pool in pools for s in slots) or [slot_key(s) for s in slots]
+
+
+async def lock_slots(conn, ctx, pools: Sequence[str], start: datetime, end: datetime) -> None:
+    """Take the slot locks a booking of [start, end) drawing on ``pools`` takes: a create or a
+    move onto it waits for this transaction, then counts what it committed."""
+    duration = int((end - start).total_seconds() // 60)
+    await conn.run(_LOCK, {"keys": _slot_keys(rules_of(ctx), pools, start, duration)})
+
+
+async def hold(conn, ctx, *, id: uuid.UUID, owner: str, customer_id: uuid.UUID | None, pools: Sequence[str],
+               starts_at: datetime, ends_at: datetime, expires_at: datetime) -> None:
+    """Hold a place in ``pools`` over [starts_at, ends_at) until ``expires_at`` (or ``release``):
+    it counts like an active booking in availability and create, except for ``customer_id``,
+    whose place it is. Takes the slots' locks first, so a create waiting on them sees it."""
+    await lock_slots(conn, ctx, pools, starts_at, ends_at)
+    await conn.run(sa.insert(booking_holds).values(
+        id=id, owner=owner, customer_id=customer_id, pools=list(pools), starts_at=starts_at, ends_at=ends_at,
+        expires_at=expires_at))
+
+
+async def release(conn, id: uuid.UUID) -> None:
+    """The held place of ``hold(id=...)`` no longer counts (accepted, withdrawn or lapsed)."""
+    await conn.run(sa.delete(booking_holds).where(booking_holds.c.id == id))
 
 
 # --- hooks -------------------------------------------------------------------------------
@@ -420,19 +452,13 @@ async def limits_of(hooks: Hooks, conn, view: BookingView, starts: tuple[datetim
     return limits
 
 
-async def busy_of(conn, limits: list[SlotLimit], start: datetime, end: datetime,
-                  exclude: uuid.UUID | None = None, lock: list[str] | None = None) -> dict[str | None, Busy]:
-    """The active bookings of each limit's pool overlapping [start, end), in one query; with
-    no pool, every active booking (under the key None). With ``lock``, the slot keys' locks
-    are taken first (in the keys' order) and the bookings read after them."""
+async def busy_of(conn, limits: list[SlotLimit], start: datetime, end: datetime, exclude: uuid.UUID | None = None,
+                  customer: uuid.UUID | None = None, lock: list[str] | None = None) -> dict[str | None, Busy]:
+    """The active bookings and holds (but ``customer``'s) of each limit's pool overlapping
+    [start, end), in one query; with no pool, all of them (under the key None). With
+    ``lock``, the slot keys' locks are taken first and the bookings read after them."""
     pools = sorted({limit.pool for limit in limits if limit.pool is not None}) or [None]
-    busy = await _busy(conn, pools, start, end, exclude, lock)
-    for limit in limits:  # places held (not bookings) count like the pool's bookings
-        for pool, held_from, held_to in limit.held:
-            if pool in busy:
-                bisect.insort(busy[pool].starts, held_from)
-                bisect.insort(busy[pool].ends, held_to)
-    return busy
+    return await _busy(conn, pools, start, end, exclude, customer, lock)
 
 
 def room(rules: Rules, limits: list[SlotLimit], busy: dict[str | None, Busy], k: int,
@@ -552,8 +578,8 @@ async def _lock_and_check_capacity(hooks: Hooks, conn, rules: Rules, view: Booki
     limits = await limits_of(hooks, conn, view, (view.starts_at,))
     pools = sorted({limit.pool for limit in limits if limit.pool is not None})
     slots = covered(rules, view.starts_at, view.duration_minutes)
-    keys = sorted(f"{pool}|{slot_key(s)}" for pool in pools for s in slots) or [slot_key(s) for s in slots]
-    busy = await busy_of(conn, limits, slots[0], slots[-1] + rules.slot, exclude, lock=keys)
+    busy = await busy_of(conn, limits, slots[0], slots[-1] + rules.slot, exclude, view.customer_id,
+                         lock=_slot_keys(rules, pools, view.starts_at, view.duration_minutes))
     free = room(rules, limits, busy, 0, slots)
     if isinstance(free, Refusal):
         raise problem_of(free)
@@ -843,7 +869,7 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     length = timedelta(minutes=duration)
     first = view_of({**draft, "starts_at": candidates[0]}, inputs=inputs)
     limits = await limits_of(hooks, conn, first, tuple(candidates))
-    busy = await busy_of(conn, limits, candidates[0], candidates[-1] + length)
+    busy = await busy_of(conn, limits, candidates[0], candidates[-1] + length, customer=customer)
     for k, start in enumerate(candidates):
         free = room(rules, limits, busy, k, covered(rules, start, duration))
         if isinstance(free, Refusal) or free[0] <= 0:

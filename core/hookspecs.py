@@ -123,15 +123,13 @@ class SlotLimit:
     :ivar capacity: one answer per start: an ``int`` (events of this pool that may run in
         that slot), None (no limit there) or a :class:`Refusal` (the slot is not offered,
         and create refuses with that reason).
-    :ivar held: places held that are not bookings (a waitlist offer keeping the place a
-        cancelled booking freed), each ``(pool, starts_at, ends_at)``: it counts in ``pool``
-        like an active booking, for every limit of this booking naming that pool (None: the
-        core's ``booking_capacity``, when no limit names a pool); elsewhere it counts nothing.
+
+    Places held that are not bookings (a waitlist offer's) are the core's ``bookings.hold``:
+    they count in their pools like bookings, in the core's one read of what is busy.
     """
 
     pool: str | None
     capacity: Sequence[int | Refusal | None]
-    held: Sequence[tuple[str | None, datetime, datetime]] = ()
 
 
 class Hooks:

@@ -73,6 +73,23 @@ booking_slots = sa.Table(
     info=CORE,
 )
 
+# Places held that are not bookings (a waitlist offer's): they count in their pools like an
+# active booking until they expire or are released, except for the customer they are held for.
+booking_holds = sa.Table(
+    "booking_holds",
+    metadata,
+    sa.Column("id", sa.UUID, primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("customer_id", sa.UUID),
+    sa.Column("pools", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    timestamp("starts_at", nullable=False),
+    timestamp("ends_at", nullable=False),
+    timestamp("expires_at", nullable=False),
+    created_at(),
+    sa.Index("ix_booking_holds_starts_at", "starts_at"),
+    info=CORE,
+)
+
 api_keys = sa.Table(
     "api_keys",
     metadata,

@@ -49,12 +49,6 @@ class WaitlistPlugin(Plugin):
         return {"booking.cancelled": [service.on_booking_cancelled]}
 
     @hookimpl
-    async def booking_limits(self, booking, starts, conn, ctx):
-        from myhibachi.plugins.waitlist import service
-
-        return await service.limits(conn, booking, starts)
-
-    @hookimpl
     async def customer_export_sections(self, customer_id, conn, ctx):
         from myhibachi.plugins.waitlist.service import export_sections
 

@@ -41,7 +41,7 @@ offers = sa.Table(
     sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("time_zone", sa.Text, nullable=False),
-    # the pools the freed booking drew on: the hold counts in them (SlotLimit.held)
+    # the pools the freed booking drew on: the hold (core booking_holds, same id) counts in them
     sa.Column("pools", ARRAY(sa.Text), nullable=False, server_default="{}"),
     # offered (held), accepted, lapsed, withdrawn
     sa.Column("status", sa.String(20), nullable=False, server_default="offered"),

@@ -1,10 +1,13 @@
 """Waitlist: joining, the queue's order, offers that hold a freed slot (counted by the core's
 capacity as ``SlotLimit.held``), their lapse, and conversion through the core's create path.
 
-Offers for a day are made under an exclusive advisory lock of that (UTC) day; a booking
-created or moved onto it takes the same lock shared before it reads the holds (its
-``booking_limits``), so a create never misses a hold committed while it waited, and two
-cancellations handled at once never offer one place twice.
+An offer holds its place through the core's ``bookings.hold`` (the core counts it in
+availability and create like a booking, except for the customer it is held for) and
+releases it when accepted, withdrawn or lapsed. Offer-making takes the freed place's slot
+locks before it looks for a fitting entry, so a create of that place waits for the offer and
+then counts it (and an offer never goes to a place a create took meanwhile); offers for a day
+are made under an exclusive advisory lock of that (UTC) day, so two cancellations handled at
+once never offer one entry twice.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from myhibachi.core import (Messaging, Principal, Problem, SlotLimit, bookings, check_owner_or, claim_due, conflict,
+from myhibachi.core import (Messaging, Principal, Problem, bookings, check_owner_or, claim_due, conflict,
                             fetch_page, invalid, not_found, publish, tables, utcnow)
 from myhibachi.plugins.waitlist.models import WAITING, entries, offers
 
@@ -26,15 +29,6 @@ _LOCK_SPACE = 0x57A1 << 32  # advisory lock keys: this + the UTC day's ordinal
 
 _EXCLUSIVE = sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
 
-_HOLDS = sa.select(offers.c.pools, offers.c.starts_at, offers.c.ends_at).where(
-    offers.c.status == "offered", offers.c.expires_at > sa.bindparam("now"),
-    offers.c.starts_at < sa.bindparam("end"), offers.c.ends_at > sa.bindparam("start"),
-    offers.c.customer_id.is_distinct_from(sa.bindparam("customer_id", type_=sa.UUID)))
-# A create or a move waits for an offer being made on its days (the day's lock, shared), then
-# reads the holds: one round trip (the function is in the plugin's migration 0002).
-_LOCKED_HOLDS = sa.text("SELECT * FROM waitlist_holds(CAST(:keys AS bigint[]), :now, :start, :end, :customer_id)")
-
-
 def settings_of(ctx):
     return ctx.plugins.get("waitlist").settings
 
@@ -42,24 +36,6 @@ def settings_of(ctx):
 def day_keys(start: datetime, end: datetime) -> list[int]:
     first, last = start.astimezone(UTC).date(), (end - timedelta(microseconds=1)).astimezone(UTC).date()
     return [_LOCK_SPACE + first.toordinal() + i for i in range((last - first).days + 1)]
-
-
-# --- the capacity hook: held places count like bookings -------------------------------------
-
-
-async def limits(conn, booking, starts: tuple[datetime, ...]) -> SlotLimit | None:
-    """Offers held for other customers overlapping the starts, as places held in the pools
-    the freed booking drew on; the customer an offer is for books it as a free place."""
-    end = starts[-1] + timedelta(minutes=booking.duration_minutes)
-    params = {"now": utcnow(), "start": starts[0], "end": end, "customer_id": booking.customer_id}
-    if conn.in_transaction:
-        rows = await conn.fetch_all(_LOCKED_HOLDS, {**params, "keys": day_keys(starts[0], end)})
-    else:
-        rows = await conn.fetch_all(_HOLDS, params)
-    if not rows:
-        return None
-    held = tuple((pool, r["starts_at"], r["ends_at"]) for r in rows for pool in (r["pools"] or (None,)))
-    return SlotLimit(pool=None, capacity=(None,) * len(starts), held=held)
 
 
 # --- entries ---------------------------------------------------------------------------------
@@ -162,9 +138,15 @@ async def remove(conn, ctx, principal: Principal, entry_id: uuid.UUID) -> dict[s
         held = await conn.fetch_one(_HELD_FOR, {"entry_id": entry_id})
         row = await _set_entry(conn, entry_id, status="cancelled")
         if held is not None:
-            await conn.run(sa.update(offers).where(offers.c.id == held["id"]).values(status="withdrawn"))
+            await _settle(conn, held["id"], "withdrawn")
             await offer_slot(conn, ctx, held)
     return _view(row, None)
+
+
+async def _settle(conn, offer_id: uuid.UUID, status: str) -> None:
+    """The offer is over (accepted, withdrawn, lapsed): its place no longer held."""
+    await conn.run(sa.update(offers).where(offers.c.id == offer_id).values(status=status))
+    await bookings.release(conn, offer_id)
 
 
 async def _set_entry(conn, entry_id: uuid.UUID, **values):
@@ -200,7 +182,7 @@ async def convert(conn, ctx, principal: Principal, entry_id: uuid.UUID, body) ->
         customer_id=e["customer_id"] if principal.is_staff else None)
     booking = await bookings.create_booking(conn, ctx, principal, data)
     if held is not None:
-        await conn.run(sa.update(offers).where(offers.c.id == held["id"]).values(status="accepted"))
+        await _settle(conn, held["id"], "accepted")
     row = await _set_entry(conn, entry_id, status="converted", converted_booking_id=booking["id"])
     await publish(conn, ctx, "waitlist.converted", {"entry_id": str(entry_id), "booking_id": str(booking["id"]),
                                                    "customer_id": str(e["customer_id"])})
@@ -237,6 +219,8 @@ async def offer_slot(conn, ctx, slot) -> dict[str, Any] | None:
     """Hold a freed place (``starts_at``, ``ends_at``, ``time_zone``, ``pools``) for the best
     waiting entry it fits, tell its customer, and answer the offer (None: nobody fits)."""
     await conn.run(_EXCLUSIVE, {"keys": day_keys(slot["starts_at"], slot["ends_at"])})
+    pools = slot["pools"] or []
+    await bookings.lock_slots(conn, ctx, pools, slot["starts_at"], slot["ends_at"])
     settings, now = settings_of(ctx), utcnow()
     duration = int((slot["ends_at"] - slot["starts_at"]).total_seconds() // 60)
     for entry in await conn.fetch_all(_CANDIDATES, {"start": slot["starts_at"], "now": now,
@@ -247,8 +231,10 @@ async def offer_slot(conn, ctx, slot) -> dict[str, Any] | None:
         return None
     offer = await conn.fetch_one(sa.insert(offers).values(
         id=uuid.uuid4(), entry_id=entry["id"], customer_id=entry["customer_id"], freed_by=slot.get("freed_by"),
-        starts_at=slot["starts_at"], ends_at=slot["ends_at"], time_zone=slot["time_zone"], pools=slot["pools"] or [],
+        starts_at=slot["starts_at"], ends_at=slot["ends_at"], time_zone=slot["time_zone"], pools=pools,
         expires_at=min(now + timedelta(minutes=settings.hold_minutes), slot["starts_at"])).returning(offers))
+    await bookings.hold(conn, ctx, id=offer["id"], owner="waitlist", customer_id=entry["customer_id"], pools=pools,
+                        starts_at=offer["starts_at"], ends_at=offer["ends_at"], expires_at=offer["expires_at"])
     await _set_entry(conn, entry["id"], status="offered")
     await publish(conn, ctx, "waitlist.offered", {
         "entry_id": str(entry["id"]), "offer_id": str(offer["id"]), "customer_id": str(entry["customer_id"]),
@@ -299,7 +285,7 @@ async def lapse_due(ctx, *, now: datetime | None = None) -> int:
     async with ctx.db.transaction() as conn:
         due = await claim_due(conn, offers, due_column="expires_at", pending="offered", limit=100, now=now)
         for o in due:
-            await conn.run(sa.update(offers).where(offers.c.id == o["id"]).values(status="lapsed"))
+            await _settle(conn, o["id"], "lapsed")
             await conn.run(sa.update(entries).where(entries.c.id == o["entry_id"], entries.c.status == "offered")
                            .values(status="lapsed", updated_at=sa.func.now()))
         for o in due:

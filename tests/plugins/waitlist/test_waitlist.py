@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from myhibachi.core import tables
 from myhibachi.core.db import utcnow
 from myhibachi.core.events import deliver_due
-from myhibachi.core.models import outbox_events
+from myhibachi.core.models import booking_holds, outbox_events
 from myhibachi.plugins.comms import CommsPlugin
 from myhibachi.plugins.comms.models import comms_messages
 from myhibachi.plugins.deposits import DepositsPlugin
@@ -69,7 +69,7 @@ async def gold(db, customer_id):
 
 
 async def test_booking_waitlist(make_app, client_of, customer, staff, drain, clean_db):
-    """Broken on purpose: without the held places counted in core busy_of, 19:00 is offered to
+    """Broken on purpose: without the holds counted in core booking_busy, 19:00 is offered to
     others while held and Ed's booking is taken (red); without the tier's priority Ana is
     offered the slot instead of the gold customer Cy (red)."""
     app = app_of(make_app)
@@ -197,12 +197,13 @@ async def test_two_cancellations_at_once_never_offer_one_slot_twice(make_app, cl
 
 
 async def test_a_create_waiting_on_an_offer_being_made_sees_its_hold(make_app, client_of, customer, clean_db):
-    """An offer is being made for the only place (its day's lock taken, the offer written, not
-    yet committed) when Ed books that slot: his create waits for it and is then refused.
-    Broken on purpose: without the shared lock in waitlist_holds Ed's create answers 201
-    before the offer commits (red); with the lock and the read in one statement it waits but
-    reads from a snapshot before the offer and answers 201 too (red)."""
-    from myhibachi.plugins.waitlist.service import day_keys
+    """An offer is being made for the only place (its hold written through the core's
+    bookings.hold, not yet committed) when Ed books that slot: his create waits for it and
+    is then refused. Broken on purpose: with hold not taking the slots' locks, Ed's create
+    answers 201 before the offer commits (red); with booking_busy_locked reading the
+    bookings in the statement that takes the locks (a snapshot from before the wait), it
+    waits but answers 201 too (red)."""
+    from myhibachi.core import bookings
 
     app = app_of(make_app, loyalty=False)
     start = day().replace(tzinfo=NY)
@@ -211,12 +212,14 @@ async def test_a_create_waiting_on_an_offer_being_made_sees_its_hold(make_app, c
         entry = await c.post("/v1/bookings/waitlist", json=wait(start.replace(tzinfo=None)), headers=ana.headers)
         assert entry.status_code == 201, entry.text
         async with clean_db.transaction() as conn:  # the offer-maker, mid-way
-            await conn.run(sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-                           {"keys": day_keys(start, start + timedelta(hours=3))})
+            offer_id = uuid.uuid4()
             await conn.run(sa.insert(offers).values(
-                id=uuid.uuid4(), entry_id=uuid.UUID(entry.json()["id"]), customer_id=ana.id, starts_at=start,
+                id=offer_id, entry_id=uuid.UUID(entry.json()["id"]), customer_id=ana.id, starts_at=start,
                 ends_at=start + timedelta(hours=3), time_zone="America/New_York", pools=[],
                 expires_at=utcnow() + timedelta(hours=2)))
+            await bookings.hold(conn, app.state.ctx, id=offer_id, owner="waitlist", customer_id=ana.id, pools=[],
+                                starts_at=start, ends_at=start + timedelta(hours=3),
+                                expires_at=utcnow() + timedelta(hours=2))
             create = asyncio.create_task(c.post("/v1/bookings", json=booking(start.replace(tzinfo=None)),
                                                 headers=ed.headers))
             await asyncio.sleep(0.3)
@@ -224,6 +227,7 @@ async def test_a_create_waiting_on_an_offer_being_made_sees_its_hold(make_app, c
         refused = await create
     assert refused.status_code == 409, refused.text
     assert await rows(clean_db, sa.select(tables.bookings)) == []
+    assert [h["customer_id"] for h in await rows(clean_db, sa.select(booking_holds))] == [ana.id]
 
 
 async def test_hook_customer_tier(make_app, client_of, customer, clean_db):
