@@ -23,23 +23,30 @@ _MEMBERS = (sa.select(ai_embeddings.c.id, ai_embeddings.c.source_id, ai_embeddin
             .order_by(ai_embeddings.c.created_at.desc(), ai_embeddings.c.id).limit(sa.bindparam("most")))
 
 
-def kmeans(vectors: np.ndarray, clusters: int | None) -> tuple[np.ndarray, float | None]:
+def kmeans(vectors: np.ndarray, clusters: int | None, sample: int = 1000) -> tuple[np.ndarray, float | None]:
     """Cluster numbers per vector, and the silhouette (cosine) of the partition. Unit vectors:
-    euclidean k-means groups them as cosine does."""
+    euclidean k-means groups them as cosine does. Without ``clusters`` the count (2 to 12) is
+    the one with the best silhouette on a sample of ``sample`` vectors, then fitted on all. One
+    thread, as a request should (5,000 texts: about 1.4 CPU s)."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
+    from threadpoolctl import threadpool_limits
 
-    def fit(k: int) -> tuple[np.ndarray, float | None]:
-        labels = KMeans(n_clusters=k, n_init=4, random_state=0).fit_predict(vectors)
-        if len(set(labels)) < 2 or len(set(labels)) >= len(vectors):
+    rng = np.random.default_rng(0)
+
+    def fit(points: np.ndarray, k: int) -> tuple[np.ndarray, float | None]:
+        labels = KMeans(n_clusters=k, n_init=3, random_state=0).fit_predict(points)
+        if not 2 <= len(set(labels)) < len(points):
             return labels, None
-        return labels, float(silhouette_score(vectors, labels, metric="cosine", sample_size=min(len(vectors), 2000),
+        return labels, float(silhouette_score(points, labels, metric="cosine", sample_size=min(len(points), sample),
                                               random_state=0))
 
-    if clusters is not None:
-        return fit(clusters)
-    tried = [fit(k) for k in range(2, min(MOST_CLUSTERS, len(vectors) - 1) + 1)]
-    return max(tried, key=lambda t: -1 if t[1] is None else t[1])
+    with threadpool_limits(1):
+        if clusters is None:
+            picked = vectors if len(vectors) <= sample else vectors[rng.choice(len(vectors), sample, replace=False)]
+            scores = {k: fit(picked, k)[1] for k in range(2, min(MOST_CLUSTERS, len(picked) - 1) + 1)}
+            clusters = max(scores, key=lambda k: -1 if scores[k] is None else scores[k])
+        return fit(vectors, clusters)
 
 
 def top_terms(texts: list[str], labels: np.ndarray, clusters: int, terms: int = TERMS) -> list[list[str]]:
