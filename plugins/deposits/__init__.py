@@ -28,6 +28,10 @@ class DepositsSettings(BaseModel):
         default=30, ge=1, description="A deposit processing or unconfirmed this long is reconciled with the provider.")
     reconcile_every_minutes: int = Field(default=1440, ge=1, description="How often the worker reconciles (nightly).")
     reconcile_batch: int = Field(default=200, ge=1, description="Deposits reconciled per run.")
+    cancel_refund_percent: int = Field(
+        default=100, ge=0, le=100,
+        description="Share of what a cancelled booking's payments captured that is refunded (a cancellation "
+                    "policy lowers it).")
 
 
 def operations(ctx) -> DepositOperations:
@@ -59,7 +63,20 @@ class DepositsPlugin(Plugin):
     def register_event_handlers(self) -> dict[str, list]:
         from myhibachi.plugins.deposits import service
 
-        return {"payment.succeeded": [service.on_payment_succeeded], "webhook.stripe": [service.on_stripe_event]}
+        return {"payment.succeeded": [service.on_payment_succeeded], "webhook.stripe": [service.on_stripe_event],
+                "booking.cancelled": [service.on_booking_cancelled]}
+
+    @hookimpl
+    def register_fields(self):
+        from myhibachi.plugins.deposits.schemas import BookingPayments
+
+        return {"booking": BookingPayments}
+
+    @hookimpl
+    async def booking_fields(self, rows, ctx):
+        from myhibachi.plugins.deposits import service
+
+        return {self.name: await service.booking_fields(ctx, rows)}
 
     @hookimpl
     async def customer_export_sections(self, customer_id, conn, ctx):

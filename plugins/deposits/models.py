@@ -8,6 +8,7 @@ from myhibachi.core import created_at, metadata, timestamp, uuid_pk
 
 OWNER = {"plugin": "deposits"}
 
+KINDS = ("deposit", "balance")
 STATUSES = ("requires_payment", "processing", "succeeded", "partially_refunded", "refunded", "cancelled", "failed")
 
 deposits = sa.Table(
@@ -18,6 +19,8 @@ deposits = sa.Table(
     sa.Column("customer_id", UUID(as_uuid=True), sa.ForeignKey("customers.id", ondelete="RESTRICT"), nullable=False),
     sa.Column("amount_cents", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
+    # the deposit held the booking; a balance is the rest paid after it (POST /v1/payments/balance)
+    sa.Column("kind", sa.String(8), nullable=False, server_default="deposit"),
     sa.Column("status", sa.String(24), nullable=False, server_default="requires_payment"),
     sa.Column("intent_id", sa.String(255), nullable=False),
     sa.Column("client_secret", sa.String(255)),
@@ -29,6 +32,7 @@ deposits = sa.Table(
     timestamp("updated_at", nullable=False, server_default=sa.func.now()),
     timestamp("succeeded_at"),
     sa.CheckConstraint(f"status IN {STATUSES}", name="status"),
+    sa.CheckConstraint(f"kind IN {KINDS}", name="kind"),
     sa.CheckConstraint("amount_cents > 0", name="amount_positive"),
     sa.CheckConstraint("captured_cents >= 0 AND captured_cents <= amount_cents", name="captured_range"),
     sa.CheckConstraint("refunded_cents >= 0 AND refunded_cents <= captured_cents", name="refunded_range"),

@@ -11,6 +11,7 @@ from myhibachi.core import (
 )
 from myhibachi.plugins.deposits import service
 from myhibachi.plugins.deposits.schemas import (
+    BalanceCreate,
     Deposit,
     DepositConfirm,
     DepositCreate,
@@ -97,3 +98,16 @@ def add_routes(router: APIRouter, ctx) -> None:
                                  f"refund:{deposit_id}")
         dep, row = await service.refund_deposit(conn, ctx, principal, deposit_id, body.amount_cents, body.reason, key)
         return DepositWithRefund(deposit=Deposit(**dep), refund=Refund(**row))
+
+    @router.post("/payments/balance", response_model=Deposit, status_code=201,
+                 responses=error_responses(401, 403, 404, 409, 422, 503),
+                 summary="Pay the rest of a booking after its deposit")
+    @idempotency.idempotent
+    async def balance(body: BalanceCreate, request: Request, conn: Conn = Connection, ctx=Depends(app_context),
+                      principal: Principal = Depends(authenticated)) -> Deposit:
+        """A customer for their own booking, staff with `payments.write`: one payment (`kind`
+        `balance`) of what is due, or of `amount_cents` of it (422 above it, 409 when nothing is
+        due). A decline answers 201 with status `failed` and its reason; pay again with a new key."""
+        key = service.derived_id(idempotency.scope_of(principal), request.headers[idempotency.HEADER], "balance")
+        return Deposit(**await service.pay_balance(conn, ctx, principal, body.booking_id, body.payment_method,
+                                                   body.amount_cents, key))

@@ -11,6 +11,7 @@ from myhibachi.core import NextCursor
 
 Status = Literal["requires_payment", "processing", "succeeded", "partially_refunded", "refunded", "cancelled",
                  "failed"]
+Kind = Literal["deposit", "balance"]
 
 
 class DepositCreate(BaseModel):
@@ -21,6 +22,17 @@ class DepositCreate(BaseModel):
         None, ge=1, le=100_000_000,
         description="The deposit in cents; unset: the settings' rule (a percentage of the booking's total, "
                     "with a minimum).")
+
+
+class BalanceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"booking_id": "0b7c7a52-3f7e-4b8e-9a51-0d2f3c1e7a10", "payment_method": "pm_card_visa"}]})
+
+    booking_id: uuid.UUID
+    payment_method: str = Field(min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_]+$",
+                                description="The provider's payment method id (pm_card_visa in tests).")
+    amount_cents: int | None = Field(
+        None, ge=1, le=100_000_000, description="Cents to pay now, at most what is due; unset: all that is due.")
 
 
 class DepositConfirm(BaseModel):
@@ -55,6 +67,7 @@ class Deposit(BaseModel):
     customer_id: uuid.UUID
     amount_cents: int
     currency: str
+    kind: Kind = Field("deposit", description="`deposit` held the booking; `balance` paid the rest after it.")
     status: Status
     intent_id: str = Field(description="The provider's PaymentIntent id.")
     client_secret: str | None = Field(description="For the provider's client-side SDK.")
@@ -65,6 +78,18 @@ class Deposit(BaseModel):
     created_at: datetime
     updated_at: datetime
     succeeded_at: datetime | None
+
+
+class BookingPayments(BaseModel):
+    """The booking view's ``deposits`` field: what the booking's payments stand at."""
+
+    deposit_status: Status | Literal["none"] = Field(
+        description="The status of the booking's latest deposit; `none` when it has none.")
+    deposit_cents: int = Field(description="The latest deposit's amount (0 without one).")
+    paid_cents: int = Field(description="Captured by the deposit and balance payments, less their refunds.")
+    refunded_cents: int = Field(description="Refunded of the booking's payments.")
+    due_cents: int = Field(description="The booking's total less what was captured; 0 once it is cancelled.")
+    currency: str
 
 
 class DepositWithRefund(BaseModel):

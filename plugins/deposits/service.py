@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import (
@@ -142,9 +143,8 @@ async def sync(conn, ctx, dep: dict[str, Any], intent, actor: str = "system") ->
 # --- the operations ------------------------------------------------------------------------
 
 
-async def create_deposit(conn, ctx, cfg, principal: Principal, booking_id: uuid.UUID, amount_cents: int | None,
-                         deposit_id: uuid.UUID) -> dict[str, Any]:
-    """A deposit for a booking: ``amount_cents``, or the settings' rule on the booking's stored total."""
+async def _booking_for(conn, principal: Principal, booking_id: uuid.UUID) -> dict[str, Any]:
+    """The booking a payment is for, locked: a customer's own, or any for staff with ``payments.write``."""
     booking = await conn.fetch_one(
         sa.select(tables.bookings).where(tables.bookings.c.id == booking_id).with_for_update())
     if booking is None or (principal.kind == "customer" and str(booking["customer_id"]) != principal.id):
@@ -153,10 +153,17 @@ async def create_deposit(conn, ctx, cfg, principal: Principal, booking_id: uuid.
     if principal.kind != "customer" and not principal.can("payments.write"):
         raise Problem(403, "Forbidden", "missing permission payments.write", kind="forbidden",
                       permission="payments.write")
+    return dict(booking)
+
+
+async def create_deposit(conn, ctx, cfg, principal: Principal, booking_id: uuid.UUID, amount_cents: int | None,
+                         deposit_id: uuid.UUID) -> dict[str, Any]:
+    """A deposit for a booking: ``amount_cents``, or the settings' rule on the booking's stored total."""
+    booking = await _booking_for(conn, principal, booking_id)
     if booking["status"] not in ("pending", "confirmed"):
         raise conflict(f"a {booking['status']} booking takes no deposit", booking_status=booking["status"])
     open_one = await conn.scalar(sa.select(deposits.c.id).where(
-        deposits.c.booking_id == booking_id, deposits.c.status.in_(ACTIVE)))
+        deposits.c.booking_id == booking_id, deposits.c.kind == "deposit", deposits.c.status.in_(ACTIVE)))
     if open_one is not None:
         raise conflict("the booking already has a deposit in progress or paid", deposit_id=str(open_one))
     total = booking["total_cents"]
@@ -239,8 +246,8 @@ async def cancel_deposit(conn, ctx, principal: Principal, deposit_id: uuid.UUID)
 
 
 async def refund_deposit(conn, ctx, principal: Principal, deposit_id: uuid.UUID, amount_cents: int | None,
-                         reason: str | None, refund_id: uuid.UUID, *, dep: dict[str, Any] | None = None
-                         ) -> tuple[dict[str, Any], dict[str, Any]]:
+                         reason: str | None, refund_id: uuid.UUID, *, dep: dict[str, Any] | None = None,
+                         actor: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Refund all that is left, or ``amount_cents`` of it; returns (deposit, refund)."""
     if dep is None:
         dep = await get_deposit(conn, principal, deposit_id, permission="payments.write", for_update=True)
@@ -267,7 +274,7 @@ async def refund_deposit(conn, ctx, principal: Principal, deposit_id: uuid.UUID,
         provider_refund_id=refund.id, status=refund.status, reason=reason,
     ).returning(deposit_refunds))
     dep = await advance(conn, ctx, dep, "refunded", refunded=dep["refunded_cents"] + amount,
-                        actor=_actor(principal))
+                        actor=actor or _actor(principal))
     return dep, dict(row)
 
 
@@ -276,6 +283,67 @@ async def refunds_of(conn, deposit_id: uuid.UUID, *, limit: int, cursor: str | N
     return await fetch_page(conn, sa.select(deposit_refunds).where(deposit_refunds.c.deposit_id == deposit_id),
                             (deposit_refunds.c.created_at, deposit_refunds.c.id), limit=limit, cursor=cursor,
                             descending=False)
+
+
+# --- the booking's standing, and paying its balance ------------------------------------------
+
+IN_FLIGHT = ("requires_payment", "processing")
+_PAYMENTS = (sa.select(deposits.c.booking_id, deposits.c.kind, deposits.c.status, deposits.c.amount_cents,
+                       deposits.c.captured_cents, deposits.c.refunded_cents)
+             .where(deposits.c.booking_id == sa.func.any(sa.bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))))
+             .order_by(deposits.c.created_at, deposits.c.id))
+
+
+def standing(booking, payments) -> dict[str, Any]:
+    """The booking view's ``deposits`` field from the booking's row and its payments (oldest first)."""
+    captured = sum(p["captured_cents"] for p in payments)
+    refunded = sum(p["refunded_cents"] for p in payments)
+    latest = next((p for p in reversed(payments) if p["kind"] == "deposit"), None)
+    due = 0 if booking["status"] == "cancelled" else max(0, booking["total_cents"] - captured)
+    return {"deposit_status": latest["status"] if latest else "none",
+            "deposit_cents": latest["amount_cents"] if latest else 0, "paid_cents": captured - refunded,
+            "refunded_cents": refunded, "due_cents": due, "currency": booking["currency"]}
+
+
+async def booking_fields(ctx, rows) -> list[dict[str, Any]]:
+    """Every booking's standing, with one query for all of them."""
+    by_booking: dict[Any, list] = {row["id"]: [] for row in rows}
+    async with ctx.db.read() as conn:
+        for p in await conn.fetch_all(_PAYMENTS, {"ids": list(by_booking)}):
+            by_booking[p["booking_id"]].append(p)
+    return [standing(row, by_booking[row["id"]]) for row in rows]
+
+
+async def pay_balance(conn, ctx, principal: Principal, booking_id: uuid.UUID, payment_method: str,
+                      amount_cents: int | None, payment_id: uuid.UUID) -> dict[str, Any]:
+    """Pay what the booking still owes, or ``amount_cents`` of it, as one PaymentIntent confirmed at
+    once; payments awaiting their capture count as paid, so two never pay the same cents."""
+    booking = await _booking_for(conn, principal, booking_id)
+    if booking["status"] == "cancelled":
+        raise conflict("a cancelled booking owes nothing", booking_status=booking["status"])
+    payments = [dict(p) for p in await conn.fetch_all(_PAYMENTS, {"ids": [booking_id]})]
+    pending = sum(p["amount_cents"] for p in payments if p["status"] in IN_FLIGHT)
+    due = standing(booking, payments)["due_cents"] - pending
+    if due <= 0:
+        raise Problem(409, "Nothing is due", f"the booking's {booking['total_cents']} cents are paid"
+                      + (f" or awaiting a payment of {pending}" if pending else ""), kind="nothing-due",
+                      due_cents=0, pending_cents=pending)
+    amount = due if amount_cents is None else amount_cents
+    if amount > due:
+        raise invalid("amount_cents", f"must not exceed the {due} cents due")
+    currency = booking["currency"]
+    pay = ctx.ports.payments
+    try:
+        intent = await pay.create_intent(
+            amount, currency, idempotency_key=f"deposit-{payment_id}-create",
+            metadata={"deposit_id": str(payment_id), "booking_id": str(booking_id), "kind": "balance"})
+    except PortError as exc:
+        raise provider_problem(exc) from exc
+    await conn.run(sa.insert(deposits).values(
+        id=payment_id, booking_id=booking_id, customer_id=booking["customer_id"], amount_cents=amount,
+        currency=currency.upper(), kind="balance", status="requires_payment", intent_id=intent.id,
+        client_secret=intent.client_secret))
+    return await confirm_deposit(conn, ctx, principal, payment_id, payment_method)
 
 
 class Operations:
@@ -396,6 +464,38 @@ async def on_payment_succeeded(conn, event, ctx) -> None:
     status = await conn.scalar(sa.select(tables.bookings.c.status).where(tables.bookings.c.id == booking_id))
     if status == "pending":
         await bookings.transition(conn, ctx, SYSTEM, booking_id, "confirmed")
+
+
+# Who refunds a cancelled booking's payments.
+REFUNDER = Principal("system", "deposits", frozenset({"payments.write"}))
+
+
+async def on_booking_cancelled(conn, event, ctx) -> None:
+    """A cancelled booking's payments: one awaiting payment is cancelled at the provider, a captured one
+    refunded (``cancel_refund_percent`` of what is left) on the staff refund's path, once per payment
+    however often the event is delivered (its refund's id is derived from the payment)."""
+    booking_id = uuid.UUID(str(event["payload"]["booking_id"]))
+    percent = ctx.plugins.get("deposits").settings.cancel_refund_percent
+    pay = ctx.ports.payments
+    for deposit_id in await conn.scalars(sa.select(deposits.c.id).where(deposits.c.booking_id == booking_id)
+                                         .order_by(deposits.c.created_at, deposits.c.id)):
+        dep = await get_deposit(conn, REFUNDER, deposit_id, permission="payments.write", for_update=True)
+        actor = str(dep["customer_id"])
+        refund_id = derived_id(str(deposit_id), "booking.cancelled", "refund")
+        if await conn.scalar(sa.select(deposit_refunds.c.id).where(deposit_refunds.c.id == refund_id)):
+            continue  # a redelivery: this payment was refunded for the cancellation already
+        try:  # a provider failure raises, so the delivery is retried
+            if dep["status"] in PRE_CAPTURE or dep["status"] == "processing":
+                dep = await sync(conn, ctx, dep, await pay.retrieve_intent(dep["intent_id"]), actor)
+            if dep["status"] in PRE_CAPTURE:
+                await sync(conn, ctx, dep, await pay.cancel_intent(dep["intent_id"]), actor)
+                continue
+        except PortError as exc:
+            raise provider_problem(exc) from exc
+        amount = (dep["captured_cents"] - dep["refunded_cents"]) * percent // 100
+        if dep["status"] in CAPTURED and amount > 0:
+            await refund_deposit(conn, ctx, REFUNDER, deposit_id, amount, "booking cancelled", refund_id, dep=dep,
+                                 actor=actor)
 
 
 async def reconcile(ctx, cfg, *, now: datetime | None = None) -> int:

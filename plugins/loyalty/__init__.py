@@ -1,4 +1,8 @@
-"""Loyalty points (roadmap 2.4): a ledger of points earned on payments, redeemed on bookings, expiring FIFO."""
+"""Loyalty points (roadmap 2.4): a ledger of points earned on payments, redeemed on bookings, expiring FIFO.
+
+A booking's payments earn when it is completed, on what they stand at then (the deposits
+plugin's field of the booking view); a payment without a booking, or after the completion,
+earns when it succeeds."""
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
@@ -51,6 +55,7 @@ class LoyaltyPlugin(Plugin):
             "payment.succeeded": [service.on_payment_succeeded],
             "payment.refunded": [service.on_payment_refunded],
             "booking.cancelled": [service.on_booking_cancelled],
+            "booking.completed": [service.on_booking_completed],
         }
 
     @hookimpl

@@ -162,21 +162,35 @@ async def _seen(conn, source_key: str) -> bool:
 # --- earning and refunds ------------------------------------------------------------------------
 
 
+_EARNED_ON_BOOKING = sa.select(sa.func.coalesce(sa.func.sum(ledger.c.amount_cents), 0)).where(
+    ledger.c.booking_id == sa.bindparam("booking_id"), ledger.c.transaction_type == "earn")
+
+
 async def earn_for_payment(conn, ctx, customer_id: uuid.UUID, payment_id: str, amount_cents: int, *,
-                           now: datetime | None = None) -> dict[str, Any] | None:
-    """Credit the points a payment earns; a payment seen before earns nothing more."""
+                           booking_id: uuid.UUID | None = None, now: datetime | None = None
+                           ) -> dict[str, Any] | None:
+    """Credit the points a payment earns; a payment seen before earns nothing more.
+
+    With ``booking_id``, ``amount_cents`` is what the booking's payments stand at, and the points
+    are earned on the part of it that the booking's earlier earnings did not cover (read under
+    the account's lock): its completion and a payment after it never earn on the same cents."""
     key = f"payment:{payment_id}"
     if amount_cents <= 0 or await _seen(conn, key):
         return None
     book = await Book.open(conn, ctx, customer_id, now or utcnow())
     if await _seen(conn, key):  # a concurrent delivery committed first
         return None
+    if booking_id is not None:
+        amount_cents -= int(await conn.scalar(_EARNED_ON_BOOKING, {"booking_id": booking_id}))
+        if amount_cents <= 0:
+            await book.save()
+            return None
     s = book.s
     points = amount_cents // s.cents_per_point * s.percent_of(book.account["tier"]) // 100
     row = None
     if points > 0:
         row = await book.append("earn", points, lot=True, source_key=key, payment_id=payment_id,
-                                amount_cents=amount_cents,
+                                amount_cents=amount_cents, booking_id=booking_id,
                                 description=f"earned on a payment of {amount_cents / 100:.2f}")
         await book.add_lifetime(points)
         await book.settle_debt()
@@ -435,17 +449,60 @@ async def _known(conn, p: dict[str, Any]) -> bool:
     return found is not None and bool(p.get("payment_id"))
 
 
+_BOOKING = sa.select(tables.bookings).where(tables.bookings.c.id == sa.bindparam("booking_id"))
+
+
+async def _booking_of(conn, p: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        booking_id = uuid.UUID(str(p.get("booking_id")))
+    except ValueError:
+        return None
+    return await conn.fetch_one(_BOOKING, {"booking_id": booking_id})
+
+
+async def paid_on(ctx, booking) -> int:
+    """What the booking's payments stand at (captured less refunded), as the deposits plugin's
+    field of the booking view says it."""
+    for answer in await ctx.hooks({"userId": str(booking["customer_id"])}).booking_fields(rows=(dict(booking),)):
+        field = (answer.get("deposits") or [None])[0]
+        if field:
+            return int(field["paid_cents"] if isinstance(field, dict) else field.paid_cents)
+    return 0
+
+
 async def on_payment_succeeded(conn, event, ctx) -> None:
+    """A payment without a booking earns at once; a booking's payments earn when it is completed
+    (``on_booking_completed``), or at once when it already was."""
     p = event["payload"]
-    if await _known(conn, p):
+    if not await _known(conn, p):
+        return
+    booking = await _booking_of(conn, p)
+    if booking is None:
         await earn_for_payment(conn, ctx, uuid.UUID(str(p["customer_id"])), str(p["payment_id"]),
                                int(p.get("amount_cents") or 0))
+    elif booking["status"] == "completed":
+        await earn_for_payment(conn, ctx, booking["customer_id"], str(p["payment_id"]), await paid_on(ctx, booking),
+                               booking_id=booking["id"])
+
+
+async def on_booking_completed(conn, event, ctx) -> None:
+    """A completed booking earns on what its payments stand at, once (``payment:booking:<id>``)."""
+    booking = await _booking_of(conn, event["payload"])
+    if booking is not None and booking["status"] == "completed":
+        await earn_for_payment(conn, ctx, booking["customer_id"], f"booking:{booking['id']}",
+                               await paid_on(ctx, booking), booking_id=booking["id"])
 
 
 async def on_payment_refunded(conn, event, ctx) -> None:
+    """A refund takes back what its payment earned, or, when the payment earned with its booking's
+    completion, its share of what the booking earned."""
     p = event["payload"]
     if await _known(conn, p):
-        await reverse_for_refund(conn, ctx, uuid.UUID(str(p["customer_id"])), str(p["payment_id"]),
+        payment_id = str(p["payment_id"])
+        by_booking = f"booking:{p.get('booking_id')}"
+        if not await _seen(conn, f"payment:{payment_id}") and await _seen(conn, f"payment:{by_booking}"):
+            payment_id = by_booking
+        await reverse_for_refund(conn, ctx, uuid.UUID(str(p["customer_id"])), payment_id,
                                  int(p.get("amount_cents") or 0), str(p.get("refund_id") or event["id"]))
 
 

@@ -1,0 +1,207 @@
+"""The money flow of a booking over HTTP on localstripe: its view shows what is paid and due, the
+balance is paid after the deposit, completing it earns its points, cancelling it refunds."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from myhibachi.core import db
+from myhibachi.core.models import event_deliveries, outbox_events
+from myhibachi.plugins.deposits.models import deposit_refunds, deposits
+from myhibachi.plugins.loyalty import LoyaltyPlugin
+from myhibachi.plugins.loyalty.models import loyalty_transactions
+from myhibachi.plugins.payment_history import PaymentHistoryPlugin
+from myhibachi.plugins.payment_history.models import payment_ledger
+from tests.plugins.deposits.helpers import (
+    API_KEY, BASE, FLAG, WEBHOOK_SECRET, booking_status, intents_for, key, pending_booking, published, refunds_of,
+)
+
+FLAGS = {FLAG: True, "FEATURE_FLAG_LOYALTY_POINTS": True, "FEATURE_FLAG_PAYMENT_HISTORY": True}
+BALANCE = "/v1/payments/balance"
+
+
+def money_app(make_app, localstripe_url, **settings):
+    from myhibachi.plugins.deposits import DepositsPlugin
+
+    return make_app([DepositsPlugin(**settings), LoyaltyPlugin(), PaymentHistoryPlugin()], flags=FLAGS,
+                    payments_adapter="stripe", stripe_api_key=API_KEY, stripe_api_base=localstripe_url,
+                    stripe_webhook_secret=WEBHOOK_SECRET)
+
+
+async def paid_deposit(c, booking) -> dict:
+    dep = (await c.post(BASE, json={"booking_id": str(booking)}, headers=key())).json()
+    paid = await c.put(f"{BASE}/{dep['id']}/confirm", json={"payment_method": "pm_card_visa"})
+    assert paid.status_code == 200 and paid.json()["status"] == "succeeded", paid.text
+    return paid.json()
+
+
+async def rows(database, query) -> list[dict]:
+    async with database.read() as conn:
+        return [dict(r) for r in await conn.fetch_all(query)]
+
+
+async def redeliver(database, name: str, subscriber: str) -> int:
+    """Deliver the events called ``name`` to ``subscriber`` again, as an at-least-once queue may."""
+    async with database.transaction() as conn:
+        ids = await conn.scalars(sa.select(outbox_events.c.id).where(outbox_events.c.name == name))
+        await conn.run(sa.update(event_deliveries).where(
+            event_deliveries.c.event_id.in_(list(ids)), event_deliveries.c.subscriber.contains(subscriber))
+            .values(status="pending", next_attempt_at=sa.func.now()))
+    return len(ids)
+
+
+async def test_booking_view_shows_deposit_paid_and_due(make_app, client_of, seed, clean_db, localstripe_url,
+                                                      monkeypatch):
+    """Broken on purpose: querying deposits once per booking (a statement per row) (red)."""
+    app = money_app(make_app, localstripe_url)
+    ana = await seed.customer()
+    paid, open_, bare = [await pending_booking(seed, ana) for _ in range(3)]  # each totals 60000 cents
+    async with client_of(app, headers=seed.token(ana)) as c:
+        none = (await c.get(f"/v1/bookings/{bare}")).json()["deposits"]
+        assert none == {"deposit_status": "none", "deposit_cents": 0, "paid_cents": 0, "refunded_cents": 0,
+                        "due_cents": 60000, "currency": "USD"}
+        await c.post(BASE, json={"booking_id": str(open_)}, headers=key())
+        await paid_deposit(c, paid)
+        statements = []
+        compile_ = db._compile
+        monkeypatch.setattr(db, "_compile", lambda stmt, params: statements.append(str(stmt)) or compile_(stmt, params))
+        page = (await c.get("/v1/bookings")).json()["items"]
+        monkeypatch.undo()
+    fields = {item["id"]: item["deposits"] for item in page}
+    assert fields[str(paid)] == {"deposit_status": "succeeded", "deposit_cents": 12000, "paid_cents": 12000,
+                                 "refunded_cents": 0, "due_cents": 48000, "currency": "USD"}
+    assert fields[str(open_)]["deposit_status"] == "requires_payment" and fields[str(open_)]["paid_cents"] == 0
+    assert fields[str(bare)] == none
+    assert len([s for s in statements if "FROM deposits" in s]) == 1, statements
+    async with client_of(app) as c:
+        booking_schema = (await c.get("/openapi.json")).json()["components"]["schemas"]["Booking"]
+    assert "deposits" in booking_schema["properties"]
+
+
+async def test_pay_the_balance(make_app, client_of, seed, clean_db, drain, localstripe_url):
+    """Broken on purpose: no cap at what is due (a balance of 48001 paid, red); no check that
+    anything is due (a second balance paid, red)."""
+    app = money_app(make_app, localstripe_url)
+    ana, bob = await seed.customer(), await seed.customer()
+    booking, foreign = await pending_booking(seed, ana), await pending_booking(seed, bob)
+    idem = key()
+    async with client_of(app, headers=seed.token(ana)) as c:
+        dep = await paid_deposit(c, booking)
+        over = await c.post(BALANCE, json={"booking_id": str(booking), "payment_method": "pm_card_visa",
+                                           "amount_cents": 48001}, headers=key())
+        assert over.status_code == 422 and over.json()["errors"][0]["field"] == "body.amount_cents", over.text
+        assert "48000" in over.json()["errors"][0]["message"]
+        no_key = await c.post(BALANCE, json={"booking_id": str(booking), "payment_method": "pm_card_visa"})
+        assert no_key.status_code == 422
+        assert no_key.json()["errors"][0]["field"] == "header.Idempotency-Key"
+        other = await c.post(BALANCE, json={"booking_id": str(foreign), "payment_method": "pm_card_visa"},
+                             headers=key())
+        assert other.status_code == 404 and other.json()["errors"][0]["field"] == "body.booking_id"
+        body = {"booking_id": str(booking), "payment_method": "pm_card_visa"}
+        first = await c.post(BALANCE, json=body, headers=idem)
+        assert first.status_code == 201, first.text
+        paid = first.json()
+        assert (paid["kind"], paid["status"], paid["amount_cents"], paid["captured_cents"]) == (
+            "balance", "succeeded", 48000, 48000)
+        again = await c.post(BALANCE, json=body, headers=idem)
+        assert again.status_code == 201 and again.json() == paid and again.headers["Idempotent-Replayed"] == "true"
+        nothing = await c.post(BALANCE, json=body, headers=key())
+        assert nothing.status_code == 409 and nothing.json()["due_cents"] == 0, nothing.text
+        view = (await c.get(f"/v1/bookings/{booking}")).json()
+    assert view["deposits"]["paid_cents"] == 60000 and view["deposits"]["due_cents"] == 0
+    assert view["deposits"]["deposit_status"] == "succeeded"
+    intents = await intents_for(localstripe_url, paid["id"])
+    assert [(pi["amount"], pi["status"]) for pi in intents] == [(48000, "succeeded")]
+    stored = await rows(clean_db, sa.select(deposits.c.kind, deposits.c.captured_cents)
+                        .where(deposits.c.booking_id == booking).order_by(deposits.c.created_at))
+    assert stored == [{"kind": "deposit", "captured_cents": 12000}, {"kind": "balance", "captured_cents": 48000}]
+    events = await published(clean_db, "payment.succeeded")
+    assert [(e["payment_id"], e["amount_cents"]) for e in events] == [(dep["id"], 12000), (paid["id"], 48000)]
+    await drain(app)
+    ledger = await rows(clean_db, sa.select(payment_ledger.c.kind, payment_ledger.c.amount_cents)
+                        .where(payment_ledger.c.kind == "charge").order_by(payment_ledger.c.amount_cents))
+    assert ledger == [{"kind": "charge", "amount_cents": 12000}, {"kind": "charge", "amount_cents": 48000}]
+    assert await booking_status(clean_db, booking) == "confirmed"
+
+
+async def test_completing_a_booking_earns_points_on_what_was_paid(make_app, client_of, seed, clean_db, drain,
+                                                                  localstripe_url):
+    """Broken on purpose: a booking's payment earning when it succeeds (the deposit earned 120
+    points before the completion, red)."""
+    app = money_app(make_app, localstripe_url)
+    ana = await seed.customer()
+    booking = await pending_booking(seed, ana)
+    staff = await seed.staff("bookings.write", "loyalty.read")
+    async with client_of(app, headers=seed.token(ana)) as c:
+        await paid_deposit(c, booking)
+        await drain(app)
+        before = (await c.get(f"/v1/customers/{ana}/loyalty")).json()["points_balance"]
+        assert (await c.post(BALANCE, json={"booking_id": str(booking), "payment_method": "pm_card_visa"},
+                             headers=key())).status_code == 201
+        await drain(app)
+        done = await c.post(f"/v1/bookings/{booking}/complete", headers=staff)
+        assert done.status_code == 200, done.text
+        await drain(app)
+        assert await redeliver(clean_db, "booking.completed", "loyalty") == 1
+        await drain(app)
+        after = (await c.get(f"/v1/customers/{ana}/loyalty")).json()
+    assert before == 0  # a booking's payments wait for its completion
+    assert after["points_balance"] == after["lifetime_points"] == 600  # $600 paid, one point a dollar
+    earned = await rows(clean_db, sa.select(loyalty_transactions.c.transaction_type, loyalty_transactions.c.points,
+                                            loyalty_transactions.c.booking_id, loyalty_transactions.c.source_key))
+    assert earned == [{"transaction_type": "earn", "points": 600, "booking_id": booking,
+                       "source_key": f"payment:booking:{booking}"}]
+    assert [e["booking_id"] for e in await published(clean_db, "booking.completed")] == [str(booking)]
+
+
+async def test_cancelling_a_booking_refunds_its_deposit_once(make_app, client_of, seed, clean_db, drain,
+                                                            localstripe_url):
+    """Broken on purpose: no booking.cancelled handler in deposits (the deposit stays captured, red)."""
+    app = money_app(make_app, localstripe_url)
+    ana = await seed.customer()
+    booking, unpaid = await pending_booking(seed, ana), await pending_booking(seed, ana)
+    async with client_of(app, headers=seed.token(ana)) as c:
+        dep = await paid_deposit(c, booking)
+        open_dep = (await c.post(BASE, json={"booking_id": str(unpaid)}, headers=key())).json()
+        await drain(app)
+        for b in (booking, unpaid):
+            cancelled = await c.post(f"/v1/bookings/{b}/cancel", json={"reason": "moved away"})
+            assert cancelled.status_code == 200, cancelled.text
+        await drain(app)
+        assert await redeliver(clean_db, "booking.cancelled", "deposits") == 2
+        await drain(app)
+        got = (await c.get(f"{BASE}/{dep['id']}")).json()
+        view = (await c.get(f"/v1/bookings/{booking}")).json()["deposits"]
+        late = await c.post(BALANCE, json={"booking_id": str(booking), "payment_method": "pm_card_visa"},
+                            headers=key())
+        open_after = (await c.get(f"{BASE}/{open_dep['id']}")).json()
+    assert (got["status"], got["refunded_cents"]) == ("refunded", 12000)
+    assert view == {"deposit_status": "refunded", "deposit_cents": 12000, "paid_cents": 0, "refunded_cents": 12000,
+                    "due_cents": 0, "currency": "USD"}
+    assert late.status_code == 409
+    assert open_after["status"] == "cancelled"
+    refunds = await rows(clean_db, sa.select(deposit_refunds.c.amount_cents, deposit_refunds.c.reason))
+    assert refunds == [{"amount_cents": 12000, "reason": "booking cancelled"}]
+    assert [r["amount"] for r in await refunds_of(localstripe_url, dep["intent_id"])] == [12000]
+    assert [(e["payment_id"], e["amount_cents"]) for e in await published(clean_db, "payment.refunded")] == [
+        (dep["id"], 12000)]
+    ledger = await rows(clean_db, sa.select(payment_ledger.c.amount_cents).where(payment_ledger.c.kind == "refund"))
+    assert ledger == [{"amount_cents": 12000}]
+
+
+async def test_a_cancellation_policy_keeps_part_of_the_deposit(make_app, client_of, seed, clean_db, drain,
+                                                              localstripe_url):
+    """Broken on purpose: not looking for the cancellation's refund before refunding (the
+    redelivered booking.cancelled refunded half of what was left again, red)."""
+    app = money_app(make_app, localstripe_url, cancel_refund_percent=50)
+    ana = await seed.customer()
+    booking = await pending_booking(seed, ana)
+    async with client_of(app, headers=seed.token(ana)) as c:
+        dep = await paid_deposit(c, booking)
+        await c.post(f"/v1/bookings/{booking}/cancel", json={})
+        await drain(app)
+        assert await redeliver(clean_db, "booking.cancelled", "deposits") == 1
+        await drain(app)
+        got = (await c.get(f"{BASE}/{dep['id']}")).json()
+    assert (got["status"], got["refunded_cents"]) == ("partially_refunded", 6000)
+    assert await rows(clean_db, sa.select(deposit_refunds.c.amount_cents)) == [{"amount_cents": 6000}]
+    assert [r["amount"] for r in await refunds_of(localstripe_url, dep["intent_id"])] == [6000]
