@@ -10,13 +10,11 @@ import uuid
 
 import sqlalchemy as sa
 
-from myhibachi.core.models import offline_outbox, outbox_events
+from myhibachi.core.models import offline_outbox
 from myhibachi.plugins.ml_ops import MlOpsPlugin
 from myhibachi.plugins.ml_ops.models import cache, calls, conversations, templates, turns
 from myhibachi.plugins.ml_ops.service import count_tokens
-
-FLAGS = {"FEATURE_FLAG_ML_TRAINING": True}
-SCOPES = ["ai.use", "ai.read", "ai.write"]
+from tests.plugins.ml_ops.helpers import FLAGS, SCOPES, published, rows
 
 
 def app_of(make_app, httpserver=None, core=None, **settings):
@@ -33,15 +31,6 @@ def openai_answer(httpserver, content: str, *, model: str = "gpt-4o-mini-2026", 
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": model,
         "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
         "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}})
-
-
-async def rows(db, query):
-    async with db.read() as conn:
-        return [dict(r) for r in await conn.fetch_all(query)]
-
-
-async def published(db, name):
-    return [r["payload"] for r in await rows(db, sa.select(outbox_events.c.payload).where(outbox_events.c.name == name))]
 
 
 async def model_requests(db) -> list[dict]:

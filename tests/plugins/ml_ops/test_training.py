@@ -6,22 +6,10 @@ import uuid
 
 import sqlalchemy as sa
 
-from myhibachi.core.models import outbox_events
 from myhibachi.plugins.ml_ops import MlOpsPlugin
 from myhibachi.plugins.ml_ops.models import evaluations, examples, models
 from tests.plugins.ml_ops.intents import INTENTS, examples as labelled
-
-FLAGS = {"FEATURE_FLAG_ML_TRAINING": True}
-SCOPES = ["ai.use", "ai.read", "ai.write"]
-
-
-async def rows(db, query):
-    async with db.read() as conn:
-        return [dict(r) for r in await conn.fetch_all(query)]
-
-
-async def published(db, name):
-    return [r["payload"] for r in await rows(db, sa.select(outbox_events.c.payload).where(outbox_events.c.name == name))]
+from tests.plugins.ml_ops.helpers import FLAGS, SCOPES, published, rows
 
 
 async def test_model_training(make_app, client_of, staff, drain, clean_db):
