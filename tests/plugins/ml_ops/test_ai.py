@@ -39,10 +39,10 @@ async def model_requests(db) -> list[dict]:
         offline_outbox.c.port == "llm").order_by(offline_outbox.c.created_at))]
 
 
-async def test_ai_caching(make_app, client_of, staff, clean_db):
+async def test_ai_caching(make_app, client_of, staff, drain, clean_db):
     """Broken on purpose: without the cache lookup the second call asks the model again and is
     not marked cached (red); a cache key without the parameters answers max_tokens=5 from the
-    max_tokens=None entry (red)."""
+    max_tokens=None entry (red); without the TTL in the lookup an expired entry answers (red)."""
     app = app_of(make_app)
     headers = await staff(SCOPES)
     async with client_of(app) as c:
@@ -63,6 +63,16 @@ async def test_ai_caching(make_app, client_of, staff, clean_db):
     assert [s["cached"] for s in stored] == [False, True, False, False]
     assert [p["cached"] for p in await published(clean_db, "ai.call_completed")].count(True) == 1
     assert costs.json()["cache_hit_rate"] == 0.25 and costs.json()["items"][0]["cached_calls"] == 1
+
+    async with clean_db.transaction() as conn:  # the TTL passes for the first entry
+        await conn.run(sa.update(cache).where(cache.c.hits == 1).values(expires_at=sa.func.now()))
+    async with client_of(app) as c:
+        expired = await c.post("/v1/ai/completions", json=ask("Do you cater in Brooklyn?"), headers=headers)
+    assert expired.json()["cached"] is False and len(await model_requests(clean_db)) == 4
+    async with clean_db.transaction() as conn:
+        await conn.run(sa.update(cache).values(expires_at=sa.func.now()))
+    await drain(app)  # the worker's hourly job deletes what expired
+    assert await rows(clean_db, sa.select(cache)) == []
 
 
 async def test_ai_rate_limiting(make_app, client_of, staff, clean_db):
