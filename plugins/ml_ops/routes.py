@@ -12,7 +12,8 @@ from myhibachi.core import (CURSOR, LIMIT, AiOrchestration, Conn, Connection, Pr
                             invalid, require)
 from myhibachi.plugins.ml_ops import batch, fine_tune, service, training
 from myhibachi.plugins.ml_ops.schemas import (Batch, BatchIn, Completion, CompletionIn, CostPage, Evaluation,
-                                              FineTuneIn, ModelStatus, Template, TemplateIn, TemplatePage, TrainIn)
+                                              FineTuneIn, ModelStatus, PredictIn, Predictions, Template, TemplateIn,
+                                              TemplatePage, TrainIn)
 
 
 def who(principal: Principal) -> str:
@@ -90,6 +91,13 @@ def add_routes(router: APIRouter, ctx) -> None:
     async def evaluate_model(model_id: uuid.UUID, conn: Conn = Connection,
                              principal: Principal = Depends(require("ai.write"))) -> Evaluation:
         return Evaluation(**await training.evaluate(conn, ctx, model_id, who(principal)))
+
+    @router.post("/ai/models/{model_id}/predict", response_model=Predictions,
+                 responses=error_responses(401, 403, 404, 409, 422),
+                 summary="The intent a trained classifier gives each text, with its probabilities")
+    async def predict_intents(model_id: uuid.UUID, body: PredictIn, conn: Conn = Connection,
+                              _: Principal = Depends(require("ai.use"))) -> Predictions:
+        return Predictions(model_id=model_id, results=await training.predict(conn, ctx, model_id, body.texts))
 
     @router.post("/ai/batches", response_model=Batch, status_code=202, responses=error_responses(401, 403, 422),
                  summary="Queue messages to be answered through a template, in chunks by the worker")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -141,6 +141,24 @@ class Evaluation(BaseModel):
     labels: list[str]
     confusion: list[list[int]] = Field(description="Rows: the true label, columns: the predicted, in labels' order.")
     created_at: datetime
+
+
+class PredictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    texts: list[Annotated[str, Field(min_length=1, max_length=5000)]] = Field(
+        min_length=1, max_length=100, description="The messages to classify.")
+
+
+class Prediction(BaseModel):
+    text: str
+    label: str
+    confidence: float = Field(description="The probability of the label, 0 to 1.")
+    scores: dict[str, float] = Field(description="The probability of every label.")
+
+
+class Predictions(BaseModel):
+    model_id: uuid.UUID
+    results: list[Prediction]
 
 
 class ChatExample(BaseModel):

@@ -191,6 +191,11 @@ _TURNS = (sa.select(turns.c.seq, turns.c.role, turns.c.content, turns.c.tokens)
           .order_by(turns.c.seq))
 
 
+async def expire_cache(conn, ctx) -> None:
+    """Delete the cache entries past their TTL (a hit never answers from them)."""
+    await conn.run(sa.delete(C).where(C.c.expires_at <= sa.func.now()))
+
+
 def _too_many(wait: float, what: str) -> Problem:
     seconds = max(1, math.ceil(wait))
     return Problem(429, "Too many requests", f"{what}; retry in {seconds} s", kind="rate-limited",

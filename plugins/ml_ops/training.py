@@ -127,14 +127,31 @@ async def step(ctx) -> int:
     return 1
 
 
-async def evaluate(conn, ctx, model_id: uuid.UUID, actor: str) -> dict[str, Any]:
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-
-    model = await conn.fetch_one(sa.select(models).where(models.c.id == model_id).with_for_update())
+async def _trained(conn, model_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any]:
+    query = sa.select(models).where(models.c.id == model_id)
+    model = await conn.fetch_one(query.with_for_update() if lock else query)
     if model is None:
         raise not_found("Model")
     if model["kind"] != "intent_classifier" or model["status"] != "trained":
-        raise conflict(f"model {model['name']} is {model['status']}: only a trained intent classifier is evaluated")
+        raise conflict(f"model {model['name']} is {model['status']}: only a trained intent classifier is "
+                       "evaluated or asked")
+    return model
+
+
+async def predict(conn, ctx, model_id: uuid.UUID, texts: list[str]) -> list[dict[str, Any]]:
+    """Each text's intent and the classifier's probability of every label."""
+    model = await _trained(conn, model_id)
+    fitted = classifier(model["params"])
+    probabilities = fitted.predict_proba(np.array(await ctx.ports.embeddings.embed(texts)))
+    classes = fitted.classes_.tolist()
+    return [{"text": text, "label": classes[int(p.argmax())], "confidence": round(float(p.max()), 4),
+             "scores": {c: round(float(v), 4) for c, v in zip(classes, p)}} for text, p in zip(texts, probabilities)]
+
+
+async def evaluate(conn, ctx, model_id: uuid.UUID, actor: str) -> dict[str, Any]:
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    model = await _trained(conn, model_id, lock=True)
     held = [r for r in await conn.fetch_all(_EXAMPLES, {"id": model_id}) if r["split"] == "test"]
     vectors = np.array(await ctx.ports.embeddings.embed([r["text"] for r in held]))
     truth = [r["label"] for r in held]

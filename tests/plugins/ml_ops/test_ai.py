@@ -10,13 +10,11 @@ import uuid
 
 import sqlalchemy as sa
 
-from myhibachi.core.models import offline_outbox, outbox_events
+from myhibachi.core.models import offline_outbox
 from myhibachi.plugins.ml_ops import MlOpsPlugin
 from myhibachi.plugins.ml_ops.models import cache, calls, conversations, templates, turns
 from myhibachi.plugins.ml_ops.service import count_tokens
-
-FLAGS = {"FEATURE_FLAG_ML_TRAINING": True}
-SCOPES = ["ai.use", "ai.read", "ai.write"]
+from tests.plugins.ml_ops.helpers import FLAGS, SCOPES, published, rows
 
 
 def app_of(make_app, httpserver=None, core=None, **settings):
@@ -35,25 +33,16 @@ def openai_answer(httpserver, content: str, *, model: str = "gpt-4o-mini-2026", 
         "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}})
 
 
-async def rows(db, query):
-    async with db.read() as conn:
-        return [dict(r) for r in await conn.fetch_all(query)]
-
-
-async def published(db, name):
-    return [r["payload"] for r in await rows(db, sa.select(outbox_events.c.payload).where(outbox_events.c.name == name))]
-
-
 async def model_requests(db) -> list[dict]:
     """What the offline LLM was asked, oldest first."""
     return [r["payload"] for r in await rows(db, sa.select(offline_outbox.c.payload).where(
         offline_outbox.c.port == "llm").order_by(offline_outbox.c.created_at))]
 
 
-async def test_ai_caching(make_app, client_of, staff, clean_db):
+async def test_ai_caching(make_app, client_of, staff, drain, clean_db):
     """Broken on purpose: without the cache lookup the second call asks the model again and is
     not marked cached (red); a cache key without the parameters answers max_tokens=5 from the
-    max_tokens=None entry (red)."""
+    max_tokens=None entry (red); without the TTL in the lookup an expired entry answers (red)."""
     app = app_of(make_app)
     headers = await staff(SCOPES)
     async with client_of(app) as c:
@@ -74,6 +63,16 @@ async def test_ai_caching(make_app, client_of, staff, clean_db):
     assert [s["cached"] for s in stored] == [False, True, False, False]
     assert [p["cached"] for p in await published(clean_db, "ai.call_completed")].count(True) == 1
     assert costs.json()["cache_hit_rate"] == 0.25 and costs.json()["items"][0]["cached_calls"] == 1
+
+    async with clean_db.transaction() as conn:  # the TTL passes for the first entry
+        await conn.run(sa.update(cache).where(cache.c.hits == 1).values(expires_at=sa.func.now()))
+    async with client_of(app) as c:
+        expired = await c.post("/v1/ai/completions", json=ask("Do you cater in Brooklyn?"), headers=headers)
+    assert expired.json()["cached"] is False and len(await model_requests(clean_db)) == 4
+    async with clean_db.transaction() as conn:
+        await conn.run(sa.update(cache).values(expires_at=sa.func.now()))
+    await drain(app)  # the worker's hourly job deletes what expired
+    assert await rows(clean_db, sa.select(cache)) == []
 
 
 async def test_ai_rate_limiting(make_app, client_of, staff, clean_db):

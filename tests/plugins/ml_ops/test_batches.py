@@ -5,18 +5,11 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from myhibachi.core.models import outbox_events
 from myhibachi.plugins.ml_ops import MlOpsPlugin
 from myhibachi.plugins.ml_ops.models import batch_items, calls
+from tests.plugins.ml_ops.helpers import FLAGS, SCOPES, published, rows
 
-FLAGS = {"FEATURE_FLAG_ML_TRAINING": True}
-SCOPES = ["ai.use", "ai.read", "ai.write"]
 TEXTS = ["Do you serve vegetarians?", "Is Sunday free?", "How long does it take?", "boom", "Thanks!"]
-
-
-async def rows(db, query):
-    async with db.read() as conn:
-        return [dict(r) for r in await conn.fetch_all(query)]
 
 
 async def test_batch_processing(make_app, client_of, staff, drain, clean_db):
@@ -73,6 +66,5 @@ async def test_batch_processing(make_app, client_of, staff, drain, clean_db):
     assert len(stored) == 5 and {s["template_key"] for s in stored} == {"reply"}  # no item answered twice
     linked = await rows(clean_db, sa.select(batch_items.c.call_id))
     assert {r["call_id"] for r in linked} == {s["id"] for s in stored}
-    events = await rows(clean_db, sa.select(outbox_events.c.payload).where(outbox_events.c.name == "ai.batch_completed"))
-    assert [e["payload"] for e in events] == [{"batch_id": batch_id, "total": 5, "failed": 0}]
+    assert await published(clean_db, "ai.batch_completed") == [{"batch_id": batch_id, "total": 5, "failed": 0}]
     assert len(await rows(clean_db, sa.select(batch_items))) == 5  # the refused batches wrote nothing

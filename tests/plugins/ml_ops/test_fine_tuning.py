@@ -6,17 +6,15 @@ import json
 
 import sqlalchemy as sa
 
-from myhibachi.core.models import outbox_events
 from myhibachi.plugins.ml_ops import MlOpsPlugin
 from myhibachi.plugins.ml_ops.models import examples, models
-
-FLAGS = {"FEATURE_FLAG_ML_TRAINING": True}
-SCOPES = ["ai.use", "ai.read", "ai.write"]
+from tests.plugins.ml_ops.helpers import FLAGS, SCOPES, published, rows
 
 
 def job(status: str, fine_tuned_model: str | None = None, error: dict | None = None) -> dict:
     return {"id": "ftjob-1", "object": "fine_tuning.job", "model": "gpt-4o-mini-2024-07-18", "created_at": 1700000000,
-            "status": status, "training_file": "file-abc", "validation_file": None, "fine_tuned_model": fine_tuned_model,
+            "status": status, "training_file": "file-abc", "validation_file": None,
+            "fine_tuned_model": fine_tuned_model,
             "organization_id": "org-1", "result_files": [], "hyperparameters": {"n_epochs": "auto"}, "seed": 42,
             "error": error, "finished_at": None, "trained_tokens": None}
 
@@ -26,11 +24,6 @@ def chats(n: int) -> list[dict]:
                           {"role": "user", "content": f"Can you serve {10 + i} guests?"},
                           {"role": "assistant", "content": f"Yes, {10 + i} guests is a party we love."}]}
             for i in range(n)]
-
-
-async def rows(db, query):
-    async with db.read() as conn:
-        return [dict(r) for r in await conn.fetch_all(query)]
 
 
 async def test_model_fine_tuning(make_app, client_of, staff, drain, clean_db, httpserver):
@@ -87,8 +80,7 @@ async def test_model_fine_tuning(make_app, client_of, staff, drain, clean_db, ht
     stored = await rows(clean_db, sa.select(models))
     assert [(m["provider_file_id"], m["status"]) for m in stored] == [("file-abc", "succeeded")]
     assert len(await rows(clean_db, sa.select(examples))) == 10
-    events = await rows(clean_db, sa.select(outbox_events.c.payload).where(outbox_events.c.name == "ai.model_trained"))
-    assert [e["payload"]["status"] for e in events] == ["succeeded"]
+    assert [e["status"] for e in await published(clean_db, "ai.model_trained")] == ["succeeded"]
 
 
 async def test_a_refused_fine_tuning_job_fails_with_the_providers_reason(make_app, client_of, staff, drain,

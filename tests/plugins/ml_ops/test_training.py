@@ -1,27 +1,15 @@
 """Intent classifiers over HTTP: trained on embeddings by the worker with a status to poll,
-evaluated on their held-out split with the metrics stored."""
+evaluated on their held-out split with the metrics stored, and asked for intents."""
 from __future__ import annotations
 
 import uuid
 
 import sqlalchemy as sa
 
-from myhibachi.core.models import outbox_events
 from myhibachi.plugins.ml_ops import MlOpsPlugin
 from myhibachi.plugins.ml_ops.models import evaluations, examples, models
 from tests.plugins.ml_ops.intents import INTENTS, examples as labelled
-
-FLAGS = {"FEATURE_FLAG_ML_TRAINING": True}
-SCOPES = ["ai.use", "ai.read", "ai.write"]
-
-
-async def rows(db, query):
-    async with db.read() as conn:
-        return [dict(r) for r in await conn.fetch_all(query)]
-
-
-async def published(db, name):
-    return [r["payload"] for r in await rows(db, sa.select(outbox_events.c.payload).where(outbox_events.c.name == name))]
+from tests.plugins.ml_ops.helpers import FLAGS, SCOPES, published, rows
 
 
 async def test_model_training(make_app, client_of, staff, drain, clean_db):
@@ -77,7 +65,16 @@ async def test_model_evaluation(make_app, client_of, staff, drain, clean_db):
         await drain(app)
         done = await c.post(f"/v1/ai/models/{model_id}/evaluate", headers=headers)
         status = await c.get(f"/v1/ai/models/{model_id}/status", headers=headers)
+        asked = await c.post(f"/v1/ai/models/{model_id}/predict", json={"texts": [
+            INTENTS["allergy"][0], INTENTS["cancellation"][0]]}, headers=headers)
+        empty = await c.post(f"/v1/ai/models/{model_id}/predict", json={"texts": [""]}, headers=headers)
     assert early.status_code == 409 and "queued" in early.json()["detail"]
+    assert asked.status_code == 200, asked.text
+    predictions = asked.json()["results"]
+    assert [p["label"] for p in predictions] == ["allergy", "cancellation"]  # two of the labelled questions
+    assert all(abs(sum(p["scores"].values()) - 1) < 1e-3 and p["confidence"] == max(p["scores"].values())
+               for p in predictions)
+    assert (empty.status_code, empty.json()["errors"][0]["field"]) == (422, "body.texts.0")
     assert done.status_code == 201, done.text
     result = done.json()
     assert result["examples"] == 10 and result["labels"] == sorted(INTENTS)

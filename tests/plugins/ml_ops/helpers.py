@@ -1,0 +1,20 @@
+"""What the ml_ops tests share: the flag, the staff scopes, and reading what was stored."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from myhibachi.core.models import outbox_events
+
+FLAGS = {"FEATURE_FLAG_ML_TRAINING": True}
+SCOPES = ["ai.use", "ai.read", "ai.write"]
+
+
+async def rows(db, query) -> list[dict]:
+    async with db.read() as conn:
+        return [dict(r) for r in await conn.fetch_all(query)]
+
+
+async def published(db, name: str) -> list[dict]:
+    """The payloads of the outbox events called ``name``, oldest first."""
+    return [r["payload"] for r in await rows(db, sa.select(outbox_events.c.payload)
+                                             .where(outbox_events.c.name == name).order_by(outbox_events.c.created_at))]
