@@ -459,11 +459,15 @@ async def on_stripe_event(conn, event, ctx) -> None:
 
 
 async def on_payment_succeeded(conn, event, ctx) -> None:
-    """A paid deposit confirms its pending booking (through the core's booking transition)."""
+    """A paid deposit confirms its pending booking (through the core's booking transition); a
+    payment captured after its booking was cancelled (it was processing then) is refunded as the
+    cancellation's others were."""
     booking_id = uuid.UUID(str(event["payload"]["booking_id"]))
     status = await conn.scalar(sa.select(tables.bookings.c.status).where(tables.bookings.c.id == booking_id))
     if status == "pending":
         await bookings.transition(conn, ctx, SYSTEM, booking_id, "confirmed")
+    elif status == "cancelled":
+        await refund_cancelled(conn, ctx, booking_id)
 
 
 # Who refunds a cancelled booking's payments.
@@ -471,10 +475,14 @@ REFUNDER = Principal("system", "deposits", frozenset({"payments.write"}))
 
 
 async def on_booking_cancelled(conn, event, ctx) -> None:
+    await refund_cancelled(conn, ctx, uuid.UUID(str(event["payload"]["booking_id"])))
+
+
+async def refund_cancelled(conn, ctx, booking_id: uuid.UUID) -> None:
     """A cancelled booking's payments: one awaiting payment is cancelled at the provider, a captured one
     refunded (``cancel_refund_percent`` of what is left) on the staff refund's path, once per payment
-    however often the event is delivered (its refund's id is derived from the payment)."""
-    booking_id = uuid.UUID(str(event["payload"]["booking_id"]))
+    however often it is asked (its refund's id is derived from the payment); one still processing
+    is refunded when it succeeds (``on_payment_succeeded``)."""
     percent = ctx.plugins.get("deposits").settings.cancel_refund_percent
     pay = ctx.ports.payments
     for deposit_id in await conn.scalars(sa.select(deposits.c.id).where(deposits.c.booking_id == booking_id)

@@ -80,6 +80,11 @@ async def build_refund(caller: Caller, spec: dict, op: dict) -> Request:
     return {"deposit_id": deposit}, {"amount_cents": 100, "reason": "reliability"}, caller.staff
 
 
+async def build_balance(caller: Caller, spec: dict, op: dict) -> Request:
+    """The customer pays the whole price of a fresh booking of theirs (offline payments adapter)."""
+    return {}, {"booking_id": await caller.booking(), "payment_method": "pm_card_visa"}, caller.customer
+
+
 async def contact_list(caller: Caller) -> str:
     r = await caller.client.post("/v1/admin/contact-lists", json={"name": "reliability"}, headers=caller.staff)
     assert r.status_code == 201, r.text
@@ -144,6 +149,7 @@ BUILDERS: dict[tuple[str, str], Callable[[Caller, dict, dict], Awaitable[Request
     ("POST", "/v1/bookings"): build_booking,
     ("POST", "/v1/customers/{customer_id}/loyalty/redeem"): build_redemption,
     ("POST", "/v1/payments/deposits/{deposit_id}/refunds"): build_refund,
+    ("POST", "/v1/payments/balance"): build_balance,
     ("POST", "/v1/communications/schedule"): build_campaign,
     ("POST", "/v1/communications/ab-test"): build_ab_test,
     ("POST", "/v1/bookings/waitlist"): build_waitlist_entry,
