@@ -15,7 +15,6 @@ from urllib.parse import parse_qsl
 from myhibachi.core.ports.base import InvalidSignature, WebhookEvent
 
 TWILIO_SIGNATURE = "X-Twilio-Signature"
-TWILIO_IDEMPOTENCY = "I-Twilio-Idempotency-Token"
 SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 PLAID_VERIFICATION = "Plaid-Verification"
@@ -85,17 +84,24 @@ def twilio_events(params: dict[str, str], headers: Mapping[str, str], body: byte
                   calls: bool) -> list[WebhookEvent]:
     """A message status callback (topic ``status``), an inbound message (``inbound``), or
     a call status callback. Status callbacks of one message repeat its sid, so the sid
-    and the status together name one event; an inbound message is its sid."""
-    fallback = headers.get(TWILIO_IDEMPOTENCY) or _digest(body)
+    and the status together name one event; an inbound message is its sid. The sid is
+    signed and Twilio always sends it: a form without one is refused, never named by the
+    unsigned ``I-Twilio-Idempotency-Token`` (a replay could pick a fresh one each time)."""
     if calls:
         status = params.get("CallStatus", "")
-        sid = params.get("CallSid")
-        return [WebhookEvent(id=f"{sid}:{status}" if sid else fallback, type=status or "call", data=params)]
-    sid = params.get("MessageSid") or params.get("SmsSid")
+        sid = _sid(params.get("CallSid"), "CallSid")
+        return [WebhookEvent(id=f"{sid}:{status}", type=status or "call", data=params)]
+    sid = _sid(params.get("MessageSid") or params.get("SmsSid"), "MessageSid")
     status = params.get("MessageStatus") or params.get("SmsStatus") or "received"
     if status == "received":
-        return [WebhookEvent(id=sid or fallback, type="received", data=params, topic="inbound")]
-    return [WebhookEvent(id=f"{sid}:{status}" if sid else fallback, type=status, data=params, topic="status")]
+        return [WebhookEvent(id=sid, type="received", data=params, topic="inbound")]
+    return [WebhookEvent(id=f"{sid}:{status}", type=status, data=params, topic="status")]
+
+
+def _sid(value: str | None, name: str) -> str:
+    if not value or len(value) > 64:
+        raise BadBody("Twilio names every message and call: a sid of at most 64 characters", f"body.{name}")
+    return value
 
 
 def fresh(timestamp: str, tolerance: int) -> None:

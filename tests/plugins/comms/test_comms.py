@@ -297,6 +297,40 @@ async def test_a_replayed_start_after_a_later_stop_does_not_resubscribe(make_app
     assert len(await events(ctx.db, "message.opted_out")) == 1
 
 
+async def test_a_signed_form_without_a_message_sid_is_refused_not_replayable(make_app, client_of, seed):
+    """Twilio signs the form, not its headers: a START with no MessageSid was named by the
+    unsigned I-Twilio-Idempotency-Token (or the body's digest), so a replay with a fresh
+    token after a STOP re-subscribed the number. Now a sid-less message or status callback
+    is a 422 naming body.MessageSid, recorded nowhere, and the number stays opted out.
+    Broken on purpose by restoring the header fallback in ``twilio_events``: red."""
+    from myhibachi.core.models import webhook_events
+
+    app = comms_app(make_app)
+    ctx = app.state.ctx
+    await seed.customer(phone="+12025550101")
+    url = f"http://test{TWILIO}"
+
+    def signed(params, token):
+        return {"data": params, "headers": {"X-Twilio-Signature": ctx.ports.sms.sign_webhook(url, params),
+                                            "I-Twilio-Idempotency-Token": token}}
+
+    start = {"From": "+12025550101", "To": "+15550009999", "Body": "START"}
+    async with client_of(app) as c:
+        stop = await c.post(TWILIO, **signed({**start, "MessageSid": "SMstop", "Body": "STOP"}, "t0"))
+        assert stop.status_code == 200
+        await deliver(ctx)
+        answers = [await c.post(TWILIO, **signed(start, token)) for token in ("t1", "t2")]
+        answers.append(await c.post(TWILIO, **signed({"MessageStatus": "delivered", "To": "+12025550101"}, "t3")))
+        await deliver(ctx)
+    for answer in answers:
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"][0]["field"] == "body.MessageSid"
+    async with ctx.db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(webhook_events)) == 1
+        assert await service.is_opted_out(conn, ctx, "sms", "+12025550101")
+    assert [e["payload"]["event_id"] for e in await events(ctx.db, "webhook.twilio.inbound")] == ["SMstop"]
+
+
 class NoSundays(Plugin):
     name = "no_sundays"
 
