@@ -76,12 +76,20 @@ def up(
     if not settings.unleash_url:
         TogglesFile(settings.toggles_path).ensure([r.flag for r in manager.records.values() if r.flag])
     env = {**os.environ, "DATABASE_URL": url, "MYHIBACHI_HOME": str(settings.home_dir)}
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):  # one /metrics view over the API workers
+        import shutil
+
+        metrics_dir = settings.home_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     api = subprocess.Popen(
         [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
-         "--workers", str(workers), "--log-level", "warning", "myhibachi.core.app:create_app"],
+         "--workers", str(workers), "--log-level", "warning", "myhibachi.core.app:serve"],
         env=env,
     )
-    worker_proc = subprocess.Popen([sys.executable, "-m", "myhibachi.core.cli", "worker"], env=env)
+    worker_env = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    worker_proc = subprocess.Popen([sys.executable, "-m", "myhibachi.core.cli", "worker"], env=worker_env)
     try:
         states = _states(settings, manager)
     except typer.Exit:  # the flag server unreachable with no state kept: the banner says so, the service waits
@@ -138,9 +146,10 @@ def worker(interval: float = typer.Option(1.0, help="Seconds between polls when 
     from myhibachi.core.app import create_app
     from myhibachi.core.tasks import _worker_loop, dispatch_forever
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # the flags client's poll, every few seconds
+    from myhibachi.core.metrics import configure_logging
+
     settings = _settings()
+    configure_logging(settings.log_format)
     application = create_app(settings=settings)
     ctx = application.state.ctx
     ctx.flags.start()

@@ -10,7 +10,7 @@ import secrets
 from datetime import time
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Literal, Any
 
 from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +64,9 @@ class Settings(BaseSettings):
         description="Unleash environment the CLI's flag commands change. Unset: the one in UNLEASH_API_TOKEN.",
     )
     unleash_refresh_seconds: int = Field(default=5, description="How often flags are re-read (file or server).")
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="Logs of `myhibachi up` and `worker`: JSON lines (request id, route, status, "
+                                    "duration, principal kind) or plain text.")
     flags_file: Path | None = Field(
         default=None, description="Toggles file in Unleash's client features format. Unset: <home>/flags.json."
     )
