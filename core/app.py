@@ -260,6 +260,7 @@ def serve() -> FastAPI:
 
     settings = Settings()
     configure_logging(settings.log_format)
+    settings.require_secret_key()
     return create_app(settings=settings)
 
 
