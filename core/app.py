@@ -10,7 +10,6 @@ from typing import Any, Iterable
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from myhibachi.core import __version__, audit, errors, openapi, ratelimit
@@ -82,16 +81,13 @@ def _core_router(make) -> APIRouter:
 
 
 class _Observe:
-    """Pure ASGI middleware: request id header, Prometheus counters, and the audit record of
-    staff actions on routes that did not record theirs in their own transaction."""
+    """Pure ASGI middleware: request id header, Prometheus metrics by route template, a log
+    line per request, and the audit record of staff actions on routes that did not record
+    theirs in their own transaction."""
 
-    def __init__(self, app, registry) -> None:
-        from prometheus_client import Counter, Histogram
-
+    def __init__(self, app, metrics) -> None:
         self.app = app
-        self.requests = Counter("myhibachi_http_requests_total", "HTTP requests", ["method", "status"],
-                                registry=registry)
-        self.latency = Histogram("myhibachi_http_request_seconds", "HTTP request latency", registry=registry)
+        self.metrics = metrics
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -103,7 +99,8 @@ class _Observe:
                 rid = v
                 break
         rid = rid or uuid.uuid4().hex.encode()
-        scope.setdefault("state", {})["request_id"] = rid.decode()
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid.decode()
         status = 500
 
         async def send_wrapper(message):
@@ -116,10 +113,19 @@ class _Observe:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.requests.labels(scope["method"], str(status)).inc()
-            self.latency.observe(time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            route = getattr(scope.get("route"), "path", None) or "unmatched"  # the template, never the path
+            self.metrics.observe(scope["method"], route, status, seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                principal = state.get("principal")
+                access_log.info("%s %s %s", scope["method"], route, status, extra={
+                    "request_id": state["request_id"], "method": scope["method"], "route": route, "status": status,
+                    "duration_ms": round(seconds * 1000, 2), "principal": getattr(principal, "kind", None)})
         if scope["method"] in STATE_CHANGING:
             await audit.after_response(scope, status)
+
+
+access_log = logging.getLogger("myhibachi.access")
 
 
 def _build_plugins(settings: Settings, plugins: Iterable[Plugin | str] | None) -> PluginManager:
@@ -224,9 +230,7 @@ def create_app(
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["meta"])
     async def metrics() -> PlainTextResponse:
-        from prometheus_client import generate_latest
-
-        return PlainTextResponse(generate_latest(ctx.extra["registry"]).decode())
+        return PlainTextResponse((await ctx.extra["metrics"].scrape(ctx)).decode())
 
     make = functools.partial(api_router, app)
     for router in [_core_router(make), *core_api.routers(make, ctx.models)]:
@@ -241,10 +245,23 @@ def create_app(
     unshadow(app.router.routes)
     locate(app.router.routes)
 
-    registry = CollectorRegistry()
-    app.add_middleware(_Observe, registry=registry)
-    ctx.extra["registry"] = registry
+    from myhibachi.core.metrics import Metrics
+
+    ctx.extra["metrics"] = observed = Metrics()
+    ctx.extra["registry"] = observed.registry
+    app.add_middleware(_Observe, metrics=observed)
     return app
+
+
+def serve() -> FastAPI:
+    """The app factory of a server process (``myhibachi up`` runs it under granian): its logs
+    as JSON lines (``MYHIBACHI_LOG_FORMAT``), then :func:`create_app`."""
+    from myhibachi.core.metrics import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_format)
+    settings.require_secret_key()
+    return create_app(settings=settings)
 
 
 def flags_file_defaults(flags: Flags, manager: PluginManager) -> None:

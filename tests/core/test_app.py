@@ -88,9 +88,9 @@ async def test_readyz_answers_at_once_while_the_queue_stalls(make_app, client_of
             (ready, ready_took), (health, health_took) = await asyncio.wait_for(
                 asyncio.gather(timed("/readyz"), timed("/healthz")), 5)
             assert health.status_code == 200 and health_took < 1.0, health_took
-            assert ready.status_code == 503 and ready_took < 2.0, ready_took
+            assert ready.status_code == 503 and ready_took < 3.0, ready_took
             checks = ready.json()["checks"]
-            assert checks["queue"] == {"ok": False, "detail": "no answer within 1s"}
+            assert checks["queue"] == {"ok": False, "detail": "no answer within 2s"}
             assert checks["database"] == {"ok": True} and checks["plugins"] == {"ok": True}
             again, again_took = await asyncio.wait_for(timed("/readyz"), 5)  # the background checks' answer
             assert again.status_code == 503 and again_took < 0.5, again_took

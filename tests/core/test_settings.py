@@ -1,6 +1,7 @@
 """The README's settings table is the settings of core/settings.py, and each variable works."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -44,6 +45,7 @@ EXAMPLES = {
     "MYHIBACHI_BUSINESS_CLOSE": "21:30",
     "MYHIBACHI_BOOKING_MAX_DURATION_MINUTES": "600",
     "MYHIBACHI_CURRENCY": "CAD",
+    "MYHIBACHI_LOG_FORMAT": "text",
 }
 
 
@@ -59,3 +61,61 @@ def test_each_documented_variable_sets_its_setting(variable, monkeypatch):
     monkeypatch.setenv(variable, value)
     after = getattr(Settings(), field)
     assert after != before and str(after).lower().startswith(value.lower()[:5])
+
+
+# --- production: secrets from files, a shared secret key, a quiet start ---------------------
+
+
+def test_settings_read_secrets_from_files(tmp_path, monkeypatch):
+    (tmp_path / "secret_key").write_text("from-a-file-0123456789abcdef0123456789\n")
+    (tmp_path / "database_url").write_text("postgresql://app:pw@db:5432/app")
+    monkeypatch.delenv("MYHIBACHI_SECRET_KEY", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("MYHIBACHI_SECRET_KEY_FILE", str(tmp_path / "secret_key"))
+    monkeypatch.setenv("DATABASE_URL_FILE", str(tmp_path / "database_url"))
+    settings = Settings()
+    assert settings.secret_key == "from-a-file-0123456789abcdef0123456789"  # stripped
+    assert settings.database_url == "postgresql://app:pw@db:5432/app"
+    settings.require_secret_key()
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://env:pw@db/env")  # the variable itself wins
+    assert Settings().database_url == "postgresql://env:pw@db/env"
+    monkeypatch.setenv("MYHIBACHI_SECRET_KEY_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="MYHIBACHI_SECRET_KEY_FILE: cannot read"):
+        Settings()
+
+
+def test_a_production_start_refuses_without_a_secret_key(tmp_path):
+    """Broken on purpose: require_secret_key returning at once (red: serve execs granian)."""
+    from typer.testing import CliRunner
+
+    from myhibachi.core.app import serve
+    from myhibachi.core.cli import app as cli
+    from myhibachi.core.settings import SecretKeyMissing
+
+    env = {"DATABASE_URL": "postgresql://app:pw@127.0.0.1:1/app", "MYHIBACHI_SECRET_KEY": None,
+           "MYHIBACHI_SECRET_KEY_FILE": None, "MYHIBACHI_HOME": str(tmp_path)}
+    for command in (["serve"], ["worker"], ["up"]):
+        refused = CliRunner().invoke(cli, command, env=env)
+        assert refused.exit_code == 2, (command, refused.output)
+        assert "MYHIBACHI_SECRET_KEY (or MYHIBACHI_SECRET_KEY_FILE) must be set" in refused.output
+    assert not (tmp_path / "secret.key").exists()  # no per-host key was made
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.delenv(name, raising=False) if value is None else mp.setenv(name, value)
+        with pytest.raises(SecretKeyMissing):
+            serve()
+
+
+def test_the_embedded_database_imports_without_a_runtime_dir_warning(tmp_path):
+    import subprocess
+    import sys
+
+    shared = tmp_path / "run"
+    shared.mkdir()
+    shared.chmod(0o777)  # like /tmp: platformdirs warns about it
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(shared)}
+    code = "from myhibachi.core.db import _pgserver; _pgserver()"
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "Warning" not in done.stderr, done.stderr[-2000:]
