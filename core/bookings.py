@@ -612,7 +612,7 @@ async def create_booking(conn, ctx, principal: Principal, data: BookingCreate, *
         raise problem
     lines, total = await price(hooks, conn, view, rules)
     pools = await _lock_and_check_capacity(hooks, conn, rules, view)
-    row = await conn.fetch_one(_INSERT, {
+    row = await conn.fetch_one(_answering(_INSERT, ctx.models.booking_columns), {
         "id": b["id"], "customer_id": customer_id, "starts_at": b["starts_at"], "time_zone": b["time_zone"],
         "duration_minutes": b["duration_minutes"], "party_size": view.party_size, "adults": b["adults"],
         "children": b["children"], "address": b["address"], "zip_code": b["zip_code"], "menu": b["menu"],
@@ -671,8 +671,10 @@ _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
 
 
 async def get_booking(conn, principal: Principal, booking_id: uuid.UUID, *, for_update: bool = False,
-                      permission: str = "bookings.read") -> dict[str, Any]:
-    row = await conn.fetch_one(_BY_ID_FOR_UPDATE if for_update else _BY_ID, {"booking_id": booking_id})
+                      permission: str = "bookings.read", columns: tuple = ()) -> dict[str, Any]:
+    """The booking (with the plugins' booking ``columns`` when given), if the caller may see it."""
+    row = await conn.fetch_one(_answering(_BY_ID_FOR_UPDATE if for_update else _BY_ID, columns),
+                               {"booking_id": booking_id})
     if row is None:
         raise not_found("Booking")
     check_owner_or(principal, row["customer_id"], permission, "Booking")
@@ -724,7 +726,8 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
     changes = {f: {"old": _plain(old[f]), "new": _plain(v)} for f, v in values.items()
                if f not in ("price_lines", "slot_key", "pools") and old[f] != v}
     row = await conn.fetch_one(sa.update(bookings).where(bookings.c.id == booking_id)
-                               .values(**values, updated_at=sa.func.now()).returning(bookings))
+                               .values(**values, updated_at=sa.func.now())
+                               .returning(bookings, *ctx.models.booking_columns))
     await hooks.booking_stored(booking=view_of(row, stored=True, inputs=inputs), previous=view_of(old, stored=True),
                                conn=conn)
     if changes or inputs:
@@ -748,7 +751,7 @@ async def transition(conn, ctx, principal: Principal, booking_id: uuid.UUID, tar
     if target == "cancelled":
         values["cancel_reason"] = reason
     row = await conn.fetch_one(sa.update(bookings).where(bookings.c.id == booking_id).values(**values)
-                               .returning(bookings))
+                               .returning(bookings, *ctx.models.booking_columns))
     await ctx.hooks(principal.flag_context()).booking_stored(booking=view_of(row, stored=True),
                                                              previous=view_of(old, stored=True), conn=conn)
     payload = {"booking_id": str(booking_id), "customer_id": str(row["customer_id"])}
@@ -759,6 +762,14 @@ async def transition(conn, ctx, principal: Principal, booking_id: uuid.UUID, tar
 
 
 # --- listing -----------------------------------------------------------------------------
+
+
+@functools.cache
+def _answering(stmt, columns: tuple):
+    """``stmt`` answering the plugins' booking columns too (built once per statement)."""
+    if not columns:
+        return stmt
+    return stmt.add_columns(*columns) if isinstance(stmt, sa.Select) else stmt.returning(*columns)
 
 
 async def views(ctx, principal: Principal, rows: list[dict[str, Any]]) -> list[Booking]:
@@ -810,7 +821,8 @@ async def list_bookings(conn, ctx, principal: Principal, *, status: str | None =
                              "starts_to": starts_to, "limit": limit + 1}
     if cursor:
         binds["after_at"], binds["after_id"] = decode_keys(cursor, _LIST_KEYS)
-    query = _list_query(customer_id is not None, bool(status), bool(starts_from), bool(starts_to), bool(cursor))
+    query = _answering(_list_query(customer_id is not None, bool(status), bool(starts_from), bool(starts_to),
+                                   bool(cursor)), ctx.models.booking_columns)
     if params:
         extra = [c for got in await ctx.hooks(principal.flag_context()).booking_query_filters(params=params)
                  for c in got]

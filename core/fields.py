@@ -37,6 +37,7 @@ class Models:
     customer: type[BaseModel]
     customer_page: type[BaseModel]
     customer_profile: Any  # customers.Profile: the lookups with the plugins' customer_columns
+    booking_columns: tuple = ()  # the plugins' booking_columns, answered by the core's statements of bookings
     owners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # kind -> plugin names
 
 
@@ -48,20 +49,25 @@ def compose(manager, strict: bool = False) -> Models:
 
     wanted: dict[str, dict[str, type[BaseModel]]] = {kind: {} for kind in KINDS}
     columns: list = []
+    booking_columns: list = []
     for plugin, answer in manager.setup_call("register_fields", strict=strict):
         answer = dict(answer or {})
         own = tuple(answer.pop("customer_columns", ()))
+        own_bookings = tuple(answer.pop("booking_columns", ()))
         bad = [k for k, m in answer.items() if k not in wanted or not (isinstance(m, type) and issubclass(m, BaseModel))]
         if bad:
             manager.fail(plugin, f"register_fields: {sorted(bad)} are not extendable models", strict)
             continue
-        unlabelled = [c for c in own if not (isinstance(c, sa.Label) and c.name.startswith(f"{plugin.name}."))]
+        unlabelled = [c for c in (*own, *own_bookings)
+                      if not (isinstance(c, sa.Label) and c.name.startswith(f"{plugin.name}."))]
         if unlabelled:
-            manager.fail(plugin, f"register_fields: customer_columns must be labelled '{plugin.name}.<name>'", strict)
+            manager.fail(plugin, f"register_fields: customer_columns and booking_columns must be labelled "
+                                 f"'{plugin.name}.<name>'", strict)
             continue
         for kind, model in answer.items():
             wanted[kind][plugin.name] = model
         columns.extend(own)
+        booking_columns.extend(own_bookings)
     query_names = [f for model in wanted["availability"].values() for f in model.model_fields]
     clash = {f for f in query_names if query_names.count(f) > 1} | (set(query_names) & AVAILABILITY_PARAMS)
     if clash:
@@ -87,7 +93,7 @@ def compose(manager, strict: bool = False) -> Models:
                   booking_page=paged(svc.BookingPage, booking, svc.Booking),
                   availability=_query_model(wanted["availability"]),
                   customer=customer, customer_page=paged(customers.CustomerPage, customer, customers.Customer),
-                  customer_profile=customers.profile(tuple(columns)),
+                  customer_profile=customers.profile(tuple(columns)), booking_columns=tuple(booking_columns),
                   owners=MappingProxyType({kind: tuple(wanted[kind]) for kind in KINDS}))
 
 

@@ -266,7 +266,15 @@ class Hooks:
         every customer it answers, so ``customer_fields`` reads them from the rows and the
         field costs no statement. A column not labelled so leaves the plugin out.
 
-        :return: ``{kind: pydantic model}``, and ``"customer_columns": [labelled columns]``.
+        ``booking_columns`` are the same for the booking view: labelled SQL expressions that the
+        core answers with the booking's row in its own statements of bookings (create, get,
+        list, update, status changes), so ``booking_fields`` reads them from the rows and the
+        field costs no statement. Correlate to the booking by ``sa.literal_column("bookings.id")``
+        (the statement may be an ``INSERT ... RETURNING``, where a table would not correlate);
+        rows a plugin's own call of the core's service answers may lack them.
+
+        :return: ``{kind: pydantic model}``, and ``"customer_columns"`` / ``"booking_columns"``:
+            [labelled columns].
         """
 
     @hookspec

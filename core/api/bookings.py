@@ -80,7 +80,9 @@ def router(make, models: Models) -> APIRouter:
     async def get_booking(booking_id: uuid.UUID, request: Request, principal: Principal = Depends(authenticated),
                           conn: Conn = Connection):
         """One booking: its owner, or `bookings.read`."""
-        return (await svc.views(request.app.state.ctx, principal, [await svc.get_booking(conn, principal, booking_id)]))[0]
+        ctx = request.app.state.ctx
+        row = await svc.get_booking(conn, principal, booking_id, columns=ctx.models.booking_columns)
+        return (await svc.views(ctx, principal, [row]))[0]
 
     @r.patch("/bookings/{booking_id}", response_model=Booking,
              responses=error_responses(401, 403, 404, 409, 422))

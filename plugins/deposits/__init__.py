@@ -69,8 +69,9 @@ class DepositsPlugin(Plugin):
     @hookimpl
     def register_fields(self):
         from myhibachi.plugins.deposits.schemas import BookingPayments
+        from myhibachi.plugins.deposits.service import PAYMENTS_COLUMN
 
-        return {"booking": BookingPayments}
+        return {"booking": BookingPayments, "booking_columns": [PAYMENTS_COLUMN]}
 
     @hookimpl
     async def booking_fields(self, rows, ctx):

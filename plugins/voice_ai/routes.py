@@ -29,7 +29,7 @@ async def signed_form(request: Request) -> dict[str, str]:
     except InvalidSignature as exc:
         raise Problem(400, "Invalid signature", str(exc), kind="invalid-signature") from exc
     except ValueError as exc:
-        raise invalid("body", str(exc)) from exc
+        raise invalid(getattr(exc, "field", "body"), str(exc)) from exc
     return event.data
 
 
