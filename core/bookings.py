@@ -723,7 +723,7 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
                                   "zip_code", "menu", "notes")}
     values.update(party_size=view.party_size, price_lines=lines, total_cents=total,
                   slot_key=slot_key(new["starts_at"]), pools=pools)
-    changes = {f: {"old": _plain(old[f]), "new": _plain(v)} for f, v in values.items()
+    changes = {f: {"old": _masked(f, old[f]), "new": _masked(f, v)} for f, v in values.items()
                if f not in ("price_lines", "slot_key", "pools") and old[f] != v}
     row = await conn.fetch_one(sa.update(bookings).where(bookings.c.id == booking_id)
                                .values(**values, updated_at=sa.func.now())
@@ -736,6 +736,15 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
             **plain_inputs(inputs),
         }, actor=_actor(principal))
     return dict(row)
+
+
+# the customer's own words and where they live: the outbox keeps payloads for days, so an
+# event says that they changed, never what they were or became (re-read the booking)
+_PII = frozenset({"address", "menu", "notes"})
+
+
+def _masked(field: str, value: Any) -> Any:
+    return ("***" if value is not None else None) if field in _PII else _plain(value)
 
 
 async def transition(conn, ctx, principal: Principal, booking_id: uuid.UUID, target: str, *,

@@ -2,8 +2,10 @@
 
 The core hands each state-changing staff request to ``record_admin_action`` (see
 ``myhibachi.core.audit``); this plugin appends it to ``audit_logs`` in the same
-transaction, each row hashed together with the previous row's hash. A trigger refuses
-UPDATE and DELETE; ``myhibachi audit verify`` finds the first row whose chain breaks.
+transaction, each row HMAC-ed together with the previous row's hash. Triggers refuse
+UPDATE, DELETE and TRUNCATE; the chain's head is anchored outside the database every 15
+minutes (``myhibachi audit anchor``); ``myhibachi audit verify`` finds the first row whose
+chain breaks, or the anchored tail that is gone.
 """
 from __future__ import annotations
 
@@ -20,10 +22,10 @@ class AuditPlugin(Plugin):
     permissions = ("audit.read",)
 
     @hookimpl
-    async def record_admin_action(self, conn, action):
+    async def record_admin_action(self, conn, action, ctx):
         from myhibachi.plugins.audit.service import append
 
-        await append(conn, action)
+        await append(conn, ctx, action)
 
     @hookimpl
     def register_cli(self, app):

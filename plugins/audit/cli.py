@@ -1,4 +1,5 @@
-"""``myhibachi audit verify``: check the audit trail's hash chain."""
+"""``myhibachi audit verify``: check the audit trail's hash chain against its last anchor;
+``myhibachi audit anchor``: publish the chain's head (the signed checkpoint file, a log line)."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,7 @@ cli = typer.Typer(help="The audit trail of admin actions.", no_args_is_help=True
 @cli.command("verify")
 def verify() -> None:
     """Recompute the hash chain; report the first row that does not match (exit code 1)."""
-    result = asyncio.run(_verify())
+    result = asyncio.run(_run("verify"))
     if result["ok"]:
         typer.echo(f"ok: {result['rows']} rows verified")
         return
@@ -20,13 +21,24 @@ def verify() -> None:
     raise typer.Exit(1)
 
 
-async def _verify() -> dict:
-    from myhibachi.core import Database, Settings, resolve_url
-    from myhibachi.plugins.audit.service import verify as verify_chain
+@cli.command("anchor")
+def anchor() -> None:
+    """Verify the chain and write its head to the signed checkpoint file (exit code 1 if broken)."""
+    result = asyncio.run(_run("anchor"))
+    if not result["ok"]:
+        typer.echo(f"not anchored: broken at row seq={result['seq']}: {result['reason']}")
+        raise typer.Exit(1)
+    typer.echo(f"anchored: {result['rows']} rows, head seq={result['seq']} hash={result['hash']}")
 
-    db = Database(resolve_url(Settings()), pool_size=1)
+
+async def _run(what: str) -> dict:
+    from myhibachi.core import Database, Settings, resolve_url
+    from myhibachi.plugins.audit import service
+
+    settings = Settings()
+    db = Database(resolve_url(settings), pool_size=1)
     try:
-        async with db.read() as conn:
-            return await verify_chain(conn)
+        async with db.transaction() as conn:
+            return await (service.anchor if what == "anchor" else service.verify)(conn, settings)
     finally:
         await db.close()

@@ -1,14 +1,22 @@
-"""Appending to the audit trail, querying it, and verifying its hash chain.
+"""Appending to the audit trail, querying it, verifying its hash chain, anchoring its head.
 
-Each row's ``hash`` is sha256 of the previous row's hash followed by the row's canonical
-JSON, so a row changed or removed in place breaks the chain at that row (or the next one).
-Appends take a transaction-scoped advisory lock, so chain order is commit order and
-``seq`` follows it; the lock is held only from the append to the commit.
+Each row's ``hash`` is an HMAC-SHA256, under a key derived from the secret key (which the
+database does not hold), of the previous row's hash followed by the row's canonical JSON: a
+row changed or removed in place breaks the chain at that row (or the next one), and whoever
+can write the table cannot re-hash it. The head (last seq, its hash, the row count) is
+published out of the database as a signed checkpoint file under the home folder and a log
+line (``anchor``), so deleting the tail or truncating the table, which leave a valid shorter
+chain, fail ``verify`` against the last anchor. Appends take a transaction-scoped advisory
+lock, so chain order is commit order and ``seq`` follows it; the lock is held only from the
+append to the commit.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import logging
+import os
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -18,7 +26,10 @@ import sqlalchemy as sa
 from myhibachi.core import fetch_page
 from myhibachi.plugins.audit.models import audit_logs
 
+log = logging.getLogger("myhibachi.audit")
+
 GENESIS = "0" * 64
+ANCHOR_FILE = "audit-anchor.json"
 CHAIN_LOCK = 0x61756469  # "audi"
 HASHED = ("id", "actor_kind", "actor_id", "action", "permission", "resource_type", "resource_id", "changes",
           "method", "path", "ip", "user_agent", "request_id", "created_at")
@@ -37,15 +48,20 @@ def canonical(row: dict[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
-def chain_hash(prev_hash: str, row: dict[str, Any]) -> str:
-    return hashlib.sha256(prev_hash.encode() + canonical(row)).hexdigest()
+def chain_key(settings) -> bytes:
+    """The chain's HMAC key: derived from the secret key, never stored in the database."""
+    return hmac.new(settings.signing_key.encode(), b"myhibachi/audit-chain", hashlib.sha256).digest()
+
+
+def chain_hash(key: bytes, prev_hash: str, row: dict[str, Any]) -> str:
+    return hmac.new(key, prev_hash.encode() + canonical(row), hashlib.sha256).hexdigest()
 
 
 def _text(value: Any, size: int) -> str | None:
     return None if value is None else str(value)[:size]
 
 
-async def append(conn, action: dict[str, Any]) -> dict[str, Any]:
+async def append(conn, ctx, action: dict[str, Any]) -> dict[str, Any]:
     """Append one action (the ``record_admin_action`` payload) in ``conn``'s transaction."""
     changes = action.get("changes")
     row = {
@@ -68,7 +84,8 @@ async def append(conn, action: dict[str, Any]) -> dict[str, Any]:
     await conn.run(sa.select(sa.func.pg_advisory_xact_lock(CHAIN_LOCK)))
     prev = await conn.scalar(sa.select(audit_logs.c.hash).order_by(audit_logs.c.seq.desc()).limit(1))
     row["prev_hash"] = prev or GENESIS
-    row["hash"] = chain_hash(row["prev_hash"], row)
+    key = ctx.extra.get("audit_chain_key") or ctx.extra.setdefault("audit_chain_key", chain_key(ctx.settings))
+    row["hash"] = chain_hash(key, row["prev_hash"], row)
     await conn.run(sa.insert(audit_logs).values(**row))
     return row
 
@@ -90,24 +107,78 @@ async def list_logs(conn, *, actor_id: str | None = None, action: str | None = N
     return await fetch_page(conn, query, (audit_logs.c.seq,), limit=limit, cursor=cursor)
 
 
-async def verify(conn, *, batch: int = 1000) -> dict[str, Any]:
-    """Walk the chain in order: ``{"ok": True, "rows": n}`` or the first broken row."""
+async def verify(conn, settings, *, batch: int = 1000) -> dict[str, Any]:
+    """Walk the chain in order, then hold it against the last anchor: ``{"ok": True, "rows": n}``
+    or the first broken row (``seq``, ``id``, ``reason``)."""
+    key = chain_key(settings)
+    anchor = read_anchor(settings, key)
+    if anchor is not None and anchor.get("forged"):
+        return {"ok": False, "rows": 0, "seq": None, "id": None,
+                "reason": f"the anchor file {ANCHOR_FILE} is not signed by this deployment's key"}
     expected_prev = GENESIS
     last_seq = 0
     count = 0
+    anchored = None
     while True:
         rows = await conn.fetch_all(sa.select(audit_logs).where(audit_logs.c.seq > last_seq)
                                    .order_by(audit_logs.c.seq).limit(batch))
-        if not rows:
-            return {"ok": True, "rows": count}
         for row in rows:
             reason = None
             if row["prev_hash"] != expected_prev:
                 reason = "its previous hash does not match the row before it (a row was removed or changed)"
-            elif chain_hash(row["prev_hash"], dict(row)) != row["hash"]:
-                reason = "its content does not match its hash (the row was changed)"
+            elif not hmac.compare_digest(chain_hash(key, row["prev_hash"], dict(row)), row["hash"]):
+                reason = "its content does not match its hash (the row was changed or re-hashed)"
             if reason:
                 return {"ok": False, "rows": count, "seq": row["seq"], "id": str(row["id"]), "reason": reason}
             expected_prev = row["hash"]
             count += 1
+            if anchor is not None and row["seq"] == anchor["seq"]:
+                anchored = (row["hash"], count)
+        if not rows:
+            break
         last_seq = rows[-1]["seq"]
+    if anchor is not None and anchor["rows"] and anchored != (anchor["hash"], anchor["rows"]):
+        return {"ok": False, "rows": count, "seq": anchor["seq"], "id": None,
+                "reason": f"the anchored head (seq {anchor['seq']}, {anchor['rows']} rows, at {anchor['at']}) is "
+                          "gone or changed: rows were deleted from the end or the table was truncated"}
+    return {"ok": True, "rows": count}
+
+
+def _mac(key: bytes, doc: dict[str, Any]) -> str:
+    body = {k: doc[k] for k in ("rows", "seq", "hash", "at")}
+    return hmac.new(key, json.dumps(body, sort_keys=True).encode(), hashlib.sha256).hexdigest()
+
+
+def read_anchor(settings, key: bytes) -> dict[str, Any] | None:
+    """The last checkpoint, or None before the first; ``{"forged": True}`` when its signature fails."""
+    path = settings.home_dir / ANCHOR_FILE
+    try:
+        doc = json.loads(path.read_text())
+        ok = hmac.compare_digest(_mac(key, doc), str(doc.get("mac")))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    return doc if ok else {"forged": True}
+
+
+async def anchor(conn, settings) -> dict[str, Any]:
+    """Verify the chain, then publish its head out of the database: the signed checkpoint file
+    (written 0600, replaced atomically) and a log line. A broken chain is not anchored."""
+    result = await verify(conn, settings)
+    if not result["ok"]:
+        return result
+    head = await conn.fetch_one(sa.select(audit_logs.c.seq, audit_logs.c.hash).order_by(audit_logs.c.seq.desc())
+                                .limit(1))
+    doc = {"rows": result["rows"], "seq": head["seq"] if head else 0, "hash": head["hash"] if head else GENESIS,
+           "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    doc["mac"] = _mac(chain_key(settings), doc)
+    path = settings.home_dir / ANCHOR_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(doc, out)
+    os.replace(partial, path)
+    log.info("audit anchor: rows=%s seq=%s hash=%s at=%s", doc["rows"], doc["seq"], doc["hash"], doc["at"])
+    return {"ok": True, **doc}

@@ -1,4 +1,5 @@
-"""A daily check of the audit trail's hash chain: a core periodic job, at 03:41 UTC."""
+"""A daily check of the audit trail's hash chain (03:41 UTC) and its anchor every 15 minutes:
+core periodic jobs."""
 from __future__ import annotations
 
 from myhibachi.core import periodic
@@ -11,11 +12,21 @@ class BrokenChain(Exception):
 async def verify_chain(conn, ctx) -> dict:
     from myhibachi.plugins.audit.service import verify
 
-    result = await verify(conn)
+    result = await verify(conn, ctx.settings)
     if not result["ok"]:
         raise BrokenChain(f"audit trail broken at row {result['seq']} ({result['id']}): {result['reason']}")
     return result
 
 
+async def anchor_chain(conn, ctx) -> dict:
+    from myhibachi.plugins.audit.service import anchor
+
+    result = await anchor(conn, ctx.settings)
+    if not result["ok"]:
+        raise BrokenChain(f"audit trail not anchored, broken at row {result['seq']}: {result['reason']}")
+    return result
+
+
 def add_tasks(huey, ctx) -> None:
     periodic(ctx, "audit.verify_chain", verify_chain, cron="41 3 * * *")
+    periodic(ctx, "audit.anchor", anchor_chain, every=900)

@@ -69,5 +69,6 @@ class MessageOptedOut(BaseModel):
     """A number or address opted out (an inbound STOP, an email unsubscribe or spam report)."""
 
     channel: Literal["sms", "email"]
-    address: str = Field(description="The normalised number or address.")
+    address_hash: str = Field(description="The keyed hash (hex) of the normalised number or address, as the "
+                              "opt-out list keys it: the address itself is not in the payload.")
     customer_id: str | None = Field(None, description="The one customer with that number, if one.")

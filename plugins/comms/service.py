@@ -182,8 +182,10 @@ async def set_opt_out(conn, ctx, channel: str, address: str, opted_out: bool, *,
     if changed is None:
         return False
     if opted_out:
+        # ids, not PII: the outbox keeps payloads for days; the keyed hash names the address
         await publish(conn, ctx, "message.opted_out", {
-            "channel": channel, "address": address, "customer_id": str(customer_id) if customer_id else None})
+            "channel": channel, "address_hash": address_hash(ctx, channel, address).hex(),
+            "customer_id": str(customer_id) if customer_id else None})
     return True
 
 

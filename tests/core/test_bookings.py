@@ -228,6 +228,9 @@ async def test_list_cursor_pagination_and_filters(make_app, client_of, add_custo
 
 
 async def test_update_revalidates_reprices_and_publishes_changes(make_app, client_of, add_customer, clean_db):
+    """A change is re-validated and re-priced; booking.updated names each changed field, with
+    the address, menu and notes masked (the outbox keeps payloads for days). Broken on purpose
+    by publishing their plain old and new values: red ("peanuts" in the outbox)."""
     cid, auth = await add_customer()
     app = make_app([])
     async with client_of(app) as c:
@@ -255,8 +258,13 @@ async def test_update_revalidates_reprices_and_publishes_changes(make_app, clien
     assert changes["adults"] == {"old": 8, "new": 12}
     assert changes["starts_at"]["new"] == m["starts_at"].replace("Z", "+00:00")
     assert changes["total_cents"] == {"old": 55000, "new": 78000}
-    assert updates[1]["changes"] == {"notes": {"old": "allergic to peanuts", "new": "no peanuts at all"}}
+    # the customer's words stay out of the outbox: the event says they changed, not what they were
+    assert changes["notes"] == {"old": None, "new": "***"}
+    assert updates[1]["changes"] == {"notes": {"old": "***", "new": "***"}}
     assert updates[0]["customer_id"] == str(cid)
+    async with clean_db.read() as conn:  # broken on purpose by publishing the plain values: red
+        payloads = " ".join(await conn.scalars(sa.text("SELECT payload::text FROM outbox_events")))
+    assert "peanuts" not in payloads
 
 
 async def test_status_transitions_and_their_events(make_app, client_of, add_customer, staff, clean_db):

@@ -336,5 +336,83 @@ async def test_audit_rows_are_append_only_and_tampering_is_detected(make_app, cl
         await conn.run(sa.text("DELETE FROM audit_logs WHERE seq = :s"), {"s": logged[1]["seq"]})
         await conn.run(sa.text("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only"))
     async with app.state.ctx.db.read() as conn:
-        result = await audit_service.verify(conn)
+        result = await audit_service.verify(conn, app.state.ctx.settings)
     assert result["ok"] is False and result["seq"] == logged[2]["seq"] and "removed" in result["reason"]
+
+
+async def test_audit_verify_detects_rehash_relink_tail_deletion_and_truncation(make_app, client_of):
+    """Against the keyed chain and its last anchor, ``verify`` reports: a superuser's edit
+    re-hashed with plain sha256 (the key is not in the database), a removed row whose
+    successor is relinked to the row before it (the hash covers ``prev_hash``), the last rows
+    deleted, and the table emptied; TRUNCATE itself is refused like UPDATE and DELETE.
+    Broken on purpose by hashing with sha256 instead of the HMAC (the re-hash passed), by
+    leaving ``prev_hash`` out of the hashed bytes (the relink passed), by dropping the anchor
+    check from ``verify`` (the tail deletion passed) and by dropping the TRUNCATE trigger's
+    migration (TRUNCATE went through): red."""
+    import hashlib
+
+    app = make_app(["admin_rbac", "audit"], flags=FLAGS)
+    ctx = app.state.ctx
+    async with client_of(app) as c:
+        _, h = await admin_headers(app, c, "root@myhibachi.dev", ["super_admin"])
+        for i in range(4):
+            r = await c.post("/v1/admin/roles", headers=h, json={"name": f"role_{i}", "permissions": ["roles.read"]})
+            assert r.status_code == 201, r.text
+    logged = await rows(app)
+    assert len(logged) == 5
+    async with ctx.db.transaction() as conn:
+        anchored = await audit_service.anchor(conn, ctx.settings)
+    assert anchored["ok"] and (anchored["rows"], anchored["seq"]) == (5, logged[-1]["seq"])
+    assert (ctx.settings.home_dir / audit_service.ANCHOR_FILE).stat().st_mode & 0o777 == 0o600
+
+    async def verified() -> dict:
+        async with ctx.db.read() as conn:
+            return await audit_service.verify(conn, ctx.settings)
+
+    async def as_superuser(*statements) -> None:
+        async with ctx.db.transaction() as conn:  # the test database's owner is a superuser
+            await conn.run(sa.text("SET LOCAL session_replication_role = replica"))  # triggers off
+            for statement, binds in statements:
+                await conn.run(sa.text(statement), binds)
+
+    def restore(row) -> tuple:
+        return ("UPDATE audit_logs SET actor_id = :a, prev_hash = :p, hash = :h WHERE seq = :s",
+                {"a": row["actor_id"], "p": row["prev_hash"], "h": row["hash"], "s": row["seq"]})
+
+    assert await verified() == {"ok": True, "rows": 5}
+    with pytest.raises(psycopg.Error, match="append-only"):
+        async with ctx.db.transaction() as conn:
+            await conn.run(sa.text("TRUNCATE audit_logs"))
+
+    # an edited row re-hashed, and the rows after it, with the unkeyed sha256
+    forged, prev = [], logged[1]["hash"]
+    for row in logged[2:]:
+        row = {**row, "actor_id": "someone-else" if row is logged[2] else row["actor_id"], "prev_hash": prev}
+        row["hash"] = prev = hashlib.sha256(row["prev_hash"].encode() + audit_service.canonical(row)).hexdigest()
+        forged.append(restore(row))
+    await as_superuser(*forged)
+    broken = await verified()
+    assert (broken["ok"], broken["seq"]) == (False, logged[2]["seq"]) and "re-hashed" in broken["reason"]
+    await as_superuser(*map(restore, logged[2:]))
+    assert (await verified())["ok"]
+
+    # a removed row, its successor relinked to the row before it
+    await as_superuser(("DELETE FROM audit_logs WHERE seq = :s", {"s": logged[2]["seq"]}),
+                       restore({**logged[3], "prev_hash": logged[1]["hash"]}))
+    broken = await verified()
+    assert (broken["ok"], broken["seq"]) == (False, logged[3]["seq"]) and "content" in broken["reason"]
+
+    # the last rows deleted: a valid, shorter chain, which the anchor tells
+    await as_superuser(("DELETE FROM audit_logs WHERE seq >= :s", {"s": logged[2]["seq"]}))
+    broken = await verified()
+    assert broken["ok"] is False and broken["seq"] == logged[-1]["seq"] and "deleted" in broken["reason"]
+
+    # truncated behind the trigger's back
+    await as_superuser(("TRUNCATE audit_logs", {}))
+    broken = await verified()
+    assert broken["ok"] is False and broken["rows"] == 0 and "truncated" in broken["reason"]
+
+    # a forged anchor is refused, not trusted
+    path = ctx.settings.home_dir / audit_service.ANCHOR_FILE
+    path.write_text(path.read_text().replace('"rows": 5', '"rows": 0'))
+    assert "not signed" in (await verified())["reason"]

@@ -245,7 +245,8 @@ async def test_stop_blocks_the_next_sms_and_start_allows_again(make_app, client_
         assert replayed.status_code == 200
         await deliver(ctx)
         [opted] = await events(ctx.db, "message.opted_out")  # once, though the callback came twice
-        assert opted["payload"] == {"channel": "sms", "address": "+12025550101", "customer_id": str(customer)}
+        assert opted["payload"] == {"channel": "sms", "customer_id": str(customer),
+                                    "address_hash": service.address_hash(ctx, "sms", "+12025550101").hex()}
         forged = inbound("START", "SMin2")
         forged["headers"]["X-Twilio-Signature"] = "bm90IGEgc2lnbmF0dXJl"
         assert (await c.post(TWILIO, **forged)).status_code == 400
@@ -478,3 +479,26 @@ async def test_a_customer_reads_their_own_messages(make_app, client_of, seed, cu
     assert [stored[i] for i in sent] == [ana.id, ana.id, bo.id, ana.id]
     async with client_of(app) as c:
         assert (await c.get("/v1/customers/me/messages")).status_code == 401
+
+
+async def test_an_opt_out_publishes_no_plaintext_address(make_app, client_of, seed):
+    """A STOP from a number no customer has and one from a customer's number: the
+    ``message.opted_out`` events name the address by its keyed hash, and no outbox payload
+    holds either number in plaintext. Broken on purpose by publishing ``address`` again: red."""
+    app = comms_app(make_app)
+    ctx = app.state.ctx
+    await seed.customer(phone="+12025550177")
+    url = f"http://test{TWILIO}"
+    async with client_of(app) as c:
+        for sid, number in (("SMpii1", "+12025550188"), ("SMpii2", "+12025550177")):
+            params = {"MessageSid": sid, "From": number, "To": "+15550009999", "Body": "STOP"}
+            stop = await c.post(TWILIO, data=params,
+                                headers={"X-Twilio-Signature": ctx.ports.sms.sign_webhook(url, params)})
+            assert stop.status_code == 200
+        await deliver(ctx)
+    published = await events(ctx.db, "message.opted_out")
+    assert sorted(e["payload"]["address_hash"] for e in published) == sorted(
+        service.address_hash(ctx, "sms", n).hex() for n in ("+12025550188", "+12025550177"))
+    async with ctx.db.read() as conn:
+        payloads = await conn.scalars(sa.text("SELECT payload::text FROM outbox_events"))
+    assert payloads and not [p for p in payloads if "2025550188" in p or "2025550177" in p]

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from myhibachi.core.db import utcnow
 from myhibachi.core.models import bookings
 from myhibachi.plugins.comms import CommsPlugin
+from myhibachi.plugins.comms import service as comms
 from myhibachi.plugins.comms.models import comms_opt_outs
 from myhibachi.plugins.contact_lists import ContactListsPlugin
 from myhibachi.plugins.contact_lists.models import contact_list_members
@@ -87,7 +88,8 @@ async def test_opt_out_management(make_app, client_of, seed):
         again = await c.post("/v1/communications/opt-out", json={"channel": "sms"}, headers=seed.token(ana))
         assert again.json()["changed"] is False
         [published] = await events(ctx.db, "message.opted_out")
-        assert published["payload"] == {"channel": "sms", "address": "+12025550131", "customer_id": str(ana)}
+        assert published["payload"] == {"channel": "sms", "customer_id": str(ana),
+                                        "address_hash": comms.address_hash(ctx, "sms", "+12025550131").hex()}
         refused = await c.post("/v1/communications/sms/send", json={"customer_id": str(ana), "body": "Hi"},
                                headers={**sender, **key("1")})
         assert refused.status_code == 409 and "opted out" in refused.json()["reason"], refused.text
