@@ -88,6 +88,8 @@ def up(
     if not settings.unleash_url:
         TogglesFile(settings.toggles_path).ensure([r.flag for r in manager.records.values() if r.flag])
     env = {**os.environ, "DATABASE_URL": url, "MYHIBACHI_HOME": str(settings.home_dir)}
+    if not settings.secret_key:  # the embedded default: the home folder's key, the same for every child
+        env["MYHIBACHI_SECRET_KEY"] = settings.signing_key
     if not env.get("PROMETHEUS_MULTIPROC_DIR"):  # one /metrics view over the API workers
         import shutil
 
