@@ -88,6 +88,8 @@ def up(
     if not settings.unleash_url:
         TogglesFile(settings.toggles_path).ensure([r.flag for r in manager.records.values() if r.flag])
     env = {**os.environ, "DATABASE_URL": url, "MYHIBACHI_HOME": str(settings.home_dir)}
+    if not settings.secret_key:  # the embedded default: the home folder's key, the same for every child
+        env["MYHIBACHI_SECRET_KEY"] = settings.signing_key
     if not env.get("PROMETHEUS_MULTIPROC_DIR"):  # one /metrics view over the API workers
         import shutil
 
@@ -290,17 +292,24 @@ def plugin_rows(settings: Settings) -> list[dict]:
 
 
 @plugins_app.command("list")
-def plugins_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def plugins_list(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 when a plugin failed (deploy checks, CI)."),
+) -> None:
     """Installed plugins: version, flag, state, requirements and features."""
     rows = plugin_rows(_settings())
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
-        return
-    typer.echo(_table(
-        ["name", "version", "flag", "state", "requires", "features"],
-        [[r["name"], r["version"], r["flag"] or "-", r["state"], ",".join(r["requires"]) or "-",
-          " ".join(sorted(r["features"])) or "-"] for r in rows],
-    ))
+    else:
+        typer.echo(_table(
+            ["name", "version", "flag", "state", "requires", "features"],
+            [[r["name"], r["version"], r["flag"] or "-", r["state"], ",".join(r["requires"]) or "-",
+              " ".join(sorted(r["features"])) or "-"] for r in rows],
+        ))
+    failed = [r["name"] for r in rows if r["state"].startswith("failed")]
+    if check and failed:
+        typer.echo(f"error: {len(failed)} plugin(s) failed: {', '.join(failed)}", err=True)
+        raise typer.Exit(1)
 
 
 @plugins_app.command("new")

@@ -350,6 +350,18 @@ def test_plugins_list_prints_a_table_and_json(site, home):
     assert data["greeter"]["requires"] == ["hello"] and data["broken"]["version"] == ""
 
 
+def test_plugins_list_check_fails_on_a_failed_plugin(site, home):
+    from myhibachi.core.cli import app
+
+    env = four_states(site, home)
+    checked = CliRunner().invoke(app, ["plugins", "list", "--check"], env=env)
+    assert checked.exit_code == 1, checked.output
+    assert checked.output.splitlines()[-1] == "error: 2 plugin(s) failed: broken, greeter"
+    fine = CliRunner().invoke(app, ["plugins", "list", "--check"], env={
+        **env, "MYHIBACHI_DISABLED_PLUGINS": "broken", "MYHIBACHI_PLUGINS": "sake"})
+    assert fine.exit_code == 0, fine.output
+
+
 async def test_meta_plugins_endpoint_gives_the_same_rows_behind_plugins_read(site, home, settings, clean_db,
                                                                                client_of, monkeypatch):
     from myhibachi.core.cli import app as cli
