@@ -4,7 +4,10 @@ on the customer's account row, so the account's balance is always the sum of its
 Rules, decided here (docs/loyalty.md describes them for operators):
 
 * Earning: ``cents_per_point`` paid earns one point, times the tier's multiplier (the tier
-  before this payment). A payment earns once (``source_key`` ``payment:<id>`` is unique).
+  before this payment). A payment earns once (``source_key`` ``payment:<id>`` is unique). A
+  booking's payments earn when it is completed, on what they stand at then, once
+  (``payment:booking:<id>``); a payment after the completion earns only the cents the
+  booking's earlier earnings did not cover.
 * Points that add to the balance are lots with ``remaining`` and ``expires_at`` (earned + 12
   months); spending takes from the lots that expire first (FIFO), expiry removes what is left.
 * A refund takes back the points its share of the payment earned (cumulative, rounded down),

@@ -250,3 +250,35 @@ async def test_a_payment_captured_after_the_cancellation_is_refunded(make_app, c
     assert await rows(clean_db, sa.select(deposit_refunds.c.amount_cents)) == [{"amount_cents": 12000}]
     assert [r["amount"] for r in await refunds_of(localstripe_url, dep["intent_id"])] == [12000]
     assert await booking_status(clean_db, booking) == "cancelled"
+
+
+async def test_a_refund_after_completion_takes_back_its_share_of_the_points(make_app, client_of, seed, clean_db,
+                                                                           drain, localstripe_url):
+    """Staff refund $100 of a completed booking's balance: the 600 points its completion earned
+    lose 100, once. Broken on purpose: looking only for the payment's own earning (the refund
+    took nothing back, red)."""
+    app = money_app(make_app, localstripe_url)
+    ana = await seed.customer()
+    booking = await pending_booking(seed, ana)
+    staff = await seed.staff("bookings.write", "payments.write")
+    async with client_of(app, headers=seed.token(ana)) as c:
+        await paid_deposit(c, booking)
+        rest = (await c.post(BALANCE, json={"booking_id": str(booking), "payment_method": "pm_card_visa"},
+                             headers=key())).json()
+        await drain(app)
+        await c.post(f"/v1/bookings/{booking}/complete", headers=staff)
+        await drain(app)
+        refund = await c.post(f"{BASE}/{rest['id']}/refunds", json={"amount_cents": 10000, "reason": "late chef"},
+                              headers={**staff, **key()})
+        assert refund.status_code == 201, refund.text
+        await drain(app)
+        assert await redeliver(clean_db, "payment.refunded", "loyalty") == 1
+        await drain(app)
+        points = (await c.get(f"/v1/customers/{ana}/loyalty")).json()
+        view = (await c.get(f"/v1/bookings/{booking}")).json()["deposits"]
+    assert (points["points_balance"], points["lifetime_points"]) == (500, 500)
+    entries = await rows(clean_db, sa.select(loyalty_transactions.c.transaction_type, loyalty_transactions.c.points,
+                                             loyalty_transactions.c.payment_id).order_by(loyalty_transactions.c.seq))
+    assert entries == [{"transaction_type": "earn", "points": 600, "payment_id": f"booking:{booking}"},
+                       {"transaction_type": "refund", "points": -100, "payment_id": f"booking:{booking}"}]
+    assert (view["paid_cents"], view["refunded_cents"], view["due_cents"]) == (50000, 10000, 0)
