@@ -77,6 +77,8 @@ async def incoming(conn, ctx, form: dict[str, str], action: str) -> str:
     ).on_conflict_do_nothing(constraint="uq_voice_calls_provider_call").returning(voice_calls.c.id))
     if row is None:
         existing = await conn.fetch_one(_BY_SID, {"sid": sid, "provider": provider_of(ctx)})
+        if form.get("CallStatus") in ENDED:  # a provider that posts every status here (RingCentral's hang-up)
+            await _end(conn, ctx, form)
         return _twiml(ctx, existing["ivr_state"], action)
     await publish(conn, ctx, "voice.call.received", {"call_id": str(call_id), "provider_call_id": sid})
     return _twiml(ctx, ivr.START, action)
@@ -259,7 +261,10 @@ async def on_call_status(conn, event, ctx) -> None:
     a final status ends the call and keeps its duration."""
     if event["payload"]["type"] not in ENDED:
         return
-    form = await webhooks.data_of(conn, ctx, event)
+    await _end(conn, ctx, await webhooks.data_of(conn, ctx, event))
+
+
+async def _end(conn, ctx, form: dict[str, str]) -> None:
     duration = form.get("CallDuration", "")
     await conn.run(sa.update(voice_calls).where(
         voice_calls.c.provider == provider_of(ctx), voice_calls.c.provider_call_id == form.get("CallSid", ""),

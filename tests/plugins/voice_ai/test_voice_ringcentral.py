@@ -31,10 +31,11 @@ async def test_voice_ringcentral_webhooks(make_app, client_of):
     """The subscription's validation request is answered 200 with its Validation-Token echoed
     and stores nothing; a verified Setup notification creates one call (provider ringcentral,
     CallSid = telephonySessionId, numbers sealed) answered with the menu's next step as JSON;
-    its replay and the session's later notifications add nothing; a wrong Verification-Token
+    its replay and the session's later notifications add nothing, its Disconnected ends it; a wrong Verification-Token
     is refused 400 and a body without a session id is a 422 naming the field, without a row.
     Broken on purpose: with the Verification-Token comparison removed, the forged
-    notification is answered 200 and stores a call (red)."""
+    notification is answered 200 and stores a call (red); without ending the call on a
+    status the incoming route receives, the Disconnected call stays in the menu (red)."""
     app = voice_app(make_app, telephony_adapter="ringcentral", ringcentral_verification_token=TOKEN)
     ctx = app.state.ctx
     async with client_of(app) as c:
@@ -56,6 +57,9 @@ async def test_voice_ringcentral_webhooks(make_app, client_of):
             assert (await post_rc(c, again)).json() == step
         assert [r["id"] for r in await rows(ctx.db, voice_calls)] == [call["id"]]
         assert len(await events(ctx.db, "voice.call.received")) == 1
+        assert (await post_rc(c, notification(code="Disconnected"))).status_code == 200
+        [ended] = await rows(ctx.db, voice_calls)
+        assert (ended["id"], ended["status"]) == (call["id"], "ended")
 
         forged = await post_rc(c, notification("s-forged"), token="not-the-token")
         assert forged.status_code == 400 and forged.json()["type"].endswith("invalid-signature"), forged.text
