@@ -157,7 +157,7 @@ class Settings(BaseSettings):
         description="Speech-to-text adapter: offline (records the audio, transcribes nothing), whisper (Whisper "
         "tiny.en on this machine, English, needs the speech extra) or openai.",
     )
-    telephony_adapter: str = Field(default="offline", description="Telephony adapter: offline or twilio.")
+    telephony_adapter: str = Field(default="offline", description="Telephony adapter: offline, twilio or ringcentral.")
     stripe_api_key: str | None = Field(default=None, description="Stripe secret key.")
     stripe_api_base: str | None = Field(default=None, description="Stripe API address. Unset: Stripe's.")
     public_url: str | None = Field(
@@ -174,6 +174,9 @@ class Settings(BaseSettings):
     twilio_auth_token: str | None = Field(default=None, description="Twilio auth token (also checks its webhooks).")
     twilio_from_number: str | None = Field(default=None, description="Twilio number SMS and calls come from.")
     twilio_api_base: str | None = Field(default=None, description="Twilio API address. Unset: Twilio's.")
+    ringcentral_verification_token: str | None = Field(
+        default=None, description="The verificationToken of the RingCentral webhook subscription: each "
+        "notification's Verification-Token header must be it.")
     sendgrid_api_key: str | None = Field(default=None, description="SendGrid API key.")
     sendgrid_api_base: str | None = Field(default=None, description="SendGrid API address. Unset: SendGrid's.")
     sendgrid_webhook_public_key: str | None = Field(

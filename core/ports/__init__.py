@@ -40,7 +40,8 @@ BUILTIN: dict[str, dict[str, str]] = {
                    "minilm": _at("local_ai:MiniLMEmbeddings"), "hashing": _at("offline:HashingEmbeddings")},
     "speech": {"offline": _at("offline:OfflineSpeechToText"), "openai": _at("openai_adapters:OpenAISpeechToText"),
                "whisper": _at("local_ai:WhisperSpeechToText")},
-    "telephony": {"offline": _at("offline:OfflineTelephony"), "twilio": _at("twilio_adapters:TwilioTelephony")},
+    "telephony": {"offline": _at("offline:OfflineTelephony"), "twilio": _at("twilio_adapters:TwilioTelephony"),
+                  "ringcentral": _at("ringcentral_adapters:RingCentralTelephony")},
 }
 
 Factory = Callable[[Any], Any]

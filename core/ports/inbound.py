@@ -141,3 +141,41 @@ def plaid_claims(token: str, key: Any, algorithm: str, body: bytes, tolerance: i
         raise InvalidSignature("the signed timestamp is outside the tolerance")
     if not isinstance(claims.get("request_body_sha256"), str) or claims["request_body_sha256"] != _digest(body):
         raise InvalidSignature("the token does not sign this body")
+
+
+RINGCENTRAL_VALIDATION = "Validation-Token"
+RINGCENTRAL_VERIFICATION = "Verification-Token"
+# a party's status.code as the CallStatus of a Twilio call status callback
+RINGCENTRAL_STATUS = {"Setup": "ringing", "Proceeding": "ringing", "Answered": "in-progress",
+                      "Hold": "in-progress", "Disconnected": "completed", "Gone": "completed"}
+
+
+def ringcentral_events(body: bytes) -> list[WebhookEvent]:
+    """A telephony/sessions notification as a call status callback's form (CallSid is the
+    telephonySessionId; From, To, Direction and CallStatus are its first party's), so the
+    voice plugin reads one shape whichever provider carries the call."""
+    note = _json(body)
+    if not isinstance(note, dict) or not isinstance(note.get("body"), dict):
+        raise BadBody("must be a notification object with a body", "body.body")
+    session = note["body"]
+    sid = session.get("telephonySessionId")
+    if not isinstance(sid, str) or not 0 < len(sid) <= 64:
+        raise BadBody("RingCentral names every call: a session id of at most 64 characters",
+                      "body.body.telephonySessionId")
+    parties = session.get("parties")
+    if not (isinstance(parties, list) and parties and isinstance(parties[0], dict)):
+        raise BadBody("must be a list of the call's parties", "body.body.parties")
+    party = parties[0]
+    code = (party.get("status") or {}).get("code") if isinstance(party.get("status"), dict) else None
+    if not isinstance(code, str) or not 0 < len(code) <= 64:
+        raise BadBody("must name the party's status", "body.body.parties[0].status.code")
+    numbers = {}
+    for side in ("from", "to"):
+        number = (party.get(side) or {}).get("phoneNumber") if isinstance(party.get(side), dict) else None
+        if number is not None and not (isinstance(number, str) and len(number) <= 32):
+            raise BadBody("must be a phone number", f"body.body.parties[0].{side}.phoneNumber")
+        numbers[side] = number or ""
+    status = RINGCENTRAL_STATUS.get(code, code.lower())
+    form = {"CallSid": sid, "From": numbers["from"], "To": numbers["to"], "CallStatus": status,
+            "Direction": str(party.get("direction") or "inbound").lower()}
+    return [WebhookEvent(id=f"{sid}:{status}", type=status, data=form)]

@@ -37,6 +37,11 @@ async def intent_of(request: Request, form: dict = Depends(signed_form)) -> str 
     return await service.spoken_intent(request.app.state.ctx, form)
 
 
+def _answer_type(ctx) -> str:
+    """TwiML, or the adapter's own form of the IVR's next step (RingCentral's JSON)."""
+    return getattr(ctx.ports.telephony, "answer_type", "application/xml")
+
+
 def _action(ctx, request: Request) -> str:
     """Where the caller's next input is posted: the IVR route at the address the provider used."""
     url = urlsplit(webhooks.signed_url(ctx, request))
@@ -61,9 +66,12 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.post(base + "/incoming", response_class=Response, responses={**TWIML, **error_responses(400, 422)},
                  summary="A call to our number (the telephony provider's signed voice webhook)")
     async def answer(request: Request, form: dict = Depends(signed_form), conn: Conn = Connection) -> Response:
-        """Stores the call and answers with the IVR menu; a retry of the same call hears where it is."""
+        """Stores the call and answers with the IVR menu; a retry of the same call hears where it is.
+        A subscription's validation request (RingCentral's) is answered with its token echoed."""
+        if "ValidationToken" in form and len(form) == 1:
+            return Response(headers={"Validation-Token": form["ValidationToken"]})
         twiml = await service.incoming(conn, ctx, form, _action(ctx, request))
-        return Response(twiml, media_type="application/xml")
+        return Response(twiml, media_type=_answer_type(ctx))
 
     @router.post(base + "/ivr", name="voice_ai_ivr", response_class=Response,
                  responses={**TWIML, **error_responses(400, 404, 422)},
@@ -74,7 +82,7 @@ def add_routes(router: APIRouter, ctx) -> None:
         meaning is clear), an unknown input or silence replays the menu, the third failure hands
         the caller to a person."""
         twiml = await service.ivr_input(conn, ctx, form, _action(ctx, request), intent)
-        return Response(twiml, media_type="application/xml")
+        return Response(twiml, media_type=_answer_type(ctx))
 
     @router.get(base + "/calls/{call_id}", response_model=Call, responses=error_responses(401, 403, 404),
                 summary="One call: where the menu took it, its sentiment, its flag and transfer")

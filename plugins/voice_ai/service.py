@@ -53,7 +53,12 @@ def _twiml(ctx, name: str, action: str, *, sorry: bool = False) -> str:
     return phone.menu(text, action=action, timeout=state.timeout)
 
 
-_BY_SID = sa.select(voice_calls).where(voice_calls.c.provider == PROVIDER,
+def provider_of(ctx) -> str:
+    """Whose call a webhook names: the telephony adapter's provider (Twilio's form unless it says)."""
+    return getattr(ctx.ports.telephony, "provider", PROVIDER)
+
+
+_BY_SID = sa.select(voice_calls).where(voice_calls.c.provider == sa.bindparam("provider"),
                                        voice_calls.c.provider_call_id == sa.bindparam("sid"))
 
 
@@ -65,13 +70,15 @@ async def incoming(conn, ctx, form: dict[str, str], action: str) -> str:
         raise invalid("body.CallSid", "the call's id is missing")
     call_id, v = uuid.uuid4(), vault(ctx)
     row = await conn.fetch_one(pg_insert(voice_calls).values(
-        id=call_id, provider=PROVIDER, provider_call_id=sid[:255],
+        id=call_id, provider=provider_of(ctx), provider_call_id=sid[:255],
         direction="outbound" if form.get("Direction", "").startswith("outbound") else "inbound",
         key_id=v.current_id, from_enc=v.encrypt(form.get("From") or None, _aad(call_id, "from")),
         to_enc=v.encrypt(form.get("To") or None, _aad(call_id, "to")), ivr_state=ivr.START,
     ).on_conflict_do_nothing(constraint="uq_voice_calls_provider_call").returning(voice_calls.c.id))
     if row is None:
-        existing = await conn.fetch_one(_BY_SID, {"sid": sid})
+        existing = await conn.fetch_one(_BY_SID, {"sid": sid, "provider": provider_of(ctx)})
+        if form.get("CallStatus") in ENDED:  # a provider that posts every status here (RingCentral's hang-up)
+            await _end(conn, ctx, form)
         return _twiml(ctx, existing["ivr_state"], action)
     await publish(conn, ctx, "voice.call.received", {"call_id": str(call_id), "provider_call_id": sid})
     return _twiml(ctx, ivr.START, action)
@@ -84,7 +91,7 @@ async def spoken_intent(ctx, form: dict[str, str]) -> str | None:
     if form.get("Digits") or not speech:
         return None
     async with ctx.db.read() as conn:
-        call = await conn.fetch_one(_BY_SID, {"sid": form.get("CallSid", "").strip()})
+        call = await conn.fetch_one(_BY_SID, {"sid": form.get("CallSid", "").strip(), "provider": provider_of(ctx)})
     state = ivr.MENU[call["ivr_state"]] if call else None
     if state is None or not state.intents or ivr.heard(state, speech) != (None, None):
         return None
@@ -103,7 +110,7 @@ async def ivr_input(conn, ctx, form: dict[str, str], action: str, intent: str | 
     sid = form.get("CallSid", "").strip()
     if not sid:
         raise invalid("body.CallSid", "the call's id is missing")
-    call = await conn.fetch_one(_BY_SID.with_for_update(), {"sid": sid})
+    call = await conn.fetch_one(_BY_SID.with_for_update(), {"sid": sid, "provider": provider_of(ctx)})
     if call is None:
         raise not_found("Call", f"no call {sid!r} reached the menu")
     if ivr.MENU[call["ivr_state"]].end:  # the menu is over: say where the caller is again
@@ -254,9 +261,12 @@ async def on_call_status(conn, event, ctx) -> None:
     a final status ends the call and keeps its duration."""
     if event["payload"]["type"] not in ENDED:
         return
-    form = await webhooks.data_of(conn, ctx, event)
+    await _end(conn, ctx, await webhooks.data_of(conn, ctx, event))
+
+
+async def _end(conn, ctx, form: dict[str, str]) -> None:
     duration = form.get("CallDuration", "")
     await conn.run(sa.update(voice_calls).where(
-        voice_calls.c.provider == PROVIDER, voice_calls.c.provider_call_id == form.get("CallSid", ""),
+        voice_calls.c.provider == provider_of(ctx), voice_calls.c.provider_call_id == form.get("CallSid", ""),
         voice_calls.c.status != "ended").values(
         status="ended", duration_seconds=int(duration) if duration.isdigit() else None, updated_at=sa.func.now()))
