@@ -25,6 +25,9 @@ plugin = Flaky()
 '''
 
 
+SOGGY = FLAKY.replace("Flaky", "Soggy").replace('"flaky"', '"soggy"').split("    @hookimpl")[0] + "plugin = Soggy()\n"
+
+
 def run_cli(monkeypatch, *args: str) -> int:
     from myhibachi.core import cli
 
@@ -50,7 +53,8 @@ def errors_about(caplog, text: str) -> list[str]:
 def test_strict_db_upgrade_exits_1_naming_every_failed_plugin_once(strict_env, db_url, monkeypatch, caplog,
                                                                     capsys):
     """Broken on purpose: the commands loading the plugins again instead of main()'s manager
-    logged each failure twice (red); without the strict check `db upgrade` exited 0 (red)."""
+    logged each failure twice (red); without the strict check `db upgrade` exited 0 (red); a
+    plugin's models.py raising went out as a bare traceback naming no plugin (red)."""
     fake_distribution(strict_env, "broken", BURNT)
     fake_distribution(strict_env, "burnt", "raise RuntimeError('the grill caught fire')\n")
     monkeypatch.setenv("DATABASE_URL", db_url)
@@ -72,6 +76,18 @@ def test_strict_db_upgrade_exits_1_naming_every_failed_plugin_once(strict_env, d
     assert "database is up to date" not in out
     assert errors_about(caplog, "lost the migrations") == [
         "plugin flaky left out: migration_location raised RuntimeError: lost the migrations"]
+
+    caplog.clear()
+    monkeypatch.setenv("MYHIBACHI_DISABLED_PLUGINS", "broken,burnt,flaky")
+    package = fake_distribution(strict_env, "soggy", "")
+    (strict_env / f"{package}.py").rename(strict_env / f"{package}.txt")
+    (strict_env / package).mkdir()
+    (strict_env / package / "__init__.py").write_text(SOGGY)
+    (strict_env / package / "models.py").write_text("raise ValueError('the rice is wet')\n")
+    assert run_cli(monkeypatch, "db", "upgrade") == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: MYHIBACHI_STRICT_PLUGINS is set and 1 plugin(s) failed: soggy")
+    assert errors_about(caplog, "rice") == ["plugin soggy left out: models raised ValueError: the rice is wet"]
 
     monkeypatch.setenv("MYHIBACHI_STRICT_PLUGINS", "0")
     assert run_cli(monkeypatch, "db", "upgrade") == 0
