@@ -32,10 +32,28 @@ def _settings() -> Settings:
     return Settings()
 
 
+_loaded = None  # the plugins main() loaded to register their commands: each failure is reported once
+
+
 def _manager(settings: Settings):
     from myhibachi.core.plugins import load_installed
 
-    return load_installed(settings)
+    return _loaded or load_installed(settings, strict=False)
+
+
+def _refuse_failed(settings: Settings, manager, stop_db: bool = False) -> None:
+    """Under MYHIBACHI_STRICT_PLUGINS, exit 1 naming every failed plugin (each one's reason was
+    logged once when it failed), stopping the embedded database this command started."""
+    failed = sorted(r.name for r in manager.records.values() if r.state == "failed")
+    if not (settings.strict_plugins and failed):
+        return
+    if stop_db:
+        from myhibachi.core.db import stop_embedded
+
+        stop_embedded(settings.home_dir)
+    typer.echo(f"error: MYHIBACHI_STRICT_PLUGINS is set and {len(failed)} plugin(s) failed: {', '.join(failed)}",
+               err=True)
+    raise typer.Exit(1)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -77,14 +95,17 @@ def up(
     settings = _settings()
     _production_ready(settings)
     host, port, workers = host or settings.host, port or settings.port, workers or settings.workers
-    url = _url(settings)
     manager = _manager(settings)
+    _refuse_failed(settings, manager)
+    embedded = not settings.database_url and not (settings.home_dir / "pgdata" / "postmaster.pid").exists()
+    url = _url(settings)
     started = time.perf_counter()
     try:
         migrate.upgrade(url, manager)
     except migrate.MigrationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
+    _refuse_failed(settings, manager, stop_db=embedded)
     if not settings.unleash_url:
         TogglesFile(settings.toggles_path).ensure([r.flag for r in manager.records.values() if r.flag])
     env = {**os.environ, "DATABASE_URL": url, "MYHIBACHI_HOME": str(settings.home_dir)}
@@ -215,11 +236,14 @@ def db_upgrade() -> None:
     from myhibachi.core import migrate
 
     settings = _settings()
+    manager = _manager(settings)
+    _refuse_failed(settings, manager)
     try:
-        migrate.upgrade(_url(settings), _manager(settings))
+        migrate.upgrade(_url(settings), manager)
     except migrate.MigrationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
+    _refuse_failed(settings, manager)
     typer.echo("database is up to date")
 
 
@@ -611,12 +635,16 @@ def admin_rotate_pii(batch: int = typer.Option(500, help="Rows per statement bat
 
 
 def main() -> None:
+    global _loaded
     from myhibachi.core.plugins import load_installed
 
     settings = _settings()
-    manager = load_installed(settings, strict=False)
+    _loaded = manager = load_installed(settings, strict=False)
     manager.setup_call("register_cli", app=app)
-    app()
+    try:
+        app()
+    finally:
+        _loaded = None
 
 
 if __name__ == "__main__":

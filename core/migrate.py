@@ -27,7 +27,12 @@ def load_models(manager: PluginManager) -> None:
     import myhibachi.core.models  # noqa: F401
 
     for plugin in manager.plugins:
-        import_submodule(plugin, "models")
+        if manager.get(plugin.name) is None:  # left out with a requirement that failed here
+            continue
+        try:
+            import_submodule(plugin, "models")
+        except Exception as exc:
+            manager.fail(plugin, f"models raised {type(exc).__name__}: {exc}")
 
 
 def locations(manager: PluginManager) -> dict[str, str]:

@@ -5,6 +5,7 @@ import importlib
 import inspect
 import logging
 import re
+import sys
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from importlib.metadata import entry_points
@@ -244,6 +245,8 @@ class PluginManager:
     def _fail(self, name: str, reason: str, strict: bool, plugin: Plugin | None = None) -> None:
         reason = "; ".join(line.strip() for line in reason.splitlines() if line.strip())  # one table row
         log.error("plugin %s left out: %s", name, reason)
+        if (exc := sys.exc_info()[1]) is not None:
+            log.debug("plugin %s failed here", name, exc_info=exc)
         self.records[name] = PluginRecord(name, plugin, "failed", reason,
                                           source=type(plugin).__module__ if plugin else "")
         if strict:

@@ -1,0 +1,118 @@
+"""Strict mode on the command line: `db upgrade` and `up` refuse failed plugins, each failure
+reported once, and `up` leaves no embedded PostgreSQL behind."""
+import logging
+import sys
+
+import pytest
+
+from tests.core.plugin_helpers import fake_distribution, site  # noqa: F401
+
+BURNT = "raise ImportError('no wok')\n"
+FLAKY = '''
+from myhibachi.core import Plugin, hookimpl
+
+
+class Flaky(Plugin):
+    name = "flaky"
+    version = "1.0.0"
+
+    @hookimpl
+    def migration_location(self):
+        raise RuntimeError("lost the migrations")
+
+
+plugin = Flaky()
+'''
+
+
+SOGGY = FLAKY.replace("Flaky", "Soggy").replace('"flaky"', '"soggy"').split("    @hookimpl")[0] + "plugin = Soggy()\n"
+
+
+def run_cli(monkeypatch, *args: str) -> int:
+    from myhibachi.core import cli
+
+    monkeypatch.setattr(sys, "argv", ["myhibachi", *args])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    return exited.value.code
+
+
+@pytest.fixture
+def strict_env(site, home, monkeypatch, caplog):  # noqa: F811
+    caplog.set_level(logging.DEBUG, logger="myhibachi.plugins")
+    monkeypatch.setenv("MYHIBACHI_HOME", str(home))
+    monkeypatch.setenv("MYHIBACHI_STRICT_PLUGINS", "1")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return site
+
+
+def errors_about(caplog, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and text in r.getMessage()]
+
+
+def test_strict_db_upgrade_exits_1_naming_every_failed_plugin_once(strict_env, db_url, monkeypatch, caplog,
+                                                                    capsys):
+    """Broken on purpose: the commands loading the plugins again instead of main()'s manager
+    logged each failure twice (red); without the strict check `db upgrade` exited 0 (red); a
+    plugin's models.py raising went out as a bare traceback naming no plugin (red)."""
+    fake_distribution(strict_env, "broken", BURNT)
+    fake_distribution(strict_env, "burnt", "raise RuntimeError('the grill caught fire')\n")
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    assert run_cli(monkeypatch, "db", "upgrade") == 1
+    out, err = capsys.readouterr()
+    assert err.splitlines()[-1] == "error: MYHIBACHI_STRICT_PLUGINS is set and 2 plugin(s) failed: broken, burnt"
+    assert "database is up to date" not in out and "Traceback" not in out + err
+    assert errors_about(caplog, "no wok") == ["plugin broken left out: ImportError: no wok"]
+    assert errors_about(caplog, "caught fire") == ["plugin burnt left out: RuntimeError: the grill caught fire"]
+    tracebacks = [r for r in caplog.records if r.levelno == logging.DEBUG and r.exc_info]
+    assert sorted(r.getMessage() for r in tracebacks) == ["plugin broken failed here", "plugin burnt failed here"]
+
+    caplog.clear()
+    monkeypatch.setenv("MYHIBACHI_DISABLED_PLUGINS", "broken,burnt")
+    fake_distribution(strict_env, "flaky", FLAKY)  # loads, then fails while migrating
+    assert run_cli(monkeypatch, "db", "upgrade") == 1
+    out, err = capsys.readouterr()
+    assert err.splitlines()[-1] == "error: MYHIBACHI_STRICT_PLUGINS is set and 1 plugin(s) failed: flaky"
+    assert "database is up to date" not in out
+    assert errors_about(caplog, "lost the migrations") == [
+        "plugin flaky left out: migration_location raised RuntimeError: lost the migrations"]
+
+    caplog.clear()
+    monkeypatch.setenv("MYHIBACHI_DISABLED_PLUGINS", "broken,burnt,flaky")
+    package = fake_distribution(strict_env, "soggy", "")
+    (strict_env / f"{package}.py").rename(strict_env / f"{package}.txt")
+    (strict_env / package).mkdir()
+    (strict_env / package / "__init__.py").write_text(SOGGY)
+    (strict_env / package / "models.py").write_text("raise ValueError('the rice is wet')\n")
+    assert run_cli(monkeypatch, "db", "upgrade") == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: MYHIBACHI_STRICT_PLUGINS is set and 1 plugin(s) failed: soggy")
+    assert errors_about(caplog, "rice") == ["plugin soggy left out: models raised ValueError: the rice is wet"]
+
+    monkeypatch.setenv("MYHIBACHI_STRICT_PLUGINS", "0")
+    assert run_cli(monkeypatch, "db", "upgrade") == 0
+    assert capsys.readouterr().out.strip() == "database is up to date"
+
+
+def test_strict_up_exits_1_and_leaves_no_embedded_postgresql(strict_env, home, monkeypatch, caplog, capsys):
+    """Broken on purpose: without stopping the database it started, `up` left the embedded
+    PostgreSQL running after a plugin failed to migrate (red)."""
+    broken = fake_distribution(strict_env, "broken", BURNT)
+    assert run_cli(monkeypatch, "up", "--port", "0") == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: MYHIBACHI_STRICT_PLUGINS is set and 1 plugin(s) failed: broken")
+    assert not (home / "pgdata").exists()  # refused before the database started
+
+    (strict_env / f"{broken}.py").unlink()
+    monkeypatch.setenv("MYHIBACHI_DISABLED_PLUGINS", "broken")
+    fake_distribution(strict_env, "flaky", FLAKY)
+    try:
+        assert run_cli(monkeypatch, "up", "--port", "0") == 1
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            "error: MYHIBACHI_STRICT_PLUGINS is set and 1 plugin(s) failed: flaky")
+        assert len(errors_about(caplog, "lost the migrations")) == 1
+        assert (home / "pgdata").is_dir() and not (home / "pgdata" / "postmaster.pid").exists()
+    finally:
+        from myhibachi.core.db import stop_embedded
+
+        stop_embedded(home)
