@@ -250,6 +250,10 @@ def create_app(
     ctx.extra["metrics"] = observed = Metrics()
     ctx.extra["registry"] = observed.registry
     app.add_middleware(_Observe, metrics=observed)
+    if settings.tracing != "off":
+        from myhibachi.core.metrics import traced
+
+        traced(app, settings.tracing)
     return app
 
 

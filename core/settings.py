@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         default="json", description="Logs of `myhibachi up` and `worker`: JSON lines (request id, route, status, "
                                     "duration, principal kind) or plain text.")
+    tracing: Literal["off", "console", "otlp"] = Field(
+        default="off", description="OpenTelemetry spans of every request (the `tracing` extra): off, console "
+                                   "(stdout) or otlp (to where the standard OTEL_EXPORTER_OTLP_* variables say).")
     flags_file: Path | None = Field(
         default=None, description="Toggles file in Unleash's client features format. Unset: <home>/flags.json."
     )
