@@ -1,7 +1,10 @@
 """Strict mode on the command line: `db upgrade` and `up` refuse failed plugins, each failure
 reported once, and `up` leaves no embedded PostgreSQL behind."""
 import logging
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -92,6 +95,16 @@ def test_strict_db_upgrade_exits_1_naming_every_failed_plugin_once(strict_env, d
     monkeypatch.setenv("MYHIBACHI_STRICT_PLUGINS", "0")
     assert run_cli(monkeypatch, "db", "upgrade") == 0
     assert capsys.readouterr().out.strip() == "database is up to date"
+
+
+@pytest.fixture
+def home():
+    """Not under pytest's temporary root: another pytest run as root resets that folder to 0700,
+    and the embedded server's own system user would lose its data folder (and pg_ctl its stop)."""
+    path = Path(tempfile.mkdtemp(prefix="myhibachi-strict-home-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_strict_up_exits_1_and_leaves_no_embedded_postgresql(strict_env, home, monkeypatch, caplog, capsys):
