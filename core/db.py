@@ -366,12 +366,16 @@ class Database:
         (a create booking 17 waits against 8), more than the round trips it saves."""
         async with self._connection("writes") as pg:
             conn = Conn(pg, transaction=True)
-            async with pg.transaction():
-                yield conn
-                for callback in conn.before_commit:
-                    await callback()
-        for callback in conn.after_commit:
-            callback()
+            try:
+                async with pg.transaction():
+                    yield conn
+                    for callback in conn.before_commit:
+                        await callback()
+                for callback in conn.after_commit:
+                    callback()
+            finally:  # the callbacks hold the request: a cycle that only the collector would free
+                conn.before_commit.clear()
+                conn.after_commit.clear()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Conn]:

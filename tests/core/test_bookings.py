@@ -74,6 +74,37 @@ async def test_a_retried_create_gets_the_first_answer_byte_for_byte_and_books_on
     assert await count_bookings(clean_db) == 1
 
 
+async def test_a_booking_request_leaves_nothing_for_the_garbage_collector(make_app, client_of, add_customer):
+    """A create frees its request, connection and transaction by reference counting alone:
+    a request left in a reference cycle waits for the cyclic collector, whose full passes
+    walk every object the process holds (broken on purpose: the audit's before-commit
+    callback kept after the commit, holding the request and its connection: red)."""
+    import gc
+
+    from starlette.requests import Request
+
+    from myhibachi.core.db import Conn
+
+    _, auth = await add_customer()
+    app = make_app([])
+    async with client_of(app) as c:
+        for hour in (0, 1):  # the first builds what lives on (caches, the pool's connection)
+            r = await c.post("/v1/bookings", json=booking_body(starts_at=local_start(hour=12 + hour)), headers=auth)
+            assert r.status_code == 201, r.text
+            if hour == 0:
+                gc.collect()
+                gc.disable()
+        try:
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            left = [type(o) for o in gc.garbage if isinstance(o, (Conn, Request))]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+    assert left == []
+
+
 async def test_aware_start_equals_local_start_in_time_zone(make_app, client_of, add_customer):
     _, auth = await add_customer()
     app = make_app([])
