@@ -15,26 +15,27 @@ from __future__ import annotations
 
 import bisect
 import functools
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from myhibachi.core import events
 from myhibachi.core.auth import Principal, check_owner_or
+from myhibachi.core.booking_schemas import (  # noqa: F401 - the service's models, reached as bookings.X
+    Availability, Booking, BookingCreate, BookingFields, BookingPage, BookingUpdate, CancelRequest, PriceLine, Quote,
+    QuoteRequest, Slot, Text, wall_clock, zone)
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.fields import inputs_of, plain_inputs
 from myhibachi.core.hookspecs import BookingView, Hooks, Refusal, SlotLimit
 from myhibachi.core.models import booking_holds, bookings, customers
-from myhibachi.core.pagination import DEFAULT_LIMIT, NextCursor, decode_keys, page_of
+from myhibachi.core.pagination import DEFAULT_LIMIT, decode_keys, page_of
 
 UTC = timezone.utc
 STATUSES = ("pending", "confirmed", "cancelled", "completed")
@@ -46,135 +47,6 @@ TRANSITIONS: dict[str, set[str]] = {
     "completed": set(),
 }
 MAX_AVAILABILITY_DAYS = 31
-
-
-# --- schemas -----------------------------------------------------------------------------
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _no_nul(value: str | None) -> str | None:
-    # PostgreSQL text cannot hold NUL nor a lone surrogate (JSON's "\ud800" decodes to one);
-    # refuse them as bad input rather than fail on insert.
-    if value is not None:
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        if not value.isascii() and _SURROGATE.search(value):
-            raise ValueError("must not contain lone surrogates (\\ud800-\\udfff)")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_no_nul)]
-
-
-class PriceLine(BaseModel):
-    code: str = Field(max_length=60)
-    label: str = Field(max_length=200)
-    amount_cents: int
-
-
-class BookingFields(BaseModel):
-    """What a customer says about their event; plugins add their own typed fields, one per
-    plugin, at start-up (``myhibachi.core.fields``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    starts_at: datetime = Field(
-        description="An aware ISO datetime, or a local one read in `time_zone`.")
-    time_zone: Text | None = Field(
-        None, max_length=64, description="IANA time zone of the event; default from settings.")
-    duration_minutes: int | None = Field(None, ge=5, le=24 * 60)
-    adults: int = Field(ge=0, le=10_000)
-    children: int = Field(0, ge=0, le=10_000)
-    address: Text = Field(min_length=1, max_length=500)
-    zip_code: str | None = Field(None, pattern=r"^\d{5}(-\d{4})?$")
-    menu: Text | None = Field(None, max_length=2000)
-    notes: Text | None = Field(None, max_length=2000)
-
-
-class BookingCreate(BookingFields):
-    customer_id: uuid.UUID | None = Field(None, description="Staff only: the customer the booking is for.")
-
-
-class QuoteRequest(BookingFields):
-    starts_at: datetime | None = None
-    address: Text = Field("", max_length=500)
-    customer_id: uuid.UUID | None = None
-
-
-class BookingUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    starts_at: datetime | None = None
-    time_zone: Text | None = Field(None, max_length=64)
-    duration_minutes: int | None = Field(None, ge=5, le=24 * 60)
-    adults: int | None = Field(None, ge=0, le=10_000)
-    children: int | None = Field(None, ge=0, le=10_000)
-    address: Text | None = Field(None, min_length=1, max_length=500)
-    zip_code: str | None = Field(None, pattern=r"^\d{5}(-\d{4})?$")
-    menu: Text | None = Field(None, max_length=2000)
-    notes: Text | None = Field(None, max_length=2000)
-
-
-class CancelRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: Text | None = Field(None, max_length=500)
-
-
-class Booking(BaseModel):
-    id: uuid.UUID
-    customer_id: uuid.UUID
-    starts_at: datetime
-    local_start: str = Field(description="The start as wall-clock time in the event's time zone.")
-    time_zone: str
-    duration_minutes: int
-    adults: int
-    children: int
-    party_size: int
-    address: str
-    zip_code: str | None
-    menu: str | None
-    notes: str | None
-    status: Literal["pending", "confirmed", "cancelled", "completed"]
-    price_lines: list[PriceLine]
-    total_cents: int
-    currency: str
-    cancel_reason: str | None = None
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, row, **plugins: Any) -> "Booking":
-        data = dict(row)
-        data["local_start"] = wall_clock(data["starts_at"], zone(data["time_zone"]))
-        return cls(**data, **plugins)
-
-
-class BookingPage(BaseModel):
-    items: list[Booking]
-    next_cursor: NextCursor
-
-
-class Quote(BaseModel):
-    lines: list[PriceLine]
-    total_cents: int
-    currency: str
-
-
-class Slot(BaseModel):
-    starts_at: datetime = Field(description="The start in UTC.")
-    local_start: str = Field(description="The start as wall-clock time in the requested time zone.")
-    remaining: int
-    capacity: int
-
-
-class Availability(BaseModel):
-    time_zone: str
-    party_size: int
-    duration_minutes: int
-    slots: list[Slot]
 
 
 # --- rules -------------------------------------------------------------------------------
@@ -221,13 +93,6 @@ def rules_of(ctx) -> Rules:
     return cached[1]
 
 
-def zone(name: str, field: str = "time_zone") -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise invalid(field, f"unknown IANA time zone {name!r}") from None
-
-
 def to_utc(local: datetime, tz: ZoneInfo) -> datetime | None:
     """A wall-clock time in ``tz`` as UTC; None when the clock skips it (a DST gap)."""
     aware = local.replace(tzinfo=tz)
@@ -251,11 +116,6 @@ def resolve_start(value: datetime, tz: ZoneInfo, field: str = "starts_at") -> da
     if start.second or start.microsecond:
         raise invalid(field, "must be on a whole minute")
     return start
-
-
-def wall_clock(start: datetime, tz: ZoneInfo) -> str:
-    """A UTC start as the local time of ``tz``, without offset (``local_start``)."""
-    return start.astimezone(tz).replace(tzinfo=None).isoformat()
 
 
 def closing_time(rules: Rules, day: date, tz: ZoneInfo) -> datetime:
@@ -369,28 +229,17 @@ _LOCKED_BUSY = sa.text("SELECT * FROM booking_busy_locked(CAST(:keys AS text[]),
 _LOCK = sa.text("SELECT booking_lock_slots(CAST(:keys AS text[]))")
 
 
-async def _busy(conn, pools: list[str | None], start: datetime, end: datetime, exclude: uuid.UUID | None,
-                customer: uuid.UUID | None, keys: list[str] | None = None) -> dict[str | None, Busy]:
-    # An event ends within its own day, so one day back bounds the index scan.
-    params = {"pools": pools, "statuses": list(ACTIVE), "since": start - timedelta(days=1), "start": start,
-              "end": end, "exclude": exclude, "customer": customer}
-    rows = await (conn.fetch_all(_BUSY, params) if keys is None else
-                  conn.fetch_all(_LOCKED_BUSY, {**params, "keys": keys}))
-    return {row["pool"]: Busy(row["starts"] or [], row["ends"] or []) for row in rows}
-
-
-def _slot_keys(rules: Rules, pools: Sequence[str], start: datetime, duration: int) -> list[str]:
+def _slot_keys(pools: Sequence[str], slots: list[datetime]) -> list[str]:
     """The booking_slots rows a booking of these pools takes, in the one global order (so two
     transactions never wait on each other in a cycle)."""
-    slots = covered(rules, start, duration)
     return sorted(f"{pool}|{slot_key(s)}" for pool in pools for s in slots) or [slot_key(s) for s in slots]
 
 
 async def lock_slots(conn, ctx, pools: Sequence[str], start: datetime, end: datetime) -> None:
     """Take the slot locks a booking of [start, end) drawing on ``pools`` takes: a create or a
     move onto it waits for this transaction, then counts what it committed."""
-    duration = int((end - start).total_seconds() // 60)
-    await conn.run(_LOCK, {"keys": _slot_keys(rules_of(ctx), pools, start, duration)})
+    slots = covered(rules_of(ctx), start, int((end - start).total_seconds() // 60))
+    await conn.run(_LOCK, {"keys": _slot_keys(pools, slots)})
 
 
 async def hold(conn, ctx, *, id: uuid.UUID, owner: str, customer_id: uuid.UUID | None, pools: Sequence[str],
@@ -457,8 +306,13 @@ async def busy_of(conn, limits: list[SlotLimit], start: datetime, end: datetime,
     """The active bookings and holds (but ``customer``'s) of each limit's pool overlapping
     [start, end), in one query; with no pool, all of them (under the key None). With
     ``lock``, the slot keys' locks are taken first and the bookings read after them."""
-    pools = sorted({limit.pool for limit in limits if limit.pool is not None}) or [None]
-    return await _busy(conn, pools, start, end, exclude, customer, lock)
+    # An event ends within its own day, so one day back bounds the index scan.
+    params = {"pools": sorted({limit.pool for limit in limits if limit.pool is not None}) or [None],
+              "statuses": list(ACTIVE), "since": start - timedelta(days=1), "start": start, "end": end,
+              "exclude": exclude, "customer": customer}
+    rows = await (conn.fetch_all(_BUSY, params) if lock is None else
+                  conn.fetch_all(_LOCKED_BUSY, {**params, "keys": lock}))
+    return {row["pool"]: Busy(row["starts"] or [], row["ends"] or []) for row in rows}
 
 
 def room(rules: Rules, limits: list[SlotLimit], busy: dict[str | None, Busy], k: int,
@@ -579,7 +433,7 @@ async def _lock_and_check_capacity(hooks: Hooks, conn, rules: Rules, view: Booki
     pools = sorted({limit.pool for limit in limits if limit.pool is not None})
     slots = covered(rules, view.starts_at, view.duration_minutes)
     busy = await busy_of(conn, limits, slots[0], slots[-1] + rules.slot, exclude, view.customer_id,
-                         lock=_slot_keys(rules, pools, view.starts_at, view.duration_minutes))
+                         lock=_slot_keys(pools, slots))
     free = room(rules, limits, busy, 0, slots)
     if isinstance(free, Refusal):
         raise problem_of(free)
