@@ -118,6 +118,9 @@ class DepositOperations(Protocol):
         """Take a deposit's payment (its PaymentIntent confirmed with ``payment_method``) and return
         the deposit; one already paid answers as it is."""
 
+    async def paid_cents(self, conn, booking_id: uuid.UUID) -> int:
+        """What a booking's payments stand at: captured less refunded, in cents."""
+
 
 __all__ = ["ContactLists", "DepositOperations", "Messaging", "PaymentLedger", "ServiceError"]
 

@@ -384,6 +384,10 @@ class Operations:
             return dep
         return await confirm_deposit(conn, self.ctx, principal, deposit_id, payment_method)
 
+    async def paid_cents(self, conn, booking_id):
+        return await conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(
+            deposits.c.captured_cents - deposits.c.refunded_cents), 0)).where(deposits.c.booking_id == booking_id))
+
 
 # --- listing -------------------------------------------------------------------------------
 

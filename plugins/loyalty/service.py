@@ -30,7 +30,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core import check_owner_or, claim_due, conflict, fetch_page, invalid, not_found, tables, utcnow
+from myhibachi.core import (DepositOperations, check_owner_or, claim_due, conflict, fetch_page, invalid, not_found,
+                            tables, utcnow)
 from myhibachi.plugins.loyalty import LoyaltySettings
 from myhibachi.plugins.loyalty.models import loyalty_accounts as accounts
 from myhibachi.plugins.loyalty.models import loyalty_transactions as ledger
@@ -463,14 +464,9 @@ async def _booking_of(conn, p: dict[str, Any]) -> dict[str, Any] | None:
     return await conn.fetch_one(_BOOKING, {"booking_id": booking_id})
 
 
-async def paid_on(ctx, booking) -> int:
-    """What the booking's payments stand at (captured less refunded), as the deposits plugin's
-    field of the booking view says it."""
-    for answer in await ctx.hooks({"userId": str(booking["customer_id"])}).booking_fields(rows=(dict(booking),)):
-        field = (answer.get("deposits") or [None])[0]
-        if field:
-            return int(field["paid_cents"] if isinstance(field, dict) else field.paid_cents)
-    return 0
+async def paid_on(conn, ctx, booking) -> int:
+    """What the booking's payments stand at (captured less refunded), as deposits answers it."""
+    return await ctx.service(DepositOperations, caller="loyalty").paid_cents(conn, booking["id"])
 
 
 async def on_payment_succeeded(conn, event, ctx) -> None:
@@ -484,8 +480,8 @@ async def on_payment_succeeded(conn, event, ctx) -> None:
         await earn_for_payment(conn, ctx, uuid.UUID(str(p["customer_id"])), str(p["payment_id"]),
                                int(p.get("amount_cents") or 0))
     elif booking["status"] == "completed":
-        await earn_for_payment(conn, ctx, booking["customer_id"], str(p["payment_id"]), await paid_on(ctx, booking),
-                               booking_id=booking["id"])
+        await earn_for_payment(conn, ctx, booking["customer_id"], str(p["payment_id"]),
+                               await paid_on(conn, ctx, booking), booking_id=booking["id"])
 
 
 async def on_booking_completed(conn, event, ctx) -> None:
@@ -493,7 +489,7 @@ async def on_booking_completed(conn, event, ctx) -> None:
     booking = await _booking_of(conn, event["payload"])
     if booking is not None and booking["status"] == "completed":
         await earn_for_payment(conn, ctx, booking["customer_id"], f"booking:{booking['id']}",
-                               await paid_on(ctx, booking), booking_id=booking["id"])
+                               await paid_on(conn, ctx, booking), booking_id=booking["id"])
 
 
 async def on_payment_refunded(conn, event, ctx) -> None:
