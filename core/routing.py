@@ -148,9 +148,10 @@ def unshadow(routes: list) -> None:
     plugin's ``GET /v1/bookings/waitlist`` is not read as ``GET /v1/bookings/{booking_id}``."""
     params = [r for r in routes if isinstance(r, Route) and "{" in r.path]
     for route in [r for r in routes if isinstance(r, Route) and "{" not in r.path]:
-        at = routes.index(route)
-        before = [routes.index(p) for p in params if routes.index(p) < at and p.methods & route.methods
-                  and route.path.startswith(p.path.split("{", 1)[0]) and p.path_regex.match(route.path)]
+        takers = [p for p in params if p.methods & route.methods and route.path.startswith(p.path.split("{", 1)[0])
+                  and p.path_regex.match(route.path)]
+        at = routes.index(route) if takers else 0
+        before = [i for i in map(routes.index, takers) if i < at]
         if before:
             routes.remove(route)
             routes.insert(min(before), route)

@@ -5,22 +5,22 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, Field
 
-from myhibachi.core import NextCursor
+from myhibachi.core import NextCursor, customers
 
 ROLE_NAME = r"^[a-z][a-z0-9_]{1,63}$"
 
 
 class AdminUserCreate(BaseModel):
-    email: EmailStr
+    email: customers.EmailAddress
     name: str = Field(min_length=1, max_length=200)
     password: str = Field(description="At least 12 characters, with letters and digits or symbols.")
     roles: list[str] = Field(default_factory=list, description="Role names.")
 
 
 class AdminUserUpdate(BaseModel):
-    email: EmailStr | None = None
+    email: customers.EmailAddress | None = None
     name: str | None = Field(default=None, min_length=1, max_length=200)
     password: str | None = None
     status: Literal["active", "inactive"] | None = None

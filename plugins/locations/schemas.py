@@ -10,9 +10,9 @@ from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 import phonenumbers
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from myhibachi.core import NextCursor
+from myhibachi.core import NextCursor, customers
 
 ZIP = r"^\d{5}(-\d{4})?$"
 ZipCode = Annotated[str, StringConstraints(pattern=ZIP)]
@@ -82,7 +82,7 @@ class LocationFields(BaseModel):
     state: str | None = Field(default=None, min_length=2, max_length=50)
     zip_code: ZipCode | None = None
     phone: Phone | None = None
-    email: EmailStr | None = None
+    email: customers.EmailAddress | None = None
     time_zone: TimeZone | None = None
     capacity: int | None = Field(default=None, ge=1, le=MAX_GUESTS, description="The most guests one event serves.")
     events_per_slot: int | None = Field(default=None, ge=1, le=1000,
