@@ -189,8 +189,9 @@ def _check(ctx, name: str, payloads) -> None:
             spec.schema.model_validate(payload)
 
 
-def _json(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+def _json(value: Any) -> str:
+    """A payload as the JSON text its statements cast to jsonb (encoded once)."""
+    return json.dumps(value, default=str)
 
 
 async def publish(conn, ctx, name: str, payload: dict[str, Any], *, actor: str | None = None) -> uuid.UUID:
@@ -218,10 +219,8 @@ async def publish_many(conn, ctx, name: str, payloads: list[dict[str, Any]], *,
         return []
     ids = [uuid.uuid4() for _ in payloads]
     subscribers = [s for s, plugin, _ in ctx.event_handlers.get(name, ()) if ctx.plugins.get(plugin.name)]
-    await conn.run(_RECORD_MANY, [
-        {"id": i, "name": name, "payload": _json(p), "actor": actor, "subscribers": subscribers or None,
-         "dispatched_at": None if subscribers else utcnow()}
-        for i, p in zip(ids, payloads)])
+    await conn.run(_RECORD_MANY, {"ids": ids, "payloads": [_json(p) for p in payloads], "name": name, "actor": actor,
+                                  "subscribers": subscribers or None, "dispatched_at": None if subscribers else utcnow()})
     if subscribers and not ctx.waker.after(conn):
         await conn.run(_NOTIFY, {"channel": CHANNEL, "name": name})
     return ids
@@ -229,15 +228,20 @@ async def publish_many(conn, ctx, name: str, payloads: list[dict[str, Any]], *,
 
 # Built once. An event with subscribers is one row that names them; the dispatcher makes
 # their delivery rows (``fan_out``), so the publishing transaction writes no more than that.
+_PAYLOAD = sa.cast(sa.bindparam("payload", type_=sa.Text), outbox_events.c.payload.type)
 _SETTLED = sa.insert(outbox_events).values(
-    id=sa.bindparam("id"), name=sa.bindparam("name"), payload=sa.bindparam("payload", type_=outbox_events.c.payload.type),
-    actor=sa.bindparam("actor"), dispatched_at=sa.func.now())
+    id=sa.bindparam("id"), name=sa.bindparam("name"), payload=_PAYLOAD, actor=sa.bindparam("actor"),
+    dispatched_at=sa.func.now())
 _RECORD = sa.insert(outbox_events).values(
-    id=sa.bindparam("id"), name=sa.bindparam("name"), payload=sa.bindparam("payload", type_=outbox_events.c.payload.type),
-    actor=sa.bindparam("actor"), subscribers=sa.bindparam("subscribers", type_=outbox_events.c.subscribers.type))
-_RECORD_MANY = sa.insert(outbox_events).values(
-    {c: sa.bindparam(c, type_=outbox_events.c[c].type) for c in ("id", "name", "payload", "actor", "subscribers",
-                                                                  "dispatched_at")})
+    id=sa.bindparam("id"), name=sa.bindparam("name"), payload=_PAYLOAD, actor=sa.bindparam("actor"),
+    subscribers=sa.bindparam("subscribers", type_=outbox_events.c.subscribers.type))
+# One statement for the lot (executemany would send one per row).
+_RECORD_MANY = sa.text("""
+    INSERT INTO outbox_events (id, name, payload, actor, subscribers, dispatched_at)
+    SELECT e.id, CAST(:name AS varchar), e.payload::jsonb, CAST(:actor AS varchar), CAST(:subscribers AS text[]),
+           CAST(:dispatched_at AS timestamptz)
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:payloads AS text[])) AS e (id, payload)
+""")
 _NOTIFY = sa.select(sa.func.pg_notify(sa.bindparam("channel"), sa.bindparam("name")))
 _PUBLISH = sa.select(sa.func.pg_notify(sa.bindparam("channel"), sa.bindparam("name"))).add_cte(_RECORD.cte("event"))
 # Up to a batch of undelivered events get their delivery rows. A concurrent fan-out of the
