@@ -139,7 +139,7 @@ class Quote(BaseModel):
 
 class Slot(BaseModel):
     starts_at: datetime = Field(description="The start in UTC.")
-    local_start: str = Field(description="The start as wall-clock time in the requested time zone.")
+    local_start: datetime = Field(description="The start in the requested time zone, with its offset there.")
     remaining: int
     capacity: int
 

@@ -728,9 +728,10 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     while day <= end_day:
         candidates.extend(bookable_starts(rules, day, tz, duration, now))
         day += timedelta(days=1)
-    slots: list[Slot] = []
+    slots: list = []
     if not candidates:
-        return Availability(time_zone=tz_name, party_size=size, duration_minutes=duration, slots=slots)
+        return ctx.models.availability_answer(time_zone=tz_name, party_size=size, duration_minutes=duration,
+                                              slots=slots)
     hooks = ctx.hooks(principal.flag_context())
     customer = _customer_of(principal) if principal.kind == "customer" else None
     draft = {"starts_at": None, "time_zone": tz_name, "duration_minutes": duration, "adults": size, "children": 0,
@@ -745,9 +746,12 @@ async def availability(conn, ctx, principal: Principal, *, start_day: date, end_
     first = view_of({**draft, "starts_at": candidates[0]}, inputs=inputs)
     limits = await limits_of(hooks, conn, first, tuple(candidates))
     busy = await busy_of(conn, limits, candidates[0], candidates[-1] + length, customer=customer)
+    said = {name: value for limit in limits for name, value in (limit.slot or {}).items()}
     for k, start in enumerate(candidates):
         free = room(rules, limits, busy, k, covered(rules, start, duration))
         if isinstance(free, Refusal) or free[0] <= 0:
             continue
-        slots.append(Slot(starts_at=start, local_start=wall_clock(start, tz), remaining=free[0], capacity=free[1]))
-    return Availability(time_zone=tz_name, party_size=size, duration_minutes=duration, slots=slots)
+        slots.append(ctx.models.slot(starts_at=start, local_start=start.astimezone(tz), remaining=free[0],
+                                     capacity=free[1], **said))
+    return ctx.models.availability_answer(time_zone=tz_name, party_size=size, duration_minutes=duration,
+                                          slots=slots)

@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 # what a plugin may extend, and the core model each name builds on
-KINDS = ("booking_create", "booking_update", "quote", "booking", "availability", "customer")
+KINDS = ("booking_create", "booking_update", "quote", "booking", "availability", "slot", "customer")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class Models:
     booking: type[BaseModel]
     booking_page: type[BaseModel]
     availability: QueryModel  # the availability query parameters, the plugins' included
+    slot: type[BaseModel]
+    availability_answer: type[BaseModel]
     customer: type[BaseModel]
     customer_page: type[BaseModel]
     customer_profile: Any  # customers.Profile: the lookups with the plugins' customer_columns
@@ -86,12 +88,16 @@ def compose(manager, strict: bool = False) -> Models:
         return create_model(page.__name__, __base__=page, __module__=page.__module__, items=(list[item], ...))
 
     booking = extended(svc.Booking, "booking")
+    slot = extended(svc.Slot, "slot")
     customer = extended(customers.Customer, "customer")
     return Models(booking_create=extended(svc.BookingCreate, "booking_create"),
                   booking_update=extended(svc.BookingUpdate, "booking_update"),
                   quote=extended(svc.QuoteRequest, "quote"), booking=booking,
                   booking_page=paged(svc.BookingPage, booking, svc.Booking),
-                  availability=_query_model(wanted["availability"]),
+                  availability=_query_model(wanted["availability"]), slot=slot,
+                  availability_answer=svc.Availability if slot is svc.Slot else create_model(
+                      "Availability", __base__=svc.Availability, __module__=svc.Availability.__module__,
+                      slots=(list[slot], ...)),
                   customer=customer, customer_page=paged(customers.CustomerPage, customer, customers.Customer),
                   customer_profile=customers.profile(tuple(columns)), booking_columns=tuple(booking_columns),
                   owners=MappingProxyType({kind: tuple(wanted[kind]) for kind in KINDS}))
@@ -165,7 +171,8 @@ def core_models() -> Models:
     from myhibachi.core import customers
 
     return Models(svc.BookingCreate, svc.BookingUpdate, svc.QuoteRequest, svc.Booking, svc.BookingPage,
-                  _query_model({}), customers.Customer, customers.CustomerPage, customers.CORE_PROFILE)
+                  _query_model({}), svc.Slot, svc.Availability, customers.Customer, customers.CustomerPage,
+                  customers.CORE_PROFILE)
 
 
 def inputs_of(data: BaseModel, names: tuple[str, ...]) -> Mapping[str, BaseModel]:

@@ -123,6 +123,8 @@ class SlotLimit:
     :ivar capacity: one answer per start: an ``int`` (events of this pool that may run in
         that slot), None (no limit there) or a :class:`Refusal` (the slot is not offered,
         and create refuses with that reason).
+    :ivar slot: what the availability slots this limit counts in say, under the plugin's
+        name: its ``register_fields`` model of kind ``slot`` (``{"locations": {"location_id": ...}}``).
 
     Places held that are not bookings (a waitlist offer's) are the core's ``bookings.hold``:
     they count in their pools like bookings, in the core's one read of what is busy.
@@ -130,6 +132,7 @@ class SlotLimit:
 
     pool: str | None
     capacity: Sequence[int | Refusal | None]
+    slot: Mapping[str, Any] | None = None
 
 
 class Hooks:

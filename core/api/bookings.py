@@ -116,7 +116,7 @@ def router(make, models: Models) -> APIRouter:
         """Staff (`bookings.write`): mark a confirmed booking as done."""
         return (await svc.views(ctx, principal, [await svc.transition(conn, ctx, principal, booking_id, "completed")]))[0]
 
-    @r.get("/availability", response_model=svc.Availability, tags=["availability"],
+    @r.get("/availability", response_model=models.availability_answer, tags=["availability"],
            responses=error_responses(422), openapi_extra=models.availability.openapi())
     async def availability(request: Request, principal: Principal = Depends(current_principal),
                            conn: Conn = Connection):

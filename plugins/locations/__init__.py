@@ -17,7 +17,7 @@ class LocationsPlugin(Plugin):
         from myhibachi.plugins.locations.schemas import BookingLocation, LocationChoice
 
         return {"booking_create": LocationChoice, "booking_update": LocationChoice, "quote": LocationChoice,
-                "availability": LocationChoice, "booking": BookingLocation}
+                "availability": LocationChoice, "booking": BookingLocation, "slot": BookingLocation}
 
     @hookimpl
     def booking_fields(self, rows):

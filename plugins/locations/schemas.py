@@ -169,6 +169,6 @@ class LocationChoice(BaseModel):
 
 
 class BookingLocation(BaseModel):
-    """The location a booking was taken by."""
+    """The location a booking was taken by, or an availability slot is offered by."""
 
     location_id: uuid.UUID | None = None

@@ -183,7 +183,7 @@ async def limits(conn, ctx, booking: BookingView, starts: tuple[datetime, ...]) 
         return None
     refusals = {}
     capacity = [_refusal(refusals, _closed(row, start)) or row["events_per_slot"] for start in starts]
-    return SlotLimit(pool=f"{POOL}{row['id'].hex}", capacity=capacity)
+    return SlotLimit(pool=f"{POOL}{row['id'].hex}", capacity=capacity, slot={"locations": {"location_id": row["id"]}})
 
 
 def _refusal(seen: dict[str, Refusal], reason: str | None) -> Refusal | None:

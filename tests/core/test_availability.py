@@ -28,7 +28,8 @@ NY = "America/New_York"
 
 
 def starts(body: dict) -> list[str]:
-    return [s["local_start"] for s in body["slots"]]
+    """The slots' local wall-clock starts (each slot's ``local_start`` carries its offset too)."""
+    return [s["local_start"][:19] for s in body["slots"]]
 
 
 async def test_slots_follow_hours_and_capacity(make_app, client_of, add_customer):
@@ -43,6 +44,7 @@ async def test_slots_follow_hours_and_capacity(make_app, client_of, add_customer
     assert booked.status_code == 201
     # 11:00 to 20:00: a two-hour event must end by 22:00.
     assert starts(empty) == [f"{day}T{h:02d}:00:00" for h in range(11, 21)]
+    assert empty["slots"][0]["local_start"] == f"{day}T11:00:00-05:00"  # December in New York
     assert {s["remaining"] for s in empty["slots"]} == {2} and empty["time_zone"] == NY
     first = datetime.fromisoformat(f"{day}T11:00:00").replace(tzinfo=ZoneInfo(NY))
     assert datetime.fromisoformat(empty["slots"][0]["starts_at"]) == first

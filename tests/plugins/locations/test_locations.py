@@ -51,7 +51,7 @@ async def test_booking_multi_location(make_app, client_of, seed):
         for name, zip_code in (("manhattan", "10001"), ("brooklyn", "11201")):
             offer = (await c.get("/v1/availability", params={"from": day, "to": day, "zip_code": zip_code,
                                                              "time_zone": "America/New_York"})).json()
-            slots[name] = {s["local_start"]: s for s in offer["slots"]}
+            slots[name] = {s["local_start"][:19]: s for s in offer["slots"]}
     assert [r.status_code for r in by_zip] == [201, 201, 409]  # Manhattan runs two events at once
     assert named.status_code == 201 and full.status_code == 409, (named.text, full.text)
     assert too_big.status_code == 422 and "Brooklyn serves at most 14 guests" in too_big.json()["detail"]
@@ -343,13 +343,15 @@ async def test_a_booking_is_linked_to_the_location_that_took_it(make_app, client
 async def test_availability_by_zip_code_offers_what_create_accepts(make_app, client_of, seed):
     """A customer who knows only where the party is asks with ``zip_code``, as create takes it:
     the serving location's slots, none for a zip code no location serves, and a booking in an
-    offered slot is accepted (broken on purpose: without ``zip_code`` reaching the view, the
-    first answer is empty)."""
+    offered slot is accepted, at the location the slot named (broken on purpose: without
+    ``zip_code`` reaching the view, the first answer is empty; without the limit's ``slot``,
+    the slots do not say their location: red)."""
     admin = await seed.staff("locations.*")
     auth = seed.token(await seed.customer())
     app = make_app([LocationsPlugin()], flags={FLAG: True})
     async with client_of(app, headers=admin) as c:
-        assert (await c.post("/v1/locations", json=place("Harlem", ["10027"], events_per_slot=3))).status_code == 201
+        harlem = await c.post("/v1/locations", json=place("Harlem", ["10027"], events_per_slot=3))
+    assert harlem.status_code == 201, harlem.text
     day = (utcnow() + timedelta(days=4)).date().isoformat()
     query = {"from": day, "to": day, "time_zone": "America/New_York", "party_size": 10}
     async with client_of(app, headers=auth) as c:
@@ -366,6 +368,9 @@ async def test_availability_by_zip_code_offers_what_create_accepts(make_app, cli
             "starts_at": slot["local_start"], "time_zone": "America/New_York", "adults": 10,
             "address": "1 Lenox Ave", "zip_code": "10027"})
     assert served["slots"] and {s["capacity"] for s in served["slots"]} == {3}
+    # each slot says where it is, typed as the booking view says it, and its offset there
+    assert {s["locations"]["location_id"] for s in served["slots"]} == {harlem.json()["id"]}
+    assert {s["local_start"][19:] for s in served["slots"]} <= {"-05:00", "-04:00"}
     # a zip code nobody serves: availability says so as create does, naming the field
     assert elsewhere.status_code == elsewhere_create.status_code == 422, (elsewhere.text, elsewhere_create.text)
     assert [e["field"] for e in elsewhere.json()["errors"]] == ["query.zip_code"]
@@ -376,11 +381,12 @@ async def test_availability_by_zip_code_offers_what_create_accepts(make_app, cli
     assert not_an_id.status_code == 422 and not_an_id.json()["errors"][0]["field"] == "query.location_id", not_an_id.text
     assert off_the_map.status_code == 422 and off_the_map.json()["errors"][0]["field"] == "query.lat", off_the_map.text
     assert booked.status_code == 201, booked.text
+    assert booked.json()["locations"] == slot["locations"]
 
 
 async def test_openapi_types_the_location_of_a_booking(make_app, client_of, seed):
     """The served OpenAPI document types ``locations.location_id`` (a uuid) on booking create,
-    update, quote and the booking view, and ``location_id`` as a query parameter of
+    update, quote, the booking view and the availability slot, and ``location_id`` as a query parameter of
     availability; the booking view and the list say the location from the booking's pool,
     and an id that is not a uuid is a 422 naming the field."""
     from tests.core.conftest import booking_body
@@ -394,7 +400,7 @@ async def test_openapi_types_the_location_of_a_booking(make_app, client_of, seed
         ref = next(s["$ref"] for s in schemas[model]["properties"]["locations"]["anyOf"] if "$ref" in s)
         return schemas[ref.rsplit("/", 1)[1]]["properties"]["location_id"]
 
-    for model in ("BookingCreate", "BookingUpdate", "QuoteRequest", "Booking"):
+    for model in ("BookingCreate", "BookingUpdate", "QuoteRequest", "Booking", "Slot"):
         assert {"type": "string", "format": "uuid"} in plugin_field(model)["anyOf"], model
     assert "extra" not in schemas["BookingCreate"]["properties"]
     params = {p["name"]: p for p in doc["paths"]["/v1/availability"]["get"]["parameters"]}
