@@ -232,16 +232,23 @@ async def transcript(conn, ctx, call_id: uuid.UUID, *, limit: int, cursor: str |
 # --- transfers -----------------------------------------------------------------------------
 
 
+async def hand_over(ctx, sid: str, to: str) -> None:
+    """Move the provider's live call to ``to`` (telephony port); a refusal is the route's problem."""
+    try:
+        await ctx.ports.telephony.transfer(sid, to)
+    except PortError as exc:
+        raise Problem(503 if exc.status is None or exc.status >= 500 else 409, "Telephony provider refused",
+                      str(exc), kind="provider-refused", code=exc.code) from exc
+
+
 async def transfer(conn, ctx, principal: Principal, call_id: uuid.UUID, to: str, agent: str | None) -> dict[str, Any]:
     """Hand the live call to a person's number through the telephony port; who asked and when is kept."""
     call = await get_call(conn, ctx, call_id, for_update=True)
     if call["status"] == "ended":
         raise conflict("the call has ended")
-    try:
-        await ctx.ports.telephony.transfer(call["provider_call_id"], to)
-    except PortError as exc:
-        raise Problem(503 if exc.status is None or exc.status >= 500 else 409, "Telephony provider refused",
-                      str(exc), kind="provider-refused", code=exc.code) from exc
+    if call["status"] == "transferred" and call["transferred_to"] == to:  # asked again: it is there already
+        return call_view(ctx, call)
+    await hand_over(ctx, call["provider_call_id"], to)
     by = f"{principal.kind}:{principal.id}"
     row = await conn.fetch_one(sa.update(voice_calls).where(voice_calls.c.id == call_id).values(
         status="transferred", transferred_to=to, transferred_agent=agent, transferred_by=by,

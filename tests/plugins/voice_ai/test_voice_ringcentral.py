@@ -3,7 +3,9 @@ telephony/sessions notifications (Verification-Token header, no TwiML) creating 
 call rows the Twilio form does, through the telephony port's ringcentral adapter."""
 from __future__ import annotations
 
+import base64
 import json
+from urllib.parse import parse_qs
 
 from myhibachi.plugins.voice_ai.models import voice_calls
 from tests.plugins.voice_ai.helpers import INCOMING, events, rows, voice_app
@@ -71,3 +73,96 @@ async def test_voice_ringcentral_webhooks(make_app, client_of):
         garbled = await post_rc(c, b"{not json")
         assert garbled.status_code == 422 and garbled.json()["errors"][0]["field"] == "body", garbled.text
         assert [r["provider_call_id"] for r in await rows(ctx.db, voice_calls)] == ["s-a0d7b1"]
+
+
+RC = {"client": "rc-client-id", "secret": "rc-client-secret", "jwt": "eyJ.rc-jwt.credential"}
+SESSION = "/restapi/v1.0/account/~/telephony/sessions/s-a0d7b1"
+
+
+def ringcentral_server(httpserver, *, ours: str = "Answered") -> None:
+    """RingCentral's token endpoint, the session's status (the caller's party and ours) and call control."""
+    httpserver.expect_request("/restapi/oauth/token", method="POST").respond_with_json(
+        {"access_token": "rc-access-1", "token_type": "bearer", "expires_in": 3600, "refresh_token": "rc-refresh-1",
+         "refresh_token_expires_in": 604800, "scope": "CallControl", "owner_id": "62"})
+    httpserver.expect_request(SESSION, method="GET").respond_with_json(
+        {"id": "s-a0d7b1", "origin": {"type": "Call"}, "parties": [
+            {"id": "p-caller", "direction": "Inbound", "status": {"code": "Answered"},
+             "from": {"phoneNumber": "+12025550123"}},
+            {"id": "p-ours", "direction": "Inbound", "status": {"code": ours},
+             "owner": {"accountId": "37", "extensionId": "62"}, "to": {"phoneNumber": "+15550100000"}}]})
+    httpserver.expect_request(f"{SESSION}/parties/p-ours/transfer", method="POST").respond_with_json(
+        {"id": "p-ours", "status": {"code": "Proceeding"}})
+    httpserver.expect_request(f"{SESSION}/parties/p-ours", method="DELETE").respond_with_data(status=204)
+
+
+def rc_app(make_app, httpserver, **plugin_settings):
+    return voice_app(make_app, plugin_settings=plugin_settings, telephony_adapter="ringcentral",
+                     ringcentral_verification_token=TOKEN, ringcentral_client_id=RC["client"],
+                     ringcentral_client_secret=RC["secret"], ringcentral_jwt=RC["jwt"],
+                     ringcentral_server_url=httpserver.url_for("/").rstrip("/"))
+
+
+def received(httpserver) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r, _ in httpserver.log]
+
+
+async def test_voice_ringcentral_call_control(make_app, client_of, seed, httpserver):
+    """Staff transfer a RingCentral call through its Call Control API: the SDK logs in with the
+    JWT credential (Basic client id:secret), finds our live party of the telephony session and
+    transfers it to the number (Bearer token); the call stores who asked and publishes it once.
+    The same request again, with its Idempotency-Key or without one, sends RingCentral nothing
+    more; no live party of ours, or RingCentral's own refusal (its errorCode), is a 409 with
+    nothing stored; the port's hang-up drops our party.
+    Broken on purpose: without the already-transferred check, the repeated request without a
+    key transfers the party a second time (red)."""
+    ringcentral_server(httpserver)
+    app = rc_app(make_app, httpserver)
+    ctx = app.state.ctx
+    async with client_of(app) as c:
+        assert (await post_rc(c, notification(code="Answered"))).status_code == 200
+    [call] = await rows(ctx.db, voice_calls)
+    path = f"/v1/ai/voice/calls/{call['id']}/transfer"
+    staff = await seed.staff("voice.read", "voice.write")
+    async with client_of(app, headers=staff) as c:
+        done = await c.post(path, json={"to": "+15550100777", "agent": "Sam"}, headers={"Idempotency-Key": "rc-t-1"})
+        assert done.status_code == 200, done.text
+        assert (done.json()["status"], done.json()["transferred_to"]) == ("transferred", "+15550100777")
+        assert received(httpserver) == [("POST", "/restapi/oauth/token"), ("GET", SESSION),
+                                        ("POST", f"{SESSION}/parties/p-ours/transfer")]
+        token, _, transfer = [r for r, _ in httpserver.log]
+        assert token.headers["Authorization"] == "Basic " + base64.b64encode(
+            f"{RC['client']}:{RC['secret']}".encode()).decode()
+        assert parse_qs(token.get_data(as_text=True)) == {
+            "grant_type": ["urn:ietf:params:oauth:grant-type:jwt-bearer"], "assertion": [RC["jwt"]]}
+        assert transfer.headers["Authorization"] == "bearer rc-access-1"
+        assert transfer.get_json() == {"phoneNumber": "+15550100777"}
+
+        again = await c.post(path, json={"to": "+15550100777", "agent": "Sam"}, headers={"Idempotency-Key": "rc-t-1"})
+        assert again.status_code == 200 and again.json() == done.json()
+        twice = await c.post(path, json={"to": "+15550100777", "agent": "Sam"})
+        assert twice.status_code == 200 and twice.json()["transferred_at"] == done.json()["transferred_at"]
+        assert len(httpserver.log) == 3
+    [stored] = await rows(ctx.db, voice_calls)
+    assert (stored["status"], stored["transferred_to"], stored["transferred_agent"]) == \
+        ("transferred", "+15550100777", "Sam")
+    assert len(await events(ctx.db, "voice.call.transferred")) == 1
+
+    info = await ctx.ports.telephony.hangup("s-a0d7b1")
+    assert (info.sid, info.status) == ("s-a0d7b1", "completed")
+    assert received(httpserver)[-2:] == [("GET", SESSION), ("DELETE", f"{SESSION}/parties/p-ours")]
+    assert httpserver.log[-1][0].headers["Authorization"] == "bearer rc-access-1"
+
+    httpserver.clear()
+    ringcentral_server(httpserver, ours="Disconnected")
+    async with client_of(app, headers=staff) as c:
+        refused = await c.post(path, json={"to": "+15550100888"})
+        assert refused.status_code == 409 and refused.json()["code"] == "party_not_found", refused.text
+    httpserver.clear()
+    httpserver.expect_request(SESSION, method="GET").respond_with_json(
+        {"errorCode": "CMN-102", "message": "Resource for parameter [telephonySessionId] is not found"}, status=404)
+    async with client_of(app, headers=staff) as c:
+        gone = await c.post(path, json={"to": "+15550100888"})
+        assert gone.status_code == 409 and gone.json()["code"] == "CMN-102", gone.text
+    [stored] = await rows(ctx.db, voice_calls)
+    assert stored["transferred_to"] == "+15550100777"
+    assert received(httpserver) == [("GET", SESSION)]
