@@ -11,7 +11,10 @@ subscription (event filter ``/restapi/v1.0/account/~/extension/~/telephony/sessi
 Answering: RingCentral has no TwiML, a notification's answer is not what the caller hears.
 ``say``, ``menu`` and ``dial`` answer the IVR's next step as JSON (what to say, what input
 it waits for, or the number to hand the call to), so the step is recorded and answered
-the same way on every provider.
+the same way on every provider. Call Control carries no keypad or speech: the call's media
+leg (a WebPhone or SIP device of the extension, which speaks ``say`` and listens as
+``listen`` asks) posts what the caller pressed or said to ``listen.action`` with the same
+Verification-Token (``inbound.ringcentral_input``), each input named by its ``uuid``.
 
 Call control (the official ``ringcentral`` SDK, logged in with the extension's JWT
 credential): ``transfer`` and ``hangup`` find the extension's live party of the telephony
@@ -62,6 +65,8 @@ class RingCentralTelephony:
     port = "telephony"
     provider = "ringcentral"
     answer_type = "application/json"
+    answer_dials = False  # the answer does not connect the caller: the IVR hands the call over by call control
+    input_ids = True  # each input the media leg posts carries its uuid
 
     def __init__(self, ctx) -> None:
         settings = ctx.settings

@@ -7,8 +7,10 @@ import base64
 import json
 from urllib.parse import parse_qs
 
-from myhibachi.plugins.voice_ai.models import voice_calls
-from tests.plugins.voice_ai.helpers import INCOMING, events, rows, voice_app
+from myhibachi.plugins.voice_ai.models import voice_calls, voice_ivr_steps
+from tests.plugins.voice_ai.helpers import INCOMING, IVR, events, rows, voice_app
+
+AGENT = "+15550100999"
 
 TOKEN = "rc-verification-token-1"
 
@@ -166,3 +168,61 @@ async def test_voice_ringcentral_call_control(make_app, client_of, seed, httpser
     [stored] = await rows(ctx.db, voice_calls)
     assert stored["transferred_to"] == "+15550100777"
     assert received(httpserver) == [("GET", SESSION)]
+
+
+async def post_input(c, uid: str, session: str = "s-a0d7b1", **said):
+    """What the call's media leg posts to the step's listen.action: the key pressed or the words heard."""
+    return await c.post(IVR, json={"uuid": uid, "telephonySessionId": session, "input": said},
+                        headers={"Verification-Token": TOKEN})
+
+
+async def test_voice_ringcentral_ivr_input(make_app, client_of, httpserver):
+    """On RingCentral the caller's keypad and speech walk the same menu: a key moves it (its
+    replay, same uuid, adds no step), spoken words move another call, a request for a person
+    transfers our party to the agent's number through Call Control (and answers with words,
+    not a dial), once even when that input is replayed; a bad key, an input without its uuid
+    or a wrong Verification-Token are refused without a step.
+    Broken on purpose: without the input id lookup, the replayed key is a second step of the
+    booking state, refused by the unique index as a 500 (red); with the IVR's transfer left
+    to the answer (as on Twilio), the answer is a dial and RingCentral is never asked (red)."""
+    ringcentral_server(httpserver)
+    app = rc_app(make_app, httpserver, agent_number=AGENT)
+    ctx = app.state.ctx
+    async with client_of(app) as c:
+        menu = (await post_rc(c, notification(code="Answered"))).json()
+        assert menu["listen"]["action"] == f"http://test{IVR}"
+        await post_rc(c, notification("s-other", code="Answered"))
+
+        pressed = await post_input(c, "in-1", digits="1")
+        assert pressed.status_code == 200, pressed.text
+        assert pressed.json()["say"].startswith("Great. Please say the date") and pressed.json()["listen"]
+        assert (await post_input(c, "in-1", digits="1")).json() == pressed.json()
+
+        spoken = await post_input(c, "in-9", session="s-other", speech="I need to change my booking")
+        assert spoken.json()["say"].startswith("Please say the date of your booking"), spoken.text
+
+        bad = await post_input(c, "in-2", digits="1; drop")
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.input.digits", bad.text
+        unnamed = await c.post(IVR, json={"telephonySessionId": "s-a0d7b1", "input": {"digits": "1"}},
+                               headers={"Verification-Token": TOKEN})
+        assert unnamed.status_code == 422 and unnamed.json()["errors"][0]["field"] == "body.uuid", unnamed.text
+        forged = await c.post(IVR, json={"uuid": "in-3", "telephonySessionId": "s-a0d7b1", "input": {}},
+                              headers={"Verification-Token": "nope"})
+        assert forged.status_code == 400, forged.text
+        assert httpserver.log == []
+
+        person = await post_input(c, "in-4", speech="can I talk to a person")
+        assert person.status_code == 200 and person.json() == {"say": "Connecting you to a person."}, person.text
+        assert (await post_input(c, "in-4", speech="can I talk to a person")).json() == person.json()
+    assert received(httpserver) == [("POST", "/restapi/oauth/token"), ("GET", SESSION),
+                                    ("POST", f"{SESSION}/parties/p-ours/transfer")]
+    assert httpserver.log[-1][0].get_json() == {"phoneNumber": AGENT}
+
+    calls = {r["provider_call_id"]: r for r in await rows(ctx.db, voice_calls)}
+    assert (calls["s-a0d7b1"]["status"], calls["s-a0d7b1"]["transferred_to"], calls["s-a0d7b1"]["transferred_by"]) \
+        == ("transferred", AGENT, "ivr")
+    assert (calls["s-other"]["ivr_state"], calls["s-other"]["intent"]) == ("change", "change")
+    steps = await rows(ctx.db, voice_ivr_steps, voice_ivr_steps.c.call_id == calls["s-a0d7b1"]["id"])
+    assert [(s["input"], s["value"], s["next_state"], s["input_id"]) for s in steps] == \
+        [("digits", "1", "book", "in-1"), ("speech", "person", "agent", "in-4")]
+    assert [e["to"] for e in await events(ctx.db, "voice.call.transferred")] == [AGENT]
