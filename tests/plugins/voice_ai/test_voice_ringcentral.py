@@ -31,11 +31,12 @@ async def post_rc(c, body, token: str = TOKEN):
                         headers={"Content-Type": "application/json", "Verification-Token": token})
 
 
-async def test_voice_ringcentral_webhooks(make_app, client_of):
+async def test_voice_ringcentral_webhooks(make_app, client_of, seed):
     """The subscription's validation request is answered 200 with its Validation-Token echoed
     and stores nothing; a verified Setup notification creates one call (provider ringcentral,
     CallSid = telephonySessionId, numbers sealed) answered with the menu's next step as JSON;
-    its replay and the session's later notifications add nothing, its Disconnected ends it; a wrong Verification-Token
+    its replay and the session's later notifications add nothing, a staff transfer without Call Control
+    credentials is a 503 changing nothing, its Disconnected ends it; a wrong Verification-Token
     is refused 400 and a body without a session id is a 422 naming the field, without a row.
     Broken on purpose: with the Verification-Token comparison removed, the forged
     notification is answered 200 and stores a call (red); without ending the call on a
@@ -61,6 +62,10 @@ async def test_voice_ringcentral_webhooks(make_app, client_of):
             assert (await post_rc(c, again)).json() == step
         assert [r["id"] for r in await rows(ctx.db, voice_calls)] == [call["id"]]
         assert len(await events(ctx.db, "voice.call.received")) == 1
+        unset = await c.post(f"/v1/ai/voice/calls/{call['id']}/transfer", json={"to": "+15550100777"},
+                             headers=await seed.staff("voice.write"))  # no Call Control credentials
+        assert unset.status_code == 503 and unset.json()["code"] == "not_configured", unset.text
+        assert (await rows(ctx.db, voice_calls))[0]["transferred_to"] is None
         assert (await post_rc(c, notification(code="Disconnected"))).status_code == 200
         [ended] = await rows(ctx.db, voice_calls)
         assert (ended["id"], ended["status"]) == (call["id"], "ended")
