@@ -180,6 +180,13 @@ class Settings(BaseSettings):
     ringcentral_verification_token: str | None = Field(
         default=None, description="The verificationToken of the RingCentral webhook subscription: each "
         "notification's Verification-Token header must be it.")
+    ringcentral_client_id: str | None = Field(default=None, description="RingCentral app's client id (Call Control).")
+    ringcentral_client_secret: str | None = Field(default=None, description="RingCentral app's client secret.")
+    ringcentral_jwt: str | None = Field(
+        default=None, description="RingCentral JWT credential of the extension whose calls are controlled "
+        "(transfer, hang-up).")
+    ringcentral_server_url: str = Field(default="https://platform.ringcentral.com",
+                                        description="RingCentral API address.")
     sendgrid_api_key: str | None = Field(default=None, description="SendGrid API key.")
     sendgrid_api_base: str | None = Field(default=None, description="SendGrid API address. Unset: SendGrid's.")
     sendgrid_webhook_public_key: str | None = Field(

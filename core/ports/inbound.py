@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from typing import Any, Mapping
 from urllib.parse import parse_qsl
@@ -150,11 +151,39 @@ RINGCENTRAL_STATUS = {"Setup": "ringing", "Proceeding": "ringing", "Answered": "
                       "Hold": "in-progress", "Disconnected": "completed", "Gone": "completed"}
 
 
+def _text(value: Any, field: str, most: int, pattern: str | None = None) -> str:
+    if not (isinstance(value, str) and 0 < len(value) <= most and (pattern is None or re.fullmatch(pattern, value))):
+        raise BadBody(f"must be a string of 1 to {most} characters" + (f" matching {pattern}" if pattern else ""),
+                      field)
+    return value
+
+
+def ringcentral_input(note: dict[str, Any]) -> list[WebhookEvent]:
+    """What the caller pressed or said, posted by the call's media leg to the IVR step's
+    ``listen.action``: ``{"uuid", "telephonySessionId", "input": {"digits" | "speech"}}`` (an
+    empty input is silence), as the form of Twilio's Gather (CallSid, Digits, SpeechResult)
+    with ``InputId`` its uuid, so a replay is known."""
+    uid = _text(note.get("uuid"), "body.uuid", 64)
+    sid = _text(note.get("telephonySessionId"), "body.telephonySessionId", 64)
+    said = note["input"]
+    if not isinstance(said, dict):
+        raise BadBody("must be an object with digits or speech (empty: the caller said nothing)", "body.input")
+    form = {"CallSid": sid, "InputId": uid}
+    if said.get("digits") is not None:
+        form["Digits"] = _text(said["digits"], "body.input.digits", 20, r"[0-9*#]+")
+    if said.get("speech") is not None:
+        form["SpeechResult"] = _text(said["speech"], "body.input.speech", 2000)
+    return [WebhookEvent(id=f"input:{sid}:{uid}", type="input", data=form, topic="input")]
+
+
 def ringcentral_events(body: bytes) -> list[WebhookEvent]:
     """A telephony/sessions notification as a call status callback's form (CallSid is the
     telephonySessionId; From, To, Direction and CallStatus are its first party's), so the
-    voice plugin reads one shape whichever provider carries the call."""
+    voice plugin reads one shape whichever provider carries the call; or the caller's input
+    (``ringcentral_input``)."""
     note = _json(body)
+    if isinstance(note, dict) and "input" in note:
+        return ringcentral_input(note)
     if not isinstance(note, dict) or not isinstance(note.get("body"), dict):
         raise BadBody("must be a notification object with a body", "body.body")
     session = note["body"]

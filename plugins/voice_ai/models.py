@@ -67,7 +67,10 @@ voice_ivr_steps = sa.Table(
     sa.Column("value", sa.String(200)),  # the key pressed or the words matched (never the whole speech)
     sa.Column("outcome", sa.String(20), nullable=False),  # moved, replayed, escalated
     sa.Column("next_state", sa.String(40), nullable=False),
+    sa.Column("input_id", sa.String(64)),  # the provider's id of the input (RingCentral's): a replay is one step
     created_at(),
     sa.Index("ix_voice_ivr_steps_call", "call_id", "created_at"),
+    sa.Index("uq_voice_ivr_steps_input", "call_id", "input_id", unique=True,
+             postgresql_where=sa.text("input_id IS NOT NULL")),
     info=OWNER,
 )

@@ -45,12 +45,17 @@ def call_view(ctx, row) -> dict[str, Any]:
 
 def _twiml(ctx, name: str, action: str, *, sorry: bool = False) -> str:
     phone, state = ctx.ports.telephony, ivr.MENU[name]
-    if state.end == "agent":
-        return phone.dial(settings_of(ctx).agent_number)
+    if state.end == "agent":  # unless the answer connects the caller, hand_over already did
+        return phone.dial(settings_of(ctx).agent_number) if answer_dials(ctx) else phone.say(state.prompt)
     text = (ivr.SORRY if sorry else "") + state.prompt
     if not state.listens:
         return phone.say(text)
     return phone.menu(text, action=action, timeout=state.timeout)
+
+
+def answer_dials(ctx) -> bool:
+    """Whether the webhook's answer connects the caller (TwiML's Dial), or the call is moved by call control."""
+    return getattr(ctx.ports.telephony, "answer_dials", True)
 
 
 def provider_of(ctx) -> str:
@@ -84,6 +89,10 @@ async def incoming(conn, ctx, form: dict[str, str], action: str) -> str:
     return _twiml(ctx, ivr.START, action)
 
 
+_STEP = sa.select(voice_ivr_steps.c.id).where(voice_ivr_steps.c.call_id == sa.bindparam("call_id"),
+                                              voice_ivr_steps.c.input_id == sa.bindparam("input_id"))
+
+
 async def spoken_intent(ctx, form: dict[str, str]) -> str | None:
     """What the caller's words mean when the menu knows none of them (the embeddings port),
     worked out before the step's transaction opens; None when there is nothing to guess."""
@@ -113,17 +122,23 @@ async def ivr_input(conn, ctx, form: dict[str, str], action: str, intent: str | 
     call = await conn.fetch_one(_BY_SID.with_for_update(), {"sid": sid, "provider": provider_of(ctx)})
     if call is None:
         raise not_found("Call", f"no call {sid!r} reached the menu")
-    if ivr.MENU[call["ivr_state"]].end:  # the menu is over: say where the caller is again
+    input_id = form.get("InputId") or None
+    if getattr(ctx.ports.telephony, "input_ids", False) and not input_id:
+        raise invalid("body.uuid", "the provider names each input")
+    replayed = input_id and await conn.fetch_one(_STEP, {"call_id": call["id"], "input_id": input_id})
+    if replayed or ivr.MENU[call["ivr_state"]].end:  # a replay, or the menu is over: say where the caller is
         return _twiml(ctx, call["ivr_state"], action)
     speech, digits = (form.get("SpeechResult") or "")[:2000], form.get("Digits")
     step = ivr.advance(call["ivr_state"], call["ivr_failures"], digits=digits, speech=speech, intent=intent)
+    target = ivr.MENU[step.state]
+    if target.end == "agent" and not answer_dials(ctx):
+        await hand_over(ctx, sid, settings_of(ctx).agent_number)
     await conn.run(sa.insert(voice_ivr_steps).values(
         call_id=call["id"], state=call["ivr_state"], input=step.input, value=step.value, outcome=step.outcome,
-        next_state=step.state))
+        next_state=step.state, input_id=input_id))
     if step.input == "speech":
         await record_utterance(conn, ctx, call, speech.strip(), source="ivr")
     changes: dict[str, Any] = {"ivr_state": step.state, "ivr_failures": step.failures}
-    target = ivr.MENU[step.state]
     if step.state in ivr.INTENTS:
         changes["intent"] = ivr.INTENTS[step.state]
     if target.end == "routed":
@@ -232,16 +247,23 @@ async def transcript(conn, ctx, call_id: uuid.UUID, *, limit: int, cursor: str |
 # --- transfers -----------------------------------------------------------------------------
 
 
+async def hand_over(ctx, sid: str, to: str) -> None:
+    """Move the provider's live call to ``to`` (telephony port); a refusal is the route's problem."""
+    try:
+        await ctx.ports.telephony.transfer(sid, to)
+    except PortError as exc:
+        raise Problem(503 if exc.status is None or exc.status >= 500 else 409, "Telephony provider refused",
+                      str(exc), kind="provider-refused", code=exc.code) from exc
+
+
 async def transfer(conn, ctx, principal: Principal, call_id: uuid.UUID, to: str, agent: str | None) -> dict[str, Any]:
     """Hand the live call to a person's number through the telephony port; who asked and when is kept."""
     call = await get_call(conn, ctx, call_id, for_update=True)
     if call["status"] == "ended":
         raise conflict("the call has ended")
-    try:
-        await ctx.ports.telephony.transfer(call["provider_call_id"], to)
-    except PortError as exc:
-        raise Problem(503 if exc.status is None or exc.status >= 500 else 409, "Telephony provider refused",
-                      str(exc), kind="provider-refused", code=exc.code) from exc
+    if call["status"] == "transferred" and call["transferred_to"] == to:  # asked again: it is there already
+        return call_view(ctx, call)
+    await hand_over(ctx, call["provider_call_id"], to)
     by = f"{principal.kind}:{principal.id}"
     row = await conn.fetch_one(sa.update(voice_calls).where(voice_calls.c.id == call_id).values(
         status="transferred", transferred_to=to, transferred_agent=agent, transferred_by=by,
