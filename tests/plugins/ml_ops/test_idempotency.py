@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from myhibachi.plugins.ml_ops import MlOpsPlugin
 from myhibachi.plugins.ml_ops.models import batches, calls, evaluations, models, templates, turns
 from tests.plugins.ml_ops.helpers import FLAGS, SCOPES, key, published, rows
-from tests.plugins.ml_ops.intents import INTENTS
+from tests.plugins.ml_ops.intents import examples as labelled
 
 
 async def twice(c, path: str, body: dict, other: dict, headers: dict, same_key: str):
@@ -30,7 +30,7 @@ async def test_ai_posts_with_one_key_act_once(make_app, client_of, staff, drain,
     routes, each retry trains a second model, saves version 2 and calls the model again (red)."""
     app = make_app([MlOpsPlugin()], flags=FLAGS)
     headers = await staff(SCOPES)
-    small = [{"text": t, "label": label} for label in ("booking", "cancellation") for t in INTENTS[label][:4]]
+    small = labelled(4, labels=("booking", "cancellation"))
     async with client_of(app) as c:
         train = await twice(c, "/v1/ai/models/train", {"name": "intents", "examples": small, "test_size": 0.5},
                             {"seed": 3}, headers, "train-1")
