@@ -77,8 +77,6 @@ async def _advance(ctx, job: dict[str, Any], conn) -> dict[str, Any]:
 
 async def step(ctx) -> int:
     """Start or check the oldest fine-tuning job not checked within the poll interval."""
-    import openai
-
     checked: dict[uuid.UUID, float] = ctx.extra.setdefault("ml_ops.fine_tune_checked", {})
     every = ctx.plugins.get("ml_ops").settings.fine_tune_poll_seconds
     now = time.monotonic()
@@ -87,6 +85,8 @@ async def step(ctx) -> int:
         job = await conn.fetch_one(_CLAIM, {"waiting": waiting})
         if job is None:
             return 0
+        import openai  # a worker with no fine-tuning job never loads the SDK (a second or two)
+
         checked[job["id"]] = now
         try:
             values = await _advance(ctx, job, conn)

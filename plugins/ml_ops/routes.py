@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query
 
 from myhibachi.core import (CURSOR, LIMIT, AiOrchestration, Conn, Connection, Principal, error_responses,
-                            invalid, require)
+                            idempotency, invalid, require)
 from myhibachi.plugins.ml_ops import batch, fine_tune, service, training
 from myhibachi.plugins.ml_ops.schemas import (Batch, BatchIn, Completion, CompletionIn, CostPage, Evaluation,
                                               FineTuneIn, ModelStatus, PredictIn, Predictions, Template, TemplateIn,
@@ -23,8 +23,10 @@ def who(principal: Principal) -> str:
 def add_routes(router: APIRouter, ctx) -> None:
     ai: AiOrchestration = service.orchestrator_of(ctx)  # the service the other AI plugins are given
 
-    @router.post("/ai/completions", response_model=Completion, responses=error_responses(401, 403, 404, 422, 429, 503),
+    @router.post("/ai/completions", response_model=Completion,
+                 responses=error_responses(401, 403, 404, 409, 422, 429, 503),
                  summary="Answer messages or a template through the orchestration (cache, limits, fallback)")
+    @idempotency.idempotent(required=False)
     async def complete(body: CompletionIn, conn: Conn = Connection,
                        principal: Principal = Depends(require("ai.use"))) -> Completion:
         return Completion(**await ai.complete(
@@ -45,8 +47,10 @@ def add_routes(router: APIRouter, ctx) -> None:
         return CostPage(**await service.costs(conn, group_by=group_by, since=since, until=until, feature=feature,
                                               model=model, limit=limit, cursor=cursor))
 
-    @router.post("/ai/templates", response_model=Template, status_code=201, responses=error_responses(401, 403, 422),
+    @router.post("/ai/templates", response_model=Template, status_code=201,
+                 responses=error_responses(401, 403, 409, 422),
                  summary="Save a prompt template: a new key is version 1, an existing one its next version")
+    @idempotency.idempotent(required=False)
     async def save_template(body: TemplateIn, conn: Conn = Connection,
                             principal: Principal = Depends(require("ai.write"))) -> Template:
         return Template(**await service.save_template(conn, ctx, body, who(principal)))
@@ -65,15 +69,17 @@ def add_routes(router: APIRouter, ctx) -> None:
         return Template(**await service.template_of(conn, key, version))
 
     @router.post("/ai/models/train", response_model=ModelStatus, status_code=202,
-                 responses=error_responses(401, 403, 422),
+                 responses=error_responses(401, 403, 409, 422),
                  summary="Queue the training of an intent classifier on labelled examples; its status tells progress")
+    @idempotency.idempotent(required=False)
     async def train_model(body: TrainIn, conn: Conn = Connection,
                           principal: Principal = Depends(require("ai.write"))) -> ModelStatus:
         return ModelStatus(**await training.start(conn, ctx, body, who(principal)))
 
     @router.post("/ai/models/fine-tune", response_model=ModelStatus, status_code=202,
-                 responses=error_responses(401, 403, 422),
+                 responses=error_responses(401, 403, 409, 422),
                  summary="Queue a fine-tuning job of a hosted model (OpenAI) on chat examples; its status follows it")
+    @idempotency.idempotent
     async def fine_tune_model(body: FineTuneIn, conn: Conn = Connection,
                               principal: Principal = Depends(require("ai.write"))) -> ModelStatus:
         return ModelStatus(**await fine_tune.start(conn, ctx, body, who(principal)))
@@ -88,6 +94,7 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.post("/ai/models/{model_id}/evaluate", response_model=Evaluation, status_code=201,
                  responses=error_responses(401, 403, 404, 409, 422),
                  summary="Evaluate a trained classifier on its held-out examples: accuracy, macro-F1, confusion")
+    @idempotency.idempotent(required=False)
     async def evaluate_model(model_id: uuid.UUID, conn: Conn = Connection,
                              principal: Principal = Depends(require("ai.write"))) -> Evaluation:
         return Evaluation(**await training.evaluate(conn, ctx, model_id, who(principal)))
@@ -95,12 +102,15 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.post("/ai/models/{model_id}/predict", response_model=Predictions,
                  responses=error_responses(401, 403, 404, 409, 422),
                  summary="The intent a trained classifier gives each text, with its probabilities")
+    @idempotency.idempotent(required=False)
     async def predict_intents(model_id: uuid.UUID, body: PredictIn, conn: Conn = Connection,
                               _: Principal = Depends(require("ai.use"))) -> Predictions:
         return Predictions(model_id=model_id, results=await training.predict(conn, ctx, model_id, body.texts))
 
-    @router.post("/ai/batches", response_model=Batch, status_code=202, responses=error_responses(401, 403, 422),
+    @router.post("/ai/batches", response_model=Batch, status_code=202,
+                 responses=error_responses(401, 403, 409, 422),
                  summary="Queue messages to be answered through a template, in chunks by the worker")
+    @idempotency.idempotent(required=False)
     async def start_batch(body: BatchIn, conn: Conn = Connection,
                           principal: Principal = Depends(require("ai.use"))) -> Batch:
         return Batch(**await batch.start(conn, ctx, body, who(principal)))

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from myhibachi.plugins.ml_ops import MlOpsPlugin
 from myhibachi.plugins.ml_ops.models import examples, models
-from tests.plugins.ml_ops.helpers import FLAGS, SCOPES, published, rows
+from tests.plugins.ml_ops.helpers import FLAGS, SCOPES, key, published, rows
 
 
 def job(status: str, fine_tuned_model: str | None = None, error: dict | None = None) -> dict:
@@ -50,11 +50,11 @@ async def test_model_fine_tuning(make_app, client_of, staff, drain, clean_db, ht
     headers = await staff(SCOPES)
     async with client_of(app) as c:
         queued = await c.post("/v1/ai/models/fine-tune", json={"name": "faq", "base_model": "gpt-4o-mini",
-                                                              "examples": chats(10)}, headers=headers)
+                                                              "examples": chats(10)}, headers=headers | key())
         offline = await c.post("/v1/ai/models/fine-tune", json={"name": "faq", "base_model": "offline",
-                                                               "examples": chats(10)}, headers=headers)
+                                                               "examples": chats(10)}, headers=headers | key())
         few = await c.post("/v1/ai/models/fine-tune", json={"name": "faq", "base_model": "gpt-4o-mini",
-                                                           "examples": chats(3)}, headers=headers)
+                                                           "examples": chats(3)}, headers=headers | key())
         model_id = queued.json()["id"]
         poll = ctx.extra["pollers"]["ml_ops.fine_tuning"]
         assert await poll(ctx) == 1  # the file uploaded and the job created
@@ -93,7 +93,7 @@ async def test_a_refused_fine_tuning_job_fails_with_the_providers_reason(make_ap
     headers = await staff(SCOPES)
     async with client_of(app) as c:
         queued = await c.post("/v1/ai/models/fine-tune", json={"name": "faq", "base_model": "gpt-4o-mini",
-                                                              "examples": chats(10)}, headers=headers)
+                                                              "examples": chats(10)}, headers=headers | key())
         await drain(app)
         failed = await c.get(f"/v1/ai/models/{queued.json()['id']}/status", headers=headers)
     assert failed.json()["status"] == "failed" and "Invalid file format" in failed.json()["error"]
