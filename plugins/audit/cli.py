@@ -1,5 +1,6 @@
 """``myhibachi audit verify``: check the audit trail's hash chain against its last anchor;
-``myhibachi audit anchor``: publish the chain's head (the signed checkpoint file, a log line)."""
+``myhibachi audit anchor``: publish the chain's head (the signed checkpoint file, a log line);
+``myhibachi audit rehash``: bring a chain of earlier versions (unkeyed sha256) under the key."""
 from __future__ import annotations
 
 import asyncio
@@ -31,6 +32,18 @@ def anchor() -> None:
     typer.echo(f"anchored: {result['rows']} rows, head seq={result['seq']} hash={result['hash']}")
 
 
+@cli.command("rehash")
+def rehash() -> None:
+    """Re-hash rows of the unkeyed sha256 chain (written before the keyed one) under the keyed
+    HMAC, as the table's owner, once each row is checked against the chain it was written in;
+    changes nothing and exits 1 when a row or the anchored head does not check."""
+    result = asyncio.run(_run("rehash"))
+    if not result["ok"]:
+        typer.echo(f"not re-hashed: broken at row seq={result['seq']}: {result['reason']}")
+        raise typer.Exit(1)
+    typer.echo(f"re-hashed {result['rehashed']} of {result['rows']} rows")
+
+
 async def _run(what: str) -> dict:
     from myhibachi.core import Database, Settings, resolve_url
     from myhibachi.plugins.audit import service
@@ -39,6 +52,6 @@ async def _run(what: str) -> dict:
     db = Database(resolve_url(settings), pool_size=1)
     try:
         async with db.transaction() as conn:
-            return await (service.anchor if what == "anchor" else service.verify)(conn, settings)
+            return await getattr(service, what)(conn, settings)
     finally:
         await db.close()

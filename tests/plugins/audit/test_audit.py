@@ -416,3 +416,75 @@ async def test_audit_verify_detects_rehash_relink_tail_deletion_and_truncation(m
     path = ctx.settings.home_dir / audit_service.ANCHOR_FILE
     path.write_text(path.read_text().replace('"rows": 5', '"rows": 0'))
     assert "not signed" in (await verified())["reason"]
+
+
+async def test_audit_rehash_migrates_an_old_sha256_chain_and_tampering_still_shows(make_app, client_of, settings,
+                                                                                  db_url):
+    """A chain written by earlier versions (unkeyed sha256 from the first row, keyed rows
+    appended on it since) fails ``verify`` with a pointer to ``myhibachi audit rehash``; the
+    re-hash refuses, changing nothing, when a row was edited before it; after it, ``verify``
+    passes, the head is anchored, and an edit is reported again. Broken on purpose by
+    re-hashing without checking each row against its old chain first (the edited row was
+    laundered and ``verify`` passed): red."""
+    app = make_app(["admin_rbac", "audit"], flags=FLAGS)
+    ctx = app.state.ctx
+    async with client_of(app) as c:
+        _, h = await admin_headers(app, c, "root@myhibachi.dev", ["super_admin"])
+        for i in range(4):
+            r = await c.post("/v1/admin/roles", headers=h, json={"name": f"role_{i}", "permissions": ["roles.read"]})
+            assert r.status_code == 201, r.text
+    logged = await rows(app)
+    key = audit_service.chain_key(ctx.settings)
+    old, prev = [], audit_service.GENESIS
+    for i, row in enumerate(logged):  # three rows of the old chain, then two keyed ones on top of them
+        digest = (audit_service.legacy_hash(prev, row) if i < 3 else audit_service.chain_hash(key, prev, row))
+        old.append({**row, "prev_hash": prev, "hash": digest})
+        prev = digest
+
+    async def write(*versions) -> None:
+        async with ctx.db.transaction() as conn:  # the test database's owner is a superuser
+            await conn.run(sa.text("SET LOCAL session_replication_role = replica"))
+            for row in versions:
+                await conn.run(sa.text("UPDATE audit_logs SET actor_id = :a, prev_hash = :p, hash = :h WHERE seq = :s"),
+                               {"a": row["actor_id"], "p": row["prev_hash"], "h": row["hash"], "s": row["seq"]})
+
+    async def verified() -> dict:
+        async with ctx.db.read() as conn:
+            return await audit_service.verify(conn, ctx.settings)
+
+    async def stored() -> list[tuple]:
+        return [(r["seq"], r["actor_id"], r["prev_hash"], r["hash"]) for r in await rows(app)]
+
+    await write(*old)
+    broken = await verified()
+    assert (broken["ok"], broken["seq"]) == (False, logged[0]["seq"]) and "audit rehash" in broken["reason"]
+
+    # an edit made before the migration: refused, nothing changed, verify still tells
+    await write({**old[1], "actor_id": "someone-else"})
+    before = await stored()
+    async with ctx.db.transaction() as conn:
+        refused = await audit_service.rehash(conn, ctx.settings)
+    assert (refused["ok"], refused["seq"]) == (False, logged[1]["seq"]) and "changed" in refused["reason"]
+    assert await stored() == before and not (ctx.settings.home_dir / audit_service.ANCHOR_FILE).exists()
+    async with ctx.db.transaction() as conn:  # the trigger is back on: the refusal rolled its DDL back
+        with pytest.raises(psycopg.Error, match="append-only"):
+            await conn.run(sa.text("DELETE FROM audit_logs"))
+    await write(old[1])
+
+    env = {**os.environ, "DATABASE_URL": db_url, "MYHIBACHI_HOME": str(settings.home_dir),
+           "MYHIBACHI_SECRET_KEY": settings.secret_key}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "myhibachi.core.cli", "audit", "rehash", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0 and "re-hashed 5 of 5 rows" in out.decode(), out.decode() + err.decode()
+    assert await verified() == {"ok": True, "rows": 5}
+    anchor = audit_service.read_anchor(ctx.settings, key)
+    assert (anchor["rows"], anchor["seq"]) == (5, logged[-1]["seq"])
+    async with ctx.db.transaction() as conn:
+        assert await audit_service.rehash(conn, ctx.settings) == {"ok": True, "rows": 5, "rehashed": 0}
+
+    migrated = await rows(app)
+    await write({**migrated[1], "actor_id": "someone-else"})
+    broken = await verified()
+    assert (broken["ok"], broken["seq"]) == (False, logged[1]["seq"]) and "re-hashed" in broken["reason"]
