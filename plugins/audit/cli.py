@@ -30,6 +30,11 @@ def anchor() -> None:
         typer.echo(f"not anchored: broken at row seq={result['seq']}: {result['reason']}")
         raise typer.Exit(1)
     typer.echo(f"anchored: {result['rows']} rows, head seq={result['seq']} hash={result['hash']}")
+    failed = {name: state for name, state in result["published"].items() if state != "ok"}
+    for name, state in result["published"].items():
+        typer.echo(f"published to the {name} sink: {state}")
+    if failed:
+        raise typer.Exit(1)
 
 
 @cli.command("rehash")
@@ -45,13 +50,18 @@ def rehash() -> None:
 
 
 async def _run(what: str) -> dict:
-    from myhibachi.core import Database, Settings, resolve_url
+    from myhibachi.core import Database, Settings, roles
     from myhibachi.plugins.audit import service
 
     settings = Settings()
-    db = Database(resolve_url(settings), pool_size=1)
+    # the re-hash changes rows the app's role may only append: it runs as the tables' owner
+    db = Database((roles.owner_url if what == "rehash" else roles.app_url)(settings), pool_size=1)
     try:
         async with db.transaction() as conn:
+            if what == "anchor":
+                from myhibachi.plugins.audit import plugin
+
+                return await service.anchor(conn, settings, plugin.settings)
             return await getattr(service, what)(conn, settings)
     finally:
         await db.close()

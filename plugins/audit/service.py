@@ -244,9 +244,54 @@ def read_anchor(settings, key: bytes) -> dict[str, Any] | None:
     return doc if ok else {"forged": True}
 
 
-async def anchor(conn, settings) -> dict[str, Any]:
+async def publish(doc: dict[str, Any], sink) -> dict[str, str]:
+    """Hand a signed checkpoint to the outside sinks ``sink`` (the plugin's settings) names:
+    ``{"url"|"command": "ok" or why not}``. A sink that fails does not undo the others."""
+    import asyncio
+    import shlex
+
+    import httpx
+
+    body = json.dumps(doc, sort_keys=True).encode()
+    out: dict[str, str] = {}
+    if sink is None:
+        return out
+    if sink.anchor_url:
+        headers = {"Content-Type": "application/json"}
+        if sink.anchor_token:
+            headers["Authorization"] = f"Bearer {sink.anchor_token}"
+        try:
+            async with httpx.AsyncClient(timeout=sink.anchor_timeout_seconds) as client:
+                answer = await client.post(sink.anchor_url, content=body, headers=headers)
+            out["url"] = "ok" if answer.is_success else f"answered {answer.status_code}"
+        except httpx.HTTPError as exc:
+            out["url"] = f"{type(exc).__name__}: {exc}"
+    if sink.anchor_command:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *shlex.split(sink.anchor_command), stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            try:
+                _, err = await asyncio.wait_for(proc.communicate(body), sink.anchor_timeout_seconds)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+                out["command"] = f"took more than {sink.anchor_timeout_seconds:g} s"
+            else:
+                out["command"] = "ok" if proc.returncode == 0 else (
+                    f"exited {proc.returncode}: {err.decode(errors='replace').strip()[:200]}")
+        except OSError as exc:
+            out["command"] = f"{type(exc).__name__}: {exc}"
+    for name, state in out.items():
+        if state != "ok":
+            log.error("audit anchor not published to the %s sink: %s", name, state)
+    return out
+
+
+async def anchor(conn, settings, sink=None) -> dict[str, Any]:
     """Verify the chain, then publish its head out of the database: the signed checkpoint file
-    (written 0600, replaced atomically) and a log line. A broken chain is not anchored."""
+    (written 0600, replaced atomically), a log line, and the outside sinks ``sink`` (the
+    plugin's settings) names, whose states are under ``published``. A broken chain is not anchored."""
     result = await verify(conn, settings)
     if not result["ok"]:
         return result
@@ -263,4 +308,4 @@ async def anchor(conn, settings) -> dict[str, Any]:
         json.dump(doc, out)
     os.replace(partial, path)
     log.info("audit anchor: rows=%s seq=%s hash=%s at=%s", doc["rows"], doc["seq"], doc["hash"], doc["at"])
-    return {"ok": True, **doc}
+    return {"ok": True, **doc, "published": await publish(doc, sink)}
