@@ -58,7 +58,7 @@ _LAZY = {
 }
 
 # namespaces: core modules exported whole
-_MODULES = ("audit", "bookings", "customers", "idempotency", "tables", "webhooks")
+_MODULES = ("audit", "bookings", "customers", "idempotency", "roles", "tables", "webhooks")
 
 __all__ = ["Plugin", "hookimpl", "__version__", *_LAZY, *_MODULES]
 
@@ -79,7 +79,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # editors and type checkers see the lazy names as plain imports
-    from myhibachi.core import audit, bookings, customers, idempotency, tables, webhooks
+    from myhibachi.core import audit, bookings, customers, idempotency, roles, tables, webhooks
     from myhibachi.core.app import create_app
     from myhibachi.core.auth import (Principal, authenticated, check_owner_or, current_customer, current_principal,
                                      has_permission, issue_access_token, permission_matches_known, require)

@@ -17,7 +17,8 @@ from myhibachi.core import __version__, audit, errors, openapi, ratelimit
 from myhibachi.core.audit import STATE_CHANGING
 from myhibachi.core.auth import Principal, require
 from myhibachi.core.context import AppContext
-from myhibachi.core.db import Database, resolve_url
+from myhibachi.core import roles
+from myhibachi.core.db import Database
 from myhibachi.core.errors import error_responses
 from myhibachi.core.flags import Flags
 from myhibachi.core.pagination import NextCursor
@@ -169,7 +170,7 @@ def create_app(
     manager.flags = flags
     if not flags.server_mode:
         flags_file_defaults(flags, manager)
-    db = database or Database(resolve_url(settings), pool_size=settings.db_write_pool_size,
+    db = database or Database(roles.app_url(settings), pool_size=settings.db_write_pool_size,
                                  read_pool_size=settings.db_read_pool_size)
     ctx = AppContext(settings=settings, db=db, flags=flags, plugins=manager)
     ctx.ports = ports.build(ctx)

@@ -74,9 +74,17 @@ def _production_ready(settings: Settings) -> None:
 
 
 def _url(settings: Settings, keep_running: bool = True) -> str:
-    from myhibachi.core.db import resolve_url
+    """The owner's URL: what migrations and the commands that change the schema connect with."""
+    from myhibachi.core.roles import owner_url
 
-    return resolve_url(settings, keep_running=keep_running)
+    return owner_url(settings, keep_running=keep_running)
+
+
+def _upgrade(url: str, manager, settings: Settings) -> None:
+    from myhibachi.core import migrate
+    from myhibachi.core.roles import app_role
+
+    migrate.upgrade(url, manager, app_role=app_role(settings))
 
 
 # --- running -------------------------------------------------------------------------------
@@ -101,14 +109,22 @@ def up(
     url = _url(settings)
     started = time.perf_counter()
     try:
-        migrate.upgrade(url, manager)
+        _upgrade(url, manager, settings)
     except migrate.MigrationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
     _refuse_failed(settings, manager, stop_db=embedded)
     if not settings.unleash_url:
         TogglesFile(settings.toggles_path).ensure([r.flag for r in manager.records.values() if r.flag])
-    env = {**os.environ, "DATABASE_URL": url, "MYHIBACHI_HOME": str(settings.home_dir)}
+    import sqlalchemy as sa
+
+    from myhibachi.core.roles import app_url
+
+    # the API and the worker connect as the app's role, and are not told the owner's URL
+    served = app_url(settings, keep_running=True)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MYHIBACHI_DATABASE_OWNER_URL")},
+           "DATABASE_URL": served, "MYHIBACHI_HOME": str(settings.home_dir)}
+    served = sa.engine.make_url(served).render_as_string(hide_password=True)
     if not settings.secret_key:  # the embedded default: the home folder's key, the same for every child
         env["MYHIBACHI_SECRET_KEY"] = settings.signing_key
     if not env.get("PROMETHEUS_MULTIPROC_DIR"):  # one /metrics view over the API workers
@@ -131,7 +147,7 @@ def up(
         states = manager.states()
     rows = [[r["name"], r["version"], r["flag"] or "-", r["state"]] for r in states]
     typer.echo(f"My Hibachi is up at http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-    typer.echo(f"data: {settings.home_dir}   database: {'embedded PostgreSQL' if not settings.database_url else url}")
+    typer.echo(f"data: {settings.home_dir}   database: {'embedded PostgreSQL' if not settings.database_url else served}")
     typer.echo(f"flags: {settings.unleash_url or settings.toggles_path}   queue: "
                f"{settings.redis_url or 'SQLite'}   migrated in {time.perf_counter() - started:.2f}s")
     typer.echo(_table(["plugin", "version", "flag", "state"], rows) if rows else "no plugins installed")
@@ -239,7 +255,7 @@ def db_upgrade() -> None:
     manager = _manager(settings)
     _refuse_failed(settings, manager)
     try:
-        migrate.upgrade(_url(settings), manager)
+        _upgrade(_url(settings), manager, settings)
     except migrate.MigrationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
@@ -596,7 +612,7 @@ def admin_bootstrap(
 
     settings = _settings()
     url = _url(settings)
-    migrate.upgrade(url, _manager(settings))
+    _upgrade(url, _manager(settings), settings)
     key = asyncio.run(_bootstrap(url, settings, name, force))
     if key is None:
         typer.echo("error: a super-admin key exists already; revoke it or pass --force", err=True)
@@ -624,7 +640,9 @@ def admin_rotate_pii(batch: int = typer.Option(500, help="Rows per statement bat
     settings = _settings()
 
     async def run() -> int:
-        db = Database(_url(settings), pool_size=1)
+        from myhibachi.core.roles import app_url
+
+        db = Database(app_url(settings, keep_running=True), pool_size=1)
         try:
             async with db.transaction() as conn:
                 return await rotate_keys(conn, SimpleNamespace(settings=settings, extra={}), batch=batch)

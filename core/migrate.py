@@ -54,10 +54,16 @@ def config(url: str, manager: PluginManager, *, owner: str | None = None) -> Con
     return cfg
 
 
-def upgrade(url: str, manager: PluginManager) -> None:
+def upgrade(url: str, manager: PluginManager, *, app_role: str | None = None) -> None:
+    """Apply every branch's heads as the owner at ``url``; then grant ``app_role`` (when the API
+    and workers connect as a role of their own) what they need (see :mod:`myhibachi.core.roles`)."""
     cfg = config(url, manager)
     applied_heads(url, ScriptDirectory.from_config(cfg))
     command.upgrade(cfg, "heads")
+    if app_role:
+        from myhibachi.core import roles
+
+        roles.grant(url, app_role)
 
 
 def applied_heads(url: str, script: ScriptDirectory) -> tuple[str, ...]:

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
         validation_alias=_env("DATABASE_URL"),
         description="PostgreSQL URL (with the vector extension). Unset: the embedded PostgreSQL under the home folder.",
     )
+    database_owner_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL migrations run as (the tables' owner); DATABASE_URL then names the app's role, "
+                    "granted by `db upgrade` only what the API and workers need. Unset: DATABASE_URL does both "
+                    "(the embedded default: its superuser migrates, the role myhibachi_app serves).",
+    )
     db_write_pool_size: int = Field(
         default=20, ge=1, le=200,
         description="Connections of each API process's pool for requests that write (one transaction each).",

@@ -1,5 +1,6 @@
 """``myhibachi audit verify``: check the audit trail's hash chain against its last anchor;
-``myhibachi audit anchor``: publish the chain's head (the signed checkpoint file, a log line)."""
+``myhibachi audit anchor``: publish the chain's head (the signed checkpoint file, a log line);
+``myhibachi audit rehash``: bring a chain of earlier versions (unkeyed sha256) under the key."""
 from __future__ import annotations
 
 import asyncio
@@ -29,16 +30,38 @@ def anchor() -> None:
         typer.echo(f"not anchored: broken at row seq={result['seq']}: {result['reason']}")
         raise typer.Exit(1)
     typer.echo(f"anchored: {result['rows']} rows, head seq={result['seq']} hash={result['hash']}")
+    failed = {name: state for name, state in result["published"].items() if state != "ok"}
+    for name, state in result["published"].items():
+        typer.echo(f"published to the {name} sink: {state}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@cli.command("rehash")
+def rehash() -> None:
+    """Re-hash rows of the unkeyed sha256 chain (written before the keyed one) under the keyed
+    HMAC, as the table's owner, once each row is checked against the chain it was written in;
+    changes nothing and exits 1 when a row or the anchored head does not check."""
+    result = asyncio.run(_run("rehash"))
+    if not result["ok"]:
+        typer.echo(f"not re-hashed: broken at row seq={result['seq']}: {result['reason']}")
+        raise typer.Exit(1)
+    typer.echo(f"re-hashed {result['rehashed']} of {result['rows']} rows")
 
 
 async def _run(what: str) -> dict:
-    from myhibachi.core import Database, Settings, resolve_url
+    from myhibachi.core import Database, Settings, roles
     from myhibachi.plugins.audit import service
 
     settings = Settings()
-    db = Database(resolve_url(settings), pool_size=1)
+    # the re-hash changes rows the app's role may only append: it runs as the tables' owner
+    db = Database((roles.owner_url if what == "rehash" else roles.app_url)(settings), pool_size=1)
     try:
         async with db.transaction() as conn:
-            return await (service.anchor if what == "anchor" else service.verify)(conn, settings)
+            if what == "anchor":
+                from myhibachi.plugins.audit import plugin
+
+                return await service.anchor(conn, settings, plugin.settings)
+            return await getattr(service, what)(conn, settings)
     finally:
         await db.close()

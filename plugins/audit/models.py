@@ -1,4 +1,5 @@
-"""The append-only audit trail (a database trigger refuses UPDATE and DELETE)."""
+"""The append-only audit trail (triggers refuse UPDATE, DELETE and TRUNCATE; the app's role is granted
+only SELECT and INSERT)."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -34,5 +35,6 @@ audit_logs = sa.Table(
     sa.Index("ix_audit_logs_resource", "resource_type", "resource_id", "seq"),
     sa.Index("ix_audit_logs_created", "created_at"),
     sa.Index("ix_audit_logs_action", "action", "seq"),
-    info=OWN,
+    # The app's database role may only read and append (see myhibachi.core.roles).
+    info={**OWN, "append_only": True},
 )

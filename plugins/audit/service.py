@@ -128,6 +128,9 @@ async def verify(conn, settings, *, batch: int = 1000) -> dict[str, Any]:
                 reason = "its previous hash does not match the row before it (a row was removed or changed)"
             elif not hmac.compare_digest(chain_hash(key, row["prev_hash"], dict(row)), row["hash"]):
                 reason = "its content does not match its hash (the row was changed or re-hashed)"
+                if count == 0 and row["hash"] == legacy_hash(row["prev_hash"], dict(row)):
+                    reason = ("the chain starts with rows of the unkeyed sha256 chain of earlier versions: "
+                              "run `myhibachi audit rehash` as the table's owner")
             if reason:
                 return {"ok": False, "rows": count, "seq": row["seq"], "id": str(row["id"]), "reason": reason}
             expected_prev = row["hash"]
@@ -142,6 +145,85 @@ async def verify(conn, settings, *, batch: int = 1000) -> dict[str, Any]:
                 "reason": f"the anchored head (seq {anchor['seq']}, {anchor['rows']} rows, at {anchor['at']}) is "
                           "gone or changed: rows were deleted from the end or the table was truncated"}
     return {"ok": True, "rows": count}
+
+
+def legacy_hash(prev_hash: str, row: dict[str, Any]) -> str:
+    """The unkeyed sha256 chain of rows written before the keyed one."""
+    return hashlib.sha256(prev_hash.encode() + canonical(row)).hexdigest()
+
+
+class _Refused(Exception):
+    def __init__(self, result: dict[str, Any]) -> None:
+        self.result = result
+
+
+async def rehash(conn, settings, *, batch: int = 1000) -> dict[str, Any]:
+    """Re-hash under the keyed HMAC the rows written with the unkeyed sha256 chain (and relink
+    the keyed rows appended after them), as the table's owner: its append-only trigger is
+    disabled inside this transaction only (DDL is transactional, and the ACCESS EXCLUSIVE lock
+    keeps every other session out until the commit).
+
+    Each row is first checked against the chain it was written in (sha256, or the keyed HMAC
+    for rows appended since), and the head against the last anchor: a row that matches
+    neither, a ``prev_hash`` that is not the stored hash before it, or an anchored head gone
+    or changed changes nothing (so ``verify`` still reports it). An intact chain is anchored
+    afterwards. ``{"ok", "rows", "rehashed"}`` and, when refused, ``seq`` and ``reason``.
+    The re-hash vouches for the chain as it stands: rows forged before it, with the sha256
+    anyone can compute, are only caught by an anchor taken before the forgery."""
+    key = chain_key(settings)
+    held = read_anchor(settings, key)
+    if held is not None and held.get("forged"):
+        return {"ok": False, "rows": 0, "rehashed": 0, "seq": None,
+                "reason": f"the anchor file {ANCHOR_FILE} is not signed by this deployment's key"}
+    try:
+        async with conn.savepoint():
+            result = await _rehash(conn, key, held, batch)
+            if not result["ok"]:
+                raise _Refused(result)
+    except _Refused as refused:
+        log.error("audit rehash refused at row seq=%s: %s", refused.result["seq"], refused.result["reason"])
+        return refused.result
+    if result["rehashed"]:  # the old anchor named the old hashes of an intact head: anchor the new ones
+        (settings.home_dir / ANCHOR_FILE).unlink(missing_ok=True)
+        await anchor(conn, settings)
+    return result
+
+
+async def _rehash(conn, key: bytes, held: dict[str, Any] | None, batch: int) -> dict[str, Any]:
+    await conn.run(sa.text("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only"))
+    anchored = held is None or not held["rows"]
+    stored_prev, new_prev, last_seq, count, changed = GENESIS, GENESIS, 0, 0, 0
+    while True:
+        rows = await conn.fetch_all(sa.select(audit_logs).where(audit_logs.c.seq > last_seq)
+                                   .order_by(audit_logs.c.seq).limit(batch))
+        if not rows:
+            break
+        for row in rows:
+            row = dict(row)
+            reason = None
+            if row["prev_hash"] != stored_prev:
+                reason = "its previous hash does not match the row before it (a row was removed or changed)"
+            elif row["hash"] not in (legacy_hash(stored_prev, row), chain_hash(key, stored_prev, row)):
+                reason = "its content matches neither the sha256 nor the keyed chain (the row was changed)"
+            if reason:
+                return {"ok": False, "rows": count, "rehashed": 0, "seq": row["seq"], "reason": reason}
+            stored_prev = row["hash"]
+            new_hash = chain_hash(key, new_prev, row)
+            if (new_prev, new_hash) != (row["prev_hash"], row["hash"]):
+                await conn.run(sa.update(audit_logs).where(audit_logs.c.id == row["id"])
+                               .values(prev_hash=new_prev, hash=new_hash))
+                changed += 1
+            new_prev = new_hash
+            count += 1
+            if held is not None and row["seq"] == held["seq"]:
+                anchored = (row["hash"], count) == (held["hash"], held["rows"])
+        last_seq = rows[-1]["seq"]
+    await conn.run(sa.text("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only"))
+    if not anchored:
+        return {"ok": False, "rows": count, "rehashed": 0, "seq": held["seq"],
+                "reason": f"the anchored head (seq {held['seq']}, {held['rows']} rows) is gone or changed: "
+                          "rows were deleted from the end or the table was truncated"}
+    return {"ok": True, "rows": count, "rehashed": changed}
 
 
 def _mac(key: bytes, doc: dict[str, Any]) -> str:
@@ -162,9 +244,54 @@ def read_anchor(settings, key: bytes) -> dict[str, Any] | None:
     return doc if ok else {"forged": True}
 
 
-async def anchor(conn, settings) -> dict[str, Any]:
+async def publish(doc: dict[str, Any], sink) -> dict[str, str]:
+    """Hand a signed checkpoint to the outside sinks ``sink`` (the plugin's settings) names:
+    ``{"url"|"command": "ok" or why not}``. A sink that fails does not undo the others."""
+    import asyncio
+    import shlex
+
+    import httpx
+
+    body = json.dumps(doc, sort_keys=True).encode()
+    out: dict[str, str] = {}
+    if sink is None:
+        return out
+    if sink.anchor_url:
+        headers = {"Content-Type": "application/json"}
+        if sink.anchor_token:
+            headers["Authorization"] = f"Bearer {sink.anchor_token}"
+        try:
+            async with httpx.AsyncClient(timeout=sink.anchor_timeout_seconds) as client:
+                answer = await client.post(sink.anchor_url, content=body, headers=headers)
+            out["url"] = "ok" if answer.is_success else f"answered {answer.status_code}"
+        except httpx.HTTPError as exc:
+            out["url"] = f"{type(exc).__name__}: {exc}"
+    if sink.anchor_command:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *shlex.split(sink.anchor_command), stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            try:
+                _, err = await asyncio.wait_for(proc.communicate(body), sink.anchor_timeout_seconds)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+                out["command"] = f"took more than {sink.anchor_timeout_seconds:g} s"
+            else:
+                out["command"] = "ok" if proc.returncode == 0 else (
+                    f"exited {proc.returncode}: {err.decode(errors='replace').strip()[:200]}")
+        except OSError as exc:
+            out["command"] = f"{type(exc).__name__}: {exc}"
+    for name, state in out.items():
+        if state != "ok":
+            log.error("audit anchor not published to the %s sink: %s", name, state)
+    return out
+
+
+async def anchor(conn, settings, sink=None) -> dict[str, Any]:
     """Verify the chain, then publish its head out of the database: the signed checkpoint file
-    (written 0600, replaced atomically) and a log line. A broken chain is not anchored."""
+    (written 0600, replaced atomically), a log line, and the outside sinks ``sink`` (the
+    plugin's settings) names, whose states are under ``published``. A broken chain is not anchored."""
     result = await verify(conn, settings)
     if not result["ok"]:
         return result
@@ -181,4 +308,4 @@ async def anchor(conn, settings) -> dict[str, Any]:
         json.dump(doc, out)
     os.replace(partial, path)
     log.info("audit anchor: rows=%s seq=%s hash=%s at=%s", doc["rows"], doc["seq"], doc["hash"], doc["at"])
-    return {"ok": True, **doc}
+    return {"ok": True, **doc, "published": await publish(doc, sink)}

@@ -21,9 +21,12 @@ async def verify_chain(conn, ctx) -> dict:
 async def anchor_chain(conn, ctx) -> dict:
     from myhibachi.plugins.audit.service import anchor
 
-    result = await anchor(conn, ctx.settings)
+    result = await anchor(conn, ctx.settings, ctx.plugins.get("audit").settings)
     if not result["ok"]:
         raise BrokenChain(f"audit trail not anchored, broken at row {result['seq']}: {result['reason']}")
+    failed = {name: state for name, state in result["published"].items() if state != "ok"}
+    if failed:  # the file and the log line are written; the outside copy is retried at the next run
+        raise BrokenChain(f"audit anchor not published: {failed}")
     return result
 
 

@@ -264,3 +264,32 @@ async def test_concurrent_signups_with_one_email_make_one_customer(make_app, cli
     async with app.state.ctx.db.read() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(customers)) == 1
     assert len(await events_named(app, "customer.created")) == 1
+
+
+async def test_a_sealed_field_is_bound_to_its_customer_and_field(make_app, client_of):
+    """A ciphertext moved to another customer's row, or to another field of the same row,
+    does not open: whoever can write the table cannot hand one customer's email to another.
+    Broken on purpose by sealing with an empty associated data in ``customers._aad``: red
+    (the swapped rows read back each other's email)."""
+    from cryptography.exceptions import InvalidTag
+
+    app = make_app([])
+    ctx = app.state.ctx
+    async with client_of(app) as c:
+        ann = (await signup(c))["customer"]
+        bob = (await signup(c, email="bob@example.com", name="Bob Stone", phone="(415) 555-0199"))["customer"]
+    async with ctx.db.transaction() as conn:  # one statement reads both rows before either changes
+        await conn.run(sa.text("UPDATE customers SET email_enc = other.email_enc FROM customers other "
+                               "WHERE (customers.id, other.id) IN ((:a, :b), (:b, :a))"),
+                       {"a": uuid.UUID(ann["id"]), "b": uuid.UUID(bob["id"])})
+    for customer in (ann, bob):
+        async with ctx.db.read() as conn:
+            with pytest.raises(InvalidTag):
+                await service.get_customer(conn, ctx, uuid.UUID(customer["id"]))
+
+    # the row's own name sealed into its email column does not open either
+    async with ctx.db.transaction() as conn:
+        await conn.run(sa.text("UPDATE customers SET email_enc = name_enc WHERE id = :b"), {"b": bob["id"]})
+    async with ctx.db.read() as conn:
+        with pytest.raises(InvalidTag):
+            await service.get_customer(conn, ctx, uuid.UUID(bob["id"]))

@@ -416,3 +416,238 @@ async def test_audit_verify_detects_rehash_relink_tail_deletion_and_truncation(m
     path = ctx.settings.home_dir / audit_service.ANCHOR_FILE
     path.write_text(path.read_text().replace('"rows": 5', '"rows": 0'))
     assert "not signed" in (await verified())["reason"]
+
+
+async def test_audit_rehash_migrates_an_old_sha256_chain_and_tampering_still_shows(make_app, client_of, settings,
+                                                                                  db_url):
+    """A chain written by earlier versions (unkeyed sha256 from the first row, keyed rows
+    appended on it since) fails ``verify`` with a pointer to ``myhibachi audit rehash``; the
+    re-hash refuses, changing nothing, when a row was edited before it; after it, ``verify``
+    passes, the head is anchored, and an edit is reported again. Broken on purpose by
+    re-hashing without checking each row against its old chain first (the edited row was
+    laundered and ``verify`` passed): red."""
+    app = make_app(["admin_rbac", "audit"], flags=FLAGS)
+    ctx = app.state.ctx
+    async with client_of(app) as c:
+        _, h = await admin_headers(app, c, "root@myhibachi.dev", ["super_admin"])
+        for i in range(4):
+            r = await c.post("/v1/admin/roles", headers=h, json={"name": f"role_{i}", "permissions": ["roles.read"]})
+            assert r.status_code == 201, r.text
+    logged = await rows(app)
+    key = audit_service.chain_key(ctx.settings)
+    old, prev = [], audit_service.GENESIS
+    for i, row in enumerate(logged):  # three rows of the old chain, then two keyed ones on top of them
+        digest = (audit_service.legacy_hash(prev, row) if i < 3 else audit_service.chain_hash(key, prev, row))
+        old.append({**row, "prev_hash": prev, "hash": digest})
+        prev = digest
+
+    async def write(*versions) -> None:
+        async with ctx.db.transaction() as conn:  # the test database's owner is a superuser
+            await conn.run(sa.text("SET LOCAL session_replication_role = replica"))
+            for row in versions:
+                await conn.run(sa.text("UPDATE audit_logs SET actor_id = :a, prev_hash = :p, hash = :h WHERE seq = :s"),
+                               {"a": row["actor_id"], "p": row["prev_hash"], "h": row["hash"], "s": row["seq"]})
+
+    async def verified() -> dict:
+        async with ctx.db.read() as conn:
+            return await audit_service.verify(conn, ctx.settings)
+
+    async def stored() -> list[tuple]:
+        return [(r["seq"], r["actor_id"], r["prev_hash"], r["hash"]) for r in await rows(app)]
+
+    await write(*old)
+    broken = await verified()
+    assert (broken["ok"], broken["seq"]) == (False, logged[0]["seq"]) and "audit rehash" in broken["reason"]
+
+    # an edit made before the migration: refused, nothing changed, verify still tells
+    await write({**old[1], "actor_id": "someone-else"})
+    before = await stored()
+    async with ctx.db.transaction() as conn:
+        refused = await audit_service.rehash(conn, ctx.settings)
+    assert (refused["ok"], refused["seq"]) == (False, logged[1]["seq"]) and "changed" in refused["reason"]
+    assert await stored() == before and not (ctx.settings.home_dir / audit_service.ANCHOR_FILE).exists()
+    async with ctx.db.transaction() as conn:  # the trigger is back on: the refusal rolled its DDL back
+        with pytest.raises(psycopg.Error, match="append-only"):
+            await conn.run(sa.text("DELETE FROM audit_logs"))
+    await write(old[1])
+
+    env = {**os.environ, "DATABASE_URL": db_url, "MYHIBACHI_HOME": str(settings.home_dir),
+           "MYHIBACHI_SECRET_KEY": settings.secret_key}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "myhibachi.core.cli", "audit", "rehash", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0 and "re-hashed 5 of 5 rows" in out.decode(), out.decode() + err.decode()
+    assert await verified() == {"ok": True, "rows": 5}
+    anchor = audit_service.read_anchor(ctx.settings, key)
+    assert (anchor["rows"], anchor["seq"]) == (5, logged[-1]["seq"])
+    async with ctx.db.transaction() as conn:
+        assert await audit_service.rehash(conn, ctx.settings) == {"ok": True, "rows": 5, "rehashed": 0}
+
+    migrated = await rows(app)
+    await write({**migrated[1], "actor_id": "someone-else"})
+    broken = await verified()
+    assert (broken["ok"], broken["seq"]) == (False, logged[1]["seq"]) and "re-hashed" in broken["reason"]
+
+
+@pytest.fixture
+async def app_role(db_url, database):
+    """A role of the app's kind on the session database, granted as ``db upgrade`` grants it;
+    dropped after the test. ``(name, url)``."""
+    from myhibachi.core import roles
+
+    name = f"myhibachi_app_{uuid.uuid4().hex[:8]}"
+    async with database.transaction() as conn:
+        await conn.run(sa.text(f"CREATE ROLE {name} LOGIN PASSWORD 'app-role-pw'"))
+    await asyncio.to_thread(roles.grant, db_url, name)
+    url = sa.engine.make_url(db_url).set(username=name, password="app-role-pw").render_as_string(hide_password=False)
+    yield name, url
+    async with database.transaction() as conn:
+        await conn.run(sa.text(f"DROP OWNED BY {name}"))
+        await conn.run(sa.text(f"DROP ROLE {name}"))
+
+
+async def test_the_app_role_cannot_rewrite_the_audit_trail_and_serves_a_journey(settings, clean_db, client_of,
+                                                                                  drain, app_role):
+    """As the app's role (granted by ``myhibachi.core.roles`` after migrating): a customer signs
+    up and books, staff act, the worker delivers, the chain verifies and anchors; and UPDATE,
+    DELETE, TRUNCATE, ALTER TABLE ... DISABLE TRIGGER and SET session_replication_role on the
+    audit trail are each refused by the database's privileges, before any trigger. Broken on
+    purpose by granting the role UPDATE, DELETE and TRUNCATE on every table, the audit trail
+    included: red (the UPDATE got past the privileges, only the trigger stopped it)."""
+    from myhibachi.core.app import create_app
+    from myhibachi.core.db import Database
+    from myhibachi.core.flags import TogglesFile
+    from myhibachi.core.models import bookings
+    from tests.core.conftest import booking_body
+
+    name, url = app_role
+    for flag in FLAGS:
+        TogglesFile(settings.toggles_path).set(flag, enabled=True, rollout=100)
+    db = Database(url, pool_size=4)
+    app = create_app(["admin_rbac", "audit"], settings=settings, database=db)
+    ctx = app.state.ctx
+    ctx.flags.start()
+    try:
+        assert await _scalar(db, "SELECT current_user") == name
+        assert await _scalar(db, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False
+        async with client_of(app) as c:
+            r = await c.post("/v1/customers", json={"email": "ann@example.com", "password": "correct horse 1",
+                                                    "name": "Ann Lee", "phone": "(415) 555-2671"})
+            assert r.status_code == 201, r.text
+            auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            r = await c.post("/v1/bookings", json=booking_body(), headers=auth)
+            assert r.status_code == 201, r.text
+            _, h = await admin_headers(app, c, "root@myhibachi.dev", ["super_admin"])
+            r = await c.post("/v1/admin/roles", headers=h, json={"name": "host", "permissions": ["roles.read"]})
+            assert r.status_code == 201, r.text
+        await drain(app)  # the worker's statements, as the app's role
+        async with db.read() as conn:
+            assert await conn.scalar(sa.select(sa.func.count()).select_from(bookings)) == 1
+        logged = await rows(app)
+        assert [r["action"] for r in logged][-1] == "role.create"
+        async with db.transaction() as conn:
+            assert (await audit_service.anchor(conn, settings))["ok"]
+
+        for statement in ("UPDATE audit_logs SET actor_id = 'someone-else'", "DELETE FROM audit_logs",
+                          "TRUNCATE audit_logs", "ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only",
+                          "ALTER TABLE audit_logs DISABLE TRIGGER ALL", "DROP TRIGGER audit_logs_append_only ON audit_logs",
+                          "SET session_replication_role = replica"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied|must be owner"):
+                async with db.transaction() as conn:
+                    await conn.run(sa.text(statement))
+        assert await rows(app) == logged
+        async with db.read() as conn:
+            assert await audit_service.verify(conn, settings) == {"ok": True, "rows": len(logged)}
+    finally:
+        ctx.flags.stop()
+        await db.close()
+
+
+async def test_tables_created_after_the_grant_are_open_to_the_app_role(database, app_role):
+    """A plugin migrated later (its tables made by the owner) needs no new grant: the default
+    privileges cover it, the append-only tables excepted, which the next upgrade's grant narrows."""
+    from myhibachi.core.db import Database
+
+    name, url = app_role
+    async with database.transaction() as conn:
+        await conn.run(sa.text("CREATE TABLE IF NOT EXISTS later_plugin_things (id int PRIMARY KEY, label text)"))
+    db = Database(url, pool_size=1)
+    try:
+        async with db.transaction() as conn:
+            await conn.run(sa.text("INSERT INTO later_plugin_things VALUES (1, 'x')"))
+            await conn.run(sa.text("UPDATE later_plugin_things SET label = 'y'"))
+            await conn.run(sa.text("DELETE FROM later_plugin_things"))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            async with db.transaction() as conn:
+                await conn.run(sa.text("TRUNCATE later_plugin_things"))
+    finally:
+        await db.close()
+        async with database.transaction() as conn:
+            await conn.run(sa.text("DROP TABLE IF EXISTS later_plugin_things"))
+
+
+async def _scalar(db, statement: str):
+    async with db.read() as conn:
+        return await conn.scalar(sa.text(statement))
+
+
+async def test_each_anchor_is_posted_to_the_external_sink(make_app, client_of, tmp_path, monkeypatch):
+    """With ``anchor_url`` (and ``anchor_command``) set, every anchor hands the signed
+    checkpoint to an HTTP endpoint (a server in this test process) and to a command's standard
+    input; the copy is the file's, signed, and an endpoint that refuses fails the anchor job
+    while the file is still written. Broken on purpose by not calling ``publish`` from
+    ``anchor``: red (the server received nothing)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from myhibachi.plugins.audit import AuditSettings
+    from myhibachi.plugins.audit.tasks import BrokenChain, anchor_chain
+
+    received, answer = [], [204]
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append((self.headers.get("Authorization"), json.loads(self.rfile.read(
+                int(self.headers["Content-Length"])))))
+            self.send_response(answer[0])
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    copied = tmp_path / "copied.json"
+    sink = AuditSettings(anchor_url=f"http://127.0.0.1:{server.server_port}/anchors", anchor_token="sink-token",
+                         anchor_command=f"{sys.executable} -c \"import sys; open({str(copied)!r}, 'w')"
+                                        ".write(sys.stdin.read())\"")
+    try:
+        app = make_app(["admin_rbac", "audit"], flags=FLAGS)
+        ctx = app.state.ctx
+        async with client_of(app) as c:
+            await admin_headers(app, c, "root@myhibachi.dev", ["super_admin"])
+        async with ctx.db.transaction() as conn:
+            result = await audit_service.anchor(conn, ctx.settings, sink)
+        assert result["published"] == {"url": "ok", "command": "ok"}
+        file_copy = json.loads((ctx.settings.home_dir / audit_service.ANCHOR_FILE).read_text())
+        assert received == [("Bearer sink-token", file_copy)] and json.loads(copied.read_text()) == file_copy
+        assert file_copy["rows"] == 1 and file_copy["mac"] == audit_service._mac(
+            audit_service.chain_key(ctx.settings), file_copy)
+
+        # the endpoint refuses: the periodic job fails (kept in last_error), the file is still written
+        answer[0] = 503
+        app = make_app(["admin_rbac", "audit"], flags=FLAGS)
+        ctx = app.state.ctx
+        monkeypatch.setattr(ctx.plugins.get("audit"), "settings", sink)
+        async with client_of(app) as c:
+            await c.post("/v1/auth/staff/login", json={"email": "root@myhibachi.dev", "password": PASSWORD})
+        async with ctx.db.transaction() as conn:
+            with pytest.raises(BrokenChain, match="url.*answered 503"):
+                await anchor_chain(conn, ctx)
+        assert len(received) == 2 and received[1][1]["rows"] == 2
+        assert json.loads((ctx.settings.home_dir / audit_service.ANCHOR_FILE).read_text())["rows"] == 2
+    finally:
+        server.shutdown()
+        server.server_close()
