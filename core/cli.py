@@ -103,6 +103,10 @@ def up(
     try:
         migrate.upgrade(url, manager)
     except migrate.MigrationError as exc:
+        if embedded:
+            from myhibachi.core.db import stop_embedded
+
+            stop_embedded(settings.home_dir)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
     _refuse_failed(settings, manager, stop_db=embedded)
