@@ -56,6 +56,19 @@ def _refuse_failed(settings: Settings, manager, stop_db: bool = False) -> None:
     raise typer.Exit(1)
 
 
+def _refuse_failed_start(settings: Settings, manager, url: str, stop_db: bool) -> None:
+    """Under MYHIBACHI_STRICT_PLUGINS, run the start-up hooks (register_routes, ...) here once:
+    each API and worker process would otherwise fail on them alone, and `up` would go on."""
+    if not settings.strict_plugins:
+        return
+    from myhibachi.core.app import create_app
+    from myhibachi.core.db import Database
+
+    lenient = settings.model_copy(update={"strict_plugins": False})  # every failure, not the first
+    built = create_app(list(manager.plugins), settings=lenient, database=Database(url))
+    _refuse_failed(settings, built.state.ctx.plugins, stop_db=stop_db)
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)] if rows else [len(h) for h in headers]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
@@ -110,6 +123,7 @@ def up(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
     _refuse_failed(settings, manager, stop_db=embedded)
+    _refuse_failed_start(settings, manager, url, stop_db=embedded)
     if not settings.unleash_url:
         TogglesFile(settings.toggles_path).ensure([r.flag for r in manager.records.values() if r.flag])
     env = {**os.environ, "DATABASE_URL": url, "MYHIBACHI_HOME": str(settings.home_dir)}
@@ -141,15 +155,22 @@ def up(
     typer.echo(_table(["plugin", "version", "flag", "state"], rows) if rows else "no plugins installed")
     typer.echo("Ctrl-C stops everything; `myhibachi down` stops a database left running.")
 
+    stopped = []
+
     def stop(*_):
+        stopped.append(True)
         for proc in (api, worker_proc):
             if proc.poll() is None:
                 proc.terminate()
 
     signal.signal(signal.SIGTERM, stop)
+    ended = None  # a child that exited on its own, with a failure
     try:
         while api.poll() is None and worker_proc.poll() is None:
             time.sleep(0.5)
+        if not stopped:
+            ended = next((name, proc.returncode) for name, proc in (("API", api), ("worker", worker_proc))
+                         if proc.returncode is not None)
     except KeyboardInterrupt:
         pass
     finally:
@@ -164,6 +185,9 @@ def up(
             from myhibachi.core.db import stop_embedded
 
             stop_embedded(settings.home_dir)
+    if ended:
+        typer.echo(f"error: the {ended[0]} process exited with code {ended[1]}; everything was stopped", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()

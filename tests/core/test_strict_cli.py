@@ -107,6 +107,23 @@ def home():
     shutil.rmtree(path, ignore_errors=True)
 
 
+UNPLATED = '''
+from myhibachi.core import Plugin, hookimpl
+
+
+class Unplated(Plugin):
+    name = "unplated"
+    version = "1.0.0"
+
+    @hookimpl
+    def register_routes(self, router, ctx):
+        raise RuntimeError("no plates")
+
+
+plugin = Unplated()
+'''
+
+
 def test_strict_up_exits_1_and_leaves_no_embedded_postgresql(strict_env, home, monkeypatch, caplog, capsys):
     """Broken on purpose: without stopping the database it started, `up` left the embedded
     PostgreSQL running after a plugin failed to migrate (red)."""
@@ -124,6 +141,30 @@ def test_strict_up_exits_1_and_leaves_no_embedded_postgresql(strict_env, home, m
         assert capsys.readouterr().err.splitlines()[-1] == (
             "error: MYHIBACHI_STRICT_PLUGINS is set and 1 plugin(s) failed: flaky")
         assert len(errors_about(caplog, "lost the migrations")) == 1
+        assert (home / "pgdata").is_dir() and not (home / "pgdata" / "postmaster.pid").exists()
+    finally:
+        from myhibachi.core.db import stop_embedded
+
+        stop_embedded(home)
+
+
+def test_strict_up_exits_1_naming_each_plugin_whose_register_routes_fails(strict_env, home, monkeypatch, caplog,
+                                                                          capsys):
+    """Broken on purpose: without running the start-up hooks once before its API and worker
+    processes, a failing register_routes was logged by each of them and `up` went on serving
+    (red: `up` served on until it was stopped)."""
+    fake_distribution(strict_env, "unplated", UNPLATED)
+    fake_distribution(strict_env, "unserved", UNPLATED.replace("Unplated", "Unserved").replace(
+        '"unplated"', '"unserved"'))
+    try:
+        assert run_cli(monkeypatch, "up", "--port", "0") == 1
+        out, err = capsys.readouterr()
+        assert err.splitlines()[-1] == (
+            "error: MYHIBACHI_STRICT_PLUGINS is set and 2 plugin(s) failed: unplated, unserved")
+        assert "My Hibachi is up" not in out
+        assert errors_about(caplog, "no plates") == [
+            "plugin unplated left out: register_routes raised RuntimeError: no plates",
+            "plugin unserved left out: register_routes raised RuntimeError: no plates"]
         assert (home / "pgdata").is_dir() and not (home / "pgdata" / "postmaster.pid").exists()
     finally:
         from myhibachi.core.db import stop_embedded
