@@ -139,10 +139,11 @@ def up(
     api = subprocess.Popen(
         [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
          "--workers", str(workers), "--log-level", "warning", "myhibachi.core.app:serve"],
-        env=env,
+        env=env, process_group=0,  # Ctrl-C reaches up alone, which stops them in order (granian quietly)
     )
     worker_env = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    worker_proc = subprocess.Popen([sys.executable, "-m", "myhibachi.core.cli", "worker"], env=worker_env)
+    worker_proc = subprocess.Popen([sys.executable, "-m", "myhibachi.core.cli", "worker"], env=worker_env,
+                                   process_group=0)
     try:
         states = _states(settings, manager)
     except typer.Exit:  # the flag server unreachable with no state kept: the banner says so, the service waits
@@ -164,6 +165,7 @@ def up(
                 proc.terminate()
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)  # its terminal closed: the processes of their own groups stop too
     ended = None  # a child that exited on its own, with a failure
     try:
         while api.poll() is None and worker_proc.poll() is None:
