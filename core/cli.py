@@ -32,13 +32,12 @@ def _settings() -> Settings:
     return Settings()
 
 
-_loaded = None  # the plugins main() loaded to register their commands: each failure is reported once
-
-
-def _manager(settings: Settings):
+def _manager(ctx: typer.Context, settings: Settings):
+    """The plugins main() loaded to register their commands (the root context's object), so
+    each failure is reported once; loaded here when the app runs without main() (tests)."""
     from myhibachi.core.plugins import load_installed
 
-    return _loaded or load_installed(settings, strict=False)
+    return ctx.find_root().obj or load_installed(settings, strict=False)
 
 
 def _refuse_failed(settings: Settings, manager, stop_db: bool = False) -> None:
@@ -97,6 +96,7 @@ def _url(settings: Settings, keep_running: bool = True) -> str:
 
 @app.command()
 def up(
+    ctx: typer.Context,
     host: Optional[str] = typer.Option(None, help="Address to listen on."),
     port: Optional[int] = typer.Option(None, help="Port to listen on."),
     workers: Optional[int] = typer.Option(None, help="API worker processes."),
@@ -108,7 +108,7 @@ def up(
     settings = _settings()
     _production_ready(settings)
     host, port, workers = host or settings.host, port or settings.port, workers or settings.workers
-    manager = _manager(settings)
+    manager = _manager(ctx, settings)
     _refuse_failed(settings, manager)
     embedded = not settings.database_url and not (settings.home_dir / "pgdata" / "postmaster.pid").exists()
     url = _url(settings)
@@ -261,12 +261,12 @@ def worker(interval: float = typer.Option(1.0, help="Seconds between polls when 
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(ctx: typer.Context) -> None:
     """Apply every installed plugin's migrations (all heads)."""
     from myhibachi.core import migrate
 
     settings = _settings()
-    manager = _manager(settings)
+    manager = _manager(ctx, settings)
     _refuse_failed(settings, manager)
     try:
         migrate.upgrade(_url(settings), manager)
@@ -278,13 +278,13 @@ def db_upgrade() -> None:
 
 
 @db_app.command("downgrade")
-def db_downgrade(plugin: str, cascade: bool = typer.Option(False, help="Also remove plugins that depend on it.")) -> None:
+def db_downgrade(ctx: typer.Context, plugin: str, cascade: bool = typer.Option(False, help="Also remove plugins that depend on it.")) -> None:
     """Remove one plugin's tables (its whole branch)."""
     from myhibachi.core import migrate
 
     settings = _settings()
     try:
-        migrate.downgrade_plugin(_url(settings), _manager(settings), plugin, cascade=cascade)
+        migrate.downgrade_plugin(_url(settings), _manager(ctx, settings), plugin, cascade=cascade)
     except migrate.MigrationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
@@ -292,13 +292,13 @@ def db_downgrade(plugin: str, cascade: bool = typer.Option(False, help="Also rem
 
 
 @db_app.command("current")
-def db_current() -> None:
+def db_current(ctx: typer.Context) -> None:
     """The applied revision of each branch."""
     from myhibachi.core import migrate
 
     settings = _settings()
     try:
-        rows = sorted(migrate.current(_url(settings), _manager(settings)).items())
+        rows = sorted(migrate.current(_url(settings), _manager(ctx, settings)).items())
     except migrate.MigrationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
@@ -306,12 +306,12 @@ def db_current() -> None:
 
 
 @db_app.command("revision")
-def db_revision(owner: str, message: str = typer.Option(..., "-m", help="What the revision does.")) -> None:
+def db_revision(ctx: typer.Context, owner: str, message: str = typer.Option(..., "-m", help="What the revision does.")) -> None:
     """Autogenerate a revision of OWNER's tables (a plugin name or 'core') into its branch."""
     from myhibachi.core import migrate
 
     settings = _settings()
-    rev = migrate.new_revision(_url(settings), _manager(settings), owner, message)
+    rev = migrate.new_revision(_url(settings), _manager(ctx, settings), owner, message)
     typer.echo(f"wrote {rev.path if rev else 'nothing'}")
 
 
@@ -341,17 +341,18 @@ def _states(settings: Settings, manager) -> list[dict]:
     return manager.states(state)
 
 
-def plugin_rows(settings: Settings) -> list[dict]:
-    return _states(settings, _manager(settings))
+def plugin_rows(ctx: typer.Context, settings: Settings) -> list[dict]:
+    return _states(settings, _manager(ctx, settings))
 
 
 @plugins_app.command("list")
 def plugins_list(
+    ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     check: bool = typer.Option(False, "--check", help="Exit 1 when a plugin failed (deploy checks, CI)."),
 ) -> None:
     """Installed plugins: version, flag, state, requirements and features."""
-    rows = plugin_rows(_settings())
+    rows = plugin_rows(ctx, _settings())
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
@@ -399,14 +400,14 @@ def plugins_new(
 
 
 @flags_app.command("list")
-def flags_list() -> None:
+def flags_list(ctx: typer.Context) -> None:
     """Every flag: enabled, rollout percentage (from the Unleash server in server mode)."""
     from myhibachi.core.flags import rollout_of
 
     settings = _settings()
     state = _flag_state(settings)
     toggles = state.toggles
-    owners = {r.flag: r.name for r in _manager(settings).records.values() if r.flag}
+    owners = {r.flag: r.name for r in _manager(ctx, settings).records.values() if r.flag}
     names = sorted(set(toggles) | set(owners))
     rows = []
     for name in names:
@@ -466,7 +467,7 @@ def flags_export() -> None:
 
 
 @flags_app.command("sync")
-def flags_sync() -> None:
+def flags_sync(ctx: typer.Context) -> None:
     """Create every installed plugin's flag on the Unleash server (UNLEASH_ADMIN_TOKEN)."""
     from myhibachi.core.flags import SyncError, sync_to_server
 
@@ -474,7 +475,7 @@ def flags_sync() -> None:
     if not settings.unleash_url:
         typer.echo("error: UNLEASH_URL is not set", err=True)
         raise typer.Exit(2)
-    records = [r for r in _manager(settings).records.values() if r.flag]
+    records = [r for r in _manager(ctx, settings).records.values() if r.flag]
     plugins = sorted({r.flag: f"plugin {r.name}" for r in records}.items())
     try:
         result = sync_to_server(settings, plugins, keep_on={r.flag for r in records if r.compliance})
@@ -516,7 +517,7 @@ def _with_ctx(work):
 
 
 @events_app.command("catalogue")
-def events_catalogue(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+def events_catalogue(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON."),
                      markdown: bool = typer.Option(False, "--markdown", help="Print the list of docs/plugins.md.")
                      ) -> None:
     """Every event the core and the installed plugins declare: owner, payload fields, doc."""
@@ -524,9 +525,9 @@ def events_catalogue(as_json: bool = typer.Option(False, "--json", help="Print J
 
     from myhibachi.core import events
 
-    ctx = SimpleNamespace(events={}, plugins=_manager(_settings()))
-    events.declare_all(ctx)
-    rows = events.catalogue(ctx)
+    declared = SimpleNamespace(events={}, plugins=_manager(ctx, _settings()))
+    events.declare_all(declared)
+    rows = events.catalogue(declared)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     elif markdown:
@@ -618,6 +619,7 @@ async def _bootstrap(url: str, settings: Settings, name: str, force: bool) -> st
 
 @admin_app.command("bootstrap")
 def admin_bootstrap(
+    ctx: typer.Context,
     name: str = typer.Option("super-admin (bootstrap)", help="Name of the key."),
     force: bool = typer.Option(False, help="Create another even when an unrevoked super-admin key exists."),
 ) -> None:
@@ -626,7 +628,7 @@ def admin_bootstrap(
 
     settings = _settings()
     url = _url(settings)
-    migrate.upgrade(url, _manager(settings))
+    migrate.upgrade(url, _manager(ctx, settings))
     key = asyncio.run(_bootstrap(url, settings, name, force))
     if key is None:
         typer.echo("error: a super-admin key exists already; revoke it or pass --force", err=True)
@@ -665,16 +667,11 @@ def admin_rotate_pii(batch: int = typer.Option(500, help="Rows per statement bat
 
 
 def main() -> None:
-    global _loaded
     from myhibachi.core.plugins import load_installed
 
-    settings = _settings()
-    _loaded = manager = load_installed(settings, strict=False)
+    manager = load_installed(_settings(), strict=False)
     manager.setup_call("register_cli", app=app)
-    try:
-        app()
-    finally:
-        _loaded = None
+    app(obj=manager)  # the commands' root context carries it (see _manager)
 
 
 if __name__ == "__main__":
