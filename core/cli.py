@@ -32,13 +32,12 @@ def _settings() -> Settings:
     return Settings()
 
 
-_loaded = None  # the plugins main() loaded to register their commands: each failure is reported once
-
-
-def _manager(settings: Settings):
+def _manager(ctx: typer.Context, settings: Settings):
+    """The plugins main() loaded to register their commands (the root context's object), so
+    each failure is reported once; loaded here when the app runs without main() (tests)."""
     from myhibachi.core.plugins import load_installed
 
-    return _loaded or load_installed(settings, strict=False)
+    return ctx.find_root().obj or load_installed(settings, strict=False)
 
 
 def _refuse_failed(settings: Settings, manager, stop_db: bool = False) -> None:
@@ -54,6 +53,19 @@ def _refuse_failed(settings: Settings, manager, stop_db: bool = False) -> None:
     typer.echo(f"error: MYHIBACHI_STRICT_PLUGINS is set and {len(failed)} plugin(s) failed: {', '.join(failed)}",
                err=True)
     raise typer.Exit(1)
+
+
+def _refuse_failed_start(settings: Settings, manager, url: str, stop_db: bool) -> None:
+    """Under MYHIBACHI_STRICT_PLUGINS, run the start-up hooks (register_routes, ...) here once:
+    each API and worker process would otherwise fail on them alone, and `up` would go on."""
+    if not settings.strict_plugins:
+        return
+    from myhibachi.core.app import create_app
+    from myhibachi.core.db import Database
+
+    lenient = settings.model_copy(update={"strict_plugins": False})  # every failure, not the first
+    built = create_app(list(manager.plugins), settings=lenient, database=Database(url))
+    _refuse_failed(settings, built.state.ctx.plugins, stop_db=stop_db)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -92,6 +104,7 @@ def _upgrade(url: str, manager, settings: Settings) -> None:
 
 @app.command()
 def up(
+    ctx: typer.Context,
     host: Optional[str] = typer.Option(None, help="Address to listen on."),
     port: Optional[int] = typer.Option(None, help="Port to listen on."),
     workers: Optional[int] = typer.Option(None, help="API worker processes."),
@@ -103,7 +116,7 @@ def up(
     settings = _settings()
     _production_ready(settings)
     host, port, workers = host or settings.host, port or settings.port, workers or settings.workers
-    manager = _manager(settings)
+    manager = _manager(ctx, settings)
     _refuse_failed(settings, manager)
     embedded = not settings.database_url and not (settings.home_dir / "pgdata" / "postmaster.pid").exists()
     url = _url(settings)
@@ -111,9 +124,14 @@ def up(
     try:
         _upgrade(url, manager, settings)
     except migrate.MigrationError as exc:
+        if embedded:
+            from myhibachi.core.db import stop_embedded
+
+            stop_embedded(settings.home_dir)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
     _refuse_failed(settings, manager, stop_db=embedded)
+    _refuse_failed_start(settings, manager, url, stop_db=embedded)
     if not settings.unleash_url:
         TogglesFile(settings.toggles_path).ensure([r.flag for r in manager.records.values() if r.flag])
     import sqlalchemy as sa
@@ -137,10 +155,11 @@ def up(
     api = subprocess.Popen(
         [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
          "--workers", str(workers), "--log-level", "warning", "myhibachi.core.app:serve"],
-        env=env,
+        env=env, process_group=0,  # Ctrl-C reaches up alone, which stops them in order (granian quietly)
     )
     worker_env = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    worker_proc = subprocess.Popen([sys.executable, "-m", "myhibachi.core.cli", "worker"], env=worker_env)
+    worker_proc = subprocess.Popen([sys.executable, "-m", "myhibachi.core.cli", "worker"], env=worker_env,
+                                   process_group=0)
     try:
         states = _states(settings, manager)
     except typer.Exit:  # the flag server unreachable with no state kept: the banner says so, the service waits
@@ -153,15 +172,23 @@ def up(
     typer.echo(_table(["plugin", "version", "flag", "state"], rows) if rows else "no plugins installed")
     typer.echo("Ctrl-C stops everything; `myhibachi down` stops a database left running.")
 
+    stopped = []
+
     def stop(*_):
+        stopped.append(True)
         for proc in (api, worker_proc):
             if proc.poll() is None:
                 proc.terminate()
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)  # its terminal closed: the processes of their own groups stop too
+    ended = None  # a child that exited on its own, with a failure
     try:
         while api.poll() is None and worker_proc.poll() is None:
             time.sleep(0.5)
+        if not stopped:
+            ended = next((name, proc.returncode) for name, proc in (("API", api), ("worker", worker_proc))
+                         if proc.returncode is not None)
     except KeyboardInterrupt:
         pass
     finally:
@@ -176,6 +203,9 @@ def up(
             from myhibachi.core.db import stop_embedded
 
             stop_embedded(settings.home_dir)
+    if ended:
+        typer.echo(f"error: the {ended[0]} process exited with code {ended[1]}; everything was stopped", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -247,12 +277,12 @@ def worker(interval: float = typer.Option(1.0, help="Seconds between polls when 
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(ctx: typer.Context) -> None:
     """Apply every installed plugin's migrations (all heads)."""
     from myhibachi.core import migrate
 
     settings = _settings()
-    manager = _manager(settings)
+    manager = _manager(ctx, settings)
     _refuse_failed(settings, manager)
     try:
         _upgrade(_url(settings), manager, settings)
@@ -264,13 +294,13 @@ def db_upgrade() -> None:
 
 
 @db_app.command("downgrade")
-def db_downgrade(plugin: str, cascade: bool = typer.Option(False, help="Also remove plugins that depend on it.")) -> None:
+def db_downgrade(ctx: typer.Context, plugin: str, cascade: bool = typer.Option(False, help="Also remove plugins that depend on it.")) -> None:
     """Remove one plugin's tables (its whole branch)."""
     from myhibachi.core import migrate
 
     settings = _settings()
     try:
-        migrate.downgrade_plugin(_url(settings), _manager(settings), plugin, cascade=cascade)
+        migrate.downgrade_plugin(_url(settings), _manager(ctx, settings), plugin, cascade=cascade)
     except migrate.MigrationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
@@ -278,13 +308,13 @@ def db_downgrade(plugin: str, cascade: bool = typer.Option(False, help="Also rem
 
 
 @db_app.command("current")
-def db_current() -> None:
+def db_current(ctx: typer.Context) -> None:
     """The applied revision of each branch."""
     from myhibachi.core import migrate
 
     settings = _settings()
     try:
-        rows = sorted(migrate.current(_url(settings), _manager(settings)).items())
+        rows = sorted(migrate.current(_url(settings), _manager(ctx, settings)).items())
     except migrate.MigrationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
@@ -292,12 +322,12 @@ def db_current() -> None:
 
 
 @db_app.command("revision")
-def db_revision(owner: str, message: str = typer.Option(..., "-m", help="What the revision does.")) -> None:
+def db_revision(ctx: typer.Context, owner: str, message: str = typer.Option(..., "-m", help="What the revision does.")) -> None:
     """Autogenerate a revision of OWNER's tables (a plugin name or 'core') into its branch."""
     from myhibachi.core import migrate
 
     settings = _settings()
-    rev = migrate.new_revision(_url(settings), _manager(settings), owner, message)
+    rev = migrate.new_revision(_url(settings), _manager(ctx, settings), owner, message)
     typer.echo(f"wrote {rev.path if rev else 'nothing'}")
 
 
@@ -327,17 +357,18 @@ def _states(settings: Settings, manager) -> list[dict]:
     return manager.states(state)
 
 
-def plugin_rows(settings: Settings) -> list[dict]:
-    return _states(settings, _manager(settings))
+def plugin_rows(ctx: typer.Context, settings: Settings) -> list[dict]:
+    return _states(settings, _manager(ctx, settings))
 
 
 @plugins_app.command("list")
 def plugins_list(
+    ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     check: bool = typer.Option(False, "--check", help="Exit 1 when a plugin failed (deploy checks, CI)."),
 ) -> None:
     """Installed plugins: version, flag, state, requirements and features."""
-    rows = plugin_rows(_settings())
+    rows = plugin_rows(ctx, _settings())
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
@@ -385,14 +416,14 @@ def plugins_new(
 
 
 @flags_app.command("list")
-def flags_list() -> None:
+def flags_list(ctx: typer.Context) -> None:
     """Every flag: enabled, rollout percentage (from the Unleash server in server mode)."""
     from myhibachi.core.flags import rollout_of
 
     settings = _settings()
     state = _flag_state(settings)
     toggles = state.toggles
-    owners = {r.flag: r.name for r in _manager(settings).records.values() if r.flag}
+    owners = {r.flag: r.name for r in _manager(ctx, settings).records.values() if r.flag}
     names = sorted(set(toggles) | set(owners))
     rows = []
     for name in names:
@@ -452,7 +483,7 @@ def flags_export() -> None:
 
 
 @flags_app.command("sync")
-def flags_sync() -> None:
+def flags_sync(ctx: typer.Context) -> None:
     """Create every installed plugin's flag on the Unleash server (UNLEASH_ADMIN_TOKEN)."""
     from myhibachi.core.flags import SyncError, sync_to_server
 
@@ -460,7 +491,7 @@ def flags_sync() -> None:
     if not settings.unleash_url:
         typer.echo("error: UNLEASH_URL is not set", err=True)
         raise typer.Exit(2)
-    records = [r for r in _manager(settings).records.values() if r.flag]
+    records = [r for r in _manager(ctx, settings).records.values() if r.flag]
     plugins = sorted({r.flag: f"plugin {r.name}" for r in records}.items())
     try:
         result = sync_to_server(settings, plugins, keep_on={r.flag for r in records if r.compliance})
@@ -502,7 +533,7 @@ def _with_ctx(work):
 
 
 @events_app.command("catalogue")
-def events_catalogue(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+def events_catalogue(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON."),
                      markdown: bool = typer.Option(False, "--markdown", help="Print the list of docs/plugins.md.")
                      ) -> None:
     """Every event the core and the installed plugins declare: owner, payload fields, doc."""
@@ -510,9 +541,9 @@ def events_catalogue(as_json: bool = typer.Option(False, "--json", help="Print J
 
     from myhibachi.core import events
 
-    ctx = SimpleNamespace(events={}, plugins=_manager(_settings()))
-    events.declare_all(ctx)
-    rows = events.catalogue(ctx)
+    declared = SimpleNamespace(events={}, plugins=_manager(ctx, _settings()))
+    events.declare_all(declared)
+    rows = events.catalogue(declared)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     elif markdown:
@@ -604,15 +635,15 @@ async def _bootstrap(url: str, settings: Settings, name: str, force: bool) -> st
 
 @admin_app.command("bootstrap")
 def admin_bootstrap(
+    ctx: typer.Context,
     name: str = typer.Option("super-admin (bootstrap)", help="Name of the key."),
     force: bool = typer.Option(False, help="Create another even when an unrevoked super-admin key exists."),
 ) -> None:
     """Create the first super-admin credential: an API key with scope * printed once (use as Bearer)."""
-    from myhibachi.core import migrate
 
     settings = _settings()
     url = _url(settings)
-    _upgrade(url, _manager(settings), settings)
+    _upgrade(url, _manager(ctx, settings), settings)
     key = asyncio.run(_bootstrap(url, settings, name, force))
     if key is None:
         typer.echo("error: a super-admin key exists already; revoke it or pass --force", err=True)
@@ -653,16 +684,11 @@ def admin_rotate_pii(batch: int = typer.Option(500, help="Rows per statement bat
 
 
 def main() -> None:
-    global _loaded
     from myhibachi.core.plugins import load_installed
 
-    settings = _settings()
-    _loaded = manager = load_installed(settings, strict=False)
+    manager = load_installed(_settings(), strict=False)
     manager.setup_call("register_cli", app=app)
-    try:
-        app()
-    finally:
-        _loaded = None
+    app(obj=manager)  # the commands' root context carries it (see _manager)
 
 
 if __name__ == "__main__":

