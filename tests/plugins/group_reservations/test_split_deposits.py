@@ -1,0 +1,151 @@
+"""A deposit per payer of a group's split bill, over HTTP on localstripe: each payer pays their
+own share (their own PaymentIntent, once per Idempotency-Key, at most what the share owes), the
+group's and its booking's deposit status reflect every share, cancelling the group refunds each
+payer's deposit once, and replayed Stripe events change nothing."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, time, timedelta
+
+import sqlalchemy as sa
+
+from myhibachi.core import tables
+from myhibachi.core.db import utcnow
+from myhibachi.core.events import deliver_due
+from myhibachi.core.models import event_deliveries, outbox_events
+from myhibachi.plugins.deposits import DepositsPlugin
+from myhibachi.plugins.deposits.models import deposit_refunds, deposits
+from myhibachi.plugins.group_reservations import GroupReservationsPlugin
+from myhibachi.plugins.locations import LocationsPlugin
+from tests.plugins.deposits.helpers import (
+    API_KEY, FLAG, WEBHOOK_SECRET, charges_of, event, intents_for, key, published, refunds_of, signed,
+)
+from tests.plugins.group_reservations.test_group_reservations import FLAGS, NY, body, guest, location, rows
+
+HOOK = "/v1/webhooks/stripe"
+
+
+def split_app(make_app, localstripe_url):
+    return make_app([LocationsPlugin(), DepositsPlugin(), GroupReservationsPlugin()], flags={**FLAGS, FLAG: True},
+                    payments_adapter="stripe", stripe_api_key=API_KEY, stripe_api_base=localstripe_url,
+                    stripe_webhook_secret=WEBHOOK_SECRET)
+
+
+async def deliver(app) -> None:
+    while await deliver_due(app.state.ctx):
+        pass
+
+
+async def redeliver(db, name: str) -> None:
+    """Deliver the events called ``name`` again, as an at-least-once queue may."""
+    async with db.transaction() as conn:
+        ids = list(await conn.scalars(sa.select(outbox_events.c.id).where(outbox_events.c.name == name)))
+        await conn.run(sa.update(event_deliveries).where(event_deliveries.c.event_id.in_(ids))
+                       .values(status="pending", next_attempt_at=sa.func.now()))
+
+
+async def test_each_payer_pays_their_own_share_deposit(make_app, client_of, customer, staff, clean_db,
+                                                       localstripe_url):
+    """Broken on purpose: without the payer check Bo pays Ana's share (red); without the cap the
+    over-amount is charged (red); without the Idempotency-Key (route and derived id) the second
+    request charges twice (red); with the booking confirmed on the first share (deposits'
+    handler not skipping shares) the stations are confirmed half paid (red); with a split
+    bill's status its latest deposit's, the group and its booking read paid half paid (red)."""
+    app = split_app(make_app, localstripe_url)
+    ana, bo, cy = await customer(), await customer(name="Bo Grill"), await customer(name="Cy Other")
+    start = datetime.combine(utcnow().astimezone(NY).date() + timedelta(days=10), time(18))
+    four = [guest("Ana"), guest("Bo", payer="Bo"), guest("Di", payer="Bo"), guest("Ed", payer="Bo", menu="filet")]
+    billing = {"split": "by_guest", "payers": [{"name": "Ana"}, {"name": "Bo", "customer_id": str(bo.id)}]}
+    async with client_of(app, headers=ana.headers) as c:
+        await location(c, staff)
+        nobody = await c.post("/v1/bookings/groups", json=body(start, four, billing={
+            "split": "by_guest", "payers": [{"name": "Ana"}, {"name": "Bo", "customer_id": str(uuid.uuid4())}]}))
+        made = await c.post("/v1/bookings/groups", json=body(start, four, billing=billing))
+    assert nobody.status_code == 422 and nobody.json()["errors"][0]["field"] == "body.billing.payers.1.customer_id"
+    assert made.status_code == 201, made.text
+    g = made.json()
+    owed = {s["payer"]: s["amount_cents"] for s in g["shares"]}
+    assert g["deposit_status"] == "none" and owed["Bo"] > owed["Ana"] > 0
+    pay = f"/v1/bookings/groups/{g['id']}/deposits"
+    card = {"payment_method": "pm_card_visa"}
+
+    async with client_of(app, headers=bo.headers) as c:
+        others = await c.post(pay, json={"payer": "Ana", **card}, headers=key())
+        over = await c.post(pay, json={"payer": "Bo", "amount_cents": owed["Bo"] + 1, **card}, headers=key())
+    async with client_of(app, headers=cy.headers) as c:
+        stranger = await c.post(pay, json={"payer": "Bo", **card}, headers=key())
+    assert others.status_code == 404 and others.json()["errors"][0]["field"] == "body.payer", others.text
+    assert over.status_code == 422 and over.json()["errors"][0]["field"] == "body.amount_cents", over.text
+    assert stranger.status_code == 404
+    assert await rows(clean_db, sa.select(deposits)) == []  # the refusals charged and stored nothing
+
+    once = key()
+    async with client_of(app, headers=ana.headers) as c:
+        first = await c.post(pay, json={"payer": "Ana", **card}, headers=once)
+        again = await c.post(pay, json={"payer": "Ana", **card}, headers=once)
+        paid_twice = await c.post(pay, json={"payer": "Ana", **card}, headers=key())
+        half = (await c.get(f"/v1/bookings/groups/{g['id']}")).json()
+        booking = (await c.get(f"/v1/bookings/{g['billing_booking_id']}")).json()
+    await deliver(app)
+    assert first.status_code == 201 and first.json()["status"] == "succeeded", first.text
+    assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
+    assert paid_twice.status_code == 409, paid_twice.text
+    ana_dep = first.json()
+    assert ana_dep["amount_cents"] == min(owed["Ana"], 10000) and ana_dep["customer_id"] == str(ana.id)
+    assert len(await intents_for(localstripe_url, ana_dep["id"])) == 1
+    assert len(await charges_of(localstripe_url, ana_dep["intent_id"])) == 1  # one charge for the two requests
+    assert half["deposit_status"] == "partially_paid" and booking["deposits"]["deposit_status"] == "partially_paid"
+    assert {s["payer"]: s["deposit_status"] for s in half["shares"]} == {"Ana": "succeeded", "Bo": "none"}
+    assert {r["status"] for r in await rows(clean_db, sa.select(tables.bookings.c.status))} == {"pending"}
+
+    async with client_of(app, headers=bo.headers) as c:
+        bo_paid = await c.post(pay, json={"payer": "Bo", "amount_cents": owed["Bo"], **card}, headers=key())
+    assert bo_paid.status_code == 201 and bo_paid.json()["status"] == "succeeded", bo_paid.text
+    bo_dep = bo_paid.json()
+    assert (bo_dep["amount_cents"], bo_dep["customer_id"]) == (owed["Bo"], str(bo.id))
+    await deliver(app)
+    # a replayed Stripe event (the same one twice, then its content anew) changes nothing
+    succeeded = event("payment_intent.succeeded", {"id": bo_dep["intent_id"], "object": "payment_intent",
+                                                   "amount": owed["Bo"], "amount_received": owed["Bo"]})
+    async with client_of(app) as c:
+        for evt in (succeeded, succeeded, {**succeeded, "id": f"evt_{uuid.uuid4().hex[:20]}"}):
+            assert (await c.post(HOOK, content=(b := signed(evt))[0], headers=b[1])).status_code == 200
+            await deliver(app)
+    async with client_of(app, headers=ana.headers) as c:
+        full = (await c.get(f"/v1/bookings/groups/{g['id']}")).json()
+    assert full["deposit_status"] == "succeeded"
+    assert {r["status"] for r in await rows(clean_db, sa.select(tables.bookings.c.status))} == {"confirmed"}
+    stored = {str(r["id"]): r for r in await rows(clean_db, sa.select(deposits))}
+    assert {k: (r["share"], r["shares"], r["status"], r["captured_cents"]) for k, r in stored.items()} == {
+        ana_dep["id"]: ("Ana", 2, "succeeded", ana_dep["amount_cents"]),
+        bo_dep["id"]: ("Bo", 2, "succeeded", owed["Bo"])}
+    assert sorted(p["payment_id"] for p in await published(clean_db, "payment.succeeded")) == sorted(stored)
+
+    async with client_of(app, headers=ana.headers) as c:
+        cancelled = await c.post(f"/v1/bookings/groups/{g['id']}/cancel", json={"reason": "rained out"})
+        twice = await c.post(f"/v1/bookings/groups/{g['id']}/cancel", json={})
+    assert cancelled.status_code == 200, cancelled.text
+    assert twice.status_code == 409
+    await deliver(app)
+    await redeliver(clean_db, "booking.cancelled")
+    await deliver(app)
+    async with client_of(app) as c:  # the refund's event arriving late changes nothing either
+        for dep in (ana_dep, bo_dep):
+            charge = {"id": f"ch_{dep['id'][:8]}", "object": "charge", "payment_intent": dep["intent_id"],
+                      "amount": dep["amount_cents"], "amount_captured": dep["amount_cents"],
+                      "amount_refunded": dep["amount_cents"]}
+            assert (await c.post(HOOK, content=(b := signed(event("charge.refunded", charge)))[0],
+                                 headers=b[1])).status_code == 200
+            await deliver(app)
+        after = (await c.get(f"/v1/bookings/groups/{g['id']}", headers=ana.headers)).json()
+    refunds = await rows(clean_db, sa.select(deposit_refunds))
+    assert sorted((str(r["deposit_id"]), r["amount_cents"]) for r in refunds) == sorted(
+        [(ana_dep["id"], ana_dep["amount_cents"]), (bo_dep["id"], owed["Bo"])])
+    for dep in (ana_dep, bo_dep):
+        assert len(await refunds_of(localstripe_url, dep["intent_id"])) == 1
+    assert sorted((p["payment_id"], p["amount_cents"]) for p in await published(clean_db, "payment.refunded")) == \
+        sorted([(ana_dep["id"], ana_dep["amount_cents"]), (bo_dep["id"], owed["Bo"])])
+    assert {r["status"] for r in await rows(clean_db, sa.select(deposits.c.status))} == {"refunded"}
+    assert after["deposit_status"] == "refunded"
+    assert {r["status"] for r in await rows(clean_db, sa.select(tables.bookings.c.status))} == {"cancelled"}
+    assert len(await published(clean_db, "booking.cancelled")) == 1
