@@ -149,3 +149,49 @@ async def test_each_payer_pays_their_own_share_deposit(make_app, client_of, cust
     assert after["deposit_status"] == "refunded"
     assert {r["status"] for r in await rows(clean_db, sa.select(tables.bookings.c.status))} == {"cancelled"}
     assert len(await published(clean_db, "booking.cancelled")) == 1
+
+
+async def test_staff_pay_a_share_and_a_declined_share_is_paid_again(make_app, client_of, customer, staff, clean_db):
+    """Offline payments. Staff with payments.write pay any payer's share (theirs, not staff's);
+    a decline is kept as failed and a new key pays; once deposits are taken the billing is
+    fixed and the station holding them stays (409). Broken on purpose: without the paying
+    check the billing change is taken (red); without the station check the deposits' station
+    is cancelled, refunding them (red)."""
+    app = make_app([LocationsPlugin(), DepositsPlugin(), GroupReservationsPlugin()], flags={**FLAGS, FLAG: True})
+    ana, bo = await customer(), await customer(name="Bo Grill")
+    start = datetime.combine(utcnow().astimezone(NY).date() + timedelta(days=10), time(18))
+    two = [guest("Ana"), guest("Al"), guest("Bo", table=2, payer="Bo"), guest("Bea", table=2, payer="Bo")]
+    billing = {"split": "by_guest", "payers": [{"name": "Ana"}, {"name": "Bo", "customer_id": str(bo.id)}]}
+    async with client_of(app, headers=ana.headers) as c:
+        await location(c, staff)
+        made = await c.post("/v1/bookings/groups", json=body(start, two, billing=billing))
+        assert made.status_code == 201, made.text
+        g = made.json()
+    pay = f"/v1/bookings/groups/{g['id']}/deposits"
+    async with client_of(app, headers=await staff(["payments.read"])) as c:
+        denied = await c.post(pay, json={"payer": "Bo", "payment_method": "pm_card_visa"}, headers=key())
+    async with client_of(app, headers=await staff(["payments.write"])) as c:
+        unknown = await c.post(pay, json={"payer": "Zed", "payment_method": "pm_card_visa"}, headers=key())
+        by_staff = await c.post(pay, json={"payer": "Bo", "payment_method": "pm_card_visa"}, headers=key())
+    async with client_of(app, headers=ana.headers) as c:
+        declined = await c.post(pay, json={"payer": "Ana", "payment_method": "pm_card_chargeDeclined"}, headers=key())
+        retried = await c.post(pay, json={"payer": "Ana", "payment_method": "pm_card_visa"}, headers=key())
+        rebill = await c.put(f"/v1/bookings/groups/{g['id']}/guests", json={"guests": two, "billing": {
+            "split": "by_guest", "payers": [{"name": "Ana"}, {"name": "Bo"}, {"name": "Cy"}]}})
+        other = next(t["table_no"] for t in g["tables"] if t["booking_id"] != g["billing_booking_id"])
+        leave = await c.put(f"/v1/bookings/groups/{g['id']}/guests", json={
+            "guests": [{**x, "table": other} for x in two]})  # the table holding the deposits would go
+        got = (await c.get(f"/v1/bookings/groups/{g['id']}")).json()
+    assert denied.status_code == 403
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "body.payer"
+    assert by_staff.status_code == 201 and by_staff.json()["customer_id"] == str(bo.id), by_staff.text
+    assert (declined.status_code, declined.json()["status"]) == (201, "failed")
+    assert retried.status_code == 201 and retried.json()["status"] == "succeeded", retried.text
+    assert rebill.status_code == 409 and "billing is fixed" in rebill.json()["detail"], rebill.text
+    assert leave.status_code == 409 and "holds the payers' deposits" in leave.json()["detail"], leave.text
+    assert got["deposit_status"] == "succeeded" and len(got["billing"]["payers"]) == 2
+    stored = await rows(clean_db, sa.select(deposits.c.share, deposits.c.status, deposits.c.customer_id)
+                        .order_by(deposits.c.created_at))
+    assert [(r["share"], r["status"], r["customer_id"]) for r in stored] == [
+        ("Bo", "succeeded", bo.id), ("Ana", "failed", ana.id), ("Ana", "succeeded", ana.id)]
+    assert [p["reason"] for p in await published(clean_db, "payment.failed")] == ["card_declined"]
