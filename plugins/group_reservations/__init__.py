@@ -34,6 +34,12 @@ class GroupReservationsPlugin(Plugin):
         return {"payment.succeeded": [service.on_payment_succeeded]}
 
     @hookimpl
+    async def customer_merge(self, source_id, target_id, conn, ctx):
+        from myhibachi.plugins.group_reservations.service import merge_customer
+
+        await merge_customer(conn, source_id, target_id)
+
+    @hookimpl
     def register_fields(self):
         from myhibachi.plugins.group_reservations.schemas import GroupTable
 

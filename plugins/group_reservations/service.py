@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from myhibachi.core import (DepositOperations, Principal, Problem, Refusal, bookings, check_owner_or, conflict, invalid,
                             not_found, tables, utcnow, vault)
@@ -392,3 +393,15 @@ async def cancel_group(conn, ctx, principal, group, reason: str | None) -> dict[
     for booking_id in open_:
         await bookings.transition(conn, ctx, principal, booking_id, "cancelled", reason=reason)
     return await view(conn, ctx, group)
+
+
+async def merge_customer(conn, source_id: uuid.UUID, target_id: uuid.UUID) -> None:
+    """A merge: the duplicate's groups, and the shares billing names them the payer of, belong to
+    the customer kept."""
+    await conn.run(sa.update(groups).where(groups.c.customer_id == source_id).values(customer_id=target_id))
+    named = sa.cast({"payers": [{"customer_id": str(source_id)}]}, JSONB)
+    for row in await conn.fetch_all(sa.select(groups.c.id, groups.c.billing).where(groups.c.billing.contains(named))):
+        payers = [{**p, "customer_id": str(target_id)} if p.get("customer_id") == str(source_id) else p
+                  for p in row["billing"]["payers"]]
+        await conn.run(sa.update(groups).where(groups.c.id == row["id"]).values(
+            billing={**row["billing"], "payers": payers}, updated_at=sa.func.now()))

@@ -16,6 +16,7 @@ from myhibachi.core.models import event_deliveries, outbox_events
 from myhibachi.plugins.deposits import DepositsPlugin
 from myhibachi.plugins.deposits.models import deposit_refunds, deposits
 from myhibachi.plugins.group_reservations import GroupReservationsPlugin
+from myhibachi.plugins.group_reservations.models import groups
 from myhibachi.plugins.locations import LocationsPlugin
 from tests.plugins.deposits.helpers import (
     API_KEY, FLAG, WEBHOOK_SECRET, charges_of, event, intents_for, key, published, refunds_of, signed,
@@ -195,3 +196,29 @@ async def test_staff_pay_a_share_and_a_declined_share_is_paid_again(make_app, cl
     assert [(r["share"], r["status"], r["customer_id"]) for r in stored] == [
         ("Bo", "succeeded", bo.id), ("Ana", "failed", ana.id), ("Ana", "succeeded", ana.id)]
     assert [p["reason"] for p in await published(clean_db, "payment.failed")] == ["card_declined"]
+
+
+async def test_a_merged_payer_pays_as_the_customer_kept(make_app, client_of, customer, staff, clean_db):
+    """Broken on purpose: without the plugin's customer_merge the kept customer's payment is
+    refused as another payer's (red)."""
+    from myhibachi.plugins.customer_merge import CustomerMergePlugin
+
+    app = make_app([LocationsPlugin(), DepositsPlugin(), GroupReservationsPlugin(), CustomerMergePlugin()],
+                   flags={**FLAGS, FLAG: True, "FEATURE_FLAG_CUSTOMER_MERGE": True})
+    ana, old, kept = await customer(), await customer(name="Bo Grill"), await customer(name="Bo Grill")
+    start = datetime.combine(utcnow().astimezone(NY).date() + timedelta(days=10), time(18))
+    billing = {"split": "by_guest", "payers": [{"name": "Ana"}, {"name": "Bo", "customer_id": str(old.id)}]}
+    async with client_of(app, headers=ana.headers) as c:
+        await location(c, staff)
+        made = await c.post("/v1/bookings/groups", json=body(start, [guest("Ana"), guest("Bo", payer="Bo")],
+                                                             billing=billing))
+    assert made.status_code == 201, made.text
+    async with client_of(app, headers=await staff(["customers.merge"])) as c:
+        merged = await c.post("/v1/admin/customers/merge", json={"source_id": str(old.id), "target_id": str(kept.id)})
+    assert merged.status_code == 200, merged.text
+    async with client_of(app, headers=kept.headers) as c:
+        paid = await c.post(f"/v1/bookings/groups/{made.json()['id']}/deposits",
+                            json={"payer": "Bo", "payment_method": "pm_card_visa"}, headers=key())
+    assert paid.status_code == 201 and paid.json()["customer_id"] == str(kept.id), paid.text
+    [stored] = await rows(clean_db, sa.select(groups.c.billing))
+    assert stored["billing"]["payers"][1]["customer_id"] == str(kept.id)
