@@ -121,6 +121,19 @@ class DepositOperations(Protocol):
     async def paid_cents(self, conn, booking_id: uuid.UUID) -> int:
         """What a booking's payments stand at: captured less refunded, in cents."""
 
+    async def pay_share(self, conn, principal, booking_id: uuid.UUID, *, share: str, shares: int,
+                        payer_id: uuid.UUID, owed_cents: int, amount_cents: int | None, payment_method: str,
+                        key: str) -> dict[str, Any]:
+        """One payer's deposit of a booking whose bill is split into ``shares`` shares, paid at once
+        with ``payment_method`` and returned (a decline: status ``failed``): the deposit rule on
+        ``owed_cents``, or ``amount_cents`` (422 above it); ``payer_id`` is the customer it is
+        theirs. The caller decides who may pay ``share``; one ``key`` pays once."""
+
+    async def shares(self, conn, booking_id: uuid.UUID) -> dict[str, Any]:
+        """The booking's split deposits: ``deposit_status`` over all its shares (``succeeded`` once
+        every share's is captured, ``partially_paid`` while some are, else the latest's or
+        ``none``) and ``shares``, each share's latest deposit row by share."""
+
 
 __all__ = ["ContactLists", "DepositOperations", "Messaging", "PaymentLedger", "ServiceError"]
 

@@ -22,6 +22,9 @@ deposits = sa.Table(
     # the deposit held the booking; a balance is the rest paid after it (POST /v1/payments/balance)
     sa.Column("kind", sa.String(8), nullable=False, server_default="deposit"),
     sa.Column("status", sa.String(24), nullable=False, server_default="requires_payment"),
+    # a split bill: the payer's share this deposit is, of how many shares the booking's bill has
+    sa.Column("share", sa.String(200)),
+    sa.Column("shares", sa.SmallInteger),
     sa.Column("intent_id", sa.String(255), nullable=False),
     sa.Column("client_secret", sa.String(255)),
     sa.Column("payment_method", sa.String(255)),
@@ -34,6 +37,8 @@ deposits = sa.Table(
     sa.CheckConstraint(f"status IN {STATUSES}", name="status"),
     sa.CheckConstraint(f"kind IN {KINDS}", name="kind"),
     sa.CheckConstraint("amount_cents > 0", name="amount_positive"),
+    sa.CheckConstraint("(share IS NULL) = (shares IS NULL) AND (shares IS NULL OR shares >= 1)",
+                       name="share_of_shares"),
     sa.CheckConstraint("captured_cents >= 0 AND captured_cents <= amount_cents", name="captured_range"),
     sa.CheckConstraint("refunded_cents >= 0 AND refunded_cents <= captured_cents", name="refunded_range"),
     sa.UniqueConstraint("intent_id", name="uq_deposits_intent_id"),

@@ -83,9 +83,11 @@ class Deposit(BaseModel):
 class BookingPayments(BaseModel):
     """The booking view's ``deposits`` field: what the booking's payments stand at."""
 
-    deposit_status: Status | Literal["none"] = Field(
-        description="The status of the booking's latest deposit; `none` when it has none.")
-    deposit_cents: int = Field(description="The latest deposit's amount (0 without one).")
+    deposit_status: Status | Literal["none", "partially_paid"] = Field(
+        description="The status of the booking's latest deposit; `none` when it has none. A split bill's: "
+                    "`succeeded` once every payer's share deposit is captured, `partially_paid` while some are.")
+    deposit_cents: int = Field(description="The latest deposit's amount (0 without one); a split bill's: the "
+                                           "sum of each share's latest.")
     paid_cents: int = Field(description="Captured by the deposit and balance payments, less their refunds.")
     refunded_cents: int = Field(description="Refunded of the booking's payments.")
     due_cents: int = Field(description="The booking's total less what was captured; 0 once it is cancelled.")

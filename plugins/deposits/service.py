@@ -177,19 +177,24 @@ async def create_deposit(conn, ctx, cfg, principal: Principal, booking_id: uuid.
     elif principal.kind == "customer" and amount_cents < rule:
         # a customer may pay more ahead, not less; staff may agree any amount
         raise invalid("amount_cents", f"must be at least the deposit of {rule} cents")
+    return await open_payment(conn, ctx, deposit_id, booking, amount_cents)
+
+
+async def open_payment(conn, ctx, payment_id: uuid.UUID, booking, amount: int, *, customer_id=None,
+                       metadata: dict[str, str] | None = None, **columns) -> dict[str, Any]:
+    """A payment of ``booking`` awaiting its payment: its PaymentIntent at the provider (keyed by
+    ``payment_id``) and its row (the booking's customer's unless ``customer_id``)."""
     currency = booking["currency"]
     try:
         intent = await ctx.ports.payments.create_intent(
-            amount_cents, currency, idempotency_key=f"deposit-{deposit_id}-create",
-            metadata={"deposit_id": str(deposit_id), "booking_id": str(booking_id)})
+            amount, currency, idempotency_key=f"deposit-{payment_id}-create",
+            metadata={"deposit_id": str(payment_id), "booking_id": str(booking["id"]), **(metadata or {})})
     except PortError as exc:
         raise provider_problem(exc) from exc
-    row = await conn.fetch_one(sa.insert(deposits).values(
-        id=deposit_id, booking_id=booking_id, customer_id=booking["customer_id"], amount_cents=amount_cents,
-        currency=currency.upper(), status="requires_payment", intent_id=intent.id,
-        client_secret=intent.client_secret,
-    ).returning(deposits))
-    return dict(row)
+    return dict(await conn.fetch_one(sa.insert(deposits).values(
+        id=payment_id, booking_id=booking["id"], customer_id=customer_id or booking["customer_id"],
+        amount_cents=amount, currency=currency.upper(), status="requires_payment", intent_id=intent.id,
+        client_secret=intent.client_secret, **columns).returning(deposits)))
 
 
 def _confirm_key(dep: dict[str, Any], payment_method: str) -> str:
@@ -289,27 +294,39 @@ async def refunds_of(conn, deposit_id: uuid.UUID, *, limit: int, cursor: str | N
 
 IN_FLIGHT = ("requires_payment", "processing")
 _PAYMENTS = (sa.select(deposits.c.booking_id, deposits.c.kind, deposits.c.status, deposits.c.amount_cents,
-                       deposits.c.captured_cents, deposits.c.refunded_cents)
+                       deposits.c.captured_cents, deposits.c.refunded_cents, deposits.c.share, deposits.c.shares)
              .where(deposits.c.booking_id == sa.func.any(sa.bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))))
              .order_by(deposits.c.created_at, deposits.c.id))
+
+
+def deposit_status(payments) -> tuple[str, int]:
+    """The status and amount of a booking's deposit from its payments (oldest first): its latest
+    deposit's; of a split bill, each share's latest, ``succeeded`` once every share's is captured,
+    ``partially_paid`` while only some are."""
+    kept = [p for p in payments if p["kind"] == "deposit"]
+    if not kept:
+        return "none", 0
+    if kept[-1]["share"] is None:
+        return kept[-1]["status"], kept[-1]["amount_cents"]
+    latest = {p["share"]: p for p in kept if p["share"] is not None}
+    paid = sum(p["status"] in CAPTURED for p in latest.values())
+    status = "succeeded" if paid >= kept[-1]["shares"] else "partially_paid" if paid else kept[-1]["status"]
+    return status, sum(p["amount_cents"] for p in latest.values())
 
 
 def standing(booking, payments) -> dict[str, Any]:
     """The booking view's ``deposits`` field from the booking's row and its payments (oldest first)."""
     captured = refunded = 0
-    latest = None
     for p in payments:  # one pass, no generators: a page of twenty bookings calls this twenty times
         captured += p["captured_cents"]
         refunded += p["refunded_cents"]
-        if p["kind"] == "deposit":
-            latest = p
+    status, deposit_cents = deposit_status(payments)
     due = 0 if booking["status"] == "cancelled" else max(0, booking["total_cents"] - captured)
-    return {"deposit_status": latest["status"] if latest else "none",
-            "deposit_cents": latest["amount_cents"] if latest else 0, "paid_cents": captured - refunded,
+    return {"deposit_status": status, "deposit_cents": deposit_cents, "paid_cents": captured - refunded,
             "refunded_cents": refunded, "due_cents": due, "currency": booking["currency"]}
 
 
-_PAID = ("kind", "status", "amount_cents", "captured_cents", "refunded_cents")
+_PAID = ("kind", "status", "amount_cents", "captured_cents", "refunded_cents", "share", "shares")
 # The booking's payments (oldest first) as the core's statements of bookings answer them
 # (register_fields' booking_columns): the field costs no statement of its own. NULL when
 # there are none, as for most bookings of a page: a NULL costs no JSON to parse.
@@ -350,23 +367,45 @@ async def pay_balance(conn, ctx, principal: Principal, booking_id: uuid.UUID, pa
     amount = due if amount_cents is None else amount_cents
     if amount > due:
         raise invalid("amount_cents", f"must not exceed the {due} cents due")
-    currency = booking["currency"]
-    pay = ctx.ports.payments
-    try:
-        intent = await pay.create_intent(
-            amount, currency, idempotency_key=f"deposit-{payment_id}-create",
-            metadata={"deposit_id": str(payment_id), "booking_id": str(booking_id), "kind": "balance"})
-    except PortError as exc:
-        raise provider_problem(exc) from exc
-    await conn.run(sa.insert(deposits).values(
-        id=payment_id, booking_id=booking_id, customer_id=booking["customer_id"], amount_cents=amount,
-        currency=currency.upper(), kind="balance", status="requires_payment", intent_id=intent.id,
-        client_secret=intent.client_secret))
+    await open_payment(conn, ctx, payment_id, booking, amount, metadata={"kind": "balance"}, kind="balance")
+    return await confirm_deposit(conn, ctx, principal, payment_id, payment_method)
+
+
+async def pay_share(conn, ctx, cfg, principal: Principal, booking_id: uuid.UUID, *, share: str, shares: int,
+                    payer_id: uuid.UUID, owed_cents: int, amount_cents: int | None, payment_method: str,
+                    payment_id: uuid.UUID) -> dict[str, Any]:
+    """One payer's deposit of a booking whose bill is split into ``shares`` shares, as one
+    PaymentIntent confirmed at once: the settings' rule on what the share owes, or
+    ``amount_cents`` (never above it). The splitting plugin says who pays which share; one id
+    (from the caller's key) pays once."""
+    if (seen := await conn.fetch_one(sa.select(deposits).where(deposits.c.id == payment_id))) is not None:
+        return dict(seen)
+    booking = await conn.fetch_one(
+        sa.select(tables.bookings).where(tables.bookings.c.id == booking_id).with_for_update())
+    if booking is None:
+        raise not_found("Booking")
+    if booking["status"] not in ("pending", "confirmed"):
+        raise conflict(f"a {booking['status']} booking takes no deposit", booking_status=booking["status"])
+    open_one = await conn.scalar(sa.select(deposits.c.id).where(
+        deposits.c.booking_id == booking_id, deposits.c.kind == "deposit", deposits.c.status.in_(ACTIVE),
+        sa.or_(deposits.c.share.is_(None), deposits.c.share == share)))
+    if open_one is not None:
+        raise conflict("this share's deposit is in progress or paid", deposit_id=str(open_one))
+    if owed_cents < 1:
+        raise conflict("this share owes nothing", owed_cents=owed_cents)
+    rule = deposit_rule(owed_cents, cfg.percent, cfg.minimum_cents)
+    amount = rule if amount_cents is None else amount_cents
+    if amount > owed_cents:
+        raise invalid("amount_cents", f"must not exceed the {owed_cents} cents this share owes")
+    if principal.kind == "customer" and amount < rule:
+        raise invalid("amount_cents", f"must be at least the share's deposit of {rule} cents")
+    await open_payment(conn, ctx, payment_id, booking, amount, customer_id=payer_id, metadata={"share": share},
+                       share=share, shares=shares)
     return await confirm_deposit(conn, ctx, principal, payment_id, payment_method)
 
 
 class Operations:
-    """Refund and capture for other plugins (the ``DepositOperations`` service)."""
+    """Refund, capture and a split bill's deposits for other plugins (the ``DepositOperations`` service)."""
 
     def __init__(self, ctx) -> None:
         self.ctx = ctx
@@ -387,6 +426,19 @@ class Operations:
     async def paid_cents(self, conn, booking_id):
         return await conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(
             deposits.c.captured_cents - deposits.c.refunded_cents), 0)).where(deposits.c.booking_id == booking_id))
+
+    async def pay_share(self, conn, principal, booking_id, *, share, shares, payer_id, owed_cents, amount_cents,
+                        payment_method, key):
+        return await pay_share(
+            conn, self.ctx, self.ctx.plugins.get("deposits").settings, principal, booking_id, share=share,
+            shares=shares, payer_id=payer_id, owed_cents=owed_cents, amount_cents=amount_cents,
+            payment_method=payment_method, payment_id=derived_id(str(booking_id), key, f"share:{share}"))
+
+    async def shares(self, conn, booking_id):
+        rows = [dict(r) for r in await conn.fetch_all(
+            sa.select(deposits).where(deposits.c.booking_id == booking_id, deposits.c.share.is_not(None))
+            .order_by(deposits.c.created_at, deposits.c.id))]
+        return {"deposit_status": deposit_status(rows)[0], "shares": {r["share"]: r for r in rows}}
 
 
 # --- listing -------------------------------------------------------------------------------
@@ -482,12 +534,14 @@ async def on_stripe_event(conn, event, ctx) -> None:
 
 
 async def on_payment_succeeded(conn, event, ctx) -> None:
-    """A paid deposit confirms its pending booking (through the core's booking transition); a
+    """A paid deposit (not a share of a split bill) confirms its pending booking (through the core's booking transition); a
     payment captured after its booking was cancelled (it was processing then) is refunded as the
     cancellation's others were."""
     booking_id = uuid.UUID(str(event["payload"]["booking_id"]))
     status = await conn.scalar(sa.select(tables.bookings.c.status).where(tables.bookings.c.id == booking_id))
-    if status == "pending":
+    if status == "pending" and await conn.scalar(sa.select(deposits.c.share).where(
+            deposits.c.id == uuid.UUID(str(event["payload"]["payment_id"])))) is None:
+        # one share of a split bill does not confirm its booking: the plugin that split it does
         await bookings.transition(conn, ctx, SYSTEM, booking_id, "confirmed")
     elif status == "cancelled":
         await refund_cancelled(conn, ctx, booking_id)

@@ -43,6 +43,8 @@ class Payer(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     amount_cents: int | None = Field(None, ge=0, description="by_amount: what this payer pays.")
+    customer_id: uuid.UUID | None = Field(
+        None, description="The customer who pays this share (their own deposit); unset: the group's customer.")
 
 
 class Billing(BaseModel):
@@ -80,9 +82,47 @@ class Station(BaseModel):
     total_cents: int
 
 
+class ShareDepositCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"payer": "Bo", "payment_method": "pm_card_visa"}]})
+
+    payer: str = Field(min_length=1, max_length=200, description="The payer (of billing) whose share this pays.")
+    payment_method: str = Field(min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_]+$",
+                                description="The provider's payment method id (pm_card_visa in tests).")
+    amount_cents: int | None = Field(
+        None, ge=1, le=100_000_000,
+        description="The deposit in cents, at most what the share owes; unset: the deposits plugin's rule on it.")
+
+
+class GroupCancel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(None, max_length=500)
+
+
+class ShareDeposit(BaseModel):
+    """One payer's deposit of their share (a payment of the deposits plugin)."""
+
+    id: uuid.UUID
+    payer: str
+    booking_id: uuid.UUID = Field(description="The group's station booking its payments are taken on.")
+    customer_id: uuid.UUID
+    amount_cents: int
+    currency: str
+    status: str
+    intent_id: str
+    client_secret: str | None
+    captured_cents: int
+    refunded_cents: int
+    failure_reason: str | None
+
+
 class Share(BaseModel):
     payer: str
     amount_cents: int
+    customer_id: uuid.UUID | None = Field(None, description="Who pays it (the group's customer when unset).")
+    deposit_status: str = Field("none", description="Its latest deposit's status; `none` without one.")
+    deposit_id: uuid.UUID | None = None
 
 
 class Group(BaseModel):
@@ -97,4 +137,9 @@ class Group(BaseModel):
     tables: list[Station]
     total_cents: int
     shares: list[Share] = Field(description="What each payer owes; they sum to total_cents.")
+    billing_booking_id: uuid.UUID | None = Field(None, description="The station booking the payers' deposits are "
+                                                                   "taken on.")
+    deposit_status: str = Field(
+        "none", description="Over every share's deposit: `succeeded` once each share owing money has its deposit "
+                            "captured, `partially_paid` while some have, else the latest's status or `none`.")
     menu_deadline: datetime

@@ -1,6 +1,7 @@
 """Group reservations: a guest list seated at chef stations, each station a core booking made
 through the core's create path (rules, the location's capacity and stations, price), the
-group menu's surcharges priced through ``price_booking``, and each payer's share."""
+group menu's surcharges priced through ``price_booking``, and each payer's share, which the
+payer pays a deposit of through the deposits plugin's service."""
 from __future__ import annotations
 
 import uuid
@@ -11,9 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
-from myhibachi.core import (Problem, Refusal, bookings, check_owner_or, conflict, invalid, not_found, tables, utcnow,
-                            vault)
+from myhibachi.core import (DepositOperations, Principal, Problem, Refusal, bookings, check_owner_or, conflict, invalid,
+                            not_found, tables, utcnow, vault)
 from myhibachi.plugins.group_reservations.models import groups, guests, stations
 from myhibachi.plugins.group_reservations.schemas import Billing
 
@@ -156,8 +158,12 @@ async def _book_stations(conn, ctx, principal, group, current, wanted, place, lo
                 starts_at=group["starts_at"], time_zone=group["time_zone"], adults=adults, children=children,
                 **place, **staff, **location, **{NAME: chosen}))
         await conn.run(sa.insert(stations).values(group_id=group["id"], table_no=table_no, booking_id=row["id"]))
+    paying = await _paying(conn, ctx, group["id"]) if set(current) - set(wanted) else None
     for table_no, booking_id in current.items():
         if table_no not in wanted:
+            if booking_id == paying:
+                raise conflict(f"table {table_no} holds the payers' deposits: it stays while they are taken",
+                               table_no=table_no)
             await bookings.transition(conn, ctx, principal, booking_id, "cancelled", reason="group table removed")
             await conn.run(sa.delete(stations).where(stations.c.group_id == group["id"],
                                                      stations.c.table_no == table_no))
@@ -180,6 +186,16 @@ async def _customer(conn, principal, requested: uuid.UUID | None) -> uuid.UUID:
     return requested
 
 
+async def _check_payers(conn, billing) -> None:
+    """A payer's customer is one that exists."""
+    named = {p.customer_id for p in billing.payers if p.customer_id is not None}
+    found = set(await conn.scalars(sa.select(tables.customers.c.id).where(tables.customers.c.id.in_(named)))) \
+        if named else set()
+    for i, p in enumerate(billing.payers):
+        if p.customer_id is not None and p.customer_id not in found:
+            raise invalid(f"billing.payers.{i}.customer_id", "no such customer")
+
+
 def _check_amounts(billing: dict, total: int) -> None:
     """By amount, the payers' amounts must sum to the stations' total."""
     if billing["split"] == "by_amount" and (given := sum(p["amount_cents"] for p in billing["payers"])) != total:
@@ -190,12 +206,13 @@ async def create_group(conn, ctx, principal, body) -> dict[str, Any]:
     customer_id = await _customer(conn, principal, body.customer_id)
     menu = [m.model_dump() for m in body.menu]
     _check(menu, body.guests, body.billing)
+    await _check_payers(conn, body.billing)
     rules = bookings.rules_of(ctx)
     tz_name = body.time_zone or rules.default_time_zone
     starts_at = bookings.resolve_start(body.starts_at, bookings.zone(tz_name))
     group = await conn.fetch_one(sa.insert(groups).values(
         id=uuid.uuid4(), customer_id=customer_id, starts_at=starts_at, time_zone=tz_name, menu=menu,
-        billing=body.billing.model_dump(), location_id=body.location_id, key_id=vault(ctx).current_id)
+        billing=body.billing.model_dump(mode="json"), location_id=body.location_id, key_id=vault(ctx).current_id)
         .returning(groups))
     await _store_guests(conn, ctx, group["id"], body.guests)
     await _book_tables(conn, ctx, principal, group, body.guests, {"address": body.address, "zip_code": body.zip_code})
@@ -225,8 +242,12 @@ async def replace_guests(conn, ctx, principal, group, body) -> dict[str, Any]:
     billing = body.billing or Billing(**group["billing"])
     _check(group["menu"], body.guests, billing)
     if body.billing is not None:
+        await _check_payers(conn, billing)
+        if (paying := await _paying(conn, ctx, group["id"])) is not None:
+            raise conflict("the payers' deposits are taken: the billing is fixed until they are refunded",
+                           booking_id=str(paying))
         group = await conn.fetch_one(sa.update(groups).where(groups.c.id == group["id"]).values(
-            billing=billing.model_dump(), updated_at=sa.func.now()).returning(groups))
+            billing=billing.model_dump(mode="json"), updated_at=sa.func.now()).returning(groups))
     await _store_guests(conn, ctx, group["id"], body.guests)
     await _book_tables(conn, ctx, principal, group, body.guests)
     found = await view(conn, ctx, group)
@@ -252,8 +273,8 @@ async def view(conn, ctx, group) -> dict[str, Any]:
     guest_rows = await conn.fetch_all(
         sa.select(guests).where(guests.c.group_id == group["id"]).order_by(guests.c.position))
     table_rows = await conn.fetch_all(
-        sa.select(stations.c.table_no, b.c.id, b.c.party_size, b.c.total_cents).join(b, b.c.id == stations.c.booking_id)
-        .where(stations.c.group_id == group["id"]).order_by(stations.c.table_no))
+        sa.select(stations.c.table_no, b.c.id, b.c.party_size, b.c.total_cents, b.c.created_at)
+        .join(b, b.c.id == stations.c.booking_id).where(stations.c.group_id == group["id"]).order_by(stations.c.table_no))
     menu = {m["code"]: m for m in group["menu"]}
     billing = group["billing"]
     total = sum(t["total_cents"] for t in table_rows)
@@ -267,6 +288,8 @@ async def view(conn, ctx, group) -> dict[str, Any]:
                        + menu.get(g["menu_choice"], {}).get("surcharge_cents", 0) for g in seated]
             for g, part in zip(seated, _split(t["total_cents"], weights)):
                 shares[g["payer"]] += part
+    paid = await _deposits(conn, ctx, table_rows)
+    owner = {p["name"]: p.get("customer_id") for p in billing["payers"]}
     return {
         **group,
         "guests": [{"name": v.decrypt(g["name_enc"], group["key_id"], _aad(group["id"], "name")),
@@ -275,5 +298,110 @@ async def view(conn, ctx, group) -> dict[str, Any]:
                     "menu_choice": g["menu_choice"], "table": g["table_no"], "payer": g["payer"]} for g in guest_rows],
         "tables": [{"table_no": t["table_no"], "booking_id": t["id"], "party_size": t["party_size"],
                     "total_cents": t["total_cents"]} for t in table_rows],
-        "total_cents": total, "shares": [{"payer": k, "amount_cents": a} for k, a in shares.items()],
-        "menu_deadline": deadline(ctx, group)}
+        "total_cents": total, "menu_deadline": deadline(ctx, group), "deposit_status": paid["deposit_status"],
+        "billing_booking_id": _billing_booking(table_rows),
+        "shares": [{"payer": k, "amount_cents": a, "customer_id": owner.get(k),
+                    "deposit_status": paid["shares"][k]["status"] if k in paid["shares"] else "none",
+                    "deposit_id": paid["shares"][k]["id"] if k in paid["shares"] else None}
+                   for k, a in shares.items()]}
+
+
+# --- each payer's deposit (the deposits plugin's, through its service) -----------------------
+
+# Who confirms a group's stations once every payer's deposit is paid.
+SYSTEM = Principal("system", NAME, frozenset({"bookings.write"}))
+
+
+def _billing_booking(table_rows):
+    """The station booking a group's payments are taken on: its first booked (a station holding
+    deposits is never removed, so it stays the first)."""
+    return min(table_rows, key=lambda t: (t["created_at"], t["id"]))["id"] if table_rows else None
+
+
+async def _deposits(conn, ctx, table_rows) -> dict[str, Any]:
+    booking_id = _billing_booking(table_rows)
+    if booking_id is None:
+        return {"deposit_status": "none", "shares": {}}
+    return await ctx.service(DepositOperations, caller=NAME).shares(conn, booking_id)
+
+
+_ACTIVE = ("requires_payment", "processing", "succeeded", "partially_refunded")
+
+
+async def _paying(conn, ctx, group_id) -> uuid.UUID | None:
+    """The group's billing booking while a payer's deposit on it is in progress or paid."""
+    b = tables.bookings
+    table_rows = await conn.fetch_all(sa.select(b.c.id, b.c.created_at).join(stations, stations.c.booking_id == b.c.id)
+                                      .where(stations.c.group_id == group_id))
+    paid = await _deposits(conn, ctx, table_rows)
+    return _billing_booking(table_rows) if any(d["status"] in _ACTIVE for d in paid["shares"].values()) else None
+
+
+async def pay_share(conn, ctx, principal, group_id: uuid.UUID, body, key: str) -> dict[str, Any]:
+    """A payer pays their own share's deposit (staff with ``payments.write`` any payer's): one
+    PaymentIntent of the deposits plugin, at most what the share owes."""
+    group = await conn.fetch_one(sa.select(groups).where(groups.c.id == group_id).with_for_update())
+    if group is None:
+        raise not_found("group reservation")
+    payers = {p["name"]: uuid.UUID(str(p.get("customer_id") or group["customer_id"]))
+              for p in group["billing"]["payers"]}
+    if principal.kind == "customer":
+        if principal.id not in {str(c) for c in payers.values()}:
+            raise not_found("group reservation")
+        if str(payers.get(body.payer)) != principal.id:
+            raise Problem(404, "Share not found", "payer: no share of yours by that name", kind="not-found",
+                          errors=[{"field": "body.payer", "message": "no share of yours by that name"}])
+    elif not principal.can("payments.write"):
+        raise Problem(403, "Forbidden", "missing permission payments.write", kind="forbidden",
+                      permission="payments.write")
+    elif body.payer not in payers:
+        raise invalid("payer", f"{body.payer!r} is not a payer of the billing")
+    found = await view(conn, ctx, group)
+    owed = {s["payer"]: s["amount_cents"] for s in found["shares"]}
+    booking_id = found["billing_booking_id"]
+    if booking_id is None:
+        raise conflict("the group has no station booked")
+    dep = await ctx.service(DepositOperations, caller=NAME).pay_share(
+        conn, principal, booking_id, share=body.payer, shares=sum(1 for a in owed.values() if a > 0),
+        payer_id=payers[body.payer], owed_cents=owed[body.payer], amount_cents=body.amount_cents,
+        payment_method=body.payment_method, key=key)
+    return {**dep, "payer": body.payer}
+
+
+async def on_payment_succeeded(conn, event, ctx) -> None:
+    """Once every payer's deposit is captured, the group's pending stations are confirmed."""
+    booking_id = uuid.UUID(str(event["payload"]["booking_id"]))
+    group_id = await conn.scalar(_STATION, {"booking_id": booking_id})
+    if group_id is None:
+        return
+    if (await ctx.service(DepositOperations, caller=NAME).shares(conn, booking_id))["deposit_status"] != "succeeded":
+        return
+    b = tables.bookings
+    for station in await conn.scalars(sa.select(b.c.id).join(stations, stations.c.booking_id == b.c.id).where(
+            stations.c.group_id == group_id, b.c.status == "pending").order_by(b.c.id)):
+        await bookings.transition(conn, ctx, SYSTEM, station, "confirmed")
+
+
+async def cancel_group(conn, ctx, principal, group, reason: str | None) -> dict[str, Any]:
+    """Cancel every station still to come; the deposits plugin refunds each payer's deposit
+    (on ``booking.cancelled``), once."""
+    b = tables.bookings
+    open_ = list(await conn.scalars(sa.select(b.c.id).join(stations, stations.c.booking_id == b.c.id).where(
+        stations.c.group_id == group["id"], b.c.status.in_(("pending", "confirmed"))).order_by(b.c.id)))
+    if not open_:
+        raise conflict("the group has no station left to cancel")
+    for booking_id in open_:
+        await bookings.transition(conn, ctx, principal, booking_id, "cancelled", reason=reason)
+    return await view(conn, ctx, group)
+
+
+async def merge_customer(conn, source_id: uuid.UUID, target_id: uuid.UUID) -> None:
+    """A merge: the duplicate's groups, and the shares billing names them the payer of, belong to
+    the customer kept."""
+    await conn.run(sa.update(groups).where(groups.c.customer_id == source_id).values(customer_id=target_id))
+    named = sa.cast({"payers": [{"customer_id": str(source_id)}]}, JSONB)
+    for row in await conn.fetch_all(sa.select(groups.c.id, groups.c.billing).where(groups.c.billing.contains(named))):
+        payers = [{**p, "customer_id": str(target_id)} if p.get("customer_id") == str(source_id) else p
+                  for p in row["billing"]["payers"]]
+        await conn.run(sa.update(groups).where(groups.c.id == row["id"]).values(
+            billing={**row["billing"], "payers": payers}, updated_at=sa.func.now()))

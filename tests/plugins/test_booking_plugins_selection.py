@@ -90,7 +90,7 @@ async def test_deployment_without_the_booking_plugins(make_app, client_of, custo
 @pytest.mark.parametrize("left_out", BOOKING_PLUGINS)
 async def test_each_booking_plugin_left_out(left_out, make_app, client_of, customer, staff, clean_db):
     kept = [n for n in BOOKING_PLUGINS if n != left_out]
-    app = make_app(["comms", "reminders", "locations", *kept], flags=FLAGS)
+    app = make_app(["comms", "reminders", "locations", "deposits", *kept], flags=FLAGS)
     ana = await customer()
     async with client_of(app, headers=ana.headers) as c:
         await booking_flow(c, staff)

@@ -132,6 +132,14 @@ async def build_group(caller: Caller, spec: dict, op: dict) -> Request:
                 "billing": {"payers": [{"name": "Ana"}]}}, caller.customer
 
 
+async def build_group_deposit(caller: Caller, spec: dict, op: dict) -> Request:
+    """A fresh group's one payer (the customer) pays their share's deposit (offline payments adapter)."""
+    _, body, headers = await build_group(caller, spec, op)
+    r = await caller.client.post("/v1/bookings/groups", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    return {"group_id": r.json()["id"]}, {"payer": "Ana", "payment_method": "pm_card_visa"}, caller.customer
+
+
 async def build_voice_transfer(caller: Caller, spec: dict, op: dict) -> Request:
     """A live call (the provider's signed incoming webhook) to hand to a person."""
     ctx, sid = caller.client._transport.app.state.ctx, f"CA{uuid.uuid4().hex}"
@@ -155,6 +163,7 @@ BUILDERS: dict[tuple[str, str], Callable[[Caller, dict, dict], Awaitable[Request
     ("POST", "/v1/bookings/waitlist"): build_waitlist_entry,
     ("POST", "/v1/bookings/waitlist/{entry_id}/convert"): build_waitlist_conversion,
     ("POST", "/v1/bookings/groups"): build_group,
+    ("POST", "/v1/bookings/groups/{group_id}/deposits"): build_group_deposit,
     ("POST", "/v1/ai/voice/calls/{call_id}/transfer"): build_voice_transfer,
 }
 

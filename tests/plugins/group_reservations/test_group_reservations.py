@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from myhibachi.core import tables
 from myhibachi.core.db import utcnow
 from myhibachi.core.models import outbox_events
+from myhibachi.plugins.deposits import DepositsPlugin
 from myhibachi.plugins.group_reservations import GroupReservationsPlugin
 from myhibachi.plugins.group_reservations.models import groups, guests, stations
 from myhibachi.plugins.locations import LocationsPlugin
@@ -22,7 +23,7 @@ MENU = [{"code": "chicken", "label": "Chicken"}, {"code": "filet", "label": "Fil
 
 
 def app_of(make_app, **settings):
-    return make_app([LocationsPlugin(), GroupReservationsPlugin(**settings)], flags=FLAGS)
+    return make_app([LocationsPlugin(), DepositsPlugin(), GroupReservationsPlugin(**settings)], flags=FLAGS)
 
 
 def guest(name, table=1, payer="Ana", menu="chicken", **kw):
