@@ -222,3 +222,34 @@ async def test_a_merged_payer_pays_as_the_customer_kept(make_app, client_of, cus
     assert paid.status_code == 201 and paid.json()["customer_id"] == str(kept.id), paid.text
     [stored] = await rows(clean_db, sa.select(groups.c.billing))
     assert stored["billing"]["payers"][1]["customer_id"] == str(kept.id)
+
+
+async def test_one_share_paid_at_once_with_two_keys_is_charged_once(make_app, client_of, customer, staff,
+                                                                    clean_db):
+    """Two requests for Bo's share at the same moment, each with its own key, while Ana pays
+    hers: Bo's share is charged once (the other answers 409), Ana's is taken too. Broken on
+    purpose: without the row locks of pay_share (the group's, and the booking's in deposits) both
+    of Bo's are charged (red; either lock alone keeps it to one)."""
+    import asyncio
+
+    app = make_app([LocationsPlugin(), DepositsPlugin(), GroupReservationsPlugin()], flags={**FLAGS, FLAG: True})
+    ana, bo = await customer(), await customer(name="Bo Grill")
+    start = datetime.combine(utcnow().astimezone(NY).date() + timedelta(days=10), time(18))
+    billing = {"split": "by_guest", "payers": [{"name": "Ana"}, {"name": "Bo", "customer_id": str(bo.id)}]}
+    async with client_of(app, headers=ana.headers) as c:
+        await location(c, staff)
+        made = await c.post("/v1/bookings/groups", json=body(start, [guest("Ana"), guest("Bo", payer="Bo")],
+                                                             billing=billing))
+    assert made.status_code == 201, made.text
+    pay = f"/v1/bookings/groups/{made.json()['id']}/deposits"
+    card = {"payment_method": "pm_card_visa"}
+    async with client_of(app) as c:
+        answers = await asyncio.gather(
+            c.post(pay, json={"payer": "Bo", **card}, headers={**bo.headers, **key()}),
+            c.post(pay, json={"payer": "Bo", **card}, headers={**bo.headers, **key()}),
+            c.post(pay, json={"payer": "Ana", **card}, headers={**ana.headers, **key()}))
+    assert sorted(r.status_code for r in answers[:2]) == [201, 409], [r.text for r in answers]
+    assert answers[2].status_code == 201, answers[2].text
+    stored = await rows(clean_db, sa.select(deposits.c.share, deposits.c.status))
+    assert sorted((r["share"], r["status"]) for r in stored) == [("Ana", "succeeded"), ("Bo", "succeeded")]
+    assert len(await published(clean_db, "payment.succeeded")) == 2
