@@ -118,8 +118,8 @@ async def test_voice_ringcentral_call_control(make_app, client_of, seed, httpser
     JWT credential (Basic client id:secret), finds our live party of the telephony session and
     transfers it to the number (Bearer token); the call stores who asked and publishes it once.
     The same request again, with its Idempotency-Key or without one, sends RingCentral nothing
-    more; no live party of ours, or RingCentral's own refusal (its errorCode), is a 409 with
-    nothing stored; the port's hang-up drops our party.
+    more; no live party of ours, or RingCentral's own refusal (its errorCode), is a 409, a status
+    that is not a call session a 503, with nothing stored; the port's hang-up drops our party.
     Broken on purpose: without the already-transferred check, the repeated request without a
     key transfers the party a second time (red)."""
     ringcentral_server(httpserver)
@@ -170,6 +170,12 @@ async def test_voice_ringcentral_call_control(make_app, client_of, seed, httpser
     async with client_of(app, headers=staff) as c:
         gone = await c.post(path, json={"to": "+15550100888"})
         assert gone.status_code == 409 and gone.json()["code"] == "CMN-102", gone.text
+    httpserver.clear()
+    httpserver.expect_request(SESSION, method="GET").respond_with_data("<html>maintenance</html>",
+                                                                       content_type="text/html")
+    async with client_of(app, headers=staff) as c:
+        odd = await c.post(path, json={"to": "+15550100888"})
+        assert odd.status_code == 503 and odd.json()["type"].endswith("provider-refused"), odd.text
     [stored] = await rows(ctx.db, voice_calls)
     assert stored["transferred_to"] == "+15550100777"
     assert received(httpserver) == [("GET", SESSION)]
