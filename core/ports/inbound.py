@@ -6,6 +6,7 @@ event's ``id`` is the provider's id of that event, the key the hub dedupes on.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -160,9 +161,9 @@ def _text(value: Any, field: str, most: int, pattern: str | None = None) -> str:
 
 def ringcentral_input(note: dict[str, Any]) -> list[WebhookEvent]:
     """What the caller pressed or said, posted by the call's media leg to the IVR step's
-    ``listen.action``: ``{"uuid", "telephonySessionId", "input": {"digits" | "speech"}}`` (an
-    empty input is silence), as the form of Twilio's Gather (CallSid, Digits, SpeechResult)
-    with ``InputId`` its uuid, so a replay is known."""
+    ``listen.action``: ``{"uuid", "telephonySessionId", "input": {"digits" | "speech" | "audio"}}``
+    (an empty input is silence), as the form of Twilio's Gather (CallSid, Digits, SpeechResult;
+    SpeechAudio: the recording, base64) with ``InputId`` its uuid, so a replay is known."""
     uid = _text(note.get("uuid"), "body.uuid", 64)
     sid = _text(note.get("telephonySessionId"), "body.telephonySessionId", 64)
     said = note["input"]
@@ -173,6 +174,13 @@ def ringcentral_input(note: dict[str, Any]) -> list[WebhookEvent]:
         form["Digits"] = _text(said["digits"], "body.input.digits", 20, r"[0-9*#]+")
     if said.get("speech") is not None:
         form["SpeechResult"] = _text(said["speech"], "body.input.speech", 2000)
+    elif said.get("audio") is not None:  # the caller's words as recorded (base64): the speech port hears them
+        audio = _text(said["audio"], "body.input.audio", 1 << 25)
+        try:
+            base64.b64decode(audio, validate=True)
+        except ValueError as exc:
+            raise BadBody("must be the recording, base64-encoded", "body.input.audio") from exc
+        form["SpeechAudio"] = audio
     return [WebhookEvent(id=f"input:{sid}:{uid}", type="input", data=form, topic="input")]
 
 

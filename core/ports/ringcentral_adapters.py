@@ -55,7 +55,8 @@ def _port_error(exc: ApiException) -> PortError:
     response = exc.api_response().response() if exc.api_response() else None
     code = None
     try:
-        code = response.json().get("errorCode") if response is not None else None
+        found = response.json() if response is not None else None
+        code = found.get("errorCode") if isinstance(found, dict) else None
     except ValueError:
         pass
     return PortError(str(exc), code=code, status=response.status_code if response is not None else None)
@@ -107,10 +108,13 @@ class RingCentralTelephony:
         with self._auth:
             if not self.platform.logged_in():
                 self.platform.login(jwt=self.jwt)
-        parties = self.platform.get(SESSIONS + session).json_dict().get("parties") or []
-        for party in parties:
-            if party.get("owner") and (party.get("status") or {}).get("code") not in GONE:
-                return party["id"]
+        try:
+            parties = self.platform.get(SESSIONS + session).response().json()["parties"]
+            live = [p["id"] for p in parties if p.get("owner") and (p.get("status") or {}).get("code") not in GONE]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise PortError(f"RingCentral's status of session {session} is not a call session", status=502) from exc
+        if live:
+            return live[0]
         raise PortError(f"no live party of ours in telephony session {session}", code="party_not_found", status=409)
 
     async def _control(self, session: str, method: str, action: str = "", body: dict | None = None) -> None:

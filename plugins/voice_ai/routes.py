@@ -33,7 +33,12 @@ async def signed_form(request: Request) -> dict[str, str]:
     return event.data
 
 
-async def intent_of(request: Request, form: dict = Depends(signed_form)) -> str | None:
+async def heard_form(request: Request, form: dict = Depends(signed_form)) -> dict[str, str]:
+    """The form, a recorded answer (RingCentral's media leg posts audio) heard through the speech port."""
+    return await service.spoken_words(request.app.state.ctx, form)
+
+
+async def intent_of(request: Request, form: dict = Depends(heard_form)) -> str | None:
     return await service.spoken_intent(request.app.state.ctx, form)
 
 
@@ -76,7 +81,7 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.post(base + "/ivr", name="voice_ai_ivr", response_class=Response,
                  responses={**TWIML, **error_responses(400, 404, 422)},
                  summary="The caller's keypad or speech input to the IVR menu (signed, posted by the provider)")
-    async def navigate(request: Request, form: dict = Depends(signed_form), intent: str | None = Depends(intent_of),
+    async def navigate(request: Request, form: dict = Depends(heard_form), intent: str | None = Depends(intent_of),
                        conn: Conn = Connection) -> Response:
         """One step of the menu's state machine: a known key or word moves on (or words whose
         meaning is clear), an unknown input or silence replays the menu, the third failure hands

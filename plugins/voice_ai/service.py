@@ -2,6 +2,7 @@
 as they arrive (a sharp negative turn flags the call), and transfers to a person."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 import uuid
@@ -213,17 +214,42 @@ async def transcribe_clip(ctx, call_id: uuid.UUID, audio: bytes, filename: str) 
         await get_call(conn, ctx, call_id)
         if await conn.fetch_one(_BY_AUDIO, {"call_id": call_id, "sha": sha}):
             return {"sha": sha, "text": None}
-    speech, started = ctx.ports.speech, time.perf_counter()
+    started = time.perf_counter()
+    text = await _hear(ctx, audio, filename)
+    if not text:
+        raise invalid("body", "no speech was heard in the audio")
+    return {"sha": sha, "text": text, "model": getattr(ctx.ports.speech, "model", None),
+            "elapsed_ms": round((time.perf_counter() - started) * 1000)}
+
+
+async def _hear(ctx, audio: bytes, filename: str) -> str:
+    """The words of ``audio`` (speech port, with the line's prompt when the engine takes one)."""
+    speech = ctx.ports.speech
     try:
         hints = {"prompt": settings_of(ctx).speech_prompt} if getattr(speech, "prompts", False) else {}
         transcript = await speech.transcribe(audio, filename=filename, language="en", **hints)
     except PortError as exc:
         raise Problem(exc.status if exc.status in (422, 503) else 502, "Speech engine failed", str(exc),
                       kind="speech-failed", code=exc.code) from exc
-    if not transcript.text.strip():
-        raise invalid("body", "no speech was heard in the audio")
-    return {"sha": sha, "text": transcript.text.strip(), "model": getattr(speech, "model", None),
-            "elapsed_ms": round((time.perf_counter() - started) * 1000)}
+    return transcript.text.strip()
+
+
+async def spoken_words(ctx, form: dict[str, str]) -> dict[str, str]:
+    """The IVR input with its recording (``SpeechAudio``, base64) heard as ``SpeechResult``,
+    before the step's transaction opens; a replayed input is not heard again, nothing heard is silence."""
+    recording = form.get("SpeechAudio")
+    if not recording:
+        return form
+    form = {k: v for k, v in form.items() if k != "SpeechAudio"}
+    audio, limit = base64.b64decode(recording), settings_of(ctx).max_audio_bytes
+    if len(audio) > limit:
+        raise invalid("body.input.audio", f"the recording must be at most {limit} bytes")
+    async with ctx.db.read() as conn:
+        call = await conn.fetch_one(_BY_SID, {"sid": form.get("CallSid", ""), "provider": provider_of(ctx)})
+        if call is None or await conn.fetch_one(_STEP, {"call_id": call["id"], "input_id": form.get("InputId")}):
+            return form
+    text = await _hear(ctx, audio, f"{form.get('InputId') or 'input'}.wav")
+    return {**form, "SpeechResult": text} if text else form
 
 
 async def add_transcription(conn, ctx, call_id: uuid.UUID, clip: dict[str, Any]) -> dict[str, Any]:

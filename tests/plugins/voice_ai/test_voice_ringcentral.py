@@ -7,7 +7,7 @@ import base64
 import json
 from urllib.parse import parse_qs
 
-from myhibachi.plugins.voice_ai.models import voice_calls, voice_ivr_steps
+from myhibachi.plugins.voice_ai.models import voice_calls, voice_ivr_steps, voice_utterances
 from tests.plugins.voice_ai.helpers import INCOMING, IVR, events, rows, voice_app
 
 AGENT = "+15550100999"
@@ -102,8 +102,8 @@ def ringcentral_server(httpserver, *, ours: str = "Answered") -> None:
     httpserver.expect_request(f"{SESSION}/parties/p-ours", method="DELETE").respond_with_data(status=204)
 
 
-def rc_app(make_app, httpserver, **plugin_settings):
-    return voice_app(make_app, plugin_settings=plugin_settings, telephony_adapter="ringcentral",
+def rc_app(make_app, httpserver, speech=None, **plugin_settings):
+    return voice_app(make_app, plugin_settings=plugin_settings, speech=speech, telephony_adapter="ringcentral",
                      ringcentral_verification_token=TOKEN, ringcentral_client_id=RC["client"],
                      ringcentral_client_secret=RC["secret"], ringcentral_jwt=RC["jwt"],
                      ringcentral_server_url=httpserver.url_for("/").rstrip("/"))
@@ -118,8 +118,8 @@ async def test_voice_ringcentral_call_control(make_app, client_of, seed, httpser
     JWT credential (Basic client id:secret), finds our live party of the telephony session and
     transfers it to the number (Bearer token); the call stores who asked and publishes it once.
     The same request again, with its Idempotency-Key or without one, sends RingCentral nothing
-    more; no live party of ours, or RingCentral's own refusal (its errorCode), is a 409 with
-    nothing stored; the port's hang-up drops our party.
+    more; no live party of ours, or RingCentral's own refusal (its errorCode), is a 409, a status
+    that is not a call session a 503, with nothing stored; the port's hang-up drops our party.
     Broken on purpose: without the already-transferred check, the repeated request without a
     key transfers the party a second time (red)."""
     ringcentral_server(httpserver)
@@ -170,6 +170,12 @@ async def test_voice_ringcentral_call_control(make_app, client_of, seed, httpser
     async with client_of(app, headers=staff) as c:
         gone = await c.post(path, json={"to": "+15550100888"})
         assert gone.status_code == 409 and gone.json()["code"] == "CMN-102", gone.text
+    httpserver.clear()
+    httpserver.expect_request(SESSION, method="GET").respond_with_data("<html>maintenance</html>",
+                                                                       content_type="text/html")
+    async with client_of(app, headers=staff) as c:
+        odd = await c.post(path, json={"to": "+15550100888"})
+        assert odd.status_code == 503 and odd.json()["type"].endswith("provider-refused"), odd.text
     [stored] = await rows(ctx.db, voice_calls)
     assert stored["transferred_to"] == "+15550100777"
     assert received(httpserver) == [("GET", SESSION)]
@@ -231,3 +237,30 @@ async def test_voice_ringcentral_ivr_input(make_app, client_of, httpserver):
     assert [(s["input"], s["value"], s["next_state"], s["input_id"]) for s in steps] == \
         [("digits", "1", "book", "in-1"), ("speech", "person", "agent", "in-4")]
     assert [e["to"] for e in await events(ctx.db, "voice.call.transferred")] == [AGENT]
+
+
+async def test_voice_ringcentral_recorded_speech(make_app, client_of, httpserver, whisper, clips):
+    """A media leg that records the caller's answer instead of recognising it posts the audio:
+    the speech port (Whisper) hears it before the step's transaction, the words move the menu
+    like spoken words and are kept sealed as the call's utterance; the replay moves nothing; a recording that is not base64 is a 422 naming body.input.audio.
+    Broken on purpose: with the recording left unheard, the answer counts as silence and
+    replays the menu (red)."""
+    app = rc_app(make_app, httpserver, speech=whisper)
+    ctx = app.state.ctx
+    recording = base64.b64encode(clips["change"]).decode()  # "Please change my booking to Sunday, March 14th"
+    async with client_of(app) as c:
+        await post_rc(c, notification(code="Answered"))
+        heard = await post_input(c, "rec-1", audio=recording)
+        assert heard.status_code == 200, heard.text
+        assert heard.json()["say"].startswith("Please say the date of your booking"), heard.text
+        assert (await post_input(c, "rec-1", audio=recording)).json() == heard.json()
+        bad = await post_input(c, "rec-2", audio="not base64!")
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.input.audio", bad.text
+    [call] = await rows(ctx.db, voice_calls)
+    assert (call["ivr_state"], call["intent"]) == ("change", "change")
+    [step] = await rows(ctx.db, voice_ivr_steps)
+    assert (step["input"], step["value"], step["next_state"], step["input_id"]) == ("speech", "change", "change",
+                                                                                     "rec-1")
+    [said] = await rows(ctx.db, voice_utterances)
+    assert said["source"] == "ivr" and "booking" not in said["text_enc"].lower()
+    assert httpserver.log == []
