@@ -97,6 +97,9 @@ if pytest_asyncio is not None:
         async with database.transaction() as conn:
             existing = set(await conn.scalars("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))
             names = [n for n in names if n in existing]
+            if names:  # only the tables holding a row: a TRUNCATE of all of them took about 0.8 s a test
+                names = list(await conn.scalars(" UNION ALL ".join(
+                    f"(SELECT '{n}' FROM \"{n}\" LIMIT 1)" for n in names)))
             if names:  # as the owner, past the audit trail's TRUNCATE trigger (which the app's role meets)
                 await conn.run("SET LOCAL session_replication_role = replica")
                 await conn.run("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " CASCADE")

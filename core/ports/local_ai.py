@@ -23,19 +23,30 @@ import threading
 from myhibachi.core.ports.base import PortError, Transcript
 
 
+_loaded: dict[tuple, object] = {}  # models loaded in this process, shared by every adapter of the same key
+_loading = threading.Lock()
+
+
 class _LocalModel(abc.ABC):
-    """Loads its model on first use, once, whatever the number of threads asking."""
+    """Loads its model on first use, once per process (the adapters of every app built in
+    it share it), whatever the number of threads asking."""
 
     def __init__(self, ctx=None) -> None:
         self._model = None
-        self._lock = threading.Lock()
+
+    def _key(self) -> tuple:
+        """What makes two adapters' models the same one."""
+        return (type(self),)
 
     def _load(self):
-        with self._lock:
-            if self._model is None:
-                # The model folder is complete; never ask the Hugging Face hub for anything.
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                self._model = self._build()
+        if self._model is None:
+            key = self._key()
+            with _loading:
+                if key not in _loaded:
+                    # The model folder is complete; never ask the Hugging Face hub for anything.
+                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                    _loaded[key] = self._build()
+            self._model = _loaded[key]
         return self._model
 
     @abc.abstractmethod
@@ -63,6 +74,9 @@ class OnnxMiniLMEmbeddings(_LocalModel):
     def __init__(self, ctx=None, threads: int = 1) -> None:
         super().__init__(ctx)
         self.threads = threads
+
+    def _key(self) -> tuple:
+        return (type(self), MINILM_INT8_SHA256, self.threads)  # another pin loads and checks again
 
     def _build(self):
         try:

@@ -152,6 +152,66 @@ async def build_voice_transfer(caller: Caller, spec: dict, op: dict) -> Request:
     return {"call_id": str(call_id)}, {"to": "+15550100777", "agent": "Sam"}, caller.staff
 
 
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def build_completion(caller: Caller, spec: dict, op: dict) -> Request:
+    """A question never asked before (a cached answer would store no cache entry the second time)."""
+    return {}, {"messages": [{"role": "user", "content": _unique("Do you cater")}]}, caller.staff
+
+
+async def build_template(caller: Caller, spec: dict, op: dict) -> Request:
+    """A new template key (a known one would be saved as its next version)."""
+    return {}, {"key": _unique("reliability"), "user": "Answer {text}"}, caller.staff
+
+
+def _examples() -> list[dict[str, str]]:
+    return [{"text": f"{word} question {i}", "label": word} for word in ("booking", "pricing") for i in range(2)]
+
+
+async def build_training(caller: Caller, spec: dict, op: dict) -> Request:
+    return {}, {"name": "reliability", "examples": _examples(), "test_size": 0.5}, caller.staff
+
+
+async def _trained_model(caller: Caller) -> str:
+    """An intent classifier trained by the worker's poller (offline embeddings)."""
+    r = await caller.client.post("/v1/ai/models/train", json={"name": "reliability", "examples": _examples(),
+                                                              "test_size": 0.5}, headers=caller.staff)
+    assert r.status_code == 202, r.text
+    ctx = caller.client._transport.app.state.ctx
+    while await ctx.extra["pollers"]["ml_ops.training"](ctx):
+        pass
+    return r.json()["id"]
+
+
+async def build_evaluation(caller: Caller, spec: dict, op: dict) -> Request:
+    return {"model_id": await _trained_model(caller)}, None, caller.staff
+
+
+async def build_prediction(caller: Caller, spec: dict, op: dict) -> Request:
+    return {"model_id": await _trained_model(caller)}, {"texts": ["Can I book a chef?"]}, caller.staff
+
+
+async def build_batch(caller: Caller, spec: dict, op: dict) -> Request:
+    """Messages to answer through a template saved first."""
+    template = (await build_template(caller, spec, op))[1]
+    r = await caller.client.post("/v1/ai/templates", json=template, headers=caller.staff)
+    assert r.status_code == 201, r.text
+    return {}, {"template": template["key"], "items": [{"text": "Do you cater?"}]}, caller.staff
+
+
+async def build_fine_tuning(caller: Caller, spec: dict, op: dict) -> Request:
+    """Chat examples for a hosted model: the app's catalogue gains one (the installed plugins'
+    settings hold only the offline engine); the worker, which would call OpenAI, does not run here."""
+    from myhibachi.plugins.ml_ops.service import orchestrator_of
+
+    orchestrator_of(caller.client._transport.app.state.ctx).catalogue.adapters.setdefault("gpt-4o-mini", "openai")
+    chats = [{"messages": [{"role": "user", "content": f"{10 + i} guests?"}, {"role": "assistant", "content": "Yes."}]}
+             for i in range(10)]
+    return {}, {"name": "reliability", "base_model": "gpt-4o-mini", "examples": chats}, caller.staff
+
+
 # (method, path template) -> builder. A route absent from here is built from its schema.
 BUILDERS: dict[tuple[str, str], Callable[[Caller, dict, dict], Awaitable[Request]]] = {
     ("POST", "/v1/bookings"): build_booking,
@@ -165,6 +225,13 @@ BUILDERS: dict[tuple[str, str], Callable[[Caller, dict, dict], Awaitable[Request
     ("POST", "/v1/bookings/groups"): build_group,
     ("POST", "/v1/bookings/groups/{group_id}/deposits"): build_group_deposit,
     ("POST", "/v1/ai/voice/calls/{call_id}/transfer"): build_voice_transfer,
+    ("POST", "/v1/ai/completions"): build_completion,
+    ("POST", "/v1/ai/templates"): build_template,
+    ("POST", "/v1/ai/models/train"): build_training,
+    ("POST", "/v1/ai/models/{model_id}/evaluate"): build_evaluation,
+    ("POST", "/v1/ai/models/{model_id}/predict"): build_prediction,
+    ("POST", "/v1/ai/batches"): build_batch,
+    ("POST", "/v1/ai/models/fine-tune"): build_fine_tuning,
 }
 
 
