@@ -8,7 +8,7 @@ import uuid
 from fastapi import APIRouter, Depends
 
 from myhibachi.core import CURSOR, LIMIT, Conn, Connection, Principal, error_responses, not_found, require
-from myhibachi.plugins.embeddings import clusters, service
+from myhibachi.plugins.embeddings import service
 from myhibachi.plugins.embeddings.schemas import (
     ClusterRequest, Clustering, EmbedRequest, EmbedResponse, Embedded, Hit, SearchRequest, SearchResponse, SimilarResponse,
 )
@@ -50,6 +50,8 @@ def add_routes(router: APIRouter, ctx) -> None:
                  responses=error_responses(401, 403, 422), summary="Group the stored conversations by meaning")
     async def cluster_embeddings(body: ClusterRequest, conn: Conn = Connection,
                                  _: Principal = Depends(require("ai.write"))) -> Clustering:
+        from myhibachi.plugins.embeddings import clusters  # numpy, loaded when clustering, not at start-up
+
         run = await clusters.cluster(conn, ctx, kinds=body.kinds, clusters=body.clusters,
                                      most=settings.cluster_texts)
         return Clustering(**run)
@@ -58,6 +60,8 @@ def add_routes(router: APIRouter, ctx) -> None:
                 responses=error_responses(401, 403, 404, 422), summary="A clustering of conversations and its clusters")
     async def clustering_embeddings(clustering_id: uuid.UUID, conn: Conn = Connection,
                                     _: Principal = Depends(require("ai.read"))) -> Clustering:
+        from myhibachi.plugins.embeddings import clusters
+
         run = await clusters.clustering(conn, clustering_id)
         if run is None:
             raise not_found("clustering", f"no clustering {clustering_id}")

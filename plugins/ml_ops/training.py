@@ -18,9 +18,9 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 
+# numpy and scikit-learn load in the functions that train or use a model, not at start-up
 from myhibachi.core import conflict, not_found, publish
 from myhibachi.plugins.ml_ops.models import evaluations, examples, models
 
@@ -65,6 +65,7 @@ async def status(conn, model_id: uuid.UUID) -> dict[str, Any]:
 
 def _split(labels: list[str], test_size: float, seed: int) -> list[str]:
     """``train`` or ``test`` per example: stratified when every label has two examples."""
+    import numpy as np
     from sklearn.model_selection import train_test_split
 
     index = np.arange(len(labels))
@@ -78,6 +79,7 @@ def _split(labels: list[str], test_size: float, seed: int) -> list[str]:
 
 def classifier(params: dict[str, Any]):
     """The stored logistic regression, ready to predict."""
+    import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression()
@@ -88,6 +90,7 @@ def classifier(params: dict[str, Any]):
 
 
 async def _fit(ctx, rows: list[dict[str, Any]], test_size: float, seed: int) -> tuple[list[str], dict[str, Any]]:
+    import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     labels = [r["label"] for r in rows]
@@ -140,6 +143,7 @@ async def _trained(conn, model_id: uuid.UUID, *, lock: bool = False) -> dict[str
 
 async def predict(conn, ctx, model_id: uuid.UUID, texts: list[str]) -> list[dict[str, Any]]:
     """Each text's intent and the classifier's probability of every label."""
+    import numpy as np
     model = await _trained(conn, model_id)
     fitted = classifier(model["params"])
     probabilities = fitted.predict_proba(np.array(await ctx.ports.embeddings.embed(texts)))
@@ -149,6 +153,7 @@ async def predict(conn, ctx, model_id: uuid.UUID, texts: list[str]) -> list[dict
 
 
 async def evaluate(conn, ctx, model_id: uuid.UUID, actor: str) -> dict[str, Any]:
+    import numpy as np
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
     model = await _trained(conn, model_id, lock=True)
