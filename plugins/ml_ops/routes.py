@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query
 
 from myhibachi.core import (CURSOR, LIMIT, AiOrchestration, Conn, Connection, Principal, error_responses,
-                            invalid, require)
+                            idempotency, invalid, require)
 from myhibachi.plugins.ml_ops import batch, fine_tune, service, training
 from myhibachi.plugins.ml_ops.schemas import (Batch, BatchIn, Completion, CompletionIn, CostPage, Evaluation,
                                               FineTuneIn, ModelStatus, PredictIn, Predictions, Template, TemplateIn,
@@ -47,6 +47,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.post("/ai/templates", response_model=Template, status_code=201, responses=error_responses(401, 403, 422),
                  summary="Save a prompt template: a new key is version 1, an existing one its next version")
+    @idempotency.idempotent(required=False)
     async def save_template(body: TemplateIn, conn: Conn = Connection,
                             principal: Principal = Depends(require("ai.write"))) -> Template:
         return Template(**await service.save_template(conn, ctx, body, who(principal)))
@@ -67,6 +68,7 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.post("/ai/models/train", response_model=ModelStatus, status_code=202,
                  responses=error_responses(401, 403, 422),
                  summary="Queue the training of an intent classifier on labelled examples; its status tells progress")
+    @idempotency.idempotent(required=False)
     async def train_model(body: TrainIn, conn: Conn = Connection,
                           principal: Principal = Depends(require("ai.write"))) -> ModelStatus:
         return ModelStatus(**await training.start(conn, ctx, body, who(principal)))
@@ -74,6 +76,7 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.post("/ai/models/fine-tune", response_model=ModelStatus, status_code=202,
                  responses=error_responses(401, 403, 422),
                  summary="Queue a fine-tuning job of a hosted model (OpenAI) on chat examples; its status follows it")
+    @idempotency.idempotent(required=False)
     async def fine_tune_model(body: FineTuneIn, conn: Conn = Connection,
                               principal: Principal = Depends(require("ai.write"))) -> ModelStatus:
         return ModelStatus(**await fine_tune.start(conn, ctx, body, who(principal)))
@@ -101,6 +104,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.post("/ai/batches", response_model=Batch, status_code=202, responses=error_responses(401, 403, 422),
                  summary="Queue messages to be answered through a template, in chunks by the worker")
+    @idempotency.idempotent(required=False)
     async def start_batch(body: BatchIn, conn: Conn = Connection,
                           principal: Principal = Depends(require("ai.use"))) -> Batch:
         return Batch(**await batch.start(conn, ctx, body, who(principal)))
