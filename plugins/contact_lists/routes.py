@@ -6,7 +6,8 @@ import uuid
 from fastapi import APIRouter, Depends, Query, Request
 
 from myhibachi.core import (
-    CURSOR, LIMIT, Conn, Connection, Messaging, Principal, current_principal, error_responses, invalid, require,
+    CURSOR, LIMIT, Conn, Connection, Messaging, Principal, current_principal, error_responses, idempotency, invalid,
+    require,
 )
 from myhibachi.plugins.contact_lists import service
 from myhibachi.plugins.contact_lists.schemas import (
@@ -20,6 +21,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.post(base, response_model=ContactList, status_code=201, responses=error_responses(401, 403, 422),
                  summary="Create a static list, or a rule-based segment")
+    @idempotency.idempotent(required=False)
     async def create(body: ListCreate, conn: Conn = Connection,
                      principal: Principal = Depends(require("contacts.write"))) -> ContactList:
         return ContactList(**await service.create(conn, body, principal.id))

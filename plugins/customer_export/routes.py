@@ -5,7 +5,8 @@ import uuid
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from myhibachi.core import Conn, Connection, Principal, Problem, audit, authenticated, error_responses, require
+from myhibachi.core import (Conn, Connection, Principal, Problem, audit, authenticated, error_responses,
+                            idempotency, require)
 from myhibachi.plugins.customer_export import bulk, service
 from myhibachi.plugins.customer_export.schemas import BulkExportRequest, ExportJob, Format
 
@@ -45,6 +46,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.post("/admin/customers/export", status_code=202, response_model=ExportJob,
                  responses=error_responses(401, 403, 422), summary="Export customers in bulk, as a background job")
+    @idempotency.idempotent(required=False)
     async def start(body: BulkExportRequest, request: Request, conn: Conn = Connection,
                     principal: Principal = Depends(require("customers.export"))) -> ExportJob:
         job = await bulk.start(conn, request.app.state.ctx, principal, body.format, body.customer_ids, body.created_since)

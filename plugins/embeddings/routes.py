@@ -7,7 +7,7 @@ import uuid
 
 from fastapi import APIRouter, Depends
 
-from myhibachi.core import CURSOR, LIMIT, Conn, Connection, Principal, error_responses, not_found, require
+from myhibachi.core import CURSOR, LIMIT, Conn, Connection, Principal, error_responses, idempotency, not_found, require
 from myhibachi.plugins.embeddings import service
 from myhibachi.plugins.embeddings.schemas import (
     ClusterRequest, Clustering, EmbedRequest, EmbedResponse, Embedded, Hit, SearchRequest, SearchResponse, SimilarResponse,
@@ -19,6 +19,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.post("/ai/embeddings", response_model=EmbedResponse, status_code=201,
                  responses=error_responses(401, 403, 422, 503), summary="Embed texts and store them for search")
+    @idempotency.idempotent(required=False)
     async def create_embeddings(body: EmbedRequest, conn: Conn = Connection,
                                 _: Principal = Depends(require("ai.write"))) -> EmbedResponse:
         rows = await service.store(conn, ctx, [i.model_dump() for i in body.items])

@@ -6,7 +6,7 @@ import uuid
 from fastapi import APIRouter, Depends, Query
 
 from myhibachi.core import (
-    CURSOR, LIMIT, Conn, Connection, Principal, app_context, current_principal, error_responses, require,
+    CURSOR, LIMIT, Conn, Connection, Principal, app_context, current_principal, error_responses, idempotency, require,
 )
 from myhibachi.plugins.locations import service
 from myhibachi.plugins.locations.schemas import Location, LocationCreate, LocationPage, LocationUpdate, Status
@@ -30,6 +30,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.post("/locations", response_model=Location, status_code=201, responses=error_responses(401, 403, 422),
                  summary="Create a location")
+    @idempotency.idempotent(required=False)
     async def create(body: LocationCreate, conn: Conn = Connection, ctx=Depends(app_context),
                      _: Principal = Depends(require("locations.write"))) -> Location:
         return Location(**await service.create_location(conn, ctx, body.model_dump(mode="json")))

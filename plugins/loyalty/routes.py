@@ -55,6 +55,7 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.post(base + "/earn", response_model=AdjustmentResult, status_code=201,
                  responses=error_responses(401, 403, 404, 409, 422),
                  summary="Staff: add (or remove) points by hand, with a reason")
+    @idempotency.idempotent(required=False)
     async def earn(customer_id: uuid.UUID, body: Adjustment, request: Request, conn: Conn = Connection,
                    principal: Principal = Depends(require("loyalty.write"))) -> AdjustmentResult:
         ctx = request.app.state.ctx

@@ -277,9 +277,9 @@ async def redeem_for_booking(conn, ctx, customer_id: uuid.UUID, booking_id: uuid
     return row
 
 
-async def give_back_for_booking(conn, ctx, booking_id: uuid.UUID, *,
+async def give_back_for_booking(conn, ctx, booking_id: uuid.UUID, *, why: str = "cancelled",
                                 now: datetime | None = None) -> dict[str, Any] | None:
-    """A cancelled booking's points go back to the lots they came from (once)."""
+    """A cancelled (or fully refunded) booking's points go back to the lots they came from (once)."""
     found = await redemption_of(conn, booking_id)
     if found is None:
         return None
@@ -292,7 +292,7 @@ async def give_back_for_booking(conn, ctx, booking_id: uuid.UUID, *,
             remaining=ledger.c.remaining + n, lot_status="open"))
     row = await book.append("unredeem", -found["points"], source_key=f"unredeem:booking:{booking_id}",
                             booking_id=booking_id, lots=found["lots"],
-                            description="the booking was cancelled: points given back")
+                            description=f"the booking was {why}: points given back")
     await book.expire_due()
     await book.save()
     return row
@@ -494,7 +494,9 @@ async def on_booking_completed(conn, event, ctx) -> None:
 
 async def on_payment_refunded(conn, event, ctx) -> None:
     """A refund takes back what its payment earned, or, when the payment earned with its booking's
-    completion, its share of what the booking earned."""
+    completion, its share of what the booking earned. A completed booking whose payments are
+    refunded in full gives back the points redeemed on it too, once (before its completion a
+    cancellation does that; a partial refund keeps the discount the points bought)."""
     p = event["payload"]
     if await _known(conn, p):
         payment_id = str(p["payment_id"])
@@ -503,6 +505,9 @@ async def on_payment_refunded(conn, event, ctx) -> None:
             payment_id = by_booking
         await reverse_for_refund(conn, ctx, uuid.UUID(str(p["customer_id"])), payment_id,
                                  int(p.get("amount_cents") or 0), str(p.get("refund_id") or event["id"]))
+        booking = await _booking_of(conn, p)
+        if booking is not None and booking["status"] == "completed" and await paid_on(ctx, booking) <= 0:
+            await give_back_for_booking(conn, ctx, booking["id"], why="refunded")
 
 
 async def on_booking_cancelled(conn, event, ctx) -> None:

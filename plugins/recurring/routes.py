@@ -5,7 +5,7 @@ import uuid
 
 from fastapi import APIRouter, Depends
 
-from myhibachi.core import LIMIT, Conn, Connection, Principal, authenticated, error_responses
+from myhibachi.core import LIMIT, Conn, Connection, Principal, authenticated, error_responses, idempotency
 from myhibachi.plugins.recurring import service
 from myhibachi.plugins.recurring.schemas import InstancePage, Pattern, PatternCreate, PatternUpdate
 
@@ -15,6 +15,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.post(base, response_model=Pattern, status_code=201, responses=error_responses(401, 403, 409, 422),
                  summary="Create a recurring series; 409 lists occurrences that cannot be booked")
+    @idempotency.idempotent(required=False)
     async def create(body: PatternCreate, conn: Conn = Connection,
                      principal: Principal = Depends(authenticated)) -> Pattern:
         return Pattern(**await service.create_pattern(conn, ctx, principal, body))

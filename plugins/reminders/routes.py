@@ -5,7 +5,7 @@ import uuid
 
 from fastapi import APIRouter, Depends
 
-from myhibachi.core import LIMIT, Conn, Connection, Principal, authenticated, error_responses
+from myhibachi.core import LIMIT, Conn, Connection, Principal, authenticated, error_responses, idempotency
 from myhibachi.plugins.reminders import service
 from myhibachi.plugins.reminders.schemas import Reminder, ReminderCreate, ReminderPage
 
@@ -15,6 +15,7 @@ def add_routes(router: APIRouter, ctx) -> None:
 
     @router.post(base, response_model=Reminder, status_code=201, responses=error_responses(401, 403, 404, 409, 422),
                  summary="Schedule a reminder for a booking")
+    @idempotency.idempotent(required=False)
     async def create(booking_id: uuid.UUID, body: ReminderCreate, conn: Conn = Connection,
                      principal: Principal = Depends(authenticated)) -> Reminder:
         booking = await service.booking_for(conn, booking_id, principal, "reminders.write")

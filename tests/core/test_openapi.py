@@ -116,3 +116,78 @@ async def test_every_list_is_one_page_shape_with_one_limit(make_app, client_of):
             assert (limit.get("default"), limit.get("maximum"), limit.get("minimum")) == (50, 200, 1), (method, path)
             assert "cursor" in params, (method, path, "pages without a cursor")
     assert pages > 20
+
+
+# One Idempotency-Key rule: required where the call itself charges, refunds or sends (or starts a
+# job that does); optional where it creates a record (a retry then answers the first response).
+KEY_REQUIRED = {
+    "deposits_create", "deposits_balance", "deposits_refund", "disputes_bulk_start", "disputes_reconcile_start",
+    "comms_send_sms", "comms_send_email", "campaigns_schedule", "campaigns_create_ab_test", "loyalty_redeem",
+    "ml_ops_fine_tune",
+}
+# POSTs that take no key, each with its reason: they make nothing a retry could make twice.
+NO_KEY = {
+    "auth_refresh": "a session's token: a retry is a new token of the same session",
+    "auth_logout": "ends the caller's session: ending it again changes nothing",
+    "admin_rbac_login": "signs in: a stored replay would keep a live token in the key table",
+    "admin_rbac_refresh": "a session's token: a retry is a new token of the same session",
+    "admin_rbac_logout": "ends the caller's session: ending it again changes nothing",
+    "customers_login": "signs in: a stored replay would keep a live token in the key table",
+    "customers_signup": "signs in too (tokens in the answer); the email is unique, a retry answers 409",
+    "admin_rbac_create_user": "the email is unique: a retry answers 409 and makes no second user",
+    "admin_rbac_create_role": "the name is unique: a retry answers 409 and makes no second role",
+    "comm_templates_create": "the live key, channel and language are unique: a retry answers 409",
+    "campaigns_decide_ab_test": "decides once (the remainder sent once): a decided test answers 409",
+    "comm_templates_preview": "renders, stores nothing",
+    "contact_lists_add": "adds members to a set: adding them again changes nothing",
+    "contact_lists_opt_out": "sets a channel's opt-out: setting it again changes nothing",
+    "customer_merge_merge": "the duplicate is gone after the first merge: a retry answers 404 or 409",
+    "disputes_respond": "a dispute answered once answers 409 after (the provider takes one answer)",
+    "events_replay": "requeues only dead deliveries: a retry finds none",
+    "bookings_quote": "prices, stores nothing",
+    "bookings_cancel": "a state change of a booking (core/api/bookings.py): a retry finds it cancelled",
+    "bookings_confirm": "a state change of a booking (core/api/bookings.py): a retry finds it confirmed",
+    "bookings_complete": "a state change of a booking (core/api/bookings.py): a retry finds it completed",
+    "embeddings_search": "reads, stores nothing",
+    "embeddings_cluster": "a snapshot of the stored texts' groups: another run changes nothing else",
+    "ml_ops_complete": "an answer (its usage is metered per call, like a read of the model)",
+    "ml_ops_predict_intents": "reads the classifier, stores nothing",
+    "ml_ops_evaluate_model": "measures a trained classifier on its held-out split: again, the same figures",
+    "tip_jar_give": "sets the booking's one tip (an update): the same request again leaves the same row",
+    "voice_ai_answer": "the provider's signed webhook: a retry of the same call is found by its call id",
+    "voice_ai_ivr": "the provider's signed webhook: one step of the call found by its call id",
+    "voice_ai_transcribe": "the same clip posted again answers the utterance stored the first time",
+    "webhooks_receive": "the provider's signed event: deduplicated on the provider's event id",
+}
+
+
+async def test_every_post_that_makes_moves_money_or_sends_takes_an_idempotency_key(make_app, client_of, customer):
+    """Every POST declares the ``Idempotency-Key`` header unless ``NO_KEY`` says why not; it is
+    required exactly on ``KEY_REQUIRED`` (deposits and the balance among them, where a missing
+    key is a 422 naming ``header.Idempotency-Key``) and optional everywhere else (bookings,
+    waitlist, groups, reports, a voice transfer). Broken on purpose: ``@idempotent`` taken off
+    the reminders route (red: it declared no key and had no reason); the balance's key made
+    optional (red)."""
+    from myhibachi.core.idempotency import HEADER
+
+    spec, app = await served(make_app, client_of)
+    declared = {}
+    for path, method, op in operations(spec):
+        if method != "post":
+            continue
+        header = [p for p in op.get("parameters", []) if p["in"] == "header" and p["name"] == HEADER]
+        declared[op["operationId"]] = ("required" if header[0].get("required") else "optional") if header else None
+    missing = sorted(name for name, how in declared.items() if how is None and name not in NO_KEY)
+    assert missing == [], f"POSTs without an {HEADER} and no reason in NO_KEY: {missing}"
+    assert sorted(name for name in NO_KEY if declared.get(name) is not None) == []  # an exception gone stale
+    assert sorted(name for name in NO_KEY if name not in declared) == []
+    assert sorted(name for name, how in declared.items() if how == "required") == sorted(KEY_REQUIRED)
+    for name in ("bookings_create", "waitlist_join", "waitlist_convert", "group_reservations_create",
+                 "payment_history_generate", "voice_ai_transfer", "reminders_create", "recurring_create"):
+        assert declared[name] == "optional", name
+
+    async with client_of(app, headers=(await customer()).headers) as c:
+        for path, body in (("/v1/payments/deposits", {}), ("/v1/payments/balance", {"payment_method": "pm_card_visa"})):
+            refused = await c.post(path, json={"booking_id": str(uuid.uuid4()), **body})
+            assert refused.status_code == 422, (path, refused.text)
+            assert [e["field"] for e in refused.json()["errors"]] == [f"header.{HEADER}"], (path, refused.text)

@@ -67,6 +67,14 @@ async def build_redemption(caller: Caller, spec: dict, op: dict) -> Request:
         caller.customer
 
 
+async def build_adjustment(caller: Caller, spec: dict, op: dict) -> Request:
+    """Staff add points to an account that exists already (its first points open it)."""
+    path = f"/v1/customers/{caller.customer_id}/loyalty/earn"
+    r = await caller.client.post(path, json={"points": 1, "reason": "opens the account"}, headers=caller.staff)
+    assert r.status_code == 201, r.text
+    return {"customer_id": str(caller.customer_id)}, {"points": 50, "reason": "reliability"}, caller.staff
+
+
 async def build_refund(caller: Caller, spec: dict, op: dict) -> Request:
     """A captured deposit to refund part of (offline payments adapter)."""
     booking = await caller.booking()
@@ -212,10 +220,31 @@ async def build_fine_tuning(caller: Caller, spec: dict, op: dict) -> Request:
     return {}, {"name": "reliability", "base_model": "gpt-4o-mini", "examples": chats}, caller.staff
 
 
+async def build_series(caller: Caller, spec: dict, op: dict) -> Request:
+    """A customer's weekly series of two evenings from a free one (any taken later is skipped)."""
+    start = _start()
+    body = booking_body(starts_at=start)
+    return {}, {"recurrence_rule": "FREQ=WEEKLY;COUNT=2", "start_date": start[:10], "local_time": start[11:16],
+                "time_zone": body["time_zone"], "adults": 6, "address": body["address"], "zip_code": body["zip_code"],
+                "skip_conflicts": True}, caller.customer
+
+
+async def build_location(caller: Caller, spec: dict, op: dict) -> Request:
+    """A location of its own zip code (the walk's bookings stay with the one serving 12345)."""
+    zip_code = f"{next(_zips):05d}"
+    return {}, {"name": f"Branch {zip_code}", "address": "2 Grill Ave", "city": "Shelbyville", "state": "NY",
+                "zip_code": zip_code, "time_zone": "America/New_York", "capacity": 10,
+                "service_area": {"zip_codes": [zip_code]}}, caller.staff
+
+
+_zips = itertools.count(60001)
+
+
 # (method, path template) -> builder. A route absent from here is built from its schema.
 BUILDERS: dict[tuple[str, str], Callable[[Caller, dict, dict], Awaitable[Request]]] = {
     ("POST", "/v1/bookings"): build_booking,
     ("POST", "/v1/customers/{customer_id}/loyalty/redeem"): build_redemption,
+    ("POST", "/v1/customers/{customer_id}/loyalty/earn"): build_adjustment,
     ("POST", "/v1/payments/deposits/{deposit_id}/refunds"): build_refund,
     ("POST", "/v1/payments/balance"): build_balance,
     ("POST", "/v1/communications/schedule"): build_campaign,
@@ -232,6 +261,8 @@ BUILDERS: dict[tuple[str, str], Callable[[Caller, dict, dict], Awaitable[Request
     ("POST", "/v1/ai/models/{model_id}/predict"): build_prediction,
     ("POST", "/v1/ai/batches"): build_batch,
     ("POST", "/v1/ai/models/fine-tune"): build_fine_tuning,
+    ("POST", "/v1/bookings/recurring"): build_series,
+    ("POST", "/v1/locations"): build_location,
 }
 
 

@@ -282,3 +282,48 @@ async def test_a_refund_after_completion_takes_back_its_share_of_the_points(make
     assert entries == [{"transaction_type": "earn", "points": 600, "payment_id": f"booking:{booking}"},
                        {"transaction_type": "refund", "points": -100, "payment_id": f"booking:{booking}"}]
     assert (view["paid_cents"], view["refunded_cents"], view["due_cents"]) == (50000, 10000, 0)
+
+
+async def test_a_completed_booking_refunded_in_full_gives_its_redeemed_points_back_once(
+        make_app, client_of, seed, clean_db, drain, localstripe_url):
+    """Ana redeems 200 points on a booking, pays it, it is completed (earning on what she paid),
+    then staff refund both payments: the points earned are taken back and the 200 redeemed come
+    back, once, and only when nothing paid is left (the first refund keeps them spent). Broken on
+    purpose: no give-back on a refund (the 200 stayed spent, red); giving back on any refund (the
+    deposit's refund gave them back while the balance stood, red)."""
+    app = money_app(make_app, localstripe_url)
+    ana = await seed.customer()
+    booking = await pending_booking(seed, ana)
+    staff = await seed.staff("bookings.write", "payments.write", "loyalty.write")
+    url = f"/v1/customers/{ana}/loyalty"
+    async with client_of(app, headers=seed.token(ana)) as c:
+        gift = await c.post(url + "/earn", json={"points": 300, "reason": "welcome"}, headers={**staff, **key()})
+        assert gift.status_code == 201, gift.text
+        redeemed = await c.post(url + "/redeem", json={"booking_id": str(booking), "points": 200}, headers=key())
+        assert redeemed.status_code == 201, redeemed.text
+        dep = await paid_deposit(c, booking)
+        rest = (await c.post(BALANCE, json={"booking_id": str(booking), "payment_method": "pm_card_visa"},
+                             headers=key())).json()
+        await drain(app)
+        assert (await c.post(f"/v1/bookings/{booking}/complete", headers=staff)).status_code == 200
+        await drain(app)
+        earned = (await c.get(url)).json()["points_balance"] - 100
+        for payment in (dep, rest):
+            refund = await c.post(f"{BASE}/{payment['id']}/refunds", headers={**staff, **key()},
+                                  json={"amount_cents": payment["captured_cents"], "reason": "no show"})
+            assert refund.status_code == 201, refund.text
+            await drain(app)
+            if payment is dep:
+                after_first = (await c.get(url)).json()["points_balance"]
+        assert await redeliver(clean_db, "payment.refunded", "loyalty") == 2
+        await drain(app)
+        points = (await c.get(url)).json()
+    assert earned == (dep["captured_cents"] + rest["captured_cents"]) // 100 == 580  # $600 less $20 off
+    assert after_first == 100 + earned - dep["captured_cents"] // 100  # still spent: the balance stands
+    assert points["points_balance"] == 300
+    entries = await rows(clean_db, sa.select(loyalty_transactions.c.transaction_type, loyalty_transactions.c.points)
+                         .order_by(loyalty_transactions.c.seq))
+    assert [e["transaction_type"] for e in entries] == ["adjustment", "redeem", "earn", "refund", "refund",
+                                                        "unredeem"]
+    assert [e["points"] for e in entries if e["transaction_type"] in ("redeem", "unredeem")] == [-200, 200]
+    assert sum(e["points"] for e in entries if e["transaction_type"] in ("earn", "refund")) == 0
