@@ -146,6 +146,7 @@ NO_KEY = {
     "events_replay": "requeues only dead deliveries: a retry finds none",
     "bookings_quote": "prices, stores nothing",
     "bookings_cancel": "a state change of a booking (core/api/bookings.py): a retry finds it cancelled",
+    "group_reservations_cancel": "a state change of a group's stations: a retry finds them cancelled (409)",
     "bookings_confirm": "a state change of a booking (core/api/bookings.py): a retry finds it confirmed",
     "bookings_complete": "a state change of a booking (core/api/bookings.py): a retry finds it completed",
     "embeddings_search": "reads, stores nothing",
