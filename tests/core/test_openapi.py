@@ -123,7 +123,7 @@ async def test_every_list_is_one_page_shape_with_one_limit(make_app, client_of):
 KEY_REQUIRED = {
     "deposits_create", "deposits_balance", "deposits_refund", "disputes_bulk_start", "disputes_reconcile_start",
     "comms_send_sms", "comms_send_email", "campaigns_schedule", "campaigns_create_ab_test", "loyalty_redeem",
-    "ml_ops_fine_tune",
+    "ml_ops_fine_tune_model", "group_reservations_pay",
 }
 # POSTs that take no key, each with its reason: they make nothing a retry could make twice.
 NO_KEY = {
