@@ -506,7 +506,7 @@ async def on_payment_refunded(conn, event, ctx) -> None:
         await reverse_for_refund(conn, ctx, uuid.UUID(str(p["customer_id"])), payment_id,
                                  int(p.get("amount_cents") or 0), str(p.get("refund_id") or event["id"]))
         booking = await _booking_of(conn, p)
-        if booking is not None and booking["status"] == "completed" and await paid_on(ctx, booking) <= 0:
+        if booking is not None and booking["status"] == "completed" and await paid_on(conn, ctx, booking) <= 0:
             await give_back_for_booking(conn, ctx, booking["id"], why="refunded")
 
 

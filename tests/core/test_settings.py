@@ -135,6 +135,7 @@ def test_a_clean_up_on_the_embedded_defaults_prints_no_warning_and_stops_cleanly
     import subprocess
     import sys
     import tempfile
+    import threading
     import time
 
     import httpx
@@ -152,16 +153,23 @@ def test_a_clean_up_on_the_embedded_defaults_prints_no_warning_and_stops_cleanly
     proc = subprocess.Popen([sys.executable, "-m", "myhibachi.core.cli", "up", "--port", str(port), "--workers", "1"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
+    lines: list[str] = []  # stderr as it comes: the worker says when it has started
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
     try:
         deadline, ready = time.monotonic() + 90, None
-        while time.monotonic() < deadline and proc.poll() is None and ready != 200:
+        while time.monotonic() < deadline and proc.poll() is None and (
+                ready != 200 or not any("consumer started" in line for line in lines)):
             try:
                 ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code
             except httpx.HTTPError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         assert ready == 200
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches up and its processes
-        out, err = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=60)
+        reader.join(10)
+        err = "".join(lines)
         assert proc.returncode == 0, err[-3000:]
         assert "My Hibachi is up" in out and out.rstrip().endswith("worker stopped")
         noisy = [line for line in (out + err).splitlines()
