@@ -28,7 +28,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import (
-    PortError, Problem, customers, fetch_page, invalid, not_found, publish, publish_many, utcnow, vault, webhooks,
+    PortError, Problem, customers, fetch_page, invalid, not_found, publish, publish_many, seal_offline, utcnow, vault,
+    webhooks,
 )
 from myhibachi.plugins.comms import CommsSettings
 from myhibachi.plugins.comms.models import comms_consents as consents
@@ -567,7 +568,7 @@ async def _record_offline(conn, ctx, batch: list[dict[str, Any]]) -> None:
     """What the offline adapters would record, written by the plugin in the claim's
     transaction and in one batch: each message is recorded exactly once, and a worker
     round of thousands takes a few statements instead of a transaction per message."""
-    settings, rows, mids, pids = ctx.settings, [], [], []
+    settings, rows, mids, pids, v = ctx.settings, [], [], [], vault(ctx)
     for m in batch:
         if m["channel"] == "sms":
             pid = f"SM{uuid.uuid4().hex}"
@@ -579,6 +580,7 @@ async def _record_offline(conn, ctx, batch: list[dict[str, Any]]) -> None:
             rows.append({"port": "email", "operation": "mail.send", "payload": {
                 "id": pid, "to": m["to"], "from": settings.email_from, "subject": m["subject"], "text": m["body"],
                 "html": m["html"], "message_id": str(m["id"])}})
+        rows[-1]["payload"] = seal_offline(v, rows[-1]["port"], rows[-1]["payload"])  # as the adapters store it
         mids.append(m["id"])
         pids.append(pid)
     await conn.run(_RECORD, {"rows": json.dumps(rows)})
