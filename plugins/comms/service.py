@@ -120,7 +120,7 @@ def _check_content(settings: CommsSettings, channel: str, body: str | None, subj
         return segments, encoding
     if not subject or not subject.strip():
         raise invalid("subject", "must not be empty")
-    if len(subject) > settings.max_subject_chars or "\n" in subject or "\r" in subject:
+    if len(subject) > settings.max_subject_chars or not _one_line(subject):
         raise invalid("subject", f"one line of at most {settings.max_subject_chars} characters")
     if len(body) > settings.max_email_chars:
         raise invalid("text", f"at most {settings.max_email_chars} characters")
@@ -199,6 +199,20 @@ def _uuid(value) -> uuid.UUID:
 
 def _aad(message_id: uuid.UUID, field: str) -> str:
     return f"comms_messages.{field}:{message_id}"
+
+
+def _one_line(subject: str) -> bool:
+    """No line break in the subject, nor in what its encoded words decode to: Python's email
+    package before 3.11.9 writes a decoded ``=?utf-8?q?...=0D=0A...?=`` out as real headers
+    (CVE-2024-6923)."""
+    from email.errors import HeaderParseError
+    from email.header import decode_header, make_header
+
+    try:
+        decoded = str(make_header(decode_header(subject)))
+    except (HeaderParseError, LookupError, UnicodeDecodeError, ValueError):
+        return False
+    return not any(c in text for text in (subject, decoded) for c in "\r\n")
 
 
 def _open(ctx, row) -> dict[str, Any]:
