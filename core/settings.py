@@ -255,9 +255,23 @@ class Settings(BaseSettings):
             return self.secret_key
         path = self.home_dir / "secret.key"
         if not path.exists():
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
+            try:  # 0600 from creation: never readable by others, even for a moment
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process of this home made it first
+                pass
+            else:
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+    def private_file(self, name: str) -> Path:
+        """A file under the home folder, created empty and 0600 when missing."""
+        path = self.home_dir / name
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        return path
 
 
 class SecretKeyMissing(RuntimeError):
