@@ -81,10 +81,32 @@ def _core_router(make) -> APIRouter:
     return router
 
 
+# On every response: no MIME sniffing, no framing, no referrer, nothing cached (answers carry
+# personal data) unless the route says otherwise; no content of any kind outside the API
+# docs' pages; HSTS on requests that arrived over HTTPS.
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer")]
+CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+NO_STORE = (b"cache-control", b"no-store")
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+DOC_PAGES = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
+def _security_headers(scope, headers: list) -> list:
+    extra = list(SECURITY_HEADERS)
+    if scope["path"] not in DOC_PAGES:
+        extra.append(CSP)
+    if not any(k.lower() == b"cache-control" for k, _ in headers):
+        extra.append(NO_STORE)
+    if scope.get("scheme") == "https":
+        extra.append(HSTS)
+    return headers + extra
+
+
 class _Observe:
-    """Pure ASGI middleware: request id header, Prometheus metrics by route template, a log
-    line per request, and the audit record of staff actions on routes that did not record
-    theirs in their own transaction."""
+    """Pure ASGI middleware: request id and security headers, Prometheus metrics by route
+    template, a log line per request, and the audit record of staff actions on routes that
+    did not record theirs in their own transaction."""
 
     def __init__(self, app, metrics) -> None:
         self.app = app
@@ -108,7 +130,8 @@ class _Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = list(message.get("headers", [])) + [(b"x-request-id", rid)]
+                message["headers"] = _security_headers(scope, list(message.get("headers", [])) + [
+                    (b"x-request-id", rid)])
             await send(message)
 
         try:
