@@ -38,6 +38,10 @@ class Settings(BaseSettings):
                     "granted by `db upgrade` only what the API and workers need. Unset: DATABASE_URL does both "
                     "(the embedded default: its superuser migrates, the role myhibachi_app serves).",
     )
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1024,
+        description="Largest request body accepted: a bigger one is a 413 problem, refused before it is read.",
+    )
     db_write_pool_size: int = Field(
         default=20, ge=1, le=200,
         description="Connections of each API process's pool for requests that write (one transaction each).",

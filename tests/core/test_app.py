@@ -196,3 +196,26 @@ async def test_every_response_carries_the_security_headers_and_no_store(make_app
     assert "content-security-policy" not in docs.headers
     assert "strict-transport-security" not in me.headers
     assert secure.headers["strict-transport-security"].startswith("max-age=31536000")
+
+
+async def test_a_body_over_the_limit_is_a_413_problem_before_it_is_read(make_app, client_of):
+    """With a Content-Length over ``MYHIBACHI_MAX_BODY_BYTES`` the request is answered 413 at
+    once; a body sent in chunks without one is cut off once it grows past the limit; a body
+    within it is served. Broken on purpose by not checking the length in the middleware: red
+    (the login parsed the body and answered 422)."""
+    app = make_app([], max_body_bytes=4096)
+    big = '{"email": "a@example.com", "password": "' + "x" * 5000 + '"}'
+
+    async def chunks():
+        for _ in range(10):
+            yield b" " * 1000
+        yield big.encode()
+
+    async with client_of(app) as c:
+        declared = await c.post("/v1/customers/login", content=big, headers={"Content-Type": "application/json"})
+        chunked = await c.post("/v1/customers/login", content=chunks(), headers={"Content-Type": "application/json"})
+        small = await c.post("/v1/customers/login", json={"email": "a@example.com", "password": "wrong-password"})
+    for r in (declared, chunked):
+        assert r.status_code == 413 and r.headers["content-type"].startswith("application/problem+json"), r.text
+        assert r.json()["type"].endswith("/payload-too-large") and r.json()["max_bytes"] == 4096
+    assert small.status_code == 401
