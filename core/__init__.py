@@ -50,7 +50,7 @@ _LAZY = {
     "issue_access_token": "auth", "login_guard": "ratelimit",
     # passwords and sealed data
     "hash_password": "passwords", "verify_password": "passwords", "needs_rehash": "passwords",
-    "vault": "crypto", "Vault": "crypto",
+    "vault": "crypto", "Vault": "crypto", "seal_offline": "ports.outbox",
     # the application, its settings and context
     "create_app": "app", "Settings": "settings", "AppContext": "context", "app_context": "context",
     # background work
@@ -91,6 +91,7 @@ if TYPE_CHECKING:  # editors and type checkers see the lazy names as plain impor
     from myhibachi.core.hookspecs import BookingView, Hooks, Refusal, SlotLimit
     from myhibachi.core.pagination import CURSOR, LIMIT, NextCursor, encode_cursor, fetch_page, keyset, page_of
     from myhibachi.core.passwords import hash_password, needs_rehash, verify_password
+    from myhibachi.core.ports.outbox import seal_offline
     from myhibachi.core.ports import (BankLinkPort, EmailPort, EmbeddingsPort, InvalidSignature, LlmPort,
                                       PaymentsPort, PortError, SmsPort, SpeechToTextPort, TelephonyPort)
     from myhibachi.core.ratelimit import login_guard

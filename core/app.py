@@ -82,24 +82,74 @@ def _core_router(make) -> APIRouter:
     return router
 
 
-class _Observe:
-    """Pure ASGI middleware: request id header, Prometheus metrics by route template, a log
-    line per request, and the audit record of staff actions on routes that did not record
-    theirs in their own transaction."""
+# On every response: no MIME sniffing, no framing, no referrer, nothing cached (answers carry
+# personal data) unless the route says otherwise; no content of any kind outside the API
+# docs' pages; HSTS on requests that arrived over HTTPS.
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer")]
+CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+NO_STORE = (b"cache-control", b"no-store")
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+DOC_PAGES = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 
-    def __init__(self, app, metrics) -> None:
+
+def _security_headers(scope, headers: list) -> list:
+    extra = list(SECURITY_HEADERS)
+    if scope["path"] not in DOC_PAGES:
+        extra.append(CSP)
+    if not any(k.lower() == b"cache-control" for k, _ in headers):
+        extra.append(NO_STORE)
+    if scope.get("scheme") == "https":
+        extra.append(HSTS)
+    return headers + extra
+
+
+def _too_large(limit: int) -> errors.Problem:
+    return errors.Problem(413, "Payload too large", f"the request body is over {limit} bytes",
+                          kind="payload-too-large", max_bytes=limit)
+
+
+class _Observe:
+    """Pure ASGI middleware: the body size limit, request id and security headers, Prometheus metrics by route
+    template, a log line per request, and the audit record of staff actions on routes that
+    did not record theirs in their own transaction."""
+
+    def __init__(self, app, metrics, max_body: int = 1 << 20) -> None:
         self.app = app
         self.metrics = metrics
+        self.max_body = max_body
+
+    async def _buffered(self, receive):
+        """A body sent without a Content-Length, read up to the limit: a ``receive`` replaying
+        it, or None once it grows too big."""
+        parts, size, more, last = [], 0, True, None
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: the app sees it so
+                last = message
+                break
+            parts.append(message.get("body", b""))
+            size += len(parts[-1])
+            if size > self.max_body:
+                return None
+            more = message.get("more_body", False)
+        replay = [last] if last else [{"type": "http.request", "body": b"".join(parts), "more_body": False}]
+
+        async def replayed():
+            return replay.pop() if replay else await receive()
+
+        return replayed
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start = time.perf_counter()
-        rid = None
+        rid = length = None
         for k, v in scope["headers"]:
             if k == b"x-request-id":
                 rid = v
-                break
+            elif k == b"content-length":
+                length = v
         rid = rid or uuid.uuid4().hex.encode()
         state = scope.setdefault("state", {})
         state["request_id"] = rid.decode()
@@ -109,10 +159,20 @@ class _Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = list(message.get("headers", [])) + [(b"x-request-id", rid)]
+                message["headers"] = _security_headers(scope, list(message.get("headers", [])) + [
+                    (b"x-request-id", rid)])
             await send(message)
 
         try:
+            if length is not None and length.isdigit() and int(length) > self.max_body:
+                # refused before a byte of it is read
+                await errors.problem_response(_too_large(self.max_body))(scope, receive, send_wrapper)
+                return
+            if length is None and scope["method"] in STATE_CHANGING:
+                receive = await self._buffered(receive)
+                if receive is None:
+                    await errors.problem_response(_too_large(self.max_body))(scope, receive, send_wrapper)
+                    return
             await self.app(scope, receive, send_wrapper)
         finally:
             seconds = time.perf_counter() - start
@@ -254,7 +314,7 @@ def create_app(
 
     ctx.extra["metrics"] = observed = Metrics()
     ctx.extra["registry"] = observed.registry
-    app.add_middleware(_Observe, metrics=observed)
+    app.add_middleware(_Observe, metrics=observed, max_body=settings.max_body_bytes)
     if settings.tracing != "off":
         from myhibachi.core.metrics import traced
 

@@ -173,17 +173,21 @@ async def before_commit(request, conn) -> None:
 
 
 async def after_response(scope: dict[str, Any], status: int) -> None:
-    """Called by the core middleware: record actions of routes without a connection."""
-    if status >= 400:
+    """Called by the core middleware: record actions of routes without a connection, and
+    staff writes refused 403 (a missing permission, an escalation) as ``refused <action>``."""
+    if status >= 400 and status != 403:
         return
     found = _staff_action(scope)
     if found is None:
         return
     principal, permission = found
     ctx = scope["app"].state.ctx
+    entries = _entries(scope, principal, permission)
+    if status == 403:  # what was refused, not what it would have changed
+        entries = [{**e, "action": f"refused {e['action']}"[:200], "changes": None} for e in entries]
     try:
         async with ctx.db.transaction() as conn:
-            await _call(ctx, conn, principal, _entries(scope, principal, permission))
+            await _call(ctx, conn, principal, entries)
     except Exception:
         log.exception("could not record the audit trail of %s %s", scope["method"], scope.get("path"))
 

@@ -591,9 +591,12 @@ def outbox(
     from myhibachi.core.ports import outbox as records
 
     async def read():
-        db = Database(_url(_settings()))
+        from myhibachi.core.crypto import Vault
+
+        settings = _settings()
+        db = Database(_url(settings))
         try:
-            return await records.read(db, port, limit)
+            return await records.read(db, port, limit, vault=Vault.from_settings(settings))
         finally:
             await db.close()
 

@@ -14,6 +14,9 @@ connections is serialised by the key but not made atomic with it:
 - the same key while the first request is still running is a 409 problem (``Retry-After``);
 - a route that fails stores nothing (its effects rolled back too), so a retry runs again;
 - keys expire after 24 hours (``purge_expired``, the core's periodic job).
+
+The stored body is sealed (AES-GCM under the vault's current key, bound to its scope and key):
+responses carry customers' emails, phone numbers, addresses and messages.
 """
 from __future__ import annotations
 
@@ -78,6 +81,29 @@ def _serialize(request: Request, result: Any) -> tuple[int, Any]:
         adapter = _adapters[model] = TypeAdapter(model)
     value = adapter.validate_python(result, from_attributes=True)
     return status, adapter.dump_python(value, mode="json")
+
+
+SEALED = "$sealed"  # the stored form: {"$sealed": ciphertext, "key_id": key id, "id": the resource's id}
+
+
+def _seal(request: Request, scope: str, key: str, body: Any) -> dict[str, str]:
+    from myhibachi.core.crypto import vault
+
+    v = vault(request.app.state.ctx)
+    stored = {SEALED: v.encrypt(json.dumps(body, ensure_ascii=False), f"idempotency_keys:{scope}:{key}"),
+              "key_id": v.current_id}
+    if isinstance(body, dict) and isinstance(body.get("id"), str):
+        stored["id"] = body["id"]  # the resource's id stays readable: an id, not personal data
+    return stored
+
+
+def _unseal(request: Request, scope: str, key: str, stored: Any) -> Any:
+    if not (isinstance(stored, dict) and SEALED in stored):
+        return stored  # stored before responses were sealed (kept at most a day)
+    from myhibachi.core.crypto import vault
+
+    return json.loads(vault(request.app.state.ctx).decrypt(stored[SEALED], stored["key_id"],
+                                                           f"idempotency_keys:{scope}:{key}"))
 
 
 def _response(status: int, body: Any, replayed: bool) -> Response:
@@ -147,10 +173,10 @@ async def _once(func, kwargs, request: Request, conn, principal: Principal, key:
                           kind="idempotency-mismatch",
                           errors=[{"field": HEADER, "message": "already used for a different request"}])
         request.state.audit_recorded = True  # a replay changes nothing: the first request was recorded
-        return _response(row["status_code"], row["response"], replayed=True)
+        return _response(row["status_code"], _unseal(request, scope, key, row["response"]), replayed=True)
     status, body = _serialize(request, await func(**kwargs))
     await conn.run(_STORE, {"scope": scope, "key": key, "fingerprint": print_, "status_code": status,
-                            "response": body})
+                            "response": _seal(request, scope, key, body)})
     return _response(status, body, replayed=False)
 
 

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
                     "granted by `db upgrade` only what the API and workers need. Unset: DATABASE_URL does both "
                     "(the embedded default: its superuser migrates, the role myhibachi_app serves).",
     )
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1024,
+        description="Largest request body accepted: a bigger one is a 413 problem, refused before it is read.",
+    )
     db_write_pool_size: int = Field(
         default=20, ge=1, le=200,
         description="Connections of each API process's pool for requests that write (one transaction each).",
@@ -262,9 +266,23 @@ class Settings(BaseSettings):
             return self.secret_key
         path = self.home_dir / "secret.key"
         if not path.exists():
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
+            try:  # 0600 from creation: never readable by others, even for a moment
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process of this home made it first
+                pass
+            else:
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+    def private_file(self, name: str) -> Path:
+        """A file under the home folder, created empty and 0600 when missing."""
+        path = self.home_dir / name
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        return path
 
 
 class SecretKeyMissing(RuntimeError):

@@ -24,7 +24,8 @@ _loop_lock = threading.Lock()
 def make_huey(settings):
     if settings.redis_url:
         return RedisHuey("myhibachi", url=settings.redis_url)
-    return SqliteHuey("myhibachi", filename=str(settings.home_dir / "tasks.db"))
+    # 0600 before SQLite opens it (its -wal and -shm files take the database file's mode)
+    return SqliteHuey("myhibachi", filename=str(settings.private_file("tasks.db")))
 
 
 def _worker_loop() -> asyncio.AbstractEventLoop:

@@ -12,6 +12,8 @@ third-party plugin's tests use them with no conftest of their own:
   those scopes;
 - ``drain(app)``: ``await drain(app)`` does what a worker would (delivers due events, runs
   pollers and periodic jobs) until nothing is left;
+- ``offline_payload(port, payload)``: an offline outbox row's payload with its sealed
+  recipient and text opened;
 - ``database`` (the session's :class:`~myhibachi.core.db.Database`), ``clean_db`` (the same,
   its tables emptied after the test), ``db_url``, ``settings``, ``home``.
 
@@ -26,6 +28,6 @@ pytest-asyncio in auto mode and one event loop per session::
     asyncio_default_fixture_loop_scope = "session"
     asyncio_default_test_loop_scope = "session"
 """
-from myhibachi.testing.fixtures import SignedIn, all_installed, client_for
+from myhibachi.testing.fixtures import SignedIn, all_installed, client_for, offline_payload
 
 __all__ = ["SignedIn", "all_installed", "client_for"]

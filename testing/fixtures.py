@@ -24,6 +24,21 @@ class SignedIn:
     headers: dict[str, str]
 
 
+SECRET_KEY = "test-secret-key-0123456789abcdef"  # the ``settings`` fixture's
+
+
+def offline_payload(port: str, payload: dict) -> dict:
+    """An ``offline_outbox`` row's payload opened (recipient and text are stored sealed), for an
+    app on the ``settings`` fixture's key."""
+    from types import SimpleNamespace
+
+    from myhibachi.core.crypto import Vault
+    from myhibachi.core.ports.outbox import open_offline
+
+    keys = SimpleNamespace(signing_key=SECRET_KEY, pii_keys=None, pii_lookup_key=None)
+    return open_offline(Vault.from_settings(keys), port, payload)
+
+
 def client_for(app, **kw) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", **kw)
 
@@ -114,7 +129,7 @@ if pytest_asyncio is not None:
     def settings(home, db_url):
         from myhibachi.core.settings import Settings
 
-        return Settings(home=home, database_url=db_url, secret_key="test-secret-key-0123456789abcdef",
+        return Settings(home=home, database_url=db_url, secret_key=SECRET_KEY,
                         strict_plugins=True, unleash_refresh_seconds=1)
 
     @pytest.fixture

@@ -53,8 +53,10 @@ class _Recorder:
         self.ctx = ctx
 
     async def _record(self, operation: str, payload: dict[str, Any]) -> None:
+        from myhibachi.core.crypto import vault
+
         async with self.ctx.db.transaction() as conn:
-            await outbox.record(conn, self.port, operation, payload)
+            await outbox.record(conn, self.port, operation, payload, vault(self.ctx))
 
 
 # --- payments ------------------------------------------------------------------------------

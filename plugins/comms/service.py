@@ -28,7 +28,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import (
-    PortError, Problem, customers, fetch_page, invalid, not_found, publish, publish_many, utcnow, vault, webhooks,
+    PortError, Problem, customers, fetch_page, invalid, not_found, publish, publish_many, seal_offline, utcnow, vault,
+    webhooks,
 )
 from myhibachi.plugins.comms import CommsSettings
 from myhibachi.plugins.comms.models import comms_consents as consents
@@ -119,7 +120,7 @@ def _check_content(settings: CommsSettings, channel: str, body: str | None, subj
         return segments, encoding
     if not subject or not subject.strip():
         raise invalid("subject", "must not be empty")
-    if len(subject) > settings.max_subject_chars or "\n" in subject or "\r" in subject:
+    if len(subject) > settings.max_subject_chars or not _one_line(subject):
         raise invalid("subject", f"one line of at most {settings.max_subject_chars} characters")
     if len(body) > settings.max_email_chars:
         raise invalid("text", f"at most {settings.max_email_chars} characters")
@@ -198,6 +199,20 @@ def _uuid(value) -> uuid.UUID:
 
 def _aad(message_id: uuid.UUID, field: str) -> str:
     return f"comms_messages.{field}:{message_id}"
+
+
+def _one_line(subject: str) -> bool:
+    """No line break in the subject, nor in what its encoded words decode to: Python's email
+    package before 3.11.9 writes a decoded ``=?utf-8?q?...=0D=0A...?=`` out as real headers
+    (CVE-2024-6923)."""
+    from email.errors import HeaderParseError
+    from email.header import decode_header, make_header
+
+    try:
+        decoded = str(make_header(decode_header(subject)))
+    except (HeaderParseError, LookupError, UnicodeDecodeError, ValueError):
+        return False
+    return not any(c in text for text in (subject, decoded) for c in "\r\n")
 
 
 def _open(ctx, row) -> dict[str, Any]:
@@ -567,7 +582,7 @@ async def _record_offline(conn, ctx, batch: list[dict[str, Any]]) -> None:
     """What the offline adapters would record, written by the plugin in the claim's
     transaction and in one batch: each message is recorded exactly once, and a worker
     round of thousands takes a few statements instead of a transaction per message."""
-    settings, rows, mids, pids = ctx.settings, [], [], []
+    settings, rows, mids, pids, v = ctx.settings, [], [], [], vault(ctx)
     for m in batch:
         if m["channel"] == "sms":
             pid = f"SM{uuid.uuid4().hex}"
@@ -579,6 +594,7 @@ async def _record_offline(conn, ctx, batch: list[dict[str, Any]]) -> None:
             rows.append({"port": "email", "operation": "mail.send", "payload": {
                 "id": pid, "to": m["to"], "from": settings.email_from, "subject": m["subject"], "text": m["body"],
                 "html": m["html"], "message_id": str(m["id"])}})
+        rows[-1]["payload"] = seal_offline(v, rows[-1]["port"], rows[-1]["payload"])  # as the adapters store it
         mids.append(m["id"])
         pids.append(pid)
     await conn.run(_RECORD, {"rows": json.dumps(rows)})

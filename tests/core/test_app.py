@@ -168,3 +168,54 @@ async def test_every_documented_error_is_a_problem_body(make_app, client_of):
     problem = spec["components"]["schemas"]["ProblemModel"]
     assert problem["properties"]["errors"]["anyOf"][0]["items"] == {"$ref": "#/components/schemas/FieldError"}
     assert spec["components"]["schemas"]["FieldError"]["required"] == ["field", "message"]
+
+
+async def test_every_response_carries_the_security_headers_and_no_store(make_app, client_of):
+    """A customer's profile, a problem, an unmatched path and the API docs: nosniff, no framing,
+    no referrer, and nothing cached unless the route says otherwise; a content policy allowing
+    nothing except on the docs' pages (their scripts); HSTS only on HTTPS. Broken on purpose
+    by not adding them in the middleware: red."""
+    app = make_app([])
+    async with client_of(app) as c:
+        signup = await c.post("/v1/customers", json={"email": "hdr@example.com", "password": "correct horse 1",
+                                                     "name": "H"})
+        me = await c.get("/v1/customers/me", headers={"Authorization": f"Bearer {signup.json()['access_token']}"})
+        problem = await c.get("/v1/customers/me")
+        unmatched = await c.get("/v1/nothing-here")
+        docs = await c.get("/docs")
+    import httpx
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://test") as c:
+        secure = await c.get("/healthz")
+    assert (me.status_code, problem.status_code, unmatched.status_code, docs.status_code) == (200, 401, 404, 200)
+    for r in (signup, me, problem, unmatched, docs, secure):
+        assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+        assert r.headers["referrer-policy"] == "no-referrer" and r.headers["cache-control"] == "no-store"
+    for r in (signup, me, problem, unmatched, secure):
+        assert r.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert "content-security-policy" not in docs.headers
+    assert "strict-transport-security" not in me.headers
+    assert secure.headers["strict-transport-security"].startswith("max-age=31536000")
+
+
+async def test_a_body_over_the_limit_is_a_413_problem_before_it_is_read(make_app, client_of):
+    """With a Content-Length over ``MYHIBACHI_MAX_BODY_BYTES`` the request is answered 413 at
+    once; a body sent in chunks without one is cut off once it grows past the limit; a body
+    within it is served. Broken on purpose by not checking the length in the middleware: red
+    (the login parsed the body and answered 422)."""
+    app = make_app([], max_body_bytes=4096)
+    big = '{"email": "a@example.com", "password": "' + "x" * 5000 + '"}'
+
+    async def chunks():
+        for _ in range(10):
+            yield b" " * 1000
+        yield big.encode()
+
+    async with client_of(app) as c:
+        declared = await c.post("/v1/customers/login", content=big, headers={"Content-Type": "application/json"})
+        chunked = await c.post("/v1/customers/login", content=chunks(), headers={"Content-Type": "application/json"})
+        small = await c.post("/v1/customers/login", json={"email": "a@example.com", "password": "wrong-password"})
+    for r in (declared, chunked):
+        assert r.status_code == 413 and r.headers["content-type"].startswith("application/problem+json"), r.text
+        assert r.json()["type"].endswith("/payload-too-large") and r.json()["max_bytes"] == 4096
+    assert small.status_code == 401

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -152,3 +153,32 @@ async def test_keys_expire_after_a_day_and_the_poller_purges_them(make_app, clie
     assert first.status_code == again.status_code == 201
     assert again.json()["id"] != first.json()["id"]
     assert await charges(database) == {"e": 2}
+
+
+async def test_the_stored_response_is_sealed_and_bound_to_its_key(make_app, client_of, database, settings):
+    """Responses carry customers' emails, numbers and messages: the stored copy is sealed
+    (only the resource's id stays readable), a replay opens it to the same bytes, and a
+    ciphertext moved to another key's row does not open. Broken on purpose by storing the
+    body as it is: red (the planted text was in the row)."""
+    app, [auth] = await setup(make_app, database, settings)
+    planted = "ann.lee@example.com +14155552671 see you at 12 Oak Street"
+    async with client_of(app) as c:
+        first = await c.post("/v1/probe/charges", json={"tag": planted}, headers={**auth, HEADER: "sealed-1"})
+        retry = await c.post("/v1/probe/charges", json={"tag": planted}, headers={**auth, HEADER: "sealed-1"})
+        other = await c.post("/v1/probe/charges", json={"tag": "x"}, headers={**auth, HEADER: "sealed-2"})
+    assert first.status_code == 201 and (retry.status_code, retry.content) == (201, first.content)
+    async with database.read() as conn:
+        stored = {r["key"]: r["response"] for r in await conn.fetch_all(
+            sa.select(idempotency_keys.c.key, idempotency_keys.c.response))}
+        raw = " ".join(await conn.scalars(sa.text("SELECT response::text FROM idempotency_keys")))
+    assert planted not in raw and "ann.lee" not in raw and "Oak Street" not in raw
+    assert stored["sealed-1"]["id"] == first.json()["id"]
+
+    async with database.transaction() as conn:  # the first answer's ciphertext under the other key
+        await conn.run(sa.update(idempotency_keys).where(idempotency_keys.c.key == "sealed-2")
+                       .values(response=stored["sealed-1"]))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        moved = await c.post("/v1/probe/charges", json={"tag": "x"}, headers={**auth, HEADER: "sealed-2"})
+    assert moved.status_code == 500 and planted not in moved.text
+    assert other.status_code == 201

@@ -11,8 +11,9 @@ import textwrap
 import time
 
 import pytest
+import sqlalchemy as sa
 
-from myhibachi.core import Plugin, hookimpl
+from myhibachi.core import Plugin, hookimpl, vault
 from myhibachi.core.plugins import PluginError
 from myhibachi.core.ports import PORTS, InvalidSignature, PortError, UnknownAdapter, outbox
 from myhibachi.core.ports.base import SentMessage
@@ -33,11 +34,19 @@ async def test_offline_sms_is_recorded_and_read_by_the_cli(make_app, settings, d
     await ctx.ports.email.send("ana@example.com", "Booking confirmed", "See you Saturday")
     assert sent.status == "recorded" and sent.id.startswith("SM")
 
-    rows = await outbox.read(ctx.db, "sms")
+    rows = await outbox.read(ctx.db, "sms", vault=vault(ctx))
     assert [(r["operation"], r["payload"]["to"], r["payload"]["body"], r["payload"]["status_callback"])
             for r in rows] == [("message.send", "+15551230000", "Your chef arrives at 6pm", "https://x/cb")]
+    # stored sealed: the recipient, subject and text are not in the table (broken on purpose by
+    # recording the payload as given: red)
+    async with ctx.db.read() as conn:
+        stored = " ".join(await conn.scalars(sa.text("SELECT payload::text FROM offline_outbox")))
+    for plain in ("5551230000", "chef arrives", "ana@example", "Booking confirmed", "Saturday"):
+        assert plain not in stored, plain
+    assert {r["payload"]["sid"] for r in await outbox.read(ctx.db, "sms")} == {sent.id}  # ids stay readable
 
-    env = {**os.environ, "DATABASE_URL": db_url, "MYHIBACHI_HOME": str(settings.home)}
+    env = {**os.environ, "DATABASE_URL": db_url, "MYHIBACHI_HOME": str(settings.home),
+           "MYHIBACHI_SECRET_KEY": settings.secret_key}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "myhibachi.core.cli", "outbox", "--port", "sms", "--json", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -82,7 +91,7 @@ async def test_offline_email_bank_llm_telephony_speech_record_what_they_would_se
     assert ops == [("email", "mail.send"), ("bank", "link_token.create"), ("bank", "item.public_token.exchange"),
                    ("bank", "accounts.get"), ("llm", "chat.completions.create"), ("telephony", "call.update"),
                    ("speech", "audio.transcriptions.create"), ("bank", "item.public_token.exchange")]
-    records = {r["operation"]: r["payload"] for r in await outbox.read(ctx.db)}
+    records = {r["operation"]: r["payload"] for r in await outbox.read(ctx.db, vault=vault(ctx))}
     assert records["mail.send"]["html"] == "<p>html</p>" and records["mail.send"]["from"] == ctx.settings.email_from
     assert "<Dial>+15559870000</Dial>" in records["call.update"]["twiml"]
     assert records["chat.completions.create"]["messages"][1] == {"role": "user", "content": "menu?"}

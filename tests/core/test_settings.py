@@ -47,6 +47,7 @@ EXAMPLES = {
     "MYHIBACHI_CURRENCY": "CAD",
     "MYHIBACHI_LOG_FORMAT": "text",
     "MYHIBACHI_TRACING": "otlp",
+    "MYHIBACHI_MAX_BODY_BYTES": "2097152",
 }
 
 
@@ -184,3 +185,27 @@ def test_a_clean_up_on_the_embedded_defaults_prints_no_warning_and_stops_cleanly
 
         stop_embedded(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_secret_key_and_the_task_queue_are_0600_from_creation(tmp_path, monkeypatch):
+    """Made with 0600 by the open that creates them, not chmod-ed after (with chmod a no-op
+    here, a file written first and restricted second stays readable). Broken on purpose by
+    the earlier write-then-chmod of secret.key and by letting SQLite create tasks.db: red
+    (0644 under the usual umask)."""
+    from pathlib import Path
+
+    from myhibachi.core.tasks import make_huey
+
+    monkeypatch.setattr(os, "chmod", lambda *a, **k: None)
+    monkeypatch.setattr(Path, "chmod", lambda *a, **k: None)
+    old = os.umask(0o022)
+    try:
+        settings = Settings(home=tmp_path / "home", secret_key=None, redis_url=None)
+        key = settings.signing_key
+        huey = make_huey(settings)
+        assert huey.pending_count() == 0  # SQLite has opened and initialised the file
+    finally:
+        os.umask(old)
+    assert len(key) > 40 and Settings(home=tmp_path / "home", secret_key=None).signing_key == key
+    for name in ("secret.key", "tasks.db"):
+        assert (tmp_path / "home" / name).stat().st_mode & 0o777 == 0o600, name

@@ -651,3 +651,28 @@ async def test_each_anchor_is_posted_to_the_external_sink(make_app, client_of, t
     finally:
         server.shutdown()
         server.server_close()
+
+
+async def test_refused_staff_writes_and_escalations_are_audited(make_app, client_of):
+    """A staff write refused 403 (a permission the caller lacks, or an escalation: granting a
+    role with permissions the caller does not hold) leaves ``refused <action>`` with the actor,
+    the route's permission and nothing it would have changed; a refused read, a customer's 403
+    and a 422 leave nothing. Broken on purpose by returning early on every status >= 400 in
+    ``after_response`` (as before): red."""
+    app = make_app(["admin_rbac", "audit"], flags=FLAGS)
+    async with client_of(app) as c:
+        admin, as_admin = await admin_headers(app, c, "admin@myhibachi.dev", ["admin"])
+        manager, as_manager = await admin_headers(app, c, "manager@myhibachi.dev", ["manager"])
+        escalate = await c.post("/v1/admin/users", headers=as_admin, json={
+            "email": "crony@myhibachi.dev", "name": "Crony", "password": PASSWORD, "roles": ["super_admin"]})
+        missing = await c.post("/v1/admin/roles", headers=as_manager, json={"name": "x", "permissions": ["roles.read"]})
+        _, as_staff = await admin_headers(app, c, "staff@myhibachi.dev", ["staff"])
+        read = await c.get("/v1/admin/audit-logs", headers=as_staff)
+        bad = await c.post("/v1/admin/users", headers=as_admin, json={"email": "nope"})
+    assert (escalate.status_code, escalate.json()["type"].rsplit("/", 1)[-1]) == (403, "privilege-escalation")
+    assert (missing.status_code, read.status_code, bad.status_code) == (403, 403, 422)
+    refused = [r for r in await rows(app) if r["action"].startswith("refused ")]
+    assert [(r["action"], r["actor_id"], r["permission"], r["changes"]) for r in refused] == [
+        ("refused POST /v1/admin/users", str(admin["id"]), "admin_users.write", None),
+        ("refused POST /v1/admin/roles", str(manager["id"]), "roles.write", None)]
+    assert not await rows(app, action="admin_user.create")

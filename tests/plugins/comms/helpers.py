@@ -5,6 +5,7 @@ import sqlalchemy as sa
 
 from myhibachi.core.events import deliver_due
 from myhibachi.core.models import offline_outbox, outbox_events
+from myhibachi.testing import offline_payload
 from myhibachi.core.scheduled import pollers
 from myhibachi.plugins.comms import CommsPlugin
 from myhibachi.plugins.comms.models import comms_messages
@@ -34,7 +35,9 @@ async def rows(db, table, *where):
 
 
 async def outbox(db, port):
-    return await rows(db, offline_outbox, offline_outbox.c.port == port)
+    """What the offline adapter of ``port`` recorded, oldest first, its payloads opened."""
+    return [{**r, "payload": offline_payload(port, r["payload"])}
+            for r in await rows(db, offline_outbox, offline_outbox.c.port == port)]
 
 
 async def events(db, name):

@@ -161,6 +161,10 @@ async def test_validation_names_the_field(make_app, client_of, seed):
         (EMAIL, {"to": "not-an-address", "subject": "s", "text": "t"}, "to"),
         (EMAIL, {"to": "a@example.com", "subject": "", "text": "t"}, "subject"),
         (EMAIL, {"to": "a@example.com", "subject": "a\nBcc: x@example.com", "text": "t"}, "subject"),
+        # an encoded word that decodes to a line break (CVE-2024-6923): broken on purpose by
+        # checking the subject as given only: red (202)
+        (EMAIL, {"to": "a@example.com", "subject": "=?utf-8?q?Hi=0D=0ABcc:_x@example.com?=", "text": "t"},
+         "subject"),
         (EMAIL, {"to": "a@example.com", "subject": "s"}, "text"),
     ]
     async with client_of(app, headers=staff) as c:

@@ -6,6 +6,7 @@ import uuid
 import sqlalchemy as sa
 
 from myhibachi.core.models import offline_outbox
+from myhibachi.testing import offline_payload
 from myhibachi.core.tasks import dispatch_once
 from myhibachi.plugins.comms import CommsPlugin
 from myhibachi.plugins.comms.models import comms_messages
@@ -52,7 +53,7 @@ async def sent(db) -> list[dict]:
             sa.select(offline_outbox.c.port, offline_outbox.c.payload, comms_messages.c.idempotency_key)
             .join(comms_messages, comms_messages.c.id == offline_outbox.c.payload["message_id"].astext.cast(sa.Uuid))
             .order_by(offline_outbox.c.created_at, offline_outbox.c.port))
-    return [{"port": r["port"], **r["payload"], "reminder_id": (r["idempotency_key"] or "::").split(":")[1]}
+    return [{"port": r["port"], **offline_payload(r["port"], r["payload"]), "reminder_id": (r["idempotency_key"] or "::").split(":")[1]}
             for r in rows]
 
 
