@@ -94,6 +94,7 @@ def router(make, models: Models) -> APIRouter:
 
     @r.post("/bookings/{booking_id}/cancel", response_model=Booking,
             responses=error_responses(401, 403, 404, 409, 422))
+    @idempotent(required=False)
     async def cancel_booking(booking_id: uuid.UUID, body: svc.CancelRequest | None = None,
                              principal: Principal = Depends(authenticated), conn: Conn = Connection,
                              ctx=Depends(app_context)):
@@ -104,6 +105,7 @@ def router(make, models: Models) -> APIRouter:
 
     @r.post("/bookings/{booking_id}/confirm", response_model=Booking,
             responses=error_responses(401, 403, 404, 409))
+    @idempotent(required=False)
     async def confirm_booking(booking_id: uuid.UUID, principal: Principal = Depends(require("bookings.write")),
                               conn: Conn = Connection, ctx=Depends(app_context)):
         """Staff (`bookings.write`): confirm a pending booking."""
@@ -111,6 +113,7 @@ def router(make, models: Models) -> APIRouter:
 
     @r.post("/bookings/{booking_id}/complete", response_model=Booking,
             responses=error_responses(401, 403, 404, 409))
+    @idempotent(required=False)
     async def complete_booking(booking_id: uuid.UUID, principal: Principal = Depends(require("bookings.write")),
                                conn: Conn = Connection, ctx=Depends(app_context)):
         """Staff (`bookings.write`): mark a confirmed booking as done."""

@@ -160,6 +160,14 @@ async def build_voice_transfer(caller: Caller, spec: dict, op: dict) -> Request:
     return {"call_id": str(call_id)}, {"to": "+15550100777", "agent": "Sam"}, caller.staff
 
 
+async def build_completion_of_booking(caller: Caller, spec: dict, op: dict) -> Request:
+    """A confirmed booking (only a confirmed one completes)."""
+    booking_id = await caller.booking()
+    r = await caller.client.post(f"/v1/bookings/{booking_id}/confirm", headers=caller.staff)
+    assert r.status_code == 200, r.text
+    return {"booking_id": booking_id}, None, caller.staff
+
+
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -251,6 +259,7 @@ BUILDERS: dict[tuple[str, str], Callable[[Caller, dict, dict], Awaitable[Request
     ("POST", "/v1/communications/ab-test"): build_ab_test,
     ("POST", "/v1/bookings/waitlist"): build_waitlist_entry,
     ("POST", "/v1/bookings/waitlist/{entry_id}/convert"): build_waitlist_conversion,
+    ("POST", "/v1/bookings/{booking_id}/complete"): build_completion_of_booking,
     ("POST", "/v1/bookings/groups"): build_group,
     ("POST", "/v1/bookings/groups/{group_id}/deposits"): build_group_deposit,
     ("POST", "/v1/ai/voice/calls/{call_id}/transfer"): build_voice_transfer,
