@@ -39,7 +39,7 @@ _LAZY = {
     "Hooks": "hookspecs", "BookingView": "hookspecs", "Refusal": "hookspecs", "SlotLimit": "hookspecs",
     # plugin services
     "Messaging": "services", "ServiceError": "services", "ContactLists": "services", "PaymentLedger": "services",
-    "DepositOperations": "services", "AiOrchestration": "services",
+    "DepositOperations": "services", "AiOrchestration": "services", "CallTranscripts": "services",
     # ports to providers
     "PortError": "ports", "InvalidSignature": "ports", "PaymentsPort": "ports", "SmsPort": "ports",
     "EmailPort": "ports", "BankLinkPort": "ports", "LlmPort": "ports", "EmbeddingsPort": "ports",
@@ -97,7 +97,7 @@ if TYPE_CHECKING:  # editors and type checkers see the lazy names as plain impor
     from myhibachi.core.ratelimit import login_guard
     from myhibachi.core.routing import Connection
     from myhibachi.core.scheduled import claim_due, periodic
-    from myhibachi.core.services import (AiOrchestration, ContactLists, DepositOperations, Messaging, PaymentLedger,
-                                         ServiceError)
+    from myhibachi.core.services import (AiOrchestration, CallTranscripts, ContactLists, DepositOperations, Messaging,
+                                         PaymentLedger, ServiceError)
     from myhibachi.core.settings import Settings
     from myhibachi.core.tasks import async_task

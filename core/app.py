@@ -244,7 +244,7 @@ def create_app(
     tasks.register_core_tasks(ctx)
     manager.setup_call("register_tasks", strict=strict, huey=ctx.huey, ctx=ctx)
     events.declare_all(ctx, strict=strict)
-    for plugin, handlers in manager.setup_call("register_event_handlers", strict=strict):
+    for plugin, handlers in manager.setup_call("register_event_handlers", strict=strict, ctx=ctx):
         try:
             events.add_handlers(ctx, plugin, handlers or {})
         except ValueError as exc:

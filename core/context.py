@@ -37,7 +37,8 @@ class AppContext:
     services: dict[tuple[str, type], Any] = field(default_factory=dict)  # by provider and by caller
 
     def service(self, protocol: type[T], *, caller: str) -> T:
-        """The ``protocol`` service of a plugin that plugin ``caller`` lists in ``requires``.
+        """The ``protocol`` service of a plugin that plugin ``caller`` lists in ``requires``
+        (or in ``uses``: a plugin it works without, so it asks only when that one is loaded).
 
         Built once per app by the provider's factory. Raises ``ServiceError`` naming the
         plugins when the caller does not require a provider of it, or none is installed.
@@ -49,7 +50,7 @@ class AppContext:
         if user is None:
             raise ServiceError(f"{protocol.__name__} asked for by {caller!r}, which is not a loaded plugin")
         providers = [p.name for p in self.plugins.plugins if protocol in p.services]
-        required = [name for name in providers if name in user.requires]
+        required = [name for name in providers if name in user.requires or name in user.uses]
         if not required:
             offer = f"provided by {', '.join(providers)}" if providers else "provided by no loaded plugin"
             raise ServiceError(f"plugin {caller} asked for the {protocol.__name__} service ({offer}) "

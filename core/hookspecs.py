@@ -182,7 +182,7 @@ class Hooks:
         """
 
     @hookspec
-    def register_event_handlers(self) -> dict[str, list]:
+    def register_event_handlers(self, ctx) -> dict[str, list]:
         """Subscribe to domain events.
 
         Called once at start-up. Each handler is ``async def handler(conn, event, ctx)``
@@ -193,6 +193,8 @@ class Hooks:
         plugin whose flag is off for the customer the event concerns (its payload's
         ``customer_id``; else its actor) are skipped.
 
+        :param ctx: the application context; ``ctx.plugins.get(name)`` says whether a plugin
+            the subscriber ``uses`` is loaded, so it subscribes to that one's events only then.
         :return: ``{"booking.created": [handler, ...], ...}``; names from
             :mod:`myhibachi.core.events`.
         """

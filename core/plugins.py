@@ -35,7 +35,8 @@ class Plugin:
 
     ``name`` is the folder, the entry point and the Alembic branch label. ``flag`` is the
     Unleash flag that gates the plugin's routes and hooks (None: always on). ``features``
-    maps roadmap ids to the test names that prove them. ``requires`` names other plugins.
+    maps roadmap ids to the test names that prove them. ``requires`` names other plugins;
+    ``uses`` names plugins whose services it takes when they are installed (it runs without them).
     ``core`` is a version specifier of the core versions the plugin supports.
     ``services`` maps the protocols it provides (``myhibachi.core.services``) to factories
     called once with the app's context; other plugins reach them with ``ctx.service``.
@@ -51,6 +52,7 @@ class Plugin:
     description: str = ""
     features: dict[str, list[str]] = {}
     requires: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
     core: str = ">=0.1"
     permissions: tuple[str, ...] = ()
     services: dict[type, Callable[[Any], Any]] = {}
@@ -421,12 +423,8 @@ class _Relay:
 def load_installed(settings, *, strict: bool | None = None, trace: bool | None = None) -> PluginManager:
     """A manager with the installed plugins selected by the settings."""
     manager = PluginManager(trace=settings.trace_hooks if trace is None else trace)
-    manager.load(
-        discover(),
-        allow=settings.allowed_plugins,
-        deny=settings.excluded_plugins,
-        strict=settings.strict_plugins if strict is None else strict,
-    )
+    manager.load(discover(), allow=settings.allowed_plugins, deny=settings.excluded_plugins,
+                 strict=settings.strict_plugins if strict is None else strict)
     return manager
 
 

@@ -135,7 +135,16 @@ class DepositOperations(Protocol):
         ``none``) and ``shares``, each share's latest deposit row by share."""
 
 
-__all__ = ["ContactLists", "DepositOperations", "Messaging", "PaymentLedger", "ServiceError"]
+@runtime_checkable
+class CallTranscripts(Protocol):
+    """What callers said on the phone (provided by ``voice_ai``), for plugins that search or
+    learn from it."""
+
+    async def utterance_text(self, conn, utterance_id: uuid.UUID) -> str | None:
+        """The words of one transcribed utterance (opened from its sealed column); None when unknown."""
+
+
+__all__ = ["CallTranscripts", "ContactLists", "DepositOperations", "Messaging", "PaymentLedger", "ServiceError"]
 
 
 @runtime_checkable

@@ -24,6 +24,7 @@ class EmbeddingsPlugin(Plugin):
                      "test_embeddings_clustering"]}
     permissions = ("ai.read", "ai.write")
     settings = EmbeddingsSettings
+    uses = ("voice_ai",)  # what callers said joins the conversations searched, when voice is installed
 
     @hookimpl
     def register_events(self):
@@ -33,10 +34,13 @@ class EmbeddingsPlugin(Plugin):
         return [Event("embedding.stored", EmbeddingStored), Event("embedding.clustered", EmbeddingClustered)]
 
     @hookimpl
-    def register_event_handlers(self):
+    def register_event_handlers(self, ctx):
         from myhibachi.plugins.embeddings import service
 
-        return {"webhook.twilio.inbound": [service.on_inbound_sms]}
+        handlers = {"webhook.twilio.inbound": [service.on_inbound_sms]}
+        if ctx.plugins.get("voice_ai") is not None:
+            handlers["voice.utterance.transcribed"] = [service.on_utterance]
+        return handlers
 
 
 plugin = EmbeddingsPlugin()

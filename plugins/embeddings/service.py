@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from sqlalchemy.dialects.postgresql import insert
 
-from myhibachi.core import fetch_page, publish_many, vault, webhooks
+from myhibachi.core import CallTranscripts, fetch_page, publish_many, vault, webhooks
 from myhibachi.plugins.embeddings.models import ai_embedding_queue as queue
 from myhibachi.plugins.embeddings.models import ai_embeddings
 
@@ -112,6 +112,14 @@ async def on_inbound_sms(conn, event, ctx) -> None:
     data = await webhooks.data_of(conn, ctx, event)
     if (data.get("Body") or "").strip():
         await enqueue(conn, ctx, "sms", data.get("MessageSid") or event["payload"]["event_id"], data["Body"])
+
+
+async def on_utterance(conn, event, ctx) -> None:
+    """What a caller said (voice_ai's transcript) joins the conversations to embed, as a ``call``."""
+    utterance = event["payload"]["utterance_id"]
+    text = await ctx.service(CallTranscripts, caller="embeddings").utterance_text(conn, uuid.UUID(utterance))
+    if (text or "").strip():
+        await enqueue(conn, ctx, "call", utterance, text)
 
 
 _CLAIM = sa.select(queue).order_by(queue.c.created_at).limit(sa.bindparam("limit")).with_for_update(skip_locked=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from myhibachi.core import Plugin, hookimpl
+from myhibachi.core import CallTranscripts, Plugin, hookimpl
 
 
 class VoiceAiSettings(BaseModel):
@@ -28,6 +28,12 @@ class VoiceAiSettings(BaseModel):
     max_audio_bytes: int = Field(default=10_000_000, ge=1000, description="Largest audio clip accepted.")
 
 
+def transcripts(ctx) -> CallTranscripts:
+    from myhibachi.plugins.voice_ai.service import Transcripts
+
+    return Transcripts(ctx)
+
+
 class VoiceAiPlugin(Plugin):
     name = "voice_ai"
     version = "0.1.0"
@@ -38,6 +44,7 @@ class VoiceAiPlugin(Plugin):
     core = ">=0.1,<1"
     permissions = ("voice.read", "voice.write")
     settings = VoiceAiSettings
+    services = {CallTranscripts: transcripts}
 
     @hookimpl
     def register_events(self):

@@ -174,6 +174,17 @@ async def get_call(conn, ctx, call_id: uuid.UUID, *, for_update: bool = False) -
     return row
 
 
+class Transcripts:
+    """The words callers said, for other plugins (the ``CallTranscripts`` service)."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    async def utterance_text(self, conn, utterance_id):
+        row = await conn.fetch_one(sa.select(voice_utterances).where(voice_utterances.c.id == utterance_id))
+        return None if row is None else utterance_view(self.ctx, row)["text"]
+
+
 def utterance_view(ctx, row) -> dict[str, Any]:
     text = vault(ctx).decrypt(row["text_enc"], row["key_id"], f"voice_utterances.text:{row['id']}")
     return {**row, "text": text}

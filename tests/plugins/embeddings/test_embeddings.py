@@ -288,3 +288,44 @@ async def test_a_model_switch_reembeds_the_stored_texts_in_the_background(make_a
         assert len(rows) == len(FAQ)
         after = (await c.post("/v1/ai/embeddings/search", params={"limit": 1}, json={"query": question})).json()
         assert [h["source_id"] for h in after["items"]] == [expected]
+
+
+async def test_what_callers_said_is_searched_with_the_conversations(make_app, client_of, seed, database):
+    """With voice_ai installed, a caller's words (the IVR's speech, stored sealed by voice_ai)
+    reach the embeddings through voice_ai's CallTranscripts service: queued sealed once per
+    utterance, embedded by the worker as a ``call``, found by a paraphrase. Without voice_ai
+    the plugin loads and subscribes to nothing of it. Broken on purpose: without the handler of
+    ``voice.utterance.transcribed`` nothing is queued (red)."""
+    from myhibachi.core.events import deliver_due
+    from myhibachi.core.scheduled import pollers
+    from myhibachi.plugins.embeddings.models import ai_embedding_queue
+    from myhibachi.plugins.voice_ai import VoiceAiPlugin
+    from myhibachi.plugins.voice_ai.models import voice_utterances
+    from tests.plugins.voice_ai.helpers import FLAG as VOICE, INCOMING, IVR, call_form, post_signed
+
+    alone = make_app([EmbeddingsPlugin()], flags=FLAGS).state.ctx
+    assert "voice.utterance.transcribed" not in alone.event_handlers
+    app = make_app([EmbeddingsPlugin(), VoiceAiPlugin()], flags={**FLAGS, VOICE: True})
+    ctx = app.state.ctx
+    said = "I would like to book a hibachi chef for twelve guests next Saturday"
+    async with client_of(app) as c:
+        assert (await post_signed(c, ctx, INCOMING, call_form("CA77"))).status_code == 200
+        assert (await post_signed(c, ctx, IVR, call_form("CA77", Digits="1"))).status_code == 200
+        answer = await post_signed(c, ctx, IVR, call_form("CA77", SpeechResult=said))
+        assert answer.status_code == 200, answer.text
+    while await deliver_due(ctx):
+        pass
+    async with database.read() as conn:
+        [utterance] = await conn.fetch_all(sa.select(voice_utterances))
+        queued = await conn.fetch_all(sa.select(ai_embedding_queue))
+    assert [(q["kind"], q["source_id"]) for q in queued] == [("call", str(utterance["id"]))]
+    assert "twelve" not in queued[0]["text_enc"]  # sealed in the queue as in voice_ai's table
+    assert await pollers(ctx)["embeddings"](ctx) == 1
+    [row] = await stored(database)
+    assert (row["kind"], row["source_id"]) == ("call", str(utterance["id"]))
+    assert by_id(await published(database)) == as_events([row])
+    async with client_of(app, headers=await seed.staff("ai.read")) as c:
+        found = await c.post("/v1/ai/embeddings/search", json={"query": "a cook for a dozen people on the weekend",
+                                                                "kind": "call"})
+    assert found.status_code == 200, found.text
+    assert [(h["source_id"], h["text"]) for h in found.json()["items"]] == [(str(utterance["id"]), said)]
