@@ -264,7 +264,9 @@ async def revoke_refresh_token(conn, settings, token: str) -> bool:
 
 
 def _remote(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    from myhibachi.core.ratelimit import client_address
+
+    return client_address(request) if request.client else None
 
 
 async def current_principal(request: Request) -> Principal:

@@ -11,6 +11,7 @@ A route asks for a stricter budget with one dependency::
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -109,10 +110,32 @@ def _too_many(wait: float, what: str) -> Problem:
                    headers={"Retry-After": str(seconds)})
 
 
+def client_address(request: Request) -> str:
+    """The caller's address: the peer's, or behind a trusted proxy (``trusted_proxies``) the
+    nearest address of X-Forwarded-For that is not one of them (the hops before it are the
+    caller's own claims)."""
+    peer = request.client.host if request.client else "-"
+    proxies = request.app.state.ctx.settings.proxies
+    if not proxies or not _trusted(peer, proxies):
+        return peer
+    for hop in reversed(request.headers.get("x-forwarded-for", "").split(",")):
+        if (hop := hop.strip()) and not _trusted(hop, proxies):
+            return hop
+    return peer
+
+
+def _trusted(address: str, proxies) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:  # not an address: a caller's made-up hop is never a proxy
+        return False
+    return any(ip in network for network in proxies)
+
+
 def _who(request: Request, principal) -> str:
     if principal is not None and principal.id:
         return f"{principal.kind}:{principal.id}"
-    return "ip:" + (request.client.host if request.client else "-")
+    return "ip:" + client_address(request)
 
 
 async def rate_limit(request: Request) -> None:
@@ -127,7 +150,7 @@ async def rate_limit(request: Request) -> None:
     window = settings.rate_limit_window
     buckets: list[Bucket] = []
     if settings.rate_limit_ip:
-        buckets.append(("ip:" + (request.client.host if request.client else "-"), settings.rate_limit_ip, window))
+        buckets.append(("ip:" + client_address(request), settings.rate_limit_ip, window))
     failure = None
     principal = None
     if settings.rate_limit_principal:
@@ -227,7 +250,7 @@ class LoginGuard:
 
 def login_guard(request: Request, kind: str) -> tuple[LoginGuard, str]:
     """The guard of ``kind`` logins (``customer``, ``staff``) and the caller's source address."""
-    return LoginGuard(request.app.state.ctx, kind), (request.client.host if request.client else "-")
+    return LoginGuard(request.app.state.ctx, kind), client_address(request)
 
 
 async def _blocked(limiter, keys: list[str]) -> float:

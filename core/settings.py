@@ -5,6 +5,7 @@ settings (its manifest's model) are read by :func:`plugin_settings` from ``MYHIB
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from datetime import time
@@ -99,6 +100,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, description="Port `myhibachi up` listens on.")
     workers: int = Field(default=1, description="API worker processes `myhibachi up` starts.")
     rate_limit_ip: int = Field(default=1200, description="Requests per window from one IP address (0: no limit).")
+    trusted_proxies: str = Field(
+        default="", description="Comma-separated addresses or networks of the proxies in front of the API: from them, "
+                                "the client's address is the nearest untrusted one of X-Forwarded-For.")
     rate_limit_principal: int = Field(
         default=600, description="Requests per window from one signed-in caller (0: no limit)."
     )
@@ -255,6 +259,19 @@ class Settings(BaseSettings):
         if self.plugins is None:
             return None
         return {p.strip() for p in self.plugins.split(",") if p.strip()}
+
+    @cached_property
+    def proxies(self) -> tuple:
+        """``trusted_proxies`` as networks (a bad one stops start-up, see the validator)."""
+        return tuple(ipaddress.ip_network(p, strict=False)
+                     for p in (p.strip() for p in self.trusted_proxies.split(",")) if p)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        for p in filter(None, (p.strip() for p in value.split(","))):
+            ipaddress.ip_network(p, strict=False)  # raises ValueError naming the bad one
+        return value
 
     @property
     def excluded_plugins(self) -> set[str]:

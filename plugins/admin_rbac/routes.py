@@ -23,7 +23,7 @@ def add_routes(router: APIRouter, ctx) -> None:
         await guard.check(body.email, source)
         try:
             answer = await service.login(request.app.state.ctx, email=body.email, password=body.password,
-                                         ip=request.client.host if request.client else None,
+                                         ip=source,
                                          user_agent=request.headers.get("user-agent"))
         except Problem as problem:
             if problem.status == 401:

@@ -65,6 +65,28 @@ async def test_per_ip_budget_answers_429_with_retry_after(limited_app):
     assert spent_on_core_routes_too.status_code == 429
 
 
+async def test_behind_a_trusted_proxy_each_client_has_its_own_budget(limited_app):
+    """From a proxy of ``trusted_proxies`` the budget is the client's, the nearest address of
+    X-Forwarded-For that is no proxy; a hop the caller made up before it changes nothing, and
+    from an untrusted peer the header is ignored. Broken on purpose: the peer's address kept
+    behind the proxy (every client shares the proxy's budget: red); the leftmost hop taken
+    (a made-up address escapes the limit: red)."""
+    app = limited_app(rate_limit_ip=2, trusted_proxies="10.9.0.0/16, 192.0.2.7")
+
+    def via(client_ip: str, claimed: str = "") -> dict:
+        return {"X-Forwarded-For": ", ".join(filter(None, (claimed, client_ip, "192.0.2.7")))}
+
+    async with client(app, "10.9.0.1") as proxy, client(app, "10.0.0.5") as direct:
+        ann = [(await proxy.get("/v1/probe/ping", headers=via("203.0.113.1", f"198.51.100.{i}"))).status_code
+               for i in range(3)]
+        bob = (await proxy.get("/v1/probe/ping", headers=via("203.0.113.2"))).status_code
+        spoofed = [(await direct.get("/v1/probe/ping", headers=via(f"203.0.113.{9 + i}"))).status_code
+                   for i in range(3)]
+    assert ann == [200, 200, 429]  # three made-up first hops, one client
+    assert bob == 200
+    assert spoofed == [200, 200, 429]  # not a proxy: its header is not believed
+
+
 async def test_per_principal_budget_follows_the_caller_across_addresses(limited_app, settings):
     app = limited_app(rate_limit_principal=3)
     alice, bob = await api_keys(app, settings, 2)

@@ -41,6 +41,7 @@ def test_the_readme_starts_with_the_two_commands():
 # Settings whose values are checked get a valid example instead of a generic one.
 EXAMPLES = {
     "MYHIBACHI_PII_KEYS": "k2:" + "A" * 43,
+    "MYHIBACHI_TRUSTED_PROXIES": "10.0.0.0/8,192.0.2.7",
     "MYHIBACHI_BUSINESS_OPEN": "09:30",
     "MYHIBACHI_BUSINESS_CLOSE": "21:30",
     "MYHIBACHI_BOOKING_MAX_DURATION_MINUTES": "600",
