@@ -160,18 +160,6 @@ def up(
     worker_env = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     worker_proc = subprocess.Popen([sys.executable, "-m", "myhibachi.core.cli", "worker"], env=worker_env,
                                    process_group=0)
-    try:
-        states = _states(settings, manager)
-    except typer.Exit:  # the flag server unreachable with no state kept: the banner says so, the service waits
-        states = manager.states()
-    rows = [[r["name"], r["version"], r["flag"] or "-", r["state"]] for r in states]
-    typer.echo(f"My Hibachi is up at http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-    typer.echo(f"data: {settings.home_dir}   database: {'embedded PostgreSQL' if not settings.database_url else served}")
-    typer.echo(f"flags: {settings.unleash_url or settings.toggles_path}   queue: "
-               f"{settings.redis_url or 'SQLite'}   migrated in {time.perf_counter() - started:.2f}s")
-    typer.echo(_table(["plugin", "version", "flag", "state"], rows) if rows else "no plugins installed")
-    typer.echo("Ctrl-C stops everything; `myhibachi down` stops a database left running.")
-
     stopped = []
 
     def stop(*_):
@@ -183,7 +171,19 @@ def up(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)  # its terminal closed: the processes of their own groups stop too
     ended = None  # a child that exited on its own, with a failure
-    try:
+    try:  # from here a Ctrl-C stops the children, even one while the banner is made
+        try:
+            states = _states(settings, manager)
+        except typer.Exit:  # the flag server unreachable, no state kept: the banner says so, the service waits
+            states = manager.states()
+        rows = [[r["name"], r["version"], r["flag"] or "-", r["state"]] for r in states]
+        typer.echo(f"My Hibachi is up at http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+        typer.echo(f"data: {settings.home_dir}   database: "
+                   f"{'embedded PostgreSQL' if not settings.database_url else served}")
+        typer.echo(f"flags: {settings.unleash_url or settings.toggles_path}   queue: "
+                   f"{settings.redis_url or 'SQLite'}   migrated in {time.perf_counter() - started:.2f}s")
+        typer.echo(_table(["plugin", "version", "flag", "state"], rows) if rows else "no plugins installed")
+        typer.echo("Ctrl-C stops everything; `myhibachi down` stops a database left running.")
         while api.poll() is None and worker_proc.poll() is None:
             time.sleep(0.5)
         if not stopped:
