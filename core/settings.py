@@ -21,6 +21,10 @@ def _env(name: str) -> AliasChoices:
     return AliasChoices(name)
 
 
+def _networks(value: str) -> tuple:
+    return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in value.split(",") if p.strip())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MYHIBACHI_", extra="ignore", populate_by_name=True)
 
@@ -262,15 +266,13 @@ class Settings(BaseSettings):
 
     @cached_property
     def proxies(self) -> tuple:
-        """``trusted_proxies`` as networks (a bad one stops start-up, see the validator)."""
-        return tuple(ipaddress.ip_network(p, strict=False)
-                     for p in (p.strip() for p in self.trusted_proxies.split(",")) if p)
+        """``trusted_proxies`` as networks (checked when the settings are read)."""
+        return _networks(self.trusted_proxies)
 
     @field_validator("trusted_proxies")
     @classmethod
     def _valid_proxies(cls, value: str) -> str:
-        for p in filter(None, (p.strip() for p in value.split(","))):
-            ipaddress.ip_network(p, strict=False)  # raises ValueError naming the bad one
+        _networks(value)  # a bad address stops start-up, named, rather than a request
         return value
 
     @property
