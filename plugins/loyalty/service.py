@@ -356,14 +356,15 @@ async def customer_for(conn, ctx, customer_id: uuid.UUID, principal, permission:
         raise not_found("Customer")
 
 
-def _of_account(column, none):
+def _of_account(column, none: str):
     found = sa.select(column).where(accounts.c.customer_id == tables.customers.c.id).scalar_subquery()
-    return sa.func.coalesce(found, none)
+    # the default is SQL, not a parameter: the customer lookup binds only the id
+    return sa.func.coalesce(found, sa.literal_column(none, column.type))
 
 
 # The customer view's field, read by the core with every customer it answers (register_fields).
-CUSTOMER_COLUMNS = (_of_account(accounts.c.points_balance, 0).label("loyalty.points_balance"),
-                    _of_account(accounts.c.tier, "bronze").label("loyalty.tier"))
+CUSTOMER_COLUMNS = (_of_account(accounts.c.points_balance, "0").label("loyalty.points_balance"),
+                    _of_account(accounts.c.tier, "'bronze'").label("loyalty.tier"))
 
 
 def points_of(principal, customers) -> list[dict[str, Any] | None]:
