@@ -241,36 +241,47 @@ def down() -> None:
 @app.command()
 def worker(interval: float = typer.Option(1.0, help="Seconds between polls when no event arrives.")) -> None:
     """Run background tasks, event delivery and scheduled work until stopped."""
-    import logging
-
-    from huey.consumer import Consumer
-
-    from myhibachi.core.app import create_app
-    from myhibachi.core.tasks import _worker_loop, dispatch_forever
-
-    from myhibachi.core.metrics import configure_logging
-
-    settings = _settings()
-    _production_ready(settings)
-    configure_logging(settings.log_format)
-    application = create_app(settings=settings)
-    ctx = application.state.ctx
-    ctx.flags.start()
-    loop = _worker_loop()
-    stop = asyncio.Event()
-    future = asyncio.run_coroutine_threadsafe(dispatch_forever(ctx, interval=interval, stop=stop), loop)
-    consumer = Consumer(ctx.huey, workers=2, worker_type="thread", periodic=False)  # periodic work: core.scheduled
+    early: list[int] = []  # a SIGTERM during start-up, before huey's handlers: kept, then handed to huey
+    consumer = None
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: consumer._handle_signal(signum, frame)
+                             if consumer else early.append(signum))
     try:
-        consumer.run()  # returns on SIGTERM (at once) or SIGINT (after running tasks finish)
-    finally:
-        loop.call_soon_threadsafe(stop.set)
+        import gc
+        import logging
+
+        from huey.consumer import Consumer
+
+        from myhibachi.core.app import create_app
+        from myhibachi.core.tasks import _worker_loop, dispatch_forever
+
+        from myhibachi.core.metrics import configure_logging
+
+        settings = _settings()
+        _production_ready(settings)
+        configure_logging(settings.log_format)
+        application = create_app(settings=settings)
+        ctx = application.state.ctx
+        ctx.flags.start()
+        loop = _worker_loop()
+        stop = asyncio.Event()
+        future = asyncio.run_coroutine_threadsafe(dispatch_forever(ctx, interval=interval, stop=stop), loop)
+        consumer = Consumer(ctx.huey, workers=2, worker_type="thread", periodic=False)  # periodic work: core.scheduled
+        if early:
+            consumer._handle_signal(early[0], None)  # huey starts, then stops at once as on any SIGTERM
+        gc.freeze()  # like the API: what start-up made stays out of the collector's full scans
         try:
-            future.result(30)
-        except Exception:
-            logging.getLogger("myhibachi.worker").exception("dispatch loop did not stop cleanly")
-        ctx.flags.stop()  # its scheduler thread would keep the process alive after Ctrl-C
-        asyncio.run_coroutine_threadsafe(ctx.db.close(), loop).result(10)
-        typer.echo("worker stopped")
+            consumer.run()  # returns on SIGTERM (at once) or SIGINT (after running tasks finish)
+        finally:
+            loop.call_soon_threadsafe(stop.set)
+            try:
+                future.result(30)
+            except Exception:
+                logging.getLogger("myhibachi.worker").exception("dispatch loop did not stop cleanly")
+            ctx.flags.stop()  # its scheduler thread would keep the process alive after Ctrl-C
+            asyncio.run_coroutine_threadsafe(ctx.db.close(), loop).result(10)
+            typer.echo("worker stopped")
+    finally:
+        signal.signal(signal.SIGTERM, previous)  # in-process callers (tests) get theirs back
 
 
 # --- database ------------------------------------------------------------------------------

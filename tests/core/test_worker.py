@@ -145,3 +145,59 @@ async def test_worker_stops_cleanly_on_signal_while_a_handler_runs(make_app, dat
 async def _has(check, n):
     got = await check()
     return got if len(got) >= n else None
+
+
+def _catches_sigterm(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(caught & 1 << (signal.SIGTERM - 1))
+
+
+def test_a_sigterm_during_start_up_stops_the_worker_cleanly(worker):
+    """SIGTERM as soon as the worker catches it, seconds before huey installs its own handlers
+    (the app is still being built): huey starts, stops at once and the worker says it stopped,
+    exit 0. Broken on purpose: without the worker's first-line handler the signal kills it
+    silently (exit -15, no "worker stopped") (red)."""
+    import threading
+
+    proc = worker()
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 15
+    while proc.poll() is None and not _catches_sigterm(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    before = "".join(lines)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    reader.join(10)
+    out = "".join(lines)
+    assert "consumer started" not in before, before  # sent before huey had its handlers
+    assert proc.returncode == 0, out
+    assert out.index("consumer started") < out.index("Received SIGTERM") < out.index("worker stopped"), out
+    assert "Traceback" not in out
+
+
+def test_the_worker_freezes_what_start_up_made(db_url, settings, tmp_path, monkeypatch):
+    """Like the API's lifespan, the worker moves its start-up objects out of the collector's
+    sight before it consumes (gc.freeze). Broken on purpose: without it, nothing is frozen (red)."""
+    import gc
+
+    from huey.consumer import Consumer
+    from typer.testing import CliRunner
+
+    from myhibachi.core import metrics
+    from myhibachi.core.cli import app as cli
+
+    seen = []
+    monkeypatch.setattr(metrics, "configure_logging", lambda fmt: None)  # this process's logging stays pytest's
+    monkeypatch.setattr(Consumer, "run", lambda self: seen.append(gc.get_freeze_count()))
+    gc.unfreeze()
+    env = {"DATABASE_URL": db_url, "MYHIBACHI_HOME": str(tmp_path / "home"), "MYHIBACHI_PLUGINS": "",
+           "MYHIBACHI_SECRET_KEY": settings.secret_key, "REDIS_URL": None}
+    try:
+        done = CliRunner().invoke(cli, ["worker"], env=env)
+    finally:
+        gc.unfreeze()
+    assert done.exit_code == 0 and done.output.endswith("worker stopped\n"), done.output
+    assert seen and seen[0] > 10_000, seen
