@@ -40,6 +40,7 @@ _LAZY = {
     # plugin services
     "Messaging": "services", "ServiceError": "services", "ContactLists": "services", "PaymentLedger": "services",
     "DepositOperations": "services", "AiOrchestration": "services", "CallTranscripts": "services",
+    "CustomerFeedback": "services",
     # ports to providers
     "PortError": "ports", "InvalidSignature": "ports", "PaymentsPort": "ports", "SmsPort": "ports",
     "EmailPort": "ports", "BankLinkPort": "ports", "LlmPort": "ports", "EmbeddingsPort": "ports",
@@ -97,7 +98,7 @@ if TYPE_CHECKING:  # editors and type checkers see the lazy names as plain impor
     from myhibachi.core.ratelimit import login_guard
     from myhibachi.core.routing import Connection
     from myhibachi.core.scheduled import claim_due, periodic
-    from myhibachi.core.services import (AiOrchestration, CallTranscripts, ContactLists, DepositOperations, Messaging,
-                                         PaymentLedger, ServiceError)
+    from myhibachi.core.services import (AiOrchestration, CallTranscripts, ContactLists, CustomerFeedback,
+                                         DepositOperations, Messaging, PaymentLedger, ServiceError)
     from myhibachi.core.settings import Settings
     from myhibachi.core.tasks import async_task

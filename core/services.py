@@ -144,7 +144,16 @@ class CallTranscripts(Protocol):
         """The words of one transcribed utterance (opened from its sealed column); None when unknown."""
 
 
-__all__ = ["CallTranscripts", "ContactLists", "DepositOperations", "Messaging", "PaymentLedger", "ServiceError"]
+@runtime_checkable
+class CustomerFeedback(Protocol):
+    """What customers said of their bookings (provided by ``feedback``), for plugins that search
+    or learn from it."""
+
+    async def feedback_text(self, conn, feedback_id: uuid.UUID) -> str | None:
+        """The words of one feedback (opened from its sealed column); None when unknown."""
+
+
+__all__ = ["CallTranscripts", "CustomerFeedback", "ContactLists", "DepositOperations", "Messaging", "PaymentLedger", "ServiceError"]
 
 
 @runtime_checkable

@@ -24,7 +24,7 @@ class EmbeddingsPlugin(Plugin):
                      "test_embeddings_clustering"]}
     permissions = ("ai.read", "ai.write")
     settings = EmbeddingsSettings
-    uses = ("voice_ai",)  # what callers said joins the conversations searched, when voice is installed
+    uses = ("voice_ai", "feedback")  # what callers said and customers' feedback join the conversations searched
 
     @hookimpl
     def register_events(self):
@@ -40,6 +40,8 @@ class EmbeddingsPlugin(Plugin):
         handlers = {"webhook.twilio.inbound": [service.on_inbound_sms]}
         if ctx.plugins.get("voice_ai") is not None:
             handlers["voice.utterance.transcribed"] = [service.on_utterance]
+        if ctx.plugins.get("feedback") is not None:
+            handlers["feedback.submitted"] = [service.on_feedback]
         return handlers
 
 

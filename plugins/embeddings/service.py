@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from sqlalchemy.dialects.postgresql import insert
 
-from myhibachi.core import CallTranscripts, fetch_page, publish_many, vault, webhooks
+from myhibachi.core import CallTranscripts, CustomerFeedback, fetch_page, publish_many, vault, webhooks
 from myhibachi.plugins.embeddings.models import ai_embedding_queue as queue
 from myhibachi.plugins.embeddings.models import ai_embeddings
 
@@ -120,6 +120,14 @@ async def on_utterance(conn, event, ctx) -> None:
     text = await ctx.service(CallTranscripts, caller="embeddings").utterance_text(conn, uuid.UUID(utterance))
     if (text or "").strip():
         await enqueue(conn, ctx, "call", utterance, text)
+
+
+async def on_feedback(conn, event, ctx) -> None:
+    """What a customer said of their booking (the feedback plugin's) joins the conversations, as ``feedback``."""
+    feedback = event["payload"]["feedback_id"]
+    text = await ctx.service(CustomerFeedback, caller="embeddings").feedback_text(conn, uuid.UUID(feedback))
+    if (text or "").strip():
+        await enqueue(conn, ctx, "feedback", feedback, text)
 
 
 _CLAIM = sa.select(queue).order_by(queue.c.created_at).limit(sa.bindparam("limit")).with_for_update(skip_locked=True)

@@ -168,6 +168,15 @@ async def build_completion_of_booking(caller: Caller, spec: dict, op: dict) -> R
     return {"booking_id": booking_id}, None, caller.staff
 
 
+async def build_feedback(caller: Caller, spec: dict, op: dict) -> Request:
+    """The customer's feedback on a booking of theirs that took place (one per booking)."""
+    params, _, _ = await build_completion_of_booking(caller, spec, op)
+    r = await caller.client.post(f"/v1/bookings/{params['booking_id']}/complete", headers=caller.staff)
+    assert r.status_code == 200, r.text
+    return ({"customer_id": str(caller.customer_id)},
+            {"booking_id": params["booking_id"], "rating": 4, "text": "A lovely evening"}, caller.customer)
+
+
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -260,6 +269,7 @@ BUILDERS: dict[tuple[str, str], Callable[[Caller, dict, dict], Awaitable[Request
     ("POST", "/v1/bookings/waitlist"): build_waitlist_entry,
     ("POST", "/v1/bookings/waitlist/{entry_id}/convert"): build_waitlist_conversion,
     ("POST", "/v1/bookings/{booking_id}/complete"): build_completion_of_booking,
+    ("POST", "/v1/customers/{customer_id}/feedback"): build_feedback,
     ("POST", "/v1/bookings/groups"): build_group,
     ("POST", "/v1/bookings/groups/{group_id}/deposits"): build_group_deposit,
     ("POST", "/v1/ai/voice/calls/{call_id}/transfer"): build_voice_transfer,

@@ -329,3 +329,48 @@ async def test_what_callers_said_is_searched_with_the_conversations(make_app, cl
                                                                 "kind": "call"})
     assert found.status_code == 200, found.text
     assert [(h["source_id"], h["text"]) for h in found.json()["items"]] == [(str(utterance["id"]), said)]
+
+
+async def test_what_customers_said_in_feedback_is_searched_with_the_conversations(make_app, client_of, seed,
+                                                                                   database):
+    """With the feedback plugin installed, a customer's feedback (submitted over HTTP, sealed by
+    feedback) reaches the embeddings through its CustomerFeedback service on
+    ``feedback.submitted``: queued sealed, embedded by the worker as ``feedback``, found by a
+    paraphrase. Without feedback the plugin subscribes to nothing of it. Broken on purpose:
+    without the handler of ``feedback.submitted`` nothing is queued (red)."""
+    from datetime import timedelta
+
+    from myhibachi.core.db import utcnow
+    from myhibachi.core.events import deliver_due
+    from myhibachi.core.scheduled import pollers
+    from myhibachi.plugins.embeddings.models import ai_embedding_queue
+    from myhibachi.plugins.feedback import FeedbackPlugin
+
+    assert "feedback.submitted" not in make_app([EmbeddingsPlugin()], flags=FLAGS).state.ctx.event_handlers
+    app = make_app([EmbeddingsPlugin(), FeedbackPlugin()],
+                   flags={**FLAGS, "FEATURE_FLAG_CUSTOMER_FEEDBACK_HISTORY": True})
+    ctx = app.state.ctx
+    ana = await seed.customer()
+    booking = await seed.booking(ana, utcnow() - timedelta(days=1))
+    said = "The shrimp were undercooked and my daughter, who has a nut allergy, was served a peanut sauce."
+    async with client_of(app, headers=await seed.staff("bookings.write")) as c:
+        assert (await c.post(f"/v1/bookings/{booking}/complete")).status_code == 200
+    async with client_of(app, headers=seed.token(ana)) as c:
+        made = await c.post(f"/v1/customers/{ana}/feedback", json={"booking_id": str(booking), "rating": 1,
+                                                                   "text": said})
+        assert made.status_code == 201, made.text
+    while await deliver_due(ctx):
+        pass
+    feedback_id = made.json()["id"]
+    async with database.read() as conn:
+        queued = await conn.fetch_all(sa.select(ai_embedding_queue))
+    assert [(q["kind"], q["source_id"]) for q in queued] == [("feedback", feedback_id)]
+    assert "peanut" not in queued[0]["text_enc"]
+    assert await pollers(ctx)["embeddings"](ctx) == 1
+    [row] = await stored(database)
+    assert (row["kind"], row["source_id"]) == ("feedback", feedback_id)
+    async with client_of(app, headers=await seed.staff("ai.read")) as c:
+        found = await c.post("/v1/ai/embeddings/search", json={"query": "a child with food allergies got nuts",
+                                                                "kind": "feedback"})
+    assert found.status_code == 200, found.text
+    assert [(h["source_id"], h["text"]) for h in found.json()["items"]] == [(feedback_id, said)]
