@@ -232,3 +232,81 @@ async def test_customer_login_backs_off_per_account_and_address(make_app, redis_
     assert mine.status_code == 200, mine.text
     async with app.state.ctx.db.read() as conn:  # sign-up and the owner's login: two sessions, no more
         assert await conn.scalar(sa.select(sa.func.count()).select_from(refresh_tokens)) == 2
+
+
+async def _live(app):
+    """The app's shared cache listening, as in a running process (revocation is checked through it)."""
+    from tests.core.test_cache import until
+
+    await until(lambda: app.state.ctx.cache.live)
+
+
+async def _settled(app):
+    from tests.core.test_cache import until
+
+    await until(lambda: not app.state.ctx.cache._unsettling("auth.sessions"))
+
+
+async def test_logout_refuses_the_access_tokens_of_that_sign_in(make_app, client_of):
+    """After sign-out the session's access token is 401 at once, though it has not expired;
+    another sign-in's token still works (broken on purpose by not checking ``sid``: the
+    revoked token is 200 for up to 15 minutes, red)."""
+    app = make_app([])
+    async with app.router.lifespan_context(app):
+        await _live(app)
+        async with client_of(app) as c:
+            ann = await signed_up(c)
+            other = (await c.post("/v1/customers/login", json=ANN)).json()
+            await _settled(app)
+            before = await c.get("/v1/customers/me", headers=bearer(ann["access_token"]))  # now cached
+            out = await c.post("/v1/auth/logout", json={"refresh_token": ann["refresh_token"]})
+            after = await c.get("/v1/customers/me", headers=bearer(ann["access_token"]))
+            still = await c.get("/v1/customers/me", headers=bearer(other["access_token"]))
+    assert before.status_code == 200 and out.status_code == 204
+    assert after.status_code == 401 and after.json()["type"].endswith("/invalid-token"), after.text
+    assert still.status_code == 200
+
+
+async def test_a_revoked_family_refuses_its_access_tokens(make_app, client_of):
+    """A refresh token presented twice revokes its family: the access tokens issued to that
+    family, before and after the rotation, are refused at once (broken on purpose by not
+    checking ``sid``: both stay 200, red)."""
+    app = make_app([])
+    async with app.router.lifespan_context(app):
+        await _live(app)
+        async with client_of(app) as c:
+            ann = await signed_up(c)
+            rotated = (await c.post("/v1/auth/refresh", json={"refresh_token": ann["refresh_token"]})).json()
+            await _settled(app)
+            before = await c.get("/v1/customers/me", headers=bearer(rotated["access_token"]))
+            reuse = await c.post("/v1/auth/refresh", json={"refresh_token": ann["refresh_token"]})
+            answers = [await c.get("/v1/customers/me", headers=bearer(t))
+                       for t in (ann["access_token"], rotated["access_token"])]
+    assert before.status_code == 200 and reuse.status_code == 401
+    assert [r.status_code for r in answers] == [401, 401]
+    async with app.state.ctx.db.read() as conn:
+        assert await conn.scalars(sa.select(refresh_tokens.c.revoked_at.is_not(None))) == [True, True]
+
+
+async def test_disabling_a_customer_refuses_their_access_tokens(make_app, client_of):
+    """Staff disabling a customer ends every session of theirs at once: the access token is
+    401 and the refresh tokens are revoked (broken on purpose by not revoking the families
+    on disable: the token stays 200, red)."""
+    app = make_app([])
+    ctx = app.state.ctx
+    async with ctx.db.transaction() as conn:
+        key, _ = await create_api_key(conn, ctx.settings, name="support", scopes=["customers.*"])
+    async with app.router.lifespan_context(app):
+        await _live(app)
+        async with client_of(app) as c:
+            ann = await signed_up(c)
+            await _settled(app)
+            before = await c.get("/v1/customers/me", headers=bearer(ann["access_token"]))
+            disabled = await c.patch(f"/v1/admin/customers/{ann['customer']['id']}", json={"status": "disabled"},
+                                     headers=bearer(key))
+            after = await c.get("/v1/customers/me", headers=bearer(ann["access_token"]))
+            bookings = await c.get("/v1/bookings", headers=bearer(ann["access_token"]))
+    assert before.status_code == 200 and disabled.status_code == 200, disabled.text
+    assert after.status_code == 401 and bookings.status_code == 401
+    async with ctx.db.read() as conn:
+        assert await conn.scalars(sa.select(refresh_tokens.c.revoked_at.is_not(None))) == [True]
