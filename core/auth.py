@@ -163,6 +163,32 @@ async def create_api_key(conn, settings, *, name: str, scopes: list[str], create
     return key, dict(row)
 
 
+_KEY_VIEW = ("id", "name", "prefix", "scopes", "created_by", "expires_at", "revoked_at", "last_used_at",
+             "created_at")
+
+
+async def list_api_keys(conn, *, limit: int = 50, cursor: str | None = None,
+                        ) -> tuple[list[dict[str, Any]], str | None]:
+    """Every API key, newest first, without its hash."""
+    from myhibachi.core.models import api_keys
+    from myhibachi.core.pagination import fetch_page
+
+    query = sa.select(*(api_keys.c[c] for c in _KEY_VIEW))
+    return await fetch_page(conn, query, (api_keys.c.created_at, api_keys.c.id), limit=limit, cursor=cursor)
+
+
+async def revoke_api_key(conn, key_id: uuid.UUID) -> dict[str, Any] | None:
+    """Revoke a key, refused from its next request on (keys are read on every request);
+    None when there is no such key. Revoking a revoked key keeps its first revocation time."""
+    from myhibachi.core.models import api_keys
+
+    row = await conn.fetch_one(
+        sa.update(api_keys).where(api_keys.c.id == key_id)
+        .values(revoked_at=sa.func.coalesce(api_keys.c.revoked_at, sa.func.now()))
+        .returning(*(api_keys.c[c] for c in _KEY_VIEW)))
+    return dict(row) if row else None
+
+
 @functools.cache
 def _key_by_prefix():
     from myhibachi.core.models import api_keys

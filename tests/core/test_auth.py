@@ -310,3 +310,64 @@ async def test_disabling_a_customer_refuses_their_access_tokens(make_app, client
     assert after.status_code == 401 and bookings.status_code == 401
     async with ctx.db.read() as conn:
         assert await conn.scalars(sa.select(refresh_tokens.c.revoked_at.is_not(None))) == [True]
+
+
+async def test_api_keys_listed_created_expiring_and_revoked_over_http(make_app, client_of):
+    """``/v1/admin/api-keys``: a key made with an expiry works, is listed without its secret,
+    and is refused from the request after its revocation; a caller cannot grant scopes it
+    lacks; every write is in the audit trail (broken on purpose by skipping the scope check:
+    the limited caller mints a ``*`` key, red)."""
+    from myhibachi.plugins.audit.models import audit_logs
+
+    app = make_app(["audit"], flags={"FEATURE_FLAG_AUDIT_LOGS": True})
+    ctx = app.state.ctx
+    async with ctx.db.transaction() as conn:
+        root, _ = await create_api_key(conn, ctx.settings, name="root", scopes=["*"])
+        limited, _ = await create_api_key(conn, ctx.settings, name="ops", scopes=["api_keys.manage", "customers.read"])
+    async with client_of(app) as c:
+        anon = await c.get("/v1/admin/api-keys")
+        made = await c.post("/v1/admin/api-keys", json={"name": "reports", "scopes": ["customers.read"],
+                                                         "expires_in_days": 2}, headers=bearer(root))
+        new = made.json()
+        works = await c.get("/v1/admin/customers", headers=bearer(new["key"]))
+        listed = await c.get("/v1/admin/api-keys", headers=bearer(limited))
+        escalate = await c.post("/v1/admin/api-keys", json={"name": "x", "scopes": ["*"]}, headers=bearer(limited))
+        wider = await c.post("/v1/admin/api-keys", json={"name": "x", "scopes": ["customers.*"]}, headers=bearer(limited))
+        unknown = await c.post("/v1/admin/api-keys", json={"name": "x", "scopes": ["nope.read"]}, headers=bearer(root))
+        revoked = await c.post(f"/v1/admin/api-keys/{new['id']}/revoke", headers=bearer(limited))
+        refused = await c.get("/v1/admin/customers", headers=bearer(new["key"]))
+        missing = await c.post(f"/v1/admin/api-keys/{uuid.uuid4()}/revoke", headers=bearer(root))
+    assert anon.status_code == 401
+    assert made.status_code == 201, made.text
+    assert new["key"].startswith("mh_") and new["scopes"] == ["customers.read"]
+    expires = datetime.fromisoformat(new["expires_at"])
+    assert timedelta(days=2) - timedelta(minutes=1) < expires - datetime.now(timezone.utc) <= timedelta(days=2)
+    assert works.status_code == 200
+    assert listed.status_code == 200 and {k["name"] for k in listed.json()["items"]} == {"root", "ops", "reports"}
+    assert new["key"] not in listed.text and "key_hash" not in listed.text
+    assert escalate.status_code == 403 and wider.status_code == 403
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "body.scopes.0"
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    assert refused.status_code == 401 and missing.status_code == 404
+    async with ctx.db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(api_keys)) == 3
+        paths = await conn.scalars(sa.select(audit_logs.c.path).where(audit_logs.c.path.like("/v1/admin/api-keys%")))
+    assert "/v1/admin/api-keys" in paths and f"/v1/admin/api-keys/{new['id']}/revoke" in paths
+
+
+async def test_apikeys_cli_creates_with_an_expiry_lists_and_revokes(make_app, client_of, settings):
+    """What ``myhibachi apikeys create --expires 7 / list / revoke`` runs: the key expires in
+    7 days, is listed, and is refused once revoked."""
+    from myhibachi.core.cli import apikeys_run
+
+    app = make_app([])
+    key, row = await apikeys_run(settings, "create", name="cron", scopes=["customers.read"], expires_days=7)
+    assert timedelta(days=7) - timedelta(minutes=1) < row["expires_at"] - datetime.now(timezone.utc) <= timedelta(days=7)
+    async with client_of(app) as c:
+        before = await c.get("/v1/admin/customers", headers=bearer(key))
+        listed = await apikeys_run(settings, "list")
+        gone = await apikeys_run(settings, "revoke", key_id=row["id"])
+        after = await c.get("/v1/admin/customers", headers=bearer(key))
+    assert before.status_code == 200 and [r["name"] for r in listed] == ["cron"]
+    assert gone["revoked_at"] is not None and after.status_code == 401
+    assert await apikeys_run(settings, "revoke", key_id=uuid.uuid4()) is None
