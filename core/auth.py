@@ -163,6 +163,32 @@ async def create_api_key(conn, settings, *, name: str, scopes: list[str], create
     return key, dict(row)
 
 
+_KEY_VIEW = ("id", "name", "prefix", "scopes", "created_by", "expires_at", "revoked_at", "last_used_at",
+             "created_at")
+
+
+async def list_api_keys(conn, *, limit: int = 50, cursor: str | None = None,
+                        ) -> tuple[list[dict[str, Any]], str | None]:
+    """Every API key, newest first, without its hash."""
+    from myhibachi.core.models import api_keys
+    from myhibachi.core.pagination import fetch_page
+
+    query = sa.select(*(api_keys.c[c] for c in _KEY_VIEW))
+    return await fetch_page(conn, query, (api_keys.c.created_at, api_keys.c.id), limit=limit, cursor=cursor)
+
+
+async def revoke_api_key(conn, key_id: uuid.UUID) -> dict[str, Any] | None:
+    """Revoke a key, refused from its next request on (keys are read on every request);
+    None when there is no such key. Revoking a revoked key keeps its first revocation time."""
+    from myhibachi.core.models import api_keys
+
+    row = await conn.fetch_one(
+        sa.update(api_keys).where(api_keys.c.id == key_id)
+        .values(revoked_at=sa.func.coalesce(api_keys.c.revoked_at, sa.func.now()))
+        .returning(*(api_keys.c[c] for c in _KEY_VIEW)))
+    return dict(row) if row else None
+
+
 @functools.cache
 def _key_by_prefix():
     from myhibachi.core.models import api_keys
@@ -215,7 +241,7 @@ async def issue_session(conn, settings, *, subject: str, kind: str, family: uuid
     return {"access_token": access, "token_type": "bearer", "expires_in": lifetime, "refresh_token": refresh}
 
 
-async def use_refresh_token(conn, settings, token: str) -> dict[str, Any] | None:
+async def use_refresh_token(conn, settings, token: str, cache=None) -> dict[str, Any] | None:
     """Spend a refresh token: ``{subject, kind, family}``, or None when it is not valid now.
 
     Presenting a spent token revokes its family; the caller must commit even though it
@@ -236,19 +262,62 @@ async def use_refresh_token(conn, settings, token: str) -> dict[str, Any] | None
     spent = await conn.scalar(
         sa.select(t.family).where(t.token_hash == digest, t.used_at.is_not(None)))
     if spent is not None:
-        await revoke_family(conn, spent)
+        await revoke_family(conn, spent, cache)
     return None
 
 
-async def revoke_family(conn, family: uuid.UUID) -> None:
+async def revoke_family(conn, family: uuid.UUID, cache=None) -> None:
+    """Revoke every refresh token of ``family``; its access tokens are refused once this
+    commits (pass the app's ``ctx.cache`` so every process drops what it knew of sessions)."""
     from myhibachi.core.models import refresh_tokens
 
     t = refresh_tokens.c
     await conn.run(sa.update(refresh_tokens).where(t.family == family, t.revoked_at.is_(None))
                        .values(revoked_at=sa.func.now()))
+    if cache is not None:
+        await cache.changed(conn, SESSIONS)
 
 
-async def revoke_refresh_token(conn, settings, token: str) -> bool:
+async def revoke_subject(conn, subject: str, kind: str, cache=None) -> None:
+    """Revoke every session of one person (a disabled customer)."""
+    from myhibachi.core.models import refresh_tokens
+
+    t = refresh_tokens.c
+    await conn.run(sa.update(refresh_tokens).where(t.subject == subject, t.kind == kind, t.revoked_at.is_(None))
+                       .values(revoked_at=sa.func.now()))
+    if cache is not None:
+        await cache.changed(conn, SESSIONS)
+
+
+# Whether an access token's session (``sid``, its refresh family) was revoked: asked on
+# every customer request, so answered from the shared cache, which every revocation empties
+# in every process when it commits.
+SESSIONS = "auth.sessions"
+
+
+@functools.cache
+def _family_revoked():
+    from myhibachi.core.models import refresh_tokens
+
+    t = refresh_tokens.c
+    return sa.select(sa.exists().where(t.family == sa.bindparam("family"), t.revoked_at.is_not(None)))
+
+
+async def session_revoked(ctx, sid: str | None) -> bool:
+    """True when ``sid`` names a refresh family that was revoked (sign-out, reuse, disabling)."""
+    try:
+        family = uuid.UUID(sid)
+    except (TypeError, ValueError):
+        return False  # not a family: a token issued without a refresh token
+
+    async def load() -> bool:
+        async with ctx.db.read() as conn:
+            return bool(await conn.scalar(_family_revoked(), {"family": family}))
+
+    return await ctx.cache.get(SESSIONS, family, load)
+
+
+async def revoke_refresh_token(conn, settings, token: str, cache=None) -> bool:
     """Sign out: revoke the token's whole family. False when the token is unknown."""
     from myhibachi.core.models import refresh_tokens
 
@@ -256,7 +325,7 @@ async def revoke_refresh_token(conn, settings, token: str) -> bool:
                                  .where(refresh_tokens.c.token_hash == token_hash(settings, token)))
     if family is None:
         return False
-    await revoke_family(conn, family)
+    await revoke_family(conn, family, cache)
     return True
 
 
@@ -294,6 +363,9 @@ async def current_principal(request: Request) -> Principal:
         else:
             claims = decode_access_token(ctx.settings, token)
             if claims.get("kind") == "customer":
+                if await session_revoked(ctx, claims.get("sid")):
+                    raise Problem(401, "Unauthorized", "the session has ended; sign in again", kind="invalid-token",
+                                  headers={"WWW-Authenticate": "Bearer"})
                 principal = Principal("customer", claims["sub"], frozenset(), claims.get("sid"), remote)
             else:
                 # The flag context is the token's subject, as the flag gate's will be.

@@ -26,6 +26,8 @@ app.add_typer(plugins_app, name="plugins")
 app.add_typer(flags_app, name="flags")
 app.add_typer(events_app, name="events")
 app.add_typer(admin_app, name="admin")
+apikeys_app = typer.Typer(help="API keys: list, create with an expiry, revoke.", no_args_is_help=True)
+app.add_typer(apikeys_app, name="apikeys")
 
 
 def _settings() -> Settings:
@@ -626,7 +628,7 @@ def outbox(
 BOOTSTRAP_LOCK = 0x6D796862  # "myhb": two bootstraps at once create one key
 
 
-async def _bootstrap(url: str, settings: Settings, name: str, force: bool) -> str | None:
+async def _bootstrap(url: str, settings: Settings, name: str, force: bool, expires_days: int = 90) -> str | None:
     import sqlalchemy as sa
 
     from myhibachi.core.auth import create_api_key
@@ -641,7 +643,10 @@ async def _bootstrap(url: str, settings: Settings, name: str, force: bool) -> st
                 api_keys.c.scopes.contains(["*"]), api_keys.c.revoked_at.is_(None)))
             if existing is not None and not force:
                 return None
-            key, _ = await create_api_key(conn, settings, name=name, scopes=["*"], created_by="cli:bootstrap")
+            from datetime import datetime, timedelta, timezone
+
+            key, _ = await create_api_key(conn, settings, name=name, scopes=["*"], created_by="cli:bootstrap",
+                                          expires_at=datetime.now(timezone.utc) + timedelta(days=expires_days))
             return key
     finally:
         await db.close()
@@ -652,13 +657,16 @@ def admin_bootstrap(
     ctx: typer.Context,
     name: str = typer.Option("super-admin (bootstrap)", help="Name of the key."),
     force: bool = typer.Option(False, help="Create another even when an unrevoked super-admin key exists."),
+    expires: int = typer.Option(90, "--expires", min=1, max=3650, help="Days until the key is refused."),
 ) -> None:
-    """Create the first super-admin credential: an API key with scope * printed once (use as Bearer)."""
+    """Create the first super-admin credential: an API key with scope * printed once (use as Bearer).
+    It expires after --expires days: before then, create its successor (`bootstrap --force` or
+    `apikeys create`) and `apikeys revoke` the old one."""
 
     settings = _settings()
     url = _url(settings)
     _upgrade(url, _manager(ctx, settings), settings)
-    key = asyncio.run(_bootstrap(url, settings, name, force))
+    key = asyncio.run(_bootstrap(url, settings, name, force, expires))
     if key is None:
         typer.echo("error: a super-admin key exists already; revoke it or pass --force", err=True)
         raise typer.Exit(1)
@@ -695,6 +703,80 @@ def admin_rotate_pii(batch: int = typer.Option(500, help="Rows per statement bat
             await db.close()
 
     typer.echo(f"re-sealed {asyncio.run(run())} customer(s)")
+
+
+# --- API keys ------------------------------------------------------------------------------
+
+
+async def apikeys_run(settings: Settings, action: str, **kw):
+    """What ``myhibachi apikeys`` does, on the app's database: ``list`` -> rows, ``create``
+    (name, scopes, expires_days) -> (key, row), ``revoke`` (key_id) -> row or None."""
+    from datetime import datetime, timedelta, timezone
+
+    from myhibachi.core import auth
+    from myhibachi.core.db import Database
+    from myhibachi.core.roles import app_url
+
+    db = Database(app_url(settings, keep_running=True), pool_size=1)
+    try:
+        async with db.transaction() as conn:
+            if action == "list":
+                rows, cursor = [], None
+                while True:
+                    page, cursor = await auth.list_api_keys(conn, limit=200, cursor=cursor)
+                    rows += page
+                    if cursor is None:
+                        return rows
+            if action == "create":
+                expires = datetime.now(timezone.utc) + timedelta(days=kw["expires_days"])
+                return await auth.create_api_key(conn, settings, name=kw["name"], scopes=kw["scopes"],
+                                                 created_by="cli", expires_at=expires)
+            return await auth.revoke_api_key(conn, kw["key_id"])
+    finally:
+        await db.close()
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+@apikeys_app.command("list")
+def apikeys_list() -> None:
+    """Every key: id, name, scopes, expiry, revocation, last use (never the key)."""
+    rows = asyncio.run(apikeys_run(_settings(), "list"))
+    typer.echo(_table(["id", "name", "scopes", "expires", "revoked", "last used"],
+                      [[str(r["id"]), r["name"], ",".join(r["scopes"]), _when(r["expires_at"]),
+                        _when(r["revoked_at"]), _when(r["last_used_at"])] for r in rows]))
+
+
+@apikeys_app.command("create")
+def apikeys_create(
+    name: str = typer.Argument(..., help="What the key is for."),
+    scope: list[str] = typer.Option(..., "--scope", help="A permission (or area.*, *); repeat for more."),
+    expires: int = typer.Option(90, "--expires", min=1, max=3650, help="Days until the key is refused."),
+) -> None:
+    """Create a key, printed once; it expires after --expires days."""
+    key, row = asyncio.run(apikeys_run(_settings(), "create", name=name, scopes=scope, expires_days=expires))
+    typer.echo(f"Store this key now, it is not shown again (id {row['id']}, expires {_when(row['expires_at'])}):",
+               err=True)
+    typer.echo(key)
+
+
+@apikeys_app.command("revoke")
+def apikeys_revoke(key_id: str) -> None:
+    """Revoke a key: refused from its next request on."""
+    import uuid
+
+    try:
+        parsed = uuid.UUID(key_id)
+    except ValueError:
+        typer.echo(f"error: {key_id!r} is not a key id (see apikeys list)", err=True)
+        raise typer.Exit(2)
+    row = asyncio.run(apikeys_run(_settings(), "revoke", key_id=parsed))
+    if row is None:
+        typer.echo(f"error: no API key {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {row['name']} ({key_id})")
 
 
 def main() -> None:

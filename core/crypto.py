@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -90,6 +92,14 @@ class Vault:
             raise UnknownKey(f"no PII key with id {key_id!r} is configured")
         raw = base64.b64decode(token)
         return cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad.encode()).decode()
+
+    def seal_json(self, value: Any, aad: str, field: str = "sealed") -> dict[str, str]:
+        """A JSON value's stored form, ``{field: ciphertext, "key_id": key id}``, bound to ``aad``."""
+        return {field: self.encrypt(json.dumps(value, ensure_ascii=False), aad), "key_id": self.current_id}
+
+    def open_json(self, stored: dict[str, Any], aad: str, field: str = "sealed") -> Any:
+        """The value :meth:`seal_json` sealed (under any configured key, with the same ``aad``)."""
+        return json.loads(self.decrypt(stored[field], stored["key_id"], aad))
 
     def lookup_hash(self, kind: str, normalised: str) -> bytes:
         """Deterministic keyed hash of a normalised value; ``kind`` keeps email and phone apart."""

@@ -305,6 +305,10 @@ async def update_customer(conn, ctx, customer_id: uuid.UUID, *, actor: str | Non
                 .returning(customers.c.updated_at))
     except psycopg.IntegrityError as exc:
         raise conflict("a customer with this email already exists", field="email") from exc
+    if values.get("status") == "disabled":
+        from myhibachi.core.auth import revoke_subject
+
+        await revoke_subject(conn, str(customer_id), "customer", ctx.cache)
     if changed:
         await events.publish(conn, ctx, "customer.updated", {"customer_id": str(customer_id), "fields": changed},
                              actor=actor)

@@ -90,8 +90,7 @@ def _seal(request: Request, scope: str, key: str, body: Any) -> dict[str, str]:
     from myhibachi.core.crypto import vault
 
     v = vault(request.app.state.ctx)
-    stored = {SEALED: v.encrypt(json.dumps(body, ensure_ascii=False), f"idempotency_keys:{scope}:{key}"),
-              "key_id": v.current_id}
+    stored = v.seal_json(body, f"idempotency_keys:{scope}:{key}", SEALED)
     if isinstance(body, dict) and isinstance(body.get("id"), str):
         stored["id"] = body["id"]  # the resource's id stays readable: an id, not personal data
     return stored
@@ -102,8 +101,7 @@ def _unseal(request: Request, scope: str, key: str, stored: Any) -> Any:
         return stored  # stored before responses were sealed (kept at most a day)
     from myhibachi.core.crypto import vault
 
-    return json.loads(vault(request.app.state.ctx).decrypt(stored[SEALED], stored["key_id"],
-                                                           f"idempotency_keys:{scope}:{key}"))
+    return vault(request.app.state.ctx).open_json(stored, f"idempotency_keys:{scope}:{key}", SEALED)
 
 
 def _response(status: int, body: Any, replayed: bool) -> Response:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from myhibachi.core.api import events
+from myhibachi.core.api import apikeys, events
 
 PERMISSIONS: list[str] = ["bookings.read", "bookings.write", "customers.read", "customers.write",
-                          *events.PERMISSIONS]
+                          *events.PERMISSIONS, *apikeys.PERMISSIONS]
 
 
 def routers(make, models) -> list[APIRouter]:
@@ -16,4 +16,5 @@ def routers(make, models) -> list[APIRouter]:
     from myhibachi.core.api import auth, bookings, customers
 
     return [auth.router(make), customers.router(make, models), customers.admin_router(make, models),
-            bookings.router(make, models), events.router(make), webhooks.router(make)]
+            bookings.router(make, models), events.router(make), webhooks.router(make),
+            apikeys.router(make)]

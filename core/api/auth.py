@@ -40,9 +40,9 @@ def router(make) -> APIRouter:
         ctx = request.app.state.ctx
         # Its own transaction: a reuse must revoke the family even though the request is refused.
         async with ctx.db.transaction() as conn:
-            spent = await use_refresh_token(conn, ctx.settings, body.refresh_token)
+            spent = await use_refresh_token(conn, ctx.settings, body.refresh_token, ctx.cache)
             if spent and spent["kind"] == "customer" and not await customers.is_active(conn, uuid.UUID(spent["subject"])):
-                await revoke_family(conn, spent["family"])
+                await revoke_family(conn, spent["family"], ctx.cache)
                 spent = None
             pair = await issue_session(conn, ctx.settings, subject=spent["subject"], kind=spent["kind"],
                                        family=spent["family"]) if spent else None
@@ -56,7 +56,7 @@ def router(make) -> APIRouter:
         """Revoke the refresh token and every token refreshed from the same sign-in."""
         ctx = request.app.state.ctx
         async with ctx.db.transaction() as conn:
-            await revoke_refresh_token(conn, ctx.settings, body.refresh_token)
+            await revoke_refresh_token(conn, ctx.settings, body.refresh_token, ctx.cache)
         return Response(status_code=204)
 
     return r

@@ -9,7 +9,6 @@ the rest (ids, the sender, the callback) stays readable. :func:`read` given the 
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from myhibachi.core.models import offline_outbox
@@ -28,9 +27,7 @@ def seal_offline(vault, port: str, payload: dict[str, Any]) -> dict[str, Any]:
     if port not in SEALED_PORTS or not private:
         return payload
     out = {k: v for k, v in payload.items() if k not in private}
-    out["sealed"] = vault.encrypt(json.dumps(private, ensure_ascii=False), _aad(port, out))
-    out["key_id"] = vault.current_id
-    return out
+    return {**out, **vault.seal_json(private, _aad(port, out))}
 
 
 def open_offline(vault, port: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +35,7 @@ def open_offline(vault, port: str, payload: dict[str, Any]) -> dict[str, Any]:
     if "sealed" not in payload:
         return payload
     rest = {k: v for k, v in payload.items() if k not in ("sealed", "key_id")}
-    return {**json.loads(vault.decrypt(payload["sealed"], payload["key_id"], _aad(port, rest))), **rest}
+    return {**vault.open_json(payload, _aad(port, rest)), **rest}
 
 
 async def record(conn, port: str, operation: str, payload: dict[str, Any], vault=None) -> None:

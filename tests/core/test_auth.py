@@ -232,3 +232,142 @@ async def test_customer_login_backs_off_per_account_and_address(make_app, redis_
     assert mine.status_code == 200, mine.text
     async with app.state.ctx.db.read() as conn:  # sign-up and the owner's login: two sessions, no more
         assert await conn.scalar(sa.select(sa.func.count()).select_from(refresh_tokens)) == 2
+
+
+async def _live(app):
+    """The app's shared cache listening, as in a running process (revocation is checked through it)."""
+    from tests.core.test_cache import until
+
+    await until(lambda: app.state.ctx.cache.live)
+
+
+async def _settled(app):
+    from tests.core.test_cache import until
+
+    await until(lambda: not app.state.ctx.cache._unsettling("auth.sessions"))
+
+
+async def test_logout_refuses_the_access_tokens_of_that_sign_in(make_app, client_of):
+    """After sign-out the session's access token is 401 at once, though it has not expired;
+    another sign-in's token still works (broken on purpose by not checking ``sid``: the
+    revoked token is 200 for up to 15 minutes, red)."""
+    app = make_app([])
+    async with app.router.lifespan_context(app):
+        await _live(app)
+        async with client_of(app) as c:
+            ann = await signed_up(c)
+            other = (await c.post("/v1/customers/login", json=ANN)).json()
+            await _settled(app)
+            before = await c.get("/v1/customers/me", headers=bearer(ann["access_token"]))  # now cached
+            out = await c.post("/v1/auth/logout", json={"refresh_token": ann["refresh_token"]})
+            after = await c.get("/v1/customers/me", headers=bearer(ann["access_token"]))
+            still = await c.get("/v1/customers/me", headers=bearer(other["access_token"]))
+    assert before.status_code == 200 and out.status_code == 204
+    assert after.status_code == 401 and after.json()["type"].endswith("/invalid-token"), after.text
+    assert still.status_code == 200
+
+
+async def test_a_revoked_family_refuses_its_access_tokens(make_app, client_of):
+    """A refresh token presented twice revokes its family: the access tokens issued to that
+    family, before and after the rotation, are refused at once (broken on purpose by not
+    checking ``sid``: both stay 200, red)."""
+    app = make_app([])
+    async with app.router.lifespan_context(app):
+        await _live(app)
+        async with client_of(app) as c:
+            ann = await signed_up(c)
+            rotated = (await c.post("/v1/auth/refresh", json={"refresh_token": ann["refresh_token"]})).json()
+            await _settled(app)
+            before = await c.get("/v1/customers/me", headers=bearer(rotated["access_token"]))
+            reuse = await c.post("/v1/auth/refresh", json={"refresh_token": ann["refresh_token"]})
+            answers = [await c.get("/v1/customers/me", headers=bearer(t))
+                       for t in (ann["access_token"], rotated["access_token"])]
+    assert before.status_code == 200 and reuse.status_code == 401
+    assert [r.status_code for r in answers] == [401, 401]
+    async with app.state.ctx.db.read() as conn:
+        assert await conn.scalars(sa.select(refresh_tokens.c.revoked_at.is_not(None))) == [True, True]
+
+
+async def test_disabling_a_customer_refuses_their_access_tokens(make_app, client_of):
+    """Staff disabling a customer ends every session of theirs at once: the access token is
+    401 and the refresh tokens are revoked (broken on purpose by not revoking the families
+    on disable: the token stays 200, red)."""
+    app = make_app([])
+    ctx = app.state.ctx
+    async with ctx.db.transaction() as conn:
+        key, _ = await create_api_key(conn, ctx.settings, name="support", scopes=["customers.*"])
+    async with app.router.lifespan_context(app):
+        await _live(app)
+        async with client_of(app) as c:
+            ann = await signed_up(c)
+            await _settled(app)
+            before = await c.get("/v1/customers/me", headers=bearer(ann["access_token"]))
+            disabled = await c.patch(f"/v1/admin/customers/{ann['customer']['id']}", json={"status": "disabled"},
+                                     headers=bearer(key))
+            after = await c.get("/v1/customers/me", headers=bearer(ann["access_token"]))
+            bookings = await c.get("/v1/bookings", headers=bearer(ann["access_token"]))
+    assert before.status_code == 200 and disabled.status_code == 200, disabled.text
+    assert after.status_code == 401 and bookings.status_code == 401
+    async with ctx.db.read() as conn:
+        assert await conn.scalars(sa.select(refresh_tokens.c.revoked_at.is_not(None))) == [True]
+
+
+async def test_api_keys_listed_created_expiring_and_revoked_over_http(make_app, client_of):
+    """``/v1/admin/api-keys``: a key made with an expiry works, is listed without its secret,
+    and is refused from the request after its revocation; a caller cannot grant scopes it
+    lacks; every write is in the audit trail (broken on purpose by skipping the scope check:
+    the limited caller mints a ``*`` key, red)."""
+    from myhibachi.plugins.audit.models import audit_logs
+
+    app = make_app(["audit"], flags={"FEATURE_FLAG_AUDIT_LOGS": True})
+    ctx = app.state.ctx
+    async with ctx.db.transaction() as conn:
+        root, _ = await create_api_key(conn, ctx.settings, name="root", scopes=["*"])
+        limited, _ = await create_api_key(conn, ctx.settings, name="ops", scopes=["api_keys.manage", "customers.read"])
+    async with client_of(app) as c:
+        anon = await c.get("/v1/admin/api-keys")
+        made = await c.post("/v1/admin/api-keys", json={"name": "reports", "scopes": ["customers.read"],
+                                                         "expires_in_days": 2}, headers=bearer(root))
+        new = made.json()
+        works = await c.get("/v1/admin/customers", headers=bearer(new["key"]))
+        listed = await c.get("/v1/admin/api-keys", headers=bearer(limited))
+        escalate = await c.post("/v1/admin/api-keys", json={"name": "x", "scopes": ["*"]}, headers=bearer(limited))
+        wider = await c.post("/v1/admin/api-keys", json={"name": "x", "scopes": ["customers.*"]}, headers=bearer(limited))
+        unknown = await c.post("/v1/admin/api-keys", json={"name": "x", "scopes": ["nope.read"]}, headers=bearer(root))
+        revoked = await c.post(f"/v1/admin/api-keys/{new['id']}/revoke", headers=bearer(limited))
+        refused = await c.get("/v1/admin/customers", headers=bearer(new["key"]))
+        missing = await c.post(f"/v1/admin/api-keys/{uuid.uuid4()}/revoke", headers=bearer(root))
+    assert anon.status_code == 401
+    assert made.status_code == 201, made.text
+    assert new["key"].startswith("mh_") and new["scopes"] == ["customers.read"]
+    expires = datetime.fromisoformat(new["expires_at"])
+    assert timedelta(days=2) - timedelta(minutes=1) < expires - datetime.now(timezone.utc) <= timedelta(days=2)
+    assert works.status_code == 200
+    assert listed.status_code == 200 and {k["name"] for k in listed.json()["items"]} == {"root", "ops", "reports"}
+    assert new["key"] not in listed.text and "key_hash" not in listed.text
+    assert escalate.status_code == 403 and wider.status_code == 403
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "body.scopes.0"
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    assert refused.status_code == 401 and missing.status_code == 404
+    async with ctx.db.read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(api_keys)) == 3
+        paths = await conn.scalars(sa.select(audit_logs.c.path).where(audit_logs.c.path.like("/v1/admin/api-keys%")))
+    assert "/v1/admin/api-keys" in paths and f"/v1/admin/api-keys/{new['id']}/revoke" in paths
+
+
+async def test_apikeys_cli_creates_with_an_expiry_lists_and_revokes(make_app, client_of, settings):
+    """What ``myhibachi apikeys create --expires 7 / list / revoke`` runs: the key expires in
+    7 days, is listed, and is refused once revoked."""
+    from myhibachi.core.cli import apikeys_run
+
+    app = make_app([])
+    key, row = await apikeys_run(settings, "create", name="cron", scopes=["customers.read"], expires_days=7)
+    assert timedelta(days=7) - timedelta(minutes=1) < row["expires_at"] - datetime.now(timezone.utc) <= timedelta(days=7)
+    async with client_of(app) as c:
+        before = await c.get("/v1/admin/customers", headers=bearer(key))
+        listed = await apikeys_run(settings, "list")
+        gone = await apikeys_run(settings, "revoke", key_id=row["id"])
+        after = await c.get("/v1/admin/customers", headers=bearer(key))
+    assert before.status_code == 200 and [r["name"] for r in listed] == ["cron"]
+    assert gone["revoked_at"] is not None and after.status_code == 401
+    assert await apikeys_run(settings, "revoke", key_id=uuid.uuid4()) is None

@@ -104,3 +104,31 @@ def test_systemd_units_run_the_entry_point_with_credentials():
         myhibachi_command(args)
         assert service["User"] == "myhibachi" and "DATABASE_URL_FILE=%d/database_url" in service["Environment"]
     assert units["myhibachi-api.service"]["Service"]["ExecStart"].split()[1] == "serve"
+
+
+def test_only_the_migration_gets_the_owner_url():
+    """Every kit's migration runs as the tables' owner (MYHIBACHI_DATABASE_OWNER_URL from a
+    file) while the API and the workers know only DATABASE_URL, the app's role."""
+    owner = "MYHIBACHI_DATABASE_OWNER_URL_FILE"
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    assert Path(services["migrate"]["environment"][owner]).name in services["migrate"]["secrets"]
+    for name in ("api1", "api2", "worker1", "worker2"):
+        assert owner not in services[name]["environment"] and "database_owner_url" not in services[name]["secrets"]
+    assert "myhibachi_app" in (DEPLOY / "compose" / "app-role.sh").read_text()
+
+    docs = [d for f in sorted((DEPLOY / "k8s").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    kinds = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    assert owner not in kinds[("ConfigMap", "myhibachi")]["data"]
+    job = kinds[("Job", "myhibachi-migrate")]["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in job["containers"][0]["env"]}
+    mounts = {m["mountPath"] for m in job["containers"][0]["volumeMounts"]}
+    assert str(Path(env[owner]).parent) in mounts
+    for name in ("myhibachi-api", "myhibachi-worker"):
+        spec = kinds[("Deployment", name)]["spec"]["template"]["spec"]
+        assert "myhibachi-owner" not in str(spec)
+
+    units = {p.name: p.read_text() for p in (DEPLOY / "systemd").glob("*.service")}
+    assert f"{owner}=%d/database_owner_url" in units["myhibachi-migrate.service"]
+    assert "database_owner_url" in units["myhibachi-migrate.service"]
+    for name in ("myhibachi-api.service", "myhibachi-worker@.service"):
+        assert "OWNER_URL" not in units[name] and "database_owner_url" not in units[name]

@@ -144,6 +144,8 @@ NO_KEY = {
     "customer_merge_merge": "the duplicate is gone after the first merge: a retry answers 404 or 409",
     "disputes_respond": "a dispute answered once answers 409 after (the provider takes one answer)",
     "events_replay": "requeues only dead deliveries: a retry finds none",
+    "api_keys_create": "answers a secret once: a stored replay would keep a live key in the key table",
+    "api_keys_revoke": "revoking again keeps the first revocation time",
     "bookings_quote": "prices, stores nothing",
     "group_reservations_cancel": "a state change of a group's stations: a retry finds them cancelled (409)",
     "embeddings_search": "reads, stores nothing",

@@ -21,7 +21,8 @@ BUILTIN = ["super_admin", "admin", "manager", "staff", "read_only"]
 # out here rather than read back from the system under test: a plugin adding a permission, or a
 # change to the role rules, must be decided here too.
 ALL_PERMISSIONS = frozenset({
-    "admin_users.read", "admin_users.write", "ai.read", "ai.use", "ai.write", "audit.read", "bookings.read",
+    "admin_users.read", "admin_users.write", "ai.read", "ai.use", "ai.write", "api_keys.manage", "audit.read",
+    "bookings.read",
     "bookings.write", "campaigns.read", "campaigns.write", "comms.read", "comms.send", "contacts.read",
     "contacts.write", "customers.erase", "customers.export", "customers.merge", "customers.read", "customers.write",
     "events.manage", "groups.read", "groups.write", "locations.read", "locations.write", "loyalty.read",
@@ -38,7 +39,7 @@ READS = frozenset({
 PINNED_GRANTS = {
     "super_admin": frozenset({"*"}),
     "admin": ALL_PERMISSIONS - {"roles.write"},
-    "manager": ALL_PERMISSIONS - {"roles.write", "admin_users.write"},
+    "manager": ALL_PERMISSIONS - {"roles.write", "admin_users.write", "api_keys.manage"},
     "staff": frozenset({
         "ai.read", "bookings.read", "bookings.write", "campaigns.read", "comms.read", "contacts.read",
         "customers.erase", "customers.export", "customers.merge", "customers.read", "customers.write",
