@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from myhibachi.core import NextCursor
 
 Channel = Literal["sms", "email"]
+# the bookings' own ZIP form: a rule no booking could match is refused, and so is what
+# PostgreSQL's JSONB cannot hold (a NUL)
+Zip = Annotated[str, Field(pattern=r"^\d{5}(-\d{4})?$")]
 
 
 class Rules(BaseModel, extra="forbid"):
@@ -17,7 +20,7 @@ class Rules(BaseModel, extra="forbid"):
 
     booked_within_days: int | None = Field(default=None, ge=1, le=3660, description="Booked in the last N days.")
     min_party_size: int | None = Field(default=None, ge=1, description="A booking of at least this many guests.")
-    zip_codes: list[str] | None = Field(default=None, min_length=1, max_length=500,
+    zip_codes: list[Zip] | None = Field(default=None, min_length=1, max_length=500,
                                         description="A booking at one of these ZIP codes (a location's area).")
 
 

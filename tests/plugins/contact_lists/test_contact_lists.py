@@ -52,7 +52,8 @@ async def test_contact_list_management(make_app, client_of, seed):
         wider = (await c.post(LISTS, json={"name": "Big parties", "rules": {"min_party_size": 10}})).json()
         members = (await c.get(f"{LISTS}/{wider['id']}/members")).json()
         assert members["count"] == 3 and set(members["sample"]) == {str(big_here), str(big_there), str(old)}
-        for rules, field in (({"min_party_size": 0}, "min_party_size"), ({"party": 10}, "party"), ({}, "rules")):
+        for rules, field in (({"min_party_size": 0}, "min_party_size"), ({"party": 10}, "party"), ({}, "rules"),
+                             ({"zip_codes": ["10001", "1\u0000"]}, "zip_codes.1")):
             bad = await c.post(LISTS, json={"name": "x", "rules": rules})
             assert bad.status_code == 422 and field in field_of(bad), bad.text
 
