@@ -25,15 +25,15 @@ ALL_PERMISSIONS = frozenset({
     "bookings.read",
     "bookings.write", "campaigns.read", "campaigns.write", "comms.read", "comms.send", "contacts.read",
     "contacts.write", "customers.erase", "customers.export", "customers.merge", "customers.read", "customers.write",
-    "events.manage", "groups.read", "groups.write", "locations.read", "locations.write", "loyalty.read",
+    "events.manage", "feedback.read", "feedback.write", "groups.read", "groups.write", "locations.read", "locations.write", "loyalty.read",
     "loyalty.write", "payments.read", "payments.write", "plugins.read", "preferences.read", "preferences.write",
     "recurring.read", "recurring.write", "reminders.read", "reminders.write", "roles.read", "roles.write",
     "templates.read", "templates.write", "voice.read", "voice.write", "waitlist.read", "waitlist.write",
 })
 READS = frozenset({
     "admin_users.read", "ai.read", "audit.read", "bookings.read", "campaigns.read", "comms.read", "contacts.read",
-    "customers.read", "groups.read", "locations.read", "loyalty.read", "payments.read", "plugins.read",
-    "preferences.read", "recurring.read", "reminders.read", "roles.read", "templates.read", "voice.read",
+    "customers.read", "feedback.read", "groups.read", "locations.read", "loyalty.read", "payments.read",
+    "plugins.read", "preferences.read", "recurring.read", "reminders.read", "roles.read", "templates.read", "voice.read",
     "waitlist.read",
 })
 PINNED_GRANTS = {
@@ -43,8 +43,8 @@ PINNED_GRANTS = {
     "staff": frozenset({
         "ai.read", "bookings.read", "bookings.write", "campaigns.read", "comms.read", "contacts.read",
         "customers.erase", "customers.export", "customers.merge", "customers.read", "customers.write",
-        "groups.read", "locations.read", "loyalty.read", "payments.read", "preferences.read", "recurring.read",
-        "reminders.read", "templates.read", "voice.read", "waitlist.read",
+        "feedback.read", "groups.read", "locations.read", "loyalty.read", "payments.read", "preferences.read",
+        "recurring.read", "reminders.read", "templates.read", "voice.read", "waitlist.read",
     }),
     "read_only": READS,
 }
