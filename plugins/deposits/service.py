@@ -8,6 +8,7 @@ by the retry or the reconcile poller, never repeated.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -24,6 +25,7 @@ from myhibachi.core import (
     tables, utcnow, webhooks,
 )
 from myhibachi.plugins.deposits.models import deposit_refunds, deposits, payment_disputes
+from myhibachi.plugins.deposits.schemas import BookingPayments
 
 log = logging.getLogger("myhibachi.deposits")
 
@@ -336,7 +338,7 @@ PAYMENTS_COLUMN = (sa.select(sa.func.json_agg(aggregate_order_by(
     .where(deposits.c.booking_id == sa.literal_column("bookings.id")).scalar_subquery().label("deposits.payments"))
 
 
-async def booking_fields(ctx, rows) -> list[dict[str, Any]]:
+async def booking_fields(ctx, rows) -> list[dict[str, Any] | BookingPayments]:
     """Every booking's standing: from its row's payments column, or (rows that lack it, from a
     plugin's own call of the core's service) one query for all of them."""
     paid = [row["deposits.payments"] or [] if "deposits.payments" in row else None for row in rows]
@@ -347,7 +349,17 @@ async def booking_fields(ctx, rows) -> list[dict[str, Any]]:
             for p in await conn.fetch_all(_PAYMENTS, {"ids": missing}):
                 fetched[p["booking_id"]].append(p)
         paid = [fetched[row["id"]] if payments is None else payments for row, payments in zip(rows, paid)]
-    return [standing(row, payments) for row, payments in zip(rows, paid)]
+    return [standing(row, payments) if payments else
+            _unpaid(0 if row["status"] == "cancelled" else max(0, row["total_cents"]), row["currency"])
+            for row, payments in zip(rows, paid)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _unpaid(due_cents: int, currency: str) -> BookingPayments:
+    # Most bookings of a page have no payment: one instance per amount due, shared (views only
+    # read it), so the page validates none of their fields again.
+    return BookingPayments(deposit_status="none", deposit_cents=0, paid_cents=0, refunded_cents=0,
+                           due_cents=due_cents, currency=currency)
 
 
 async def pay_balance(conn, ctx, principal: Principal, booking_id: uuid.UUID, payment_method: str,

@@ -1,6 +1,7 @@
 """Locations: CRUD, choosing a booking's location, and the booking hooks' logic."""
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from datetime import datetime
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 
 from myhibachi.core import BookingView, Refusal, SlotLimit, fetch_page, invalid, not_found, tables
 from myhibachi.plugins.locations.models import locations
+from myhibachi.plugins.locations.schemas import BookingLocation
 
 META = locations.c["metadata"]
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -202,12 +204,19 @@ def _refused(reason: str) -> Refusal:
 POOL = "location:"
 
 
-def location_in(pools: list[str]) -> dict[str, Any] | None:
+def location_in(pools: list[str]) -> BookingLocation | None:
     """The booking view's ``locations`` field, from the pool the booking draws on (no query)."""
     for pool in pools or ():
         if pool.startswith(POOL):
-            return {"location_id": uuid.UUID(pool[len(POOL):])}
+            return _located(pool)
     return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _located(pool: str) -> BookingLocation:
+    # One instance per location, shared by every booking of it (views only read it): a page
+    # of bookings then validates no field of it again.
+    return BookingLocation(location_id=uuid.UUID(pool[len(POOL):]))
 
 
 def query_filters(params: dict[str, str]) -> list[Any] | None:
