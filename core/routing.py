@@ -105,7 +105,8 @@ class Route(APIRoute):
             made = getattr(request.state, "made", None)
             made_id = made.get("id") if isinstance(made, dict) else getattr(made, "id", None)
             if self.located and response.status_code == 201 and made_id is not None:
-                response.headers["Location"] = f"{request.url.path}/{made_id}"
+                # the scope's path, not request.url: building the URL costs a create 20 µs
+                response.headers["Location"] = f"{request.scope['path']}/{made_id}"
             return response
 
         return locating
