@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from types import MappingProxyType
 from typing import Any, Callable
 
 from fastapi import APIRouter, Depends, Request
@@ -80,6 +81,9 @@ def connected(endpoint: Callable, methods) -> Callable:
     return with_connection
 
 
+_NO_MATCH = (Match.NONE, MappingProxyType({}))
+
+
 class Route(APIRoute):
     """Every core and plugin route: fills the ``conn: Conn = Connection`` its endpoint declares.
 
@@ -116,9 +120,9 @@ class Route(APIRoute):
         root = scope.get("root_path")
         if root and path.startswith(root):
             path = path[len(root):]
-        if not path.startswith(self.literal):
-            return Match.NONE, {}
-        return super().matches(scope)
+        if path.startswith(self.literal):
+            return super().matches(scope)
+        return _NO_MATCH  # one shared answer: a request to a late plugin's route gets a hundred
 
 
 def api_router(app, prefix: str = "", **kwargs: Any) -> APIRouter:
