@@ -147,7 +147,7 @@ async def run_apps(names: list[str], env: dict, reqs: dict, tokens: list[str], n
             (name, app), = apps.items()
             await measure(app, reqs[profile], tokens, 20)
             for sql in await sent_by(app, reqs[profile], tokens):
-                print(" ".join(sql.split())[:160])
+                print(" ".join(sql.split())[:160 if not os.environ.get("MYHIBACHI_BENCH_FULL_SQL") else None])
             return best
         if profile:
             from pyinstrument import Profiler

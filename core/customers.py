@@ -10,6 +10,8 @@ under their labels (``loyalty.points_balance``), read by the same statement.
 """
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -241,11 +243,12 @@ async def views(ctx, principal: Principal, rows: list[dict[str, Any]]) -> list[B
 
 async def create_customer(conn, ctx, *, email: str, name: str, phone: str | None = None,
                           address: str | None = None, password: str | None = None,
-                          actor: str | None = None) -> dict[str, Any]:
-    """Create a customer; 422 problem on bad input (field named), 409 when the email is taken."""
-    values = {"email": normalise_email(email), "name": _clean_name(name),
-              "phone": normalise_phone(phone) if phone else None, "address": _clean_address(address)}
-    password_hash = await hash_password(_check_password(password)) if password is not None else None
+                          actor: str | None = None, password_hash: str | None = None) -> dict[str, Any]:
+    """Create a customer; 422 problem on bad input (field named), 409 when the email is taken.
+    ``password_hash`` is a password hashed already (a confirmed sign-up's)."""
+    values = _checked(email=email, name=name, phone=phone, address=address)
+    if password is not None:
+        password_hash = await hash_password(_check_password(password))
     customer_id = uuid.uuid4()
     # Read back by the view's own lookup (RETURNING cannot carry the plugins' correlated
     # columns); nothing found means the insert met the email of another customer.
@@ -259,6 +262,101 @@ async def create_customer(conn, ctx, *, email: str, name: str, phone: str | None
     await events.publish(conn, ctx, "customer.created", {"customer_id": str(customer_id)},
                          actor=actor or str(customer_id))
     return _open(ctx, row)
+
+
+def _checked(*, email: str, name: str, phone: str | None, address: str | None) -> dict[str, Any]:
+    return {"email": normalise_email(email), "name": _clean_name(name),
+            "phone": normalise_phone(phone) if phone else None, "address": _clean_address(address)}
+
+
+# --- confirming an email: sign-up and email change -------------------------------------------
+# Whether an address has an account is told only to that mailbox: sign-up and an email change
+# answer the same either way and send one email either way (a code, or a notice that the
+# address has an account already), so neither the answer nor its timing is an oracle.
+
+CODE_TTL_SECONDS = 24 * 3600
+
+
+def _seal_code(ctx, aad: str, data: dict[str, Any]) -> str:
+    """A code only this service can open: ``data`` and its expiry sealed under the current key."""
+    v = vault(ctx)
+    sealed = v.encrypt(json.dumps({**data, "exp": int(time.time()) + CODE_TTL_SECONDS}), aad)
+    return f"{v.current_id}.{sealed.replace('+', '-').replace('/', '_').rstrip('=')}"
+
+
+def _open_code(ctx, aad: str, code: str) -> dict[str, Any]:
+    key_id, _, sealed = code.strip().rpartition(".")
+    try:
+        data = json.loads(vault(ctx).decrypt(
+            sealed.replace("-", "+").replace("_", "/") + "=" * (-len(sealed) % 4), key_id, aad))
+    except Exception:  # not ours, altered, for another purpose or under a retired key
+        raise invalid("code", "the code is not valid") from None
+    if data["exp"] < time.time():
+        raise invalid("code", "the code has expired; ask for a new one")
+    return data
+
+
+async def _email_taken(conn, ctx, email: str) -> bool:
+    digest = vault(ctx).lookup_hash("email", email)
+    return await conn.scalar(sa.select(customers.c.id).where(customers.c.email_hash == digest)) is not None
+
+
+async def _mail(ctx, to: str, subject: str, text: str) -> None:
+    try:
+        await ctx.ports.email.send(to, subject, text)
+    except Exception as exc:
+        raise Problem(503, "Email unavailable", "the confirmation email could not be sent; try again",
+                      kind="email-unavailable") from exc
+
+
+_ALREADY = ("Someone, hopefully you, asked to use this email address for a My Hibachi account, but it "
+            "has one already. Sign in with it instead. If this was not you, you can ignore this email.")
+
+
+async def request_signup(conn, ctx, *, email: str, name: str, password: str, phone: str | None = None,
+                         address: str | None = None) -> None:
+    """Check a sign-up and email its address a code (``confirm_signup`` creates the account),
+    or, when the address has an account, a notice saying so: the caller learns neither."""
+    values = _checked(email=email, name=name, phone=phone, address=address)
+    password_hash = await hash_password(_check_password(password))  # both ways: the same work
+    subject = "Confirm your My Hibachi account"
+    if await _email_taken(conn, ctx, values["email"]):
+        await _mail(ctx, values["email"], subject, _ALREADY)
+        return
+    code = _seal_code(ctx, "customers.signup", {**values, "password_hash": password_hash})
+    await _mail(ctx, values["email"], subject,
+                f"Your sign-up code is:\n\n{code}\n\nEnter it with your password to finish signing up; it "
+                f"expires in 24 hours. If you did not sign up, you can ignore this email.")
+
+
+async def confirm_signup(conn, ctx, code: str, password: str) -> dict[str, Any]:
+    """The account of an emailed sign-up code, with the password chosen at sign-up (so a code
+    alone, forwarded or sent to a victim's mailbox, opens nothing); 409 if it exists by now."""
+    data = _open_code(ctx, "customers.signup", code)
+    if not await verify_password(data["password_hash"], password):
+        raise Problem(401, "Unauthorized", "the code or password is wrong", kind="invalid-credentials")
+    return await create_customer(conn, ctx, email=data["email"], name=data["name"], phone=data["phone"],
+                                 address=data["address"], password_hash=data["password_hash"])
+
+
+async def request_email_change(conn, ctx, customer_id: uuid.UUID, email: str) -> None:
+    """Email the new address a code that moves the account there (``confirm_email_change``),
+    or a notice when it has an account already; the answer is the same."""
+    email = normalise_email(email)
+    subject = "Confirm your new My Hibachi email"
+    if await _email_taken(conn, ctx, email):
+        await _mail(ctx, email, subject, _ALREADY)
+        return
+    code = _seal_code(ctx, f"customers.email_change:{customer_id}", {"email": email})
+    await _mail(ctx, email, subject, f"Your code to move your My Hibachi account to this address is:\n\n{code}\n\n"
+                                     f"It expires in 24 hours. If you did not ask for this, you can ignore this email.")
+
+
+async def confirm_email_change(conn, ctx, customer_id: uuid.UUID, code: str, *,
+                               actor: str | None = None) -> dict[str, Any] | None:
+    """Move the account to the address its code was sent to; 409 if that has an account by now."""
+    data = _open_code(ctx, f"customers.email_change:{customer_id}", code)
+    return await update_customer(conn, ctx, customer_id, actor=actor, email=data["email"])
 
 
 async def update_customer(conn, ctx, customer_id: uuid.UUID, *, actor: str | None = None,

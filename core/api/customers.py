@@ -30,6 +30,20 @@ class SignupOut(TokenPair):
     customer: Customer
 
 
+class SignupAccepted(BaseModel):
+    status: Literal["confirmation_sent"] = "confirmation_sent"
+    detail: str = "a code is on its way to the email address: confirm it with the password to sign in"
+
+
+class ConfirmSignupIn(BaseModel):
+    code: str = Field(min_length=1, max_length=2000, description="The code the sign-up email carries.")
+    password: str = Field(max_length=service.MAX_PASSWORD, description="The password given at sign-up.")
+
+
+class ConfirmEmailIn(BaseModel):
+    code: str = Field(min_length=1, max_length=2000, description="The code sent to the new address.")
+
+
 class LoginIn(BaseModel):
     email: str = Field(max_length=320)
     password: str = Field(max_length=service.MAX_PASSWORD)
@@ -65,11 +79,20 @@ def router(make, models) -> APIRouter:
     Signup = SignupOut if View is Customer else create_model(
         "SignupOut", __base__=SignupOut, __module__=SignupOut.__module__, customer=(View, ...))
 
-    @r.post("", response_model=Signup, status_code=201, responses=error_responses(409))
-    async def signup(body: SignupIn, request: Request, response: Response, conn: Conn = Connection) -> SignupOut:
-        """Create a customer account and sign it in."""
+    @r.post("", response_model=SignupAccepted, status_code=202, responses=error_responses(503))
+    async def signup(body: SignupIn, request: Request, conn: Conn = Connection) -> SignupAccepted:
+        """Ask for an account: the address gets a code to confirm it with (`POST
+        /v1/customers/confirm`). The answer is the same whether or not the address has an
+        account already (its owner is told by email instead), so it tells no one who is a customer."""
+        await service.request_signup(conn, request.app.state.ctx, **body.model_dump())
+        return SignupAccepted()
+
+    @r.post("/confirm", response_model=Signup, status_code=201, responses=error_responses(401, 409))
+    async def confirm_signup(body: ConfirmSignupIn, request: Request, response: Response,
+                             conn: Conn = Connection) -> SignupOut:
+        """Create the account of a sign-up code, given with its password, and sign it in."""
         ctx = request.app.state.ctx
-        customer = await service.create_customer(conn, ctx, **body.model_dump())
+        customer = await service.confirm_signup(conn, ctx, body.code, body.password)
         tokens = await issue_session(conn, ctx.settings, subject=str(customer["id"]), kind="customer")
         response.headers.update(NO_STORE)
         return Signup(customer=await _view(request, Principal("customer", str(customer["id"])), customer),
@@ -96,11 +119,27 @@ def router(make, models) -> APIRouter:
         found = await service.get_customer(conn, request.app.state.ctx, uuid.UUID(principal.id))
         return await _view(request, principal, found)
 
-    @r.patch("/me", response_model=View, responses=error_responses(401, 403, 404, 409))
+    @r.patch("/me", response_model=View, responses=error_responses(401, 403, 404, 503))
     async def update_me(body: ProfileUpdate, request: Request, principal: Principal = Depends(current_customer),
                         conn: Conn = Connection) -> Customer:
-        found = await service.update_customer(conn, request.app.state.ctx, uuid.UUID(principal.id),
-                                              actor=_actor(principal), **body.model_dump(exclude_unset=True))
+        """Only the fields sent change. A new email takes effect once confirmed with the code
+        sent to it (`POST /v1/customers/me/email`); the answer is the same whether or not
+        another account has that address."""
+        ctx = request.app.state.ctx
+        changes = body.model_dump(exclude_unset=True)
+        email = changes.pop("email", None)
+        customer_id = uuid.UUID(principal.id)
+        found = await service.update_customer(conn, ctx, customer_id, actor=_actor(principal), **changes)
+        if found is not None and email is not None and service.normalise_email(email) != found["email"]:
+            await service.request_email_change(conn, ctx, customer_id, email)
+        return await _view(request, principal, found)
+
+    @r.post("/me/email", response_model=View, responses=error_responses(401, 403, 404, 409))
+    async def confirm_email(body: ConfirmEmailIn, request: Request, principal: Principal = Depends(current_customer),
+                            conn: Conn = Connection) -> Customer:
+        """Move the account to the address the code was sent to."""
+        found = await service.confirm_email_change(conn, request.app.state.ctx, uuid.UUID(principal.id), body.code,
+                                                   actor=_actor(principal))
         return await _view(request, principal, found)
 
     return r

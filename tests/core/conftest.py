@@ -43,3 +43,32 @@ def booking_body(**over) -> dict:
             "address": "12 Grill Street, Springfield", "zip_code": "12345", "menu": "chicken, shrimp"}
     body.update(over)
     return body
+
+
+async def emailed_code(app, to: str) -> str:
+    """The code of the newest email to ``to`` that the offline email adapter recorded."""
+    import re
+
+    from myhibachi.core.crypto import vault
+    from myhibachi.core.ports import outbox
+
+    ctx = app.state.ctx
+    sent = [r["payload"] for r in await outbox.read(ctx.db, "email", limit=500, vault=vault(ctx))
+            if r["payload"]["to"] == to]
+    assert sent, f"no email to {to}"
+    found = re.search(r"code[^:]*:\s+(\S+)", sent[-1]["text"])
+    assert found, sent[-1]["text"]
+    return found.group(1)
+
+
+async def sign_up(c, app, body: dict) -> dict:
+    """A customer signed up through the API as a person would: ask, read the emailed code,
+    confirm it with the password; the confirmation's answer (tokens and customer)."""
+    from myhibachi.core.customers import normalise_email
+
+    r = await c.post("/v1/customers", json=body)
+    assert r.status_code == 202, r.text
+    code = await emailed_code(app, normalise_email(body["email"]))
+    r = await c.post("/v1/customers/confirm", json={"code": code, "password": body["password"]})
+    assert r.status_code == 201, r.text
+    return r.json()

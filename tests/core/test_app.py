@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from myhibachi.core import Plugin, hookimpl
+from tests.core.conftest import emailed_code
 
 
 class Echo(BaseModel):
@@ -177,8 +178,10 @@ async def test_every_response_carries_the_security_headers_and_no_store(make_app
     by not adding them in the middleware: red."""
     app = make_app([])
     async with client_of(app) as c:
-        signup = await c.post("/v1/customers", json={"email": "hdr@example.com", "password": "correct horse 1",
-                                                     "name": "H"})
+        asked = await c.post("/v1/customers", json={"email": "hdr@example.com", "password": "correct horse 1",
+                                                    "name": "H"})
+        signup = await c.post("/v1/customers/confirm", json={"code": await emailed_code(app, "hdr@example.com"),
+                                                             "password": "correct horse 1"})
         me = await c.get("/v1/customers/me", headers={"Authorization": f"Bearer {signup.json()['access_token']}"})
         problem = await c.get("/v1/customers/me")
         unmatched = await c.get("/v1/nothing-here")
@@ -188,7 +191,7 @@ async def test_every_response_carries_the_security_headers_and_no_store(make_app
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://test") as c:
         secure = await c.get("/healthz")
     assert (me.status_code, problem.status_code, unmatched.status_code, docs.status_code) == (200, 401, 404, 200)
-    for r in (signup, me, problem, unmatched, docs, secure):
+    for r in (asked, signup, me, problem, unmatched, docs, secure):
         assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
         assert r.headers["referrer-policy"] == "no-referrer" and r.headers["cache-control"] == "no-store"
     for r in (signup, me, problem, unmatched, secure):

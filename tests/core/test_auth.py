@@ -12,14 +12,13 @@ import sqlalchemy as sa
 
 from myhibachi.core.auth import create_api_key
 from myhibachi.core.models import api_keys, refresh_tokens
+from tests.core.conftest import sign_up
 
 ANN = {"email": "ann@example.com", "password": "correct horse 1", "name": "Ann"}
 
 
-async def signed_up(c) -> dict:
-    r = await c.post("/v1/customers", json=ANN)
-    assert r.status_code == 201, r.text
-    return r.json()
+async def signed_up(c, app) -> dict:
+    return await sign_up(c, app, ANN)
 
 
 def bearer(token: str) -> dict:
@@ -29,7 +28,7 @@ def bearer(token: str) -> dict:
 async def test_login_returns_short_lived_token_and_refresh_token(make_app, client_of, settings):
     app = make_app([])
     async with client_of(app) as c:
-        ann = await signed_up(c)
+        ann = await signed_up(c, app)
         ok = await c.post("/v1/customers/login", json={"email": " ANN@example.com", "password": ANN["password"]})
         wrong = await c.post("/v1/customers/login", json={"email": ANN["email"], "password": "not it at all"})
         nobody = await c.post("/v1/customers/login", json={"email": "x@example.com", "password": ANN["password"]})
@@ -50,7 +49,7 @@ async def test_login_returns_short_lived_token_and_refresh_token(make_app, clien
 async def test_refresh_rotates_and_reuse_revokes_the_family(make_app, client_of):
     app = make_app([])
     async with client_of(app) as c:
-        first = (await signed_up(c))["refresh_token"]
+        first = (await signed_up(c, app))["refresh_token"]
         r1 = await c.post("/v1/auth/refresh", json={"refresh_token": first})
         second = r1.json()["refresh_token"]
         me = await c.get("/v1/customers/me", headers=bearer(r1.json()["access_token"]))
@@ -76,7 +75,7 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(make_app, client_of)
 async def test_logout_revokes_the_refresh_token(make_app, client_of):
     app = make_app([])
     async with client_of(app) as c:
-        token = (await signed_up(c))["refresh_token"]
+        token = (await signed_up(c, app))["refresh_token"]
         refreshed = (await c.post("/v1/auth/refresh", json={"refresh_token": token})).json()["refresh_token"]
         out = await c.post("/v1/auth/logout", json={"refresh_token": refreshed})
         again = await c.post("/v1/auth/refresh", json={"refresh_token": refreshed})
@@ -88,7 +87,7 @@ async def test_logout_revokes_the_refresh_token(make_app, client_of):
 async def test_refresh_of_a_disabled_customer_is_refused(make_app, client_of):
     app = make_app([])
     async with client_of(app) as c:
-        ann = await signed_up(c)
+        ann = await signed_up(c, app)
         async with app.state.ctx.db.transaction() as conn:
             await conn.run(sa.text("UPDATE customers SET status = 'disabled'"))
         r = await c.post("/v1/auth/refresh", json={"refresh_token": ann["refresh_token"]})
@@ -99,7 +98,7 @@ async def test_expired_or_forged_access_tokens_are_401(make_app, client_of, sett
     app = make_app([])
     now = datetime.now(timezone.utc)
     async with client_of(app) as c:
-        ann = await signed_up(c)
+        ann = await signed_up(c, app)
         sub = ann["customer"]["id"]
         expired = jwt.encode({"sub": sub, "kind": "customer", "exp": now - timedelta(seconds=5)},
                              settings.signing_key, algorithm="HS256")
@@ -169,7 +168,7 @@ async def test_admin_bootstrap_prints_a_super_admin_key_once(make_app, client_of
 async def test_concurrent_use_of_one_refresh_token_succeeds_once(make_app, client_of):
     app = make_app([])
     async with client_of(app) as c:
-        token = (await signed_up(c))["refresh_token"]
+        token = (await signed_up(c, app))["refresh_token"]
         answers = await asyncio.gather(*(c.post("/v1/auth/refresh", json={"refresh_token": token}) for _ in range(5)))
     assert sorted(r.status_code for r in answers) == [200, 401, 401, 401, 401]
 
@@ -182,7 +181,7 @@ async def test_a_remembered_token_still_expires(make_app, client_of, settings):
 
     app = make_app([])
     async with client_of(app) as c:
-        sub = (await signed_up(c))["customer"]["id"]
+        sub = (await signed_up(c, app))["customer"]["id"]
         exp = datetime.now(timezone.utc) + timedelta(seconds=1.5)
         token = jwt.encode({"sub": sub, "kind": "customer", "exp": exp}, settings.signing_key, algorithm="HS256")
         assert (await c.get("/v1/customers/me", headers=bearer(token))).status_code == 200
@@ -214,7 +213,7 @@ async def test_customer_login_backs_off_per_account_and_address(make_app, redis_
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(ip, 4000)), base_url="http://test")
 
     async with client("203.0.113.7") as attacker, client("198.51.100.2") as owner, client("192.0.2.9") as sprayer:
-        await signed_up(owner)
+        await signed_up(owner, app)
         for email in (ANN["email"], "ghost@example.com"):
             for _ in range(5):
                 r = await attacker.post("/v1/customers/login", json={"email": email, "password": "not it at all"})
@@ -255,7 +254,7 @@ async def test_logout_refuses_the_access_tokens_of_that_sign_in(make_app, client
     async with app.router.lifespan_context(app):
         await _live(app)
         async with client_of(app) as c:
-            ann = await signed_up(c)
+            ann = await signed_up(c, app)
             other = (await c.post("/v1/customers/login", json=ANN)).json()
             await _settled(app)
             before = await c.get("/v1/customers/me", headers=bearer(ann["access_token"]))  # now cached
@@ -275,7 +274,7 @@ async def test_a_revoked_family_refuses_its_access_tokens(make_app, client_of):
     async with app.router.lifespan_context(app):
         await _live(app)
         async with client_of(app) as c:
-            ann = await signed_up(c)
+            ann = await signed_up(c, app)
             rotated = (await c.post("/v1/auth/refresh", json={"refresh_token": ann["refresh_token"]})).json()
             await _settled(app)
             before = await c.get("/v1/customers/me", headers=bearer(rotated["access_token"]))
@@ -299,7 +298,7 @@ async def test_disabling_a_customer_refuses_their_access_tokens(make_app, client
     async with app.router.lifespan_context(app):
         await _live(app)
         async with client_of(app) as c:
-            ann = await signed_up(c)
+            ann = await signed_up(c, app)
             await _settled(app)
             before = await c.get("/v1/customers/me", headers=bearer(ann["access_token"]))
             disabled = await c.patch(f"/v1/admin/customers/{ann['customer']['id']}", json={"status": "disabled"},

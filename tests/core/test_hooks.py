@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from myhibachi.core import Plugin, events, hookimpl, migrate
+from tests.core.conftest import sign_up
 from myhibachi.core.auth import Principal, issue_access_token, require
 from myhibachi.core.hookspecs import BookingView, Refusal, SlotLimit
 from myhibachi.core.models import bookings, customers
@@ -450,8 +451,8 @@ async def test_hook_customer_fields(make_app, client_of, customer, staff, monkey
 
     async with client_of(app) as c:
         schemas = (await c.get("/openapi.json")).json()["components"]["schemas"]
-        signed_up = (await c.post("/v1/customers", json={"email": "zoe@example.com", "password": "long enough pw",
-                                                        "name": "Zoe Cook"})).json()
+        signed_up = await sign_up(c, app, {"email": "zoe@example.com", "password": "long enough pw",
+                                           "name": "Zoe Cook"})
         zoe = {"Authorization": f"Bearer {signed_up['access_token']}"}
         monkeypatch.setattr(db, "_compile", counted)
         me = (await c.get("/v1/customers/me", headers=zoe)).json()

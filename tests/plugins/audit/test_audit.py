@@ -22,6 +22,7 @@ from myhibachi.core.errors import Problem
 from myhibachi.plugins.audit import service as audit_service
 from myhibachi.plugins.audit.models import audit_logs
 from tests.plugins.admin_rbac.helpers import PASSWORD, admin_headers
+from tests.core.conftest import sign_up
 
 FLAGS = {"FEATURE_FLAG_ADMIN_USERS": True, "FEATURE_FLAG_AUDIT_LOGS": True}
 
@@ -532,10 +533,9 @@ async def test_the_app_role_cannot_rewrite_the_audit_trail_and_serves_a_journey(
         assert await _scalar(db, "SELECT current_user") == name
         assert await _scalar(db, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False
         async with client_of(app) as c:
-            r = await c.post("/v1/customers", json={"email": "ann@example.com", "password": "correct horse 1",
-                                                    "name": "Ann Lee", "phone": "(415) 555-2671"})
-            assert r.status_code == 201, r.text
-            auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            signed = await sign_up(c, app, {"email": "ann@example.com", "password": "correct horse 1",
+                                            "name": "Ann Lee", "phone": "(415) 555-2671"})
+            auth = {"Authorization": f"Bearer {signed['access_token']}"}
             r = await c.post("/v1/bookings", json=booking_body(), headers=auth)
             assert r.status_code == 201, r.text
             _, h = await admin_headers(app, c, "root@myhibachi.dev", ["super_admin"])

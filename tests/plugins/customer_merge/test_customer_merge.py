@@ -23,6 +23,7 @@ from myhibachi.plugins.loyalty import LoyaltyPlugin
 from myhibachi.plugins.loyalty.models import loyalty_accounts
 from myhibachi.plugins.preferences import PreferencesPlugin
 from myhibachi.plugins.preferences.models import customer_preferences
+from tests.core.conftest import sign_up
 
 FLAGS = {"FEATURE_FLAG_CUSTOMER_MERGE": True, "FEATURE_FLAG_DIRECT_COMMUNICATIONS": True,
          "FEATURE_FLAG_AUDIT_LOGS": True, "FEATURE_FLAG_DEPOSIT_API": True, "FEATURE_FLAG_LOYALTY_POINTS": True,
@@ -209,10 +210,9 @@ async def test_duplicates_by_name_and_address(make_app, client_of, seed, drain):
                 ("other", "José Álvarez", "+12025550173", "99 Pine Road"),
                 ("twin1", "Kim Lee", "+12025550174", "5 Elm Drive"),
                 ("twin2", "Kim Lee", "+12025550174", "5 Elm Dr.")):
-            made = await c.post("/v1/customers", json={"email": f"{who}@example.com", "password": "correct horse 1",
-                                                       "name": name, "phone": phone, "address": address})
-            assert made.status_code == 201, made.text
-            people[who] = made.json()["customer"]["id"]
+            made = await sign_up(c, app, {"email": f"{who}@example.com", "password": "correct horse 1",
+                                          "name": name, "phone": phone, "address": address})
+            people[who] = made["customer"]["id"]
     await drain(app)
     async with client_of(app, headers=await seed.staff("customers.merge")) as c:
         first = (await c.get(f"{BASE}/duplicates", params={"limit": 1})).json()

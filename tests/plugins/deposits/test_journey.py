@@ -12,6 +12,7 @@ from myhibachi.plugins.loyalty.models import loyalty_transactions
 from myhibachi.plugins.payment_history.models import payment_ledger
 from tests.plugins.deposits.helpers import BASE, booking_status, key, published, refunds_of
 from tests.plugins.deposits.test_money_flow import BALANCE, money_app, redeliver, rows
+from tests.core.conftest import sign_up
 
 NY = "America/New_York"
 
@@ -27,11 +28,10 @@ async def test_journey_money_flow(make_app, client_of, seed, clean_db, drain, lo
     staff = await seed.staff("bookings.write")
     day = (date.today() + timedelta(days=9)).isoformat()
     async with client_of(app) as c:
-        signed = await c.post("/v1/customers", json={"email": "june@example.com", "password": "long enough pw",
-                                                     "name": "June Cook"})
-        assert signed.status_code == 201, signed.text
-        me = {"Authorization": f"Bearer {signed.json()['access_token']}"}
-        june = signed.json()["customer"]["id"]
+        signed = await sign_up(c, app, {"email": "june@example.com", "password": "long enough pw",
+                                        "name": "June Cook"})
+        me = {"Authorization": f"Bearer {signed['access_token']}"}
+        june = signed["customer"]["id"]
 
         slots = await c.get("/v1/availability", params={"from": day, "to": day, "time_zone": NY,
                                                         "party_size": 10, "zip_code": "10001"})
