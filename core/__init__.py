@@ -30,6 +30,8 @@ _LAZY = {
     # errors (RFC 9457 problems)
     "Problem": "errors", "invalid": "errors", "not_found": "errors", "conflict": "errors",
     "error_responses": "errors",
+    # request text PostgreSQL can store (no NUL, no lone surrogate: a 422 naming the field)
+    "Text": "booking_schemas",
     # keyset paging
     "fetch_page": "pagination", "keyset": "pagination", "page_of": "pagination",
     "encode_cursor": "pagination", "LIMIT": "pagination", "CURSOR": "pagination", "NextCursor": "pagination",
@@ -82,6 +84,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # editors and type checkers see the lazy names as plain imports
     from myhibachi.core import audit, bookings, customers, idempotency, roles, tables, webhooks
     from myhibachi.core.app import create_app
+    from myhibachi.core.booking_schemas import Text
     from myhibachi.core.auth import (Principal, authenticated, check_owner_or, current_customer, current_principal,
                                      has_permission, issue_access_token, permission_matches_known, require)
     from myhibachi.core.context import AppContext, app_context

@@ -55,7 +55,10 @@ class _Recorder:
     async def _record(self, operation: str, payload: dict[str, Any]) -> None:
         from myhibachi.core.crypto import vault
 
-        async with self.ctx.db.transaction() as conn:
+        # One INSERT on an autocommit connection of the reads pool: a request inside its
+        # transaction holds a connection of the writes pool already, and waiting there for a
+        # second one deadlocks once the pool is full of such requests.
+        async with self.ctx.db.read() as conn:
             await outbox.record(conn, self.port, operation, payload, vault(self.ctx))
 
 

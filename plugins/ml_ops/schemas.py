@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from myhibachi.core import NextCursor
+from myhibachi.core import NextCursor, Text
 
 Key = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$", description="Lower case letters, digits, _ . -")
 Feature = Field(default="default", pattern=r"^[a-z0-9][a-z0-9_.-]{0,49}$", description="What the call is for.")
@@ -16,7 +16,7 @@ Feature = Field(default="default", pattern=r"^[a-z0-9][a-z0-9_.-]{0,49}$", descr
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["system", "user", "assistant"]
-    content: str = Field(min_length=1, max_length=20_000)
+    content: Text = Field(min_length=1, max_length=20_000)
 
 
 class CompletionIn(BaseModel):
@@ -27,7 +27,7 @@ class CompletionIn(BaseModel):
                                  "(and system part) is rendered with ``variables`` and sent after ``messages``.")
     version: int | None = Field(default=None, ge=1, le=1_000_000,
                                 description="The template's version; its latest by default.")
-    variables: dict[str, str] = Field(default_factory=dict)
+    variables: dict[str, Text] = Field(default_factory=dict)
     model: str | None = Field(default=None, max_length=100, description="Overrides the configured model.")
     conversation_id: uuid.UUID | None = Field(default=None, description=(
         "Continue (or start) this conversation: its earlier turns are the context."))

@@ -343,3 +343,23 @@ async def test_a_sealed_field_is_bound_to_its_customer_and_field(make_app, clien
     async with ctx.db.read() as conn:
         with pytest.raises(InvalidTag):
             await service.get_customer(conn, ctx, uuid.UUID(bob["id"]))
+
+
+async def test_a_request_that_sends_an_email_needs_one_connection_of_its_pool(settings, db_url, clean_db, client_of):
+    """Sign-up emails its code from inside the request's transaction; the offline adapter
+    records the email on a connection of the other pool, so a request never waits on its own
+    pool for a second connection (with every connection held by such requests, none would
+    come). Broken on purpose by recording in a transaction of the writes pool: the sign-up
+    waits out the pool's timeout (red)."""
+    from myhibachi.core.app import create_app
+    from myhibachi.core.db import Database
+
+    database = Database(db_url, pool_size=1)
+    app = create_app([], settings=settings, database=database)
+    try:
+        async with client_of(app) as c:
+            r = await asyncio.wait_for(c.post("/v1/customers", json=ANN), 5)
+        assert r.status_code == 202, r.text
+        assert await emailed_code(app, "ann.lee@example.com")
+    finally:
+        await database.close()

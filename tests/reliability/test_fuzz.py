@@ -4,7 +4,7 @@ The app has every installed plugin with its flag on and is called in-process ove
 as a super-admin API key (``*``) and as a customer. Each operation gets positive cases
 (valid per its schema) and negative ones (invalid on purpose), seeded and few in CI
 (``MYHIBACHI_FUZZ_EXAMPLES``, default 4 per operation, mode and caller); ``make fuzz``
-runs many more, unseeded. Every answer must be below 500, and every 4xx a problem body.
+runs many more, unseeded; ``MYHIBACHI_FUZZ_OPERATIONS`` picks operations to replay a finding. Every answer must be below 500, and every 4xx a problem body.
 """
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from tests.reliability.conftest import all_flags_on, installed_plugins, loopless
 
 EXAMPLES = int(os.environ.get("MYHIBACHI_FUZZ_EXAMPLES", "4"))
 DERANDOMIZE = os.environ.get("MYHIBACHI_FUZZ_RANDOM", "") != "1"
+# ``POST /v1/ai/completions,GET /v1/bookings``: only these operations (to replay a finding)
+ONLY = {label.strip() for label in os.environ.get("MYHIBACHI_FUZZ_OPERATIONS", "").split(",") if label.strip()}
 
 # Operations or answers deliberately left out of the check, each with its reason. Empty:
 # everything is held to the rule.
@@ -55,6 +57,8 @@ def problems_in(app, callers: dict[str, dict[str, str]]) -> dict[str, list[str]]
     seen_kinds: set[tuple[str, str]] = set()
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 30, [op.label for op in operations]
+    if ONLY:
+        operations = [op for op in operations if op.label in ONLY or op.path == "/v1/locations"]
 
     with asgi.get_client(app) as client:
         if any(op.path == "/v1/locations" for op in operations):  # so that valid bookings get deep
