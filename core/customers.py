@@ -202,6 +202,16 @@ async def find_by_email(conn, ctx, email: str) -> dict[str, Any] | None:
     return _open(ctx, row) if row else None
 
 
+def phone_hash(ctx, number: str | None) -> bytes | None:
+    """The lookup hash a profile with ``number`` (in any spelling) has for its phone, so a plugin
+    keeping numbers (a caller's, an SMS sender's) finds a customer's rows by it; None when
+    ``number`` is not a phone number (a withheld caller id)."""
+    try:
+        return vault(ctx).lookup_hash("phone", normalise_phone(number)) if number else None
+    except Problem:
+        return None
+
+
 async def find_by_phone(conn, ctx, phone: str) -> list[dict[str, Any]]:
     digest = vault(ctx).lookup_hash("phone", normalise_phone(phone))
     rows = await conn.fetch_all(sa.select(*_PROFILE).where(customers.c.phone_hash == digest)

@@ -44,5 +44,11 @@ class EmbeddingsPlugin(Plugin):
             handlers["feedback.submitted"] = [service.on_feedback]
         return handlers
 
+    @hookimpl
+    async def customer_erase(self, customer_id, conn, ctx):
+        from myhibachi.plugins.embeddings.service import erase_customer
+
+        await erase_customer(conn, customer_id)
+
 
 plugin = EmbeddingsPlugin()

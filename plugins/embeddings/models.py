@@ -22,12 +22,18 @@ ai_embeddings = sa.Table(
     sa.Column("model", sa.String(100), nullable=False),
     sa.Column("dimensions", sa.Integer, nullable=False),
     sa.Column("embedding", Vector(DIMENSIONS), nullable=False),
+    # whose words these are, so an erasure finds them: the customer, or the lookup hash of the
+    # number they wrote or called from (a caller who is not a customer yet has only that)
+    sa.Column("customer_id", UUID(as_uuid=True)),
+    sa.Column("phone_hash", sa.LargeBinary(32)),
     created_at(),
     sa.CheckConstraint(f"dimensions = {DIMENSIONS}", name="dimensions"),
     sa.Index("ix_ai_embeddings_hnsw", "embedding", postgresql_using="hnsw",
              postgresql_ops={"embedding": "vector_cosine_ops"}),
     sa.Index("ix_ai_embeddings_source", "kind", "source_id"),
     sa.Index("ix_ai_embeddings_model", "model"),  # the worker finds rows of an older model without a scan
+    sa.Index("ix_ai_embeddings_customer", "customer_id", postgresql_where=sa.text("customer_id IS NOT NULL")),
+    sa.Index("ix_ai_embeddings_phone_hash", "phone_hash", postgresql_where=sa.text("phone_hash IS NOT NULL")),
     info={"plugin": "embeddings"},
 )
 
@@ -41,6 +47,8 @@ ai_embedding_queue = sa.Table(
     sa.Column("source_id", sa.String(200), nullable=False, unique=True),
     sa.Column("text_enc", sa.Text, nullable=False),
     sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("customer_id", UUID(as_uuid=True)),
+    sa.Column("phone_hash", sa.LargeBinary(32)),
     created_at(),
     info={"plugin": "embeddings"},
 )

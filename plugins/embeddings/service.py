@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from sqlalchemy.dialects.postgresql import insert
 
-from myhibachi.core import CallTranscripts, CustomerFeedback, fetch_page, publish_many, vault, webhooks
+from myhibachi.core import CallTranscripts, CustomerFeedback, customers, fetch_page, publish_many, tables, vault, webhooks
 from myhibachi.plugins.embeddings.models import ai_embedding_queue as queue
 from myhibachi.plugins.embeddings.models import ai_embeddings
 
@@ -24,8 +24,9 @@ def aad(row_id) -> str:
 
 
 _INSERT = sa.text(
-    "INSERT INTO ai_embeddings (id, kind, source_id, label, text_enc, key_id, model, dimensions, embedding) "
-    "VALUES (:id, :kind, :source_id, :label, :text_enc, :key_id, :model, :dimensions, CAST(:embedding AS vector))")
+    "INSERT INTO ai_embeddings (id, kind, source_id, label, text_enc, key_id, model, dimensions, embedding, "
+    "customer_id, phone_hash) VALUES (:id, :kind, :source_id, :label, :text_enc, :key_id, :model, :dimensions, "
+    "CAST(:embedding AS vector), :customer_id, :phone_hash)")
 
 async def store(conn, ctx, items) -> list[dict]:
     """Embed ``items`` (``text``, ``kind``, ``source_id``, ``label``) in one call of the port and
@@ -44,7 +45,8 @@ async def _store(conn, ctx, items, vectors) -> list[dict]:
         rows.append({"id": row_id, "kind": item["kind"], "source_id": item.get("source_id"),
                      "label": item.get("label"), "text_enc": box.encrypt(item["text"], aad(row_id)),
                      "key_id": box.current_id, "model": port.model, "dimensions": len(vector),
-                     "embedding": literal(vector)})
+                     "embedding": literal(vector), "customer_id": item.get("customer_id"),
+                     "phone_hash": item.get("phone_hash")})
     await conn.run(_INSERT, rows)
     await publish_many(conn, ctx, "embedding.stored", [
         {"embedding_id": str(r["id"]), "kind": r["kind"], "source_id": r["source_id"], "model": r["model"],
@@ -99,11 +101,14 @@ def _queue_aad(source_id: str) -> str:
     return f"ai_embedding_queue:{source_id}:text"
 
 
-async def enqueue(conn, ctx, kind: str, source_id: str, text: str) -> None:
-    """Queue a conversation's text for the worker (once per source: a redelivery adds nothing)."""
+async def enqueue(conn, ctx, kind: str, source_id: str, text: str, *, customer_id: uuid.UUID | None = None,
+                  phone_hash: bytes | None = None) -> None:
+    """Queue a conversation's text for the worker (once per source: a redelivery adds nothing),
+    with whose words they are (``customer_id`` or ``phone_hash``) for an erasure."""
     box = vault(ctx)
     await conn.run(insert(queue).values(id=uuid.uuid4(), kind=kind, source_id=source_id, key_id=box.current_id,
-                                        text_enc=box.encrypt(text, _queue_aad(source_id)))
+                                        text_enc=box.encrypt(text, _queue_aad(source_id)), customer_id=customer_id,
+                                        phone_hash=phone_hash)
                    .on_conflict_do_nothing(index_elements=["source_id"]))
 
 
@@ -111,7 +116,8 @@ async def on_inbound_sms(conn, event, ctx) -> None:
     """An SMS to one of our numbers: its text joins the conversations to embed."""
     data = await webhooks.data_of(conn, ctx, event)
     if (data.get("Body") or "").strip():
-        await enqueue(conn, ctx, "sms", data.get("MessageSid") or event["payload"]["event_id"], data["Body"])
+        await enqueue(conn, ctx, "sms", data.get("MessageSid") or event["payload"]["event_id"], data["Body"],
+                      phone_hash=customers.phone_hash(ctx, data.get("From")))
 
 
 async def on_utterance(conn, event, ctx) -> None:
@@ -119,7 +125,8 @@ async def on_utterance(conn, event, ctx) -> None:
     utterance = event["payload"]["utterance_id"]
     text = await ctx.service(CallTranscripts, caller="embeddings").utterance_text(conn, uuid.UUID(utterance))
     if (text or "").strip():
-        await enqueue(conn, ctx, "call", utterance, text)
+        caller = event["payload"].get("phone_hash")
+        await enqueue(conn, ctx, "call", utterance, text, phone_hash=bytes.fromhex(caller) if caller else None)
 
 
 async def on_feedback(conn, event, ctx) -> None:
@@ -127,7 +134,7 @@ async def on_feedback(conn, event, ctx) -> None:
     feedback = event["payload"]["feedback_id"]
     text = await ctx.service(CustomerFeedback, caller="embeddings").feedback_text(conn, uuid.UUID(feedback))
     if (text or "").strip():
-        await enqueue(conn, ctx, "feedback", feedback, text)
+        await enqueue(conn, ctx, "feedback", feedback, text, customer_id=uuid.UUID(event["payload"]["customer_id"]))
 
 
 _CLAIM = sa.select(queue).order_by(queue.c.created_at).limit(sa.bindparam("limit")).with_for_update(skip_locked=True)
@@ -141,7 +148,8 @@ async def embed_queued(ctx, batch: int = BATCH) -> int:
         claimed = await conn.fetch_all(_CLAIM, {"limit": batch})
         if not claimed:
             return 0
-        items = [{"kind": r["kind"], "source_id": r["source_id"], "label": None,
+        items = [{"kind": r["kind"], "source_id": r["source_id"], "label": None, "customer_id": r["customer_id"],
+                  "phone_hash": r["phone_hash"],
                   "text": box.decrypt(r["text_enc"], r["key_id"], _queue_aad(r["source_id"]))} for r in claimed]
         vectors = await ctx.ports.embeddings.embed([i["text"] for i in items])
         await _store(conn, ctx, items, vectors)
@@ -176,3 +184,17 @@ async def reembed_stale(ctx, batch: int = BATCH) -> int:
 async def work(ctx) -> int:
     """The worker's poller: the queued conversations first, then rows a model switch left."""
     return await embed_queued(ctx) or await reembed_stale(ctx)
+
+
+# --- erasure ---------------------------------------------------------------------------------
+
+_PHONE_OF = sa.select(tables.customers.c.phone_hash).where(tables.customers.c.id == sa.bindparam("id"))
+
+
+async def erase_customer(conn, customer_id: uuid.UUID) -> None:
+    """The customer's texts go, stored or queued: their feedback, and what was written or said
+    from their number (texts stored before owners were recorded carry none and stay)."""
+    digest = await conn.scalar(_PHONE_OF, {"id": customer_id})
+    for table in (ai_embeddings, queue):
+        whose = table.c.customer_id == customer_id
+        await conn.run(sa.delete(table).where(sa.or_(whose, table.c.phone_hash == digest) if digest else whose))

@@ -62,5 +62,17 @@ class VoiceAiPlugin(Plugin):
 
         return {"webhook.telephony": [service.on_call_status]}
 
+    @hookimpl
+    async def customer_export_sections(self, customer_id, conn, ctx):
+        from myhibachi.plugins.voice_ai.service import export_sections
+
+        return await export_sections(conn, ctx, customer_id)
+
+    @hookimpl
+    async def customer_erase(self, customer_id, conn, ctx):
+        from myhibachi.plugins.voice_ai.service import erase_customer
+
+        await erase_customer(conn, customer_id)
+
 
 plugin = VoiceAiPlugin()

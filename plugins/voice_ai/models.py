@@ -18,6 +18,8 @@ voice_calls = sa.Table(
     sa.Column("key_id", sa.String(40), nullable=False),
     sa.Column("from_enc", sa.Text),
     sa.Column("to_enc", sa.Text),
+    # the customers' lookup hash of the other party's number (From inbound, To outbound): an erasure finds the calls
+    sa.Column("phone_hash", sa.LargeBinary(32)),
     sa.Column("status", sa.String(20), nullable=False, server_default="in_ivr"),
     sa.Column("ivr_state", sa.String(40), nullable=False),
     sa.Column("ivr_failures", sa.Integer, nullable=False, server_default="0"),
@@ -34,6 +36,7 @@ voice_calls = sa.Table(
     timestamp("updated_at", nullable=False, server_default=sa.func.now()),
     sa.CheckConstraint(f"status IN {STATUSES}", name="status"),
     sa.UniqueConstraint("provider", "provider_call_id", name="uq_voice_calls_provider_call"),
+    sa.Index("ix_voice_calls_phone_hash", "phone_hash", postgresql_where=sa.text("phone_hash IS NOT NULL")),
     info=OWNER,
 )
 

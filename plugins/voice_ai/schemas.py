@@ -86,6 +86,9 @@ class UtteranceTranscribed(BaseModel):
     utterance_id: str
     seq: int
     sentiment: float
+    phone_hash: str | None = Field(None, description=(
+        "The customers' lookup hash (hex) of the number at the customer's end of the call, so a subscriber "
+        "keeping the words can erase them with the customer; None when it is not a phone number."))
 
 
 class CallFlagged(BaseModel):

@@ -11,8 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core import (PortError, Principal, Problem, conflict, fetch_page, invalid, not_found, publish, vault,
-                            webhooks)
+from myhibachi.core import (PortError, Principal, Problem, conflict, customers, fetch_page, invalid, not_found, publish,
+                            tables, vault, webhooks)
 from myhibachi.plugins.voice_ai import intents, ivr
 from myhibachi.plugins.voice_ai.models import voice_calls, voice_ivr_steps, voice_utterances
 
@@ -75,11 +75,12 @@ async def incoming(conn, ctx, form: dict[str, str], action: str) -> str:
     if not sid:
         raise invalid("body.CallSid", "the call's id is missing")
     call_id, v = uuid.uuid4(), vault(ctx)
+    direction = "outbound" if form.get("Direction", "").startswith("outbound") else "inbound"
     row = await conn.fetch_one(pg_insert(voice_calls).values(
-        id=call_id, provider=provider_of(ctx), provider_call_id=sid[:255],
-        direction="outbound" if form.get("Direction", "").startswith("outbound") else "inbound",
+        id=call_id, provider=provider_of(ctx), provider_call_id=sid[:255], direction=direction,
         key_id=v.current_id, from_enc=v.encrypt(form.get("From") or None, _aad(call_id, "from")),
         to_enc=v.encrypt(form.get("To") or None, _aad(call_id, "to")), ivr_state=ivr.START,
+        phone_hash=customers.phone_hash(ctx, form.get("To" if direction == "outbound" else "From")),
     ).on_conflict_do_nothing(constraint="uq_voice_calls_provider_call").returning(voice_calls.c.id))
     if row is None:
         existing = await conn.fetch_one(_BY_SID, {"sid": sid, "provider": provider_of(ctx)})
@@ -209,8 +210,9 @@ async def record_utterance(conn, ctx, call, text: str, *, source: str, sha: str 
         changes.update(flagged_at=sa.func.now(), flagged_reason=f"sentiment fell from {before:+.2f} to {score:+.2f}")
     await conn.run(sa.update(voice_calls).where(voice_calls.c.id == call["id"]).values(
         **changes, updated_at=sa.func.now()))
-    await publish(conn, ctx, "voice.utterance.transcribed", {"call_id": str(call["id"]), "utterance_id": str(uid),
-                                                             "seq": count + 1, "sentiment": score})
+    await publish(conn, ctx, "voice.utterance.transcribed", {
+        "call_id": str(call["id"]), "utterance_id": str(uid), "seq": count + 1, "sentiment": score,
+        "phone_hash": call["phone_hash"] and call["phone_hash"].hex()})
     if flagged:
         await publish(conn, ctx, "voice.call.flagged", {"call_id": str(call["id"]), "utterance_id": str(uid),
                                                         "sentiment": score, "reason": changes["flagged_reason"]})
@@ -329,3 +331,34 @@ async def _end(conn, ctx, form: dict[str, str]) -> None:
         voice_calls.c.provider == provider_of(ctx), voice_calls.c.provider_call_id == form.get("CallSid", ""),
         voice_calls.c.status != "ended").values(
         status="ended", duration_seconds=int(duration) if duration.isdigit() else None, updated_at=sa.func.now()))
+
+
+# --- the customer's data (export, erasure) ----------------------------------------------------
+
+_CUSTOMER_PHONE = sa.select(tables.customers.c.phone_hash).where(tables.customers.c.id == sa.bindparam("id"))
+_SEALED = ("key_id", "from_enc", "to_enc", "text_enc", "phone_hash")
+
+
+async def export_sections(conn, ctx, customer_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
+    """The calls with the customer's number and what was said on them, opened, for their data export."""
+    digest = await conn.scalar(_CUSTOMER_PHONE, {"id": customer_id})
+    found = [] if digest is None else await conn.fetch_all(
+        sa.select(voice_calls).where(voice_calls.c.phone_hash == digest)
+        .order_by(voice_calls.c.created_at, voice_calls.c.id))
+    said = [] if not found else await conn.fetch_all(
+        sa.select(voice_utterances).where(voice_utterances.c.call_id.in_([c["id"] for c in found]))
+        .order_by(voice_utterances.c.created_at, voice_utterances.c.seq))
+    return {"voice_ai.calls": [_plain(call_view(ctx, c)) for c in found],
+            "voice_ai.utterances": [_plain(utterance_view(ctx, u)) for u in said]}
+
+
+def _plain(view: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in view.items() if k not in _SEALED}
+
+
+async def erase_customer(conn, customer_id: uuid.UUID) -> None:
+    """An erasure: the calls with the customer's number go, their words and menu steps with them
+    (cascade). Calls stored before numbers were hashed carry no hash and are not found."""
+    digest = await conn.scalar(_CUSTOMER_PHONE, {"id": customer_id})
+    if digest is not None:
+        await conn.run(sa.delete(voice_calls).where(voice_calls.c.phone_hash == digest))

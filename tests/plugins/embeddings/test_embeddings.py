@@ -374,3 +374,86 @@ async def test_what_customers_said_in_feedback_is_searched_with_the_conversation
                                                                 "kind": "feedback"})
     assert found.status_code == 200, found.text
     assert [(h["source_id"], h["text"]) for h in found.json()["items"]] == [(feedback_id, said)]
+
+
+async def test_an_erased_customers_words_leave_the_conversations(make_app, client_of, seed, database):
+    """``DELETE /v1/customers/{id}`` takes the customer's texts out of the embeddings, stored or
+    still queued: their SMS (found by their number, however it was spelt), what they said on a
+    call (the caller's number, through voice_ai, which deletes the call and its words too) and
+    their feedback; another customer's texts and call stay, and search finds nothing of the
+    erased one. Broken on purpose: without embeddings' ``customer_erase`` the texts stay (red);
+    without voice_ai's the call and its transcript stay (red)."""
+    from datetime import timedelta
+
+    from myhibachi.core.db import utcnow
+    from myhibachi.core.events import deliver_due
+    from myhibachi.core.scheduled import pollers
+    from myhibachi.plugins.customer_export import CustomerExportPlugin
+    from myhibachi.plugins.embeddings.models import ai_embedding_queue
+    from myhibachi.plugins.feedback import FeedbackPlugin
+    from myhibachi.plugins.voice_ai import VoiceAiPlugin
+    from myhibachi.plugins.voice_ai.models import voice_calls, voice_utterances
+    from tests.plugins.voice_ai.helpers import FLAG as VOICE, INCOMING, IVR, call_form, post_signed
+
+    app = make_app([EmbeddingsPlugin(), VoiceAiPlugin(), FeedbackPlugin(), CustomerExportPlugin()],
+                   flags={**FLAGS, VOICE: True, "FEATURE_FLAG_CUSTOMER_FEEDBACK_HISTORY": True,
+                          "FEATURE_FLAG_CUSTOMER_EXPORT": True})
+    ctx = app.state.ctx
+    ana, bo = await seed.customer(phone="+12025550101"), await seed.customer(phone="+12025550188", name="Bo Li")
+    booking = await seed.booking(ana, utcnow() - timedelta(days=1))
+    url = "http://test/v1/webhooks/twilio"
+
+    async def sms(c, sid, sender, body):
+        params = {"MessageSid": sid, "From": sender, "To": "+15550009999", "Body": body}
+        answer = await c.post("/v1/webhooks/twilio", data=params,
+                              headers={"X-Twilio-Signature": ctx.ports.sms.sign_webhook(url, params)})
+        assert answer.status_code == 200, answer.text
+
+    async with client_of(app) as c:
+        await sms(c, "SM1", "(202) 555-0101", "My son has a peanut allergy, can the chef skip nuts?")
+        await sms(c, "SM2", "+12025550188", "What time will the chef arrive on Saturday?")
+        for sid, caller in (("CA1", "+12025550101"), ("CA2", "+12025550188")):
+            assert (await post_signed(c, ctx, INCOMING, call_form(sid, From=caller))).status_code == 200
+            assert (await post_signed(c, ctx, IVR, call_form(sid, From=caller, Digits="1"))).status_code == 200
+            said = call_form(sid, From=caller, SpeechResult=f"Book a hibachi chef for twelve guests, call {sid}")
+            assert (await post_signed(c, ctx, IVR, said)).status_code == 200
+    async with client_of(app, headers=await seed.staff("bookings.write")) as c:
+        assert (await c.post(f"/v1/bookings/{booking}/complete")).status_code == 200
+    async with client_of(app, headers=seed.token(ana)) as c:
+        made = await c.post(f"/v1/customers/{ana}/feedback", json={"booking_id": str(booking), "rating": 2,
+                                                                   "text": "The shrimp were cold."})
+        assert made.status_code == 201, made.text
+    while await deliver_due(ctx):
+        pass
+    assert await pollers(ctx)["embeddings"](ctx) == 5  # both SMS, both callers' words, the feedback
+    async with client_of(app) as c:  # one more from Ana, still queued when she is erased
+        await sms(c, "SM3", "+1 202 555 0101", "Please cancel the party")
+    while await deliver_due(ctx):
+        pass
+    async with database.read() as conn:
+        [ana_call] = await conn.scalars(sa.select(voice_calls.c.id).where(voice_calls.c.provider_call_id == "CA1"))
+        assert len(await conn.fetch_all(sa.select(ai_embedding_queue))) == 1
+
+    async with client_of(app, headers=seed.token(ana)) as c:
+        export = await c.get(f"/v1/customers/{ana}/export", params={"format": "json"})
+        assert export.status_code == 200, export.text
+        sections = export.json()["sections"]
+        assert [call["provider_call_id"] for call in sections["voice_ai.calls"]] == ["CA1"]
+        assert [u["text"] for u in sections["voice_ai.utterances"]] == [
+            "Book a hibachi chef for twelve guests, call CA1"]
+        gone = await c.delete(f"/v1/customers/{ana}")
+        assert gone.status_code == 204, gone.text
+    async with database.read() as conn:
+        kept = await conn.fetch_all(sa.select(ai_embeddings.c.kind, ai_embeddings.c.customer_id))
+        queued = await conn.fetch_all(sa.select(ai_embedding_queue))
+        calls = await conn.scalars(sa.select(voice_calls.c.provider_call_id))
+        words = await conn.fetch_all(sa.select(voice_utterances.c.call_id))
+    assert sorted(k["kind"] for k in kept) == ["call", "sms"] and queued == []
+    assert calls == ["CA2"] and len(words) == 1 and words[0]["call_id"] != ana_call
+    async with client_of(app, headers=await seed.staff("ai.read", "voice.read")) as c:
+        found = await c.post("/v1/ai/embeddings/search", json={"query": "a child allergic to peanuts"})
+        transcript = await c.get(f"/v1/ai/voice/calls/{ana_call}/transcript")
+    assert found.status_code == 200 and "peanut" not in found.text and "shrimp" not in found.text
+    assert "CA1" not in found.text and "CA2" in found.text
+    assert transcript.status_code == 404
+    assert bo  # Bo's texts are the ones kept above
