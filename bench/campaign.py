@@ -26,10 +26,11 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 
+# a placeholder ciphertext for the bookings' sealed address: a campaign reads only their time zone
 SEED = """
-INSERT INTO bookings (id, customer_id, starts_at, time_zone, duration_minutes, party_size, adults, address,
-                      zip_code, status, total_cents, slot_key)
-SELECT gen_random_uuid(), id, now() + interval '10 days', 'America/New_York', 120, 12, 12, 'x', '10001',
+INSERT INTO bookings (id, customer_id, starts_at, time_zone, duration_minutes, party_size, adults, address_enc,
+                      key_id, zip_code, status, total_cents, slot_key)
+SELECT gen_random_uuid(), id, now() + interval '10 days', 'America/New_York', 120, 12, 12, 'x', 'bench', '10001',
        'confirmed', 60000, 's' || id FROM customers;
 INSERT INTO comms_consents (customer_id, channel, marketing, source) SELECT id, 'email', true, 'bench' FROM customers;
 ANALYZE customers; ANALYZE bookings; ANALYZE comms_consents

@@ -191,7 +191,7 @@ def main() -> None:
         async def seed():
             ids = await load.seed_customers(db, settings, 500)
             location = await load.seed_location(db)
-            await load.seed_bookings(db, 0, 10_000, 500, location=location)
+            await load.seed_bookings(db, settings, 0, 10_000, 500, location=location)
             await db.close()
             return ids, location
 

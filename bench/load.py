@@ -126,18 +126,20 @@ async def seed_customers(db, settings, n: int) -> list[uuid.UUID]:
     return ids
 
 
+# ids and sealed addresses made in Python (the associated data names each booking), the rest in SQL
 BOOKINGS_SQL = """
 INSERT INTO bookings (id, customer_id, starts_at, time_zone, duration_minutes, party_size, adults, children,
-                      address, zip_code, status, price_lines, total_cents, currency, slot_key, pools, created_at,
-                      updated_at)
-SELECT gen_random_uuid(), c.id, t.starts_at, 'UTC', 60, 10, 10, 0, g || ' Market St', :zip,
+                      address_enc, zip_code, key_id, status, price_lines, total_cents, currency, slot_key, pools,
+                      created_at, updated_at)
+SELECT s.id, c.id, t.starts_at, 'UTC', 60, 10, 10, 0, s.address_enc, :zip, :key_id,
        (ARRAY['pending', 'confirmed', 'completed', 'cancelled'])[1 + g % 4],
        '[{"code": "base.adults", "label": "10 adults", "amount_cents": 60000}]'::jsonb, 60000, 'USD',
        :scope || to_char(t.starts_at, 'YYYY-MM-DD"T"HH24:MI"Z"'),
        CASE WHEN :scope = '' THEN '{}'::text[] ELSE ARRAY['location:' || rtrim(:scope, ':')] END,
        t.starts_at - interval '30 days',
        t.starts_at - interval '30 days'
-FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) AS g
+FROM unnest(CAST(:ids AS uuid[]), CAST(:addresses AS text[])) WITH ORDINALITY AS s(id, address_enc, k)
+CROSS JOIN LATERAL (SELECT CAST(:first AS integer) + CAST(s.k AS integer) - 1 AS g) AS o
 CROSS JOIN LATERAL (SELECT date_trunc('hour', now() - interval '180 days'
                            + (g % 100000) * interval '315.36 seconds') AS starts_at) AS t
 JOIN (SELECT id, row_number() OVER (ORDER BY created_at, id) - 1 AS n FROM customers) AS c
@@ -145,20 +147,26 @@ JOIN (SELECT id, row_number() OVER (ORDER BY created_at, id) - 1 AS n FROM custo
 """
 
 
-async def seed_bookings(db, first: int, count: int, customers: int, *, focus: int = 0,
+async def seed_bookings(db, settings, first: int, count: int, customers: int, *, focus: int = 0,
                         focus_customers: int = PAGE_CUSTOMERS, location: str | None = None) -> None:
-    """Bookings ``first``..``first+count-1`` over a year; the first ``focus`` go to the first
-    ``focus_customers`` customers (so they have pages of bookings), the rest to everyone.
-    With ``location``, they draw on that location's pool, as the locations plugin records it,
-    so its availability counts the same bookings as the core alone and the baseline."""
+    """Bookings ``first``..``first+count-1`` over a year, their addresses sealed as the core
+    seals them; the first ``focus`` go to the first ``focus_customers`` customers (so they have
+    pages of bookings), the rest to everyone. With ``location``, they draw on that location's
+    pool, as the locations plugin records it, so its availability counts the same bookings as
+    the core alone and the baseline."""
+    from myhibachi.core import bookings
+    from myhibachi.core.context import AppContext
+
+    ctx = AppContext(settings=settings, db=db, flags=None, plugins=None)
     step = 200_000
     for lo in range(first, first + count, step):
-        hi = min(lo + step, first + count) - 1
+        ids = [uuid.uuid4() for _ in range(min(step, first + count - lo))]
+        sealed = [bookings.sealed(ctx, b, {"address": f"{lo + k} Market St"}) for k, b in enumerate(ids)]
         async with db.transaction() as conn:
             await conn.run(sa.text(BOOKINGS_SQL), {
-                "first": lo, "last": hi, "zip": ZIP, "focus": focus,
-                "focus_customers": focus_customers, "customers": customers,
-                "scope": f"{uuid.UUID(str(location)).hex}:" if location else ""})
+                "first": lo, "ids": ids, "addresses": [s["address_enc"] for s in sealed], "zip": ZIP,
+                "key_id": sealed[0]["key_id"], "focus": focus, "focus_customers": focus_customers,
+                "customers": customers, "scope": f"{uuid.UUID(str(location)).hex}:" if location else ""})
     async with db.transaction() as conn:
         await conn.run(sa.text("ANALYZE bookings"))
 
@@ -524,7 +532,7 @@ def main() -> None:
             await conn.run(sa.text("TRUNCATE bookings, booking_slots, outbox_events, customers CASCADE"))
         ids = await seed_customers(db, settings, n_customers)
         location = await seed_location(db)
-        await seed_bookings(db, 0, n_bookings, n_customers, focus=focus, location=location)
+        await seed_bookings(db, settings, 0, n_bookings, n_customers, focus=focus, location=location)
         await seed_loyalty(db)
         return ids, location
 
@@ -560,7 +568,7 @@ def main() -> None:
     sql_before = query_times(url, ids[:PAGE_CUSTOMERS], booking_ids)
     before = growth_run(home, url, tokens, booking_ids, seconds, rate)
     t0 = time.monotonic()
-    asyncio.run(seed_bookings(db, small, large - small, n_customers, location=location))
+    asyncio.run(seed_bookings(db, settings, small, large - small, n_customers, location=location))
     asyncio.run(db.close())
     grown = time.monotonic() - t0
     print(f"added {large - small:,} bookings in {grown:.0f} s", flush=True)

@@ -24,6 +24,7 @@ import harness  # noqa: E402
 
 
 async def seed(db, ctx, count: int, channel: str) -> None:
+    from myhibachi.core import bookings as booking_service
     from myhibachi.core.customers import sealed
     from myhibachi.core.models import bookings, customers
     from myhibachi.plugins.reminders.models import booking_reminders
@@ -39,8 +40,9 @@ async def seed(db, ctx, count: int, channel: str) -> None:
         await conn.run(sa.insert(bookings), [
             {"id": b, "customer_id": people[i % len(people)], "starts_at": now + timedelta(hours=20, minutes=i % 600),
              "time_zone": ("America/New_York", "America/Chicago", "America/Los_Angeles")[i % 3],
-             "duration_minutes": 120, "party_size": 10, "adults": 10, "address": f"{i} Main St", "zip_code": "10001",
-             "status": "confirmed", "total_cents": 60000, "slot_key": f"s{i}"} for i, b in enumerate(events)])
+             "duration_minutes": 120, "party_size": 10, "adults": 10, "zip_code": "10001", "status": "confirmed",
+             "total_cents": 60000, "slot_key": f"s{i}", **booking_service.sealed(ctx, b, {"address": f"{i} Main St"})}
+            for i, b in enumerate(events)])
         due = now - timedelta(minutes=1)
         await conn.run(sa.insert(booking_reminders), [
             {"id": uuid.uuid4(), "booking_id": events[i % len(events)], "reminder_type": "custom", "scheduled_at": due,

@@ -23,14 +23,15 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 
+# placeholder ciphertexts for the sealed columns: segments read no PII
 SEED = """
 INSERT INTO customers (id, email_hash, email_enc, name_enc, key_id)
 SELECT md5('c' || i)::uuid, sha256(('c' || i)::bytea), 'x', 'x', 'bench' FROM generate_series(1, :n) AS i;
-INSERT INTO bookings (id, customer_id, starts_at, time_zone, duration_minutes, party_size, adults, address,
-                      zip_code, status, total_cents, slot_key, created_at)
+INSERT INTO bookings (id, customer_id, starts_at, time_zone, duration_minutes, party_size, adults, address_enc,
+                      key_id, zip_code, status, total_cents, slot_key, created_at)
 SELECT gen_random_uuid(), md5('c' || (i % :n + 1))::uuid, now() + interval '10 days', 'America/New_York', 120,
-       4 + i % 12, 4 + i % 12, 'x', '1000' || (i % 5), CASE WHEN i % 7 = 0 THEN 'cancelled' ELSE 'confirmed' END,
-       60000, 's' || i, now() - (i % 500) * interval '1 day'
+       4 + i % 12, 4 + i % 12, 'x', 'bench', '1000' || (i % 5),
+       CASE WHEN i % 7 = 0 THEN 'cancelled' ELSE 'confirmed' END, 60000, 's' || i, now() - (i % 500) * interval '1 day'
 FROM generate_series(1, :bookings) AS i;
 ANALYZE customers; ANALYZE bookings;
 """

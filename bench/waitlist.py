@@ -29,6 +29,7 @@ NY = ZoneInfo("America/New_York")
 
 
 async def seed(db, ctx, count: int, holds: int, first) -> None:
+    from myhibachi.core import bookings as booking_service
     from myhibachi.core.customers import sealed
     from myhibachi.core.models import bookings, customers
     from myhibachi.plugins.waitlist.models import entries, offers
@@ -40,11 +41,12 @@ async def seed(db, ctx, count: int, holds: int, first) -> None:
         await conn.run(sa.insert(customers), [
             {"id": c, **sealed(ctx, c, {"email": f"{c.hex}@example.com", "phone": "+12025550000", "name": "Guest",
                                         "address": None})} for c in people])
+        made = [uuid.uuid4() for _ in range(count)]
         await conn.run(sa.insert(bookings), [
-            {"id": uuid.uuid4(), "customer_id": people[i % 100], "starts_at": starts[i % len(starts)],
+            {"id": b, "customer_id": people[i % 100], "starts_at": starts[i % len(starts)],
              "time_zone": "America/New_York", "duration_minutes": 120, "party_size": 10, "adults": 10,
-             "address": f"{i} Main St", "zip_code": "10001", "status": "confirmed", "total_cents": 60000,
-             "slot_key": f"s{i}"} for i in range(count)])
+             "zip_code": "10001", "status": "confirmed", "total_cents": 60000, "slot_key": f"s{i}",
+             **booking_service.sealed(ctx, b, {"address": f"{i} Main St"})} for i, b in enumerate(made)])
         waiting = [{"id": uuid.uuid4(), "customer_id": people[i % 100], "requested_date": starts[i * 7 % len(starts)].date(),
                     "requested_time": f"{i}", "time_zone": "America/New_York", "party_size": 6, "status": "offered",
                     "expires_at": starts[-1]} for i in range(holds)]

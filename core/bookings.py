@@ -30,6 +30,7 @@ from myhibachi.core.auth import Principal, check_owner_or
 from myhibachi.core.booking_schemas import (  # noqa: F401 - the service's models, reached as bookings.X
     Availability, Booking, BookingCreate, BookingFields, BookingPage, BookingUpdate, CancelRequest, PriceLine, Quote,
     QuoteRequest, Slot, Text, wall_clock, zone)
+from myhibachi.core.crypto import vault
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.fields import inputs_of, plain_inputs
@@ -355,6 +356,66 @@ async def price(hooks: Hooks, conn, view: BookingView, rules: Rules) -> tuple[li
     return lines, total
 
 
+# --- sealing -----------------------------------------------------------------------------
+
+# The customer's own words and where they live, sealed at rest as a customer's PII is (see
+# core.crypto): each bound to its booking and field, so a ciphertext copied to another
+# booking or column does not open. Events mask the same fields (``_PII``).
+SEALED = ("address", "menu", "notes")
+_ENC = tuple((f, f"{f}_enc") for f in SEALED)
+# A booking's columns but the sealed ones: what a write answers, its plain values being known.
+_OPEN_COLUMNS = tuple(c for c in bookings.c if c.name not in {enc for _, enc in _ENC} | {"key_id"})
+
+
+def _aad(booking_id: uuid.UUID, field: str) -> str:
+    return f"bookings.{field}:{booking_id}"
+
+
+def sealed(ctx, booking_id: uuid.UUID, values: Mapping[str, str | None]) -> dict[str, Any]:
+    """The stored columns (``address_enc``, ``menu_enc``, ``notes_enc``, ``key_id``) of a
+    booking's plain address, menu and notes, all under the current key."""
+    v = vault(ctx)
+    columns: dict[str, Any] = {enc: None if values.get(f) is None else v.encrypt(values[f], _aad(booking_id, f))
+                               for f, enc in _ENC}
+    columns["key_id"] = v.current_id
+    return columns
+
+
+def opened(ctx, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored booking row as plain data, changed in place: each sealed column it carries
+    opened under its field's name (``address_enc`` -> ``address``), ``key_id`` dropped. Every
+    read of booking rows goes through here (a plugin selecting ``tables.bookings`` columns
+    itself too: select ``id``, ``key_id`` and the ``<field>_enc`` columns it needs)."""
+    v = vault(ctx)
+    key_id = row.pop("key_id", None)
+    for field, enc in _ENC:
+        if enc in row:
+            token = row.pop(enc)
+            row[field] = None if token is None else v.decrypt(token, key_id, _aad(row["id"], field))
+    return row
+
+
+def _with_plain(row: dict[str, Any], plain: Mapping[str, Any]) -> dict[str, Any]:
+    """A row written without answering its sealed columns, with the plain values written."""
+    for field in SEALED:
+        row[field] = plain[field]
+    return row
+
+
+async def rotate_keys(conn, ctx, *, batch: int = 500) -> int:
+    """Seal every booking row again under the current key; returns how many rows changed."""
+    current = vault(ctx).current_id
+    read = sa.select(bookings.c.id, bookings.c.key_id, *(bookings.c[enc] for _, enc in _ENC)).where(
+        bookings.c.key_id != current).limit(batch).with_for_update(skip_locked=True)
+    done = 0
+    while rows := await conn.fetch_all(read):
+        for row in rows:
+            await conn.run(sa.update(bookings).where(bookings.c.id == row["id"])
+                           .values(**sealed(ctx, row["id"], opened(ctx, row))))
+        done += len(rows)
+    return done
+
+
 # --- service -----------------------------------------------------------------------------
 
 
@@ -444,8 +505,9 @@ async def _lock_and_check_capacity(hooks: Hooks, conn, rules: Rules, view: Booki
 
 _INSERT = sa.insert(bookings).values({name: sa.bindparam(name, type_=bookings.c[name].type) for name in (
     "id", "customer_id", "starts_at", "time_zone", "duration_minutes", "party_size", "adults", "children",
-    "address", "zip_code", "menu", "notes", "status", "price_lines", "total_cents", "currency", "slot_key", "pools",
-)}).returning(bookings)
+    "address_enc", "zip_code", "menu_enc", "notes_enc", "key_id", "status", "price_lines", "total_cents", "currency",
+    "slot_key", "pools",
+)}).returning(*_OPEN_COLUMNS)
 
 
 async def create_booking(conn, ctx, principal: Principal, data: BookingCreate, *,
@@ -466,19 +528,19 @@ async def create_booking(conn, ctx, principal: Principal, data: BookingCreate, *
         raise problem
     lines, total = await price(hooks, conn, view, rules)
     pools = await _lock_and_check_capacity(hooks, conn, rules, view)
-    row = await conn.fetch_one(_answering(_INSERT, ctx.models.booking_columns), {
+    row = _with_plain(await conn.fetch_one(_answering(_INSERT, ctx.models.booking_columns), {
         "id": b["id"], "customer_id": customer_id, "starts_at": b["starts_at"], "time_zone": b["time_zone"],
         "duration_minutes": b["duration_minutes"], "party_size": view.party_size, "adults": b["adults"],
-        "children": b["children"], "address": b["address"], "zip_code": b["zip_code"], "menu": b["menu"],
-        "notes": b["notes"], "status": "pending", "price_lines": lines, "total_cents": total,
-        "currency": rules.currency, "slot_key": slot_key(b["starts_at"]), "pools": pools})
+        "children": b["children"], "zip_code": b["zip_code"], **sealed(ctx, b["id"], b), "status": "pending",
+        "price_lines": lines, "total_cents": total, "currency": rules.currency, "slot_key": slot_key(b["starts_at"]),
+        "pools": pools}), b)
     await hooks.booking_stored(booking=view_of(row, stored=True, inputs=inputs), previous=None, conn=conn)
     await events.publish(conn, ctx, "booking.created", {
         "booking_id": str(row["id"]), "customer_id": str(customer_id), "starts_at": row["starts_at"].isoformat(),
         "time_zone": row["time_zone"], "party_size": row["party_size"], "total_cents": total,
         **plain_inputs(inputs),
     }, actor=_actor(principal))
-    return dict(row)
+    return row
 
 
 async def quote(conn, ctx, principal: Principal, data: QuoteRequest, *, now: datetime | None = None) -> Quote:
@@ -524,7 +586,7 @@ _BY_ID = sa.select(bookings).where(bookings.c.id == sa.bindparam("booking_id"))
 _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
 
 
-async def get_booking(conn, principal: Principal, booking_id: uuid.UUID, *, for_update: bool = False,
+async def get_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID, *, for_update: bool = False,
                       permission: str = "bookings.read", columns: tuple = ()) -> dict[str, Any]:
     """The booking (with the plugins' booking ``columns`` when given), if the caller may see it."""
     row = await conn.fetch_one(_answering(_BY_ID_FOR_UPDATE if for_update else _BY_ID, columns),
@@ -532,7 +594,7 @@ async def get_booking(conn, principal: Principal, booking_id: uuid.UUID, *, for_
     if row is None:
         raise not_found("Booking")
     check_owner_or(principal, row["customer_id"], permission, "Booking")
-    return row
+    return opened(ctx, row)
 
 
 async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID, patch: BookingUpdate, *,
@@ -540,7 +602,7 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
     """Reschedule or change a booking: re-validated and re-priced; publishes booking.updated."""
     rules = rules_of(ctx)
     now = now or utcnow()
-    old = await get_booking(conn, principal, booking_id, for_update=True, permission="bookings.write")
+    old = await get_booking(conn, ctx, principal, booking_id, for_update=True, permission="bookings.write")
     if old["status"] not in ACTIVE:
         raise conflict(f"a {old['status']} booking cannot be changed", current_status=old["status"])
     names = ctx.models.owners.get("booking_update", ())
@@ -579,9 +641,11 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
                   slot_key=slot_key(new["starts_at"]), pools=pools)
     changes = {f: {"old": _masked(f, old[f]), "new": _masked(f, v)} for f, v in values.items()
                if f not in ("price_lines", "slot_key", "pools") and old[f] != v}
-    row = await conn.fetch_one(sa.update(bookings).where(bookings.c.id == booking_id)
-                               .values(**values, updated_at=sa.func.now())
-                               .returning(bookings, *ctx.models.booking_columns))
+    # all three sealed again, under the current key: a row's fields share its one key_id
+    stored = {f: v for f, v in values.items() if f not in SEALED} | sealed(ctx, booking_id, new)
+    row = _with_plain(await conn.fetch_one(sa.update(bookings).where(bookings.c.id == booking_id)
+                                           .values(**stored, updated_at=sa.func.now())
+                                           .returning(*_OPEN_COLUMNS, *ctx.models.booking_columns)), new)
     await hooks.booking_stored(booking=view_of(row, stored=True, inputs=inputs), previous=view_of(old, stored=True),
                                conn=conn)
     if changes or inputs:
@@ -589,7 +653,7 @@ async def update_booking(conn, ctx, principal: Principal, booking_id: uuid.UUID,
             "booking_id": str(booking_id), "customer_id": str(row["customer_id"]), "changes": changes,
             **plain_inputs(inputs),
         }, actor=_actor(principal))
-    return dict(row)
+    return row
 
 
 # the customer's own words and where they live: the outbox keeps payloads for days, so an
@@ -607,21 +671,21 @@ async def transition(conn, ctx, principal: Principal, booking_id: uuid.UUID, tar
     if target in ("confirmed", "completed") and not principal.can("bookings.write"):
         raise Problem(403, "Forbidden", "missing permission bookings.write", kind="forbidden",
                       permission="bookings.write")
-    old = await get_booking(conn, principal, booking_id, for_update=True, permission="bookings.write")
+    old = await get_booking(conn, ctx, principal, booking_id, for_update=True, permission="bookings.write")
     if target not in TRANSITIONS[old["status"]]:
         raise conflict(f"a {old['status']} booking cannot become {target}", current_status=old["status"])
     values: dict[str, Any] = {"status": target, "updated_at": sa.func.now()}
     if target == "cancelled":
         values["cancel_reason"] = reason
-    row = await conn.fetch_one(sa.update(bookings).where(bookings.c.id == booking_id).values(**values)
-                               .returning(bookings, *ctx.models.booking_columns))
+    row = _with_plain(await conn.fetch_one(sa.update(bookings).where(bookings.c.id == booking_id).values(**values)
+                                           .returning(*_OPEN_COLUMNS, *ctx.models.booking_columns)), old)
     await ctx.hooks(principal.flag_context()).booking_stored(booking=view_of(row, stored=True),
                                                              previous=view_of(old, stored=True), conn=conn)
     payload = {"booking_id": str(booking_id), "customer_id": str(row["customer_id"])}
     if target == "cancelled":
         payload["reason"] = reason
     await events.publish(conn, ctx, f"booking.{target}", payload, actor=_actor(principal))
-    return dict(row)
+    return row
 
 
 # --- listing -----------------------------------------------------------------------------
@@ -690,8 +754,9 @@ async def list_bookings(conn, ctx, principal: Principal, *, status: str | None =
         extra = [c for got in await ctx.hooks(principal.flag_context()).booking_query_filters(params=params)
                  for c in got]
         if extra:
-            return page_of(await conn.fetch_all(query.where(*extra), binds), _LIST_KEYS, limit)
-    return page_of(await conn.fetch_all(query, binds), _LIST_KEYS, limit)
+            query = query.where(*extra)
+    rows, next_cursor = page_of(await conn.fetch_all(query, binds), _LIST_KEYS, limit)
+    return [opened(ctx, row) for row in rows], next_cursor
 
 
 _LIST_KEYS = (bookings.c.created_at, bookings.c.id)

@@ -98,7 +98,7 @@ def _upgrade(url: str, manager, settings: Settings) -> None:
     from myhibachi.core import migrate
     from myhibachi.core.roles import app_role
 
-    migrate.upgrade(url, manager, app_role=app_role(settings))
+    migrate.upgrade(url, manager, app_role=app_role(settings), settings=settings)
 
 
 # --- running -------------------------------------------------------------------------------
@@ -313,7 +313,7 @@ def db_downgrade(ctx: typer.Context, plugin: str, cascade: bool = typer.Option(F
 
     settings = _settings()
     try:
-        migrate.downgrade_plugin(_url(settings), _manager(ctx, settings), plugin, cascade=cascade)
+        migrate.downgrade_plugin(_url(settings), _manager(ctx, settings), plugin, cascade=cascade, settings=settings)
     except migrate.MigrationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
@@ -684,25 +684,28 @@ def admin_new_pii_key(key_id: str) -> None:
 
 @admin_app.command("rotate-pii")
 def admin_rotate_pii(batch: int = typer.Option(500, help="Rows per statement batch.")) -> None:
-    """Seal every customer row again under the current PII key, so retired keys can be dropped."""
+    """Seal every customer and booking row again under the current PII key, so retired keys can be dropped."""
     from types import SimpleNamespace
 
-    from myhibachi.core.customers import rotate_keys
+    from myhibachi.core import bookings, customers
     from myhibachi.core.db import Database
 
     settings = _settings()
 
-    async def run() -> int:
+    async def run() -> tuple[int, int]:
         from myhibachi.core.roles import app_url
 
         db = Database(app_url(settings, keep_running=True), pool_size=1)
+        ctx = SimpleNamespace(settings=settings, extra={})
         try:
             async with db.transaction() as conn:
-                return await rotate_keys(conn, SimpleNamespace(settings=settings, extra={}), batch=batch)
+                return (await customers.rotate_keys(conn, ctx, batch=batch),
+                        await bookings.rotate_keys(conn, ctx, batch=batch))
         finally:
             await db.close()
 
-    typer.echo(f"re-sealed {asyncio.run(run())} customer(s)")
+    people, events = asyncio.run(run())
+    typer.echo(f"re-sealed {people} customer(s), {events} booking(s)")
 
 
 # --- API keys ------------------------------------------------------------------------------

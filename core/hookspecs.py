@@ -290,7 +290,8 @@ class Hooks:
         plugins that declared a ``booking`` model; answer from the rows (``pools`` says
         which pools the booking draws on) or one query for all of them, never one per row.
 
-        :param rows: the bookings' rows (every column of ``bookings``).
+        :param rows: the bookings' rows (every column of ``bookings``, the sealed ones opened by
+            ``bookings.opened``: ``address``, ``menu``, ``notes``).
         :param ctx: the application context.
         :return: ``{plugin name: [its model, a dict or None per row, in order]}``, or None.
         """

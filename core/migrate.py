@@ -43,7 +43,9 @@ def locations(manager: PluginManager) -> dict[str, str]:
     return found
 
 
-def config(url: str, manager: PluginManager, *, owner: str | None = None) -> Config:
+def config(url: str, manager: PluginManager, *, owner: str | None = None, settings: Any = None) -> Config:
+    """Alembic's configuration; ``settings`` (the app's) give data migrations the key that seals
+    PII (a revision reads ``config.attributes["settings"]``, the environment's when None)."""
     load_models(manager)
     cfg = Config()
     cfg.set_main_option("script_location", str(CORE_DIR))
@@ -51,13 +53,14 @@ def config(url: str, manager: PluginManager, *, owner: str | None = None) -> Con
     cfg.set_main_option("version_locations", "\n".join(locations(manager).values()))
     cfg.attributes["url"] = url
     cfg.attributes["owner"] = owner
+    cfg.attributes["settings"] = settings
     return cfg
 
 
-def upgrade(url: str, manager: PluginManager, *, app_role: str | None = None) -> None:
+def upgrade(url: str, manager: PluginManager, *, app_role: str | None = None, settings: Any = None) -> None:
     """Apply every branch's heads as the owner at ``url``; then grant ``app_role`` (when the API
     and workers connect as a role of their own) what they need (see :mod:`myhibachi.core.roles`)."""
-    cfg = config(url, manager)
+    cfg = config(url, manager, settings=settings)
     applied_heads(url, ScriptDirectory.from_config(cfg))
     try:
         command.upgrade(cfg, "heads")
@@ -118,11 +121,12 @@ def applied_heads(url: str, script: ScriptDirectory) -> tuple[str, ...]:
     return heads
 
 
-def downgrade_plugin(url: str, manager: PluginManager, name: str, *, cascade: bool = False) -> None:
+def downgrade_plugin(url: str, manager: PluginManager, name: str, *, cascade: bool = False,
+                     settings: Any = None) -> None:
     """Remove one plugin's tables (``downgrade NAME@base``); refuse when others depend on it."""
     if name == "core":
         raise MigrationError("the core branch is not downgraded on its own")
-    cfg = config(url, manager)
+    cfg = config(url, manager, settings=settings)
     script = ScriptDirectory.from_config(cfg)
     if not any(name in (rev.branch_labels or ()) for rev in script.walk_revisions()):
         raise MigrationError(f"plugin {name} has no migration branch")

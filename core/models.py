@@ -41,10 +41,13 @@ bookings = sa.Table(
     sa.Column("party_size", sa.Integer, nullable=False),
     sa.Column("adults", sa.Integer, nullable=False),
     sa.Column("children", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("address", sa.Text, nullable=False),
+    # The customer's address, menu and notes are sealed like a customer's PII (see
+    # core.bookings.sealed); the zip code stays plain: service areas and segments match it in SQL.
+    sa.Column("address_enc", sa.Text, nullable=False),
     sa.Column("zip_code", sa.String(10)),
-    sa.Column("menu", sa.Text),
-    sa.Column("notes", sa.Text),
+    sa.Column("menu_enc", sa.Text),
+    sa.Column("notes_enc", sa.Text),
+    sa.Column("key_id", sa.String(32), nullable=False),
     sa.Column("status", sa.String(20), nullable=False, server_default="pending"),
     sa.Column("price_lines", JSONB, nullable=False, server_default="[]"),
     sa.Column("total_cents", sa.BigInteger, nullable=False),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import hashlib
 import json
 import os
 import uuid
@@ -146,13 +147,14 @@ PERCENT = {"bronze": 100, "silver": 125, "gold": 150, "platinum": 200}
 POINTS_PER_REWARD, REWARD_CENTS = 100, 1000
 
 
-def _cipher() -> AESGCM:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-               info=b"myhibachi/pii-encryption").derive(SECRET.encode())
-    return AESGCM(key)
+def _key() -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"myhibachi/pii-encryption").derive(SECRET.encode())
 
 
-CIPHER = _cipher()
+CIPHER = AESGCM(_key())
+# the core's id of the key derived from the secret key (crypto.Vault.from_settings)
+KEY_ID = "d" + hashlib.sha256(_key()).hexdigest()[:12]
 
 
 def _open(token: str | None, aad: str) -> str | None:
@@ -160,6 +162,13 @@ def _open(token: str | None, aad: str) -> str | None:
         return None
     raw = base64.b64decode(token)
     return CIPHER.decrypt(raw[:12], raw[12:], aad.encode()).decode()
+
+
+def _seal(value: str | None, aad: str) -> str | None:
+    if value is None:
+        return None
+    nonce = os.urandom(12)
+    return base64.b64encode(nonce + CIPHER.encrypt(nonce, value.encode(), aad.encode())).decode()
 
 
 def customer_of(authorization: str | None) -> uuid.UUID:
@@ -175,14 +184,22 @@ def customer_of(authorization: str | None) -> uuid.UUID:
     return uuid.UUID(claims["sub"])
 
 
+SEALED = ("address", "menu", "notes")
+
+
 def booking(row: dict) -> Booking:
+    """The booking of a row, its sealed address, menu and notes opened (a write's row has them plain)."""
+    rid = row["id"]
+    for field in SEALED:
+        if f"{field}_enc" in row:
+            row[field] = _open(row.pop(f"{field}_enc"), f"bookings.{field}:{rid}")
     row["local_start"] = row["starts_at"].astimezone(ZoneInfo(row["time_zone"])).replace(tzinfo=None).isoformat()
     return Booking(**row)
 
 
 BOOKING_COLUMNS = ("id, customer_id, starts_at, time_zone, duration_minutes, party_size, adults, children, "
-                   "address, zip_code, menu, notes, status, price_lines, total_cents, currency, slot_key, "
-                   "cancel_reason, created_at, updated_at")
+                   "zip_code, status, price_lines, total_cents, currency, slot_key, cancel_reason, created_at, "
+                   "updated_at")
 BUSY = ("SELECT array_agg(starts_at ORDER BY starts_at), "
         "array_agg(starts_at + duration_minutes * interval '1 minute' ORDER BY "
         "starts_at + duration_minutes * interval '1 minute') FROM bookings "
@@ -226,7 +243,8 @@ def create_app() -> FastAPI:
         cid = customer_of(authorization)
         async with pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(f"SELECT {BOOKING_COLUMNS} FROM bookings WHERE customer_id = %s "
+            await cur.execute(f"SELECT {BOOKING_COLUMNS}, address_enc, menu_enc, notes_enc, key_id FROM bookings "
+                              "WHERE customer_id = %s "
                               "ORDER BY created_at DESC, id DESC LIMIT %s", (cid, limit + 1))
             rows = await cur.fetchall()
         cursor = None
@@ -278,14 +296,17 @@ def create_app() -> FastAPI:
             if used >= CAPACITY:
                 raise HTTPException(409, "no chef team is free")
             cur = conn.cursor(row_factory=dict_row)
+            sealed = [_seal(getattr(body, f), f"bookings.{f}:{booking_id}") for f in SEALED]
             await cur.execute(
                 "INSERT INTO bookings (id, customer_id, starts_at, time_zone, duration_minutes, party_size, adults, "
-                "children, address, zip_code, menu, notes, status, price_lines, total_cents, currency, slot_key) "
-                f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, 'USD', %s) "
+                "children, address_enc, zip_code, menu_enc, notes_enc, key_id, status, price_lines, total_cents, "
+                "currency, slot_key) "
+                f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, 'USD', %s) "
                 f"RETURNING {BOOKING_COLUMNS}",
                 (booking_id, cid, start, tz_name, duration, body.adults + body.children, body.adults, body.children,
-                 body.address, body.zip_code, body.menu, body.notes, Jsonb(lines), total, keys[0]))
+                 sealed[0], body.zip_code, sealed[1], sealed[2], KEY_ID, Jsonb(lines), total, keys[0]))
             row = await cur.fetchone()
+            row.update(address=body.address, menu=body.menu, notes=body.notes)
             payload = {"booking_id": str(booking_id), "customer_id": str(cid), "starts_at": start.isoformat(),
                        "time_zone": tz_name, "party_size": row["party_size"], "total_cents": total,
                        "extra": body.extra}

@@ -81,7 +81,7 @@ def router(make, models: Models) -> APIRouter:
                           conn: Conn = Connection):
         """One booking: its owner, or `bookings.read`."""
         ctx = request.app.state.ctx
-        row = await svc.get_booking(conn, principal, booking_id, columns=ctx.models.booking_columns)
+        row = await svc.get_booking(conn, ctx, principal, booking_id, columns=ctx.models.booking_columns)
         return (await svc.views(ctx, principal, [row]))[0]
 
     @r.patch("/bookings/{booking_id}", response_model=Booking,

@@ -11,10 +11,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from myhibachi.core import audit, check_owner_or, customers, not_found, tables, utcnow
+from myhibachi.core import audit, bookings, check_owner_or, customers, not_found, tables, utcnow
 
 _BOOKINGS = (sa.select(tables.bookings).where(tables.bookings.c.customer_id == sa.bindparam("customer_id"))
              .order_by(tables.bookings.c.starts_at, tables.bookings.c.id))
+# a booking's fields in the table's order, the sealed ones opened in their place (the CSV's columns)
+_BOOKING_FIELDS = tuple(c.name.removesuffix("_enc") for c in tables.bookings.c if c.name != "key_id")
 
 
 async def record_of(conn, ctx, customer_id: uuid.UUID, principal) -> dict[str, Any]:
@@ -32,7 +34,8 @@ async def gather(conn, ctx, customer_id: uuid.UUID, context: dict | None) -> dic
         return None
     sections: dict[str, list[dict[str, Any]]] = {
         "profile": [{k: v for k, v in profile.items() if "." not in k}],
-        "bookings": [dict(r) for r in await conn.fetch_all(_BOOKINGS, {"customer_id": customer_id})],
+        "bookings": [{k: r[k] for k in _BOOKING_FIELDS} for r in (
+            bookings.opened(ctx, row) for row in await conn.fetch_all(_BOOKINGS, {"customer_id": customer_id}))],
     }
     for answer in reversed(await ctx.hooks(context).customer_export_sections(customer_id=customer_id, conn=conn)):
         sections.update(answer)

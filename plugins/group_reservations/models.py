@@ -1,6 +1,6 @@
 """Tables of group_reservations: the group, its guests (PII sealed) and its stations' bookings."""
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 
 from myhibachi.core import created_at, metadata, tables, timestamp, uuid_pk
 
@@ -33,8 +33,9 @@ guests = sa.Table(
     sa.Column("name_enc", sa.Text, nullable=False),
     sa.Column("contact_enc", sa.Text),
     sa.Column("child", sa.Boolean, nullable=False, server_default="false"),
-    sa.Column("dietary", sa.Text),
-    sa.Column("allergens", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    # health data, sealed as the names are: the free text, and the allergens as a JSON list (None: none)
+    sa.Column("dietary_enc", sa.Text),
+    sa.Column("allergens_enc", sa.Text),
     sa.Column("menu_choice", sa.Text, nullable=False),
     sa.Column("payer", sa.Text, nullable=False),
     info=OWNER,

@@ -4,6 +4,7 @@ group menu's surcharges priced through ``price_booking``, and each payer's share
 payer pays a deposit of through the deposits plugin's service."""
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from contextlib import contextmanager
@@ -97,8 +98,14 @@ async def _store_guests(conn, ctx, group_id, guest_list) -> None:
     await conn.run(sa.insert(guests), [
         {"id": uuid.uuid4(), "group_id": group_id, "position": i, "table_no": g.table,
          "name_enc": v.encrypt(g.name, _aad(group_id, "name")),
-         "contact_enc": v.encrypt(g.contact, _aad(group_id, "contact")), "child": g.child, "dietary": g.dietary,
-         "allergens": g.allergens, "menu_choice": g.menu_choice, "payer": g.payer} for i, g in enumerate(guest_list)])
+         "contact_enc": v.encrypt(g.contact, _aad(group_id, "contact")), "child": g.child,
+         "dietary_enc": v.encrypt(g.dietary, _aad(group_id, "dietary")),
+         "allergens_enc": v.encrypt(json.dumps(g.allergens), _aad(group_id, "allergens")) if g.allergens else None,
+         "menu_choice": g.menu_choice, "payer": g.payer} for i, g in enumerate(guest_list)])
+
+
+def _allergens(v, group, token: str | None) -> list[str]:
+    return json.loads(v.decrypt(token, group["key_id"], _aad(group["id"], "allergens"))) if token else []
 
 
 def _tables(guest_list) -> dict[int, tuple[int, int]]:
@@ -134,8 +141,9 @@ async def _book_tables(conn, ctx, principal, group, guest_list, place: dict | No
         sa.select(stations).where(stations.c.group_id == group["id"]))}
     wanted = _tables(guest_list)
     if place is None and set(wanted) - set(current):
-        place = dict(await conn.fetch_one(sa.select(b.c.address, b.c.zip_code).where(
-            b.c.id == current[min(current)])))
+        first = bookings.opened(ctx, await conn.fetch_one(sa.select(b.c.id, b.c.key_id, b.c.address_enc, b.c.zip_code)
+                                                          .where(b.c.id == current[min(current)])))
+        place = {"address": first["address"], "zip_code": first["zip_code"]}
     location = {"locations": {"location_id": group["location_id"]}} if group["location_id"] else {}
     token = _BOOKING.set(group["id"])
     try:
@@ -294,7 +302,9 @@ async def view(conn, ctx, group) -> dict[str, Any]:
         **group,
         "guests": [{"name": v.decrypt(g["name_enc"], group["key_id"], _aad(group["id"], "name")),
                     "contact": v.decrypt(g["contact_enc"], group["key_id"], _aad(group["id"], "contact")),
-                    "child": g["child"], "dietary": g["dietary"], "allergens": g["allergens"],
+                    "child": g["child"], "dietary": v.decrypt(g["dietary_enc"], group["key_id"],
+                                                              _aad(group["id"], "dietary")),
+                    "allergens": _allergens(v, group, g["allergens_enc"]),
                     "menu_choice": g["menu_choice"], "table": g["table_no"], "payer": g["payer"]} for g in guest_rows],
         "tables": [{"table_no": t["table_no"], "booking_id": t["id"], "party_size": t["party_size"],
                     "total_cents": t["total_cents"]} for t in table_rows],

@@ -75,7 +75,7 @@ def add_routes(router: APIRouter, ctx) -> None:
                      principal: Principal = Depends(own_or("loyalty.write"))) -> RedemptionResult:
         await service.customer_for(conn, ctx, customer_id, principal, "loyalty.write")
         service.check_points(service.settings_of(ctx), body.points, "points")
-        booking = await bookings.get_booking(conn, principal, body.booking_id, permission="bookings.write")
+        booking = await bookings.get_booking(conn, ctx, principal, body.booking_id, permission="bookings.write")
         if booking["customer_id"] != customer_id:
             raise Problem(404, "Not Found", "no such booking for this customer", kind="not-found")
         if await service.redemption_of(conn, body.booking_id) is not None:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert as pg_insert
 
-from myhibachi.core import fetch_page, tables, utcnow
+from myhibachi.core import bookings, fetch_page, tables, utcnow
 from myhibachi.plugins.payment_history.models import payment_ledger as L
 
 
@@ -21,7 +21,7 @@ async def location_of(conn, ctx, booking_id: uuid.UUID) -> uuid.UUID | None:
     row = await conn.fetch_one(sa.select(tables.bookings).where(tables.bookings.c.id == booking_id))
     if row is None:
         return None
-    for answer in await ctx.hooks().booking_fields(rows=(dict(row),)):
+    for answer in await ctx.hooks().booking_fields(rows=(bookings.opened(ctx, row),)):
         field = (answer.get("locations") or [None])[0]
         if field:
             value = field.get("location_id") if isinstance(field, dict) else getattr(field, "location_id", None)

@@ -17,9 +17,11 @@ patterns = sa.Table(
     sa.Column("time_zone", sa.Text, nullable=False),
     sa.Column("adults", sa.Integer, nullable=False),
     sa.Column("children", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("address", sa.Text, nullable=False),
+    # copies of the bookings' sealed fields, sealed the same way (service.sealed); the zip code stays plain as theirs
+    sa.Column("address_enc", sa.Text, nullable=False),
     sa.Column("zip_code", sa.Text),
-    sa.Column("special_requests", sa.Text),
+    sa.Column("special_requests_enc", sa.Text),
+    sa.Column("key_id", sa.String(32), nullable=False),
     sa.Column("status", sa.Text, nullable=False, server_default="active"),
     # occurrences up to this date have been tried (created or reported as conflicts)
     sa.Column("materialised_until", sa.Date, nullable=False),

@@ -23,25 +23,25 @@ def add_routes(router: APIRouter, ctx) -> None:
     @router.get(base + "/{pattern_id}", response_model=Pattern, responses=error_responses(401, 403, 404))
     async def get(pattern_id: uuid.UUID, conn: Conn = Connection,
                   principal: Principal = Depends(authenticated)) -> Pattern:
-        return Pattern(**await service.pattern_for(conn, principal, pattern_id, "recurring.read"))
+        return Pattern(**await service.pattern_for(conn, ctx, principal, pattern_id, "recurring.read"))
 
     @router.put(base + "/{pattern_id}", response_model=Pattern, responses=error_responses(401, 403, 404, 409, 422),
                 summary="Change this and the following instances")
     async def update(pattern_id: uuid.UUID, body: PatternUpdate, conn: Conn = Connection,
                      principal: Principal = Depends(authenticated)) -> Pattern:
-        p = await service.pattern_for(conn, principal, pattern_id, "recurring.write", for_update=True)
+        p = await service.pattern_for(conn, ctx, principal, pattern_id, "recurring.write", for_update=True)
         return Pattern(**await service.update_pattern(conn, ctx, principal, p, body))
 
     @router.delete(base + "/{pattern_id}", response_model=Pattern, responses=error_responses(401, 403, 404),
                    summary="Cancel the series: its future instances are cancelled")
     async def cancel(pattern_id: uuid.UUID, conn: Conn = Connection,
                      principal: Principal = Depends(authenticated)) -> Pattern:
-        p = await service.pattern_for(conn, principal, pattern_id, "recurring.write", for_update=True)
+        p = await service.pattern_for(conn, ctx, principal, pattern_id, "recurring.write", for_update=True)
         return Pattern(**await service.cancel_pattern(conn, ctx, principal, p))
 
     @router.get(base + "/{pattern_id}/instances", response_model=InstancePage,
                 responses=error_responses(401, 403, 404, 422))
     async def list_instances(pattern_id: uuid.UUID, limit: int = LIMIT, cursor: str | None = None,
                              conn: Conn = Connection, principal: Principal = Depends(authenticated)) -> InstancePage:
-        await service.pattern_for(conn, principal, pattern_id, "recurring.read")
+        await service.pattern_for(conn, ctx, principal, pattern_id, "recurring.read")
         return InstancePage(**await service.list_instances(conn, pattern_id, limit=limit, cursor=cursor))

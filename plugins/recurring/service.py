@@ -11,10 +11,35 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from dateutil.rrule import rrule, rrulestr
 
 from myhibachi.core import (Principal, Problem, bookings, check_owner_or, conflict, fetch_page, invalid, not_found,
-                            tables, utcnow)
+                            tables, utcnow, vault)
 from myhibachi.plugins.recurring.models import instances, patterns
 
 ACTIVE = ("pending", "confirmed")
+SEALED = ("address", "special_requests")
+
+
+# --- sealing: a pattern keeps the address and requests its bookings are made with ----------
+
+
+def _aad(pattern_id: uuid.UUID, field: str) -> str:
+    return f"recurring_event_patterns.{field}:{pattern_id}"
+
+
+def sealed(ctx, pattern_id: uuid.UUID, values: dict) -> dict:
+    """The stored columns of a pattern's plain fields, ``values`` with its sealed ones replaced
+    (all of them, under the current key: a row's fields share its key_id)."""
+    v = vault(ctx)
+    out = {k: value for k, value in values.items() if k not in SEALED}
+    out.update({f"{f}_enc": v.encrypt(values[f], _aad(pattern_id, f)) for f in SEALED}, key_id=v.current_id)
+    return out
+
+
+def opened(ctx, row: dict) -> dict:
+    """A stored pattern as plain data (in place)."""
+    v, key_id = vault(ctx), row.pop("key_id")
+    for f in SEALED:
+        row[f] = v.decrypt(row.pop(f"{f}_enc"), key_id, _aad(row["id"], f))
+    return row
 
 
 def parse_rule(text: str, start: date, at, max_count: int) -> rrule:
@@ -81,27 +106,27 @@ async def create_pattern(conn, ctx, principal: Principal, body) -> dict:
     parse_rule(body.recurrence_rule, body.start_date, body.local_time, settings.max_count)
     customer_id = bookings.own_id(principal)
     today = utcnow().date()
-    fields = body.model_dump(exclude={"skip_conflicts"})
-    p = await conn.fetch_one(sa.insert(patterns).values(
-        id=uuid.uuid4(), customer_id=customer_id, materialised_until=body.start_date - timedelta(days=1),
-        **fields).returning(patterns))
+    pattern_id = uuid.uuid4()
+    p = opened(ctx, await conn.fetch_one(sa.insert(patterns).values(
+        id=pattern_id, customer_id=customer_id, materialised_until=body.start_date - timedelta(days=1),
+        **sealed(ctx, pattern_id, body.model_dump(exclude={"skip_conflicts"}))).returning(patterns)))
     found = await materialise(conn, ctx, principal, p, today + timedelta(days=settings.horizon_days), today)
     if found and not body.skip_conflicts:
         raise conflict(f"{len(found)} occurrence(s) cannot be booked", conflicts=found)
-    return await _get(conn, p["id"])
+    return await _get(conn, ctx, p["id"])
 
 
-async def _get(conn, pattern_id: uuid.UUID, *, for_update: bool = False) -> dict:
+async def _get(conn, ctx, pattern_id: uuid.UUID, *, for_update: bool = False) -> dict:
     q = sa.select(patterns).where(patterns.c.id == pattern_id)
     row = await conn.fetch_one(q.with_for_update() if for_update else q)
     if row is None:
         raise not_found("recurring pattern")
-    return row
+    return opened(ctx, row)
 
 
-async def pattern_for(conn, principal: Principal, pattern_id: uuid.UUID, permission: str, *,
+async def pattern_for(conn, ctx, principal: Principal, pattern_id: uuid.UUID, permission: str, *,
                       for_update: bool = False) -> dict:
-    row = await _get(conn, pattern_id, for_update=for_update)
+    row = await _get(conn, ctx, pattern_id, for_update=for_update)
     check_owner_or(principal, row["customer_id"], permission, "recurring pattern")
     return row
 
@@ -139,20 +164,21 @@ async def update_pattern(conn, ctx, principal: Principal, p: dict, body) -> dict
     await _cancel_future(conn, ctx, principal, p, "recurring series updated")
     today = utcnow().date()
     # occurrences from today are made again (those already past stay as they are)
-    p = await conn.fetch_one(sa.update(patterns).where(patterns.c.id == p["id"]).values(
-        **changes, conflicts=[], materialised_until=today - timedelta(days=1)).returning(patterns))
+    stored = sealed(ctx, p["id"], {**changes, **{f: merged[f] for f in SEALED}})
+    p = opened(ctx, await conn.fetch_one(sa.update(patterns).where(patterns.c.id == p["id"]).values(
+        **stored, conflicts=[], materialised_until=today - timedelta(days=1)).returning(patterns)))
     horizon = ctx.plugins.get("recurring").settings.horizon_days
     found = await materialise(conn, ctx, principal, p, today + timedelta(days=horizon), today)
     if found and not body.skip_conflicts:
         raise conflict(f"{len(found)} occurrence(s) cannot be booked", conflicts=found)
-    return await _get(conn, p["id"])
+    return await _get(conn, ctx, p["id"])
 
 
 async def cancel_pattern(conn, ctx, principal: Principal, p: dict) -> dict:
     if p["status"] == "active":
         await _cancel_future(conn, ctx, principal, p, "recurring series cancelled")
         await conn.run(sa.update(patterns).where(patterns.c.id == p["id"]).values(status="cancelled"))
-    return await _get(conn, p["id"])
+    return await _get(conn, ctx, p["id"])
 
 
 async def list_instances(conn, pattern_id: uuid.UUID, *, limit: int, cursor: str | None) -> dict:
@@ -176,5 +202,5 @@ async def extend_horizon(conn, ctx) -> int:
     horizon = today + timedelta(days=ctx.plugins.get("recurring").settings.horizon_days)
     due = await conn.fetch_all(_DUE.with_for_update(skip_locked=True), {"horizon": horizon})
     for p in due:
-        await materialise(conn, ctx, _principal(p["customer_id"]), p, horizon, today)
+        await materialise(conn, ctx, _principal(p["customer_id"]), opened(ctx, p), horizon, today)
     return len(due)

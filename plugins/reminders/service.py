@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core import (Messaging, check_owner_or, claim_due, conflict, fetch_page, invalid, not_found, tables,
-                            utcnow)
+from myhibachi.core import (Messaging, bookings, check_owner_or, claim_due, conflict, fetch_page, invalid, not_found,
+                            tables, utcnow)
 from myhibachi.plugins.reminders import RemindersSettings
 from myhibachi.plugins.reminders.models import booking_reminders as reminders
 
@@ -249,8 +249,8 @@ def why(problem) -> str:
 
 
 _BOOKINGS = sa.select(tables.bookings.c.id, tables.bookings.c.customer_id, tables.bookings.c.starts_at,
-                      tables.bookings.c.time_zone, tables.bookings.c.party_size, tables.bookings.c.address,
-                      tables.bookings.c.status) \
+                      tables.bookings.c.time_zone, tables.bookings.c.party_size, tables.bookings.c.address_enc,
+                      tables.bookings.c.key_id, tables.bookings.c.status) \
     .where(tables.bookings.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid))))
 # One statement per outcome of a batch (most of a batch shares one: sent, no error).
 _IDS = reminders.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid)))
@@ -280,7 +280,8 @@ async def dispatch_due(ctx, *, now: datetime | None = None, limit: int | None = 
                                   now=now)
         if not claimed:
             return 0
-        found = {b["id"]: b for b in await conn.fetch_all(_BOOKINGS, {"ids": list({r["booking_id"] for r in claimed})})}
+        found = {b["id"]: bookings.opened(ctx, b)
+                 for b in await conn.fetch_all(_BOOKINGS, {"ids": list({r["booking_id"] for r in claimed})})}
         outcomes: dict[tuple[str, str | None, int], list[uuid.UUID]] = {}
         deferred, items, owners = [], [], []
         flag_on: dict[uuid.UUID, bool] = {}

@@ -219,7 +219,7 @@ async def check(ctx, scenario) -> int:
             start = grid[index % len(grid)]
             await conn.run(sa.insert(bookings).values(
                 customer_id=cid, starts_at=start, time_zone=scenario["tz"], duration_minutes=duration,
-                party_size=10, adults=10, children=0, address="x", status=status, total_cents=0,
+                party_size=10, adults=10, children=0, address_enc="x", key_id="test", status=status, total_cents=0,
                 slot_key=svc.slot_key(start)))
         principal = Principal("customer", str(cid))
         offer = await svc.availability(conn, ctx, principal, start_day=first_day,

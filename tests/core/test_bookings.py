@@ -255,6 +255,106 @@ async def test_list_cursor_pagination_and_filters(make_app, client_of, add_custo
     assert anonymous.status_code == 401
 
 
+# --- sealed at rest -------------------------------------------------------------------------
+
+PLANTED = {"address": "41 Quillfeather Lane, Springfield", "menu": "yuzu scallops", "notes": "gate code 7731"}
+
+
+async def test_address_menu_and_notes_are_sealed_at_rest_and_answered_plain(make_app, client_of, add_customer,
+                                                                            clean_db):
+    """The address, menu and notes are stored sealed (under the current key, bound to the
+    booking and field) and every read answers them plain: create, get, list, update, a
+    status change and the service plugins call. Broken on purpose by storing them as given
+    in ``bookings.sealed``: red (the row holds the planted words)."""
+    from myhibachi.core import bookings as svc
+    from myhibachi.core.auth import Principal
+    from myhibachi.core.crypto import vault
+
+    cid, auth = await add_customer()
+    app = make_app([])
+    ctx = app.state.ctx
+    async with client_of(app) as c:
+        made = await c.post("/v1/bookings", json=booking_body(**PLANTED), headers=auth)
+        bid = made.json()["id"]
+        got = await c.get(f"/v1/bookings/{bid}", headers=auth)
+        listed = await c.get("/v1/bookings", headers=auth)
+        changed = await c.patch(f"/v1/bookings/{bid}", json={"notes": "ring twice", "menu": None}, headers=auth)
+        cancelled = await c.post(f"/v1/bookings/{bid}/cancel", json={}, headers=auth)
+    assert made.status_code == 201 and got.status_code == listed.status_code == 200, made.text
+    for answer in (made.json(), got.json(), listed.json()["items"][0]):
+        assert {f: answer[f] for f in PLANTED} == PLANTED
+    assert changed.status_code == 200 and cancelled.status_code == 200, changed.text
+    for answer in (changed.json(), cancelled.json()):
+        assert (answer["address"], answer["menu"], answer["notes"]) == (PLANTED["address"], None, "ring twice")
+    async with clean_db.read() as conn:
+        row = await conn.fetch_one(sa.select(bookings).where(bookings.c.id == uuid.UUID(bid)))
+        served = await svc.get_booking(conn, ctx, Principal("customer", str(cid)), uuid.UUID(bid))
+    stored = " ".join(str(v) for v in row.values()).lower()
+    assert not [w for w in ("quillfeather", "yuzu", "gate code", "ring twice") if w in stored]
+    assert row["key_id"] == vault(ctx).current_id and row["menu_enc"] is None
+    assert vault(ctx).decrypt(row["notes_enc"], row["key_id"], f"bookings.notes:{bid}") == "ring twice"
+    assert (served["address"], served["notes"]) == (PLANTED["address"], "ring twice")
+    assert not {"address_enc", "menu_enc", "notes_enc", "key_id"} & set(served)
+
+
+async def test_a_sealed_booking_field_is_bound_to_its_booking_and_field(make_app, client_of, add_customer):
+    """A ciphertext moved to another booking's row, or to another field of the same row, does
+    not open: whoever can write the table cannot hand one booking's address to another. As the
+    customers' swap test, reading such a row raises (no answer with the wrong data). Broken on
+    purpose by sealing with an associated data without the booking id in ``bookings._aad``:
+    red (the swapped rows read back each other's address)."""
+    from cryptography.exceptions import InvalidTag
+
+    _, auth = await add_customer()
+    app = make_app([])
+    ctx = app.state.ctx
+    async with client_of(app) as c:
+        one = (await c.post("/v1/bookings", json=booking_body(**PLANTED), headers=auth)).json()
+        two = (await c.post("/v1/bookings", json=booking_body(starts_at=local_start(8), address="9 Elm Row"),
+                            headers=auth)).json()
+        async with ctx.db.transaction() as conn:  # one statement reads both rows before either changes
+            await conn.run(sa.text("UPDATE bookings SET address_enc = other.address_enc FROM bookings other "
+                                   "WHERE (bookings.id, other.id) IN ((:a, :b), (:b, :a))"),
+                           {"a": uuid.UUID(one["id"]), "b": uuid.UUID(two["id"])})
+        for booking in (one, two):
+            with pytest.raises(InvalidTag):
+                await c.get(f"/v1/bookings/{booking['id']}", headers=auth)
+
+        # the row's own notes sealed into its menu column does not open either
+        async with ctx.db.transaction() as conn:
+            await conn.run(sa.text("UPDATE bookings SET address_enc = :a WHERE id = :id"), {
+                "id": uuid.UUID(one["id"]), "a": ctx.extra["vault"].encrypt(PLANTED["address"],
+                                                                            f"bookings.address:{one['id']}")})
+            await conn.run(sa.text("UPDATE bookings SET menu_enc = notes_enc WHERE id = :id"), {"id": one["id"]})
+        with pytest.raises(InvalidTag):
+            await c.get(f"/v1/bookings/{one['id']}", headers=auth)
+
+
+async def test_rotating_the_pii_key_reseals_bookings(make_app, client_of, add_customer, clean_db):
+    """``bookings.rotate_keys`` (run by ``myhibachi admin rotate-pii``) seals every booking again
+    under the current key; they answer as before, also once the old key is gone."""
+    from types import SimpleNamespace
+
+    from myhibachi.core import bookings as svc
+    from myhibachi.core.crypto import Vault, new_key_spec, parse_keys
+
+    _, auth = await add_customer()
+    async with client_of(make_app([])) as c:
+        bid = (await c.post("/v1/bookings", json=booking_body(**PLANTED), headers=auth)).json()["id"]
+    spec = new_key_spec("k7")
+    rotated = make_app([], pii_keys=spec)
+    async with clean_db.transaction() as conn:
+        assert await svc.rotate_keys(conn, rotated.state.ctx) == 1
+        assert await svc.rotate_keys(conn, rotated.state.ctx) == 0
+        row = await conn.fetch_one(sa.select(bookings))
+    # k7 alone opens the row now
+    only_k7 = SimpleNamespace(extra={"vault": Vault(parse_keys(spec), b"")})
+    assert row["key_id"] == "k7" and {f: svc.opened(only_k7, dict(row))[f] for f in PLANTED} == PLANTED
+    async with client_of(rotated) as c:
+        got = (await c.get(f"/v1/bookings/{bid}", headers=auth)).json()
+    assert {f: got[f] for f in PLANTED} == PLANTED
+
+
 # --- update and transitions -----------------------------------------------------------------
 
 

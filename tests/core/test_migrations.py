@@ -188,3 +188,78 @@ def test_db_current_shows_each_branch(fresh_url, tmp_path):
     assert upgraded.exit_code == 0, upgraded.output
     rows = [line.split() for line in runner.invoke(app, ["db", "current"], env=env).output.splitlines()[2:]]
     assert ["tip_jar", "tip_jar_0001"] in rows and ["core", core_head()] in rows
+
+
+def test_the_pii_migrations_seal_existing_rows_with_the_apps_key_and_a_downgrade_opens_them(fresh_url, tmp_path,
+                                                                                             settings):
+    """Bookings, recurring patterns and group guests stored before their PII was sealed:
+    ``myhibachi db upgrade`` (the app's key from its environment) seals them and drops the
+    plaintext columns; the services open them; downgrading each branch puts the plain values
+    back. Broken on purpose by leaving the rows out of the core migration's upgrade: red (the
+    NOT NULL on address_enc refuses the upgrade)."""
+    import json
+    from types import SimpleNamespace
+
+    from alembic import command
+
+    from myhibachi.core import bookings
+    from myhibachi.core.cli import app
+    from myhibachi.core.crypto import Vault
+    from myhibachi.plugins.recurring import service as recurring
+
+    manager = installed()
+    cfg = migrate.config(fresh_url, manager, settings=settings)
+    for target in ("core_booking_holds", "recurring_0001", "group_reservations_0001"):
+        command.upgrade(cfg, target)
+    v = Vault.from_settings(settings)
+    cid, bid, pid, gid = (uuid.uuid4() for _ in range(4))
+    engine = sa.create_engine(fresh_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO customers (id, email_hash, email_enc, name_enc, key_id) "
+                             "VALUES (:id, '\\x00', 'x', 'x', 'x')"), {"id": cid})
+        conn.execute(sa.text(
+            "INSERT INTO bookings (id, customer_id, starts_at, time_zone, duration_minutes, party_size, adults, "
+            "address, menu, notes, total_cents, slot_key) VALUES (:id, :c, now(), 'UTC', 120, 10, 10, "
+            "'5 Old Mill Rd', NULL, 'side door', 0, 's') , (gen_random_uuid(), :c, now(), 'UTC', 120, 10, 10, "
+            "'6 Old Mill Rd', 'teriyaki', NULL, 0, 't')"), {"id": bid, "c": cid})
+        conn.execute(sa.text(
+            "INSERT INTO recurring_event_patterns (id, customer_id, recurrence_rule, start_date, local_time, "
+            "time_zone, adults, address, special_requests, materialised_until) VALUES (:id, :c, 'FREQ=WEEKLY;COUNT=2', "
+            "current_date, '18:00', 'UTC', 10, '7 Old Mill Rd', 'extra rice', current_date)"), {"id": pid, "c": cid})
+        conn.execute(sa.text("INSERT INTO group_reservations (id, customer_id, starts_at, time_zone, menu, billing, "
+                             "key_id) VALUES (:id, :c, now(), 'UTC', '[]', '{}', :k)"), {"id": gid, "c": cid,
+                                                                                          "k": v.current_id})
+        conn.execute(sa.text(
+            "INSERT INTO group_reservation_guests (id, group_id, position, table_no, name_enc, dietary, allergens, "
+            "menu_choice, payer) VALUES (gen_random_uuid(), :g, 0, 1, :name, 'vegan', '{sesame}', 'x', 'Ana')"),
+            {"g": gid, "name": v.encrypt("Ana", f"group_reservations:{gid}:name")})
+
+    upgraded = CliRunner().invoke(app, ["db", "upgrade"], env={
+        "DATABASE_URL": fresh_url, "MYHIBACHI_HOME": str(tmp_path), "MYHIBACHI_SECRET_KEY": settings.secret_key,
+        "MYHIBACHI_PLUGINS": None, "MYHIBACHI_DISABLED_PLUGINS": None})
+    assert upgraded.exit_code == 0, upgraded.output
+    ctx = SimpleNamespace(settings=settings, extra={})
+    with engine.connect() as conn:
+        stored = [dict(r) for r in conn.execute(sa.text("SELECT * FROM bookings ORDER BY slot_key")).mappings()]
+        pattern = dict(conn.execute(sa.text("SELECT * FROM recurring_event_patterns")).mappings().one())
+        guest = dict(conn.execute(sa.text("SELECT * FROM group_reservation_guests")).mappings().one())
+    assert not {"address", "menu", "notes"} & set(stored[0]) and "Old Mill" not in str(stored)
+    assert [(b["address"], b["menu"], b["notes"]) for b in map(lambda r: bookings.opened(ctx, r), stored)] == [
+        ("5 Old Mill Rd", None, "side door"), ("6 Old Mill Rd", "teriyaki", None)]
+    assert "Old Mill" not in str(pattern) and "vegan" not in str(guest) and "sesame" not in str(guest)
+    opened = recurring.opened(ctx, pattern)
+    assert (opened["address"], opened["special_requests"]) == ("7 Old Mill Rd", "extra rice")
+    assert v.decrypt(guest["dietary_enc"], v.current_id, f"group_reservations:{gid}:dietary") == "vegan"
+    assert json.loads(v.decrypt(guest["allergens_enc"], v.current_id, f"group_reservations:{gid}:allergens")) == [
+        "sesame"]
+
+    for target in ("core_booking_holds", "recurring_0001", "group_reservations_0001"):
+        command.downgrade(cfg, target)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT address, menu, notes FROM bookings ORDER BY slot_key")).all() == [
+            ("5 Old Mill Rd", None, "side door"), ("6 Old Mill Rd", "teriyaki", None)]
+        assert conn.execute(sa.text("SELECT address, special_requests FROM recurring_event_patterns")).one() == (
+            "7 Old Mill Rd", "extra rice")
+        assert conn.execute(sa.text("SELECT dietary, allergens FROM group_reservation_guests")).one() == (
+            "vegan", ["sesame"])
+    engine.dispose()

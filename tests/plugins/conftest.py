@@ -11,6 +11,7 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
+from myhibachi.core import bookings as booking_service
 from myhibachi.core.app import create_app
 from myhibachi.core.auth import create_api_key, issue_access_token
 from myhibachi.core.events import deliver_due, publish
@@ -26,12 +27,16 @@ class Seed:
     async def customer(self, *, email: str | None = None, phone: str | None = "+12025550000",
                        name: str = "Ana Cook") -> uuid.UUID:
         """A customer made through the core's service, so its PII is sealed as in production."""
-        if self._ctx is None:
-            self._ctx = create_app([], settings=self.settings, database=self.db).state.ctx
         email = email or f"{uuid.uuid4().hex[:8]}@example.com"
         async with self.db.transaction() as conn:
-            row = await create_customer(conn, self._ctx, email=email, name=name, phone=phone)
+            row = await create_customer(conn, self.ctx, email=email, name=name, phone=phone)
         return row["id"]
+
+    @property
+    def ctx(self):
+        if self._ctx is None:
+            self._ctx = create_app([], settings=self.settings, database=self.db).state.ctx
+        return self._ctx
 
     async def booking(self, customer_id: uuid.UUID, starts_at: datetime, *, time_zone: str = "America/New_York",
                       party_size: int = 10, zip_code: str | None = "10001", address: str = "1 Main St, Springfield",
@@ -40,8 +45,8 @@ class Seed:
         async with self.db.transaction() as conn:
             await conn.run(sa.insert(bookings).values(
                 id=bid, customer_id=customer_id, starts_at=starts_at, time_zone=time_zone, duration_minutes=120,
-                party_size=party_size, adults=party_size, address=address, zip_code=zip_code, status=status,
-                total_cents=60000, slot_key=f"{starts_at:%Y-%m-%dT%H:%M}"))
+                party_size=party_size, adults=party_size, zip_code=zip_code, status=status, total_cents=60000,
+                slot_key=f"{starts_at:%Y-%m-%dT%H:%M}", **booking_service.sealed(self.ctx, bid, {"address": address})))
         return bid
 
     async def publish(self, ctx, name: str, payload: dict, *, actor: str | None = None) -> None:

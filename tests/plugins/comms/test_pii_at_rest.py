@@ -1,4 +1,5 @@
-"""No customer email, phone number or message text in plaintext anywhere in the database."""
+"""No customer email, phone number, booking address, menu, notes or message text in plaintext
+anywhere in the database."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -10,7 +11,9 @@ from tests.plugins.comms.helpers import FLAG, deliver, key, outbox, run_worker
 EMAIL = "ann.planted@example.com"
 PHONE = "+14155552671"
 TEXT = "The hibachi truck parks at the blue gate"
-NEEDLES = ("ann.planted", "4155552671", "555-2671", "hibachi truck parks", "blue gate")
+ADDRESS, MENU, NOTES = "88 Lanternfish Quay, Springfield", "saffron lobster tails", "doorbell behind the marigolds"
+NEEDLES = ("ann.planted", "4155552671", "555-2671", "hibachi truck parks", "blue gate", "lanternfish quay",
+           "saffron lobster", "behind the marigolds")
 TEXTUAL = ("text", "character varying", "character", "json", "jsonb", "bytea", "ARRAY")
 
 
@@ -40,9 +43,11 @@ async def test_no_plaintext_email_phone_or_message_text_at_rest_after_a_journey(
     Idempotency-Key) and one to a bare address, the worker sends them through the offline
     adapters, Twilio's status callback (carrying the number) arrives, events are delivered,
     and staff actions are audited: afterwards no text, json, bytea or array column of any table
-    holds the planted email, phone number or message text. Broken on purpose by storing idempotent responses unsealed (the
+    holds the planted email, phone number, message text or the booking's address, menu and
+    notes. Broken on purpose by storing idempotent responses unsealed (the
     idempotency_keys.response column held all three) and by recording the offline outbox as
-    given (offline_outbox.payload): red."""
+    given (offline_outbox.payload): red; and before bookings were sealed, bookings.address,
+    bookings.menu and bookings.notes held theirs."""
     app = make_app([CommsPlugin(), "admin_rbac", "audit"],
                    flags={FLAG: True, "FEATURE_FLAG_ADMIN_USERS": True, "FEATURE_FLAG_AUDIT_LOGS": True})
     ctx = app.state.ctx
@@ -53,10 +58,10 @@ async def test_no_plaintext_email_phone_or_message_text_at_rest_after_a_journey(
         r = await c.post("/v1/customers/login", json={"email": EMAIL, "password": "correct horse 1"})
         assert r.status_code == 200, r.text
         auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        body = booking_body()
-        body.pop("notes", None)
-        r = await c.post("/v1/bookings", json=body, headers={**auth, "Idempotency-Key": "book-1"})
+        r = await c.post("/v1/bookings", json=booking_body(address=ADDRESS, menu=MENU, notes=NOTES),
+                         headers={**auth, "Idempotency-Key": "book-1"})
         assert r.status_code == 201, r.text
+        assert (r.json()["address"], r.json()["menu"], r.json()["notes"]) == (ADDRESS, MENU, NOTES)
         r = await c.patch(f"/v1/admin/customers/{customer}", json={"name": "Ann Planted Lee"}, headers=admin)
         assert r.status_code == 200, r.text
 

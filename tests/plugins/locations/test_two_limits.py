@@ -86,7 +86,7 @@ async def check(ctx, crew: Crew, scenario) -> None:
             pools = sorted({pool_there if elsewhere else pool_here, *(["crew"] if crewed else [])})
             await conn.run(sa.insert(bookings).values(
                 customer_id=cid, starts_at=start, time_zone=scenario["tz"], duration_minutes=duration,
-                party_size=10, adults=10, children=0, address="x", status=status, total_cents=0,
+                party_size=10, adults=10, children=0, address_enc="x", key_id="test", status=status, total_cents=0,
                 slot_key=svc.slot_key(start), pools=pools))
             if status != "cancelled":
                 busy.append((start, start + timedelta(minutes=duration), pools))
