@@ -128,3 +128,13 @@ async def test_a_statement_built_for_one_call_leaves_the_compiled_cache(clean_db
         gc.collect()
         assert len(db._COMPILED) <= before
         assert any(entry[0]() is _BY_IDS for entry in db._COMPILED.values())
+
+
+async def test_a_stored_document_reads_back_whatever_its_numbers(clean_db):
+    """JSON columns are parsed by orjson; a number it refuses (beyond a double) is parsed by
+    the standard library instead of failing the read."""
+    async with clean_db.read() as conn:
+        row = await conn.fetch_one(sa.text("SELECT CAST('{\"n\": 1e400, \"s\": \"x\"}' AS jsonb) AS big, "
+                                           "CAST('[1, 2.5, null]' AS jsonb) AS small"))
+    assert row["small"] == [1, 2.5, None]
+    assert row["big"] == {"n": 10**400, "s": "x"}  # PostgreSQL keeps the number exact
