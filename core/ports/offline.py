@@ -418,7 +418,8 @@ class OfflineLlm(_Recorder):
     port = "llm"
 
     async def chat(self, messages, *, max_tokens=None, temperature=None):
-        await self._record("chat.completions.create", {"messages": list(messages), "max_tokens": max_tokens})
+        await self._record("chat.completions.create", {"id": f"chatcmpl-{uuid.uuid4().hex}", "messages": list(messages),
+                                                       "max_tokens": max_tokens})
         last = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
         return ChatResult(content=f"[offline] no language model is configured; received: {last}",
                           model="offline")

@@ -1,9 +1,10 @@
 """The offline outbox: what the offline adapters would have sent, readable by tests and
 ``myhibachi outbox``.
 
-What would have reached a customer (an SMS's or an email's recipient, subject and text) is
-stored sealed: those fields of the payload become one ``sealed`` value (AES-GCM under the
-vault's current key, bound to the port and the message's provider id) with its ``key_id``;
+What would have reached a customer (an SMS's or an email's recipient, subject and text) or a
+language model (a call's messages, which can quote a customer) is stored sealed: those fields
+of the payload become one ``sealed`` value (AES-GCM under the vault's current key, bound to
+the port and the record's id) with its ``key_id``;
 the rest (ids, the sender, the callback) stays readable. :func:`read` given the vault, and
 :func:`open_offline`, give the payload back whole.
 """
@@ -13,8 +14,8 @@ from typing import Any
 
 from myhibachi.core.models import offline_outbox
 
-SEALED_PORTS = frozenset({"sms", "email"})
-SEALED_FIELDS = ("to", "body", "subject", "text", "html")
+SEALED_PORTS = frozenset({"sms", "email", "llm"})
+SEALED_FIELDS = ("to", "body", "subject", "text", "html", "messages")
 
 
 def _aad(port: str, payload: dict[str, Any]) -> str:

@@ -14,13 +14,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from myhibachi.core import Problem, invalid, not_found, publish
+from myhibachi.core import Problem, invalid, not_found, publish, vault
 from myhibachi.plugins.ml_ops import service
-from myhibachi.plugins.ml_ops.models import batch_items, batches
+from myhibachi.plugins.ml_ops.models import aad, batch_items, batches
 
 _CLAIM = (sa.select(batches).where(batches.c.status.in_(("queued", "running")))
           .order_by(batches.c.created_at).limit(1).with_for_update(skip_locked=True))
-_PENDING = (sa.select(batch_items.c.seq, batch_items.c.text)
+_PENDING = (sa.select(batch_items.c.seq, batch_items.c.text_enc, batch_items.c.key_id)
             .where(batch_items.c.batch_id == sa.bindparam("id"), batch_items.c.status == "pending")
             .order_by(batch_items.c.seq).limit(sa.bindparam("n")))
 _DONE = (sa.update(batch_items).where(batch_items.c.batch_id == sa.bindparam("id"),
@@ -29,7 +29,8 @@ _COUNTS = sa.select(
     sa.func.count().filter(batch_items.c.status != "pending").label("processed"),
     sa.func.count().filter(batch_items.c.status == "failed").label("failed"),
 ).where(batch_items.c.batch_id == sa.bindparam("id"))
-_RESULTS = (sa.select(batch_items.c.seq, batch_items.c.ref, batch_items.c.status, batch_items.c.output,
+_RESULTS = (sa.select(batch_items.c.seq, batch_items.c.ref, batch_items.c.status, batch_items.c.output_enc,
+                      batch_items.c.key_id,
                       batch_items.c.error, batch_items.c.call_id, batch_items.c.attempts)
             .where(batch_items.c.batch_id == sa.bindparam("id")).order_by(batch_items.c.seq))
 
@@ -49,18 +50,27 @@ async def start(conn, ctx, body, actor: str) -> dict[str, Any]:
         id=batch_id, feature=body.feature, template_key=tpl["key"], template_version=tpl["version"],
         variable=body.variable, model=model, chunk_size=body.chunk_size or orchestrator.settings.batch_chunk_size,
         total=len(body.items), requested_by=actor))
-    await conn.run(sa.insert(batch_items), [{"batch_id": batch_id, "seq": i + 1, "ref": item.ref, "text": item.text}
-                                            for i, item in enumerate(body.items)])
-    return await view(conn, batch_id)
+    v = vault(ctx)
+    await conn.run(sa.insert(batch_items), [
+        {"batch_id": batch_id, "seq": i + 1, "ref": item.ref, "key_id": v.current_id,
+         "text_enc": v.encrypt(item.text, aad(batch_items, "text", batch_id, i + 1))}
+        for i, item in enumerate(body.items)])
+    return await view(conn, ctx, batch_id)
 
 
-async def view(conn, batch_id: uuid.UUID) -> dict[str, Any]:
+def _opened(ctx, batch_id: uuid.UUID, row: dict[str, Any]) -> dict[str, Any]:
+    key_id = row.pop("key_id")
+    output = vault(ctx).decrypt(row.pop("output_enc"), key_id, aad(batch_items, "output", batch_id, row["seq"]))
+    return {**row, "output": output}
+
+
+async def view(conn, ctx, batch_id: uuid.UUID) -> dict[str, Any]:
     batch = await conn.fetch_one(sa.select(batches).where(batches.c.id == batch_id))
     if batch is None:
         raise not_found("Batch")
     counts = await conn.fetch_one(_COUNTS, {"id": batch_id})
     return {**batch, **counts, "progress": round(counts["processed"] / batch["total"], 4),
-            "results": await conn.fetch_all(_RESULTS, {"id": batch_id})}
+            "results": [_opened(ctx, batch_id, r) for r in await conn.fetch_all(_RESULTS, {"id": batch_id})]}
 
 
 async def step(ctx) -> int:
@@ -71,14 +81,15 @@ async def step(ctx) -> int:
         if batch is None:
             return 0
         chunk = await conn.fetch_all(_PENDING, {"id": batch["id"], "n": batch["chunk_size"]})
-        handled = 0
+        handled, v = 0, vault(ctx)
         for item in chunk:
+            text = v.decrypt(item["text_enc"], item["key_id"], aad(batch_items, "text", batch["id"], item["seq"]))
             try:
                 async with conn.savepoint():
                     answer = await orchestrator.complete(
                         conn, principal=batch["requested_by"], feature=batch["feature"],
                         template=batch["template_key"], version=batch["template_version"],
-                        variables={batch["variable"]: item["text"]}, model=batch["model"])
+                        variables={batch["variable"]: text}, model=batch["model"])
             except Problem as refused:
                 if refused.status == 429:  # over a rate limit: the rest of the chunk waits for a later poll
                     break
@@ -86,7 +97,10 @@ async def step(ctx) -> int:
                                             attempts=batch_items.c.attempts + 1, finished_at=sa.func.now()),
                                {"id": batch["id"], "s": item["seq"]})
             else:
-                await conn.run(_DONE.values(status="done", output=answer["content"], call_id=answer["call_id"],
+                # the text sealed again with the output: a row's fields share the current key
+                sealed = {f"{f}_enc": v.encrypt(value, aad(batch_items, f, batch["id"], item["seq"]))
+                          for f, value in (("text", text), ("output", answer["content"]))}
+                await conn.run(_DONE.values(status="done", **sealed, key_id=v.current_id, call_id=answer["call_id"],
                                             attempts=batch_items.c.attempts + 1, finished_at=sa.func.now()),
                                {"id": batch["id"], "s": item["seq"]})
             handled += 1

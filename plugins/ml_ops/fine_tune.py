@@ -19,16 +19,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
-from myhibachi.core import invalid, publish
+from myhibachi.core import invalid, publish, vault
 from myhibachi.plugins.ml_ops import service, training
-from myhibachi.plugins.ml_ops.models import examples, models
+from myhibachi.plugins.ml_ops.models import aad, examples, models
 
 log = logging.getLogger("myhibachi.ml_ops")
 _CLAIM = (sa.select(models).where(models.c.kind == "fine_tune", models.c.status.in_(("queued", "running")),
                                   models.c.id != sa.func.all(sa.bindparam("waiting", type_=ARRAY(UUID(as_uuid=True)))))
           .order_by(models.c.created_at).limit(1).with_for_update(skip_locked=True))
-_EXAMPLES = (sa.select(examples.c.messages).where(examples.c.model_id == sa.bindparam("id"))
-             .order_by(examples.c.seq))
+_EXAMPLES = (sa.select(examples.c.seq, examples.c.messages_enc, examples.c.key_id)
+             .where(examples.c.model_id == sa.bindparam("id")).order_by(examples.c.seq))
 _DONE = {"succeeded", "failed", "cancelled"}
 
 
@@ -41,9 +41,9 @@ async def start(conn, ctx, body, actor: str) -> dict[str, Any]:
     model_id = uuid.uuid4()
     await conn.run(sa.insert(models).values(id=model_id, name=body.name, kind="fine_tune", base_model=body.base_model,
                                             requested_by=actor))
-    await conn.run(sa.insert(examples), [
-        {"model_id": model_id, "seq": i, "text": e.messages[-1].content, "split": "train",
-         "messages": [m.model_dump() for m in e.messages]} for i, e in enumerate(body.examples)])
+    await conn.run(sa.insert(examples), training.sealed_examples(ctx, model_id, [
+        {"seq": i, "text": e.messages[-1].content, "split": "train", "messages": [m.model_dump() for m in e.messages]}
+        for i, e in enumerate(body.examples)]))
     return await training.status(conn, model_id)
 
 
@@ -59,8 +59,10 @@ async def _advance(ctx, job: dict[str, Any], conn) -> dict[str, Any]:
     """The job's new values after one exchange with the provider."""
     client = _client(ctx)
     if job["provider_job_id"] is None:
-        chats = await conn.scalars(_EXAMPLES, {"id": job["id"]})
-        lines = [json.dumps({"messages": m}, ensure_ascii=False) for m in chats]
+        v = vault(ctx)
+        chats = [v.decrypt(r["messages_enc"], r["key_id"], aad(examples, "messages", job["id"], r["seq"]))
+                 for r in await conn.fetch_all(_EXAMPLES, {"id": job["id"]})]
+        lines = [json.dumps({"messages": json.loads(chat)}, ensure_ascii=False) for chat in chats]
         uploaded = await client.files.create(file=(f"{job['name']}.jsonl", ("\n".join(lines) + "\n").encode()),
                                              purpose="fine-tune")
         created = await client.fine_tuning.jobs.create(model=job["base_model"], training_file=uploaded.id,

@@ -1,6 +1,11 @@
 """The AI orchestration's rows: every model call with its tokens and cost, the response cache,
 conversations and their turns, prompt templates by version, trained models with their
-evaluations, and batch jobs with their items."""
+evaluations, and batch jobs with their items.
+
+What callers wrote and what models answered can hold a customer's words, so it is sealed at
+rest like the core's PII (``<field>_enc`` with the row's ``key_id``, bound by :func:`aad` to
+its table, field and row): turns, summaries, cached answers, examples and batch texts.
+Templates are staff's own words and stay plain."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -9,6 +14,11 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from myhibachi.core import created_at, metadata, timestamp, uuid_pk
 
 OWNER = {"plugin": "ml_ops"}
+
+
+def aad(table: sa.Table, field: str, *key) -> str:
+    """The associated data binding a sealed value to its table, field and row (its key's values)."""
+    return f"{table.name}.{field}:" + ":".join(str(k) for k in key)
 
 calls = sa.Table(
     "ml_ops_calls",
@@ -38,9 +48,10 @@ calls = sa.Table(
 cache = sa.Table(
     "ml_ops_cache",
     metadata,
-    sa.Column("key", sa.String(64), primary_key=True),  # sha256 of model, messages and parameters
+    sa.Column("key", sa.String(64), primary_key=True),  # keyed hash of model, messages and parameters
     sa.Column("model", sa.String(100), nullable=False),
-    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("content_enc", sa.Text, nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=False),
     sa.Column("prompt_tokens", sa.Integer, nullable=False),
     sa.Column("completion_tokens", sa.Integer, nullable=False),
     sa.Column("hits", sa.Integer, nullable=False, server_default="0"),
@@ -54,7 +65,8 @@ conversations = sa.Table(
     metadata,
     sa.Column("id", UUID(as_uuid=True), primary_key=True),
     sa.Column("principal", sa.String(200), nullable=False),
-    sa.Column("summary", sa.Text, nullable=False, server_default=""),
+    sa.Column("summary_enc", sa.Text),  # none until older turns are summarised
+    sa.Column("key_id", sa.String(32)),
     sa.Column("summarised_through", sa.Integer, nullable=False, server_default="0"),  # turns up to this seq
     created_at(),
     timestamp("updated_at", nullable=False, server_default=sa.func.now()),
@@ -68,7 +80,8 @@ turns = sa.Table(
               primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True),
     sa.Column("role", sa.String(10), nullable=False),
-    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("content_enc", sa.Text, nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=False),
     sa.Column("tokens", sa.Integer, nullable=False),
     created_at(),
     info=OWNER,
@@ -118,9 +131,10 @@ examples = sa.Table(
     sa.Column("model_id", UUID(as_uuid=True), sa.ForeignKey("ml_ops_models.id", ondelete="CASCADE"),
               primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True),
-    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("text_enc", sa.Text, nullable=False),
     sa.Column("label", sa.String(50)),
-    sa.Column("messages", JSONB),  # a fine-tuning example: the chat it teaches
+    sa.Column("messages_enc", sa.Text),  # a fine-tuning example: the chat it teaches, as JSON
+    sa.Column("key_id", sa.String(32), nullable=False),
     sa.Column("split", sa.String(5)),  # train | test, set by the training job
     info=OWNER,
 )
@@ -165,9 +179,10 @@ batch_items = sa.Table(
               primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True),
     sa.Column("ref", sa.String(100)),  # the caller's id of the message
-    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("text_enc", sa.Text, nullable=False),
     sa.Column("status", sa.String(10), nullable=False, server_default="pending"),  # pending | done | failed
-    sa.Column("output", sa.Text),
+    sa.Column("output_enc", sa.Text),
+    sa.Column("key_id", sa.String(32), nullable=False),  # both texts' (the output is sealed with the text again)
     sa.Column("error", sa.Text),
     sa.Column("call_id", UUID(as_uuid=True)),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),

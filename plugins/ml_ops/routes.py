@@ -119,4 +119,4 @@ def add_routes(router: APIRouter, ctx) -> None:
                 summary="A batch's progress and its items' results")
     async def get_batch(batch_id: uuid.UUID, conn: Conn = Connection,
                         _: Principal = Depends(require("ai.read"))) -> Batch:
-        return Batch(**await batch.view(conn, batch_id))
+        return Batch(**await batch.view(conn, ctx, batch_id))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
 import json
 import logging
 import math
@@ -30,9 +29,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core import PortError, Problem, fetch_page, invalid, not_found, publish
+from myhibachi.core import PortError, Problem, fetch_page, invalid, not_found, publish, vault
+from myhibachi.plugins.ml_ops.models import aad, calls, conversations, templates, turns
 from myhibachi.plugins.ml_ops.models import cache as C
-from myhibachi.plugins.ml_ops.models import calls, conversations, templates, turns
 
 log = logging.getLogger("myhibachi.ml_ops")
 OFFLINE = "offline"
@@ -177,16 +176,18 @@ def rendered(template: dict[str, Any], variables: dict[str, str]) -> list[dict[s
 # --- calls ---------------------------------------------------------------------------------
 
 
-def cache_key(model: str, messages: list[dict[str, str]], max_tokens, temperature) -> str:
+def cache_key(ctx, model: str, messages: list[dict[str, str]], max_tokens, temperature) -> str:
+    """The cache's key of a call: a keyed hash (the vault's lookup key), so the stored key of
+    an answer confirms no guess of the messages."""
     raw = json.dumps({"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature},
                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(raw.encode()).hexdigest()
+    return vault(ctx).lookup_hash("ml_ops.cache", raw).hex()
 
 
 _HIT = (sa.update(C).where(C.c.key == sa.bindparam("k"), C.c.expires_at > sa.func.now())
-        .values(hits=C.c.hits + 1).returning(C.c.model, C.c.content))
+        .values(hits=C.c.hits + 1).returning(C.c.model, C.c.content_enc, C.c.key_id))
 _CONV = sa.select(conversations).where(conversations.c.id == sa.bindparam("id")).with_for_update()
-_TURNS = (sa.select(turns.c.seq, turns.c.role, turns.c.content, turns.c.tokens)
+_TURNS = (sa.select(turns.c.seq, turns.c.role, turns.c.content_enc, turns.c.key_id, turns.c.tokens)
           .where(turns.c.conversation_id == sa.bindparam("id"), turns.c.seq > sa.bindparam("after"))
           .order_by(turns.c.seq))
 
@@ -254,7 +255,10 @@ class Orchestrator:
             raise not_found("Conversation")
         system = [m for m in messages if m["role"] == "system"]
         new = [m for m in messages if m["role"] != "system"]
-        earlier = await conn.fetch_all(_TURNS, {"id": conversation_id, "after": conv["summarised_through"]})
+        v = vault(self.ctx)
+        earlier = [{**t, "content": v.decrypt(t["content_enc"], t["key_id"], aad(turns, "content", conversation_id,
+                                                                                   t["seq"]))}
+                   for t in await conn.fetch_all(_TURNS, {"id": conversation_id, "after": conv["summarised_through"]})]
         budget = self.settings.context_tokens - sum(count_tokens(m["content"]) for m in messages)
         kept: list[dict[str, Any]] = []
         used = 0
@@ -264,11 +268,12 @@ class Orchestrator:
             kept.insert(0, turn)
             used += turn["tokens"]
         older = earlier[:len(earlier) - len(kept)]
-        summary = conv["summary"]
+        summary = v.decrypt(conv["summary_enc"], conv["key_id"], aad(conversations, "summary", conversation_id)) or ""
         if older:
             summary = summarise(summary, older, max(budget // 4, 20))
             await conn.run(sa.update(conversations).where(conversations.c.id == conversation_id).values(
-                summary=summary, summarised_through=older[-1]["seq"], updated_at=sa.func.now()))
+                summary_enc=v.encrypt(summary, aad(conversations, "summary", conversation_id)), key_id=v.current_id,
+                summarised_through=older[-1]["seq"], updated_at=sa.func.now()))
         last = earlier[-1]["seq"] if earlier else conv["summarised_through"]
         history = [{"role": "system", "content": "Summary of the earlier conversation:\n" + summary}] if summary else []
         sent = system + history + [{"role": t["role"], "content": t["content"]} for t in kept] + new
@@ -296,13 +301,14 @@ class Orchestrator:
         new = sent
         if conversation_id is not None:
             sent, new, context_turns, summarised, last = await self._context(conn, principal, conversation_id, sent)
-        key = cache_key(requested, sent, max_tokens, temperature)
+        key = cache_key(self.ctx, requested, sent, max_tokens, temperature)
         started = time.perf_counter()
         attempts: list[dict[str, str]] = []
         ttl = self.settings.cache_ttl_seconds
         hit = await conn.fetch_one(_HIT, {"k": key}) if cache and ttl else None
         if hit is not None:
-            served, content, prompt_tokens, completion_tokens, estimated = hit["model"], hit["content"], 0, 0, False
+            content = vault(self.ctx).decrypt(hit["content_enc"], hit["key_id"], aad(C, "content", key))
+            served, prompt_tokens, completion_tokens, estimated = hit["model"], 0, 0, False
         else:
             served, result = await self._call(sent, requested, attempts, max_tokens=max_tokens, temperature=temperature)
             content = result.content
@@ -312,7 +318,9 @@ class Orchestrator:
                 prompt_tokens = sum(count_tokens(m["content"]) + 4 for m in sent)
                 completion_tokens = count_tokens(content)
             if cache and ttl and not attempts:  # a fallback's answer is not the requested model's
-                values = {"model": served, "content": content, "prompt_tokens": prompt_tokens,
+                v = vault(self.ctx)
+                values = {"model": served, "content_enc": v.encrypt(content, aad(C, "content", key)),
+                          "key_id": v.current_id, "prompt_tokens": prompt_tokens,
                           "completion_tokens": completion_tokens,
                           "expires_at": sa.func.now() + timedelta(seconds=ttl)}
                 await conn.run(pg_insert(C).values(key=key, **values)
@@ -326,10 +334,11 @@ class Orchestrator:
             cost_microcents=cost, latency_ms=int((time.perf_counter() - started) * 1000),
             template_key=tpl and tpl["key"], template_version=tpl and tpl["version"], conversation_id=conversation_id))
         if conversation_id is not None:
-            said = [*new, {"role": "assistant", "content": content}]
-            await conn.run(sa.insert(turns), [{"conversation_id": conversation_id, "seq": last + i + 1,
-                                               "role": m["role"], "content": m["content"],
-                                               "tokens": count_tokens(m["content"])} for i, m in enumerate(said)])
+            said, v = [*new, {"role": "assistant", "content": content}], vault(self.ctx)
+            await conn.run(sa.insert(turns), [
+                {"conversation_id": conversation_id, "seq": last + i + 1, "role": m["role"], "key_id": v.current_id,
+                 "content_enc": v.encrypt(m["content"], aad(turns, "content", conversation_id, last + i + 1)),
+                 "tokens": count_tokens(m["content"])} for i, m in enumerate(said)])
         await publish(conn, self.ctx, "ai.call_completed", {
             "call_id": str(call_id), "feature": feature, "model": served, "requested_model": requested,
             "cached": hit is not None, "fallback": bool(attempts), "cost_microcents": cost}, actor=principal)

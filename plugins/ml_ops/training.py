@@ -12,6 +12,7 @@ confusion matrix.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import uuid
@@ -21,8 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 
 # numpy and scikit-learn load in the functions that train or use a model, not at start-up
-from myhibachi.core import conflict, not_found, publish
-from myhibachi.plugins.ml_ops.models import evaluations, examples, models
+from myhibachi.core import conflict, not_found, publish, vault
+from myhibachi.plugins.ml_ops.models import aad, evaluations, examples, models
 
 log = logging.getLogger("myhibachi.ml_ops")
 STALE = timedelta(minutes=15)
@@ -40,8 +41,26 @@ _CLAIM = (sa.select(models).where(models.c.kind == "intent_classifier", sa.or_(
     .order_by(models.c.created_at).limit(1).with_for_update(skip_locked=True))
 _SPLIT = (sa.update(examples).where(examples.c.model_id == sa.bindparam("id"), examples.c.seq == sa.bindparam("s"))
           .values(split=sa.bindparam("p")))
-_EXAMPLES = (sa.select(examples.c.seq, examples.c.text, examples.c.label, examples.c.split)
+_EXAMPLES = (sa.select(examples.c.seq, examples.c.text_enc, examples.c.key_id, examples.c.label, examples.c.split)
              .where(examples.c.model_id == sa.bindparam("id")).order_by(examples.c.seq))
+
+
+def sealed_examples(ctx, model_id: uuid.UUID, given: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a model's examples (``seq``, ``text``, and ``messages`` for a chat), sealed."""
+    v = vault(ctx)
+    return [{"model_id": model_id, "seq": e["seq"], "label": e.get("label"), "split": e.get("split"),
+             "key_id": v.current_id, "text_enc": v.encrypt(e["text"], aad(examples, "text", model_id, e["seq"])),
+             "messages_enc": v.encrypt(json.dumps(e["messages"], ensure_ascii=False), aad(
+                 examples, "messages", model_id, e["seq"])) if e.get("messages") is not None else None}
+            for e in given]
+
+
+async def examples_of(conn, ctx, model_id: uuid.UUID) -> list[dict[str, Any]]:
+    """A model's examples (``seq``, ``text``, ``label``, ``split``) in order, opened."""
+    v = vault(ctx)
+    return [{"seq": r["seq"], "label": r["label"], "split": r["split"],
+             "text": v.decrypt(r["text_enc"], r["key_id"], aad(examples, "text", model_id, r["seq"]))}
+            for r in await conn.fetch_all(_EXAMPLES, {"id": model_id})]
 
 
 async def start(conn, ctx, body, actor: str) -> dict[str, Any]:
@@ -50,8 +69,8 @@ async def start(conn, ctx, body, actor: str) -> dict[str, Any]:
         id=model_id, name=body.name, kind="intent_classifier", base_model=ctx.ports.adapter_name("embeddings"),
         test_size=body.test_size, seed=body.seed, requested_by=actor,
         labels=sorted({e.label for e in body.examples})))
-    await conn.run(sa.insert(examples), [{"model_id": model_id, "seq": i, "text": e.text, "label": e.label}
-                                         for i, e in enumerate(body.examples)])
+    await conn.run(sa.insert(examples), sealed_examples(ctx, model_id, [
+        {"seq": i, "text": e.text, "label": e.label} for i, e in enumerate(body.examples)]))
     return await status(conn, model_id)
 
 
@@ -112,9 +131,9 @@ async def step(ctx) -> int:
             return 0
         await conn.run(sa.update(models).where(models.c.id == job["id"]).values(
             status="running", started_at=sa.func.now(), error=None))
-        rows = await conn.fetch_all(_EXAMPLES, {"id": job["id"]})
+        rows = await examples_of(conn, ctx, job["id"])
     try:
-        splits, params = await _fit(ctx, [dict(r) for r in rows], job["test_size"], job["seed"])
+        splits, params = await _fit(ctx, rows, job["test_size"], job["seed"])
         error = None
     except Exception as exc:  # bad data or a failing embeddings engine fails the job, visibly
         log.exception("training model %s failed", job["id"])
@@ -157,7 +176,7 @@ async def evaluate(conn, ctx, model_id: uuid.UUID, actor: str) -> dict[str, Any]
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
     model = await _trained(conn, model_id, lock=True)
-    held = [r for r in await conn.fetch_all(_EXAMPLES, {"id": model_id}) if r["split"] == "test"]
+    held = [r for r in await examples_of(conn, ctx, model_id) if r["split"] == "test"]
     vectors = np.array(await ctx.ports.embeddings.embed([r["text"] for r in held]))
     truth = [r["label"] for r in held]
     predicted = classifier(model["params"]).predict(vectors).tolist()

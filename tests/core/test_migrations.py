@@ -192,7 +192,7 @@ def test_db_current_shows_each_branch(fresh_url, tmp_path):
 
 def test_the_pii_migrations_seal_existing_rows_with_the_apps_key_and_a_downgrade_opens_them(fresh_url, tmp_path,
                                                                                              settings):
-    """Bookings, recurring patterns and group guests stored before their PII was sealed:
+    """Bookings, recurring patterns, group guests and ml_ops texts stored before they were sealed:
     ``myhibachi db upgrade`` (the app's key from its environment) seals them and drops the
     plaintext columns; the services open them; downgrading each branch puts the plain values
     back. Broken on purpose by leaving the rows out of the core migration's upgrade: red (the
@@ -209,10 +209,10 @@ def test_the_pii_migrations_seal_existing_rows_with_the_apps_key_and_a_downgrade
 
     manager = installed()
     cfg = migrate.config(fresh_url, manager, settings=settings)
-    for target in ("core_booking_holds", "recurring_0001", "group_reservations_0001"):
+    for target in ("core_booking_holds", "recurring_0001", "group_reservations_0001", "ml_ops_0001"):
         command.upgrade(cfg, target)
     v = Vault.from_settings(settings)
-    cid, bid, pid, gid = (uuid.uuid4() for _ in range(4))
+    cid, bid, pid, gid, mid = (uuid.uuid4() for _ in range(5))
     engine = sa.create_engine(fresh_url)
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO customers (id, email_hash, email_enc, name_enc, key_id) "
@@ -233,6 +233,20 @@ def test_the_pii_migrations_seal_existing_rows_with_the_apps_key_and_a_downgrade
             "INSERT INTO group_reservation_guests (id, group_id, position, table_no, name_enc, dietary, allergens, "
             "menu_choice, payer) VALUES (gen_random_uuid(), :g, 0, 1, :name, 'vegan', '{sesame}', 'x', 'Ana')"),
             {"g": gid, "name": v.encrypt("Ana", f"group_reservations:{gid}:name")})
+        for statement in (
+            "INSERT INTO ml_ops_conversations (id, principal, summary) VALUES (:id, 'staff:1', 'Old Mill summary');"
+            "INSERT INTO ml_ops_turns (conversation_id, seq, role, content, tokens) VALUES (:id, 1, 'user', "
+            "'Old Mill turn', 3);"
+            "INSERT INTO ml_ops_models (id, name, kind, requested_by) VALUES (:id, 'faq', 'fine_tune', 'staff:1');"
+            "INSERT INTO ml_ops_examples (model_id, seq, text, messages) VALUES (:id, 0, 'Old Mill example', "
+            "'[{\"role\": \"user\", \"content\": \"Old Mill chat\"}]'), (:id, 1, 'Old Mill two', NULL);"
+            "INSERT INTO ml_ops_batches (id, feature, template_key, template_version, variable, chunk_size, total, "
+            "requested_by) VALUES (:id, 'default', 'reply', 1, 'text', 10, 1, 'staff:1');"
+            "INSERT INTO ml_ops_batch_items (batch_id, seq, text, output) VALUES (:id, 1, 'Old Mill item', "
+            "'Old Mill output');"
+            "INSERT INTO ml_ops_cache (key, model, content, prompt_tokens, completion_tokens, expires_at) VALUES "
+            "('k', 'offline', 'Old Mill cached', 1, 1, now() + interval '1 hour')").split(";"):
+            conn.execute(sa.text(statement), {"id": mid})
 
     upgraded = CliRunner().invoke(app, ["db", "upgrade"], env={
         "DATABASE_URL": fresh_url, "MYHIBACHI_HOME": str(tmp_path), "MYHIBACHI_SECRET_KEY": settings.secret_key,
@@ -252,8 +266,22 @@ def test_the_pii_migrations_seal_existing_rows_with_the_apps_key_and_a_downgrade
     assert v.decrypt(guest["dietary_enc"], v.current_id, f"group_reservations:{gid}:dietary") == "vegan"
     assert json.loads(v.decrypt(guest["allergens_enc"], v.current_id, f"group_reservations:{gid}:allergens")) == [
         "sesame"]
+    with engine.connect() as conn:
+        ml_ops = {t: [dict(r) for r in conn.execute(sa.text(f"SELECT * FROM ml_ops_{t}")).mappings()]
+                  for t in ("conversations", "turns", "examples", "batch_items", "cache")}
+    assert "Old Mill" not in str(ml_ops) and ml_ops["cache"] == []  # a cache is emptied, not sealed
+    [conversation], [turn], [item] = ml_ops["conversations"], ml_ops["turns"], ml_ops["batch_items"]
+    assert v.decrypt(conversation["summary_enc"], v.current_id, f"ml_ops_conversations.summary:{mid}") == (
+        "Old Mill summary")
+    assert v.decrypt(turn["content_enc"], turn["key_id"], f"ml_ops_turns.content:{mid}:1") == "Old Mill turn"
+    assert [(v.decrypt(e["text_enc"], e["key_id"], f"ml_ops_examples.text:{mid}:{e['seq']}"),
+             v.decrypt(e["messages_enc"], e["key_id"], f"ml_ops_examples.messages:{mid}:{e['seq']}"))
+            for e in sorted(ml_ops["examples"], key=lambda e: e["seq"])] == [
+        ("Old Mill example", '[{"role": "user", "content": "Old Mill chat"}]'), ("Old Mill two", None)]
+    assert [v.decrypt(item[f"{f}_enc"], item["key_id"], f"ml_ops_batch_items.{f}:{mid}:1")
+            for f in ("text", "output")] == ["Old Mill item", "Old Mill output"]
 
-    for target in ("core_booking_holds", "recurring_0001", "group_reservations_0001"):
+    for target in ("core_booking_holds", "recurring_0001", "group_reservations_0001", "ml_ops_0001"):
         command.downgrade(cfg, target)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT address, menu, notes FROM bookings ORDER BY slot_key")).all() == [
@@ -262,4 +290,10 @@ def test_the_pii_migrations_seal_existing_rows_with_the_apps_key_and_a_downgrade
             "7 Old Mill Rd", "extra rice")
         assert conn.execute(sa.text("SELECT dietary, allergens FROM group_reservation_guests")).one() == (
             "vegan", ["sesame"])
+        assert conn.execute(sa.text("SELECT summary FROM ml_ops_conversations")).one() == ("Old Mill summary",)
+        assert conn.execute(sa.text("SELECT content FROM ml_ops_turns")).one() == ("Old Mill turn",)
+        assert conn.execute(sa.text("SELECT text, messages FROM ml_ops_examples ORDER BY seq")).all() == [
+            ("Old Mill example", [{"role": "user", "content": "Old Mill chat"}]), ("Old Mill two", None)]
+        assert conn.execute(sa.text("SELECT text, output FROM ml_ops_batch_items")).one() == (
+            "Old Mill item", "Old Mill output")
     engine.dispose()

@@ -10,9 +10,10 @@ import uuid
 
 import sqlalchemy as sa
 
-from myhibachi.core.models import offline_outbox
+from myhibachi.core import vault
+from myhibachi.core.ports import outbox
 from myhibachi.plugins.ml_ops import MlOpsPlugin
-from myhibachi.plugins.ml_ops.models import cache, calls, conversations, templates, turns
+from myhibachi.plugins.ml_ops.models import aad, cache, calls, conversations, templates, turns
 from myhibachi.plugins.ml_ops.service import count_tokens
 from tests.plugins.ml_ops.helpers import FLAGS, SCOPES, published, rows
 
@@ -33,10 +34,10 @@ def openai_answer(httpserver, content: str, *, model: str = "gpt-4o-mini-2026", 
         "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}})
 
 
-async def model_requests(db) -> list[dict]:
-    """What the offline LLM was asked, oldest first."""
-    return [r["payload"] for r in await rows(db, sa.select(offline_outbox.c.payload).where(
-        offline_outbox.c.port == "llm").order_by(offline_outbox.c.created_at))]
+async def model_requests(app) -> list[dict]:
+    """What the offline LLM was asked, oldest first (opened: the messages are sealed at rest)."""
+    ctx = app.state.ctx
+    return [r["payload"] for r in await outbox.read(ctx.db, "llm", limit=1000, vault=vault(ctx))]
 
 
 async def test_ai_caching(make_app, client_of, staff, drain, clean_db):
@@ -56,7 +57,7 @@ async def test_ai_caching(make_app, client_of, staff, drain, clean_db):
     assert [r.status_code for r in (first, again, other, fresh)] == [200] * 4, first.text
     assert [r.json()["cached"] for r in (first, again, other, fresh)] == [False, True, False, False]
     assert again.json()["content"] == first.json()["content"]
-    assert len(await model_requests(clean_db)) == 3  # the cached answer asked no model
+    assert len(await model_requests(app)) == 3  # the cached answer asked no model
     entries = await rows(clean_db, sa.select(cache))
     assert sorted(e["hits"] for e in entries) == [0, 1]
     stored = await rows(clean_db, sa.select(calls.c.cached, calls.c.cost_microcents).order_by(calls.c.created_at))
@@ -68,7 +69,7 @@ async def test_ai_caching(make_app, client_of, staff, drain, clean_db):
         await conn.run(sa.update(cache).where(cache.c.hits == 1).values(expires_at=sa.func.now()))
     async with client_of(app) as c:
         expired = await c.post("/v1/ai/completions", json=ask("Do you cater in Brooklyn?"), headers=headers)
-    assert expired.json()["cached"] is False and len(await model_requests(clean_db)) == 4
+    assert expired.json()["cached"] is False and len(await model_requests(app)) == 4
     async with clean_db.transaction() as conn:
         await conn.run(sa.update(cache).values(expires_at=sa.func.now()))
     await drain(app)  # the worker's hourly job deletes what expired
@@ -91,7 +92,7 @@ async def test_ai_rate_limiting(make_app, client_of, staff, clean_db):
     assert "model offline" in bo_calls[1].json()["detail"]
     assert len(await rows(clean_db, sa.select(calls))) == 3  # a refused call records nothing
     assert len(await published(clean_db, "ai.call_completed")) == 3
-    assert len(await model_requests(clean_db)) == 3
+    assert len(await model_requests(app)) == 3
 
 
 async def test_ai_cost_tracking(make_app, client_of, staff, clean_db, httpserver):
@@ -222,14 +223,16 @@ async def test_ai_context_management(make_app, client_of, staff, clean_db):
     last = answers[-1].json()
     assert last["conversation_id"] == conversation and 0 < last["context_turns"] < 6
     assert last["summarised_turns"] >= 2
-    sent = (await model_requests(clean_db))[-1]["messages"]
+    sent = (await model_requests(app))[-1]["messages"]
     assert sum(count_tokens(m["content"]) for m in sent) <= 120
     assert sent[0]["role"] == "system" and "hibachi party for twelve guests" in sent[0]["content"]
     assert sent[-1] == {"role": "user", "content": questions[-1]}
     stored = await rows(clean_db, sa.select(turns.c.seq, turns.c.role).order_by(turns.c.seq))
     assert [r["role"] for r in stored] == ["user", "assistant"] * 4 and stored[-1]["seq"] == 8
     kept = await rows(clean_db, sa.select(conversations))
-    assert kept[0]["summarised_through"] == last["summarised_turns"] and "I want a hibachi party" in kept[0]["summary"]
+    summary = vault(app.state.ctx).decrypt(kept[0]["summary_enc"], kept[0]["key_id"],
+                                           aad(conversations, "summary", kept[0]["id"]))
+    assert kept[0]["summarised_through"] == last["summarised_turns"] and "I want a hibachi party" in summary
     assert stranger.status_code == 404  # another caller's conversation is not theirs to read
 
 
@@ -263,7 +266,7 @@ async def test_ai_prompt_templates(make_app, client_of, staff, clean_db):
     assert latest.json()["version"] == 2 and first.json()["user"] == "Answer {question} briefly."
     assert [(t["key"], t["version"]) for t in listed.json()["items"]] == [("faq.answer", 2)]
     assert done.status_code == 200 and old.status_code == 200, done.text
-    asked = await model_requests(clean_db)
+    asked = await model_requests(app)
     assert asked[0]["messages"] == [{"role": "system", "content": "You answer for My Hibachi, to Ana."},
                                     {"role": "user", "content": "Answer is {secret} vegan? in one line."}]
     assert asked[1]["messages"] == [{"role": "user", "content": "Answer the menu briefly."}]
