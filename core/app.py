@@ -23,7 +23,7 @@ from myhibachi.core.errors import error_responses
 from myhibachi.core.flags import Flags
 from myhibachi.core.pagination import NextCursor
 from myhibachi.core.plugins import Plugin, PluginManager, load_installed
-from myhibachi.core.routing import api_router, flag_gate, gated_route, locate, take, unshadow
+from myhibachi.core.routing import api_router, flag_gate, gated_route, index, locate, take, unshadow
 from myhibachi.core.settings import Settings
 
 log = logging.getLogger("myhibachi.app")
@@ -309,6 +309,7 @@ def create_app(
             app.include_router(APIRouter(routes=rest), dependencies=gate)
     unshadow(app.router.routes)
     locate(app.router.routes)
+    index(app.router)
 
     from myhibachi.core.metrics import Metrics
 

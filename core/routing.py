@@ -162,6 +162,53 @@ def unshadow(routes: list) -> None:
             routes.insert(min(before), route)
 
 
+def _may_take(route, key: str) -> bool:
+    """Whether ``route`` may match a path whose first two segments are ``key``: its literal
+    is a prefix of the key, or goes on from it at a segment's end (any other route: yes)."""
+    literal = getattr(route, "literal", "")
+    if len(literal) <= len(key):
+        return key.startswith(literal)
+    return literal.startswith(key) and literal[len(key)] == "/"
+
+
+def index(router) -> None:
+    """Match a request against the routes that may take its path's first two segments
+    (``/v1/customers``), in their order, instead of against all of them: the app's linear
+    match tried 127 routes before loyalty's balance, 6-11% of that request's CPU. What none
+    of them takes (a 404, a redirect, a 405 of another route) goes to the router's own match."""
+    full = router.middleware_stack
+    if full != router.app:  # the router has middleware of its own: leave its stack as it is
+        return
+    routes, buckets = router.routes, {}
+    known = [len(routes)]
+
+    async def indexed(scope, receive, send):
+        if scope["type"] != "http":
+            return await full(scope, receive, send)
+        path, root = scope["path"], scope.get("root_path")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        key = "/".join(path.split("/", 3)[:3])
+        if known[0] != len(routes):  # a route added after the app was built
+            buckets.clear()
+            known[0] = len(routes)
+        candidates = buckets.get(key)
+        if candidates is None:
+            if len(buckets) >= 1024:  # paths are the caller's: stay bounded
+                buckets.clear()
+            candidates = buckets[key] = [r for r in routes if _may_take(r, key)]
+        for route in candidates:
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope.setdefault("router", router)
+                scope["route"] = route
+                scope.update(child_scope)
+                return await route.handle(scope, receive, send)
+        return await full(scope, receive, send)
+
+    router.middleware_stack = indexed
+
+
 def locate(routes) -> None:
     """Mark the creating routes whose thing is read at their path plus its id (``POST
     /v1/bookings`` and ``GET /v1/bookings/{booking_id}``): their 201 answers say where."""

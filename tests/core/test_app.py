@@ -147,6 +147,42 @@ async def test_every_router_still_finds_its_routes_when_others_skip_by_lead(make
         assert (await c.get("/healthz")).status_code == 200
 
 
+class OrderedRoutes(Plugin):
+    name = "ordered_routes"
+    version = "1.0.0"
+
+    @hookimpl
+    def register_routes(self, router, ctx):
+        @router.get("/{kind}/ping")
+        async def any_kind(kind: str):
+            return {"route": "any kind", "kind": kind}
+
+        @router.get("/late/{thing}")
+        async def late(thing: str):
+            return {"route": "late", "thing": thing}
+
+
+async def test_the_route_index_keeps_the_apps_order_and_sees_a_route_added_later(make_app, client_of):
+    """A request is matched against the routes that may take its path's first two segments,
+    in the app's order: a route with a parameter in the second segment, ahead of a literal
+    one, still takes ``/v1/late/ping`` first, as Starlette's own match does; a route added to
+    the built app is found. Broken on purpose by indexing routes under their own first two
+    segments only (``literal.startswith(key)``): red (``/v1/late/ping`` answers "late")."""
+    app = make_app([OrderedRoutes()])
+
+    async def added():
+        return {"route": "added"}
+
+    async with client_of(app) as c:
+        first = await c.get("/v1/late/ping")
+        other = await c.get("/v1/late/grill")
+        app.router.add_api_route("/v1/late-added", added)
+        later = await c.get("/v1/late-added")
+    assert first.json() == {"route": "any kind", "kind": "late"}
+    assert other.json() == {"route": "late", "thing": "grill"}
+    assert later.json() == {"route": "added"}
+
+
 async def test_every_documented_error_is_a_problem_body(make_app, client_of):
     """Each operation's 4xx and 5xx answers are documented as problem+json (a generated
     client parses them so); seen broken when the routes stopped inheriting the app's 422."""
