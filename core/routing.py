@@ -84,6 +84,12 @@ def connected(endpoint: Callable, methods) -> Callable:
 _NO_MATCH = (Match.NONE, MappingProxyType({}))
 
 
+def _path(scope) -> str:
+    """The request's path below the app's root path, as the routes are matched against it."""
+    path, root = scope["path"], scope.get("root_path")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
 class Route(APIRoute):
     """Every core and plugin route: fills the ``conn: Conn = Connection`` its endpoint declares.
 
@@ -116,11 +122,7 @@ class Route(APIRoute):
         return locating
 
     def matches(self, scope):
-        path = scope["path"]
-        root = scope.get("root_path")
-        if root and path.startswith(root):
-            path = path[len(root):]
-        if path.startswith(self.literal):
+        if _path(scope).startswith(self.literal):
             return super().matches(scope)
         return _NO_MATCH  # one shared answer: a request to a late plugin's route gets a hundred
 
@@ -180,18 +182,16 @@ def index(router) -> None:
     if full != router.app:  # the router has middleware of its own: leave its stack as it is
         return
     routes, buckets = router.routes, {}
-    known = [len(routes)]
+    known = len(routes)
 
     async def indexed(scope, receive, send):
+        nonlocal known
         if scope["type"] != "http":
             return await full(scope, receive, send)
-        path, root = scope["path"], scope.get("root_path")
-        if root and path.startswith(root):
-            path = path[len(root):]
-        key = "/".join(path.split("/", 3)[:3])
-        if known[0] != len(routes):  # a route added after the app was built
+        key = "/".join(_path(scope).split("/", 3)[:3])
+        if known != len(routes):  # a route added after the app was built
             buckets.clear()
-            known[0] = len(routes)
+            known = len(routes)
         candidates = buckets.get(key)
         if candidates is None:
             if len(buckets) >= 1024:  # paths are the caller's: stay bounded

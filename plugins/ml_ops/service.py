@@ -301,13 +301,13 @@ class Orchestrator:
         new = sent
         if conversation_id is not None:
             sent, new, context_turns, summarised, last = await self._context(conn, principal, conversation_id, sent)
-        key = cache_key(self.ctx, requested, sent, max_tokens, temperature)
+        key, v = cache_key(self.ctx, requested, sent, max_tokens, temperature), vault(self.ctx)
         started = time.perf_counter()
         attempts: list[dict[str, str]] = []
         ttl = self.settings.cache_ttl_seconds
         hit = await conn.fetch_one(_HIT, {"k": key}) if cache and ttl else None
         if hit is not None:
-            content = vault(self.ctx).decrypt(hit["content_enc"], hit["key_id"], aad(C, "content", key))
+            content = v.decrypt(hit["content_enc"], hit["key_id"], aad(C, "content", key))
             served, prompt_tokens, completion_tokens, estimated = hit["model"], 0, 0, False
         else:
             served, result = await self._call(sent, requested, attempts, max_tokens=max_tokens, temperature=temperature)
@@ -318,7 +318,6 @@ class Orchestrator:
                 prompt_tokens = sum(count_tokens(m["content"]) + 4 for m in sent)
                 completion_tokens = count_tokens(content)
             if cache and ttl and not attempts:  # a fallback's answer is not the requested model's
-                v = vault(self.ctx)
                 values = {"model": served, "content_enc": v.encrypt(content, aad(C, "content", key)),
                           "key_id": v.current_id, "prompt_tokens": prompt_tokens,
                           "completion_tokens": completion_tokens,
@@ -334,7 +333,7 @@ class Orchestrator:
             cost_microcents=cost, latency_ms=int((time.perf_counter() - started) * 1000),
             template_key=tpl and tpl["key"], template_version=tpl and tpl["version"], conversation_id=conversation_id))
         if conversation_id is not None:
-            said, v = [*new, {"role": "assistant", "content": content}], vault(self.ctx)
+            said = [*new, {"role": "assistant", "content": content}]
             await conn.run(sa.insert(turns), [
                 {"conversation_id": conversation_id, "seq": last + i + 1, "role": m["role"], "key_id": v.current_id,
                  "content_enc": v.encrypt(m["content"], aad(turns, "content", conversation_id, last + i + 1)),
