@@ -292,13 +292,16 @@ def endpoints(tokens: list[str], location: str, ids: list[str] | None = None) ->
     }
 
 
-def saturate(base: str, spec: dict, seconds: int) -> tuple[harness.Result, float]:
-    """wrk at saturation, and the server's CPU milliseconds per request meanwhile (a figure
-    other jobs on the machine disturb less than throughput)."""
+def saturate(base: str, spec: dict, seconds: int, db_pid: int | None) -> tuple[harness.Result, float, float | None]:
+    """wrk at saturation, and the server's and the database's CPU milliseconds per request
+    meanwhile (figures other jobs on the machine disturb less than throughput; the
+    database's counts every app's connections, idle ones cost next to nothing)."""
     pid = server_pid(base)
-    before = cpu_seconds(pid)
+    before, db_before = cpu_seconds(pid), cpu_seconds(db_pid) if db_pid else 0.0
     result = harness.wrk(base + spec["path"], lua=spec["lua"](), seconds=seconds, connections=32)
-    return result, 1000 * (cpu_seconds(pid) - before) / max(1, result.rps * seconds)
+    served = max(1, result.rps * seconds)
+    db = 1000 * (cpu_seconds(db_pid) - db_before) / served if db_pid else None
+    return result, 1000 * (cpu_seconds(pid) - before) / served, db
 
 
 def at_rate(base: str, spec: dict, rate: float, seconds: int) -> harness.Result:
@@ -347,6 +350,12 @@ def server_pid(base: str) -> int:
     return int(out[0])
 
 
+def db_server_pid(home: Path) -> int | None:
+    """The embedded PostgreSQL's postmaster (None for a DATABASE_URL server elsewhere)."""
+    pidfile = home / "pgdata" / "postmaster.pid"
+    return None if os.environ.get("DATABASE_URL") or not pidfile.exists() else int(pidfile.read_text().split()[0])
+
+
 def load_avg() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -371,6 +380,7 @@ def compare(home: Path, url: str, tokens: list[str], location: str, seconds: int
     results: dict[str, dict[str, dict]] = {}
     loads: dict[str, str] = {}
     rounds_rps: dict[str, dict[str, list[float]]] = {}
+    db_pid = db_server_pid(home)
     with ExitStack() as stack:
         bases = {name: stack.enter_context(harness.serve(target, {**env, **extra}))
                  for name, (target, extra) in VARIANTS.items()}
@@ -385,15 +395,18 @@ def compare(home: Path, url: str, tokens: list[str], location: str, seconds: int
             for r in range(rounds):
                 k = (i + r) % len(names)
                 for name in names[k:] + names[:k]:
-                    sat, cpu = saturate(bases[name], spec, seconds)
+                    sat, cpu, db = saturate(bases[name], spec, seconds, db_pid)
                     print(f"{endpoint:15} {name:5} {sat.rps:8.0f} req/s p50 {sat.p50:6.1f} p95 {sat.p95:6.1f} "
-                          f"p99 {sat.p99:6.1f} err {sat.errors + sat.non2xx} cpu {cpu:5.2f} ms/req", flush=True)
+                          f"p99 {sat.p99:6.1f} err {sat.errors + sat.non2xx} cpu {cpu:5.2f} ms/req"
+                          + (f" db {db:5.2f} ms/req" if db is not None else ""), flush=True)
                     rounds_rps.setdefault(endpoint, {}).setdefault(name, []).append(sat.rps)
                     best = results.setdefault(endpoint, {}).get(name)
                     if best is None or sat.rps > best["sat"].rps:
-                        results[endpoint][name] = {"sat": sat, "cpu": min(cpu, best["cpu"]) if best else cpu}
+                        results[endpoint][name] = {"sat": sat, "cpu": min(cpu, best["cpu"]) if best else cpu,
+                                                   "db": db if best is None or db is None else min(db, best["db"])}
                     else:
                         best["cpu"] = min(cpu, best["cpu"])
+                        best["db"] = None if db is None else min(db, best["db"])
             for name in names:
                 entry = results[endpoint][name]
                 entry["fixed"] = fixed = at_rate(bases[name], spec, 0.7 * entry["sat"].rps, rate_seconds)
@@ -407,10 +420,12 @@ def compare_table(run: dict) -> str:
     for endpoint, by in run["results"].items():
         for name in (n for n in VARIANTS if n in by):
             sat, fixed = by[name]["sat"], by[name]["fixed"]
-            rows.append([endpoint, name, *sat.row(), f"{by[name]['cpu']:.2f}", f"{fixed.rps:,.0f}",
+            db = by[name]["db"]
+            rows.append([endpoint, name, *sat.row(), f"{by[name]['cpu']:.2f}", "-" if db is None else f"{db:.2f}",
+                         f"{fixed.rps:,.0f}",
                          f"{fixed.p95:.1f}", str(fixed.errors + fixed.non2xx), run["loads"][endpoint]])
     return harness.table(["endpoint", "app", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "app CPU ms/req",
-                          "70% rate req/s", "p95 ms at 70%", "errors at 70%", "load avg (1/5/15 min)"], rows)
+                          "database CPU ms/req", "70% rate req/s", "p95 ms at 70%", "errors at 70%", "load avg (1/5/15 min)"], rows)
 
 
 def ratio_table(run: dict) -> str:
@@ -551,7 +566,8 @@ def main() -> None:
                 f"- Data: {n_customers:,} customers (sealed PII), {n_bookings:,} bookings over a year, one location.\n"
                 f"- Plugins in `all`: {', '.join(plugin_names)} (every flag on). granian, 2 workers each; "
                 f"wrk 32 connections {seconds} s, best of {args.rounds or (1 if args.quick else 2)} interleaved rounds; "
-                f"warm-up before each. App CPU: granian and its workers' CPU time over requests served.\n\n"
+                f"warm-up before each. App CPU: granian and its workers' CPU time over requests served; "
+                f"database CPU: the embedded PostgreSQL's processes' over the same.\n\n"
                 + compare_table(run) + "\n\n" + ratio_table(run) + "\n")
         print(text)
         if not args.no_record:
