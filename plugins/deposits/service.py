@@ -331,9 +331,10 @@ def standing(booking, payments) -> dict[str, Any]:
 _PAID = ("kind", "status", "amount_cents", "captured_cents", "refunded_cents", "share", "shares")
 # The booking's payments (oldest first) as the core's statements of bookings answer them
 # (register_fields' booking_columns): the field costs no statement of its own. NULL when
-# there are none, as for most bookings of a page: a NULL costs no JSON to parse.
+# there are none, as for most bookings of a page: a NULL costs no JSON to parse. The keys are
+# written in the statement: as bound parameters, seven strings sent and typed on every read.
 PAYMENTS_COLUMN = (sa.select(sa.func.json_agg(aggregate_order_by(
-    sa.func.json_build_object(*(x for name in _PAID for x in (sa.literal(name), deposits.c[name]))),
+    sa.func.json_build_object(*(x for name in _PAID for x in (sa.literal_column(f"'{name}'"), deposits.c[name]))),
     deposits.c.created_at, deposits.c.id)))
     .where(deposits.c.booking_id == sa.literal_column("bookings.id")).scalar_subquery().label("deposits.payments"))
 
