@@ -17,8 +17,8 @@ profile), availability (one day) and get loyalty balance (a plugin's endpoint: b
 all only; every customer has a loyalty account with lots).
 
 For each hot endpoint the three are measured in interleaved rounds (order rotated; the best
-round kept): wrk at saturation (32 connections; p50/p95/p99) with the server's CPU time per
-request, then a fixed offered rate at 70% of that app's own saturation (hey; for create, wrk
+round kept): wrk at saturation (32 connections; p50/p95/p99) with the server's and the
+embedded database's CPU time per request, then a fixed offered rate at 70% of that app's own saturation (hey; for create, wrk
 with a per-connection delay, since each create needs its own start time). Rate limits are off, the capacity large and the hours wide, so creates do
 not conflict. Budgets (DESIGN.md): all >= 0.8x bare, all >= 0.95x core, p95 < 20 ms at 70%.
 
