@@ -18,9 +18,10 @@ all only; every customer has a loyalty account with lots).
 
 For each hot endpoint the three are measured in interleaved rounds (order rotated; the best
 round kept): wrk at saturation (32 connections; p50/p95/p99) with the server's and the
-embedded database's CPU time per request, then a fixed offered rate at 70% of that app's own saturation (hey; for create, wrk
-with a per-connection delay, since each create needs its own start time). Rate limits are off, the capacity large and the hours wide, so creates do
-not conflict. Budgets (DESIGN.md): all >= 0.8x bare, all >= 0.95x core, p95 < 20 ms at 70%.
+embedded database's CPU time per request, then a fixed offered rate at 70% of that app's
+own saturation (hey; for create, wrk with a per-connection delay, since each create needs
+its own start time). Rate limits are off, the capacity large and the hours wide, so creates
+do not conflict. Budgets (DESIGN.md): all >= 0.8x bare, all >= 0.95x core, p95 < 20 ms at 70%.
 
 ``--growth``: list and get latency of the ``all`` app with 10k bookings, then with 1M
 (the same 100 customers measured, each with more than a page of bookings in both).
@@ -425,7 +426,8 @@ def compare_table(run: dict) -> str:
                          f"{fixed.rps:,.0f}",
                          f"{fixed.p95:.1f}", str(fixed.errors + fixed.non2xx), run["loads"][endpoint]])
     return harness.table(["endpoint", "app", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "app CPU ms/req",
-                          "database CPU ms/req", "70% rate req/s", "p95 ms at 70%", "errors at 70%", "load avg (1/5/15 min)"], rows)
+                          "database CPU ms/req", "70% rate req/s", "p95 ms at 70%", "errors at 70%",
+                          "load avg (1/5/15 min)"], rows)
 
 
 def ratio_table(run: dict) -> str:

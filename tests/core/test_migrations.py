@@ -297,3 +297,26 @@ def test_the_pii_migrations_seal_existing_rows_with_the_apps_key_and_a_downgrade
         assert conn.execute(sa.text("SELECT text, output FROM ml_ops_batch_items")).one() == (
             "Old Mill item", "Old Mill output")
     engine.dispose()
+
+
+def _plan_settings(url: str) -> dict[str, list[str] | None]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(sa.text("SELECT proname, proconfig FROM pg_proc "
+                                             "WHERE proname IN ('booking_busy', 'booking_busy_locked')")).all())
+    finally:
+        engine.dispose()
+
+
+def test_the_capacity_functions_keep_their_generic_plan_and_a_downgrade_lets_it_go(fresh_url):
+    """core_busy_generic_plan: both functions plan their query once per connection (their
+    custom plans always look cheaper, so the plan cache re-planned every create)."""
+    from alembic import command
+
+    manager = installed(without=tuple(discover()))
+    migrate.upgrade(fresh_url, manager)
+    kept = ["plan_cache_mode=force_generic_plan"]
+    assert _plan_settings(fresh_url) == {"booking_busy": kept, "booking_busy_locked": kept}
+    command.downgrade(migrate.config(fresh_url, manager), "core_booking_pii")
+    assert _plan_settings(fresh_url) == {"booking_busy": None, "booking_busy_locked": None}
