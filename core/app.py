@@ -29,6 +29,7 @@ from myhibachi.core.settings import Settings
 log = logging.getLogger("myhibachi.app")
 
 CORE_PERMISSIONS = ["plugins.read"]
+GC_YOUNG = 10_000  # tracked objects allocated (net) between two collections of the youngest generation
 
 
 class PluginSetting(BaseModel):
@@ -264,6 +265,11 @@ def create_app(
         # What start-up made lives as long as the process: out of the collector's sight, a
         # full collection scans the requests' objects only (200k fewer with every plugin).
         gc.freeze()
+        # The youngest generation is collected every 700 objects by default: under load that
+        # is every few requests, each time over the objects of every request in flight
+        # (about 175 us each, 3-6% of a read with every plugin). Requests free their objects
+        # by reference counting, so a collection ten times rarer finds as little garbage.
+        gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
         try:
             yield
         finally:
