@@ -408,12 +408,20 @@ class Database:
         pool = await self.pool(kind)
         if self.unavailable:
             await self._recover()
+        # getconn and putconn, not pool.connection(): its ``async with conn`` would commit a
+        # connection that ``transaction()`` has committed already, or that is in autocommit.
         try:
-            async with pool.connection() as pg:
-                yield pg
+            pg = await pool.getconn()
         except psycopg.OperationalError:
             self.unavailable = True
             raise
+        try:
+            yield pg
+        except psycopg.OperationalError:
+            self.unavailable = True
+            raise
+        finally:
+            await pool.putconn(pg)
 
     async def _recover(self) -> None:
         """After a connection failed: one fresh connection tells whether the server is back

@@ -47,6 +47,7 @@ class Metrics:
                                 ["method", "route", "status"], registry=r)
         self.latency = Histogram("myhibachi_http_request_seconds", "HTTP request latency by route template",
                                  ["method", "route"], buckets=BUCKETS, registry=r)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
         def gauge(name: str, doc: str, labels=(), mode: str = "mostrecent") -> Gauge:
             return Gauge(name, doc, list(labels), registry=r, multiprocess_mode=mode)
@@ -69,8 +70,15 @@ class Metrics:
                                   "livemax")
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        # prometheus_client's labels() takes a lock and builds the label key on every call:
+        # the children of a route and status are kept (as many as the routes' templates).
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(method, route, str(status)),
+                                              self.latency.labels(method, route))
+        children[0].inc()
+        children[1].observe(seconds)
 
     async def scrape(self, ctx, timeout: float = 1.0) -> bytes:
         await self._update(ctx, timeout)
