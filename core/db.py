@@ -334,10 +334,18 @@ def _json_loads(data):
 async def _configure(pg) -> None:
     """Each new connection's JSON columns parsed by orjson: a page of bookings spent 6-10% of
     its CPU in the standard library's ``json.loads`` (price lines, pools). One difference: an
-    integer beyond 64 bits in a stored document reads back as a float."""
+    integer beyond 64 bits in a stored document reads back as a float.
+
+    A list parameter is sent as a binary array: psycopg's default is the text form, which
+    writes every element as text and escapes it with regular expressions (a worker's batch
+    of 500 messages spent most of its CPU there). Its elements' type is then the array's
+    (a list of strings is ``text[]``): a statement compares it with another type through a
+    cast, as the core's statements do."""
+    from psycopg.types.array import ListBinaryDumper
     from psycopg.types.json import set_json_loads
 
     set_json_loads(_json_loads, pg)
+    pg.adapters.register_dumper(list, ListBinaryDumper)
 
 
 # --- the database --------------------------------------------------------------------------

@@ -138,3 +138,19 @@ async def test_a_stored_document_reads_back_whatever_its_numbers(clean_db):
                                            "CAST('[1, 2.5, null]' AS jsonb) AS small"))
     assert row["small"] == [1, 2.5, None]
     assert row["big"] == {"n": 10**400, "s": "x"}  # PostgreSQL keeps the number exact
+
+
+async def test_a_list_parameter_goes_as_a_binary_array_and_comes_back_as_it_was(clean_db):
+    """A list is sent in the binary array format (the text one escapes every element with
+    regular expressions): quotes, backslashes, commas, braces and NULLs come back unchanged,
+    and strings reach a uuid column through the statement's cast."""
+    from psycopg.adapt import PyFormat
+    from psycopg.types.array import ListBinaryDumper
+
+    tricky = ['say "hi"', "back\\slash", "a,b", "{braces}", None, "", "NULL", "é ✓"]
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    async with clean_db.read() as conn:
+        assert conn.pg.adapters.get_dumper(list, PyFormat.AUTO) is ListBinaryDumper
+        assert await conn.scalar(sa.text("SELECT CAST(:v AS text[])"), {"v": tricky}) == tricky
+        assert await conn.scalars(sa.text("SELECT unnest(CAST(:v AS uuid[]))"), {"v": [str(i) for i in ids]}) == ids
+        assert await conn.scalar(sa.text("SELECT CAST(:v AS bigint[])"), {"v": [1, 2**40, -3]}) == [1, 2**40, -3]
