@@ -420,16 +420,13 @@ class Database:
         # connection that ``transaction()`` has committed already, or that is in autocommit.
         try:
             pg = await pool.getconn()
+            try:
+                yield pg
+            finally:
+                await pool.putconn(pg)
         except psycopg.OperationalError:
             self.unavailable = True
             raise
-        try:
-            yield pg
-        except psycopg.OperationalError:
-            self.unavailable = True
-            raise
-        finally:
-            await pool.putconn(pg)
 
     async def _recover(self) -> None:
         """After a connection failed: one fresh connection tells whether the server is back
