@@ -19,8 +19,7 @@ all only; every customer has a loyalty account with lots).
 For each hot endpoint the three are measured in interleaved rounds (order rotated; the best
 round kept): wrk at saturation (32 connections; p50/p95/p99) with the server's and the
 embedded database's CPU time per request, then a fixed offered rate at 70% of that app's
-own saturation (hey; for create, wrk with a per-connection delay, since each create needs
-its own start time). Rate limits are off, the capacity large and the hours wide, so creates
+own saturation, evenly paced (``harness.wrk`` with ``rate``). Rate limits are off, the capacity large and the hours wide, so creates
 do not conflict; the tables they wrote are vacuumed before the next endpoint. Budgets
 (DESIGN.md): all >= 0.8x bare, all >= 0.95x core, p95 < 20 ms at 70%.
 
@@ -231,17 +230,17 @@ def lua_pick(name: str, items: list[str]) -> str:
     return f"local {name} = {{" + ",".join(json.dumps(x) for x in items) + "}\n"
 
 
-def lua_get(path: str, tokens: list[str], delay_ms: float | None = None) -> str:
+def lua_get(path: str, tokens: list[str]) -> str:
     return lua_pick("tokens", tokens) + f"""
 init = function(args) math.randomseed(os.time() * 1000 + math.floor(os.clock() * 1000000)) end
 request = function()
   wrk.headers["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]
   return wrk.format("GET", "{path}")
 end
-""" + (f"delay = function() return {delay_ms:.2f} end\n" if delay_ms else "")
+"""
 
 
-def lua_create(tokens: list[str], delay_ms: float | None = None) -> str:
+def lua_create(tokens: list[str]) -> str:
     # Start times on the hour (00:00-22:00 UTC, ending by closing), 3 to 170 days ahead.
     return lua_pick("tokens", tokens) + f"""
 local base = {int(time.time()) // 86400 * 86400 + 3 * 86400}
@@ -253,10 +252,10 @@ request = function()
     '"address": "1 Market St", "zip_code": "{ZIP}", "duration_minutes": 60}}', os.date("!%Y-%m-%dT%H:%M:%SZ", t))
   return wrk.format("POST", "/v1/bookings", nil, body)
 end
-""" + (f"delay = function() return {delay_ms:.2f} end\n" if delay_ms else "")
+"""
 
 
-def lua_loyalty(tokens: list[str], ids: list[str], delay_ms: float | None = None) -> str:
+def lua_loyalty(tokens: list[str], ids: list[str]) -> str:
     # Each token asks for its own customer's balance.
     return lua_pick("pairs", [f"{t} {c}" for t, c in zip(tokens, ids)]) + """
 init = function(args) math.randomseed(os.time() * 1000 + math.floor(os.clock() * 1000000)) end
@@ -265,7 +264,7 @@ request = function()
   wrk.headers["Authorization"] = "Bearer " .. token
   return wrk.format("GET", "/v1/customers/" .. customer .. "/loyalty")
 end
-""" + (f"delay = function() return {delay_ms:.2f} end\n" if delay_ms else "")
+"""
 
 
 # Availability asks for a day the creates never reach (they go 3 to 170 days ahead), so
@@ -277,20 +276,14 @@ def endpoints(tokens: list[str], location: str, ids: list[str] | None = None) ->
     day = (date.today() + timedelta(days=AVAILABILITY_DAYS_AHEAD)).isoformat()
     # The location (a plugin's parameter) is ignored by the core alone and by the baseline.
     availability = f"/v1/availability?from={day}&to={day}&location_id={location}"
-    auth = {"Authorization": f"Bearer {tokens[0]}"}
     return {
-        "create booking": {"path": "/v1/bookings", "lua": lambda d=None: lua_create(tokens, d), "method": "POST"},
-        "list bookings": {"path": "/v1/bookings?limit=20", "lua": lambda d=None: lua_get("/v1/bookings?limit=20",
-                                                                                          tokens, d),
-                          "headers": auth},
-        "get customer": {"path": "/v1/customers/me", "lua": lambda d=None: lua_get("/v1/customers/me", tokens, d),
-                         "headers": auth},
-        "availability": {"path": availability, "lua": lambda d=None: lua_get(availability, tokens, d),
-                         "headers": auth},
+        "create booking": {"path": "/v1/bookings", "lua": lua_create(tokens), "method": "POST"},
+        "list bookings": {"path": "/v1/bookings?limit=20", "lua": lua_get("/v1/bookings?limit=20", tokens)},
+        "get customer": {"path": "/v1/customers/me", "lua": lua_get("/v1/customers/me", tokens)},
+        "availability": {"path": availability, "lua": lua_get(availability, tokens)},
         # a plugin's endpoint: the core alone has no such route
         "loyalty balance": {"path": f"/v1/customers/{ids[0]}/loyalty" if ids else "",
-                            "lua": lambda d=None: lua_loyalty(tokens, ids or [], d), "headers": auth,
-                            "apps": ("bare", "all"), "wrk_fixed": True},
+                            "lua": lua_loyalty(tokens, ids or []), "apps": ("bare", "all")},
     }
 
 
@@ -300,18 +293,14 @@ def saturate(base: str, spec: dict, seconds: int, db_pid: int | None) -> tuple[h
     database's counts every app's connections, idle ones cost next to nothing)."""
     pid = server_pid(base)
     before, db_before = cpu_seconds(pid), cpu_seconds(db_pid) if db_pid else 0.0
-    result = harness.wrk(base + spec["path"], lua=spec["lua"](), seconds=seconds, connections=32)
+    result = harness.wrk(base + spec["path"], lua=spec["lua"], seconds=seconds, connections=32)
     served = max(1, result.rps * seconds)
     db = 1000 * (cpu_seconds(db_pid) - db_before) / served if db_pid else None
     return result, 1000 * (cpu_seconds(pid) - before) / served, db
 
 
 def at_rate(base: str, spec: dict, rate: float, seconds: int) -> harness.Result:
-    if spec.get("method") == "POST" or spec.get("wrk_fixed"):
-        connections = 16
-        return harness.wrk(base + spec["path"], lua=spec["lua"](1000 * connections / rate), seconds=seconds,
-                           connections=connections)
-    return harness.hey(base + spec["path"], rate, headers=spec["headers"], seconds=seconds)
+    return harness.wrk(base + spec["path"], lua=spec["lua"], seconds=seconds, connections=32, rate=rate)
 
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -391,7 +380,7 @@ def compare(home: Path, url: str, tokens: list[str], location: str, seconds: int
             loads[endpoint] = load_avg()
             names = [n for n in VARIANTS if n in spec.get("apps", VARIANTS)]
             for name in names:
-                harness.wrk(bases[name] + spec["path"], lua=spec["lua"](), seconds=warm, connections=32)
+                harness.wrk(bases[name] + spec["path"], lua=spec["lua"], seconds=warm, connections=32)
             # Rounds interleave the apps (order rotated); the best round of each is kept,
             # since other jobs on the machine only ever slow a round down.
             for r in range(rounds):
@@ -482,7 +471,6 @@ request = function()
   return wrk.format("GET", "/v1/bookings/" .. string.sub(pair, sp + 1))
 end
 """)
-    auth = {"Authorization": f"Bearer {tokens[0]}"}
     with harness.serve(VARIANTS["all"][0], env) as base:
         cases = {
             "list bookings": ("/v1/bookings?limit=20", lua_get("/v1/bookings?limit=20", tokens)),
@@ -492,7 +480,7 @@ end
         for name, (path, lua) in cases.items():
             harness.wrk(base + path, lua=lua, seconds=2, connections=32)
             sat = harness.wrk(base + path, lua=lua, seconds=seconds, connections=32)
-            fixed = harness.hey(base + path, rate, headers=auth, seconds=seconds)
+            fixed = harness.wrk(base + path, lua=lua, seconds=seconds, connections=32, rate=rate)
             out[name] = {"sat": sat, "fixed": fixed, "load": load_avg()}
             print(f"{name:15} {sat.rps:8.0f} req/s p50 {sat.p50:6.1f} p95 {sat.p95:6.1f} | at {rate:.0f} req/s "
                   f"p50 {fixed.p50:6.1f} p95 {fixed.p95:6.1f}", flush=True)
@@ -624,7 +612,7 @@ def main() -> None:
             f"- The `all` app (plugins: {', '.join(plugin_names)}); {n_customers:,} customers; "
             f"{small:,} bookings, then {large:,} (the {large - small:,} more inserted in {grown:.0f} s). "
             f"The same {PAGE_CUSTOMERS} customers (full pages in both) are measured; wrk 32 connections "
-            f"{seconds} s, hey at {rate:.0f} req/s. `get customer` reads no booking: it shows how much the "
+            f"{seconds} s, then evenly paced at {rate:.0f} req/s. `get customer` reads no booking: it shows how much the "
             f"machine's other jobs moved the figures between the two phases.\n\n"
             + harness.table(["endpoint", f"req/s {small // 1000}k", f"req/s {large // 1000}k",
                              f"wrk p50 {small // 1000}k", f"wrk p50 {large // 1000}k",
