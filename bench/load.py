@@ -18,8 +18,9 @@ all only; every customer has a loyalty account with lots).
 
 For each hot endpoint the three are measured in interleaved rounds (order rotated; the best
 round kept): wrk at saturation (32 connections; p50/p95/p99) with the server's and the
-embedded database's CPU time per request, then a fixed offered rate at 70% of that app's
-own saturation, evenly paced (``harness.wrk`` with ``rate``). Rate limits are off, the capacity large and the hours wide, so creates
+embedded database's CPU time per request, then at once a fixed offered rate at 70% of that
+round's saturation, evenly paced (``harness.wrk`` with ``rate``; the lowest p95 of the
+rounds kept). Rate limits are off, the capacity large and the hours wide, so creates
 do not conflict; the tables they wrote are vacuumed before the next endpoint. Budgets
 (DESIGN.md): all >= 0.8x bare, all >= 0.95x core, p95 < 20 ms at 70%.
 
@@ -391,17 +392,22 @@ def compare(home: Path, url: str, tokens: list[str], location: str, seconds: int
                           f"p99 {sat.p99:6.1f} err {sat.errors + sat.non2xx} cpu {cpu:5.2f} ms/req"
                           + (f" db {db:5.2f} ms/req" if db is not None else ""), flush=True)
                     rounds_rps.setdefault(endpoint, {}).setdefault(name, []).append(sat.rps)
-                    # the best round's latencies; the least CPU per request of any round
-                    best = results.setdefault(endpoint, {}).setdefault(name, {"sat": sat, "cpu": cpu, "db": db})
+                    # 70% of this round's saturation, at once: the machine's capacity drifts
+                    # over a run (creates fill the tables), and 70% of the best round can be
+                    # all of a later one, where any queue makes p95 the queue's length.
+                    fixed = at_rate(bases[name], spec, 0.7 * sat.rps, rate_seconds)
+                    print(f"{endpoint:15} {name:5} at {fixed.rps:6.0f} req/s p50 {fixed.p50:6.1f} "
+                          f"p95 {fixed.p95:6.1f} err {fixed.errors + fixed.non2xx}", flush=True)
+                    # the best round's latencies, the lowest p95 at 70% and the least CPU per
+                    # request of any round: other jobs on the machine only ever add to them
+                    best = results.setdefault(endpoint, {}).setdefault(
+                        name, {"sat": sat, "cpu": cpu, "db": db, "fixed": fixed})
                     if sat.rps > best["sat"].rps:
                         best["sat"] = sat
+                    if fixed.p95 < best["fixed"].p95:
+                        best["fixed"] = fixed
                     best["cpu"] = min(cpu, best["cpu"])
                     best["db"] = None if db is None else min(db, best["db"])
-            for name in names:
-                entry = results[endpoint][name]
-                entry["fixed"] = fixed = at_rate(bases[name], spec, 0.7 * entry["sat"].rps, rate_seconds)
-                print(f"{endpoint:15} {name:5} at {fixed.rps:6.0f} req/s p50 {fixed.p50:6.1f} p95 {fixed.p95:6.1f} "
-                      f"err {fixed.errors + fixed.non2xx}", flush=True)
             if spec.get("method") == "POST":
                 settle(url)
     return {"results": results, "loads": loads, "rounds": rounds_rps}
@@ -566,7 +572,7 @@ def main() -> None:
         print(f"seeded {n_customers} customers, {n_bookings} bookings in {time.monotonic() - started:.0f} s",
               flush=True)
         tokens = tokens_for(settings, ids[:TOKENS])
-        run = compare(home, url, tokens, location, seconds, max(3, seconds * 2 // 3), 1 if args.quick else 2,
+        run = compare(home, url, tokens, location, seconds, max(3, seconds // 2), 1 if args.quick else 2,
                       args.rounds or (1 if args.quick else 2), [str(i) for i in ids[:TOKENS]],
                       args.endpoints.split(",") if args.endpoints else None)
         text = (f"- Machine: {harness.machine()}; embedded PostgreSQL 18 on the same 2 cores.\n"
