@@ -53,7 +53,7 @@ _LAZY = {
     "issue_access_token": "auth", "login_guard": "ratelimit",
     # passwords and sealed data
     "hash_password": "passwords", "verify_password": "passwords", "needs_rehash": "passwords",
-    "vault": "crypto", "Vault": "crypto", "seal_offline": "ports.outbox",
+    "vault": "crypto", "Vault": "crypto", "reseal": "crypto", "seal_offline": "ports.outbox",
     # the application, its settings and context
     "create_app": "app", "Settings": "settings", "AppContext": "context", "app_context": "context",
     # background work
@@ -88,7 +88,7 @@ if TYPE_CHECKING:  # editors and type checkers see the lazy names as plain impor
     from myhibachi.core.auth import (Principal, authenticated, check_owner_or, current_customer, current_principal,
                                      has_permission, issue_access_token, permission_matches_known, require)
     from myhibachi.core.context import AppContext, app_context
-    from myhibachi.core.crypto import Vault, vault
+    from myhibachi.core.crypto import Vault, reseal, vault
     from myhibachi.core.db import Conn, Database, created_at, metadata, resolve_url, timestamp, utcnow, uuid_pk
     from myhibachi.core.errors import Problem, conflict, error_responses, invalid, not_found
     from myhibachi.core.events import Event, publish, publish_many

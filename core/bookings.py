@@ -30,7 +30,7 @@ from myhibachi.core.auth import Principal, check_owner_or
 from myhibachi.core.booking_schemas import (  # noqa: F401 - the service's models, reached as bookings.X
     Availability, Booking, BookingCreate, BookingFields, BookingPage, BookingUpdate, CancelRequest, PriceLine, Quote,
     QuoteRequest, Slot, Text, wall_clock, zone)
-from myhibachi.core.crypto import vault
+from myhibachi.core.crypto import reseal, vault
 from myhibachi.core.db import utcnow
 from myhibachi.core.errors import Problem, conflict, invalid, not_found
 from myhibachi.core.fields import inputs_of, plain_inputs
@@ -403,17 +403,8 @@ def _with_plain(row: dict[str, Any], plain: Mapping[str, Any]) -> dict[str, Any]
 
 
 async def rotate_keys(conn, ctx, *, batch: int = 500) -> int:
-    """Seal every booking row again under the current key; returns how many rows changed."""
-    current = vault(ctx).current_id
-    read = sa.select(bookings.c.id, bookings.c.key_id, *(bookings.c[enc] for _, enc in _ENC)).where(
-        bookings.c.key_id != current).limit(batch).with_for_update(skip_locked=True)
-    done = 0
-    while rows := await conn.fetch_all(read):
-        for row in rows:
-            await conn.run(sa.update(bookings).where(bookings.c.id == row["id"])
-                           .values(**sealed(ctx, row["id"], opened(ctx, row))))
-        done += len(rows)
-    return done
+    """Seal every booking row under the current key again; returns how many rows changed."""
+    return await reseal(conn, ctx, bookings, lambda row, field: _aad(row["id"], field), batch=batch)
 
 
 # --- service -----------------------------------------------------------------------------

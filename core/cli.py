@@ -684,28 +684,21 @@ def admin_new_pii_key(key_id: str) -> None:
 
 @admin_app.command("rotate-pii")
 def admin_rotate_pii(batch: int = typer.Option(500, help="Rows per statement batch.")) -> None:
-    """Seal every customer and booking row again under the current PII key, so retired keys can be dropped."""
-    from types import SimpleNamespace
+    """Seal every customer, booking, received webhook and plugin row again under the current
+    PII key, in one transaction, so retired keys can be dropped."""
+    counts = _with_ctx(lambda ctx: rotate_pii(ctx, batch=batch))
+    typer.echo("re-sealed " + ", ".join(f"{n} {what}" for what, n in counts.items()))
 
-    from myhibachi.core import bookings, customers
-    from myhibachi.core.db import Database
 
-    settings = _settings()
+async def rotate_pii(ctx, *, batch: int = 500) -> dict[str, int]:
+    """What ``myhibachi admin rotate-pii`` does: how many rows of each kind were sealed again."""
+    from myhibachi.core import bookings, customers, webhooks
 
-    async def run() -> tuple[int, int]:
-        from myhibachi.core.roles import app_url
-
-        db = Database(app_url(settings, keep_running=True), pool_size=1)
-        ctx = SimpleNamespace(settings=settings, extra={})
-        try:
-            async with db.transaction() as conn:
-                return (await customers.rotate_keys(conn, ctx, batch=batch),
-                        await bookings.rotate_keys(conn, ctx, batch=batch))
-        finally:
-            await db.close()
-
-    people, events = asyncio.run(run())
-    typer.echo(f"re-sealed {people} customer(s), {events} booking(s)")
+    async with ctx.db.transaction() as conn:
+        return {"customer(s)": await customers.rotate_keys(conn, ctx, batch=batch),
+                "booking(s)": await bookings.rotate_keys(conn, ctx, batch=batch),
+                "webhook event(s)": await webhooks.rotate_keys(conn, ctx, batch=batch),
+                "plugin row(s)": sum(await ctx.hooks().rotate_keys(batch=batch, conn=conn))}
 
 
 # --- API keys ------------------------------------------------------------------------------

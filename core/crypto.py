@@ -14,8 +14,9 @@ import hashlib
 import hmac
 import json
 import os
-from typing import Any
+from typing import Any, Callable
 
+import sqlalchemy as sa
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -112,3 +113,24 @@ def vault(ctx) -> Vault:
     if found is None:
         found = ctx.extra["vault"] = Vault.from_settings(ctx.settings)
     return found
+
+
+async def reseal(conn, ctx, table: sa.Table, aad: Callable[[Any, str], str], *, batch: int = 500) -> int:
+    """Seal every row of ``table`` under the current key again: each ``<field>_enc`` column,
+    opened under the row's ``key_id`` and sealed with the same associated data
+    (``aad(row, field)``, the whole row given). Returns how many rows changed;
+    afterwards no row of the table needs a retired key (a row without a ``key_id`` has
+    nothing sealed). Rows another transaction holds are left to the next run."""
+    v = vault(ctx)
+    key = list(table.primary_key.columns)
+    fields = [c.name[:-4] for c in table.c if c.name.endswith("_enc")]
+    read = (sa.select(table).where(table.c.key_id != v.current_id).limit(batch).with_for_update(skip_locked=True))
+    done = 0
+    while rows := await conn.fetch_all(read):
+        for row in rows:
+            values = {f"{f}_enc": v.encrypt(v.decrypt(row[f"{f}_enc"], row["key_id"], aad(row, f)), aad(row, f))
+                      for f in fields}
+            await conn.run(sa.update(table).where(*(c == row[c.name] for c in key))
+                           .values(**values, key_id=v.current_id))
+        done += len(rows)
+    return done

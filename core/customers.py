@@ -26,7 +26,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import events
-from myhibachi.core.crypto import vault
+from myhibachi.core.crypto import reseal, vault
 
 from myhibachi.core.errors import Problem, conflict, invalid
 from myhibachi.core.models import customers
@@ -451,15 +451,4 @@ async def is_active(conn, customer_id: uuid.UUID) -> bool:
 
 async def rotate_keys(conn, ctx, *, batch: int = 500) -> int:
     """Seal every row under the current key again; returns how many rows changed."""
-    current = vault(ctx).current_id
-    done = 0
-    while True:
-        rows = await conn.fetch_all(
-            sa.select(*_PROFILE).where(customers.c.key_id != current).limit(batch)
-            .with_for_update(skip_locked=True))
-        if not rows:
-            return done
-        for row in rows:
-            await conn.run(sa.update(customers).where(customers.c.id == row["id"])
-                               .values(**sealed(ctx, row["id"], _open(ctx, row))))
-        done += len(rows)
+    return await reseal(conn, ctx, customers, lambda row, field: _aad(row["id"], field), batch=batch)

@@ -48,8 +48,10 @@ hookspec = pluggy.HookspecMarker("myhibachi")
 
 # Request-time hooks called for every loaded plugin whatever its flag: a customer's opt-out
 # recorded by a plugin binds every sender, also where that plugin's feature is not rolled out,
-# and a customer's data export, merge or erasure covers what every plugin keeps, rolled out or not.
-UNGATED = frozenset({"may_send", "customer_languages", "customer_export_sections", "customer_merge", "customer_erase"})
+# and a customer's data export, merge or erasure (and a key rotation) covers what every plugin
+# keeps, rolled out or not.
+UNGATED = frozenset({"may_send", "customer_languages", "customer_export_sections", "customer_merge", "customer_erase",
+                     "rotate_keys"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,4 +567,21 @@ class Hooks:
         :param conn: the erasure's transaction.
         :param ctx: the application context.
         :return: nothing; raise to refuse.
+        """
+
+    @hookspec
+    def rotate_keys(self, batch: int, conn: Conn, ctx: AppContext) -> int:
+        """Seal this plugin's rows again under the current PII key.
+
+        Called by ``myhibachi admin rotate-pii`` (so a retired key can leave
+        ``MYHIBACHI_PII_KEYS``), in its one transaction after the core's rows, for every
+        loaded plugin whatever its flag; raising rolls the whole rotation back. For a
+        table whose rows carry ``key_id`` and ``<field>_enc`` columns,
+        :func:`myhibachi.core.crypto.reseal` does it with the associated data the plugin seals
+        with.
+
+        :param batch: rows per statement.
+        :param conn: the rotation's transaction.
+        :param ctx: the application context.
+        :return: how many rows were sealed again.
         """

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import events
-from myhibachi.core.crypto import vault
+from myhibachi.core.crypto import reseal, vault
 from myhibachi.core.db import Conn
 from myhibachi.core.errors import Problem, error_responses, invalid
 from myhibachi.core.models import webhook_events
@@ -67,6 +67,11 @@ class WebhookReceipt(BaseModel):
 
 def _aad(webhook_id: uuid.UUID) -> str:
     return f"webhook_events.data:{webhook_id}"
+
+
+async def rotate_keys(conn, ctx, *, batch: int = 500) -> int:
+    """Seal every received event under the current key again; returns how many rows changed."""
+    return await reseal(conn, ctx, webhook_events, lambda row, field: _aad(row["id"]), batch=batch)
 
 
 def signed_url(ctx, request: Request) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 try:
     import pytest_asyncio
@@ -154,6 +155,39 @@ if pytest_asyncio is not None:
             return app
 
         yield build
+        for app in apps:
+            app.state.ctx.flags.stop()
+
+    @pytest.fixture
+    def rotate_pii(clean_db):
+        """``again, counts = await rotate_pii(app)``: what ``myhibachi admin rotate-pii`` does
+        after a new PII key became current, for ``app``'s plugins; ``again`` is ``app`` on the
+        new key ring, ``counts`` the rows sealed again by kind. Fails if a row of any table
+        still names another key (a plugin whose ``rotate_keys`` misses a table)."""
+        from myhibachi.core.app import create_app
+        from myhibachi.core.cli import rotate_pii as rotate
+        from myhibachi.core.crypto import new_key_spec
+
+        apps = []
+
+        async def run(app, key_id: str = "rotated"):
+            ctx = app.state.ctx
+            ring = ",".join(filter(None, (new_key_spec(key_id), ctx.settings.pii_keys)))  # the old keys kept
+            settings = ctx.settings.model_copy(update={"pii_keys": ring})
+            again = create_app(list(ctx.plugins.plugins), settings=settings, database=clean_db)
+            again.state.ctx.flags.start()
+            apps.append(again)
+            counts = await rotate(again.state.ctx)
+            async with clean_db.read() as conn:
+                tables = await conn.scalars(sa.text(
+                    "SELECT table_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                    "AND column_name = 'key_id'"))
+                left = {t: n for t in tables if (n := await conn.scalar(sa.text(
+                    f'SELECT count(*) FROM "{t}" WHERE key_id <> :k'), {"k": key_id}))}
+            assert not left, f"rows still sealed under another PII key: {left}"
+            return again, counts
+
+        yield run
         for app in apps:
             app.state.ctx.flags.stop()
 

@@ -83,5 +83,11 @@ class CommsPlugin(Plugin):
 
         await erase_customer(conn, ctx, customer_id)
 
+    @hookimpl
+    async def rotate_keys(self, batch, conn, ctx):
+        from myhibachi.plugins.comms.service import rotate_keys
+
+        return await rotate_keys(conn, ctx, batch=batch)
+
 
 plugin = CommsPlugin()

@@ -28,8 +28,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import (
-    PortError, Problem, customers, fetch_page, invalid, not_found, publish, publish_many, seal_offline, utcnow, vault,
-    webhooks,
+    PortError, Problem, customers, fetch_page, invalid, not_found, publish, publish_many, reseal, seal_offline, utcnow,
+    vault, webhooks,
 )
 from myhibachi.plugins.comms import CommsSettings
 from myhibachi.plugins.comms.models import comms_consents as consents
@@ -734,3 +734,8 @@ async def erase_customer(conn, ctx, customer_id: uuid.UUID) -> None:
     opt-out list stays, keyed by hash, so a number that said STOP is never texted again."""
     await conn.run(sa.delete(messages).where(messages.c.customer_id == customer_id))
     await conn.run(sa.delete(consents).where(consents.c.customer_id == customer_id))
+
+
+async def rotate_keys(conn, ctx, *, batch: int) -> int:
+    """Every message sealed again under the current PII key (``myhibachi admin rotate-pii``)."""
+    return await reseal(conn, ctx, messages, lambda row, field: _aad(row["id"], field), batch=batch)

@@ -50,5 +50,11 @@ class EmbeddingsPlugin(Plugin):
 
         await erase_customer(conn, customer_id)
 
+    @hookimpl
+    async def rotate_keys(self, batch, conn, ctx):
+        from myhibachi.plugins.embeddings.service import rotate_keys
+
+        return await rotate_keys(conn, ctx, batch=batch)
+
 
 plugin = EmbeddingsPlugin()

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from sqlalchemy.dialects.postgresql import insert
 
-from myhibachi.core import CallTranscripts, CustomerFeedback, customers, fetch_page, publish_many, tables, vault, webhooks
+from myhibachi.core import (CallTranscripts, CustomerFeedback, customers, fetch_page, publish_many, reseal, tables,
+                            vault, webhooks)
 from myhibachi.plugins.embeddings.models import ai_embedding_queue as queue
 from myhibachi.plugins.embeddings.models import ai_embeddings
 
@@ -198,3 +199,9 @@ async def erase_customer(conn, customer_id: uuid.UUID) -> None:
     for table in (ai_embeddings, queue):
         whose = table.c.customer_id == customer_id
         await conn.run(sa.delete(table).where(sa.or_(whose, table.c.phone_hash == digest) if digest else whose))
+
+
+async def rotate_keys(conn, ctx, *, batch: int) -> int:
+    """Every stored and queued text sealed again under the current PII key."""
+    return (await reseal(conn, ctx, ai_embeddings, lambda row, field: aad(row["id"]), batch=batch)
+            + await reseal(conn, ctx, queue, lambda row, field: _queue_aad(row["source_id"]), batch=batch))

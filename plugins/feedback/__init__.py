@@ -48,5 +48,11 @@ class FeedbackPlugin(Plugin):
 
         await erase_customer(conn, customer_id)
 
+    @hookimpl
+    async def rotate_keys(self, batch, conn, ctx):
+        from myhibachi.plugins.feedback.service import rotate_keys
+
+        return await rotate_keys(conn, ctx, batch=batch)
+
 
 plugin = FeedbackPlugin()

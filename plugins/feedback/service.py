@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core import check_owner_or, conflict, fetch_page, invalid, not_found, publish, tables, vault
+from myhibachi.core import check_owner_or, conflict, fetch_page, invalid, not_found, publish, reseal, tables, vault
 from myhibachi.plugins.feedback.models import SENTIMENTS
 from myhibachi.plugins.feedback.models import customer_feedback as F
 
@@ -144,3 +144,8 @@ async def merge_customer(conn, source_id: uuid.UUID, target_id: uuid.UUID) -> No
 async def erase_customer(conn, customer_id: uuid.UUID) -> None:
     """An erasure: the customer's feedback goes, their words with it."""
     await conn.run(sa.delete(F).where(F.c.customer_id == customer_id))
+
+
+async def rotate_keys(conn, ctx, *, batch: int) -> int:
+    """Every feedback text sealed again under the current PII key."""
+    return await reseal(conn, ctx, F, lambda row, field: _aad(row["id"]), batch=batch)

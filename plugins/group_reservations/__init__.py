@@ -57,5 +57,11 @@ class GroupReservationsPlugin(Plugin):
 
         return await service.menu_lines(conn, booking)
 
+    @hookimpl
+    async def rotate_keys(self, batch, conn, ctx):
+        from myhibachi.plugins.group_reservations.service import rotate_keys
+
+        return await rotate_keys(conn, ctx, batch=batch)
+
 
 plugin = GroupReservationsPlugin()

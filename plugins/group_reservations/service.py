@@ -415,3 +415,23 @@ async def merge_customer(conn, source_id: uuid.UUID, target_id: uuid.UUID) -> No
                   for p in row["billing"]["payers"]]
         await conn.run(sa.update(groups).where(groups.c.id == row["id"]).values(
             billing={**row["billing"], "payers": payers}, updated_at=sa.func.now()))
+
+
+async def rotate_keys(conn, ctx, *, batch: int) -> int:
+    """Every group's guest list sealed again under the current PII key (the group's row holds
+    the key of its guests' ciphertexts, bound to the group)."""
+    v = vault(ctx)
+    read = (sa.select(groups.c.id, groups.c.key_id).where(groups.c.key_id != v.current_id).limit(batch)
+            .with_for_update(skip_locked=True))
+    done = 0
+    while rows := await conn.fetch_all(read):
+        for group in rows:
+            def again(token, field, group=group):
+                return v.encrypt(v.decrypt(token, group["key_id"], _aad(group["id"], field)), _aad(group["id"], field))
+
+            for guest in await conn.fetch_all(sa.select(guests).where(guests.c.group_id == group["id"])):
+                await conn.run(sa.update(guests).where(guests.c.id == guest["id"]).values(
+                    **{f"{f}_enc": again(guest[f"{f}_enc"], f) for f in ("name", "contact", "dietary", "allergens")}))
+            await conn.run(sa.update(groups).where(groups.c.id == group["id"]).values(key_id=v.current_id))
+        done += len(rows)
+    return done

@@ -69,5 +69,11 @@ class MlOpsPlugin(Plugin):
                 Event("ai.model_trained", s.ModelTrained), Event("ai.model_evaluated", s.ModelEvaluated),
                 Event("ai.batch_completed", s.BatchCompleted)]
 
+    @hookimpl
+    async def rotate_keys(self, batch, conn, ctx):
+        from myhibachi.plugins.ml_ops.service import rotate_keys
+
+        return await rotate_keys(conn, ctx, batch=batch)
+
 
 plugin = MlOpsPlugin()

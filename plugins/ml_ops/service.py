@@ -29,8 +29,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from myhibachi.core import PortError, Problem, fetch_page, invalid, not_found, publish, vault
-from myhibachi.plugins.ml_ops.models import aad, calls, conversations, templates, turns
+from myhibachi.core import PortError, Problem, fetch_page, invalid, not_found, publish, reseal, vault
+from myhibachi.plugins.ml_ops.models import aad, batch_items, calls, conversations, examples, templates, turns
 from myhibachi.plugins.ml_ops.models import cache as C
 
 log = logging.getLogger("myhibachi.ml_ops")
@@ -414,3 +414,15 @@ async def costs(conn, *, group_by: str, since: date | None, until: date | None, 
     return {"items": [{**r, "cache_hit_rate": _rate(r)} for r in rows], "next_cursor": next_cursor,
             "group_by": group_by, "total_cost_microcents": total["cost_microcents"], "calls": total["calls"],
             "cache_hit_rate": _rate(total)}
+
+
+async def rotate_keys(conn, ctx, *, batch: int) -> int:
+    """Every sealed text (turns, summaries, cached answers, examples, batch items) sealed again
+    under the current PII key; each bound, as written, to its table, field and primary key."""
+    done = 0
+    for table in (C, conversations, turns, examples, batch_items):
+        def bound(row, field, table=table):
+            return aad(table, field, *(row[c.name] for c in table.primary_key.columns))
+
+        done += await reseal(conn, ctx, table, bound, batch=batch)
+    return done

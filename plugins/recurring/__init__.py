@@ -25,5 +25,11 @@ class RecurringPlugin(Plugin):
     permissions = ("recurring.read", "recurring.write")
     settings = RecurringSettings
 
+    @hookimpl
+    async def rotate_keys(self, batch, conn, ctx):
+        from myhibachi.plugins.recurring.service import rotate_keys
+
+        return await rotate_keys(conn, ctx, batch=batch)
+
 
 plugin = RecurringPlugin()

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from dateutil.rrule import rrule, rrulestr
 
 from myhibachi.core import (Principal, Problem, bookings, check_owner_or, conflict, fetch_page, invalid, not_found,
-                            tables, utcnow, vault)
+                            reseal, tables, utcnow, vault)
 from myhibachi.plugins.recurring.models import instances, patterns
 
 ACTIVE = ("pending", "confirmed")
@@ -204,3 +204,8 @@ async def extend_horizon(conn, ctx) -> int:
     for p in due:
         await materialise(conn, ctx, _principal(p["customer_id"]), opened(ctx, p), horizon, today)
     return len(due)
+
+
+async def rotate_keys(conn, ctx, *, batch: int) -> int:
+    """Every pattern's address and requests sealed again under the current PII key."""
+    return await reseal(conn, ctx, patterns, lambda row, field: _aad(row["id"], field), batch=batch)

@@ -74,5 +74,11 @@ class VoiceAiPlugin(Plugin):
 
         await erase_customer(conn, customer_id)
 
+    @hookimpl
+    async def rotate_keys(self, batch, conn, ctx):
+        from myhibachi.plugins.voice_ai.service import rotate_keys
+
+        return await rotate_keys(conn, ctx, batch=batch)
+
 
 plugin = VoiceAiPlugin()

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from myhibachi.core import (PortError, Principal, Problem, conflict, customers, fetch_page, invalid, not_found, publish,
-                            tables, vault, webhooks)
+                            reseal, tables, vault, webhooks)
 from myhibachi.plugins.voice_ai import intents, ivr
 from myhibachi.plugins.voice_ai.models import voice_calls, voice_ivr_steps, voice_utterances
 
@@ -362,3 +362,10 @@ async def erase_customer(conn, customer_id: uuid.UUID) -> None:
     digest = await conn.scalar(_CUSTOMER_PHONE, {"id": customer_id})
     if digest is not None:
         await conn.run(sa.delete(voice_calls).where(voice_calls.c.phone_hash == digest))
+
+
+async def rotate_keys(conn, ctx, *, batch: int) -> int:
+    """Every call's numbers and every utterance sealed again under the current PII key."""
+    return (await reseal(conn, ctx, voice_calls, lambda row, field: _aad(row["id"], field), batch=batch)
+            + await reseal(conn, ctx, voice_utterances, lambda row, field: f"voice_utterances.text:{row['id']}",
+                           batch=batch))

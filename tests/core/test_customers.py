@@ -289,7 +289,7 @@ async def test_cli_rotates_customers_to_a_new_pii_key(make_app, settings, db_url
     spec = cli("new-pii-key", "k9").stdout.strip()
     rotated = cli("rotate-pii", MYHIBACHI_PII_KEYS=spec)
     assert rotated.returncode == 0, rotated.stderr
-    assert "re-sealed 1 customer(s)" in rotated.stdout
+    assert "re-sealed 1 customer(s), 0 booking(s), 0 webhook event(s), 0 plugin row(s)" in rotated.stdout
     new = make_app([], pii_keys=spec).state.ctx
     async with new.db.read() as conn:
         assert await conn.scalar(sa.select(customers.c.key_id)) == "k9"

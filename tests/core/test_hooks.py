@@ -469,3 +469,30 @@ async def test_hook_customer_fields(make_app, client_of, customer, staff, monkey
                                                      {"letter": "Z", "asked_by": "api_key", "bookings": 1}]
     assert plugin.calls == [2, 1]
     assert changed["initials"] == {"letter": "Y", "asked_by": "api_key", "bookings": 1}
+
+
+async def test_hook_rotate_keys(make_app, customer, rotate_pii):
+    """``myhibachi admin rotate-pii`` calls every loaded plugin's ``rotate_keys``, its flag off
+    too, in the transaction that has just sealed the core's rows again, and counts what they
+    sealed; a plugin that raises leaves every row under the key it had. Broken on purpose by
+    gating the hook on flags: red (the plugin is not called)."""
+    class Rotates(Hooked):
+        seen: list = []
+
+        @hookimpl
+        async def rotate_keys(self, batch, conn, ctx):
+            self.seen.append((batch, await conn.scalar(sa.select(customers.c.key_id))))
+            if len(self.seen) > 1:
+                raise RuntimeError("the second rotation fails half-way")
+            return 7
+
+    plugin = Rotates()
+    app = make_app([plugin], flags=OFF)
+    await customer(name="Ana Cook")
+    again, counts = await rotate_pii(app, key_id="k2")
+    assert counts == {"customer(s)": 1, "booking(s)": 0, "webhook event(s)": 0, "plugin row(s)": 7}
+    assert plugin.seen == [(500, "k2")]
+    with pytest.raises(RuntimeError, match="half-way"):
+        await rotate_pii(again, key_id="k3")
+    async with again.state.ctx.db.read() as conn:
+        assert await conn.scalar(sa.select(customers.c.key_id)) == "k2"

@@ -38,7 +38,8 @@ async def plaintext_hits(conn, needles) -> list[str]:
     return hits
 
 
-async def test_no_plaintext_email_phone_or_message_text_at_rest_after_a_journey(make_app, client_of, staff):
+async def test_no_plaintext_email_phone_or_message_text_at_rest_after_a_journey(make_app, client_of, staff,
+                                                                                     rotate_pii):
     """A customer signs up and logs in, books, staff send them an SMS and an email (with
     Idempotency-Key) and one to a bare address, the worker sends them through the offline
     adapters, Twilio's status callback (carrying the number) arrives, events are delivered,
@@ -47,7 +48,11 @@ async def test_no_plaintext_email_phone_or_message_text_at_rest_after_a_journey(
     notes. Broken on purpose by storing idempotent responses unsealed (the
     idempotency_keys.response column held all three) and by recording the offline outbox as
     given (offline_outbox.payload): red; and before bookings were sealed, bookings.address,
-    bookings.menu and bookings.notes held theirs."""
+    bookings.menu and bookings.notes held theirs.
+
+    Then a new PII key becomes current and ``myhibachi admin rotate-pii`` runs: every row is
+    sealed under it (the messages through comms' ``rotate_keys``) and reads back the same over
+    HTTP. Broken on purpose by leaving comms' hook out: red (comms_messages names the old key)."""
     app = make_app([CommsPlugin(), "admin_rbac", "audit"],
                    flags={FLAG: True, "FEATURE_FLAG_ADMIN_USERS": True, "FEATURE_FLAG_AUDIT_LOGS": True})
     ctx = app.state.ctx
@@ -62,6 +67,7 @@ async def test_no_plaintext_email_phone_or_message_text_at_rest_after_a_journey(
                          headers={**auth, "Idempotency-Key": "book-1"})
         assert r.status_code == 201, r.text
         assert (r.json()["address"], r.json()["menu"], r.json()["notes"]) == (ADDRESS, MENU, NOTES)
+        booking = r.json()["id"]
         r = await c.patch(f"/v1/admin/customers/{customer}", json={"name": "Ann Planted Lee"}, headers=admin)
         assert r.status_code == 200, r.text
 
@@ -95,3 +101,14 @@ async def test_no_plaintext_email_phone_or_message_text_at_rest_after_a_journey(
     async with ctx.db.read() as conn:
         assert await conn.scalar(sa.text("SELECT count(*) FROM idempotency_keys")) == 4
         assert await plaintext_hits(conn, NEEDLES) == []
+
+    again, counts = await rotate_pii(app)
+    assert counts == {"customer(s)": 1, "booking(s)": 1, "webhook event(s)": 1, "plugin row(s)": 3}
+    async with client_of(again) as c:
+        history = (await c.get("/v1/communications/sms/history", params={"customer_id": customer},
+                               headers=admin)).json()["items"]
+        stored = (await c.get(f"/v1/bookings/{booking}", headers=auth)).json()
+        profile = (await c.get(f"/v1/admin/customers/{customer}", headers=admin)).json()
+    assert [(m["to"], m["body"]) for m in history] == [(PHONE, TEXT)]
+    assert (stored["address"], stored["menu"], stored["notes"]) == (ADDRESS, MENU, NOTES)
+    assert (profile["email"], profile["name"]) == (EMAIL, "Ann Planted Lee")

@@ -126,12 +126,13 @@ async def test_embeddings_search(make_app, client_of, seed, database):
     assert len(rows) == len(FAQ) + 1 and by_id(await published(database)) == as_events(rows)
 
 
-async def test_embeddings_similarity(make_app, client_of, seed, database, drain):
+async def test_embeddings_similarity(make_app, client_of, seed, database, drain, rotate_pii):
     """Inbound SMS reach the hub; their event queues each text once (sealed), the worker embeds
     the queue in one batch (no request embeds a conversation), and similar/{id} answers the
     conversations nearest in meaning. Broken on purpose: the queue without its once-per-source
     conflict rule (a replayed delivery queued twice, red); similar including the conversation
-    itself (red)."""
+    itself (red). A PII key rotation seals the stored texts and a still queued one again: they
+    read back the same (similar's texts, the queued one embedded afterwards); rotating none: red."""
     from myhibachi.core.scheduled import pollers
     from myhibachi.plugins.embeddings import service
     from myhibachi.plugins.embeddings.models import ai_embedding_queue
@@ -194,6 +195,25 @@ async def test_embeddings_similarity(make_app, client_of, seed, database, drain)
         assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
         bad = await c.get("/v1/ai/embeddings/similar/SM1", params={"limit": 0})
         assert bad.status_code == 422 and field_of(bad) == "query.limit"
+
+    late = "Could you bring a vegetarian menu for two of the guests?"
+    async with client_of(app) as c:
+        params = {"MessageSid": "SM6", "From": "+12025550101", "To": "+15550009999", "Body": late}
+        answer = await c.post("/v1/webhooks/twilio", data=params,
+                              headers={"X-Twilio-Signature": ctx.ports.sms.sign_webhook(url, params)})
+        assert answer.status_code == 200, answer.text
+    while await deliver_due(ctx):
+        pass
+    again, counts = await rotate_pii(app)  # 5 stored texts and SM6 still queued; 6 inbound SMS deliveries
+    assert counts == {"customer(s)": 0, "booking(s)": 0, "webhook event(s)": 6, "plugin row(s)": 6}
+    async with client_of(again, headers=await seed.staff("ai.read")) as c:
+        near = (await c.get("/v1/ai/embeddings/similar/SM5")).json()["items"]
+        assert sorted((h["source_id"], h["text"]) for h in near) == sorted(
+            (sid, text) for sid, text in texts.items() if sid != "SM5")
+        assert await pollers(again.state.ctx)["embeddings"](again.state.ctx) == 1  # the queued text, opened
+        found = (await c.post("/v1/ai/embeddings/search", params={"limit": 1},
+                              json={"query": "meat-free food for some guests", "kind": "sms"})).json()["items"]
+        assert [(h["source_id"], h["text"]) for h in found] == [("SM6", late)]
 
 
 async def test_embeddings_clustering(make_app, client_of, seed, database):

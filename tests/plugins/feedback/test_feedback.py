@@ -48,13 +48,15 @@ async def completed(app, client_of, seed, customer, count=1, days_ago=2):
     return made
 
 
-async def test_customer_feedback_history(make_app, client_of, seed):
+async def test_customer_feedback_history(make_app, client_of, seed, rotate_pii):
     """A customer rates their own completed bookings; another's booking and one not completed
     are refused naming the field, a second feedback on a booking is a conflict; the words are
     sealed, scored, listed newest first in cursor pages and summed up by sentiment, rating and
     month; each feedback publishes ``feedback.submitted`` (ids, no words). Broken on purpose:
     without the completed check the confirmed booking takes feedback (red); storing the text
-    in clear (red); the summary's month in UTC instead of the asked zone (red)."""
+    in clear (red); the summary's month in UTC instead of the asked zone (red). After a PII key
+    rotation both texts read back as written under the new key only (red without the plugin's
+    rotate_keys)."""
     app = app_of(make_app)
     ana, bo = await seed.customer(), await seed.customer()
     praised, complained = await completed(app, client_of, seed, ana, 2)
@@ -132,6 +134,14 @@ async def test_customer_feedback_history(make_app, client_of, seed):
         assert (await c.get(f"/v1/customers/{ana}/feedback")).json()["items"][0]["text"] == COMPLAINT
         assert (await c.post(url, json={"booking_id": str(praised), "rating": 3, "text": "x"})).status_code == 403
     assert len(await submitted(seed.db)) == 2
+
+    again, counts = await rotate_pii(app)
+    assert counts["plugin row(s)"] == 2  # the praise and the complaint
+    async with client_of(again, headers=seed.token(ana)) as c:
+        read = await c.get(url)
+    assert read.status_code == 200, read.text
+    assert [(i["id"], i["text"]) for i in read.json()["items"]] == [(second.json()["id"], COMPLAINT),
+                                                                     (body["id"], PRAISE)]
 
 
 async def test_staff_record_feedback_once_however_often_it_is_sent(make_app, client_of, seed):

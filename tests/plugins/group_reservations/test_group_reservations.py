@@ -50,17 +50,20 @@ async def location(c, staff, capacity=6, stations=2):
     return r.json()["id"]
 
 
-async def test_booking_group_reservations(make_app, client_of, customer, staff, clean_db):
+async def test_booking_group_reservations(make_app, client_of, customer, staff, clean_db, rotate_pii):
     """Broken on purpose: without the menu lines of price_booking the stations' totals lack
     the filet surcharges (red); with _split rounding down only, the shares miss the total by
     a cent (red); without the station check in validate_booking a plain booking claims a
     group table, and a station's party changes by PATCH (red); without the by-amount check
     the wrong amounts are stored (red); without the deadline check the late change is taken
-    (red)."""
+    (red). After a PII key rotation the group's guests (names, contacts, dietary notes,
+    allergens) read back as planted under the new key only (red without the plugin's
+    rotate_keys, or with the guests re-sealed under other associated data)."""
     app = app_of(make_app)
     ana = await customer()
     start = datetime.combine(utcnow().astimezone(NY).date() + timedelta(days=10), time(18))
-    seven = [guest("Ana", menu="filet", allergens=["shellfish"]), guest("Bo", payer="Bo"), guest("Cy", child=True),
+    seven = [guest("Ana", menu="filet", allergens=["shellfish"], contact="ana@example.com", dietary="no pork"),
+             guest("Bo", payer="Bo", contact="(415) 555-0100"), guest("Cy", child=True, dietary="vegetarian"),
              guest("Di", table=2, payer="Bo", menu="filet"), guest("Ed", table=2), guest("Flo", table=2, child=True),
              guest("Gus", table=2, payer="Bo")]
     async with client_of(app, headers=ana.headers) as c:
@@ -130,6 +133,14 @@ async def test_booking_group_reservations(make_app, client_of, customer, staff, 
         closed = await c.put(f"/v1/bookings/groups/{g['id']}/guests", json={"guests": seven})
     assert closed.status_code == 409 and "menu deadline" in closed.json()["detail"]
     assert len(await rows(clean_db, sa.select(stations))) == 2
+
+    again, counts = await rotate_pii(app)
+    assert counts["plugin row(s)"] == 1  # the one group (its six guests with it)
+    async with client_of(again, headers=ana.headers) as c:
+        read = await c.get(f"/v1/bookings/groups/{g['id']}")
+    assert read.status_code == 200, read.text
+    assert [(x["name"], x["contact"], x["dietary"], x["allergens"]) for x in read.json()["guests"]] == [
+        (x["name"], x.get("contact"), x.get("dietary"), x.get("allergens", [])) for x in seven[:6]]
 
 
 async def test_staff_book_a_group_for_a_customer(make_app, client_of, customer, staff, clean_db):

@@ -23,13 +23,15 @@ def ask(text: str, **kw) -> dict:
     return {"messages": [{"role": "user", "content": text}], **kw}
 
 
-async def test_ml_ops_texts_are_sealed_at_rest(make_app, client_of, staff, drain, clean_db, httpserver):
+async def test_ml_ops_texts_are_sealed_at_rest(make_app, client_of, staff, drain, clean_db, httpserver, rotate_pii):
     """A conversation long enough to be summarised, a cached answer, an intent classifier's
     and a fine-tuning's examples and a batch, all over HTTP: the API answers each text back
     (the model is sent the summary and the turns, the cache answers the same words, the batch
     its outputs, OpenAI gets the chats), and no text, json or array column of the database
     holds one planted word. Broken on purpose by leaving the language model's requests out of
-    the offline outbox's sealing: red (offline_outbox.payload holds the words)."""
+    the offline outbox's sealing: red (offline_outbox.payload holds the words). After a PII key
+    rotation every row of the five tables is sealed again and reads back the same over HTTP
+    (cache, batch outputs, summary and turns, examples); broken by rotating none: red."""
     httpserver.expect_request("/v1/files", method="POST").respond_with_json({
         "id": "file-abc", "object": "file", "bytes": 1000, "created_at": 1700000000, "filename": "faq.jsonl",
         "purpose": "fine-tune", "status": "processed"})
@@ -83,6 +85,25 @@ async def test_ml_ops_texts_are_sealed_at_rest(make_app, client_of, staff, drain
         assert await conn.scalar(sa.text("SELECT count(*) FROM ml_ops_turns")) == 8
         assert await conn.scalar(sa.text("SELECT count(*) FROM ml_ops_cache")) >= 1
         assert await plaintext_hits(conn, NEEDLES) == []
+
+    again_app, counts = await rotate_pii(app)
+    # 7 cached answers, 1 conversation summary, 8 turns, 22 examples (12 intents, 10 chats), 2 batch items
+    assert counts == {"customer(s)": 0, "booking(s)": 0, "webhook event(s)": 0, "plugin row(s)": 40}
+    async with client_of(again_app) as c:
+        cached = await c.post("/v1/ai/completions", json=ask("Is the okapi grill hot?", model="offline"),
+                              headers=headers)
+        read = await c.get(f"/v1/ai/batches/{batch.json()['id']}", headers=headers)
+        more = await c.post("/v1/ai/completions", json=ask("Is there parking?", conversation_id=conversation,
+                                                           model="offline"), headers=headers)
+        sent = (await model_requests(again_app))[-1]["messages"]
+        evaluated = await c.post(f"/v1/ai/models/{trained.json()['id']}/evaluate", headers=headers)
+    assert (cached.json()["cached"], cached.json()["content"]) == (True, first.json()["content"])
+    assert read.json()["results"] == done.json()["results"]
+    assert more.status_code == 200, more.text
+    assert sent[0]["role"] == "system" and "marzipan" in sent[0]["content"]  # the summary, opened and extended
+    assert any("seven in the evening" in m["content"] for m in sent[1:-1])  # an earlier turn, opened again
+    assert evaluated.status_code == 201, evaluated.text
+    assert evaluated.json()["examples"] == status.json()["test_examples"]
 
 
 async def test_a_sealed_ml_ops_text_opens_only_in_its_own_row(make_app, client_of, staff, drain, clean_db):

@@ -20,6 +20,7 @@ from myhibachi.plugins.reminders.models import booking_reminders
 LA = ZoneInfo("America/Los_Angeles")
 FLAGS = {"FEATURE_FLAG_RECURRING_BOOKINGS": True, "FEATURE_FLAG_BOOKING_REMINDERS": True,
          "FEATURE_FLAG_DIRECT_COMMUNICATIONS": True}
+REQUESTS = "Gate code 4417; nut allergy at the table"
 
 
 def app_of(make_app, horizon_days=400, flags=FLAGS):
@@ -54,7 +55,9 @@ async def series_bookings(db, pattern_id):
                       .where(instances.c.pattern_id == pattern_id).order_by(instances.c.occurrence_date))
 
 
-async def test_booking_recurring_events(make_app, client_of, customer, staff, drain, clean_db):
+async def test_booking_recurring_events(make_app, client_of, customer, staff, drain, clean_db, rotate_pii):
+    """After a PII key rotation the pattern's address and special requests read back as planted,
+    under the new key only (red without the plugin's rotate_keys)."""
     app = app_of(make_app)
     ana, bo = await customer(email="ana@example.com"), await customer(email="bo@example.com")
     start = dst_week()
@@ -79,7 +82,7 @@ async def test_booking_recurring_events(make_app, client_of, customer, staff, dr
     assert len(await rows(clean_db, sa.select(tables.bookings))) == 2  # nothing half-written
 
     async with client_of(app, headers=ana.headers) as c:
-        made = await c.post("/v1/bookings/recurring", json=body(start, skip_conflicts=True))
+        made = await c.post("/v1/bookings/recurring", json=body(start, skip_conflicts=True, special_requests=REQUESTS))
         assert made.status_code == 201, made.text
         pid = made.json()["id"]
         page1 = await c.get(f"/v1/bookings/recurring/{pid}/instances", params={"limit": 2})
@@ -133,6 +136,13 @@ async def test_booking_recurring_events(make_app, client_of, customer, staff, dr
     reminders = await rows(clean_db, sa.select(booking_reminders.c.status)
                            .where(booking_reminders.c.booking_id.in_([after[1]["id"], after[2]["id"]])))
     assert reminders and {r["status"] for r in reminders} == {"cancelled"}
+
+    again, counts = await rotate_pii(app)
+    assert counts["plugin row(s)"] == 1  # the one pattern
+    async with client_of(again, headers=ana.headers) as c:
+        read = await c.get(f"/v1/bookings/recurring/{pid}")
+    assert read.status_code == 200, read.text
+    assert (read.json()["address"], read.json()["special_requests"]) == ("1 Main St, Springfield", REQUESTS)
 
 
 async def test_rolling_horizon_bounds_rows_and_the_periodic_job_extends_it(make_app, client_of, customer, drain,

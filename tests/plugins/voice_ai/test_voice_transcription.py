@@ -19,7 +19,7 @@ async def _call(app, client_of, sid: str) -> uuid.UUID:
     return call["id"]
 
 
-async def test_voice_transcription(make_app, client_of, seed, whisper, clips):
+async def test_voice_transcription(make_app, client_of, seed, whisper, clips, rotate_pii):
     """Two spoken sentences come back as their words (numbers normalised; WER at most 0.35,
     0.17 measured with the domain prompt, bench/voice_wer.py), stored as two sealed utterances
     in order, published once each; the same clip again is the same utterance; audio that is
@@ -27,7 +27,8 @@ async def test_voice_transcription(make_app, client_of, seed, whisper, clips):
     nothing stored.
     Broken on purpose: without the audio digest lookup the repeated clip is transcribed again
     and refused by the unique index instead of answering the stored utterance (red); with the
-    speech prompt dropped "hibachi" is not heard (red)."""
+    speech prompt dropped "hibachi" is not heard (red). A PII key rotation seals the call's
+    numbers and both utterances again, and they read back the same; rotating none: red."""
     app = voice_app(make_app, speech=whisper)
     ctx = app.state.ctx
     call_id = await _call(app, client_of, "CA500")
@@ -69,6 +70,15 @@ async def test_voice_transcription(make_app, client_of, seed, whisper, clips):
                for u in stored)
     assert [e["utterance_id"] for e in await events(ctx.db, "voice.utterance.transcribed")] == \
         [heard["id"], change["id"]]
+
+    again, counts = await rotate_pii(app)  # the call and its two utterances
+    assert counts == {"customer(s)": 0, "booking(s)": 0, "webhook event(s)": 0, "plugin row(s)": 3}
+    async with client_of(again, headers=staff) as c:
+        call = (await c.get(f"/v1/ai/voice/calls/{call_id}")).json()
+        said = (await c.get(f"/v1/ai/voice/calls/{call_id}/transcript")).json()["items"]
+    form = call_form("CA500")
+    assert (call["from_number"], call["to_number"]) == (form["From"], form["To"])
+    assert [(u["id"], u["text"]) for u in said] == [(heard["id"], heard["text"]), (change["id"], change["text"])]
 
 
 async def test_voice_sentiment_realtime(make_app, client_of, seed, whisper, clips):
