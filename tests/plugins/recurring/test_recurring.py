@@ -56,8 +56,12 @@ async def series_bookings(db, pattern_id):
 
 
 async def test_booking_recurring_events(make_app, client_of, customer, staff, drain, clean_db, rotate_pii):
-    """After a PII key rotation the pattern's address and special requests read back as planted,
-    under the new key only (red without the plugin's rotate_keys)."""
+    """A weekly series over a DST change: an unbounded or unreadable rule is a 422 naming the
+    field, a full slot refuses the whole series (listing the date, nothing written) unless
+    conflicts are skipped; each instance is a core booking at 7 pm local, priced, published
+    and reminded; a change or cancellation of the series leaves the instance that took place
+    alone. After a PII key rotation the pattern's address and special requests read back as
+    planted, under the new key only (red without the plugin's rotate_keys)."""
     app = app_of(make_app)
     ana, bo = await customer(email="ana@example.com"), await customer(email="bo@example.com")
     start = dst_week()
