@@ -94,6 +94,10 @@ class Vault:
         raw = base64.b64decode(token)
         return cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad.encode()).decode()
 
+    def rekey(self, token: str | None, key_id: str, aad: str) -> str | None:
+        """A ciphertext sealed under ``key_id``, sealed again under the current key (same ``aad``)."""
+        return self.encrypt(self.decrypt(token, key_id, aad), aad)
+
     def seal_json(self, value: Any, aad: str, field: str = "sealed") -> dict[str, str]:
         """A JSON value's stored form, ``{field: ciphertext, "key_id": key id}``, bound to ``aad``."""
         return {field: self.encrypt(json.dumps(value, ensure_ascii=False), aad), "key_id": self.current_id}
@@ -124,12 +128,11 @@ async def reseal(conn, ctx, table: sa.Table, aad: Callable[[Any, str], str], *, 
     v = vault(ctx)
     key = list(table.primary_key.columns)
     fields = [c.name[:-4] for c in table.c if c.name.endswith("_enc")]
-    read = (sa.select(table).where(table.c.key_id != v.current_id).limit(batch).with_for_update(skip_locked=True))
+    read = sa.select(table).where(table.c.key_id != v.current_id).limit(batch).with_for_update(skip_locked=True)
     done = 0
     while rows := await conn.fetch_all(read):
         for row in rows:
-            values = {f"{f}_enc": v.encrypt(v.decrypt(row[f"{f}_enc"], row["key_id"], aad(row, f)), aad(row, f))
-                      for f in fields}
+            values = {f"{f}_enc": v.rekey(row[f"{f}_enc"], row["key_id"], aad(row, f)) for f in fields}
             await conn.run(sa.update(table).where(*(c == row[c.name] for c in key))
                            .values(**values, key_id=v.current_id))
         done += len(rows)

@@ -426,12 +426,10 @@ async def rotate_keys(conn, ctx, *, batch: int) -> int:
     done = 0
     while rows := await conn.fetch_all(read):
         for group in rows:
-            def again(token, field, group=group):
-                return v.encrypt(v.decrypt(token, group["key_id"], _aad(group["id"], field)), _aad(group["id"], field))
-
             for guest in await conn.fetch_all(sa.select(guests).where(guests.c.group_id == group["id"])):
-                await conn.run(sa.update(guests).where(guests.c.id == guest["id"]).values(
-                    **{f"{f}_enc": again(guest[f"{f}_enc"], f) for f in ("name", "contact", "dietary", "allergens")}))
+                await conn.run(sa.update(guests).where(guests.c.id == guest["id"]).values(**{
+                    f"{f}_enc": v.rekey(guest[f"{f}_enc"], group["key_id"], _aad(group["id"], f))
+                    for f in ("name", "contact", "dietary", "allergens")}))
             await conn.run(sa.update(groups).where(groups.c.id == group["id"]).values(key_id=v.current_id))
         done += len(rows)
     return done

@@ -38,6 +38,10 @@ def _aad(call_id: uuid.UUID, field: str) -> str:
     return f"voice_calls.{field}:{call_id}"
 
 
+def _said_aad(utterance_id: uuid.UUID) -> str:
+    return f"voice_utterances.text:{utterance_id}"
+
+
 def call_view(ctx, row) -> dict[str, Any]:
     v = vault(ctx)
     return {**row, "from_number": v.decrypt(row["from_enc"], row["key_id"], _aad(row["id"], "from")),
@@ -187,7 +191,7 @@ class Transcripts:
 
 
 def utterance_view(ctx, row) -> dict[str, Any]:
-    text = vault(ctx).decrypt(row["text_enc"], row["key_id"], f"voice_utterances.text:{row['id']}")
+    text = vault(ctx).decrypt(row["text_enc"], row["key_id"], _said_aad(row["id"]))
     return {**row, "text": text}
 
 
@@ -201,7 +205,7 @@ async def record_utterance(conn, ctx, call, text: str, *, source: str, sha: str 
     score, uid = sentiment(text), uuid.uuid4()
     row = await conn.fetch_one(sa.insert(voice_utterances).values(
         id=uid, call_id=call["id"], seq=count + 1, source=source, key_id=v.current_id,
-        text_enc=v.encrypt(text, f"voice_utterances.text:{uid}"), sentiment=score, audio_sha256=sha, model=model,
+        text_enc=v.encrypt(text, _said_aad(uid)), sentiment=score, audio_sha256=sha, model=model,
         elapsed_ms=elapsed_ms).returning(*voice_utterances.c))
     changes: dict[str, Any] = {"sentiment_score": score}
     before = float(mean or 0.0)
@@ -367,5 +371,4 @@ async def erase_customer(conn, customer_id: uuid.UUID) -> None:
 async def rotate_keys(conn, ctx, *, batch: int) -> int:
     """Every call's numbers and every utterance sealed again under the current PII key."""
     return (await reseal(conn, ctx, voice_calls, lambda row, field: _aad(row["id"], field), batch=batch)
-            + await reseal(conn, ctx, voice_utterances, lambda row, field: f"voice_utterances.text:{row['id']}",
-                           batch=batch))
+            + await reseal(conn, ctx, voice_utterances, lambda row, field: _said_aad(row["id"]), batch=batch))
